@@ -1,0 +1,104 @@
+// The trace's own types: what the tracer logs and the replayer consumes. These are plain C++;
+// src/wire/ converts them to and from the Cap'n Proto encoding (schemas/trace.capnp).
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <string>
+#include <variant>
+#include <vector>
+
+namespace relive::trace {
+
+// Bump when a reader of the old format would misread the new one.
+inline constexpr uint32_t kFormatVersion = 1;
+
+// A span of tracee memory that a syscall wrote (an out-buffer); written back at replay.
+struct MemWrite {
+  uint64_t addr = 0;
+  std::string data;
+  bool operator==(const MemWrite&) const = default;
+};
+
+// A write(2)-family syscall whose fd was the recorder's own stdout or stderr; the replayer
+// reproduces such output on its own stdout or stderr.
+enum class Stream : uint8_t { kNone = 0, kStdout = 1, kStderr = 2 };
+
+// How the replayer treats a syscall.
+enum class SyscallMode : uint8_t {
+  kEmulated = 0,  // not executed at replay: result and out-buffers come from the log
+  kNative = 1,    // executed at replay (memory management, thread creation); result fixed up
+  kMapFile = 2,   // a file mapping: replay maps the saved copy (`file`) at the recorded address
+};
+
+struct SyscallEvent {
+  int32_t tid = 0;
+  int32_t nr = 0;
+  std::array<uint64_t, 6> args{};
+  int64_t result = 0;
+  SyscallMode mode = SyscallMode::kEmulated;
+  std::vector<MemWrite> writes;
+  Stream stream = Stream::kNone;
+  uint64_t data_hash = 0;  // hash of the bytes a write-family syscall sent out; checked at replay
+  std::string file;        // kMapFile: name of the saved copy under the trace's files/
+  bool operator==(const SyscallEvent&) const = default;
+};
+
+// A trapped rdtsc/rdtscp (PR_SET_TSC): the value the instruction produced.
+struct RdtscEvent {
+  int32_t tid = 0;
+  uint64_t tsc = 0;
+  uint32_t aux = 0;  // rdtscp's TSC_AUX (ecx)
+  bool rdtscp = false;
+  bool operator==(const RdtscEvent&) const = default;
+};
+
+// An asynchronous signal, delivered to `tid` right after its previous syscall event.
+struct SignalEvent {
+  int32_t tid = 0;
+  int32_t signo = 0;
+  std::string siginfo;  // the raw siginfo_t (128 bytes) to deliver
+  bool operator==(const SignalEvent&) const = default;
+};
+
+struct ThreadExitEvent {
+  int32_t tid = 0;
+  bool operator==(const ThreadExitEvent&) const = default;
+};
+
+// The last event of a trace: the whole process ended with this wait(2) status.
+struct ProcessExitEvent {
+  int32_t status = 0;
+  bool operator==(const ProcessExitEvent&) const = default;
+};
+
+using Event =
+    std::variant<SyscallEvent, RdtscEvent, SignalEvent, ThreadExitEvent, ProcessExitEvent>;
+
+enum class StartKind : uint8_t {
+  kExec = 0,        // recorded from execve: replay execs the same program
+  kCheckpoint = 1,  // recorded from a running process: replay restores the CRIU image
+};
+
+// The trace directory's header file: what was recorded and how to start its replay.
+struct TraceHeader {
+  uint32_t version = kFormatVersion;
+  StartKind start = StartKind::kExec;
+  std::string program;  // the path that was executed
+  std::vector<std::string> argv;
+  std::vector<std::string> env;
+  std::string cwd;
+  std::string exe_copy;     // files/ name of the executable as it was at record time
+  std::string interp_path;  // the ELF interpreter (PT_INTERP), empty for static programs
+  std::string interp_copy;  // files/ name of the interpreter
+  uint64_t at_random_addr = 0;  // kExec: where the kernel's 16 AT_RANDOM bytes live
+  std::string at_random;        // kExec: their recorded value
+  std::string checkpoint;   // kCheckpoint: directory of the CRIU images, relative to the trace
+  int32_t initial_tid = 0;  // the recorded tid of the first (or attached) thread
+  std::string hostname;
+  std::string kernel;
+  int64_t start_realtime_ns = 0;
+  bool operator==(const TraceHeader&) const = default;
+};
+
+}  // namespace relive::trace
