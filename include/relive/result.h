@@ -34,8 +34,9 @@ class [[nodiscard]] Result {
 #define RELIVE_CONCAT_(a, b) RELIVE_CONCAT_INNER_(a, b)
 // RELIVE_ASSIGN_OR_RETURN(auto x, make_x()); returns the Status from the enclosing function when
 // make_x() failed.
-#define RELIVE_ASSIGN_OR_RETURN(decl, expr)                                   \
-  auto RELIVE_CONCAT_(relive_result_, __LINE__) = (expr);                     \
-  if (!RELIVE_CONCAT_(relive_result_, __LINE__).ok())                         \
-    return RELIVE_CONCAT_(relive_result_, __LINE__).status();                 \
-  decl = std::move(RELIVE_CONCAT_(relive_result_, __LINE__)).value()
+#define RELIVE_ASSIGN_OR_RETURN(decl, expr) \
+  RELIVE_ASSIGN_OR_RETURN_IMPL_(RELIVE_CONCAT_(relive_result_, __COUNTER__), decl, expr)
+#define RELIVE_ASSIGN_OR_RETURN_IMPL_(tmp, decl, expr) \
+  auto tmp = (expr);                                  \
+  if (!tmp.ok()) return tmp.status();                 \
+  decl = std::move(tmp).value()

@@ -1,1 +1,22 @@
-int main() { return 0; }
+// relive: record, replay and migrate Linux workloads. Commands are registered explicitly here.
+#include <CLI/CLI.hpp>
+
+#include "cli/commands.h"
+#include "common/logging.h"
+
+int main(int argc, char** argv) {
+  relive::init_logging();
+  CLI::App app{"relive: record, replay, live-migrate and protect Linux workloads"};
+  app.require_subcommand(1);
+  int exit_code = 0;
+  relive::cli::register_record(app, &exit_code);
+  relive::cli::register_replay(app, &exit_code);
+  relive::cli::register_dump(app, &exit_code);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    int rc = app.exit(e);
+    return rc == 0 ? 0 : relive::cli::kExitError;
+  }
+  return exit_code;
+}

@@ -1,0 +1,34 @@
+// Recording: run or attach to a program under the tracer and write a trace directory from which
+// `replay_trace()` re-executes it exactly.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "relive/result.h"
+
+namespace relive {
+
+struct RecordOptions {
+  std::string trace_dir;          // created; must not exist or be empty
+  std::vector<std::string> argv;  // record from exec: the program and its arguments
+  pid_t attach_pid = 0;           // or: attach to this running process
+};
+
+struct RecordResult {
+  int wait_status = 0;  // how the recorded program ended (a wait(2) status)
+  uint64_t events = 0;
+  uint64_t syscalls = 0;
+  uint64_t signals = 0;
+  uint64_t threads = 0;
+};
+
+Result<RecordResult> record_trace(const RecordOptions& options);
+
+// The exit code a shell would report for a wait(2) status (128+signal when killed).
+int exit_code_of(int wait_status);
+
+}  // namespace relive

@@ -1,0 +1,26 @@
+// Replaying: re-execute a recorded program from its trace, feeding it every recorded result
+// without touching the outside world, and report precisely where it diverges if it ever does.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "relive/result.h"
+
+namespace relive {
+
+struct ReplayOptions {
+  std::string trace_dir;
+  int stdout_fd = 1;  // where the program's recorded stdout/stderr output is reproduced
+  int stderr_fd = 2;
+};
+
+struct ReplayResult {
+  int wait_status = 0;  // the recorded (and reproduced) wait(2) status
+  uint64_t events = 0;
+};
+
+// A divergence is Status::Divergence with a report: event index, expected vs actual.
+Result<ReplayResult> replay_trace(const ReplayOptions& options);
+
+}  // namespace relive

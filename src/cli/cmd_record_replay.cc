@@ -1,0 +1,64 @@
+// relive record | replay | dump
+#include <cstdio>
+#include <memory>
+
+#include "cli/commands.h"
+#include "relive/record.h"
+#include "relive/replay.h"
+#include "trace/dump.h"
+
+namespace relive::cli {
+
+int report_failure(const Status& status) {
+  std::fprintf(stderr, "relive: %s\n", status.to_string().c_str());
+  return status.is_divergence() ? kExitDivergence : kExitError;
+}
+
+void register_record(CLI::App& app, int* exit_code) {
+  auto opts = std::make_shared<RecordOptions>();
+  auto* cmd = app.add_subcommand("record", "Record a program (from exec, or attached with --pid)");
+  cmd->add_option("-o,--output", opts->trace_dir, "Trace directory to create")->required();
+  cmd->add_option("--pid", opts->attach_pid, "Attach to this running process instead");
+  cmd->add_option("command", opts->argv, "Program and arguments (after --)");
+  cmd->callback([opts, exit_code] {
+    if (opts->argv.empty() == (opts->attach_pid == 0)) {
+      *exit_code = report_failure(Status::InvalidArgument("give either -- PROGRAM ARGS... or --pid PID"));
+      return;
+    }
+    Result<RecordResult> r = record_trace(*opts);
+    if (!r.ok()) {
+      *exit_code = report_failure(r.status());
+      return;
+    }
+    *exit_code = exit_code_of(r->wait_status);  // relive's status is the program's
+  });
+}
+
+void register_replay(CLI::App& app, int* exit_code) {
+  auto opts = std::make_shared<ReplayOptions>();
+  auto* cmd = app.add_subcommand("replay", "Re-execute a recorded trace exactly");
+  cmd->add_option("trace", opts->trace_dir, "Trace directory")->required();
+  cmd->callback([opts, exit_code] {
+    Result<ReplayResult> r = replay_trace(*opts);
+    if (!r.ok()) {
+      *exit_code = report_failure(r.status());
+      return;
+    }
+    *exit_code = exit_code_of(r->wait_status);
+  });
+}
+
+void register_dump(CLI::App& app, int* exit_code) {
+  auto dir = std::make_shared<std::string>();
+  auto json = std::make_shared<bool>(false);
+  auto* cmd = app.add_subcommand("dump", "Print a trace's header and events, one per line");
+  cmd->add_option("trace", *dir, "Trace directory")->required();
+  cmd->add_flag("--json", *json, "JSON Lines output");
+  cmd->callback([dir, json, exit_code] {
+    Status st = trace::dump_trace(*dir, *json, stdout);
+    std::fflush(stdout);
+    *exit_code = st.ok() ? 0 : report_failure(st);
+  });
+}
+
+}  // namespace relive::cli

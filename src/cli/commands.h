@@ -1,0 +1,22 @@
+// The relive command line: each command registers itself on the CLI11 app from main(); its
+// callback stores the process exit code in `*exit_code`.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+#include "relive/status.h"
+
+namespace relive::cli {
+
+// Exit codes of relive's own (not the program's) outcomes.
+inline constexpr int kExitError = 125;       // bad usage, bad trace, unsupported program
+inline constexpr int kExitDivergence = 126;  // replay left the recorded path
+
+void register_record(CLI::App& app, int* exit_code);
+void register_replay(CLI::App& app, int* exit_code);
+void register_dump(CLI::App& app, int* exit_code);
+
+// Prints "relive: <status>" on stderr and returns the exit code for it.
+int report_failure(const Status& status);
+
+}  // namespace relive::cli

@@ -1,0 +1,334 @@
+#include "record/record_session.h"
+
+#include <signal.h>
+#include <sys/ptrace.h>
+#include <sys/syscall.h>
+#include <linux/sched.h>
+#include <sys/wait.h>
+
+#include <algorithm>
+#include <cerrno>
+
+#include "common/check.h"
+#include "common/logging.h"
+#include "record/signal_boundary.h"
+#include "tracee/rdtsc.h"
+#include "trace/syscall_names.h"
+
+namespace relive::record {
+
+using tracee::Policy;
+using tracee::Stop;
+
+RecordSession::RecordSession(Mode mode, EventSink* sink, SyscallCapture* capture)
+    : mode_(mode), sink_(sink), capture_(capture) {}
+
+void RecordSession::add_initial_thread(pid_t tid) {
+  Thread t{tracee::Task(tid)};
+  t.state = State::kReady;
+  t.at_syscall_exit = true;
+  threads_.emplace(tid, std::move(t));
+  leader_ = tid;
+  stats_.threads = 1;
+}
+
+RecordSession::Thread& RecordSession::thread(pid_t tid) {
+  auto it = threads_.find(tid);
+  if (it == threads_.end()) {
+    // A new thread's first stop can arrive before its parent's clone event.
+    it = threads_.emplace(tid, Thread{tracee::Task(tid)}).first;
+  }
+  return it->second;
+}
+
+Result<int> RecordSession::run() {
+  while (!done_) {
+    Status st = step();
+    if (!st.ok()) return fail(st);
+  }
+  return exit_status_;
+}
+
+Status RecordSession::step() {
+  if (detach_requested_ && mode_ == Mode::kAllSyscalls) {
+    detach_all();
+    done_ = true;
+    return Status::Ok();
+  }
+  schedule();
+  RELIVE_ASSIGN_OR_RETURN(auto got, tracee::wait_stop(-1));
+  auto [tid, stop] = got;
+  if (stop.kind == Stop::Kind::kExited) return on_thread_gone(tid, stop.status);
+  Thread& t = thread(tid);
+  switch (stop.kind) {
+    case Stop::Kind::kSeccomp:
+    case Stop::Kind::kSyscallEntry: return on_entry(t);
+    case Stop::Kind::kSyscallExit: return on_exit(t);
+    case Stop::Kind::kSignal: return on_signal(t, stop.signo);
+    case Stop::Kind::kClone: return on_clone_event(t);
+    case Stop::Kind::kGroupStop:
+      if (t.state == State::kNew) {
+        t.initial_stop_seen = true;
+        maybe_start(t);
+        return Status::Ok();
+      }
+      return t.state == State::kRunning ? resume(t) : t.task.syscall();
+    case Stop::Kind::kExec:
+      return Status::Unsupported("execve after the recording started");
+    default:
+      return Status::IoError(std::string("unexpected ptrace stop: ") + tracee::stop_kind_name(stop.kind));
+  }
+}
+
+// One thread runs user code at a time. When none does, the next ready thread (round robin
+// after the last one scheduled) goes; threads blocked in syscalls do not hold the turn.
+void RecordSession::schedule() {
+  if (running_ != -1) return;
+  auto pick = threads_.upper_bound(last_scheduled_);
+  for (size_t i = 0; i < threads_.size(); ++i, ++pick) {
+    if (pick == threads_.end()) pick = threads_.begin();
+    if (pick->second.state != State::kReady) continue;
+    Status st = resume(pick->second);
+    if (!st.ok()) spdlog::warn("resume {}: {}", pick->first, st.to_string());
+    last_scheduled_ = pick->first;
+    return;
+  }
+}
+
+Status RecordSession::resume(Thread& t) {
+  int sig = 0;
+  if (t.at_syscall_exit && !t.expect_boundary_signal && !t.deferred.empty()) {
+    // Deliver a deferred asynchronous signal here, at a syscall boundary the replay can find.
+    t.injecting = t.deferred.front();
+    t.deferred.pop_front();
+    t.expect_boundary_signal = true;
+    sig = t.injecting.signo;
+  }
+  t.at_syscall_exit = false;
+  t.state = State::kRunning;
+  running_ = t.task.tid();
+  return mode_ == Mode::kSeccomp ? t.task.cont(sig) : t.task.syscall(sig);
+}
+
+Status RecordSession::on_entry(Thread& t) {
+  tracee::Regs r = t.task.regs();
+  t.nr = static_cast<int>(r.orig_rax);
+  t.args = {r.rdi, r.rsi, r.rdx, r.r10, r.r8, r.r9};
+  uint64_t clone3_flags = 0;
+  if (t.nr == SYS_clone3) RELIVE_RETURN_IF_ERROR(t.task.read_mem(t.args[0], &clone3_flags, 8));
+  tracee::Decision d = tracee::decide(t.nr, t.args, clone3_flags);
+  t.policy = d.policy;
+  switch (d.policy) {
+    case Policy::kUnsupported: {
+      const char* name = trace::syscall_name(t.nr);
+      return Status::Unsupported(fmt::format("{} in thread {}: {}", name ? name : "syscall",
+                                             t.task.tid(), d.why));
+    }
+    case Policy::kAllow:  // only seen when every syscall stops (attached mode)
+      t.state = State::kInUntracedSyscall;
+      return t.task.syscall();
+    case Policy::kDenyNosys:
+      r.orig_rax = static_cast<uint64_t>(-1);
+      t.task.set_regs(r);
+      t.state = State::kInUntracedSyscall;
+      return t.task.syscall();
+    case Policy::kExit: return on_exit_syscall(t, false);
+    case Policy::kExitGroup: return on_exit_syscall(t, true);
+    default: break;
+  }
+  // The syscall may block (futex, read on a pipe...): let it run in the kernel and give the
+  // user-space turn to another thread. Its entry is logged only if another thread's event
+  // comes first.
+  t.entry_unlogged = true;
+  entry_order_.push_back(t.task.tid());
+  t.state = State::kInSyscall;
+  running_ = -1;
+  return t.task.syscall();
+}
+
+Status RecordSession::on_exit(Thread& t) {
+  if (t.state == State::kInUntracedSyscall) {
+    if (t.policy == Policy::kDenyNosys) {
+      tracee::Regs r = t.task.regs();
+      r.rax = static_cast<uint64_t>(-ENOSYS);
+      t.task.set_regs(r);
+    }
+    t.state = State::kRunning;
+    return t.task.syscall();
+  }
+  int64_t result = static_cast<int64_t>(t.task.regs().rax);
+  RELIVE_ASSIGN_OR_RETURN(trace::SyscallEvent ev,
+                          capture_->capture(t.task, t.nr, t.args, result, t.policy));
+  if (t.policy == Policy::kClone && result > 0) RELIVE_RETURN_IF_ERROR(add_clone_fixups(t, &ev));
+  ++stats_.syscalls;
+  RELIVE_RETURN_IF_ERROR(emit_for(t.task.tid(), ev));
+  if (t.policy == Policy::kClone && result > 0) {
+    Thread& child = thread(static_cast<pid_t>(result));
+    child.clone_logged = true;
+    maybe_start(child);
+  }
+  t.state = State::kReady;
+  t.at_syscall_exit = true;
+  return check_boundary_signal(t);
+}
+
+// A signal that is pending and unblocked at a syscall exit is delivered on the way back to user
+// space, before any user instruction: a boundary the replay reproduces exactly.
+Status RecordSession::check_boundary_signal(Thread& t) {
+  if (t.expect_boundary_signal) return Status::Ok();
+  RELIVE_ASSIGN_OR_RETURN(bool pending, signal_deliverable(t.task.tid()));
+  if (pending) t.expect_boundary_signal = true;
+  return Status::Ok();
+}
+
+Status RecordSession::on_signal(Thread& t, int signo) {
+  if (signo == SIGSEGV) {
+    RELIVE_ASSIGN_OR_RETURN(auto tsc, tracee::emulate_rdtsc_if_trapped(t.task));
+    if (tsc) {
+      ++stats_.rdtsc;
+      trace::RdtscEvent ev{t.task.tid(), tsc->tsc, tsc->aux, tsc->rdtscp};
+      RELIVE_RETURN_IF_ERROR(emit_for(t.task.tid(), ev));
+      return resume(t);
+    }
+  }
+  std::string info;
+  RELIVE_RETURN_IF_ERROR(t.task.get_siginfo(&info));
+  if (t.expect_boundary_signal) {
+    t.expect_boundary_signal = false;
+    if (t.injecting.signo == signo && !t.injecting.siginfo.empty()) {
+      RELIVE_RETURN_IF_ERROR(t.task.set_siginfo(t.injecting.siginfo));
+      info = t.injecting.siginfo;
+    }
+    t.injecting = {0, {}};
+    ++stats_.signals;
+    RELIVE_RETURN_IF_ERROR(emit_for(t.task.tid(), trace::SignalEvent{t.task.tid(), signo, info}));
+    return mode_ == Mode::kSeccomp ? t.task.cont(signo) : t.task.syscall(signo);
+  }
+  if (is_synchronous_fault(signo, info)) {
+    // A fault the program's own instructions raise: it recurs by itself at replay.
+    return mode_ == Mode::kSeccomp ? t.task.cont(signo) : t.task.syscall(signo);
+  }
+  // Arrived in the middle of user code, a place replay cannot find without branch counters:
+  // hold it and deliver it at this thread's next syscall exit.
+  t.deferred.push_back({signo, info});
+  return resume(t);
+}
+
+// A new thread may run only once its parent's clone is in the log (replay maps its tid from
+// there) and it has reached its first stop.
+void RecordSession::maybe_start(Thread& t) {
+  if (t.state == State::kNew && t.initial_stop_seen && t.clone_logged) t.state = State::kReady;
+}
+
+// The kernel wrote the new thread's tid into the parent's and/or child's memory; replay's tid
+// differs, so the recorded values are logged as writes to apply after the native clone.
+Status RecordSession::add_clone_fixups(const Thread& parent, trace::SyscallEvent* ev) {
+  uint64_t flags = parent.args[0], ptid = parent.args[2], ctid = parent.args[3];
+  if (parent.nr == SYS_clone3) {
+    uint64_t cl[4] = {};  // flags, pidfd, child_tid, parent_tid
+    RELIVE_RETURN_IF_ERROR(parent.task.read_mem(parent.args[0], cl, sizeof cl));
+    flags = cl[0], ctid = cl[2], ptid = cl[3];
+  }
+  for (auto [flag, addr] : {std::pair{CLONE_PARENT_SETTID, ptid}, {CLONE_CHILD_SETTID, ctid}}) {
+    if (!(flags & static_cast<uint64_t>(flag)) || addr == 0) continue;
+    RELIVE_ASSIGN_OR_RETURN(std::string word, parent.task.read_mem(addr, 4));
+    ev->writes.push_back({addr, std::move(word)});
+  }
+  return Status::Ok();
+}
+
+Status RecordSession::on_clone_event(Thread& t) {
+  pid_t child = static_cast<pid_t>(t.task.event_msg());
+  Thread& c = thread(child);
+  (void)c;
+  ++stats_.threads;
+  return t.task.syscall();  // on to the clone's exit stop
+}
+
+Status RecordSession::on_exit_syscall(Thread& t, bool group) {
+  trace::SyscallEvent ev;
+  ev.tid = t.task.tid();
+  ev.nr = t.nr;
+  ev.args = t.args;
+  ev.mode = trace::SyscallMode::kNative;
+  ++stats_.syscalls;
+  RELIVE_RETURN_IF_ERROR(emit_for(t.task.tid(), ev));
+  running_ = -1;
+  pid_t tid = t.task.tid();
+  RELIVE_RETURN_IF_ERROR(t.task.cont());
+  if (group) return Status::Ok();  // every thread now exits; on_thread_gone collects them
+  if (tid == leader_ && threads_.size() > 1) {
+    t.state = State::kZombie;  // a leader's exit is reported only after its last thread's
+    return Status::Ok();
+  }
+  // Wait for this thread to be gone before anything else runs, so the kernel's clearing of its
+  // tid word (what pthread_join waits for) happens at this point of the log, as at replay.
+  for (;;) {
+    RELIVE_ASSIGN_OR_RETURN(auto got, tracee::wait_stop(tid));
+    if (got.second.kind == Stop::Kind::kExited) return on_thread_gone(tid, got.second.status);
+    RELIVE_RETURN_IF_ERROR(tracee::Task(tid).cont());
+  }
+}
+
+Status RecordSession::on_thread_gone(pid_t tid, int status) {
+  threads_.erase(tid);
+  entry_order_.erase(std::remove(entry_order_.begin(), entry_order_.end(), tid), entry_order_.end());
+  if (running_ == tid) running_ = -1;
+  if (tid == leader_) exit_status_ = status;
+  if (!threads_.empty()) {
+    if (tid != leader_) RELIVE_RETURN_IF_ERROR(emit_for(tid, trace::ThreadExitEvent{tid}));
+    return Status::Ok();
+  }
+  done_ = true;
+  RELIVE_RETURN_IF_ERROR(emit_for(tid, trace::ProcessExitEvent{exit_status_}));
+  return Status::Ok();
+}
+
+// Logs `ev` for thread `tid`, first logging the entries of other threads' syscalls that are
+// still in progress: at replay those threads must already be parked in them.
+Status RecordSession::emit_for(pid_t tid, const trace::Event& ev) {
+  for (pid_t other : entry_order_) {
+    if (other == tid) continue;
+    auto it = threads_.find(other);
+    if (it == threads_.end() || !it->second.entry_unlogged) continue;
+    it->second.entry_unlogged = false;
+    RELIVE_RETURN_IF_ERROR(sink_->emit(trace::SyscallEntryEvent{other, it->second.nr}));
+  }
+  entry_order_.clear();
+  auto self = threads_.find(tid);
+  if (self != threads_.end() && self->second.entry_unlogged) {
+    if (std::holds_alternative<trace::SyscallEvent>(ev)) {
+      self->second.entry_unlogged = false;  // implied by the syscall event itself
+    } else {
+      entry_order_.push_back(tid);
+    }
+  }
+  return sink_->emit(ev);
+}
+
+Status RecordSession::fail(Status why) {
+  if (mode_ == Mode::kAllSyscalls) {
+    detach_all();
+  } else if (leader_ > 0) {
+    ::kill(leader_, SIGKILL);
+    while (!threads_.empty()) {
+      auto got = tracee::wait_stop(-1);
+      if (!got.ok()) break;
+      if (got->second.kind == Stop::Kind::kExited) threads_.erase(got->first);
+    }
+  }
+  return why;
+}
+
+void RecordSession::detach_all() {
+  for (auto& [tid, t] : threads_) {
+    if (t.state == State::kRunning || t.state == State::kInSyscall) {
+      ::ptrace(PTRACE_INTERRUPT, tid, nullptr, nullptr);
+      (void)tracee::wait_stop(tid);
+    }
+    ::ptrace(PTRACE_DETACH, tid, nullptr, nullptr);
+  }
+  threads_.clear();
+}
+
+}  // namespace relive::record

@@ -1,0 +1,99 @@
+// RecordSession: the tracer's event loop. It runs one thread of the recorded process in user
+// space at a time, switching only at system calls, and logs every nondeterministic event (syscall
+// results, signals, rdtsc) in the order the replayer must reproduce them.
+#pragma once
+
+#include <sys/types.h>
+
+#include <deque>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "record/event_sink.h"
+#include "record/syscall_capture.h"
+#include "relive/result.h"
+#include "tracee/syscall_policy.h"
+#include "tracee/task.h"
+
+namespace relive::record {
+
+struct RecordStats {
+  uint64_t syscalls = 0;
+  uint64_t signals = 0;
+  uint64_t rdtsc = 0;
+  uint64_t threads = 0;
+};
+
+class RecordSession {
+ public:
+  enum class Mode {
+    kSeccomp,      // launched by us: a seccomp filter stops only the syscalls that matter
+    kAllSyscalls,  // attached: PTRACE_SYSCALL stops at every syscall; detachable at any time
+  };
+  // `sink` and `capture` must outlive the session.
+  RecordSession(Mode mode, EventSink* sink, SyscallCapture* capture);
+
+  // Adopts the first thread, stopped at a syscall-exit stop.
+  void add_initial_thread(pid_t tid);
+
+  // Runs until the process exits; returns its wait status. On an unsupported operation the
+  // process is killed (launched) or detached unharmed (attached) and the Status says why.
+  Result<int> run();
+  // Attached mode only: stop recording at the next opportunity and leave the process running.
+  void request_detach() { detach_requested_ = true; }
+  const RecordStats& stats() const { return stats_; }
+
+ private:
+  enum class State { kNew, kReady, kRunning, kInSyscall, kInUntracedSyscall, kZombie };
+  struct Deferred {
+    int signo;
+    std::string siginfo;
+  };
+  struct Thread {
+    tracee::Task task;
+    State state = State::kNew;
+    bool at_syscall_exit = false;  // stopped where a signal can be injected on resume
+    int nr = -1;
+    tracee::SyscallArgs args{};
+    tracee::Policy policy = tracee::Policy::kUnsupported;
+    bool entry_unlogged = false;  // entered a syscall whose entry is not in the log yet
+    bool expect_boundary_signal = false;
+    Deferred injecting{0, {}};
+    std::deque<Deferred> deferred;
+    bool initial_stop_seen = false;  // new thread: its first ptrace stop arrived
+    bool clone_logged = false;       // new thread: its parent's clone is in the log
+  };
+
+  Status step();
+  void schedule();
+  Status resume(Thread& t);
+  Status on_entry(Thread& t);
+  Status on_exit(Thread& t);
+  Status on_signal(Thread& t, int signo);
+  Status on_clone_event(Thread& t);
+  Status on_thread_gone(pid_t tid, int status);
+  Status on_exit_syscall(Thread& t, bool group);
+  Status emit_for(pid_t tid, const trace::Event& ev);
+  Status check_boundary_signal(Thread& t);
+  Status add_clone_fixups(const Thread& parent, trace::SyscallEvent* ev);
+  void maybe_start(Thread& t);
+  Status fail(Status why);
+  void detach_all();
+  Thread& thread(pid_t tid);
+
+  Mode mode_;
+  EventSink* sink_;
+  SyscallCapture* capture_;
+  std::map<pid_t, Thread> threads_;
+  std::vector<pid_t> entry_order_;  // threads with an unlogged syscall entry, in entry order
+  pid_t running_ = -1;
+  pid_t last_scheduled_ = -1;
+  pid_t leader_ = -1;
+  bool done_ = false;
+  int exit_status_ = 0;
+  bool detach_requested_ = false;
+  RecordStats stats_;
+};
+
+}  // namespace relive::record

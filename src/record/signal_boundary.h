@@ -1,0 +1,20 @@
+// Signal facts the recorder needs at a ptrace stop: whether a signal will be delivered before
+// the thread's next user instruction, and whether a signal is a synchronous fault.
+#pragma once
+
+#include <sys/types.h>
+
+#include <string>
+
+#include "relive/result.h"
+
+namespace relive::record {
+
+// True when `tid` (stopped) has a pending signal that its mask does not block.
+Result<bool> signal_deliverable(pid_t tid);
+
+// A fault raised by the thread's own instruction (SIGSEGV on a bad access, SIGFPE...), which
+// recurs by itself at replay, as opposed to a signal sent from outside.
+bool is_synchronous_fault(int signo, const std::string& siginfo);
+
+}  // namespace relive::record

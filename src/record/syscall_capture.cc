@@ -1,0 +1,90 @@
+#include "record/syscall_capture.h"
+
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <string>
+
+#include "common/hash.h"
+#include "tracee/out_buffers.h"
+
+namespace relive::record {
+
+using tracee::Policy;
+
+SyscallCapture::SyscallCapture(trace::FileStore* files) : files_(files) {
+  have_stdout_ = ::fstat(1, &stdout_) == 0;
+  have_stderr_ = ::fstat(2, &stderr_) == 0;
+}
+
+Result<trace::SyscallEvent> SyscallCapture::capture(const tracee::Task& task, int nr,
+                                                    const tracee::SyscallArgs& args,
+                                                    int64_t result, Policy policy) {
+  trace::SyscallEvent ev;
+  ev.tid = task.tid();
+  ev.nr = nr;
+  ev.args = args;
+  ev.result = result;
+  ev.mode = policy == Policy::kEmulate ? trace::SyscallMode::kEmulated : trace::SyscallMode::kNative;
+  if (tracee::changes_fd_table(nr)) stream_cache_.clear();
+  if (policy == Policy::kMmapFile) {
+    RELIVE_RETURN_IF_ERROR(capture_mapped_file(task, &ev));
+    return ev;
+  }
+  if (policy != Policy::kEmulate) return ev;
+  RELIVE_RETURN_IF_ERROR(capture_writes(task, &ev));
+  if (tracee::is_output_write(nr) && result > 0) RELIVE_RETURN_IF_ERROR(capture_output(task, &ev));
+  return ev;
+}
+
+Status SyscallCapture::capture_writes(const tracee::Task& task, trace::SyscallEvent* ev) {
+  RELIVE_ASSIGN_OR_RETURN(auto ranges, tracee::out_ranges(task, ev->nr, ev->args, ev->result));
+  for (const tracee::MemRange& r : ranges) {
+    trace::MemWrite w;
+    w.addr = r.addr;
+    RELIVE_ASSIGN_OR_RETURN(w.data, task.read_mem(r.addr, r.len));
+    ev->writes.push_back(std::move(w));
+  }
+  return Status::Ok();
+}
+
+Status SyscallCapture::capture_output(const tracee::Task& task, trace::SyscallEvent* ev) {
+  RELIVE_ASSIGN_OR_RETURN(std::string data, tracee::written_bytes(task, ev->nr, ev->args, ev->result));
+  ev->data_hash = hash64(data);
+  ev->stream = stream_of(task.tid(), static_cast<int>(ev->args[0]));
+  return Status::Ok();
+}
+
+// A file mapping: the replayer cannot reopen the file (it may have changed or be gone), so the
+// file as it is now is saved in the trace and mapped from there at replay.
+Status SyscallCapture::capture_mapped_file(const tracee::Task& task, trace::SyscallEvent* ev) {
+  ev->mode = trace::SyscallMode::kMapFile;
+  if (ev->result < 0 && ev->result > -4096) {
+    ev->mode = trace::SyscallMode::kEmulated;  // a failed mmap is replayed as the same failure
+    return Status::Ok();
+  }
+  std::string fd_path = "/proc/" + std::to_string(task.tid()) + "/fd/" +
+                        std::to_string(static_cast<int>(ev->args[4]));
+  RELIVE_ASSIGN_OR_RETURN(ev->file, files_->add(fd_path));
+  return Status::Ok();
+}
+
+trace::Stream SyscallCapture::stream_of(pid_t tid, int fd) {
+  auto it = stream_cache_.find(fd);
+  if (it != stream_cache_.end()) return it->second;
+  struct stat st {};
+  trace::Stream s = trace::Stream::kNone;
+  std::string path = "/proc/" + std::to_string(tid) + "/fd/" + std::to_string(fd);
+  if (::stat(path.c_str(), &st) == 0) {
+    if (have_stdout_ && st.st_dev == stdout_.st_dev && st.st_ino == stdout_.st_ino)
+      s = trace::Stream::kStdout;
+    else if (have_stderr_ && st.st_dev == stderr_.st_dev && st.st_ino == stderr_.st_ino)
+      s = trace::Stream::kStderr;
+  }
+  stream_cache_[fd] = s;
+  return s;
+}
+
+}  // namespace relive::record

@@ -1,0 +1,39 @@
+// Turns a completed system call into its SyscallEvent: result, out-buffers, the saved copy of a
+// mapped file, and whether a write went to the recorder's own stdout/stderr.
+#pragma once
+
+#include <sys/stat.h>
+
+#include <unordered_map>
+
+#include "relive/result.h"
+#include "trace/event.h"
+#include "trace/file_store.h"
+#include "tracee/syscall_policy.h"
+#include "tracee/task.h"
+
+namespace relive::record {
+
+class SyscallCapture {
+ public:
+  // `files` must outlive this object.
+  explicit SyscallCapture(trace::FileStore* files);
+
+  Result<trace::SyscallEvent> capture(const tracee::Task& task, int nr,
+                                      const tracee::SyscallArgs& args, int64_t result,
+                                      tracee::Policy policy);
+
+ private:
+  Status capture_writes(const tracee::Task& task, trace::SyscallEvent* ev);
+  Status capture_output(const tracee::Task& task, trace::SyscallEvent* ev);
+  Status capture_mapped_file(const tracee::Task& task, trace::SyscallEvent* ev);
+  trace::Stream stream_of(pid_t tid, int fd);
+
+  trace::FileStore* files_;
+  struct stat stdout_ {};
+  struct stat stderr_ {};
+  bool have_stdout_ = false, have_stderr_ = false;
+  std::unordered_map<int, trace::Stream> stream_cache_;  // fd -> stream, until the fd table changes
+};
+
+}  // namespace relive::record

@@ -1,0 +1,390 @@
+#include "replay/replay_session.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+
+#include <fmt/format.h>
+
+#include <algorithm>
+
+#include "common/file_util.h"
+#include "common/hash.h"
+#include "replay/divergence.h"
+#include "tracee/inject.h"
+#include "tracee/out_buffers.h"
+#include "tracee/rdtsc.h"
+
+namespace relive::replay {
+
+using tracee::Stop;
+
+namespace {
+
+int32_t tid_of(const trace::Event& e) {
+  return std::visit(
+      [](const auto& ev) -> int32_t {
+        if constexpr (requires { ev.tid; }) return ev.tid;
+        return 0;
+      },
+      e);
+}
+
+constexpr size_t kMaxLookahead = 1 << 20;
+
+}  // namespace
+
+ReplaySession::ReplaySession(Mode mode, trace::TraceReader* reader, Output out)
+    : mode_(mode), reader_(reader), out_(out) {}
+
+void ReplaySession::add_initial_thread(pid_t tid, int32_t recorded_tid) {
+  Thread t{tracee::Task(tid)};
+  t.rec_tid = recorded_tid;
+  t.at_exit_stop = true;
+  threads_.emplace(recorded_tid, std::move(t));
+  leader_ = recorded_tid;
+}
+
+Result<std::optional<trace::Event>> ReplaySession::next() {
+  ++index_;
+  if (!ahead_.empty()) {
+    trace::Event e = std::move(ahead_.front());
+    ahead_.pop_front();
+    return std::optional<trace::Event>(std::move(e));
+  }
+  return reader_->next();
+}
+
+// Whether the next event of thread `tid` in the log is a signal delivered at its syscall exit.
+Result<bool> ReplaySession::signal_follows(int32_t tid) {
+  for (size_t i = 0;; ++i) {
+    if (i == ahead_.size()) {
+      if (ahead_.size() >= kMaxLookahead) return false;
+      RELIVE_ASSIGN_OR_RETURN(auto e, reader_->next());
+      if (!e) return false;
+      ahead_.push_back(std::move(*e));
+    }
+    const trace::Event& e = ahead_[i];
+    if (std::holds_alternative<trace::ProcessExitEvent>(e)) return false;
+    if (tid_of(e) == tid) return std::holds_alternative<trace::SignalEvent>(e);
+  }
+}
+
+Result<ReplaySession::Thread*> ReplaySession::thread_of(int32_t rec_tid) {
+  auto it = threads_.find(rec_tid);
+  if (it == threads_.end())
+    return divergence(index_, rec_tid, "an event of this thread", "has no such thread");
+  return &it->second;
+}
+
+Result<int> ReplaySession::run() {
+  for (;;) {
+    RELIVE_ASSIGN_OR_RETURN(auto e, next());
+    if (!e) return Status::Corruption("trace ends without the process's exit (was the recording cut short?)");
+    Status st;
+    if (auto* p = std::get_if<trace::ProcessExitEvent>(&*e)) return on_process_exit(*p);
+    if (auto* s = std::get_if<trace::SyscallEvent>(&*e)) st = on_syscall(*s);
+    if (auto* s = std::get_if<trace::SyscallEntryEvent>(&*e)) st = on_entry(*s);
+    if (auto* s = std::get_if<trace::SignalEvent>(&*e)) st = on_signal(*s);
+    if (auto* s = std::get_if<trace::RdtscEvent>(&*e)) st = on_rdtsc(*s);
+    if (auto* s = std::get_if<trace::ThreadExitEvent>(&*e)) st = on_thread_exit(*s);
+    RELIVE_RETURN_IF_ERROR(st);
+  }
+}
+
+Status ReplaySession::resume(Thread& t) {
+  int sig = t.resume_sig;
+  t.resume_sig = 0;
+  t.at_exit_stop = false;
+  t.parked = false;
+  return mode_ == Mode::kSeccomp ? t.task.cont(sig) : t.task.syscall(sig);
+}
+
+Status ReplaySession::unexpected_stop(const Thread& t, const std::string& what) {
+  return divergence(index_, t.rec_tid, "the thread to reach its next recorded event", what);
+}
+
+// Runs `t` until it enters a traced syscall (parked there) or traps on rdtsc (SIGSEGV stop).
+Status ReplaySession::run_to_entry(Thread& t) {
+  if (!t.started) {
+    RELIVE_ASSIGN_OR_RETURN(auto first, tracee::wait_stop(t.task.tid()));
+    if (first.second.kind == Stop::Kind::kExited) return unexpected_stop(t, "exited at birth");
+    t.started = true;
+  }
+  RELIVE_RETURN_IF_ERROR(resume(t));
+  for (;;) {
+    RELIVE_ASSIGN_OR_RETURN(auto got, tracee::wait_stop(t.task.tid()));
+    const Stop& s = got.second;
+    switch (s.kind) {
+      case Stop::Kind::kSeccomp:
+      case Stop::Kind::kSyscallEntry: {
+        tracee::Regs r = t.task.regs();
+        int nr = static_cast<int>(r.orig_rax);
+        tracee::SyscallArgs args{r.rdi, r.rsi, r.rdx, r.r10, r.r8, r.r9};
+        tracee::Policy p = tracee::decide(nr, args).policy;
+        if (mode_ == Mode::kAllSyscalls && (p == tracee::Policy::kAllow || p == tracee::Policy::kDenyNosys)) {
+          RELIVE_RETURN_IF_ERROR(skip_untraced(t, p));
+          continue;
+        }
+        t.nr = nr, t.args = args, t.entry_regs = r, t.parked = true;
+        return Status::Ok();
+      }
+      case Stop::Kind::kSignal: {
+        if (s.signo == SIGSEGV) {
+          bool rdtscp = false;
+          unsigned char code[3] = {};
+          (void)t.task.read_mem(t.task.regs().rip, code, 3);
+          rdtscp = code[0] == 0x0f && (code[1] == 0x31 || (code[1] == 0x01 && code[2] == 0xf9));
+          if (rdtscp) return Status::Ok();  // caller decides whether an rdtsc was expected
+        }
+        // A fault of the program's own (or a group-stop signal): it recurs as recorded.
+        RELIVE_RETURN_IF_ERROR(mode_ == Mode::kSeccomp ? t.task.cont(s.signo) : t.task.syscall(s.signo));
+        continue;
+      }
+      case Stop::Kind::kGroupStop:
+        RELIVE_RETURN_IF_ERROR(mode_ == Mode::kSeccomp ? t.task.cont() : t.task.syscall());
+        continue;
+      case Stop::Kind::kExited:
+        process_gone_ = true;
+        return unexpected_stop(t, fmt::format("exited (wait status {:#x})", s.status));
+      default:
+        return unexpected_stop(t, std::string("stopped at ") + tracee::stop_kind_name(s.kind));
+    }
+  }
+}
+
+// Attached mode stops at every syscall; deterministic ones run for real (rseq is refused).
+Status ReplaySession::skip_untraced(Thread& t, tracee::Policy p) {
+  if (p == tracee::Policy::kDenyNosys) {
+    tracee::Regs r = t.task.regs();
+    r.orig_rax = static_cast<uint64_t>(-1);
+    t.task.set_regs(r);
+  }
+  RELIVE_RETURN_IF_ERROR(t.task.syscall());
+  RELIVE_ASSIGN_OR_RETURN(auto got, tracee::wait_stop(t.task.tid()));
+  if (got.second.kind != Stop::Kind::kSyscallExit)
+    return unexpected_stop(t, "did not complete a deterministic syscall");
+  if (p == tracee::Policy::kDenyNosys) {
+    tracee::Regs r = t.task.regs();
+    r.rax = static_cast<uint64_t>(-ENOSYS);
+    t.task.set_regs(r);
+  }
+  return t.task.syscall();
+}
+
+Status ReplaySession::on_entry(const trace::SyscallEntryEvent& ev) {
+  RELIVE_ASSIGN_OR_RETURN(Thread * t, thread_of(ev.tid));
+  if (!t->parked) RELIVE_RETURN_IF_ERROR(run_to_entry(*t));
+  if (!t->parked)
+    return divergence(index_, ev.tid, "a syscall", "executed rdtsc");
+  if (t->nr != ev.nr)
+    return divergence(index_, ev.tid, fmt::format("entry of syscall {}", ev.nr),
+                      "called " + format_call(t->nr, t->args));
+  return Status::Ok();
+}
+
+Status ReplaySession::on_syscall(const trace::SyscallEvent& ev) {
+  RELIVE_ASSIGN_OR_RETURN(Thread * t, thread_of(ev.tid));
+  if (!t->parked) RELIVE_RETURN_IF_ERROR(run_to_entry(*t));
+  if (!t->parked) return divergence(index_, ev.tid, format_call(ev.nr, ev.args), "executed rdtsc");
+  RELIVE_RETURN_IF_ERROR(check_call(index_, ev, t->nr, t->args));
+  t->parked = false;
+  switch (ev.mode) {
+    case trace::SyscallMode::kEmulated: return complete_emulated(*t, ev);
+    case trace::SyscallMode::kMapFile: return complete_map_file(*t, ev);
+    case trace::SyscallMode::kNative:
+      if (ev.nr == SYS_exit || ev.nr == SYS_exit_group) return complete_exit(*t, ev);
+      return complete_native(*t, ev);
+  }
+  return Status::Corruption("unknown syscall mode");
+}
+
+Status ReplaySession::apply_writes(const Thread& t, const trace::SyscallEvent& ev) {
+  for (const trace::MemWrite& w : ev.writes) {
+    Status st = t.task.write_mem(w.addr, w.data.data(), w.data.size());
+    if (!st.ok())
+      return divergence(index_, ev.tid, fmt::format("{} bytes writable at {:#x}", w.data.size(), w.addr),
+                        "has no such memory");
+  }
+  return Status::Ok();
+}
+
+Status ReplaySession::reproduce_output(Thread& t, const trace::SyscallEvent& ev) {
+  if (ev.data_hash == 0 || ev.result <= 0) return Status::Ok();
+  RELIVE_ASSIGN_OR_RETURN(std::string data, tracee::written_bytes(t.task, ev.nr, ev.args, ev.result));
+  if (hash64(data) != ev.data_hash)
+    return divergence(index_, ev.tid, "the recorded output bytes",
+                      fmt::format("wrote {} different bytes to fd {}", data.size(), ev.args[0]));
+  if (ev.stream == trace::Stream::kStdout) return write_all(out_.stdout_fd, data);
+  if (ev.stream == trace::Stream::kStderr) return write_all(out_.stderr_fd, data);
+  return Status::Ok();
+}
+
+Status ReplaySession::complete_emulated(Thread& t, const trace::SyscallEvent& ev) {
+  RELIVE_RETURN_IF_ERROR(reproduce_output(t, ev));
+  RELIVE_RETURN_IF_ERROR(apply_writes(t, ev));
+  tracee::Regs r = t.entry_regs;
+  r.orig_rax = static_cast<uint64_t>(-1);  // skip the call...
+  r.rax = static_cast<uint64_t>(ev.result);  // ...and return what it returned at record
+  t.task.set_regs(r);
+  return stop_at_exit_if_signal_follows(t, ev);
+}
+
+// A signal recorded right after this syscall is injected at its exit stop, with the syscall
+// number restored so the kernel's restart logic (-ERESTARTSYS and friends) acts as recorded.
+Status ReplaySession::stop_at_exit_if_signal_follows(Thread& t, const trace::SyscallEvent& ev) {
+  if (t.at_exit_stop) return Status::Ok();
+  RELIVE_ASSIGN_OR_RETURN(bool follows, signal_follows(ev.tid));
+  if (!follows) return Status::Ok();
+  RELIVE_RETURN_IF_ERROR(t.task.syscall());
+  RELIVE_ASSIGN_OR_RETURN(auto got, tracee::wait_stop(t.task.tid()));
+  if (got.second.kind != Stop::Kind::kSyscallExit)
+    return unexpected_stop(t, "did not stop at the syscall exit before a signal");
+  tracee::Regs r = t.task.regs();
+  r.rax = static_cast<uint64_t>(ev.result);
+  r.orig_rax = static_cast<uint64_t>(ev.nr);
+  t.task.set_regs(r);
+  t.at_exit_stop = true;
+  return Status::Ok();
+}
+
+Status ReplaySession::complete_native(Thread& t, const trace::SyscallEvent& ev) {
+  RELIVE_RETURN_IF_ERROR(t.task.syscall());
+  pid_t new_real = 0;
+  for (;;) {
+    RELIVE_ASSIGN_OR_RETURN(auto got, tracee::wait_stop(t.task.tid()));
+    if (got.second.kind == Stop::Kind::kSyscallExit) break;
+    if (got.second.kind != Stop::Kind::kClone)
+      return unexpected_stop(t, "stopped inside a native syscall");
+    new_real = static_cast<pid_t>(t.task.event_msg());
+    RELIVE_RETURN_IF_ERROR(t.task.syscall());
+  }
+  tracee::Regs r = t.task.regs();
+  if ((ev.nr == SYS_clone || ev.nr == SYS_clone3) && ev.result > 0) {
+    if (new_real <= 0)
+      return divergence(index_, ev.tid, "a new thread", fmt::format("clone returned {}", static_cast<int64_t>(r.rax)));
+    Thread child{tracee::Task(new_real)};
+    child.rec_tid = static_cast<int32_t>(ev.result);
+    child.started = false;
+    threads_.emplace(child.rec_tid, std::move(child));
+  }
+  RELIVE_RETURN_IF_ERROR(apply_writes(t, ev));
+  r.rax = static_cast<uint64_t>(ev.result);  // e.g. the recorded tid, not this run's
+  t.task.set_regs(r);
+  t.at_exit_stop = true;
+  return Status::Ok();
+}
+
+Result<std::string> ReplaySession::mapped_file_path(const std::string& name) {
+  std::string path = reader_->file_path(name);
+  if (verified_files_.count(name)) return path;
+  RELIVE_ASSIGN_OR_RETURN(std::string content, read_file(path));
+  if (hash128_hex(content) != name)
+    return Status::Corruption("saved file " + path + " does not match its checksum");
+  verified_files_.insert(name);
+  return path;
+}
+
+// The file as it was at record time is mapped from the trace's saved copy at the recorded
+// address: open it, mmap it MAP_FIXED, close it, all injected in place of the original call.
+Status ReplaySession::complete_map_file(Thread& t, const trace::SyscallEvent& ev) {
+  RELIVE_ASSIGN_OR_RETURN(std::string path, mapped_file_path(ev.file));
+  if (path.size() + 1 > tracee::kScratchSize) return Status::InvalidArgument("trace path too long");
+  RELIVE_RETURN_IF_ERROR(t.task.write_mem(tracee::kScratchAddr, path.c_str(), path.size() + 1));
+  tracee::Injector inj(t.task, tracee::Injector::At::kEntry, 0);
+  RELIVE_ASSIGN_OR_RETURN(int64_t fd, inj.call(SYS_openat, {static_cast<uint64_t>(AT_FDCWD),
+                                                            tracee::kScratchAddr, O_RDONLY | O_CLOEXEC}));
+  if (fd < 0) return Status::IoError("cannot open " + path + " in the replayed process");
+  uint64_t flags = (ev.args[3] & ~static_cast<uint64_t>(MAP_FIXED_NOREPLACE)) | MAP_FIXED;
+  RELIVE_ASSIGN_OR_RETURN(int64_t addr, inj.call(SYS_mmap, {static_cast<uint64_t>(ev.result), ev.args[1],
+                                                            ev.args[2], flags, static_cast<uint64_t>(fd),
+                                                            ev.args[5]}));
+  RELIVE_ASSIGN_OR_RETURN(int64_t closed, inj.call(SYS_close, {static_cast<uint64_t>(fd)}));
+  (void)closed;
+  if (addr != ev.result)
+    return divergence(index_, ev.tid, fmt::format("{} mapped at {:#x}", path, ev.result),
+                      fmt::format("got {:#x}", addr));
+  tracee::Regs r = t.entry_regs;
+  r.rax = static_cast<uint64_t>(ev.result);
+  r.orig_rax = static_cast<uint64_t>(ev.nr);
+  t.task.set_regs(r);
+  t.at_exit_stop = true;
+  return Status::Ok();
+}
+
+Status ReplaySession::complete_exit(Thread& t, const trace::SyscallEvent& ev) {
+  RELIVE_RETURN_IF_ERROR(t.task.cont());
+  if (ev.nr == SYS_exit_group) return Status::Ok();  // on_process_exit collects every thread
+  if (t.rec_tid == leader_ && threads_.size() > 1) return Status::Ok();  // reported last
+  pid_t tid = t.task.tid();
+  for (;;) {
+    RELIVE_ASSIGN_OR_RETURN(auto got, tracee::wait_stop(tid));
+    if (got.second.kind == Stop::Kind::kExited) break;
+    RELIVE_RETURN_IF_ERROR(tracee::Task(tid).cont());
+  }
+  threads_.erase(ev.tid);
+  return Status::Ok();
+}
+
+Status ReplaySession::on_thread_exit(const trace::ThreadExitEvent& ev) {
+  auto it = threads_.find(ev.tid);
+  if (it == threads_.end()) return Status::Ok();  // already reaped at its exit syscall
+  // Killed along with the process, or exited without our seeing the syscall: wait for it.
+  for (;;) {
+    RELIVE_ASSIGN_OR_RETURN(auto got, tracee::wait_stop(it->second.task.tid()));
+    if (got.second.kind == Stop::Kind::kExited) break;
+    RELIVE_RETURN_IF_ERROR(it->second.task.cont());
+  }
+  threads_.erase(it);
+  return Status::Ok();
+}
+
+Status ReplaySession::on_signal(const trace::SignalEvent& ev) {
+  RELIVE_ASSIGN_OR_RETURN(Thread * t, thread_of(ev.tid));
+  if (!t->at_exit_stop)
+    return unexpected_stop(*t, fmt::format("was not at a syscall exit where signal {} was delivered", ev.signo));
+  t->at_exit_stop = false;
+  RELIVE_RETURN_IF_ERROR(mode_ == Mode::kSeccomp ? t->task.cont(ev.signo) : t->task.syscall(ev.signo));
+  RELIVE_ASSIGN_OR_RETURN(auto got, tracee::wait_stop(t->task.tid()));
+  if (got.second.kind != Stop::Kind::kSignal || got.second.signo != ev.signo)
+    return unexpected_stop(*t, fmt::format("did not take signal {}", ev.signo));
+  RELIVE_RETURN_IF_ERROR(t->task.set_siginfo(ev.siginfo));
+  t->resume_sig = ev.signo;
+  return Status::Ok();
+}
+
+Status ReplaySession::on_rdtsc(const trace::RdtscEvent& ev) {
+  RELIVE_ASSIGN_OR_RETURN(Thread * t, thread_of(ev.tid));
+  if (t->parked) return divergence(index_, ev.tid, "rdtsc", "called " + format_call(t->nr, t->args));
+  RELIVE_RETURN_IF_ERROR(run_to_entry(*t));
+  if (t->parked) return divergence(index_, ev.tid, "rdtsc", "called " + format_call(t->nr, t->args));
+  RELIVE_ASSIGN_OR_RETURN(bool ok, tracee::apply_rdtsc(t->task, {ev.tsc, ev.aux, ev.rdtscp}));
+  if (!ok) return divergence(index_, ev.tid, "rdtsc", "faulted elsewhere");
+  t->resume_sig = 0;  // the SIGSEGV that trapped it is not delivered
+  return Status::Ok();
+}
+
+Result<int> ReplaySession::on_process_exit(const trace::ProcessExitEvent& ev) {
+  for (auto& [rec, t] : threads_)
+    if (t.resume_sig != 0) (void)t.task.cont(std::exchange(t.resume_sig, 0));  // a fatal signal
+  int leader_status = -1;
+  while (!threads_.empty()) {
+    RELIVE_ASSIGN_OR_RETURN(auto got, tracee::wait_stop(-1));
+    auto it = std::find_if(threads_.begin(), threads_.end(),
+                           [&](const auto& kv) { return kv.second.task.tid() == got.first; });
+    if (got.second.kind != Stop::Kind::kExited) {
+      (void)tracee::Task(got.first).cont();
+      continue;
+    }
+    if (it == threads_.end()) continue;
+    if (it->first == leader_) leader_status = got.second.status;
+    threads_.erase(it);
+  }
+  if (leader_status != ev.status)
+    return divergence(index_, leader_, fmt::format("exit with wait status {:#x}", ev.status),
+                      fmt::format("ended with wait status {:#x}", leader_status));
+  return ev.status;
+}
+
+}  // namespace relive::replay

@@ -1,0 +1,88 @@
+// ReplaySession: drives a restored or re-executed process through its trace. Threads run one at
+// a time in the recorded order; emulated syscalls are skipped and their logged results and
+// out-buffers written in; memory-management syscalls run for real; file mappings map the saved
+// copies; signals are delivered where they were recorded.
+#pragma once
+
+#include <sys/types.h>
+
+#include <deque>
+#include <map>
+#include <optional>
+#include <set>
+#include <string>
+
+#include "relive/result.h"
+#include "trace/event.h"
+#include "trace/trace_reader.h"
+#include "tracee/syscall_policy.h"
+#include "tracee/task.h"
+
+namespace relive::replay {
+
+class ReplaySession {
+ public:
+  enum class Mode { kSeccomp, kAllSyscalls };
+  struct Output {
+    int stdout_fd = 1;
+    int stderr_fd = 2;
+  };
+  // `reader` must outlive the session.
+  ReplaySession(Mode mode, trace::TraceReader* reader, Output out);
+
+  // The first thread (real tid), stopped at a syscall-exit stop, known as `recorded_tid`.
+  void add_initial_thread(pid_t tid, int32_t recorded_tid);
+  // Replays every event; returns the process's wait status (the recorded one).
+  Result<int> run();
+  uint64_t events() const { return index_; }
+
+ private:
+  struct Thread {
+    tracee::Task task;
+    int32_t rec_tid = 0;
+    bool started = true;   // false until a new thread's first stop has been consumed
+    bool parked = false;   // stopped at the entry of the syscall recorded next for it
+    bool at_exit_stop = false;
+    int resume_sig = 0;    // signal to deliver when next resumed
+    int nr = -1;
+    tracee::SyscallArgs args{};
+    tracee::Regs entry_regs{};
+  };
+
+  Result<std::optional<trace::Event>> next();
+  Result<bool> signal_follows(int32_t tid);
+  Result<Thread*> thread_of(int32_t rec_tid);
+
+  Status on_syscall(const trace::SyscallEvent& ev);
+  Status on_entry(const trace::SyscallEntryEvent& ev);
+  Status on_signal(const trace::SignalEvent& ev);
+  Status on_rdtsc(const trace::RdtscEvent& ev);
+  Status on_thread_exit(const trace::ThreadExitEvent& ev);
+  Result<int> on_process_exit(const trace::ProcessExitEvent& ev);
+
+  Status run_to_entry(Thread& t);
+  Status resume(Thread& t);
+  Status skip_untraced(Thread& t, tracee::Policy p);
+  Status complete_emulated(Thread& t, const trace::SyscallEvent& ev);
+  Status complete_native(Thread& t, const trace::SyscallEvent& ev);
+  Status complete_map_file(Thread& t, const trace::SyscallEvent& ev);
+  Status complete_exit(Thread& t, const trace::SyscallEvent& ev);
+  Status stop_at_exit_if_signal_follows(Thread& t, const trace::SyscallEvent& ev);
+  Status reproduce_output(Thread& t, const trace::SyscallEvent& ev);
+  Status apply_writes(const Thread& t, const trace::SyscallEvent& ev);
+  Result<std::string> mapped_file_path(const std::string& name);
+  Status unexpected_stop(const Thread& t, const std::string& what);
+
+  Mode mode_;
+  trace::TraceReader* reader_;
+  Output out_;
+  std::map<int32_t, Thread> threads_;  // by recorded tid
+  std::deque<trace::Event> ahead_;     // read ahead of the current event
+  std::set<std::string> verified_files_;
+  uint64_t index_ = 0;  // index of the event being replayed
+  int32_t leader_ = 0;
+  int exit_status_ = 0;
+  bool process_gone_ = false;
+};
+
+}  // namespace relive::replay

@@ -1,0 +1,56 @@
+#include "tracee/inject.h"
+
+#include <signal.h>
+
+#include "common/check.h"
+
+namespace relive::tracee {
+
+Injector::Injector(const Task& task, At at, uint64_t syscall_insn)
+    : task_(task), at_(at), syscall_insn_(syscall_insn) {
+  // At an entry stop the instruction just executed is a `syscall` (2 bytes); reuse it.
+  if (at == At::kEntry) syscall_insn_ = task.regs().rip - 2;
+}
+
+Result<int64_t> Injector::call(int nr, std::initializer_list<uint64_t> args) {
+  RELIVE_CHECK(args.size() <= 6);
+  Regs r = task_.regs();
+  uint64_t a[6] = {};
+  size_t i = 0;
+  for (uint64_t v : args) a[i++] = v;
+  r.rdi = a[0], r.rsi = a[1], r.rdx = a[2], r.r10 = a[3], r.r8 = a[4], r.r9 = a[5];
+  if (at_ == At::kEntry) {
+    r.orig_rax = static_cast<uint64_t>(nr);  // replace the syscall being entered
+  } else {
+    r.rip = syscall_insn_;
+    r.rax = static_cast<uint64_t>(nr);
+    r.orig_rax = static_cast<uint64_t>(-1);  // not in a syscall: no restart logic
+  }
+  task_.set_regs(r);
+  RELIVE_RETURN_IF_ERROR(run_to_exit());
+  at_ = At::kExit;
+  return static_cast<int64_t>(task_.regs().rax);
+}
+
+Status Injector::run_to_exit() {
+  RELIVE_RETURN_IF_ERROR(task_.syscall());
+  for (;;) {
+    RELIVE_ASSIGN_OR_RETURN(auto got, wait_stop(task_.tid()));
+    const Stop& s = got.second;
+    switch (s.kind) {
+      case Stop::Kind::kSyscallExit: return Status::Ok();
+      case Stop::Kind::kSyscallEntry:
+      case Stop::Kind::kSeccomp:
+        RELIVE_RETURN_IF_ERROR(task_.syscall());
+        break;
+      case Stop::Kind::kExited:
+        return Status::Aborted("thread " + std::to_string(task_.tid()) +
+                               " exited during an injected system call");
+      default:
+        return Status::IoError(fmt::format("unexpected {} stop (signal {}) in injected syscall",
+                                           stop_kind_name(s.kind), s.signo));
+    }
+  }
+}
+
+}  // namespace relive::tracee

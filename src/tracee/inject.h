@@ -1,0 +1,38 @@
+// Runs system calls inside a stopped tracee on its behalf: the replayer maps saved files this
+// way, and the attacher forks the checkpoint child. The tracee's own registers are the caller's
+// to restore afterwards.
+#pragma once
+
+#include <cstdint>
+#include <initializer_list>
+
+#include "relive/result.h"
+#include "tracee/task.h"
+
+namespace relive::tracee {
+
+// A fixed, otherwise unused page mapped into every recorded and replayed process at start (at
+// both, so address-space layouts match) where the tracer puts strings for injected calls.
+inline constexpr uint64_t kScratchAddr = 0x70000000000ull;
+inline constexpr uint64_t kScratchSize = 4096;
+
+class Injector {
+ public:
+  enum class At { kEntry, kExit, kElsewhere };
+  // `task` is stopped at a syscall entry (seccomp or PTRACE_SYSCALL), a syscall exit, or any
+  // other ptrace stop; `syscall_insn` is the address of a `syscall` instruction to run from
+  // (ignored at an entry stop, where the current syscall is replaced).
+  Injector(const Task& task, At at, uint64_t syscall_insn);
+
+  // Runs syscall `nr` and returns its raw result (-errno on failure). Afterwards the task is at
+  // a syscall-exit stop.
+  Result<int64_t> call(int nr, std::initializer_list<uint64_t> args);
+
+ private:
+  Status run_to_exit();
+  const Task& task_;
+  At at_;
+  uint64_t syscall_insn_;
+};
+
+}  // namespace relive::tracee
