@@ -284,25 +284,26 @@ Status RecordSession::on_thread_gone(pid_t tid, int status) {
   return Status::Ok();
 }
 
-// Logs `ev` for thread `tid`, first logging the entries of other threads' syscalls that are
-// still in progress: at replay those threads must already be parked in them.
+// Logs `ev` for thread `tid`. Every syscall entry not yet logged is a user-space run that ended
+// earlier and must come first, in the order the runs happened. A thread's own entry is folded
+// into its SyscallEvent only when no other entry is pending (the common, single-thread case).
 Status RecordSession::emit_for(pid_t tid, const trace::Event& ev) {
-  for (pid_t other : entry_order_) {
-    if (other == tid) continue;
-    auto it = threads_.find(other);
-    if (it == threads_.end() || !it->second.entry_unlogged) continue;
-    it->second.entry_unlogged = false;
-    RELIVE_RETURN_IF_ERROR(sink_->emit(trace::SyscallEntryEvent{other, it->second.nr}));
+  auto pending = [&](pid_t p) {
+    auto it = threads_.find(p);
+    return it != threads_.end() && it->second.entry_unlogged ? &it->second : nullptr;
+  };
+  size_t live = 0;
+  for (pid_t p : entry_order_) live += pending(p) != nullptr;
+  Thread* self = pending(tid);
+  bool fold = self != nullptr && live == 1 && std::holds_alternative<trace::SyscallEvent>(ev);
+  for (pid_t p : entry_order_) {
+    Thread* t = pending(p);
+    if (t == nullptr || (fold && p == tid)) continue;
+    t->entry_unlogged = false;
+    RELIVE_RETURN_IF_ERROR(sink_->emit(trace::SyscallEntryEvent{p, t->nr}));
   }
   entry_order_.clear();
-  auto self = threads_.find(tid);
-  if (self != threads_.end() && self->second.entry_unlogged) {
-    if (std::holds_alternative<trace::SyscallEvent>(ev)) {
-      self->second.entry_unlogged = false;  // implied by the syscall event itself
-    } else {
-      entry_order_.push_back(tid);
-    }
-  }
+  if (fold) self->entry_unlogged = false;
   return sink_->emit(ev);
 }
 

@@ -74,7 +74,7 @@ Result<bool> ReplaySession::signal_follows(int32_t tid) {
 Result<ReplaySession::Thread*> ReplaySession::thread_of(int32_t rec_tid) {
   auto it = threads_.find(rec_tid);
   if (it == threads_.end())
-    return divergence(index_, rec_tid, "an event of this thread", "has no such thread");
+    return divergence(current_index(), rec_tid, "an event of this thread", "has no such thread");
   return &it->second;
 }
 
@@ -102,7 +102,7 @@ Status ReplaySession::resume(Thread& t) {
 }
 
 Status ReplaySession::unexpected_stop(const Thread& t, const std::string& what) {
-  return divergence(index_, t.rec_tid, "the thread to reach its next recorded event", what);
+  return divergence(current_index(), t.rec_tid, "the thread to reach its next recorded event", what);
 }
 
 // Runs `t` until it enters a traced syscall (parked there) or traps on rdtsc (SIGSEGV stop).
@@ -177,9 +177,9 @@ Status ReplaySession::on_entry(const trace::SyscallEntryEvent& ev) {
   RELIVE_ASSIGN_OR_RETURN(Thread * t, thread_of(ev.tid));
   if (!t->parked) RELIVE_RETURN_IF_ERROR(run_to_entry(*t));
   if (!t->parked)
-    return divergence(index_, ev.tid, "a syscall", "executed rdtsc");
+    return divergence(current_index(), ev.tid, "a syscall", "executed rdtsc");
   if (t->nr != ev.nr)
-    return divergence(index_, ev.tid, fmt::format("entry of syscall {}", ev.nr),
+    return divergence(current_index(), ev.tid, fmt::format("entry of syscall {}", ev.nr),
                       "called " + format_call(t->nr, t->args));
   return Status::Ok();
 }
@@ -187,8 +187,8 @@ Status ReplaySession::on_entry(const trace::SyscallEntryEvent& ev) {
 Status ReplaySession::on_syscall(const trace::SyscallEvent& ev) {
   RELIVE_ASSIGN_OR_RETURN(Thread * t, thread_of(ev.tid));
   if (!t->parked) RELIVE_RETURN_IF_ERROR(run_to_entry(*t));
-  if (!t->parked) return divergence(index_, ev.tid, format_call(ev.nr, ev.args), "executed rdtsc");
-  RELIVE_RETURN_IF_ERROR(check_call(index_, ev, t->nr, t->args));
+  if (!t->parked) return divergence(current_index(), ev.tid, format_call(ev.nr, ev.args), "executed rdtsc");
+  RELIVE_RETURN_IF_ERROR(check_call(current_index(), ev, t->nr, t->args));
   t->parked = false;
   switch (ev.mode) {
     case trace::SyscallMode::kEmulated: return complete_emulated(*t, ev);
@@ -204,7 +204,7 @@ Status ReplaySession::apply_writes(const Thread& t, const trace::SyscallEvent& e
   for (const trace::MemWrite& w : ev.writes) {
     Status st = t.task.write_mem(w.addr, w.data.data(), w.data.size());
     if (!st.ok())
-      return divergence(index_, ev.tid, fmt::format("{} bytes writable at {:#x}", w.data.size(), w.addr),
+      return divergence(current_index(), ev.tid, fmt::format("{} bytes writable at {:#x}", w.data.size(), w.addr),
                         "has no such memory");
   }
   return Status::Ok();
@@ -214,7 +214,7 @@ Status ReplaySession::reproduce_output(Thread& t, const trace::SyscallEvent& ev)
   if (ev.data_hash == 0 || ev.result <= 0) return Status::Ok();
   RELIVE_ASSIGN_OR_RETURN(std::string data, tracee::written_bytes(t.task, ev.nr, ev.args, ev.result));
   if (hash64(data) != ev.data_hash)
-    return divergence(index_, ev.tid, "the recorded output bytes",
+    return divergence(current_index(), ev.tid, "the recorded output bytes",
                       fmt::format("wrote {} different bytes to fd {}", data.size(), ev.args[0]));
   if (ev.stream == trace::Stream::kStdout) return write_all(out_.stdout_fd, data);
   if (ev.stream == trace::Stream::kStderr) return write_all(out_.stderr_fd, data);
@@ -263,7 +263,7 @@ Status ReplaySession::complete_native(Thread& t, const trace::SyscallEvent& ev) 
   tracee::Regs r = t.task.regs();
   if ((ev.nr == SYS_clone || ev.nr == SYS_clone3) && ev.result > 0) {
     if (new_real <= 0)
-      return divergence(index_, ev.tid, "a new thread", fmt::format("clone returned {}", static_cast<int64_t>(r.rax)));
+      return divergence(current_index(), ev.tid, "a new thread", fmt::format("clone returned {}", static_cast<int64_t>(r.rax)));
     Thread child{tracee::Task(new_real)};
     child.rec_tid = static_cast<int32_t>(ev.result);
     child.started = false;
@@ -303,7 +303,7 @@ Status ReplaySession::complete_map_file(Thread& t, const trace::SyscallEvent& ev
   RELIVE_ASSIGN_OR_RETURN(int64_t closed, inj.call(SYS_close, {static_cast<uint64_t>(fd)}));
   (void)closed;
   if (addr != ev.result)
-    return divergence(index_, ev.tid, fmt::format("{} mapped at {:#x}", path, ev.result),
+    return divergence(current_index(), ev.tid, fmt::format("{} mapped at {:#x}", path, ev.result),
                       fmt::format("got {:#x}", addr));
   tracee::Regs r = t.entry_regs;
   r.rax = static_cast<uint64_t>(ev.result);
@@ -356,11 +356,11 @@ Status ReplaySession::on_signal(const trace::SignalEvent& ev) {
 
 Status ReplaySession::on_rdtsc(const trace::RdtscEvent& ev) {
   RELIVE_ASSIGN_OR_RETURN(Thread * t, thread_of(ev.tid));
-  if (t->parked) return divergence(index_, ev.tid, "rdtsc", "called " + format_call(t->nr, t->args));
+  if (t->parked) return divergence(current_index(), ev.tid, "rdtsc", "called " + format_call(t->nr, t->args));
   RELIVE_RETURN_IF_ERROR(run_to_entry(*t));
-  if (t->parked) return divergence(index_, ev.tid, "rdtsc", "called " + format_call(t->nr, t->args));
+  if (t->parked) return divergence(current_index(), ev.tid, "rdtsc", "called " + format_call(t->nr, t->args));
   RELIVE_ASSIGN_OR_RETURN(bool ok, tracee::apply_rdtsc(t->task, {ev.tsc, ev.aux, ev.rdtscp}));
-  if (!ok) return divergence(index_, ev.tid, "rdtsc", "faulted elsewhere");
+  if (!ok) return divergence(current_index(), ev.tid, "rdtsc", "faulted elsewhere");
   t->resume_sig = 0;  // the SIGSEGV that trapped it is not delivered
   return Status::Ok();
 }
@@ -382,7 +382,7 @@ Result<int> ReplaySession::on_process_exit(const trace::ProcessExitEvent& ev) {
     threads_.erase(it);
   }
   if (leader_status != ev.status)
-    return divergence(index_, leader_, fmt::format("exit with wait status {:#x}", ev.status),
+    return divergence(current_index(), leader_, fmt::format("exit with wait status {:#x}", ev.status),
                       fmt::format("ended with wait status {:#x}", leader_status));
   return ev.status;
 }

@@ -37,6 +37,10 @@ class ReplaySession {
   uint64_t events() const { return index_; }
 
  private:
+  // The index of the event being replayed, as `relive dump` numbers it.
+  uint64_t current_index() const { return index_ - 1; }
+
+ private:
   struct Thread {
     tracee::Task task;
     int32_t rec_tid = 0;
