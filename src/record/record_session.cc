@@ -136,6 +136,12 @@ Status RecordSession::on_entry(Thread& t) {
     case Policy::kExitGroup: return on_exit_syscall(t, true);
     default: break;
   }
+  if (must_refuse_kernel_copy(t)) {
+    r.orig_rax = static_cast<uint64_t>(-1);
+    t.task.set_regs(r);
+    t.forced = true;
+    t.forced_result = -EINVAL;
+  }
   // The syscall may block (futex, read on a pipe...): let it run in the kernel and give the
   // user-space turn to another thread. Its entry is logged only if another thread's event
   // comes first.
@@ -144,6 +150,20 @@ Status RecordSession::on_entry(Thread& t) {
   t.state = State::kInSyscall;
   running_ = -1;
   return t.task.syscall();
+}
+
+// copy_file_range, sendfile, splice and tee move bytes inside the kernel; when they write to
+// the recorder's own stdout/stderr the replay could not reproduce that output. Refusing them
+// with EINVAL makes programs (cat, cp...) fall back to read/write, which are recorded.
+bool RecordSession::must_refuse_kernel_copy(Thread& t) {
+  int out_fd = -1;
+  switch (t.nr) {
+    case SYS_copy_file_range: case SYS_splice: out_fd = static_cast<int>(t.args[2]); break;
+    case SYS_sendfile: out_fd = static_cast<int>(t.args[0]); break;
+    case SYS_tee: out_fd = static_cast<int>(t.args[1]); break;
+    default: return false;
+  }
+  return capture_->is_recorder_output(t.task.tid(), out_fd);
 }
 
 Status RecordSession::on_exit(Thread& t) {
@@ -157,6 +177,13 @@ Status RecordSession::on_exit(Thread& t) {
     return t.task.syscall();
   }
   int64_t result = static_cast<int64_t>(t.task.regs().rax);
+  if (t.forced) {
+    tracee::Regs r = t.task.regs();
+    r.rax = static_cast<uint64_t>(t.forced_result);
+    t.task.set_regs(r);
+    result = t.forced_result;
+    t.forced = false;
+  }
   RELIVE_ASSIGN_OR_RETURN(trace::SyscallEvent ev,
                           capture_->capture(t.task, t.nr, t.args, result, t.policy));
   if (t.policy == Policy::kClone && result > 0) RELIVE_RETURN_IF_ERROR(add_clone_fixups(t, &ev));

@@ -57,7 +57,9 @@ class RecordSession {
     int nr = -1;
     tracee::SyscallArgs args{};
     tracee::Policy policy = tracee::Policy::kUnsupported;
-    bool entry_unlogged = false;  // entered a syscall whose entry is not in the log yet
+    bool entry_unlogged = false;
+    bool forced = false;  // the syscall is skipped and returns forced_result
+    int64_t forced_result = 0;  // entered a syscall whose entry is not in the log yet
     bool expect_boundary_signal = false;
     Deferred injecting{0, {}};
     std::deque<Deferred> deferred;
@@ -69,6 +71,7 @@ class RecordSession {
   void schedule();
   Status resume(Thread& t);
   Status on_entry(Thread& t);
+  bool must_refuse_kernel_copy(Thread& t);
   Status on_exit(Thread& t);
   Status on_signal(Thread& t, int signo);
   Status on_clone_event(Thread& t);

@@ -23,6 +23,9 @@ class SyscallCapture {
                                       const tracee::SyscallArgs& args, int64_t result,
                                       tracee::Policy policy);
 
+  // True when `fd` of thread `tid` is the recorder's own stdout or stderr.
+  bool is_recorder_output(pid_t tid, int fd) { return stream_of(tid, fd) != trace::Stream::kNone; }
+
  private:
   Status capture_writes(const tracee::Task& task, trace::SyscallEvent* ev);
   Status capture_output(const tracee::Task& task, trace::SyscallEvent* ev);

@@ -66,14 +66,24 @@ struct ThreadExitEvent {
   bool operator==(const ThreadExitEvent&) const = default;
 };
 
+// A thread entered a syscall and the tracer let another thread run before the syscall
+// completed (it blocked, or others were ready). Replay parks the thread at that syscall's entry
+// here, so every thread's user-space run happens in the recorded order. When no other thread ran
+// in between, the entry is implied by the SyscallEvent and not logged.
+struct SyscallEntryEvent {
+  int32_t tid = 0;
+  int32_t nr = 0;
+  bool operator==(const SyscallEntryEvent&) const = default;
+};
+
 // The last event of a trace: the whole process ended with this wait(2) status.
 struct ProcessExitEvent {
   int32_t status = 0;
   bool operator==(const ProcessExitEvent&) const = default;
 };
 
-using Event =
-    std::variant<SyscallEvent, RdtscEvent, SignalEvent, ThreadExitEvent, ProcessExitEvent>;
+using Event = std::variant<SyscallEvent, RdtscEvent, SignalEvent, ThreadExitEvent,
+                           ProcessExitEvent, SyscallEntryEvent>;
 
 enum class StartKind : uint8_t {
   kExec = 0,        // recorded from execve: replay execs the same program

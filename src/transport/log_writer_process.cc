@@ -1,0 +1,154 @@
+#include "transport/log_writer_process.h"
+
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstdio>
+#include <exception>
+#include <thread>
+#include <utility>
+
+namespace relive::transport {
+namespace {
+
+constexpr int kExitSinkFailed = 1;
+constexpr int kExitProducerLost = 2;
+constexpr auto kDrainGrace = std::chrono::seconds(2);
+
+// Records the child's failure where the parent can read it (the ring) and where an operator sees
+// it (stderr), and returns the exit code.
+int fail(ShmRing& ring, const Status& status, int code = kExitSinkFailed) {
+  std::string msg = status.to_string();
+  ring.set_consumer_error(msg);
+  std::fprintf(stderr, "relive log writer: %s\n", msg.c_str());
+  return code;
+}
+
+// Handles one record; a flush is acknowledged only once the sink made it durable, so a failed
+// flush surfaces in the producer as a dead log writer rather than as a false success.
+Status handle(ShmRing& ring, RecordSink& sink, const ShmRing::Record& rec) {
+  if (rec.kind == ShmRing::Record::kData) return sink.append(rec.data);
+  RELIVE_RETURN_IF_ERROR(sink.flush());
+  ring.ack_flush();
+  return Status::Ok();
+}
+
+int drain(ShmRing& ring, PidWatch parent, const LogWriterProcess::SinkFactory& make_sink) {
+  ring.watch_producer(std::move(parent));
+  auto sink = make_sink();
+  if (!sink.ok()) return fail(ring, sink.status().with_context("open the log sink"));
+  ShmRing::Record rec;
+  while (ring.pop_into(rec)) {
+    if (Status st = handle(ring, **sink, rec); !st.ok()) return fail(ring, st);
+  }
+  if (ring.producer_lost()) {
+    // Keep what arrived, but do not finish(): the log must not look complete.
+    (void)(*sink)->flush();
+    return fail(ring, Status::Aborted("the tracer died without closing the ring"),
+                kExitProducerLost);
+  }
+  if (Status st = (*sink)->finish(); !st.ok()) return fail(ring, st.with_context("finish"));
+  return 0;
+}
+
+[[noreturn]] void child_main(ShmRing& ring, PidWatch parent,
+                             const LogWriterProcess::SinkFactory& make_sink) {
+  ::signal(SIGINT, SIG_IGN);
+  int code = kExitSinkFailed;
+  // An exception must not unwind into the parent's stack frames copied by fork().
+  try {
+    code = drain(ring, std::move(parent), make_sink);
+  } catch (const std::exception& e) {
+    code = fail(ring, Status::Aborted(std::string("uncaught exception: ") + e.what()));
+  } catch (...) {
+    code = fail(ring, Status::Aborted("uncaught exception"));
+  }
+  std::fflush(stderr);
+  ::_exit(code);
+}
+
+Status wait_status(pid_t pid, int* wstatus) {
+  for (;;) {
+    if (::waitpid(pid, wstatus, 0) == pid) return Status::Ok();
+    if (errno != EINTR) return PosixError("waitpid log writer", errno);
+  }
+}
+
+Status describe_exit(int wstatus, const ShmRing& ring) {
+  if (WIFEXITED(wstatus) && WEXITSTATUS(wstatus) == 0) return Status::Ok();
+  std::string why = ring.consumer_error();
+  if (WIFEXITED(wstatus)) {
+    return Status::IoError("log writer exited with status " + std::to_string(WEXITSTATUS(wstatus)) +
+                           (why.empty() ? "" : ": " + why));
+  }
+  return Status::Aborted("log writer killed by signal " + std::to_string(WTERMSIG(wstatus)));
+}
+
+}  // namespace
+
+RecordSink::~RecordSink() = default;
+
+Result<LogWriterProcess> LogWriterProcess::start(ShmRing& ring, SinkFactory make_sink) {
+  // Opened before fork() and inherited, so the child watches us even if we die right away.
+  RELIVE_ASSIGN_OR_RETURN(PidWatch self, PidWatch::open(::getpid()));
+  pid_t pid = ::fork();
+  if (pid < 0) return PosixError("fork log writer", errno);
+  if (pid == 0) child_main(ring, std::move(self), make_sink);
+  LogWriterProcess writer(&ring, pid);
+  if (Status st = ring.set_consumer_pid(pid); !st.ok()) {
+    return st.with_context("watch the log writer");  // ~LogWriterProcess reaps the child
+  }
+  return writer;
+}
+
+LogWriterProcess::LogWriterProcess(LogWriterProcess&& o) noexcept
+    : ring_(o.ring_),
+      pid_(std::exchange(o.pid_, -1)),
+      finished_(o.finished_),
+      result_(std::move(o.result_)) {}
+
+LogWriterProcess& LogWriterProcess::operator=(LogWriterProcess&& o) noexcept {
+  if (this != &o) {
+    abandon();
+    ring_ = o.ring_;
+    pid_ = std::exchange(o.pid_, -1);
+    finished_ = o.finished_;
+    result_ = std::move(o.result_);
+  }
+  return *this;
+}
+
+LogWriterProcess::~LogWriterProcess() { abandon(); }
+
+Status LogWriterProcess::finish() {
+  if (finished_ || pid_ < 0) return result_;
+  ring_->close();
+  int wstatus = 0;
+  Status st = wait_status(pid_, &wstatus);
+  finished_ = true;
+  result_ = st.ok() ? describe_exit(wstatus, *ring_) : st;
+  return result_;
+}
+
+// Error-path cleanup: lets the child drain what is queued (useful for debugging a failed
+// recording), but never waits for it indefinitely.
+void LogWriterProcess::abandon() {
+  if (pid_ < 0 || finished_) return;
+  ring_->close();
+  auto deadline = std::chrono::steady_clock::now() + kDrainGrace;
+  int wstatus;
+  while (::waitpid(pid_, &wstatus, WNOHANG) == 0) {
+    if (std::chrono::steady_clock::now() >= deadline) {
+      ::kill(pid_, SIGKILL);
+      (void)wait_status(pid_, &wstatus);
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  finished_ = true;
+}
+
+}  // namespace relive::transport

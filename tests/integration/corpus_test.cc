@@ -1,0 +1,146 @@
+// The record/replay corpus: real, unmodified Debian programs recorded, then replayed after the
+// environment changed under them (inputs deleted or rewritten, servers gone, no network, a
+// later clock, another working directory). The replay must reproduce stdout and stderr byte for
+// byte and exit with the recorded status.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "test_util.h"
+
+namespace relive::testing {
+namespace {
+
+struct Case {
+  std::string name;
+  std::string setup;  // shell, before recording; {d} is a scratch dir, {p} a free port
+  std::vector<std::string> argv;
+  std::string change;  // shell, after recording and before replay
+};
+
+// A one-connection TCP server that sends a greeting with its clock and randomness, then echoes.
+const char* kPyServer =
+    "/usr/bin/python3 -c 'import socket,os,time,sys\n"
+    "s=socket.socket();s.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)\n"
+    "s.bind((\"127.0.0.1\",{p}));s.listen(1)\n"
+    "while True:\n"
+    " c,_=s.accept();c.sendall(b\"hello %f %s\\n\"%(time.time(),os.urandom(4).hex().encode()))\n"
+    " d=c.recv(100);c.sendall(d.upper());c.close()' >/dev/null 2>&1 &\n"
+    "for i in $(seq 100); do ss -Hltn \"sport = :{p}\" | grep -q . && break; sleep 0.05; done";
+
+const char* kHttpServer =
+    "cd {d} && echo 'served at record time' > page.txt && "
+    "(/usr/bin/python3 -m http.server {p} --bind 127.0.0.1 >/dev/null 2>&1 &) && "
+    "for i in $(seq 100); do ss -Hltn \"sport = :{p}\" | grep -q . && break; sleep 0.05; done";
+
+const char* kKillServers = "pkill -f 'python3.*{p}' ; sleep 0.2; true";
+
+const char* kPyClient =
+    "import socket,sys\n"
+    "c=socket.create_connection((\"127.0.0.1\",int(sys.argv[1])))\n"
+    "print(c.recv(100).decode().strip()); c.sendall(b\"ping\"); print(c.recv(100))\n";
+
+const char* kPyTimeRandom =
+    "import time,random,os,datetime,uuid\n"
+    "print(time.time(), time.monotonic_ns(), random.random(), os.urandom(8).hex())\n"
+    "print(datetime.datetime.now().isoformat(), uuid.uuid4(), os.getpid())\n";
+
+const char* kPyThreads =
+    "import threading,random,time,queue\n"
+    "q=queue.Queue(); lock=threading.Lock(); log=[]\n"
+    "def w(i):\n"
+    "  for k in range(300):\n"
+    "    with lock: log.append((i,k,random.random()))\n"
+    "    if k%60==0: time.sleep(0.0005)\n"
+    "  q.put(i)\n"
+    "ts=[threading.Thread(target=w,args=(i,)) for i in range(4)]\n"
+    "[t.start() for t in ts]; [t.join() for t in ts]\n"
+    "print(len(log), hash(tuple(log)) & 0xffffffff, [q.get() for _ in ts])\n";
+
+const char* kPyFiles =
+    "import os,hashlib,sys,json\n"
+    "d=sys.argv[1]; names=sorted(os.listdir(d))\n"
+    "print(json.dumps({n: hashlib.sha256(open(os.path.join(d,n),'rb').read()).hexdigest()[:12] for n in names}))\n"
+    "print(os.stat(d).st_mtime_ns, os.getcwd())\n";
+
+std::string expand(std::string s, const std::string& dir, int port) {
+  for (size_t at; (at = s.find("{d}")) != std::string::npos;) s.replace(at, 3, dir);
+  for (size_t at; (at = s.find("{p}")) != std::string::npos;) s.replace(at, 3, std::to_string(port));
+  return s;
+}
+
+std::vector<Case> corpus() {
+  std::string subjects = test_bin_dir() + "/subjects/";
+  const char* gen = "seq 1 5000 | shuf > {d}/input.txt && echo 'alpha beta gamma' > {d}/words";
+  const char* wreck = "rm -rf {d}/* && echo changed > {d}/input.txt";
+  return {
+      {"date", "", {"date", "+%s.%N %Z"}, ""},
+      {"date_default", "", {"date"}, ""},
+      {"ls_long", gen, {"ls", "-l", "--full-time", "{d}"}, wreck},
+      {"sort_generated", gen, {"sort", "-n", "{d}/input.txt"}, wreck},
+      {"od_urandom", "", {"od", "-N", "64", "-x", "/dev/urandom"}, ""},
+      {"head_urandom_binary", "", {"head", "-c", "4096", "/dev/urandom"}, ""},
+      {"sha256sum", gen, {"sha256sum", "{d}/input.txt", "{d}/words"}, wreck},
+      {"md5sum_missing_file", gen, {"md5sum", "{d}/words", "{d}/absent"}, wreck},
+      {"wc", gen, {"wc", "{d}/input.txt"}, wreck},
+      {"cat", gen, {"cat", "{d}/words"}, wreck},
+      {"stat", gen, {"stat", "{d}/input.txt"}, wreck},
+      {"find", gen, {"find", "{d}", "-type", "f"}, wreck},
+      {"du", gen, {"du", "-ab", "{d}"}, wreck},
+      {"uname", "", {"uname", "-a"}, ""},
+      {"id", "", {"id"}, ""},
+      {"env", "", {"env"}, ""},
+      {"shuf_random", gen, {"shuf", "-n", "5", "{d}/input.txt"}, wreck},
+      {"mktemp_dry_run", "", {"mktemp", "-u"}, ""},
+      {"gzip", gen, {"gzip", "-c", "{d}/input.txt"}, wreck},
+      {"tar", gen, {"tar", "-cf", "-", "-C", "{d}", "."}, wreck},
+      {"awk_srand", "", {"awk", "BEGIN{srand(); print rand(), srand(), systime()}"}, ""},
+      {"sqlite3_memory", "", {"sqlite3", ":memory:", "select random(), datetime('now'), hex(randomblob(8));"}, ""},
+      {"sqlite3_file", "sqlite3 {d}/db 'create table t(x); insert into t values (1),(2),(3);'",
+       {"sqlite3", "{d}/db", "select sum(x), count(*) from t; insert into t values (random()); select count(*) from t;"},
+       wreck},
+      {"python_time_random", "", {"/usr/bin/python3", "-c", kPyTimeRandom}, ""},
+      {"python_threads", "", {"/usr/bin/python3", "-c", kPyThreads}, ""},
+      {"python_files", gen, {"/usr/bin/python3", "-c", kPyFiles, "{d}"}, wreck},
+      {"python_socket_client", kPyServer, {"/usr/bin/python3", "-c", kPyClient, "{p}"}, kKillServers},
+      {"curl_local_server", kHttpServer, {"curl", "-s", "-i", "http://127.0.0.1:{p}/page.txt"}, kKillServers},
+      {"nc_client", kPyServer, {"nc", "-d", "-w", "2", "127.0.0.1", "{p}"}, kKillServers},
+      {"c_threads_mutex_condvar", "", {subjects + "threads_counter", "4"}, ""},
+      {"ls_failing_exit_status", "", {"ls", "/nonexistent-relive-path"}, ""},
+  };
+}
+
+void PrintTo(const Case& c, std::ostream* os) { *os << c.name; }
+
+class Corpus : public ::testing::TestWithParam<Case> {};
+
+TEST_P(Corpus, ReplayIsByteIdenticalInAChangedEnvironment) {
+  const Case& c = GetParam();
+  TempDir scratch, trace_parent;
+  int port = 20000 + static_cast<int>((std::hash<std::string>{}(c.name) + ::getpid()) % 20000);
+  std::string trace = trace_parent / "trace";
+  if (!c.setup.empty()) ASSERT_EQ(sh(expand(c.setup, scratch.path(), port)), 0) << "setup failed";
+
+  std::vector<std::string> rec = {relive_bin(), "record", "-o", trace, "--"};
+  for (const auto& a : c.argv) rec.push_back(expand(a, scratch.path(), port));
+  RunResult recorded = run(rec);
+  ASSERT_LT(recorded.exit_code, 125) << recorded.err;
+
+  if (!c.change.empty()) sh(expand(c.change, scratch.path(), port));
+  // No network at all at replay: a fresh network namespace has only a downed loopback.
+  RunResult replayed = run({"unshare", "--net", relive_bin(), "replay", trace});
+  EXPECT_EQ(replayed.exit_code, recorded.exit_code) << replayed.err;
+  EXPECT_EQ(replayed.out, recorded.out) << "stderr of replay: " << replayed.err;
+  EXPECT_EQ(replayed.err, recorded.err);
+  EXPECT_FALSE(recorded.out.empty() && recorded.err.empty())
+      << "the program printed nothing; exit " << recorded.exit_code;
+}
+
+INSTANTIATE_TEST_SUITE_P(DebianPrograms, Corpus, ::testing::ValuesIn(corpus()),
+                         [](const auto& info) { return info.param.name; });
+
+}  // namespace
+}  // namespace relive::testing

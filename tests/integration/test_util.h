@@ -1,0 +1,42 @@
+// Helpers for integration tests that drive the real relive binary and real programs.
+#pragma once
+
+#include <string>
+#include <vector>
+
+namespace relive::testing {
+
+struct RunResult {
+  int exit_code = -1;  // 128+signal when killed
+  std::string out;
+  std::string err;
+};
+
+// Runs argv (no shell) with stdout/stderr captured; optional stdin file; kills it after
+// `timeout_s` seconds.
+RunResult run(const std::vector<std::string>& argv, int timeout_s = 120,
+              const std::string& stdin_path = "/dev/null");
+// Runs a /bin/sh -c snippet; returns its exit code.
+int sh(const std::string& script);
+
+// $RELIVE_BIN/relive (the build's binary).
+std::string relive_bin();
+std::string test_bin_dir();  // $RELIVE_TEST_BIN
+// A fresh empty directory under /tmp, removed by the destructor.
+class TempDir {
+ public:
+  TempDir();
+  ~TempDir();
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  const std::string& path() const { return path_; }
+  std::string operator/(const std::string& name) const { return path_ + "/" + name; }
+
+ private:
+  std::string path_;
+};
+
+std::string read_all(const std::string& path);
+void write_all_to(const std::string& path, const std::string& data);
+
+}  // namespace relive::testing
