@@ -76,6 +76,12 @@ struct SyscallEntryEvent {
   bool operator==(const SyscallEntryEvent&) const = default;
 };
 
+// Recording of an attached process ended here (relive was asked to stop); the process went on
+// untraced. A replay ends after this event with the process in the state it had here.
+struct DetachEvent {
+  bool operator==(const DetachEvent&) const = default;
+};
+
 // The last event of a trace: the whole process ended with this wait(2) status.
 struct ProcessExitEvent {
   int32_t status = 0;
@@ -83,7 +89,7 @@ struct ProcessExitEvent {
 };
 
 using Event = std::variant<SyscallEvent, RdtscEvent, SignalEvent, ThreadExitEvent,
-                           ProcessExitEvent, SyscallEntryEvent>;
+                           ProcessExitEvent, SyscallEntryEvent, DetachEvent>;
 
 enum class StartKind : uint8_t {
   kExec = 0,        // recorded from execve: replay execs the same program

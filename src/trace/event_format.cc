@@ -43,9 +43,12 @@ std::string shell_quote(std::string_view s) {
   }
   out = "$'";
   for (unsigned char c : s) {
-    if (c == '\'' || c == '\\') out += fmt::format("\\{}", static_cast<char>(c));
-    else if (c >= 0x20 && c < 0x7f) out += static_cast<char>(c);
-    else out += fmt::format("\\x{:02x}", c);
+    if (c == '\'' || c == '\\')
+      out += fmt::format("\\{}", static_cast<char>(c));
+    else if (c >= 0x20 && c < 0x7f)
+      out += static_cast<char>(c);
+    else
+      out += fmt::format("\\x{:02x}", c);
   }
   return out + "'";
 }
@@ -87,18 +90,24 @@ std::string syscall_label(int nr) {
 
 const char* mode_name(SyscallMode m) {
   switch (m) {
-    case SyscallMode::kEmulated: return "emulated";
-    case SyscallMode::kNative: return "native";
-    case SyscallMode::kMapFile: return "map_file";
+    case SyscallMode::kEmulated:
+      return "emulated";
+    case SyscallMode::kNative:
+      return "native";
+    case SyscallMode::kMapFile:
+      return "map_file";
   }
   return "unknown";
 }
 
 const char* stream_name(Stream s) {
   switch (s) {
-    case Stream::kNone: return "none";
-    case Stream::kStdout: return "stdout";
-    case Stream::kStderr: return "stderr";
+    case Stream::kNone:
+      return "none";
+    case Stream::kStdout:
+      return "stdout";
+    case Stream::kStderr:
+      return "stderr";
   }
   return "unknown";
 }
@@ -119,8 +128,8 @@ std::string syscall_text(const SyscallEvent& s) {
   for (int i = 0; i < syscall_arg_count(s.nr); ++i) {
     args += (i ? ", " : "") + value_text(s.args[i]);
   }
-  std::string out = fmt::format("tid {} syscall {}({}) = {} [{}]", s.tid, syscall_label(s.nr),
-                                args, result_text(s.result), mode_name(s.mode));
+  std::string out = fmt::format("tid {} syscall {}({}) = {} [{}]", s.tid, syscall_label(s.nr), args,
+                                result_text(s.result), mode_name(s.mode));
   if (!s.writes.empty()) {
     size_t bytes = 0;
     for (const MemWrite& w : s.writes) bytes += w.data.size();
@@ -135,12 +144,10 @@ std::string syscall_text(const SyscallEvent& s) {
 json syscall_json(const SyscallEvent& s) {
   json writes = json::array();
   for (const MemWrite& w : s.writes) writes.push_back({{"addr", w.addr}, {"len", w.data.size()}});
-  return {{"type", "syscall"},     {"tid", s.tid},
-          {"nr", s.nr},            {"name", syscall_label(s.nr)},
-          {"args", s.args},        {"result", s.result},
-          {"mode", mode_name(s.mode)}, {"writes", writes},
-          {"stream", stream_name(s.stream)}, {"data_hash", s.data_hash},
-          {"file", s.file}};
+  return {{"type", "syscall"},           {"tid", s.tid},     {"nr", s.nr},
+          {"name", syscall_label(s.nr)}, {"args", s.args},   {"result", s.result},
+          {"mode", mode_name(s.mode)},   {"writes", writes}, {"stream", stream_name(s.stream)},
+          {"data_hash", s.data_hash},    {"file", s.file}};
 }
 
 json process_exit_json(const ProcessExitEvent& p) {
@@ -223,8 +230,8 @@ std::string event_text(uint64_t index, const Event& e) {
   struct Visitor {
     std::string operator()(const SyscallEvent& s) const { return syscall_text(s); }
     std::string operator()(const RdtscEvent& r) const {
-      std::string out = fmt::format("tid {} {} = {:#x}", r.tid, r.rdtscp ? "rdtscp" : "rdtsc",
-                                    r.tsc);
+      std::string out =
+          fmt::format("tid {} {} = {:#x}", r.tid, r.rdtscp ? "rdtscp" : "rdtsc", r.tsc);
       return r.rdtscp ? out + fmt::format(" aux {:#x}", r.aux) : out;
     }
     std::string operator()(const SignalEvent& s) const {
@@ -233,12 +240,11 @@ std::string event_text(uint64_t index, const Event& e) {
     std::string operator()(const ThreadExitEvent& t) const {
       return fmt::format("tid {} thread exit", t.tid);
     }
-    std::string operator()(const ProcessExitEvent& p) const {
-      return wait_status_text(p.status);
-    }
+    std::string operator()(const ProcessExitEvent& p) const { return wait_status_text(p.status); }
     std::string operator()(const SyscallEntryEvent& s) const {
       return fmt::format("tid {} syscall-entry {}", s.tid, syscall_label(s.nr));
     }
+    std::string operator()(const DetachEvent&) const { return "detach"; }
   };
   return fmt::format("#{} {}", index, std::visit(Visitor{}, e));
 }
@@ -247,21 +253,25 @@ std::string event_json(uint64_t index, const Event& e) {
   struct Visitor {
     json operator()(const SyscallEvent& s) const { return syscall_json(s); }
     json operator()(const RdtscEvent& r) const {
-      return {{"type", "rdtsc"}, {"tid", r.tid}, {"tsc", r.tsc}, {"aux", r.aux},
-              {"rdtscp", r.rdtscp}};
+      return {
+          {"type", "rdtsc"}, {"tid", r.tid}, {"tsc", r.tsc}, {"aux", r.aux}, {"rdtscp", r.rdtscp}};
     }
     json operator()(const SignalEvent& s) const {
-      return {{"type", "signal"}, {"tid", s.tid}, {"signo", s.signo},
-              {"name", signal_name(s.signo)}, {"siginfo_len", s.siginfo.size()}};
+      return {{"type", "signal"},
+              {"tid", s.tid},
+              {"signo", s.signo},
+              {"name", signal_name(s.signo)},
+              {"siginfo_len", s.siginfo.size()}};
     }
     json operator()(const ThreadExitEvent& t) const {
       return {{"type", "thread_exit"}, {"tid", t.tid}};
     }
     json operator()(const ProcessExitEvent& p) const { return process_exit_json(p); }
     json operator()(const SyscallEntryEvent& s) const {
-      return {{"type", "syscall_entry"}, {"tid", s.tid}, {"nr", s.nr},
-              {"name", syscall_label(s.nr)}};
+      return {
+          {"type", "syscall_entry"}, {"tid", s.tid}, {"nr", s.nr}, {"name", syscall_label(s.nr)}};
     }
+    json operator()(const DetachEvent&) const { return {{"type", "detach"}}; }
   };
   json j = {{"index", index}};
   j.update(std::visit(Visitor{}, e));

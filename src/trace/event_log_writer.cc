@@ -40,9 +40,10 @@ void EventLogWriter::flush_quietly() {
 
 Status EventLogWriter::append(std::string_view encoded_event) {
   if (!error_.ok()) return error_;
-  if (encoded_event.size() > wire::kMaxEventBytes) {
-    return Status::InvalidArgument(fmt::format("event of {} bytes exceeds the {} byte limit",
-                                               encoded_event.size(), wire::kMaxEventBytes));
+  if (encoded_event.size() < wire::kMinEventBytes || encoded_event.size() > wire::kMaxEventBytes) {
+    return Status::InvalidArgument(fmt::format("event of {} bytes is outside [{}, {}]",
+                                               encoded_event.size(), wire::kMinEventBytes,
+                                               wire::kMaxEventBytes));
   }
   if (raw_.size() + wire::kEventLengthBytes + encoded_event.size() > wire::kMaxSegmentRawBytes) {
     RELIVE_RETURN_IF_ERROR(flush());

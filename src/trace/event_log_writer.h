@@ -29,9 +29,9 @@ class EventLogWriter {
   ~EventLogWriter();
 
   // Buffers one event from wire::encode_event; writes a segment once about kFlushThreshold
-  // raw bytes are buffered. InvalidArgument for an event larger than a segment can carry
-  // (wire::kMaxEventBytes). After a failed write every call returns that failure, and the file
-  // is cut back to its last whole segment where possible.
+  // raw bytes are buffered. InvalidArgument for an event a segment cannot carry (shorter than
+  // wire::kMinEventBytes or longer than wire::kMaxEventBytes). After a failed write every call
+  // returns that failure, and the file is cut back to its last whole segment where possible.
   Status append(std::string_view encoded_event);
   // Writes the buffered events, if any, as one segment (write(2) only, no fsync).
   Status flush();

@@ -121,8 +121,8 @@ Result<std::string> FileStore::add_from_fd(int fd, const std::string& path, mode
 // synced, so a name in the store always holds whole contents. The name comes from this second
 // read: the file may have changed since it was first hashed.
 Result<std::string> FileStore::copy_in(int fd, const std::string& path, mode_t mode) {
-  std::string tmp = dir_ + "/.tmp-" + std::to_string(::getpid()) + "-" +
-                    std::to_string(tmp_counter_++);
+  std::string tmp =
+      dir_ + "/.tmp-" + std::to_string(::getpid()) + "-" + std::to_string(tmp_counter_++);
   ScopedFd out(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
   if (!out.valid()) return PosixError("create " + tmp, errno);
   Result<std::string> name = hash_stream(fd, path, out.get());

@@ -95,8 +95,8 @@ Result<std::optional<Event>> TraceReader::next() {
   }
   Result<Event> event = wire::decode_event(pending_[next_pending_]);
   if (!event.ok()) {
-    return fail(event.status().with_context(
-        fmt::format("{}: event #{}", events_path(dir_), events_read_)));
+    return fail(
+        event.status().with_context(fmt::format("{}: event #{}", events_path(dir_), events_read_)));
   }
   ++next_pending_;
   ++events_read_;

@@ -58,6 +58,8 @@ void build_event(const trace::Event& e, Event::Builder b) {
           build(v, b.initSignal());
         } else if constexpr (std::is_same_v<T, trace::ThreadExitEvent>) {
           b.initThreadExit().setTid(v.tid);
+        } else if constexpr (std::is_same_v<T, trace::DetachEvent>) {
+          b.initDetach();
         } else if constexpr (std::is_same_v<T, trace::SyscallEntryEvent>) {
           auto entry = b.initSyscallEntry();
           entry.setTid(v.tid);
@@ -74,18 +76,24 @@ void build_event(const trace::Event& e, Event::Builder b) {
 
 Result<trace::SyscallMode> decode_mode(SyscallMode m) {
   switch (m) {
-    case SyscallMode::EMULATED: return trace::SyscallMode::kEmulated;
-    case SyscallMode::NATIVE: return trace::SyscallMode::kNative;
-    case SyscallMode::MAP_FILE: return trace::SyscallMode::kMapFile;
+    case SyscallMode::EMULATED:
+      return trace::SyscallMode::kEmulated;
+    case SyscallMode::NATIVE:
+      return trace::SyscallMode::kNative;
+    case SyscallMode::MAP_FILE:
+      return trace::SyscallMode::kMapFile;
   }
   return Status::Corruption(fmt::format("unknown syscall mode {}", static_cast<int>(m)));
 }
 
 Result<trace::Stream> decode_stream(OutputStream s) {
   switch (s) {
-    case OutputStream::NO_STREAM: return trace::Stream::kNone;
-    case OutputStream::TO_STDOUT: return trace::Stream::kStdout;
-    case OutputStream::TO_STDERR: return trace::Stream::kStderr;
+    case OutputStream::NO_STREAM:
+      return trace::Stream::kNone;
+    case OutputStream::TO_STDOUT:
+      return trace::Stream::kStdout;
+    case OutputStream::TO_STDERR:
+      return trace::Stream::kStderr;
   }
   return Status::Corruption(fmt::format("unknown output stream {}", static_cast<int>(s)));
 }
@@ -124,16 +132,22 @@ Result<trace::Event> decode(SignalEvent::Reader r) {
 
 Result<trace::Event> decode_root(Event::Reader e) {
   switch (e.which()) {
-    case Event::SYSCALL: return decode(e.getSyscall());
-    case Event::RDTSC: return decode(e.getRdtsc());
-    case Event::SIGNAL: return decode(e.getSignal());
-    case Event::THREAD_EXIT: return trace::Event(trace::ThreadExitEvent{e.getThreadExit().getTid()});
+    case Event::SYSCALL:
+      return decode(e.getSyscall());
+    case Event::RDTSC:
+      return decode(e.getRdtsc());
+    case Event::SIGNAL:
+      return decode(e.getSignal());
+    case Event::THREAD_EXIT:
+      return trace::Event(trace::ThreadExitEvent{e.getThreadExit().getTid()});
     case Event::PROCESS_EXIT:
       return trace::Event(trace::ProcessExitEvent{e.getProcessExit().getStatus()});
     case Event::SYSCALL_ENTRY: {
       auto entry = e.getSyscallEntry();
       return trace::Event(trace::SyscallEntryEvent{entry.getTid(), entry.getNr()});
     }
+    case Event::DETACH:
+      return trace::Event(trace::DetachEvent{});
   }
   return Status::Corruption(fmt::format("unknown event kind {}", static_cast<int>(e.which())));
 }

@@ -43,8 +43,10 @@ void build(const trace::TraceHeader& h, TraceHeader::Builder b) {
 
 Result<trace::StartKind> decode_start(StartKind s) {
   switch (s) {
-    case StartKind::EXEC: return trace::StartKind::kExec;
-    case StartKind::CHECKPOINT: return trace::StartKind::kCheckpoint;
+    case StartKind::EXEC:
+      return trace::StartKind::kExec;
+    case StartKind::CHECKPOINT:
+      return trace::StartKind::kCheckpoint;
   }
   return Status::Corruption(fmt::format("unknown start kind {}", static_cast<int>(s)));
 }
@@ -80,9 +82,9 @@ Result<uint32_t> check_prefix(std::string_view file) {
   }
   uint32_t version = get_u32(file, 8);
   if (version > trace::kFormatVersion) {
-    return Status::VersionMismatch(fmt::format(
-        "trace format version {} is newer than this relive's version {}", version,
-        trace::kFormatVersion));
+    return Status::VersionMismatch(
+        fmt::format("trace format version {} is newer than this relive's version {}", version,
+                    trace::kFormatVersion));
   }
   if (version == 0) return Status::Corruption("header with format version 0");
   uint32_t length = get_u32(file, 12);

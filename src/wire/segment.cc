@@ -36,13 +36,15 @@ constexpr uint64_t kExpansionSlack = 64;
 }  // namespace
 
 void append_event_to_payload(std::string* raw, std::string_view encoded_event) {
+  RELIVE_CHECK(encoded_event.size() >= kMinEventBytes && encoded_event.size() <= kMaxEventBytes,
+               "event of {} bytes", encoded_event.size());
   put_u32(raw, static_cast<uint32_t>(encoded_event.size()));
   raw->append(encoded_event);
 }
 
 std::string encode_segment_payload(uint64_t seq, uint32_t count, std::string_view raw) {
   RELIVE_CHECK(raw.size() <= kMaxSegmentRawBytes, "segment payload of {} bytes", raw.size());
-  RELIVE_CHECK(count <= raw.size() / kEventLengthBytes, "{} events in {} bytes", count,
+  RELIVE_CHECK(count <= raw.size() / kMinEventFrameBytes, "{} events in {} bytes", count,
                raw.size());
   std::string compressed(max_compressed_length(static_cast<uint32_t>(raw.size())), '\0');
   int n = LZ4_compress_default(raw.data(), compressed.data(), static_cast<int>(raw.size()),
@@ -67,10 +69,7 @@ std::string encode_segment_payload(uint64_t seq, uint32_t count, std::string_vie
 
 std::string encode_segment(uint64_t seq, const std::vector<std::string>& encoded_events) {
   std::string raw;
-  for (const std::string& e : encoded_events) {
-    RELIVE_CHECK(e.size() <= kMaxEventBytes, "event of {} bytes", e.size());
-    append_event_to_payload(&raw, e);
-  }
+  for (const std::string& e : encoded_events) append_event_to_payload(&raw, e);
   return encode_segment_payload(seq, static_cast<uint32_t>(encoded_events.size()), raw);
 }
 
@@ -85,8 +84,7 @@ bool SegmentDecoder::has_partial() const {
 }
 
 Status SegmentDecoder::fail(Status s) {
-  error_ = s.with_context(
-      fmt::format("segment {} at offset {}", expected_seq_, offset_));
+  error_ = s.with_context(fmt::format("segment {} at offset {}", expected_seq_, offset_));
   return error_;
 }
 
@@ -110,9 +108,9 @@ Result<SegmentDecoder::FrameHeader> SegmentDecoder::parse_header(std::string_vie
   if (get_u32(b, 0) != kSegmentMagic) return Status::Corruption("bad segment magic");
   uint16_t version = get_u16(b, kVersionAt);
   if (version > kSegmentVersion) {
-    return Status::VersionMismatch(fmt::format(
-        "segment format version {} is newer than this relive's version {}", version,
-        kSegmentVersion));
+    return Status::VersionMismatch(
+        fmt::format("segment format version {} is newer than this relive's version {}", version,
+                    kSegmentVersion));
   }
   if (hash32(b.substr(0, kHeaderHashAt)) != get_u32(b, kHeaderHashAt)) {
     return Status::Corruption("segment header checksum mismatch");
@@ -126,7 +124,7 @@ Result<SegmentDecoder::FrameHeader> SegmentDecoder::parse_header(std::string_vie
   if (h.raw_length > kMaxSegmentRawBytes) {
     return Status::Corruption(fmt::format("segment raw length {} is absurd", h.raw_length));
   }
-  if (h.count > h.raw_length / kEventLengthBytes) {
+  if (h.count > h.raw_length / kMinEventFrameBytes) {
     return Status::Corruption(
         fmt::format("{} events cannot fit in {} bytes", h.count, h.raw_length));
   }
@@ -139,14 +137,13 @@ Result<SegmentDecoder::FrameHeader> SegmentDecoder::parse_header(std::string_vie
                                           h.raw_length, h.compressed_length));
   }
   if (h.seq != expected_seq_) {
-    return Status::Corruption(fmt::format("sequence number {}, expected {}", h.seq,
-                                          expected_seq_));
+    return Status::Corruption(fmt::format("sequence number {}, expected {}", h.seq, expected_seq_));
   }
   return h;
 }
 
-Result<std::vector<std::string>> SegmentDecoder::decode_payload(
-    const FrameHeader& h, std::string_view compressed) const {
+Result<std::vector<std::string>> SegmentDecoder::decode_payload(const FrameHeader& h,
+                                                                std::string_view compressed) const {
   if (hash32(compressed) != h.payload_hash) {
     return Status::Corruption("segment payload checksum mismatch");
   }
@@ -159,7 +156,7 @@ Result<std::vector<std::string>> SegmentDecoder::decode_payload(
         fmt::format("decompressed {} bytes, header says {}", n, h.raw_length));
   }
   std::vector<std::string> events;
-  events.reserve(h.count);
+  events.reserve(h.count);  // bounded: count <= raw_length / kMinEventFrameBytes
   std::string_view rest(raw);
   for (uint32_t i = 0; i < h.count; ++i) {
     if (rest.size() < kEventLengthBytes) return Status::Corruption("event length truncated");
@@ -167,6 +164,9 @@ Result<std::vector<std::string>> SegmentDecoder::decode_payload(
     rest.remove_prefix(kEventLengthBytes);
     if (len > rest.size()) {
       return Status::Corruption(fmt::format("event {} of {} bytes overruns the segment", i, len));
+    }
+    if (len < kMinEventBytes) {
+      return Status::Corruption(fmt::format("event {} of {} bytes is too short", i, len));
     }
     events.emplace_back(rest.substr(0, len));
     rest.remove_prefix(len);

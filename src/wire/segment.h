@@ -18,18 +18,23 @@ inline constexpr uint32_t kSegmentMagic = 0x47534c52;  // the bytes "RLSG", litt
 inline constexpr size_t kSegmentHeaderBytes = 36;
 inline constexpr uint32_t kMaxSegmentRawBytes = 64u << 20;
 inline constexpr size_t kEventLengthBytes = 4;
-// The largest encoded event a segment can carry.
+// The smallest and largest encoded events a segment can carry. No Cap'n Proto message is shorter
+// than one word; the minimum also bounds how many events (and allocations) a frame can claim.
+inline constexpr size_t kMinEventBytes = 8;
 inline constexpr size_t kMaxEventBytes = kMaxSegmentRawBytes - kEventLengthBytes;
+// Raw payload bytes per event at least.
+inline constexpr size_t kMinEventFrameBytes = kEventLengthBytes + kMinEventBytes;
 
-// Appends one encoded event, length-prefixed, to a raw segment payload being built.
+// Appends one encoded event, length-prefixed, to a raw segment payload being built. Its size
+// must be within [kMinEventBytes, kMaxEventBytes] (a bug otherwise).
 void append_event_to_payload(std::string* raw, std::string_view encoded_event);
 
 // One frame: header plus LZ4 block of `raw`, which holds `count` length-prefixed events (see
 // append_event_to_payload). raw.size() <= kMaxSegmentRawBytes is the caller's contract.
 std::string encode_segment_payload(uint64_t seq, uint32_t count, std::string_view raw);
 
-// One frame holding `encoded_events`; their total size plus 4 bytes each must not exceed
-// kMaxSegmentRawBytes (a bug otherwise).
+// One frame holding `encoded_events`; each within [kMinEventBytes, kMaxEventBytes] and their
+// total size plus 4 bytes each at most kMaxSegmentRawBytes (a bug otherwise).
 std::string encode_segment(uint64_t seq, const std::vector<std::string>& encoded_events);
 
 // Incremental reader of a segment stream. Feed it bytes as they arrive, in pieces of any size,

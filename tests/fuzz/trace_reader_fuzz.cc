@@ -75,7 +75,8 @@ std::string repair_frames(std::string_view in) {
 std::string frame_payload(std::string_view in) {
   if (in.size() < 4 || in.size() - 4 > kMaxSegmentRawBytes) return std::string(in);
   std::string_view raw = in.substr(4);
-  uint32_t count = std::min<uint32_t>(get_u32(in, 0), static_cast<uint32_t>(raw.size() / 4));
+  uint32_t count =
+      std::min<uint32_t>(get_u32(in, 0), static_cast<uint32_t>(raw.size() / kMinEventFrameBytes));
   return encode_segment_payload(0, count, raw);
 }
 
@@ -97,16 +98,26 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size == 0) return 0;
   std::string_view rest(reinterpret_cast<const char*>(data) + 1, size - 1);
   switch (data[0] % 6) {
-    case 0: check_header(rest); break;
-    case 1: check_event(rest); break;
+    case 0:
+      check_header(rest);
+      break;
+    case 1:
+      check_event(rest);
+      break;
     case 2: {
       size_t chunk = rest.empty() ? 1 : 1 + static_cast<uint8_t>(rest[0]);
       check_stream(rest.empty() ? rest : rest.substr(1), chunk);
       break;
     }
-    case 3: check_stream(repair_frames(rest), rest.size() + 1); break;
-    case 4: check_stream(frame_payload(rest), rest.size() + 1); break;
-    case 5: check_header(repair_header(rest)); break;
+    case 3:
+      check_stream(repair_frames(rest), rest.size() + 1);
+      break;
+    case 4:
+      check_stream(frame_payload(rest), rest.size() + 1);
+      break;
+    case 5:
+      check_header(repair_header(rest));
+      break;
   }
   return 0;
 }

@@ -38,8 +38,8 @@ TEST(EventLogWriter, BuffersUntilFlush) {
   TempDir dir;
   auto w = EventLogWriter::create(dir / "events");
   ASSERT_TRUE(w.ok()) << w.status().to_string();
-  ASSERT_TRUE(w->append("first").ok());
-  ASSERT_TRUE(w->append("second").ok());
+  ASSERT_TRUE(w->append("first event").ok());
+  ASSERT_TRUE(w->append("second event").ok());
   EXPECT_EQ(file_size(dir / "events"), 0u);
   EXPECT_EQ(w->events_buffered(), 2u);
   ASSERT_TRUE(w->flush().ok());
@@ -48,7 +48,7 @@ TEST(EventLogWriter, BuffersUntilFlush) {
   EXPECT_EQ(w->bytes_written(), file_size(dir / "events"));
   auto segments = segments_of(*read_file(dir / "events"));
   ASSERT_EQ(segments.size(), 1u);
-  EXPECT_EQ(segments[0], (std::vector<std::string>{"first", "second"}));
+  EXPECT_EQ(segments[0], (std::vector<std::string>{"first event", "second event"}));
 }
 
 TEST(EventLogWriter, FlushWithNothingBufferedWritesNothing) {
@@ -78,8 +78,8 @@ TEST(EventLogWriter, WritesASegmentByItselfPastTheThreshold) {
 TEST(EventLogWriter, SplitsBeforeASegmentWouldOverflow) {
   TempDir dir;
   auto w = EventLogWriter::create(dir / "events");
-  std::string big(wire::kMaxEventBytes - 4, 'b');  // fits alone, not with "small"
-  ASSERT_TRUE(w->append("small").ok());
+  std::string big(wire::kMaxEventBytes - 4, 'b');  // fits alone, not with "small event"
+  ASSERT_TRUE(w->append("small event").ok());
   ASSERT_TRUE(w->append(big).ok());
   ASSERT_TRUE(w->flush().ok());
   auto segments = segments_of(*read_file(dir / "events"));
@@ -87,11 +87,12 @@ TEST(EventLogWriter, SplitsBeforeASegmentWouldOverflow) {
   EXPECT_EQ(segments[1][0].size(), big.size());
 }
 
-TEST(EventLogWriter, RejectsOversizedEvent) {
+TEST(EventLogWriter, RejectsEventsASegmentCannotCarry) {
   TempDir dir;
   auto w = EventLogWriter::create(dir / "events");
   Status s = w->append(std::string(wire::kMaxEventBytes + 1, 'x'));
   EXPECT_EQ(s.code(), Status::Code::kInvalidArgument);
+  EXPECT_EQ(w->append("short").code(), Status::Code::kInvalidArgument);
   EXPECT_TRUE(w->append("still usable").ok());
 }
 
@@ -99,23 +100,23 @@ TEST(EventLogWriter, DestructorWritesWhatIsBuffered) {
   TempDir dir;
   {
     auto w = EventLogWriter::create(dir / "events");
-    ASSERT_TRUE(w->append("kept").ok());
+    ASSERT_TRUE(w->append("kept event").ok());
   }
   auto segments = segments_of(*read_file(dir / "events"));
   ASSERT_EQ(segments.size(), 1u);
-  EXPECT_EQ(segments[0][0], "kept");
+  EXPECT_EQ(segments[0][0], "kept event");
 }
 
 TEST(EventLogWriter, MoveAssignmentFlushesTheOverwrittenWriter) {
   TempDir dir;
   auto a = EventLogWriter::create(dir / "a");
   auto b = EventLogWriter::create(dir / "b");
-  ASSERT_TRUE(a->append("in a").ok());
-  ASSERT_TRUE(b->append("in b").ok());
+  ASSERT_TRUE(a->append("event in a").ok());
+  ASSERT_TRUE(b->append("event in b").ok());
   *a = std::move(*b);
   EXPECT_EQ(segments_of(*read_file(dir / "a")).size(), 1u);
   ASSERT_TRUE(a->flush().ok());
-  EXPECT_EQ(segments_of(*read_file(dir / "b"))[0][0], "in b");
+  EXPECT_EQ(segments_of(*read_file(dir / "b"))[0][0], "event in b");
 }
 
 TEST(EventLogWriter, CreateTruncates) {
@@ -135,10 +136,10 @@ TEST(EventLogWriter, CreateInMissingDirectoryFails) {
 TEST(EventLogWriter, WriteFailureIsSticky) {
   auto w = EventLogWriter::create("/dev/full");
   ASSERT_TRUE(w.ok()) << w.status().to_string();
-  ASSERT_TRUE(w->append("doomed").ok());
+  ASSERT_TRUE(w->append("doomed event").ok());
   Status s = w->flush();
   ASSERT_EQ(s.code(), Status::Code::kIoError) << s.to_string();
-  EXPECT_EQ(w->append("more").code(), Status::Code::kIoError);
+  EXPECT_EQ(w->append("more events").code(), Status::Code::kIoError);
   EXPECT_EQ(w->sync().code(), Status::Code::kIoError);
   EXPECT_EQ(w->segments_written(), 0u);
 }

@@ -7,6 +7,7 @@
 // Files of older versions are never rewritten: they are what old relives produced.
 #include <gtest/gtest.h>
 
+#include <array>
 #include <cstdlib>
 #include <filesystem>
 #include <string>
@@ -53,14 +54,25 @@ TraceHeader v1_header() {
   return h;
 }
 
+SyscallEvent syscall(int nr, std::array<uint64_t, 6> args, int64_t result, SyscallMode mode) {
+  SyscallEvent s;
+  s.tid = 1234;
+  s.nr = nr;
+  s.args = args;
+  s.result = result;
+  s.mode = mode;
+  return s;
+}
+
 std::vector<Event> v1_events() {
-  SyscallEvent read{1234, 0, {3, 0x7ffe00001000, 4096, 0, 0, 0}, 5,
-                    SyscallMode::kEmulated, {{0x7ffe00001000, "hello"}}};
-  SyscallEvent write{1234, 1, {1, 0x5600000000, 9, 0, 0, 0}, 9, SyscallMode::kEmulated, {},
-                     Stream::kStdout, 0xfeedfacecafebeefull};
-  SyscallEvent mmap{1234, 9, {0, 4096, 1, 2, 3, 0}, 0x7f0000000000, SyscallMode::kMapFile};
+  SyscallEvent read = syscall(0, {3, 0x7ffe00001000, 4096, 0, 0, 0}, 5, SyscallMode::kEmulated);
+  read.writes = {{0x7ffe00001000, "hello"}};
+  SyscallEvent write = syscall(1, {1, 0x5600000000, 9, 0, 0, 0}, 9, SyscallMode::kEmulated);
+  write.stream = Stream::kStdout;
+  write.data_hash = 0xfeedfacecafebeefull;
+  SyscallEvent mmap = syscall(9, {0, 4096, 1, 2, 3, 0}, 0x7f0000000000, SyscallMode::kMapFile);
   mmap.file = "6b1e2d4c0a9f88e1d2c3b4a596877869";
-  SyscallEvent brk{1234, 12, {}, 0x560000021000, SyscallMode::kNative};
+  SyscallEvent brk = syscall(12, {}, 0x560000021000, SyscallMode::kNative);
   return {read,
           write,
           mmap,
@@ -70,6 +82,7 @@ std::vector<Event> v1_events() {
           SignalEvent{1234, 10, std::string(128, '\x2a')},
           SyscallEntryEvent{1235, 202},
           ThreadExitEvent{1235},
+          DetachEvent{},
           ProcessExitEvent{0}};
 }
 
@@ -81,7 +94,9 @@ void write_v1(const std::string& dir) {
   std::vector<Event> events = v1_events();
   for (size_t i = 0; i < events.size(); ++i) {
     ASSERT_TRUE(w->append(wire::encode_event(events[i])).ok());
-    if (i == 4) ASSERT_TRUE(w->flush().ok());
+    if (i == 4) {
+      ASSERT_TRUE(w->flush().ok());
+    }
   }
   ASSERT_TRUE(w->sync().ok());
 }

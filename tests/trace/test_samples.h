@@ -53,6 +53,7 @@ inline std::vector<trace::Event> sample_events() {
           trace::SignalEvent{4711, 2, std::string(128, '\x01')},
           trace::ThreadExitEvent{4712},
           trace::SyscallEntryEvent{4711, 202},
+          trace::DetachEvent{},
           trace::ProcessExitEvent{0}};
 }
 

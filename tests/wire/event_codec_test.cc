@@ -30,8 +30,8 @@ TEST(EventCodec, RoundTripsDefaultsAndLargeWrites) {
   trace::SyscallEvent big;
   big.writes = {{0x1000, std::string(3 << 20, 'x')}, {0, std::string()}};
   for (const trace::Event& e :
-       {trace::Event(trace::SyscallEvent{}), trace::Event(big),
-        trace::Event(trace::SignalEvent{}), trace::Event(trace::ProcessExitEvent{-1})}) {
+       {trace::Event(trace::SyscallEvent{}), trace::Event(big), trace::Event(trace::SignalEvent{}),
+        trace::Event(trace::ProcessExitEvent{-1})}) {
     Result<trace::Event> back = decode_event(encode_event(e));
     ASSERT_TRUE(back.ok()) << back.status().to_string();
     EXPECT_EQ(*back, e);
@@ -59,9 +59,7 @@ TEST(EventCodec, DecodesFromUnalignedBuffer) {
   EXPECT_EQ(*back, e);
 }
 
-TEST(EventCodec, RejectsEmptyInput) {
-  EXPECT_TRUE(decode_event("").status().is_corruption());
-}
+TEST(EventCodec, RejectsEmptyInput) { EXPECT_TRUE(decode_event("").status().is_corruption()); }
 
 TEST(EventCodec, RejectsPartialWords) {
   std::string bytes = encode_event(sample_events()[0]);

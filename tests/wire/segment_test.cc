@@ -63,8 +63,8 @@ TEST(Segment, RoundTripsOneSegment) {
   EXPECT_EQ(**r, events);
 }
 
-TEST(Segment, RoundTripsEmptySegmentAndEmptyEvents) {
-  for (const Events& events : {Events{}, Events{"", "", "x"}}) {
+TEST(Segment, RoundTripsEmptySegmentAndShortestEvents) {
+  for (const Events& events : {Events{}, Events{"8 bytes!", "12345678"}}) {
     auto r = decode_one(encode_segment(0, events));
     ASSERT_TRUE(r.ok()) << r.status().to_string();
     EXPECT_EQ(**r, events);
@@ -83,7 +83,7 @@ TEST(Segment, WritesTheDocumentedHeader) {
 }
 
 TEST(SegmentDecoder, DecodesStreamFedByteByByte) {
-  std::vector<Events> segments = {sample(3), sample(1, 1000), {}, sample(50, 7)};
+  std::vector<Events> segments = {sample(3), sample(1, 1000), {}, sample(50, 8)};
   std::string stream;
   for (size_t i = 0; i < segments.size(); ++i) stream += encode_segment(i, segments[i]);
   SegmentDecoder d;
@@ -262,15 +262,26 @@ TEST(SegmentDecoder, RejectsRawLengthMismatch) {
 
 TEST(SegmentDecoder, RejectsEventOverrunningSegment) {
   std::string raw;
-  append_event_to_payload(&raw, "abcd");
-  raw[0] = 100;  // claims 100 bytes, 4 follow
-  EXPECT_TRUE(decode_error(encode_segment_payload(0, 1, raw)).is_corruption());
+  put_u32(&raw, 100);  // claims 100 bytes, 12 follow
+  raw += "abcdefghijkl";
+  Status s = decode_error(encode_segment_payload(0, 1, raw));
+  ASSERT_TRUE(s.is_corruption());
+  EXPECT_TRUE(contains(s, "overruns"));
+}
+
+TEST(SegmentDecoder, RejectsEventTooShortToBeAMessage) {
+  std::string raw;
+  put_u32(&raw, 0);
+  raw += std::string(12, 'p');
+  Status s = decode_error(encode_segment_payload(0, 1, raw));
+  ASSERT_TRUE(s.is_corruption());
+  EXPECT_TRUE(contains(s, "too short"));
 }
 
 TEST(SegmentDecoder, RejectsStrayBytesAfterEvents) {
   std::string raw;
-  append_event_to_payload(&raw, "one");
-  append_event_to_payload(&raw, "two");
+  append_event_to_payload(&raw, "event one");
+  append_event_to_payload(&raw, "event two");
   Status s = decode_error(encode_segment_payload(0, 1, raw));
   ASSERT_TRUE(s.is_corruption());
   EXPECT_TRUE(contains(s, "stray"));
@@ -297,8 +308,14 @@ TEST(SegmentDecoder, ErrorsNameTheSegmentAndOffset) {
   EXPECT_TRUE(contains(s, "segment 1 at offset " + std::to_string(first.size()))) << s.message();
 }
 
-TEST(Segment, CarriesTheLargestEvent) {
-  Events events = {std::string(kMaxEventBytes, 'z')};
+TEST(Segment, CarriesTheLargestIncompressibleEvent) {
+  std::string big(kMaxEventBytes, '\0');
+  uint64_t x = 88172645463325252ull;
+  for (char& c : big) {
+    x ^= x << 13, x ^= x >> 7, x ^= x << 17;  // xorshift: incompressible bytes
+    c = static_cast<char>(x);
+  }
+  Events events = {big};
   auto r = decode_one(encode_segment(0, events));
   ASSERT_TRUE(r.ok()) << r.status().to_string();
   EXPECT_EQ(**r, events);
