@@ -1,9 +1,207 @@
+// relive record --pid: attach to a running, single-threaded process without harming it.
+//
+// 1. Seize and interrupt it; if it was inside a syscall, rewind it to re-issue that syscall
+//    (state R0, a clean syscall boundary).
+// 2. Patch its vDSO and map the scratch page (as a launched process gets).
+// 3. Inject a fork (exit signal 0, so the program's own wait() never sees it). The child is a
+//    copy-on-write image of R0: its descriptors are closed, its registers set to R0, and it is
+//    left stopped for CRIU to dump into the trace's checkpoint/ directory.
+// 4. Reap the dumped child from inside the original, restore R0, and record it from there,
+//    stopping at every syscall so that recording can end with a clean detach.
 #include "record/attach.h"
 
-namespace relive::record {
+#include <signal.h>
+#include <sys/ptrace.h>
+#include <sys/syscall.h>
+#include <sys/utsname.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
-Result<RecordResult> record_attached(const RecordOptions& options) {
-  return Status::Unsupported("--pid attach is not built yet");
+#include <fmt/format.h>
+
+#include <chrono>
+#include <csignal>
+#include <filesystem>
+
+#include "common/file_util.h"
+#include "drivers/criu/criu.h"
+#include "record/event_sink.h"
+#include "record/record_session.h"
+#include "record/syscall_capture.h"
+#include "trace/file_store.h"
+#include "trace/trace_dir.h"
+#include "trace/trace_writer.h"
+#include "tracee/inject.h"
+#include "tracee/launch.h"
+#include "tracee/process_setup.h"
+
+namespace relive::record {
+namespace {
+
+using tracee::Regs;
+using tracee::Stop;
+
+volatile std::sig_atomic_t g_stop_requested = 0;
+
+Status check_single_threaded(pid_t pid) {
+  std::error_code ec;
+  auto tasks = std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/task", ec);
+  if (ec) return Status::NotFound("no process " + std::to_string(pid));
+  size_t n = std::distance(begin(tasks), end(tasks));
+  if (n != 1)
+    return Status::Unsupported(fmt::format(
+        "process {} has {} threads; --pid attaches to single-threaded processes (the "
+        "checkpoint fork copies only one thread)", pid, n));
+  return Status::Ok();
+}
+
+// Seizes `pid` and stops it at a clean user-space boundary; returns that state (R0).
+Result<Regs> seize(pid_t pid) {
+  if (::ptrace(PTRACE_SEIZE, pid, nullptr, tracee::trace_options(false)) != 0)
+    return PosixError("attach to " + std::to_string(pid), errno);
+  if (::ptrace(PTRACE_INTERRUPT, pid, nullptr, nullptr) != 0) return PosixError("PTRACE_INTERRUPT", errno);
+  tracee::Task task(pid);
+  for (;;) {
+    RELIVE_ASSIGN_OR_RETURN(auto got, tracee::wait_stop(pid));
+    if (got.second.kind == Stop::Kind::kExited) return Status::NotFound("process exited while attaching");
+    if (got.second.kind == Stop::Kind::kGroupStop) break;
+    // A signal on its way in: let it go through, then stop again.
+    RELIVE_RETURN_IF_ERROR(task.cont(got.second.kind == Stop::Kind::kSignal ? got.second.signo : 0));
+    ::ptrace(PTRACE_INTERRUPT, pid, nullptr, nullptr);
+  }
+  Regs r = task.regs();
+  int64_t rax = static_cast<int64_t>(r.rax);
+  if (static_cast<int64_t>(r.orig_rax) >= 0 && (rax == -512 || rax == -513 || rax == -514 || rax == -516)) {
+    // Interrupted inside a syscall: re-issue it from the start (what the kernel would do).
+    r.rip -= 2;
+    r.rax = r.orig_rax;
+  }
+  r.orig_rax = static_cast<uint64_t>(-1);
+  task.set_regs(r);
+  return r;
+}
+
+// Forks the checkpoint child from inside the stopped original. Returns the child, stopped.
+Result<pid_t> fork_checkpoint_child(const tracee::Task& task, uint64_t syscall_insn, const Regs& r0) {
+  task.set_regs(r0);
+  tracee::Injector inj(task, tracee::Injector::At::kElsewhere, syscall_insn);
+  // Plain clone with exit signal 0: a fork whose end no wait() of the program observes.
+  RELIVE_ASSIGN_OR_RETURN(int64_t child, inj.call(SYS_clone, {0, 0, 0, 0, 0}));
+  if (child <= 0) return Status::IoError("injected fork failed: error " + std::to_string(-child));
+  tracee::Task c(static_cast<pid_t>(child));
+  RELIVE_ASSIGN_OR_RETURN(auto first, tracee::wait_stop(c.tid()));
+  if (first.second.kind == Stop::Kind::kExited) return Status::IoError("checkpoint child died");
+  tracee::Injector cinj(c, tracee::Injector::At::kElsewhere, syscall_insn);
+  // The replay never touches a descriptor for real; CRIU then has nothing external to save.
+  RELIVE_ASSIGN_OR_RETURN(int64_t closed, cinj.call(SYS_close_range, {0, ~0u, 0}));
+  (void)closed;
+  c.set_regs(r0);
+  if (::ptrace(PTRACE_DETACH, c.tid(), nullptr, SIGSTOP) != 0) return PosixError("detach child", errno);
+  return static_cast<pid_t>(child);
+}
+
+Status reap_child(const tracee::Task& task, uint64_t syscall_insn, pid_t child) {
+  tracee::Injector inj(task, tracee::Injector::At::kExit, syscall_insn);
+  RELIVE_ASSIGN_OR_RETURN(int64_t got, inj.call(SYS_wait4, {static_cast<uint64_t>(child), 0, __WALL, 0}));
+  if (got != child) return Status::IoError("could not reap the checkpoint child: " + std::to_string(got));
+  return Status::Ok();
+}
+
+Result<std::vector<std::string>> nul_list(const std::string& path) {
+  RELIVE_ASSIGN_OR_RETURN(std::string raw, read_file(path));
+  std::vector<std::string> out;
+  size_t at = 0;
+  while (at < raw.size()) {
+    size_t end = raw.find('\0', at);
+    if (end == std::string::npos) end = raw.size();
+    out.push_back(raw.substr(at, end - at));
+    at = end + 1;
+  }
+  return out;
+}
+
+Result<trace::TraceHeader> attach_header(pid_t pid) {
+  trace::TraceHeader h;
+  h.start = trace::StartKind::kCheckpoint;
+  std::string proc = "/proc/" + std::to_string(pid);
+  std::error_code ec;
+  h.program = std::filesystem::read_symlink(proc + "/exe", ec).string();
+  h.cwd = std::filesystem::read_symlink(proc + "/cwd", ec).string();
+  RELIVE_ASSIGN_OR_RETURN(h.argv, nul_list(proc + "/cmdline"));
+  RELIVE_ASSIGN_OR_RETURN(h.env, nul_list(proc + "/environ"));
+  h.checkpoint = "checkpoint";
+  h.initial_tid = pid;
+  utsname u{};
+  if (::uname(&u) == 0) h.hostname = u.nodename, h.kernel = std::string(u.sysname) + " " + u.release;
+  h.start_realtime_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                            std::chrono::system_clock::now().time_since_epoch()).count();
+  return h;
+}
+
+// Detaches from the original unharmed when anything before recording fails.
+struct AttachGuard {
+  pid_t pid;
+  bool armed = true;
+  Regs r0{};
+  bool have_r0 = false;
+  ~AttachGuard() {
+    if (!armed) return;
+    if (have_r0) tracee::Task(pid).set_regs(r0);
+    ::ptrace(PTRACE_DETACH, pid, nullptr, nullptr);
+  }
+};
+
+void on_stop_signal(int) { g_stop_requested = 1; }
+
+}  // namespace
+
+Result<RecordResult> record_attached(const RecordOptions& o) {
+  pid_t pid = o.attach_pid;
+  RELIVE_RETURN_IF_ERROR(check_single_threaded(pid));
+  std::error_code ec;
+  if (std::filesystem::exists(o.trace_dir, ec) && !std::filesystem::is_empty(o.trace_dir, ec))
+    return Status::InvalidArgument(o.trace_dir + ": trace directory exists and is not empty");
+  RELIVE_RETURN_IF_ERROR(make_dirs(trace::checkpoint_dir(o.trace_dir)));
+  RELIVE_ASSIGN_OR_RETURN(trace::TraceHeader h, attach_header(pid));
+  RELIVE_ASSIGN_OR_RETURN(trace::FileStore files, trace::FileStore::open(trace::files_dir(o.trace_dir)));
+  RELIVE_ASSIGN_OR_RETURN(auto sink, make_log_writer_sink(trace::events_path(o.trace_dir)));
+
+  AttachGuard guard{pid};
+  RELIVE_ASSIGN_OR_RETURN(Regs r0, seize(pid));
+  guard.r0 = r0, guard.have_r0 = true;
+  tracee::Task task(pid);
+  RELIVE_ASSIGN_OR_RETURN(tracee::ProcessSetup setup, tracee::setup_process(task, false));
+  RELIVE_ASSIGN_OR_RETURN(pid_t child, fork_checkpoint_child(task, setup.vdso.syscall_insn, r0));
+  criu::DumpOptions dump;
+  dump.pid = child;
+  dump.images_dir = trace::checkpoint_dir(o.trace_dir);
+  dump.shell_job = true;
+  auto dumped = criu::dump(dump);
+  Status reaped = reap_child(task, setup.vdso.syscall_insn, child);
+  task.set_regs(r0);
+  if (!dumped.ok()) return dumped.status().with_context("checkpoint of process " + std::to_string(pid));
+  RELIVE_RETURN_IF_ERROR(reaped);
+  RELIVE_RETURN_IF_ERROR(trace::write_header(o.trace_dir, h));
+  guard.armed = false;
+
+  struct sigaction sa {};
+  sa.sa_handler = on_stop_signal;  // no SA_RESTART: the session's wait returns to notice it
+  for (int sig : {SIGINT, SIGTERM, SIGHUP}) ::sigaction(sig, &sa, nullptr);
+  SyscallCapture capture(&files, pid);
+  RecordSession session(RecordSession::Mode::kAllSyscalls, sink.get(), &capture);
+  session.set_stop_flag(&g_stop_requested);
+  session.add_initial_thread(pid);
+  Result<int> status = session.run();
+  Status finished = sink->finish();
+  if (!status.ok()) return status.status();
+  RELIVE_RETURN_IF_ERROR(finished);
+  RecordResult r;
+  r.wait_status = *status;
+  r.events = sink->events();
+  r.syscalls = session.stats().syscalls;
+  r.signals = session.stats().signals;
+  r.threads = session.stats().threads;
+  return r;
 }
 
 }  // namespace relive::record

@@ -11,6 +11,10 @@
 namespace relive::record {
 namespace {
 
+// Records up to half of this fit (one syscall's out-buffers); a smaller ring keeps the pages the
+// tracer and the writer touch hot (measured: 64 MiB costs 20 % more per syscall than 4 MiB).
+constexpr size_t kRingBytes = size_t{32} << 20;
+
 class SegmentFileSink : public transport::RecordSink {
  public:
   explicit SegmentFileSink(trace::EventLogWriter w) : writer_(std::move(w)) {}
@@ -44,7 +48,7 @@ class LogWriterSink : public EventSink {
 }  // namespace
 
 Result<std::unique_ptr<EventSink>> make_log_writer_sink(const std::string& events_path) {
-  RELIVE_ASSIGN_OR_RETURN(transport::ShmRing ring, transport::ShmRing::create());
+  RELIVE_ASSIGN_OR_RETURN(transport::ShmRing ring, transport::ShmRing::create(kRingBytes));
   auto owned = std::make_unique<transport::ShmRing>(std::move(ring));
   auto factory = [events_path]() -> Result<std::unique_ptr<transport::RecordSink>> {
     RELIVE_ASSIGN_OR_RETURN(trace::EventLogWriter w, trace::EventLogWriter::create(events_path));

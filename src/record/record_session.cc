@@ -50,20 +50,24 @@ Result<int> RecordSession::run() {
 }
 
 Status RecordSession::step() {
+  if (stop_flag_ != nullptr && *stop_flag_) detach_requested_ = true;
   if (detach_requested_ && mode_ == Mode::kAllSyscalls) {
+    RELIVE_RETURN_IF_ERROR(emit_for(0, trace::DetachEvent{}));
     detach_all();
     done_ = true;
     return Status::Ok();
   }
   schedule();
-  RELIVE_ASSIGN_OR_RETURN(auto got, tracee::wait_stop(-1));
+  auto waited = tracee::wait_stop(-1, stop_flag_);
+  if (!waited.ok() && waited.status().code() == Status::Code::kAborted) return Status::Ok();
+  RELIVE_ASSIGN_OR_RETURN(auto got, std::move(waited));
   auto [tid, stop] = got;
   if (stop.kind == Stop::Kind::kExited) return on_thread_gone(tid, stop.status);
   Thread& t = thread(tid);
   switch (stop.kind) {
     case Stop::Kind::kSeccomp:
-    case Stop::Kind::kSyscallEntry: return on_entry(t);
-    case Stop::Kind::kSyscallExit: return on_exit(t);
+    case Stop::Kind::kSyscallEntry: return on_entry(t, stop);
+    case Stop::Kind::kSyscallExit: return on_exit(t, stop);
     case Stop::Kind::kSignal: return on_signal(t, stop.signo);
     case Stop::Kind::kClone: return on_clone_event(t);
     case Stop::Kind::kGroupStop:
@@ -110,10 +114,9 @@ Status RecordSession::resume(Thread& t) {
   return mode_ == Mode::kSeccomp ? t.task.cont(sig) : t.task.syscall(sig);
 }
 
-Status RecordSession::on_entry(Thread& t) {
-  tracee::Regs r = t.task.regs();
-  t.nr = static_cast<int>(r.orig_rax);
-  t.args = {r.rdi, r.rsi, r.rdx, r.r10, r.r8, r.r9};
+Status RecordSession::on_entry(Thread& t, const Stop& stop) {
+  t.nr = stop.nr;
+  t.args = stop.args;
   uint64_t clone3_flags = 0;
   if (t.nr == SYS_clone3) RELIVE_RETURN_IF_ERROR(t.task.read_mem(t.args[0], &clone3_flags, 8));
   tracee::Decision d = tracee::decide(t.nr, t.args, clone3_flags);
@@ -127,16 +130,19 @@ Status RecordSession::on_entry(Thread& t) {
     case Policy::kAllow:  // only seen when every syscall stops (attached mode)
       t.state = State::kInUntracedSyscall;
       return t.task.syscall();
-    case Policy::kDenyNosys:
+    case Policy::kDenyNosys: {
+      tracee::Regs r = t.task.regs();
       r.orig_rax = static_cast<uint64_t>(-1);
       t.task.set_regs(r);
       t.state = State::kInUntracedSyscall;
       return t.task.syscall();
+    }
     case Policy::kExit: return on_exit_syscall(t, false);
     case Policy::kExitGroup: return on_exit_syscall(t, true);
     default: break;
   }
   if (must_refuse_kernel_copy(t)) {
+    tracee::Regs r = t.task.regs();
     r.orig_rax = static_cast<uint64_t>(-1);
     t.task.set_regs(r);
     t.forced = true;
@@ -166,7 +172,7 @@ bool RecordSession::must_refuse_kernel_copy(Thread& t) {
   return capture_->is_recorder_output(t.task.tid(), out_fd);
 }
 
-Status RecordSession::on_exit(Thread& t) {
+Status RecordSession::on_exit(Thread& t, const Stop& stop) {
   if (t.state == State::kInUntracedSyscall) {
     if (t.policy == Policy::kDenyNosys) {
       tracee::Regs r = t.task.regs();
@@ -176,7 +182,7 @@ Status RecordSession::on_exit(Thread& t) {
     t.state = State::kRunning;
     return t.task.syscall();
   }
-  int64_t result = static_cast<int64_t>(t.task.regs().rax);
+  int64_t result = stop.rval;
   if (t.forced) {
     tracee::Regs r = t.task.regs();
     r.rax = static_cast<uint64_t>(t.forced_result);
@@ -196,6 +202,7 @@ Status RecordSession::on_exit(Thread& t) {
   }
   t.state = State::kReady;
   t.at_syscall_exit = true;
+  t.last_result = result;
   return check_boundary_signal(t);
 }
 
@@ -203,6 +210,7 @@ Status RecordSession::on_exit(Thread& t) {
 // space, before any user instruction: a boundary the replay reproduces exactly.
 Status RecordSession::check_boundary_signal(Thread& t) {
   if (t.expect_boundary_signal) return Status::Ok();
+  if (!may_have_raised_signal(t.nr, t.last_result)) return Status::Ok();
   RELIVE_ASSIGN_OR_RETURN(bool pending, signal_deliverable(t.task.tid()));
   if (pending) t.expect_boundary_signal = true;
   return Status::Ok();

@@ -42,6 +42,9 @@ class RecordSession {
   Result<int> run();
   // Attached mode only: stop recording at the next opportunity and leave the process running.
   void request_detach() { detach_requested_ = true; }
+  // Attached mode: when `*flag` becomes non-zero (from a signal handler), recording ends with a
+  // DetachEvent and the process runs on untraced.
+  void set_stop_flag(const volatile int* flag) { stop_flag_ = flag; }
   const RecordStats& stats() const { return stats_; }
 
  private:
@@ -58,6 +61,7 @@ class RecordSession {
     tracee::SyscallArgs args{};
     tracee::Policy policy = tracee::Policy::kUnsupported;
     bool entry_unlogged = false;
+    int64_t last_result = 0;
     bool forced = false;  // the syscall is skipped and returns forced_result
     int64_t forced_result = 0;  // entered a syscall whose entry is not in the log yet
     bool expect_boundary_signal = false;
@@ -70,9 +74,9 @@ class RecordSession {
   Status step();
   void schedule();
   Status resume(Thread& t);
-  Status on_entry(Thread& t);
+  Status on_entry(Thread& t, const tracee::Stop& stop);
   bool must_refuse_kernel_copy(Thread& t);
-  Status on_exit(Thread& t);
+  Status on_exit(Thread& t, const tracee::Stop& stop);
   Status on_signal(Thread& t, int signo);
   Status on_clone_event(Thread& t);
   Status on_thread_gone(pid_t tid, int status);
@@ -96,6 +100,7 @@ class RecordSession {
   bool done_ = false;
   int exit_status_ = 0;
   bool detach_requested_ = false;
+  const volatile int* stop_flag_ = nullptr;
   RecordStats stats_;
 };
 

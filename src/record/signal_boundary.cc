@@ -2,6 +2,7 @@
 
 #include <signal.h>
 #include <sys/ptrace.h>
+#include <sys/syscall.h>
 
 #include <cerrno>
 #include <cstring>
@@ -39,6 +40,18 @@ Result<bool> signal_deliverable(pid_t tid) {
   if (::ptrace(PTRACE_GETSIGMASK, tid, sizeof blocked, &blocked) != 0)
     return PosixError("PTRACE_GETSIGMASK", errno);
   return (pending & ~blocked) != 0;
+}
+
+bool may_have_raised_signal(int nr, int64_t result) {
+  if (result == -EINTR || result == -512 || result == -513 || result == -514 || result == -516)
+    return true;
+  switch (nr) {
+    case SYS_kill: case SYS_tkill: case SYS_tgkill: case SYS_rt_sigqueueinfo:
+    case SYS_rt_tgsigqueueinfo: case SYS_rt_sigtimedwait: case SYS_pause: case SYS_alarm:
+    case SYS_setitimer: case SYS_timer_settime:
+      return true;
+    default: return false;
+  }
 }
 
 bool is_synchronous_fault(int signo, const std::string& info) {

@@ -19,6 +19,12 @@ SyscallCapture::SyscallCapture(trace::FileStore* files) : files_(files) {
   have_stderr_ = ::fstat(2, &stderr_) == 0;
 }
 
+SyscallCapture::SyscallCapture(trace::FileStore* files, pid_t attached) : files_(files) {
+  std::string fd = "/proc/" + std::to_string(attached) + "/fd/";
+  have_stdout_ = ::stat((fd + "1").c_str(), &stdout_) == 0;
+  have_stderr_ = ::stat((fd + "2").c_str(), &stderr_) == 0;
+}
+
 Result<trace::SyscallEvent> SyscallCapture::capture(const tracee::Task& task, int nr,
                                                     const tracee::SyscallArgs& args,
                                                     int64_t result, Policy policy) {

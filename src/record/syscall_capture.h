@@ -18,6 +18,8 @@ class SyscallCapture {
  public:
   // `files` must outlive this object.
   explicit SyscallCapture(trace::FileStore* files);
+  // For an attached process: its own stdout/stderr at attach time are the streams to reproduce.
+  SyscallCapture(trace::FileStore* files, pid_t attached);
 
   Result<trace::SyscallEvent> capture(const tracee::Task& task, int nr,
                                       const tracee::SyscallArgs& args, int64_t result,

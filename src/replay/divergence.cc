@@ -9,8 +9,10 @@ namespace relive::replay {
 std::string format_call(int nr, const tracee::SyscallArgs& a) {
   const char* name = trace::syscall_name(nr);
   std::string n = name ? name : fmt::format("syscall_{}", nr);
-  return fmt::format("{}({:#x}, {:#x}, {:#x}, {:#x}, {:#x}, {:#x})", n, a[0], a[1], a[2], a[3],
-                     a[4], a[5]);
+  int count = trace::syscall_arg_count(nr);
+  std::string out = n + "(";
+  for (int i = 0; i < count && i < 6; ++i) out += fmt::format("{}{:#x}", i ? ", " : "", a[i]);
+  return out + ")";
 }
 
 Status divergence(uint64_t index, int32_t tid, const std::string& expected,

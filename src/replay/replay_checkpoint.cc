@@ -1,9 +1,60 @@
+// Replaying from a checkpoint (relive record --pid): CRIU restores the frozen copy-on-write
+// image; relive seizes it, patches its vDSO again (CRIU maps the host's own) and replays every
+// syscall from the log, stopping at each one (the image carries no seccomp filter).
 #include "replay/replay_checkpoint.h"
 
-namespace relive::replay {
+#include <signal.h>
+#include <sys/ptrace.h>
 
-Result<ReplayResult> replay_checkpoint(trace::TraceReader& reader, const ReplayOptions& options) {
-  return Status::Unsupported("checkpoint replay is not built yet");
+#include "drivers/criu/criu.h"
+#include "replay/replay_session.h"
+#include "trace/trace_dir.h"
+#include "tracee/launch.h"
+#include "tracee/process_setup.h"
+
+namespace relive::replay {
+namespace {
+
+using tracee::Stop;
+
+Status seize_restored(pid_t pid) {
+  if (::ptrace(PTRACE_SEIZE, pid, nullptr, tracee::trace_options(false)) != 0)
+    return PosixError("seize restored process " + std::to_string(pid), errno);
+  if (::ptrace(PTRACE_INTERRUPT, pid, nullptr, nullptr) != 0) return PosixError("PTRACE_INTERRUPT", errno);
+  for (;;) {
+    RELIVE_ASSIGN_OR_RETURN(auto got, tracee::wait_stop(pid));
+    if (got.second.kind == Stop::Kind::kExited) return Status::IoError("restored process died");
+    if (got.second.kind == Stop::Kind::kGroupStop) return Status::Ok();
+    RELIVE_RETURN_IF_ERROR(tracee::Task(pid).cont());
+  }
+}
+
+}  // namespace
+
+Result<ReplayResult> replay_checkpoint(trace::TraceReader& reader, const ReplayOptions& o) {
+  const trace::TraceHeader& h = reader.header();
+  criu::RestoreOptions ro;
+  ro.images_dir = trace::checkpoint_dir(o.trace_dir);
+  ro.detached = true;
+  ro.shell_job = true;
+  ro.pidfile = ro.images_dir + "/restored.pid";
+  RELIVE_ASSIGN_OR_RETURN(pid_t pid, criu::restore(ro));
+  Status st = seize_restored(pid);
+  tracee::Task task(pid);
+  if (st.ok()) {
+    auto setup = tracee::setup_process(task, false, /*map_scratch=*/false);
+    st = setup.status();
+  }
+  if (!st.ok()) {
+    ::kill(pid, SIGKILL);
+    return st;
+  }
+  ReplaySession session(ReplaySession::Mode::kAllSyscalls, &reader, {o.stdout_fd, o.stderr_fd});
+  session.add_initial_thread(pid, h.initial_tid);
+  Result<int> status = session.run();
+  ::kill(pid, SIGKILL);  // a detached recording leaves the replayed process at its last state
+  if (!status.ok()) return status.status();
+  return ReplayResult{*status, session.events()};
 }
 
 }  // namespace relive::replay

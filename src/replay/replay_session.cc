@@ -84,6 +84,7 @@ Result<int> ReplaySession::run() {
     if (!e) return Status::Corruption("trace ends without the process's exit (was the recording cut short?)");
     Status st;
     if (auto* p = std::get_if<trace::ProcessExitEvent>(&*e)) return on_process_exit(*p);
+    if (std::holds_alternative<trace::DetachEvent>(*e)) return 0;  // the recording ended here
     if (auto* s = std::get_if<trace::SyscallEvent>(&*e)) st = on_syscall(*s);
     if (auto* s = std::get_if<trace::SyscallEntryEvent>(&*e)) st = on_entry(*s);
     if (auto* s = std::get_if<trace::SignalEvent>(&*e)) st = on_signal(*s);

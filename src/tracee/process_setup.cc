@@ -7,11 +7,12 @@
 
 namespace relive::tracee {
 
-Result<ProcessSetup> setup_process(const Task& task, bool at_exit_stop) {
+Result<ProcessSetup> setup_process(const Task& task, bool at_exit_stop, bool map_scratch) {
   ProcessSetup out;
   RELIVE_ASSIGN_OR_RETURN(out.auxv, read_auxv(task.tid()));
   if (out.auxv.at_sysinfo_ehdr == 0) return Status::Unsupported("process has no vDSO");
   RELIVE_ASSIGN_OR_RETURN(out.vdso, patch_vdso(task, out.auxv.at_sysinfo_ehdr));
+  if (!map_scratch) return out;
   Regs saved = task.regs();
   Injector inj(task, at_exit_stop ? Injector::At::kExit : Injector::At::kElsewhere,
                out.vdso.syscall_insn);

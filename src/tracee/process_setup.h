@@ -17,6 +17,7 @@ struct ProcessSetup {
 
 // `task` is stopped at a syscall-exit stop (execve's, after launch_traced) or, with
 // `at_exit_stop` false, at another ptrace stop. Registers are restored afterwards.
-Result<ProcessSetup> setup_process(const Task& task, bool at_exit_stop);
+// A process restored from a checkpoint already has the scratch page: `map_scratch` false.
+Result<ProcessSetup> setup_process(const Task& task, bool at_exit_stop, bool map_scratch = true);
 
 }  // namespace relive::tracee

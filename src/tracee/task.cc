@@ -55,19 +55,34 @@ const char* stop_kind_name(Stop::Kind kind) {
   return "?";
 }
 
-Result<std::pair<pid_t, Stop>> wait_stop(pid_t tid) {
+namespace {
+
+void fill_syscall_info(pid_t tid, Stop* s) {
+  __ptrace_syscall_info info{};
+  if (::ptrace(PTRACE_GET_SYSCALL_INFO, tid, sizeof info, &info) <= 0) return;
+  if (info.op == PTRACE_SYSCALL_INFO_EXIT) {
+    s->kind = Stop::Kind::kSyscallExit;
+    s->rval = info.exit.rval;
+    return;
+  }
+  const auto* args = info.op == PTRACE_SYSCALL_INFO_SECCOMP ? info.seccomp.args : info.entry.args;
+  s->nr = static_cast<int>(info.op == PTRACE_SYSCALL_INFO_SECCOMP ? info.seccomp.nr : info.entry.nr);
+  for (int i = 0; i < 6; ++i) s->args[i] = args[i];
+}
+
+}  // namespace
+
+Result<std::pair<pid_t, Stop>> wait_stop(pid_t tid, const volatile int* interrupted) {
   for (;;) {
     int st = 0;
     pid_t got = ::waitpid(tid, &st, __WALL);
-    if (got < 0 && errno == EINTR) continue;
+    if (got < 0 && errno == EINTR) {
+      if (interrupted != nullptr && *interrupted) return Status::Aborted("interrupted");
+      continue;
+    }
     if (got < 0) return PosixError("waitpid", errno);
     Stop s = decode_stop(st);
-    if (s.kind == Stop::Kind::kSyscallEntry) {
-      __ptrace_syscall_info info{};
-      if (::ptrace(PTRACE_GET_SYSCALL_INFO, got, sizeof info, &info) > 0 &&
-          info.op == PTRACE_SYSCALL_INFO_EXIT)
-        s.kind = Stop::Kind::kSyscallExit;
-    }
+    if (s.kind == Stop::Kind::kSyscallEntry || s.kind == Stop::Kind::kSeccomp) fill_syscall_info(got, &s);
     return std::make_pair(got, s);
   }
 }

@@ -5,6 +5,7 @@
 #include <sys/types.h>
 #include <sys/user.h>
 
+#include <array>
 #include <cstdint>
 #include <string>
 
@@ -30,6 +31,10 @@ struct Stop {
   Kind kind = Kind::kExited;
   int signo = 0;   // kSignal, kGroupStop
   int status = 0;  // the raw wait status
+  // Syscall stops: what PTRACE_GET_SYSCALL_INFO said (one ptrace call instead of GETREGS).
+  int nr = -1;                        // kSeccomp, kSyscallEntry
+  std::array<uint64_t, 6> args{};     // kSeccomp, kSyscallEntry
+  int64_t rval = 0;                   // kSyscallExit
 };
 
 Stop decode_stop(int wait_status);
@@ -37,7 +42,9 @@ const char* stop_kind_name(Stop::Kind kind);
 
 // Blocks until `tid` (or, with tid == -1, any traced thread) stops or exits.
 // Returns the thread and its decoded stop; EINTR is retried.
-Result<std::pair<pid_t, Stop>> wait_stop(pid_t tid);
+// With `interrupted` set by a signal handler, a wait cut short by that signal returns
+// Status::Aborted instead of waiting on.
+Result<std::pair<pid_t, Stop>> wait_stop(pid_t tid, const volatile int* interrupted = nullptr);
 
 class Task {
  public:

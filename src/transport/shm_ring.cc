@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <atomic>
 #include <boost/date_time/posix_time/posix_time_types.hpp>
+#include <sys/mman.h>
+
 #include <boost/interprocess/anonymous_shared_memory.hpp>
 #include <boost/interprocess/exceptions.hpp>
 #include <boost/interprocess/sync/interprocess_semaphore.hpp>
@@ -99,6 +101,9 @@ Result<ShmRing> ShmRing::create(size_t capacity_bytes) {
   }
   try {
     bi::mapped_region region = bi::anonymous_shared_memory(kControlBytes + capacity_bytes);
+    // Fault every page in now, before fork: first touches on the hot path cost more than the
+    // copies themselves (measured on the project's VMs).
+    ::madvise(region.get_address(), region.get_size(), MADV_POPULATE_WRITE);
     new (region.get_address()) Control(capacity_bytes);
     return ShmRing(std::move(region));
   } catch (const bi::interprocess_exception& e) {

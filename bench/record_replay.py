@@ -1,0 +1,78 @@
+#!/usr/bin/python3
+"""Record/replay benchmarks, side by side in one run.
+
+For each subject: the native run, `relive record` and `relive replay` are timed in interleaved
+rounds (so machine noise hits all three alike) and compared as ratios of medians. Also reports
+trace bytes per second of native execution and replay speed relative to recording.
+Prints a Markdown section on stdout.
+"""
+import os, shutil, statistics, subprocess, sys, tempfile, time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BUILD = os.environ.get("RELIVE_BUILD", os.path.join(ROOT, "build"))
+RELIVE = os.path.join(BUILD, "bin", "relive")
+ROUNDS = int(os.environ.get("RELIVE_BENCH_ROUNDS", "5"))
+
+
+def timed(argv, **kw):
+    t0 = time.perf_counter()
+    r = subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, **kw)
+    dt = time.perf_counter() - t0
+    if r.returncode != 0:
+        raise RuntimeError(f"{argv[:4]} exited {r.returncode}: {r.stderr.decode()[-400:]}")
+    return dt
+
+
+def measure(name, argv, rounds):
+    native, rec, rep, trace_bytes, events = [], [], [], 0, 0
+    for _ in range(rounds):
+        d = tempfile.mkdtemp(prefix="relive-bench-")
+        try:
+            native.append(timed(argv))
+            rec.append(timed([RELIVE, "record", "-o", d + "/t", "--"] + argv))
+            rep.append(timed([RELIVE, "replay", d + "/t"]))
+            trace_bytes = os.path.getsize(d + "/t/events")
+            out = subprocess.run([RELIVE, "dump", d + "/t"], capture_output=True, text=True).stdout
+            events = sum(1 for line in out.splitlines() if line.startswith("#"))
+        finally:
+            shutil.rmtree(d, ignore_errors=True)
+    n, r, p = statistics.median(native), statistics.median(rec), statistics.median(rep)
+    return dict(name=name, native=n, record=r, replay=p, bytes=trace_bytes, events=events)
+
+
+def main():
+    subjects = [
+        ("CPU-bound (hash + qsort, bench/cpu_bound.c)", [BUILD + "/bench/cpu_bound", "60"], ROUNDS),
+        ("syscall-heavy (4 KiB reads + clock + writes, bench/syscall_heavy.c)",
+         [BUILD + "/bench/syscall_heavy", "/usr/bin/bash", "10"], ROUNDS),
+        ("python3 startup + `print(1)`", ["/usr/bin/python3", "-c", "print(1)"], ROUNDS),
+        ("sort of 200k numbers", ["sort", "-n", "/tmp/relive-bench-sort.txt"], ROUNDS),
+        ("sqlite3 :memory: 20k inserts",
+         ["sqlite3", ":memory:", "create table t(x); with recursive c(i) as (select 1 union all "
+          "select i+1 from c where i<20000) insert into t select random() from c; "
+          "select count(*) from t;"], ROUNDS),
+        ("ls -lR /usr/share/doc", ["ls", "-lR", "/usr/share/doc"], ROUNDS),
+        ("date", ["date"], ROUNDS),
+        ("od -x of 1 MiB of /dev/urandom", ["od", "-N", "1048576", "-x", "/dev/urandom"], ROUNDS),
+        ("awk srand/rand 100k", ["awk", "BEGIN{srand(); for(i=0;i<100000;i++) s+=rand(); print s}"], ROUNDS),
+        ("multi-threaded C (4 threads, mutex + condvar)",
+         [BUILD + "/tests/subjects/threads_counter", "4"], ROUNDS),
+    ]
+    with open("/tmp/relive-bench-sort.txt", "w") as f:
+        import random
+        for _ in range(200000):
+            f.write(f"{random.randint(0, 10**9)}\n")
+    rows = [measure(*s) for s in subjects]
+    print("| program | native s | record s | record / native | replay s | replay / record | events | trace bytes | trace KiB per native s |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['name']} | {r['native']:.3f} | {r['record']:.3f} | **{r['record']/r['native']:.2f}x** | "
+              f"{r['replay']:.3f} | {r['replay']/r['record']:.2f}x | {r['events']} | {r['bytes']} | "
+              f"{r['bytes']/1024/r['native']:.1f} |")
+    print(f"\nMedians of {ROUNDS} interleaved rounds (native, record, replay, native, ...). "
+          "Times include process start; `relive record` includes copying the program and its "
+          "libraries into the trace.")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

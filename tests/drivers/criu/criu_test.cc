@@ -1,0 +1,212 @@
+// Dump and restore real processes with the real CRIU (needs root; skipped only when no CRIU is
+// installed at all).
+#include "drivers/criu/criu.h"
+
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <functional>
+#include <string>
+#include <thread>
+
+#include "common/file_util.h"
+#include "drivers/criu/criu_binary.h"
+
+namespace relive::criu {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using std::chrono::milliseconds;
+constexpr size_t kCountWidth = 20;
+
+// The test subject, run in a forked child: counts in memory and publishes the count at offset 0
+// of `path` as a fixed-width record, so the file's size never changes (CRIU refuses to restore a
+// regular file whose size changed since the dump). It holds no terminal and no inherited fds,
+// so neither --shell-job nor external-resource options are needed.
+[[noreturn]] void counter_main(const char* path) {
+  ::setsid();
+  int null = ::open("/dev/null", O_RDWR);
+  for (int fd = 0; fd < 3; ++fd) ::dup2(null, fd);
+  ::close_range(3, ~0u, 0);
+  int out = ::open(path, O_WRONLY);
+  if (out < 0) ::_exit(2);
+  for (unsigned long long n = 1;; ++n) {
+    char buf[kCountWidth + 1];
+    std::snprintf(buf, sizeof buf, "%020llu", n);
+    if (::pwrite(out, buf, kCountWidth, 0) != static_cast<ssize_t>(kCountWidth)) ::_exit(3);
+    ::usleep(2000);
+  }
+}
+
+// Kills and reaps a child of ours on scope exit, whatever the test did.
+struct ChildGuard {
+  pid_t pid = -1;
+  ~ChildGuard() {
+    if (pid > 0 && ::kill(pid, SIGKILL) == 0) ::waitpid(pid, nullptr, 0);
+  }
+};
+
+bool wait_until(const std::function<bool()>& cond, milliseconds limit = milliseconds(5000)) {
+  auto deadline = Clock::now() + limit;
+  while (!cond()) {
+    if (Clock::now() > deadline) return false;
+    std::this_thread::sleep_for(milliseconds(5));
+  }
+  return true;
+}
+
+class CriuTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto criu = find_criu();
+    if (!criu.ok() && criu.status().code() == Status::Code::kNotFound) {
+      GTEST_SKIP() << criu.status().to_string();
+    }
+    ASSERT_TRUE(criu.ok()) << criu.status().to_string();
+    ASSERT_EQ(::geteuid(), 0u) << "CRIU needs root";
+    char tmpl[] = "/tmp/relive-criu-test-XXXXXX";
+    ASSERT_NE(::mkdtemp(tmpl), nullptr);
+    dir_ = tmpl;
+    images_ = dir_ + "/images";
+    count_file_ = dir_ + "/count";
+    ASSERT_TRUE(write_file_atomic(count_file_, std::string(kCountWidth, '0')).ok());
+  }
+  void TearDown() override {
+    if (!dir_.empty()) (void)remove_tree(dir_);
+  }
+
+  pid_t start_counter() {
+    pid_t pid = ::fork();
+    if (pid == 0) counter_main(count_file_.c_str());
+    return pid;
+  }
+  uint64_t count() {
+    auto text = read_file(count_file_);
+    return text.ok() ? std::strtoull(text->c_str(), nullptr, 10) : 0;
+  }
+  bool count_exceeds(uint64_t v) {
+    return wait_until([&] { return count() > v; });
+  }
+  // Dumps a fresh counter, lets CRIU kill it and reaps it; returns its PID and last count.
+  std::pair<pid_t, uint64_t> dump_and_kill_counter(CriuStats* stats = nullptr) {
+    pid_t pid = start_counter();
+    EXPECT_TRUE(count_exceeds(20));
+    auto st = dump({.pid = pid, .images_dir = images_});
+    EXPECT_TRUE(st.ok()) << st.status().to_string();
+    if (st.ok() && stats != nullptr) *stats = *st;
+    int ws = 0;
+    EXPECT_EQ(::waitpid(pid, &ws, 0), pid);  // frees the PID for the restore at once
+    EXPECT_TRUE(WIFSIGNALED(ws) && WTERMSIG(ws) == SIGKILL) << ws;
+    return {pid, count()};
+  }
+
+  std::string dir_, images_, count_file_;
+};
+
+TEST_F(CriuTest, CheckLooksGood) { EXPECT_TRUE(check().ok()) << check().to_string(); }
+
+TEST_F(CriuTest, RestoredProcessContinuesCountingFromItsMemory) {
+  CriuStats stats;
+  auto [pid, at_dump] = dump_and_kill_counter(&stats);
+  EXPECT_GT(stats.frozen_ms, 0);
+  EXPECT_GT(stats.pages_written, 0u);
+  std::printf(
+      "criu dump: frozen %.2f ms, freezing %.2f ms, memdump %.2f ms, memwrite %.2f ms, "
+      "%llu pages written\n",
+      stats.frozen_ms, stats.freezing_ms, stats.memdump_ms, stats.memwrite_ms,
+      static_cast<unsigned long long>(stats.pages_written));
+  std::this_thread::sleep_for(milliseconds(50));
+  ASSERT_EQ(count(), at_dump) << "nothing may write the file while the tree is dumped";
+
+  auto restored = restore({.images_dir = images_, .as_child = true});
+  ASSERT_TRUE(restored.ok()) << restored.status().to_string();
+  ChildGuard guard{*restored};
+  EXPECT_EQ(*restored, pid);
+  // A restarted counter would write 1, 2, ...; only the restored memory continues past at_dump.
+  EXPECT_TRUE(count_exceeds(at_dump + 10)) << count() << " vs " << at_dump;
+  std::printf("criu restore: %.2f ms\n", read_stats(images_).restore_ms);
+  EXPECT_GT(read_stats(images_).restore_ms, 0);
+  // as_child: the restored root is our child, so we can reap it.
+  ASSERT_EQ(::kill(*restored, SIGKILL), 0);
+  EXPECT_EQ(::waitpid(*restored, nullptr, 0), *restored);
+  guard.pid = -1;
+}
+
+TEST_F(CriuTest, LeaveRunningDumpThenDetachedRestore) {
+  ChildGuard original{start_counter()};
+  ASSERT_TRUE(count_exceeds(20));
+  auto st = dump({.pid = original.pid, .images_dir = images_, .leave_running = true});
+  ASSERT_TRUE(st.ok()) << st.status().to_string();
+  uint64_t after_dump = count();
+  EXPECT_TRUE(count_exceeds(after_dump + 20)) << "the original keeps running";
+  ASSERT_EQ(::kill(original.pid, SIGKILL), 0);
+  ASSERT_EQ(::waitpid(original.pid, nullptr, 0), original.pid);
+  pid_t pid = std::exchange(original.pid, -1);
+  uint64_t at_kill = count();
+
+  auto restored = restore({.images_dir = images_});
+  ASSERT_TRUE(restored.ok()) << restored.status().to_string();
+  EXPECT_EQ(*restored, pid);
+  // Detached: reparented to PID 1, not our child.
+  EXPECT_EQ(::waitpid(*restored, nullptr, WNOHANG), -1);
+  // It resumes from the dump-time count, below what the original reached before being killed.
+  EXPECT_TRUE(wait_until([&] { return count() < at_kill; })) << count() << " vs " << at_kill;
+  uint64_t resumed = count();
+  EXPECT_TRUE(count_exceeds(resumed + 10));
+  ASSERT_EQ(::kill(*restored, SIGKILL), 0);
+  std::string proc = "/proc/" + std::to_string(*restored);
+  EXPECT_TRUE(wait_until([&] { return !std::filesystem::exists(proc); }, milliseconds(10000)));
+}
+
+TEST_F(CriuTest, DumpOfMissingProcessQuotesCriu) {
+  pid_t gone = ::fork();
+  if (gone == 0) ::_exit(0);
+  ASSERT_EQ(::waitpid(gone, nullptr, 0), gone);
+  auto st = dump({.pid = gone, .images_dir = images_});
+  ASSERT_FALSE(st.ok());
+  const std::string& msg = st.status().message();
+  EXPECT_EQ(st.status().code(), Status::Code::kIoError);
+  EXPECT_NE(msg.find("criu dump of pid " + std::to_string(gone) + " failed (exit status 1)"),
+            std::string::npos)
+      << msg;
+  EXPECT_NE(msg.find("Error ("), std::string::npos) << msg;
+  EXPECT_NE(msg.find("No such process"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("[log: " + images_ + "/dump.log]"), std::string::npos) << msg;
+  std::printf("%s\n", st.status().to_string().c_str());
+}
+
+TEST_F(CriuTest, RestoreFromTruncatedPagesFailsWithCriusMessage) {
+  auto [pid, at_dump] = dump_and_kill_counter();
+  std::string pages = images_ + "/pages-1.img";
+  auto size = std::filesystem::file_size(pages);
+  ASSERT_GT(size, 4096u);
+  std::filesystem::resize_file(pages, size / 2);
+
+  auto restored = restore({.images_dir = images_});
+  ASSERT_FALSE(restored.ok());
+  const std::string& msg = restored.status().message();
+  EXPECT_EQ(restored.status().code(), Status::Code::kIoError);
+  EXPECT_NE(msg.find("criu restore from " + images_ + " failed"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("Error ("), std::string::npos) << msg;
+  std::printf("%s\n", restored.status().to_string().c_str());
+  // Nothing half-restored keeps running: the count stays where the dump left it.
+  std::this_thread::sleep_for(milliseconds(100));
+  EXPECT_EQ(count(), at_dump);
+  EXPECT_TRUE(wait_until([&] { return !std::filesystem::exists("/proc/" + std::to_string(pid)); },
+                         milliseconds(10000)));
+}
+
+TEST_F(CriuTest, RestoreFromMissingDirectoryIsNotFound) {
+  auto restored = restore({.images_dir = dir_ + "/nothing-here"});
+  EXPECT_EQ(restored.status().code(), Status::Code::kNotFound);
+}
+
+}  // namespace
+}  // namespace relive::criu

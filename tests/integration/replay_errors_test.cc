@@ -1,0 +1,165 @@
+// Bad input gets a clear error and nothing is lost: corrupt, truncated, tampered and
+// future-version traces; a replay that departs from the log; programs relive refuses to record.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "test_util.h"
+#include "trace/event_log_writer.h"
+#include "trace/trace_dir.h"
+#include "trace/trace_reader.h"
+#include "wire/event_codec.h"
+
+namespace relive::testing {
+namespace {
+
+class ReplayErrors : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    write_all_to(dir_ / "input.txt", std::string(20000, 'x') + "\nend\n");
+    RunResult r = run({relive_bin(), "record", "-o", trace(), "--", "cat", dir_ / "input.txt"});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    recorded_ = r.out;
+  }
+  std::string trace() const { return dir_ / "trace"; }
+  RunResult replay() { return run({relive_bin(), "replay", trace()}); }
+  void flip_byte(const std::string& path, long offset_from_end) {
+    std::fstream f(path, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekg(0, std::ios::end);
+    long at = static_cast<long>(f.tellg()) - offset_from_end;
+    f.seekg(at);
+    char c;
+    f.get(c);
+    f.seekp(at);
+    f.put(static_cast<char>(c ^ 0x10));
+  }
+
+  TempDir dir_;
+  std::string recorded_;
+};
+
+TEST_F(ReplayErrors, IntactTraceReplays) {
+  RunResult r = replay();
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, recorded_);
+}
+
+TEST_F(ReplayErrors, TruncatedEventLogIsCorruption) {
+  std::filesystem::resize_file(trace::events_path(trace()),
+                               std::filesystem::file_size(trace::events_path(trace())) - 7);
+  RunResult r = replay();
+  EXPECT_EQ(r.exit_code, 125);
+  EXPECT_NE(r.err.find("corruption"), std::string::npos) << r.err;
+}
+
+TEST_F(ReplayErrors, FlippedBitInEventLogIsCorruption) {
+  flip_byte(trace::events_path(trace()), 20);
+  RunResult r = replay();
+  EXPECT_EQ(r.exit_code, 125);
+  EXPECT_NE(r.err.find("corruption"), std::string::npos) << r.err;
+  RunResult d = run({relive_bin(), "dump", trace()});
+  EXPECT_EQ(d.exit_code, 125);
+  EXPECT_NE(d.err.find("corruption"), std::string::npos) << d.err;
+}
+
+TEST_F(ReplayErrors, WrongMagicIsRejected) {
+  std::fstream f(trace::header_path(trace()), std::ios::in | std::ios::out | std::ios::binary);
+  f.write("NOTATRCE", 8);
+  f.close();
+  RunResult r = replay();
+  EXPECT_EQ(r.exit_code, 125);
+  EXPECT_NE(r.err.find("magic"), std::string::npos) << r.err;
+}
+
+TEST_F(ReplayErrors, FutureVersionIsRejectedByName) {
+  std::fstream f(trace::header_path(trace()), std::ios::in | std::ios::out | std::ios::binary);
+  f.seekp(8);
+  uint32_t v = 99;
+  f.write(reinterpret_cast<const char*>(&v), 4);
+  f.close();
+  RunResult r = replay();
+  EXPECT_EQ(r.exit_code, 125);
+  EXPECT_NE(r.err.find("version"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("99"), std::string::npos) << r.err;
+}
+
+TEST_F(ReplayErrors, MissingHeaderIsNotFound) {
+  std::filesystem::remove(trace::header_path(trace()));
+  RunResult r = replay();
+  EXPECT_EQ(r.exit_code, 125);
+  EXPECT_NE(r.err.find("not found"), std::string::npos) << r.err;
+}
+
+TEST_F(ReplayErrors, TamperedSavedLibraryIsCorruption) {
+  for (const auto& e : std::filesystem::directory_iterator(trace::files_dir(trace()))) {
+    std::filesystem::permissions(e.path(), std::filesystem::perms::owner_write,
+                                 std::filesystem::perm_options::add);
+    flip_byte(e.path(), 100);
+  }
+  RunResult r = replay();
+  EXPECT_EQ(r.exit_code, 125);
+  EXPECT_NE(r.err.find("checksum"), std::string::npos) << r.err;
+}
+
+// A valid trace whose log says the file ended early: the program then closes the file where the
+// log expects it to write, and replay must stop right there with a report.
+TEST_F(ReplayErrors, DivergenceIsReportedWithEventIndexAndBothCalls) {
+  auto reader = trace::TraceReader::open(trace());
+  ASSERT_TRUE(reader.ok()) << reader.status().to_string();
+  std::vector<trace::Event> events;
+  for (;;) {
+    auto e = reader->next();
+    ASSERT_TRUE(e.ok()) << e.status().to_string();
+    if (!*e) break;
+    events.push_back(**e);
+  }
+  bool changed = false;
+  for (trace::Event& e : events) {
+    auto* s = std::get_if<trace::SyscallEvent>(&e);
+    if (s && s->nr == 0 /*read*/ && s->result > 1000 && !changed) {
+      s->result = 0;  // "end of file" instead of data
+      s->writes.clear();
+      changed = true;
+    }
+  }
+  ASSERT_TRUE(changed);
+  auto w = trace::EventLogWriter::create(trace::events_path(trace()));
+  ASSERT_TRUE(w.ok());
+  for (const trace::Event& e : events) ASSERT_TRUE(w->append(wire::encode_event(e)).ok());
+  ASSERT_TRUE(w->sync().ok());
+
+  RunResult r = replay();
+  EXPECT_EQ(r.exit_code, 126);
+  EXPECT_NE(r.err.find("divergence: at event #"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("expected "), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("the program called close("), std::string::npos) << r.err;
+}
+
+TEST(RecordRefuses, ChildProcessesWithAClearMessage) {
+  TempDir d;
+  RunResult r = run({relive_bin(), "record", "-o", d / "t", "--", "/bin/sh", "-c", "ls / >/dev/null; echo done"});
+  EXPECT_EQ(r.exit_code, 125);
+  EXPECT_NE(r.err.find("unsupported:"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("fork"), std::string::npos) << r.err;
+}
+
+TEST(RecordRefuses, ScriptsPointingAtTheirInterpreter) {
+  TempDir d;
+  write_all_to(d / "s.py", "#!/usr/bin/python3\nprint(1)\n");
+  std::filesystem::permissions(d / "s.py", std::filesystem::perms::owner_all);
+  RunResult r = run({relive_bin(), "record", "-o", d / "t", "--", d / "s.py"});
+  EXPECT_EQ(r.exit_code, 125);
+  EXPECT_NE(r.err.find("is a script"), std::string::npos) << r.err;
+}
+
+TEST(RecordRefuses, ANonEmptyTraceDirectory) {
+  TempDir d;
+  write_all_to(d / "keep", "precious");
+  RunResult r = run({relive_bin(), "record", "-o", d.path(), "--", "true"});
+  EXPECT_EQ(r.exit_code, 125);
+  EXPECT_EQ(read_all(d / "keep"), "precious");
+}
+
+}  // namespace
+}  // namespace relive::testing
