@@ -102,6 +102,7 @@ Result<pid_t> fork_checkpoint_child(const tracee::Task& task, uint64_t syscall_i
 
 Status reap_child(const tracee::Task& task, uint64_t syscall_insn, pid_t child) {
   tracee::Injector inj(task, tracee::Injector::At::kExit, syscall_insn);
+  inj.swallow_sigchld_from(child);
   RELIVE_ASSIGN_OR_RETURN(int64_t got, inj.call(SYS_wait4, {static_cast<uint64_t>(child), 0, __WALL, 0}));
   if (got != child) return Status::IoError("could not reap the checkpoint child: " + std::to_string(got));
   return Status::Ok();
@@ -190,6 +191,7 @@ Result<RecordResult> record_attached(const RecordOptions& o) {
   SyscallCapture capture(&files, pid);
   RecordSession session(RecordSession::Mode::kAllSyscalls, sink.get(), &capture);
   session.set_stop_flag(&g_stop_requested);
+  session.ignore_sigchld_from(child);
   session.add_initial_thread(pid);
   Result<int> status = session.run();
   Status finished = sink->finish();

@@ -12,6 +12,7 @@
 #include "common/check.h"
 #include "common/logging.h"
 #include "record/signal_boundary.h"
+#include "tracee/inject.h"
 #include "tracee/rdtsc.h"
 #include "trace/syscall_names.h"
 
@@ -226,6 +227,8 @@ Status RecordSession::on_signal(Thread& t, int signo) {
       return resume(t);
     }
   }
+  if (signo == SIGCHLD && ignored_child_ != 0 && tracee::sigchld_sender(t.task) == ignored_child_)
+    return mode_ == Mode::kSeccomp ? t.task.cont() : t.task.syscall();
   std::string info;
   RELIVE_RETURN_IF_ERROR(t.task.get_siginfo(&info));
   if (t.expect_boundary_signal) {

@@ -45,6 +45,8 @@ class RecordSession {
   // Attached mode: when `*flag` becomes non-zero (from a signal handler), recording ends with a
   // DetachEvent and the process runs on untraced.
   void set_stop_flag(const volatile int* flag) { stop_flag_ = flag; }
+  // SIGCHLD from the tracer's own checkpoint child is not the program's: drop it.
+  void ignore_sigchld_from(pid_t child) { ignored_child_ = child; }
   const RecordStats& stats() const { return stats_; }
 
  private:
@@ -101,6 +103,7 @@ class RecordSession {
   int exit_status_ = 0;
   bool detach_requested_ = false;
   const volatile int* stop_flag_ = nullptr;
+  pid_t ignored_child_ = 0;
   RecordStats stats_;
 };
 

@@ -146,6 +146,12 @@ Status ReplaySession::run_to_entry(Thread& t) {
       case Stop::Kind::kGroupStop:
         RELIVE_RETURN_IF_ERROR(mode_ == Mode::kSeccomp ? t.task.cont() : t.task.syscall());
         continue;
+      case Stop::Kind::kSyscallExit:
+        // Stopping at every syscall, a skipped (emulated) syscall still reports its exit; the
+        // result set at its entry stands.
+        if (mode_ != Mode::kAllSyscalls) return unexpected_stop(t, "stopped at a syscall exit");
+        RELIVE_RETURN_IF_ERROR(t.task.syscall());
+        continue;
       case Stop::Kind::kExited:
         process_gone_ = true;
         return unexpected_stop(t, fmt::format("exited (wait status {:#x})", s.status));

@@ -2,9 +2,20 @@
 
 #include <signal.h>
 
+#include <algorithm>
+#include <cstring>
+
 #include "common/check.h"
 
 namespace relive::tracee {
+
+pid_t sigchld_sender(const Task& task) {
+  std::string raw;
+  if (!task.get_siginfo(&raw).ok()) return 0;
+  siginfo_t si{};
+  std::memcpy(&si, raw.data(), std::min(raw.size(), sizeof si));
+  return si.si_pid;
+}
 
 Injector::Injector(const Task& task, At at, uint64_t syscall_insn)
     : task_(task), at_(at), syscall_insn_(syscall_insn) {
@@ -41,8 +52,15 @@ Status Injector::run_to_exit() {
       case Stop::Kind::kSyscallExit: return Status::Ok();
       case Stop::Kind::kSyscallEntry:
       case Stop::Kind::kSeccomp:
+      case Stop::Kind::kClone:  // an injected fork reports its child first
         RELIVE_RETURN_IF_ERROR(task_.syscall());
         break;
+      case Stop::Kind::kSignal:
+        if (s.signo == SIGCHLD && swallow_child_ != 0 && sigchld_sender(task_) == swallow_child_) {
+          RELIVE_RETURN_IF_ERROR(task_.syscall());
+          break;
+        }
+        return Status::IoError(fmt::format("unexpected signal {} during an injected syscall", s.signo));
       case Stop::Kind::kExited:
         return Status::Aborted("thread " + std::to_string(task_.tid()) +
                                " exited during an injected system call");

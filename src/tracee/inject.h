@@ -16,6 +16,9 @@ namespace relive::tracee {
 inline constexpr uint64_t kScratchAddr = 0x70000000000ull;
 inline constexpr uint64_t kScratchSize = 4096;
 
+// The pid that sent the SIGCHLD `task` is stopped on (0 if unknown).
+pid_t sigchld_sender(const Task& task);
+
 class Injector {
  public:
   enum class At { kEntry, kExit, kElsewhere };
@@ -28,11 +31,16 @@ class Injector {
   // a syscall-exit stop.
   Result<int64_t> call(int nr, std::initializer_list<uint64_t> args);
 
+  // SIGCHLD from `child` (the tracer's own checkpoint fork stopping or dying) is swallowed
+  // instead of failing the injection: the program never asked for that child.
+  void swallow_sigchld_from(pid_t child) { swallow_child_ = child; }
+
  private:
   Status run_to_exit();
   const Task& task_;
   At at_;
   uint64_t syscall_insn_;
+  pid_t swallow_child_ = 0;
 };
 
 }  // namespace relive::tracee
