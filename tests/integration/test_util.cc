@@ -78,12 +78,12 @@ int sh(const std::string& script) {
 
 std::string relive_bin() {
   const char* d = std::getenv("RELIVE_BIN");
-  return std::string(d ? d : "build/bin") + "/relive";
+  return std::string(d ? d : RELIVE_BUILD_DIR "/bin") + "/relive";
 }
 
 std::string test_bin_dir() {
   const char* d = std::getenv("RELIVE_TEST_BIN");
-  return d ? d : "build/tests";
+  return d ? d : RELIVE_BUILD_DIR "/tests";
 }
 
 }  // namespace relive::testing

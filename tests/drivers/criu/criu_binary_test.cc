@@ -113,6 +113,20 @@ TEST(RunCommand, KillsOnTimeout) {
   EXPECT_EQ(r->describe(), "timed out and was killed");
 }
 
+TEST(RunCommand, TimeoutAlsoKillsWhatTheProgramStarted) {
+  auto r = run_command({"/bin/sh", "-c", "sleep 100 & echo $!; wait"},
+                       {.env = {}, .timeout = std::chrono::milliseconds(300)});
+  ASSERT_TRUE(r.ok());
+  EXPECT_TRUE(r->timed_out);
+  pid_t grandchild = std::atoi(r->output.c_str());
+  ASSERT_GT(grandchild, 0) << r->output;
+  // Killed, so at most a zombie until PID 1 reaps it (every ~1.5 s here).
+  auto stat = read_file("/proc/" + std::to_string(grandchild) + "/stat");
+  if (stat.ok()) {
+    EXPECT_NE(stat->find(") Z "), std::string::npos) << *stat;
+  }
+}
+
 TEST(RunCommand, MissingProgramFailsToStart) {
   auto r = run_command({"/nonexistent/criu"});
   EXPECT_EQ(r.status().code(), Status::Code::kIoError);
