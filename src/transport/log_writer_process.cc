@@ -54,9 +54,17 @@ int drain(ShmRing& ring, PidWatch parent, const LogWriterProcess::SinkFactory& m
   return 0;
 }
 
+// The terminal sends SIGINT, SIGQUIT and SIGHUP to the whole foreground process group; the tracer
+// decides what they mean and closes the ring, so the writer must outlive them. SIGPIPE is ignored
+// so that a sink writing to a closed socket gets EPIPE (an error message) instead of dying
+// silently.
+void ignore_signals() {
+  for (int sig : {SIGINT, SIGQUIT, SIGHUP, SIGPIPE}) ::signal(sig, SIG_IGN);
+}
+
 [[noreturn]] void child_main(ShmRing& ring, PidWatch parent,
                              const LogWriterProcess::SinkFactory& make_sink) {
-  ::signal(SIGINT, SIG_IGN);
+  ignore_signals();
   int code = kExitSinkFailed;
   // An exception must not unwind into the parent's stack frames copied by fork().
   try {

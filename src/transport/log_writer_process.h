@@ -28,8 +28,10 @@ class RecordSink {
 // Owns the forked log-writer child. The child builds its sink with `make_sink` (called in the
 // child, so the sink's fds and threads are its own), pops records until the ring is closed, calls
 // finish() and _exits: 0 on success, non-zero with the message on stderr and in
-// ShmRing::consumer_error() when a sink call failed. The child ignores SIGINT (the tracer decides
-// when recording stops) and never runs the parent's atexit handlers or destructors.
+// ShmRing::consumer_error() when a sink call failed; 2 when the parent died without closing the
+// ring (what arrived is flushed, finish() is not called). The child ignores SIGINT, SIGQUIT,
+// SIGHUP (the tracer decides when recording stops) and SIGPIPE, and never runs the parent's
+// atexit handlers or destructors.
 //
 // Fork caveat: if the parent has other threads, `make_sink` and the sink run in a child where only
 // the forking thread exists; they must not depend on locks another thread might have held.

@@ -1,10 +1,10 @@
 #include "transport/shm_ring.h"
 
+#include <sys/mman.h>
+
 #include <algorithm>
 #include <atomic>
 #include <boost/date_time/posix_time/posix_time_types.hpp>
-#include <sys/mman.h>
-
 #include <boost/interprocess/anonymous_shared_memory.hpp>
 #include <boost/interprocess/exceptions.hpp>
 #include <boost/interprocess/sync/interprocess_semaphore.hpp>

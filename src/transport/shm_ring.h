@@ -19,10 +19,10 @@ namespace relive::transport {
 // Create it before fork(): parent and child then share the same region, and nothing needs to be
 // cleaned up by name afterwards (each process unmaps its view when its ShmRing is destroyed).
 //
-// Exactly one process pushes (push, push_flush, close) and exactly one pops (pop, ack_flush); a
-// process may use only its own side. Neither side makes a system call on the fast path: a side
-// that has to wait parks on a process-shared semaphore, and the other side posts it only when the
-// waiter is parked and enough has changed to be worth a wakeup (a quarter of the ring, at most
+// Exactly one thread of one process pushes (push, push_flush, close) and exactly one pops (pop,
+// ack_flush); each may use only its own side. Neither side makes a system call on the fast path: a
+// side that has to wait parks on a process-shared semaphore, and the other side posts it only when
+// the waiter is parked and enough has changed to be worth a wakeup (a quarter of the ring, at most
 // 64 KiB, filled; half the ring freed; a flush; close). A parked side also re-checks every 50 ms,
 // which bounds the delivery delay of a trickle of records and lets it notice a dead peer.
 //
@@ -76,7 +76,7 @@ class ShmRing {
   // The same, reusing `out`'s buffer (no allocation per record once it has grown); false where
   // pop() returns nullopt.
   bool pop_into(Record& out);
-  // Acknowledges the kFlush record most recently returned by pop().
+  // Acknowledges the kFlush record most recently returned by pop() or pop_into().
   void ack_flush();
   // True when pop() ended because the producer died rather than because it called close().
   bool producer_lost() const { return producer_lost_; }
@@ -87,7 +87,7 @@ class ShmRing {
 
  private:
   struct Control;
-  ShmRing(boost::interprocess::mapped_region region);
+  explicit ShmRing(boost::interprocess::mapped_region region);
 
   void copy_in(uint64_t pos, const void* src, size_t len);
   void copy_out(uint64_t pos, void* dst, size_t len) const;

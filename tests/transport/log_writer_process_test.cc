@@ -128,11 +128,11 @@ TEST_F(LogWriterProcessTest, SinkFactoryFailureIsReported) {
       << st.message();
 }
 
-TEST_F(LogWriterProcessTest, ChildIgnoresSigint) {
+TEST_F(LogWriterProcessTest, ChildIgnoresTerminalSignals) {
   LogWriterProcess w = start(file_sink());
   ASSERT_TRUE(ring_->push("before").ok());
   ASSERT_TRUE(ring_->push_flush().ok());  // the child is past its signal setup
-  ASSERT_EQ(::kill(w.pid(), SIGINT), 0);
+  for (int sig : {SIGINT, SIGQUIT, SIGHUP}) ASSERT_EQ(::kill(w.pid(), sig), 0);
   ASSERT_TRUE(ring_->push("after").ok());
   ASSERT_TRUE(w.finish().ok());
   EXPECT_EQ(contents(), "before\nFLUSH\nafter\nEND\n");

@@ -12,8 +12,12 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <charconv>
+#include <filesystem>
+#include <map>
 #include <string_view>
 
+#include "common/file_util.h"
 #include "common/scoped_fd.h"
 
 namespace relive::criu {
@@ -76,8 +80,43 @@ class SpawnSetup {
   posix_spawnattr_t attr_;
 };
 
-// Waits up to `timeout` (zero: forever) for `pid` to end, killing it when the time is up. Always
-// reaps it.
+// Parent of every process, from /proc/<pid>/stat ("pid (comm) state ppid ..."; comm may hold
+// spaces and parentheses, hence the last ')'). This kernel has no /proc/<pid>/task/*/children.
+std::multimap<pid_t, pid_t> children_by_parent() {
+  std::multimap<pid_t, pid_t> out;
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator("/proc", ec)) {
+    std::string name = e.path().filename().string();
+    pid_t pid = 0, ppid = 0;
+    if (std::from_chars(name.data(), name.data() + name.size(), pid).ec != std::errc()) continue;
+    auto stat = read_file(e.path().string() + "/stat");
+    if (!stat.ok()) continue;
+    size_t close = stat->rfind(')');
+    if (close == std::string::npos || close + 4 >= stat->size()) continue;
+    const char* p = stat->data() + close + 4;  // past ") S "
+    if (std::from_chars(p, stat->data() + stat->size(), ppid).ec == std::errc()) {
+      out.emplace(ppid, pid);
+    }
+  }
+  return out;
+}
+
+// Kills `pid` and all its descendants. It is stopped first so that it cannot fork while we look;
+// CRIU's half-restored tasks are its children and would otherwise outlive it (spinning, in one
+// CRIU 4.1.1 failure mode).
+void kill_tree(pid_t pid) {
+  ::kill(pid, SIGSTOP);
+  auto children = children_by_parent();
+  std::vector<pid_t> tree = {pid};
+  for (size_t i = 0; i < tree.size(); ++i) {
+    auto [lo, hi] = children.equal_range(tree[i]);
+    for (auto it = lo; it != hi; ++it) tree.push_back(it->second);
+  }
+  for (auto it = tree.rbegin(); it != tree.rend(); ++it) ::kill(*it, SIGKILL);
+}
+
+// Waits up to `timeout` (zero: forever) for `pid` to end, killing it and its descendants when
+// the time is up. Always reaps it.
 Status wait_child(pid_t pid, std::chrono::milliseconds timeout, CommandResult* result) {
   if (timeout.count() > 0) {
     ScopedFd pidfd(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)));
@@ -89,7 +128,7 @@ Status wait_child(pid_t pid, std::chrono::milliseconds timeout, CommandResult* r
       } while (n < 0 && errno == EINTR);
     }
     if (n == 0) {
-      ::kill(pid, SIGKILL);
+      kill_tree(pid);
       result->timed_out = true;
     }
   }

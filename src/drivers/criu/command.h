@@ -12,7 +12,7 @@ namespace relive::criu {
 struct CommandOptions {
   // "NAME=value" entries added to (or replacing those in) the caller's environment.
   std::vector<std::string> env;
-  // Kill the program with SIGKILL after this long; zero waits forever.
+  // After this long, SIGKILL the program and every descendant it left; zero waits forever.
   std::chrono::milliseconds timeout{0};
 };
 

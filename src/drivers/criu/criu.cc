@@ -12,6 +12,7 @@
 #include "common/logging.h"
 #include "drivers/criu/command.h"
 #include "drivers/criu/criu_binary.h"
+#include "drivers/criu/image_check.h"
 
 namespace relive::criu {
 namespace {
@@ -168,6 +169,7 @@ Result<pid_t> restore(const RestoreOptions& options) {
   if (!std::filesystem::is_directory(o.images_dir, ec)) {
     return Status::NotFound("criu restore: images dir " + o.images_dir + " does not exist");
   }
+  RELIVE_RETURN_IF_ERROR(check_pages_complete(o.images_dir));
   std::string pidfile = inside(o.images_dir, o.pidfile.empty() ? "restore.pid" : o.pidfile);
   // CRIU creates the pidfile with O_EXCL, so one left by an earlier restore would fail this one.
   if (::unlink(pidfile.c_str()) != 0 && errno != ENOENT)

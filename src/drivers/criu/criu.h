@@ -5,7 +5,7 @@
 //  - CRIU's hardware breakpoints never fire in this VM, which leaves `criu dump` and
 //    `criu restore` waiting forever for a stop that never comes. The driver therefore sets
 //    CRIU_FAULT=130 (CRIU's FI_NO_BREAKPOINTS), which makes CRIU single-step to the sigreturn
-//    with PTRACE_SYSCALL instead; it works everywhere and costs microseconds.
+//    with PTRACE_SYSCALL instead; it works everywhere and costs a few extra ptrace stops.
 //  - PID 1 reaps orphans only every ~1.5 s: a restore that needs the PID of a process that was
 //    just killed fails with "File exists" until that PID is reaped.
 #pragma once
@@ -51,7 +51,9 @@ struct RestoreOptions {
   bool detached = true;
   // --restore-sibling: the restored root becomes a child of the calling process (which can then
   // waitpid it). Otherwise a detached tree is reparented to PID 1 (or the nearest subreaper) and
-  // is NOT our child.
+  // is NOT our child. Caveat: if CRIU is killed on timeout midway, a root it already created is
+  // our child too and is not killed by the driver (CRIU restores the dumped PIDs, so it is the
+  // root PID recorded at dump time).
   bool as_child = false;
   bool leave_stopped = false;
   bool tcp_established = false;
@@ -70,6 +72,8 @@ Result<CriuStats> dump(const DumpOptions& options);
 
 // Restores a tree from options.images_dir and returns its root PID (read from the pidfile). See
 // RestoreOptions::as_child for whose child the tree is. Restore timings: read_stats(images_dir).
+// Before running CRIU, fails with Corruption when a pages image is shorter than its pagemap says
+// (CRIU would hang on it; see image_check.h).
 Result<pid_t> restore(const RestoreOptions& options);
 
 // `criu check`: Ok iff CRIU says "Looks good".

@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 
 #include <string>
+#include <thread>
 
 #include "common/file_util.h"
 #include "drivers/criu/command.h"
@@ -120,11 +121,17 @@ TEST(RunCommand, TimeoutAlsoKillsWhatTheProgramStarted) {
   EXPECT_TRUE(r->timed_out);
   pid_t grandchild = std::atoi(r->output.c_str());
   ASSERT_GT(grandchild, 0) << r->output;
-  // Killed, so at most a zombie until PID 1 reaps it (every ~1.5 s here).
-  auto stat = read_file("/proc/" + std::to_string(grandchild) + "/stat");
-  if (stat.ok()) {
-    EXPECT_NE(stat->find(") Z "), std::string::npos) << *stat;
+  // SIGKILLed: it dies within moments, then is a zombie until PID 1 reaps it (~1.5 s here).
+  std::string stat_path = "/proc/" + std::to_string(grandchild) + "/stat";
+  auto dead = [&] {
+    auto stat = read_file(stat_path);
+    return !stat.ok() || stat->find(") Z ") != std::string::npos;
+  };
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(3);
+  while (!dead() && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
+  EXPECT_TRUE(dead()) << "the program's child survived the timeout";
 }
 
 TEST(RunCommand, MissingProgramFailsToStart) {
