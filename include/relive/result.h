@@ -11,7 +11,7 @@ namespace relive {
 template <typename T>
 class [[nodiscard]] Result {
  public:
-  Result(T value) : value_(std::move(value)) {}  // NOLINT: implicit by design
+  Result(T value) : value_(std::move(value)) {}          // NOLINT: implicit by design
   Result(Status status) : status_(std::move(status)) {}  // NOLINT
   bool ok() const { return value_.has_value(); }
   const Status& status() const { return status_; }
@@ -37,6 +37,6 @@ class [[nodiscard]] Result {
 #define RELIVE_ASSIGN_OR_RETURN(decl, expr) \
   RELIVE_ASSIGN_OR_RETURN_IMPL_(RELIVE_CONCAT_(relive_result_, __COUNTER__), decl, expr)
 #define RELIVE_ASSIGN_OR_RETURN_IMPL_(tmp, decl, expr) \
-  auto tmp = (expr);                                  \
-  if (!tmp.ok()) return tmp.status();                 \
+  auto tmp = (expr);                                   \
+  if (!tmp.ok()) return tmp.status();                  \
   decl = std::move(tmp).value()

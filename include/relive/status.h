@@ -57,8 +57,8 @@ Status PosixError(std::string_view context, int err);
 }  // namespace relive
 
 // Returns early from the enclosing function when `expr` is not ok.
-#define RELIVE_RETURN_IF_ERROR(expr)          \
-  do {                                        \
-    ::relive::Status relive_status_ = (expr); \
+#define RELIVE_RETURN_IF_ERROR(expr)                 \
+  do {                                               \
+    ::relive::Status relive_status_ = (expr);        \
     if (!relive_status_.ok()) return relive_status_; \
   } while (0)

@@ -22,7 +22,8 @@ void register_record(CLI::App& app, int* exit_code) {
   cmd->add_option("command", opts->argv, "Program and arguments (after --)");
   cmd->callback([opts, exit_code] {
     if (opts->argv.empty() == (opts->attach_pid == 0)) {
-      *exit_code = report_failure(Status::InvalidArgument("give either -- PROGRAM ARGS... or --pid PID"));
+      *exit_code =
+          report_failure(Status::InvalidArgument("give either -- PROGRAM ARGS... or --pid PID"));
       return;
     }
     Result<RecordResult> r = record_trace(*opts);

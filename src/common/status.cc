@@ -8,15 +8,24 @@ namespace {
 
 const char* code_name(Status::Code code) {
   switch (code) {
-    case Status::Code::kOk: return "ok";
-    case Status::Code::kInvalidArgument: return "invalid argument";
-    case Status::Code::kNotFound: return "not found";
-    case Status::Code::kCorruption: return "corruption";
-    case Status::Code::kUnsupported: return "unsupported";
-    case Status::Code::kIoError: return "I/O error";
-    case Status::Code::kDivergence: return "divergence";
-    case Status::Code::kVersionMismatch: return "version mismatch";
-    case Status::Code::kAborted: return "aborted";
+    case Status::Code::kOk:
+      return "ok";
+    case Status::Code::kInvalidArgument:
+      return "invalid argument";
+    case Status::Code::kNotFound:
+      return "not found";
+    case Status::Code::kCorruption:
+      return "corruption";
+    case Status::Code::kUnsupported:
+      return "unsupported";
+    case Status::Code::kIoError:
+      return "I/O error";
+    case Status::Code::kDivergence:
+      return "divergence";
+    case Status::Code::kVersionMismatch:
+      return "version mismatch";
+    case Status::Code::kAborted:
+      return "aborted";
   }
   return "unknown";
 }

@@ -10,14 +10,13 @@
 //    stopping at every syscall so that recording can end with a clean detach.
 #include "record/attach.h"
 
+#include <fmt/format.h>
 #include <signal.h>
 #include <sys/ptrace.h>
 #include <sys/syscall.h>
 #include <sys/utsname.h>
 #include <sys/wait.h>
 #include <unistd.h>
-
-#include <fmt/format.h>
 
 #include <chrono>
 #include <csignal>
@@ -49,9 +48,10 @@ Status check_single_threaded(pid_t pid) {
   if (ec) return Status::NotFound("no process " + std::to_string(pid));
   size_t n = std::distance(begin(tasks), end(tasks));
   if (n != 1)
-    return Status::Unsupported(fmt::format(
-        "process {} has {} threads; --pid attaches to single-threaded processes (the "
-        "checkpoint fork copies only one thread)", pid, n));
+    return Status::Unsupported(
+        fmt::format("process {} has {} threads; --pid attaches to single-threaded processes (the "
+                    "checkpoint fork copies only one thread)",
+                    pid, n));
   return Status::Ok();
 }
 
@@ -59,19 +59,23 @@ Status check_single_threaded(pid_t pid) {
 Result<Regs> seize(pid_t pid) {
   if (::ptrace(PTRACE_SEIZE, pid, nullptr, tracee::trace_options(false)) != 0)
     return PosixError("attach to " + std::to_string(pid), errno);
-  if (::ptrace(PTRACE_INTERRUPT, pid, nullptr, nullptr) != 0) return PosixError("PTRACE_INTERRUPT", errno);
+  if (::ptrace(PTRACE_INTERRUPT, pid, nullptr, nullptr) != 0)
+    return PosixError("PTRACE_INTERRUPT", errno);
   tracee::Task task(pid);
   for (;;) {
     RELIVE_ASSIGN_OR_RETURN(auto got, tracee::wait_stop(pid));
-    if (got.second.kind == Stop::Kind::kExited) return Status::NotFound("process exited while attaching");
+    if (got.second.kind == Stop::Kind::kExited)
+      return Status::NotFound("process exited while attaching");
     if (got.second.kind == Stop::Kind::kGroupStop) break;
     // A signal on its way in: let it go through, then stop again.
-    RELIVE_RETURN_IF_ERROR(task.cont(got.second.kind == Stop::Kind::kSignal ? got.second.signo : 0));
+    RELIVE_RETURN_IF_ERROR(
+        task.cont(got.second.kind == Stop::Kind::kSignal ? got.second.signo : 0));
     ::ptrace(PTRACE_INTERRUPT, pid, nullptr, nullptr);
   }
   Regs r = task.regs();
   int64_t rax = static_cast<int64_t>(r.rax);
-  if (static_cast<int64_t>(r.orig_rax) >= 0 && (rax == -512 || rax == -513 || rax == -514 || rax == -516)) {
+  if (static_cast<int64_t>(r.orig_rax) >= 0 &&
+      (rax == -512 || rax == -513 || rax == -514 || rax == -516)) {
     // Interrupted inside a syscall: re-issue it from the start (what the kernel would do).
     r.rip -= 2;
     r.rax = r.orig_rax;
@@ -82,7 +86,8 @@ Result<Regs> seize(pid_t pid) {
 }
 
 // Forks the checkpoint child from inside the stopped original. Returns the child, stopped.
-Result<pid_t> fork_checkpoint_child(const tracee::Task& task, uint64_t syscall_insn, const Regs& r0) {
+Result<pid_t> fork_checkpoint_child(const tracee::Task& task, uint64_t syscall_insn,
+                                    const Regs& r0) {
   task.set_regs(r0);
   tracee::Injector inj(task, tracee::Injector::At::kElsewhere, syscall_insn);
   // Plain clone with exit signal 0: a fork whose end no wait() of the program observes.
@@ -96,15 +101,18 @@ Result<pid_t> fork_checkpoint_child(const tracee::Task& task, uint64_t syscall_i
   RELIVE_ASSIGN_OR_RETURN(int64_t closed, cinj.call(SYS_close_range, {0, ~0u, 0}));
   (void)closed;
   c.set_regs(r0);
-  if (::ptrace(PTRACE_DETACH, c.tid(), nullptr, SIGSTOP) != 0) return PosixError("detach child", errno);
+  if (::ptrace(PTRACE_DETACH, c.tid(), nullptr, SIGSTOP) != 0)
+    return PosixError("detach child", errno);
   return static_cast<pid_t>(child);
 }
 
 Status reap_child(const tracee::Task& task, uint64_t syscall_insn, pid_t child) {
   tracee::Injector inj(task, tracee::Injector::At::kExit, syscall_insn);
   inj.swallow_sigchld_from(child);
-  RELIVE_ASSIGN_OR_RETURN(int64_t got, inj.call(SYS_wait4, {static_cast<uint64_t>(child), 0, __WALL, 0}));
-  if (got != child) return Status::IoError("could not reap the checkpoint child: " + std::to_string(got));
+  RELIVE_ASSIGN_OR_RETURN(int64_t got,
+                          inj.call(SYS_wait4, {static_cast<uint64_t>(child), 0, __WALL, 0}));
+  if (got != child)
+    return Status::IoError("could not reap the checkpoint child: " + std::to_string(got));
   return Status::Ok();
 }
 
@@ -133,9 +141,11 @@ Result<trace::TraceHeader> attach_header(pid_t pid) {
   h.checkpoint = "checkpoint";
   h.initial_tid = pid;
   utsname u{};
-  if (::uname(&u) == 0) h.hostname = u.nodename, h.kernel = std::string(u.sysname) + " " + u.release;
+  if (::uname(&u) == 0)
+    h.hostname = u.nodename, h.kernel = std::string(u.sysname) + " " + u.release;
   h.start_realtime_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
-                            std::chrono::system_clock::now().time_since_epoch()).count();
+                            std::chrono::system_clock::now().time_since_epoch())
+                            .count();
   return h;
 }
 
@@ -164,7 +174,8 @@ Result<RecordResult> record_attached(const RecordOptions& o) {
     return Status::InvalidArgument(o.trace_dir + ": trace directory exists and is not empty");
   RELIVE_RETURN_IF_ERROR(make_dirs(trace::checkpoint_dir(o.trace_dir)));
   RELIVE_ASSIGN_OR_RETURN(trace::TraceHeader h, attach_header(pid));
-  RELIVE_ASSIGN_OR_RETURN(trace::FileStore files, trace::FileStore::open(trace::files_dir(o.trace_dir)));
+  RELIVE_ASSIGN_OR_RETURN(trace::FileStore files,
+                          trace::FileStore::open(trace::files_dir(o.trace_dir)));
   RELIVE_ASSIGN_OR_RETURN(auto sink, make_log_writer_sink(trace::events_path(o.trace_dir)));
 
   AttachGuard guard{pid};
@@ -180,7 +191,8 @@ Result<RecordResult> record_attached(const RecordOptions& o) {
   auto dumped = criu::dump(dump);
   Status reaped = reap_child(task, setup.vdso.syscall_insn, child);
   task.set_regs(r0);
-  if (!dumped.ok()) return dumped.status().with_context("checkpoint of process " + std::to_string(pid));
+  if (!dumped.ok())
+    return dumped.status().with_context("checkpoint of process " + std::to_string(pid));
   RELIVE_RETURN_IF_ERROR(reaped);
   RELIVE_RETURN_IF_ERROR(trace::write_header(o.trace_dir, h));
   guard.armed = false;

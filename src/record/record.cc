@@ -84,7 +84,8 @@ RecordResult result_of(int status, const record::RecordSession& s, uint64_t even
 
 Result<RecordResult> record_exec(const RecordOptions& o) {
   RELIVE_RETURN_IF_ERROR(prepare_trace_dir(o.trace_dir));
-  RELIVE_ASSIGN_OR_RETURN(trace::FileStore files, trace::FileStore::open(trace::files_dir(o.trace_dir)));
+  RELIVE_ASSIGN_OR_RETURN(trace::FileStore files,
+                          trace::FileStore::open(trace::files_dir(o.trace_dir)));
   RELIVE_ASSIGN_OR_RETURN(trace::TraceHeader h, exec_header(o, files));
   RELIVE_ASSIGN_OR_RETURN(auto sink, record::make_log_writer_sink(trace::events_path(o.trace_dir)));
   tracee::LaunchSpec spec{h.program, h.argv, h.env, h.cwd, true, {}, -1};

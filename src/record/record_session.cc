@@ -1,9 +1,9 @@
 #include "record/record_session.h"
 
+#include <linux/sched.h>
 #include <signal.h>
 #include <sys/ptrace.h>
 #include <sys/syscall.h>
-#include <linux/sched.h>
 #include <sys/wait.h>
 
 #include <algorithm>
@@ -12,9 +12,9 @@
 #include "common/check.h"
 #include "common/logging.h"
 #include "record/signal_boundary.h"
+#include "trace/syscall_names.h"
 #include "tracee/inject.h"
 #include "tracee/rdtsc.h"
-#include "trace/syscall_names.h"
 
 namespace relive::record {
 
@@ -67,10 +67,14 @@ Status RecordSession::step() {
   Thread& t = thread(tid);
   switch (stop.kind) {
     case Stop::Kind::kSeccomp:
-    case Stop::Kind::kSyscallEntry: return on_entry(t, stop);
-    case Stop::Kind::kSyscallExit: return on_exit(t, stop);
-    case Stop::Kind::kSignal: return on_signal(t, stop.signo);
-    case Stop::Kind::kClone: return on_clone_event(t);
+    case Stop::Kind::kSyscallEntry:
+      return on_entry(t, stop);
+    case Stop::Kind::kSyscallExit:
+      return on_exit(t, stop);
+    case Stop::Kind::kSignal:
+      return on_signal(t, stop.signo);
+    case Stop::Kind::kClone:
+      return on_clone_event(t);
     case Stop::Kind::kGroupStop:
       if (t.state == State::kNew) {
         t.initial_stop_seen = true;
@@ -81,7 +85,8 @@ Status RecordSession::step() {
     case Stop::Kind::kExec:
       return Status::Unsupported("execve after the recording started");
     default:
-      return Status::IoError(std::string("unexpected ptrace stop: ") + tracee::stop_kind_name(stop.kind));
+      return Status::IoError(std::string("unexpected ptrace stop: ") +
+                             tracee::stop_kind_name(stop.kind));
   }
 }
 
@@ -125,8 +130,8 @@ Status RecordSession::on_entry(Thread& t, const Stop& stop) {
   switch (d.policy) {
     case Policy::kUnsupported: {
       const char* name = trace::syscall_name(t.nr);
-      return Status::Unsupported(fmt::format("{} in thread {}: {}", name ? name : "syscall",
-                                             t.task.tid(), d.why));
+      return Status::Unsupported(
+          fmt::format("{} in thread {}: {}", name ? name : "syscall", t.task.tid(), d.why));
     }
     case Policy::kAllow:  // only seen when every syscall stops (attached mode)
       t.state = State::kInUntracedSyscall;
@@ -138,9 +143,12 @@ Status RecordSession::on_entry(Thread& t, const Stop& stop) {
       t.state = State::kInUntracedSyscall;
       return t.task.syscall();
     }
-    case Policy::kExit: return on_exit_syscall(t, false);
-    case Policy::kExitGroup: return on_exit_syscall(t, true);
-    default: break;
+    case Policy::kExit:
+      return on_exit_syscall(t, false);
+    case Policy::kExitGroup:
+      return on_exit_syscall(t, true);
+    default:
+      break;
   }
   if (must_refuse_kernel_copy(t)) {
     tracee::Regs r = t.task.regs();
@@ -165,10 +173,18 @@ Status RecordSession::on_entry(Thread& t, const Stop& stop) {
 bool RecordSession::must_refuse_kernel_copy(Thread& t) {
   int out_fd = -1;
   switch (t.nr) {
-    case SYS_copy_file_range: case SYS_splice: out_fd = static_cast<int>(t.args[2]); break;
-    case SYS_sendfile: out_fd = static_cast<int>(t.args[0]); break;
-    case SYS_tee: out_fd = static_cast<int>(t.args[1]); break;
-    default: return false;
+    case SYS_copy_file_range:
+    case SYS_splice:
+      out_fd = static_cast<int>(t.args[2]);
+      break;
+    case SYS_sendfile:
+      out_fd = static_cast<int>(t.args[0]);
+      break;
+    case SYS_tee:
+      out_fd = static_cast<int>(t.args[1]);
+      break;
+    default:
+      return false;
   }
   return capture_->is_recorder_output(t.task.tid(), out_fd);
 }
@@ -310,7 +326,8 @@ Status RecordSession::on_exit_syscall(Thread& t, bool group) {
 
 Status RecordSession::on_thread_gone(pid_t tid, int status) {
   threads_.erase(tid);
-  entry_order_.erase(std::remove(entry_order_.begin(), entry_order_.end(), tid), entry_order_.end());
+  entry_order_.erase(std::remove(entry_order_.begin(), entry_order_.end(), tid),
+                     entry_order_.end());
   if (running_ == tid) running_ = -1;
   if (tid == leader_) exit_status_ = status;
   if (!threads_.empty()) {

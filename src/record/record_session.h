@@ -64,7 +64,7 @@ class RecordSession {
     tracee::Policy policy = tracee::Policy::kUnsupported;
     bool entry_unlogged = false;
     int64_t last_result = 0;
-    bool forced = false;  // the syscall is skipped and returns forced_result
+    bool forced = false;        // the syscall is skipped and returns forced_result
     int64_t forced_result = 0;  // entered a syscall whose entry is not in the log yet
     bool expect_boundary_signal = false;
     Deferred injecting{0, {}};

@@ -46,11 +46,19 @@ bool may_have_raised_signal(int nr, int64_t result) {
   if (result == -EINTR || result == -512 || result == -513 || result == -514 || result == -516)
     return true;
   switch (nr) {
-    case SYS_kill: case SYS_tkill: case SYS_tgkill: case SYS_rt_sigqueueinfo:
-    case SYS_rt_tgsigqueueinfo: case SYS_rt_sigtimedwait: case SYS_pause: case SYS_alarm:
-    case SYS_setitimer: case SYS_timer_settime:
+    case SYS_kill:
+    case SYS_tkill:
+    case SYS_tgkill:
+    case SYS_rt_sigqueueinfo:
+    case SYS_rt_tgsigqueueinfo:
+    case SYS_rt_sigtimedwait:
+    case SYS_pause:
+    case SYS_alarm:
+    case SYS_setitimer:
+    case SYS_timer_settime:
       return true;
-    default: return false;
+    default:
+      return false;
   }
 }
 

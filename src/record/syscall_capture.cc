@@ -26,14 +26,15 @@ SyscallCapture::SyscallCapture(trace::FileStore* files, pid_t attached) : files_
 }
 
 Result<trace::SyscallEvent> SyscallCapture::capture(const tracee::Task& task, int nr,
-                                                    const tracee::SyscallArgs& args,
-                                                    int64_t result, Policy policy) {
+                                                    const tracee::SyscallArgs& args, int64_t result,
+                                                    Policy policy) {
   trace::SyscallEvent ev;
   ev.tid = task.tid();
   ev.nr = nr;
   ev.args = args;
   ev.result = result;
-  ev.mode = policy == Policy::kEmulate ? trace::SyscallMode::kEmulated : trace::SyscallMode::kNative;
+  ev.mode =
+      policy == Policy::kEmulate ? trace::SyscallMode::kEmulated : trace::SyscallMode::kNative;
   if (tracee::changes_fd_table(nr)) stream_cache_.clear();
   if (policy == Policy::kMmapFile) {
     RELIVE_RETURN_IF_ERROR(capture_mapped_file(task, &ev));
@@ -57,7 +58,8 @@ Status SyscallCapture::capture_writes(const tracee::Task& task, trace::SyscallEv
 }
 
 Status SyscallCapture::capture_output(const tracee::Task& task, trace::SyscallEvent* ev) {
-  RELIVE_ASSIGN_OR_RETURN(std::string data, tracee::written_bytes(task, ev->nr, ev->args, ev->result));
+  RELIVE_ASSIGN_OR_RETURN(std::string data,
+                          tracee::written_bytes(task, ev->nr, ev->args, ev->result));
   ev->data_hash = hash64(data);
   ev->stream = stream_of(task.tid(), static_cast<int>(ev->args[0]));
   return Status::Ok();

@@ -24,11 +24,13 @@ namespace {
 // The saved copy must be intact; when the host's file differs (another version, or gone), the
 // copy is bind-mounted over its path in the replay's private mount namespace.
 Status plan_file(const trace::TraceReader& reader, const std::string& host_path,
-                 const std::string& copy, std::vector<std::pair<std::string, std::string>>* mounts) {
+                 const std::string& copy,
+                 std::vector<std::pair<std::string, std::string>>* mounts) {
   std::string saved = reader.file_path(copy);
   RELIVE_ASSIGN_OR_RETURN(std::string saved_bytes, read_file(saved));
   if (hash128_hex(saved_bytes) != copy)
-    return Status::Corruption(saved + ": saved copy of " + host_path + " does not match its checksum");
+    return Status::Corruption(saved + ": saved copy of " + host_path +
+                              " does not match its checksum");
   auto host = read_file(host_path);
   if (host.ok() && hash128_hex(*host) == copy) return Status::Ok();
   if (!host.ok()) {
@@ -61,9 +63,11 @@ Status prepare_exec(pid_t pid, const trace::TraceHeader& h) {
   tracee::Task task(pid);
   RELIVE_ASSIGN_OR_RETURN(tracee::ProcessSetup setup, tracee::setup_process(task, true));
   if (setup.auxv.at_random != h.at_random_addr)
-    return Status::Divergence("the replayed process's initial stack differs from the recording's "
-                              "(different kernel or environment size?)");
-  if (h.at_random.size() != 16) return Status::Corruption("trace header: AT_RANDOM is not 16 bytes");
+    return Status::Divergence(
+        "the replayed process's initial stack differs from the recording's "
+        "(different kernel or environment size?)");
+  if (h.at_random.size() != 16)
+    return Status::Corruption("trace header: AT_RANDOM is not 16 bytes");
   return task.write_mem(h.at_random_addr, h.at_random.data(), 16);
 }
 
@@ -89,7 +93,8 @@ Result<ReplayResult> replay_exec(trace::TraceReader& reader, const ReplayOptions
 
 Result<ReplayResult> replay_trace(const ReplayOptions& o) {
   RELIVE_ASSIGN_OR_RETURN(trace::TraceReader reader, trace::TraceReader::open(o.trace_dir));
-  if (reader.header().start == trace::StartKind::kCheckpoint) return replay::replay_checkpoint(reader, o);
+  if (reader.header().start == trace::StartKind::kCheckpoint)
+    return replay::replay_checkpoint(reader, o);
   return replay_exec(reader, o);
 }
 

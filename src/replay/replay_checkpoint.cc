@@ -20,7 +20,8 @@ using tracee::Stop;
 Status seize_restored(pid_t pid) {
   if (::ptrace(PTRACE_SEIZE, pid, nullptr, tracee::trace_options(false)) != 0)
     return PosixError("seize restored process " + std::to_string(pid), errno);
-  if (::ptrace(PTRACE_INTERRUPT, pid, nullptr, nullptr) != 0) return PosixError("PTRACE_INTERRUPT", errno);
+  if (::ptrace(PTRACE_INTERRUPT, pid, nullptr, nullptr) != 0)
+    return PosixError("PTRACE_INTERRUPT", errno);
   for (;;) {
     RELIVE_ASSIGN_OR_RETURN(auto got, tracee::wait_stop(pid));
     if (got.second.kind == Stop::Kind::kExited) return Status::IoError("restored process died");

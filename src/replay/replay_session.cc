@@ -1,11 +1,10 @@
 #include "replay/replay_session.h"
 
 #include <fcntl.h>
+#include <fmt/format.h>
 #include <signal.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
-
-#include <fmt/format.h>
 
 #include <algorithm>
 
@@ -81,7 +80,9 @@ Result<ReplaySession::Thread*> ReplaySession::thread_of(int32_t rec_tid) {
 Result<int> ReplaySession::run() {
   for (;;) {
     RELIVE_ASSIGN_OR_RETURN(auto e, next());
-    if (!e) return Status::Corruption("trace ends without the process's exit (was the recording cut short?)");
+    if (!e)
+      return Status::Corruption(
+          "trace ends without the process's exit (was the recording cut short?)");
     Status st;
     if (auto* p = std::get_if<trace::ProcessExitEvent>(&*e)) return on_process_exit(*p);
     if (std::holds_alternative<trace::DetachEvent>(*e)) return 0;  // the recording ended here
@@ -103,7 +104,8 @@ Status ReplaySession::resume(Thread& t) {
 }
 
 Status ReplaySession::unexpected_stop(const Thread& t, const std::string& what) {
-  return divergence(current_index(), t.rec_tid, "the thread to reach its next recorded event", what);
+  return divergence(current_index(), t.rec_tid, "the thread to reach its next recorded event",
+                    what);
 }
 
 // Runs `t` until it enters a traced syscall (parked there) or traps on rdtsc (SIGSEGV stop).
@@ -124,7 +126,8 @@ Status ReplaySession::run_to_entry(Thread& t) {
         int nr = static_cast<int>(r.orig_rax);
         tracee::SyscallArgs args{r.rdi, r.rsi, r.rdx, r.r10, r.r8, r.r9};
         tracee::Policy p = tracee::decide(nr, args).policy;
-        if (mode_ == Mode::kAllSyscalls && (p == tracee::Policy::kAllow || p == tracee::Policy::kDenyNosys)) {
+        if (mode_ == Mode::kAllSyscalls &&
+            (p == tracee::Policy::kAllow || p == tracee::Policy::kDenyNosys)) {
           RELIVE_RETURN_IF_ERROR(skip_untraced(t, p));
           continue;
         }
@@ -140,7 +143,8 @@ Status ReplaySession::run_to_entry(Thread& t) {
           if (rdtscp) return Status::Ok();  // caller decides whether an rdtsc was expected
         }
         // A fault of the program's own (or a group-stop signal): it recurs as recorded.
-        RELIVE_RETURN_IF_ERROR(mode_ == Mode::kSeccomp ? t.task.cont(s.signo) : t.task.syscall(s.signo));
+        RELIVE_RETURN_IF_ERROR(mode_ == Mode::kSeccomp ? t.task.cont(s.signo)
+                                                       : t.task.syscall(s.signo));
         continue;
       }
       case Stop::Kind::kGroupStop:
@@ -183,8 +187,7 @@ Status ReplaySession::skip_untraced(Thread& t, tracee::Policy p) {
 Status ReplaySession::on_entry(const trace::SyscallEntryEvent& ev) {
   RELIVE_ASSIGN_OR_RETURN(Thread * t, thread_of(ev.tid));
   if (!t->parked) RELIVE_RETURN_IF_ERROR(run_to_entry(*t));
-  if (!t->parked)
-    return divergence(current_index(), ev.tid, "a syscall", "executed rdtsc");
+  if (!t->parked) return divergence(current_index(), ev.tid, "a syscall", "executed rdtsc");
   if (t->nr != ev.nr)
     return divergence(current_index(), ev.tid, fmt::format("entry of syscall {}", ev.nr),
                       "called " + format_call(t->nr, t->args));
@@ -194,12 +197,15 @@ Status ReplaySession::on_entry(const trace::SyscallEntryEvent& ev) {
 Status ReplaySession::on_syscall(const trace::SyscallEvent& ev) {
   RELIVE_ASSIGN_OR_RETURN(Thread * t, thread_of(ev.tid));
   if (!t->parked) RELIVE_RETURN_IF_ERROR(run_to_entry(*t));
-  if (!t->parked) return divergence(current_index(), ev.tid, format_call(ev.nr, ev.args), "executed rdtsc");
+  if (!t->parked)
+    return divergence(current_index(), ev.tid, format_call(ev.nr, ev.args), "executed rdtsc");
   RELIVE_RETURN_IF_ERROR(check_call(current_index(), ev, t->nr, t->args));
   t->parked = false;
   switch (ev.mode) {
-    case trace::SyscallMode::kEmulated: return complete_emulated(*t, ev);
-    case trace::SyscallMode::kMapFile: return complete_map_file(*t, ev);
+    case trace::SyscallMode::kEmulated:
+      return complete_emulated(*t, ev);
+    case trace::SyscallMode::kMapFile:
+      return complete_map_file(*t, ev);
     case trace::SyscallMode::kNative:
       if (ev.nr == SYS_exit || ev.nr == SYS_exit_group) return complete_exit(*t, ev);
       return complete_native(*t, ev);
@@ -211,7 +217,8 @@ Status ReplaySession::apply_writes(const Thread& t, const trace::SyscallEvent& e
   for (const trace::MemWrite& w : ev.writes) {
     Status st = t.task.write_mem(w.addr, w.data.data(), w.data.size());
     if (!st.ok())
-      return divergence(current_index(), ev.tid, fmt::format("{} bytes writable at {:#x}", w.data.size(), w.addr),
+      return divergence(current_index(), ev.tid,
+                        fmt::format("{} bytes writable at {:#x}", w.data.size(), w.addr),
                         "has no such memory");
   }
   return Status::Ok();
@@ -219,7 +226,8 @@ Status ReplaySession::apply_writes(const Thread& t, const trace::SyscallEvent& e
 
 Status ReplaySession::reproduce_output(Thread& t, const trace::SyscallEvent& ev) {
   if (ev.data_hash == 0 || ev.result <= 0) return Status::Ok();
-  RELIVE_ASSIGN_OR_RETURN(std::string data, tracee::written_bytes(t.task, ev.nr, ev.args, ev.result));
+  RELIVE_ASSIGN_OR_RETURN(std::string data,
+                          tracee::written_bytes(t.task, ev.nr, ev.args, ev.result));
   if (hash64(data) != ev.data_hash)
     return divergence(current_index(), ev.tid, "the recorded output bytes",
                       fmt::format("wrote {} different bytes to fd {}", data.size(), ev.args[0]));
@@ -232,7 +240,7 @@ Status ReplaySession::complete_emulated(Thread& t, const trace::SyscallEvent& ev
   RELIVE_RETURN_IF_ERROR(reproduce_output(t, ev));
   RELIVE_RETURN_IF_ERROR(apply_writes(t, ev));
   tracee::Regs r = t.entry_regs;
-  r.orig_rax = static_cast<uint64_t>(-1);  // skip the call...
+  r.orig_rax = static_cast<uint64_t>(-1);    // skip the call...
   r.rax = static_cast<uint64_t>(ev.result);  // ...and return what it returned at record
   t.task.set_regs(r);
   return stop_at_exit_if_signal_follows(t, ev);
@@ -270,7 +278,8 @@ Status ReplaySession::complete_native(Thread& t, const trace::SyscallEvent& ev) 
   tracee::Regs r = t.task.regs();
   if ((ev.nr == SYS_clone || ev.nr == SYS_clone3) && ev.result > 0) {
     if (new_real <= 0)
-      return divergence(current_index(), ev.tid, "a new thread", fmt::format("clone returned {}", static_cast<int64_t>(r.rax)));
+      return divergence(current_index(), ev.tid, "a new thread",
+                        fmt::format("clone returned {}", static_cast<int64_t>(r.rax)));
     Thread child{tracee::Task(new_real)};
     child.rec_tid = static_cast<int32_t>(ev.result);
     child.started = false;
@@ -300,13 +309,14 @@ Status ReplaySession::complete_map_file(Thread& t, const trace::SyscallEvent& ev
   if (path.size() + 1 > tracee::kScratchSize) return Status::InvalidArgument("trace path too long");
   RELIVE_RETURN_IF_ERROR(t.task.write_mem(tracee::kScratchAddr, path.c_str(), path.size() + 1));
   tracee::Injector inj(t.task, tracee::Injector::At::kEntry, 0);
-  RELIVE_ASSIGN_OR_RETURN(int64_t fd, inj.call(SYS_openat, {static_cast<uint64_t>(AT_FDCWD),
-                                                            tracee::kScratchAddr, O_RDONLY | O_CLOEXEC}));
+  RELIVE_ASSIGN_OR_RETURN(
+      int64_t fd, inj.call(SYS_openat, {static_cast<uint64_t>(AT_FDCWD), tracee::kScratchAddr,
+                                        O_RDONLY | O_CLOEXEC}));
   if (fd < 0) return Status::IoError("cannot open " + path + " in the replayed process");
   uint64_t flags = (ev.args[3] & ~static_cast<uint64_t>(MAP_FIXED_NOREPLACE)) | MAP_FIXED;
-  RELIVE_ASSIGN_OR_RETURN(int64_t addr, inj.call(SYS_mmap, {static_cast<uint64_t>(ev.result), ev.args[1],
-                                                            ev.args[2], flags, static_cast<uint64_t>(fd),
-                                                            ev.args[5]}));
+  RELIVE_ASSIGN_OR_RETURN(
+      int64_t addr, inj.call(SYS_mmap, {static_cast<uint64_t>(ev.result), ev.args[1], ev.args[2],
+                                        flags, static_cast<uint64_t>(fd), ev.args[5]}));
   RELIVE_ASSIGN_OR_RETURN(int64_t closed, inj.call(SYS_close, {static_cast<uint64_t>(fd)}));
   (void)closed;
   if (addr != ev.result)
@@ -350,9 +360,11 @@ Status ReplaySession::on_thread_exit(const trace::ThreadExitEvent& ev) {
 Status ReplaySession::on_signal(const trace::SignalEvent& ev) {
   RELIVE_ASSIGN_OR_RETURN(Thread * t, thread_of(ev.tid));
   if (!t->at_exit_stop)
-    return unexpected_stop(*t, fmt::format("was not at a syscall exit where signal {} was delivered", ev.signo));
+    return unexpected_stop(
+        *t, fmt::format("was not at a syscall exit where signal {} was delivered", ev.signo));
   t->at_exit_stop = false;
-  RELIVE_RETURN_IF_ERROR(mode_ == Mode::kSeccomp ? t->task.cont(ev.signo) : t->task.syscall(ev.signo));
+  RELIVE_RETURN_IF_ERROR(mode_ == Mode::kSeccomp ? t->task.cont(ev.signo)
+                                                 : t->task.syscall(ev.signo));
   RELIVE_ASSIGN_OR_RETURN(auto got, tracee::wait_stop(t->task.tid()));
   if (got.second.kind != Stop::Kind::kSignal || got.second.signo != ev.signo)
     return unexpected_stop(*t, fmt::format("did not take signal {}", ev.signo));
@@ -363,9 +375,11 @@ Status ReplaySession::on_signal(const trace::SignalEvent& ev) {
 
 Status ReplaySession::on_rdtsc(const trace::RdtscEvent& ev) {
   RELIVE_ASSIGN_OR_RETURN(Thread * t, thread_of(ev.tid));
-  if (t->parked) return divergence(current_index(), ev.tid, "rdtsc", "called " + format_call(t->nr, t->args));
+  if (t->parked)
+    return divergence(current_index(), ev.tid, "rdtsc", "called " + format_call(t->nr, t->args));
   RELIVE_RETURN_IF_ERROR(run_to_entry(*t));
-  if (t->parked) return divergence(current_index(), ev.tid, "rdtsc", "called " + format_call(t->nr, t->args));
+  if (t->parked)
+    return divergence(current_index(), ev.tid, "rdtsc", "called " + format_call(t->nr, t->args));
   RELIVE_ASSIGN_OR_RETURN(bool ok, tracee::apply_rdtsc(t->task, {ev.tsc, ev.aux, ev.rdtscp}));
   if (!ok) return divergence(current_index(), ev.tid, "rdtsc", "faulted elsewhere");
   t->resume_sig = 0;  // the SIGSEGV that trapped it is not delivered
@@ -389,7 +403,8 @@ Result<int> ReplaySession::on_process_exit(const trace::ProcessExitEvent& ev) {
     threads_.erase(it);
   }
   if (leader_status != ev.status)
-    return divergence(current_index(), leader_, fmt::format("exit with wait status {:#x}", ev.status),
+    return divergence(current_index(), leader_,
+                      fmt::format("exit with wait status {:#x}", ev.status),
                       fmt::format("ended with wait status {:#x}", leader_status));
   return ev.status;
 }

@@ -44,10 +44,10 @@ class ReplaySession {
   struct Thread {
     tracee::Task task;
     int32_t rec_tid = 0;
-    bool started = true;   // false until a new thread's first stop has been consumed
-    bool parked = false;   // stopped at the entry of the syscall recorded next for it
+    bool started = true;  // false until a new thread's first stop has been consumed
+    bool parked = false;  // stopped at the entry of the syscall recorded next for it
     bool at_exit_stop = false;
-    int resume_sig = 0;    // signal to deliver when next resumed
+    int resume_sig = 0;  // signal to deliver when next resumed
     int nr = -1;
     tracee::SyscallArgs args{};
     tracee::Regs entry_regs{};

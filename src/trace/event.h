@@ -88,8 +88,8 @@ struct ProcessExitEvent {
   bool operator==(const ProcessExitEvent&) const = default;
 };
 
-using Event = std::variant<SyscallEvent, RdtscEvent, SignalEvent, ThreadExitEvent,
-                           ProcessExitEvent, SyscallEntryEvent, DetachEvent>;
+using Event = std::variant<SyscallEvent, RdtscEvent, SignalEvent, ThreadExitEvent, ProcessExitEvent,
+                           SyscallEntryEvent, DetachEvent>;
 
 enum class StartKind : uint8_t {
   kExec = 0,        // recorded from execve: replay execs the same program
@@ -104,13 +104,13 @@ struct TraceHeader {
   std::vector<std::string> argv;
   std::vector<std::string> env;
   std::string cwd;
-  std::string exe_copy;     // files/ name of the executable as it was at record time
-  std::string interp_path;  // the ELF interpreter (PT_INTERP), empty for static programs
-  std::string interp_copy;  // files/ name of the interpreter
+  std::string exe_copy;         // files/ name of the executable as it was at record time
+  std::string interp_path;      // the ELF interpreter (PT_INTERP), empty for static programs
+  std::string interp_copy;      // files/ name of the interpreter
   uint64_t at_random_addr = 0;  // kExec: where the kernel's 16 AT_RANDOM bytes live
   std::string at_random;        // kExec: their recorded value
-  std::string checkpoint;   // kCheckpoint: directory of the CRIU images, relative to the trace
-  int32_t initial_tid = 0;  // the recorded tid of the first (or attached) thread
+  std::string checkpoint;       // kCheckpoint: directory of the CRIU images, relative to the trace
+  int32_t initial_tid = 0;      // the recorded tid of the first (or attached) thread
   std::string hostname;
   std::string kernel;
   int64_t start_realtime_ns = 0;

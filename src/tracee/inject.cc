@@ -49,7 +49,8 @@ Status Injector::run_to_exit() {
     RELIVE_ASSIGN_OR_RETURN(auto got, wait_stop(task_.tid()));
     const Stop& s = got.second;
     switch (s.kind) {
-      case Stop::Kind::kSyscallExit: return Status::Ok();
+      case Stop::Kind::kSyscallExit:
+        return Status::Ok();
       case Stop::Kind::kSyscallEntry:
       case Stop::Kind::kSeccomp:
       case Stop::Kind::kClone:  // an injected fork reports its child first
@@ -60,7 +61,8 @@ Status Injector::run_to_exit() {
           RELIVE_RETURN_IF_ERROR(task_.syscall());
           break;
         }
-        return Status::IoError(fmt::format("unexpected signal {} during an injected syscall", s.signo));
+        return Status::IoError(
+            fmt::format("unexpected signal {} during an injected syscall", s.signo));
       case Stop::Kind::kExited:
         return Status::Aborted("thread " + std::to_string(task_.tid()) +
                                " exited during an injected system call");

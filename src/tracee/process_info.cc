@@ -48,8 +48,10 @@ Result<std::vector<Mapping>> read_maps(pid_t pid) {
 Result<std::string> elf_interpreter(const std::string& path) {
   RELIVE_ASSIGN_OR_RETURN(std::string img, read_file(path));
   if (img.compare(0, 2, "#!") == 0)
-    return Status::Unsupported(path + " is a script: record its interpreter directly, e.g. "
-                               "relive record -o DIR -- /usr/bin/python3 " + path);
+    return Status::Unsupported(path +
+                               " is a script: record its interpreter directly, e.g. "
+                               "relive record -o DIR -- /usr/bin/python3 " +
+                               path);
   if (img.size() < sizeof(Elf64_Ehdr) || std::memcmp(img.data(), ELFMAG, SELFMAG) != 0)
     return Status::InvalidArgument(path + ": not an ELF executable");
   Elf64_Ehdr eh;

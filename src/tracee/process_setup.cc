@@ -16,11 +16,10 @@ Result<ProcessSetup> setup_process(const Task& task, bool at_exit_stop, bool map
   Regs saved = task.regs();
   Injector inj(task, at_exit_stop ? Injector::At::kExit : Injector::At::kElsewhere,
                out.vdso.syscall_insn);
-  RELIVE_ASSIGN_OR_RETURN(int64_t addr, inj.call(SYS_mmap, {kScratchAddr, kScratchSize,
-                                                            PROT_READ | PROT_WRITE,
-                                                            MAP_PRIVATE | MAP_ANONYMOUS |
-                                                                MAP_FIXED_NOREPLACE,
-                                                            static_cast<uint64_t>(-1), 0}));
+  RELIVE_ASSIGN_OR_RETURN(int64_t addr,
+                          inj.call(SYS_mmap, {kScratchAddr, kScratchSize, PROT_READ | PROT_WRITE,
+                                              MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE,
+                                              static_cast<uint64_t>(-1), 0}));
   if (static_cast<uint64_t>(addr) != kScratchAddr)
     return Status::IoError("cannot map the tracer's scratch page: error " + std::to_string(-addr));
   task.set_regs(saved);

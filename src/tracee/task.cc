@@ -28,29 +28,50 @@ Stop decode_stop(int st) {
     return s;
   }
   switch (event) {
-    case PTRACE_EVENT_SECCOMP: s.kind = Stop::Kind::kSeccomp; break;
+    case PTRACE_EVENT_SECCOMP:
+      s.kind = Stop::Kind::kSeccomp;
+      break;
     case PTRACE_EVENT_CLONE:
     case PTRACE_EVENT_FORK:
-    case PTRACE_EVENT_VFORK: s.kind = Stop::Kind::kClone; break;
-    case PTRACE_EVENT_EXEC: s.kind = Stop::Kind::kExec; break;
-    case PTRACE_EVENT_EXIT: s.kind = Stop::Kind::kExitEvent; break;
-    case PTRACE_EVENT_STOP: s.kind = Stop::Kind::kGroupStop; break;
-    default: s.kind = Stop::Kind::kSignal; break;
+    case PTRACE_EVENT_VFORK:
+      s.kind = Stop::Kind::kClone;
+      break;
+    case PTRACE_EVENT_EXEC:
+      s.kind = Stop::Kind::kExec;
+      break;
+    case PTRACE_EVENT_EXIT:
+      s.kind = Stop::Kind::kExitEvent;
+      break;
+    case PTRACE_EVENT_STOP:
+      s.kind = Stop::Kind::kGroupStop;
+      break;
+    default:
+      s.kind = Stop::Kind::kSignal;
+      break;
   }
   return s;
 }
 
 const char* stop_kind_name(Stop::Kind kind) {
   switch (kind) {
-    case Stop::Kind::kSyscallEntry: return "syscall-entry";
-    case Stop::Kind::kSeccomp: return "seccomp";
-    case Stop::Kind::kSyscallExit: return "syscall-exit";
-    case Stop::Kind::kSignal: return "signal";
-    case Stop::Kind::kClone: return "clone";
-    case Stop::Kind::kExec: return "exec";
-    case Stop::Kind::kExitEvent: return "exit-event";
-    case Stop::Kind::kGroupStop: return "group-stop";
-    case Stop::Kind::kExited: return "exited";
+    case Stop::Kind::kSyscallEntry:
+      return "syscall-entry";
+    case Stop::Kind::kSeccomp:
+      return "seccomp";
+    case Stop::Kind::kSyscallExit:
+      return "syscall-exit";
+    case Stop::Kind::kSignal:
+      return "signal";
+    case Stop::Kind::kClone:
+      return "clone";
+    case Stop::Kind::kExec:
+      return "exec";
+    case Stop::Kind::kExitEvent:
+      return "exit-event";
+    case Stop::Kind::kGroupStop:
+      return "group-stop";
+    case Stop::Kind::kExited:
+      return "exited";
   }
   return "?";
 }
@@ -66,7 +87,8 @@ void fill_syscall_info(pid_t tid, Stop* s) {
     return;
   }
   const auto* args = info.op == PTRACE_SYSCALL_INFO_SECCOMP ? info.seccomp.args : info.entry.args;
-  s->nr = static_cast<int>(info.op == PTRACE_SYSCALL_INFO_SECCOMP ? info.seccomp.nr : info.entry.nr);
+  s->nr =
+      static_cast<int>(info.op == PTRACE_SYSCALL_INFO_SECCOMP ? info.seccomp.nr : info.entry.nr);
   for (int i = 0; i < 6; ++i) s->args[i] = args[i];
 }
 
@@ -82,7 +104,8 @@ Result<std::pair<pid_t, Stop>> wait_stop(pid_t tid, const volatile int* interrup
     }
     if (got < 0) return PosixError("waitpid", errno);
     Stop s = decode_stop(st);
-    if (s.kind == Stop::Kind::kSyscallEntry || s.kind == Stop::Kind::kSeccomp) fill_syscall_info(got, &s);
+    if (s.kind == Stop::Kind::kSyscallEntry || s.kind == Stop::Kind::kSeccomp)
+      fill_syscall_info(got, &s);
     return std::make_pair(got, s);
   }
 }
@@ -107,9 +130,11 @@ Status Task::read_mem(uint64_t addr, void* buf, size_t len) const {
   if (n == static_cast<ssize_t>(len)) return Status::Ok();
   // Fall back to /proc/pid/mem, which also reads pages process_vm_readv refuses (PROT_NONE).
   ScopedFd fd(::open(("/proc/" + std::to_string(tid_) + "/mem").c_str(), O_RDONLY | O_CLOEXEC));
-  if (fd.valid() && ::pread(fd.get(), buf, len, static_cast<off_t>(addr)) == static_cast<ssize_t>(len))
+  if (fd.valid() &&
+      ::pread(fd.get(), buf, len, static_cast<off_t>(addr)) == static_cast<ssize_t>(len))
     return Status::Ok();
-  return Status::IoError(fmt::format("cannot read {} bytes at {:#x} in thread {}", len, addr, tid_));
+  return Status::IoError(
+      fmt::format("cannot read {} bytes at {:#x} in thread {}", len, addr, tid_));
 }
 
 Result<std::string> Task::read_mem(uint64_t addr, size_t len) const {
@@ -126,9 +151,11 @@ Status Task::write_mem(uint64_t addr, const void* buf, size_t len) const {
     return Status::Ok();
   // /proc/pid/mem writes through read-only mappings (FOLL_FORCE), e.g. the vDSO.
   ScopedFd fd(::open(("/proc/" + std::to_string(tid_) + "/mem").c_str(), O_WRONLY | O_CLOEXEC));
-  if (fd.valid() && ::pwrite(fd.get(), buf, len, static_cast<off_t>(addr)) == static_cast<ssize_t>(len))
+  if (fd.valid() &&
+      ::pwrite(fd.get(), buf, len, static_cast<off_t>(addr)) == static_cast<ssize_t>(len))
     return Status::Ok();
-  return Status::IoError(fmt::format("cannot write {} bytes at {:#x} in thread {}", len, addr, tid_));
+  return Status::IoError(
+      fmt::format("cannot write {} bytes at {:#x} in thread {}", len, addr, tid_));
 }
 
 Result<std::string> Task::read_c_string(uint64_t addr, size_t max_len) const {

@@ -21,20 +21,20 @@ struct Stop {
     kSyscallEntry,  // PTRACE_SYSCALL entry stop (full-syscall mode)
     kSeccomp,       // PTRACE_EVENT_SECCOMP: entry of a syscall the filter traces
     kSyscallExit,
-    kSignal,        // signal-delivery-stop
-    kClone,         // PTRACE_EVENT_CLONE/FORK/VFORK in the parent
+    kSignal,  // signal-delivery-stop
+    kClone,   // PTRACE_EVENT_CLONE/FORK/VFORK in the parent
     kExec,
-    kExitEvent,     // PTRACE_EVENT_EXIT: about to exit
-    kGroupStop,     // PTRACE_EVENT_STOP: new thread, interrupt or group-stop
-    kExited,        // the thread is gone (WIFEXITED / WIFSIGNALED)
+    kExitEvent,  // PTRACE_EVENT_EXIT: about to exit
+    kGroupStop,  // PTRACE_EVENT_STOP: new thread, interrupt or group-stop
+    kExited,     // the thread is gone (WIFEXITED / WIFSIGNALED)
   };
   Kind kind = Kind::kExited;
   int signo = 0;   // kSignal, kGroupStop
   int status = 0;  // the raw wait status
   // Syscall stops: what PTRACE_GET_SYSCALL_INFO said (one ptrace call instead of GETREGS).
-  int nr = -1;                        // kSeccomp, kSyscallEntry
-  std::array<uint64_t, 6> args{};     // kSeccomp, kSyscallEntry
-  int64_t rval = 0;                   // kSyscallExit
+  int nr = -1;                     // kSeccomp, kSyscallEntry
+  std::array<uint64_t, 6> args{};  // kSeccomp, kSyscallEntry
+  int64_t rval = 0;                // kSyscallExit
 };
 
 Stop decode_stop(int wait_status);

@@ -17,9 +17,12 @@ struct Target {
 };
 
 constexpr Target kTargets[] = {
-    {"clock_gettime", SYS_clock_gettime}, {"gettimeofday", SYS_gettimeofday},
-    {"time", SYS_time},                   {"getcpu", SYS_getcpu},
-    {"clock_getres", SYS_clock_getres},   {"getrandom", -1},
+    {"clock_gettime", SYS_clock_gettime},
+    {"gettimeofday", SYS_gettimeofday},
+    {"time", SYS_time},
+    {"getcpu", SYS_getcpu},
+    {"clock_getres", SYS_clock_getres},
+    {"getrandom", -1},
 };
 
 // mov $nr,%eax; syscall; ret  (8 bytes)
@@ -80,9 +83,11 @@ Result<VdsoPatch> patch_vdso(const Task& task, uint64_t base) {
     Elf64_Sym sym;
     if (!load(img, dynsym.sh_offset + off, &sym) || sym.st_name >= dynstr.sh_size) continue;
     const char* name = img.data() + dynstr.sh_offset + sym.st_name;
-    const Target* t = target_for(std::string_view(name, strnlen(name, dynstr.sh_size - sym.st_name)));
+    const Target* t =
+        target_for(std::string_view(name, strnlen(name, dynstr.sh_size - sym.st_name)));
     if (t == nullptr || ELF64_ST_TYPE(sym.st_info) != STT_FUNC || sym.st_value == 0) continue;
-    if (sym.st_size < 8) return Status::Unsupported(std::string("vDSO function too small: ") + name);
+    if (sym.st_size < 8)
+      return Status::Unsupported(std::string("vDSO function too small: ") + name);
     std::string stub = t->nr >= 0 ? syscall_stub(t->nr) : enosys_stub();
     uint64_t addr = base + sym.st_value;
     RELIVE_RETURN_IF_ERROR(task.write_mem(addr, stub.data(), stub.size()));

@@ -61,7 +61,8 @@ TEST(Attach, ReplayFromCheckpointEndsInTheRecordedState) {
 
   pid_t rec = ::fork();
   if (rec == 0) {
-    std::vector<std::string> a = {relive_bin(), "record", "-o", trace, "--pid", std::to_string(counter.pid)};
+    std::vector<std::string> a = {relive_bin(), "record", "-o",
+                                  trace,        "--pid",  std::to_string(counter.pid)};
     std::vector<char*> args;
     for (auto& s : a) args.push_back(s.data());
     args.push_back(nullptr);
@@ -92,7 +93,8 @@ TEST(Attach, ReplayFromCheckpointEndsInTheRecordedState) {
     EXPECT_EQ(original[n - 1], line) << "replayed state differs at counter " << n;
   }
   long first = std::stol(got.front()), last = std::stol(got.back());
-  EXPECT_EQ(last - first + 1, static_cast<long>(got.size())) << "replayed lines are not consecutive";
+  EXPECT_EQ(last - first + 1, static_cast<long>(got.size()))
+      << "replayed lines are not consecutive";
 }
 
 TEST(Attach, MultiThreadedProcessIsRefusedAndLeftRunning) {

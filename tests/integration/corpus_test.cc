@@ -63,12 +63,14 @@ const char* kPyThreads =
 const char* kPyFiles =
     "import os,hashlib,sys,json\n"
     "d=sys.argv[1]; names=sorted(os.listdir(d))\n"
-    "print(json.dumps({n: hashlib.sha256(open(os.path.join(d,n),'rb').read()).hexdigest()[:12] for n in names}))\n"
+    "print(json.dumps({n: hashlib.sha256(open(os.path.join(d,n),'rb').read()).hexdigest()[:12] for "
+    "n in names}))\n"
     "print(os.stat(d).st_mtime_ns, os.getcwd())\n";
 
 std::string expand(std::string s, const std::string& dir, int port) {
   for (size_t at; (at = s.find("{d}")) != std::string::npos;) s.replace(at, 3, dir);
-  for (size_t at; (at = s.find("{p}")) != std::string::npos;) s.replace(at, 3, std::to_string(port));
+  for (size_t at; (at = s.find("{p}")) != std::string::npos;)
+    s.replace(at, 3, std::to_string(port));
   return s;
 }
 
@@ -98,15 +100,26 @@ std::vector<Case> corpus() {
       {"gzip", gen, {"gzip", "-c", "{d}/input.txt"}, wreck},
       {"tar", gen, {"tar", "-cf", "-", "-C", "{d}", "."}, wreck},
       {"awk_srand", "", {"awk", "BEGIN{srand(); print rand(), srand(), systime()}"}, ""},
-      {"sqlite3_memory", "", {"sqlite3", ":memory:", "select random(), datetime('now'), hex(randomblob(8));"}, ""},
-      {"sqlite3_file", "sqlite3 {d}/db 'create table t(x); insert into t values (1),(2),(3);'",
-       {"sqlite3", "{d}/db", "select sum(x), count(*) from t; insert into t values (random()); select count(*) from t;"},
+      {"sqlite3_memory",
+       "",
+       {"sqlite3", ":memory:", "select random(), datetime('now'), hex(randomblob(8));"},
+       ""},
+      {"sqlite3_file",
+       "sqlite3 {d}/db 'create table t(x); insert into t values (1),(2),(3);'",
+       {"sqlite3", "{d}/db",
+        "select sum(x), count(*) from t; insert into t values (random()); select count(*) from t;"},
        wreck},
       {"python_time_random", "", {"/usr/bin/python3", "-c", kPyTimeRandom}, ""},
       {"python_threads", "", {"/usr/bin/python3", "-c", kPyThreads}, ""},
       {"python_files", gen, {"/usr/bin/python3", "-c", kPyFiles, "{d}"}, wreck},
-      {"python_socket_client", kPyServer, {"/usr/bin/python3", "-c", kPyClient, "{p}"}, kKillServers},
-      {"curl_local_server", kHttpServer, {"curl", "-s", "-i", "http://127.0.0.1:{p}/page.txt"}, kKillServers},
+      {"python_socket_client",
+       kPyServer,
+       {"/usr/bin/python3", "-c", kPyClient, "{p}"},
+       kKillServers},
+      {"curl_local_server",
+       kHttpServer,
+       {"curl", "-s", "-i", "http://127.0.0.1:{p}/page.txt"},
+       kKillServers},
       {"nc_client", kPyServer, {"nc", "-d", "-w", "2", "127.0.0.1", "{p}"}, kKillServers},
       {"c_threads_mutex_condvar", "", {subjects + "threads_counter", "4"}, ""},
       {"ls_failing_exit_status", "", {"ls", "/nonexistent-relive-path"}, ""},

@@ -138,7 +138,8 @@ TEST_F(ReplayErrors, DivergenceIsReportedWithEventIndexAndBothCalls) {
 
 TEST(RecordRefuses, ChildProcessesWithAClearMessage) {
   TempDir d;
-  RunResult r = run({relive_bin(), "record", "-o", d / "t", "--", "/bin/sh", "-c", "ls / >/dev/null; echo done"});
+  RunResult r = run(
+      {relive_bin(), "record", "-o", d / "t", "--", "/bin/sh", "-c", "ls / >/dev/null; echo done"});
   EXPECT_EQ(r.exit_code, 125);
   EXPECT_NE(r.err.find("unsupported:"), std::string::npos) << r.err;
   EXPECT_NE(r.err.find("fork"), std::string::npos) << r.err;

@@ -72,9 +72,7 @@ RunResult run(const std::vector<std::string>& argv, int timeout_s, const std::st
   return r;
 }
 
-int sh(const std::string& script) {
-  return run({"/bin/sh", "-c", script}).exit_code;
-}
+int sh(const std::string& script) { return run({"/bin/sh", "-c", script}).exit_code; }
 
 std::string relive_bin() {
   const char* d = std::getenv("RELIVE_BIN");
