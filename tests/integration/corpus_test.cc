@@ -19,6 +19,7 @@ struct Case {
   std::string setup;  // shell, before recording; {d} is a scratch dir, {p} a free port
   std::vector<std::string> argv;
   std::string change;  // shell, after recording and before replay
+  std::string stdin_path = "/dev/null";
 };
 
 // A one-connection TCP server that sends a greeting with its clock and randomness, then echoes.
@@ -66,6 +67,18 @@ const char* kPyFiles =
     "print(json.dumps({n: hashlib.sha256(open(os.path.join(d,n),'rb').read()).hexdigest()[:12] for "
     "n in names}))\n"
     "print(os.stat(d).st_mtime_ns, os.getcwd())\n";
+
+const char* kPySignals =
+    "import signal,time,os\n"
+    "hits=[]\n"
+    "signal.signal(signal.SIGALRM, lambda s,f: hits.append(('alarm', round(time.monotonic(),3))))\n"
+    "signal.signal(signal.SIGUSR1, lambda s,f: hits.append(('usr1', os.getpid())))\n"
+    "signal.setitimer(signal.ITIMER_REAL, 0.005, 0.005)\n"
+    "for i in range(10):\n"
+    "  time.sleep(0.004); sum(range(20000))\n"
+    "  if i % 3 == 0: os.kill(os.getpid(), signal.SIGUSR1)\n"
+    "signal.setitimer(signal.ITIMER_REAL, 0)\n"
+    "print(len(hits), hits)\n";
 
 std::string expand(std::string s, const std::string& dir, int port) {
   for (size_t at; (at = s.find("{d}")) != std::string::npos;) s.replace(at, 3, dir);
@@ -123,6 +136,9 @@ std::vector<Case> corpus() {
       {"nc_client", kPyServer, {"nc", "-d", "-w", "2", "127.0.0.1", "{p}"}, kKillServers},
       {"c_threads_mutex_condvar", "", {subjects + "threads_counter", "4"}, ""},
       {"ls_failing_exit_status", "", {"ls", "/nonexistent-relive-path"}, ""},
+      {"c_signals_timers_raise_eintr", "", {subjects + "signals"}, ""},
+      {"python_signals", "", {"/usr/bin/python3", "-c", kPySignals}, ""},
+      {"cat_stdin", gen, {"cat"}, wreck, "{d}/words"},
   };
 }
 
@@ -139,7 +155,7 @@ TEST_P(Corpus, ReplayIsByteIdenticalInAChangedEnvironment) {
 
   std::vector<std::string> rec = {relive_bin(), "record", "-o", trace, "--"};
   for (const auto& a : c.argv) rec.push_back(expand(a, scratch.path(), port));
-  RunResult recorded = run(rec);
+  RunResult recorded = run(rec, 120, expand(c.stdin_path, scratch.path(), port));
   ASSERT_LT(recorded.exit_code, 125) << recorded.err;
 
   if (!c.change.empty()) sh(expand(c.change, scratch.path(), port));
