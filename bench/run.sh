@@ -4,6 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/build.sh >/dev/null
+mkdir -p docs
 out=docs/BENCHMARKS.md
 tmp=$(mktemp)
 {

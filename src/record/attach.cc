@@ -86,12 +86,13 @@ Result<Regs> seize(pid_t pid) {
 }
 
 // Forks the checkpoint child from inside the stopped original. Returns the child, stopped.
-Result<pid_t> fork_checkpoint_child(const tracee::Task& task, uint64_t syscall_insn,
-                                    const Regs& r0) {
+Result<pid_t> fork_checkpoint_child(const tracee::Task& task, uint64_t syscall_insn, const Regs& r0,
+                                    std::vector<int>* held) {
   task.set_regs(r0);
   tracee::Injector inj(task, tracee::Injector::At::kElsewhere, syscall_insn);
   // Plain clone with exit signal 0: a fork whose end no wait() of the program observes.
   RELIVE_ASSIGN_OR_RETURN(int64_t child, inj.call(SYS_clone, {0, 0, 0, 0, 0}));
+  held->insert(held->end(), inj.held_signals().begin(), inj.held_signals().end());
   if (child <= 0) return Status::IoError("injected fork failed: error " + std::to_string(-child));
   tracee::Task c(static_cast<pid_t>(child));
   RELIVE_ASSIGN_OR_RETURN(auto first, tracee::wait_stop(c.tid()));
@@ -106,11 +107,13 @@ Result<pid_t> fork_checkpoint_child(const tracee::Task& task, uint64_t syscall_i
   return static_cast<pid_t>(child);
 }
 
-Status reap_child(const tracee::Task& task, uint64_t syscall_insn, pid_t child) {
+Status reap_child(const tracee::Task& task, uint64_t syscall_insn, pid_t child,
+                  std::vector<int>* held) {
   tracee::Injector inj(task, tracee::Injector::At::kExit, syscall_insn);
   inj.swallow_sigchld_from(child);
   RELIVE_ASSIGN_OR_RETURN(int64_t got,
                           inj.call(SYS_wait4, {static_cast<uint64_t>(child), 0, __WALL, 0}));
+  held->insert(held->end(), inj.held_signals().begin(), inj.held_signals().end());
   if (got != child)
     return Status::IoError("could not reap the checkpoint child: " + std::to_string(got));
   return Status::Ok();
@@ -183,13 +186,15 @@ Result<RecordResult> record_attached(const RecordOptions& o) {
   guard.r0 = r0, guard.have_r0 = true;
   tracee::Task task(pid);
   RELIVE_ASSIGN_OR_RETURN(tracee::ProcessSetup setup, tracee::setup_process(task, false));
-  RELIVE_ASSIGN_OR_RETURN(pid_t child, fork_checkpoint_child(task, setup.vdso.syscall_insn, r0));
+  std::vector<int> held = setup.held_signals;
+  RELIVE_ASSIGN_OR_RETURN(pid_t child,
+                          fork_checkpoint_child(task, setup.vdso.syscall_insn, r0, &held));
   criu::DumpOptions dump;
   dump.pid = child;
   dump.images_dir = trace::checkpoint_dir(o.trace_dir);
   dump.shell_job = true;
   auto dumped = criu::dump(dump);
-  Status reaped = reap_child(task, setup.vdso.syscall_insn, child);
+  Status reaped = reap_child(task, setup.vdso.syscall_insn, child, &held);
   task.set_regs(r0);
   if (!dumped.ok())
     return dumped.status().with_context("checkpoint of process " + std::to_string(pid));
@@ -205,6 +210,7 @@ Result<RecordResult> record_attached(const RecordOptions& o) {
   session.set_stop_flag(&g_stop_requested);
   session.ignore_sigchld_from(child);
   session.add_initial_thread(pid);
+  for (int sig : held) ::kill(pid, sig);  // arrived mid-injection: now they are recorded
   Result<int> status = session.run();
   Status finished = sink->finish();
   if (!status.ok()) return status.status();

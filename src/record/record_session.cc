@@ -258,7 +258,7 @@ Status RecordSession::on_signal(Thread& t, int signo) {
     RELIVE_RETURN_IF_ERROR(emit_for(t.task.tid(), trace::SignalEvent{t.task.tid(), signo, info}));
     return mode_ == Mode::kSeccomp ? t.task.cont(signo) : t.task.syscall(signo);
   }
-  if (is_synchronous_fault(signo, info)) {
+  if (tracee::is_synchronous_fault(signo, info)) {
     // A fault the program's own instructions raise: it recurs by itself at replay.
     return mode_ == Mode::kSeccomp ? t.task.cont(signo) : t.task.syscall(signo);
   }

@@ -7,6 +7,7 @@
 #include <string>
 
 #include "relive/result.h"
+#include "tracee/signals.h"
 
 namespace relive::record {
 
@@ -17,9 +18,5 @@ Result<bool> signal_deliverable(pid_t tid);
 // signalled its own process. Other signals that arrive during a syscall are still correct, just
 // treated as arriving in user code (delivered at the next syscall). Saves two ptrace calls a stop.
 bool may_have_raised_signal(int nr, int64_t result);
-
-// A fault raised by the thread's own instruction (SIGSEGV on a bad access, SIGFPE...), which
-// recurs by itself at replay, as opposed to a signal sent from outside.
-bool is_synchronous_fault(int signo, const std::string& siginfo);
 
 }  // namespace relive::record

@@ -14,6 +14,7 @@
 #include "tracee/inject.h"
 #include "tracee/out_buffers.h"
 #include "tracee/rdtsc.h"
+#include "tracee/signals.h"
 
 namespace relive::replay {
 
@@ -142,9 +143,14 @@ Status ReplaySession::run_to_entry(Thread& t) {
           rdtscp = code[0] == 0x0f && (code[1] == 0x31 || (code[1] == 0x01 && code[2] == 0xf9));
           if (rdtscp) return Status::Ok();  // caller decides whether an rdtsc was expected
         }
-        // A fault of the program's own (or a group-stop signal): it recurs as recorded.
-        RELIVE_RETURN_IF_ERROR(mode_ == Mode::kSeccomp ? t.task.cont(s.signo)
-                                                       : t.task.syscall(s.signo));
+        // A fault of the program's own recurs as recorded and is delivered. Any other signal
+        // comes from this run's world (a terminal resize, a replayed child's SIGCHLD): the
+        // recorded ones are injected from the log, so these are dropped.
+        std::string info;
+        RELIVE_RETURN_IF_ERROR(t.task.get_siginfo(&info));
+        int deliver = tracee::is_synchronous_fault(s.signo, info) ? s.signo : 0;
+        RELIVE_RETURN_IF_ERROR(mode_ == Mode::kSeccomp ? t.task.cont(deliver)
+                                                       : t.task.syscall(deliver));
         continue;
       }
       case Stop::Kind::kGroupStop:

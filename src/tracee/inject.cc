@@ -57,12 +57,10 @@ Status Injector::run_to_exit() {
         RELIVE_RETURN_IF_ERROR(task_.syscall());
         break;
       case Stop::Kind::kSignal:
-        if (s.signo == SIGCHLD && swallow_child_ != 0 && sigchld_sender(task_) == swallow_child_) {
-          RELIVE_RETURN_IF_ERROR(task_.syscall());
-          break;
-        }
-        return Status::IoError(
-            fmt::format("unexpected signal {} during an injected syscall", s.signo));
+        if (!(s.signo == SIGCHLD && swallow_child_ != 0 && sigchld_sender(task_) == swallow_child_))
+          held_.push_back(s.signo);
+        RELIVE_RETURN_IF_ERROR(task_.syscall());
+        break;
       case Stop::Kind::kExited:
         return Status::Aborted("thread " + std::to_string(task_.tid()) +
                                " exited during an injected system call");

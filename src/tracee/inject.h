@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <initializer_list>
+#include <vector>
 
 #include "relive/result.h"
 #include "tracee/task.h"
@@ -35,12 +36,17 @@ class Injector {
   // instead of failing the injection: the program never asked for that child.
   void swallow_sigchld_from(pid_t child) { swallow_child_ = child; }
 
+  // Other signals that arrive while injecting are held back (a ptrace stop cannot take them
+  // mid-call) and listed here for the caller to re-send or, at replay, to drop.
+  const std::vector<int>& held_signals() const { return held_; }
+
  private:
   Status run_to_exit();
   const Task& task_;
   At at_;
   uint64_t syscall_insn_;
   pid_t swallow_child_ = 0;
+  std::vector<int> held_;
 };
 
 }  // namespace relive::tracee

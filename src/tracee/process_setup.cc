@@ -22,6 +22,7 @@ Result<ProcessSetup> setup_process(const Task& task, bool at_exit_stop, bool map
                                               static_cast<uint64_t>(-1), 0}));
   if (static_cast<uint64_t>(addr) != kScratchAddr)
     return Status::IoError("cannot map the tracer's scratch page: error " + std::to_string(-addr));
+  out.held_signals = inj.held_signals();
   task.set_regs(saved);
   return out;
 }

@@ -3,6 +3,8 @@
 // real syscalls and map the tracer's scratch page.
 #pragma once
 
+#include <vector>
+
 #include "relive/result.h"
 #include "tracee/process_info.h"
 #include "tracee/task.h"
@@ -13,6 +15,7 @@ namespace relive::tracee {
 struct ProcessSetup {
   Auxv auxv;
   VdsoPatch vdso;
+  std::vector<int> held_signals;  // signals that arrived during setup (see Injector)
 };
 
 // `task` is stopped at a syscall-exit stop (execve's, after launch_traced) or, with
