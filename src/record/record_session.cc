@@ -8,12 +8,15 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <filesystem>
 
 #include "common/check.h"
 #include "common/logging.h"
 #include "record/signal_boundary.h"
 #include "trace/syscall_names.h"
+#include "tracee/fork.h"
 #include "tracee/inject.h"
+#include "tracee/process_setup.h"
 #include "tracee/rdtsc.h"
 
 namespace relive::record {
@@ -83,7 +86,7 @@ Status RecordSession::step() {
       }
       return t.state == State::kRunning ? resume(t) : t.task.syscall();
     case Stop::Kind::kExec:
-      return Status::Unsupported("execve after the recording started");
+      return t.task.syscall();  // on to the execve's exit stop, where the new image is set up
     default:
       return Status::IoError(std::string("unexpected ptrace stop: ") +
                              tracee::stop_kind_name(stop.kind));
@@ -150,6 +153,13 @@ Status RecordSession::on_entry(Thread& t, const Stop& stop) {
     default:
       break;
   }
+  if (d.policy == Policy::kFork) {
+    tracee::Regs r = t.task.regs();
+    RELIVE_RETURN_IF_ERROR(tracee::convert_vfork_to_fork(t.task, &r));
+    t.task.set_regs(r);
+  }
+  if (d.policy == Policy::kExec && other_threads_in_process(t.task.tid()))
+    return Status::Unsupported("execve in a multi-threaded process");
   if (must_refuse_kernel_copy(t)) {
     tracee::Regs r = t.task.regs();
     r.orig_rax = static_cast<uint64_t>(-1);
@@ -209,10 +219,12 @@ Status RecordSession::on_exit(Thread& t, const Stop& stop) {
   }
   RELIVE_ASSIGN_OR_RETURN(trace::SyscallEvent ev,
                           capture_->capture(t.task, t.nr, t.args, result, t.policy));
-  if (t.policy == Policy::kClone && result > 0) RELIVE_RETURN_IF_ERROR(add_clone_fixups(t, &ev));
+  bool creates = (t.policy == Policy::kClone || t.policy == Policy::kFork) && result > 0;
+  if (creates) RELIVE_RETURN_IF_ERROR(add_clone_fixups(t, &ev));
+  if (t.policy == Policy::kExec) RELIVE_RETURN_IF_ERROR(capture_exec(t, &ev));
   ++stats_.syscalls;
   RELIVE_RETURN_IF_ERROR(emit_for(t.task.tid(), ev));
-  if (t.policy == Policy::kClone && result > 0) {
+  if (creates) {
     Thread& child = thread(static_cast<pid_t>(result));
     child.clone_logged = true;
     maybe_start(child);
@@ -268,6 +280,28 @@ Status RecordSession::on_signal(Thread& t, int signo) {
   return resume(t);
 }
 
+// After a successful execve the thread runs a new program: it gets the same preparation as a
+// launched one (vDSO patch, scratch page), and the log gets its AT_RANDOM bytes and a saved
+// copy of the new executable. A failed execve changed nothing and replays as emulated.
+Status RecordSession::capture_exec(Thread& t, trace::SyscallEvent* ev) {
+  if (ev->result != 0) {
+    ev->mode = trace::SyscallMode::kEmulated;
+    return Status::Ok();
+  }
+  RELIVE_ASSIGN_OR_RETURN(tracee::ProcessSetup setup, tracee::setup_process(t.task, true));
+  for (int sig : setup.held_signals) t.deferred.push_back({sig, {}});
+  RELIVE_ASSIGN_OR_RETURN(std::string random, t.task.read_mem(setup.auxv.at_random, 16));
+  ev->writes.push_back({setup.auxv.at_random, std::move(random)});
+  RELIVE_ASSIGN_OR_RETURN(ev->file, capture_->save_file("/proc/" + std::to_string(t.task.tid()) + "/exe"));
+  return Status::Ok();
+}
+
+bool RecordSession::other_threads_in_process(pid_t tid) {
+  std::error_code ec;
+  auto it = std::filesystem::directory_iterator("/proc/" + std::to_string(tid) + "/task", ec);
+  return !ec && std::distance(begin(it), end(it)) > 1;
+}
+
 // A new thread may run only once its parent's clone is in the log (replay maps its tid from
 // there) and it has reached its first stop.
 void RecordSession::maybe_start(Thread& t) {
@@ -285,6 +319,8 @@ Status RecordSession::add_clone_fixups(const Thread& parent, trace::SyscallEvent
   }
   for (auto [flag, addr] : {std::pair{CLONE_PARENT_SETTID, ptid}, {CLONE_CHILD_SETTID, ctid}}) {
     if (!(flags & static_cast<uint64_t>(flag)) || addr == 0) continue;
+    // A new process's CLONE_CHILD_SETTID word is in its own memory: replay writes it there.
+    if (flag == CLONE_CHILD_SETTID && parent.policy == Policy::kFork) continue;
     RELIVE_ASSIGN_OR_RETURN(std::string word, parent.task.read_mem(addr, 4));
     ev->writes.push_back({addr, std::move(word)});
   }

@@ -86,6 +86,8 @@ class RecordSession {
   Status emit_for(pid_t tid, const trace::Event& ev);
   Status check_boundary_signal(Thread& t);
   Status add_clone_fixups(const Thread& parent, trace::SyscallEvent* ev);
+  Status capture_exec(Thread& t, trace::SyscallEvent* ev);
+  static bool other_threads_in_process(pid_t tid);
   void maybe_start(Thread& t);
   Status fail(Status why);
   void detach_all();

@@ -25,6 +25,9 @@ class SyscallCapture {
                                       const tracee::SyscallArgs& args, int64_t result,
                                       tracee::Policy policy);
 
+  // Saves a file (e.g. a newly exec'd program) in the trace's file store; returns its name.
+  Result<std::string> save_file(const std::string& path) { return files_->add(path); }
+
   // True when `fd` of thread `tid` is the recorder's own stdout or stderr.
   bool is_recorder_output(pid_t tid, int fd) { return stream_of(tid, fd) != trace::Stream::kNone; }
 

@@ -11,7 +11,9 @@
 #include "common/file_util.h"
 #include "common/hash.h"
 #include "replay/divergence.h"
+#include "tracee/fork.h"
 #include "tracee/inject.h"
+#include "tracee/process_setup.h"
 #include "tracee/out_buffers.h"
 #include "tracee/rdtsc.h"
 #include "tracee/signals.h"
@@ -271,30 +273,66 @@ Status ReplaySession::stop_at_exit_if_signal_follows(Thread& t, const trace::Sys
 }
 
 Status ReplaySession::complete_native(Thread& t, const trace::SyscallEvent& ev) {
+  uint64_t clone3_flags = 0;
+  if (ev.nr == SYS_clone3) (void)t.task.read_mem(t.args[0], &clone3_flags, 8);
+  tracee::Policy policy = tracee::decide(ev.nr, t.args, clone3_flags).policy;
+  if (policy == tracee::Policy::kFork) {  // as at record: vfork runs as fork
+    tracee::Regs r = t.entry_regs;
+    RELIVE_RETURN_IF_ERROR(tracee::convert_vfork_to_fork(t.task, &r));
+    t.task.set_regs(r);
+  }
   RELIVE_RETURN_IF_ERROR(t.task.syscall());
   pid_t new_real = 0;
   for (;;) {
     RELIVE_ASSIGN_OR_RETURN(auto got, tracee::wait_stop(t.task.tid()));
-    if (got.second.kind == Stop::Kind::kSyscallExit) break;
-    if (got.second.kind != Stop::Kind::kClone)
-      return unexpected_stop(t, "stopped inside a native syscall");
-    new_real = static_cast<pid_t>(t.task.event_msg());
+    const Stop& s = got.second;
+    if (s.kind == Stop::Kind::kSyscallExit) break;
+    if (s.kind == Stop::Kind::kClone) new_real = static_cast<pid_t>(t.task.event_msg());
+    else if (s.kind != Stop::Kind::kExec) return unexpected_stop(t, "stopped inside a native syscall");
     RELIVE_RETURN_IF_ERROR(t.task.syscall());
   }
-  tracee::Regs r = t.task.regs();
-  if ((ev.nr == SYS_clone || ev.nr == SYS_clone3) && ev.result > 0) {
-    if (new_real <= 0)
-      return divergence(current_index(), ev.tid, "a new thread",
-                        fmt::format("clone returned {}", static_cast<int64_t>(r.rax)));
-    Thread child{tracee::Task(new_real)};
-    child.rec_tid = static_cast<int32_t>(ev.result);
-    child.started = false;
-    threads_.emplace(child.rec_tid, std::move(child));
-  }
+  if (policy == tracee::Policy::kExec) RELIVE_RETURN_IF_ERROR(prepare_exec_image(t, ev));
+  if ((policy == tracee::Policy::kClone || policy == tracee::Policy::kFork) && ev.result > 0)
+    RELIVE_RETURN_IF_ERROR(adopt_child(t, ev, policy, new_real));
   RELIVE_RETURN_IF_ERROR(apply_writes(t, ev));
+  tracee::Regs r = t.task.regs();
   r.rax = static_cast<uint64_t>(ev.result);  // e.g. the recorded tid, not this run's
   t.task.set_regs(r);
   t.at_exit_stop = true;
+  return Status::Ok();
+}
+
+// A thread or process created at replay is known by its recorded id from now on.
+Status ReplaySession::adopt_child(Thread& parent, const trace::SyscallEvent& ev,
+                                  tracee::Policy policy, pid_t new_real) {
+  if (new_real <= 0)
+    return divergence(current_index(), ev.tid, "a new thread or process",
+                      fmt::format("{} created none", format_call(ev.nr, ev.args)));
+  Thread child{tracee::Task(new_real)};
+  child.rec_tid = static_cast<int32_t>(ev.result);
+  child.started = false;
+  if (policy == tracee::Policy::kFork) {
+    // The kernel wrote this run's pid into the child's own memory; the program saw the recorded one.
+    RELIVE_ASSIGN_OR_RETURN(uint64_t ctid, tracee::child_settid_address(parent.task, ev.nr, parent.args));
+    int32_t recorded = child.rec_tid;
+    if (ctid != 0) RELIVE_RETURN_IF_ERROR(child.task.write_mem(ctid, &recorded, sizeof recorded));
+  }
+  threads_.emplace(child.rec_tid, std::move(child));
+  return Status::Ok();
+}
+
+// After a native execve: the new image must be the recorded program, prepared like a launched
+// one, with the recorded AT_RANDOM bytes (the first logged write).
+Status ReplaySession::prepare_exec_image(Thread& t, const trace::SyscallEvent& ev) {
+  std::string exe = "/proc/" + std::to_string(t.task.tid()) + "/exe";
+  RELIVE_ASSIGN_OR_RETURN(std::string bytes, read_file(exe));
+  if (hash128_hex(bytes) != ev.file)
+    return divergence(current_index(), ev.tid, "to exec the recorded program (saved as " + ev.file + ")",
+                      "exec'd a different file: this host's copy differs from the recorded one");
+  RELIVE_ASSIGN_OR_RETURN(tracee::ProcessSetup setup, tracee::setup_process(t.task, true));
+  if (ev.writes.empty() || setup.auxv.at_random != ev.writes.front().addr)
+    return divergence(current_index(), ev.tid, "the recorded initial stack of the exec'd program",
+                      "got a different stack layout");
   return Status::Ok();
 }
 
@@ -353,7 +391,11 @@ Status ReplaySession::complete_exit(Thread& t, const trace::SyscallEvent& ev) {
 Status ReplaySession::on_thread_exit(const trace::ThreadExitEvent& ev) {
   auto it = threads_.find(ev.tid);
   if (it == threads_.end()) return Status::Ok();  // already reaped at its exit syscall
-  // Killed along with the process, or exited without our seeing the syscall: wait for it.
+  // Killed along with its process, or by a signal it was just given: let that signal go and
+  // wait for the thread to be gone.
+  if (it->second.resume_sig != 0) {
+    RELIVE_RETURN_IF_ERROR(it->second.task.cont(std::exchange(it->second.resume_sig, 0)));
+  }
   for (;;) {
     RELIVE_ASSIGN_OR_RETURN(auto got, tracee::wait_stop(it->second.task.tid()));
     if (got.second.kind == Stop::Kind::kExited) break;

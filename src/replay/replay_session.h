@@ -71,6 +71,9 @@ class ReplaySession {
   Status complete_native(Thread& t, const trace::SyscallEvent& ev);
   Status complete_map_file(Thread& t, const trace::SyscallEvent& ev);
   Status complete_exit(Thread& t, const trace::SyscallEvent& ev);
+  Status adopt_child(Thread& parent, const trace::SyscallEvent& ev, tracee::Policy policy,
+                     pid_t new_real);
+  Status prepare_exec_image(Thread& t, const trace::SyscallEvent& ev);
   Status stop_at_exit_if_signal_follows(Thread& t, const trace::SyscallEvent& ev);
   Status reproduce_output(Thread& t, const trace::SyscallEvent& ev);
   Status apply_writes(const Thread& t, const trace::SyscallEvent& ev);

@@ -295,9 +295,13 @@ Decision decide_mmap(const SyscallArgs& a) {
 
 Decision decide_clone(uint64_t flags) {
   const uint64_t kThread = CLONE_VM | CLONE_THREAD | CLONE_SIGHAND;
+  const uint64_t kNamespaces = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWUTS |
+                               CLONE_NEWIPC | CLONE_NEWUSER | CLONE_NEWCGROUP;
   if ((flags & kThread) == kThread) return {P::kClone, {}};
-  if (flags & CLONE_VM) return unsupported("vfork-style clone (shared memory without a thread)");
-  return unsupported("fork: recording of child processes (only threads are recorded)");
+  if (flags & kNamespaces) return unsupported("clone into new namespaces");
+  if ((flags & CLONE_VM) && !(flags & CLONE_VFORK))
+    return unsupported("clone sharing memory without being a thread");
+  return {P::kFork, {}};
 }
 
 Decision decide_futex(const SyscallArgs& a) {
@@ -340,10 +344,11 @@ Decision decide(int nr, const SyscallArgs& args, uint64_t clone3_flags) {
       return decide_futex(args);
     case SYS_fork:
     case SYS_vfork:
-      return decide_clone(0);
+      return {P::kFork, {}};
     case SYS_execve:
+      return {P::kExec, {}};
     case SYS_execveat:
-      return unsupported("execve after the recording started (the exec'd program is not recorded)");
+      return unsupported("execveat (execve by descriptor); use execve");
     case SYS_io_uring_setup:
     case SYS_io_uring_enter:
     case SYS_io_uring_register:

@@ -17,6 +17,8 @@ enum class Policy : uint8_t {
   kNative,     // runs at record and replay (result checked, fixed up through logged writes)
   kMmapFile,   // a file-backed mmap: the file is saved; replay maps the saved copy
   kClone,      // thread creation (native, tid mapped)
+  kFork,       // child process creation (native, pid mapped; vfork runs as fork)
+  kExec,       // execve (native; the new image is set up like a launched one)
   kExit,       // a thread's exit (native)
   kExitGroup,  // the process's exit (native)
   kDenyNosys,  // refused with ENOSYS at record and replay (rseq: the kernel would write CPU ids)

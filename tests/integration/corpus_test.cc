@@ -68,6 +68,15 @@ const char* kPyFiles =
     "n in names}))\n"
     "print(os.stat(d).st_mtime_ns, os.getcwd())\n";
 
+const char* kPyFork =
+    "import os,random,time\n"
+    "r,w=os.pipe()\n"
+    "pid=os.fork()\n"
+    "if pid==0:\n"
+    "  os.write(w, ('%f %d' % (random.random(), os.getpid())).encode()); os._exit(7)\n"
+    "os.close(w); got=os.read(r,100).decode(); _,st=os.waitpid(pid,0)\n"
+    "print('child said', got, 'exit', os.waitstatus_to_exitcode(st), time.time())\n";
+
 const char* kPySignals =
     "import signal,time,os\n"
     "hits=[]\n"
@@ -139,6 +148,16 @@ std::vector<Case> corpus() {
       {"c_signals_timers_raise_eintr", "", {subjects + "signals"}, ""},
       {"python_signals", "", {"/usr/bin/python3", "-c", kPySignals}, ""},
       {"cat_stdin", gen, {"cat"}, wreck, "{d}/words"},
+      {"sh_pipeline_children", gen,
+       {"/bin/sh", "-c", "sort -R {d}/input.txt | head -n 3; ls {d} | wc -l; date +%N"}, wreck},
+      {"bash_random_subshell", "",
+       {"/bin/bash", "-c", "for i in 1 2 3; do echo $i $RANDOM; done; echo $(date +%s%N) $$"}, ""},
+      {"python_subprocess", "",
+       {"/usr/bin/python3", "-c",
+        "import subprocess; print(subprocess.check_output(['date', '+%s%N']), "
+        "subprocess.run(['false']).returncode)"},
+       ""},
+      {"python_os_fork_wait", "", {"/usr/bin/python3", "-c", kPyFork}, ""},
   };
 }
 

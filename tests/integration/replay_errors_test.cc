@@ -136,13 +136,17 @@ TEST_F(ReplayErrors, DivergenceIsReportedWithEventIndexAndBothCalls) {
   EXPECT_NE(r.err.find("the program called close("), std::string::npos) << r.err;
 }
 
-TEST(RecordRefuses, ChildProcessesWithAClearMessage) {
+TEST(RecordRefuses, SharedWritableFileMappingsWithAClearMessage) {
   TempDir d;
-  RunResult r = run(
-      {relive_bin(), "record", "-o", d / "t", "--", "/bin/sh", "-c", "ls / >/dev/null; echo done"});
+  write_all_to(d / "shared", std::string(4096, '0'));
+  RunResult r = run({relive_bin(), "record", "-o", d / "t", "--", "/usr/bin/python3", "-c",
+                     "import mmap,sys; f=open(sys.argv[1],'r+b'); m=mmap.mmap(f.fileno(),4096); "
+                     "m[0:1]=b'1'; print('mapped')",
+                     d / "shared"});
   EXPECT_EQ(r.exit_code, 125);
   EXPECT_NE(r.err.find("unsupported:"), std::string::npos) << r.err;
-  EXPECT_NE(r.err.find("fork"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("shared writable file mapping"), std::string::npos) << r.err;
+  EXPECT_EQ(read_all(d / "shared"), std::string(4096, '0')) << "the refused program ran on";
 }
 
 TEST(RecordRefuses, ScriptsPointingAtTheirInterpreter) {
