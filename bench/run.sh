@@ -18,6 +18,19 @@ tmp=$(mktemp)
   echo
   /usr/bin/python3 bench/record_replay.py
   echo
+  echo "## Every corpus program (tests/integration/corpus_test.cc), one run each"
+  echo
+  echo "Native run, then record, then replay in the changed environment (inputs deleted, servers"
+  echo "gone, no network). Single runs: read them as orders of magnitude. Trace bytes per second"
+  echo "of native execution is the log a migration would ship per second of this program's run."
+  echo
+  metrics=$(mktemp)
+  RELIVE_CORPUS_METRICS=$metrics build/tests/integration_corpus_test >/dev/null 2>&1 || true
+  echo "| program | native s | record s | record / native | replay s | replay / record | trace bytes | trace KiB per native s |"
+  echo "|---|---|---|---|---|---|---|---|"
+  awk '{ printf "| %s | %.3f | %.3f | %.1fx | %.3f | %.2fx | %d | %.1f |\n", $1, $2, $3, $3/$2, $4, $4/$3, $5, $5/1024/$2 }' "$metrics"
+  rm -f "$metrics"
+  echo
   echo "## Shared-memory event ring (tracer -> log writer process)"
   echo
   echo '```'

@@ -292,7 +292,8 @@ Status RecordSession::capture_exec(Thread& t, trace::SyscallEvent* ev) {
   for (int sig : setup.held_signals) t.deferred.push_back({sig, {}});
   RELIVE_ASSIGN_OR_RETURN(std::string random, t.task.read_mem(setup.auxv.at_random, 16));
   ev->writes.push_back({setup.auxv.at_random, std::move(random)});
-  RELIVE_ASSIGN_OR_RETURN(ev->file, capture_->save_file("/proc/" + std::to_string(t.task.tid()) + "/exe"));
+  RELIVE_ASSIGN_OR_RETURN(ev->file,
+                          capture_->save_file("/proc/" + std::to_string(t.task.tid()) + "/exe"));
   return Status::Ok();
 }
 

@@ -13,8 +13,8 @@
 #include "replay/divergence.h"
 #include "tracee/fork.h"
 #include "tracee/inject.h"
-#include "tracee/process_setup.h"
 #include "tracee/out_buffers.h"
+#include "tracee/process_setup.h"
 #include "tracee/rdtsc.h"
 #include "tracee/signals.h"
 
@@ -287,8 +287,10 @@ Status ReplaySession::complete_native(Thread& t, const trace::SyscallEvent& ev) 
     RELIVE_ASSIGN_OR_RETURN(auto got, tracee::wait_stop(t.task.tid()));
     const Stop& s = got.second;
     if (s.kind == Stop::Kind::kSyscallExit) break;
-    if (s.kind == Stop::Kind::kClone) new_real = static_cast<pid_t>(t.task.event_msg());
-    else if (s.kind != Stop::Kind::kExec) return unexpected_stop(t, "stopped inside a native syscall");
+    if (s.kind == Stop::Kind::kClone)
+      new_real = static_cast<pid_t>(t.task.event_msg());
+    else if (s.kind != Stop::Kind::kExec)
+      return unexpected_stop(t, "stopped inside a native syscall");
     RELIVE_RETURN_IF_ERROR(t.task.syscall());
   }
   if (policy == tracee::Policy::kExec) RELIVE_RETURN_IF_ERROR(prepare_exec_image(t, ev));
@@ -312,8 +314,10 @@ Status ReplaySession::adopt_child(Thread& parent, const trace::SyscallEvent& ev,
   child.rec_tid = static_cast<int32_t>(ev.result);
   child.started = false;
   if (policy == tracee::Policy::kFork) {
-    // The kernel wrote this run's pid into the child's own memory; the program saw the recorded one.
-    RELIVE_ASSIGN_OR_RETURN(uint64_t ctid, tracee::child_settid_address(parent.task, ev.nr, parent.args));
+    // The kernel wrote this run's pid into the child's own memory; the program saw the recorded
+    // one.
+    RELIVE_ASSIGN_OR_RETURN(uint64_t ctid,
+                            tracee::child_settid_address(parent.task, ev.nr, parent.args));
     int32_t recorded = child.rec_tid;
     if (ctid != 0) RELIVE_RETURN_IF_ERROR(child.task.write_mem(ctid, &recorded, sizeof recorded));
   }
@@ -327,7 +331,8 @@ Status ReplaySession::prepare_exec_image(Thread& t, const trace::SyscallEvent& e
   std::string exe = "/proc/" + std::to_string(t.task.tid()) + "/exe";
   RELIVE_ASSIGN_OR_RETURN(std::string bytes, read_file(exe));
   if (hash128_hex(bytes) != ev.file)
-    return divergence(current_index(), ev.tid, "to exec the recorded program (saved as " + ev.file + ")",
+    return divergence(current_index(), ev.tid,
+                      "to exec the recorded program (saved as " + ev.file + ")",
                       "exec'd a different file: this host's copy differs from the recorded one");
   RELIVE_ASSIGN_OR_RETURN(tracee::ProcessSetup setup, tracee::setup_process(t.task, true));
   if (ev.writes.empty() || setup.auxv.at_random != ev.writes.front().addr)
@@ -378,14 +383,18 @@ Status ReplaySession::complete_exit(Thread& t, const trace::SyscallEvent& ev) {
   RELIVE_RETURN_IF_ERROR(t.task.cont());
   if (ev.nr == SYS_exit_group) return Status::Ok();  // on_process_exit collects every thread
   if (t.rec_tid == leader_ && threads_.size() > 1) return Status::Ok();  // reported last
-  pid_t tid = t.task.tid();
-  for (;;) {
-    RELIVE_ASSIGN_OR_RETURN(auto got, tracee::wait_stop(tid));
-    if (got.second.kind == Stop::Kind::kExited) break;
-    RELIVE_RETURN_IF_ERROR(tracee::Task(tid).cont());
-  }
+  RELIVE_RETURN_IF_ERROR(wait_gone(t.task));
   threads_.erase(ev.tid);
   return Status::Ok();
+}
+
+// Lets `task` run its exit to the end, through any stops on the way.
+Status ReplaySession::wait_gone(const tracee::Task& task) {
+  for (;;) {
+    RELIVE_ASSIGN_OR_RETURN(auto got, tracee::wait_stop(task.tid()));
+    if (got.second.kind == Stop::Kind::kExited) return Status::Ok();
+    RELIVE_RETURN_IF_ERROR(task.cont());
+  }
 }
 
 Status ReplaySession::on_thread_exit(const trace::ThreadExitEvent& ev) {
@@ -396,11 +405,7 @@ Status ReplaySession::on_thread_exit(const trace::ThreadExitEvent& ev) {
   if (it->second.resume_sig != 0) {
     RELIVE_RETURN_IF_ERROR(it->second.task.cont(std::exchange(it->second.resume_sig, 0)));
   }
-  for (;;) {
-    RELIVE_ASSIGN_OR_RETURN(auto got, tracee::wait_stop(it->second.task.tid()));
-    if (got.second.kind == Stop::Kind::kExited) break;
-    RELIVE_RETURN_IF_ERROR(it->second.task.cont());
-  }
+  RELIVE_RETURN_IF_ERROR(wait_gone(it->second.task));
   threads_.erase(it);
   return Status::Ok();
 }

@@ -71,6 +71,7 @@ class ReplaySession {
   Status complete_native(Thread& t, const trace::SyscallEvent& ev);
   Status complete_map_file(Thread& t, const trace::SyscallEvent& ev);
   Status complete_exit(Thread& t, const trace::SyscallEvent& ev);
+  Status wait_gone(const tracee::Task& task);
   Status adopt_child(Thread& parent, const trace::SyscallEvent& ev, tracee::Policy policy,
                      pid_t new_real);
   Status prepare_exec_image(Thread& t, const trace::SyscallEvent& ev);

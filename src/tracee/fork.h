@@ -18,6 +18,7 @@ Status convert_vfork_to_fork(const Task& task, Regs* regs);
 
 // The child-tid address of a process-creating clone with CLONE_CHILD_SETTID (0 if none): the
 // kernel writes the child's pid there in the child's own memory.
-Result<uint64_t> child_settid_address(const Task& task, int nr, const std::array<uint64_t, 6>& args);
+Result<uint64_t> child_settid_address(const Task& task, int nr,
+                                      const std::array<uint64_t, 6>& args);
 
 }  // namespace relive::tracee

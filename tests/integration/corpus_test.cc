@@ -5,6 +5,10 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
 #include <functional>
 #include <string>
 #include <vector>
@@ -89,6 +93,13 @@ const char* kPySignals =
     "signal.setitimer(signal.ITIMER_REAL, 0)\n"
     "print(len(hits), hits)\n";
 
+template <typename F>
+double seconds(F&& f) {
+  auto t0 = std::chrono::steady_clock::now();
+  f();
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
 std::string expand(std::string s, const std::string& dir, int port) {
   for (size_t at; (at = s.find("{d}")) != std::string::npos;) s.replace(at, 3, dir);
   for (size_t at; (at = s.find("{p}")) != std::string::npos;)
@@ -148,11 +159,16 @@ std::vector<Case> corpus() {
       {"c_signals_timers_raise_eintr", "", {subjects + "signals"}, ""},
       {"python_signals", "", {"/usr/bin/python3", "-c", kPySignals}, ""},
       {"cat_stdin", gen, {"cat"}, wreck, "{d}/words"},
-      {"sh_pipeline_children", gen,
-       {"/bin/sh", "-c", "sort -R {d}/input.txt | head -n 3; ls {d} | wc -l; date +%N"}, wreck},
-      {"bash_random_subshell", "",
-       {"/bin/bash", "-c", "for i in 1 2 3; do echo $i $RANDOM; done; echo $(date +%s%N) $$"}, ""},
-      {"python_subprocess", "",
+      {"sh_pipeline_children",
+       gen,
+       {"/bin/sh", "-c", "sort -R {d}/input.txt | head -n 3; ls {d} | wc -l; date +%N"},
+       wreck},
+      {"bash_random_subshell",
+       "",
+       {"/bin/bash", "-c", "for i in 1 2 3; do echo $i $RANDOM; done; echo $(date +%s%N) $$"},
+       ""},
+      {"python_subprocess",
+       "",
        {"/usr/bin/python3", "-c",
         "import subprocess; print(subprocess.check_output(['date', '+%s%N']), "
         "subprocess.run(['false']).returncode)"},
@@ -174,12 +190,28 @@ TEST_P(Corpus, ReplayIsByteIdenticalInAChangedEnvironment) {
 
   std::vector<std::string> rec = {relive_bin(), "record", "-o", trace, "--"};
   for (const auto& a : c.argv) rec.push_back(expand(a, scratch.path(), port));
-  RunResult recorded = run(rec, 120, expand(c.stdin_path, scratch.path(), port));
+  std::string stdin_path = expand(c.stdin_path, scratch.path(), port);
+  // bench/run.sh sets RELIVE_CORPUS_METRICS to collect timings; tests never assert on them.
+  const char* metrics = std::getenv("RELIVE_CORPUS_METRICS");
+  double native_s = 0;
+  if (metrics != nullptr)
+    native_s = seconds(
+        [&] { run(std::vector<std::string>(rec.begin() + 5, rec.end()), 120, stdin_path); });
+  RunResult recorded;
+  double record_s = seconds([&] { recorded = run(rec, 120, stdin_path); });
   ASSERT_LT(recorded.exit_code, 125) << recorded.err;
 
   if (!c.change.empty()) sh(expand(c.change, scratch.path(), port));
   // No network at all at replay: a fresh network namespace has only a downed loopback.
-  RunResult replayed = run({"unshare", "--net", relive_bin(), "replay", trace});
+  RunResult replayed;
+  double replay_s = seconds([&] {
+    replayed = run({"unshare", "--net", relive_bin(), "replay", trace});
+  });
+  if (metrics != nullptr) {
+    std::ofstream(metrics, std::ios::app)
+        << c.name << " " << native_s << " " << record_s << " " << replay_s << " "
+        << std::filesystem::file_size(trace + "/events") << "\n";
+  }
   EXPECT_EQ(replayed.exit_code, recorded.exit_code) << replayed.err;
   EXPECT_EQ(replayed.out, recorded.out) << "stderr of replay: " << replayed.err;
   EXPECT_EQ(replayed.err, recorded.err);
