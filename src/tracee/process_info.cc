@@ -45,13 +45,28 @@ Result<std::vector<Mapping>> read_maps(pid_t pid) {
   return out;
 }
 
+namespace {
+
+// "#!/usr/bin/env python3" -> "/usr/bin/env". The kernel runs that program, which must itself
+// be an ELF executable for relive (a script whose interpreter is a script is refused).
+Result<std::string> script_interpreter(const std::string& path, const std::string& img) {
+  size_t end = img.find('\n');
+  std::string line = img.substr(2, end == std::string::npos ? std::string::npos : end - 2);
+  size_t start = line.find_first_not_of(" \t");
+  if (start == std::string::npos) return Status::InvalidArgument(path + ": empty #! line");
+  std::string interp = line.substr(start, line.find_first_of(" \t", start) - start);
+  auto head = read_file(interp);
+  if (!head.ok()) return head.status().with_context(path + ": its #! interpreter");
+  if (head->compare(0, 2, "#!") == 0)
+    return Status::Unsupported(path + ": its interpreter " + interp + " is itself a script");
+  return interp;
+}
+
+}  // namespace
+
 Result<std::string> elf_interpreter(const std::string& path) {
   RELIVE_ASSIGN_OR_RETURN(std::string img, read_file(path));
-  if (img.compare(0, 2, "#!") == 0)
-    return Status::Unsupported(path +
-                               " is a script: record its interpreter directly, e.g. "
-                               "relive record -o DIR -- /usr/bin/python3 " +
-                               path);
+  if (img.compare(0, 2, "#!") == 0) return script_interpreter(path, img);
   if (img.size() < sizeof(Elf64_Ehdr) || std::memcmp(img.data(), ELFMAG, SELFMAG) != 0)
     return Status::InvalidArgument(path + ": not an ELF executable");
   Elf64_Ehdr eh;

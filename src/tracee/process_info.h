@@ -26,7 +26,8 @@ struct Mapping {
 };
 Result<std::vector<Mapping>> read_maps(pid_t pid);
 
-// The PT_INTERP of an ELF executable; empty for a static program.
+// The PT_INTERP of an ELF executable; empty for a static program. For a script, the program
+// named on its #! line (the kernel's interpreter for it).
 Result<std::string> elf_interpreter(const std::string& path);
 
 // Resolves `program` like execvp: a path with a slash is taken as is, else searched in PATH.

@@ -174,6 +174,12 @@ std::vector<Case> corpus() {
         "subprocess.run(['false']).returncode)"},
        ""},
       {"python_os_fork_wait", "", {"/usr/bin/python3", "-c", kPyFork}, ""},
+      {"env_python_script",
+       "printf '#!/usr/bin/env python3\\nimport random,sys\\nprint(sys.argv[1:], "
+       "random.random())\\n' "
+       "> {d}/s.py && chmod +x {d}/s.py",
+       {"{d}/s.py", "one", "two"},
+       "rm -f {d}/s.py"},
   };
 }
 

@@ -149,13 +149,15 @@ TEST(RecordRefuses, SharedWritableFileMappingsWithAClearMessage) {
   EXPECT_EQ(read_all(d / "shared"), std::string(4096, '0')) << "the refused program ran on";
 }
 
-TEST(RecordRefuses, ScriptsPointingAtTheirInterpreter) {
+TEST(RecordRefuses, ScriptsWhoseInterpreterIsAScript) {
   TempDir d;
-  write_all_to(d / "s.py", "#!/usr/bin/python3\nprint(1)\n");
-  std::filesystem::permissions(d / "s.py", std::filesystem::perms::owner_all);
-  RunResult r = run({relive_bin(), "record", "-o", d / "t", "--", d / "s.py"});
+  write_all_to(d / "inner", "#!/bin/sh\necho inner\n");
+  write_all_to(d / "outer", "#!" + (d / "inner") + "\necho outer\n");
+  std::filesystem::permissions(d / "inner", std::filesystem::perms::owner_all);
+  std::filesystem::permissions(d / "outer", std::filesystem::perms::owner_all);
+  RunResult r = run({relive_bin(), "record", "-o", d / "t", "--", d / "outer"});
   EXPECT_EQ(r.exit_code, 125);
-  EXPECT_NE(r.err.find("is a script"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("is itself a script"), std::string::npos) << r.err;
 }
 
 TEST(RecordRefuses, ANonEmptyTraceDirectory) {
