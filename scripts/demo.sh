@@ -36,5 +36,5 @@ else
   echo "== MISMATCH between recording and replay"; diff "$work/recorded.txt" "$work/replayed.txt"; exit 1
 fi
 events=$("$relive" dump "$work/trace" | grep -c '^#')
-echo "   trace: $events events, $(du -sh "$work/trace/events" | cut -f1) of log; first network reads:"
-"$relive" dump "$work/trace" | grep -E 'connect|recvfrom|read\(' | grep -v ENOENT | head -n 3
+echo "   trace: $events events, $(du -sh "$work/trace/events" | cut -f1) of log; the conversation with the server, as logged:"
+"$relive" dump "$work/trace" | grep -E ' (connect|sendto|recvfrom)\(' | head -n 4
