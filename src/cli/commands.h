@@ -15,6 +15,8 @@ inline constexpr int kExitDivergence = 126;  // replay left the recorded path
 void register_record(CLI::App& app, int* exit_code);
 void register_replay(CLI::App& app, int* exit_code);
 void register_dump(CLI::App& app, int* exit_code);
+void register_container(CLI::App& app, int* exit_code);
+void register_keys(CLI::App& app, int* exit_code);
 
 // Prints "relive: <status>" on stderr and returns the exit code for it.
 int report_failure(const Status& status);

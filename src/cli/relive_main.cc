@@ -12,6 +12,8 @@ int main(int argc, char** argv) {
   relive::cli::register_record(app, &exit_code);
   relive::cli::register_replay(app, &exit_code);
   relive::cli::register_dump(app, &exit_code);
+  relive::cli::register_container(app, &exit_code);
+  relive::cli::register_keys(app, &exit_code);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

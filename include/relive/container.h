@@ -1,0 +1,70 @@
+// Containers: checkpoint a process tree into one portable, verified archive file, restore it
+// (here or on another host) into a fresh PID namespace, and inspect an archive. The archive
+// format is described in schemas/archive.capnp.
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+
+#include "relive/result.h"
+
+namespace relive {
+
+struct ContainerCheckpointOptions {
+  pid_t pid = 0;                 // root of the tree to dump
+  std::string archive;           // the file to write; never left half-written
+  bool leave_running = false;    // otherwise the tree is killed once it is safely dumped
+  bool tcp_established = false;  // dump (and later restore) established TCP connections
+  std::string work_dir;          // parent of the temporary images dir; empty: $TMPDIR or /tmp
+  std::chrono::seconds criu_timeout{300};
+};
+
+struct ContainerCheckpointResult {
+  uint64_t archive_bytes = 0;
+  uint64_t images_bytes = 0;  // uncompressed
+  double frozen_ms = -1;      // how long CRIU kept the tree frozen
+  uint64_t pages_written = 0;
+  double dump_ms = 0;  // wall time of `criu dump`
+  double pack_ms = 0;  // wall time of writing the archive
+  size_t processes = 0;
+};
+
+// Dumps the tree rooted at options.pid with CRIU and packs the images into options.archive.
+// On any failure the archive does not exist afterwards and (CRIU's own guarantee on a failed
+// dump) the tree keeps running.
+Result<ContainerCheckpointResult> checkpoint_container(const ContainerCheckpointOptions& options);
+
+struct ContainerRestoreOptions {
+  std::string archive;
+  std::string name;  // a label for the restored tree: recorded in the state file
+  // Where restore state files go (<state_dir>/<name>.json); empty: /run/relive/containers.
+  std::string state_dir;
+  std::string work_dir;  // parent of the private unpack dir; empty: $TMPDIR or /tmp
+  std::chrono::seconds criu_timeout{300};
+};
+
+struct ContainerRestoreResult {
+  pid_t root_pid = 0;      // the restored root, as seen from the caller's PID namespace
+  pid_t ns_root_pid = 0;   // the same process inside its PID namespace (its dumped PID)
+  pid_t init_pid = 0;      // the namespace's init (global PID); killing it ends the whole tree
+  std::string state_file;  // empty when no name was given
+  double verify_ms = 0, unpack_ms = 0, restore_ms = 0;
+};
+
+// Verifies the whole archive (format version, every checksum) before anything else, unpacks it
+// into a private directory and restores the tree with CRIU into a new PID namespace, so that its
+// PIDs cannot clash with processes of this host. On failure nothing is left running. Call it
+// from a single-threaded process (the namespace's init is forked from the caller).
+Result<ContainerRestoreResult> restore_container(const ContainerRestoreOptions& options);
+
+// A description of an archive: manifest, process tree, memory, files, sockets, per-entry
+// checksums (each verified). With `json`, one JSON object. A corrupt archive is a Corruption
+// status whose message says where; the manifest, if it was readable, is still described in
+// `*partial` (when not null).
+Result<std::string> inspect_container(const std::string& archive, bool json,
+                                      std::string* partial = nullptr);
+
+}  // namespace relive

@@ -1,0 +1,86 @@
+// relive container checkpoint | restore | inspect
+#include <cstdio>
+#include <memory>
+
+#include "cli/commands.h"
+#include "relive/container.h"
+
+namespace relive::cli {
+namespace {
+
+void add_checkpoint(CLI::App& parent, int* exit_code) {
+  auto opts = std::make_shared<ContainerCheckpointOptions>();
+  auto* cmd = parent.add_subcommand("checkpoint", "Dump a process tree into one archive file");
+  cmd->add_option("--pid", opts->pid, "Root of the process tree to dump")->required();
+  cmd->add_option("-o,--output", opts->archive, "Archive file to write")->required();
+  cmd->add_flag("--leave-running", opts->leave_running, "Keep the tree running after the dump");
+  cmd->add_flag("--tcp-established", opts->tcp_established,
+                "Dump established TCP connections (restored with them)");
+  cmd->callback([opts, exit_code] {
+    Result<ContainerCheckpointResult> r = checkpoint_container(*opts);
+    if (!r.ok()) {
+      *exit_code = report_failure(r.status());
+      return;
+    }
+    std::printf(
+        "checkpointed %zu process(es) of pid %d into %s: %llu bytes (%llu bytes of images), "
+        "frozen %.2f ms, %llu pages; dump %.0f ms, pack %.0f ms\n",
+        r->processes, opts->pid, opts->archive.c_str(),
+        static_cast<unsigned long long>(r->archive_bytes),
+        static_cast<unsigned long long>(r->images_bytes), r->frozen_ms,
+        static_cast<unsigned long long>(r->pages_written), r->dump_ms, r->pack_ms);
+    *exit_code = 0;
+  });
+}
+
+void add_restore(CLI::App& parent, int* exit_code) {
+  auto opts = std::make_shared<ContainerRestoreOptions>();
+  auto* cmd = parent.add_subcommand(
+      "restore", "Verify an archive and restore its tree into a new PID namespace");
+  cmd->add_option("archive", opts->archive, "Archive file")->required();
+  cmd->add_option("--name", opts->name,
+                  "Label of the restored tree (state file /run/relive/containers/NAME.json)");
+  cmd->callback([opts, exit_code] {
+    Result<ContainerRestoreResult> r = restore_container(*opts);
+    if (!r.ok()) {
+      *exit_code = report_failure(r.status());
+      return;
+    }
+    // The first line is the root's PID alone, for scripts.
+    std::printf("%d\n", r->root_pid);
+    std::fprintf(stderr,
+                 "restored%s%s: root pid %d (pid %d in its namespace, whose init is pid %d); "
+                 "verify %.0f ms, unpack %.0f ms, restore %.0f ms%s%s\n",
+                 opts->name.empty() ? "" : " ", opts->name.c_str(), r->root_pid, r->ns_root_pid,
+                 r->init_pid, r->verify_ms, r->unpack_ms, r->restore_ms,
+                 r->state_file.empty() ? "" : "; state in ", r->state_file.c_str());
+    *exit_code = 0;
+  });
+}
+
+void add_inspect(CLI::App& parent, int* exit_code) {
+  auto archive = std::make_shared<std::string>();
+  auto json = std::make_shared<bool>(false);
+  auto* cmd = parent.add_subcommand("inspect", "Describe an archive and verify its checksums");
+  cmd->add_option("archive", *archive, "Archive file")->required();
+  cmd->add_flag("--json", *json, "One JSON object");
+  cmd->callback([archive, json, exit_code] {
+    std::string partial;
+    Result<std::string> r = inspect_container(*archive, *json, &partial);
+    std::fputs(r.ok() ? r->c_str() : partial.c_str(), stdout);
+    std::fflush(stdout);
+    *exit_code = r.ok() ? 0 : report_failure(r.status());
+  });
+}
+
+}  // namespace
+
+void register_container(CLI::App& app, int* exit_code) {
+  auto* cmd = app.add_subcommand("container", "Checkpoint, restore and inspect process trees");
+  cmd->require_subcommand(1);
+  add_checkpoint(*cmd, exit_code);
+  add_restore(*cmd, exit_code);
+  add_inspect(*cmd, exit_code);
+}
+
+}  // namespace relive::cli

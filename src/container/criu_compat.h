@@ -1,0 +1,22 @@
+// How relive's container commands run CRIU 4.1.1 on current kernels: through a small wrapper
+// script that preloads librelive_criu_sockopt_shim.so (criu_sockopt_shim.c explains the CRIU
+// bug it works around). The CRIU driver runs whatever executable it is given, so the wrapper
+// goes in as CriuRunOptions::criu.
+#pragma once
+
+#include <string>
+
+#include "relive/result.h"
+
+namespace relive::container {
+
+// The shim library: $RELIVE_CRIU_SHIM, else ../lib/ next to the running executable, else the
+// build tree's lib/. Empty when none exists.
+std::string find_sockopt_shim();
+
+// Writes `dir`/criu-wrapper (mode 0700) that execs `criu` with the shim preloaded and returns
+// its path; returns `criu` itself when no shim is found (CRIU then fails on inet sockets with
+// its own error message).
+Result<std::string> criu_with_compat(const std::string& dir, const std::string& criu);
+
+}  // namespace relive::container
