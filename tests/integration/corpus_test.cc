@@ -208,10 +208,13 @@ TEST_P(Corpus, ReplayIsByteIdenticalInAChangedEnvironment) {
   ASSERT_LT(recorded.exit_code, 125) << recorded.err;
 
   if (!c.change.empty()) sh(expand(c.change, scratch.path(), port));
-  // No network at all at replay: a fresh network namespace has only a downed loopback.
+  // Another host, as far as the program could tell: a fresh network namespace (only a downed
+  // loopback, no network at all) and another host name.
   RunResult replayed;
   double replay_s = seconds([&] {
-    replayed = run({"unshare", "--net", relive_bin(), "replay", trace});
+    replayed = run({"unshare", "--net", "--uts", "/bin/sh", "-c",
+                    "hostname replay-host-elsewhere && exec \"$0\" replay \"$1\"", relive_bin(),
+                    trace});
   });
   if (metrics != nullptr) {
     std::ofstream(metrics, std::ios::app)
