@@ -30,8 +30,9 @@ struct NamespaceRestore {
 
 // Runs criu::restore(options) as described above. options.as_child must be false (the tree is
 // the init's, not ours). The caller must be single-threaded: the init is a fork() of it that
-// goes on to allocate and spawn CRIU, which another thread holding a libc lock would deadlock. On failure the namespace is gone (its init exited, killing anything
-// CRIU had started in it) and the Status is CRIU's error.
+// goes on to allocate and spawn CRIU, which another thread holding a libc lock would deadlock. On
+// failure the namespace is gone (its init exited, killing anything CRIU had started in it) and the
+// Status is CRIU's error.
 Result<NamespaceRestore> restore_in_new_pid_namespace(const criu::RestoreOptions& options);
 
 // The PID, in the caller's namespace, of the process that has PID `ns_pid` in the PID namespace

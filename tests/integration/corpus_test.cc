@@ -212,9 +212,9 @@ TEST_P(Corpus, ReplayIsByteIdenticalInAChangedEnvironment) {
   // loopback, no network at all) and another host name.
   RunResult replayed;
   double replay_s = seconds([&] {
-    replayed = run({"unshare", "--net", "--uts", "/bin/sh", "-c",
-                    "hostname replay-host-elsewhere && exec \"$0\" replay \"$1\"", relive_bin(),
-                    trace});
+    replayed =
+        run({"unshare", "--net", "--uts", "/bin/sh", "-c",
+             "hostname replay-host-elsewhere && exec \"$0\" replay \"$1\"", relive_bin(), trace});
   });
   if (metrics != nullptr) {
     std::ofstream(metrics, std::ios::app)
