@@ -31,6 +31,13 @@ tmp=$(mktemp)
   awk '{ printf "| %s | %.3f | %.3f | %.1fx | %.3f | %.2fx | %d | %.1f |\n", $1, $2, $3, $3/$2, $4, $4/$3, $5, $5/1024/$2 }' "$metrics"
   rm -f "$metrics"
   echo
+  echo "## Container checkpoint/restore vs plain CRIU (issue: relive container)"
+  echo
+  echo "Both frozen times are CRIU's own statistics. relive runs \`criu dump --leave-stopped\` and"
+  echo "kills the tree only once the archive is safely written; plain CRIU kills it within the dump."
+  echo
+  /usr/bin/python3 bench/container.py
+  echo
   echo "## Shared-memory event ring (tracer -> log writer process)"
   echo
   echo '```'
