@@ -54,8 +54,7 @@ Result<int> RecordSession::run() {
 }
 
 Status RecordSession::step() {
-  if (stop_flag_ != nullptr && *stop_flag_) detach_requested_ = true;
-  if (detach_requested_ && mode_ == Mode::kAllSyscalls) {
+  if (stop_flag_ != nullptr && *stop_flag_ && mode_ == Mode::kAllSyscalls) {
     RELIVE_RETURN_IF_ERROR(emit_for(0, trace::DetachEvent{}));
     detach_all();
     done_ = true;

@@ -40,8 +40,6 @@ class RecordSession {
   // Runs until the process exits; returns its wait status. On an unsupported operation the
   // process is killed (launched) or detached unharmed (attached) and the Status says why.
   Result<int> run();
-  // Attached mode only: stop recording at the next opportunity and leave the process running.
-  void request_detach() { detach_requested_ = true; }
   // Attached mode: when `*flag` becomes non-zero (from a signal handler), recording ends with a
   // DetachEvent and the process runs on untraced.
   void set_stop_flag(const volatile int* flag) { stop_flag_ = flag; }
@@ -103,7 +101,6 @@ class RecordSession {
   pid_t leader_ = -1;
   bool done_ = false;
   int exit_status_ = 0;
-  bool detach_requested_ = false;
   const volatile int* stop_flag_ = nullptr;
   pid_t ignored_child_ = 0;
   RecordStats stats_;
