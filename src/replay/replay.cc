@@ -14,6 +14,8 @@
 #include "common/scoped_fd.h"
 #include "replay/replay_checkpoint.h"
 #include "replay/replay_session.h"
+#include "trace/file_store.h"
+#include "trace/trace_dir.h"
 #include "trace/trace_reader.h"
 #include "tracee/launch.h"
 #include "tracee/process_setup.h"
@@ -23,14 +25,12 @@ namespace {
 
 // The saved copy must be intact; when the host's file differs (another version, or gone), the
 // copy is bind-mounted over its path in the replay's private mount namespace.
-Status plan_file(const trace::TraceReader& reader, const std::string& host_path,
+Status plan_file(const trace::FileStore& files, const std::string& host_path,
                  const std::string& copy,
                  std::vector<std::pair<std::string, std::string>>* mounts) {
-  std::string saved = reader.file_path(copy);
-  RELIVE_ASSIGN_OR_RETURN(std::string saved_bytes, read_file(saved));
-  if (hash128_hex(saved_bytes) != copy)
-    return Status::Corruption(saved + ": saved copy of " + host_path +
-                              " does not match its checksum");
+  Result<std::string> saved = files.verify(copy);
+  if (!saved.ok())
+    return saved.status().with_context("saved copy of " + host_path + " fails its checksum");
   auto host = read_file(host_path);
   if (host.ok() && hash128_hex(*host) == copy) return Status::Ok();
   if (!host.ok()) {
@@ -39,7 +39,7 @@ Status plan_file(const trace::TraceReader& reader, const std::string& host_path,
     if (!fd.valid())
       return Status::NotFound(host_path + " is gone and cannot be recreated for the replay");
   }
-  mounts->emplace_back(saved, host_path);
+  mounts->emplace_back(*saved, host_path);
   return Status::Ok();
 }
 
@@ -51,9 +51,11 @@ Result<pid_t> start_exec(const trace::TraceReader& reader) {
   spec.env = h.env;
   std::error_code ec;
   spec.cwd = std::filesystem::is_directory(h.cwd, ec) ? h.cwd : "/";
-  RELIVE_RETURN_IF_ERROR(plan_file(reader, h.program, h.exe_copy, &spec.bind_mounts));
+  RELIVE_ASSIGN_OR_RETURN(trace::FileStore files,
+                          trace::FileStore::open(trace::files_dir(reader.dir())));
+  RELIVE_RETURN_IF_ERROR(plan_file(files, h.program, h.exe_copy, &spec.bind_mounts));
   if (!h.interp_path.empty())
-    RELIVE_RETURN_IF_ERROR(plan_file(reader, h.interp_path, h.interp_copy, &spec.bind_mounts));
+    RELIVE_RETURN_IF_ERROR(plan_file(files, h.interp_path, h.interp_copy, &spec.bind_mounts));
   ScopedFd devnull(::open("/dev/null", O_RDONLY | O_CLOEXEC));
   spec.stdin_fd = devnull.get();  // every read is replayed from the log, never from a terminal
   return tracee::launch_traced(spec);

@@ -11,6 +11,7 @@
 #include "common/file_util.h"
 #include "common/hash.h"
 #include "replay/divergence.h"
+#include "trace/trace_dir.h"
 #include "tracee/fork.h"
 #include "tracee/inject.h"
 #include "tracee/out_buffers.h"
@@ -342,11 +343,14 @@ Status ReplaySession::prepare_exec_image(Thread& t, const trace::SyscallEvent& e
 }
 
 Result<std::string> ReplaySession::mapped_file_path(const std::string& name) {
-  std::string path = reader_->file_path(name);
-  if (verified_files_.count(name)) return path;
-  RELIVE_ASSIGN_OR_RETURN(std::string content, read_file(path));
-  if (hash128_hex(content) != name)
-    return Status::Corruption("saved file " + path + " does not match its checksum");
+  if (verified_files_.count(name)) return reader_->file_path(name);
+  if (!files_) {
+    RELIVE_ASSIGN_OR_RETURN(trace::FileStore store,
+                            trace::FileStore::open(trace::files_dir(reader_->dir())));
+    files_.emplace(std::move(store));
+  }
+  Result<std::string> path = files_->verify(name);
+  if (!path.ok()) return path.status().with_context("a mapped file fails its checksum");
   verified_files_.insert(name);
   return path;
 }

@@ -14,6 +14,7 @@
 
 #include "relive/result.h"
 #include "trace/event.h"
+#include "trace/file_store.h"
 #include "trace/trace_reader.h"
 #include "tracee/syscall_policy.h"
 #include "tracee/task.h"
@@ -84,8 +85,9 @@ class ReplaySession {
   Mode mode_;
   trace::TraceReader* reader_;
   Output out_;
-  std::map<int32_t, Thread> threads_;  // by recorded tid
-  std::deque<trace::Event> ahead_;     // read ahead of the current event
+  std::map<int32_t, Thread> threads_;      // by recorded tid
+  std::deque<trace::Event> ahead_;         // read ahead of the current event
+  std::optional<trace::FileStore> files_;  // the trace's saved files, opened on first use
   std::set<std::string> verified_files_;
   uint64_t index_ = 0;  // index of the event being replayed
   int32_t leader_ = 0;
