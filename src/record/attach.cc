@@ -25,6 +25,7 @@
 #include "common/file_util.h"
 #include "drivers/criu/criu.h"
 #include "record/event_sink.h"
+#include "record/host_facts.h"
 #include "record/record_session.h"
 #include "record/syscall_capture.h"
 #include "trace/file_store.h"
@@ -143,12 +144,7 @@ Result<trace::TraceHeader> attach_header(pid_t pid) {
   RELIVE_ASSIGN_OR_RETURN(h.env, nul_list(proc + "/environ"));
   h.checkpoint = "checkpoint";
   h.initial_tid = pid;
-  utsname u{};
-  if (::uname(&u) == 0)
-    h.hostname = u.nodename, h.kernel = std::string(u.sysname) + " " + u.release;
-  h.start_realtime_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
-                            std::chrono::system_clock::now().time_since_epoch())
-                            .count();
+  fill_host_facts(&h);
   return h;
 }
 

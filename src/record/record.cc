@@ -13,6 +13,7 @@
 #include "common/file_util.h"
 #include "record/attach.h"
 #include "record/event_sink.h"
+#include "record/host_facts.h"
 #include "record/record_session.h"
 #include "record/syscall_capture.h"
 #include "trace/file_store.h"
@@ -43,17 +44,6 @@ Status prepare_trace_dir(const std::string& dir) {
   return make_dirs(dir);
 }
 
-void fill_host_facts(trace::TraceHeader* h) {
-  utsname u{};
-  if (::uname(&u) == 0) {
-    h->hostname = u.nodename;
-    h->kernel = std::string(u.sysname) + " " + u.release;
-  }
-  h->start_realtime_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
-                             std::chrono::system_clock::now().time_since_epoch())
-                             .count();
-}
-
 Result<trace::TraceHeader> exec_header(const RecordOptions& o, trace::FileStore& files) {
   trace::TraceHeader h;
   h.start = trace::StartKind::kExec;
@@ -68,7 +58,7 @@ Result<trace::TraceHeader> exec_header(const RecordOptions& o, trace::FileStore&
   if (!h.interp_path.empty()) {
     RELIVE_ASSIGN_OR_RETURN(h.interp_copy, files.add(h.interp_path));
   }
-  fill_host_facts(&h);
+  record::fill_host_facts(&h);
   return h;
 }
 

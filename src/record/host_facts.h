@@ -1,0 +1,11 @@
+// The recording host's facts that every trace header carries (both record entry points).
+#pragma once
+
+#include "trace/event.h"
+
+namespace relive::record {
+
+// Sets the header's host name, kernel and start time (wall clock, ns since the epoch).
+void fill_host_facts(trace::TraceHeader* h);
+
+}  // namespace relive::record
