@@ -190,6 +190,9 @@ Result<RecordResult> record_attached(const RecordOptions& o) {
   dump.images_dir = trace::checkpoint_dir(o.trace_dir);
   dump.shell_job = true;
   auto dumped = criu::dump(dump);
+  // CRIU kills the child after a dump; after a failed one it may still sit stopped, and a
+  // stopped child is never reaped.
+  if (!dumped.ok()) ::kill(child, SIGKILL);
   Status reaped = reap_child(task, setup.vdso.syscall_insn, child, &held);
   task.set_regs(r0);
   if (!dumped.ok())

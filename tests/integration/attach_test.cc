@@ -111,6 +111,29 @@ TEST(Attach, MultiThreadedProcessIsRefusedAndLeftRunning) {
   EXPECT_EQ(::kill(sleeper.pid, 0), 0);
 }
 
+TEST(Attach, FailedCheckpointLeavesTheProcessRunningUntraced) {
+  TempDir d;
+  std::string out = d / "counter.out";
+  Child counter{spawn({test_bin_dir() + "/subjects/counter", "100000"}, out)};
+  wait_for_lines(out, 3);
+  // A CRIU that cannot run: the checkpoint fails after relive has attached and forked.
+  ::setenv("RELIVE_CRIU", "/nonexistent/criu", 1);
+  RunResult r =
+      run({relive_bin(), "record", "-o", d / "t", "--pid", std::to_string(counter.pid)}, 60);
+  ::unsetenv("RELIVE_CRIU");
+  EXPECT_EQ(r.exit_code, 125);
+  EXPECT_NE(r.err.find("checkpoint of process"), std::string::npos) << r.err;
+  size_t before = lines_of(read_all(out)).size();
+  wait_for_lines(out, before + 3);
+  EXPECT_GT(lines_of(read_all(out)).size(), before) << "the process stopped counting";
+  std::string status = read_all("/proc/" + std::to_string(counter.pid) + "/status");
+  EXPECT_NE(status.find("TracerPid:\t0"), std::string::npos) << "still traced";
+  // No stray checkpoint child is left behind (it would be a child of the counter).
+  std::string children = read_all("/proc/" + std::to_string(counter.pid) + "/task/" +
+                                  std::to_string(counter.pid) + "/children");
+  EXPECT_TRUE(children.empty()) << "leftover children: " << children;
+}
+
 TEST(Attach, MissingProcessIsAClearError) {
   TempDir d;
   RunResult r = run({relive_bin(), "record", "-o", d / "t", "--pid", "999999999"});
