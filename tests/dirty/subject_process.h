@@ -24,6 +24,7 @@ class SubjectProcess {
     if (::pipe2(in, O_CLOEXEC) != 0 || ::pipe2(out, O_CLOEXEC) != 0) return;
     pid_ = ::fork();
     if (pid_ == 0) {
+      ::setsid();  // its own session, so that CRIU can dump it without --shell-job
       ::dup2(in[0], 0);
       ::dup2(out[1], 1);
       std::vector<char*> argv{const_cast<char*>(path.c_str())};

@@ -21,8 +21,7 @@ struct PagemapSummary {
   uint64_t present_pages = 0;  // pages the entries say are in that file
 };
 
-// Decodes one pagemap-*.img (u32 IMG_COMMON_MAGIC, u32 PAGEMAP_MAGIC, then length-prefixed
-// protobufs: a PagemapHead, then PagemapEntries; see CRIU's images/pagemap.proto).
+// Sums up one pagemap-*.img (decoded by decode_pagemap_image, page_image.h).
 Result<PagemapSummary> parse_pagemap_image(std::string_view image);
 
 }  // namespace relive::criu
