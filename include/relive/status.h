@@ -2,6 +2,7 @@
 // file, a refused peer). Bugs are not Statuses; they are RELIVE_CHECK failures.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -32,6 +33,12 @@ class Status {
   static Status Divergence(std::string m) { return {Code::kDivergence, std::move(m)}; }
   static Status VersionMismatch(std::string m) { return {Code::kVersionMismatch, std::move(m)}; }
   static Status Aborted(std::string m) { return {Code::kAborted, std::move(m)}; }
+  // A status whose code arrived as a number (from a peer): unknown numbers become kIoError,
+  // and kOk becomes kIoError too, since the peer meant a failure.
+  static Status FromCode(uint32_t code, std::string m) {
+    if (code == 0 || code > static_cast<uint32_t>(Code::kAborted)) code = 5;  // kIoError
+    return {static_cast<Code>(code), std::move(m)};
+  }
 
   bool ok() const { return code_ == Code::kOk; }
   Code code() const { return code_; }

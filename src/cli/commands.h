@@ -17,6 +17,8 @@ void register_replay(CLI::App& app, int* exit_code);
 void register_dump(CLI::App& app, int* exit_code);
 void register_container(CLI::App& app, int* exit_code);
 void register_keys(CLI::App& app, int* exit_code);
+// After register_container: adds `container migrate` to it.
+void register_migrate(CLI::App& app, int* exit_code);
 
 // Prints "relive: <status>" on stderr and returns the exit code for it.
 int report_failure(const Status& status);

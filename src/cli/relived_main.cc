@@ -1,17 +1,121 @@
-// relived: the per-host agent that receives live migrations and runs HA pairs. Neither service
-// exists in this build yet (see the README's status section); rather than pretend to listen,
-// relived says so and exits with EX_UNAVAILABLE.
+// relived: the per-host agent. It accepts authenticated migrations and runs what they bring.
+// One connection is served at a time (a migration is a long exchange; a second source waits in
+// the listen queue). HA pairs are not served yet (see the README's status section).
+#include <signal.h>
+
+#include <csignal>
 #include <cstdio>
-#include <cstring>
+#include <string>
+
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "cli/commands.h"
+#include "common/file_util.h"
+#include "common/logging.h"
+#include "migrate/destination.h"
+#include "security/audit_log.h"
+#include "security/replay_guard.h"
+#include "security/request_gate.h"
+#include "security/tls_channel.h"
+
+namespace {
+
+using namespace relive;
+
+volatile std::sig_atomic_t g_stop = 0;
+void on_stop(int) { g_stop = 1; }
+
+struct Args {
+  std::string listen;
+  std::string tls_dir, name, state_dir = "/var/lib/relive";
+  bool insecure = false;
+  int once = 0;  // serve this many migrations, then exit (0: forever)
+};
+
+void say(const std::string& line) {
+  std::fprintf(stderr, "relived: %s\n", line.c_str());
+  std::fflush(stderr);
+}
+
+Status serve(const Args& a) {
+  size_t colon = a.listen.rfind(':');
+  if (colon == std::string::npos) return Status::InvalidArgument("--listen wants ADDR:PORT");
+  std::string host = a.listen.substr(0, colon);
+  int port = std::atoi(a.listen.c_str() + colon + 1);
+  if (!a.insecure && (a.tls_dir.empty() || a.name.empty()))
+    return Status::InvalidArgument("--tls-dir and --name are required (or --insecure)");
+  security::ChannelOptions co;
+  if (a.insecure) co.insecure = true;
+  else co = security::tls_options_for_host(a.tls_dir, a.name);
+  co.timeout = std::chrono::seconds(60);
+  RELIVE_RETURN_IF_ERROR(make_dirs(a.state_dir));
+  RELIVE_ASSIGN_OR_RETURN(security::AuditLog audit,
+                          security::AuditLog::open(a.state_dir + "/audit.jsonl"));
+  security::ReplayGuard guard;
+  security::RequestGate gate(&guard, &audit);
+  RELIVE_ASSIGN_OR_RETURN(security::Listener listener,
+                          security::Listener::create(host, static_cast<uint16_t>(port), co));
+  say(fmt::format("listening on {}:{} ({})", host, listener.port(),
+                  a.insecure ? "INSECURE plaintext" : "TLS 1.3, mutual authentication"));
+  migrate::DestinationOptions d;
+  d.node_name = a.name.empty() ? "relived" : a.name;
+  d.tls_dir = a.tls_dir;
+  d.insecure = a.insecure;
+  d.work_root = a.state_dir;
+  int served = 0;
+  while (!g_stop && (a.once == 0 || served < a.once)) {
+    Result<std::unique_ptr<security::Channel>> ch = listener.accept();
+    if (!ch.ok()) {
+      if (ch.status().message().find("timed out") == std::string::npos)
+        say("refused a connection: " + ch.status().to_string());
+      continue;
+    }
+    std::string peer = (*ch)->peer().address + " " + (*ch)->peer().subject;
+    migrate::Link link(std::move(*ch));
+    Result<migrate::DestinationOutcome> r = migrate::serve_migration(&link, &gate, d);
+    ++served;
+    if (!r.ok()) {
+      say("migration from " + peer + " failed: " + r.status().to_string());
+      continue;
+    }
+    nlohmann::json j = {{"event", "migrated"},      {"name", r->name},
+                        {"strategy", r->strategy},  {"pid", r->root_pid},
+                        {"init_pid", r->init_pid},  {"restore_ms", r->restore_ms}};
+    std::printf("%s\n", j.dump().c_str());
+    std::fflush(stdout);
+  }
+  return Status::Ok();
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
-  if (argc > 1 && (std::strcmp(argv[1], "--version") == 0)) {
-    std::puts("relived 0.1.0");
-    return 0;
+  relive::init_logging();
+  CLI::App app{"relived: the relive agent (receives live migrations)"};
+  Args a;
+  app.set_version_flag("--version", "relived 0.2.0");
+  app.add_option("--listen", a.listen, "ADDR:PORT to accept migrations on")->required();
+  app.add_option("--tls-dir", a.tls_dir, "Key directory (relive keys init)");
+  app.add_option("--name", a.name, "This host's name in the key directory");
+  app.add_flag("--insecure", a.insecure, "Plaintext, unauthenticated (tests, trusted hosts only)");
+  app.add_option("--state-dir", a.state_dir, "Audit log and work directories")->capture_default_str();
+  app.add_option("--once", a.once, "Exit after serving this many migrations");
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    int rc = app.exit(e);
+    return rc == 0 ? 0 : relive::cli::kExitError;
   }
-  std::fputs(
-      "relived: the migration and HA agent is not available in this build yet.\n"
-      "         record/replay works today: relive record | replay | dump (see README.md).\n",
-      stderr);
-  return 69;  // EX_UNAVAILABLE
+  struct sigaction sa {};
+  sa.sa_handler = on_stop;
+  for (int s : {SIGINT, SIGTERM}) ::sigaction(s, &sa, nullptr);
+  ::signal(SIGPIPE, SIG_IGN);
+  relive::Status s = serve(a);
+  if (!s.ok()) {
+    std::fprintf(stderr, "relived: %s\n", s.to_string().c_str());
+    return relive::cli::kExitError;
+  }
+  return 0;
 }

@@ -9,3 +9,5 @@ void init_logging();
 }
 
 #define RELIVE_LOG_DEBUG(...) SPDLOG_DEBUG(__VA_ARGS__)
+#define RELIVE_LOG_INFO(...) SPDLOG_INFO(__VA_ARGS__)
+#define RELIVE_LOG_WARN(...) SPDLOG_WARN(__VA_ARGS__)

@@ -50,7 +50,7 @@ Result<ScopedFd> open_fd(const std::string& path, int flags, mode_t mode = 0) {
 
 Result<std::string> hash_file(const std::string& path, uint64_t* size) {
   RELIVE_ASSIGN_OR_RETURN(ScopedFd fd, open_fd(path, O_RDONLY));
-  wire::StreamHash128 hash;
+  StreamHash128 hash;
   auto src = wire::fd_source(fd.get());
   std::string buf(kArchiveChunkBytes, '\0');
   *size = 0;
@@ -67,7 +67,7 @@ Result<uint64_t> write_entry(int out, const std::string& path, uint32_t index,
                              const ArchiveEntry& e) {
   RELIVE_ASSIGN_OR_RETURN(ScopedFd fd, open_fd(path, O_RDONLY));
   auto src = wire::fd_source(fd.get());
-  wire::StreamHash128 hash;
+  StreamHash128 hash;
   std::string buf(kArchiveChunkBytes, '\0');
   uint64_t left = e.size, written = 0;
   for (uint32_t chunk = 0; left > 0; ++chunk) {

@@ -36,6 +36,12 @@ class Channel {
   // wire::decode_message. Fails after the channel's timeout with nothing received.
   virtual Result<std::string> recv_message() = 0;
 
+  // Raw bytes between frames: the LZ4 segments of bulk data that follow a control message
+  // (transport of pages and images; the segment format checks itself). Same timeout and
+  // sticky errors as the frame calls.
+  virtual Status send_raw(std::string_view bytes) = 0;
+  virtual Status recv_raw(char* buf, size_t len) = 0;
+
   // Ends the connection (TLS close_notify first when encrypted). Idempotent.
   virtual void close() = 0;
 

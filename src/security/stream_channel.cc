@@ -52,6 +52,20 @@ Result<std::string> StreamChannel::recv_message() {
   return frame;
 }
 
+Status StreamChannel::send_raw(std::string_view bytes) {
+  if (!error_.ok()) return error_;
+  if (!fd_.valid()) return Status::Aborted("channel is closed");
+  Status s = write_bytes(bytes, Deadline::after(timeout_));
+  return s.ok() ? s : fail(s.with_context("send to " + peer_.address));
+}
+
+Status StreamChannel::recv_raw(char* buf, size_t len) {
+  if (!error_.ok()) return error_;
+  if (!fd_.valid()) return Status::Aborted("channel is closed");
+  Status s = read_bytes(buf, len, Deadline::after(timeout_));
+  return s.ok() ? s : fail(s.with_context("receive from " + peer_.address));
+}
+
 Status PlainChannel::write_bytes(std::string_view data, Deadline deadline) {
   return transport::send_all(fd_.get(), data, deadline);
 }

@@ -25,6 +25,8 @@ class StreamChannel : public Channel {
 
   Status send_message(std::string_view frame) override;
   Result<std::string> recv_message() override;
+  Status send_raw(std::string_view bytes) override;
+  Status recv_raw(char* buf, size_t len) override;
   const PeerIdentity& peer() const override { return peer_; }
 
  protected:

@@ -69,22 +69,6 @@ std::unique_ptr<ByteSource> memory_source(std::string_view bytes) {
 }
 std::unique_ptr<ByteSource> fd_source(int fd) { return std::make_unique<FdSource>(fd); }
 
-StreamHash128::StreamHash128() : state_(XXH3_createState()) {
-  RELIVE_CHECK(state_ != nullptr, "XXH3_createState");
-  XXH3_128bits_reset(static_cast<XXH3_state_t*>(state_));
-}
-StreamHash128::~StreamHash128() { XXH3_freeState(static_cast<XXH3_state_t*>(state_)); }
-void StreamHash128::update(std::string_view b) {
-  XXH3_128bits_update(static_cast<XXH3_state_t*>(state_), b.data(), b.size());
-}
-std::string StreamHash128::hex() const {
-  XXH128_hash_t h = XXH3_128bits_digest(static_cast<XXH3_state_t*>(state_));
-  char buf[33];
-  std::snprintf(buf, sizeof buf, "%016llx%016llx", static_cast<unsigned long long>(h.high64),
-                static_cast<unsigned long long>(h.low64));
-  return buf;
-}
-
 Result<container::Manifest> ArchiveReader::read_manifest() {
   RELIVE_CHECK(!have_manifest_, "read_manifest called twice");
   std::string header(kArchiveHeaderBytes, '\0');

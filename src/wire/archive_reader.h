@@ -10,6 +10,7 @@
 #include <string_view>
 
 #include "container/manifest.h"
+#include "common/hash.h"
 #include "relive/result.h"
 
 namespace relive::wire {
@@ -43,19 +44,6 @@ class EntrySink {
   virtual Status end_entry() = 0;
 };
 
-// XXH3-128 of a byte stream, in the hex form of hash128_hex().
-class StreamHash128 {
- public:
-  StreamHash128();
-  ~StreamHash128();
-  StreamHash128(const StreamHash128&) = delete;
-  StreamHash128& operator=(const StreamHash128&) = delete;
-  void update(std::string_view bytes);
-  std::string hex() const;
-
- private:
-  void* state_;  // XXH3_state_t, kept out of this header
-};
 
 class ArchiveReader {
  public:

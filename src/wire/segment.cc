@@ -83,6 +83,14 @@ bool SegmentDecoder::has_partial() const {
   return n - kSegmentHeaderBytes < get_u32(rest, kCompressedLengthAt);
 }
 
+size_t SegmentDecoder::bytes_wanted() const {
+  size_t n = buffered();
+  if (n < kSegmentHeaderBytes) return kSegmentHeaderBytes - n;
+  std::string_view rest(buf_.data() + pos_, n);
+  uint64_t frame = kSegmentHeaderBytes + uint64_t{get_u32(rest, kCompressedLengthAt)};
+  return frame > n ? static_cast<size_t>(frame - n) : 0;
+}
+
 Status SegmentDecoder::fail(Status s) {
   error_ = s.with_context(fmt::format("segment {} at offset {}", expected_seq_, offset_));
   return error_;

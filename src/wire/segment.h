@@ -17,6 +17,8 @@ namespace relive::wire {
 inline constexpr uint32_t kSegmentMagic = 0x47534c52;  // the bytes "RLSG", little-endian
 inline constexpr size_t kSegmentHeaderBytes = 36;
 inline constexpr uint32_t kMaxSegmentRawBytes = 64u << 20;
+// LZ4's bound on the compressed size of kMaxSegmentRawBytes.
+inline constexpr uint32_t kMaxSegmentCompressedBytes = kMaxSegmentRawBytes + kMaxSegmentRawBytes / 255 + 16;
 inline constexpr size_t kEventLengthBytes = 4;
 // The smallest and largest encoded events a segment can carry. No Cap'n Proto message is shorter
 // than one word; the minimum also bounds how many events (and allocations) a frame can claim.
@@ -56,6 +58,12 @@ class SegmentDecoder {
   // True when bytes are buffered that do not make a whole frame yet. At the end of a log this
   // means the last frame is truncated.
   bool has_partial() const;
+
+  // How many more bytes the next frame needs before next() can return it: the rest of its
+  // header, then the rest of its payload as the header announces it (the header is validated
+  // by next(), so a hostile length is bounded there, not here: callers read at most
+  // kSegmentHeaderBytes + kMaxSegmentCompressedBytes per frame). 0 when a whole frame is buffered.
+  size_t bytes_wanted() const;
 
   // The sequence number the next frame must carry.
   uint64_t next_sequence() const { return expected_seq_; }

@@ -26,10 +26,21 @@ class LoopbackChannel : public Channel {
     frames_.pop_front();
     return f;
   }
+  Status send_raw(std::string_view bytes) override {
+    raw_.append(bytes);
+    return Status::Ok();
+  }
+  Status recv_raw(char* buf, size_t len) override {
+    if (raw_.size() < len) return Status::Aborted("peer closed the connection");
+    raw_.copy(buf, len);
+    raw_.erase(0, len);
+    return Status::Ok();
+  }
   void close() override {}
   const PeerIdentity& peer() const override { return peer_; }
 
   std::deque<std::string> frames_;
+  std::string raw_;
 
  private:
   PeerIdentity peer_{"loopback", "", "", false};

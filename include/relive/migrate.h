@@ -1,0 +1,62 @@
+// Live migration of a running process or process tree to another host's relived: stop-copy,
+// pre-copy (memory rounds tracked by relive's own dirty-page tracking), post-copy (CRIU lazy
+// pages), CR/TR-Motion (checkpoint, then log shipping with replay at the destination), or auto.
+// The source stays primary until the destination confirms the workload runs there; any failure
+// before that leaves the source running as it was.
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <string>
+
+#include "relive/result.h"
+
+namespace relive {
+
+struct MigrateOptions {
+  pid_t pid = 0;            // root of the workload
+  bool process_tree = false;  // the whole tree (relive container migrate) vs one process
+  std::string to_host;      // numeric address of the destination's relived
+  uint16_t to_port = 0;
+  std::string strategy = "auto";  // stop-copy | precopy | postcopy | crtr | auto
+  std::string name;               // a label for the workload at the destination
+  // TLS: this host's name and key dir (security/keys.h); the destination must present a
+  // certificate for `peer_name` when that is set.
+  std::string tls_dir;
+  std::string node_name;
+  std::string peer_name;
+  bool insecure = false;  // plaintext; the destination must be insecure too
+  std::string service_address;  // "198.18.0.100/24": moves with the workload; "" for none
+  bool tcp_established = false;
+  uint64_t log_threshold = 1024;  // crtr: freeze when a round's log is smaller
+  uint64_t dirty_threshold_pages = 256;  // precopy: freeze when a round dirties fewer pages
+  int max_rounds = 30;
+  std::chrono::milliseconds max_time{60000};  // of iterative rounds, then freeze anyway
+  std::string work_dir;  // parent of the source's temporary images dir
+  std::chrono::seconds criu_timeout{300};
+  // Called with one line of progress at each step (phase, round, bytes, rates).
+  std::function<void(const std::string&)> progress;
+};
+
+struct MigrateReport {
+  std::string strategy;
+  std::string reason;        // why this strategy (auto), or "requested"
+  double downtime_ms = 0;    // frozen at the source until running at the destination
+  double total_ms = 0;
+  uint64_t bytes_total = 0;  // on the wire, all phases
+  std::map<std::string, uint64_t> bytes_by_phase;
+  int rounds = 0;
+  double restore_ms = 0;     // the destination's restore
+  pid_t destination_pid = 0;
+};
+
+Result<MigrateReport> run_migration(const MigrateOptions& options);
+
+std::string migrate_report_text(const MigrateReport& report);
+std::string migrate_report_json(const MigrateReport& report);
+
+}  // namespace relive

@@ -1,0 +1,88 @@
+# The migration commands, version 1: the bodies of the control protocol's Request messages
+# (schemas/protocol.capnp, Request.body) that a source sends to the destination's relived while
+# it migrates a workload. Request.command names the union member ("migrate.begin" for begin,
+# "migrate.files" for files, ...); src/wire/migration_codec.* converts, src/wire/migration_types.h
+# holds the plain C++ types, and src/migrate/ drives the exchange:
+#
+#   source                               destination (relived)
+#   begin                        ->      checks it can host the workload; Ack
+#   files (+ bulk segments)      ->      stores the files, checks each checksum; Ack
+#   pages (+ bulk segments)      ->      pre-copy round: writes pages into its page cache; Ack
+#   log (+ bulk segments)        ->      CR/TR round: appends to the trace, replays it; Ack
+#   restore                      ->      takes the service address, restores, runs; Ack (JSON)
+#   commit / abort               ->      the source has ended / the migration is off; Ack
+#
+# Bulk data follows its command as LZ4 segments (schemas/trace.capnp describes the segment
+# format); each segment event starts with an 8-byte little-endian header: files: u32 file index,
+# u32 zero; pages: u32 pid, u32 page count, then u64 vaddr, then the pages; a page round ends
+# with an event of pid 0 and 0 pages.
+#
+# Evolution: only add fields and union members; never renumber, retype or reuse an ordinal.
+
+@0xc3b1f7a05e9d2c44;
+
+using Cxx = import "/capnp/c++.capnp";
+$Cxx.namespace("relive::wire");
+
+enum WorkloadKind {
+  process @0;      # one process (relive migrate --pid)
+  processTree @1;  # a process tree (relive container migrate --pid)
+  runc @2;         # a runc container
+}
+
+enum Strategy {
+  stopCopy @0;
+  precopy @1;
+  postcopy @2;
+  crtr @3;
+}
+
+struct Begin {
+  kind @0 :WorkloadKind;
+  strategy @1 :Strategy;
+  name @2 :Text;            # container name, or a label
+  serviceAddress @3 :Text;  # "198.18.0.100/24": moved with the workload; "" for none
+  tcpEstablished @4 :Bool;
+  sourceNode @5 :Text;
+  rootPid @6 :Int32;
+}
+
+struct FileEntry {
+  name @0 :Text;      # relative path inside `dir`, no ".." components
+  size @1 :UInt64;
+  checksum @2 :Text;  # XXH3-128, 32 lowercase hex digits
+}
+
+struct FileBatch {
+  dir @0 :Text;  # "images", "trace", ...: where at the destination
+  files @1 :List(FileEntry);
+}
+
+struct PageRound {
+  round @0 :UInt32;
+  pages @1 :UInt64;  # pages in the bulk segments that follow
+}
+
+struct LogRound {
+  round @0 :UInt32;
+  bytes @1 :UInt64;  # trace event bytes that follow (whole segments of the trace's log)
+  final @2 :Bool;    # the source is frozen: this is the last round
+}
+
+struct Restore {
+  lazyPagesAddress @0 :Text;  # post-copy: where the source's CRIU page server listens
+  lazyPagesPort @1 :UInt16;
+  pagesFromCache @2 :Bool;    # pre-copy: rebuild pages images from the page cache + shipped delta
+}
+
+struct MigrationCommand {
+  union {
+    begin @0 :Begin;
+    files @1 :FileBatch;
+    pages @2 :PageRound;
+    log @3 :LogRound;
+    restore @4 :Restore;
+    commit @5 :Void;
+    abort @6 :Text;  # why
+  }
+}

@@ -1,0 +1,93 @@
+// relive migrate --pid PID --to ADDR:PORT ... and relive container migrate --pid PID --to ...
+#include <unistd.h>
+
+#include <cstdio>
+#include <memory>
+#include <string>
+
+#include "cli/commands.h"
+#include "relive/migrate.h"
+
+namespace relive::cli {
+namespace {
+
+struct MigrateArgs {
+  MigrateOptions o;
+  std::string to;
+  bool json = false;
+};
+
+Status parse_to(const std::string& to, MigrateOptions* o) {
+  size_t colon = to.rfind(':');
+  if (colon == std::string::npos || colon == 0 || colon + 1 == to.size())
+    return Status::InvalidArgument("--to wants ADDR:PORT, got '" + to + "'");
+  o->to_host = to.substr(0, colon);
+  int port = 0;
+  try {
+    port = std::stoi(to.substr(colon + 1));
+  } catch (...) {
+  }
+  if (port <= 0 || port > 65535) return Status::InvalidArgument("bad port in --to " + to);
+  o->to_port = static_cast<uint16_t>(port);
+  return Status::Ok();
+}
+
+void run_migrate(MigrateArgs& a, int* exit_code) {
+  Status parsed = parse_to(a.to, &a.o);
+  if (!parsed.ok()) {
+    *exit_code = report_failure(parsed);
+    return;
+  }
+  if (!a.o.insecure && (a.o.tls_dir.empty() || a.o.node_name.empty())) {
+    *exit_code = report_failure(Status::InvalidArgument(
+        "--tls-dir and --name are required (or --insecure for a plaintext channel)"));
+    return;
+  }
+  a.o.progress = [](const std::string& line) { std::fprintf(stderr, "relive: %s\n", line.c_str()); };
+  Result<MigrateReport> r = run_migration(a.o);
+  if (!r.ok()) {
+    *exit_code = report_failure(r.status().with_context("migration failed"));
+    return;
+  }
+  std::string out = a.json ? migrate_report_json(*r) + "\n" : migrate_report_text(*r);
+  std::fputs(out.c_str(), stdout);
+  std::fflush(stdout);
+  *exit_code = 0;
+}
+
+void add_options(CLI::App* c, MigrateArgs* a, const char* strategies) {
+  c->add_option("--pid", a->o.pid, "Process (tree root) to migrate")->required();
+  c->add_option("--to", a->to, "Destination relived, ADDR:PORT")->required();
+  c->add_option("--strategy", a->o.strategy, strategies)->capture_default_str();
+  c->add_option("--tls-dir", a->o.tls_dir, "Key directory (relive keys init)");
+  c->add_option("--name", a->o.node_name, "This host's name in the key directory");
+  c->add_option("--peer-name", a->o.peer_name, "The destination's expected certificate name");
+  c->add_flag("--insecure", a->o.insecure, "Plaintext channel (the destination must agree)");
+  c->add_option("--service-address", a->o.service_address,
+                "IPv4 address/prefix that moves with the workload");
+  c->add_flag("--tcp-established", a->o.tcp_established, "Migrate established TCP connections");
+  c->add_option("--label", a->o.name, "Name of the workload at the destination");
+  c->add_option("--log-threshold", a->o.log_threshold, "crtr: freeze below this log round size")
+      ->capture_default_str();
+  c->add_option("--max-rounds", a->o.max_rounds, "Bound on iterative rounds")->capture_default_str();
+  c->add_option("--work-dir", a->o.work_dir, "Parent of the temporary images directory");
+  c->add_flag("--json", a->json, "Print the report as JSON");
+}
+
+}  // namespace
+
+void register_migrate(CLI::App& app, int* exit_code) {
+  auto a = std::make_shared<MigrateArgs>();
+  auto* c = app.add_subcommand("migrate", "Live-migrate a running process to another host");
+  add_options(c, a.get(), "crtr | precopy | postcopy | stop-copy | auto");
+  c->callback([a, exit_code] { run_migrate(*a, exit_code); });
+
+  CLI::App* container = app.get_subcommand("container");
+  auto b = std::make_shared<MigrateArgs>();
+  b->o.process_tree = true;
+  auto* cm = container->add_subcommand("migrate", "Live-migrate a process tree to another host");
+  add_options(cm, b.get(), "stop-copy | precopy | postcopy | auto");
+  cm->callback([b, exit_code] { run_migrate(*b, exit_code); });
+}
+
+}  // namespace relive::cli

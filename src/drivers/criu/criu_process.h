@@ -1,0 +1,74 @@
+// CRIU commands that keep running while relive does other work: `criu dump --lazy-pages` (it
+// serves the dumped memory to the destination after the images are written) and
+// `criu lazy-pages` (the destination's daemon that fetches those pages while the restored tree
+// already runs). Each reports readiness through --status-fd.
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <string>
+#include <vector>
+
+#include "common/scoped_fd.h"
+#include "drivers/criu/criu.h"
+#include "relive/result.h"
+
+namespace relive::criu {
+
+// A CRIU process started in the background. Move-only; the destructor kills and reaps it if it
+// is still running.
+class CriuProcess {
+ public:
+  // Starts argv (argv[0] the binary) with stdout/stderr to `output_file`, the platform's
+  // environment (CRIU_FAULT, see criu.h) and --status-fd appended. `log` is CRIU's -o log, quoted
+  // in errors.
+  static Result<CriuProcess> start(std::vector<std::string> argv, const CriuRunOptions& run,
+                                   const std::string& output_file, const std::string& log,
+                                   const std::string& what);
+  CriuProcess(CriuProcess&& o) noexcept;
+  CriuProcess& operator=(CriuProcess&&) = delete;
+  ~CriuProcess();
+
+  // Waits until CRIU says it is ready (its status fd), or fails with CRIU's error when it exits
+  // first or `timeout` passes.
+  Status wait_ready(std::chrono::milliseconds timeout);
+  // Waits for CRIU to exit (at most `timeout`, then kills it): Ok when it exited with status 0.
+  Status wait(std::chrono::milliseconds timeout);
+  // SIGKILL and reap. Idempotent.
+  void kill();
+  pid_t pid() const { return pid_; }
+
+ private:
+  CriuProcess(pid_t pid, ScopedFd status, std::string log, std::string what)
+      : pid_(pid), status_(std::move(status)), log_(std::move(log)), what_(std::move(what)) {}
+  Status failure(int wait_status) const;
+
+  pid_t pid_ = -1;
+  ScopedFd status_;
+  std::string log_;
+  std::string what_;
+};
+
+struct LazyDumpOptions {
+  DumpOptions dump;             // pid, images_dir, tcp_established, run ...
+  std::string address = "0.0.0.0";  // where its page server listens
+  uint16_t port = 0;
+  std::vector<std::string> tls_args;  // --tls ... or empty
+};
+// `criu dump --lazy-pages`: ready once the images are written and the page server listens; it
+// exits after the destination has fetched every page, killing the dumped tree.
+Result<CriuProcess> start_lazy_dump(const LazyDumpOptions& options);
+
+struct LazyPagesOptions {
+  std::string images_dir;
+  std::string address;  // the source's page server
+  uint16_t port = 0;
+  std::vector<std::string> tls_args;
+  CriuRunOptions run;
+};
+// `criu lazy-pages --page-server`: ready once it listens for the restore; exits when every page
+// has been copied in.
+Result<CriuProcess> start_lazy_pages(const LazyPagesOptions& options);
+
+}  // namespace relive::criu

@@ -1,0 +1,39 @@
+// The destination's half of a migration, run by relived for each incoming connection: it
+// receives the workload (images, pages, logs), restores it frozen, and lets it run only when
+// the source commits. Until then a failure or a lost link ends in nothing: the restored copy is
+// killed, the service address given back, and the source (which never stopped being primary)
+// resumes. After the commit the workload is this host's.
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <string>
+
+#include "migrate/link.h"
+#include "relive/result.h"
+#include "security/request_gate.h"
+
+namespace relive::migrate {
+
+struct DestinationOptions {
+  std::string node_name;
+  std::string work_root;  // per-migration work dirs go here; empty: $TMPDIR or /tmp
+  std::string tls_dir;    // this host's keys, for CRIU's own TLS page-server link
+  bool insecure = false;
+  std::chrono::seconds criu_timeout{300};
+};
+
+struct DestinationOutcome {
+  std::string name;
+  std::string strategy;
+  pid_t root_pid = 0;  // global PID of the migrated root, now running here
+  pid_t init_pid = 0;  // its PID namespace's init
+  double restore_ms = 0;
+};
+
+// Serves one migration on `link`. Ok once the workload runs here, committed.
+Result<DestinationOutcome> serve_migration(Link* link, security::RequestGate* gate,
+                                           const DestinationOptions& options);
+
+}  // namespace relive::migrate

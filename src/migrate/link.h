@@ -1,0 +1,50 @@
+// Link: one migration conversation over an authenticated channel, seen from either end. The
+// source sends migration commands (schemas/migration.capnp) as nonce-carrying Requests and
+// waits for each one's Ack; the destination admits every Request through its RequestGate
+// (replay check + audit) before acting on it. Message order is enforced by ProtocolStream.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "relive/result.h"
+#include "security/channel.h"
+#include "security/protocol_stream.h"
+#include "security/request_gate.h"
+#include "wire/migration_types.h"
+
+namespace relive::migrate {
+
+class Link {
+ public:
+  explicit Link(std::unique_ptr<security::Channel> channel)
+      : channel_(std::move(channel)), stream_(channel_.get()) {}
+
+  security::Channel& channel() { return *channel_; }
+
+  // Source side. Sends Hello and waits for the peer's Hello.
+  Status hello(const std::string& node_name);
+  // Sends `command` (bulk data, if any, follows through channel()).
+  Status send(const migration::Command& command);
+  // Waits for the reply to the last command: its Ack detail, or the peer's Error as a Status.
+  Result<std::string> wait_ack();
+  // send() then wait_ack().
+  Result<std::string> call(const migration::Command& command);
+
+  // Destination side. Admits the peer's Hello through `gate` and answers with our own.
+  Status accept_hello(security::RequestGate* gate, const std::string& node_name);
+  // The next admitted command. Refusals are answered with an Error and returned as Status.
+  Result<migration::Command> next_command(security::RequestGate* gate);
+  Status ack(const std::string& detail = "");
+  // Answers the last command with `error` (its code and message).
+  Status fail(const Status& error);
+
+  void close() { channel_->close(); }
+
+ private:
+  std::unique_ptr<security::Channel> channel_;
+  security::ProtocolStream stream_;
+  uint64_t last_seq_ = 0;  // sequence of the last request sent or received
+};
+
+}  // namespace relive::migrate

@@ -1,0 +1,76 @@
+#include <fmt/format.h>
+
+#include <nlohmann/json.hpp>
+
+#include "migrate/auto_strategy.h"
+#include "migrate/source.h"
+#include "relive/migrate.h"
+
+namespace relive {
+
+namespace m = relive::migration;
+using migrate::Source;
+
+namespace {
+
+Result<m::Strategy> parse_strategy(const std::string& s) {
+  if (s == "stop-copy") return m::Strategy::kStopCopy;
+  if (s == "precopy") return m::Strategy::kPrecopy;
+  if (s == "postcopy") return m::Strategy::kPostcopy;
+  if (s == "crtr") return m::Strategy::kCrtr;
+  return Status::InvalidArgument("unknown strategy '" + s +
+                                 "' (stop-copy, precopy, postcopy, crtr, auto)");
+}
+
+Status run(Source* s, m::Strategy strategy) {
+  switch (strategy) {
+    case m::Strategy::kStopCopy: return migrate::run_stop_copy(s);
+    case m::Strategy::kPostcopy: return migrate::run_postcopy(s);
+    case m::Strategy::kPrecopy: return migrate::run_precopy(s);
+    case m::Strategy::kCrtr:
+      return Status::Unsupported("crtr is not available yet");
+  }
+  return Status::InvalidArgument("strategy");
+}
+
+}  // namespace
+
+Result<MigrateReport> run_migration(const MigrateOptions& o) {
+  if (o.pid <= 0) return Status::InvalidArgument("no process to migrate (--pid)");
+  std::string reason = "requested";
+  m::Strategy strategy;
+  if (o.strategy == "auto") {
+    RELIVE_ASSIGN_OR_RETURN(migrate::StrategyChoice c, migrate::choose_strategy(o));
+    strategy = c.strategy;
+    reason = c.reason;
+    if (o.progress) o.progress(fmt::format("auto: {} ({})", m::strategy_name(strategy), reason));
+  } else {
+    RELIVE_ASSIGN_OR_RETURN(strategy, parse_strategy(o.strategy));
+  }
+  Source s(o);
+  RELIVE_RETURN_IF_ERROR(s.open(strategy));
+  s.report().reason = reason;
+  RELIVE_RETURN_IF_ERROR(run(&s, strategy));
+  return s.finish();
+}
+
+std::string migrate_report_text(const MigrateReport& r) {
+  std::string phases;
+  for (const auto& [k, v] : r.bytes_by_phase) phases += fmt::format(" {}={}", k, v);
+  return fmt::format(
+      "strategy: {} ({})\ndowntime: {:.1f} ms\ntotal: {:.1f} ms\nbytes: {} ({})\nrounds: {}\n"
+      "destination restore: {:.1f} ms, pid {}\n",
+      r.strategy, r.reason, r.downtime_ms, r.total_ms, r.bytes_total,
+      phases.empty() ? "" : phases.substr(1), r.rounds, r.restore_ms, r.destination_pid);
+}
+
+std::string migrate_report_json(const MigrateReport& r) {
+  nlohmann::json j = {{"strategy", r.strategy},       {"reason", r.reason},
+                      {"downtime_ms", r.downtime_ms}, {"total_ms", r.total_ms},
+                      {"bytes_total", r.bytes_total}, {"bytes_by_phase", r.bytes_by_phase},
+                      {"rounds", r.rounds},           {"restore_ms", r.restore_ms},
+                      {"destination_pid", r.destination_pid}};
+  return j.dump();
+}
+
+}  // namespace relive

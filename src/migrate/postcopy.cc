@@ -1,0 +1,62 @@
+// Post-copy: dump everything but the memory, restore at the destination at once, and let
+// CRIU's lazy-pages daemon there pull the memory from the source's page server (on fault, and
+// in the background). The downtime no longer grows with the memory size; the price is that
+// once the destination runs, the source's memory is the only copy until the last page arrives.
+#include <sys/socket.h>
+#include <netinet/in.h>
+
+#include <fmt/format.h>
+
+#include "common/scoped_fd.h"
+#include "drivers/criu/criu_process.h"
+#include "migrate/criu_tls.h"
+#include "migrate/file_transfer.h"
+#include "migrate/source.h"
+
+namespace relive::migrate {
+namespace {
+
+// A free TCP port for CRIU's page server (bound and released: CRIU binds it right after).
+Result<uint16_t> free_port() {
+  ScopedFd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  if (!fd.valid()) return PosixError("socket", errno);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&a), sizeof a) != 0)
+    return PosixError("bind", errno);
+  socklen_t len = sizeof a;
+  if (::getsockname(fd.get(), reinterpret_cast<sockaddr*>(&a), &len) != 0)
+    return PosixError("getsockname", errno);
+  return ntohs(a.sin_port);
+}
+
+}  // namespace
+
+Status run_postcopy(Source* s) {
+  criu::LazyDumpOptions lo;
+  RELIVE_ASSIGN_OR_RETURN(lo.dump, base_dump_options(*s));
+  RELIVE_ASSIGN_OR_RETURN(lo.port, free_port());
+  lo.tls_args = criu_tls_args(s->options().tls_dir, s->options().node_name, s->options().insecure);
+  RELIVE_RETURN_IF_ERROR(s->freeze_begins());
+  s->progress("phase=dump (lazy)");
+  RELIVE_ASSIGN_OR_RETURN(criu::CriuProcess dump, criu::start_lazy_dump(lo));
+  s->tree_owned_by_criu();
+  RELIVE_RETURN_IF_ERROR(dump.wait_ready(s->options().criu_timeout));
+  RELIVE_RETURN_IF_ERROR(s->release_address());
+  RELIVE_ASSIGN_OR_RETURN(auto files, image_files(s->images_dir()));
+  s->progress(fmt::format("phase=images files={}", files.size()));
+  RELIVE_ASSIGN_OR_RETURN(uint64_t bytes, send_files(&s->link(), "images", s->images_dir(), files));
+  s->add_bytes("images", bytes);
+  s->report().rounds = 1;
+  migration::Restore r;
+  r.lazy_pages_port = lo.port;
+  RELIVE_RETURN_IF_ERROR(s->switch_over(r));
+  // The destination runs; CRIU here serves the rest of the memory and then ends the tree.
+  s->progress("phase=pages (post-copy)");
+  Status served = dump.wait(std::chrono::minutes(30));
+  Status ended = s->end_source();
+  if (!served.ok()) return served.with_context("post-copy page transfer after the switch-over");
+  return ended;
+}
+
+}  // namespace relive::migrate

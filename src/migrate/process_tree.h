@@ -1,0 +1,24 @@
+// The processes of a migrated tree, found through /proc, and signals to all of them at once:
+// freezing for a switch-over, resuming after a failed migration, ending after a successful one.
+#pragma once
+
+#include <sys/types.h>
+
+#include <vector>
+
+#include "relive/result.h"
+
+namespace relive::migrate {
+
+// `root` and all its descendants (children listed in /proc/PID/task/*/children), root first.
+// NotFound when `root` does not exist.
+Result<std::vector<pid_t>> process_tree(pid_t root);
+
+// Sends `sig` to each of `pids`; those that are gone are ignored.
+void signal_all(const std::vector<pid_t>& pids, int sig);
+
+// Every process in the PID namespace whose init has global PID `init_pid` (the init included),
+// as global PIDs.
+std::vector<pid_t> namespace_members(pid_t init_pid);
+
+}  // namespace relive::migrate

@@ -1,0 +1,147 @@
+#include "migrate/source.h"
+
+#include <signal.h>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "common/file_util.h"
+#include "common/logging.h"
+#include "drivers/criu/command.h"
+#include "migrate/process_tree.h"
+#include "security/tls_channel.h"
+
+namespace relive::migrate {
+
+namespace m = relive::migration;
+
+double ms_between(Clock::time_point a, Clock::time_point b) {
+  return std::chrono::duration<double, std::milli>(b - a).count();
+}
+
+void Source::progress(const std::string& line) const {
+  if (o_.progress) o_.progress(line);
+}
+
+Status Source::open(m::Strategy strategy) {
+  RELIVE_ASSIGN_OR_RETURN(tree_, process_tree(o_.pid));
+  if (!o_.process_tree && tree_.size() > 1) {
+    return Status::Unsupported(fmt::format(
+        "process {} has {} descendants; migrate a process tree with `relive container migrate`",
+        o_.pid, tree_.size() - 1));
+  }
+  if (!o_.service_address.empty()) {
+    RELIVE_ASSIGN_OR_RETURN(ServiceAddress a, parse_service_address(o_.service_address));
+    if (!address_present(a))
+      return Status::InvalidArgument("service address " + a.text + " is not on this host");
+    RELIVE_ASSIGN_OR_RETURN(svc_dev_, interface_for(a));
+    svc_ = a;
+  }
+  RELIVE_ASSIGN_OR_RETURN(container::WorkDir w, container::WorkDir::create(o_.work_dir, "migrate"));
+  work_.emplace(std::move(w));
+  images_ = work_->path() + "/images";
+  RELIVE_RETURN_IF_ERROR(make_dirs(images_));
+
+  security::ChannelOptions co;
+  if (o_.insecure) {
+    co.insecure = true;
+  } else {
+    co = security::tls_options_for_host(o_.tls_dir, o_.node_name, o_.peer_name);
+  }
+  co.timeout = std::chrono::milliseconds(std::max<int64_t>(
+      60000, std::chrono::duration_cast<std::chrono::milliseconds>(o_.criu_timeout).count()));
+  RELIVE_ASSIGN_OR_RETURN(auto ch, security::connect_channel(o_.to_host, o_.to_port, co));
+  link_ = std::make_unique<Link>(std::move(ch));
+  RELIVE_RETURN_IF_ERROR(link_->hello(o_.node_name.empty() ? "relive" : o_.node_name));
+  m::Begin b;
+  b.kind = o_.process_tree ? m::WorkloadKind::kProcessTree : m::WorkloadKind::kProcess;
+  b.strategy = strategy;
+  b.name = o_.name;
+  b.service_address = svc_ ? svc_->cidr : "";
+  b.tcp_established = o_.tcp_established;
+  b.source_node = o_.node_name;
+  b.root_pid = o_.pid;
+  RELIVE_RETURN_IF_ERROR(link_->call(b).status());
+  report_.strategy = m::strategy_name(strategy);
+  progress(fmt::format("phase=connected strategy={} to={}:{}", report_.strategy, o_.to_host,
+                       o_.to_port));
+  return Status::Ok();
+}
+
+Status Source::freeze_begins() {
+  freeze_ = Clock::now();
+  if (svc_) {
+    RELIVE_ASSIGN_OR_RETURN(TrafficLock l, TrafficLock::engage(*svc_));
+    lock_.emplace(std::move(l));
+  }
+  return Status::Ok();
+}
+
+Status Source::release_address() {
+  if (!svc_) return Status::Ok();
+  RELIVE_RETURN_IF_ERROR(remove_address(*svc_, svc_dev_));
+  address_released_ = true;
+  return Status::Ok();
+}
+
+void Source::add_bytes(const std::string& phase, uint64_t n) {
+  report_.bytes_by_phase[phase] += n;
+  report_.bytes_total += n;
+}
+
+Status Source::switch_over(const m::Restore& restore) {
+  progress("phase=restore");
+  RELIVE_ASSIGN_OR_RETURN(std::string restored, link_->call(restore));
+  auto j = nlohmann::json::parse(restored, nullptr, false);
+  if (j.is_object()) {
+    report_.restore_ms = j.value("restore_ms", 0.0);
+    report_.destination_pid = j.value("root_pid", 0);
+  }
+  // From here the outcome must be known before the source may act (see the header).
+  Status sent = link_->send(m::Commit{});
+  Result<std::string> acked = sent.ok() ? link_->wait_ack() : Result<std::string>(sent);
+  if (!acked.ok()) {
+    done_ = true;  // neither resume nor kill
+    return Status::Aborted(fmt::format(
+        "the commit's answer was lost ({}); the destination may be running the workload, so the "
+        "source is left frozen (pids {}); check the destination before resuming or killing it",
+        acked.status().to_string(), fmt::join(tree_, " ")));
+  }
+  report_.downtime_ms = ms_between(freeze_, Clock::now());
+  done_ = true;
+  return criu_ends_tree_ ? Status::Ok() : end_source();
+}
+
+Status Source::end_source() {
+  signal_all(tree_, SIGKILL);
+  if (svc_) {
+    // Sockets of the dead tree may still hold the address (FIN_WAIT); destroy them while the
+    // lock still drops whatever they would send, then lift the lock.
+    (void)criu::run_command({"/usr/bin/ss", "-K", "-t", "src", svc_->text},
+                            {{}, std::chrono::seconds(10)});
+  }
+  if (lock_) lock_->release();
+  return Status::Ok();
+}
+
+void Source::rollback() {
+  if (done_) return;
+  if (link_ && !aborted_) {
+    aborted_ = true;
+    (void)link_->send(m::Abort{"the source failed"});
+  }
+  if (address_released_) {
+    Status s = add_address(*svc_, svc_dev_);
+    if (!s.ok()) RELIVE_LOG_WARN("could not take the service address back: {}", s.to_string());
+  }
+  if (lock_) lock_->release();
+  if (tree_stopped_) signal_all(tree_, SIGCONT);
+}
+
+MigrateReport Source::finish() {
+  report_.total_ms = ms_between(start_, Clock::now());
+  if (report_.reason.empty()) report_.reason = "requested";
+  return report_;
+}
+
+}  // namespace relive::migrate

@@ -1,0 +1,167 @@
+#include "wire/migration_codec.h"
+
+#include "schemas/migration.capnp.h"
+#include "wire/flat_message.h"
+
+namespace {
+template <class... F>
+struct Overload : F... {
+  using F::operator()...;
+};
+template <class... F>
+Overload(F...) -> Overload<F...>;
+}  // namespace
+
+namespace relive::migration {
+
+const char* command_name(const Command& command) {
+  static constexpr const char* kNames[] = {"migrate.begin",   "migrate.files",  "migrate.pages",
+                                           "migrate.log",     "migrate.restore", "migrate.commit",
+                                           "migrate.abort"};
+  return kNames[command.index()];
+}
+
+const char* strategy_name(Strategy s) {
+  switch (s) {
+    case Strategy::kStopCopy: return "stop-copy";
+    case Strategy::kPrecopy: return "precopy";
+    case Strategy::kPostcopy: return "postcopy";
+    case Strategy::kCrtr: return "crtr";
+  }
+  return "?";
+}
+
+const char* workload_kind_name(WorkloadKind k) {
+  switch (k) {
+    case WorkloadKind::kProcess: return "process";
+    case WorkloadKind::kProcessTree: return "process-tree";
+    case WorkloadKind::kRunc: return "runc";
+  }
+  return "?";
+}
+
+}  // namespace relive::migration
+
+namespace relive::wire {
+namespace {
+
+namespace m = relive::migration;
+
+// Both enums list their members in the schema's order.
+template <typename To, typename From>
+To cast_enum(From f) {
+  return static_cast<To>(static_cast<uint16_t>(f));
+}
+
+void build_begin(const m::Begin& b, Begin::Builder o) {
+  o.setKind(cast_enum<WorkloadKind>(b.kind));
+  o.setStrategy(cast_enum<Strategy>(b.strategy));
+  o.setName(as_text(b.name));
+  o.setServiceAddress(as_text(b.service_address));
+  o.setTcpEstablished(b.tcp_established);
+  o.setSourceNode(as_text(b.source_node));
+  o.setRootPid(b.root_pid);
+}
+
+void build_files(const m::FileBatch& f, FileBatch::Builder o) {
+  o.setDir(as_text(f.dir));
+  auto list = o.initFiles(static_cast<unsigned>(f.files.size()));
+  for (unsigned i = 0; i < f.files.size(); ++i) {
+    list[i].setName(as_text(f.files[i].name));
+    list[i].setSize(f.files[i].size);
+    list[i].setChecksum(as_text(f.files[i].checksum));
+  }
+}
+
+void build(const m::Command& c, MigrationCommand::Builder o) {
+  std::visit(Overload{
+                 [&](const m::Begin& b) { build_begin(b, o.initBegin()); },
+                 [&](const m::FileBatch& f) { build_files(f, o.initFiles()); },
+                 [&](const m::PageRound& p) {
+                   auto r = o.initPages();
+                   r.setRound(p.round);
+                   r.setPages(p.pages);
+                 },
+                 [&](const m::LogRound& l) {
+                   auto r = o.initLog();
+                   r.setRound(l.round);
+                   r.setBytes(l.bytes);
+                   r.setFinal(l.final);
+                 },
+                 [&](const m::Restore& r) {
+                   auto b = o.initRestore();
+                   b.setLazyPagesAddress(as_text(r.lazy_pages_address));
+                   b.setLazyPagesPort(r.lazy_pages_port);
+                   b.setPagesFromCache(r.pages_from_cache);
+                 },
+                 [&](const m::Commit&) { o.setCommit(); },
+                 [&](const m::Abort& a) { o.setAbort(as_text(a.reason)); },
+             },
+             c);
+}
+
+Result<m::Command> read_begin(Begin::Reader r) {
+  if (static_cast<uint16_t>(r.getKind()) > static_cast<uint16_t>(WorkloadKind::RUNC) ||
+      static_cast<uint16_t>(r.getStrategy()) > static_cast<uint16_t>(Strategy::CRTR)) {
+    return Status::Corruption("migrate.begin names an unknown workload kind or strategy");
+  }
+  m::Begin b;
+  b.kind = cast_enum<m::WorkloadKind>(r.getKind());
+  b.strategy = cast_enum<m::Strategy>(r.getStrategy());
+  b.name = to_string(r.getName());
+  b.service_address = to_string(r.getServiceAddress());
+  b.tcp_established = r.getTcpEstablished();
+  b.source_node = to_string(r.getSourceNode());
+  b.root_pid = r.getRootPid();
+  return m::Command(std::move(b));
+}
+
+Result<m::Command> read_files(FileBatch::Reader r) {
+  m::FileBatch f;
+  f.dir = to_string(r.getDir());
+  for (auto e : r.getFiles()) {
+    f.files.push_back({to_string(e.getName()), e.getSize(), to_string(e.getChecksum())});
+  }
+  return m::Command(std::move(f));
+}
+
+Result<m::Command> read(MigrationCommand::Reader r) {
+  switch (r.which()) {
+    case MigrationCommand::BEGIN: return read_begin(r.getBegin());
+    case MigrationCommand::FILES: return read_files(r.getFiles());
+    case MigrationCommand::PAGES:
+      return m::Command(m::PageRound{r.getPages().getRound(), r.getPages().getPages()});
+    case MigrationCommand::LOG: {
+      auto l = r.getLog();
+      return m::Command(m::LogRound{l.getRound(), l.getBytes(), l.getFinal()});
+    }
+    case MigrationCommand::RESTORE: {
+      auto x = r.getRestore();
+      return m::Command(m::Restore{to_string(x.getLazyPagesAddress()), x.getLazyPagesPort(),
+                                   x.getPagesFromCache()});
+    }
+    case MigrationCommand::COMMIT: return m::Command(m::Commit{});
+    case MigrationCommand::ABORT: return m::Command(m::Abort{to_string(r.getAbort())});
+  }
+  return Status::Corruption("migration command of an unknown kind");
+}
+
+}  // namespace
+
+std::string encode_migration_command(const m::Command& command) {
+  capnp::MallocMessageBuilder builder;
+  build(command, builder.initRoot<MigrationCommand>());
+  return to_flat_bytes(builder);
+}
+
+Result<m::Command> decode_migration_command(std::string_view command_name, std::string_view body) {
+  Result<m::Command> c = decode_flat<MigrationCommand>(body, read);
+  if (!c.ok()) return c.status().with_context(std::string(command_name));
+  if (command_name != m::command_name(*c)) {
+    return Status::Corruption(fmt::format("request named {} carries a {} body", command_name,
+                                          m::command_name(*c)));
+  }
+  return c;
+}
+
+}  // namespace relive::wire

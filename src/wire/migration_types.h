@@ -1,0 +1,76 @@
+// Plain C++ types of the migration commands (schemas/migration.capnp, whose header comment
+// describes the exchange). Free of Cap'n Proto; src/wire/migration_codec.h converts.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <variant>
+#include <vector>
+
+namespace relive::migration {
+
+enum class WorkloadKind : uint8_t { kProcess, kProcessTree, kRunc };
+enum class Strategy : uint8_t { kStopCopy, kPrecopy, kPostcopy, kCrtr };
+
+struct Begin {
+  WorkloadKind kind = WorkloadKind::kProcess;
+  Strategy strategy = Strategy::kStopCopy;
+  std::string name;
+  std::string service_address;  // CIDR, "" for none
+  bool tcp_established = false;
+  std::string source_node;
+  int32_t root_pid = 0;
+  bool operator==(const Begin&) const = default;
+};
+
+struct FileEntry {
+  std::string name;
+  uint64_t size = 0;
+  std::string checksum;  // XXH3-128 hex
+  bool operator==(const FileEntry&) const = default;
+};
+
+struct FileBatch {
+  std::string dir;
+  std::vector<FileEntry> files;
+  bool operator==(const FileBatch&) const = default;
+};
+
+struct PageRound {
+  uint32_t round = 0;
+  uint64_t pages = 0;
+  bool operator==(const PageRound&) const = default;
+};
+
+struct LogRound {
+  uint32_t round = 0;
+  uint64_t bytes = 0;
+  bool final = false;
+  bool operator==(const LogRound&) const = default;
+};
+
+struct Restore {
+  std::string lazy_pages_address;
+  uint16_t lazy_pages_port = 0;
+  bool pages_from_cache = false;
+  bool operator==(const Restore&) const = default;
+};
+
+struct Commit {
+  bool operator==(const Commit&) const = default;
+};
+
+struct Abort {
+  std::string reason;
+  bool operator==(const Abort&) const = default;
+};
+
+using Command = std::variant<Begin, FileBatch, PageRound, LogRound, Restore, Commit, Abort>;
+
+// The Request.command string of each alternative: "migrate.begin", "migrate.files", ...
+const char* command_name(const Command& command);
+
+const char* strategy_name(Strategy s);
+const char* workload_kind_name(WorkloadKind k);
+
+}  // namespace relive::migration
