@@ -1,0 +1,270 @@
+// Live migration end to end: relived in one network-namespace host, the workload and
+// `relive migrate` in another, a client in a third; real CRIU, real TLS, real programs.
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "netns_hosts.h"
+#include "test_util.h"
+
+namespace relive::testing {
+namespace {
+
+using std::chrono::milliseconds;
+using std::chrono::seconds;
+
+std::string relived_bin() { return relive_bin() + "d"; }
+
+const char* kCounter = R"(
+import sys, time
+f = open(sys.argv[1], 'a')
+i = 0
+while True:
+    f.write(f"{i}\n"); f.flush(); i += 1; time.sleep(0.02)
+)";
+
+// Echo server on the service address: answers every line, and counts the lines it has seen in
+// memory, so that a lost or repeated byte after migration shows in the replies.
+const char* kEchoServer = R"(
+import socket, sys
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind((sys.argv[1], 9000)); s.listen(1)
+c, _ = s.accept(); n = 0; buf = b""
+while True:
+    d = c.recv(4096)
+    if not d: break
+    buf += d
+    while b"\n" in buf:
+        line, buf = buf.split(b"\n", 1); n += 1
+        c.sendall(b"%d %s\n" % (n, line))
+)";
+
+// Sends numbered lines for `duration` seconds and checks each reply: the server's count must
+// equal ours (nothing lost or duplicated) and echo our line. Exit 0 and prints the count.
+const char* kEchoClient = R"(
+import socket, sys, time
+c = socket.create_connection((sys.argv[1], 9000), timeout=30)
+f = c.makefile("rb"); end = time.time() + float(sys.argv[2]); i = 0
+while time.time() < end:
+    i += 1; c.sendall(b"line%d\n" % i)
+    want = b"%d line%d\n" % (i, i); got = f.readline()
+    if got != want: print("mismatch", want, got); sys.exit(1)
+    time.sleep(0.01)
+print(i)
+)";
+
+int last_count(const std::string& file) {
+  std::istringstream in(read_all(file));
+  int last = -1;
+  for (std::string l; std::getline(in, l);) last = std::atoi(l.c_str());
+  return last;
+}
+
+// Every value from 0 to the last, each once: the counter carried on where it was.
+bool contiguous(const std::string& file) {
+  std::istringstream in(read_all(file));
+  int expect = 0;
+  for (std::string l; std::getline(in, l); ++expect)
+    if (std::atoi(l.c_str()) != expect) return false;
+  return expect > 0;
+}
+
+class Migrate : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (::geteuid() != 0) GTEST_SKIP() << "needs root (network namespaces, CRIU)";
+    ASSERT_TRUE(hosts_.ok()) << "could not create the test hosts";
+    ASSERT_EQ(run({relive_bin(), "keys", "init", dir_ / "keys", "--hosts", "hosta,hostb"}).exit_code, 0);
+    write_all_to(dir_ / "counter.py", kCounter);
+    write_all_to(dir_ / "server.py", kEchoServer);
+    write_all_to(dir_ / "client.py", kEchoClient);
+  }
+
+  void start_relived(const std::vector<std::string>& extra = {}) {
+    std::vector<std::string> argv = {relived_bin(), "--listen", hosts_.address('b') + ":7070",
+                                     "--state-dir", dir_ / "stateb", "--once", "1"};
+    if (extra.empty()) {
+      argv.insert(argv.end(), {"--tls-dir", dir_ / "keys", "--name", "hostb"});
+    } else {
+      argv.insert(argv.end(), extra.begin(), extra.end());
+    }
+    relived_ = std::make_unique<Background>(hosts_.in('b', argv), dir_ / "relived.out",
+                                            dir_ / "relived.err");
+    ASSERT_TRUE(eventually([&] { return read_all(dir_ / "relived.err").find("listening") != std::string::npos; },
+                           seconds(10)))
+        << read_all(dir_ / "relived.err");
+  }
+
+  RunResult migrate(pid_t pid, const std::string& strategy, std::vector<std::string> extra = {}) {
+    std::vector<std::string> argv = {relive_bin(), "migrate", "--pid", std::to_string(pid), "--to",
+                                     hosts_.address('b') + ":7070", "--strategy", strategy,
+                                     "--json"};
+    if (std::find(extra.begin(), extra.end(), "--insecure") == extra.end())
+      argv.insert(argv.end(), {"--tls-dir", dir_ / "keys", "--name", "hosta", "--peer-name", "hostb"});
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    return run(hosts_.in('a', argv), 180);
+  }
+
+  // Runs the counter in host a, migrates it, and checks it carries on at the destination.
+  void migrate_counter(const std::string& strategy) {
+    start_relived();
+    std::string log = dir_ / "counter.log";
+    Background counter(hosts_.in('a', {"/usr/bin/python3", dir_ / "counter.py", log}), "/dev/null");
+    ASSERT_TRUE(eventually([&] { return last_count(log) >= 10; }, seconds(10)));
+    RunResult r = migrate(counter.pid(), strategy);
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    auto report = nlohmann::json::parse(r.out);
+    EXPECT_EQ(report["strategy"], strategy);
+    EXPECT_GT(report["bytes_total"].get<uint64_t>(), 0u);
+    EXPECT_GE(report["downtime_ms"].get<double>(), 0.0);
+    EXPECT_FALSE(counter.running()) << "the source must end after the switch-over";
+    int at_switch = last_count(log);
+    EXPECT_TRUE(eventually([&] { return last_count(log) >= at_switch + 20; }, seconds(10)))
+        << "the counter did not carry on at the destination";
+    EXPECT_TRUE(contiguous(log)) << "a value was lost or repeated";
+    std::string out = read_all(dir_ / "relived.out");
+    EXPECT_NE(out.find("\"event\":\"migrated\""), std::string::npos) << out;
+    pid_t dest = report["destination_pid"].get<pid_t>();
+    ASSERT_GT(dest, 0);
+    ::kill(dest, SIGKILL);
+  }
+
+  NetnsHosts hosts_{"rlt" + std::to_string(::getpid() % 100000), 0};
+  TempDir dir_;
+  std::unique_ptr<Background> relived_;
+};
+
+TEST_F(Migrate, StopCopyCounterCarriesOn) { migrate_counter("stop-copy"); }
+TEST_F(Migrate, PrecopyCounterCarriesOn) { migrate_counter("precopy"); }
+TEST_F(Migrate, PostcopyCounterCarriesOn) { migrate_counter("postcopy"); }
+
+// The service address moves with the server; the client connected before the migration keeps
+// its connection, and every reply is the right one (nothing lost, nothing repeated).
+void client_keeps_connection(Migrate* t, NetnsHosts& hosts, TempDir& dir,
+                             const std::function<RunResult(pid_t)>& do_migrate) {
+  std::string svc = "198.18.0.100";
+  ASSERT_EQ(hosts.sh_in('a', "ip addr add " + svc + "/24 dev va"), 0);
+  Background server(hosts.in('a', {"/usr/bin/python3", dir / "server.py", svc}), dir / "server.out",
+                    dir / "server.err");
+  ASSERT_TRUE(eventually([&] { return hosts.sh_in('a', "ss -ltn | grep -q 9000") == 0; }, seconds(10)));
+  Background client(hosts.in('c', {"/usr/bin/python3", dir / "client.py", svc, "8"}),
+                    dir / "client.out", dir / "client.err");
+  std::this_thread::sleep_for(milliseconds(1500));
+  RunResult r = do_migrate(server.pid());
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(client.wait_exit(seconds(40)), 0)
+      << read_all(dir / "client.out") << read_all(dir / "client.err");
+  EXPECT_GT(std::atoi(read_all(dir / "client.out").c_str()), 100);
+  EXPECT_NE(hosts.sh_in('a', "ip -o addr show | grep -q " + svc), 0) << "source kept the address";
+  EXPECT_EQ(hosts.sh_in('b', "ip -o addr show | grep -q " + svc), 0) << "destination lacks it";
+  auto report = nlohmann::json::parse(r.out);
+  ::kill(report["destination_pid"].get<pid_t>(), SIGKILL);
+  (void)t;
+}
+
+TEST_F(Migrate, PrecopyServerKeepsItsConnectedClient) {
+  start_relived();
+  client_keeps_connection(this, hosts_, dir_, [&](pid_t pid) {
+    return migrate(pid, "precopy", {"--service-address", "198.18.0.100/24", "--tcp-established"});
+  });
+}
+
+TEST_F(Migrate, StopCopyServerKeepsItsConnectedClient) {
+  start_relived();
+  client_keeps_connection(this, hosts_, dir_, [&](pid_t pid) {
+    return migrate(pid, "stop-copy", {"--service-address", "198.18.0.100/24", "--tcp-established"});
+  });
+}
+
+TEST_F(Migrate, PostcopyServerKeepsItsConnectedClient) {
+  start_relived();
+  client_keeps_connection(this, hosts_, dir_, [&](pid_t pid) {
+    return migrate(pid, "postcopy", {"--service-address", "198.18.0.100/24", "--tcp-established"});
+  });
+}
+
+// `relive container migrate` moves a whole tree: a shell whose child is the counter.
+TEST_F(Migrate, ContainerMigrateMovesAProcessTree) {
+  start_relived();
+  std::string log = dir_ / "counter.log";
+  Background tree(hosts_.in('a', {"/bin/sh", "-c", "/usr/bin/python3 " + dir_ / "counter.py" + " " + log + "; true"}),
+                  "/dev/null");
+  ASSERT_TRUE(eventually([&] { return last_count(log) >= 10; }, seconds(10)));
+  RunResult r = run(hosts_.in('a', {relive_bin(), "container", "migrate", "--pid", std::to_string(tree.pid()),
+                                    "--to", hosts_.address('b') + ":7070", "--strategy", "precopy",
+                                    "--tls-dir", dir_ / "keys", "--name", "hosta", "--json"}), 180);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  int at_switch = last_count(log);
+  EXPECT_TRUE(eventually([&] { return last_count(log) >= at_switch + 20; }, seconds(10)));
+  EXPECT_TRUE(contiguous(log));
+  EXPECT_FALSE(tree.running());
+  auto report = nlohmann::json::parse(r.out);
+  ::kill(report["destination_pid"].get<pid_t>(), SIGKILL);
+}
+
+TEST_F(Migrate, RefusesATreeUnlessAskedForOne) {
+  start_relived();
+  Background tree(hosts_.in('a', {"/bin/sh", "-c", "/usr/bin/python3 " + dir_ / "counter.py" + " " + dir_ / "c.log" + "; true"}),
+                  "/dev/null");
+  ASSERT_TRUE(eventually([&] { return last_count(dir_ / "c.log") >= 2; }, seconds(10)));
+  RunResult r = migrate(tree.pid(), "stop-copy");
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.err.find("relive container migrate"), std::string::npos) << r.err;
+  EXPECT_TRUE(tree.running());
+}
+
+// A destination that fails (here: its relived dies when the images arrive) leaves the source
+// running as if nothing had happened.
+TEST_F(Migrate, SourceSurvivesDestinationDeath) {
+  start_relived();
+  std::string log = dir_ / "counter.log";
+  Background counter(hosts_.in('a', {"/usr/bin/python3", dir_ / "counter.py", log}), "/dev/null");
+  ASSERT_TRUE(eventually([&] { return last_count(log) >= 5; }, seconds(10)));
+  // Kill relived as soon as it has a migration work dir, i.e. mid-migration.
+  std::thread killer([&] {
+    eventually([&] { return sh("ls -d " + dir_ / "stateb/relive-incoming-*" + " >/dev/null 2>&1") == 0; },
+               seconds(30));
+    relived_->stop();
+  });
+  RunResult r = migrate(counter.pid(), "stop-copy");
+  killer.join();
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.err.find("migration failed"), std::string::npos) << r.err;
+  ASSERT_TRUE(counter.running());
+  int before = last_count(log);
+  EXPECT_TRUE(eventually([&] { return last_count(log) >= before + 10; }, seconds(10)));
+  EXPECT_TRUE(contiguous(log));
+}
+
+TEST_F(Migrate, RefusesAPlaintextPeerAndTheSourceRuns) {
+  start_relived();
+  Background counter(hosts_.in('a', {"/usr/bin/python3", dir_ / "counter.py", dir_ / "c.log"}), "/dev/null");
+  RunResult r = migrate(counter.pid(), "stop-copy", {"--insecure"});
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_TRUE(counter.running());
+}
+
+TEST_F(Migrate, RefusesACertificateFromAnotherCluster) {
+  start_relived();
+  ASSERT_EQ(run({relive_bin(), "keys", "init", dir_ / "foreign", "--hosts", "hosta"}).exit_code, 0);
+  Background counter(hosts_.in('a', {"/usr/bin/python3", dir_ / "counter.py", dir_ / "c.log"}), "/dev/null");
+  RunResult r = run(hosts_.in('a', {relive_bin(), "migrate", "--pid", std::to_string(counter.pid()),
+                                    "--to", hosts_.address('b') + ":7070", "--strategy", "stop-copy",
+                                    "--tls-dir", dir_ / "foreign", "--name", "hosta"}));
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.err.find("relive:"), std::string::npos) << r.err;
+  EXPECT_TRUE(counter.running());
+}
+
+TEST_F(Migrate, RefusesAServiceAddressTheSourceDoesNotHold) {
+  start_relived();
+  Background counter(hosts_.in('a', {"/usr/bin/python3", dir_ / "counter.py", dir_ / "c.log"}), "/dev/null");
+  RunResult r = migrate(counter.pid(), "stop-copy", {"--service-address", "198.18.0.77/24"});
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.err.find("not on this host"), std::string::npos) << r.err;
+  EXPECT_TRUE(counter.running());
+}
+
+}  // namespace
+}  // namespace relive::testing
