@@ -257,6 +257,25 @@ TEST_F(Migrate, RefusesACertificateFromAnotherCluster) {
   EXPECT_TRUE(counter.running());
 }
 
+// Bytes that are not TLS are refused before anything is read from them, reported, and the agent
+// goes on to serve the next (real) migration.
+TEST_F(Migrate, RelivedRefusesGarbageAndServesTheNextMigration) {
+  start_relived();
+  std::string garbage = "import socket; s = socket.create_connection(('" + hosts_.address('b') +
+                        "', 7070)); s.sendall(b'RLPM' + bytes(200)); s.recv(100)";
+  RunResult g = run(hosts_.in('c', {"/usr/bin/python3", "-c", garbage}), 30);
+  (void)g;
+  EXPECT_TRUE(eventually([&] { return read_all(dir_ / "relived.err").find("refused a connection") != std::string::npos; },
+                         seconds(15)))
+      << read_all(dir_ / "relived.err");
+  std::string log = dir_ / "counter.log";
+  Background counter(hosts_.in('a', {"/usr/bin/python3", dir_ / "counter.py", log}), "/dev/null");
+  ASSERT_TRUE(eventually([&] { return last_count(log) >= 5; }, seconds(10)));
+  RunResult r = migrate(counter.pid(), "stop-copy");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  ::kill(nlohmann::json::parse(r.out)["destination_pid"].get<pid_t>(), SIGKILL);
+}
+
 TEST_F(Migrate, RefusesAServiceAddressTheSourceDoesNotHold) {
   start_relived();
   Background counter(hosts_.in('a', {"/usr/bin/python3", dir_ / "counter.py", dir_ / "c.log"}), "/dev/null");
