@@ -1,0 +1,182 @@
+#include "wire/migration_codec.h"
+
+#include <gtest/gtest.h>
+
+#include <random>
+#include <string>
+#include <vector>
+
+namespace relive::wire {
+namespace {
+
+namespace m = relive::migration;
+
+bool contains(const Status& s, std::string_view text) {
+  return s.message().find(text) != std::string::npos;
+}
+
+m::Begin sample_begin() {
+  return {m::WorkloadKind::kRunc,
+          m::Strategy::kCrtr,
+          "web-1",
+          "198.18.0.100/24",
+          true,
+          "alpha",
+          0x5a5a5a5a};
+}
+
+// One command of every kind, with fields that differ from their defaults.
+std::vector<m::Command> samples() {
+  return {
+      sample_begin(),
+      m::FileBatch{"images",
+                   {{"core-42.img", 4096, "0123456789abcdef0123456789abcdef"},
+                    {"sub/pages-1.img", 0, "ffffffffffffffffffffffffffffffff"}}},
+      m::PageRound{7, 262144},
+      m::LogRound{3, 1ull << 40, true},
+      m::Restore{"198.18.0.1", 27000, true},
+      m::Commit{},
+      m::Abort{"source ran out of patience"},
+  };
+}
+
+Result<m::Command> round_trip(const m::Command& c) {
+  return decode_migration_command(m::command_name(c), encode_migration_command(c));
+}
+
+TEST(MigrationCodec, RoundTripsEveryCommand) {
+  for (const m::Command& c : samples()) {
+    Result<m::Command> back = round_trip(c);
+    ASSERT_TRUE(back.ok()) << m::command_name(c) << ": " << back.status().to_string();
+    EXPECT_EQ(back->index(), c.index()) << m::command_name(c);
+    EXPECT_TRUE(*back == c) << m::command_name(c);
+  }
+}
+
+TEST(MigrationCodec, RoundTripsDefaultsAndEmptyBatch) {
+  for (const m::Command& c : std::vector<m::Command>{m::Begin{}, m::FileBatch{}, m::PageRound{},
+                                                     m::LogRound{}, m::Restore{}, m::Abort{}}) {
+    Result<m::Command> back = round_trip(c);
+    ASSERT_TRUE(back.ok()) << m::command_name(c) << ": " << back.status().to_string();
+    EXPECT_TRUE(*back == c) << m::command_name(c);
+  }
+}
+
+TEST(MigrationCodec, CommandNamesAreDistinct) {
+  std::vector<std::string> names;
+  for (const m::Command& c : samples()) names.push_back(m::command_name(c));
+  EXPECT_EQ(names, (std::vector<std::string>{"migrate.begin", "migrate.files", "migrate.pages",
+                                             "migrate.log", "migrate.restore", "migrate.commit",
+                                             "migrate.abort"}));
+}
+
+TEST(MigrationCodec, RejectsBodyUnderAnotherCommandName) {
+  std::vector<m::Command> all = samples();
+  for (const m::Command& body : all) {
+    for (const m::Command& named : all) {
+      if (body.index() == named.index()) continue;
+      Result<m::Command> c =
+          decode_migration_command(m::command_name(named), encode_migration_command(body));
+      ASSERT_FALSE(c.ok());
+      EXPECT_TRUE(c.status().is_corruption()) << c.status().to_string();
+      EXPECT_TRUE(contains(c.status(), std::string("carries a ") + m::command_name(body)))
+          << c.status().to_string();
+    }
+  }
+}
+
+TEST(MigrationCodec, RejectsUnknownCommandName) {
+  Result<m::Command> c =
+      decode_migration_command("migrate.teleport", encode_migration_command(m::Commit{}));
+  EXPECT_TRUE(c.status().is_corruption()) << c.status().to_string();
+}
+
+TEST(MigrationCodec, RejectsEmptyAndUnalignedBodies) {
+  for (std::string body :
+       {std::string(), std::string("x"), std::string(7, '\0'), std::string(13, 'a')}) {
+    Result<m::Command> c = decode_migration_command("migrate.commit", body);
+    EXPECT_TRUE(c.status().is_corruption()) << body.size() << ": " << c.status().to_string();
+  }
+}
+
+TEST(MigrationCodec, EveryTruncationIsCorruption) {
+  for (const m::Command& c : samples()) {
+    std::string body = encode_migration_command(c);
+    for (size_t len = 0; len < body.size(); ++len) {
+      Result<m::Command> r = decode_migration_command(m::command_name(c), body.substr(0, len));
+      ASSERT_FALSE(r.ok()) << m::command_name(c) << " cut to " << len;
+      EXPECT_TRUE(r.status().is_corruption()) << r.status().to_string();
+    }
+  }
+}
+
+TEST(MigrationCodec, TrailingBytesAreCorruption) {
+  std::string body = encode_migration_command(m::PageRound{1, 2}) + std::string(8, '\0');
+  Result<m::Command> c = decode_migration_command("migrate.pages", body);
+  EXPECT_TRUE(c.status().is_corruption()) << c.status().to_string();
+}
+
+TEST(MigrationCodec, HugeSegmentTableIsCorruption) {
+  // A segment table announcing 2^31 segments, then a few words.
+  std::string body(64, '\0');
+  body[3] = 0x7f;
+  Result<m::Command> c = decode_migration_command("migrate.commit", body);
+  EXPECT_TRUE(c.status().is_corruption()) << c.status().to_string();
+}
+
+TEST(MigrationCodec, UnknownUnionMemberIsCorruption) {
+  std::string body = encode_migration_command(m::Commit{});
+  // Segment table (8 bytes), root pointer (8), then the union discriminant as the first u16 of
+  // MigrationCommand's data section.
+  ASSERT_GE(body.size(), 18u);
+  ASSERT_EQ(body[16], 5) << "the layout this test assumes changed";
+  body[16] = 42;
+  Result<m::Command> c = decode_migration_command("migrate.commit", body);
+  EXPECT_TRUE(c.status().is_corruption()) << c.status().to_string();
+}
+
+TEST(MigrationCodec, UnknownStrategyIsCorruption) {
+  std::string body = encode_migration_command(sample_begin());
+  // Begin's data section: kind (u16 2 = runc), strategy (u16 3 = crtr), tcpEstablished (bit
+  // 32), then rootPid (0x5a5a5a5a) in the second word.
+  size_t pid_at = body.find("ZZZZ");
+  ASSERT_NE(pid_at, std::string::npos);
+  ASSERT_GE(pid_at, 8u);
+  size_t at = pid_at - 8;
+  ASSERT_EQ(body.substr(at, 4), std::string("\x02\x00\x03\x00", 4))
+      << "the layout this test assumes changed";
+  body[at + 2] = 9;
+  Result<m::Command> c = decode_migration_command("migrate.begin", body);
+  EXPECT_TRUE(c.status().is_corruption()) << c.status().to_string();
+  EXPECT_TRUE(contains(c.status(), "unknown workload kind or strategy")) << c.status().to_string();
+}
+
+TEST(MigrationCodec, GarbageNeverCrashes) {
+  // Random bodies and random flips of real bodies: each decodes to a command or to Corruption.
+  std::mt19937_64 rng(20261122);
+  std::vector<std::string> bodies;
+  for (const m::Command& c : samples()) bodies.push_back(encode_migration_command(c));
+  for (int i = 0; i < 4000; ++i) {
+    std::string body;
+    if (i % 2 == 0) {
+      body.resize(8 * (rng() % 32));
+      for (char& ch : body) ch = static_cast<char>(rng());
+    } else {
+      body = bodies[rng() % bodies.size()];
+      for (int flips = 1 + static_cast<int>(rng() % 4); flips > 0; --flips) {
+        body[rng() % body.size()] ^= static_cast<char>(1u << (rng() % 8));
+      }
+    }
+    for (const char* name : {"migrate.begin", "migrate.files", "migrate.abort"}) {
+      Result<m::Command> c = decode_migration_command(name, body);
+      if (!c.ok()) {
+        ASSERT_TRUE(c.status().is_corruption()) << c.status().to_string();
+      } else {
+        EXPECT_STREQ(m::command_name(*c), name);
+      }
+    }
+  }
+}
+
+}  // namespace
+}  // namespace relive::wire
