@@ -6,7 +6,7 @@ filled with a pattern it re-checks after restore) is checkpointed and restored t
 `criu dump` + `criu restore`, and with `relive container checkpoint` + `restore` (which adds the
 verified archive). Frozen time comes from CRIU's own statistics in both cases. Prints Markdown.
 """
-import os, re, shutil, signal, subprocess, sys, tempfile, time
+import json, os, re, shutil, signal, subprocess, sys, tempfile, time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BUILD = os.environ.get("RELIVE_BUILD", os.path.join(ROOT, "build"))
@@ -80,6 +80,105 @@ def relive(work, mib):
     return dict(frozen=frozen, dump=dump_s, restore=restore_s, size=os.path.getsize(archive))
 
 
+RUNC = shutil.which("runc") or "/usr/sbin/runc"
+
+
+def make_bundle(bundle, args):
+    """An OCI bundle from local files: busybox-static, the subject with its libraries."""
+    root = os.path.join(bundle, "rootfs")
+    for d in ("bin", "proc", "sys", "dev", "tmp", "state"):
+        os.makedirs(os.path.join(root, d), exist_ok=True)
+    shutil.copy2("/bin/busybox", os.path.join(root, "bin", "busybox"))
+    os.symlink("busybox", os.path.join(root, "bin", "sh"))
+    shutil.copy2(SUBJECT, os.path.join(root, "bin", "ct_memory"))
+    libs = subprocess.run(["ldd", SUBJECT], capture_output=True, text=True).stdout
+    for lib in re.findall(r"(/\S+)", libs):
+        os.makedirs(os.path.dirname(root + lib), exist_ok=True)
+        shutil.copy2(lib, root + lib)
+    subprocess.run([RUNC, "spec", "--bundle", bundle], check=True)
+    path = os.path.join(bundle, "config.json")
+    config = json.load(open(path))
+    config["process"]["terminal"] = False
+    config["process"]["args"] = args
+    config["root"]["readonly"] = False
+    json.dump(config, open(path, "w"), indent=1)
+
+
+def runc_start(work, mib, name):
+    """A running ct_memory container (stdio on /dev/null: CRIU cannot dump a host file)."""
+    bundle = os.path.join(work, "bundle")
+    make_bundle(bundle, ["/bin/ct_memory", "/state/result", str(mib)])
+    subprocess.run([RUNC, "run", "--detach", "--bundle", bundle, name], check=True,
+                   stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    result = os.path.join(bundle, "rootfs", "state", "result")
+    wait_for(result, "READY")
+    return bundle, result
+
+
+def runc_pid(name):
+    return json.loads(subprocess.run([RUNC, "state", name], capture_output=True, text=True,
+                                     check=True).stdout)["pid"]
+
+
+def runc_drop(*names):
+    for n in names:
+        subprocess.run([RUNC, "delete", "--force", n], capture_output=True)
+
+
+def runc_plain(work, mib):
+    name, back = f"relive-bench-{os.getpid()}", f"relive-bench-{os.getpid()}-r"
+    try:
+        bundle, result = runc_start(work, mib, name)
+        images = os.path.join(work, "img")
+        dump_s, _ = timed([RUNC, "--criu", CRIU, "checkpoint", "--image-path", images,
+                           "--work-path", os.path.join(work, "w1"), name])
+        os.remove(result)
+        restore_s, _ = timed(["/bin/sh", "-c", 'exec "$@" </dev/null >/dev/null 2>&1', "sh", RUNC,
+                              "--criu", CRIU, "restore", "--detach", "--image-path", images,
+                              "--work-path", os.path.join(work, "w2"), "--bundle", bundle, back])
+        finish(result, runc_pid(back))
+        return dict(dump=dump_s, restore=restore_s, size=sum(
+            os.path.getsize(os.path.join(images, f)) for f in os.listdir(images)))
+    finally:
+        runc_drop(name, back)
+
+
+def runc_relive(work, mib):
+    name, back = f"relive-bench-{os.getpid()}", f"relive-bench-{os.getpid()}-r"
+    try:
+        bundle, result = runc_start(work, mib, name)
+        archive = os.path.join(work, "a.rlvc")
+        dump_s, out = timed([RELIVE, "container", "checkpoint", name, "-o", archive])
+        frozen = float(re.search(r"frozen ([\d.]+) ms", out).group(1))
+        os.remove(result)
+        restore_s, out = timed([RELIVE, "container", "restore", archive, "--name", back])
+        finish(result, int(out.split()[0]))
+        return dict(frozen=frozen, dump=dump_s, restore=restore_s, size=os.path.getsize(archive))
+    finally:
+        runc_drop(name, back)
+
+
+def runc_table():
+    print("\n| memory | runc checkpoint s | relive checkpoint s | ratio | runc restore s "
+          "| relive restore s | ratio | relive frozen ms | images MB | archive MB |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for mib in SIZES:
+        rows = {}
+        for name, fn in (("runc", runc_plain), ("relive", runc_relive)):
+            work = tempfile.mkdtemp(prefix="relive-bench-runc-")
+            try:
+                rows[name] = fn(work, mib)
+            finally:
+                shutil.rmtree(work, ignore_errors=True)
+        p, r = rows["runc"], rows["relive"]
+        print(f"| {mib} MiB | {p['dump']:.2f} | {r['dump']:.2f} | {r['dump']/p['dump']:.2f} "
+              f"| {p['restore']:.2f} | {r['restore']:.2f} | {r['restore']/p['restore']:.2f} "
+              f"| {r['frozen']:.0f} | {p['size']/1e6:.1f} | {r['size']/1e6:.1f} |")
+    print("\nOne run each, runc first; ratio = relive / runc. runc's checkpoint kills the container "
+          "at the end of the dump, so the container is down from the freeze until the restore: "
+          "relive frozen ms is from its `runc pause` until runc ended the container.")
+
+
 def main():
     print("| memory | plain CRIU frozen ms | relive frozen ms | plain dump s | relive checkpoint s "
           "| plain restore s | relive restore s | images MB | archive MB |")
@@ -98,6 +197,8 @@ def main():
     print("\nOne run each, plain CRIU first. relive's checkpoint adds packing the images into the "
           "checksummed archive; its restore adds verifying every checksum and unpacking. Pre-copy "
           "and post-copy (the issue's goal: frozen time <= 40 % of plain CRIU's) are not built yet.")
+    if os.environ.get("RELIVE_BENCH_RUNC", "1") != "0":
+        runc_table()
 
 
 if __name__ == "__main__":

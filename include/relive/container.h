@@ -14,7 +14,9 @@
 namespace relive {
 
 struct ContainerCheckpointOptions {
-  pid_t pid = 0;                 // root of the tree to dump
+  pid_t pid = 0;                 // root of the tree to dump; or:
+  std::string name;              // a runc container (exactly one of pid and name)
+  bool whole_rootfs = false;     // runc: archive the whole rootfs, not only what changed
   std::string archive;           // the file to write; never left half-written
   bool leave_running = false;    // otherwise the tree is killed once it is safely dumped
   bool tcp_established = false;  // dump (and later restore) established TCP connections
@@ -30,16 +32,23 @@ struct ContainerCheckpointResult {
   double dump_ms = 0;  // wall time of `criu dump`
   double pack_ms = 0;  // wall time of writing the archive
   size_t processes = 0;
+  uint64_t rootfs_bytes = 0;  // runc: the size of the rootfs tar in the archive
 };
 
 // Dumps the tree rooted at options.pid with CRIU and packs the images into options.archive.
 // On any failure the archive does not exist afterwards and (CRIU's own guarantee on a failed
 // dump) the tree keeps running.
+// With options.name, the runc container of that name is checkpointed through `runc checkpoint`
+// instead (src/container/runc_checkpoint.cc): it is paused, its bundle's config.json and rootfs
+// changes are archived with CRIU's images, and it is resumed if anything fails; if packing fails
+// after runc already ended it, it is restored from the images under its own name.
 Result<ContainerCheckpointResult> checkpoint_container(const ContainerCheckpointOptions& options);
 
 struct ContainerRestoreOptions {
   std::string archive;
-  std::string name;  // a label for the restored tree: recorded in the state file
+  std::string name;    // a label for the restored tree: recorded in the state file; for an
+                       // archive of a runc container, the new container's name (default: the old)
+  std::string bundle;  // runc: the bundle to restore into (default: the source's bundle path)
   // Where restore state files go (<state_dir>/<name>.json); empty: /run/relive/containers.
   std::string state_dir;
   std::string work_dir;  // parent of the private unpack dir; empty: $TMPDIR or /tmp
@@ -51,6 +60,8 @@ struct ContainerRestoreResult {
   pid_t ns_root_pid = 0;   // the same process inside its PID namespace (its dumped PID)
   pid_t init_pid = 0;      // the namespace's init (global PID); killing it ends the whole tree
   std::string state_file;  // empty when no name was given
+  std::string runc_name;   // for a runc container: its name and bundle
+  std::string bundle;
   double verify_ms = 0, unpack_ms = 0, restore_ms = 0;
 };
 
@@ -58,6 +69,8 @@ struct ContainerRestoreResult {
 // into a private directory and restores the tree with CRIU into a new PID namespace, so that its
 // PIDs cannot clash with processes of this host. On failure nothing is left running. Call it
 // from a single-threaded process (the namespace's init is forked from the caller).
+// An archive of a runc container is restored as a runc container (`runc restore --detach`)
+// instead: root_pid and init_pid are then its init, ns_root_pid is 1.
 Result<ContainerRestoreResult> restore_container(const ContainerRestoreOptions& options);
 
 // A description of an archive: manifest, process tree, memory, files, sockets, per-entry

@@ -10,24 +10,36 @@ namespace {
 
 void add_checkpoint(CLI::App& parent, int* exit_code) {
   auto opts = std::make_shared<ContainerCheckpointOptions>();
-  auto* cmd = parent.add_subcommand("checkpoint", "Dump a process tree into one archive file");
-  cmd->add_option("--pid", opts->pid, "Root of the process tree to dump")->required();
+  auto* cmd = parent.add_subcommand(
+      "checkpoint", "Dump a runc container (NAME) or a process tree (--pid) into one archive file");
+  auto* name = cmd->add_option("name", opts->name, "A runc container (see `runc list`)");
+  cmd->add_option("--pid", opts->pid, "Root of the process tree to dump")->excludes(name);
+  cmd->add_flag("--whole-rootfs", opts->whole_rootfs,
+                "runc: archive the whole root file system, not only what changed since creation");
   cmd->add_option("-o,--output", opts->archive, "Archive file to write")->required();
   cmd->add_flag("--leave-running", opts->leave_running, "Keep the tree running after the dump");
   cmd->add_flag("--tcp-established", opts->tcp_established,
                 "Dump established TCP connections (restored with them)");
   cmd->callback([opts, exit_code] {
+    if (opts->name.empty() && opts->pid == 0) {
+      *exit_code = report_failure(
+          Status::InvalidArgument("container checkpoint: give a container NAME or --pid PID"));
+      return;
+    }
     Result<ContainerCheckpointResult> r = checkpoint_container(*opts);
     if (!r.ok()) {
       *exit_code = report_failure(r.status());
       return;
     }
+    std::string what =
+        opts->name.empty() ? "pid " + std::to_string(opts->pid) : "runc container " + opts->name;
     std::printf(
-        "checkpointed %zu process(es) of pid %d into %s: %llu bytes (%llu bytes of images), "
-        "frozen %.2f ms, %llu pages; dump %.0f ms, pack %.0f ms\n",
-        r->processes, opts->pid, opts->archive.c_str(),
+        "checkpointed %zu process(es) of %s into %s: %llu bytes (%llu bytes of images and "
+        "files, %llu of rootfs tar), frozen %.2f ms, %llu pages; dump %.0f ms, pack %.0f ms\n",
+        r->processes, what.c_str(), opts->archive.c_str(),
         static_cast<unsigned long long>(r->archive_bytes),
-        static_cast<unsigned long long>(r->images_bytes), r->frozen_ms,
+        static_cast<unsigned long long>(r->images_bytes),
+        static_cast<unsigned long long>(r->rootfs_bytes), r->frozen_ms,
         static_cast<unsigned long long>(r->pages_written), r->dump_ms, r->pack_ms);
     *exit_code = 0;
   });
@@ -39,7 +51,11 @@ void add_restore(CLI::App& parent, int* exit_code) {
       "restore", "Verify an archive and restore its tree into a new PID namespace");
   cmd->add_option("archive", opts->archive, "Archive file")->required();
   cmd->add_option("--name", opts->name,
-                  "Label of the restored tree (state file /run/relive/containers/NAME.json)");
+                  "Label of the restored tree (state file /run/relive/containers/NAME.json); "
+                  "for a runc container, the new container's name (default: its old name)");
+  cmd->add_option("--bundle", opts->bundle,
+                  "runc: the bundle directory to restore into (default: the source's); its "
+                  "config.json is written from the archive unless it has one");
   cmd->callback([opts, exit_code] {
     Result<ContainerRestoreResult> r = restore_container(*opts);
     if (!r.ok()) {
@@ -48,6 +64,15 @@ void add_restore(CLI::App& parent, int* exit_code) {
     }
     // The first line is the root's PID alone, for scripts.
     std::printf("%d\n", r->root_pid);
+    if (!r->runc_name.empty()) {
+      std::fprintf(stderr,
+                   "restored runc container %s (bundle %s): init pid %d; verify %.0f ms, unpack "
+                   "%.0f ms, restore %.0f ms\n",
+                   r->runc_name.c_str(), r->bundle.c_str(), r->root_pid, r->verify_ms, r->unpack_ms,
+                   r->restore_ms);
+      *exit_code = 0;
+      return;
+    }
     std::fprintf(stderr,
                  "restored%s%s: root pid %d (pid %d in its namespace, whose init is pid %d); "
                  "verify %.0f ms, unpack %.0f ms, restore %.0f ms%s%s\n",
@@ -76,7 +101,8 @@ void add_inspect(CLI::App& parent, int* exit_code) {
 }  // namespace
 
 void register_container(CLI::App& app, int* exit_code) {
-  auto* cmd = app.add_subcommand("container", "Checkpoint, restore and inspect process trees");
+  auto* cmd = app.add_subcommand(
+      "container", "Checkpoint, restore and inspect runc containers and process trees");
   cmd->require_subcommand(1);
   add_checkpoint(*cmd, exit_code);
   add_restore(*cmd, exit_code);

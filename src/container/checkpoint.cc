@@ -1,7 +1,6 @@
 // relive container checkpoint: CRIU dump of a process tree, packed into one archive.
 #include <signal.h>
 #include <sys/stat.h>
-#include <sys/utsname.h>
 
 #include <cerrno>
 #include <chrono>
@@ -11,6 +10,8 @@
 #include "container/archive_file.h"
 #include "container/criu_compat.h"
 #include "container/image_summary.h"
+#include "container/manifest_facts.h"
+#include "container/runc_container.h"
 #include "container/work_dir.h"
 #include "drivers/criu/criu.h"
 #include "drivers/criu/criu_binary.h"
@@ -22,7 +23,6 @@ namespace {
 using Clock = std::chrono::steady_clock;
 using container::Manifest;
 
-constexpr const char* kReliveVersion = "0.1.0";
 constexpr const char* kPidTreeFsNote =
     "process tree checkpointed by PID: no root file system is captured. Deleted-but-open files "
     "(CRIU ghost files), pipe and socket queues and memfds are inside the CRIU images; regular "
@@ -32,8 +32,6 @@ constexpr const char* kPidTreeFsNote =
 double ms_since(Clock::time_point start) {
   return std::chrono::duration<double, std::milli>(Clock::now() - start).count();
 }
-
-int64_t to_us(double ms) { return ms < 0 ? -1 : static_cast<int64_t>(ms * 1000); }
 
 Status check_inputs(const ContainerCheckpointOptions& o) {
   if (o.pid <= 0) return Status::InvalidArgument("container checkpoint: no --pid given");
@@ -48,25 +46,6 @@ Status check_inputs(const ContainerCheckpointOptions& o) {
                             " of the archive does not exist");
   }
   return Status::Ok();
-}
-
-void fill_host_facts(Manifest* m) {
-  utsname u{};
-  if (::uname(&u) == 0) {
-    m->source_host = u.nodename;
-    m->kernel = std::string(u.sysname) + " " + u.release + " " + u.version;
-  }
-  m->created_realtime_ns =
-      static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
-                                std::chrono::system_clock::now().time_since_epoch())
-                                .count());
-  m->relive_version = kReliveVersion;
-  m->fs_note = kPidTreeFsNote;
-}
-
-void fill_stats(const criu::CriuStats& s, Manifest* m) {
-  m->stats = {to_us(s.freezing_ms), to_us(s.frozen_ms), to_us(s.memdump_ms),
-              to_us(s.memwrite_ms), s.pages_scanned,    s.pages_written};
 }
 
 // The dumped tree, left stopped by CRIU (--leave-stopped) until the archive is safe: then it
@@ -115,6 +94,10 @@ Result<criu::CriuStats> run_dump(const ContainerCheckpointOptions& o, const std:
 }  // namespace
 
 Result<ContainerCheckpointResult> checkpoint_container(const ContainerCheckpointOptions& o) {
+  if (!o.name.empty()) {
+    if (o.pid != 0) return Status::InvalidArgument("container checkpoint: give a NAME or --pid");
+    return container::checkpoint_runc_container(o);
+  }
   RELIVE_RETURN_IF_ERROR(check_inputs(o));
   RELIVE_ASSIGN_OR_RETURN(std::string criu_path, criu::find_criu());
   RELIVE_ASSIGN_OR_RETURN(criu::CriuVersion version, criu::criu_version(criu_path));
@@ -140,12 +123,12 @@ Result<ContainerCheckpointResult> checkpoint_container(const ContainerCheckpoint
   if (!summary.ok()) return summary.status().with_context("CRIU's images of the dump");
   start = Clock::now();
   Manifest m;
-  fill_host_facts(&m);
+  container::fill_host_facts(&m, kPidTreeFsNote);
   m.criu_version = version.to_string();
   m.root_pid = o.pid;
   m.processes = summary->processes;
   m.tcp_established = o.tcp_established;
-  fill_stats(*stats, &m);
+  container::fill_stats(*stats, &m);
   RELIVE_RETURN_IF_ERROR(container::list_entries(images, &m));
   RELIVE_ASSIGN_OR_RETURN(result.archive_bytes, container::write_archive(o.archive, images, m));
   result.pack_ms = ms_since(start);

@@ -7,6 +7,7 @@
 
 #include "container/archive_file.h"
 #include "container/image_summary.h"
+#include "container/runc_bundle.h"
 #include "relive/container.h"
 
 namespace relive {
@@ -17,7 +18,52 @@ using nlohmann::json;
 
 constexpr uint64_t kPageBytes = 4096;
 
-bool keep_for_summary(const std::string& name) { return container::is_summary_image(name); }
+constexpr size_t kMaxListedFsChanges = 200;
+
+bool keep_for_summary(const std::string& name) {
+  return container::is_summary_image(name) || container::is_runc_entry(name);
+}
+
+// The runc container an archive holds, and its rootfs changes (directories left out).
+Status add_runc(const std::map<std::string, std::string>& kept, json* j) {
+  auto info_it = kept.find(container::kRuncInfoEntry);
+  if (info_it == kept.end()) return Status::Ok();
+  RELIVE_ASSIGN_OR_RETURN(auto info, container::RuncArchiveInfo::from_json(info_it->second));
+  json r = {{"name", info.name},
+            {"bundle", info.bundle},
+            {"rootfs", info.rootfs},
+            {"created", info.created},
+            {"runc_version", info.runc_version},
+            {"whole_rootfs", info.whole_rootfs}};
+  auto tar_it = kept.find(container::kRuncRootfsEntry);
+  if (tar_it != kept.end()) {
+    RELIVE_ASSIGN_OR_RETURN(auto members, container::list_tar(tar_it->second));
+    json files = json::array();
+    size_t count = 0;
+    for (const auto& m : members) {
+      if (m.type == '5') continue;
+      if (++count <= kMaxListedFsChanges) files.push_back(m.path);
+    }
+    r["fs_changes"] = files;
+    r["fs_change_count"] = count;
+  }
+  (*j)["runc"] = r;
+  return Status::Ok();
+}
+
+std::string runc_text(const json& r) {
+  std::string out = fmt::format(
+      "runc container: {} (bundle {}, rootfs {}, created {}; {})\nrootfs in the archive: {}\n",
+      r["name"].get<std::string>(), r["bundle"].get<std::string>(), r["rootfs"].get<std::string>(),
+      r["created"].get<std::string>(), r["runc_version"].get<std::string>(),
+      r["whole_rootfs"].get<bool>() ? "all of it" : "files changed since creation");
+  if (!r.contains("fs_changes")) return out;
+  out += fmt::format("fs changes ({} files, links and devices; directories not listed):\n",
+                     r["fs_change_count"].get<size_t>());
+  for (const auto& f : r["fs_changes"]) out += "  " + f.get<std::string>() + "\n";
+  if (r["fs_change_count"].get<size_t>() > r["fs_changes"].size()) out += "  ...\n";
+  return out;
+}
 
 std::string utc_time(uint64_t ns) {
   std::time_t t = static_cast<std::time_t>(ns / 1000000000u);
@@ -95,6 +141,7 @@ std::string text_of(const json& j) {
         fmt::format("  pid {} ppid {} threads {} {}\n", p["pid"].get<int>(), p["ppid"].get<int>(),
                     p["threads"].get<uint32_t>(), p["comm"].get<std::string>());
   }
+  if (j.contains("runc")) out += runc_text(j["runc"]);
   if (j.contains("memory")) {
     out += fmt::format("memory: {} pages ({} bytes)\n", j["memory"]["pages"].get<uint64_t>(),
                        j["memory"]["bytes"].get<uint64_t>());
@@ -140,6 +187,8 @@ Result<std::string> inspect_container(const std::string& archive, bool as_json,
   auto summary = container::summarize_images(kept);
   if (!summary.ok()) return summary.status().with_context(archive);
   add_summary(*summary, &j);
+  Status runc = add_runc(kept, &j);
+  if (!runc.ok()) return runc.with_context(archive);
   return render(j, as_json);
 }
 

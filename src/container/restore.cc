@@ -11,6 +11,7 @@
 #include "container/archive_file.h"
 #include "container/criu_compat.h"
 #include "container/pid_namespace.h"
+#include "container/runc_container.h"
 #include "container/work_dir.h"
 #include "drivers/criu/criu.h"
 #include "drivers/criu/criu_binary.h"
@@ -82,6 +83,9 @@ Result<ContainerRestoreResult> restore_container(const ContainerRestoreOptions& 
   auto verified = container::verify_archive(o.archive);
   if (!verified.ok()) return verified.status().with_context(o.archive);
   result.verify_ms = ms_since(start);
+  if (container::is_runc_archive(*verified)) {
+    return container::restore_runc_container(o, result.verify_ms);
+  }
 
   RELIVE_ASSIGN_OR_RETURN(container::WorkDir work,
                           container::WorkDir::create(o.work_dir, "restore"));

@@ -1,0 +1,156 @@
+#include "container/runc.h"
+
+#include <signal.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "common/file_util.h"
+#include "drivers/criu/command.h"
+
+namespace relive::container {
+namespace {
+
+// CRIU's hardware breakpoints never fire on these VMs (src/drivers/criu/criu.h): runc passes
+// its environment on to the CRIU it starts.
+constexpr const char* kCriuEnv = "CRIU_FAULT=130";
+
+bool is_executable(const std::string& p) { return !p.empty() && ::access(p.c_str(), X_OK) == 0; }
+
+std::string trim(std::string s) {
+  while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
+  return s;
+}
+
+std::string criu_args_text(const Runc::CriuArgs& a) {
+  return "--image-path " + a.images + " --work-path " + a.work;
+}
+
+std::vector<std::string> criu_flags(const Runc::CriuArgs& a) {
+  std::vector<std::string> v = {"--image-path", a.images, "--work-path", a.work};
+  if (a.tcp_established) v.push_back("--tcp-established");
+  return v;
+}
+
+// runc's message plus CRIU's error lines, for a failed checkpoint or restore.
+Status criu_failure(Status runc_error, const std::string& log) {
+  std::string lines = criu_error_lines(log);
+  if (lines.empty()) return runc_error;
+  return Status::IoError(runc_error.message() + "\nCRIU (" + log + "):\n" + lines);
+}
+
+}  // namespace
+
+Result<Runc> Runc::find(std::chrono::seconds timeout) {
+  if (const char* forced = std::getenv("RELIVE_RUNC"); forced != nullptr && *forced != '\0') {
+    if (is_executable(forced)) return Runc(forced, timeout);
+    return Status::NotFound(std::string("RELIVE_RUNC=") + forced + " is not executable");
+  }
+  for (const char* p :
+       {"/usr/sbin/runc", "/usr/bin/runc", "/usr/local/sbin/runc", "/usr/local/bin/runc"}) {
+    if (is_executable(p)) return Runc(p, timeout);
+  }
+  return Status::NotFound("runc is not installed (apt-get install runc)");
+}
+
+Result<std::string> Runc::run(const std::vector<std::string>& args, const std::string& what) const {
+  std::vector<std::string> argv = {path_};
+  argv.insert(argv.end(), args.begin(), args.end());
+  criu::CommandOptions co;
+  co.env = {kCriuEnv};
+  co.timeout = timeout_;
+  RELIVE_ASSIGN_OR_RETURN(criu::CommandResult r, criu::run_command(argv, co));
+  if (r.ok()) return r.output;
+  std::string msg = what + ": runc " + r.describe() + ": " + trim(r.output);
+  if (r.output.find("does not exist") != std::string::npos) return Status::NotFound(msg);
+  return Status::IoError(msg);
+}
+
+Result<std::string> Runc::version() const {
+  RELIVE_ASSIGN_OR_RETURN(std::string out, run({"--version"}, "runc --version"));
+  return out.substr(0, out.find('\n'));
+}
+
+Result<RuncState> Runc::state(const std::string& name) const {
+  RELIVE_ASSIGN_OR_RETURN(std::string out, run({"state", name}, "runc state " + name));
+  auto j = nlohmann::json::parse(out, nullptr, /*allow_exceptions=*/false);
+  if (!j.is_object() || !j.contains("pid") || !j.contains("bundle")) {
+    return Status::Corruption("runc state " + name + " printed no state: " + trim(out));
+  }
+  RuncState s;
+  s.id = j.value("id", name);
+  s.pid = j.value("pid", 0);
+  s.status = j.value("status", "");
+  s.bundle = j.value("bundle", "");
+  s.rootfs = j.value("rootfs", "");
+  s.created = j.value("created", "");
+  return s;
+}
+
+Status Runc::pause(const std::string& name) const {
+  return run({"pause", name}, "runc pause " + name).status();
+}
+
+Status Runc::resume(const std::string& name) const {
+  return run({"resume", name}, "runc resume " + name).status();
+}
+
+Status Runc::destroy(const std::string& name) const {
+  (void)run({"kill", "--all", name, "KILL"}, "runc kill " + name);
+  return run({"delete", "--force", name}, "runc delete " + name).status();
+}
+
+Status Runc::checkpoint(const std::string& name, const CriuArgs& a, bool leave_running) const {
+  std::vector<std::string> args = {"--criu", a.criu, "checkpoint"};
+  auto flags = criu_flags(a);
+  args.insert(args.end(), flags.begin(), flags.end());
+  if (leave_running) args.push_back("--leave-running");
+  args.push_back(name);
+  Status st = run(args, "runc checkpoint " + name + " " + criu_args_text(a)).status();
+  if (st.ok()) return st;
+  return criu_failure(st, a.work + "/dump.log");
+}
+
+Status Runc::restore(const std::string& name, const std::string& bundle, const CriuArgs& a) const {
+  std::string log = a.work + "/runc.log";
+  // sh only to put runc's stdio on /dev/null (see the header); runc's errors go to --log.
+  std::vector<std::string> args = {"/bin/sh", "-c",       "exec \"$@\" </dev/null >/dev/null 2>&1",
+                                   "sh",      path_,      "--log",
+                                   log,       "--criu",   a.criu,
+                                   "restore", "--detach", "--bundle",
+                                   bundle};
+  auto flags = criu_flags(a);
+  args.insert(args.end(), flags.begin(), flags.end());
+  args.push_back(name);
+  criu::CommandOptions co;
+  co.env = {kCriuEnv};
+  co.timeout = timeout_;
+  RELIVE_ASSIGN_OR_RETURN(criu::CommandResult r, criu::run_command(args, co));
+  if (r.ok()) return Status::Ok();
+  auto text = read_file(log);
+  std::string msg = "runc restore " + name + " --bundle " + bundle + " " + criu_args_text(a) +
+                    ": runc " + r.describe() + ": " + trim(text.ok() ? *text : "(no runc log)");
+  return criu_failure(Status::IoError(msg), a.work + "/restore.log");
+}
+
+std::string criu_error_lines(const std::string& log_path, size_t max) {
+  auto text = read_file(log_path);
+  if (!text.ok()) return "";
+  std::vector<std::string> lines;
+  std::istringstream in(*text);
+  for (std::string line; std::getline(in, line);) {
+    // CRIU 4.1.1 always complains about RLIMIT_NOFILE here; it is harmless.
+    if (line.find("Error") != std::string::npos &&
+        line.find("RLIMIT_NOFILE") == std::string::npos) {
+      lines.push_back(line);
+    }
+  }
+  if (lines.size() > max) lines.erase(lines.begin(), lines.end() - static_cast<long>(max));
+  std::string out;
+  for (const auto& l : lines) out += (out.empty() ? "" : "\n") + l;
+  return out;
+}
+
+}  // namespace relive::container
