@@ -9,6 +9,7 @@
 #   files (+ bulk segments)      ->      stores the files, checks each checksum; Ack
 #   pages (+ bulk segments)      ->      pre-copy round: writes pages into its page cache; Ack
 #   log (+ bulk segments)        ->      CR/TR round: appends to the trace, replays it; Ack
+#   verify                       ->      CR/TR: replay done, memory checked; Ack (JSON: pages that differ)
 #   restore                      ->      takes the service address, restores, runs; Ack (JSON)
 #   commit / abort               ->      the source has ended / the migration is off; Ack
 #
@@ -73,6 +74,7 @@ struct Restore {
   lazyPagesAddress @0 :Text;  # post-copy: where the source's CRIU page server listens
   lazyPagesPort @1 :UInt16;
   pagesFromCache @2 :Bool;    # pre-copy: rebuild pages images from the page cache + shipped delta
+  pagesFromReplay @3 :Bool;   # CR/TR: pages images from the replayed process (+ shipped pages)
 }
 
 struct MigrationCommand {
@@ -84,5 +86,6 @@ struct MigrationCommand {
     restore @4 :Restore;
     commit @5 :Void;
     abort @6 :Text;  # why
+    verify @7 :Void;  # CR/TR: finish the replay, compare its memory with the source's page hashes
   }
 }

@@ -16,6 +16,10 @@ struct RecordOptions {
   std::string trace_dir;          // created; must not exist or be empty
   std::vector<std::string> argv;  // record from exec: the program and its arguments
   pid_t attach_pid = 0;           // or: attach to this running process
+  // Attached mode, for live migration: the log is made readable every 20 ms, and SIGUSR1 ends
+  // the recording with the process stopped at a syscall boundary the replay can reach (SIGINT
+  // ends it with the process running on).
+  bool live = false;
 };
 
 struct RecordResult {

@@ -19,6 +19,9 @@ void register_record(CLI::App& app, int* exit_code) {
   auto* cmd = app.add_subcommand("record", "Record a program (from exec, or attached with --pid)");
   cmd->add_option("-o,--output", opts->trace_dir, "Trace directory to create")->required();
   cmd->add_option("--pid", opts->attach_pid, "Attach to this running process instead");
+  cmd->add_flag("--live", opts->live,
+                "With --pid: flush the log every 20 ms; SIGUSR1 stops recording with the process "
+                "frozen at a syscall boundary (used by relive migrate --strategy crtr)");
   cmd->add_option("command", opts->argv, "Program and arguments (after --)");
   cmd->callback([opts, exit_code] {
     if (opts->argv.empty() == (opts->attach_pid == 0)) {

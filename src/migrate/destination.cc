@@ -15,7 +15,11 @@
 #include "container/work_dir.h"
 #include "drivers/criu/criu_binary.h"
 #include "drivers/criu/criu_process.h"
+#include "drivers/criu/page_image.h"
+#include "migrate/bulk.h"
 #include "migrate/criu_tls.h"
+#include "migrate/crtr_replay.h"
+#include "migrate/page_hashes.h"
 #include "migrate/file_transfer.h"
 #include "migrate/page_cache.h"
 #include "migrate/process_tree.h"
@@ -50,7 +54,12 @@ class Session {
   Status restore(const m::Restore& r);
   Status restore_tree(const m::Restore& r);
   Status commit();
-  Status dispatch(const m::Command& c, bool* done);
+  Result<std::string> dispatch(const m::Command& c, bool* done);
+  Status receive_trace(const m::FileBatch& f);
+  Status receive_log(const m::LogRound& l);
+  Result<std::string> verify();
+  Status rebuild_from_replay(const std::string& images);
+  std::string default_detail() const;
   void undo();
 
   Link* link_;
@@ -63,6 +72,8 @@ class Session {
   bool address_added_ = false;
   std::optional<criu::CriuProcess> lazy_;
   std::optional<PageCache> cache_;
+  std::unique_ptr<CrtrReplay> crtr_;
+  pid_t dumped_pid_ = 0;  // CR/TR: the source's pid in its final dump
   container::NamespaceRestore ns_{};
   bool committed_ = false;
   DestinationOutcome outcome_;
@@ -71,6 +82,7 @@ class Session {
 void Session::undo() {
   if (committed_) return;
   if (ns_.init_pid > 0) ::kill(ns_.init_pid, SIGKILL);  // the namespace and the tree in it
+  if (crtr_) crtr_->abort();
   if (lazy_) lazy_->kill();
   if (address_added_) (void)remove_address(*svc_, svc_dev_);
   if (work_) {
@@ -86,8 +98,6 @@ Status Session::begin(const m::Begin& b) {
   if (b.kind == m::WorkloadKind::kRunc)
     return Status::Unsupported("runc containers are migrated with `relive container migrate NAME`"
                                " against a destination that supports them (not this one)");
-  if (b.strategy == m::Strategy::kCrtr)
-    return Status::Unsupported("this destination does not serve CR/TR migrations yet");
   if (!b.service_address.empty()) {
     RELIVE_ASSIGN_OR_RETURN(ServiceAddress a, parse_service_address(b.service_address));
     if (address_present(a))
@@ -98,6 +108,7 @@ Status Session::begin(const m::Begin& b) {
   RELIVE_ASSIGN_OR_RETURN(container::WorkDir w, container::WorkDir::create(o_.work_root, "incoming"));
   work_.emplace(std::move(w));
   RELIVE_RETURN_IF_ERROR(make_dirs(work_->path() + "/images"));
+  RELIVE_RETURN_IF_ERROR(make_dirs(work_->path() + "/trace"));
   outcome_.name = b.name;
   outcome_.strategy = m::strategy_name(b.strategy);
   return Status::Ok();
@@ -118,6 +129,10 @@ Status Session::restore_tree(const m::Restore& r) {
   if (r.pages_from_cache) {
     if (!cache_) return Status::Corruption("pre-copy restore without any pre-copied pages");
     RELIVE_RETURN_IF_ERROR(cache_->rebuild_pages_images(images));
+  }
+  if (r.pages_from_replay) {
+    RELIVE_RETURN_IF_ERROR(rebuild_from_replay(images));
+    crtr_->release();  // its memory is in the images now
   }
   if (r.lazy_pages_port != 0) {
     criu::LazyPagesOptions lo;
@@ -160,22 +175,100 @@ Status Session::commit() {
   return Status::Ok();
 }
 
-Status Session::dispatch(const m::Command& c, bool* done) {
+std::string Session::default_detail() const {
+  nlohmann::json detail = {{"root_pid", outcome_.root_pid}, {"restore_ms", outcome_.restore_ms}};
+  return detail.dump();
+}
+
+Status Session::receive_trace(const m::FileBatch& f) {
+  std::string trace = work_->path() + "/trace";
+  RELIVE_RETURN_IF_ERROR(receive_files(&link_->channel(), f, trace));
+  if (crtr_ || !std::filesystem::exists(trace + "/header")) return Status::Ok();
+  RELIVE_ASSIGN_OR_RETURN(std::string criu, criu::find_criu());
+  RELIVE_ASSIGN_OR_RETURN(std::string runner, container::criu_with_compat(work_->path(), criu));
+  crtr_ = std::make_unique<CrtrReplay>();
+  return crtr_->start(trace, runner);
+}
+
+Status Session::receive_log(const m::LogRound& l) {
+  if (!crtr_) return Status::Corruption("log round before the checkpoint");
+  BulkReceiver in(&link_->channel());
+  uint64_t remaining = l.bytes;
+  std::string log;
+  while (remaining > 0) {
+    RELIVE_ASSIGN_OR_RETURN(std::vector<std::string> events, in.next());
+    for (const std::string& ev : events) {
+      std::string_view data = std::string_view(ev).substr(8);
+      if (data.size() > remaining) return Status::Corruption("log round longer than announced");
+      log.append(data);
+      remaining -= data.size();
+    }
+  }
+  return crtr_->append_log(log, l.final);
+}
+
+// Waits for the replay to reach the source's freeze point and lists the pages of the source's
+// final dump that the replayed memory does not reproduce.
+Result<std::string> Session::verify() {
+  if (!crtr_) return Status::Corruption("verify without a replay");
+  RELIVE_RETURN_IF_ERROR(crtr_->finish().with_context("replay at the destination"));
+  std::string images = work_->path() + "/images";
+  std::vector<pid_t> dumped;
+  for (const auto& e : std::filesystem::directory_iterator(images)) {
+    std::string n = e.path().filename().string();
+    if (n.starts_with("pagemap-") && !n.starts_with("pagemap-shmem")) dumped.push_back(std::atoi(n.c_str() + 8));
+  }
+  if (dumped.size() != 1) return Status::Unsupported("CR/TR migrates one process");
+  dumped_pid_ = dumped[0];
+  RELIVE_ASSIGN_OR_RETURN(auto differ, differing_pages(images, dumped_pid_, crtr_->pid()));
+  nlohmann::json list = nlohmann::json::array();
+  for (const auto& r : differ) list.push_back({r.start, r.pages});
+  nlohmann::json j = {{"differing", list}, {"replayed_events", crtr_->events()}};
+  return j.dump();
+}
+
+// The final dump's pages images, from the pages the source sent (those that differed) and
+// otherwise from the replayed process.
+Status Session::rebuild_from_replay(const std::string& images) {
+  if (!crtr_ || dumped_pid_ == 0) return Status::Corruption("restore from a replay never verified");
+  RELIVE_ASSIGN_OR_RETURN(ProcessMemory mem, ProcessMemory::open(crtr_->pid()));
+  RELIVE_ASSIGN_OR_RETURN(std::string pm, read_file(fmt::format("{}/pagemap-{}.img", images, dumped_pid_)));
+  RELIVE_ASSIGN_OR_RETURN(criu::PagemapImage image, criu::decode_pagemap_image(pm));
+  auto lookup = [&](uint64_t vaddr, std::span<char> page) {
+    if (cache_ && cache_->read_page(dumped_pid_, vaddr, page.data()).ok()) return Status::Ok();
+    return mem.read_page(vaddr, page.data());
+  };
+  return criu::rebuild_pages_image(pm, lookup, fmt::format("{}/pages-{}.img", images, image.pages_id));
+}
+
+Result<std::string> Session::dispatch(const m::Command& c, bool* done) {
   if (const auto* f = std::get_if<m::FileBatch>(&c)) {
-    if (f->dir != "images") return Status::InvalidArgument("unknown file batch " + f->dir);
-    return receive_files(&link_->channel(), *f, work_->path() + "/images");
+    if (f->dir == "trace") RELIVE_RETURN_IF_ERROR(receive_trace(*f));
+    else if (f->dir == "images") RELIVE_RETURN_IF_ERROR(receive_files(&link_->channel(), *f, work_->path() + "/images"));
+    else return Status::InvalidArgument("unknown file batch " + f->dir);
+    return default_detail();
   }
   if (const auto* p = std::get_if<m::PageRound>(&c)) {
     if (!cache_) {
       RELIVE_ASSIGN_OR_RETURN(PageCache pc, PageCache::create(work_->path() + "/pages"));
       cache_.emplace(std::move(pc));
     }
-    return cache_->receive(&link_->channel(), *p);
+    RELIVE_RETURN_IF_ERROR(cache_->receive(&link_->channel(), *p));
+    return default_detail();
   }
-  if (const auto* r = std::get_if<m::Restore>(&c)) return restore(*r);
+  if (const auto* l = std::get_if<m::LogRound>(&c)) {
+    RELIVE_RETURN_IF_ERROR(receive_log(*l));
+    return default_detail();
+  }
+  if (std::holds_alternative<m::Verify>(c)) return verify();
+  if (const auto* r = std::get_if<m::Restore>(&c)) {
+    RELIVE_RETURN_IF_ERROR(restore(*r));
+    return default_detail();
+  }
   if (std::holds_alternative<m::Commit>(c)) {
     *done = true;
-    return commit();
+    RELIVE_RETURN_IF_ERROR(commit());
+    return default_detail();
   }
   if (const auto* a = std::get_if<m::Abort>(&c)) {
     return Status::Aborted("source aborted the migration: " + a->reason);
@@ -201,13 +294,12 @@ Result<DestinationOutcome> Session::run() {
   RELIVE_RETURN_IF_ERROR(link_->ack());
   for (bool done = false; !done;) {
     RELIVE_ASSIGN_OR_RETURN(m::Command c, link_->next_command(gate_));
-    Status s = dispatch(c, &done);
-    if (!s.ok()) {
-      (void)link_->fail(s);
-      return s;
+    Result<std::string> detail = dispatch(c, &done);
+    if (!detail.ok()) {
+      (void)link_->fail(detail.status());
+      return detail.status();
     }
-    nlohmann::json detail = {{"root_pid", outcome_.root_pid}, {"restore_ms", outcome_.restore_ms}};
-    RELIVE_RETURN_IF_ERROR(link_->ack(detail.dump()));
+    RELIVE_RETURN_IF_ERROR(link_->ack(*detail));
   }
   if (lazy_) {
     // Post-copy: the tree runs; the daemon finishes copying its memory in the background.

@@ -27,8 +27,7 @@ Status run(Source* s, m::Strategy strategy) {
     case m::Strategy::kStopCopy: return migrate::run_stop_copy(s);
     case m::Strategy::kPostcopy: return migrate::run_postcopy(s);
     case m::Strategy::kPrecopy: return migrate::run_precopy(s);
-    case m::Strategy::kCrtr:
-      return Status::Unsupported("crtr is not available yet");
+    case m::Strategy::kCrtr: return migrate::run_crtr(s);
   }
   return Status::InvalidArgument("strategy");
 }

@@ -91,6 +91,7 @@ class Source {
 Status run_stop_copy(Source* s);
 Status run_postcopy(Source* s);
 Status run_precopy(Source* s);
+Status run_crtr(Source* s);
 
 // CRIU dump options every strategy shares: the tree, the images dir, TCP, and no CRIU network
 // lock (relive's TrafficLock is the lock, so that a rollback can lift it).

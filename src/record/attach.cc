@@ -34,6 +34,7 @@
 #include "tracee/inject.h"
 #include "tracee/launch.h"
 #include "tracee/process_setup.h"
+#include "tracee/signals.h"
 
 namespace relive::record {
 namespace {
@@ -76,10 +77,11 @@ Result<Regs> seize(pid_t pid) {
   Regs r = task.regs();
   int64_t rax = static_cast<int64_t>(r.rax);
   if (static_cast<int64_t>(r.orig_rax) >= 0 &&
-      (rax == -512 || rax == -513 || rax == -514 || rax == -516)) {
-    // Interrupted inside a syscall: re-issue it from the start (what the kernel would do).
+      tracee::is_restart_code(rax)) {
+    // Interrupted inside a syscall: re-issue it (what the kernel would do; a sleep resumes
+    // through restart_syscall with what was left of it).
     r.rip -= 2;
-    r.rax = r.orig_rax;
+    r.rax = rax == -516 ? static_cast<uint64_t>(SYS_restart_syscall) : r.orig_rax;
   }
   r.orig_rax = static_cast<uint64_t>(-1);
   task.set_regs(r);
@@ -161,7 +163,8 @@ struct AttachGuard {
   }
 };
 
-void on_stop_signal(int) { g_stop_requested = 1; }
+void on_stop_signal(int) { g_stop_requested = RecordSession::kDetach; }
+void on_freeze_signal(int) { g_stop_requested = RecordSession::kFreeze; }
 
 }  // namespace
 
@@ -204,9 +207,12 @@ Result<RecordResult> record_attached(const RecordOptions& o) {
   struct sigaction sa {};
   sa.sa_handler = on_stop_signal;  // no SA_RESTART: the session's wait returns to notice it
   for (int sig : {SIGINT, SIGTERM, SIGHUP}) ::sigaction(sig, &sa, nullptr);
+  sa.sa_handler = on_freeze_signal;
+  ::sigaction(SIGUSR1, &sa, nullptr);
   SyscallCapture capture(&files, pid);
   RecordSession session(RecordSession::Mode::kAllSyscalls, sink.get(), &capture);
   session.set_stop_flag(&g_stop_requested);
+  if (o.live) session.set_flush_interval(std::chrono::milliseconds(20));
   session.ignore_sigchld_from(child);
   session.add_initial_thread(pid);
   for (int sig : held) ::kill(pid, sig);  // arrived mid-injection: now they are recorded

@@ -14,6 +14,7 @@
 #include "common/logging.h"
 #include "record/signal_boundary.h"
 #include "trace/syscall_names.h"
+#include "tracee/signals.h"
 #include "tracee/fork.h"
 #include "tracee/inject.h"
 #include "tracee/process_setup.h"
@@ -53,14 +54,63 @@ Result<int> RecordSession::run() {
   return exit_status_;
 }
 
+bool RecordSession::freeze_requested() const {
+  return stop_flag_ != nullptr && *stop_flag_ == kFreeze && mode_ == Mode::kAllSyscalls;
+}
+
+// Threads blocked in the kernel are interrupted: each comes back with a result (recorded as
+// usual) or with the syscall to be restarted (frozen there, see on_exit).
+void RecordSession::begin_freeze() {
+  freezing_ = true;
+  for (auto& [tid, t] : threads_) {
+    if (t.state == State::kInSyscall || t.state == State::kInUntracedSyscall)
+      ::ptrace(PTRACE_INTERRUPT, tid, nullptr, nullptr);
+  }
+}
+
+// Ends the recording with `t` stopped for good. At a syscall-entry stop the syscall is skipped
+// and the thread rewound onto its `syscall` instruction (rax = the number again), so it issues
+// the call anew when continued; at the exit of an interrupted call the kernel's own restart does
+// the same once the SIGSTOP is delivered.
+Status RecordSession::freeze(Thread& t, bool rewind_entry) {
+  RELIVE_RETURN_IF_ERROR(emit_for(0, trace::DetachEvent{}));
+  if (rewind_entry) {
+    tracee::Regs r = t.task.regs();
+    r.rax = r.orig_rax;
+    r.orig_rax = static_cast<uint64_t>(-1);
+    r.rip -= 2;
+    t.task.set_regs(r);
+  }
+  pid_t tid = t.task.tid();
+  std::deque<Deferred> deferred = std::move(t.deferred);
+  if (::ptrace(PTRACE_DETACH, tid, nullptr, SIGSTOP) != 0) return PosixError("detach", errno);
+  // Signals the tracer held for a syscall boundary are the process's: it gets them back.
+  for (const Deferred& d : deferred) ::kill(tid, d.signo);
+  threads_.erase(tid);
+  detach_all();  // any other thread (attached mode records one)
+  done_ = true;
+  return Status::Ok();
+}
+
+Status RecordSession::maybe_flush() {
+  if (flush_interval_.count() == 0 || !unflushed_) return Status::Ok();
+  auto now = std::chrono::steady_clock::now();
+  if (now - last_flush_ < flush_interval_) return Status::Ok();
+  last_flush_ = now;
+  unflushed_ = false;
+  return sink_->flush();
+}
+
 Status RecordSession::step() {
-  if (stop_flag_ != nullptr && *stop_flag_ && mode_ == Mode::kAllSyscalls) {
+  if (freeze_requested() && !freezing_) begin_freeze();
+  if (stop_flag_ != nullptr && *stop_flag_ == kDetach && mode_ == Mode::kAllSyscalls) {
     RELIVE_RETURN_IF_ERROR(emit_for(0, trace::DetachEvent{}));
     detach_all();
     done_ = true;
     return Status::Ok();
   }
   schedule();
+  RELIVE_RETURN_IF_ERROR(maybe_flush());
   auto waited = tracee::wait_stop(-1, stop_flag_);
   if (!waited.ok() && waited.status().code() == Status::Code::kAborted) return Status::Ok();
   RELIVE_ASSIGN_OR_RETURN(auto got, std::move(waited));
@@ -129,6 +179,8 @@ Status RecordSession::on_entry(Thread& t, const Stop& stop) {
   if (t.nr == SYS_clone3) RELIVE_RETURN_IF_ERROR(t.task.read_mem(t.args[0], &clone3_flags, 8));
   tracee::Decision d = tracee::decide(t.nr, t.args, clone3_flags);
   t.policy = d.policy;
+  if (freezing_ && d.policy != Policy::kAllow && d.policy != Policy::kDenyNosys)
+    return freeze(t, /*rewind_entry=*/true);
   switch (d.policy) {
     case Policy::kUnsupported: {
       const char* name = trace::syscall_name(t.nr);
@@ -209,6 +261,9 @@ Status RecordSession::on_exit(Thread& t, const Stop& stop) {
     return t.task.syscall();
   }
   int64_t result = stop.rval;
+  if (freezing_ && !t.forced && tracee::is_restart_code(result)) {
+    return freeze(t, /*rewind_entry=*/false);  // interrupted by begin_freeze: restarts later
+  }
   if (t.forced) {
     tracee::Regs r = t.task.regs();
     r.rax = static_cast<uint64_t>(t.forced_result);
@@ -395,6 +450,7 @@ Status RecordSession::emit_for(pid_t tid, const trace::Event& ev) {
   }
   entry_order_.clear();
   if (fold) self->entry_unlogged = false;
+  unflushed_ = true;
   return sink_->emit(ev);
 }
 

@@ -5,6 +5,7 @@
 
 #include <sys/types.h>
 
+#include <chrono>
 #include <deque>
 #include <map>
 #include <string>
@@ -40,9 +41,17 @@ class RecordSession {
   // Runs until the process exits; returns its wait status. On an unsupported operation the
   // process is killed (launched) or detached unharmed (attached) and the Status says why.
   Result<int> run();
-  // Attached mode: when `*flag` becomes non-zero (from a signal handler), recording ends with a
-  // DetachEvent and the process runs on untraced.
+  // Attached mode: when `*flag` becomes kDetach (from a signal handler), recording ends with a
+  // DetachEvent and the process runs on untraced. When it becomes kFreeze, recording ends at the
+  // entry of the process's next traced syscall (or inside a blocked one): the process is left
+  // stopped (SIGSTOP) about to issue that syscall again, which is exactly the state a replay of
+  // the log reaches when it runs on to its next syscall. A live migration's switch-over point.
+  static constexpr int kDetach = 1;
+  static constexpr int kFreeze = 2;
   void set_stop_flag(const volatile int* flag) { stop_flag_ = flag; }
+  // Makes the events readable by a follower at least this often (live migration ships the log
+  // while it grows); zero: only when the log writer's buffer fills.
+  void set_flush_interval(std::chrono::milliseconds interval) { flush_interval_ = interval; }
   // SIGCHLD from the tracer's own checkpoint child is not the program's: drop it.
   void ignore_sigchld_from(pid_t child) { ignored_child_ = child; }
   const RecordStats& stats() const { return stats_; }
@@ -89,6 +98,10 @@ class RecordSession {
   void maybe_start(Thread& t);
   Status fail(Status why);
   void detach_all();
+  bool freeze_requested() const;
+  void begin_freeze();
+  Status freeze(Thread& t, bool rewind_entry);
+  Status maybe_flush();
   Thread& thread(pid_t tid);
 
   Mode mode_;
@@ -102,6 +115,10 @@ class RecordSession {
   bool done_ = false;
   int exit_status_ = 0;
   const volatile int* stop_flag_ = nullptr;
+  bool freezing_ = false;
+  std::chrono::milliseconds flush_interval_{0};
+  std::chrono::steady_clock::time_point last_flush_{};
+  bool unflushed_ = false;
   pid_t ignored_child_ = 0;
   RecordStats stats_;
 };

@@ -1,5 +1,7 @@
 #include "record/signal_boundary.h"
 
+#include "tracee/signals.h"
+
 #include <signal.h>
 #include <sys/ptrace.h>
 #include <sys/syscall.h>
@@ -43,7 +45,7 @@ Result<bool> signal_deliverable(pid_t tid) {
 }
 
 bool may_have_raised_signal(int nr, int64_t result) {
-  if (result == -EINTR || result == -512 || result == -513 || result == -514 || result == -516)
+  if (result == -EINTR || tracee::is_restart_code(result))
     return true;
   switch (nr) {
     case SYS_kill:

@@ -6,6 +6,8 @@
 #include <signal.h>
 #include <sys/ptrace.h>
 
+#include <filesystem>
+
 #include "drivers/criu/criu.h"
 #include "replay/replay_session.h"
 #include "trace/trace_dir.h"
@@ -13,7 +15,6 @@
 #include "tracee/process_setup.h"
 
 namespace relive::replay {
-namespace {
 
 using tracee::Stop;
 
@@ -30,12 +31,11 @@ Status seize_restored(pid_t pid) {
   }
 }
 
-}  // namespace
-
 Result<ReplayResult> replay_checkpoint(trace::TraceReader& reader, const ReplayOptions& o) {
   const trace::TraceHeader& h = reader.header();
   criu::RestoreOptions ro;
-  ro.images_dir = trace::checkpoint_dir(o.trace_dir);
+  // Absolute: CRIU resolves relative paths from inside the images dir.
+  ro.images_dir = std::filesystem::absolute(trace::checkpoint_dir(o.trace_dir)).string();
   ro.detached = true;
   ro.shell_job = true;
   ro.pidfile = ro.images_dir + "/restored.pid";

@@ -6,6 +6,10 @@
 
 namespace relive::replay {
 
+// Seizes a process CRIU restored from a checkpoint and stops it at a group stop (where the
+// replay of its log starts).
+Status seize_restored(pid_t pid);
+
 Result<ReplayResult> replay_checkpoint(trace::TraceReader& reader, const ReplayOptions& options);
 
 }  // namespace relive::replay

@@ -56,7 +56,31 @@ Result<std::optional<trace::Event>> ReplaySession::next() {
     ahead_.pop_front();
     return std::optional<trace::Event>(std::move(e));
   }
-  return reader_->next();
+  return read_event();
+}
+
+Result<std::optional<trace::Event>> ReplaySession::read_event() {
+  for (;;) {
+    Result<std::optional<trace::Event>> e = reader_->next();
+    bool at_end = e.ok() ? !e->has_value() : reader_->at_partial_segment();
+    if (!at_end || !wait_for_more_) return e;
+    RELIVE_ASSIGN_OR_RETURN(bool more, wait_for_more_());
+    if (!more) return e;
+  }
+}
+
+pid_t ReplaySession::leader_tid() const {
+  auto it = threads_.find(leader_);
+  return it == threads_.end() ? 0 : it->second.task.tid();
+}
+
+Status ReplaySession::park_leader() {
+  auto it = threads_.find(leader_);
+  if (it == threads_.end()) return Status::NotFound("the replayed process has no thread left");
+  if (threads_.size() != 1)
+    return Status::Unsupported("parking a multi-threaded replay at its next syscall");
+  Thread& t = it->second;
+  return t.parked ? Status::Ok() : run_to_entry(t);
 }
 
 // Whether the next event of thread `tid` in the log is a signal delivered at its syscall exit.
@@ -64,12 +88,14 @@ Result<bool> ReplaySession::signal_follows(int32_t tid) {
   for (size_t i = 0;; ++i) {
     if (i == ahead_.size()) {
       if (ahead_.size() >= kMaxLookahead) return false;
-      RELIVE_ASSIGN_OR_RETURN(auto e, reader_->next());
+      RELIVE_ASSIGN_OR_RETURN(auto e, read_event());
       if (!e) return false;
       ahead_.push_back(std::move(*e));
     }
     const trace::Event& e = ahead_[i];
-    if (std::holds_alternative<trace::ProcessExitEvent>(e)) return false;
+    if (std::holds_alternative<trace::ProcessExitEvent>(e) ||
+        std::holds_alternative<trace::DetachEvent>(e))
+      return false;
     if (tid_of(e) == tid) return std::holds_alternative<trace::SignalEvent>(e);
   }
 }
@@ -89,7 +115,10 @@ Result<int> ReplaySession::run() {
           "trace ends without the process's exit (was the recording cut short?)");
     Status st;
     if (auto* p = std::get_if<trace::ProcessExitEvent>(&*e)) return on_process_exit(*p);
-    if (std::holds_alternative<trace::DetachEvent>(*e)) return 0;  // the recording ended here
+    if (std::holds_alternative<trace::DetachEvent>(*e)) {  // the recording ended here
+      if (park_at_detach_) RELIVE_RETURN_IF_ERROR(park_leader());
+      return 0;
+    }
     if (auto* s = std::get_if<trace::SyscallEvent>(&*e)) st = on_syscall(*s);
     if (auto* s = std::get_if<trace::SyscallEntryEvent>(&*e)) st = on_entry(*s);
     if (auto* s = std::get_if<trace::SignalEvent>(&*e)) st = on_signal(*s);

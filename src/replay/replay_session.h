@@ -7,6 +7,7 @@
 #include <sys/types.h>
 
 #include <deque>
+#include <functional>
 #include <map>
 #include <optional>
 #include <set>
@@ -35,6 +36,18 @@ class ReplaySession {
   void add_initial_thread(pid_t tid, int32_t recorded_tid);
   // Replays every event; returns the process's wait status (the recorded one).
   Result<int> run();
+
+  // Follows a log that is still growing (live migration): at the end of the bytes so far the
+  // session calls `wait_for_more`, and reads on when it returns true; false means the log is
+  // complete.
+  void follow(std::function<Result<bool>()> wait_for_more) {
+    wait_for_more_ = std::move(wait_for_more);
+  }
+  // At a DetachEvent, leave the process stopped at the entry of its next traced syscall (the
+  // point where a frozen recording left the original; see RecordSession::kFreeze) instead of
+  // where the last event left it. Its real tid: leader_tid().
+  void park_at_detach() { park_at_detach_ = true; }
+  pid_t leader_tid() const;
   uint64_t events() const { return index_; }
 
  private:
@@ -55,6 +68,8 @@ class ReplaySession {
   };
 
   Result<std::optional<trace::Event>> next();
+  Result<std::optional<trace::Event>> read_event();
+  Status park_leader();
   Result<bool> signal_follows(int32_t tid);
   Result<Thread*> thread_of(int32_t rec_tid);
 
@@ -87,6 +102,8 @@ class ReplaySession {
   Output out_;
   std::map<int32_t, Thread> threads_;      // by recorded tid
   std::deque<trace::Event> ahead_;         // read ahead of the current event
+  std::function<Result<bool>()> wait_for_more_;
+  bool park_at_detach_ = false;
   std::optional<trace::FileStore> files_;  // the trace's saved files, opened on first use
   std::set<std::string> verified_files_;
   uint64_t index_ = 0;  // index of the event being replayed

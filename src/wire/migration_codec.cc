@@ -17,7 +17,7 @@ namespace relive::migration {
 const char* command_name(const Command& command) {
   static constexpr const char* kNames[] = {"migrate.begin",   "migrate.files",  "migrate.pages",
                                            "migrate.log",     "migrate.restore", "migrate.commit",
-                                           "migrate.abort"};
+                                           "migrate.abort",   "migrate.verify"};
   return kNames[command.index()];
 }
 
@@ -93,9 +93,11 @@ void build(const m::Command& c, MigrationCommand::Builder o) {
                    b.setLazyPagesAddress(as_text(r.lazy_pages_address));
                    b.setLazyPagesPort(r.lazy_pages_port);
                    b.setPagesFromCache(r.pages_from_cache);
+                   b.setPagesFromReplay(r.pages_from_replay);
                  },
                  [&](const m::Commit&) { o.setCommit(); },
                  [&](const m::Abort& a) { o.setAbort(as_text(a.reason)); },
+                 [&](const m::Verify&) { o.setVerify(); },
              },
              c);
 }
@@ -138,10 +140,11 @@ Result<m::Command> read(MigrationCommand::Reader r) {
     case MigrationCommand::RESTORE: {
       auto x = r.getRestore();
       return m::Command(m::Restore{to_string(x.getLazyPagesAddress()), x.getLazyPagesPort(),
-                                   x.getPagesFromCache()});
+                                   x.getPagesFromCache(), x.getPagesFromReplay()});
     }
     case MigrationCommand::COMMIT: return m::Command(m::Commit{});
     case MigrationCommand::ABORT: return m::Command(m::Abort{to_string(r.getAbort())});
+    case MigrationCommand::VERIFY: return m::Command(m::Verify{});
   }
   return Status::Corruption("migration command of an unknown kind");
 }

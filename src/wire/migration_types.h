@@ -53,6 +53,7 @@ struct Restore {
   std::string lazy_pages_address;
   uint16_t lazy_pages_port = 0;
   bool pages_from_cache = false;
+  bool pages_from_replay = false;
   bool operator==(const Restore&) const = default;
 };
 
@@ -65,7 +66,11 @@ struct Abort {
   bool operator==(const Abort&) const = default;
 };
 
-using Command = std::variant<Begin, FileBatch, PageRound, LogRound, Restore, Commit, Abort>;
+struct Verify {
+  bool operator==(const Verify&) const = default;
+};
+
+using Command = std::variant<Begin, FileBatch, PageRound, LogRound, Restore, Commit, Abort, Verify>;
 
 // The Request.command string of each alternative: "migrate.begin", "migrate.files", ...
 const char* command_name(const Command& command);

@@ -73,6 +73,16 @@ std::string encode_segment(uint64_t seq, const std::vector<std::string>& encoded
   return encode_segment_payload(seq, static_cast<uint32_t>(encoded_events.size()), raw);
 }
 
+size_t whole_segments_prefix(std::string_view bytes) {
+  size_t at = 0;
+  while (bytes.size() - at >= kSegmentHeaderBytes) {
+    uint64_t frame = kSegmentHeaderBytes + uint64_t{get_u32(bytes.substr(at), kCompressedLengthAt)};
+    if (frame > bytes.size() - at) break;
+    at += static_cast<size_t>(frame);
+  }
+  return at;
+}
+
 void SegmentDecoder::feed(std::string_view bytes) { buf_.append(bytes); }
 
 bool SegmentDecoder::has_partial() const {

@@ -39,6 +39,11 @@ std::string encode_segment_payload(uint64_t seq, uint32_t count, std::string_vie
 // total size plus 4 bytes each at most kMaxSegmentRawBytes (a bug otherwise).
 std::string encode_segment(uint64_t seq, const std::vector<std::string>& encoded_events);
 
+// The length of the longest prefix of `bytes` (the start of a segment stream, or of a frame
+// within one) made of whole frames, judged by their headers' lengths alone: what a sender can
+// ship of a log that is still being written. The frames themselves are checked by the reader.
+size_t whole_segments_prefix(std::string_view bytes);
+
 // Incremental reader of a segment stream. Feed it bytes as they arrive, in pieces of any size,
 // and call next() until it returns nullopt. A frame's header is validated as soon as its 36
 // bytes are buffered, before the decoder waits for (or allocates) its payload. Errors are

@@ -1,0 +1,228 @@
+// CR/TR-Motion at the source: checkpoint the running process (copy-on-write, through the
+// recorder's --pid attach), ship the checkpoint, then ship its log of nondeterministic input in
+// rounds while the destination replays it; when a round's log is small, freeze the process at a
+// syscall boundary, ship the last of the log, and switch over. What travels after the
+// checkpoint is the log, not the memory the process dirtied; the final dump's memory is rebuilt
+// at the destination from the replay and checked page by page against hashes.
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <set>
+#include <thread>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "common/file_util.h"
+#include "drivers/criu/page_image.h"
+#include "migrate/file_transfer.h"
+#include "migrate/page_cache.h"
+#include "migrate/page_hashes.h"
+#include "migrate/source.h"
+#include "wire/segment.h"
+
+namespace relive::migrate {
+namespace {
+
+namespace m = relive::migration;
+using std::chrono::milliseconds;
+
+// `relive record --pid PID --live` as a child: it attaches, checkpoints and records until told
+// to freeze (SIGUSR1) or to let go (SIGINT, the process runs on untraced).
+class Recorder {
+ public:
+  Recorder(pid_t target, const std::string& trace, const std::string& log) {
+    pid_ = ::fork();
+    if (pid_ == 0) {
+      int out = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+      if (out >= 0) ::dup2(out, 1), ::dup2(out, 2);
+      ::execl("/proc/self/exe", "relive", "record", "-o", trace.c_str(), "--pid",
+              std::to_string(target).c_str(), "--live", nullptr);
+      ::_exit(127);
+    }
+  }
+  ~Recorder() {
+    if (pid_ <= 0) return;
+    ::kill(pid_, SIGINT);
+    if (wait(milliseconds(5000)) < 0) {
+      ::kill(pid_, SIGKILL);
+      ::waitpid(pid_, nullptr, 0);
+    }
+  }
+  bool running() const { return pid_ > 0 && ::waitpid(pid_, nullptr, WNOHANG) == 0; }
+  void signal(int sig) const { ::kill(pid_, sig); }
+  // Exit status once it exits within `limit`; -1 otherwise.
+  int wait(milliseconds limit) {
+    auto end = Clock::now() + limit;
+    while (Clock::now() < end) {
+      int st = 0;
+      if (::waitpid(pid_, &st, WNOHANG) == pid_) {
+        pid_ = -1;
+        return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+      }
+      std::this_thread::sleep_for(milliseconds(2));
+    }
+    return -1;
+  }
+
+ private:
+  pid_t pid_ = -1;
+};
+
+// Ships the trace files not shipped yet (header, checkpoint, saved files).
+Status ship_new_trace_files(Source* s, const std::string& trace, std::set<std::string>* shipped) {
+  std::vector<std::string> names;
+  for (const auto& e : std::filesystem::recursive_directory_iterator(trace)) {
+    if (!e.is_regular_file()) continue;
+    std::string rel = std::filesystem::relative(e.path(), trace).string();
+    if (rel == "events" || rel.ends_with(".log") || shipped->count(rel)) continue;
+    names.push_back(rel);
+  }
+  if (names.empty()) return Status::Ok();
+  RELIVE_ASSIGN_OR_RETURN(uint64_t bytes, send_files(&s->link(), "trace", trace, names));
+  s->add_bytes(shipped->empty() ? "checkpoint" : "trace_files", bytes);
+  shipped->insert(names.begin(), names.end());
+  return Status::Ok();
+}
+
+// Ships the whole segments appended to the log since `*offset`; returns how many log bytes.
+Result<uint64_t> ship_log_round(Source* s, const std::string& events, uint64_t* offset,
+                                uint32_t round, bool final) {
+  RELIVE_ASSIGN_OR_RETURN(std::string all, read_file(events));
+  if (all.size() < *offset) return Status::Corruption("the trace's log shrank");
+  std::string_view fresh = std::string_view(all).substr(*offset);
+  fresh = fresh.substr(0, wire::whole_segments_prefix(fresh));
+  RELIVE_RETURN_IF_ERROR(s->link().send(m::LogRound{round, fresh.size(), final}));
+  BulkSender out(&s->link().channel());
+  for (size_t at = 0; at < fresh.size(); at += 1u << 20) {
+    std::string ev = event_header(0, 0);
+    ev.append(fresh.substr(at, 1u << 20));
+    RELIVE_RETURN_IF_ERROR(out.add(ev));
+  }
+  RELIVE_RETURN_IF_ERROR(out.flush());
+  RELIVE_RETURN_IF_ERROR(s->link().wait_ack().status());
+  s->add_bytes("log", out.wire_bytes());
+  *offset += fresh.size();
+  return fresh.size();
+}
+
+Status wait_for_checkpoint(Recorder& rec, const std::string& trace, const std::string& log) {
+  auto end = Clock::now() + milliseconds(60000);
+  while (!std::filesystem::exists(trace + "/header")) {
+    if (!rec.running()) {
+      auto text = read_file(log);
+      return Status::IoError("the recorder failed: " + (text.ok() ? *text : std::string("?")));
+    }
+    if (Clock::now() > end) return Status::IoError("no checkpoint after 60 s");
+    std::this_thread::sleep_for(milliseconds(5));
+  }
+  return Status::Ok();
+}
+
+bool stopped(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  std::string line;
+  std::getline(in, line);
+  size_t close = line.rfind(')');
+  return close != std::string::npos && close + 2 < line.size() && line[close + 2] == 'T';
+}
+
+// Rounds of log while the process runs. Returns when a round was below the threshold, or
+// rounds or time ran out.
+Status log_rounds(Source* s, const std::string& trace, std::set<std::string>* shipped,
+                  uint64_t* offset) {
+  const MigrateOptions& o = s->options();
+  auto start = Clock::now();
+  for (int round = 1; round < o.max_rounds; ++round) {
+    std::this_thread::sleep_for(milliseconds(100));
+    auto t0 = Clock::now();
+    RELIVE_RETURN_IF_ERROR(ship_new_trace_files(s, trace, shipped));
+    RELIVE_ASSIGN_OR_RETURN(uint64_t n, ship_log_round(s, trace + "/events", offset,
+                                                       static_cast<uint32_t>(round), false));
+    double secs = std::chrono::duration<double>(Clock::now() - t0).count();
+    s->report().rounds = round + 1;
+    s->progress(fmt::format("phase=log round={} log_bytes={} log_rate={:.0f}B/s link_rate={:.0f}B/s",
+                            round, n, n / 0.1, secs > 0 ? n / secs : 0.0));
+    if (n < o.log_threshold) return Status::Ok();
+    if (Clock::now() - start > o.max_time) return Status::Ok();
+  }
+  return Status::Ok();
+}
+
+// Freezes the process where the log ends (RecordSession::kFreeze).
+Status freeze_recorded(Source* s, Recorder* rec) {
+  rec->signal(SIGUSR1);
+  if (rec->wait(milliseconds(5000)) != 0) {
+    // No syscall boundary came (a pure compute loop): stop it anyway; the pages its last
+    // instructions changed will differ from the replay's and travel as pages.
+    rec->signal(SIGINT);
+    rec->wait(milliseconds(5000));
+    ::kill(s->options().pid, SIGSTOP);
+  }
+  for (int i = 0; i < 1000 && !stopped(s->options().pid); ++i)
+    std::this_thread::sleep_for(milliseconds(1));
+  return stopped(s->options().pid) ? Status::Ok() : Status::IoError("the process did not stop");
+}
+
+// Pages of the dump the replay did not reproduce, from the dump itself.
+Status ship_differing(Source* s, const std::string& verdict) {
+  auto j = nlohmann::json::parse(verdict, nullptr, false);
+  if (!j.is_object() || !j.contains("differing"))
+    return Status::Corruption("destination's verify reply is not understood");
+  std::vector<criu::VaddrRange> ranges;
+  for (const auto& r : j["differing"]) ranges.push_back({r[0].get<uint64_t>(), r[1].get<uint64_t>()});
+  RELIVE_RETURN_IF_ERROR(s->link().send(m::PageRound{0, 0}));
+  PageSender out(&s->link().channel());
+  pid_t pid = s->options().pid;
+  auto sink = [&](uint64_t vaddr, std::string_view bytes) { return out.add(pid, vaddr, bytes); };
+  RELIVE_RETURN_IF_ERROR(criu::extract_pages(s->images_dir(), pid, ranges, sink));
+  RELIVE_RETURN_IF_ERROR(out.finish());
+  RELIVE_RETURN_IF_ERROR(s->link().wait_ack().status());
+  s->add_bytes("differing_pages", out.wire_bytes());
+  s->progress(fmt::format("phase=verify replayed_events={} differing_pages={}",
+                          j.value("replayed_events", 0), out.pages()));
+  return Status::Ok();
+}
+
+}  // namespace
+
+Status run_crtr(Source* s) {
+  std::string work = std::filesystem::path(s->images_dir()).parent_path().string();
+  std::string trace = work + "/trace", log = work + "/recorder.log";
+  Recorder rec(s->options().pid, trace, log);
+  RELIVE_RETURN_IF_ERROR(wait_for_checkpoint(rec, trace, log));
+  std::set<std::string> shipped;
+  RELIVE_RETURN_IF_ERROR(ship_new_trace_files(s, trace, &shipped));
+  uint64_t offset = 0;
+  RELIVE_RETURN_IF_ERROR(ship_log_round(s, trace + "/events", &offset, 0, false).status());
+  RELIVE_RETURN_IF_ERROR(log_rounds(s, trace, &shipped, &offset));
+
+  RELIVE_RETURN_IF_ERROR(s->freeze_begins());
+  RELIVE_RETURN_IF_ERROR(freeze_recorded(s, &rec));
+  s->tree_left_stopped();
+  RELIVE_RETURN_IF_ERROR(ship_new_trace_files(s, trace, &shipped));
+  RELIVE_ASSIGN_OR_RETURN(uint64_t last, ship_log_round(s, trace + "/events", &offset,
+                                                        static_cast<uint32_t>(s->report().rounds), true));
+  s->progress(fmt::format("phase=frozen final_log_bytes={}", last));
+  RELIVE_ASSIGN_OR_RETURN(criu::DumpOptions d, base_dump_options(*s));
+  d.leave_stopped = true;
+  RELIVE_RETURN_IF_ERROR(criu::dump(d).status());
+  RELIVE_RETURN_IF_ERROR(s->release_address());
+  RELIVE_RETURN_IF_ERROR(write_page_hashes(s->images_dir()));
+  RELIVE_ASSIGN_OR_RETURN(auto files, image_files(s->images_dir()));
+  std::erase_if(files, [](const std::string& f) { return f.starts_with("pages-"); });
+  files.push_back(page_hashes_name(s->options().pid));
+  RELIVE_ASSIGN_OR_RETURN(uint64_t bytes, send_files(&s->link(), "images", s->images_dir(), files));
+  s->add_bytes("images", bytes);
+  RELIVE_ASSIGN_OR_RETURN(std::string verdict, s->link().call(m::Verify{}));
+  RELIVE_RETURN_IF_ERROR(ship_differing(s, verdict));
+  m::Restore r;
+  r.pages_from_replay = true;
+  return s->switch_over(r);
+}
+
+}  // namespace relive::migrate

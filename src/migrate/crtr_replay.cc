@@ -1,0 +1,115 @@
+#include "migrate/crtr_replay.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <filesystem>
+
+#include "common/file_util.h"
+#include "replay/replay_checkpoint.h"
+#include "replay/replay_session.h"
+#include "trace/trace_dir.h"
+#include "trace/trace_reader.h"
+#include "tracee/process_setup.h"
+
+namespace relive::migrate {
+
+CrtrReplay::~CrtrReplay() { abort(); }
+
+Status CrtrReplay::start(const std::string& trace_dir, const std::string& criu) {
+  std::string events = trace::events_path(trace_dir);
+  events_fd_ = ScopedFd(::open(events.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600));
+  if (!events_fd_.valid()) return PosixError("create " + events, errno);
+  criu::RestoreOptions ro;
+  ro.run.criu = criu;
+  ro.images_dir = std::filesystem::absolute(trace::checkpoint_dir(trace_dir)).string();
+  ro.shell_job = true;
+  ro.log_file = ro.images_dir + "/../../replay-restore.log";
+  ro.pidfile = ro.images_dir + "/../../replay-restore.pid";
+  RELIVE_ASSIGN_OR_RETURN(ns_, container::restore_in_new_pid_namespace(ro));
+  thread_ = std::thread(&CrtrReplay::replay_main, this, trace_dir, ns_.root_pid);
+  return Status::Ok();
+}
+
+Result<bool> CrtrReplay::wait_for_more() {
+  std::unique_lock<std::mutex> lock(mu_);
+  cv_.wait(lock, [&] { return generation_ != seen_ || final_ || aborted_; });
+  if (aborted_) return Status::Aborted("the migration was aborted");
+  if (generation_ != seen_) {
+    seen_ = generation_;
+    return true;
+  }
+  return false;  // final, and nothing new since the last read
+}
+
+void CrtrReplay::replay_main(std::string trace_dir, pid_t pid) {
+  Status st = replay::seize_restored(pid);
+  tracee::Task task(pid);
+  if (st.ok()) st = tracee::setup_process(task, false, /*map_scratch=*/false).status();
+  Result<trace::TraceReader> reader = st.ok() ? trace::TraceReader::open(trace_dir)
+                                              : Result<trace::TraceReader>(st);
+  if (reader.ok()) {
+    // The program's output already went out at the source: the replay's goes nowhere.
+    ScopedFd null(::open("/dev/null", O_WRONLY | O_CLOEXEC));
+    replay::ReplaySession session(replay::ReplaySession::Mode::kAllSyscalls, &*reader,
+                                  {null.get(), null.get()});
+    session.add_initial_thread(pid, reader->header().initial_tid);
+    session.follow([this] { return wait_for_more(); });
+    session.park_at_detach();
+    Result<int> r = session.run();
+    st = r.status();
+    events_ = session.events();
+    replayed_pid_ = session.leader_tid();
+  } else {
+    st = reader.status();
+  }
+  std::unique_lock<std::mutex> lock(mu_);
+  result_ = st;
+  done_ = true;
+  cv_.notify_all();
+  // The tracee stays stopped while this thread (its tracer) lives: until release().
+  cv_.wait(lock, [&] { return released_; });
+  ::kill(pid, SIGKILL);
+}
+
+Status CrtrReplay::append_log(std::string_view bytes, bool final) {
+  if (!bytes.empty()) RELIVE_RETURN_IF_ERROR(write_all(events_fd_.get(), bytes));
+  std::lock_guard<std::mutex> lock(mu_);
+  ++generation_;
+  final_ = final_ || final;
+  cv_.notify_all();
+  return Status::Ok();
+}
+
+Status CrtrReplay::finish() {
+  std::unique_lock<std::mutex> lock(mu_);
+  cv_.wait(lock, [&] { return done_; });
+  return result_;
+}
+
+void CrtrReplay::release() {
+  if (thread_.joinable()) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      released_ = true;
+      cv_.notify_all();
+    }
+    thread_.join();
+  }
+  if (ns_.init_pid > 0) ::kill(ns_.init_pid, SIGKILL);
+  ns_ = {};
+  replayed_pid_ = 0;
+}
+
+void CrtrReplay::abort() {
+  if (ns_.init_pid > 0) ::kill(ns_.init_pid, SIGKILL);  // a replay busy with its tracee ends too
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    aborted_ = true;
+    cv_.notify_all();
+  }
+  release();
+}
+
+}  // namespace relive::migrate

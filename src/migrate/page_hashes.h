@@ -1,0 +1,41 @@
+// CR/TR-Motion's integrity check: the source hashes every page its final dump holds
+// (page-hashes-<pid>: one little-endian XXH3-64 per present page, in pagemap order) and the
+// destination compares the replayed process's memory against them. Pages that differ (a
+// nondeterminism the log did not capture: on these machines, rdtsc) are the only memory that
+// travels, so the migrated process is always the source's, byte for byte.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "common/scoped_fd.h"
+#include "drivers/criu/page_image.h"
+#include "relive/result.h"
+
+namespace relive::migrate {
+
+std::string page_hashes_name(pid_t pid);
+
+// Writes page-hashes-<pid> next to pagemap-<pid>.img for every process dumped in `images_dir`.
+Status write_page_hashes(const std::string& images_dir);
+
+// The present pages of `images_dir`'s dump of `dumped_pid` whose content in process `live_pid`
+// does not match the hashes. Corruption when the hashes file does not fit the pagemap.
+Result<std::vector<criu::VaddrRange>> differing_pages(const std::string& images_dir,
+                                                      pid_t dumped_pid, pid_t live_pid);
+
+// Reads one page of process `pid` (through /proc/PID/mem, kept open between calls).
+class ProcessMemory {
+ public:
+  static Result<ProcessMemory> open(pid_t pid);
+  Status read_page(uint64_t vaddr, char* out) const;
+
+ private:
+  explicit ProcessMemory(ScopedFd fd) : fd_(std::move(fd)) {}
+  ScopedFd fd_;
+};
+
+}  // namespace relive::migrate
