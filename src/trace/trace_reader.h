@@ -33,6 +33,10 @@ class TraceReader {
   // is final: later calls return it again.
   Result<std::optional<Event>> next();
 
+  // True when the bytes read so far end inside a segment: a follower of a growing log waits
+  // for the rest instead of treating next()'s Corruption as final.
+  bool at_partial_segment() const { return error_.ok() && decoder_.has_partial(); }
+
   // Path of the saved copy `name` (SyscallEvent::file, TraceHeader::exe_copy...). Use
   // FileStore::verify to check it before trusting it.
   std::string file_path(const std::string& name) const;
