@@ -138,6 +138,7 @@ class Migrate : public ::testing::Test {
 TEST_F(Migrate, StopCopyCounterCarriesOn) { migrate_counter("stop-copy"); }
 TEST_F(Migrate, PrecopyCounterCarriesOn) { migrate_counter("precopy"); }
 TEST_F(Migrate, PostcopyCounterCarriesOn) { migrate_counter("postcopy"); }
+TEST_F(Migrate, CrtrCounterCarriesOn) { migrate_counter("crtr"); }
 
 // The service address moves with the server; the client connected before the migration keeps
 // its connection, and every reply is the right one (nothing lost, nothing repeated).
@@ -182,6 +183,43 @@ TEST_F(Migrate, PostcopyServerKeepsItsConnectedClient) {
   client_keeps_connection(this, hosts_, dir_, [&](pid_t pid) {
     return migrate(pid, "postcopy", {"--service-address", "198.18.0.100/24", "--tcp-established"});
   });
+}
+
+TEST_F(Migrate, CrtrServerKeepsItsConnectedClient) {
+  start_relived();
+  client_keeps_connection(this, hosts_, dir_, [&](pid_t pid) {
+    RunResult r = migrate(pid, "crtr", {"--service-address", "198.18.0.100/24", "--tcp-established"});
+    if (r.exit_code == 0) {
+      auto report = nlohmann::json::parse(r.out);
+      // The log travelled after the checkpoint, and the replay rebuilt the memory.
+      EXPECT_GT(report["bytes_by_phase"]["log"].get<uint64_t>(), 0u) << r.out;
+      EXPECT_EQ(report["bytes_by_phase"].count("pages"), 0u) << r.out;
+    }
+    return r;
+  });
+}
+
+// CR/TR: the destination dies while the log is being shipped; the source stops being recorded
+// and runs on, untraced.
+TEST_F(Migrate, CrtrSourceSurvivesDestinationDeath) {
+  start_relived();
+  std::string log = dir_ / "counter.log";
+  Background counter(hosts_.in('a', {"/usr/bin/python3", dir_ / "counter.py", log}), "/dev/null");
+  ASSERT_TRUE(eventually([&] { return last_count(log) >= 5; }, seconds(10)));
+  std::thread killer([&] {
+    eventually([&] { return sh("ls " + dir_ / "stateb/relive-incoming-*/trace/header" + " >/dev/null 2>&1") == 0; },
+               seconds(30));
+    relived_->stop();
+  });
+  RunResult r = migrate(counter.pid(), "crtr", {"--max-rounds", "1000"});
+  killer.join();
+  EXPECT_NE(r.exit_code, 0);
+  ASSERT_TRUE(counter.running());
+  int before = last_count(log);
+  EXPECT_TRUE(eventually([&] { return last_count(log) >= before + 10; }, seconds(10)));
+  EXPECT_TRUE(contiguous(log));
+  EXPECT_EQ(sh("grep -q 'TracerPid:[[:space:]]*0$' /proc/" + std::to_string(counter.pid()) + "/status"), 0)
+      << "the source is still traced";
 }
 
 // `relive container migrate` moves a whole tree: a shell whose child is the counter.
