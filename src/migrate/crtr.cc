@@ -131,10 +131,10 @@ bool stopped(pid_t pid) {
   return close != std::string::npos && close + 2 < line.size() && line[close + 2] == 'T';
 }
 
-// Rounds of log while the process runs. Returns when a round was below the threshold, or
-// rounds or time ran out.
-Status log_rounds(Source* s, const std::string& trace, std::set<std::string>* shipped,
-                  uint64_t* offset) {
+// Rounds of log while the process runs. Returns true when a round was below the threshold,
+// false when rounds or time ran out first.
+Result<bool> log_rounds(Source* s, const std::string& trace, std::set<std::string>* shipped,
+                        uint64_t* offset) {
   const MigrateOptions& o = s->options();
   auto start = Clock::now();
   for (int round = 1; round < o.max_rounds; ++round) {
@@ -147,10 +147,10 @@ Status log_rounds(Source* s, const std::string& trace, std::set<std::string>* sh
     s->report().rounds = round + 1;
     s->progress(fmt::format("phase=log round={} log_bytes={} log_rate={:.0f}B/s link_rate={:.0f}B/s",
                             round, n, n / 0.1, secs > 0 ? n / secs : 0.0));
-    if (n < o.log_threshold) return Status::Ok();
-    if (Clock::now() - start > o.max_time) return Status::Ok();
+    if (n < o.log_threshold) return true;
+    if (Clock::now() - start > o.max_time) return false;
   }
-  return Status::Ok();
+  return false;
 }
 
 // Freezes the process where the log ends (RecordSession::kFreeze).
@@ -199,7 +199,13 @@ Status run_crtr(Source* s) {
   RELIVE_RETURN_IF_ERROR(ship_new_trace_files(s, trace, &shipped));
   uint64_t offset = 0;
   RELIVE_RETURN_IF_ERROR(ship_log_round(s, trace + "/events", &offset, 0, false).status());
-  RELIVE_RETURN_IF_ERROR(log_rounds(s, trace, &shipped, &offset));
+  RELIVE_ASSIGN_OR_RETURN(bool converged, log_rounds(s, trace, &shipped, &offset));
+  if (!converged && s->options().strategy == "auto") {
+    rec.signal(SIGINT);  // recording ends; the process runs on untraced
+    if (rec.wait(milliseconds(5000)) != 0) return Status::IoError("the recorder did not let go");
+    s->switch_strategy("postcopy", "the log did not shrink below the threshold");
+    return run_postcopy(s);
+  }
 
   RELIVE_RETURN_IF_ERROR(s->freeze_begins());
   RELIVE_RETURN_IF_ERROR(freeze_recorded(s, &rec));

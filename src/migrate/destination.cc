@@ -134,6 +134,10 @@ Status Session::restore_tree(const m::Restore& r) {
     RELIVE_RETURN_IF_ERROR(rebuild_from_replay(images));
     crtr_->release();  // its memory is in the images now
   }
+  if (r.lazy_pages_port != 0 && crtr_) {
+    crtr_->abort();  // the source switched from CR/TR to post-copy
+    crtr_.reset();
+  }
   if (r.lazy_pages_port != 0) {
     criu::LazyPagesOptions lo;
     lo.images_dir = images;

@@ -113,8 +113,9 @@ Result<uint64_t> send_final_delta(Source* s, uint32_t round, const Dirty& tracke
   return out.pages();
 }
 
-// Rounds while the workload runs. Returns when the last round was small enough to freeze.
-Status iterate(Source* s, std::vector<DirtyTracker>* trackers) {
+// Rounds while the workload runs. Returns whether the last round was small enough to freeze
+// (false: rounds stopped shrinking, or rounds or time ran out).
+Result<bool> iterate(Source* s, std::vector<DirtyTracker>* trackers) {
   const MigrateOptions& o = s->options();
   Dirty all;
   for (const DirtyTracker& t : *trackers) all[t.pid()] = t.tracked();
@@ -131,16 +132,16 @@ Status iterate(Source* s, std::vector<DirtyTracker>* trackers) {
     RELIVE_ASSIGN_OR_RETURN(pages, send_live_round(s, static_cast<uint32_t>(round), d));
     s->progress(fmt::format("phase=precopy round={} pages={} bytes={}", round, pages,
                             s->report().bytes_total));
-    if (n <= o.dirty_threshold_pages) return Status::Ok();
+    if (n <= o.dirty_threshold_pages) return true;
     stalled = n < best ? 0 : stalled + 1;
     best = std::min(best, n);
     if (stalled >= 3) {
-      s->progress("precopy is not converging (dirty pages stopped shrinking): freezing");
-      return Status::Ok();
+      s->progress("precopy is not converging (dirty pages stopped shrinking)");
+      return false;
     }
-    if (Clock::now() - start > o.max_time) return Status::Ok();
+    if (Clock::now() - start > o.max_time) return false;
   }
-  return Status::Ok();
+  return false;
 }
 
 }  // namespace
@@ -151,7 +152,12 @@ Status run_precopy(Source* s) {
     RELIVE_ASSIGN_OR_RETURN(DirtyTracker t, DirtyTracker::arm(p));
     trackers.push_back(std::move(t));
   }
-  RELIVE_RETURN_IF_ERROR(iterate(s, &trackers));
+  RELIVE_ASSIGN_OR_RETURN(bool converged, iterate(s, &trackers));
+  if (!converged && s->options().strategy == "auto") {
+    for (DirtyTracker& t : trackers) RELIVE_RETURN_IF_ERROR(t.disarm());
+    s->switch_strategy("postcopy", "pre-copy stopped converging");
+    return run_postcopy(s);
+  }
   RELIVE_RETURN_IF_ERROR(s->freeze_begins());
   RELIVE_RETURN_IF_ERROR(stop_tree(s->tree()));
   s->tree_left_stopped();

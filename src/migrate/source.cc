@@ -84,6 +84,12 @@ Status Source::release_address() {
   return Status::Ok();
 }
 
+void Source::switch_strategy(const std::string& strategy, const std::string& why) {
+  progress(fmt::format("auto: switching from {} to {}: {}", report_.strategy, strategy, why));
+  report_.reason += fmt::format("; then {} ({}), switched to {}", report_.strategy, why, strategy);
+  report_.strategy = strategy;
+}
+
 void Source::add_bytes(const std::string& phase, uint64_t n) {
   report_.bytes_by_phase[phase] += n;
   report_.bytes_total += n;

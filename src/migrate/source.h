@@ -62,6 +62,8 @@ class Source {
   Status switch_over(const migration::Restore& restore);
 
   void add_bytes(const std::string& phase, uint64_t n);
+  // auto: the chosen strategy stopped converging; the rest of the migration uses `strategy`.
+  void switch_strategy(const std::string& strategy, const std::string& why);
   // Kills what is left of the tree, destroys its sockets, lifts the traffic lock.
   Status end_source();
   // Fills timings; call after a successful switch_over.
