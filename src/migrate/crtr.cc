@@ -217,8 +217,10 @@ Status run_crtr(Source* s) {
   RELIVE_ASSIGN_OR_RETURN(criu::DumpOptions d, base_dump_options(*s));
   d.leave_stopped = true;
   RELIVE_RETURN_IF_ERROR(criu::dump(d).status());
+  s->progress("phase=dumped");
   RELIVE_RETURN_IF_ERROR(s->release_address());
   RELIVE_RETURN_IF_ERROR(write_page_hashes(s->images_dir()));
+  s->progress("phase=hashed");
   RELIVE_ASSIGN_OR_RETURN(auto files, image_files(s->images_dir()));
   std::erase_if(files, [](const std::string& f) { return f.starts_with("pages-"); });
   files.push_back(page_hashes_name(s->options().pid));

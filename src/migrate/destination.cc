@@ -74,6 +74,7 @@ class Session {
   std::optional<PageCache> cache_;
   std::unique_ptr<CrtrReplay> crtr_;
   pid_t dumped_pid_ = 0;  // CR/TR: the source's pid in its final dump
+  std::vector<criu::VaddrRange> differing_;  // CR/TR: pages the replay did not reproduce
   container::NamespaceRestore ns_{};
   bool committed_ = false;
   DestinationOutcome outcome_;
@@ -138,13 +139,19 @@ Status Session::restore_tree(const m::Restore& r) {
     crtr_->abort();  // the source switched from CR/TR to post-copy
     crtr_.reset();
   }
-  if (r.lazy_pages_port != 0) {
+  // Memory already here (pre-copy, CR/TR) is restored lazily from the local images: the
+  // workload runs while the pages stream in from this host's own disk, so the freeze does not
+  // grow with the memory size. Post-copy pulls them from the source instead.
+  bool local_lazy = (r.pages_from_cache || r.pages_from_replay) && o_.lazy_local;
+  if (r.lazy_pages_port != 0 || local_lazy) {
     criu::LazyPagesOptions lo;
     lo.images_dir = images;
-    lo.address = r.lazy_pages_address.empty() ? peer_ip(link_->channel().peer().address)
-                                              : r.lazy_pages_address;
-    lo.port = r.lazy_pages_port;
-    lo.tls_args = criu_tls_args(o_.tls_dir, o_.node_name, o_.insecure);
+    if (r.lazy_pages_port != 0) {
+      lo.address = r.lazy_pages_address.empty() ? peer_ip(link_->channel().peer().address)
+                                                : r.lazy_pages_address;
+      lo.port = r.lazy_pages_port;
+      lo.tls_args = criu_tls_args(o_.tls_dir, o_.node_name, o_.insecure);
+    }
     lo.run.criu = runner;
     RELIVE_ASSIGN_OR_RETURN(criu::CriuProcess p, criu::start_lazy_pages(lo));
     lazy_.emplace(std::move(p));
@@ -224,25 +231,24 @@ Result<std::string> Session::verify() {
   }
   if (dumped.size() != 1) return Status::Unsupported("CR/TR migrates one process");
   dumped_pid_ = dumped[0];
-  RELIVE_ASSIGN_OR_RETURN(auto differ, differing_pages(images, dumped_pid_, crtr_->pid()));
+  RELIVE_ASSIGN_OR_RETURN(differing_, build_pages_from_process(images, dumped_pid_, crtr_->pid()));
+  const auto& differ = differing_;
   nlohmann::json list = nlohmann::json::array();
   for (const auto& r : differ) list.push_back({r.start, r.pages});
   nlohmann::json j = {{"differing", list}, {"replayed_events", crtr_->events()}};
   return j.dump();
 }
 
-// The final dump's pages images, from the pages the source sent (those that differed) and
-// otherwise from the replayed process.
+// The final dump's pages image was written from the replayed process by verify(); the pages
+// that differed have come from the source since: patch them in.
 Status Session::rebuild_from_replay(const std::string& images) {
   if (!crtr_ || dumped_pid_ == 0) return Status::Corruption("restore from a replay never verified");
-  RELIVE_ASSIGN_OR_RETURN(ProcessMemory mem, ProcessMemory::open(crtr_->pid()));
-  RELIVE_ASSIGN_OR_RETURN(std::string pm, read_file(fmt::format("{}/pagemap-{}.img", images, dumped_pid_)));
-  RELIVE_ASSIGN_OR_RETURN(criu::PagemapImage image, criu::decode_pagemap_image(pm));
+  if (differing_.empty()) return Status::Ok();
+  if (!cache_) return Status::Corruption("the differing pages never arrived");
   auto lookup = [&](uint64_t vaddr, std::span<char> page) {
-    if (cache_ && cache_->read_page(dumped_pid_, vaddr, page.data()).ok()) return Status::Ok();
-    return mem.read_page(vaddr, page.data());
+    return cache_->read_page(dumped_pid_, vaddr, page.data());
   };
-  return criu::rebuild_pages_image(pm, lookup, fmt::format("{}/pages-{}.img", images, image.pages_id));
+  return patch_pages_image(images, dumped_pid_, differing_, lookup);
 }
 
 Result<std::string> Session::dispatch(const m::Command& c, bool* done) {

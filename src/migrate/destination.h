@@ -21,6 +21,9 @@ struct DestinationOptions {
   std::string work_root;  // per-migration work dirs go here; empty: $TMPDIR or /tmp
   std::string tls_dir;    // this host's keys, for CRIU's own TLS page-server link
   bool insecure = false;
+  // Pre-copy and CR/TR: restore with CRIU lazy pages served from the local images (the freeze
+  // then no longer includes copying the memory in).
+  bool lazy_local = true;
   std::chrono::seconds criu_timeout{300};
 };
 

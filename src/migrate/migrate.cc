@@ -23,6 +23,12 @@ Result<m::Strategy> parse_strategy(const std::string& s) {
 }
 
 Status run(Source* s, m::Strategy strategy) {
+  if (s->is_runc()) {
+    if (strategy == m::Strategy::kStopCopy) return migrate::run_runc_stop_copy(s);
+    if (strategy == m::Strategy::kPostcopy) return migrate::run_runc_postcopy(s);
+    return Status::Unsupported(std::string("runc containers migrate with stop-copy or postcopy; ") +
+                               m::strategy_name(strategy) + " is not implemented for them yet");
+  }
   switch (strategy) {
     case m::Strategy::kStopCopy: return migrate::run_stop_copy(s);
     case m::Strategy::kPostcopy: return migrate::run_postcopy(s);
@@ -35,10 +41,20 @@ Status run(Source* s, m::Strategy strategy) {
 }  // namespace
 
 Result<MigrateReport> run_migration(const MigrateOptions& o) {
-  if (o.pid <= 0) return Status::InvalidArgument("no process to migrate (--pid)");
+  if (o.pid <= 0 && o.runc_name.empty())
+    return Status::InvalidArgument("no process to migrate (--pid) and no container (NAME)");
+  if (o.pid > 0 && !o.runc_name.empty())
+    return Status::InvalidArgument("give a container NAME or --pid, not both");
   std::string reason = "requested";
   m::Strategy strategy;
-  if (o.strategy == "auto") {
+  if (o.strategy == "auto" && !o.runc_name.empty()) {
+    // Pre-copy and CR/TR are not implemented for runc containers; post-copy trades the
+    // downtime for a window in which the source's memory is the only copy, so it is asked for.
+    strategy = m::Strategy::kStopCopy;
+    reason = "runc container: stop-copy (pre-copy and CR/TR are not implemented for runc; "
+             "--strategy postcopy for large memory)";
+    if (o.progress) o.progress(fmt::format("auto: stop-copy ({})", reason));
+  } else if (o.strategy == "auto") {
     RELIVE_ASSIGN_OR_RETURN(migrate::StrategyChoice c, migrate::choose_strategy(o));
     strategy = c.strategy;
     reason = c.reason;

@@ -27,6 +27,17 @@ Status write_page_hashes(const std::string& images_dir);
 Result<std::vector<criu::VaddrRange>> differing_pages(const std::string& images_dir,
                                                       pid_t dumped_pid, pid_t live_pid);
 
+// Writes the pages image of `dumped_pid`'s dump in `images_dir` from process `live_pid`'s memory
+// (read in large batches), checking every page against the hashes as it goes; returns the pages
+// that differ (or could not be read), which the image then holds wrongly until patched.
+Result<std::vector<criu::VaddrRange>> build_pages_from_process(const std::string& images_dir,
+                                                               pid_t dumped_pid, pid_t live_pid);
+
+// Overwrites the given pages of `dumped_pid`'s pages image with what `lookup` returns.
+Status patch_pages_image(const std::string& images_dir, pid_t dumped_pid,
+                         const std::vector<criu::VaddrRange>& ranges,
+                         const criu::PageLookup& lookup);
+
 // Reads one page of process `pid` (through /proc/PID/mem, kept open between calls).
 class ProcessMemory {
  public:

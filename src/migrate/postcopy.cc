@@ -14,9 +14,7 @@
 #include "migrate/source.h"
 
 namespace relive::migrate {
-namespace {
 
-// A free TCP port for CRIU's page server (bound and released: CRIU binds it right after).
 Result<uint16_t> free_port() {
   ScopedFd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
   if (!fd.valid()) return PosixError("socket", errno);
@@ -29,8 +27,6 @@ Result<uint16_t> free_port() {
     return PosixError("getsockname", errno);
   return ntohs(a.sin_port);
 }
-
-}  // namespace
 
 Status run_postcopy(Source* s) {
   criu::LazyDumpOptions lo;

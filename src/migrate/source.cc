@@ -20,11 +20,31 @@ double ms_between(Clock::time_point a, Clock::time_point b) {
 }
 
 void Source::progress(const std::string& line) const {
-  if (o_.progress) o_.progress(line);
+  if (!o_.progress) return;
+  // Once frozen, each line says how long the workload has been down.
+  if (freeze_ != Clock::time_point{} && !done_)
+    o_.progress(fmt::format("{} frozen_for={:.0f}ms", line, ms_between(freeze_, Clock::now())));
+  else
+    o_.progress(line);
+}
+
+Status Source::open_runc() {
+  RELIVE_ASSIGN_OR_RETURN(container::Runc r, container::Runc::find(o_.criu_timeout));
+  runc_.emplace(std::move(r));
+  RELIVE_ASSIGN_OR_RETURN(runc_state_, runc_->state(o_.runc_name));
+  if (runc_state_.status != "running")
+    return Status::InvalidArgument("container " + o_.runc_name + " is " + runc_state_.status +
+                                   ", not running");
+  RELIVE_ASSIGN_OR_RETURN(tree_, process_tree(runc_state_.pid));
+  return Status::Ok();
 }
 
 Status Source::open(m::Strategy strategy) {
-  RELIVE_ASSIGN_OR_RETURN(tree_, process_tree(o_.pid));
+  if (!o_.runc_name.empty()) {
+    RELIVE_RETURN_IF_ERROR(open_runc());
+  } else {
+    RELIVE_ASSIGN_OR_RETURN(tree_, process_tree(o_.pid));
+  }
   if (!o_.process_tree && tree_.size() > 1) {
     return Status::Unsupported(fmt::format(
         "process {} has {} descendants; migrate a process tree with `relive container migrate`",
@@ -54,13 +74,14 @@ Status Source::open(m::Strategy strategy) {
   link_ = std::make_unique<Link>(std::move(ch));
   RELIVE_RETURN_IF_ERROR(link_->hello(o_.node_name.empty() ? "relive" : o_.node_name));
   m::Begin b;
-  b.kind = o_.process_tree ? m::WorkloadKind::kProcessTree : m::WorkloadKind::kProcess;
+  b.kind = runc_ ? m::WorkloadKind::kRunc
+          : o_.process_tree ? m::WorkloadKind::kProcessTree : m::WorkloadKind::kProcess;
   b.strategy = strategy;
-  b.name = o_.name;
+  b.name = runc_ ? o_.runc_name : o_.name;
   b.service_address = svc_ ? svc_->cidr : "";
   b.tcp_established = o_.tcp_established;
   b.source_node = o_.node_name;
-  b.root_pid = o_.pid;
+  b.root_pid = runc_ ? runc_state_.pid : o_.pid;
   RELIVE_RETURN_IF_ERROR(link_->call(b).status());
   report_.strategy = m::strategy_name(strategy);
   progress(fmt::format("phase=connected strategy={} to={}:{}", report_.strategy, o_.to_host,
@@ -119,6 +140,11 @@ Status Source::switch_over(const m::Restore& restore) {
 }
 
 Status Source::end_source() {
+  if (runc_) {
+    runc_paused_ = false;
+    Status s = runc_->destroy(o_.runc_name);
+    if (!s.ok()) RELIVE_LOG_WARN("ending the source container: {}", s.to_string());
+  }
   signal_all(tree_, SIGKILL);
   if (svc_) {
     // Sockets of the dead tree may still hold the address (FIN_WAIT); destroy them while the
@@ -142,6 +168,10 @@ void Source::rollback() {
   }
   if (lock_) lock_->release();
   if (tree_stopped_) signal_all(tree_, SIGCONT);
+  if (runc_paused_) {
+    Status s = runc_->resume(o_.runc_name);
+    if (!s.ok()) RELIVE_LOG_WARN("could not resume container {}: {}", o_.runc_name, s.to_string());
+  }
 }
 
 MigrateReport Source::finish() {

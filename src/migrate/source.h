@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "container/runc.h"
 #include "container/work_dir.h"
 #include "drivers/criu/criu.h"
 #include "migrate/link.h"
@@ -36,6 +37,15 @@ class Source {
   MigrateReport& report() { return report_; }
   const std::string& images_dir() const { return images_; }
   const std::vector<pid_t>& tree() const { return tree_; }
+  // The work dir that holds images_dir(); strategies keep their other files there.
+  std::string work_path() const { return work_->path(); }
+
+  // runc containers (options().runc_name): runc, and the container as open() found it.
+  bool is_runc() const { return runc_.has_value(); }
+  const container::Runc& runc() const { return *runc_; }
+  const container::RuncState& runc_state() const { return runc_state_; }
+  // The container is paused (frozen) by relive: the rollback resumes it.
+  void container_paused() { runc_paused_ = true; }
 
   // Connects, authenticates, and announces the migration (migrate.begin).
   Status open(migration::Strategy strategy);
@@ -64,13 +74,15 @@ class Source {
   void add_bytes(const std::string& phase, uint64_t n);
   // auto: the chosen strategy stopped converging; the rest of the migration uses `strategy`.
   void switch_strategy(const std::string& strategy, const std::string& why);
-  // Kills what is left of the tree, destroys its sockets, lifts the traffic lock.
+  // Kills what is left of the tree (a runc container: kills and deletes it), destroys its
+  // sockets, lifts the traffic lock.
   Status end_source();
   // Fills timings; call after a successful switch_over.
   MigrateReport finish();
 
  private:
   void rollback();
+  Status open_runc();
 
   const MigrateOptions& o_;
   Clock::time_point start_, freeze_{};
@@ -84,6 +96,9 @@ class Source {
   bool address_released_ = false;
   bool tree_stopped_ = false;
   bool criu_ends_tree_ = false;
+  std::optional<container::Runc> runc_;
+  container::RuncState runc_state_;
+  bool runc_paused_ = false;
   bool done_ = false;     // switched over (or must not be touched)
   bool aborted_ = false;  // told the destination
   MigrateReport report_;
@@ -94,6 +109,12 @@ Status run_stop_copy(Source* s);
 Status run_postcopy(Source* s);
 Status run_precopy(Source* s);
 Status run_crtr(Source* s);
+// runc containers: `runc checkpoint` (which drives CRIU) instead of CRIU directly.
+Status run_runc_stop_copy(Source* s);
+Status run_runc_postcopy(Source* s);
+
+// A free TCP port for CRIU's page server (bound and released: CRIU binds it right after).
+Result<uint16_t> free_port();
 
 // CRIU dump options every strategy shares: the tree, the images dir, TCP, and no CRIU network
 // lock (relive's TrafficLock is the lock, so that a rollback can lift it).

@@ -19,7 +19,8 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 [[noreturn]] void exec_child(const std::vector<std::string>& argv, int status_w,
-                             const std::string& output, bool hw_breakpoints) {
+                             const std::string& output, bool hw_breakpoints,
+                             const std::vector<std::string>& env) {
   sigset_t none;
   sigemptyset(&none);
   ::sigprocmask(SIG_SETMASK, &none, nullptr);
@@ -32,6 +33,7 @@ using Clock = std::chrono::steady_clock;
   ::close_range(4, ~0u, 0);
   ::setsid();
   if (!hw_breakpoints) ::setenv("CRIU_FAULT", "130", 1);
+  for (const auto& e : env) ::putenv(const_cast<char*>(e.c_str()));  // lives until exec
   std::vector<char*> c;
   for (const auto& a : argv) c.push_back(const_cast<char*>(a.c_str()));
   c.push_back(nullptr);
@@ -48,14 +50,16 @@ Result<std::string> binary(const CriuRunOptions& run) {
 
 Result<CriuProcess> CriuProcess::start(std::vector<std::string> argv, const CriuRunOptions& run,
                                        const std::string& output_file, const std::string& log,
-                                       const std::string& what) {
+                                       const std::string& what,
+                                       const std::vector<std::string>& env,
+                                       bool append_status_fd) {
   int p[2];
   if (::pipe2(p, O_CLOEXEC) != 0) return PosixError("pipe", errno);
   ScopedFd r(p[0]), w(p[1]);
-  argv.insert(argv.end(), {"--status-fd", "3"});
+  if (append_status_fd) argv.insert(argv.end(), {"--status-fd", "3"});
   pid_t pid = ::fork();
   if (pid < 0) return PosixError("fork", errno);
-  if (pid == 0) exec_child(argv, w.get(), output_file, run.hw_breakpoints);
+  if (pid == 0) exec_child(argv, w.get(), output_file, run.hw_breakpoints, env);
   return CriuProcess(pid, std::move(r), log, what);
 }
 
@@ -141,9 +145,11 @@ Result<CriuProcess> start_lazy_dump(const LazyDumpOptions& o) {
 Result<CriuProcess> start_lazy_pages(const LazyPagesOptions& o) {
   RELIVE_ASSIGN_OR_RETURN(std::string criu, binary(o.run));
   std::string log = o.images_dir + "/../lazy-pages.log";
-  std::vector<std::string> argv = {criu,       "lazy-pages", "-D",       o.images_dir,
-                                   "-o",       log,          "-v4",      "--page-server",
-                                   "--address", o.address,   "--port",   std::to_string(o.port)};
+  std::vector<std::string> argv = {criu, "lazy-pages", "-D", o.images_dir, "-o", log, "-v4"};
+  if (o.port != 0) {
+    argv.insert(argv.end(), {"--page-server", "--address", o.address, "--port",
+                             std::to_string(o.port)});
+  }
   argv.insert(argv.end(), o.tls_args.begin(), o.tls_args.end());
   return CriuProcess::start(argv, o.run, o.images_dir + "/../lazy-pages.out", log,
                             "criu lazy-pages");

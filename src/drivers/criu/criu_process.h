@@ -21,11 +21,15 @@ namespace relive::criu {
 class CriuProcess {
  public:
   // Starts argv (argv[0] the binary) with stdout/stderr to `output_file`, the platform's
-  // environment (CRIU_FAULT, see criu.h) and --status-fd appended. `log` is CRIU's -o log, quoted
-  // in errors.
+  // environment (CRIU_FAULT, see criu.h) plus `env` ("NAME=value"), the status pipe on fd 3
+  // and, when append_status_fd, "--status-fd 3" appended (a wrapper such as runc that takes it
+  // before a positional argument gets it from the caller). `log` is CRIU's -o log, quoted in
+  // errors.
   static Result<CriuProcess> start(std::vector<std::string> argv, const CriuRunOptions& run,
                                    const std::string& output_file, const std::string& log,
-                                   const std::string& what);
+                                   const std::string& what,
+                                   const std::vector<std::string>& env = {},
+                                   bool append_status_fd = true);
   CriuProcess(CriuProcess&& o) noexcept;
   CriuProcess& operator=(CriuProcess&&) = delete;
   ~CriuProcess();
@@ -63,12 +67,12 @@ Result<CriuProcess> start_lazy_dump(const LazyDumpOptions& options);
 struct LazyPagesOptions {
   std::string images_dir;
   std::string address;  // the source's page server
-  uint16_t port = 0;
+  uint16_t port = 0;    // 0: no page server; the pages come from images_dir itself
   std::vector<std::string> tls_args;
   CriuRunOptions run;
 };
-// `criu lazy-pages --page-server`: ready once it listens for the restore; exits when every page
-// has been copied in.
+// `criu lazy-pages [--page-server]`: ready once it listens for the restore; exits when every
+// page has been copied in (from the source's page server, or from the local images).
 Result<CriuProcess> start_lazy_pages(const LazyPagesOptions& options);
 
 }  // namespace relive::criu
