@@ -20,6 +20,9 @@ namespace relive {
 struct MigrateOptions {
   pid_t pid = 0;            // root of the workload
   bool process_tree = false;  // the whole tree (relive container migrate) vs one process
+  // relive container migrate NAME: the runc container NAME (then pid is found by runc; the
+  // container keeps its name at the destination).
+  std::string runc_name;
   std::string to_host;      // numeric address of the destination's relived
   uint16_t to_port = 0;
   std::string strategy = "auto";  // stop-copy | precopy | postcopy | crtr | auto
@@ -36,7 +39,7 @@ struct MigrateOptions {
   uint64_t dirty_threshold_pages = 256;  // precopy: freeze when a round dirties fewer pages
   int max_rounds = 30;
   std::chrono::milliseconds max_time{60000};  // of iterative rounds, then freeze anyway
-  std::string work_dir;  // parent of the source's temporary images dir
+  std::string work_dir;  // parent of the source's temporary images dir; empty: /dev/shm
   std::chrono::seconds criu_timeout{300};
   // Called with one line of progress at each step (phase, round, bytes, rates).
   std::function<void(const std::string&)> progress;

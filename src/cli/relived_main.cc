@@ -29,9 +29,10 @@ void on_stop(int) { g_stop = 1; }
 
 struct Args {
   std::string listen;
-  std::string tls_dir, name, state_dir = "/var/lib/relive";
+  std::string tls_dir, name, state_dir = "/var/lib/relive", work_dir;
   bool insecure = false;
   int once = 0;  // serve this many migrations, then exit (0: forever)
+  std::string runc_root, runc_bundles, runc_netns;
 };
 
 void say(const std::string& line) {
@@ -63,7 +64,7 @@ Status serve(const Args& a) {
   d.node_name = a.name.empty() ? "relived" : a.name;
   d.tls_dir = a.tls_dir;
   d.insecure = a.insecure;
-  d.work_root = a.state_dir;
+  d.work_root = a.work_dir;
   int served = 0;
   while (!g_stop && (a.once == 0 || served < a.once)) {
     Result<std::unique_ptr<security::Channel>> ch = listener.accept();
@@ -83,6 +84,7 @@ Status serve(const Args& a) {
     nlohmann::json j = {{"event", "migrated"},      {"name", r->name},
                         {"strategy", r->strategy},  {"pid", r->root_pid},
                         {"init_pid", r->init_pid},  {"restore_ms", r->restore_ms}};
+    if (!r->bundle.empty()) j["bundle"] = r->bundle;
     std::printf("%s\n", j.dump().c_str());
     std::fflush(stdout);
   }
@@ -100,8 +102,16 @@ int main(int argc, char** argv) {
   app.add_option("--tls-dir", a.tls_dir, "Key directory (relive keys init)");
   app.add_option("--name", a.name, "This host's name in the key directory");
   app.add_flag("--insecure", a.insecure, "Plaintext, unauthenticated (tests, trusted hosts only)");
-  app.add_option("--state-dir", a.state_dir, "Audit log and work directories")->capture_default_str();
+  app.add_option("--state-dir", a.state_dir, "Audit log")->capture_default_str();
+  app.add_option("--work-dir", a.work_dir,
+                 "Where incoming images go while a migration runs (default /dev/shm)");
   app.add_option("--once", a.once, "Exit after serving this many migrations");
+  app.add_option("--runc-root", a.runc_root, "runc --root for migrated runc containers");
+  app.add_option("--runc-bundles", a.runc_bundles,
+                 "Parent of migrated runc containers' bundles (default: STATE_DIR/runc-bundles)");
+  app.add_option("--runc-netns", a.runc_netns,
+                 "Network namespace path for migrated runc containers that had one by path "
+                 "(default: relived's own, /proc/PID/ns/net)");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -21,8 +21,10 @@
 #include "migrate/crtr_replay.h"
 #include "migrate/page_hashes.h"
 #include "migrate/file_transfer.h"
+#include "migrate/image_dir.h"
 #include "migrate/page_cache.h"
 #include "migrate/process_tree.h"
+#include "migrate/runc_destination.h"
 #include "migrate/service_address.h"
 
 namespace relive::migrate {
@@ -53,6 +55,8 @@ class Session {
   Status begin(const m::Begin& b);
   Status restore(const m::Restore& r);
   Status restore_tree(const m::Restore& r);
+  Status restore_runc(const m::Restore& r);
+  Result<std::string> lazy_pages_address(const m::Restore& r);
   Status commit();
   Result<std::string> dispatch(const m::Command& c, bool* done);
   Status receive_trace(const m::FileBatch& f);
@@ -71,6 +75,7 @@ class Session {
   std::string svc_dev_;
   bool address_added_ = false;
   std::optional<criu::CriuProcess> lazy_;
+  std::optional<RuncIncoming> runc_;
   std::optional<PageCache> cache_;
   std::unique_ptr<CrtrReplay> crtr_;
   pid_t dumped_pid_ = 0;  // CR/TR: the source's pid in its final dump
@@ -85,6 +90,7 @@ void Session::undo() {
   if (ns_.init_pid > 0) ::kill(ns_.init_pid, SIGKILL);  // the namespace and the tree in it
   if (crtr_) crtr_->abort();
   if (lazy_) lazy_->kill();
+  runc_.reset();  // kills and deletes a restored container, removes its bundle
   if (address_added_) (void)remove_address(*svc_, svc_dev_);
   if (work_) {
     // The logs explain the failure to the operator; the images and pages are not needed.
@@ -96,9 +102,17 @@ void Session::undo() {
 
 Status Session::begin(const m::Begin& b) {
   begin_ = b;
-  if (b.kind == m::WorkloadKind::kRunc)
-    return Status::Unsupported("runc containers are migrated with `relive container migrate NAME`"
-                               " against a destination that supports them (not this one)");
+  if (b.kind == m::WorkloadKind::kRunc) {
+    if (b.strategy != m::Strategy::kStopCopy && b.strategy != m::Strategy::kPostcopy)
+      return Status::Unsupported(std::string("runc containers migrate with stop-copy or postcopy, not ") +
+                                 m::strategy_name(b.strategy));
+    RuncDestinationOptions ro{o_.runc_root, o_.runc_bundles, o_.runc_netns, o_.node_name,
+                              o_.criu_timeout};
+    if (ro.bundles.empty())
+      ro.bundles = (o_.work_root.empty() ? std::string("/tmp") : o_.work_root) + "/runc-bundles";
+    RELIVE_ASSIGN_OR_RETURN(RuncIncoming in, RuncIncoming::create(b.name, ro));
+    runc_.emplace(std::move(in));
+  }
   if (!b.service_address.empty()) {
     RELIVE_ASSIGN_OR_RETURN(ServiceAddress a, parse_service_address(b.service_address));
     if (address_present(a))
@@ -106,10 +120,11 @@ Status Session::begin(const m::Begin& b) {
     RELIVE_ASSIGN_OR_RETURN(svc_dev_, interface_for(a));
     svc_ = a;
   }
-  RELIVE_ASSIGN_OR_RETURN(container::WorkDir w, container::WorkDir::create(o_.work_root, "incoming"));
+  RELIVE_ASSIGN_OR_RETURN(container::WorkDir w, container::WorkDir::create(default_image_root(o_.work_root), "incoming"));
   work_.emplace(std::move(w));
   RELIVE_RETURN_IF_ERROR(make_dirs(work_->path() + "/images"));
   RELIVE_RETURN_IF_ERROR(make_dirs(work_->path() + "/trace"));
+  RELIVE_RETURN_IF_ERROR(make_dirs(work_->path() + "/bundle"));
   outcome_.name = b.name;
   outcome_.strategy = m::strategy_name(b.strategy);
   return Status::Ok();
@@ -162,23 +177,63 @@ Status Session::restore_tree(const m::Restore& r) {
   return Status::Ok();
 }
 
+Result<std::string> Session::lazy_pages_address(const m::Restore& r) {
+  return r.lazy_pages_address.empty() ? peer_ip(link_->channel().peer().address)
+                                      : r.lazy_pages_address;
+}
+
+// runc restores the container; with post-copy the lazy-pages daemon runs in the images dir,
+// which is then also runc's work dir (the restore finds the daemon's socket there).
+Status Session::restore_runc(const m::Restore& r) {
+  if (r.pages_from_cache || r.pages_from_replay)
+    return Status::Unsupported("runc containers migrate with stop-copy or postcopy");
+  std::string images = work_->path() + "/images", work = work_->path();
+  if (r.lazy_pages_port != 0) {
+    RELIVE_ASSIGN_OR_RETURN(std::string criu, criu::find_criu());
+    criu::LazyPagesOptions lo;
+    lo.images_dir = images;
+    RELIVE_ASSIGN_OR_RETURN(lo.address, lazy_pages_address(r));
+    lo.port = r.lazy_pages_port;
+    lo.tls_args = criu_tls_args(o_.tls_dir, o_.node_name, o_.insecure);
+    RELIVE_ASSIGN_OR_RETURN(lo.run.criu, container::criu_with_compat(work, criu));
+    RELIVE_ASSIGN_OR_RETURN(criu::CriuProcess p, criu::start_lazy_pages(lo));
+    lazy_.emplace(std::move(p));
+    RELIVE_RETURN_IF_ERROR(lazy_->wait_ready(std::chrono::seconds(30)));
+    work = images;
+  }
+  RELIVE_RETURN_IF_ERROR(runc_->restore(work_->path() + "/bundle", images, work,
+                                        begin_.tcp_established, r.lazy_pages_port != 0));
+  outcome_.root_pid = outcome_.init_pid = runc_->pid();
+  outcome_.bundle = runc_->bundle();
+  return Status::Ok();
+}
+
 Status Session::restore(const m::Restore& r) {
   auto start = Clock::now();
   if (svc_) {
     RELIVE_RETURN_IF_ERROR(add_address(*svc_, svc_dev_));
     address_added_ = true;
   }
-  RELIVE_RETURN_IF_ERROR(restore_tree(r));
+  if (runc_) {
+    RELIVE_RETURN_IF_ERROR(restore_runc(r));
+  } else {
+    RELIVE_RETURN_IF_ERROR(restore_tree(r));
+    outcome_.root_pid = ns_.root_pid;
+    outcome_.init_pid = ns_.init_pid;
+  }
   outcome_.restore_ms = ms_since(start);
-  outcome_.root_pid = ns_.root_pid;
-  outcome_.init_pid = ns_.init_pid;
   return Status::Ok();
 }
 
 Status Session::commit() {
-  if (ns_.init_pid <= 0) return Status::InvalidArgument("commit before restore");
-  committed_ = true;
-  signal_all(namespace_members(ns_.init_pid), SIGCONT);
+  if (runc_) {
+    committed_ = true;
+    RELIVE_RETURN_IF_ERROR(runc_->commit());
+  } else {
+    if (ns_.init_pid <= 0) return Status::InvalidArgument("commit before restore");
+    committed_ = true;
+    signal_all(namespace_members(ns_.init_pid), SIGCONT);
+  }
   if (svc_) {
     Status s = announce(*svc_, svc_dev_);
     if (!s.ok()) RELIVE_LOG_WARN("gratuitous ARP for {}: {}", svc_->text, s.to_string());
@@ -255,6 +310,7 @@ Result<std::string> Session::dispatch(const m::Command& c, bool* done) {
   if (const auto* f = std::get_if<m::FileBatch>(&c)) {
     if (f->dir == "trace") RELIVE_RETURN_IF_ERROR(receive_trace(*f));
     else if (f->dir == "images") RELIVE_RETURN_IF_ERROR(receive_files(&link_->channel(), *f, work_->path() + "/images"));
+    else if (f->dir == "bundle" && runc_) RELIVE_RETURN_IF_ERROR(receive_files(&link_->channel(), *f, work_->path() + "/bundle"));
     else return Status::InvalidArgument("unknown file batch " + f->dir);
     return default_detail();
   }

@@ -18,20 +18,27 @@ namespace relive::migrate {
 
 struct DestinationOptions {
   std::string node_name;
-  std::string work_root;  // per-migration work dirs go here; empty: $TMPDIR or /tmp
+  std::string work_root;  // per-migration work dirs go here; empty: /dev/shm (image_dir.h)
   std::string tls_dir;    // this host's keys, for CRIU's own TLS page-server link
   bool insecure = false;
   // Pre-copy and CR/TR: restore with CRIU lazy pages served from the local images (the freeze
   // then no longer includes copying the memory in).
   bool lazy_local = true;
   std::chrono::seconds criu_timeout{300};
+  // runc containers (runc_destination.h): runc's --root (empty: runc's default), the parent of
+  // their bundles (empty: <work_root>/runc-bundles), and the network namespace that replaces a
+  // netns path in their config.json (empty: relived's own).
+  std::string runc_root;
+  std::string runc_bundles;
+  std::string runc_netns;
 };
 
 struct DestinationOutcome {
   std::string name;
   std::string strategy;
   pid_t root_pid = 0;  // global PID of the migrated root, now running here
-  pid_t init_pid = 0;  // its PID namespace's init
+  pid_t init_pid = 0;  // its PID namespace's init (a runc container: its init, = root_pid)
+  std::string bundle;  // a runc container: its bundle here
   double restore_ms = 0;
 };
 

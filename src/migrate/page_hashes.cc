@@ -65,31 +65,6 @@ Status ProcessMemory::read_page(uint64_t vaddr, char* out) const {
   return Status::Ok();
 }
 
-Result<std::vector<criu::VaddrRange>> differing_pages(const std::string& dir, pid_t dumped_pid,
-                                                      pid_t live_pid) {
-  RELIVE_ASSIGN_OR_RETURN(criu::PagemapImage image, load_pagemap(dir, dumped_pid));
-  RELIVE_ASSIGN_OR_RETURN(std::string hashes, read_file(dir + "/" + page_hashes_name(dumped_pid)));
-  RELIVE_ASSIGN_OR_RETURN(ProcessMemory mem, ProcessMemory::open(live_pid));
-  std::vector<criu::VaddrRange> differ;
-  std::string page(kPage, '\0');
-  size_t index = 0;
-  for (const criu::VaddrRange& r : criu::present_ranges(image)) {
-    for (uint64_t i = 0; i < r.pages; ++i, ++index) {
-      if ((index + 1) * 8 > hashes.size())
-        return Status::Corruption("page hashes are shorter than the pagemap");
-      uint64_t want;
-      std::memcpy(&want, hashes.data() + index * 8, 8);
-      uint64_t vaddr = r.start + i * kPage;
-      bool same = mem.read_page(vaddr, page.data()).ok() && hash64(page) == want;
-      if (same) continue;
-      if (!differ.empty() && differ.back().end() == vaddr) ++differ.back().pages;
-      else differ.push_back({vaddr, 1});
-    }
-  }
-  if (index * 8 != hashes.size()) return Status::Corruption("page hashes do not fit the pagemap");
-  return differ;
-}
-
 namespace {
 
 constexpr uint64_t kBatchPages = 16384;  // 64 MiB read at a time

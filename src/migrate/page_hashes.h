@@ -22,11 +22,6 @@ std::string page_hashes_name(pid_t pid);
 // Writes page-hashes-<pid> next to pagemap-<pid>.img for every process dumped in `images_dir`.
 Status write_page_hashes(const std::string& images_dir);
 
-// The present pages of `images_dir`'s dump of `dumped_pid` whose content in process `live_pid`
-// does not match the hashes. Corruption when the hashes file does not fit the pagemap.
-Result<std::vector<criu::VaddrRange>> differing_pages(const std::string& images_dir,
-                                                      pid_t dumped_pid, pid_t live_pid);
-
 // Writes the pages image of `dumped_pid`'s dump in `images_dir` from process `live_pid`'s memory
 // (read in large batches), checking every page against the hashes as it goes; returns the pages
 // that differ (or could not be read), which the image then holds wrongly until patched.

@@ -8,6 +8,7 @@
 #include "common/file_util.h"
 #include "common/logging.h"
 #include "drivers/criu/command.h"
+#include "migrate/image_dir.h"
 #include "migrate/process_tree.h"
 #include "security/tls_channel.h"
 
@@ -57,7 +58,7 @@ Status Source::open(m::Strategy strategy) {
     RELIVE_ASSIGN_OR_RETURN(svc_dev_, interface_for(a));
     svc_ = a;
   }
-  RELIVE_ASSIGN_OR_RETURN(container::WorkDir w, container::WorkDir::create(o_.work_dir, "migrate"));
+  RELIVE_ASSIGN_OR_RETURN(container::WorkDir w, container::WorkDir::create(default_image_root(o_.work_dir), "migrate"));
   work_.emplace(std::move(w));
   images_ = work_->path() + "/images";
   RELIVE_RETURN_IF_ERROR(make_dirs(images_));

@@ -83,7 +83,8 @@ class Migrate : public ::testing::Test {
 
   void start_relived(const std::vector<std::string>& extra = {}) {
     std::vector<std::string> argv = {relived_bin(), "--listen", hosts_.address('b') + ":7070",
-                                     "--state-dir", dir_ / "stateb", "--once", "1"};
+                                     "--state-dir", dir_ / "stateb", "--work-dir", dir_ / "stateb",
+                                     "--once", "1"};
     if (extra.empty()) {
       argv.insert(argv.end(), {"--tls-dir", dir_ / "keys", "--name", "hostb"});
     } else {
