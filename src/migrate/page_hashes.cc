@@ -49,22 +49,6 @@ Status write_page_hashes(const std::string& dir) {
   return Status::Ok();
 }
 
-Result<ProcessMemory> ProcessMemory::open(pid_t pid) {
-  std::string path = fmt::format("/proc/{}/mem", pid);
-  ScopedFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-  if (!fd.valid()) return PosixError("open " + path, errno);
-  return ProcessMemory(std::move(fd));
-}
-
-Status ProcessMemory::read_page(uint64_t vaddr, char* out) const {
-  ssize_t n = ::pread(fd_.get(), out, kPage, static_cast<off_t>(vaddr));
-  if (n != static_cast<ssize_t>(kPage)) {
-    return n < 0 ? PosixError(fmt::format("read page {:#x}", vaddr), errno)
-                 : Status::NotFound(fmt::format("page {:#x} is not mapped", vaddr));
-  }
-  return Status::Ok();
-}
-
 namespace {
 
 constexpr uint64_t kBatchPages = 16384;  // 64 MiB read at a time

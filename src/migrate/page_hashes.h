@@ -33,15 +33,4 @@ Status patch_pages_image(const std::string& images_dir, pid_t dumped_pid,
                          const std::vector<criu::VaddrRange>& ranges,
                          const criu::PageLookup& lookup);
 
-// Reads one page of process `pid` (through /proc/PID/mem, kept open between calls).
-class ProcessMemory {
- public:
-  static Result<ProcessMemory> open(pid_t pid);
-  Status read_page(uint64_t vaddr, char* out) const;
-
- private:
-  explicit ProcessMemory(ScopedFd fd) : fd_(std::move(fd)) {}
-  ScopedFd fd_;
-};
-
 }  // namespace relive::migrate
