@@ -97,6 +97,48 @@ TEST(Attach, ReplayFromCheckpointEndsInTheRecordedState) {
       << "replayed lines are not consecutive";
 }
 
+// --live and SIGUSR1 (what relive migrate --strategy crtr does): recording ends with the process
+// frozen exactly where the log ends. It prints nothing while frozen; the replay reproduces every
+// line up to the freeze; and once continued, the process goes on with the next line.
+TEST(Attach, FreezeStopsTheProcessWhereTheLogEnds) {
+  TempDir d;
+  std::string out = d / "counter.out", trace = d / "trace";
+  Child counter{spawn({test_bin_dir() + "/subjects/counter", "100000"}, out)};
+  wait_for_lines(out, 5);
+  pid_t rec = ::fork();
+  if (rec == 0) {
+    std::vector<std::string> a = {relive_bin(), "record", "-o", trace, "--pid",
+                                  std::to_string(counter.pid), "--live"};
+    std::vector<char*> args;
+    for (auto& s : a) args.push_back(s.data());
+    args.push_back(nullptr);
+    ::execv(args[0], args.data());
+    ::_exit(127);
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  ::kill(rec, SIGUSR1);
+  int status = 0;
+  ::waitpid(rec, &status, 0);
+  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
+  EXPECT_EQ(sh("grep -q '^State:[[:space:]]*T' /proc/" + std::to_string(counter.pid) + "/status"), 0)
+      << "not stopped";
+  size_t frozen = lines_of(read_all(out)).size();
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  EXPECT_EQ(lines_of(read_all(out)).size(), frozen) << "printed while frozen";
+
+  RunResult replayed = run({relive_bin(), "replay", trace});
+  ASSERT_EQ(replayed.exit_code, 0) << replayed.err;
+  std::vector<std::string> got = lines_of(replayed.out), original = lines_of(read_all(out));
+  ASSERT_FALSE(got.empty());
+  EXPECT_EQ(got.back(), original.back()) << "the replay did not end where the process froze";
+
+  ::kill(counter.pid, SIGCONT);
+  wait_for_lines(out, frozen + 3);
+  std::vector<std::string> after = lines_of(read_all(out));
+  ASSERT_GT(after.size(), frozen);
+  EXPECT_EQ(std::stol(after[frozen]), std::stol(after[frozen - 1]) + 1);
+}
+
 TEST(Attach, MultiThreadedProcessIsRefusedAndLeftRunning) {
   TempDir d;
   Child sleeper{spawn({"/usr/bin/python3", "-c",
