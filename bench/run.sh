@@ -38,6 +38,13 @@ tmp=$(mktemp)
   echo
   /usr/bin/python3 bench/container.py
   echo
+  echo "## Live migration vs plain CRIU (issue: relive migrate)"
+  echo
+  echo "Two hosts as network namespaces on one bridge; \`relive migrate --json\` with each strategy"
+  echo "against \`criu dump\` + streaming the images across + \`criu restore\` by hand."
+  echo
+  /usr/bin/python3 bench/migrate.py
+  echo
   echo "## Shared-memory event ring (tracer -> log writer process)"
   echo
   echo '```'
