@@ -2,6 +2,7 @@
 // One connection is served at a time (a migration is a long exchange; a second source waits in
 // the listen queue). HA pairs are not served yet (see the README's status section).
 #include <signal.h>
+#include <unistd.h>
 
 #include <csignal>
 #include <cstdio>
@@ -25,7 +26,13 @@ namespace {
 using namespace relive;
 
 volatile std::sig_atomic_t g_stop = 0;
-void on_stop(int) { g_stop = 1; }
+volatile std::sig_atomic_t g_busy = 0;  // serving a migration: finish it before exiting
+// Between migrations there is nothing to wind down, and accept() would otherwise sit out its
+// timeout first.
+void on_stop(int) {
+  g_stop = 1;
+  if (!g_busy) ::_exit(0);
+}
 
 struct Args {
   std::string listen;
@@ -75,7 +82,9 @@ Status serve(const Args& a) {
     }
     std::string peer = (*ch)->peer().address + " " + (*ch)->peer().subject;
     migrate::Link link(std::move(*ch));
+    g_busy = 1;
     Result<migrate::DestinationOutcome> r = migrate::serve_migration(&link, &gate, d);
+    g_busy = 0;
     ++served;
     if (!r.ok()) {
       say("migration from " + peer + " failed: " + r.status().to_string());

@@ -5,16 +5,22 @@
 #include <sys/socket.h>
 #include <netinet/in.h>
 
+#include <filesystem>
+
 #include <fmt/format.h>
 
 #include "common/scoped_fd.h"
+#include "common/file_util.h"
 #include "drivers/criu/criu_process.h"
+#include "drivers/criu/page_image.h"
 #include "migrate/criu_tls.h"
 #include "migrate/file_transfer.h"
 #include "migrate/source.h"
 
 namespace relive::migrate {
+namespace {
 
+// A free TCP port for CRIU's page server (bound and released: CRIU binds it right after).
 Result<uint16_t> free_port() {
   ScopedFd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
   if (!fd.valid()) return PosixError("socket", errno);
@@ -27,6 +33,26 @@ Result<uint16_t> free_port() {
     return PosixError("getsockname", errno);
   return ntohs(a.sin_port);
 }
+
+// The memory CRIU's page server sent after the switch-over: every lazy page of the dump, raw
+// (CRIU's page-server protocol does not compress), so the report's bytes are complete.
+uint64_t lazy_bytes(const std::string& images_dir) {
+  uint64_t pages = 0;
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator(images_dir, ec)) {
+    std::string n = e.path().filename().string();
+    if (!n.starts_with("pagemap-") || n.starts_with("pagemap-shmem")) continue;
+    auto bytes = read_file(e.path().string());
+    if (!bytes.ok()) continue;
+    auto image = criu::decode_pagemap_image(*bytes);
+    if (!image.ok()) continue;
+    for (const auto& entry : image->entries)
+      if ((entry.flags & criu::kPeLazy) && !entry.present()) pages += entry.nr_pages;
+  }
+  return pages * criu::kImagePageSize;
+}
+
+}  // namespace
 
 Status run_postcopy(Source* s) {
   criu::LazyDumpOptions lo;
@@ -50,6 +76,7 @@ Status run_postcopy(Source* s) {
   // The destination runs; CRIU here serves the rest of the memory and then ends the tree.
   s->progress("phase=pages (post-copy)");
   Status served = dump.wait(std::chrono::minutes(30));
+  s->add_bytes("lazy_pages", lazy_bytes(s->images_dir()));
   Status ended = s->end_source();
   if (!served.ok()) return served.with_context("post-copy page transfer after the switch-over");
   return ended;
