@@ -21,7 +21,7 @@ namespace relive::migrate {
 namespace {
 
 // A free TCP port for CRIU's page server (bound and released: CRIU binds it right after).
-Result<uint16_t> free_port() {
+Result<uint16_t> page_server_port() {
   ScopedFd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
   if (!fd.valid()) return PosixError("socket", errno);
   sockaddr_in a{};
@@ -57,7 +57,7 @@ uint64_t lazy_bytes(const std::string& images_dir) {
 Status run_postcopy(Source* s) {
   criu::LazyDumpOptions lo;
   RELIVE_ASSIGN_OR_RETURN(lo.dump, base_dump_options(*s));
-  RELIVE_ASSIGN_OR_RETURN(lo.port, free_port());
+  RELIVE_ASSIGN_OR_RETURN(lo.port, page_server_port());
   lo.tls_args = criu_tls_args(s->options().tls_dir, s->options().node_name, s->options().insecure);
   RELIVE_RETURN_IF_ERROR(s->freeze_begins());
   s->progress("phase=dump (lazy)");
