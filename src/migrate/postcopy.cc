@@ -18,10 +18,9 @@
 #include "migrate/source.h"
 
 namespace relive::migrate {
-namespace {
 
 // A free TCP port for CRIU's page server (bound and released: CRIU binds it right after).
-Result<uint16_t> page_server_port() {
+Result<uint16_t> free_port() {
   ScopedFd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
   if (!fd.valid()) return PosixError("socket", errno);
   sockaddr_in a{};
@@ -33,6 +32,8 @@ Result<uint16_t> page_server_port() {
     return PosixError("getsockname", errno);
   return ntohs(a.sin_port);
 }
+
+namespace {
 
 // The memory CRIU's page server sent after the switch-over: every lazy page of the dump, raw
 // (CRIU's page-server protocol does not compress), so the report's bytes are complete.
@@ -57,7 +58,7 @@ uint64_t lazy_bytes(const std::string& images_dir) {
 Status run_postcopy(Source* s) {
   criu::LazyDumpOptions lo;
   RELIVE_ASSIGN_OR_RETURN(lo.dump, base_dump_options(*s));
-  RELIVE_ASSIGN_OR_RETURN(lo.port, page_server_port());
+  RELIVE_ASSIGN_OR_RETURN(lo.port, free_port());
   lo.tls_args = criu_tls_args(s->options().tls_dir, s->options().node_name, s->options().insecure);
   RELIVE_RETURN_IF_ERROR(s->freeze_begins());
   s->progress("phase=dump (lazy)");
