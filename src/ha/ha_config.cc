@@ -1,0 +1,309 @@
+#include "ha/ha_config.h"
+
+#include <arpa/inet.h>
+#include <toml++/toml.h>
+
+#include <algorithm>
+#include <set>
+
+#include "common/file_util.h"
+
+namespace relive::ha {
+namespace {
+
+const char* type_name(const toml::node& n) {
+  switch (n.type()) {
+    case toml::node_type::table:
+      return "a table";
+    case toml::node_type::array:
+      return "an array";
+    case toml::node_type::string:
+      return "a string";
+    case toml::node_type::integer:
+      return "an integer";
+    case toml::node_type::floating_point:
+      return "a float";
+    case toml::node_type::boolean:
+      return "a boolean";
+    default:
+      return "a date or time";
+  }
+}
+
+// One TOML table being read: every lookup is by key, errors name the full dotted key and its line,
+// and finish() rejects keys nobody asked for.
+class Section {
+ public:
+  Section(const toml::table& t, std::string prefix) : table_(t), prefix_(std::move(prefix)) {}
+
+  std::string key_name(std::string_view key) const { return prefix_ + std::string(key); }
+
+  Status error(std::string_view key, const std::string& what) const {
+    std::string where = key_name(key);
+    if (const toml::node* n = table_.get(key)) {
+      where += " (line " + std::to_string(n->source().begin.line) + ")";
+    }
+    return Status::InvalidArgument(where + ": " + what);
+  }
+
+  // Nullptr when absent (then `required` makes it an error, reported through `status`).
+  const toml::node* find(std::string_view key, bool required, Status* status) {
+    seen_.insert(std::string(key));
+    const toml::node* n = table_.get(key);
+    if (!n && required) *status = Status::InvalidArgument(key_name(key) + ": missing");
+    return n;
+  }
+
+  Result<uint64_t> integer(std::string_view key, std::optional<uint64_t> dflt, uint64_t lo,
+                           uint64_t hi) {
+    Status st;
+    const toml::node* n = find(key, !dflt.has_value(), &st);
+    if (!st.ok()) return st;
+    if (!n) return *dflt;
+    if (!n->is_integer())
+      return error(key, std::string("must be an integer, got ") + type_name(*n));
+    int64_t v = n->as_integer()->get();
+    if (v < 0 || static_cast<uint64_t>(v) < lo || static_cast<uint64_t>(v) > hi) {
+      return error(key, "must be between " + std::to_string(lo) + " and " + std::to_string(hi) +
+                            ", got " + std::to_string(v));
+    }
+    return static_cast<uint64_t>(v);
+  }
+
+  Result<std::string> string(std::string_view key, std::optional<std::string> dflt = {}) {
+    Status st;
+    const toml::node* n = find(key, !dflt.has_value(), &st);
+    if (!st.ok()) return st;
+    if (!n) return *dflt;
+    if (!n->is_string()) return error(key, std::string("must be a string, got ") + type_name(*n));
+    std::string s = n->as_string()->get();
+    if (s.empty()) return error(key, "must not be empty");
+    return s;
+  }
+
+  // A non-empty array of strings; elements may be empty strings only when `allow_empty`.
+  Result<std::vector<std::string>> strings(std::string_view key, bool allow_empty = false) {
+    Status st;
+    const toml::node* n = find(key, true, &st);
+    if (!st.ok()) return st;
+    const toml::array* a = n->as_array();
+    if (!a) return error(key, std::string("must be an array of strings, got ") + type_name(*n));
+    if (a->empty()) return error(key, "must not be empty");
+    std::vector<std::string> out;
+    for (size_t i = 0; i < a->size(); ++i) {
+      const toml::node& e = *a->get(i);
+      if (!e.is_string() || (!allow_empty && e.as_string()->get().empty())) {
+        return error(key, "element " + std::to_string(i) + " must be a " +
+                              (allow_empty ? "string" : "non-empty string"));
+      }
+      out.push_back(e.as_string()->get());
+    }
+    return out;
+  }
+
+  Result<Section> table(std::string_view key) {
+    Status st;
+    const toml::node* n = find(key, true, &st);
+    if (!st.ok()) return st;
+    if (!n->is_table()) return error(key, std::string("must be a table, got ") + type_name(*n));
+    return Section(*n->as_table(), key_name(key) + ".");
+  }
+
+  Status finish() const {
+    for (const auto& [k, v] : table_) {
+      if (!seen_.count(std::string(k.str()))) {
+        return Status::InvalidArgument(key_name(k.str()) + " (line " +
+                                       std::to_string(v.source().begin.line) + "): unknown key");
+      }
+    }
+    return Status::Ok();
+  }
+
+  const toml::table& raw() const { return table_; }
+
+ private:
+  const toml::table& table_;
+  std::string prefix_;
+  std::set<std::string> seen_;
+};
+
+bool valid_name(std::string_view s) {
+  return !s.empty() && s.size() <= 32 && std::all_of(s.begin(), s.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_';
+  });
+}
+
+// "host:port" or "[v6]:port".
+Status parse_host_port(std::string_view s, std::string* host, uint16_t* port) {
+  size_t colon = s.rfind(':');
+  if (colon == std::string_view::npos || colon == 0)
+    return Status::InvalidArgument("expected HOST:PORT");
+  *host = std::string(s.substr(0, colon));
+  if (host->front() == '[' && host->back() == ']') *host = host->substr(1, host->size() - 2);
+  if (host->empty()) return Status::InvalidArgument("empty host");
+  std::string_view p = s.substr(colon + 1);
+  if (p.empty() || p.size() > 5 || !std::all_of(p.begin(), p.end(), ::isdigit)) {
+    return Status::InvalidArgument("port must be a number");
+  }
+  int v = std::stoi(std::string(p));
+  if (v < 1 || v > 65535) return Status::InvalidArgument("port must be between 1 and 65535");
+  *port = static_cast<uint16_t>(v);
+  return Status::Ok();
+}
+
+Status parse_peers(Section& root, HaConfig* cfg) {
+  Status st;
+  const toml::node* n = root.find("peers", true, &st);
+  RELIVE_RETURN_IF_ERROR(st);
+  const toml::array* a = n->as_array();
+  if (!a || !a->is_array_of_tables()) {
+    return root.error("peers", "must be an array of tables ([[peers]])");
+  }
+  if (a->size() != 2) {
+    return root.error("peers", "an HA pair has exactly 2 peers, got " + std::to_string(a->size()));
+  }
+  for (size_t i = 0; i < a->size(); ++i) {
+    Section s(*a->get(i)->as_table(), "peers[" + std::to_string(i) + "].");
+    PeerConfig p;
+    RELIVE_ASSIGN_OR_RETURN(p.name, s.string("name"));
+    if (!valid_name(p.name))
+      return s.error("name", "must be 1-32 of [a-z0-9_-], got '" + p.name + "'");
+    if (cfg->peer(p.name)) return s.error("name", "duplicate peer name '" + p.name + "'");
+    RELIVE_ASSIGN_OR_RETURN(std::string addr, s.string("address"));
+    Status hp = parse_host_port(addr, &p.host, &p.port);
+    if (!hp.ok()) return s.error("address", hp.message() + ", got '" + addr + "'");
+    RELIVE_RETURN_IF_ERROR(s.finish());
+    cfg->peers.push_back(std::move(p));
+  }
+  return Status::Ok();
+}
+
+Status parse_etcd(Section& root, EtcdConfig* e) {
+  RELIVE_ASSIGN_OR_RETURN(Section s, root.table("etcd"));
+  RELIVE_ASSIGN_OR_RETURN(e->endpoints, s.strings("endpoints"));
+  for (const std::string& ep : e->endpoints) {
+    std::string host;
+    uint16_t port;
+    if (ep.rfind("http://", 0) != 0) {
+      return s.error("endpoints",
+                     "'" + ep + "' must start with http:// (TLS to etcd is not supported yet)");
+    }
+    std::string_view rest = std::string_view(ep).substr(7);
+    if (!rest.empty() && rest.back() == '/') rest.remove_suffix(1);
+    Status hp = parse_host_port(rest, &host, &port);
+    if (!hp.ok()) return s.error("endpoints", "'" + ep + "': " + hp.message());
+  }
+  RELIVE_ASSIGN_OR_RETURN(e->lease_key, s.string("lease_key"));
+  if (e->lease_key.front() != '/')
+    return s.error("lease_key", "must start with '/', got '" + e->lease_key + "'");
+  RELIVE_ASSIGN_OR_RETURN(uint64_t ttl, s.integer("lease_ttl_s", 5, 2, 3600));
+  e->lease_ttl_s = static_cast<uint32_t>(ttl);
+  return s.finish();
+}
+
+Status parse_workload(Section& root, WorkloadConfig* w) {
+  RELIVE_ASSIGN_OR_RETURN(Section s, root.table("workload"));
+  RELIVE_ASSIGN_OR_RETURN(w->command, s.strings("command", /*allow_empty=*/true));
+  if (w->command[0].empty() || w->command[0].front() != '/') {
+    return s.error("command", "command[0] must be an absolute path, got '" + w->command[0] + "'");
+  }
+  RELIVE_ASSIGN_OR_RETURN(w->directory, s.string("directory"));
+  if (w->directory.front() != '/')
+    return s.error("directory", "must be an absolute path, got '" + w->directory + "'");
+  RELIVE_ASSIGN_OR_RETURN(std::string cidr, s.string("service_address"));
+  size_t slash = cidr.find('/');
+  w->service_address = cidr.substr(0, slash);
+  in_addr a;
+  if (inet_pton(AF_INET, w->service_address.c_str(), &a) != 1) {
+    return s.error("service_address",
+                   "must be an IPv4 address with a prefix length (A.B.C.D/N), got '" + cidr + "'");
+  }
+  if (slash == std::string::npos)
+    return s.error("service_address", "missing prefix length (/N) in '" + cidr + "'");
+  std::string len = cidr.substr(slash + 1);
+  if (len.empty() || len.size() > 2 || !std::all_of(len.begin(), len.end(), ::isdigit) ||
+      std::stoi(len) > 32) {
+    return s.error("service_address", "prefix length must be 0-32, got '" + len + "'");
+  }
+  w->service_prefix_len = static_cast<uint8_t>(std::stoi(len));
+  RELIVE_ASSIGN_OR_RETURN(w->netns, s.string("netns"));
+  if (w->netns.size() > 64 || w->netns.find('/') != std::string::npos || w->netns == "." ||
+      w->netns == "..") {
+    return s.error("netns", "must be a namespace name (no '/', at most 64 characters), got '" +
+                                w->netns + "'");
+  }
+  RELIVE_ASSIGN_OR_RETURN(uint64_t q, s.integer("output_queue", 0, 0, 65535));
+  w->output_queue = static_cast<uint16_t>(q);
+  return s.finish();
+}
+
+Status parse_limits(Section& root, LimitsConfig* l) {
+  if (!root.raw().get("limits")) {
+    Status ignored;
+    root.find("limits", false, &ignored);
+    return Status::Ok();
+  }
+  RELIVE_ASSIGN_OR_RETURN(Section s, root.table("limits"));
+  RELIVE_ASSIGN_OR_RETURN(l->max_epoch_bytes,
+                          s.integer("max_epoch_bytes", l->max_epoch_bytes, 1 << 20, 64ull << 30));
+  RELIVE_ASSIGN_OR_RETURN(uint64_t p,
+                          s.integer("max_held_packets", l->max_held_packets, 16, 1 << 20));
+  l->max_held_packets = static_cast<uint32_t>(p);
+  RELIVE_ASSIGN_OR_RETURN(uint64_t lag, s.integer("max_epoch_lag", l->max_epoch_lag, 1, 1000));
+  l->max_epoch_lag = static_cast<uint32_t>(lag);
+  return s.finish();
+}
+
+Status parse_root(Section& root, HaConfig* cfg) {
+  RELIVE_RETURN_IF_ERROR(parse_peers(root, cfg));
+  RELIVE_ASSIGN_OR_RETURN(cfg->tls_dir, root.string("tls_dir"));
+  if (cfg->tls_dir.front() != '/')
+    return root.error("tls_dir", "must be an absolute path, got '" + cfg->tls_dir + "'");
+  RELIVE_ASSIGN_OR_RETURN(uint64_t epoch, root.integer("epoch_ms", 25, 1, 10000));
+  RELIVE_ASSIGN_OR_RETURN(uint64_t hb, root.integer("heartbeat_ms", 100, 1, 60000));
+  RELIVE_ASSIGN_OR_RETURN(uint64_t ft, root.integer("failure_timeout_ms", 1000, 2, 600000));
+  cfg->epoch_ms = static_cast<uint32_t>(epoch);
+  cfg->heartbeat_ms = static_cast<uint32_t>(hb);
+  cfg->failure_timeout_ms = static_cast<uint32_t>(ft);
+  if (ft < 2 * hb) {
+    return root.error("failure_timeout_ms", "must be at least 2 * heartbeat_ms (" +
+                                                std::to_string(2 * hb) + "), got " +
+                                                std::to_string(ft));
+  }
+  RELIVE_RETURN_IF_ERROR(parse_etcd(root, &cfg->etcd));
+  RELIVE_RETURN_IF_ERROR(parse_workload(root, &cfg->workload));
+  RELIVE_RETURN_IF_ERROR(parse_limits(root, &cfg->limits));
+  return root.finish();
+}
+
+}  // namespace
+
+const PeerConfig* HaConfig::peer(std::string_view name) const {
+  for (const PeerConfig& p : peers) {
+    if (p.name == name) return &p;
+  }
+  return nullptr;
+}
+
+Result<HaConfig> parse_ha_config(std::string_view toml_text, std::string_view source) {
+  toml::table doc;
+  try {
+    doc = toml::parse(toml_text, source);
+  } catch (const toml::parse_error& e) {
+    return Status::InvalidArgument(
+        std::string(source) + ":" + std::to_string(e.source().begin.line) + ":" +
+        std::to_string(e.source().begin.column) + ": " + std::string(e.description()));
+  }
+  HaConfig cfg;
+  Section root(doc, "");
+  Status st = parse_root(root, &cfg);
+  if (!st.ok()) return st.with_context(source);
+  return cfg;
+}
+
+Result<HaConfig> load_ha_config(const std::string& path) {
+  RELIVE_ASSIGN_OR_RETURN(std::string text, read_file(path));
+  return parse_ha_config(text, path);
+}
+
+}  // namespace relive::ha

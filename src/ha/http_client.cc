@@ -1,0 +1,190 @@
+#include "ha/http_client.h"
+
+#include <netdb.h>
+#include <poll.h>
+#include <sys/socket.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+
+#include "common/scoped_fd.h"
+
+namespace relive::ha {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+constexpr size_t kMaxResponse = 4 << 20;  // etcd answers for one key are tiny
+
+int ms_left(Clock::time_point deadline) {
+  auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+  return static_cast<int>(std::max<int64_t>(0, left.count()));
+}
+
+// Waits until `fd` is ready for `events`; IoError on timeout.
+Status wait_fd(int fd, short events, Clock::time_point deadline, const char* what) {
+  for (;;) {
+    pollfd p{fd, events, 0};
+    int n = ::poll(&p, 1, ms_left(deadline));
+    if (n > 0) return Status::Ok();
+    if (n == 0) return Status::IoError(std::string(what) + ": timed out");
+    if (errno != EINTR) return PosixError(what, errno);
+  }
+}
+
+Result<ScopedFd> connect_to(const HttpEndpoint& ep, Clock::time_point deadline) {
+  addrinfo hints{};
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo* res = nullptr;
+  int rc = ::getaddrinfo(ep.host.c_str(), std::to_string(ep.port).c_str(), &hints, &res);
+  if (rc != 0) return Status::IoError("resolve " + ep.host + ": " + gai_strerror(rc));
+  Status last = Status::IoError("connect: no address");
+  for (addrinfo* ai = res; ai; ai = ai->ai_next) {
+    ScopedFd fd(::socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+    if (!fd.valid()) {
+      last = PosixError("socket", errno);
+      continue;
+    }
+    if (::connect(fd.get(), ai->ai_addr, ai->ai_addrlen) != 0 && errno != EINPROGRESS) {
+      last = PosixError("connect", errno);
+      continue;
+    }
+    last = wait_fd(fd.get(), POLLOUT, deadline, "connect");
+    int err = 0;
+    socklen_t len = sizeof(err);
+    if (last.ok() && ::getsockopt(fd.get(), SOL_SOCKET, SO_ERROR, &err, &len) == 0 && err != 0) {
+      last = PosixError("connect", err);
+    }
+    if (last.ok()) {
+      ::freeaddrinfo(res);
+      return fd;
+    }
+  }
+  ::freeaddrinfo(res);
+  return last;
+}
+
+Status send_all(int fd, std::string_view data, Clock::time_point deadline) {
+  while (!data.empty()) {
+    ssize_t n = ::send(fd, data.data(), data.size(), MSG_NOSIGNAL);
+    if (n > 0) {
+      data.remove_prefix(static_cast<size_t>(n));
+    } else if (errno == EAGAIN) {
+      RELIVE_RETURN_IF_ERROR(wait_fd(fd, POLLOUT, deadline, "send"));
+    } else if (errno != EINTR) {
+      return PosixError("send", errno);
+    }
+  }
+  return Status::Ok();
+}
+
+// Everything until the peer closes (the request said Connection: close).
+Result<std::string> recv_all(int fd, Clock::time_point deadline) {
+  std::string out;
+  char buf[16384];
+  for (;;) {
+    ssize_t n = ::recv(fd, buf, sizeof(buf), 0);
+    if (n > 0) {
+      out.append(buf, static_cast<size_t>(n));
+      if (out.size() > kMaxResponse) return Status::IoError("response larger than 4 MiB");
+    } else if (n == 0) {
+      return out;
+    } else if (errno == EAGAIN) {
+      RELIVE_RETURN_IF_ERROR(wait_fd(fd, POLLIN, deadline, "receive"));
+    } else if (errno != EINTR) {
+      return PosixError("receive", errno);
+    }
+  }
+}
+
+std::string lower(std::string s) {
+  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::tolower(c); });
+  return s;
+}
+
+Result<std::string> dechunk(std::string_view in) {
+  std::string out;
+  for (;;) {
+    size_t eol = in.find("\r\n");
+    if (eol == std::string_view::npos) return Status::IoError("truncated chunked body");
+    size_t len = 0;
+    try {
+      len = std::stoul(std::string(in.substr(0, eol)), nullptr, 16);
+    } catch (...) {
+      return Status::IoError("bad chunk size line");
+    }
+    in.remove_prefix(eol + 2);
+    if (len == 0) return out;  // trailers, if any, are ignored
+    if (in.size() < len + 2) return Status::IoError("truncated chunk");
+    out.append(in.substr(0, len));
+    in.remove_prefix(len + 2);
+  }
+}
+
+Result<HttpResponse> parse_response(std::string_view raw) {
+  size_t head_end = raw.find("\r\n\r\n");
+  if (raw.substr(0, 5) != "HTTP/" || head_end == std::string_view::npos) {
+    return Status::IoError("not an HTTP response (" + std::to_string(raw.size()) + " bytes)");
+  }
+  HttpResponse r;
+  size_t sp = raw.find(' ');
+  if (sp == std::string_view::npos || sp + 4 > head_end) return Status::IoError("bad status line");
+  r.status = std::atoi(std::string(raw.substr(sp + 1, 3)).c_str());
+  std::string head = lower(std::string(raw.substr(0, head_end)));
+  std::string_view body = raw.substr(head_end + 4);
+  if (head.find("\r\ntransfer-encoding: chunked") != std::string::npos) {
+    RELIVE_ASSIGN_OR_RETURN(r.body, dechunk(body));
+  } else if (size_t cl = head.find("\r\ncontent-length:"); cl != std::string::npos) {
+    size_t len = std::strtoul(head.c_str() + cl + 17, nullptr, 10);
+    if (body.size() < len) return Status::IoError("truncated body");
+    r.body = std::string(body.substr(0, len));
+  } else {
+    r.body = std::string(body);
+  }
+  return r;
+}
+
+}  // namespace
+
+std::string HttpEndpoint::url() const {
+  bool v6 = host.find(':') != std::string::npos;
+  return "http://" + (v6 ? "[" + host + "]" : host) + ":" + std::to_string(port);
+}
+
+Result<HttpEndpoint> parse_http_endpoint(std::string_view url) {
+  if (url.substr(0, 7) != "http://")
+    return Status::InvalidArgument("'" + std::string(url) + "': not http://");
+  std::string_view rest = url.substr(7);
+  if (!rest.empty() && rest.back() == '/') rest.remove_suffix(1);
+  size_t colon = rest.rfind(':');
+  if (colon == std::string_view::npos || colon == 0 || colon + 1 == rest.size()) {
+    return Status::InvalidArgument("'" + std::string(url) + "': expected http://HOST:PORT");
+  }
+  HttpEndpoint ep;
+  ep.host = std::string(rest.substr(0, colon));
+  if (ep.host.front() == '[' && ep.host.back() == ']')
+    ep.host = ep.host.substr(1, ep.host.size() - 2);
+  std::string port(rest.substr(colon + 1));
+  if (port.size() > 5 || !std::all_of(port.begin(), port.end(), ::isdigit) || std::stoi(port) < 1 ||
+      std::stoi(port) > 65535) {
+    return Status::InvalidArgument("'" + std::string(url) + "': bad port");
+  }
+  ep.port = static_cast<uint16_t>(std::stoi(port));
+  return ep;
+}
+
+Result<HttpResponse> http_post(const HttpEndpoint& ep, std::string_view path, std::string_view body,
+                               std::chrono::milliseconds timeout) {
+  Clock::time_point deadline = Clock::now() + timeout;
+  RELIVE_ASSIGN_OR_RETURN(ScopedFd fd, connect_to(ep, deadline));
+  std::string req = "POST " + std::string(path) + " HTTP/1.1\r\nHost: " + ep.host + ":" +
+                    std::to_string(ep.port) +
+                    "\r\nContent-Type: application/json\r\nConnection: close\r\nContent-Length: " +
+                    std::to_string(body.size()) + "\r\n\r\n";
+  req.append(body);
+  RELIVE_RETURN_IF_ERROR(send_all(fd.get(), req, deadline));
+  RELIVE_ASSIGN_OR_RETURN(std::string raw, recv_all(fd.get(), deadline));
+  return parse_response(raw);
+}
+
+}  // namespace relive::ha

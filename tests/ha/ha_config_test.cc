@@ -1,0 +1,197 @@
+#include "ha/ha_config.h"
+
+#include <gtest/gtest.h>
+
+#include <string>
+
+namespace relive::ha {
+namespace {
+
+const char* kValid = R"(
+tls_dir = "/etc/relive/tls"
+epoch_ms = 50
+heartbeat_ms = 20
+failure_timeout_ms = 200
+[[peers]]
+name = "a"
+address = "198.18.0.1:7411"
+[[peers]]
+name = "b"
+address = "[fd00::2]:7411"
+[etcd]
+endpoints = ["http://127.0.0.1:2379", "http://127.0.0.2:2379/"]
+lease_key = "/relive/ha/x"
+lease_ttl_s = 3
+[workload]
+command = ["/usr/bin/redis-server", "--port", "6379"]
+directory = "/var/lib/x"
+service_address = "198.18.0.10/24"
+netns = "rx"
+output_queue = 7
+[limits]
+max_held_packets = 100
+)";
+
+// kValid with one line replaced (or removed when `to` is empty).
+std::string with(const std::string& from, const std::string& to) {
+  std::string s = kValid;
+  size_t at = s.find(from);
+  EXPECT_NE(at, std::string::npos) << from;
+  size_t eol = s.find('\n', at);
+  s.replace(at, eol - at, to);
+  return s;
+}
+
+std::string error_of(const std::string& text) {
+  Result<HaConfig> r = parse_ha_config(text, "t.toml");
+  EXPECT_FALSE(r.ok()) << text;
+  if (r.ok()) return "";
+  EXPECT_EQ(r.status().code(), Status::Code::kInvalidArgument);
+  return r.status().message();
+}
+
+TEST(HaConfig, ParsesEveryKey) {
+  Result<HaConfig> r = parse_ha_config(kValid);
+  ASSERT_TRUE(r.ok()) << r.status().to_string();
+  const HaConfig& c = *r;
+  ASSERT_EQ(c.peers.size(), 2u);
+  EXPECT_EQ(c.peers[0].host, "198.18.0.1");
+  EXPECT_EQ(c.peers[1].host, "fd00::2");
+  EXPECT_EQ(c.peers[1].port, 7411);
+  ASSERT_NE(c.peer("b"), nullptr);
+  EXPECT_EQ(c.peer("zz"), nullptr);
+  EXPECT_EQ(c.epoch_ms, 50u);
+  EXPECT_EQ(c.heartbeat_ms, 20u);
+  EXPECT_EQ(c.failure_timeout_ms, 200u);
+  EXPECT_EQ(c.etcd.endpoints.size(), 2u);
+  EXPECT_EQ(c.etcd.lease_key, "/relive/ha/x");
+  EXPECT_EQ(c.etcd.lease_ttl_s, 3u);
+  EXPECT_EQ(c.workload.command.size(), 3u);
+  EXPECT_EQ(c.workload.service_address, "198.18.0.10");
+  EXPECT_EQ(c.workload.service_prefix_len, 24);
+  EXPECT_EQ(c.workload.netns, "rx");
+  EXPECT_EQ(c.workload.output_queue, 7);
+  EXPECT_EQ(c.limits.max_held_packets, 100u);
+  EXPECT_EQ(c.limits.max_epoch_lag, 4u);  // default
+}
+
+TEST(HaConfig, AppliesDefaults) {
+  std::string s = with("epoch_ms = 50", "");
+  s = std::string(s).replace(s.find("heartbeat_ms = 20"), 17, "");
+  s = std::string(s).replace(s.find("failure_timeout_ms = 200"), 24, "");
+  s = s.substr(0, s.find("[limits]"));
+  Result<HaConfig> r = parse_ha_config(s);
+  ASSERT_TRUE(r.ok()) << r.status().to_string();
+  EXPECT_EQ(r->epoch_ms, 25u);
+  EXPECT_EQ(r->heartbeat_ms, 100u);
+  EXPECT_EQ(r->failure_timeout_ms, 1000u);
+  EXPECT_EQ(r->limits.max_held_packets, 65536u);
+}
+
+TEST(HaConfig, ExampleFileParses) {
+  std::string dir = __FILE__;
+  dir = dir.substr(0, dir.rfind('/'));
+  Result<HaConfig> r = load_ha_config(dir + "/../../examples/ha-pair.toml");
+  ASSERT_TRUE(r.ok()) << r.status().to_string();
+  EXPECT_EQ(r->epoch_ms, 25u);
+  EXPECT_EQ(r->workload.command[0], "/usr/bin/redis-server");
+}
+
+TEST(HaConfig, RejectsSyntaxErrorWithPosition) {
+  std::string m = error_of("epoch_ms = = 3\n");
+  EXPECT_NE(m.find("t.toml:1:"), std::string::npos) << m;
+}
+
+TEST(HaConfig, RejectsMissingKeys) {
+  EXPECT_EQ(error_of(with("tls_dir =", "")), "t.toml: tls_dir: missing");
+  EXPECT_EQ(error_of(with("lease_key =", "")), "t.toml: etcd.lease_key: missing");
+  EXPECT_EQ(error_of(with("netns =", "")), "t.toml: workload.netns: missing");
+  EXPECT_EQ(error_of(with("command =", "")), "t.toml: workload.command: missing");
+  std::string no_etcd = with("[etcd]", "[etcd_x]");
+  EXPECT_EQ(error_of(no_etcd), "t.toml: etcd: missing");
+  EXPECT_EQ(error_of("tls_dir = \"/x\"\n"), "t.toml: peers: missing");
+}
+
+TEST(HaConfig, RejectsBadNumbers) {
+  EXPECT_EQ(error_of(with("epoch_ms = 50", "epoch_ms = 0")),
+            "t.toml: epoch_ms (line 3): must be between 1 and 10000, got 0");
+  EXPECT_EQ(error_of(with("epoch_ms = 50", "epoch_ms = -5")),
+            "t.toml: epoch_ms (line 3): must be between 1 and 10000, got -5");
+  EXPECT_EQ(error_of(with("epoch_ms = 50", "epoch_ms = \"25\"")),
+            "t.toml: epoch_ms (line 3): must be an integer, got a string");
+  EXPECT_EQ(error_of(with("epoch_ms = 50", "epoch_ms = 2.5")),
+            "t.toml: epoch_ms (line 3): must be an integer, got a float");
+  EXPECT_EQ(error_of(with("failure_timeout_ms = 200", "failure_timeout_ms = 30")),
+            "t.toml: failure_timeout_ms (line 5): must be at least 2 * heartbeat_ms (40), got 30");
+  EXPECT_EQ(error_of(with("lease_ttl_s = 3", "lease_ttl_s = 1")),
+            "t.toml: etcd.lease_ttl_s (line 15): must be between 2 and 3600, got 1");
+  EXPECT_EQ(error_of(with("output_queue = 7", "output_queue = 70000")),
+            "t.toml: workload.output_queue (line 21): must be between 0 and 65535, got 70000");
+  EXPECT_EQ(error_of(with("max_held_packets = 100", "max_held_packets = 1")),
+            "t.toml: limits.max_held_packets (line 23): must be between 16 and 1048576, got 1");
+}
+
+TEST(HaConfig, RejectsBadPeers) {
+  EXPECT_EQ(error_of(with("name = \"b\"", "name = \"a\"")),
+            "t.toml: peers[1].name (line 10): duplicate peer name 'a'");
+  EXPECT_EQ(error_of(with("name = \"b\"", "name = \"B c\"")),
+            "t.toml: peers[1].name (line 10): must be 1-32 of [a-z0-9_-], got 'B c'");
+  EXPECT_EQ(error_of(with("address = \"198.18.0.1:7411\"", "address = \"198.18.0.1\"")),
+            "t.toml: peers[0].address (line 8): expected HOST:PORT, got '198.18.0.1'");
+  EXPECT_EQ(error_of(with("address = \"198.18.0.1:7411\"", "address = \"h:99999\"")),
+            "t.toml: peers[0].address (line 8): port must be between 1 and 65535, got 'h:99999'");
+  std::string three = std::string(kValid) + "";
+  three.insert(three.find("[etcd]"), "[[peers]]\nname = \"c\"\naddress = \"c:1\"\n");
+  EXPECT_EQ(error_of(three), "t.toml: peers (line 6): an HA pair has exactly 2 peers, got 3");
+  EXPECT_EQ(error_of("peers = 3\n"),
+            "t.toml: peers (line 1): must be an array of tables ([[peers]])");
+}
+
+TEST(HaConfig, RejectsBadStringsAndPaths) {
+  EXPECT_EQ(error_of(with("tls_dir =", "tls_dir = \"tls\"")),
+            "t.toml: tls_dir (line 2): must be an absolute path, got 'tls'");
+  EXPECT_EQ(error_of(with("tls_dir =", "tls_dir = \"\"")),
+            "t.toml: tls_dir (line 2): must not be empty");
+  EXPECT_EQ(error_of(with("endpoints =", "endpoints = [\"https://e:2379\"]")),
+            "t.toml: etcd.endpoints (line 13): 'https://e:2379' must start with http:// (TLS to "
+            "etcd is not supported yet)");
+  EXPECT_EQ(error_of(with("endpoints =", "endpoints = []")),
+            "t.toml: etcd.endpoints (line 13): must not be empty");
+  EXPECT_EQ(error_of(with("endpoints =", "endpoints = [\"http://e\"]")),
+            "t.toml: etcd.endpoints (line 13): 'http://e': expected HOST:PORT");
+  EXPECT_EQ(error_of(with("lease_key =", "lease_key = \"relive\"")),
+            "t.toml: etcd.lease_key (line 14): must start with '/', got 'relive'");
+  EXPECT_EQ(error_of(with("command =", "command = [\"redis-server\"]")),
+            "t.toml: workload.command (line 17): command[0] must be an absolute path, got "
+            "'redis-server'");
+  EXPECT_EQ(error_of(with("command =", "command = [\"/bin/x\", 3]")),
+            "t.toml: workload.command (line 17): element 1 must be a string");
+  EXPECT_EQ(error_of(with("command =", "command = \"/bin/x\"")),
+            "t.toml: workload.command (line 17): must be an array of strings, got a string");
+  EXPECT_EQ(error_of(with("service_address =", "service_address = \"198.18.0.300/24\"")),
+            "t.toml: workload.service_address (line 19): must be an IPv4 address with a prefix "
+            "length (A.B.C.D/N), got '198.18.0.300/24'");
+  EXPECT_EQ(error_of(with("service_address =", "service_address = \"198.18.0.3\"")),
+            "t.toml: workload.service_address (line 19): missing prefix length (/N) in "
+            "'198.18.0.3'");
+  EXPECT_EQ(error_of(with("service_address =", "service_address = \"198.18.0.3/33\"")),
+            "t.toml: workload.service_address (line 19): prefix length must be 0-32, got '33'");
+  EXPECT_EQ(error_of(with("netns =", "netns = \"../x\"")),
+            "t.toml: workload.netns (line 20): must be a namespace name (no '/', at most 64 "
+            "characters), got '../x'");
+}
+
+TEST(HaConfig, RejectsUnknownKeys) {
+  EXPECT_EQ(error_of(with("epoch_ms = 50", "epoch_msec = 50")),
+            "t.toml: epoch_msec (line 3): unknown key");
+  EXPECT_EQ(error_of(with("netns =", "net_ns = \"x\"")), "t.toml: workload.netns: missing");
+  EXPECT_EQ(error_of(with("output_queue = 7", "output_queue = 7\nqueue = 1")),
+            "t.toml: workload.queue (line 22): unknown key");
+  EXPECT_EQ(error_of(with("max_held_packets = 100", "max_held = 100")),
+            "t.toml: limits.max_held (line 23): unknown key");
+  EXPECT_EQ(error_of(with("lease_ttl_s = 3", "lease_ttl_s = 3\nttl = 3")),
+            "t.toml: etcd.ttl (line 16): unknown key");
+}
+
+}  // namespace
+}  // namespace relive::ha
