@@ -3,9 +3,11 @@
 
 #include "cli/commands.h"
 #include "common/logging.h"
+#include "common/memory_policy.h"
 
 int main(int argc, char** argv) {
   relive::init_logging();
+  relive::keep_freed_memory();
   CLI::App app{"relive: record, replay, live-migrate and protect Linux workloads"};
   app.require_subcommand(1);
   int exit_code = 0;

@@ -15,6 +15,7 @@
 #include "cli/commands.h"
 #include "common/file_util.h"
 #include "common/logging.h"
+#include "common/memory_policy.h"
 #include "migrate/destination.h"
 #include "security/audit_log.h"
 #include "security/replay_guard.h"
@@ -72,6 +73,9 @@ Status serve(const Args& a) {
   d.tls_dir = a.tls_dir;
   d.insecure = a.insecure;
   d.work_root = a.work_dir;
+  d.runc_root = a.runc_root;
+  d.runc_bundles = a.runc_bundles.empty() ? a.state_dir + "/runc-bundles" : a.runc_bundles;
+  d.runc_netns = a.runc_netns;
   int served = 0;
   while (!g_stop && (a.once == 0 || served < a.once)) {
     Result<std::unique_ptr<security::Channel>> ch = listener.accept();
@@ -104,6 +108,7 @@ Status serve(const Args& a) {
 
 int main(int argc, char** argv) {
   relive::init_logging();
+  relive::keep_freed_memory();
   CLI::App app{"relived: the relive agent (receives live migrations)"};
   Args a;
   app.set_version_flag("--version", "relived 0.2.0");

@@ -154,10 +154,10 @@ Status Session::restore_tree(const m::Restore& r) {
     crtr_->abort();  // the source switched from CR/TR to post-copy
     crtr_.reset();
   }
-  // Memory already here (pre-copy, CR/TR) is restored lazily from the local images: the
-  // workload runs while the pages stream in from this host's own disk, so the freeze does not
-  // grow with the memory size. Post-copy pulls them from the source instead.
-  bool local_lazy = (r.pages_from_cache || r.pages_from_replay) && o_.lazy_local;
+  // Memory already here (every strategy but post-copy) is restored lazily from the local
+  // images: the workload runs while its pages stream in from this host's own copy, so the
+  // freeze does not grow with the memory size. Post-copy pulls them from the source instead.
+  bool local_lazy = r.lazy_pages_port == 0 && o_.lazy_local;
   if (r.lazy_pages_port != 0 || local_lazy) {
     criu::LazyPagesOptions lo;
     lo.images_dir = images;

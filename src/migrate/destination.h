@@ -21,8 +21,8 @@ struct DestinationOptions {
   std::string work_root;  // per-migration work dirs go here; empty: /dev/shm (image_dir.h)
   std::string tls_dir;    // this host's keys, for CRIU's own TLS page-server link
   bool insecure = false;
-  // Pre-copy and CR/TR: restore with CRIU lazy pages served from the local images (the freeze
-  // then no longer includes copying the memory in).
+  // Restore with CRIU lazy pages served from the local images (the freeze then no longer
+  // includes copying the memory in). Post-copy always pulls from the source.
   bool lazy_local = true;
   std::chrono::seconds criu_timeout{300};
   // runc containers (runc_destination.h): runc's --root (empty: runc's default), the parent of
