@@ -1,4 +1,4 @@
-// relive migrate --pid PID --to ADDR:PORT ... and relive container migrate --pid PID --to ...
+// relive migrate --pid PID --to ADDR:PORT ... and relive container migrate NAME|--pid PID --to ...
 #include <unistd.h>
 
 #include <cstdio>
@@ -55,8 +55,14 @@ void run_migrate(MigrateArgs& a, int* exit_code) {
   *exit_code = 0;
 }
 
-void add_options(CLI::App* c, MigrateArgs* a, const char* strategies) {
-  c->add_option("--pid", a->o.pid, "Process (tree root) to migrate")->required();
+void add_options(CLI::App* c, MigrateArgs* a, const char* strategies, bool container) {
+  auto* pid = c->add_option("--pid", a->o.pid, "Process (tree root) to migrate");
+  if (container) {
+    c->add_option("NAME", a->o.runc_name, "runc container to migrate (or --pid for a process tree)")
+        ->excludes(pid);
+  } else {
+    pid->required();
+  }
   c->add_option("--to", a->to, "Destination relived, ADDR:PORT")->required();
   c->add_option("--strategy", a->o.strategy, strategies)->capture_default_str();
   c->add_option("--tls-dir", a->o.tls_dir, "Key directory (relive keys init)");
@@ -71,6 +77,9 @@ void add_options(CLI::App* c, MigrateArgs* a, const char* strategies) {
       ->capture_default_str();
   c->add_option("--max-rounds", a->o.max_rounds, "Bound on iterative rounds")->capture_default_str();
   c->add_option("--work-dir", a->o.work_dir, "Parent of the temporary images directory");
+  c->add_option_function<int>(
+       "--io-timeout", [a](int s) { a->o.io_timeout = std::chrono::seconds(s); },
+       "Seconds one exchange with the destination may take before the link counts as cut (60)");
   c->add_flag("--json", a->json, "Print the report as JSON");
 }
 
@@ -79,14 +88,17 @@ void add_options(CLI::App* c, MigrateArgs* a, const char* strategies) {
 void register_migrate(CLI::App& app, int* exit_code) {
   auto a = std::make_shared<MigrateArgs>();
   auto* c = app.add_subcommand("migrate", "Live-migrate a running process to another host");
-  add_options(c, a.get(), "crtr | precopy | postcopy | stop-copy | auto");
+  add_options(c, a.get(), "crtr | precopy | postcopy | stop-copy | auto", false);
   c->callback([a, exit_code] { run_migrate(*a, exit_code); });
 
   CLI::App* container = app.get_subcommand("container");
   auto b = std::make_shared<MigrateArgs>();
   b->o.process_tree = true;
-  auto* cm = container->add_subcommand("migrate", "Live-migrate a process tree to another host");
-  add_options(cm, b.get(), "stop-copy | precopy | postcopy | auto");
+  auto* cm = container->add_subcommand(
+      "migrate", "Live-migrate a runc container (NAME) or a process tree (--pid) to another host");
+  add_options(cm, b.get(),
+              "stop-copy | precopy | postcopy | auto (runc containers: stop-copy | postcopy | auto)",
+              true);
   cm->callback([b, exit_code] { run_migrate(*b, exit_code); });
 }
 

@@ -43,23 +43,35 @@ Status criu_failure(Status runc_error, const std::string& log) {
 
 }  // namespace
 
-Result<Runc> Runc::find(std::chrono::seconds timeout) {
+std::vector<std::string> criu_env(const Runc::CriuArgs& a) {
+  std::vector<std::string> env = {kCriuEnv};
+  if (!a.config_file.empty()) env.push_back("CRIU_CONFIG_FILE=" + a.config_file);
+  return env;
+}
+
+Result<Runc> Runc::find(std::chrono::seconds timeout, std::string root) {
   if (const char* forced = std::getenv("RELIVE_RUNC"); forced != nullptr && *forced != '\0') {
-    if (is_executable(forced)) return Runc(forced, timeout);
+    if (is_executable(forced)) return Runc(forced, timeout, std::move(root));
     return Status::NotFound(std::string("RELIVE_RUNC=") + forced + " is not executable");
   }
   for (const char* p :
        {"/usr/sbin/runc", "/usr/bin/runc", "/usr/local/sbin/runc", "/usr/local/bin/runc"}) {
-    if (is_executable(p)) return Runc(p, timeout);
+    if (is_executable(p)) return Runc(p, timeout, std::move(root));
   }
   return Status::NotFound("runc is not installed (apt-get install runc)");
 }
 
-Result<std::string> Runc::run(const std::vector<std::string>& args, const std::string& what) const {
-  std::vector<std::string> argv = {path_};
+std::vector<std::string> Runc::argv0() const {
+  if (root_.empty()) return {path_};
+  return {path_, "--root", root_};
+}
+
+Result<std::string> Runc::run(const std::vector<std::string>& args, const std::string& what,
+                              std::vector<std::string> env) const {
+  std::vector<std::string> argv = argv0();
   argv.insert(argv.end(), args.begin(), args.end());
   criu::CommandOptions co;
-  co.env = {kCriuEnv};
+  co.env = env.empty() ? std::vector<std::string>{kCriuEnv} : std::move(env);
   co.timeout = timeout_;
   RELIVE_ASSIGN_OR_RETURN(criu::CommandResult r, criu::run_command(argv, co));
   if (r.ok()) return r.output;
@@ -97,6 +109,10 @@ Status Runc::resume(const std::string& name) const {
   return run({"resume", name}, "runc resume " + name).status();
 }
 
+Status Runc::signal_all(const std::string& name, const std::string& signal) const {
+  return run({"kill", "--all", name, signal}, "runc kill --all " + name + " " + signal).status();
+}
+
 Status Runc::destroy(const std::string& name) const {
   (void)run({"kill", "--all", name, "KILL"}, "runc kill " + name);
   return run({"delete", "--force", name}, "runc delete " + name).status();
@@ -108,24 +124,51 @@ Status Runc::checkpoint(const std::string& name, const CriuArgs& a, bool leave_r
   args.insert(args.end(), flags.begin(), flags.end());
   if (leave_running) args.push_back("--leave-running");
   args.push_back(name);
-  Status st = run(args, "runc checkpoint " + name + " " + criu_args_text(a)).status();
+  Status st = run(args, "runc checkpoint " + name + " " + criu_args_text(a), criu_env(a)).status();
   if (st.ok()) return st;
   return criu_failure(st, a.work + "/dump.log");
 }
 
 Status Runc::restore(const std::string& name, const std::string& bundle, const CriuArgs& a) const {
+  return run_restore(name, bundle, a, false);
+}
+
+Status Runc::restore_lazy(const std::string& name, const std::string& bundle,
+                          const CriuArgs& a) const {
+  return run_restore(name, bundle, a, true);
+}
+
+Result<criu::CriuProcess> Runc::start_lazy_checkpoint(const std::string& name, const CriuArgs& a,
+                                                      const std::string& page_server,
+                                                      bool leave_running) const {
+  std::vector<std::string> argv = argv0();
+  argv.insert(argv.end(), {"--criu", a.criu, "checkpoint"});
+  auto flags = criu_flags(a);
+  argv.insert(argv.end(), flags.begin(), flags.end());
+  argv.insert(argv.end(), {"--lazy-pages", "--page-server", page_server, "--status-fd", "3"});
+  if (leave_running) argv.push_back("--leave-running");
+  argv.push_back(name);
+  criu::CriuRunOptions run;
+  run.timeout = timeout_;
+  return criu::CriuProcess::start(argv, run, a.work + "/runc-checkpoint.out",
+                                  a.work + "/dump.log", "runc checkpoint --lazy-pages " + name,
+                                  criu_env(a), /*append_status_fd=*/false);
+}
+
+Status Runc::run_restore(const std::string& name, const std::string& bundle, const CriuArgs& a,
+                         bool lazy) const {
   std::string log = a.work + "/runc.log";
   // sh only to put runc's stdio on /dev/null (see the header); runc's errors go to --log.
-  std::vector<std::string> args = {"/bin/sh", "-c",       "exec \"$@\" </dev/null >/dev/null 2>&1",
-                                   "sh",      path_,      "--log",
-                                   log,       "--criu",   a.criu,
-                                   "restore", "--detach", "--bundle",
-                                   bundle};
+  std::vector<std::string> args = {"/bin/sh", "-c", "exec \"$@\" </dev/null >/dev/null 2>&1", "sh"};
+  auto base = argv0();
+  args.insert(args.end(), base.begin(), base.end());
+  args.insert(args.end(), {"--log", log, "--criu", a.criu, "restore", "--detach", "--bundle", bundle});
+  if (lazy) args.push_back("--lazy-pages");
   auto flags = criu_flags(a);
   args.insert(args.end(), flags.begin(), flags.end());
   args.push_back(name);
   criu::CommandOptions co;
-  co.env = {kCriuEnv};
+  co.env = criu_env(a);
   co.timeout = timeout_;
   RELIVE_ASSIGN_OR_RETURN(criu::CommandResult r, criu::run_command(args, co));
   if (r.ok()) return Status::Ok();

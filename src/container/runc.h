@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "drivers/criu/criu_process.h"
 #include "relive/result.h"
 
 namespace relive::container {
@@ -28,7 +29,9 @@ class Runc {
  public:
   // $RELIVE_RUNC when set, else the first runc in /usr/sbin, /usr/bin, /usr/local/sbin,
   // /usr/local/bin. NotFound when there is none. `timeout` bounds every runc command.
-  static Result<Runc> find(std::chrono::seconds timeout = std::chrono::seconds(300));
+  // `root`, when set, is runc's --root (its state directory; runc's default is /run/runc).
+  static Result<Runc> find(std::chrono::seconds timeout = std::chrono::seconds(300),
+                           std::string root = "");
 
   const std::string& path() const { return path_; }
   // The first line of `runc --version`.
@@ -37,6 +40,8 @@ class Runc {
   Result<RuncState> state(const std::string& name) const;
   Status pause(const std::string& name) const;
   Status resume(const std::string& name) const;
+  // `runc kill --all NAME SIGNAL`: every process of the container.
+  Status signal_all(const std::string& name, const std::string& signal) const;
   // SIGKILL to every process of the container, then `runc delete --force`.
   Status destroy(const std::string& name) const;
 
@@ -45,6 +50,9 @@ class Runc {
     std::string images;  // --image-path
     std::string work;    // --work-path: CRIU's log and stats go there
     bool tcp_established = false;
+    // A CRIU configuration file for this command only (CRIU_CONFIG_FILE, which CRIU reads in
+    // runc's RPC mode too): options runc has no flag for, e.g. leave-stopped or TLS.
+    std::string config_file;
   };
   // `runc checkpoint`; the container is killed and deleted afterwards unless leave_running.
   Status checkpoint(const std::string& name, const CriuArgs& args, bool leave_running) const;
@@ -52,14 +60,33 @@ class Runc {
   // container get /dev/null as stdio (the container must never hold relive's output channel:
   // a later checkpoint could not dump it); runc's messages go to <work>/runc.log.
   Status restore(const std::string& name, const std::string& bundle, const CriuArgs& args) const;
+  // `runc restore --lazy-pages`: the memory comes from a `criu lazy-pages` daemon that listens
+  // in args.work (start it first, with that work dir).
+  Status restore_lazy(const std::string& name, const std::string& bundle,
+                      const CriuArgs& args) const;
+
+  // `runc checkpoint --lazy-pages --page-server ADDR:PORT --status-fd` in the background: ready
+  // once the images are written and CRIU's page server listens; it exits once the destination
+  // has fetched every page. With leave_running runc leaves the container as it was (paused,
+  // when it was paused), else it ends it then.
+  Result<criu::CriuProcess> start_lazy_checkpoint(const std::string& name, const CriuArgs& args,
+                                                  const std::string& page_server,
+                                                  bool leave_running) const;
 
  private:
-  Runc(std::string path, std::chrono::seconds timeout)
-      : path_(std::move(path)), timeout_(timeout) {}
-  Result<std::string> run(const std::vector<std::string>& args, const std::string& what) const;
+  Runc(std::string path, std::chrono::seconds timeout, std::string root)
+      : path_(std::move(path)), timeout_(timeout), root_(std::move(root)) {}
+  // env: "NAME=value" for runc and the CRIU it starts; empty: CRIU_FAULT only.
+  Result<std::string> run(const std::vector<std::string>& args, const std::string& what,
+                          std::vector<std::string> env = {}) const;
+  Status run_restore(const std::string& name, const std::string& bundle, const CriuArgs& args,
+                     bool lazy) const;
+  // path_ plus --root when set.
+  std::vector<std::string> argv0() const;
 
   std::string path_;
   std::chrono::seconds timeout_;
+  std::string root_;
 };
 
 // Lines of a CRIU log that report an error (at most the last `max`), joined by newlines; empty

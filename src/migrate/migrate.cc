@@ -26,8 +26,7 @@ Status run(Source* s, m::Strategy strategy) {
   if (s->is_runc()) {
     if (strategy == m::Strategy::kStopCopy) return migrate::run_runc_stop_copy(s);
     if (strategy == m::Strategy::kPostcopy) return migrate::run_runc_postcopy(s);
-    return Status::Unsupported(std::string("runc containers migrate with stop-copy or postcopy; ") +
-                               m::strategy_name(strategy) + " is not implemented for them yet");
+    return Status::Unsupported("runc containers migrate with stop-copy or postcopy");
   }
   switch (strategy) {
     case m::Strategy::kStopCopy: return migrate::run_stop_copy(s);
@@ -61,6 +60,11 @@ Result<MigrateReport> run_migration(const MigrateOptions& o) {
     if (o.progress) o.progress(fmt::format("auto: {} ({})", m::strategy_name(strategy), reason));
   } else {
     RELIVE_ASSIGN_OR_RETURN(strategy, parse_strategy(o.strategy));
+  }
+  if (!o.runc_name.empty() && strategy != m::Strategy::kStopCopy &&
+      strategy != m::Strategy::kPostcopy) {
+    return Status::Unsupported(std::string("runc containers migrate with stop-copy or postcopy; ") +
+                               m::strategy_name(strategy) + " is not implemented for them yet");
   }
   Source s(o);
   RELIVE_RETURN_IF_ERROR(s.open(strategy));

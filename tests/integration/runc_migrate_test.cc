@@ -1,0 +1,159 @@
+// relive container migrate NAME: a runc container (a busybox counter, container/oci_bundle.h)
+// in network-namespace host a moves to relived in host b, which restores it under the same name
+// in its own runc root, bundle directory and network namespace; a destination that dies
+// mid-way leaves the source container running.
+#include <gtest/gtest.h>
+
+#include <sys/stat.h>
+
+#include <nlohmann/json.hpp>
+
+#include "container/oci_bundle.h"
+#include "netns_hosts.h"
+#include "test_util.h"
+
+namespace relive::testing {
+namespace {
+
+using std::chrono::milliseconds;
+using std::chrono::seconds;
+
+std::string relived_bin() { return relive_bin() + "d"; }
+
+const std::vector<std::string> kCounterArgs = {
+    "/bin/sh", "-c",
+    "i=0; while :; do i=$((i+1)); echo $i > /state/counter; sleep 0.05; done"};
+
+long counter_in(const std::string& rootfs) {
+  std::string s = read_all(rootfs + "/state/counter");
+  return s.empty() ? -1 : std::atol(s.c_str());
+}
+
+ino_t inode(const std::string& path) {
+  struct stat st {};
+  return ::stat(path.c_str(), &st) == 0 ? st.st_ino : 0;
+}
+
+class RuncMigrate : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (::geteuid() != 0) GTEST_SKIP() << "needs root (network namespaces, runc, CRIU)";
+    if (!ct::have_runc()) GTEST_SKIP() << "runc is not installed";
+    ASSERT_TRUE(hosts_.ok()) << "could not create the test hosts";
+    ASSERT_EQ(run({relive_bin(), "keys", "init", dir_ / "keys", "--hosts", "hosta,hostb"}).exit_code, 0);
+  }
+  void TearDown() override {
+    ct::sh("runc --root " + runc_root() + " kill --all " + name_.name() + " KILL >/dev/null 2>&1; "
+           "runc --root " + runc_root() + " delete --force " + name_.name() + " >/dev/null 2>&1");
+  }
+
+  std::string runc_root() const { return dir_ / "runc-b"; }
+  std::string netns(char host) const { return "/var/run/netns/" + prefix_ + host; }
+  std::string dest_rootfs() const { return dir_ / ("stateb/runc-bundles/" + name_.name() + "/rootfs"); }
+  // The destination's view of the container: "running", ...; empty when there is none.
+  std::string dest_status() const {
+    std::string out;
+    if (ct::sh("runc --root " + runc_root() + " state " + name_.name() + " 2>/dev/null", &out) != 0)
+      return "";
+    auto j = nlohmann::json::parse(out, nullptr, false);
+    return j.is_object() ? j.value("status", "") : "";
+  }
+  pid_t dest_pid() const {
+    std::string out;
+    ct::sh("runc --root " + runc_root() + " state " + name_.name() + " 2>/dev/null", &out);
+    auto j = nlohmann::json::parse(out, nullptr, false);
+    return j.is_object() ? j.value("pid", 0) : 0;
+  }
+
+  void start_relived() {
+    std::vector<std::string> argv = {relived_bin(), "--listen", hosts_.address('b') + ":7070",
+                                     "--state-dir", dir_ / "stateb", "--once", "1",
+                                     "--tls-dir", dir_ / "keys", "--name", "hostb",
+                                     "--runc-root", runc_root(), "--runc-netns", netns('b')};
+    relived_ = std::make_unique<Background>(hosts_.in('b', argv), dir_ / "relived.out",
+                                            dir_ / "relived.err");
+    ASSERT_TRUE(eventually([&] { return read_all(dir_ / "relived.err").find("listening") != std::string::npos; },
+                           seconds(10)))
+        << read_all(dir_ / "relived.err");
+  }
+  // The counter container, in host a's network namespace, counting already.
+  void start_counter() {
+    ASSERT_EQ(src_.error(), "");
+    ASSERT_EQ(name_.start(src_), "");
+    ASSERT_TRUE(eventually([&] { return counter_in(src_.rootfs()) >= 3; }, seconds(10)))
+        << "the container never counted: " << name_.status();
+  }
+  std::vector<std::string> migrate_argv(const std::string& strategy) const {
+    return hosts_.in('a', {relive_bin(), "container", "migrate", name_.name(), "--to",
+                           hosts_.address('b') + ":7070", "--strategy", strategy, "--json",
+                           "--tls-dir", dir_ / "keys", "--name", "hosta", "--peer-name", "hostb"});
+  }
+
+  void migrate_counter(const std::string& strategy) {
+    start_relived();
+    start_counter();
+    RunResult r = run(migrate_argv(strategy), 180);
+    ASSERT_EQ(r.exit_code, 0) << r.err << read_all(dir_ / "relived.err");
+    long at_move = counter_in(src_.rootfs());
+    auto report = nlohmann::json::parse(r.out);
+    EXPECT_EQ(report["strategy"], strategy);
+    EXPECT_GT(report["bytes_by_phase"]["bundle"].get<uint64_t>(), 0u);
+    EXPECT_EQ(name_.status(), "") << "the source container is gone after the commit";
+    EXPECT_EQ(dest_status(), "running");
+    EXPECT_EQ(inode("/proc/" + std::to_string(dest_pid()) + "/ns/net"), inode(netns('b')))
+        << "the container lives in host b's network namespace";
+    ASSERT_TRUE(eventually([&] { return counter_in(dest_rootfs()) >= at_move + 5; }, seconds(10)))
+        << "the counter did not carry on from " << at_move << ": " << counter_in(dest_rootfs());
+    EXPECT_TRUE(eventually([&] { return !relived_->running(); }, seconds(10)));
+    auto event = nlohmann::json::parse(read_all(dir_ / "relived.out"), nullptr, false);
+    EXPECT_EQ(event.value("name", ""), name_.name()) << read_all(dir_ / "relived.out");
+    std::printf("[measure] runc %s: downtime %.1f ms, total %.1f ms, %llu bytes, restore %.1f ms\n",
+                strategy.c_str(), report["downtime_ms"].get<double>(),
+                report["total_ms"].get<double>(),
+                static_cast<unsigned long long>(report["bytes_total"].get<uint64_t>()),
+                report["restore_ms"].get<double>());
+  }
+
+  std::string prefix_ = "rrc" + std::to_string(::getpid() % 100000);
+  NetnsHosts hosts_{prefix_, 1};
+  TempDir dir_;
+  ct::OciBundle src_{dir_ / "src", {kCounterArgs, {}, netns('a')}};
+  ct::RuncName name_{"relive-mig-" + std::to_string(::getpid())};
+  std::unique_ptr<Background> relived_;
+};
+
+TEST_F(RuncMigrate, StopCopyCounterCarriesOnAtTheDestination) { migrate_counter("stop-copy"); }
+
+TEST_F(RuncMigrate, PostcopyCounterCarriesOnAtTheDestination) { migrate_counter("postcopy"); }
+
+TEST_F(RuncMigrate, DestinationKilledMidWayLeavesTheSourceRunning) {
+  start_relived();
+  start_counter();
+  Background mig(migrate_argv("stop-copy"), dir_ / "mig.out", dir_ / "mig.err");
+  ASSERT_TRUE(eventually([&] { return read_all(dir_ / "mig.err").find("phase=dump") != std::string::npos; },
+                         seconds(60)))
+      << read_all(dir_ / "mig.err");
+  relived_->stop();
+  int rc = mig.wait_exit(milliseconds(120000));
+  EXPECT_NE(rc, 0) << read_all(dir_ / "mig.err");
+  EXPECT_EQ(name_.status(), "running") << read_all(dir_ / "mig.err");
+  long now = counter_in(src_.rootfs());
+  EXPECT_TRUE(eventually([&] { return counter_in(src_.rootfs()) >= now + 5; }, seconds(10)))
+      << "the source did not count on from " << now;
+  EXPECT_EQ(dest_status(), "") << "no container left at the destination";
+}
+
+// Pre-copy (and CR/TR) are not implemented for runc containers: refused before anything happens.
+TEST_F(RuncMigrate, PrecopyIsRefusedAndTheSourceRunsOn) {
+  start_relived();
+  start_counter();
+  RunResult r = run(migrate_argv("precopy"), 60);
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.err.find("not implemented for them"), std::string::npos) << r.err;
+  EXPECT_EQ(name_.status(), "running");
+  EXPECT_EQ(read_all(dir_ / "relived.err").find("migration from"), std::string::npos)
+      << "refused before connecting";
+}
+
+}  // namespace
+}  // namespace relive::testing
