@@ -41,6 +41,9 @@ struct MigrateOptions {
   std::chrono::milliseconds max_time{60000};  // of iterative rounds, then freeze anyway
   std::string work_dir;  // parent of the source's temporary images dir; empty: /dev/shm
   std::chrono::seconds criu_timeout{300};
+  // How long any one exchange with the destination may take (a reply, a bulk segment) before
+  // the link counts as cut and the migration is rolled back.
+  std::chrono::milliseconds io_timeout{60000};
   // Called with one line of progress at each step (phase, round, bytes, rates).
   std::function<void(const std::string&)> progress;
 };

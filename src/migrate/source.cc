@@ -69,8 +69,7 @@ Status Source::open(m::Strategy strategy) {
   } else {
     co = security::tls_options_for_host(o_.tls_dir, o_.node_name, o_.peer_name);
   }
-  co.timeout = std::chrono::milliseconds(std::max<int64_t>(
-      60000, std::chrono::duration_cast<std::chrono::milliseconds>(o_.criu_timeout).count()));
+  co.timeout = o_.io_timeout;
   RELIVE_ASSIGN_OR_RETURN(auto ch, security::connect_channel(o_.to_host, o_.to_port, co));
   link_ = std::make_unique<Link>(std::move(ch));
   RELIVE_RETURN_IF_ERROR(link_->hello(o_.node_name.empty() ? "relive" : o_.node_name));
