@@ -2,6 +2,9 @@
 // `relive migrate` in another, a client in a third; real CRIU, real TLS, real programs.
 #include <gtest/gtest.h>
 
+#include <fcntl.h>
+
+#include <atomic>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
@@ -221,6 +224,100 @@ TEST_F(Migrate, CrtrSourceSurvivesDestinationDeath) {
   EXPECT_TRUE(contiguous(log));
   EXPECT_EQ(sh("grep -q 'TracerPid:[[:space:]]*0$' /proc/" + std::to_string(counter.pid()) + "/status"), 0)
       << "the source is still traced";
+}
+
+// The replay at the destination takes another path than the recording (the process reads a
+// shared file mapping another process keeps rewriting: input no log holds). The destination
+// reports the divergence and the source runs on as if nothing had happened.
+TEST_F(Migrate, CrtrDivergenceAtTheDestinationLeavesTheSourceRunning) {
+  start_relived();
+  std::string shared = dir_ / "shared", log = dir_ / "counter.log";
+  write_all_to(shared, std::string(4096, '\0'));
+  std::atomic<bool> stop{false};
+  std::thread writer([&] {
+    int fd = ::open(shared.c_str(), O_WRONLY);
+    for (uint64_t v = 1; !stop; ++v) {
+      (void)::pwrite(fd, &v, sizeof v, 0);
+      std::this_thread::sleep_for(milliseconds(2));
+    }
+    ::close(fd);
+  });
+  Background subject(hosts_.in('a', {test_bin_dir() + "/subjects/shared_reader", shared, log}),
+                     "/dev/null");
+  ASSERT_TRUE(eventually([&] { return last_count(log) >= 5; }, seconds(10)));
+  RunResult r = migrate(subject.pid(), "crtr", {"--log-threshold", "100000"});
+  stop = true;
+  writer.join();
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.err.find("divergence"), std::string::npos) << r.err;
+  ASSERT_TRUE(subject.running());
+  int before = last_count(log);
+  EXPECT_TRUE(eventually([&] { return last_count(log) >= before + 10; }, seconds(10)));
+  EXPECT_TRUE(contiguous(log));
+}
+
+// The link dies in the middle of the log rounds (every packet between the hosts dropped): the
+// source notices within --io-timeout, stops recording and runs on.
+TEST_F(Migrate, CrtrLinkCutLeavesTheSourceRunning) {
+  start_relived();
+  std::string log = dir_ / "counter.log";
+  Background counter(hosts_.in('a', {"/usr/bin/python3", dir_ / "counter.py", log}), "/dev/null");
+  ASSERT_TRUE(eventually([&] { return last_count(log) >= 5; }, seconds(10)));
+  std::thread cutter([&] {
+    eventually([&] { return sh("ls " + dir_ / "stateb/relive-incoming-*/trace/header" + " >/dev/null 2>&1") == 0; },
+               seconds(30));
+    hosts_.sh_in('b', "iptables -I INPUT -p tcp --dport 7070 -j DROP; iptables -I OUTPUT -p tcp --sport 7070 -j DROP");
+  });
+  RunResult r = migrate(counter.pid(), "crtr", {"--max-rounds", "100000", "--log-threshold", "0",
+                                                "--io-timeout", "3"});
+  cutter.join();
+  EXPECT_NE(r.exit_code, 0);
+  ASSERT_TRUE(counter.running());
+  int before = last_count(log);
+  EXPECT_TRUE(eventually([&] { return last_count(log) >= before + 10; }, seconds(10)));
+  EXPECT_TRUE(contiguous(log));
+  EXPECT_EQ(sh("grep -q 'TracerPid:[[:space:]]*0$' /proc/" + std::to_string(counter.pid()) + "/status"), 0);
+}
+
+// A python3 process holding an in-memory sqlite3 database: after the move, the rows it inserted
+// before are still there (it checks COUNT(*) against its own counter every tick).
+TEST_F(Migrate, SqliteSessionKeepsItsData) {
+  start_relived();
+  write_all_to(dir_ / "db.py", R"PY(
+import sqlite3, sys, time
+db = sqlite3.connect(":memory:"); db.execute("create table t (n integer)")
+n = 0
+while True:
+    n += 1; db.execute("insert into t values (?)", (n,))
+    have = db.execute("select count(*), sum(n) from t").fetchone()
+    ok = have == (n, n * (n + 1) // 2)
+    open(sys.argv[1], "a").write(f"{n - 1}\n" if ok else "lost\n"); time.sleep(0.02)
+)PY");
+  std::string log = dir_ / "db.log";
+  Background db(hosts_.in('a', {"/usr/bin/python3", dir_ / "db.py", log}), "/dev/null");
+  ASSERT_TRUE(eventually([&] { return last_count(log) >= 10; }, seconds(10)));
+  for (const char* strategy : {"crtr"}) {
+    RunResult r = migrate(db.pid(), strategy, {"--log-threshold", "8192"});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    int at = last_count(log);
+    EXPECT_TRUE(eventually([&] { return last_count(log) >= at + 20; }, seconds(10)));
+    EXPECT_TRUE(contiguous(log)) << "a row was lost (or the counter skipped)";
+    ::kill(nlohmann::json::parse(r.out)["destination_pid"].get<pid_t>(), SIGKILL);
+  }
+}
+
+TEST_F(Migrate, RefusesAnExpiredCertificate) {
+  start_relived();
+  ASSERT_EQ(run({relive_bin(), "keys", "init", dir_ / "keys", "--hosts", "stale", "--days", "0"}).exit_code, 0);
+  Background counter(hosts_.in('a', {"/usr/bin/python3", dir_ / "counter.py", dir_ / "c.log"}), "/dev/null");
+  RunResult r = run(hosts_.in('a', {relive_bin(), "migrate", "--pid", std::to_string(counter.pid()),
+                                    "--to", hosts_.address('b') + ":7070", "--strategy", "stop-copy",
+                                    "--tls-dir", dir_ / "keys", "--name", "stale"}));
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_TRUE(counter.running());
+  EXPECT_TRUE(eventually([&] { return read_all(dir_ / "relived.err").find("expired") != std::string::npos; },
+                         seconds(10)))
+      << read_all(dir_ / "relived.err") << r.err;
 }
 
 // `relive container migrate` moves a whole tree: a shell whose child is the counter.
