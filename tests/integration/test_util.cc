@@ -1,6 +1,7 @@
 #include "test_util.h"
 
 #include <fcntl.h>
+#include <linux/close_range.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -13,6 +14,18 @@
 #include <thread>
 
 namespace relive::testing {
+namespace {
+
+// A test binary inherits descriptors from whatever runs it (CTest keeps its LastTest.log open
+// on fd 3). Programs the tests start must not: CRIU would checkpoint that ever-growing file
+// with its size and refuse to restore it once it grew ("File ... has bad size"). Every test
+// binary links this file, so this runs before main() in each.
+struct CloseInheritedOnExec {
+  CloseInheritedOnExec() { ::close_range(3, ~0u, CLOSE_RANGE_CLOEXEC); }
+} close_inherited_on_exec;
+
+}  // namespace
+
 
 std::string read_all(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
