@@ -63,6 +63,9 @@ Result<MigrateReport> run_migration(const MigrateOptions& o) {
   }
   if (!o.runc_name.empty() && strategy != m::Strategy::kStopCopy &&
       strategy != m::Strategy::kPostcopy) {
+    // Pre-copy's last dirty set needs the tasks stopped with relive's tracker removed, and runc
+    // checkpoints through the freezer cgroup, which hangs on SIGSTOPped tasks: that needs the
+    // seize-then-thaw dance CRIU does itself, not built yet.
     return Status::Unsupported(std::string("runc containers migrate with stop-copy or postcopy; ") +
                                m::strategy_name(strategy) + " is not implemented for them yet");
   }

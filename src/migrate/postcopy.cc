@@ -66,10 +66,7 @@ Status run_postcopy(Source* s) {
   s->tree_owned_by_criu();
   RELIVE_RETURN_IF_ERROR(dump.wait_ready(s->options().criu_timeout));
   RELIVE_RETURN_IF_ERROR(s->release_address());
-  RELIVE_ASSIGN_OR_RETURN(auto files, image_files(s->images_dir()));
-  s->progress(fmt::format("phase=images files={}", files.size()));
-  RELIVE_ASSIGN_OR_RETURN(uint64_t bytes, send_files(&s->link(), "images", s->images_dir(), files));
-  s->add_bytes("images", bytes);
+  RELIVE_RETURN_IF_ERROR(ship_images(s));
   s->report().rounds = 1;
   migration::Restore r;
   r.lazy_pages_port = lo.port;

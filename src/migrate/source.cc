@@ -90,6 +90,7 @@ Status Source::open(m::Strategy strategy) {
 }
 
 Status Source::freeze_begins() {
+  if (freeze_ != Clock::time_point{}) return Status::Ok();  // already frozen
   freeze_ = Clock::now();
   if (svc_) {
     RELIVE_ASSIGN_OR_RETURN(TrafficLock l, TrafficLock::engage(*svc_));

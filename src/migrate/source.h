@@ -6,6 +6,7 @@
 #include <sys/types.h>
 
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -119,6 +120,8 @@ Result<uint16_t> free_port();
 // CRIU dump options every strategy shares: the tree, the images dir, TCP, and no CRIU network
 // lock (relive's TrafficLock is the lock, so that a rollback can lift it).
 Result<criu::DumpOptions> base_dump_options(const Source& s);
+// Sends the images CRIU wrote (except those `skip` names) and counts their bytes.
+Status ship_images(Source* s, const std::function<bool(const std::string&)>& skip = {});
 // The images CRIU wrote, relative to the images dir (logs and stats excluded).
 Result<std::vector<std::string>> image_files(const std::string& images_dir);
 

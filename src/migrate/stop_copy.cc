@@ -35,6 +35,15 @@ Result<std::vector<std::string>> image_files(const std::string& images_dir) {
   return out;
 }
 
+Status ship_images(Source* s, const std::function<bool(const std::string&)>& skip) {
+  RELIVE_ASSIGN_OR_RETURN(auto files, image_files(s->images_dir()));
+  if (skip) std::erase_if(files, skip);
+  s->progress(fmt::format("phase=images files={}", files.size()));
+  RELIVE_ASSIGN_OR_RETURN(uint64_t bytes, send_files(&s->link(), "images", s->images_dir(), files));
+  s->add_bytes("images", bytes);
+  return Status::Ok();
+}
+
 Status run_stop_copy(Source* s) {
   RELIVE_ASSIGN_OR_RETURN(criu::DumpOptions d, base_dump_options(*s));
   d.leave_stopped = true;  // killed only after the destination commits
@@ -43,10 +52,7 @@ Status run_stop_copy(Source* s) {
   RELIVE_RETURN_IF_ERROR(criu::dump(d).status());
   s->tree_left_stopped();
   RELIVE_RETURN_IF_ERROR(s->release_address());
-  RELIVE_ASSIGN_OR_RETURN(auto files, image_files(s->images_dir()));
-  s->progress(fmt::format("phase=images files={}", files.size()));
-  RELIVE_ASSIGN_OR_RETURN(uint64_t bytes, send_files(&s->link(), "images", s->images_dir(), files));
-  s->add_bytes("images", bytes);
+  RELIVE_RETURN_IF_ERROR(ship_images(s));
   s->report().rounds = 1;
   return s->switch_over(migration::Restore{});
 }

@@ -59,16 +59,8 @@ TEST(Attach, ReplayFromCheckpointEndsInTheRecordedState) {
   Child counter{spawn({test_bin_dir() + "/subjects/counter", "100000"}, out)};
   wait_for_lines(out, 5);
 
-  pid_t rec = ::fork();
-  if (rec == 0) {
-    std::vector<std::string> a = {relive_bin(), "record", "-o",
-                                  trace,        "--pid",  std::to_string(counter.pid)};
-    std::vector<char*> args;
-    for (auto& s : a) args.push_back(s.data());
-    args.push_back(nullptr);
-    ::execv(args[0], args.data());
-    ::_exit(127);
-  }
+  pid_t rec = spawn({relive_bin(), "record", "-o", trace, "--pid", std::to_string(counter.pid)},
+                     "/dev/null");
   std::this_thread::sleep_for(std::chrono::milliseconds(1500));
   ::kill(rec, SIGINT);
   int status = 0;
@@ -105,16 +97,9 @@ TEST(Attach, FreezeStopsTheProcessWhereTheLogEnds) {
   std::string out = d / "counter.out", trace = d / "trace";
   Child counter{spawn({test_bin_dir() + "/subjects/counter", "100000"}, out)};
   wait_for_lines(out, 5);
-  pid_t rec = ::fork();
-  if (rec == 0) {
-    std::vector<std::string> a = {relive_bin(), "record", "-o", trace, "--pid",
-                                  std::to_string(counter.pid), "--live"};
-    std::vector<char*> args;
-    for (auto& s : a) args.push_back(s.data());
-    args.push_back(nullptr);
-    ::execv(args[0], args.data());
-    ::_exit(127);
-  }
+  pid_t rec = spawn(
+      {relive_bin(), "record", "-o", trace, "--pid", std::to_string(counter.pid), "--live"},
+      "/dev/null");
   std::this_thread::sleep_for(std::chrono::milliseconds(1500));
   ::kill(rec, SIGUSR1);
   int status = 0;
