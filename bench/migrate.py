@@ -27,7 +27,13 @@ SUBJECT = os.environ.get("RELIVE_BENCH_MIGRATE_SUBJECT", os.path.join(BUILD, "be
 CRIU = os.environ.get("RELIVE_CRIU", "/opt/relive/criu/sbin/criu")
 RUNS = int(os.environ.get("RELIVE_BENCH_MIGRATE_RUNS", "1"))
 MIB = int(os.environ.get("RELIVE_BENCH_MIGRATE_MIB", "256"))
-PAGES_PER_TICK = int(os.environ.get("RELIVE_BENCH_MIGRATE_DIRTY", "2000"))
+# The write-heavy subject mutates continuously: 10000 pages per 100 ms is ~400 MB/s of dirtied
+# memory, more than the link moves (what CR/TR-Motion is for). The container sweep (below) uses
+# a milder 2000 pages per 100 ms, which pre-copy can chase.
+PAGES_PER_TICK = int(os.environ.get("RELIVE_BENCH_MIGRATE_DIRTY", "10000"))
+SWEEP_DIRTY = int(os.environ.get("RELIVE_BENCH_CONTAINER_DIRTY", "2000"))
+SWEEP_MIB = [int(m) for m in os.environ.get("RELIVE_BENCH_CONTAINER_MIB", "64 512 2048").split()]
+SWEEP_METHODS = ["plain CRIU", "stop-copy", "precopy", "postcopy"]
 WORKLOADS = os.environ.get("RELIVE_BENCH_MIGRATE_WORKLOADS", "write read redis").split()
 ENV = dict(os.environ, CRIU_FAULT="130")  # hardware breakpoints never fire on these VMs
 # CRIU 4.1.1 cannot dump inet sockets on kernels >= 6.16 without relive's sockopt shim
@@ -108,13 +114,15 @@ def kill(pid):
 class MemoryWorkload:
     """bench/migrate_mem.c in `mode`; verify() checks every page after the migration."""
 
-    def __init__(self, mode):
-        self.mode = mode
+    def __init__(self, mode, mib=None, dirty=None, tree=False):
+        self.mode, self.mib, self.dirty = mode, mib or MIB, dirty or PAGES_PER_TICK
+        # `relive container migrate --pid` moves the whole tree; the subject is its only member.
+        self.migrate_flags = ["--container"] if tree else []
 
     def start(self, work):
         self.result = os.path.join(work, "result")
-        self.proc = spawn(ns("a") + [SUBJECT, self.mode, self.result, str(MIB),
-                                     str(PAGES_PER_TICK)])
+        self.proc = spawn(ns("a") + [SUBJECT, self.mode, self.result, str(self.mib),
+                                     str(self.dirty)])
         wait_for("READY", lambda: read_text(self.result).startswith("READY"))
         time.sleep(1)  # a second of steady state before migrating
         return self.proc.pid
@@ -135,7 +143,6 @@ class MemoryWorkload:
             kill(self.proc.pid)
         self.proc.reaper.join()
 
-    migrate_flags = []
     criu_flags = []
 
     def before_dump(self):
@@ -203,9 +210,11 @@ class RedisWorkload:
 
 
 def relive_migrate(workload, strategy, pid):
-    r = sh(*ns("a"), RELIVE, "migrate", "--pid", str(pid), "--to", f"{DST}:{PORT}", "--strategy",
+    flags = [f for f in workload.migrate_flags if f != "--container"]
+    cmd = ["container", "migrate"] if "--container" in workload.migrate_flags else ["migrate"]
+    r = sh(*ns("a"), RELIVE, *cmd, "--pid", str(pid), "--to", f"{DST}:{PORT}", "--strategy",
            strategy, "--tls-dir", KEYS, "--name", "a", "--peer-name", "b", "--json",
-           *workload.migrate_flags, check=False, env=ENV, timeout=600)
+           *flags, check=False, env=ENV, timeout=900)
     if r.returncode != 0:
         raise RuntimeError(f"relive migrate --strategy {strategy}: {r.stderr.strip()[-400:]}")
     report = json.loads(r.stdout)
@@ -322,6 +331,45 @@ def ratio(a, b):
     return f"{a / b:.2f}" if b else "-"
 
 
+def measure_sweep():
+    """Container (process tree) migration at several sizes: the issue's frozen-time goal."""
+    results = {}
+    for mib in SWEEP_MIB:
+        rows, errors = {}, {}
+        for m in SWEEP_METHODS:
+            try:
+                rows[m] = one_run(MemoryWorkload("write", mib, SWEEP_DIRTY, tree=True), m)
+            except Exception as e:
+                errors[m] = str(e).replace("\n", " ").replace("|", "/")[:300]
+            print(f"migrate bench: container {mib} MiB {m}: {rows.get(m) or errors.get(m)}",
+                  file=sys.stderr)
+        results[mib] = (rows, errors)
+    return results
+
+
+def print_sweep(results):
+    print("\n### Container migration by size (issue: relive container)\n")
+    print("`relive container migrate --pid` of a tree whose process holds N MiB and dirties "
+          f"{SWEEP_DIRTY} pages per 100 ms, against plain `criu dump` + streaming the images + "
+          "`criu restore`. One run each. Goal: pre-copy and post-copy frozen time <= 40 % of plain "
+          "CRIU's.\n")
+    print("| memory | method | frozen (downtime) ms | total ms | MB on the wire | rounds | frozen / plain CRIU |")
+    print("|---|---|---|---|---|---|---|")
+    notes = []
+    for mib, (rows, errors) in results.items():
+        plain = rows.get("plain CRIU")
+        for m in SWEEP_METHODS:
+            if m not in rows:
+                print(f"| {mib} MiB | {m} | failed | | | | |")
+                notes.append(f"{mib} MiB, {m} failed: {errors.get(m, '')}")
+                continue
+            r = rows[m]
+            print(f"| {mib} MiB | {m} | {r['downtime']:.0f} | {r['total']:.0f} | {r['bytes'] / 1e6:.1f} "
+                  f"| {r['rounds']:.0f} | {ratio(r['downtime'], plain['downtime']) if plain else '-'} |")
+    for n in notes:
+        print(f"\n- {n}")
+
+
 def print_tables(results):
     print("| workload | method | downtime ms | total ms | MB on the wire | rounds "
           "| downtime / plain CRIU | downtime / precopy | total / plain CRIU | bytes / plain CRIU |")
@@ -386,6 +434,7 @@ def main():
     try:
         relived = start_relived(work)
         results = measure()
+        sweep = measure_sweep() if SWEEP_MIB else {}
     finally:
         if relived:
             relived.terminate()
@@ -397,6 +446,8 @@ def main():
         net_down()
         shutil.rmtree(work, ignore_errors=True)
     print_tables(results)
+    if sweep:
+        print_sweep(sweep)
     return 0
 
 
