@@ -2,7 +2,12 @@
 
 #include <fmt/format.h>
 
+#include <sys/syscall.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
+#include <string>
 
 #include "dirty/seized_thread.h"
 #include "dirty/uffd_abi.h"
@@ -21,36 +26,40 @@ constexpr ScanQuery kDropped{kHeld, kHeld, kHeld, true};
 
 }  // namespace
 
-DirtyTracker::DirtyTracker(pid_t pid, int remote_fd, ino_t inode, PagemapScanner scanner,
+DirtyTracker::DirtyTracker(pid_t pid, ScopedFd uffd, PagemapScanner scanner,
                            std::vector<PageRange> tracked)
-    : pid_(pid),
-      remote_fd_(remote_fd),
-      inode_(inode),
-      scanner_(std::move(scanner)),
-      tracked_(std::move(tracked)) {}
+    : pid_(pid), uffd_(std::move(uffd)), scanner_(std::move(scanner)), tracked_(std::move(tracked)) {}
 
 DirtyTracker::DirtyTracker(DirtyTracker&& o) noexcept
     : pid_(o.pid_),
-      remote_fd_(std::exchange(o.remote_fd_, -1)),
-      inode_(o.inode_),
+      uffd_(std::move(o.uffd_)),
       scanner_(std::move(o.scanner_)),
       tracked_(std::move(o.tracked_)) {}
 
 DirtyTracker& DirtyTracker::operator=(DirtyTracker&& o) noexcept {
   if (this != &o) {
-    if (armed()) (void)disarm();
     pid_ = o.pid_;
-    remote_fd_ = std::exchange(o.remote_fd_, -1);
-    inode_ = o.inode_;
+    uffd_ = std::move(o.uffd_);
     scanner_ = std::move(o.scanner_);
     tracked_ = std::move(o.tracked_);
   }
   return *this;
 }
 
-DirtyTracker::~DirtyTracker() {
-  if (armed()) (void)disarm();
+DirtyTracker::~DirtyTracker() = default;
+
+namespace {
+
+// A duplicate, in this process, of descriptor `fd` of process `pid`.
+Result<ScopedFd> take_descriptor(pid_t pid, int fd) {
+  ScopedFd pidfd(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)));
+  if (!pidfd.valid()) return PosixError("pidfd_open " + std::to_string(pid), errno);
+  ScopedFd dup(static_cast<int>(::syscall(SYS_pidfd_getfd, pidfd.get(), fd, 0)));
+  if (!dup.valid()) return PosixError("pidfd_getfd of the userfaultfd", errno);
+  return dup;
 }
+
+}  // namespace
 
 Result<DirtyTracker> DirtyTracker::arm(pid_t pid) {
   RELIVE_ASSIGN_OR_RETURN(SeizedThread t, SeizedThread::seize(pid));
@@ -59,25 +68,19 @@ Result<DirtyTracker> DirtyTracker::arm(pid_t pid) {
   RELIVE_ASSIGN_OR_RETURN(auto maps, tracee::read_maps(pid));
   RELIVE_ASSIGN_OR_RETURN(PagemapScanner scanner, PagemapScanner::open(pid));
   RELIVE_ASSIGN_OR_RETURN(InstalledUffd uffd, install_uffd(t, trackable_ranges(maps)));
+  // Ours from now on; the process's own descriptor goes (with ours gone too on failure, the
+  // last reference drops and the kernel unregisters everything).
+  Result<ScopedFd> held = take_descriptor(pid, uffd.fd);
+  Status closed = remove_uffd(t, uffd.fd, uffd.inode);
   Status released = t.release();
+  if (!held.ok()) return held.status();
+  RELIVE_RETURN_IF_ERROR(closed);
   if (!released.ok()) return released.with_context("after arming dirty tracking");
-  return DirtyTracker(pid, uffd.fd, uffd.inode, std::move(scanner), normalize(uffd.tracked));
-}
-
-Status DirtyTracker::check_still_ours() {
-  RELIVE_ASSIGN_OR_RETURN(bool open, uffd_still_open(pid_, remote_fd_, inode_));
-  if (open) return Status::Ok();
-  remote_fd_ = -1;
-  tracked_.clear();
-  return Status::Aborted(fmt::format(
-      "dirty tracking of process {} is lost: its userfaultfd was closed (exec, or the program "
-      "closed descriptors it did not open)",
-      pid_));
+  return DirtyTracker(pid, std::move(*held), std::move(scanner), normalize(uffd.tracked));
 }
 
 Result<std::vector<PageRange>> DirtyTracker::collect() {
   if (!armed()) return Status::InvalidArgument("collect() on an unarmed DirtyTracker");
-  RELIVE_RETURN_IF_ERROR(check_still_ours());
   std::vector<PageRange> dirty, keep;
   for (const PageRange& r : tracked_) RELIVE_RETURN_IF_ERROR(scan_range(r, &dirty, &keep));
   tracked_ = normalize(std::move(keep));
@@ -110,25 +113,7 @@ Status DirtyTracker::scan_range(const PageRange& range, std::vector<PageRange>* 
 }
 
 Status DirtyTracker::disarm() {
-  if (!armed()) return Status::Ok();
-  RELIVE_ASSIGN_OR_RETURN(SeizedThread t, SeizedThread::seize(pid_));
-  Status removed = remove_uffd(t, remote_fd_, inode_);
-  Status released = t.release();
-  RELIVE_RETURN_IF_ERROR(removed);
-  RELIVE_RETURN_IF_ERROR(released);
-  remote_fd_ = -1;
-  tracked_.clear();
-  return Status::Ok();
-}
-
-Status DirtyTracker::disarm_traced(const tracee::Task& task, tracee::Injector::At at) {
-  if (!armed()) return Status::Ok();
-  RELIVE_ASSIGN_OR_RETURN(SeizedThread t, SeizedThread::adopt(task, at));
-  Status removed = remove_uffd(t, remote_fd_, inode_);
-  Status released = t.release();
-  RELIVE_RETURN_IF_ERROR(removed);
-  RELIVE_RETURN_IF_ERROR(released);
-  remote_fd_ = -1;
+  uffd_.reset();
   tracked_.clear();
   return Status::Ok();
 }

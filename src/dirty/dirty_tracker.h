@@ -7,8 +7,11 @@
 // and the kernel lifts the protection of a page on its first write, without a fault reaching
 // anyone. collect() asks the kernel from the outside, through PAGEMAP_SCAN on /proc/PID/pagemap,
 // for the pages whose protection was lifted, and protects them again in the same step. The
-// userfaultfd lives in the process at a high descriptor number; disarm() closes it, which
-// unregisters everything and leaves no trace.
+// userfaultfd is created inside the process (a userfaultfd watches the memory of whoever makes
+// it), then relive takes a duplicate (pidfd_getfd) and closes the process's own: while armed the
+// process holds no extra descriptor (nothing for CRIU to trip over, no number taken from the
+// program), and disarm() only closes relive's copy, which unregisters everything without
+// touching the process — so it works on stopped, frozen or traced processes alike.
 //
 // Safety contract: a page inside tracked() whose content changed since the previous collect()
 // (or arm()) is in the next collect()'s result: written pages, and pages that were dropped
@@ -22,6 +25,7 @@
 #include <optional>
 #include <vector>
 
+#include "common/scoped_fd.h"
 #include "dirty/page_range.h"
 #include "dirty/pagemap_scan.h"
 #include "relive/result.h"
@@ -47,36 +51,28 @@ class DirtyTracker {
 
   // The pages changed since arm() or the previous collect(), sorted and merged, each re-protected
   // atomically as it is reported. No ptrace; the process keeps running. If a tracked range was
-  // unmapped and something else mapped there, or the process closed the userfaultfd, the pages
-  // concerned can no longer be vouched for: they leave tracked() (the range narrows or goes) and
-  // the call still succeeds. Aborted when tracking is lost entirely (the descriptor is gone, the
-  // process exec'd); NotFound when the process is gone.
+  // unmapped and something else mapped there (or the process exec'd), the pages concerned can
+  // no longer be vouched for: they leave tracked() (the range narrows or goes) and the call still
+  // succeeds. NotFound when the process is gone.
   Result<std::vector<PageRange>> collect();
 
   // The ranges registered at arm(), minus what collect() had to give up. Sorted, disjoint.
   const std::vector<PageRange>& tracked() const { return tracked_; }
 
   pid_t pid() const { return pid_; }
-  int remote_fd() const { return remote_fd_; }  // the userfaultfd's number inside the process
-  bool armed() const { return remote_fd_ >= 0; }
+  bool armed() const { return uffd_.valid(); }
 
-  // Seizes the process (running or group-stopped; it is left as it was), closes the userfaultfd
-  // inside it and detaches. Afterwards the tracker is unarmed.
+  // Closes relive's copy of the userfaultfd: the process's mappings are unregistered and their
+  // protection lifted. No ptrace: any process state will do. Afterwards the tracker is unarmed.
   Status disarm();
-  // The same for a process the caller already holds in a ptrace stop of `task` (not a
-  // syscall-entry stop): the caller keeps the thread, at a syscall-exit stop, registers intact.
-  Status disarm_traced(const tracee::Task& task, tracee::Injector::At at);
 
  private:
-  DirtyTracker(pid_t pid, int remote_fd, ino_t inode, PagemapScanner scanner,
-               std::vector<PageRange> tracked);
-  Status check_still_ours();
+  DirtyTracker(pid_t pid, ScopedFd uffd, PagemapScanner scanner, std::vector<PageRange> tracked);
   Status scan_range(const PageRange& range, std::vector<PageRange>* dirty,
                     std::vector<PageRange>* keep);
 
   pid_t pid_ = 0;
-  int remote_fd_ = -1;
-  ino_t inode_ = 0;  // of the userfaultfd: tells it from a descriptor that reused its number
+  ScopedFd uffd_;  // relive's duplicate of the process's userfaultfd
   std::optional<PagemapScanner> scanner_;
   std::vector<PageRange> tracked_;
 };

@@ -103,9 +103,8 @@ void Session::undo() {
 Status Session::begin(const m::Begin& b) {
   begin_ = b;
   if (b.kind == m::WorkloadKind::kRunc) {
-    if (b.strategy != m::Strategy::kStopCopy && b.strategy != m::Strategy::kPostcopy)
-      return Status::Unsupported(std::string("runc containers migrate with stop-copy or postcopy, not ") +
-                                 m::strategy_name(b.strategy));
+    if (b.strategy == m::Strategy::kCrtr)
+      return Status::Unsupported("runc containers migrate with stop-copy, precopy or postcopy, not crtr");
     RuncDestinationOptions ro{o_.runc_root, o_.runc_bundles, o_.runc_netns, o_.node_name,
                               o_.criu_timeout};
     if (ro.bundles.empty())
@@ -185,9 +184,12 @@ Result<std::string> Session::lazy_pages_address(const m::Restore& r) {
 // runc restores the container; with post-copy the lazy-pages daemon runs in the images dir,
 // which is then also runc's work dir (the restore finds the daemon's socket there).
 Status Session::restore_runc(const m::Restore& r) {
-  if (r.pages_from_cache || r.pages_from_replay)
-    return Status::Unsupported("runc containers migrate with stop-copy or postcopy");
+  if (r.pages_from_replay) return Status::Unsupported("runc containers do not migrate by CR/TR");
   std::string images = work_->path() + "/images", work = work_->path();
+  if (r.pages_from_cache) {
+    if (!cache_) return Status::Corruption("pre-copy restore without any pre-copied pages");
+    RELIVE_RETURN_IF_ERROR(cache_->rebuild_pages_images(images));
+  }
   if (r.lazy_pages_port != 0) {
     RELIVE_ASSIGN_OR_RETURN(std::string criu, criu::find_criu());
     criu::LazyPagesOptions lo;

@@ -26,7 +26,8 @@ Status run(Source* s, m::Strategy strategy) {
   if (s->is_runc()) {
     if (strategy == m::Strategy::kStopCopy) return migrate::run_runc_stop_copy(s);
     if (strategy == m::Strategy::kPostcopy) return migrate::run_runc_postcopy(s);
-    return Status::Unsupported("runc containers migrate with stop-copy or postcopy");
+    if (strategy == m::Strategy::kPrecopy) return migrate::run_runc_precopy(s);
+    return Status::Unsupported("runc containers migrate with stop-copy, precopy or postcopy");
   }
   switch (strategy) {
     case m::Strategy::kStopCopy: return migrate::run_stop_copy(s);
@@ -47,12 +48,11 @@ Result<MigrateReport> run_migration(const MigrateOptions& o) {
   std::string reason = "requested";
   m::Strategy strategy;
   if (o.strategy == "auto" && !o.runc_name.empty()) {
-    // Pre-copy and CR/TR are not implemented for runc containers; post-copy trades the
-    // downtime for a window in which the source's memory is the only copy, so it is asked for.
-    strategy = m::Strategy::kStopCopy;
-    reason = "runc container: stop-copy (pre-copy and CR/TR are not implemented for runc; "
-             "--strategy postcopy for large memory)";
-    if (o.progress) o.progress(fmt::format("auto: stop-copy ({})", reason));
+    // A container is a tree (no CR/TR): pre-copy, which turns to post-copy by itself when its
+    // rounds stop converging.
+    strategy = m::Strategy::kPrecopy;
+    reason = "runc container: pre-copy, switching to post-copy if it stops converging";
+    if (o.progress) o.progress(fmt::format("auto: precopy ({})", reason));
   } else if (o.strategy == "auto") {
     RELIVE_ASSIGN_OR_RETURN(migrate::StrategyChoice c, migrate::choose_strategy(o));
     strategy = c.strategy;
@@ -61,13 +61,9 @@ Result<MigrateReport> run_migration(const MigrateOptions& o) {
   } else {
     RELIVE_ASSIGN_OR_RETURN(strategy, parse_strategy(o.strategy));
   }
-  if (!o.runc_name.empty() && strategy != m::Strategy::kStopCopy &&
-      strategy != m::Strategy::kPostcopy) {
-    // Pre-copy's last dirty set needs the tasks stopped with relive's tracker removed, and runc
-    // checkpoints through the freezer cgroup, which hangs on SIGSTOPped tasks: that needs the
-    // seize-then-thaw dance CRIU does itself, not built yet.
-    return Status::Unsupported(std::string("runc containers migrate with stop-copy or postcopy; ") +
-                               m::strategy_name(strategy) + " is not implemented for them yet");
+  if (!o.runc_name.empty() && strategy == m::Strategy::kCrtr) {
+    return Status::Unsupported(
+        "runc containers migrate with stop-copy, precopy or postcopy; CR/TR records one process");
   }
   Source s(o);
   RELIVE_RETURN_IF_ERROR(s.open(strategy));

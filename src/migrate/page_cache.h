@@ -45,6 +45,7 @@ class PageCache {
  private:
   explicit PageCache(std::string dir) : dir_(std::move(dir)) {}
   Result<int> file_for(pid_t pid);
+  Status read_run(pid_t pid, uint64_t vaddr, uint64_t len, char* out);
   // Where the page at `vaddr` of `pid` lives in its file: each 1 GiB region of the address
   // space that holds pages gets its own slot, so the sparse file stays far below file-system
   // size limits (user addresses reach 2^47).

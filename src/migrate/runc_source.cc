@@ -5,6 +5,9 @@
 // leaves it paused, so that until the destination commits a rollback only resumes it; after the
 // commit Source::end_source() kills and deletes it.
 #include <filesystem>
+#include <fstream>
+#include <map>
+#include <sstream>
 
 #include <fmt/format.h>
 
@@ -14,6 +17,7 @@
 #include "drivers/criu/criu_binary.h"
 #include "migrate/criu_tls.h"
 #include "migrate/file_transfer.h"
+#include "migrate/precopy_rounds.h"
 #include "migrate/source.h"
 
 namespace relive::migrate {
@@ -64,8 +68,10 @@ Result<std::vector<std::string>> all_files(const std::string& dir) {
   return out;
 }
 
-Status ship(Source* s, const RuncDump& d) {
+Status ship(Source* s, const RuncDump& d, bool without_pages = false) {
   RELIVE_ASSIGN_OR_RETURN(auto files, all_files(s->images_dir()));
+  if (without_pages)
+    std::erase_if(files, [](const std::string& f) { return f.starts_with("pages-"); });
   s->progress(fmt::format("phase=images files={}", files.size()));
   RELIVE_ASSIGN_OR_RETURN(uint64_t bytes, send_files(&s->link(), "images", s->images_dir(), files));
   s->add_bytes("images", bytes);
@@ -95,7 +101,49 @@ Result<std::string> tls_config(const Source& s) {
   return path;
 }
 
+// CRIU names a container's processes by their PIDs inside its PID namespace (the last field of
+// NSpid in /proc/PID/status); pre-copy's pages must carry those. A process gone meanwhile (a
+// shell's `sleep`) is left out: what the dump holds of untracked processes ships whole.
+std::map<pid_t, pid_t> dump_pids(const std::vector<pid_t>& tree) {
+  std::map<pid_t, pid_t> out;
+  for (pid_t p : tree) {
+    std::ifstream in("/proc/" + std::to_string(p) + "/status");
+    for (std::string line; std::getline(in, line);) {
+      if (line.rfind("NSpid:", 0) != 0) continue;
+      std::istringstream fields(line.substr(6));
+      for (pid_t v; fields >> v;) out[p] = v;
+    }
+  }
+  return out;
+}
+
 }  // namespace
+
+// Pre-copy of a runc container: relive's rounds while it runs (precopy_rounds.h); then runc
+// pauses it (the freezer), the last dirty set is read and the tracker dropped — neither needs
+// the frozen tasks to run — and runc checkpoints it; only the dump's pages the destination does
+// not hold unchanged travel with the other images.
+Status run_runc_precopy(Source* s) {
+  RELIVE_ASSIGN_OR_RETURN(RuncDump d, prepare_dump(s));
+  RELIVE_ASSIGN_OR_RETURN(PrecopyRounds rounds, PrecopyRounds::arm(s, dump_pids(s->tree())));
+  RELIVE_ASSIGN_OR_RETURN(bool converged, rounds.iterate());
+  if (!converged && s->options().strategy == "auto") {
+    RELIVE_RETURN_IF_ERROR(rounds.disarm());
+    s->switch_strategy("postcopy", "pre-copy stopped converging");
+    return run_runc_postcopy(s);
+  }
+  RELIVE_RETURN_IF_ERROR(pause_and_capture(s, d));
+  RELIVE_RETURN_IF_ERROR(rounds.finish_stopped());
+  s->progress("phase=dump");
+  RELIVE_RETURN_IF_ERROR(s->runc().checkpoint(s->runc_state().id, d.args, /*leave_running=*/true));
+  RELIVE_RETURN_IF_ERROR(s->release_address());
+  RELIVE_ASSIGN_OR_RETURN(uint64_t delta, rounds.ship_final_delta());
+  s->progress(fmt::format("phase=final pages={}", delta));
+  RELIVE_RETURN_IF_ERROR(ship(s, d, /*without_pages=*/true));
+  migration::Restore r;
+  r.pages_from_cache = true;
+  return s->switch_over(r);
+}
 
 Status run_runc_stop_copy(Source* s) {
   RELIVE_ASSIGN_OR_RETURN(RuncDump d, prepare_dump(s));

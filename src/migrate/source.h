@@ -113,6 +113,7 @@ Status run_crtr(Source* s);
 // runc containers: `runc checkpoint` (which drives CRIU) instead of CRIU directly.
 Status run_runc_stop_copy(Source* s);
 Status run_runc_postcopy(Source* s);
+Status run_runc_precopy(Source* s);
 
 // A free TCP port for CRIU's page server (bound and released: CRIU binds it right after).
 Result<uint16_t> free_port();
