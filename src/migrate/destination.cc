@@ -65,6 +65,7 @@ class Session {
   Status rebuild_from_replay(const std::string& images);
   std::string default_detail() const;
   void undo();
+  void discard_bulk();
 
   Link* link_;
   security::RequestGate* gate_;
@@ -93,11 +94,16 @@ void Session::undo() {
   runc_.reset();  // kills and deletes a restored container, removes its bundle
   if (address_added_) (void)remove_address(*svc_, svc_dev_);
   if (work_) {
-    // The logs explain the failure to the operator; the images and pages are not needed.
-    (void)remove_tree(work_->path() + "/images");
-    (void)remove_tree(work_->path() + "/pages");
+    discard_bulk();  // the logs stay: they explain the failure to the operator
     work_->keep();
   }
+}
+
+// Everything but CRIU's logs: the images, pages, trace and bundle copies are as large as the
+// workload and live in memory (/dev/shm) by default.
+void Session::discard_bulk() {
+  for (const char* dir : {"/images", "/pages", "/trace", "/bundle"})
+    (void)remove_tree(work_->path() + dir);
 }
 
 Status Session::begin(const m::Begin& b) {
@@ -374,7 +380,8 @@ Result<DestinationOutcome> Session::run() {
     Status s = lazy_->wait(std::chrono::minutes(30));
     if (!s.ok()) RELIVE_LOG_WARN("post-copy page transfer: {}", s.to_string());
   }
-  work_->keep();  // CRIU logs, for the operator; images are no longer needed
+  discard_bulk();  // the lazy-pages daemon, the last reader of the images, is done
+  work_->keep();    // CRIU's logs, for the operator
   return outcome_;
 }
 

@@ -129,6 +129,9 @@ class Migrate : public ::testing::Test {
     EXPECT_TRUE(contiguous(log)) << "a value was lost or repeated";
     std::string out = read_all(dir_ / "relived.out");
     EXPECT_NE(out.find("\"event\":\"migrated\""), std::string::npos) << out;
+    // The destination keeps CRIU's logs, not the workload-sized images (they live in memory).
+    EXPECT_TRUE(eventually([&] { return sh("ls -d " + dir_ / "stateb/relive-incoming-*/images" + " >/dev/null 2>&1") != 0; },
+                           seconds(30)));
     pid_t dest = report["destination_pid"].get<pid_t>();
     ASSERT_GT(dest, 0);
     ::kill(dest, SIGKILL);
