@@ -47,7 +47,8 @@ int main(int argc, char** argv) {
   uint64_t mib = argc > 3 ? strtoull(argv[3], NULL, 10) : 256;
   uint64_t per_tick = argc > 4 ? strtoull(argv[4], NULL, 10) : 3000;
   uint64_t pages = mib * 1024 * 1024 / PAGE;
-  unsigned char* a = mmap(NULL, pages * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  unsigned char* a =
+      mmap(NULL, pages * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (a == MAP_FAILED) return 1;
   // Random bytes: LZ4 must not make the copy look cheaper than real heaps would.
   uint64_t x = 88172645463325252ull;
@@ -88,7 +89,8 @@ int main(int argc, char** argv) {
       return 1;
     }
   }
-  snprintf(text, sizeof text, "OK %llu %llu\n", (unsigned long long)tick, (unsigned long long)(sum & 1));
+  snprintf(text, sizeof text, "OK %llu %llu\n", (unsigned long long)tick,
+           (unsigned long long)(sum & 1));
   put_result(result, text);
   return 0;
 }

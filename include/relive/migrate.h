@@ -18,12 +18,12 @@
 namespace relive {
 
 struct MigrateOptions {
-  pid_t pid = 0;            // root of the workload
+  pid_t pid = 0;              // root of the workload
   bool process_tree = false;  // the whole tree (relive container migrate) vs one process
   // relive container migrate NAME: the runc container NAME (then pid is found by runc; the
   // container keeps its name at the destination).
   std::string runc_name;
-  std::string to_host;      // numeric address of the destination's relived
+  std::string to_host;  // numeric address of the destination's relived
   uint16_t to_port = 0;
   std::string strategy = "auto";  // stop-copy | precopy | postcopy | crtr | auto
   std::string name;               // a label for the workload at the destination
@@ -32,10 +32,10 @@ struct MigrateOptions {
   std::string tls_dir;
   std::string node_name;
   std::string peer_name;
-  bool insecure = false;  // plaintext; the destination must be insecure too
+  bool insecure = false;        // plaintext; the destination must be insecure too
   std::string service_address;  // "198.18.0.100/24": moves with the workload; "" for none
   bool tcp_established = false;
-  uint64_t log_threshold = 1024;  // crtr: freeze when a round's log is smaller
+  uint64_t log_threshold = 1024;         // crtr: freeze when a round's log is smaller
   uint64_t dirty_threshold_pages = 256;  // precopy: freeze when a round dirties fewer pages
   int max_rounds = 30;
   std::chrono::milliseconds max_time{60000};  // of iterative rounds, then freeze anyway
@@ -50,13 +50,13 @@ struct MigrateOptions {
 
 struct MigrateReport {
   std::string strategy;
-  std::string reason;        // why this strategy (auto), or "requested"
-  double downtime_ms = 0;    // frozen at the source until running at the destination
+  std::string reason;      // why this strategy (auto), or "requested"
+  double downtime_ms = 0;  // frozen at the source until running at the destination
   double total_ms = 0;
   uint64_t bytes_total = 0;  // on the wire, all phases
   std::map<std::string, uint64_t> bytes_by_phase;
   int rounds = 0;
-  double restore_ms = 0;     // the destination's restore
+  double restore_ms = 0;  // the destination's restore
   pid_t destination_pid = 0;
 };
 

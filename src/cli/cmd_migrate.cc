@@ -43,7 +43,9 @@ void run_migrate(MigrateArgs& a, int* exit_code) {
         "--tls-dir and --name are required (or --insecure for a plaintext channel)"));
     return;
   }
-  a.o.progress = [](const std::string& line) { std::fprintf(stderr, "relive: %s\n", line.c_str()); };
+  a.o.progress = [](const std::string& line) {
+    std::fprintf(stderr, "relive: %s\n", line.c_str());
+  };
   Result<MigrateReport> r = run_migration(a.o);
   if (!r.ok()) {
     *exit_code = report_failure(r.status().with_context("migration failed"));
@@ -75,11 +77,12 @@ void add_options(CLI::App* c, MigrateArgs* a, const char* strategies, bool conta
   c->add_option("--label", a->o.name, "Name of the workload at the destination");
   c->add_option("--log-threshold", a->o.log_threshold, "crtr: freeze below this log round size")
       ->capture_default_str();
-  c->add_option("--max-rounds", a->o.max_rounds, "Bound on iterative rounds")->capture_default_str();
+  c->add_option("--max-rounds", a->o.max_rounds, "Bound on iterative rounds")
+      ->capture_default_str();
   c->add_option("--work-dir", a->o.work_dir, "Parent of the temporary images directory");
   c->add_option_function<int>(
-       "--io-timeout", [a](int s) { a->o.io_timeout = std::chrono::seconds(s); },
-       "Seconds one exchange with the destination may take before the link counts as cut (60)");
+      "--io-timeout", [a](int s) { a->o.io_timeout = std::chrono::seconds(s); },
+      "Seconds one exchange with the destination may take before the link counts as cut (60)");
   c->add_flag("--json", a->json, "Print the report as JSON");
 }
 
@@ -96,9 +99,9 @@ void register_migrate(CLI::App& app, int* exit_code) {
   b->o.process_tree = true;
   auto* cm = container->add_subcommand(
       "migrate", "Live-migrate a runc container (NAME) or a process tree (--pid) to another host");
-  add_options(cm, b.get(),
-              "stop-copy | precopy | postcopy | auto (runc containers: stop-copy | postcopy | auto)",
-              true);
+  add_options(
+      cm, b.get(),
+      "stop-copy | precopy | postcopy | auto (runc containers: stop-copy | postcopy | auto)", true);
   cm->callback([b, exit_code] { run_migrate(*b, exit_code); });
 }
 

@@ -1,16 +1,15 @@
 // relived: the per-host agent. It accepts authenticated migrations and runs what they bring.
 // One connection is served at a time (a migration is a long exchange; a second source waits in
 // the listen queue). HA pairs are not served yet (see the README's status section).
+#include <fmt/format.h>
 #include <signal.h>
 #include <unistd.h>
 
+#include <CLI/CLI.hpp>
 #include <csignal>
 #include <cstdio>
-#include <string>
-
-#include <CLI/CLI.hpp>
-#include <fmt/format.h>
 #include <nlohmann/json.hpp>
+#include <string>
 
 #include "cli/commands.h"
 #include "common/file_util.h"
@@ -56,8 +55,10 @@ Status serve(const Args& a) {
   if (!a.insecure && (a.tls_dir.empty() || a.name.empty()))
     return Status::InvalidArgument("--tls-dir and --name are required (or --insecure)");
   security::ChannelOptions co;
-  if (a.insecure) co.insecure = true;
-  else co = security::tls_options_for_host(a.tls_dir, a.name);
+  if (a.insecure)
+    co.insecure = true;
+  else
+    co = security::tls_options_for_host(a.tls_dir, a.name);
   co.timeout = std::chrono::seconds(60);
   RELIVE_RETURN_IF_ERROR(make_dirs(a.state_dir));
   RELIVE_ASSIGN_OR_RETURN(security::AuditLog audit,
@@ -94,9 +95,9 @@ Status serve(const Args& a) {
       say("migration from " + peer + " failed: " + r.status().to_string());
       continue;
     }
-    nlohmann::json j = {{"event", "migrated"},      {"name", r->name},
-                        {"strategy", r->strategy},  {"pid", r->root_pid},
-                        {"init_pid", r->init_pid},  {"restore_ms", r->restore_ms}};
+    nlohmann::json j = {{"event", "migrated"},     {"name", r->name},
+                        {"strategy", r->strategy}, {"pid", r->root_pid},
+                        {"init_pid", r->init_pid}, {"restore_ms", r->restore_ms}};
     if (!r->bundle.empty()) j["bundle"] = r->bundle;
     std::printf("%s\n", j.dump().c_str());
     std::fflush(stdout);

@@ -150,9 +150,9 @@ Result<criu::CriuProcess> Runc::start_lazy_checkpoint(const std::string& name, c
   argv.push_back(name);
   criu::CriuRunOptions run;
   run.timeout = timeout_;
-  return criu::CriuProcess::start(argv, run, a.work + "/runc-checkpoint.out",
-                                  a.work + "/dump.log", "runc checkpoint --lazy-pages " + name,
-                                  criu_env(a), /*append_status_fd=*/false);
+  return criu::CriuProcess::start(argv, run, a.work + "/runc-checkpoint.out", a.work + "/dump.log",
+                                  "runc checkpoint --lazy-pages " + name, criu_env(a),
+                                  /*append_status_fd=*/false);
 }
 
 Status Runc::run_restore(const std::string& name, const std::string& bundle, const CriuArgs& a,
@@ -162,7 +162,8 @@ Status Runc::run_restore(const std::string& name, const std::string& bundle, con
   std::vector<std::string> args = {"/bin/sh", "-c", "exec \"$@\" </dev/null >/dev/null 2>&1", "sh"};
   auto base = argv0();
   args.insert(args.end(), base.begin(), base.end());
-  args.insert(args.end(), {"--log", log, "--criu", a.criu, "restore", "--detach", "--bundle", bundle});
+  args.insert(args.end(),
+              {"--log", log, "--criu", a.criu, "restore", "--detach", "--bundle", bundle});
   if (lazy) args.push_back("--lazy-pages");
   auto flags = criu_flags(a);
   args.insert(args.end(), flags.begin(), flags.end());

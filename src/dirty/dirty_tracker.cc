@@ -1,7 +1,6 @@
 #include "dirty/dirty_tracker.h"
 
 #include <fmt/format.h>
-
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -28,7 +27,10 @@ constexpr ScanQuery kDropped{kHeld, kHeld, kHeld, true};
 
 DirtyTracker::DirtyTracker(pid_t pid, ScopedFd uffd, PagemapScanner scanner,
                            std::vector<PageRange> tracked)
-    : pid_(pid), uffd_(std::move(uffd)), scanner_(std::move(scanner)), tracked_(std::move(tracked)) {}
+    : pid_(pid),
+      uffd_(std::move(uffd)),
+      scanner_(std::move(scanner)),
+      tracked_(std::move(tracked)) {}
 
 DirtyTracker::DirtyTracker(DirtyTracker&& o) noexcept
     : pid_(o.pid_),

@@ -1,11 +1,11 @@
 #include "migrate/auto_strategy.h"
 
+#include <fmt/format.h>
+
 #include <filesystem>
 #include <fstream>
 #include <string>
 #include <thread>
-
-#include <fmt/format.h>
 
 #include "dirty/dirty_tracker.h"
 #include "migrate/process_tree.h"
@@ -68,7 +68,8 @@ Result<StrategyChoice> choose_strategy(const MigrateOptions& o) {
   constexpr uint64_t kSmall = 32ull << 20;
   if (anon < kSmall) {
     c.strategy = Strategy::kStopCopy;
-    c.reason = fmt::format("{} MiB resident: a plain dump is as short as any other freeze", anon >> 20);
+    c.reason =
+        fmt::format("{} MiB resident: a plain dump is as short as any other freeze", anon >> 20);
     return c;
   }
   RELIVE_ASSIGN_OR_RETURN(double rate, dirty_rate(tree, std::chrono::milliseconds(300)));

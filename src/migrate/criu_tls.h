@@ -19,8 +19,8 @@ inline std::vector<std::string> criu_tls_args(const std::string& tls_dir, const 
   std::error_code ec;
   std::string dir = std::filesystem::absolute(tls_dir, ec).string();
   security::HostKeyFiles f = security::host_key_files(dir, node);
-  return {"--tls", "--tls-cacert", f.ca_cert, "--tls-cert", f.cert, "--tls-key", f.key,
-          "--tls-no-cn-verify"};
+  return {"--tls", "--tls-cacert", f.ca_cert, "--tls-cert",
+          f.cert,  "--tls-key",    f.key,     "--tls-no-cn-verify"};
 }
 
 }  // namespace relive::migrate

@@ -5,17 +5,16 @@
 // checkpoint is the log, not the memory the process dirtied; the final dump's memory is rebuilt
 // at the destination from the replay and checked page by page against hashes.
 #include <fcntl.h>
+#include <fmt/format.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <set>
 #include <thread>
-
-#include <fmt/format.h>
-#include <nlohmann/json.hpp>
 
 #include "common/file_util.h"
 #include "drivers/criu/page_image.h"
@@ -145,8 +144,9 @@ Result<bool> log_rounds(Source* s, const std::string& trace, std::set<std::strin
                                                        static_cast<uint32_t>(round), false));
     double secs = std::chrono::duration<double>(Clock::now() - t0).count();
     s->report().rounds = round + 1;
-    s->progress(fmt::format("phase=log round={} log_bytes={} log_rate={:.0f}B/s link_rate={:.0f}B/s",
-                            round, n, n / 0.1, secs > 0 ? n / secs : 0.0));
+    s->progress(
+        fmt::format("phase=log round={} log_bytes={} log_rate={:.0f}B/s link_rate={:.0f}B/s", round,
+                    n, n / 0.1, secs > 0 ? n / secs : 0.0));
     if (n < o.log_threshold) return true;
     if (Clock::now() - start > o.max_time) return false;
   }
@@ -174,7 +174,8 @@ Status ship_differing(Source* s, const std::string& verdict) {
   if (!j.is_object() || !j.contains("differing"))
     return Status::Corruption("destination's verify reply is not understood");
   std::vector<criu::VaddrRange> ranges;
-  for (const auto& r : j["differing"]) ranges.push_back({r[0].get<uint64_t>(), r[1].get<uint64_t>()});
+  for (const auto& r : j["differing"])
+    ranges.push_back({r[0].get<uint64_t>(), r[1].get<uint64_t>()});
   RELIVE_RETURN_IF_ERROR(s->link().send(m::PageRound{0, 0}));
   PageSender out(&s->link().channel());
   pid_t pid = s->options().pid;
@@ -211,8 +212,9 @@ Status run_crtr(Source* s) {
   RELIVE_RETURN_IF_ERROR(freeze_recorded(s, &rec));
   s->tree_left_stopped();
   RELIVE_RETURN_IF_ERROR(ship_new_trace_files(s, trace, &shipped));
-  RELIVE_ASSIGN_OR_RETURN(uint64_t last, ship_log_round(s, trace + "/events", &offset,
-                                                        static_cast<uint32_t>(s->report().rounds), true));
+  RELIVE_ASSIGN_OR_RETURN(uint64_t last,
+                          ship_log_round(s, trace + "/events", &offset,
+                                         static_cast<uint32_t>(s->report().rounds), true));
   s->progress(fmt::format("phase=frozen final_log_bytes={}", last));
   RELIVE_ASSIGN_OR_RETURN(criu::DumpOptions d, base_dump_options(*s));
   d.leave_stopped = true;

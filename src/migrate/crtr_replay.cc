@@ -47,8 +47,8 @@ void CrtrReplay::replay_main(std::string trace_dir, pid_t pid) {
   Status st = replay::seize_restored(pid);
   tracee::Task task(pid);
   if (st.ok()) st = tracee::setup_process(task, false, /*map_scratch=*/false).status();
-  Result<trace::TraceReader> reader = st.ok() ? trace::TraceReader::open(trace_dir)
-                                              : Result<trace::TraceReader>(st);
+  Result<trace::TraceReader> reader =
+      st.ok() ? trace::TraceReader::open(trace_dir) : Result<trace::TraceReader>(st);
   if (reader.ok()) {
     // The program's output already went out at the source: the replay's goes nowhere.
     ScopedFd null(::open("/dev/null", O_WRONLY | O_CLOEXEC));

@@ -58,8 +58,8 @@ class CrtrReplay {
   std::thread thread_;
   std::mutex mu_;
   std::condition_variable cv_;
-  uint64_t generation_ = 0;   // bumped on every append (guarded by mu_)
-  uint64_t seen_ = 0;         // the generation the replay last read up to (replay thread)
+  uint64_t generation_ = 0;  // bumped on every append (guarded by mu_)
+  uint64_t seen_ = 0;        // the generation the replay last read up to (replay thread)
   bool final_ = false;
   bool aborted_ = false;
   bool done_ = false;      // the replay thread reached the end (or failed)

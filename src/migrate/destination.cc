@@ -1,12 +1,11 @@
 #include "migrate/destination.h"
 
+#include <fmt/format.h>
 #include <signal.h>
 
 #include <filesystem>
-#include <optional>
-
-#include <fmt/format.h>
 #include <nlohmann/json.hpp>
+#include <optional>
 
 #include "common/file_util.h"
 #include "common/logging.h"
@@ -19,10 +18,10 @@
 #include "migrate/bulk.h"
 #include "migrate/criu_tls.h"
 #include "migrate/crtr_replay.h"
-#include "migrate/page_hashes.h"
 #include "migrate/file_transfer.h"
 #include "migrate/image_dir.h"
 #include "migrate/page_cache.h"
+#include "migrate/page_hashes.h"
 #include "migrate/process_tree.h"
 #include "migrate/runc_destination.h"
 #include "migrate/service_address.h"
@@ -79,7 +78,7 @@ class Session {
   std::optional<RuncIncoming> runc_;
   std::optional<PageCache> cache_;
   std::unique_ptr<CrtrReplay> crtr_;
-  pid_t dumped_pid_ = 0;  // CR/TR: the source's pid in its final dump
+  pid_t dumped_pid_ = 0;                     // CR/TR: the source's pid in its final dump
   std::vector<criu::VaddrRange> differing_;  // CR/TR: pages the replay did not reproduce
   container::NamespaceRestore ns_{};
   bool committed_ = false;
@@ -110,7 +109,8 @@ Status Session::begin(const m::Begin& b) {
   begin_ = b;
   if (b.kind == m::WorkloadKind::kRunc) {
     if (b.strategy == m::Strategy::kCrtr)
-      return Status::Unsupported("runc containers migrate with stop-copy, precopy or postcopy, not crtr");
+      return Status::Unsupported(
+          "runc containers migrate with stop-copy, precopy or postcopy, not crtr");
     RuncDestinationOptions ro{o_.runc_root, o_.runc_bundles, o_.runc_netns, o_.node_name,
                               o_.criu_timeout};
     if (ro.bundles.empty())
@@ -125,7 +125,8 @@ Status Session::begin(const m::Begin& b) {
     RELIVE_ASSIGN_OR_RETURN(svc_dev_, interface_for(a));
     svc_ = a;
   }
-  RELIVE_ASSIGN_OR_RETURN(container::WorkDir w, container::WorkDir::create(default_image_root(o_.work_root), "incoming"));
+  RELIVE_ASSIGN_OR_RETURN(container::WorkDir w,
+                          container::WorkDir::create(default_image_root(o_.work_root), "incoming"));
   work_.emplace(std::move(w));
   RELIVE_RETURN_IF_ERROR(make_dirs(work_->path() + "/images"));
   RELIVE_RETURN_IF_ERROR(make_dirs(work_->path() + "/trace"));
@@ -290,7 +291,8 @@ Result<std::string> Session::verify() {
   std::vector<pid_t> dumped;
   for (const auto& e : std::filesystem::directory_iterator(images)) {
     std::string n = e.path().filename().string();
-    if (n.starts_with("pagemap-") && !n.starts_with("pagemap-shmem")) dumped.push_back(std::atoi(n.c_str() + 8));
+    if (n.starts_with("pagemap-") && !n.starts_with("pagemap-shmem"))
+      dumped.push_back(std::atoi(n.c_str() + 8));
   }
   if (dumped.size() != 1) return Status::Unsupported("CR/TR migrates one process");
   dumped_pid_ = dumped[0];
@@ -316,10 +318,14 @@ Status Session::rebuild_from_replay(const std::string& images) {
 
 Result<std::string> Session::dispatch(const m::Command& c, bool* done) {
   if (const auto* f = std::get_if<m::FileBatch>(&c)) {
-    if (f->dir == "trace") RELIVE_RETURN_IF_ERROR(receive_trace(*f));
-    else if (f->dir == "images") RELIVE_RETURN_IF_ERROR(receive_files(&link_->channel(), *f, work_->path() + "/images"));
-    else if (f->dir == "bundle" && runc_) RELIVE_RETURN_IF_ERROR(receive_files(&link_->channel(), *f, work_->path() + "/bundle"));
-    else return Status::InvalidArgument("unknown file batch " + f->dir);
+    if (f->dir == "trace")
+      RELIVE_RETURN_IF_ERROR(receive_trace(*f));
+    else if (f->dir == "images")
+      RELIVE_RETURN_IF_ERROR(receive_files(&link_->channel(), *f, work_->path() + "/images"));
+    else if (f->dir == "bundle" && runc_)
+      RELIVE_RETURN_IF_ERROR(receive_files(&link_->channel(), *f, work_->path() + "/bundle"));
+    else
+      return Status::InvalidArgument("unknown file batch " + f->dir);
     return default_detail();
   }
   if (const auto* p = std::get_if<m::PageRound>(&c)) {
@@ -355,8 +361,8 @@ Result<DestinationOutcome> Session::run() {
   RELIVE_ASSIGN_OR_RETURN(m::Command first, link_->next_command(gate_));
   const auto* b = std::get_if<m::Begin>(&first);
   if (b == nullptr) {
-    Status s = Status::Corruption(std::string("expected migrate.begin, got ") +
-                                  m::command_name(first));
+    Status s =
+        Status::Corruption(std::string("expected migrate.begin, got ") + m::command_name(first));
     (void)link_->fail(s);
     return s;
   }
@@ -381,7 +387,7 @@ Result<DestinationOutcome> Session::run() {
     if (!s.ok()) RELIVE_LOG_WARN("post-copy page transfer: {}", s.to_string());
   }
   discard_bulk();  // the lazy-pages daemon, the last reader of the images, is done
-  work_->keep();    // CRIU's logs, for the operator
+  work_->keep();   // CRIU's logs, for the operator
   return outcome_;
 }
 

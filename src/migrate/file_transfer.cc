@@ -1,11 +1,10 @@
 #include "migrate/file_transfer.h"
 
 #include <fcntl.h>
+#include <fmt/format.h>
 #include <unistd.h>
 
 #include <filesystem>
-
-#include <fmt/format.h>
 
 #include "common/file_util.h"
 #include "common/hash.h"

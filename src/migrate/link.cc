@@ -18,15 +18,15 @@ Status Link::hello(const std::string& node_name) {
     return Status::FromCode(e->code, "peer refused: " + e->message);
   }
   if (!std::holds_alternative<p::Hello>(m.body)) {
-    return Status::Corruption(fmt::format("expected the peer's hello, got a {}",
-                                          p::kind_name(m.kind())));
+    return Status::Corruption(
+        fmt::format("expected the peer's hello, got a {}", p::kind_name(m.kind())));
   }
   return Status::Ok();
 }
 
 Status Link::send(const migration::Command& command) {
-  p::Request r{migration::command_name(command), security::random_nonce(),
-               security::unix_now_ns(), wire::encode_migration_command(command)};
+  p::Request r{migration::command_name(command), security::random_nonce(), security::unix_now_ns(),
+               wire::encode_migration_command(command)};
   RELIVE_ASSIGN_OR_RETURN(last_seq_, stream_.send(std::move(r)));
   return Status::Ok();
 }
@@ -35,8 +35,8 @@ Result<std::string> Link::wait_ack() {
   RELIVE_ASSIGN_OR_RETURN(p::Message m, stream_.recv());
   if (const auto* a = std::get_if<p::Ack>(&m.body)) {
     if (a->request_seq != last_seq_) {
-      return Status::Corruption(fmt::format("ack for request {}, expected {}", a->request_seq,
-                                            last_seq_));
+      return Status::Corruption(
+          fmt::format("ack for request {}, expected {}", a->request_seq, last_seq_));
     }
     return a->detail;
   }

@@ -1,10 +1,11 @@
+#include "relive/migrate.h"
+
 #include <fmt/format.h>
 
 #include <nlohmann/json.hpp>
 
 #include "migrate/auto_strategy.h"
 #include "migrate/source.h"
-#include "relive/migrate.h"
 
 namespace relive {
 
@@ -30,10 +31,14 @@ Status run(Source* s, m::Strategy strategy) {
     return Status::Unsupported("runc containers migrate with stop-copy, precopy or postcopy");
   }
   switch (strategy) {
-    case m::Strategy::kStopCopy: return migrate::run_stop_copy(s);
-    case m::Strategy::kPostcopy: return migrate::run_postcopy(s);
-    case m::Strategy::kPrecopy: return migrate::run_precopy(s);
-    case m::Strategy::kCrtr: return migrate::run_crtr(s);
+    case m::Strategy::kStopCopy:
+      return migrate::run_stop_copy(s);
+    case m::Strategy::kPostcopy:
+      return migrate::run_postcopy(s);
+    case m::Strategy::kPrecopy:
+      return migrate::run_precopy(s);
+    case m::Strategy::kCrtr:
+      return migrate::run_crtr(s);
   }
   return Status::InvalidArgument("strategy");
 }
@@ -83,10 +88,14 @@ std::string migrate_report_text(const MigrateReport& r) {
 }
 
 std::string migrate_report_json(const MigrateReport& r) {
-  nlohmann::json j = {{"strategy", r.strategy},       {"reason", r.reason},
-                      {"downtime_ms", r.downtime_ms}, {"total_ms", r.total_ms},
-                      {"bytes_total", r.bytes_total}, {"bytes_by_phase", r.bytes_by_phase},
-                      {"rounds", r.rounds},           {"restore_ms", r.restore_ms},
+  nlohmann::json j = {{"strategy", r.strategy},
+                      {"reason", r.reason},
+                      {"downtime_ms", r.downtime_ms},
+                      {"total_ms", r.total_ms},
+                      {"bytes_total", r.bytes_total},
+                      {"bytes_by_phase", r.bytes_by_phase},
+                      {"rounds", r.rounds},
+                      {"restore_ms", r.restore_ms},
                       {"destination_pid", r.destination_pid}};
   return j.dump();
 }

@@ -1,9 +1,8 @@
 #include "migrate/page_cache.h"
 
 #include <fcntl.h>
-#include <unistd.h>
-
 #include <fmt/format.h>
+#include <unistd.h>
 
 #include <filesystem>
 
@@ -80,7 +79,8 @@ Status PageCache::receive(security::Channel* channel, const migration::PageRound
       uint64_t n = event_u32(ev, 4), vaddr = event_u64(ev, 8);
       if (pid == 0 && n == 0) return Status::Ok();  // the end of the round
       if (ev.size() != 16 + n * kPage || vaddr % kPage != 0 || pid <= 0) {
-        return Status::Corruption(fmt::format("malformed page event for pid {} at {:#x}", pid, vaddr));
+        return Status::Corruption(
+            fmt::format("malformed page event for pid {} at {:#x}", pid, vaddr));
       }
       RELIVE_ASSIGN_OR_RETURN(int fd, file_for(pid));
       // Page by page: a run may cross a region boundary.

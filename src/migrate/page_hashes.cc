@@ -1,12 +1,11 @@
 #include "migrate/page_hashes.h"
 
 #include <fcntl.h>
+#include <fmt/format.h>
 #include <unistd.h>
 
 #include <cstring>
 #include <filesystem>
-
-#include <fmt/format.h>
 
 #include "common/file_util.h"
 #include "common/hash.h"
@@ -54,8 +53,10 @@ namespace {
 constexpr uint64_t kBatchPages = 16384;  // 64 MiB read at a time
 
 void add_page(std::vector<criu::VaddrRange>* ranges, uint64_t vaddr) {
-  if (!ranges->empty() && ranges->back().end() == vaddr) ++ranges->back().pages;
-  else ranges->push_back({vaddr, 1});
+  if (!ranges->empty() && ranges->back().end() == vaddr)
+    ++ranges->back().pages;
+  else
+    ranges->push_back({vaddr, 1});
 }
 
 // Reads [vaddr, vaddr + pages) of `pid` into `buf` (zeros where unreadable) and marks what came.

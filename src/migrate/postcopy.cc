@@ -2,15 +2,14 @@
 // CRIU's lazy-pages daemon there pull the memory from the source's page server (on fault, and
 // in the background). The downtime no longer grows with the memory size; the price is that
 // once the destination runs, the source's memory is the only copy until the last page arrives.
-#include <sys/socket.h>
+#include <fmt/format.h>
 #include <netinet/in.h>
+#include <sys/socket.h>
 
 #include <filesystem>
 
-#include <fmt/format.h>
-
-#include "common/scoped_fd.h"
 #include "common/file_util.h"
+#include "common/scoped_fd.h"
 #include "drivers/criu/criu_process.h"
 #include "drivers/criu/page_image.h"
 #include "migrate/criu_tls.h"

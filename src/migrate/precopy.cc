@@ -2,14 +2,13 @@
 // CRIU's dump, the last dirty pages and the non-memory images. The destination rebuilds the
 // dump's pages images from its copy. CRIU's own pre-dump needs soft-dirty bits this kernel lacks,
 // so the dirty pages come from relive's tracker (dirty/dirty_tracker.h).
+#include <fmt/format.h>
 #include <signal.h>
 
 #include <filesystem>
 #include <fstream>
 #include <map>
 #include <thread>
-
-#include <fmt/format.h>
 
 #include "common/file_util.h"
 #include "dirty/page_reader.h"
@@ -100,7 +99,8 @@ Result<bool> PrecopyRounds::iterate() {
   for (const DirtyTracker& t : trackers_) all[t.pid()] = t.tracked();
   auto start = Clock::now();
   RELIVE_ASSIGN_OR_RETURN(uint64_t pages, send_live_round(0, all));
-  s_->progress(fmt::format("phase=precopy round=0 pages={} bytes={}", pages, s_->report().bytes_total));
+  s_->progress(
+      fmt::format("phase=precopy round=0 pages={} bytes={}", pages, s_->report().bytes_total));
   uint64_t best = UINT64_MAX;
   int stalled = 0;
   for (int round = 1; round < o.max_rounds; ++round) {
@@ -140,7 +140,8 @@ Status PrecopyRounds::finish_stopped() {
 // The pages of the dump the destination does not hold as they are now: everything present
 // minus what was tracked, sent, and not written since.
 Result<uint64_t> PrecopyRounds::ship_final_delta() {
-  RELIVE_RETURN_IF_ERROR(s_->link().send(m::PageRound{static_cast<uint32_t>(s_->report().rounds), 0}));
+  RELIVE_RETURN_IF_ERROR(
+      s_->link().send(m::PageRound{static_cast<uint32_t>(s_->report().rounds), 0}));
   PageSender out(&s_->link().channel());
   std::map<pid_t, pid_t> pid_of_dump;  // dump pid -> pid here, for the tracked processes
   for (const auto& [pid, ranges] : tracked_) pid_of_dump[dump_pid_of_.at(pid)] = pid;
@@ -191,7 +192,8 @@ Status run_precopy(Source* s) {
   RELIVE_RETURN_IF_ERROR(s->release_address());
   RELIVE_ASSIGN_OR_RETURN(uint64_t delta, rounds.ship_final_delta());
   s->progress(fmt::format("phase=final pages={}", delta));
-  RELIVE_RETURN_IF_ERROR(ship_images(s, [](const std::string& f) { return f.starts_with("pages-"); }));
+  RELIVE_RETURN_IF_ERROR(
+      ship_images(s, [](const std::string& f) { return f.starts_with("pages-"); }));
   migration::Restore r;
   r.pages_from_cache = true;
   return s->switch_over(r);

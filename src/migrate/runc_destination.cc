@@ -3,7 +3,6 @@
 #include <unistd.h>
 
 #include <filesystem>
-
 #include <nlohmann/json.hpp>
 
 #include "common/file_util.h"
@@ -37,15 +36,18 @@ Status RuncIncoming::write_config(const std::string& fs_dir) {
   if (!j.is_object() || !j.contains("root") || !j["root"].is_object())
     return Status::Corruption("the source's config.json has no root");
   j["root"]["path"] = "rootfs";
-  std::string netns = o_.netns.empty() ? "/proc/" + std::to_string(::getpid()) + "/ns/net" : o_.netns;
+  std::string netns =
+      o_.netns.empty() ? "/proc/" + std::to_string(::getpid()) + "/ns/net" : o_.netns;
   if (j.contains("linux") && j["linux"].is_object()) {
     auto& l = j["linux"];
     if (l.contains("namespaces") && l["namespaces"].is_array()) {
       for (auto& ns : l["namespaces"])
-        if (ns.is_object() && ns.value("type", "") == "network" && ns.contains("path")) ns["path"] = netns;
+        if (ns.is_object() && ns.value("type", "") == "network" && ns.contains("path"))
+          ns["path"] = netns;
     }
     std::string cg = l.contains("cgroupsPath") && l["cgroupsPath"].is_string()
-                         ? l["cgroupsPath"].get<std::string>() : "";
+                         ? l["cgroupsPath"].get<std::string>()
+                         : "";
     if (cg.empty() || cg[0] == '/') l["cgroupsPath"] = "/relive/" + o_.node_name + "/" + name_;
   }
   return write_file_atomic(bundle_ + "/config.json", j.dump(2) + "\n");
@@ -53,7 +55,8 @@ Status RuncIncoming::write_config(const std::string& fs_dir) {
 
 Status RuncIncoming::restore(const std::string& fs_dir, const std::string& images,
                              const std::string& work, bool tcp_established, bool lazy_pages) {
-  RELIVE_ASSIGN_OR_RETURN(std::string info_text, read_file(fs_dir + "/" + container::kRuncInfoEntry));
+  RELIVE_ASSIGN_OR_RETURN(std::string info_text,
+                          read_file(fs_dir + "/" + container::kRuncInfoEntry));
   RELIVE_ASSIGN_OR_RETURN(container::RuncArchiveInfo info,
                           container::RuncArchiveInfo::from_json(info_text));
   if (!info.whole_rootfs) return Status::Corruption("the source sent only rootfs changes");
@@ -66,7 +69,8 @@ Status RuncIncoming::restore(const std::string& fs_dir, const std::string& image
 
   RELIVE_ASSIGN_OR_RETURN(std::string criu, criu::find_criu());
   RELIVE_ASSIGN_OR_RETURN(std::string runner, container::criu_with_compat(work, criu));
-  container::Runc::CriuArgs args{runner, images, work, tcp_established, work + "/criu-restore.conf"};
+  container::Runc::CriuArgs args{runner, images, work, tcp_established,
+                                 work + "/criu-restore.conf"};
   RELIVE_RETURN_IF_ERROR(write_file_atomic(args.config_file, kLeaveStopped));
   restored_ = true;
   RELIVE_RETURN_IF_ERROR(lazy_pages ? runc_.restore_lazy(name_, bundle_, args)

@@ -34,8 +34,12 @@ class RuncIncoming {
   // Fails when runc is missing or a container `name` exists here already.
   static Result<RuncIncoming> create(const std::string& name, const RuncDestinationOptions& o);
   RuncIncoming(RuncIncoming&& o) noexcept
-      : runc_(std::move(o.runc_)), name_(std::exchange(o.name_, {})), o_(std::move(o.o_)),
-        bundle_(std::move(o.bundle_)), restored_(o.restored_), committed_(o.committed_),
+      : runc_(std::move(o.runc_)),
+        name_(std::exchange(o.name_, {})),
+        o_(std::move(o.o_)),
+        bundle_(std::move(o.bundle_)),
+        restored_(o.restored_),
+        committed_(o.committed_),
         pid_(o.pid_) {}
   RuncIncoming& operator=(RuncIncoming&&) = delete;
   ~RuncIncoming() { undo(); }

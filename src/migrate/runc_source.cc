@@ -4,12 +4,12 @@
 // the container is paused (frozen) from the freeze on and `runc checkpoint --leave-running`
 // leaves it paused, so that until the destination commits a rollback only resumes it; after the
 // commit Source::end_source() kills and deletes it.
+#include <fmt/format.h>
+
 #include <filesystem>
 #include <fstream>
 #include <map>
 #include <sstream>
-
-#include <fmt/format.h>
 
 #include "common/file_util.h"
 #include "container/criu_compat.h"
@@ -164,10 +164,10 @@ Status run_runc_postcopy(Source* s) {
   s->progress("phase=dump (lazy)");
   // --leave-running: after the last page runc leaves the container paused, and the source
   // decides (end_source after the commit, resume on a failure before it).
-  RELIVE_ASSIGN_OR_RETURN(criu::CriuProcess dump,
-                          s->runc().start_lazy_checkpoint(s->runc_state().id, d.args,
-                                                          fmt::format("0.0.0.0:{}", port),
-                                                          /*leave_running=*/true));
+  RELIVE_ASSIGN_OR_RETURN(
+      criu::CriuProcess dump,
+      s->runc().start_lazy_checkpoint(s->runc_state().id, d.args, fmt::format("0.0.0.0:{}", port),
+                                      /*leave_running=*/true));
   s->tree_owned_by_criu();  // the switch-over must not end the container: CRIU serves its pages
   RELIVE_RETURN_IF_ERROR(dump.wait_ready(s->options().criu_timeout));
   RELIVE_RETURN_IF_ERROR(s->release_address());

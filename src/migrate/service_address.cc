@@ -1,6 +1,7 @@
 #include "migrate/service_address.h"
 
 #include <arpa/inet.h>
+#include <fmt/format.h>
 #include <ifaddrs.h>
 #include <net/ethernet.h>
 #include <net/if.h>
@@ -12,8 +13,6 @@
 
 #include <cstring>
 
-#include <fmt/format.h>
-
 #include "common/scoped_fd.h"
 #include "drivers/criu/command.h"
 
@@ -23,7 +22,8 @@ namespace {
 uint32_t mask_of(int prefix) { return prefix == 0 ? 0 : htonl(~0u << (32 - prefix)); }
 
 Status run_tool(const std::vector<std::string>& argv) {
-  RELIVE_ASSIGN_OR_RETURN(criu::CommandResult r, criu::run_command(argv, {{}, std::chrono::seconds(20)}));
+  RELIVE_ASSIGN_OR_RETURN(criu::CommandResult r,
+                          criu::run_command(argv, {{}, std::chrono::seconds(20)}));
   if (!r.ok()) {
     std::string cmd;
     for (const auto& a : argv) cmd += (cmd.empty() ? "" : " ") + a;
@@ -34,8 +34,9 @@ Status run_tool(const std::vector<std::string>& argv) {
 
 std::vector<std::string> lock_rule(const char* op, const char* chain, const char* dir,
                                    const std::string& ip) {
-  return {"/usr/sbin/iptables", "-w", op, chain, dir, ip + "/32", "-m", "comment", "--comment",
-          "relive-migration-lock", "-j", "DROP"};
+  return {
+      "/usr/sbin/iptables",    "-w", op,    chain, dir, ip + "/32", "-m", "comment", "--comment",
+      "relive-migration-lock", "-j", "DROP"};
 }
 
 // One ARP packet for `a` from `dev`: sender and target both `a` (gratuitous).
@@ -87,8 +88,10 @@ Result<std::string> interface_for(const ServiceAddress& a) {
   for (ifaddrs* i = list; i != nullptr; i = i->ifa_next) {
     if (i->ifa_addr == nullptr || i->ifa_addr->sa_family != AF_INET) continue;
     in_addr ip = reinterpret_cast<sockaddr_in*>(i->ifa_addr)->sin_addr;
-    if (ip.s_addr == a.ip.s_addr) exact = i->ifa_name;
-    else if ((ip.s_addr & m) == (a.ip.s_addr & m) && subnet.empty()) subnet = i->ifa_name;
+    if (ip.s_addr == a.ip.s_addr)
+      exact = i->ifa_name;
+    else if ((ip.s_addr & m) == (a.ip.s_addr & m) && subnet.empty())
+      subnet = i->ifa_name;
   }
   ::freeifaddrs(list);
   if (!exact.empty()) return exact;

@@ -1,8 +1,8 @@
 #include "migrate/source.h"
 
+#include <fmt/format.h>
 #include <signal.h>
 
-#include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include "common/file_util.h"
@@ -58,7 +58,8 @@ Status Source::open(m::Strategy strategy) {
     RELIVE_ASSIGN_OR_RETURN(svc_dev_, interface_for(a));
     svc_ = a;
   }
-  RELIVE_ASSIGN_OR_RETURN(container::WorkDir w, container::WorkDir::create(default_image_root(o_.work_dir), "migrate"));
+  RELIVE_ASSIGN_OR_RETURN(container::WorkDir w,
+                          container::WorkDir::create(default_image_root(o_.work_dir), "migrate"));
   work_.emplace(std::move(w));
   images_ = work_->path() + "/images";
   RELIVE_RETURN_IF_ERROR(make_dirs(images_));
@@ -74,8 +75,9 @@ Status Source::open(m::Strategy strategy) {
   link_ = std::make_unique<Link>(std::move(ch));
   RELIVE_RETURN_IF_ERROR(link_->hello(o_.node_name.empty() ? "relive" : o_.node_name));
   m::Begin b;
-  b.kind = runc_ ? m::WorkloadKind::kRunc
-          : o_.process_tree ? m::WorkloadKind::kProcessTree : m::WorkloadKind::kProcess;
+  b.kind = runc_             ? m::WorkloadKind::kRunc
+           : o_.process_tree ? m::WorkloadKind::kProcessTree
+                             : m::WorkloadKind::kProcess;
   b.strategy = strategy;
   b.name = runc_ ? o_.runc_name : o_.name;
   b.service_address = svc_ ? svc_->cidr : "";

@@ -1,8 +1,8 @@
 // Stop-copy: freeze, dump everything, ship it, restore. The baseline every other strategy is
 // measured against.
-#include <filesystem>
-
 #include <fmt/format.h>
+
+#include <filesystem>
 
 #include "container/criu_compat.h"
 #include "drivers/criu/criu_binary.h"

@@ -76,8 +76,7 @@ Result<Regs> seize(pid_t pid) {
   }
   Regs r = task.regs();
   int64_t rax = static_cast<int64_t>(r.rax);
-  if (static_cast<int64_t>(r.orig_rax) >= 0 &&
-      tracee::is_restart_code(rax)) {
+  if (static_cast<int64_t>(r.orig_rax) >= 0 && tracee::is_restart_code(rax)) {
     // Interrupted inside a syscall: re-issue it (what the kernel would do; a sleep resumes
     // through restart_syscall with what was left of it).
     r.rip -= 2;

@@ -14,11 +14,11 @@
 #include "common/logging.h"
 #include "record/signal_boundary.h"
 #include "trace/syscall_names.h"
-#include "tracee/signals.h"
 #include "tracee/fork.h"
 #include "tracee/inject.h"
 #include "tracee/process_setup.h"
 #include "tracee/rdtsc.h"
+#include "tracee/signals.h"
 
 namespace relive::record {
 

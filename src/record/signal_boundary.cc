@@ -1,13 +1,13 @@
 #include "record/signal_boundary.h"
 
-#include "tracee/signals.h"
-
 #include <signal.h>
 #include <sys/ptrace.h>
 #include <sys/syscall.h>
 
 #include <cerrno>
 #include <cstring>
+
+#include "tracee/signals.h"
 
 namespace relive::record {
 namespace {
@@ -45,8 +45,7 @@ Result<bool> signal_deliverable(pid_t tid) {
 }
 
 bool may_have_raised_signal(int nr, int64_t result) {
-  if (result == -EINTR || tracee::is_restart_code(result))
-    return true;
+  if (result == -EINTR || tracee::is_restart_code(result)) return true;
   switch (nr) {
     case SYS_kill:
     case SYS_tkill:

@@ -100,8 +100,8 @@ class ReplaySession {
   Mode mode_;
   trace::TraceReader* reader_;
   Output out_;
-  std::map<int32_t, Thread> threads_;      // by recorded tid
-  std::deque<trace::Event> ahead_;         // read ahead of the current event
+  std::map<int32_t, Thread> threads_;  // by recorded tid
+  std::deque<trace::Event> ahead_;     // read ahead of the current event
   std::function<Result<bool>()> wait_for_more_;
   bool park_at_detach_ = false;
   std::optional<trace::FileStore> files_;  // the trace's saved files, opened on first use

@@ -9,8 +9,8 @@
 #include <string>
 #include <string_view>
 
-#include "container/manifest.h"
 #include "common/hash.h"
+#include "container/manifest.h"
 #include "relive/result.h"
 
 namespace relive::wire {
@@ -43,7 +43,6 @@ class EntrySink {
   virtual Status chunk(std::string_view bytes) = 0;
   virtual Status end_entry() = 0;
 };
-
 
 class ArchiveReader {
  public:

@@ -15,27 +15,34 @@ Overload(F...) -> Overload<F...>;
 namespace relive::migration {
 
 const char* command_name(const Command& command) {
-  static constexpr const char* kNames[] = {"migrate.begin",   "migrate.files",  "migrate.pages",
-                                           "migrate.log",     "migrate.restore", "migrate.commit",
-                                           "migrate.abort",   "migrate.verify"};
+  static constexpr const char* kNames[] = {"migrate.begin", "migrate.files",   "migrate.pages",
+                                           "migrate.log",   "migrate.restore", "migrate.commit",
+                                           "migrate.abort", "migrate.verify"};
   return kNames[command.index()];
 }
 
 const char* strategy_name(Strategy s) {
   switch (s) {
-    case Strategy::kStopCopy: return "stop-copy";
-    case Strategy::kPrecopy: return "precopy";
-    case Strategy::kPostcopy: return "postcopy";
-    case Strategy::kCrtr: return "crtr";
+    case Strategy::kStopCopy:
+      return "stop-copy";
+    case Strategy::kPrecopy:
+      return "precopy";
+    case Strategy::kPostcopy:
+      return "postcopy";
+    case Strategy::kCrtr:
+      return "crtr";
   }
   return "?";
 }
 
 const char* workload_kind_name(WorkloadKind k) {
   switch (k) {
-    case WorkloadKind::kProcess: return "process";
-    case WorkloadKind::kProcessTree: return "process-tree";
-    case WorkloadKind::kRunc: return "runc";
+    case WorkloadKind::kProcess:
+      return "process";
+    case WorkloadKind::kProcessTree:
+      return "process-tree";
+    case WorkloadKind::kRunc:
+      return "runc";
   }
   return "?";
 }
@@ -129,8 +136,10 @@ Result<m::Command> read_files(FileBatch::Reader r) {
 
 Result<m::Command> read(MigrationCommand::Reader r) {
   switch (r.which()) {
-    case MigrationCommand::BEGIN: return read_begin(r.getBegin());
-    case MigrationCommand::FILES: return read_files(r.getFiles());
+    case MigrationCommand::BEGIN:
+      return read_begin(r.getBegin());
+    case MigrationCommand::FILES:
+      return read_files(r.getFiles());
     case MigrationCommand::PAGES:
       return m::Command(m::PageRound{r.getPages().getRound(), r.getPages().getPages()});
     case MigrationCommand::LOG: {
@@ -142,9 +151,12 @@ Result<m::Command> read(MigrationCommand::Reader r) {
       return m::Command(m::Restore{to_string(x.getLazyPagesAddress()), x.getLazyPagesPort(),
                                    x.getPagesFromCache(), x.getPagesFromReplay()});
     }
-    case MigrationCommand::COMMIT: return m::Command(m::Commit{});
-    case MigrationCommand::ABORT: return m::Command(m::Abort{to_string(r.getAbort())});
-    case MigrationCommand::VERIFY: return m::Command(m::Verify{});
+    case MigrationCommand::COMMIT:
+      return m::Command(m::Commit{});
+    case MigrationCommand::ABORT:
+      return m::Command(m::Abort{to_string(r.getAbort())});
+    case MigrationCommand::VERIFY:
+      return m::Command(m::Verify{});
   }
   return Status::Corruption("migration command of an unknown kind");
 }
@@ -161,8 +173,8 @@ Result<m::Command> decode_migration_command(std::string_view command_name, std::
   Result<m::Command> c = decode_flat<MigrationCommand>(body, read);
   if (!c.ok()) return c.status().with_context(std::string(command_name));
   if (command_name != m::command_name(*c)) {
-    return Status::Corruption(fmt::format("request named {} carries a {} body", command_name,
-                                          m::command_name(*c)));
+    return Status::Corruption(
+        fmt::format("request named {} carries a {} body", command_name, m::command_name(*c)));
   }
   return c;
 }

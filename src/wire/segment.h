@@ -18,7 +18,8 @@ inline constexpr uint32_t kSegmentMagic = 0x47534c52;  // the bytes "RLSG", litt
 inline constexpr size_t kSegmentHeaderBytes = 36;
 inline constexpr uint32_t kMaxSegmentRawBytes = 64u << 20;
 // LZ4's bound on the compressed size of kMaxSegmentRawBytes.
-inline constexpr uint32_t kMaxSegmentCompressedBytes = kMaxSegmentRawBytes + kMaxSegmentRawBytes / 255 + 16;
+inline constexpr uint32_t kMaxSegmentCompressedBytes =
+    kMaxSegmentRawBytes + kMaxSegmentRawBytes / 255 + 16;
 inline constexpr size_t kEventLengthBytes = 4;
 // The smallest and largest encoded events a segment can carry. No Cap'n Proto message is shorter
 // than one word; the minimum also bounds how many events (and allocations) a frame can claim.

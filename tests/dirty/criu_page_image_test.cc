@@ -99,7 +99,9 @@ TEST(CriuPageImage, RebuiltFromProcessMemoryMatchesCriuAndRestores) {
   ASSERT_TRUE(theirs.ok() && ours.ok());
   EXPECT_EQ(ours->size(), theirs->size());
   size_t first_diff = 0;
-  while (first_diff < std::min(ours->size(), theirs->size()) && (*ours)[first_diff] == (*theirs)[first_diff]) ++first_diff;
+  while (first_diff < std::min(ours->size(), theirs->size()) &&
+         (*ours)[first_diff] == (*theirs)[first_diff])
+    ++first_diff;
   EXPECT_TRUE(*ours == *theirs) << "rebuilt pages image differs from CRIU's at byte " << first_diff;
 
   // extract_pages reads the same bytes back out of the dump.

@@ -15,15 +15,14 @@
 namespace relive::wire {
 namespace {
 
-const char* const kNames[] = {"migrate.begin", "migrate.files",  "migrate.pages",
+const char* const kNames[] = {"migrate.begin", "migrate.files",   "migrate.pages",
                               "migrate.log",   "migrate.restore", "migrate.commit",
                               "migrate.abort", "migrate.verify",  "migrate.bogus"};
 
 void fuzz_command(std::string_view name, std::string_view body) {
   Result<migration::Command> c = decode_migration_command(name, body);
   if (!c.ok()) return;
-  Result<migration::Command> again =
-      decode_migration_command(name, encode_migration_command(*c));
+  Result<migration::Command> again = decode_migration_command(name, encode_migration_command(*c));
   if (!again.ok() || !(*again == *c)) std::abort();
 }
 

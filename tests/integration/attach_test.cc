@@ -60,7 +60,7 @@ TEST(Attach, ReplayFromCheckpointEndsInTheRecordedState) {
   wait_for_lines(out, 5);
 
   pid_t rec = spawn({relive_bin(), "record", "-o", trace, "--pid", std::to_string(counter.pid)},
-                     "/dev/null");
+                    "/dev/null");
   std::this_thread::sleep_for(std::chrono::milliseconds(1500));
   ::kill(rec, SIGINT);
   int status = 0;
@@ -97,15 +97,16 @@ TEST(Attach, FreezeStopsTheProcessWhereTheLogEnds) {
   std::string out = d / "counter.out", trace = d / "trace";
   Child counter{spawn({test_bin_dir() + "/subjects/counter", "100000"}, out)};
   wait_for_lines(out, 5);
-  pid_t rec = spawn(
-      {relive_bin(), "record", "-o", trace, "--pid", std::to_string(counter.pid), "--live"},
-      "/dev/null");
+  pid_t rec =
+      spawn({relive_bin(), "record", "-o", trace, "--pid", std::to_string(counter.pid), "--live"},
+            "/dev/null");
   std::this_thread::sleep_for(std::chrono::milliseconds(1500));
   ::kill(rec, SIGUSR1);
   int status = 0;
   ::waitpid(rec, &status, 0);
   ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
-  EXPECT_EQ(sh("grep -q '^State:[[:space:]]*T' /proc/" + std::to_string(counter.pid) + "/status"), 0)
+  EXPECT_EQ(sh("grep -q '^State:[[:space:]]*T' /proc/" + std::to_string(counter.pid) + "/status"),
+            0)
       << "not stopped";
   size_t frozen = lines_of(read_all(out)).size();
   std::this_thread::sleep_for(std::chrono::milliseconds(300));

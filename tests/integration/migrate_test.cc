@@ -1,8 +1,7 @@
 // Live migration end to end: relived in one network-namespace host, the workload and
 // `relive migrate` in another, a client in a third; real CRIU, real TLS, real programs.
-#include <gtest/gtest.h>
-
 #include <fcntl.h>
+#include <gtest/gtest.h>
 
 #include <atomic>
 #include <nlohmann/json.hpp>
@@ -78,16 +77,18 @@ class Migrate : public ::testing::Test {
   void SetUp() override {
     if (::geteuid() != 0) GTEST_SKIP() << "needs root (network namespaces, CRIU)";
     ASSERT_TRUE(hosts_.ok()) << "could not create the test hosts";
-    ASSERT_EQ(run({relive_bin(), "keys", "init", dir_ / "keys", "--hosts", "hosta,hostb"}).exit_code, 0);
+    ASSERT_EQ(
+        run({relive_bin(), "keys", "init", dir_ / "keys", "--hosts", "hosta,hostb"}).exit_code, 0);
     write_all_to(dir_ / "counter.py", kCounter);
     write_all_to(dir_ / "server.py", kEchoServer);
     write_all_to(dir_ / "client.py", kEchoClient);
   }
 
   void start_relived(const std::vector<std::string>& extra = {}) {
-    std::vector<std::string> argv = {relived_bin(), "--listen", hosts_.address('b') + ":7070",
-                                     "--state-dir", dir_ / "stateb", "--work-dir", dir_ / "stateb",
-                                     "--once", "1"};
+    std::vector<std::string> argv = {
+        relived_bin(),   "--listen",      hosts_.address('b') + ":7070",
+        "--state-dir",   dir_ / "stateb", "--work-dir",
+        dir_ / "stateb", "--once",        "1"};
     if (extra.empty()) {
       argv.insert(argv.end(), {"--tls-dir", dir_ / "keys", "--name", "hostb"});
     } else {
@@ -95,17 +96,19 @@ class Migrate : public ::testing::Test {
     }
     relived_ = std::make_unique<Background>(hosts_.in('b', argv), dir_ / "relived.out",
                                             dir_ / "relived.err");
-    ASSERT_TRUE(eventually([&] { return read_all(dir_ / "relived.err").find("listening") != std::string::npos; },
-                           seconds(10)))
+    ASSERT_TRUE(eventually(
+        [&] { return read_all(dir_ / "relived.err").find("listening") != std::string::npos; },
+        seconds(10)))
         << read_all(dir_ / "relived.err");
   }
 
   RunResult migrate(pid_t pid, const std::string& strategy, std::vector<std::string> extra = {}) {
-    std::vector<std::string> argv = {relive_bin(), "migrate", "--pid", std::to_string(pid), "--to",
-                                     hosts_.address('b') + ":7070", "--strategy", strategy,
-                                     "--json"};
+    std::vector<std::string> argv = {relive_bin(),        "migrate", "--pid",
+                                     std::to_string(pid), "--to",    hosts_.address('b') + ":7070",
+                                     "--strategy",        strategy,  "--json"};
     if (std::find(extra.begin(), extra.end(), "--insecure") == extra.end())
-      argv.insert(argv.end(), {"--tls-dir", dir_ / "keys", "--name", "hosta", "--peer-name", "hostb"});
+      argv.insert(argv.end(),
+                  {"--tls-dir", dir_ / "keys", "--name", "hosta", "--peer-name", "hostb"});
     argv.insert(argv.end(), extra.begin(), extra.end());
     return run(hosts_.in('a', argv), 180);
   }
@@ -130,8 +133,11 @@ class Migrate : public ::testing::Test {
     std::string out = read_all(dir_ / "relived.out");
     EXPECT_NE(out.find("\"event\":\"migrated\""), std::string::npos) << out;
     // The destination keeps CRIU's logs, not the workload-sized images (they live in memory).
-    EXPECT_TRUE(eventually([&] { return sh("ls -d " + dir_ / "stateb/relive-incoming-*/images" + " >/dev/null 2>&1") != 0; },
-                           seconds(30)));
+    EXPECT_TRUE(eventually(
+        [&] {
+          return sh("ls -d " + dir_ / "stateb/relive-incoming-*/images" + " >/dev/null 2>&1") != 0;
+        },
+        seconds(30)));
     pid_t dest = report["destination_pid"].get<pid_t>();
     ASSERT_GT(dest, 0);
     ::kill(dest, SIGKILL);
@@ -155,7 +161,8 @@ void client_keeps_connection(Migrate* t, NetnsHosts& hosts, TempDir& dir,
   ASSERT_EQ(hosts.sh_in('a', "ip addr add " + svc + "/24 dev va"), 0);
   Background server(hosts.in('a', {"/usr/bin/python3", dir / "server.py", svc}), dir / "server.out",
                     dir / "server.err");
-  ASSERT_TRUE(eventually([&] { return hosts.sh_in('a', "ss -ltn | grep -q 9000") == 0; }, seconds(10)));
+  ASSERT_TRUE(
+      eventually([&] { return hosts.sh_in('a', "ss -ltn | grep -q 9000") == 0; }, seconds(10)));
   Background client(hosts.in('c', {"/usr/bin/python3", dir / "client.py", svc, "8"}),
                     dir / "client.out", dir / "client.err");
   std::this_thread::sleep_for(milliseconds(1500));
@@ -195,7 +202,8 @@ TEST_F(Migrate, PostcopyServerKeepsItsConnectedClient) {
 TEST_F(Migrate, CrtrServerKeepsItsConnectedClient) {
   start_relived();
   client_keeps_connection(this, hosts_, dir_, [&](pid_t pid) {
-    RunResult r = migrate(pid, "crtr", {"--service-address", "198.18.0.100/24", "--tcp-established"});
+    RunResult r =
+        migrate(pid, "crtr", {"--service-address", "198.18.0.100/24", "--tcp-established"});
     if (r.exit_code == 0) {
       auto report = nlohmann::json::parse(r.out);
       // The log travelled after the checkpoint, and the replay rebuilt the memory.
@@ -214,8 +222,12 @@ TEST_F(Migrate, CrtrSourceSurvivesDestinationDeath) {
   Background counter(hosts_.in('a', {"/usr/bin/python3", dir_ / "counter.py", log}), "/dev/null");
   ASSERT_TRUE(eventually([&] { return last_count(log) >= 5; }, seconds(10)));
   std::thread killer([&] {
-    eventually([&] { return sh("ls " + dir_ / "stateb/relive-incoming-*/trace/header" + " >/dev/null 2>&1") == 0; },
-               seconds(30));
+    eventually(
+        [&] {
+          return sh("ls " + dir_ / "stateb/relive-incoming-*/trace/header" + " >/dev/null 2>&1") ==
+                 0;
+        },
+        seconds(30));
     relived_->stop();
   });
   RunResult r = migrate(counter.pid(), "crtr", {"--max-rounds", "1000"});
@@ -225,7 +237,9 @@ TEST_F(Migrate, CrtrSourceSurvivesDestinationDeath) {
   int before = last_count(log);
   EXPECT_TRUE(eventually([&] { return last_count(log) >= before + 10; }, seconds(10)));
   EXPECT_TRUE(contiguous(log));
-  EXPECT_EQ(sh("grep -q 'TracerPid:[[:space:]]*0$' /proc/" + std::to_string(counter.pid()) + "/status"), 0)
+  EXPECT_EQ(
+      sh("grep -q 'TracerPid:[[:space:]]*0$' /proc/" + std::to_string(counter.pid()) + "/status"),
+      0)
       << "the source is still traced";
 }
 
@@ -267,19 +281,27 @@ TEST_F(Migrate, CrtrLinkCutLeavesTheSourceRunning) {
   Background counter(hosts_.in('a', {"/usr/bin/python3", dir_ / "counter.py", log}), "/dev/null");
   ASSERT_TRUE(eventually([&] { return last_count(log) >= 5; }, seconds(10)));
   std::thread cutter([&] {
-    eventually([&] { return sh("ls " + dir_ / "stateb/relive-incoming-*/trace/header" + " >/dev/null 2>&1") == 0; },
-               seconds(30));
-    hosts_.sh_in('b', "iptables -I INPUT -p tcp --dport 7070 -j DROP; iptables -I OUTPUT -p tcp --sport 7070 -j DROP");
+    eventually(
+        [&] {
+          return sh("ls " + dir_ / "stateb/relive-incoming-*/trace/header" + " >/dev/null 2>&1") ==
+                 0;
+        },
+        seconds(30));
+    hosts_.sh_in('b',
+                 "iptables -I INPUT -p tcp --dport 7070 -j DROP; iptables -I OUTPUT -p tcp --sport "
+                 "7070 -j DROP");
   });
-  RunResult r = migrate(counter.pid(), "crtr", {"--max-rounds", "100000", "--log-threshold", "0",
-                                                "--io-timeout", "3"});
+  RunResult r = migrate(counter.pid(), "crtr",
+                        {"--max-rounds", "100000", "--log-threshold", "0", "--io-timeout", "3"});
   cutter.join();
   EXPECT_NE(r.exit_code, 0);
   ASSERT_TRUE(counter.running());
   int before = last_count(log);
   EXPECT_TRUE(eventually([&] { return last_count(log) >= before + 10; }, seconds(10)));
   EXPECT_TRUE(contiguous(log));
-  EXPECT_EQ(sh("grep -q 'TracerPid:[[:space:]]*0$' /proc/" + std::to_string(counter.pid()) + "/status"), 0);
+  EXPECT_EQ(
+      sh("grep -q 'TracerPid:[[:space:]]*0$' /proc/" + std::to_string(counter.pid()) + "/status"),
+      0);
 }
 
 // A python3 process holding an in-memory sqlite3 database: after the move, the rows it inserted
@@ -311,15 +333,19 @@ while True:
 
 TEST_F(Migrate, RefusesAnExpiredCertificate) {
   start_relived();
-  ASSERT_EQ(run({relive_bin(), "keys", "init", dir_ / "keys", "--hosts", "stale", "--days", "0"}).exit_code, 0);
-  Background counter(hosts_.in('a', {"/usr/bin/python3", dir_ / "counter.py", dir_ / "c.log"}), "/dev/null");
+  ASSERT_EQ(run({relive_bin(), "keys", "init", dir_ / "keys", "--hosts", "stale", "--days", "0"})
+                .exit_code,
+            0);
+  Background counter(hosts_.in('a', {"/usr/bin/python3", dir_ / "counter.py", dir_ / "c.log"}),
+                     "/dev/null");
   RunResult r = run(hosts_.in('a', {relive_bin(), "migrate", "--pid", std::to_string(counter.pid()),
-                                    "--to", hosts_.address('b') + ":7070", "--strategy", "stop-copy",
-                                    "--tls-dir", dir_ / "keys", "--name", "stale"}));
+                                    "--to", hosts_.address('b') + ":7070", "--strategy",
+                                    "stop-copy", "--tls-dir", dir_ / "keys", "--name", "stale"}));
   EXPECT_NE(r.exit_code, 0);
   EXPECT_TRUE(counter.running());
-  EXPECT_TRUE(eventually([&] { return read_all(dir_ / "relived.err").find("expired") != std::string::npos; },
-                         seconds(10)))
+  EXPECT_TRUE(eventually(
+      [&] { return read_all(dir_ / "relived.err").find("expired") != std::string::npos; },
+      seconds(10)))
       << read_all(dir_ / "relived.err") << r.err;
 }
 
@@ -327,12 +353,16 @@ TEST_F(Migrate, RefusesAnExpiredCertificate) {
 TEST_F(Migrate, ContainerMigrateMovesAProcessTree) {
   start_relived();
   std::string log = dir_ / "counter.log";
-  Background tree(hosts_.in('a', {"/bin/sh", "-c", "/usr/bin/python3 " + dir_ / "counter.py" + " " + log + "; true"}),
-                  "/dev/null");
+  Background tree(
+      hosts_.in(
+          'a', {"/bin/sh", "-c", "/usr/bin/python3 " + dir_ / "counter.py" + " " + log + "; true"}),
+      "/dev/null");
   ASSERT_TRUE(eventually([&] { return last_count(log) >= 10; }, seconds(10)));
-  RunResult r = run(hosts_.in('a', {relive_bin(), "container", "migrate", "--pid", std::to_string(tree.pid()),
-                                    "--to", hosts_.address('b') + ":7070", "--strategy", "precopy",
-                                    "--tls-dir", dir_ / "keys", "--name", "hosta", "--json"}), 180);
+  RunResult r =
+      run(hosts_.in('a', {relive_bin(), "container", "migrate", "--pid", std::to_string(tree.pid()),
+                          "--to", hosts_.address('b') + ":7070", "--strategy", "precopy",
+                          "--tls-dir", dir_ / "keys", "--name", "hosta", "--json"}),
+          180);
   ASSERT_EQ(r.exit_code, 0) << r.err;
   int at_switch = last_count(log);
   EXPECT_TRUE(eventually([&] { return last_count(log) >= at_switch + 20; }, seconds(10)));
@@ -344,8 +374,10 @@ TEST_F(Migrate, ContainerMigrateMovesAProcessTree) {
 
 TEST_F(Migrate, RefusesATreeUnlessAskedForOne) {
   start_relived();
-  Background tree(hosts_.in('a', {"/bin/sh", "-c", "/usr/bin/python3 " + dir_ / "counter.py" + " " + dir_ / "c.log" + "; true"}),
-                  "/dev/null");
+  Background tree(
+      hosts_.in('a', {"/bin/sh", "-c",
+                      "/usr/bin/python3 " + dir_ / "counter.py" + " " + dir_ / "c.log" + "; true"}),
+      "/dev/null");
   ASSERT_TRUE(eventually([&] { return last_count(dir_ / "c.log") >= 2; }, seconds(10)));
   RunResult r = migrate(tree.pid(), "stop-copy");
   EXPECT_NE(r.exit_code, 0);
@@ -362,8 +394,9 @@ TEST_F(Migrate, SourceSurvivesDestinationDeath) {
   ASSERT_TRUE(eventually([&] { return last_count(log) >= 5; }, seconds(10)));
   // Kill relived as soon as it has a migration work dir, i.e. mid-migration.
   std::thread killer([&] {
-    eventually([&] { return sh("ls -d " + dir_ / "stateb/relive-incoming-*" + " >/dev/null 2>&1") == 0; },
-               seconds(30));
+    eventually(
+        [&] { return sh("ls -d " + dir_ / "stateb/relive-incoming-*" + " >/dev/null 2>&1") == 0; },
+        seconds(30));
     relived_->stop();
   });
   RunResult r = migrate(counter.pid(), "stop-copy");
@@ -378,7 +411,8 @@ TEST_F(Migrate, SourceSurvivesDestinationDeath) {
 
 TEST_F(Migrate, RefusesAPlaintextPeerAndTheSourceRuns) {
   start_relived();
-  Background counter(hosts_.in('a', {"/usr/bin/python3", dir_ / "counter.py", dir_ / "c.log"}), "/dev/null");
+  Background counter(hosts_.in('a', {"/usr/bin/python3", dir_ / "counter.py", dir_ / "c.log"}),
+                     "/dev/null");
   RunResult r = migrate(counter.pid(), "stop-copy", {"--insecure"});
   EXPECT_NE(r.exit_code, 0);
   EXPECT_TRUE(counter.running());
@@ -387,10 +421,12 @@ TEST_F(Migrate, RefusesAPlaintextPeerAndTheSourceRuns) {
 TEST_F(Migrate, RefusesACertificateFromAnotherCluster) {
   start_relived();
   ASSERT_EQ(run({relive_bin(), "keys", "init", dir_ / "foreign", "--hosts", "hosta"}).exit_code, 0);
-  Background counter(hosts_.in('a', {"/usr/bin/python3", dir_ / "counter.py", dir_ / "c.log"}), "/dev/null");
-  RunResult r = run(hosts_.in('a', {relive_bin(), "migrate", "--pid", std::to_string(counter.pid()),
-                                    "--to", hosts_.address('b') + ":7070", "--strategy", "stop-copy",
-                                    "--tls-dir", dir_ / "foreign", "--name", "hosta"}));
+  Background counter(hosts_.in('a', {"/usr/bin/python3", dir_ / "counter.py", dir_ / "c.log"}),
+                     "/dev/null");
+  RunResult r =
+      run(hosts_.in('a', {relive_bin(), "migrate", "--pid", std::to_string(counter.pid()), "--to",
+                          hosts_.address('b') + ":7070", "--strategy", "stop-copy", "--tls-dir",
+                          dir_ / "foreign", "--name", "hosta"}));
   EXPECT_NE(r.exit_code, 0);
   EXPECT_NE(r.err.find("relive:"), std::string::npos) << r.err;
   EXPECT_TRUE(counter.running());
@@ -404,8 +440,11 @@ TEST_F(Migrate, RelivedRefusesGarbageAndServesTheNextMigration) {
                         "', 7070)); s.sendall(b'RLPM' + bytes(200)); s.recv(100)";
   RunResult g = run(hosts_.in('c', {"/usr/bin/python3", "-c", garbage}), 30);
   (void)g;
-  EXPECT_TRUE(eventually([&] { return read_all(dir_ / "relived.err").find("refused a connection") != std::string::npos; },
-                         seconds(15)))
+  EXPECT_TRUE(eventually(
+      [&] {
+        return read_all(dir_ / "relived.err").find("refused a connection") != std::string::npos;
+      },
+      seconds(15)))
       << read_all(dir_ / "relived.err");
   std::string log = dir_ / "counter.log";
   Background counter(hosts_.in('a', {"/usr/bin/python3", dir_ / "counter.py", log}), "/dev/null");
@@ -417,7 +456,8 @@ TEST_F(Migrate, RelivedRefusesGarbageAndServesTheNextMigration) {
 
 TEST_F(Migrate, RefusesAServiceAddressTheSourceDoesNotHold) {
   start_relived();
-  Background counter(hosts_.in('a', {"/usr/bin/python3", dir_ / "counter.py", dir_ / "c.log"}), "/dev/null");
+  Background counter(hosts_.in('a', {"/usr/bin/python3", dir_ / "counter.py", dir_ / "c.log"}),
+                     "/dev/null");
   RunResult r = migrate(counter.pid(), "stop-copy", {"--service-address", "198.18.0.77/24"});
   EXPECT_NE(r.exit_code, 0);
   EXPECT_NE(r.err.find("not on this host"), std::string::npos) << r.err;

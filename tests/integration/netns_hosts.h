@@ -24,7 +24,8 @@ class NetnsHosts {
  public:
   NetnsHosts(std::string prefix, int subnet) : prefix_(std::move(prefix)), subnet_(subnet) {
     down();
-    std::string s = "set -e; P=" + prefix_ + "; ip netns add ${P}br; "
+    std::string s = "set -e; P=" + prefix_ +
+                    "; ip netns add ${P}br; "
                     "ip -n ${P}br link add br0 type bridge; ip -n ${P}br link set br0 up; ";
     int i = 1;
     for (char h : std::string("abc")) {

@@ -3,7 +3,6 @@
 // in its own runc root, bundle directory and network namespace; a destination that dies
 // mid-way leaves the source container running.
 #include <gtest/gtest.h>
-
 #include <sys/stat.h>
 
 #include <nlohmann/json.hpp>
@@ -21,8 +20,7 @@ using std::chrono::seconds;
 std::string relived_bin() { return relive_bin() + "d"; }
 
 const std::vector<std::string> kCounterArgs = {
-    "/bin/sh", "-c",
-    "i=0; while :; do i=$((i+1)); echo $i > /state/counter; sleep 0.05; done"};
+    "/bin/sh", "-c", "i=0; while :; do i=$((i+1)); echo $i > /state/counter; sleep 0.05; done"};
 
 long counter_in(const std::string& rootfs) {
   std::string s = read_all(rootfs + "/state/counter");
@@ -40,16 +38,21 @@ class RuncMigrate : public ::testing::Test {
     if (::geteuid() != 0) GTEST_SKIP() << "needs root (network namespaces, runc, CRIU)";
     if (!ct::have_runc()) GTEST_SKIP() << "runc is not installed";
     ASSERT_TRUE(hosts_.ok()) << "could not create the test hosts";
-    ASSERT_EQ(run({relive_bin(), "keys", "init", dir_ / "keys", "--hosts", "hosta,hostb"}).exit_code, 0);
+    ASSERT_EQ(
+        run({relive_bin(), "keys", "init", dir_ / "keys", "--hosts", "hosta,hostb"}).exit_code, 0);
   }
   void TearDown() override {
-    ct::sh("runc --root " + runc_root() + " kill --all " + name_.name() + " KILL >/dev/null 2>&1; "
-           "runc --root " + runc_root() + " delete --force " + name_.name() + " >/dev/null 2>&1");
+    ct::sh("runc --root " + runc_root() + " kill --all " + name_.name() +
+           " KILL >/dev/null 2>&1; "
+           "runc --root " +
+           runc_root() + " delete --force " + name_.name() + " >/dev/null 2>&1");
   }
 
   std::string runc_root() const { return dir_ / "runc-b"; }
   std::string netns(char host) const { return "/var/run/netns/" + prefix_ + host; }
-  std::string dest_rootfs() const { return dir_ / ("stateb/runc-bundles/" + name_.name() + "/rootfs"); }
+  std::string dest_rootfs() const {
+    return dir_ / ("stateb/runc-bundles/" + name_.name() + "/rootfs");
+  }
   // The destination's view of the container: "running", ...; empty when there is none.
   std::string dest_status() const {
     std::string out;
@@ -66,14 +69,16 @@ class RuncMigrate : public ::testing::Test {
   }
 
   void start_relived() {
-    std::vector<std::string> argv = {relived_bin(), "--listen", hosts_.address('b') + ":7070",
-                                     "--state-dir", dir_ / "stateb", "--once", "1",
-                                     "--tls-dir", dir_ / "keys", "--name", "hostb",
-                                     "--runc-root", runc_root(), "--runc-netns", netns('b')};
+    std::vector<std::string> argv = {relived_bin(), "--listen",      hosts_.address('b') + ":7070",
+                                     "--state-dir", dir_ / "stateb", "--once",
+                                     "1",           "--tls-dir",     dir_ / "keys",
+                                     "--name",      "hostb",         "--runc-root",
+                                     runc_root(),   "--runc-netns",  netns('b')};
     relived_ = std::make_unique<Background>(hosts_.in('b', argv), dir_ / "relived.out",
                                             dir_ / "relived.err");
-    ASSERT_TRUE(eventually([&] { return read_all(dir_ / "relived.err").find("listening") != std::string::npos; },
-                           seconds(10)))
+    ASSERT_TRUE(eventually(
+        [&] { return read_all(dir_ / "relived.err").find("listening") != std::string::npos; },
+        seconds(10)))
         << read_all(dir_ / "relived.err");
   }
   // The counter container, in host a's network namespace, counting already.
@@ -130,8 +135,9 @@ TEST_F(RuncMigrate, DestinationKilledMidWayLeavesTheSourceRunning) {
   start_relived();
   start_counter();
   Background mig(migrate_argv("stop-copy"), dir_ / "mig.out", dir_ / "mig.err");
-  ASSERT_TRUE(eventually([&] { return read_all(dir_ / "mig.err").find("phase=dump") != std::string::npos; },
-                         seconds(60)))
+  ASSERT_TRUE(
+      eventually([&] { return read_all(dir_ / "mig.err").find("phase=dump") != std::string::npos; },
+                 seconds(60)))
       << read_all(dir_ / "mig.err");
   relived_->stop();
   int rc = mig.wait_exit(milliseconds(120000));
@@ -143,9 +149,9 @@ TEST_F(RuncMigrate, DestinationKilledMidWayLeavesTheSourceRunning) {
   EXPECT_EQ(dest_status(), "") << "no container left at the destination";
 }
 
-// Pre-copy (and CR/TR) are not implemented for runc containers: refused before anything happens.
 TEST_F(RuncMigrate, PrecopyCounterCarriesOnAtTheDestination) { migrate_counter("precopy"); }
 
+// CR/TR records one process: refused for containers before anything is contacted.
 TEST_F(RuncMigrate, CrtrIsRefusedAndTheSourceRunsOn) {
   start_relived();
   start_counter();

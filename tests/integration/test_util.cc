@@ -26,7 +26,6 @@ struct CloseInheritedOnExec {
 
 }  // namespace
 
-
 std::string read_all(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   std::ostringstream ss;

@@ -17,8 +17,14 @@ static volatile int trail_len = 0;
 static void note(char c) {
   if (trail_len < (int)sizeof trail - 1) trail[trail_len++] = c;
 }
-static void on_alarm(int s) { ++alarms; note('A'); }
-static void on_usr1(int s) { ++usr1; note('U'); }
+static void on_alarm(int s) {
+  ++alarms;
+  note('A');
+}
+static void on_usr1(int s) {
+  ++usr1;
+  note('U');
+}
 
 int main(void) {
   struct sigaction sa;

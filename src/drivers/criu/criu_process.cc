@@ -1,14 +1,13 @@
 #include "drivers/criu/criu_process.h"
 
 #include <fcntl.h>
+#include <fmt/format.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <thread>
-
-#include <fmt/format.h>
 
 #include "common/file_util.h"
 #include "drivers/criu/criu_binary.h"
@@ -50,8 +49,7 @@ Result<std::string> binary(const CriuRunOptions& run) {
 
 Result<CriuProcess> CriuProcess::start(std::vector<std::string> argv, const CriuRunOptions& run,
                                        const std::string& output_file, const std::string& log,
-                                       const std::string& what,
-                                       const std::vector<std::string>& env,
+                                       const std::string& what, const std::vector<std::string>& env,
                                        bool append_status_fd) {
   int p[2];
   if (::pipe2(p, O_CLOEXEC) != 0) return PosixError("pipe", errno);
@@ -98,7 +96,8 @@ Status CriuProcess::wait_ready(std::chrono::milliseconds timeout) {
   do {
     n = ::poll(&pfd, 1, static_cast<int>(timeout.count()));
   } while (n < 0 && errno == EINTR);
-  if (n == 0) return Status::IoError(what_ + ": not ready after " + std::to_string(timeout.count()) + " ms");
+  if (n == 0)
+    return Status::IoError(what_ + ": not ready after " + std::to_string(timeout.count()) + " ms");
   char c;
   ssize_t got = ::read(status_.get(), &c, 1);
   if (got == 1) return Status::Ok();
@@ -133,11 +132,11 @@ Status CriuProcess::wait(std::chrono::milliseconds timeout) {
 Result<CriuProcess> start_lazy_dump(const LazyDumpOptions& o) {
   RELIVE_ASSIGN_OR_RETURN(std::string criu, binary(o.dump.run));
   std::vector<std::string> argv = dump_argv(criu, o.dump);
-  argv.insert(argv.end(), {"--lazy-pages", "--address", o.address, "--port",
-                           std::to_string(o.port)});
+  argv.insert(argv.end(),
+              {"--lazy-pages", "--address", o.address, "--port", std::to_string(o.port)});
   argv.insert(argv.end(), o.tls_args.begin(), o.tls_args.end());
-  std::string log = o.dump.log_file.front() == '/' ? o.dump.log_file
-                                                   : o.dump.images_dir + "/" + o.dump.log_file;
+  std::string log =
+      o.dump.log_file.front() == '/' ? o.dump.log_file : o.dump.images_dir + "/" + o.dump.log_file;
   return CriuProcess::start(argv, o.dump.run, o.dump.images_dir + "/../lazy-dump.out", log,
                             "criu dump --lazy-pages");
 }
@@ -147,8 +146,8 @@ Result<CriuProcess> start_lazy_pages(const LazyPagesOptions& o) {
   std::string log = o.images_dir + "/../lazy-pages.log";
   std::vector<std::string> argv = {criu, "lazy-pages", "-D", o.images_dir, "-o", log, "-v4"};
   if (o.port != 0) {
-    argv.insert(argv.end(), {"--page-server", "--address", o.address, "--port",
-                             std::to_string(o.port)});
+    argv.insert(argv.end(),
+                {"--page-server", "--address", o.address, "--port", std::to_string(o.port)});
   }
   argv.insert(argv.end(), o.tls_args.begin(), o.tls_args.end());
   return CriuProcess::start(argv, o.run, o.images_dir + "/../lazy-pages.out", log,

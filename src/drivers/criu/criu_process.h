@@ -55,7 +55,7 @@ class CriuProcess {
 };
 
 struct LazyDumpOptions {
-  DumpOptions dump;             // pid, images_dir, tcp_established, run ...
+  DumpOptions dump;                 // pid, images_dir, tcp_established, run ...
   std::string address = "0.0.0.0";  // where its page server listens
   uint16_t port = 0;
   std::vector<std::string> tls_args;  // --tls ... or empty
