@@ -143,6 +143,14 @@ class Migrate : public ::testing::Test {
     ::kill(dest, SIGKILL);
   }
 
+  // After a failed migration: the source still runs, counts on, and lost or repeated nothing.
+  void expect_runs_on(const Background& source, const std::string& log) {
+    ASSERT_TRUE(source.running());
+    int before = last_count(log);
+    EXPECT_TRUE(eventually([&] { return last_count(log) >= before + 10; }, seconds(10)));
+    EXPECT_TRUE(contiguous(log));
+  }
+
   NetnsHosts hosts_{"rlt" + std::to_string(::getpid() % 100000), 0};
   TempDir dir_;
   std::unique_ptr<Background> relived_;
@@ -233,10 +241,7 @@ TEST_F(Migrate, CrtrSourceSurvivesDestinationDeath) {
   RunResult r = migrate(counter.pid(), "crtr", {"--max-rounds", "1000"});
   killer.join();
   EXPECT_NE(r.exit_code, 0);
-  ASSERT_TRUE(counter.running());
-  int before = last_count(log);
-  EXPECT_TRUE(eventually([&] { return last_count(log) >= before + 10; }, seconds(10)));
-  EXPECT_TRUE(contiguous(log));
+  expect_runs_on(counter, log);
   EXPECT_EQ(
       sh("grep -q 'TracerPid:[[:space:]]*0$' /proc/" + std::to_string(counter.pid()) + "/status"),
       0)
@@ -267,10 +272,7 @@ TEST_F(Migrate, CrtrDivergenceAtTheDestinationLeavesTheSourceRunning) {
   writer.join();
   EXPECT_NE(r.exit_code, 0);
   EXPECT_NE(r.err.find("divergence"), std::string::npos) << r.err;
-  ASSERT_TRUE(subject.running());
-  int before = last_count(log);
-  EXPECT_TRUE(eventually([&] { return last_count(log) >= before + 10; }, seconds(10)));
-  EXPECT_TRUE(contiguous(log));
+  expect_runs_on(subject, log);
 }
 
 // The link dies in the middle of the log rounds (every packet between the hosts dropped): the
@@ -295,10 +297,7 @@ TEST_F(Migrate, CrtrLinkCutLeavesTheSourceRunning) {
                         {"--max-rounds", "100000", "--log-threshold", "0", "--io-timeout", "3"});
   cutter.join();
   EXPECT_NE(r.exit_code, 0);
-  ASSERT_TRUE(counter.running());
-  int before = last_count(log);
-  EXPECT_TRUE(eventually([&] { return last_count(log) >= before + 10; }, seconds(10)));
-  EXPECT_TRUE(contiguous(log));
+  expect_runs_on(counter, log);
   EXPECT_EQ(
       sh("grep -q 'TracerPid:[[:space:]]*0$' /proc/" + std::to_string(counter.pid()) + "/status"),
       0);
@@ -403,10 +402,7 @@ TEST_F(Migrate, SourceSurvivesDestinationDeath) {
   killer.join();
   EXPECT_NE(r.exit_code, 0);
   EXPECT_NE(r.err.find("migration failed"), std::string::npos) << r.err;
-  ASSERT_TRUE(counter.running());
-  int before = last_count(log);
-  EXPECT_TRUE(eventually([&] { return last_count(log) >= before + 10; }, seconds(10)));
-  EXPECT_TRUE(contiguous(log));
+  expect_runs_on(counter, log);
 }
 
 TEST_F(Migrate, RefusesAPlaintextPeerAndTheSourceRuns) {
