@@ -13,6 +13,13 @@
 #   restore                      ->      takes the service address, restores, runs; Ack (JSON)
 #   commit / abort               ->      the source has ended / the migration is off; Ack
 #
+# The relived HA pair (src/ha/) holds the same kind of conversation, primary to backup, once per
+# epoch: haEpoch, then files (the epoch's CRIU images but its pages), pages (the pages that
+# changed since the last epoch, or all of them when `full`), haDir (+ bulk segments: the
+# workload directory's changes, src/ha/dir_sync.h), haCommit (the backup applies the epoch
+# atomically, then acks: only now may the primary release the epoch's output). haHeartbeat
+# keeps an idle link alive; haStatus and haSwitchover come from `relive ha`.
+#
 # Bulk data follows its command as LZ4 segments (schemas/trace.capnp describes the segment
 # format); each segment event starts with an 8-byte little-endian header: files: u32 file index,
 # u32 zero; pages: u32 pid, u32 page count, then u64 vaddr, then the pages; a page round ends
@@ -77,6 +84,17 @@ struct Restore {
   pagesFromReplay @3 :Bool;   # CR/TR: pages images from the replayed process (+ shipped pages)
 }
 
+struct HaEpoch {
+  epoch @0 :UInt64;
+  full @1 :Bool;      # a full sync: the backup starts over from this epoch alone
+  primary @2 :Text;   # the sender's peer name
+}
+
+struct HaDir {
+  changes @0 :UInt32;  # change events in the bulk segments that follow
+  bytes @1 :UInt64;    # file content bytes among them
+}
+
 struct MigrationCommand {
   union {
     begin @0 :Begin;
@@ -87,5 +105,11 @@ struct MigrationCommand {
     commit @5 :Void;
     abort @6 :Text;  # why
     verify @7 :Void;  # CR/TR: finish the replay, compare its memory with the source's page hashes
+    haEpoch @8 :HaEpoch;
+    haDir @9 :HaDir;
+    haCommit @10 :UInt64;     # the epoch number
+    haHeartbeat @11 :UInt64;  # the last epoch the sender committed
+    haStatus @12 :Void;       # Ack detail: the node's status as JSON
+    haSwitchover @13 :Void;   # to the primary: hand over to the backup without losing anything
   }
 }

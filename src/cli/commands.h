@@ -3,6 +3,8 @@
 #pragma once
 
 #include <CLI/CLI.hpp>
+#include <atomic>
+#include <string>
 
 #include "relive/status.h"
 
@@ -19,6 +21,12 @@ void register_container(CLI::App& app, int* exit_code);
 void register_keys(CLI::App& app, int* exit_code);
 // After register_container: adds `container migrate` to it.
 void register_migrate(CLI::App& app, int* exit_code);
+
+void register_ha(CLI::App& app, int* exit_code);
+
+// relived --ha-config: serves as peer `name` of the HA pair until *stop.
+Status serve_ha(const std::string& config_path, const std::string& name,
+                const std::string& state_dir, bool insecure, const std::atomic<bool>* stop);
 
 // Prints "relive: <status>" on stderr and returns the exit code for it.
 int report_failure(const Status& status);

@@ -17,6 +17,7 @@ int main(int argc, char** argv) {
   relive::cli::register_container(app, &exit_code);
   relive::cli::register_keys(app, &exit_code);
   relive::cli::register_migrate(app, &exit_code);
+  relive::cli::register_ha(app, &exit_code);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

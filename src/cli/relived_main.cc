@@ -1,11 +1,12 @@
 // relived: the per-host agent. It accepts authenticated migrations and runs what they bring.
 // One connection is served at a time (a migration is a long exchange; a second source waits in
-// the listen queue). HA pairs are not served yet (see the README's status section).
+// the listen queue). With --ha-config it is instead one peer of an HA pair (src/ha/ha_node.h).
 #include <fmt/format.h>
 #include <signal.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <atomic>
 #include <csignal>
 #include <cstdio>
 #include <nlohmann/json.hpp>
@@ -27,11 +28,14 @@ using namespace relive;
 
 volatile std::sig_atomic_t g_stop = 0;
 volatile std::sig_atomic_t g_busy = 0;  // serving a migration: finish it before exiting
+std::atomic<bool> g_ha_stop{false};
+bool g_ha_mode = false;
 // Between migrations there is nothing to wind down, and accept() would otherwise sit out its
-// timeout first.
+// timeout first. An HA node winds down in its own loop.
 void on_stop(int) {
   g_stop = 1;
-  if (!g_busy) ::_exit(0);
+  g_ha_stop = true;
+  if (!g_busy && !g_ha_mode) ::_exit(0);
 }
 
 struct Args {
@@ -40,6 +44,7 @@ struct Args {
   bool insecure = false;
   int once = 0;  // serve this many migrations, then exit (0: forever)
   std::string runc_root, runc_bundles, runc_netns;
+  std::string ha_config;
 };
 
 void say(const std::string& line) {
@@ -113,7 +118,10 @@ int main(int argc, char** argv) {
   CLI::App app{"relived: the relive agent (receives live migrations)"};
   Args a;
   app.set_version_flag("--version", "relived 0.2.0");
-  app.add_option("--listen", a.listen, "ADDR:PORT to accept migrations on")->required();
+  app.add_option("--listen", a.listen, "ADDR:PORT to accept migrations on");
+  app.add_option("--ha-config", a.ha_config,
+                 "Serve as peer --name of the HA pair this TOML file describes "
+                 "(examples/ha-pair.toml); it gives the listening address");
   app.add_option("--tls-dir", a.tls_dir, "Key directory (relive keys init)");
   app.add_option("--name", a.name, "This host's name in the key directory");
   app.add_flag("--insecure", a.insecure, "Plaintext, unauthenticated (tests, trusted hosts only)");
@@ -137,7 +145,17 @@ int main(int argc, char** argv) {
   sa.sa_handler = on_stop;
   for (int s : {SIGINT, SIGTERM}) ::sigaction(s, &sa, nullptr);
   ::signal(SIGPIPE, SIG_IGN);
-  relive::Status s = serve(a);
+  relive::Status s;
+  if (!a.ha_config.empty()) {
+    g_ha_mode = true;
+    s = a.name.empty()
+            ? relive::Status::InvalidArgument("--ha-config needs --name PEER")
+            : relive::cli::serve_ha(a.ha_config, a.name, a.state_dir, a.insecure, &g_ha_stop);
+  } else if (a.listen.empty()) {
+    s = relive::Status::InvalidArgument("--listen ADDR:PORT is required (or --ha-config)");
+  } else {
+    s = serve(a);
+  }
   if (!s.ok()) {
     std::fprintf(stderr, "relived: %s\n", s.to_string().c_str());
     return relive::cli::kExitError;

@@ -42,13 +42,19 @@ std::string find_sockopt_shim() {
   return is_file(built) ? built : "";
 }
 
-Result<std::string> criu_with_compat(const std::string& dir, const std::string& criu) {
+Result<std::string> criu_with_compat(const std::string& dir, const std::string& criu,
+                                     const std::string& netns) {
   std::string shim = find_sockopt_shim();
-  if (shim.empty()) return criu;
+  if (shim.empty() && netns.empty()) return criu;
   std::string path = dir + "/criu-wrapper";
-  std::string script = "#!/bin/sh\nLD_PRELOAD=" + shell_quote(shim) +
-                       "${LD_PRELOAD:+:$LD_PRELOAD}\nexport LD_PRELOAD\nexec " + shell_quote(criu) +
-                       " \"$@\"\n";
+  std::string script = "#!/bin/sh\n";
+  if (!shim.empty()) {
+    script +=
+        "LD_PRELOAD=" + shell_quote(shim) + "${LD_PRELOAD:+:$LD_PRELOAD}\nexport LD_PRELOAD\n";
+  }
+  script += "exec ";
+  if (!netns.empty()) script += "/usr/bin/nsenter --net=" + shell_quote(netns) + " ";
+  script += shell_quote(criu) + " \"$@\"\n";
   RELIVE_RETURN_IF_ERROR(write_file_atomic(path, script));
   if (::chmod(path.c_str(), 0700) != 0) return PosixError("chmod " + path, errno);
   return path;

@@ -16,7 +16,10 @@ std::string find_sockopt_shim();
 
 // Writes `dir`/criu-wrapper (mode 0700) that execs `criu` with the shim preloaded and returns
 // its path; returns `criu` itself when no shim is found (CRIU then fails on inet sockets with
-// its own error message).
-Result<std::string> criu_with_compat(const std::string& dir, const std::string& criu);
+// its own error message). With `netns` (a path such as /run/netns/NAME), the wrapper runs CRIU
+// in that network namespace, so that a workload living there is dumped and restored as part of
+// it rather than with a namespace of its own.
+Result<std::string> criu_with_compat(const std::string& dir, const std::string& criu,
+                                     const std::string& netns = "");
 
 }  // namespace relive::container

@@ -196,7 +196,7 @@ Status parse_etcd(Section& root, EtcdConfig* e) {
   RELIVE_ASSIGN_OR_RETURN(e->lease_key, s.string("lease_key"));
   if (e->lease_key.front() != '/')
     return s.error("lease_key", "must start with '/', got '" + e->lease_key + "'");
-  RELIVE_ASSIGN_OR_RETURN(uint64_t ttl, s.integer("lease_ttl_s", 5, 2, 3600));
+  RELIVE_ASSIGN_OR_RETURN(uint64_t ttl, s.integer("lease_ttl_s", 5, 1, 3600));
   e->lease_ttl_s = static_cast<uint32_t>(ttl);
   return s.finish();
 }
@@ -232,7 +232,7 @@ Status parse_workload(Section& root, WorkloadConfig* w) {
     return s.error("netns", "must be a namespace name (no '/', at most 64 characters), got '" +
                                 w->netns + "'");
   }
-  RELIVE_ASSIGN_OR_RETURN(uint64_t q, s.integer("output_queue", 0, 0, 65535));
+  RELIVE_ASSIGN_OR_RETURN(uint64_t q, s.integer("output_queue", 0, 0, 65534));
   w->output_queue = static_cast<uint16_t>(q);
   return s.finish();
 }

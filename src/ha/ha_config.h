@@ -1,6 +1,6 @@
 // HaConfig: the relived HA pair's configuration, read from a TOML file (see examples/ha-pair.toml
 // for every key). Parsing validates everything up front: a bad or missing value is rejected with
-// Status::InvalidArgument naming the key ("etcd.lease_ttl_s: must be between 2 and 3600, got 1"),
+// Status::InvalidArgument naming the key ("etcd.lease_ttl_s: must be between 1 and 3600, got 0"),
 // so relived never starts half-configured. Unknown keys are rejected too (a typo must not silently
 // fall back to a default).
 #pragma once
@@ -23,7 +23,7 @@ struct PeerConfig {
 struct EtcdConfig {
   std::vector<std::string> endpoints;  // "http://HOST:PORT", tried in order
   std::string lease_key;               // absolute, e.g. "/relive/ha/redis/primary"
-  uint32_t lease_ttl_s = 5;            // etcd rounds smaller TTLs up to its minimum (2 s)
+  uint32_t lease_ttl_s = 5;            // etcd rounds smaller TTLs up to its minimum
 };
 
 struct WorkloadConfig {

@@ -109,12 +109,14 @@ Result<std::unique_ptr<OutputBuffer>> OutputBuffer::create(const Options& option
   // there is no reason to lose any.
   std::string source =
       options.source.find('/') == std::string::npos ? options.source + "/32" : options.source;
-  std::string comment = "relive-ha-output-q" + std::to_string(options.queue_num);
+  std::string comment = std::string(options.input ? "relive-ha-input-q" : "relive-ha-output-q") +
+                        std::to_string(options.queue_num);
   RELIVE_ASSIGN_OR_RETURN(
       IptablesRule rule,
       IptablesRule::insert(options.netns,
-                           {"OUTPUT", "-s", source, "-m", "comment", "--comment", comment, "-j",
-                            "NFQUEUE", "--queue-num", std::to_string(options.queue_num)}));
+                           {options.input ? "INPUT" : "OUTPUT", options.input ? "-d" : "-s", source,
+                            "-m", "comment", "--comment", comment, "-j", "NFQUEUE", "--queue-num",
+                            std::to_string(options.queue_num)}));
   b->rule_ = std::make_unique<IptablesRule>(std::move(rule));
   return b;
 }

@@ -61,6 +61,11 @@ class OutputBuffer {
     std::string source;         // held packets' source, "A.B.C.D" or "A.B.C.D/N"
     uint16_t queue_num = 0;     // NFQUEUE number, unique within the namespace
     uint32_t max_held = 65536;  // kernel queue length: beyond it new packets are dropped
+    // Hold the packets the workload *receives* (INPUT, "-d source") instead: the HA primary
+    // holds input while CRIU reads the workload's TCP sockets, so that their queues and
+    // sequence numbers are read as one consistent state (CRIU's own lock drops packets, which
+    // costs the clients a retransmission timeout; holding costs them the dump's duration).
+    bool input = false;
   };
   struct Stats {
     uint64_t held = 0;      // now

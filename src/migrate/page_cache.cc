@@ -68,8 +68,7 @@ off_t PageCache::offset_of(pid_t pid, uint64_t vaddr) {
   return static_cast<off_t>((it->second << kRegionShift) | (vaddr & ((1ull << kRegionShift) - 1)));
 }
 
-Status PageCache::receive(security::Channel* channel, const migration::PageRound& round) {
-  (void)round;  // its page count is for progress; the stream's end event ends the round
+Status read_page_round(security::Channel* channel, const PageRunSink& sink) {
   BulkReceiver in(channel);
   for (;;) {
     RELIVE_ASSIGN_OR_RETURN(std::vector<std::string> events, in.next());
@@ -82,18 +81,31 @@ Status PageCache::receive(security::Channel* channel, const migration::PageRound
         return Status::Corruption(
             fmt::format("malformed page event for pid {} at {:#x}", pid, vaddr));
       }
-      RELIVE_ASSIGN_OR_RETURN(int fd, file_for(pid));
-      // Page by page: a run may cross a region boundary.
-      for (uint64_t i = 0; i < n; ++i) {
-        if (::pwrite(fd, ev.data() + 16 + i * kPage, kPage, offset_of(pid, vaddr + i * kPage)) !=
-            static_cast<ssize_t>(kPage)) {
-          return PosixError("write page cache", errno);
-        }
-      }
-      have_[pid].add(vaddr, n * kPage);
-      pages_received_ += n;
+      RELIVE_RETURN_IF_ERROR(sink(pid, vaddr, std::string_view(ev).substr(16)));
     }
   }
+}
+
+Status PageCache::receive(security::Channel* channel, const migration::PageRound& round) {
+  (void)round;  // its page count is for progress; the stream's end event ends the round
+  return read_page_round(channel, [this](pid_t pid, uint64_t vaddr, std::string_view pages) {
+    return put(pid, vaddr, pages);
+  });
+}
+
+Status PageCache::put(pid_t pid, uint64_t vaddr, std::string_view pages) {
+  RELIVE_ASSIGN_OR_RETURN(int fd, file_for(pid));
+  uint64_t n = pages.size() / kPage;
+  // Page by page: a run may cross a region boundary.
+  for (uint64_t i = 0; i < n; ++i) {
+    if (::pwrite(fd, pages.data() + i * kPage, kPage, offset_of(pid, vaddr + i * kPage)) !=
+        static_cast<ssize_t>(kPage)) {
+      return PosixError("write page cache", errno);
+    }
+  }
+  have_[pid].add(vaddr, n * kPage);
+  pages_received_ += n;
+  return Status::Ok();
 }
 
 Status PageCache::read_page(pid_t pid, uint64_t vaddr, char* out) {

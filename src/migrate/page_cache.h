@@ -8,6 +8,7 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <string>
 
@@ -29,12 +30,21 @@ class RangeSet {
   std::map<uint64_t, uint64_t> ranges_;  // start -> end
 };
 
+// Receives `pages` (whole pages) of process `pid` at `vaddr`; valid only during the call.
+using PageRunSink = std::function<Status(pid_t pid, uint64_t vaddr, std::string_view pages)>;
+
+// Reads the bulk segments of one page round from `channel` up to its end event (pid 0, 0 pages),
+// passing each run to `sink`. Corruption on a malformed event.
+Status read_page_round(security::Channel* channel, const PageRunSink& sink);
+
 class PageCache {
  public:
   static Result<PageCache> create(const std::string& dir);
 
   // Reads the bulk segments of one round from `channel`, up to its end event (pid 0, 0 pages).
   Status receive(security::Channel* channel, const migration::PageRound& round);
+  // Stores pages (a whole number) of `pid` at `vaddr`, replacing what was there.
+  Status put(pid_t pid, uint64_t vaddr, std::string_view pages);
   // Writes pages-<id>.img for every pagemap-<pid>.img in `images_dir` from the cached pages.
   Status rebuild_pages_images(const std::string& images_dir);
   // Copies one page of `pid` at `vaddr` into `out` (4096 bytes); NotFound if never received.

@@ -34,6 +34,7 @@ Status RequestGate::decide(const PeerIdentity& peer, const protocol::Message& m,
 }
 
 Status RequestGate::admit(const PeerIdentity& peer, const protocol::Message& m, int64_t now_ns) {
+  std::lock_guard<std::mutex> lock(mu_);
   Status decision = decide(peer, m, now_ns);
   AuditRecord record = describe(peer, m, now_ns);
   record.accepted = decision.ok();

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <mutex>
 
 #include "relive/status.h"
 #include "security/audit_log.h"
@@ -18,6 +19,7 @@ class RequestGate {
   // `guard` and `log` must outlive the gate.
   RequestGate(ReplayGuard* guard, AuditLog* log) : guard_(guard), log_(log) {}
 
+  // Thread-safe: an HA node admits requests from several connections at once.
   // Ok when `message` (a Hello or Request) from `peer` is fresh (see ReplayGuard); the
   // decision is audited either way. Aborted with the reason on refusal, also
   // when the audit record could not be written (failing closed).
@@ -28,6 +30,7 @@ class RequestGate {
 
   ReplayGuard* guard_;
   AuditLog* log_;
+  std::mutex mu_;
 };
 
 }  // namespace relive::security

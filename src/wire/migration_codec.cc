@@ -15,9 +15,11 @@ Overload(F...) -> Overload<F...>;
 namespace relive::migration {
 
 const char* command_name(const Command& command) {
-  static constexpr const char* kNames[] = {"migrate.begin", "migrate.files",   "migrate.pages",
-                                           "migrate.log",   "migrate.restore", "migrate.commit",
-                                           "migrate.abort", "migrate.verify"};
+  static constexpr const char* kNames[] = {
+      "migrate.begin",  "migrate.files", "migrate.pages",  "migrate.log",  "migrate.restore",
+      "migrate.commit", "migrate.abort", "migrate.verify", "ha.epoch",     "ha.dir",
+      "ha.commit",      "ha.heartbeat",  "ha.status",      "ha.switchover"};
+  static_assert(std::size(kNames) == std::variant_size_v<Command>);
   return kNames[command.index()];
 }
 
@@ -105,6 +107,21 @@ void build(const m::Command& c, MigrationCommand::Builder o) {
                  [&](const m::Commit&) { o.setCommit(); },
                  [&](const m::Abort& a) { o.setAbort(as_text(a.reason)); },
                  [&](const m::Verify&) { o.setVerify(); },
+                 [&](const m::HaEpoch& e) {
+                   auto b = o.initHaEpoch();
+                   b.setEpoch(e.epoch);
+                   b.setFull(e.full);
+                   b.setPrimary(as_text(e.primary));
+                 },
+                 [&](const m::HaDir& d) {
+                   auto b = o.initHaDir();
+                   b.setChanges(d.changes);
+                   b.setBytes(d.bytes);
+                 },
+                 [&](const m::HaCommit& c) { o.setHaCommit(c.epoch); },
+                 [&](const m::HaHeartbeat& h) { o.setHaHeartbeat(h.committed); },
+                 [&](const m::HaStatus&) { o.setHaStatus(); },
+                 [&](const m::HaSwitchover&) { o.setHaSwitchover(); },
              },
              c);
 }
@@ -157,6 +174,20 @@ Result<m::Command> read(MigrationCommand::Reader r) {
       return m::Command(m::Abort{to_string(r.getAbort())});
     case MigrationCommand::VERIFY:
       return m::Command(m::Verify{});
+    case MigrationCommand::HA_EPOCH: {
+      auto e = r.getHaEpoch();
+      return m::Command(m::HaEpoch{e.getEpoch(), e.getFull(), to_string(e.getPrimary())});
+    }
+    case MigrationCommand::HA_DIR:
+      return m::Command(m::HaDir{r.getHaDir().getChanges(), r.getHaDir().getBytes()});
+    case MigrationCommand::HA_COMMIT:
+      return m::Command(m::HaCommit{r.getHaCommit()});
+    case MigrationCommand::HA_HEARTBEAT:
+      return m::Command(m::HaHeartbeat{r.getHaHeartbeat()});
+    case MigrationCommand::HA_STATUS:
+      return m::Command(m::HaStatus{});
+    case MigrationCommand::HA_SWITCHOVER:
+      return m::Command(m::HaSwitchover{});
   }
   return Status::Corruption("migration command of an unknown kind");
 }

@@ -70,9 +70,43 @@ struct Verify {
   bool operator==(const Verify&) const = default;
 };
 
-using Command = std::variant<Begin, FileBatch, PageRound, LogRound, Restore, Commit, Abort, Verify>;
+// The HA pair's commands (src/ha/), carried by the same conversation.
+struct HaEpoch {
+  uint64_t epoch = 0;
+  bool full = false;
+  std::string primary;
+  bool operator==(const HaEpoch&) const = default;
+};
 
-// The Request.command string of each alternative: "migrate.begin", "migrate.files", ...
+struct HaDir {
+  uint32_t changes = 0;
+  uint64_t bytes = 0;
+  bool operator==(const HaDir&) const = default;
+};
+
+struct HaCommit {
+  uint64_t epoch = 0;
+  bool operator==(const HaCommit&) const = default;
+};
+
+struct HaHeartbeat {
+  uint64_t committed = 0;
+  bool operator==(const HaHeartbeat&) const = default;
+};
+
+struct HaStatus {
+  bool operator==(const HaStatus&) const = default;
+};
+
+struct HaSwitchover {
+  bool operator==(const HaSwitchover&) const = default;
+};
+
+using Command = std::variant<Begin, FileBatch, PageRound, LogRound, Restore, Commit, Abort, Verify,
+                             HaEpoch, HaDir, HaCommit, HaHeartbeat, HaStatus, HaSwitchover>;
+
+// The Request.command string of each alternative: "migrate.begin", "migrate.files", ...,
+// "ha.epoch", ...
 const char* command_name(const Command& command);
 
 const char* strategy_name(Strategy s);

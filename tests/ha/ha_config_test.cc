@@ -123,10 +123,10 @@ TEST(HaConfig, RejectsBadNumbers) {
             "t.toml: epoch_ms (line 3): must be an integer, got a float");
   EXPECT_EQ(error_of(with("failure_timeout_ms = 200", "failure_timeout_ms = 30")),
             "t.toml: failure_timeout_ms (line 5): must be at least 2 * heartbeat_ms (40), got 30");
-  EXPECT_EQ(error_of(with("lease_ttl_s = 3", "lease_ttl_s = 1")),
-            "t.toml: etcd.lease_ttl_s (line 15): must be between 2 and 3600, got 1");
+  EXPECT_EQ(error_of(with("lease_ttl_s = 3", "lease_ttl_s = 0")),
+            "t.toml: etcd.lease_ttl_s (line 15): must be between 1 and 3600, got 0");
   EXPECT_EQ(error_of(with("output_queue = 7", "output_queue = 70000")),
-            "t.toml: workload.output_queue (line 21): must be between 0 and 65535, got 70000");
+            "t.toml: workload.output_queue (line 21): must be between 0 and 65534, got 70000");
   EXPECT_EQ(error_of(with("max_held_packets = 100", "max_held_packets = 1")),
             "t.toml: limits.max_held_packets (line 23): must be between 16 and 1048576, got 1");
 }

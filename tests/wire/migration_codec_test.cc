@@ -37,6 +37,13 @@ std::vector<m::Command> samples() {
       m::Restore{"198.18.0.1", 27000, true},
       m::Commit{},
       m::Abort{"source ran out of patience"},
+      m::Verify{},
+      m::HaEpoch{1ull << 33, true, "alpha"},
+      m::HaDir{17, 1ull << 35},
+      m::HaCommit{99},
+      m::HaHeartbeat{98},
+      m::HaStatus{},
+      m::HaSwitchover{},
   };
 }
 
@@ -65,9 +72,11 @@ TEST(MigrationCodec, RoundTripsDefaultsAndEmptyBatch) {
 TEST(MigrationCodec, CommandNamesAreDistinct) {
   std::vector<std::string> names;
   for (const m::Command& c : samples()) names.push_back(m::command_name(c));
-  EXPECT_EQ(names, (std::vector<std::string>{"migrate.begin", "migrate.files", "migrate.pages",
-                                             "migrate.log", "migrate.restore", "migrate.commit",
-                                             "migrate.abort"}));
+  EXPECT_EQ(names,
+            (std::vector<std::string>{"migrate.begin", "migrate.files", "migrate.pages",
+                                      "migrate.log", "migrate.restore", "migrate.commit",
+                                      "migrate.abort", "migrate.verify", "ha.epoch", "ha.dir",
+                                      "ha.commit", "ha.heartbeat", "ha.status", "ha.switchover"}));
 }
 
 TEST(MigrationCodec, RejectsBodyUnderAnotherCommandName) {

@@ -1,0 +1,106 @@
+// HaNode as backup: failure detection, the fence, and the takeover (ha_node.h describes the
+// roles). Epochs themselves are applied by the connection thread (HaNode::replicate).
+#include <fmt/format.h>
+
+#include "common/file_util.h"
+#include "common/logging.h"
+#include "container/criu_compat.h"
+#include "drivers/criu/criu.h"
+#include "drivers/criu/criu_binary.h"
+#include "ha/ha_node.h"
+#include "ha/workload_process.h"
+
+namespace relive::ha {
+using std::chrono::milliseconds;
+using Clock = std::chrono::steady_clock;
+
+void HaNode::backup_tick() {
+  bool planned, silent, ready;
+  {
+    std::unique_lock<std::mutex> l(mu_);
+    cv_.wait_for(l, milliseconds(o_.config.heartbeat_ms), [this] { return takeover_requested_; });
+    planned = takeover_requested_;
+    takeover_requested_ = false;
+    silent = last_heard_ == Clock::time_point{} ||
+             Clock::now() - last_heard_ > milliseconds(o_.config.failure_timeout_ms);
+  }
+  {
+    std::lock_guard<std::mutex> r(replica_mu_);
+    ready = replica_->has_epoch();
+  }
+  if (!planned && !silent) return;
+  // Without a committed epoch there is nothing to restore: a pair that never synced waits for
+  // a primary (the lease holder) rather than start a second, empty service.
+  if (!ready) {
+    // Only a node that has never been part of a serving pair may cold-start the workload
+    // (both peers starting up, the first one is gone): anyone else would start a second,
+    // empty service beside the state the pair has.
+    bool cold;
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      cold = !joined_;
+    }
+    if (!planned && cold) start();
+    return;
+  }
+  // The fence decides: the lease is free only once the primary's has run out (or it was handed
+  // over). A partitioned backup cannot get it while the primary still renews it.
+  Result<EtcdLease> etcd = EtcdLease::create(o_.config.etcd.endpoints);
+  Result<Lease> lease =
+      etcd.ok() ? etcd->acquire(o_.config.etcd.lease_key, o_.name, o_.config.etcd.lease_ttl_s)
+                : Result<Lease>(etcd.status());
+  if (!lease.ok()) {
+    static thread_local std::string said;
+    if (said != lease.status().message()) {
+      said = lease.status().message();
+      RELIVE_LOG_INFO("primary silent, but no takeover: {}", said);
+    }
+    return;
+  }
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    lease_ = std::make_unique<LeaseKeeper>(o_.config.etcd.endpoints, *lease);
+  }
+  auto t0 = Clock::now();
+  Status s = take_over();
+  if (!s.ok()) {
+    fence("takeover failed: " + s.to_string());
+    return;
+  }
+  RELIVE_LOG_INFO("took over in {} ms",
+                  std::chrono::duration_cast<milliseconds>(Clock::now() - t0).count());
+}
+
+Status HaNode::take_over() {
+  std::lock_guard<std::mutex> r(replica_mu_);
+  uint64_t epoch = replica_->committed_epoch();
+  RELIVE_LOG_INFO("taking over from epoch {}", epoch);
+  std::string images = o_.state_dir + "/restore-images";
+  RELIVE_RETURN_IF_ERROR(replica_->materialize(images, o_.config.workload.directory));
+  RELIVE_ASSIGN_OR_RETURN(WorkloadNetwork net, WorkloadNetwork::up(o_.config.workload, o_.name));
+  network_ = std::make_unique<WorkloadNetwork>(std::move(net));
+  // The output rule exists before the workload does: nothing it sends escapes unaccounted.
+  RELIVE_RETURN_IF_ERROR(begin_output());
+  // Clients' retransmissions wait until their sockets exist again (rather than meet a reset).
+  RELIVE_RETURN_IF_ERROR(input_->set_pass_through(false));
+  RELIVE_ASSIGN_OR_RETURN(std::string criu, criu::find_criu());
+  RELIVE_ASSIGN_OR_RETURN(std::string wrapper,
+                          container::criu_with_compat(images, criu, network_->netns_path()));
+  criu::RestoreOptions ro;
+  ro.images_dir = images;
+  ro.tcp_established = true;
+  ro.run.criu = wrapper;
+  ro.run.timeout = std::chrono::seconds(60);
+  Result<pid_t> pid = criu::restore(ro);
+  (void)input_->set_pass_through(true);
+  if (!pid.ok()) return pid.status();
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    committed_ = epoch;
+    next_epoch_ = epoch + 1;
+    alerts_.push_back(fmt::format("took over from epoch {}", epoch));
+  }
+  return begin_serving(*pid);
+}
+
+}  // namespace relive::ha

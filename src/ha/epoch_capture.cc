@@ -1,0 +1,207 @@
+#include "ha/epoch_capture.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <fmt/format.h>
+#include <poll.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <thread>
+
+#include "common/file_util.h"
+#include "common/hash.h"
+#include "container/criu_compat.h"
+#include "drivers/criu/criu.h"
+#include "drivers/criu/criu_binary.h"
+#include "drivers/criu/page_image.h"
+
+namespace relive::ha {
+namespace {
+
+constexpr uint64_t kPage = criu::kImagePageSize;
+
+Result<std::vector<std::string>> list_dir(const std::string& dir) {
+  DIR* d = ::opendir(dir.c_str());
+  if (d == nullptr) return PosixError("open " + dir, errno);
+  std::vector<std::string> out;
+  while (dirent* e = ::readdir(d)) {
+    if (e->d_type == DT_REG) out.emplace_back(e->d_name);
+  }
+  ::closedir(d);
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+bool starts_with(const std::string& s, const char* p) { return s.rfind(p, 0) == 0; }
+bool ends_with(const std::string& s, const std::string& x) {
+  return s.size() >= x.size() && s.compare(s.size() - x.size(), x.size(), x) == 0;
+}
+
+// Reads whatever is queued in the non-blocking FIFO `fd`.
+std::string drain(int fd) {
+  std::string out;
+  char buf[256];
+  for (;;) {
+    ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n <= 0) return out;
+    out.append(buf, static_cast<size_t>(n));
+  }
+}
+
+}  // namespace
+
+Result<EpochCapture> EpochCapture::create(const CaptureOptions& options) {
+  EpochCapture c(options);
+  RELIVE_RETURN_IF_ERROR(make_dirs(options.work_dir));
+  RELIVE_ASSIGN_OR_RETURN(std::string criu, criu::find_criu());
+  RELIVE_ASSIGN_OR_RETURN(c.criu_,
+                          container::criu_with_compat(options.work_dir, criu, options.netns_path));
+  RELIVE_RETURN_IF_ERROR(c.write_hook());
+  return c;
+}
+
+Status EpochCapture::write_hook() {
+  std::string req = o_.work_dir + "/hook-req", rep = o_.work_dir + "/hook-rep";
+  for (const std::string& f : {req, rep}) {
+    ::unlink(f.c_str());
+    if (::mkfifo(f.c_str(), 0600) != 0) return PosixError("mkfifo " + f, errno);
+  }
+  // O_RDWR: relived is always a reader and a writer of both, so neither its opens nor the
+  // script's ever block, and a read never sees end-of-file.
+  hook_req_ = ScopedFd(::open(req.c_str(), O_RDWR | O_NONBLOCK | O_CLOEXEC));
+  hook_rep_ = ScopedFd(::open(rep.c_str(), O_RDWR | O_CLOEXEC));
+  if (!hook_req_.valid() || !hook_rep_.valid()) return PosixError("open hook FIFOs", errno);
+  // CRIU runs the script with the tree still frozen after the dump (cr-dump.c, post-dump
+  // runs before the tasks are resumed); a non-zero exit makes the dump fail and resumes them.
+  std::string script = fmt::format(
+      "#!/bin/sh\n"
+      "[ \"$CRTOOLS_SCRIPT_ACTION\" = post-dump ] || exit 0\n"
+      "echo post-dump > '{}'\n"
+      "read -r answer < '{}'\n"
+      "[ \"$answer\" = ok ]\n",
+      req, rep);
+  std::string path = o_.work_dir + "/hook.sh";
+  RELIVE_RETURN_IF_ERROR(write_file_atomic(path, script));
+  if (::chmod(path.c_str(), 0700) != 0) return PosixError("chmod " + path, errno);
+  return Status::Ok();
+}
+
+Result<CapturedEpoch> EpochCapture::capture(uint64_t number, bool full) {
+  CapturedEpoch e;
+  e.number = number;
+  e.full = full;
+  e.images_dir = o_.work_dir + "/epoch";
+  RELIVE_RETURN_IF_ERROR(remove_tree(e.images_dir));
+  RELIVE_RETURN_IF_ERROR(make_dirs(e.images_dir));
+  if (full) dir_.reset();
+
+  Status scan = Status::Aborted("CRIU did not reach its post-dump step");
+  drain(hook_req_.get());
+  std::thread hook([&] {
+    pollfd p{hook_req_.get(), POLLIN, 0};
+    for (;;) {
+      if (::poll(&p, 1, -1) < 0 && errno != EINTR) return;
+      std::string got = drain(hook_req_.get());
+      if (got.find("cancel") != std::string::npos) return;
+      if (got.find("post-dump") == std::string::npos) continue;
+      Result<std::vector<DirChange>> changes = dir_.scan();
+      scan = changes.status();
+      if (changes.ok()) e.dir = std::move(*changes);
+      const char* answer = scan.ok() ? "ok\n" : "fail\n";
+      (void)!::write(hook_rep_.get(), answer, std::strlen(answer));
+      return;
+    }
+  });
+  criu::DumpOptions d;
+  d.pid = o_.pid;
+  d.images_dir = e.images_dir;
+  d.leave_running = true;
+  d.tcp_established = true;
+  // --network-lock skip: relived holds the workload's input itself while CRIU runs (queued,
+  // not dropped as CRIU's per-connection iptables rules would, at ~15 ms of iptables each);
+  // its output is held anyway until the epoch commits.
+  d.extra_args = {"--action-script", o_.work_dir + "/hook.sh", "--skip-in-flight", "--network-lock",
+                  "skip"};
+  d.run.criu = criu_;
+  d.run.timeout = o_.criu_timeout;
+  auto t0 = std::chrono::steady_clock::now();
+  Result<criu::CriuStats> stats = criu::dump(d);
+  e.dump = std::chrono::steady_clock::now() - t0;
+  (void)!::write(hook_req_.get(), "cancel\n", 7);
+  hook.join();
+  drain(hook_req_.get());
+  if (!stats.ok()) {
+    return scan.ok() ? stats.status() : scan.with_context("scanning the workload directory");
+  }
+  if (stats->frozen_ms >= 0) {
+    e.frozen = std::chrono::nanoseconds(static_cast<int64_t>(stats->frozen_ms * 1e6));
+  }
+  RELIVE_ASSIGN_OR_RETURN(std::vector<std::string> names, list_dir(e.images_dir));
+  for (const std::string& n : names) {
+    if (!starts_with(n, "pages-") && !ends_with(n, ".log")) e.image_files.push_back(n);
+  }
+  RELIVE_RETURN_IF_ERROR(diff_pages(&e, full));
+  return e;
+}
+
+Status EpochCapture::diff_pages(CapturedEpoch* e, bool full) {
+  pending_.clear();
+  RELIVE_ASSIGN_OR_RETURN(std::vector<std::string> names, list_dir(e->images_dir));
+  constexpr uint64_t kChunk = 256;
+  std::string buf(kChunk * kPage, '\0');
+  for (const std::string& n : names) {
+    if (!starts_with(n, "pagemap-") || !ends_with(n, ".img")) continue;
+    pid_t pid = std::atoi(n.c_str() + 8);
+    RELIVE_ASSIGN_OR_RETURN(std::string raw, read_file(e->images_dir + "/" + n));
+    RELIVE_ASSIGN_OR_RETURN(criu::PagemapImage map, criu::decode_pagemap_image(raw));
+    std::string pages_file = fmt::format("{}/pages-{}.img", e->images_dir, map.pages_id);
+    ScopedFd fd(::open(pages_file.c_str(), O_RDONLY | O_CLOEXEC));
+    if (!fd.valid()) return PosixError("open " + pages_file, errno);
+    auto& base = base_[pid];
+    auto& now = pending_[pid];
+    uint64_t offset = 0;
+    for (const criu::PagemapEntry& pe : map.entries) {
+      if (!pe.present()) continue;
+      for (uint64_t i = 0; i < pe.nr_pages; i += kChunk) {
+        uint64_t n_pages = std::min(kChunk, pe.nr_pages - i);
+        if (::pread(fd.get(), buf.data(), n_pages * kPage, static_cast<off_t>(offset)) !=
+            static_cast<ssize_t>(n_pages * kPage)) {
+          return Status::Corruption(pages_file + " is shorter than its pagemap says");
+        }
+        for (uint64_t j = 0; j < n_pages; ++j, offset += kPage) {
+          uint64_t vaddr = pe.vaddr + (i + j) * kPage;
+          uint64_t h = hash64(std::string_view(buf.data() + j * kPage, kPage));
+          now[vaddr] = h;
+          ++e->total_pages;
+          auto it = base.find(vaddr);
+          if (!full && it != base.end() && it->second == h) continue;
+          ++e->changed_pages;
+          PageRun* last = e->runs.empty() ? nullptr : &e->runs.back();
+          if (last != nullptr && last->pid == pid && last->vaddr + last->pages * kPage == vaddr &&
+              last->offset + last->pages * kPage == offset && last->file == pages_file) {
+            ++last->pages;
+          } else {
+            e->runs.push_back({pid, vaddr, 1, pages_file, offset});
+          }
+        }
+      }
+    }
+  }
+  return Status::Ok();
+}
+
+void EpochCapture::committed() {
+  base_ = std::move(pending_);
+  pending_.clear();
+  dir_.commit();
+}
+
+void EpochCapture::reset() {
+  base_.clear();
+  pending_.clear();
+  dir_.reset();
+}
+
+}  // namespace relive::ha

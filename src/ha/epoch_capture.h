@@ -1,0 +1,86 @@
+// One epoch's checkpoint of the protected workload, at the primary. CRIU dumps the running
+// workload (--leave-running, --tcp-established) into a scratch images directory; while CRIU
+// still holds the workload frozen, its post-dump action script asks relived to scan the
+// workload directory (dir_sync.h), so files, memory and descriptors are one consistent cut. Then
+// the pages CRIU wrote are compared page by page (64-bit hashes) with those the backup already
+// has, and only the pages that changed, the small non-memory images and the directory changes
+// travel. This kernel has no soft-dirty bits, so CRIU cannot dump only dirty memory itself; the
+// cost of an epoch therefore grows with the workload's resident memory (see the README).
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "common/scoped_fd.h"
+#include "ha/dir_sync.h"
+#include "relive/result.h"
+
+namespace relive::ha {
+
+// Pages of one process that changed, as a run inside the dump's pages image.
+struct PageRun {
+  pid_t pid = 0;  // as in the images (the PID inside the workload's namespace)
+  uint64_t vaddr = 0;
+  uint64_t pages = 0;
+  std::string file;  // pages image holding the run
+  uint64_t offset = 0;
+};
+
+struct CapturedEpoch {
+  uint64_t number = 0;
+  bool full = false;
+  std::string images_dir;
+  std::vector<std::string> image_files;  // what to ship: everything but the pages images
+  std::vector<PageRun> runs;
+  uint64_t changed_pages = 0;
+  uint64_t total_pages = 0;
+  std::vector<DirChange> dir;
+  std::chrono::nanoseconds frozen{0};  // CRIU's frozen time for this dump
+  std::chrono::nanoseconds dump{0};    // the whole dump, CRIU start to exit
+};
+
+struct CaptureOptions {
+  pid_t pid = 0;           // the workload's PID 1, as relived sees it
+  std::string netns_path;  // where the workload lives; CRIU runs there too
+  std::string work_dir;    // scratch: images, the hook's FIFOs, CRIU's logs
+  std::string directory;   // the workload directory
+  std::chrono::seconds criu_timeout{60};
+};
+
+class EpochCapture {
+ public:
+  static Result<EpochCapture> create(const CaptureOptions& options);
+  EpochCapture(EpochCapture&&) = default;
+
+  // Dumps the workload and works out what the backup lacks (everything when `full`). On
+  // failure the workload runs on (CRIU resumes it) and the Status quotes CRIU.
+  Result<CapturedEpoch> capture(uint64_t number, bool full);
+  // The backup committed the last capture: its pages and directory become the base.
+  void committed();
+  // The backup has nothing (a new backup, or the link broke mid-epoch).
+  void reset();
+
+  pid_t pid() const { return o_.pid; }
+
+ private:
+  explicit EpochCapture(CaptureOptions o) : o_(std::move(o)), dir_(o_.directory) {}
+  Status write_hook();
+  Status diff_pages(CapturedEpoch* e, bool full);
+
+  CaptureOptions o_;
+  std::string criu_;  // the wrapper that runs CRIU in the workload's namespace
+  DirTracker dir_;
+  ScopedFd hook_req_;  // FIFOs the action script talks through (both O_RDWR: never block)
+  ScopedFd hook_rep_;
+  using Hashes = std::map<pid_t, std::unordered_map<uint64_t, uint64_t>>;  // pid -> vaddr -> hash
+  Hashes base_;
+  Hashes pending_;
+};
+
+}  // namespace relive::ha

@@ -1,0 +1,146 @@
+// HaNode: one side of a relived HA pair (`relived --ha-config FILE --name PEER`). Both sides run
+// the same program; the etcd lease decides the roles.
+//
+//   starting  --lease acquired-->  primary: starts the workload (or restores the last epoch
+//                                  after a failover), holds its output, and every epoch_ms
+//                                  checkpoints it, ships the epoch to the backup and releases
+//                                  the epoch's output once the backup acknowledged it
+//   starting  --lease held-------> backup: applies epochs; when the primary falls silent for
+//                                  failure_timeout_ms it tries to take the lease, and only with
+//                                  it restores the last committed epoch and becomes primary
+//   primary   --lease in doubt---> fenced: holds all output, kills its workload, becomes backup
+//
+// A primary without a backup serves unprotected (output passes at once) and raises an alert; it
+// keeps dialling the backup and re-protects with a full epoch when one answers. Every node also
+// answers `relive ha status` and (as primary) `relive ha switchover` on its listening address.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "drivers/criu/kdat_cache.h"
+#include "ha/epoch_capture.h"
+#include "ha/ha_config.h"
+#include "ha/lease_keeper.h"
+#include "ha/output_buffer.h"
+#include "ha/replica.h"
+#include "ha/workload_network.h"
+#include "migrate/link.h"
+#include "relive/result.h"
+#include "security/audit_log.h"
+#include "security/channel.h"
+#include "security/replay_guard.h"
+#include "security/request_gate.h"
+#include "security/tls_channel.h"
+
+namespace relive::ha {
+
+enum class Role { kStarting, kPrimary, kBackup, kFenced };
+const char* role_name(Role r);
+
+struct HaNodeOptions {
+  HaConfig config;
+  std::string name;       // this peer, one of config.peers
+  std::string state_dir;  // audit log, replica, scratch images
+  bool insecure = false;  // plaintext replication (tests and trusted links only)
+};
+
+class HaNode {
+ public:
+  static Result<std::unique_ptr<HaNode>> create(HaNodeOptions options);
+  ~HaNode();
+
+  // Serves until *stop becomes true (then the workload is left as it is: a stopping primary
+  // neither kills it nor hands it over).
+  Status run(const std::atomic<bool>* stop);
+
+  // The status `relive ha status` shows, as JSON.
+  std::string status_json() const;
+
+ private:
+  explicit HaNode(HaNodeOptions o);
+  const PeerConfig& self() const;
+  const PeerConfig& other() const;
+  security::ChannelOptions channel_options(const std::string& expected_peer) const;
+
+  // --- listener side (ha_node.cc) ---
+  void listen_loop(security::Listener* listener, const std::atomic<bool>* stop);
+  void serve_connection(std::unique_ptr<security::Channel> channel);
+  // One replication command from the primary; `link` is the connection's.
+  Result<std::string> replicate(migrate::Link* link, const migration::Command& c);
+  Result<std::string> switchover_request();
+
+  // --- roles ---
+  void start();         // kStarting
+  void primary_tick();  // primary_role.cc
+  void backup_tick();   // backup_role.cc
+  void fence(const std::string& why);
+  Status become_primary_fresh();
+  Status take_over();  // restore the committed epoch and serve
+  Status begin_output();
+  Status begin_serving(pid_t pid);
+  void connect_backup();
+  void epoch();
+  void lose_backup(const Status& why);
+  void finish_switchover();
+  void set_role(Role r);
+
+  HaNodeOptions o_;
+  std::unique_ptr<security::AuditLog> audit_;
+  security::ReplayGuard guard_;
+  std::unique_ptr<security::RequestGate> gate_;
+
+  mutable std::mutex mu_;  // guards everything below that other threads read
+  std::condition_variable cv_;
+  Role role_ = Role::kStarting;
+  std::vector<std::string> alerts_;
+  std::chrono::steady_clock::time_point last_heard_{};  // backup: last message from the primary
+  bool takeover_requested_ = false;                     // backup: planned switchover
+  bool joined_ = false;       // has served, or received an epoch: never cold-starts the workload
+  int switchover_state_ = 0;  // primary: 0 none, 1 requested, 2 done, 3 failed
+  std::string switchover_error_;
+
+  // Backup state, guarded by replica_mu_ (a connection thread applies epochs, the main thread
+  // restores from them).
+  std::mutex replica_mu_;
+  std::unique_ptr<Replica> replica_;
+
+  // Primary state: main thread only, except the counters below (under mu_).
+  std::unique_ptr<LeaseKeeper> lease_;
+  std::unique_ptr<WorkloadNetwork> network_;
+  std::unique_ptr<OutputBuffer> output_;
+  std::unique_ptr<OutputBuffer> input_;  // held while CRIU reads the sockets (epoch, restore)
+  std::unique_ptr<EpochCapture> capture_;
+  pid_t workload_ = 0;
+  std::unique_ptr<migrate::Link> backup_link_;
+  bool need_full_ = true;
+  uint64_t next_epoch_ = 1;
+  std::chrono::steady_clock::time_point next_epoch_at_{};
+  std::chrono::steady_clock::time_point next_dial_at_{};
+  std::chrono::steady_clock::time_point last_sent_{};
+
+  struct EpochStat {
+    std::chrono::steady_clock::time_point at;
+    double frozen_ms;
+    double epoch_ms;  // capture + ship + commit
+    uint64_t bytes;
+  };
+  std::deque<EpochStat> recent_;  // under mu_
+  uint64_t committed_ = 0;        // under mu_: last epoch the backup acknowledged / applied
+  std::chrono::steady_clock::time_point last_commit_{};
+  uint64_t epochs_total_ = 0;
+  bool protected_ = false;  // under mu_: a backup has every epoch up to committed_
+
+  std::vector<std::thread> connections_;
+  std::unique_ptr<criu::KdatCache> kdat_;
+};
+
+}  // namespace relive::ha

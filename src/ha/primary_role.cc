@@ -1,0 +1,230 @@
+// HaNode as primary: the epoch loop, the link to the backup, unprotected mode and the planned
+// switchover (ha_node.h describes the roles).
+#include <fmt/format.h>
+
+#include <thread>
+
+#include "common/logging.h"
+#include "ha/epoch_shipper.h"
+#include "ha/ha_node.h"
+#include "ha/workload_process.h"
+#include "security/replay_guard.h"
+#include "security/tls_channel.h"
+
+namespace relive::ha {
+namespace m = relive::migration;
+using std::chrono::milliseconds;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+double ms(std::chrono::nanoseconds d) { return static_cast<double>(d.count()) / 1e6; }
+}  // namespace
+
+Status HaNode::become_primary_fresh() {
+  const WorkloadConfig& w = o_.config.workload;
+  RELIVE_ASSIGN_OR_RETURN(WorkloadNetwork net, WorkloadNetwork::up(w, o_.name));
+  network_ = std::make_unique<WorkloadNetwork>(std::move(net));
+  RELIVE_RETURN_IF_ERROR(begin_output());
+  RELIVE_ASSIGN_OR_RETURN(pid_t pid, start_workload(w, network_->netns_path()));
+  RELIVE_LOG_INFO("started the workload: pid {}", pid);
+  return begin_serving(pid);
+}
+
+Status HaNode::begin_output() {
+  OutputBuffer::Options bo;
+  bo.netns = network_->netns();
+  bo.source = o_.config.workload.service_address;
+  bo.queue_num = o_.config.workload.output_queue;
+  bo.max_held = o_.config.limits.max_held_packets;
+  RELIVE_ASSIGN_OR_RETURN(std::unique_ptr<OutputBuffer> out, OutputBuffer::create(bo));
+  // No backup yet: nothing to wait for. connect_backup() starts holding.
+  RELIVE_RETURN_IF_ERROR(out->set_pass_through(true));
+  bo.input = true;
+  bo.queue_num = static_cast<uint16_t>(bo.queue_num + 1);
+  RELIVE_ASSIGN_OR_RETURN(input_, OutputBuffer::create(bo));
+  std::lock_guard<std::mutex> l(mu_);
+  output_ = std::move(out);
+  return Status::Ok();
+}
+
+Status HaNode::begin_serving(pid_t pid) {
+  CaptureOptions co;
+  co.pid = pid;
+  co.netns_path = network_->netns_path();
+  co.work_dir = o_.state_dir + "/epoch";
+  co.directory = o_.config.workload.directory;
+  RELIVE_ASSIGN_OR_RETURN(EpochCapture cap, EpochCapture::create(co));
+  capture_ = std::make_unique<EpochCapture>(std::move(cap));
+  workload_ = pid;
+  need_full_ = true;
+  next_epoch_at_ = Clock::now();
+  next_dial_at_ = Clock::now();
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    joined_ = true;
+  }
+  set_role(Role::kPrimary);
+  std::printf("{\"event\":\"serving\",\"name\":\"%s\",\"pid\":%d}\n", o_.name.c_str(), pid);
+  std::fflush(stdout);
+  return Status::Ok();
+}
+
+void HaNode::primary_tick() {
+  if (!lease_->may_serve()) {
+    // Hold everything from now on; once etcd confirms the loss, or the lease can no longer be
+    // ours, the other side may be serving: stop.
+    (void)output_->set_pass_through(false);
+    if (lease_->lost() || lease_->remaining() < -milliseconds(o_.config.failure_timeout_ms)) {
+      fence("lost the lease");
+      return;
+    }
+  }
+  if (!workload_alive(workload_)) {
+    fence("the workload exited");
+    return;
+  }
+  int sw;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    sw = switchover_state_;
+  }
+  if (backup_link_ == nullptr && Clock::now() >= next_dial_at_) connect_backup();
+  if (backup_link_ != nullptr && Clock::now() >= next_epoch_at_) {
+    next_epoch_at_ += milliseconds(o_.config.epoch_ms);
+    if (next_epoch_at_ < Clock::now()) next_epoch_at_ = Clock::now();
+    epoch();
+    if (sw == 1 && backup_link_ != nullptr && !need_full_) {
+      finish_switchover();
+      return;
+    }
+  }
+  if (sw == 1 && backup_link_ == nullptr) {
+    std::lock_guard<std::mutex> l(mu_);
+    switchover_error_ = "no backup is connected";
+    switchover_state_ = 3;
+    cv_.notify_all();
+  }
+  if (backup_link_ != nullptr &&
+      Clock::now() - last_sent_ >= milliseconds(o_.config.heartbeat_ms)) {
+    if (Status s = backup_link_->call(m::HaHeartbeat{committed_}).status(); !s.ok()) {
+      lose_backup(s);
+    } else {
+      last_sent_ = Clock::now();
+    }
+  }
+  auto wake = backup_link_ != nullptr
+                  ? std::min(next_epoch_at_, last_sent_ + milliseconds(o_.config.heartbeat_ms))
+                  : Clock::now() + milliseconds(o_.config.heartbeat_ms);
+  std::unique_lock<std::mutex> l(mu_);
+  cv_.wait_until(l, wake, [this] { return switchover_state_ == 1 && backup_link_ != nullptr; });
+}
+
+void HaNode::connect_backup() {
+  next_dial_at_ = Clock::now() + milliseconds(o_.config.heartbeat_ms * 5);
+  Result<std::unique_ptr<security::Channel>> ch =
+      security::connect_channel(other().host, other().port, channel_options(other().name));
+  if (!ch.ok()) return;
+  auto link = std::make_unique<migrate::Link>(std::move(*ch));
+  if (Status s = link->hello(o_.name); !s.ok()) return;
+  RELIVE_LOG_INFO("backup {} connected: full epoch next", other().name);
+  // From now on output waits for the backup; the full epoch below covers everything that was
+  // released before.
+  (void)output_->set_pass_through(false);
+  capture_->reset();
+  need_full_ = true;
+  backup_link_ = std::move(link);
+  next_epoch_at_ = Clock::now();
+}
+
+void HaNode::epoch() {
+  uint64_t n = next_epoch_;
+  auto t0 = Clock::now();
+  // Packets from now on belong to the next epoch: those sent before the freeze below are in
+  // this one's state or earlier, those sent after may be held one epoch longer, never less.
+  output_->set_epoch(n + 1);
+  // Input waits (queued, not dropped) while CRIU reads the sockets; see OutputBuffer::Options.
+  (void)input_->set_pass_through(false);
+  Result<CapturedEpoch> e = capture_->capture(n, need_full_);
+  (void)input_->set_pass_through(true);
+  if (!e.ok()) {
+    // The workload runs on; the backup is still at the last committed epoch. If CRIU cannot
+    // dump, nothing more can be protected: say so loudly and keep holding output.
+    RELIVE_LOG_WARN("epoch {}: checkpoint failed: {}", n, e.status().to_string());
+    std::lock_guard<std::mutex> l(mu_);
+    alerts_.push_back("checkpoint failed: " + e.status().to_string());
+    if (alerts_.size() > 20) alerts_.erase(alerts_.begin());
+    return;
+  }
+  ++next_epoch_;
+  Result<ShippedEpoch> shipped = ship_epoch(backup_link_.get(), *e, o_.name);
+  if (!shipped.ok()) {
+    lose_backup(shipped.status());
+    return;
+  }
+  last_sent_ = Clock::now();
+  capture_->committed();
+  need_full_ = false;
+  // Release only while the lease is certainly ours: a primary in doubt holds.
+  if (lease_->may_serve()) (void)output_->release_through(n);
+  std::lock_guard<std::mutex> l(mu_);
+  protected_ = true;
+  committed_ = n;
+  last_commit_ = Clock::now();
+  ++epochs_total_;
+  recent_.push_back({last_commit_, ms(e->frozen), ms(last_commit_ - t0), shipped->wire_bytes});
+  while (recent_.size() > 400) recent_.pop_front();
+}
+
+void HaNode::lose_backup(const Status& why) {
+  RELIVE_LOG_WARN("ALERT: lost the backup ({}); serving UNPROTECTED", why.to_string());
+  std::fprintf(stderr, "relived: ALERT backup lost, serving unprotected: %s\n",
+               why.to_string().c_str());
+  std::fflush(stderr);
+  backup_link_.reset();
+  capture_->reset();
+  need_full_ = true;
+  if (lease_->may_serve()) (void)output_->set_pass_through(true);
+  std::lock_guard<std::mutex> l(mu_);
+  protected_ = false;
+  alerts_.push_back("backup lost: " + why.to_string());
+  if (alerts_.size() > 20) alerts_.erase(alerts_.begin());
+}
+
+// Planned switchover: the epoch just committed holds everything any client has seen; the
+// workload is stopped (what it did since is never released), the lease handed back, and the
+// backup told to take over.
+void HaNode::finish_switchover() {
+  RELIVE_LOG_INFO("switchover: handing over to {} at epoch {}", other().name, committed_);
+  kill_workload(workload_);
+  workload_ = 0;
+  (void)output_->drop_all();
+  Status told = backup_link_->call(m::HaSwitchover{}).status();
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    output_.reset();
+  }
+  input_.reset();
+  capture_.reset();
+  backup_link_.reset();
+  network_.reset();  // its destructor takes the route and the namespace down
+  Status released = lease_->release();
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    lease_.reset();
+    committed_ = 0;
+    protected_ = false;
+    switchover_state_ = told.ok() ? 2 : 3;
+    switchover_error_ = told.ok() ? "" : told.to_string();
+  }
+  cv_.notify_all();
+  {
+    std::lock_guard<std::mutex> r(replica_mu_);
+    Result<std::unique_ptr<Replica>> fresh =
+        Replica::open(o_.state_dir + "/replica", o_.config.limits.max_epoch_bytes);
+    if (fresh.ok()) replica_ = std::move(*fresh);
+  }
+  if (!released.ok()) RELIVE_LOG_WARN("releasing the lease: {}", released.to_string());
+  set_role(Role::kBackup);
+}
+
+}  // namespace relive::ha

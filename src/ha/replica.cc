@@ -1,0 +1,128 @@
+#include "ha/replica.h"
+
+#include <fmt/format.h>
+#include <stdio.h>
+
+#include "common/file_util.h"
+#include "drivers/criu/command.h"
+#include "migrate/file_transfer.h"
+
+namespace relive::ha {
+namespace m = relive::migration;
+
+Result<std::unique_ptr<Replica>> Replica::open(const std::string& dir, uint64_t max_epoch_bytes) {
+  RELIVE_RETURN_IF_ERROR(remove_tree(dir));
+  RELIVE_RETURN_IF_ERROR(make_dirs(dir));
+  return std::unique_ptr<Replica>(new Replica(dir, max_epoch_bytes));
+}
+
+Status Replica::begin(const m::HaEpoch& e) {
+  if (staged_ && staged_->full_pages) (void)remove_tree(staged_->full_pages_dir);
+  staged_.reset();
+  RELIVE_RETURN_IF_ERROR(remove_tree(staging()));
+  RELIVE_RETURN_IF_ERROR(make_dirs(staging()));
+  if (!e.full && !committed_) {
+    return Status::Aborted(
+        fmt::format("epoch {} is a delta, but this backup has no epoch yet", e.epoch));
+  }
+  if (!e.full && e.epoch <= *committed_) {
+    return Status::Aborted(
+        fmt::format("epoch {} is not newer than the committed {}", e.epoch, *committed_));
+  }
+  Staged s;
+  s.epoch = e;
+  if (e.full) {
+    s.full_pages_dir = fmt::format("{}/pages-{}", dir_, e.epoch);
+    (void)remove_tree(s.full_pages_dir);
+    RELIVE_ASSIGN_OR_RETURN(migrate::PageCache pc, migrate::PageCache::create(s.full_pages_dir));
+    s.full_pages = std::make_unique<migrate::PageCache>(std::move(pc));
+  }
+  staged_.emplace(std::move(s));
+  return Status::Ok();
+}
+
+Status Replica::receive_images(security::Channel* channel, const m::FileBatch& batch) {
+  if (!staged_) return Status::Aborted("images outside an epoch");
+  if (batch.dir != "images") return Status::InvalidArgument("unknown file batch " + batch.dir);
+  RELIVE_RETURN_IF_ERROR(migrate::receive_files(channel, batch, staging()));
+  staged_->images = true;
+  return Status::Ok();
+}
+
+Status Replica::receive_pages(security::Channel* channel) {
+  if (!staged_) return Status::Aborted("pages outside an epoch");
+  Staged& s = *staged_;
+  RELIVE_RETURN_IF_ERROR(migrate::read_page_round(
+      channel, [&](pid_t pid, uint64_t vaddr, std::string_view pages) -> Status {
+        if (s.full_pages) return s.full_pages->put(pid, vaddr, pages);
+        s.page_bytes += pages.size();
+        if (s.page_bytes > max_bytes_) {
+          return Status::InvalidArgument(fmt::format(
+              "epoch {} carries more than limits.max_epoch_bytes ({})", s.epoch.epoch, max_bytes_));
+        }
+        s.page_runs.emplace_back(pid, vaddr, std::string(pages));
+        return Status::Ok();
+      }));
+  s.pages = true;
+  return Status::Ok();
+}
+
+Status Replica::receive_dir(security::Channel* channel, const m::HaDir& d) {
+  if (!staged_) return Status::Aborted("directory changes outside an epoch");
+  RELIVE_ASSIGN_OR_RETURN(staged_->changes, receive_dir_changes(channel, d.changes, max_bytes_));
+  staged_->dir = true;
+  return Status::Ok();
+}
+
+Status Replica::commit(uint64_t epoch) {
+  if (!staged_ || staged_->epoch.epoch != epoch) {
+    return Status::Aborted(fmt::format("commit of epoch {}, which was not staged", epoch));
+  }
+  Staged& s = *staged_;
+  if (!s.images || !s.pages || !s.dir) {
+    return Status::Aborted(fmt::format("epoch {} is incomplete", epoch));
+  }
+  // Everything has arrived and been checked; from here on, only local writes.
+  std::string files = dir_ + "/files";
+  if (s.epoch.full) {
+    RELIVE_RETURN_IF_ERROR(remove_tree(files));
+    if (!pages_dir_.empty()) (void)remove_tree(pages_dir_);
+    pages_ = std::move(s.full_pages);
+    pages_dir_ = s.full_pages_dir;
+  } else {
+    for (const auto& [pid, vaddr, bytes] : s.page_runs) {
+      RELIVE_RETURN_IF_ERROR(pages_->put(pid, vaddr, bytes));
+    }
+  }
+  RELIVE_RETURN_IF_ERROR(apply_dir_changes(files, s.changes));
+  std::string committed = dir_ + "/committed", old = dir_ + "/committed.old";
+  RELIVE_RETURN_IF_ERROR(remove_tree(old));
+  if (::rename(committed.c_str(), old.c_str()) != 0 && errno != ENOENT) {
+    return PosixError("rename " + committed, errno);
+  }
+  if (::rename(staging().c_str(), committed.c_str()) != 0) {
+    return PosixError("rename " + staging(), errno);
+  }
+  (void)remove_tree(old);
+  committed_ = epoch;
+  staged_.reset();
+  return Status::Ok();
+}
+
+Status Replica::materialize(const std::string& images_out, const std::string& directory_out) {
+  if (!committed_) return Status::Aborted("the backup has no committed epoch");
+  RELIVE_RETURN_IF_ERROR(remove_tree(images_out));
+  RELIVE_RETURN_IF_ERROR(make_dirs(directory_out));
+  // cp -a keeps modes, times and sparse files; the copies are local, small next to the restore.
+  RELIVE_ASSIGN_OR_RETURN(
+      criu::CommandResult r,
+      criu::run_command({"/bin/sh", "-ec",
+                         "cp -a \"$1\" \"$2\"; find \"$3\" -mindepth 1 -delete; "
+                         "cp -a \"$4/.\" \"$3/\"",
+                         "sh", dir_ + "/committed", images_out, directory_out, dir_ + "/files"},
+                        {{}, std::chrono::seconds(120)}));
+  if (!r.ok()) return Status::IoError("copying the committed epoch: " + r.output);
+  return pages_->rebuild_pages_images(images_out);
+}
+
+}  // namespace relive::ha

@@ -1,0 +1,71 @@
+// The backup's copy of the protected workload: the last committed epoch, ready to restore. An
+// epoch arrives in parts (images, changed pages, directory changes) into a staging area and is
+// applied only by commit(): a half-received epoch is discarded by the next begin() and never
+// touches the committed state. A full epoch (the first after a backup joins) replaces
+// everything; its pages go straight into a new page store that commit() swaps in.
+//
+// Layout under the replica directory:
+//   committed/        the committed epoch's CRIU images, without pages images
+//   pages-<epoch>/    page store (migrate::PageCache) holding every page of the committed epoch
+//   files/            the workload directory as of the committed epoch
+//   staging/          the epoch being received
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <tuple>
+#include <vector>
+
+#include "ha/dir_sync.h"
+#include "migrate/page_cache.h"
+#include "relive/result.h"
+#include "security/channel.h"
+#include "wire/migration_types.h"
+
+namespace relive::ha {
+
+class Replica {
+ public:
+  // Opens (and empties: a backup that restarts starts over with a full epoch) `dir`.
+  static Result<std::unique_ptr<Replica>> open(const std::string& dir, uint64_t max_epoch_bytes);
+
+  // Starts receiving `e`; discards whatever was staged.
+  Status begin(const migration::HaEpoch& e);
+  Status receive_images(security::Channel* channel, const migration::FileBatch& batch);
+  Status receive_pages(security::Channel* channel);
+  Status receive_dir(security::Channel* channel, const migration::HaDir& d);
+  // Applies the staged epoch; Aborted if it is not `epoch` or a part is missing.
+  Status commit(uint64_t epoch);
+
+  bool has_epoch() const { return committed_.has_value(); }
+  uint64_t committed_epoch() const { return committed_.value_or(0); }
+
+  // Writes the committed epoch as complete CRIU images (pages images rebuilt from the page
+  // store) into `images_out`, and its directory into `directory_out` (replacing what is there).
+  Status materialize(const std::string& images_out, const std::string& directory_out);
+
+ private:
+  Replica(std::string dir, uint64_t max_bytes) : dir_(std::move(dir)), max_bytes_(max_bytes) {}
+  std::string staging() const { return dir_ + "/staging"; }
+
+  std::string dir_;
+  uint64_t max_bytes_;
+  std::optional<uint64_t> committed_;
+  std::unique_ptr<migrate::PageCache> pages_;  // the committed epoch's pages
+  std::string pages_dir_;
+
+  struct Staged {
+    migration::HaEpoch epoch;
+    bool images = false, pages = false, dir = false;
+    std::vector<std::tuple<pid_t, uint64_t, std::string>> page_runs;  // delta epochs
+    uint64_t page_bytes = 0;
+    std::unique_ptr<migrate::PageCache> full_pages;  // full epochs write here directly
+    std::string full_pages_dir;
+    std::vector<DirChange> changes;
+  };
+  std::optional<Staged> staged_;
+};
+
+}  // namespace relive::ha

@@ -1,0 +1,51 @@
+// The protected workload's network: its own network namespace, reached through a veth pair from
+// the host, holding the service address. The host routes the service address into the
+// namespace and answers ARP for it on its uplink (proxy ARP), so clients on the host's LAN reach
+// the workload at the service address, and moving the service to the other host is: set up the
+// route there, announce it with a gratuitous ARP. The namespace itself is what CRIU dumps and
+// restores the workload in (the workload's TCP connections are bound to the service address).
+//
+// Names: the namespace is `<workload.netns>-<peer>` so that both peers of a pair can share one
+// machine (as the tests do); the host end of the veth is "rh-<peer>" (truncated to 15 bytes).
+#pragma once
+
+#include <string>
+
+#include "ha/ha_config.h"
+#include "relive/result.h"
+
+namespace relive::ha {
+
+class WorkloadNetwork {
+ public:
+  // Creates the namespace and the veth pair and routes the service address into it, then
+  // announces it. Anything left from an earlier run of this peer is removed first.
+  static Result<WorkloadNetwork> up(const WorkloadConfig& w, const std::string& peer);
+  WorkloadNetwork(WorkloadNetwork&& o) noexcept;
+  WorkloadNetwork& operator=(WorkloadNetwork&&) = delete;
+  ~WorkloadNetwork();
+
+  const std::string& netns() const { return netns_; }
+  std::string netns_path() const { return "/run/netns/" + netns_; }
+  // Gratuitous ARP for the service address from the host's uplink.
+  Status announce() const;
+  // Takes the route away (the host stops answering for the service address) and deletes the
+  // namespace, which kills nothing: callers stop the workload first.
+  void down();
+
+ private:
+  WorkloadNetwork(std::string netns, std::string veth, std::string uplink, std::string address)
+      : netns_(std::move(netns)),
+        veth_(std::move(veth)),
+        uplink_(std::move(uplink)),
+        address_(std::move(address)) {}
+  std::string netns_;
+  std::string veth_;
+  std::string uplink_;
+  std::string address_;  // service address with prefix, e.g. "198.18.0.10/24"
+};
+
+// The namespace name for `peer`.
+std::string workload_netns_name(const WorkloadConfig& w, const std::string& peer);
+
+}  // namespace relive::ha

@@ -1,0 +1,98 @@
+#include "ha/replica.h"
+
+#include <gtest/gtest.h>
+
+#include "../migrate/test_channel.h"
+#include "migrate/page_cache.h"
+#include "test_util.h"
+
+namespace relive::ha {
+namespace {
+
+namespace m = relive::migration;
+using relive::testing::read_all;
+using relive::testing::TempDir;
+
+class ReplicaTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto r = Replica::open(dir_ / "replica", 1 << 20);
+    ASSERT_TRUE(r.ok());
+    replica_ = std::move(*r);
+  }
+  // Sends a complete epoch: no images, one page per `pages` entry, one file write.
+  Status send_epoch(uint64_t n, bool full, const std::string& file_content) {
+    RELIVE_RETURN_IF_ERROR(replica_->begin({n, full, "alpha"}));
+    migrate::testing::MemoryChannel ch;
+    RELIVE_RETURN_IF_ERROR(replica_->receive_images(&ch, {"images", {}}));
+    migrate::PageSender ps(&ch);
+    RELIVE_RETURN_IF_ERROR(ps.add(1, 0x10000, std::string(4096, static_cast<char>('0' + n))));
+    RELIVE_RETURN_IF_ERROR(ps.finish());
+    RELIVE_RETURN_IF_ERROR(replica_->receive_pages(&ch));
+    std::vector<DirChange> changes = {{DirChange::Kind::kSize, "state", 0, 0644, ""},
+                                      {DirChange::Kind::kWrite, "state", 0, 0, file_content}};
+    RELIVE_RETURN_IF_ERROR(send_dir_changes(&ch, changes));
+    RELIVE_RETURN_IF_ERROR(replica_->receive_dir(&ch, {2, file_content.size()}));
+    return replica_->commit(n);
+  }
+  std::string state() const { return read_all(dir_ / "replica/files/state"); }
+
+  TempDir dir_;
+  std::unique_ptr<Replica> replica_;
+};
+
+TEST_F(ReplicaTest, FullThenDeltaEpochsCommit) {
+  Status s = send_epoch(1, true, "one");
+  ASSERT_TRUE(s.ok()) << s.to_string();
+  EXPECT_EQ(replica_->committed_epoch(), 1u);
+  ASSERT_TRUE(send_epoch(2, false, "two").ok());
+  EXPECT_EQ(replica_->committed_epoch(), 2u);
+  EXPECT_EQ(state(), "two");
+}
+
+TEST_F(ReplicaTest, ADeltaWithoutABaseIsRefused) {
+  Status s = replica_->begin({5, false, "alpha"});
+  EXPECT_FALSE(s.ok());
+  EXPECT_FALSE(replica_->has_epoch());
+}
+
+TEST_F(ReplicaTest, AHalfReceivedEpochIsDiscardedNotApplied) {
+  ASSERT_TRUE(send_epoch(1, true, "one").ok());
+  // Epoch 2 gets as far as its pages, then the primary vanishes; epoch 3 comes next.
+  ASSERT_TRUE(replica_->begin({2, false, "alpha"}).ok());
+  EXPECT_FALSE(replica_->commit(2).ok()) << "an incomplete epoch committed";
+  EXPECT_EQ(replica_->committed_epoch(), 1u);
+  EXPECT_EQ(state(), "one");
+  ASSERT_TRUE(send_epoch(3, false, "three").ok());
+  EXPECT_EQ(state(), "three");
+}
+
+TEST_F(ReplicaTest, ACorruptPageStreamLeavesTheCommittedEpoch) {
+  ASSERT_TRUE(send_epoch(1, true, "one").ok());
+  ASSERT_TRUE(replica_->begin({2, false, "alpha"}).ok());
+  migrate::testing::MemoryChannel ch;
+  migrate::PageSender ps(&ch);
+  ASSERT_TRUE(ps.add(1, 0x10000, std::string(4096, 'x')).ok());
+  ASSERT_TRUE(ps.finish().ok());
+  ch.raw[ch.raw.size() / 2] ^= 0x40;  // a flipped bit in the segment
+  EXPECT_FALSE(replica_->receive_pages(&ch).ok());
+  EXPECT_FALSE(replica_->commit(2).ok());
+  EXPECT_EQ(replica_->committed_epoch(), 1u);
+  EXPECT_EQ(state(), "one");
+}
+
+TEST_F(ReplicaTest, AnEpochLargerThanTheLimitIsRefused) {
+  ASSERT_TRUE(send_epoch(1, true, "one").ok());
+  ASSERT_TRUE(replica_->begin({2, false, "alpha"}).ok());
+  migrate::testing::MemoryChannel ch;
+  migrate::PageSender ps(&ch);
+  ASSERT_TRUE(ps.add(1, 0x10000, std::string(2 << 20, 'x')).ok());  // limit is 1 MiB
+  ASSERT_TRUE(ps.finish().ok());
+  Status s = replica_->receive_pages(&ch);
+  EXPECT_FALSE(s.ok());
+  EXPECT_NE(s.message().find("max_epoch_bytes"), std::string::npos) << s.to_string();
+  EXPECT_EQ(replica_->committed_epoch(), 1u);
+}
+
+}  // namespace
+}  // namespace relive::ha
