@@ -9,6 +9,7 @@
 
 #include "common/file_util.h"
 #include "common/logging.h"
+#include "common/process_tree.h"
 #include "container/criu_compat.h"
 #include "container/pid_namespace.h"
 #include "container/work_dir.h"
@@ -22,7 +23,6 @@
 #include "migrate/image_dir.h"
 #include "migrate/page_cache.h"
 #include "migrate/page_hashes.h"
-#include "migrate/process_tree.h"
 #include "migrate/runc_destination.h"
 #include "migrate/service_address.h"
 

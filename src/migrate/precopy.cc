@@ -11,11 +11,11 @@
 #include <thread>
 
 #include "common/file_util.h"
+#include "common/process_tree.h"
 #include "dirty/page_reader.h"
 #include "drivers/criu/page_image.h"
 #include "migrate/page_cache.h"
 #include "migrate/precopy_rounds.h"
-#include "migrate/process_tree.h"
 #include "migrate/source.h"
 
 namespace relive::migrate {
