@@ -1,12 +1,15 @@
 // relive container checkpoint --pre-dump N (container/pre_dump.h): the rounds run while the tree
-// does, then CRIU's full dump; the archive restores as one made without them, and the numbers
-// say what happened (every page in round 0, and CRIU still writing every page).
+// does, then CRIU's full dump; the archive restores as one made without them (a process tree,
+// from the library and the command line, and a runc container), and the numbers say what
+// happened (every page in round 0, and CRIU still writing every page).
 #include <gtest/gtest.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <string>
 
 #include "ct_harness.h"
+#include "oci_bundle.h"
 
 namespace relive::ct {
 namespace {
@@ -77,6 +80,40 @@ TEST_F(PreDump, CommandLineTreeLeftRunning) {
   ASSERT_EQ(::kill(r->root_pid, SIGUSR1), 0);
   EXPECT_TRUE(wait_until([&] { return testing::read_all(result) == "OK\n"; }, milliseconds(20000)))
       << testing::read_all(result);
+}
+
+// A runc container (a shell counting, and its short-lived `sleep`s, which may exit between
+// being tracked and being read): the rounds run before `runc pause`, and the archive restores
+// as a container that counts on.
+TEST_F(PreDump, RuncContainerCountsOnAfterTheRestore) {
+  if (!have_runc()) GTEST_SKIP() << "runc is not installed";
+  testing::TempDir dir;
+  const std::vector<std::string> args = {
+      "/bin/sh", "-c", "i=0; while :; do i=$((i+1)); echo $i > /state/counter; sleep 0.05; done"};
+  OciBundle src(dir / "src", {args}), dst(dir / "dst", {{}, {}, "", /*write_config=*/false});
+  ASSERT_EQ(src.error(), "");
+  ASSERT_EQ(dst.error(), "");
+  RuncName a("relive-predump-" + std::to_string(::getpid()));
+  RuncName b("relive-predump-b-" + std::to_string(::getpid()));
+  auto count = [](const OciBundle& o) { return std::atol(o.file("/state/counter").c_str()); };
+  ASSERT_EQ(a.start(src), "");
+  ASSERT_TRUE(wait_until([&] { return count(src) >= 3; }, milliseconds(10000))) << a.status();
+  ContainerCheckpointOptions co = checkpoint_options(0, dir / "c.rlvc");
+  co.name = a.name();
+  co.pre_dump_rounds = 2;
+  auto ck = checkpoint_container(co);
+  ASSERT_TRUE(ck.ok()) << ck.status().to_string();
+  ASSERT_EQ(ck->pre_dump_pages.size(), 2u);
+  EXPECT_GT(ck->pre_dump_pages[0], 0u);
+  long at_dump = count(src);
+
+  ContainerRestoreOptions ro = restore_options(dir / "c.rlvc");
+  ro.name = b.name();
+  ro.bundle = dst.path();
+  auto r = restore_container(ro);
+  ASSERT_TRUE(r.ok()) << r.status().to_string();
+  EXPECT_TRUE(wait_until([&] { return count(dst) >= at_dump + 3; }, milliseconds(10000)))
+      << "the counter did not carry on from " << at_dump << ": " << count(dst);
 }
 
 }  // namespace
