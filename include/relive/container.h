@@ -8,6 +8,7 @@
 #include <chrono>
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "relive/result.h"
 
@@ -20,7 +21,11 @@ struct ContainerCheckpointOptions {
   std::string archive;           // the file to write; never left half-written
   bool leave_running = false;    // otherwise the tree is killed once it is safely dumped
   bool tcp_established = false;  // dump (and later restore) established TCP connections
-  std::string work_dir;          // parent of the temporary images dir; empty: $TMPDIR or /tmp
+  // Rounds of relive's dirty tracking before the dump (container/pre_dump.h). They copy memory
+  // while the tree runs and report how much it writes, but do not shorten the freeze: without
+  // soft-dirty bits CRIU's final dump writes every page.
+  int pre_dump_rounds = 0;
+  std::string work_dir;  // parent of the temporary images dir; empty: $TMPDIR or /tmp
   std::chrono::seconds criu_timeout{300};
 };
 
@@ -33,6 +38,11 @@ struct ContainerCheckpointResult {
   double pack_ms = 0;  // wall time of writing the archive
   size_t processes = 0;
   uint64_t rootfs_bytes = 0;  // runc: the size of the rootfs tar in the archive
+  // With pre_dump_rounds: the pages each round copied, and those written after the last round
+  // (what an incremental final dump would have had to add; CRIU's wrote pages_written).
+  std::vector<uint64_t> pre_dump_pages;
+  uint64_t pre_dump_final_dirty = 0;
+  double pre_dump_ms = 0;
 };
 
 // Dumps the tree rooted at options.pid with CRIU and packs the images into options.archive.

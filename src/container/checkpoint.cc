@@ -11,6 +11,7 @@
 #include "container/criu_compat.h"
 #include "container/image_summary.h"
 #include "container/manifest_facts.h"
+#include "container/pre_dump.h"
 #include "container/runc_container.h"
 #include "container/work_dir.h"
 #include "drivers/criu/criu.h"
@@ -105,6 +106,9 @@ Result<ContainerCheckpointResult> checkpoint_container(const ContainerCheckpoint
   std::string images = work.path() + "/images";
   RELIVE_ASSIGN_OR_RETURN(std::string runner, container::criu_with_compat(work.path(), criu_path));
   ContainerCheckpointResult result;
+  RELIVE_ASSIGN_OR_RETURN(container::PreDumpReport pre,
+                          container::pre_dump(o.pid, o.pre_dump_rounds));
+  container::fill_pre_dump(pre, &result);
   auto start = Clock::now();
   auto stats = run_dump(o, images, runner);
   if (!stats.ok()) {

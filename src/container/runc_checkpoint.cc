@@ -8,6 +8,7 @@
 #include "container/criu_compat.h"
 #include "container/image_summary.h"
 #include "container/manifest_facts.h"
+#include "container/pre_dump.h"
 #include "container/runc.h"
 #include "container/runc_bundle.h"
 #include "container/runc_container.h"
@@ -115,6 +116,10 @@ Result<ContainerCheckpointResult> checkpoint_runc_container(const ContainerCheck
   RELIVE_RETURN_IF_ERROR(make_dirs(args.work));
 
   ContainerCheckpointResult result;
+  if (s.status == "running") {  // a paused container writes nothing: no rounds to make
+    RELIVE_ASSIGN_OR_RETURN(PreDumpReport pre, pre_dump(s.pid, o.pre_dump_rounds));
+    fill_pre_dump(pre, &result);
+  }
   auto start = Clock::now();
   RELIVE_ASSIGN_OR_RETURN(PausedContainer paused, PausedContainer::pause(runc, s));
   RELIVE_RETURN_IF_ERROR(capture_bundle(s, info, fs_dir));

@@ -7,8 +7,8 @@
 #include <string>
 #include <thread>
 
+#include "common/process_tree.h"
 #include "dirty/dirty_tracker.h"
-#include "migrate/process_tree.h"
 
 namespace relive::migrate {
 namespace {

@@ -208,6 +208,9 @@ Status run_crtr(Source* s) {
     return run_postcopy(s);
   }
 
+  // Before the freeze: finding CRIU runs `criu --version`, which would add to the downtime.
+  RELIVE_ASSIGN_OR_RETURN(criu::DumpOptions d, base_dump_options(*s));
+  d.leave_stopped = true;
   RELIVE_RETURN_IF_ERROR(s->freeze_begins());
   RELIVE_RETURN_IF_ERROR(freeze_recorded(s, &rec));
   s->tree_left_stopped();
@@ -216,8 +219,6 @@ Status run_crtr(Source* s) {
                           ship_log_round(s, trace + "/events", &offset,
                                          static_cast<uint32_t>(s->report().rounds), true));
   s->progress(fmt::format("phase=frozen final_log_bytes={}", last));
-  RELIVE_ASSIGN_OR_RETURN(criu::DumpOptions d, base_dump_options(*s));
-  d.leave_stopped = true;
   RELIVE_RETURN_IF_ERROR(criu::dump(d).status());
   s->progress("phase=dumped");
   RELIVE_RETURN_IF_ERROR(s->release_address());

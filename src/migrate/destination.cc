@@ -9,6 +9,7 @@
 
 #include "common/file_util.h"
 #include "common/logging.h"
+#include "common/process_tree.h"
 #include "container/criu_compat.h"
 #include "container/pid_namespace.h"
 #include "container/work_dir.h"
@@ -22,7 +23,6 @@
 #include "migrate/image_dir.h"
 #include "migrate/page_cache.h"
 #include "migrate/page_hashes.h"
-#include "migrate/process_tree.h"
 #include "migrate/runc_destination.h"
 #include "migrate/service_address.h"
 
@@ -71,6 +71,9 @@ class Session {
   const DestinationOptions& o_;
   m::Begin begin_;
   std::optional<container::WorkDir> work_;
+  // CRIU (through the compat wrapper), found at begin: finding it runs `criu --version`, tens
+  // of milliseconds that would otherwise fall inside the workload's downtime at the restore.
+  std::string criu_;
   std::optional<ServiceAddress> svc_;
   std::string svc_dev_;
   bool address_added_ = false;
@@ -128,6 +131,8 @@ Status Session::begin(const m::Begin& b) {
   RELIVE_ASSIGN_OR_RETURN(container::WorkDir w,
                           container::WorkDir::create(default_image_root(o_.work_root), "incoming"));
   work_.emplace(std::move(w));
+  RELIVE_ASSIGN_OR_RETURN(std::string criu, criu::find_criu());
+  RELIVE_ASSIGN_OR_RETURN(criu_, container::criu_with_compat(work_->path(), criu));
   RELIVE_RETURN_IF_ERROR(make_dirs(work_->path() + "/images"));
   RELIVE_RETURN_IF_ERROR(make_dirs(work_->path() + "/trace"));
   RELIVE_RETURN_IF_ERROR(make_dirs(work_->path() + "/bundle"));
@@ -138,10 +143,8 @@ Status Session::begin(const m::Begin& b) {
 
 Status Session::restore_tree(const m::Restore& r) {
   std::string images = work_->path() + "/images";
-  RELIVE_ASSIGN_OR_RETURN(std::string criu, criu::find_criu());
-  RELIVE_ASSIGN_OR_RETURN(std::string runner, container::criu_with_compat(work_->path(), criu));
   criu::RestoreOptions ro;
-  ro.run.criu = runner;
+  ro.run.criu = criu_;
   ro.run.timeout = o_.criu_timeout;
   ro.images_dir = images;
   ro.tcp_established = begin_.tcp_established;
@@ -173,7 +176,7 @@ Status Session::restore_tree(const m::Restore& r) {
       lo.port = r.lazy_pages_port;
       lo.tls_args = criu_tls_args(o_.tls_dir, o_.node_name, o_.insecure);
     }
-    lo.run.criu = runner;
+    lo.run.criu = criu_;
     RELIVE_ASSIGN_OR_RETURN(criu::CriuProcess p, criu::start_lazy_pages(lo));
     lazy_.emplace(std::move(p));
     RELIVE_RETURN_IF_ERROR(lazy_->wait_ready(std::chrono::seconds(30)));
@@ -198,19 +201,18 @@ Status Session::restore_runc(const m::Restore& r) {
     RELIVE_RETURN_IF_ERROR(cache_->rebuild_pages_images(images));
   }
   if (r.lazy_pages_port != 0) {
-    RELIVE_ASSIGN_OR_RETURN(std::string criu, criu::find_criu());
     criu::LazyPagesOptions lo;
     lo.images_dir = images;
     RELIVE_ASSIGN_OR_RETURN(lo.address, lazy_pages_address(r));
     lo.port = r.lazy_pages_port;
     lo.tls_args = criu_tls_args(o_.tls_dir, o_.node_name, o_.insecure);
-    RELIVE_ASSIGN_OR_RETURN(lo.run.criu, container::criu_with_compat(work, criu));
+    lo.run.criu = criu_;
     RELIVE_ASSIGN_OR_RETURN(criu::CriuProcess p, criu::start_lazy_pages(lo));
     lazy_.emplace(std::move(p));
     RELIVE_RETURN_IF_ERROR(lazy_->wait_ready(std::chrono::seconds(30)));
     work = images;
   }
-  RELIVE_RETURN_IF_ERROR(runc_->restore(work_->path() + "/bundle", images, work,
+  RELIVE_RETURN_IF_ERROR(runc_->restore(work_->path() + "/bundle", images, work, criu_,
                                         begin_.tcp_established, r.lazy_pages_port != 0));
   outcome_.root_pid = outcome_.init_pid = runc_->pid();
   outcome_.bundle = runc_->bundle();
@@ -259,10 +261,8 @@ Status Session::receive_trace(const m::FileBatch& f) {
   std::string trace = work_->path() + "/trace";
   RELIVE_RETURN_IF_ERROR(receive_files(&link_->channel(), f, trace));
   if (crtr_ || !std::filesystem::exists(trace + "/header")) return Status::Ok();
-  RELIVE_ASSIGN_OR_RETURN(std::string criu, criu::find_criu());
-  RELIVE_ASSIGN_OR_RETURN(std::string runner, container::criu_with_compat(work_->path(), criu));
   crtr_ = std::make_unique<CrtrReplay>();
-  return crtr_->start(trace, runner);
+  return crtr_->start(trace, criu_);
 }
 
 Status Session::receive_log(const m::LogRound& l) {

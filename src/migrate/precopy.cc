@@ -11,11 +11,11 @@
 #include <thread>
 
 #include "common/file_util.h"
+#include "common/process_tree.h"
 #include "dirty/page_reader.h"
 #include "drivers/criu/page_image.h"
 #include "migrate/page_cache.h"
 #include "migrate/precopy_rounds.h"
-#include "migrate/process_tree.h"
 #include "migrate/source.h"
 
 namespace relive::migrate {
@@ -181,12 +181,13 @@ Status run_precopy(Source* s) {
     s->switch_strategy("postcopy", "pre-copy stopped converging");
     return run_postcopy(s);
   }
+  // Before the freeze: finding CRIU runs `criu --version`, which would add to the downtime.
+  RELIVE_ASSIGN_OR_RETURN(criu::DumpOptions d, base_dump_options(*s));
+  d.leave_stopped = true;
   RELIVE_RETURN_IF_ERROR(s->freeze_begins());
   RELIVE_RETURN_IF_ERROR(stop_processes(s->tree()));
   s->tree_left_stopped();
   RELIVE_RETURN_IF_ERROR(rounds.finish_stopped());
-  RELIVE_ASSIGN_OR_RETURN(criu::DumpOptions d, base_dump_options(*s));
-  d.leave_stopped = true;
   s->progress("phase=dump");
   RELIVE_RETURN_IF_ERROR(criu::dump(d).status());
   RELIVE_RETURN_IF_ERROR(s->release_address());

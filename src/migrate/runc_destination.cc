@@ -6,9 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/file_util.h"
-#include "container/criu_compat.h"
 #include "container/runc_bundle.h"
-#include "drivers/criu/criu_binary.h"
 
 namespace relive::migrate {
 namespace {
@@ -54,7 +52,8 @@ Status RuncIncoming::write_config(const std::string& fs_dir) {
 }
 
 Status RuncIncoming::restore(const std::string& fs_dir, const std::string& images,
-                             const std::string& work, bool tcp_established, bool lazy_pages) {
+                             const std::string& work, const std::string& criu, bool tcp_established,
+                             bool lazy_pages) {
   RELIVE_ASSIGN_OR_RETURN(std::string info_text,
                           read_file(fs_dir + "/" + container::kRuncInfoEntry));
   RELIVE_ASSIGN_OR_RETURN(container::RuncArchiveInfo info,
@@ -67,10 +66,7 @@ Status RuncIncoming::restore(const std::string& fs_dir, const std::string& image
   RELIVE_RETURN_IF_ERROR(write_config(fs_dir));
   RELIVE_RETURN_IF_ERROR(container::prepare_bundle(fs_dir, info, bundle_));
 
-  RELIVE_ASSIGN_OR_RETURN(std::string criu, criu::find_criu());
-  RELIVE_ASSIGN_OR_RETURN(std::string runner, container::criu_with_compat(work, criu));
-  container::Runc::CriuArgs args{runner, images, work, tcp_established,
-                                 work + "/criu-restore.conf"};
+  container::Runc::CriuArgs args{criu, images, work, tcp_established, work + "/criu-restore.conf"};
   RELIVE_RETURN_IF_ERROR(write_file_atomic(args.config_file, kLeaveStopped));
   restored_ = true;
   RELIVE_RETURN_IF_ERROR(lazy_pages ? runc_.restore_lazy(name_, bundle_, args)

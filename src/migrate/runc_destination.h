@@ -45,9 +45,10 @@ class RuncIncoming {
   ~RuncIncoming() { undo(); }
 
   // `fs_dir` holds the bundle entries, `images` runc's images; `work` is for CRIU's logs (with
-  // lazy_pages, the lazy-pages daemon's work dir, where its socket is). Restores stopped.
+  // lazy_pages, the lazy-pages daemon's work dir, where its socket is); `criu` is the CRIU
+  // runc is to run (container/criu_compat.h). Restores stopped.
   Status restore(const std::string& fs_dir, const std::string& images, const std::string& work,
-                 bool tcp_established, bool lazy_pages);
+                 const std::string& criu, bool tcp_established, bool lazy_pages);
   // Lets the restored container run; from here it is this host's.
   Status commit();
   // The restored container's init, in this PID namespace.

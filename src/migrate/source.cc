@@ -7,9 +7,9 @@
 
 #include "common/file_util.h"
 #include "common/logging.h"
+#include "common/process_tree.h"
 #include "drivers/criu/command.h"
 #include "migrate/image_dir.h"
-#include "migrate/process_tree.h"
 #include "security/tls_channel.h"
 
 namespace relive::migrate {

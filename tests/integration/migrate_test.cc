@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <cstdio>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
@@ -369,6 +370,38 @@ TEST_F(Migrate, ContainerMigrateMovesAProcessTree) {
   EXPECT_FALSE(tree.running());
   auto report = nlohmann::json::parse(r.out);
   ::kill(report["destination_pid"].get<pid_t>(), SIGKILL);
+}
+
+// A process tree (a shell and its counter) in pre-copy; the link dies once the first round of
+// memory went out (host b drops every packet of relived's port): the source's next exchange
+// times out after --io-timeout, the error says so, and the tree runs on untouched.
+TEST_F(Migrate, ContainerMigrateLinkCutLeavesTheTreeRunning) {
+  start_relived();
+  std::string log = dir_ / "counter.log";
+  Background tree(
+      hosts_.in(
+          'a', {"/bin/sh", "-c", "/usr/bin/python3 " + dir_ / "counter.py" + " " + log + "; true"}),
+      "/dev/null");
+  ASSERT_TRUE(eventually([&] { return last_count(log) >= 5; }, seconds(10)));
+  Background mig(
+      hosts_.in('a', {relive_bin(), "container", "migrate", "--pid", std::to_string(tree.pid()),
+                      "--to", hosts_.address('b') + ":7070", "--strategy", "precopy",
+                      "--io-timeout", "3", "--tls-dir", dir_ / "keys", "--name", "hosta"}),
+      dir_ / "mig.out", dir_ / "mig.err");
+  ASSERT_TRUE(eventually(
+      [&] { return read_all(dir_ / "mig.err").find("round=1") != std::string::npos; }, seconds(60)))
+      << read_all(dir_ / "mig.err");
+  ASSERT_EQ(hosts_.sh_in('b',
+                         "iptables -I INPUT -p tcp --dport 7070 -j DROP && iptables -I OUTPUT -p "
+                         "tcp --sport 7070 -j DROP"),
+            0);
+  int rc = mig.wait_exit(milliseconds(120000));
+  std::string err = read_all(dir_ / "mig.err");
+  EXPECT_NE(rc, 0) << err;
+  EXPECT_NE(err.find("timed out"), std::string::npos) << err;
+  // The last line is the error the operator sees.
+  std::printf("[measure] link cut: %s", err.substr(err.rfind('\n', err.size() - 2) + 1).c_str());
+  expect_runs_on(tree, log);
 }
 
 TEST_F(Migrate, RefusesATreeUnlessAskedForOne) {

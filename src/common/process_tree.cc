@@ -1,4 +1,4 @@
-#include "migrate/process_tree.h"
+#include "common/process_tree.h"
 
 #include <signal.h>
 #include <unistd.h>
@@ -7,7 +7,7 @@
 #include <fstream>
 #include <string>
 
-namespace relive::migrate {
+namespace relive {
 namespace {
 
 std::vector<pid_t> children_of(pid_t pid) {
@@ -55,4 +55,4 @@ std::vector<pid_t> namespace_members(pid_t init_pid) {
   return out;
 }
 
-}  // namespace relive::migrate
+}  // namespace relive

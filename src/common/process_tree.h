@@ -1,5 +1,6 @@
-// The processes of a migrated tree, found through /proc, and signals to all of them at once:
-// freezing for a switch-over, resuming after a failed migration, ending after a successful one.
+// The processes of a tree, found through /proc (the trees a migration moves and a checkpoint's
+// pre-dump tracks), and signals to all of them at once: freezing for a switch-over, resuming
+// after a failed migration, ending after a successful one.
 #pragma once
 
 #include <sys/types.h>
@@ -8,7 +9,7 @@
 
 #include "relive/result.h"
 
-namespace relive::migrate {
+namespace relive {
 
 // `root` and all its descendants (children listed in /proc/PID/task/*/children), root first.
 // NotFound when `root` does not exist.
@@ -21,4 +22,4 @@ void signal_all(const std::vector<pid_t>& pids, int sig);
 // as global PIDs.
 std::vector<pid_t> namespace_members(pid_t init_pid);
 
-}  // namespace relive::migrate
+}  // namespace relive
