@@ -15,9 +15,9 @@ Overload(F...) -> Overload<F...>;
 namespace relive::migration {
 
 const char* command_name(const Command& command) {
-  static constexpr const char* kNames[] = {"migrate.begin", "migrate.files",   "migrate.pages",
-                                           "migrate.log",   "migrate.restore", "migrate.commit",
-                                           "migrate.abort", "migrate.verify"};
+  static constexpr const char* kNames[] = {
+      "migrate.begin",  "migrate.files", "migrate.pages",  "migrate.log",        "migrate.restore",
+      "migrate.commit", "migrate.abort", "migrate.verify", "migrate.vm_progress"};
   return kNames[command.index()];
 }
 
@@ -43,6 +43,8 @@ const char* workload_kind_name(WorkloadKind k) {
       return "process-tree";
     case WorkloadKind::kRunc:
       return "runc";
+    case WorkloadKind::kVm:
+      return "vm";
   }
   return "?";
 }
@@ -68,6 +70,12 @@ void build_begin(const m::Begin& b, Begin::Builder o) {
   o.setTcpEstablished(b.tcp_established);
   o.setSourceNode(as_text(b.source_node));
   o.setRootPid(b.root_pid);
+  auto args = o.initVmArgs(static_cast<unsigned>(b.vm_args.size()));
+  for (unsigned i = 0; i < b.vm_args.size(); ++i) args.set(i, as_text(b.vm_args[i]));
+  auto caps = o.initVmCapabilities(static_cast<unsigned>(b.vm_capabilities.size()));
+  for (unsigned i = 0; i < b.vm_capabilities.size(); ++i)
+    caps.set(i, as_text(b.vm_capabilities[i]));
+  o.setVmMultifdChannels(b.vm_multifd_channels);
 }
 
 void build_files(const m::FileBatch& f, FileBatch::Builder o) {
@@ -105,12 +113,13 @@ void build(const m::Command& c, MigrationCommand::Builder o) {
                  [&](const m::Commit&) { o.setCommit(); },
                  [&](const m::Abort& a) { o.setAbort(as_text(a.reason)); },
                  [&](const m::Verify&) { o.setVerify(); },
+                 [&](const m::VmProgress& p) { o.setVmProgress(as_text(p.json)); },
              },
              c);
 }
 
 Result<m::Command> read_begin(Begin::Reader r) {
-  if (static_cast<uint16_t>(r.getKind()) > static_cast<uint16_t>(WorkloadKind::RUNC) ||
+  if (static_cast<uint16_t>(r.getKind()) > static_cast<uint16_t>(WorkloadKind::VM) ||
       static_cast<uint16_t>(r.getStrategy()) > static_cast<uint16_t>(Strategy::CRTR)) {
     return Status::Corruption("migrate.begin names an unknown workload kind or strategy");
   }
@@ -122,6 +131,9 @@ Result<m::Command> read_begin(Begin::Reader r) {
   b.tcp_established = r.getTcpEstablished();
   b.source_node = to_string(r.getSourceNode());
   b.root_pid = r.getRootPid();
+  for (auto a : r.getVmArgs()) b.vm_args.push_back(to_string(a));
+  for (auto c : r.getVmCapabilities()) b.vm_capabilities.push_back(to_string(c));
+  b.vm_multifd_channels = r.getVmMultifdChannels();
   return m::Command(std::move(b));
 }
 
@@ -157,6 +169,8 @@ Result<m::Command> read(MigrationCommand::Reader r) {
       return m::Command(m::Abort{to_string(r.getAbort())});
     case MigrationCommand::VERIFY:
       return m::Command(m::Verify{});
+    case MigrationCommand::VM_PROGRESS:
+      return m::Command(m::VmProgress{to_string(r.getVmProgress())});
   }
   return Status::Corruption("migration command of an unknown kind");
 }

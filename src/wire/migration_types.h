@@ -9,7 +9,7 @@
 
 namespace relive::migration {
 
-enum class WorkloadKind : uint8_t { kProcess, kProcessTree, kRunc };
+enum class WorkloadKind : uint8_t { kProcess, kProcessTree, kRunc, kVm };
 enum class Strategy : uint8_t { kStopCopy, kPrecopy, kPostcopy, kCrtr };
 
 struct Begin {
@@ -20,6 +20,9 @@ struct Begin {
   bool tcp_established = false;
   std::string source_node;
   int32_t root_pid = 0;
+  std::vector<std::string> vm_args;          // kVm: QEMU's command line (vm_command_line.h)
+  std::vector<std::string> vm_capabilities;  // kVm: capabilities the destination enables too
+  uint8_t vm_multifd_channels = 0;
   bool operator==(const Begin&) const = default;
 };
 
@@ -70,7 +73,14 @@ struct Verify {
   bool operator==(const Verify&) const = default;
 };
 
-using Command = std::variant<Begin, FileBatch, PageRound, LogRound, Restore, Commit, Abort, Verify>;
+// A VM's migration progress (the source QEMU's query-migrate, JSON); also the link's keepalive.
+struct VmProgress {
+  std::string json;
+  bool operator==(const VmProgress&) const = default;
+};
+
+using Command =
+    std::variant<Begin, FileBatch, PageRound, LogRound, Restore, Commit, Abort, Verify, VmProgress>;
 
 // The Request.command string of each alternative: "migrate.begin", "migrate.files", ...
 const char* command_name(const Command& command);

@@ -22,7 +22,20 @@ m::Begin sample_begin() {
           "198.18.0.100/24",
           true,
           "alpha",
-          0x5a5a5a5a};
+          0x5a5a5a5a,
+          {},
+          {},
+          0};
+}
+
+m::Begin vm_begin() {
+  m::Begin b;
+  b.kind = m::WorkloadKind::kVm;
+  b.strategy = m::Strategy::kPostcopy;
+  b.vm_args = {"qemu-system-x86_64", "-m", "256", ""};
+  b.vm_capabilities = {"postcopy-ram", "multifd"};
+  b.vm_multifd_channels = 4;
+  return b;
 }
 
 // One command of every kind, with fields that differ from their defaults.
@@ -37,6 +50,8 @@ std::vector<m::Command> samples() {
       m::Restore{"198.18.0.1", 27000, true},
       m::Commit{},
       m::Abort{"source ran out of patience"},
+      m::Verify{},
+      m::VmProgress{R"({"status":"active"})"},
   };
 }
 
@@ -53,6 +68,12 @@ TEST(MigrationCodec, RoundTripsEveryCommand) {
   }
 }
 
+TEST(MigrationCodec, RoundTripsAVmBeginWithItsCommandLine) {
+  Result<m::Command> back = round_trip(vm_begin());
+  ASSERT_TRUE(back.ok()) << back.status().to_string();
+  EXPECT_TRUE(*back == m::Command(vm_begin()));
+}
+
 TEST(MigrationCodec, RoundTripsDefaultsAndEmptyBatch) {
   for (const m::Command& c : std::vector<m::Command>{m::Begin{}, m::FileBatch{}, m::PageRound{},
                                                      m::LogRound{}, m::Restore{}, m::Abort{}}) {
@@ -65,9 +86,10 @@ TEST(MigrationCodec, RoundTripsDefaultsAndEmptyBatch) {
 TEST(MigrationCodec, CommandNamesAreDistinct) {
   std::vector<std::string> names;
   for (const m::Command& c : samples()) names.push_back(m::command_name(c));
-  EXPECT_EQ(names, (std::vector<std::string>{"migrate.begin", "migrate.files", "migrate.pages",
-                                             "migrate.log", "migrate.restore", "migrate.commit",
-                                             "migrate.abort"}));
+  EXPECT_EQ(names,
+            (std::vector<std::string>{"migrate.begin", "migrate.files", "migrate.pages",
+                                      "migrate.log", "migrate.restore", "migrate.commit",
+                                      "migrate.abort", "migrate.verify", "migrate.vm_progress"}));
 }
 
 TEST(MigrationCodec, RejectsBodyUnderAnotherCommandName) {
