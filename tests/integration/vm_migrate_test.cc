@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 
+#include <cstdio>
 #include <nlohmann/json.hpp>
 #include <regex>
 #include <sstream>
@@ -125,6 +126,7 @@ class VmMigrate : public ::testing::Test {
     EXPECT_EQ(r.exit_code, 0) << r.err << read_all(dir_ / "relived.err");
     if (r.exit_code != 0) return nullptr;
     nlohmann::json report = nlohmann::json::parse(r.out);
+    std::fprintf(stderr, "%s report: %s\n", strategy.c_str(), report.dump().c_str());
     EXPECT_GT(report["bytes_total"].get<uint64_t>(), 0u);
     EXPECT_GT(report["downtime_ms"].get<double>(), 0.0);
     EXPECT_GT(report["total_ms"].get<double>(), 0.0);
