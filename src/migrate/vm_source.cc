@@ -25,7 +25,7 @@ using std::chrono::milliseconds;
 namespace m = relive::migration;
 
 constexpr milliseconds kQmpTimeout{30000};
-constexpr milliseconds kPoll{200};        // between query-migrate answers
+constexpr milliseconds kPoll{200};        // longest wait for an event between queries
 constexpr milliseconds kKeepalive{2000};  // between progress reports to the destination
 constexpr milliseconds kCancelTimeout{30000};
 
@@ -73,6 +73,7 @@ class VmSource {
   Status on_info(const nlohmann::json& info, bool* finished);
   Status start_postcopy(const std::string& why);
   Status commit();
+  Status take_events(milliseconds wait);
   void finish_report(const nlohmann::json& info);
   void rollback();
   void cancel_migration();
@@ -212,15 +213,25 @@ Status VmSource::start_postcopy(const std::string& why) {
   return Status::Ok();
 }
 
+// Consumes the events that arrived (waiting up to `wait` for the first): the source VM's STOP
+// starts the downtime. Events that came in with a command's answer are already queued.
+Status VmSource::take_events(milliseconds wait) {
+  for (;;) {
+    RELIVE_ASSIGN_OR_RETURN(std::optional<qemu::QmpEvent> ev, qmp_->next_event(wait));
+    if (!ev) return Status::Ok();
+    if (ev->name == "STOP" && stop_time_ == 0) stop_time_ = ev->timestamp;
+    wait = milliseconds(0);
+  }
+}
+
 Status VmSource::watch() {
-  auto last_query = Clock::time_point{}, last_keepalive = Clock::now();
+  auto last_keepalive = Clock::now();
   nlohmann::json info;
   for (bool finished = false; !finished;) {
-    RELIVE_ASSIGN_OR_RETURN(std::optional<qemu::QmpEvent> ev, qmp_->next_event(kPoll));
-    if (ev && ev->name == "STOP" && stop_time_ == 0) stop_time_ = ev->timestamp;
-    if (ev && ev->name != "MIGRATION" && Clock::now() - last_query < kPoll) continue;
+    RELIVE_RETURN_IF_ERROR(take_events(kPoll));
     RELIVE_ASSIGN_OR_RETURN(info, qmp_->execute("query-migrate"));
-    last_query = Clock::now();
+    // The answer may have brought the STOP that precedes the state it reports.
+    RELIVE_RETURN_IF_ERROR(take_events(milliseconds(0)));
     RELIVE_RETURN_IF_ERROR(on_info(info, &finished));
     if (!finished && !committed_ && Clock::now() - last_keepalive > kKeepalive) {
       RELIVE_RETURN_IF_ERROR(link_->call(m::VmProgress{info.dump()}).status());
