@@ -146,7 +146,7 @@ class FakeMonitor {
       if (c < 0) return;
       size_t off = 0;
       while (off < script_.size()) {
-        ssize_t n = ::write(c, script_.data() + off, script_.size() - off);
+        ssize_t n = ::send(c, script_.data() + off, script_.size() - off, MSG_NOSIGNAL);
         if (n <= 0) break;
         off += static_cast<size_t>(n);
       }
