@@ -20,6 +20,14 @@
 # atomically, then acks: only now may the primary release the epoch's output). haHeartbeat
 # keeps an idle link alive; haStatus and haSwitchover come from `relive ha`.
 #
+# A VM (kind vm) migrates through QEMU's own migration stream, QEMU to QEMU; the control link
+# only sets it up and decides the switch-over:
+#   begin (vmArgs, capabilities) ->      starts QEMU -incoming, paused; Ack (JSON: its port, pid)
+#   vmProgress (JSON)            ->      the source QEMU's query-migrate, at least every few
+#                                        seconds (it also keeps the link alive); Ack
+#   commit                       ->      lets the VM run here (QEMU cont); Ack once it runs
+#   abort                        ->      kills the incoming QEMU; Ack
+#
 # Bulk data follows its command as LZ4 segments (schemas/trace.capnp describes the segment
 # format); each segment event starts with an 8-byte little-endian header: files: u32 file index,
 # u32 zero; pages: u32 pid, u32 page count, then u64 vaddr, then the pages; a page round ends
@@ -36,6 +44,7 @@ enum WorkloadKind {
   process @0;      # one process (relive migrate --pid)
   processTree @1;  # a process tree (relive container migrate --pid)
   runc @2;         # a runc container
+  vm @3;           # a QEMU virtual machine (relive migrate --vm)
 }
 
 enum Strategy {
@@ -53,6 +62,9 @@ struct Begin {
   tcpEstablished @4 :Bool;
   sourceNode @5 :Text;
   rootPid @6 :Int32;
+  vmArgs @7 :List(Text);          # vm: QEMU's command line, monitors removed (argv[0] a basename)
+  vmCapabilities @8 :List(Text);  # vm: migration capabilities both QEMUs need ("postcopy-ram")
+  vmMultifdChannels @9 :UInt8;    # vm: with the "multifd" capability
 }
 
 struct FileEntry {
@@ -111,5 +123,6 @@ struct MigrationCommand {
     haHeartbeat @11 :UInt64;  # the last epoch the sender committed
     haStatus @12 :Void;       # Ack detail: the node's status as JSON
     haSwitchover @13 :Void;   # to the primary: hand over to the backup without losing anything
+    vmProgress @14 :Text;  # vm: the source QEMU's query-migrate answer, JSON
   }
 }

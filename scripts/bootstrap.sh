@@ -5,11 +5,21 @@
 # CRIU: Debian 12's 3.17 fails on kernels with a split vvar area, so CRIU 4.1.1 is built from
 # Debian trixie's source package, fetched through a private apt configuration (the system's
 # sources are never touched) and installed under /opt/relive/criu.
+#
+# QEMU: bookworm's 7.2 corrupts busy guests in pre-copy, so QEMU 10.0 comes from
+# bookworm-backports, again through a private apt configuration whose preferences pin only the
+# QEMU packages to backports. The test guest's kernel is a Debian kernel package unpacked (not
+# installed) under /opt/relive/guest-kernel; scripts/build-guest.sh builds the guest from it.
 set -euo pipefail
 
 CRIU_VERSION=4.1.1
 CRIU_PREFIX=/opt/relive/criu
 STATE_DIR=/var/cache/relive-bootstrap
+QEMU_SERIES=10.0
+QEMU_PACKAGES=(qemu-system-x86 qemu-utils)
+# The packages that must come from backports for QEMU 10.0 (the rest resolve in bookworm).
+QEMU_PINNED="qemu-system-x86 qemu-system-common qemu-system-data qemu-utils seabios"
+GUEST_KERNEL_DIR=/opt/relive/guest-kernel
 
 log() { printf 'bootstrap: %s\n' "$*" >&2; }
 
@@ -98,6 +108,72 @@ build_criu() {
   criu_ok || { log "CRIU build finished but $CRIU_PREFIX/sbin/criu does not run"; exit 1; }
 }
 
+# A private apt configuration: bookworm (+ updates, security) and bookworm-backports, its own
+# lists and cache, and a preferences file that pins only $QEMU_PINNED to backports. Sets
+# BACKPORTS_APT_CONFIG; the lists are refreshed once per run, and only when something is missing.
+BACKPORTS_APT_CONFIG=
+backports_apt() {
+  [ -n "$BACKPORTS_APT_CONFIG" ] && return 0
+  local aptdir="$STATE_DIR/apt-backports"
+  mkdir -p "$aptdir/lists/partial" "$aptdir/cache/archives/partial" "$aptdir/etc/preferences.d"
+  cat >"$aptdir/etc/sources.list" <<LIST
+deb http://deb.debian.org/debian bookworm main
+deb http://deb.debian.org/debian bookworm-updates main
+deb http://deb.debian.org/debian-security bookworm-security main
+deb http://deb.debian.org/debian bookworm-backports main
+LIST
+  cat >"$aptdir/etc/preferences.d/relive-qemu" <<PREF
+Package: $QEMU_PINNED
+Pin: release n=bookworm-backports
+Pin-Priority: 990
+PREF
+  cat >"$aptdir/apt.conf" <<CONF
+Dir::Etc::sourcelist "$aptdir/etc/sources.list";
+Dir::Etc::sourceparts "-";
+Dir::Etc::preferencesparts "$aptdir/etc/preferences.d";
+Dir::State::lists "$aptdir/lists";
+Dir::Cache "$aptdir/cache";
+APT::Sandbox::User "root";
+CONF
+  APT_CONFIG="$aptdir/apt.conf" apt-get update -qq
+  BACKPORTS_APT_CONFIG="$aptdir/apt.conf"
+}
+
+qemu_ok() {
+  command -v qemu-system-x86_64 >/dev/null &&
+    qemu-system-x86_64 --version 2>/dev/null | grep -q "version $QEMU_SERIES\." &&
+    command -v qemu-img >/dev/null
+}
+
+install_qemu() {
+  qemu_ok && return 0
+  log "installing QEMU $QEMU_SERIES from bookworm-backports"
+  backports_apt
+  DEBIAN_FRONTEND=noninteractive APT_CONFIG="$BACKPORTS_APT_CONFIG" \
+    apt-get install -y -qq --no-install-recommends "${QEMU_PACKAGES[@]}" >/dev/null
+  qemu_ok || { log "QEMU $QEMU_SERIES did not install: $(qemu-system-x86_64 --version | head -n1)"; exit 1; }
+}
+
+# The kernel linux-image-amd64 points at, unpacked: GUEST_KERNEL_DIR/current/{boot,lib/modules}.
+fetch_guest_kernel() {
+  [ -e "$GUEST_KERNEL_DIR/current/boot" ] && return 0
+  log "fetching a Debian kernel for the test guest"
+  local pkg dl
+  backports_apt
+  pkg=$(APT_CONFIG="$BACKPORTS_APT_CONFIG" apt-cache depends linux-image-amd64 |
+    awk '/Depends: linux-image-[0-9]/ {print $2; exit}')
+  [ -n "$pkg" ] || { log "linux-image-amd64 names no kernel package"; exit 1; }
+  dl="$STATE_DIR/guest-kernel"
+  rm -rf "$dl"; mkdir -p "$dl"
+  (cd "$dl" && APT_CONFIG="$BACKPORTS_APT_CONFIG" apt-get download -qq "$pkg")
+  mkdir -p "$GUEST_KERNEL_DIR"
+  rm -rf "$GUEST_KERNEL_DIR/$pkg.tmp"
+  dpkg-deb -x "$dl"/"$pkg"_*.deb "$GUEST_KERNEL_DIR/$pkg.tmp"
+  rm -rf "$GUEST_KERNEL_DIR/$pkg"; mv "$GUEST_KERNEL_DIR/$pkg.tmp" "$GUEST_KERNEL_DIR/$pkg"
+  ln -sfn "$pkg" "$GUEST_KERNEL_DIR/current"
+  rm -rf "$dl"
+}
+
 tune_kernel() {
   # CRIU lazy pages splice whole page runs through a pipe; the default 1 MiB cap makes them fail.
   local cur; cur=$(cat /proc/sys/fs/pipe-max-size)
@@ -109,7 +185,9 @@ main() {
   mkdir -p "$STATE_DIR"
   install_packages
   build_criu
+  install_qemu
+  fetch_guest_kernel
   tune_kernel
-  log "ready (criu: $CRIU_PREFIX/sbin/criu)"
+  log "ready (criu: $CRIU_PREFIX/sbin/criu, qemu: $(command -v qemu-system-x86_64))"
 }
 main "$@"

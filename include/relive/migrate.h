@@ -3,6 +3,10 @@
 // pages), CR/TR-Motion (checkpoint, then log shipping with replay at the destination), or auto.
 // The source stays primary until the destination confirms the workload runs there; any failure
 // before that leaves the source running as it was.
+//
+// A QEMU virtual machine (vm_qmp set) migrates through QEMU's own migration (pre-copy,
+// post-copy, or auto: pre-copy turning to post-copy when it stops converging), driven over QMP;
+// the destination's relived starts the receiving QEMU (docs/vm.md).
 #pragma once
 
 #include <sys/types.h>
@@ -44,6 +48,12 @@ struct MigrateOptions {
   // How long any one exchange with the destination may take (a reply, a bulk segment) before
   // the link counts as cut and the migration is rolled back.
   std::chrono::milliseconds io_timeout{60000};
+  // relive migrate --vm: the source QEMU's QMP socket. Strategies: precopy, postcopy, auto.
+  std::string vm_qmp;
+  uint64_t vm_downtime_limit_ms = 300;  // QEMU's downtime-limit for the final pre-copy pass
+  uint64_t vm_max_bandwidth = 0;        // bytes/s for the migration stream; 0: QEMU's default
+  bool vm_xbzrle = false;               // delta-compress pages resent in pre-copy
+  int vm_multifd_channels = 0;          // > 0: multifd with this many connections
   // Called with one line of progress at each step (phase, round, bytes, rates).
   std::function<void(const std::string&)> progress;
 };
@@ -58,6 +68,9 @@ struct MigrateReport {
   int rounds = 0;
   double restore_ms = 0;  // the destination's restore
   pid_t destination_pid = 0;
+  // VMs: QEMU's own figures (qemu_downtime_ms, setup_ms, mbps, ...); empty for processes.
+  std::map<std::string, double> vm;
+  std::string vm_dir;  // VMs: the VM's directory at the destination (its QMP socket, log)
 };
 
 Result<MigrateReport> run_migration(const MigrateOptions& options);

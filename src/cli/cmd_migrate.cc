@@ -1,4 +1,5 @@
-// relive migrate --pid PID --to ADDR:PORT ... and relive container migrate NAME|--pid PID --to ...
+// relive migrate --pid PID|--vm QMP_SOCKET --to ADDR:PORT ... and
+// relive container migrate NAME|--pid PID --to ...
 #include <unistd.h>
 
 #include <cstdio>
@@ -63,7 +64,17 @@ void add_options(CLI::App* c, MigrateArgs* a, const char* strategies, bool conta
     c->add_option("NAME", a->o.runc_name, "runc container to migrate (or --pid for a process tree)")
         ->excludes(pid);
   } else {
-    pid->required();
+    auto* vm = c->add_option("--vm", a->o.vm_qmp,
+                             "QMP socket of a QEMU VM to migrate (QEMU's own migration)");
+    pid->excludes(vm);
+    c->add_option("--downtime-limit", a->o.vm_downtime_limit_ms,
+                  "VM: longest acceptable pause of the final pre-copy pass, ms")
+        ->capture_default_str();
+    c->add_option("--max-bandwidth", a->o.vm_max_bandwidth,
+                  "VM: migration stream bandwidth cap, bytes/s (0: QEMU's default)");
+    c->add_flag("--xbzrle", a->o.vm_xbzrle, "VM: delta-compress pages resent by pre-copy");
+    c->add_option("--multifd", a->o.vm_multifd_channels,
+                  "VM: send memory over this many parallel connections");
   }
   c->add_option("--to", a->to, "Destination relived, ADDR:PORT")->required();
   c->add_option("--strategy", a->o.strategy, strategies)->capture_default_str();
@@ -90,8 +101,11 @@ void add_options(CLI::App* c, MigrateArgs* a, const char* strategies, bool conta
 
 void register_migrate(CLI::App& app, int* exit_code) {
   auto a = std::make_shared<MigrateArgs>();
-  auto* c = app.add_subcommand("migrate", "Live-migrate a running process to another host");
-  add_options(c, a.get(), "crtr | precopy | postcopy | stop-copy | auto", false);
+  auto* c =
+      app.add_subcommand("migrate", "Live-migrate a running process or QEMU VM to another host");
+  add_options(c, a.get(),
+              "crtr | precopy | postcopy | stop-copy | auto (VMs: precopy | postcopy | auto)",
+              false);
   c->callback([a, exit_code] { run_migrate(*a, exit_code); });
 
   CLI::App* container = app.get_subcommand("container");

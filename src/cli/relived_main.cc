@@ -45,6 +45,7 @@ struct Args {
   int once = 0;  // serve this many migrations, then exit (0: forever)
   std::string runc_root, runc_bundles, runc_netns;
   std::string ha_config;
+  std::string vm_dir;
 };
 
 void say(const std::string& line) {
@@ -82,6 +83,7 @@ Status serve(const Args& a) {
   d.runc_root = a.runc_root;
   d.runc_bundles = a.runc_bundles.empty() ? a.state_dir + "/runc-bundles" : a.runc_bundles;
   d.runc_netns = a.runc_netns;
+  d.vm_root = a.vm_dir.empty() ? a.state_dir + "/vms" : a.vm_dir;
   int served = 0;
   while (!g_stop && (a.once == 0 || served < a.once)) {
     Result<std::unique_ptr<security::Channel>> ch = listener.accept();
@@ -104,6 +106,7 @@ Status serve(const Args& a) {
                         {"strategy", r->strategy}, {"pid", r->root_pid},
                         {"init_pid", r->init_pid}, {"restore_ms", r->restore_ms}};
     if (!r->bundle.empty()) j["bundle"] = r->bundle;
+    if (!r->vm_dir.empty()) j["vm_dir"] = r->vm_dir, j["qmp"] = r->vm_qmp;
     std::printf("%s\n", j.dump().c_str());
     std::fflush(stdout);
   }
@@ -135,6 +138,9 @@ int main(int argc, char** argv) {
   app.add_option("--runc-netns", a.runc_netns,
                  "Network namespace path for migrated runc containers that had one by path "
                  "(default: relived's own, /proc/PID/ns/net)");
+  app.add_option("--vm-dir", a.vm_dir,
+                 "Parent of migrated VMs' directories (QEMU's working directory, QMP socket, "
+                 "log; default: STATE_DIR/vms)");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -25,6 +25,7 @@
 #include "migrate/page_hashes.h"
 #include "migrate/runc_destination.h"
 #include "migrate/service_address.h"
+#include "migrate/vm_destination.h"
 
 namespace relive::migrate {
 namespace {
@@ -366,6 +367,7 @@ Result<DestinationOutcome> Session::run() {
     (void)link_->fail(s);
     return s;
   }
+  if (b->kind == m::WorkloadKind::kVm) return serve_vm_migration(link_, gate_, o_, *b);
   Status began = begin(*b);
   if (!began.ok()) {
     (void)link_->fail(began);

@@ -31,6 +31,9 @@ struct DestinationOptions {
   std::string runc_root;
   std::string runc_bundles;
   std::string runc_netns;
+  // VMs (vm_destination.h): each migrated VM gets a directory here, QEMU's working directory
+  // and home of its monitor socket and log (empty: /var/lib/relive/vms).
+  std::string vm_root;
 };
 
 struct DestinationOutcome {
@@ -39,6 +42,8 @@ struct DestinationOutcome {
   pid_t root_pid = 0;  // global PID of the migrated root, now running here
   pid_t init_pid = 0;  // its PID namespace's init (a runc container: its init, = root_pid)
   std::string bundle;  // a runc container: its bundle here
+  std::string vm_dir;  // a VM: its directory here (QEMU's working directory, qemu.log)
+  std::string vm_qmp;  // a VM: its QMP socket here
   double restore_ms = 0;
 };
 

@@ -6,6 +6,7 @@
 
 #include "migrate/auto_strategy.h"
 #include "migrate/source.h"
+#include "migrate/vm_source.h"
 
 namespace relive {
 
@@ -46,6 +47,7 @@ Status run(Source* s, m::Strategy strategy) {
 }  // namespace
 
 Result<MigrateReport> run_migration(const MigrateOptions& o) {
+  if (!o.vm_qmp.empty()) return migrate::run_vm_migration(o);
   if (o.pid <= 0 && o.runc_name.empty())
     return Status::InvalidArgument("no process to migrate (--pid) and no container (NAME)");
   if (o.pid > 0 && !o.runc_name.empty())
@@ -77,14 +79,22 @@ Result<MigrateReport> run_migration(const MigrateOptions& o) {
   return s.finish();
 }
 
+static std::string vm_text(const MigrateReport& r) {
+  if (r.vm.empty() && r.vm_dir.empty()) return "";
+  std::string qemu;
+  for (const auto& [k, v] : r.vm) qemu += fmt::format(" {}={}", k, v);
+  return fmt::format("qemu:{}\ndestination vm dir: {}\n", qemu, r.vm_dir);
+}
+
 std::string migrate_report_text(const MigrateReport& r) {
   std::string phases;
   for (const auto& [k, v] : r.bytes_by_phase) phases += fmt::format(" {}={}", k, v);
   return fmt::format(
       "strategy: {} ({})\ndowntime: {:.1f} ms\ntotal: {:.1f} ms\nbytes: {} ({})\nrounds: {}\n"
-      "destination restore: {:.1f} ms, pid {}\n",
+      "destination restore: {:.1f} ms, pid {}\n{}",
       r.strategy, r.reason, r.downtime_ms, r.total_ms, r.bytes_total,
-      phases.empty() ? "" : phases.substr(1), r.rounds, r.restore_ms, r.destination_pid);
+      phases.empty() ? "" : phases.substr(1), r.rounds, r.restore_ms, r.destination_pid,
+      vm_text(r));
 }
 
 std::string migrate_report_json(const MigrateReport& r) {
@@ -97,6 +107,10 @@ std::string migrate_report_json(const MigrateReport& r) {
                       {"rounds", r.rounds},
                       {"restore_ms", r.restore_ms},
                       {"destination_pid", r.destination_pid}};
+  if (!r.vm.empty() || !r.vm_dir.empty()) {
+    j["vm"] = r.vm;
+    j["vm_dir"] = r.vm_dir;
+  }
   return j.dump();
 }
 

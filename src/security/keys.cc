@@ -104,7 +104,10 @@ Status add_role_extensions(X509* cert, X509* issuer, const std::string* host) {
   }
   std::string san = "DNS:" + *host;
   RELIVE_RETURN_IF_ERROR(add_extension(cert, issuer, NID_basic_constraints, "critical,CA:FALSE"));
-  RELIVE_RETURN_IF_ERROR(add_extension(cert, issuer, NID_key_usage, "critical,digitalSignature"));
+  // Not critical: QEMU's TLS (VM migration, migrate/qemu_tls.h) refuses a host certificate whose
+  // critical key usage lacks keyEncipherment, which an Ed25519 key cannot do. The extended key
+  // usage below still limits the certificate to TLS authentication.
+  RELIVE_RETURN_IF_ERROR(add_extension(cert, issuer, NID_key_usage, "digitalSignature"));
   RELIVE_RETURN_IF_ERROR(add_extension(cert, issuer, NID_ext_key_usage, "serverAuth,clientAuth"));
   RELIVE_RETURN_IF_ERROR(add_extension(cert, issuer, NID_subject_alt_name, san.c_str()));
   RELIVE_RETURN_IF_ERROR(add_extension(cert, issuer, NID_subject_key_identifier, "hash"));

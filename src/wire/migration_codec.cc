@@ -18,7 +18,7 @@ const char* command_name(const Command& command) {
   static constexpr const char* kNames[] = {
       "migrate.begin",  "migrate.files", "migrate.pages",  "migrate.log",  "migrate.restore",
       "migrate.commit", "migrate.abort", "migrate.verify", "ha.epoch",     "ha.dir",
-      "ha.commit",      "ha.heartbeat",  "ha.status",      "ha.switchover"};
+      "ha.commit",      "ha.heartbeat",  "ha.status",      "ha.switchover", "migrate.vm_progress"};
   static_assert(std::size(kNames) == std::variant_size_v<Command>);
   return kNames[command.index()];
 }
@@ -45,6 +45,8 @@ const char* workload_kind_name(WorkloadKind k) {
       return "process-tree";
     case WorkloadKind::kRunc:
       return "runc";
+    case WorkloadKind::kVm:
+      return "vm";
   }
   return "?";
 }
@@ -70,6 +72,12 @@ void build_begin(const m::Begin& b, Begin::Builder o) {
   o.setTcpEstablished(b.tcp_established);
   o.setSourceNode(as_text(b.source_node));
   o.setRootPid(b.root_pid);
+  auto args = o.initVmArgs(static_cast<unsigned>(b.vm_args.size()));
+  for (unsigned i = 0; i < b.vm_args.size(); ++i) args.set(i, as_text(b.vm_args[i]));
+  auto caps = o.initVmCapabilities(static_cast<unsigned>(b.vm_capabilities.size()));
+  for (unsigned i = 0; i < b.vm_capabilities.size(); ++i)
+    caps.set(i, as_text(b.vm_capabilities[i]));
+  o.setVmMultifdChannels(b.vm_multifd_channels);
 }
 
 void build_files(const m::FileBatch& f, FileBatch::Builder o) {
@@ -122,12 +130,13 @@ void build(const m::Command& c, MigrationCommand::Builder o) {
                  [&](const m::HaHeartbeat& h) { o.setHaHeartbeat(h.committed); },
                  [&](const m::HaStatus&) { o.setHaStatus(); },
                  [&](const m::HaSwitchover&) { o.setHaSwitchover(); },
+                 [&](const m::VmProgress& p) { o.setVmProgress(as_text(p.json)); },
              },
              c);
 }
 
 Result<m::Command> read_begin(Begin::Reader r) {
-  if (static_cast<uint16_t>(r.getKind()) > static_cast<uint16_t>(WorkloadKind::RUNC) ||
+  if (static_cast<uint16_t>(r.getKind()) > static_cast<uint16_t>(WorkloadKind::VM) ||
       static_cast<uint16_t>(r.getStrategy()) > static_cast<uint16_t>(Strategy::CRTR)) {
     return Status::Corruption("migrate.begin names an unknown workload kind or strategy");
   }
@@ -139,6 +148,9 @@ Result<m::Command> read_begin(Begin::Reader r) {
   b.tcp_established = r.getTcpEstablished();
   b.source_node = to_string(r.getSourceNode());
   b.root_pid = r.getRootPid();
+  for (auto a : r.getVmArgs()) b.vm_args.push_back(to_string(a));
+  for (auto c : r.getVmCapabilities()) b.vm_capabilities.push_back(to_string(c));
+  b.vm_multifd_channels = r.getVmMultifdChannels();
   return m::Command(std::move(b));
 }
 
@@ -188,6 +200,8 @@ Result<m::Command> read(MigrationCommand::Reader r) {
       return m::Command(m::HaStatus{});
     case MigrationCommand::HA_SWITCHOVER:
       return m::Command(m::HaSwitchover{});
+    case MigrationCommand::VM_PROGRESS:
+      return m::Command(m::VmProgress{to_string(r.getVmProgress())});
   }
   return Status::Corruption("migration command of an unknown kind");
 }

@@ -9,7 +9,7 @@
 
 namespace relive::migration {
 
-enum class WorkloadKind : uint8_t { kProcess, kProcessTree, kRunc };
+enum class WorkloadKind : uint8_t { kProcess, kProcessTree, kRunc, kVm };
 enum class Strategy : uint8_t { kStopCopy, kPrecopy, kPostcopy, kCrtr };
 
 struct Begin {
@@ -20,6 +20,9 @@ struct Begin {
   bool tcp_established = false;
   std::string source_node;
   int32_t root_pid = 0;
+  std::vector<std::string> vm_args;          // kVm: QEMU's command line (vm_command_line.h)
+  std::vector<std::string> vm_capabilities;  // kVm: capabilities the destination enables too
+  uint8_t vm_multifd_channels = 0;
   bool operator==(const Begin&) const = default;
 };
 
@@ -70,6 +73,12 @@ struct Verify {
   bool operator==(const Verify&) const = default;
 };
 
+// A VM's migration progress (the source QEMU's query-migrate, JSON); also the link's keepalive.
+struct VmProgress {
+  std::string json;
+  bool operator==(const VmProgress&) const = default;
+};
+
 // The HA pair's commands (src/ha/), carried by the same conversation.
 struct HaEpoch {
   uint64_t epoch = 0;
@@ -102,8 +111,9 @@ struct HaSwitchover {
   bool operator==(const HaSwitchover&) const = default;
 };
 
-using Command = std::variant<Begin, FileBatch, PageRound, LogRound, Restore, Commit, Abort, Verify,
-                             HaEpoch, HaDir, HaCommit, HaHeartbeat, HaStatus, HaSwitchover>;
+using Command =
+    std::variant<Begin, FileBatch, PageRound, LogRound, Restore, Commit, Abort, Verify, HaEpoch,
+                 HaDir, HaCommit, HaHeartbeat, HaStatus, HaSwitchover, VmProgress>;
 
 // The Request.command string of each alternative: "migrate.begin", "migrate.files", ...,
 // "ha.epoch", ...

@@ -15,9 +15,9 @@
 namespace relive::wire {
 namespace {
 
-const char* const kNames[] = {"migrate.begin", "migrate.files",   "migrate.pages",
-                              "migrate.log",   "migrate.restore", "migrate.commit",
-                              "migrate.abort", "migrate.verify",  "migrate.bogus"};
+const char* const kNames[] = {
+    "migrate.begin",  "migrate.files", "migrate.pages",  "migrate.log",         "migrate.restore",
+    "migrate.commit", "migrate.abort", "migrate.verify", "migrate.vm_progress", "migrate.bogus"};
 
 void fuzz_command(std::string_view name, std::string_view body) {
   Result<migration::Command> c = decode_migration_command(name, body);

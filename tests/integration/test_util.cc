@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -94,6 +95,20 @@ std::string relive_bin() {
 std::string test_bin_dir() {
   const char* d = std::getenv("RELIVE_TEST_BIN");
   return d ? d : RELIVE_BUILD_DIR "/tests";
+}
+
+std::string test_guest_dir() {
+  static const std::string dir = [] {
+    const char* d = std::getenv("RELIVE_GUEST_DIR");
+    std::string out = d ? d : RELIVE_BUILD_DIR "/guest";
+    RunResult r = run({RELIVE_SOURCE_DIR "/scripts/build-guest.sh", out}, 300);
+    if (r.exit_code != 0) {
+      std::fprintf(stderr, "build-guest.sh failed: %s\n", r.err.c_str());
+      return std::string();
+    }
+    return out;
+  }();
+  return dir;
 }
 
 }  // namespace relive::testing

@@ -22,6 +22,9 @@ int sh(const std::string& script);
 // $RELIVE_BIN/relive (the build's binary).
 std::string relive_bin();
 std::string test_bin_dir();  // $RELIVE_TEST_BIN
+// The test VM guest (scripts/build-guest.sh): vmlinux and initramfs.cpio.gz, built once under
+// the build directory (or $RELIVE_GUEST_DIR); "" when it cannot be built (no bootstrap).
+std::string test_guest_dir();
 // A fresh empty directory under /tmp, removed by the destructor.
 class TempDir {
  public:

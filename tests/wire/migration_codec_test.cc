@@ -22,7 +22,20 @@ m::Begin sample_begin() {
           "198.18.0.100/24",
           true,
           "alpha",
-          0x5a5a5a5a};
+          0x5a5a5a5a,
+          {},
+          {},
+          0};
+}
+
+m::Begin vm_begin() {
+  m::Begin b;
+  b.kind = m::WorkloadKind::kVm;
+  b.strategy = m::Strategy::kPostcopy;
+  b.vm_args = {"qemu-system-x86_64", "-m", "256", ""};
+  b.vm_capabilities = {"postcopy-ram", "multifd"};
+  b.vm_multifd_channels = 4;
+  return b;
 }
 
 // One command of every kind, with fields that differ from their defaults.
@@ -44,6 +57,7 @@ std::vector<m::Command> samples() {
       m::HaHeartbeat{98},
       m::HaStatus{},
       m::HaSwitchover{},
+      m::VmProgress{R"({"status":"active"})"},
   };
 }
 
@@ -58,6 +72,12 @@ TEST(MigrationCodec, RoundTripsEveryCommand) {
     EXPECT_EQ(back->index(), c.index()) << m::command_name(c);
     EXPECT_TRUE(*back == c) << m::command_name(c);
   }
+}
+
+TEST(MigrationCodec, RoundTripsAVmBeginWithItsCommandLine) {
+  Result<m::Command> back = round_trip(vm_begin());
+  ASSERT_TRUE(back.ok()) << back.status().to_string();
+  EXPECT_TRUE(*back == m::Command(vm_begin()));
 }
 
 TEST(MigrationCodec, RoundTripsDefaultsAndEmptyBatch) {
@@ -76,7 +96,7 @@ TEST(MigrationCodec, CommandNamesAreDistinct) {
             (std::vector<std::string>{"migrate.begin", "migrate.files", "migrate.pages",
                                       "migrate.log", "migrate.restore", "migrate.commit",
                                       "migrate.abort", "migrate.verify", "ha.epoch", "ha.dir",
-                                      "ha.commit", "ha.heartbeat", "ha.status", "ha.switchover"}));
+                                      "ha.commit", "ha.heartbeat", "ha.status", "ha.switchover", "migrate.vm_progress"}));
 }
 
 TEST(MigrationCodec, RejectsBodyUnderAnotherCommandName) {

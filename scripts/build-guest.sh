@@ -1,0 +1,98 @@
+#!/usr/bin/env bash
+# Builds the test guest for relive's VM migration from Debian packages only (scripts/bootstrap.sh
+# installs them): the kernel linux-image-amd64 points at, unpacked under /opt/relive/guest-kernel,
+# and a busybox-static initramfs whose /init runs the workload.
+#
+#   scripts/build-guest.sh OUT_DIR
+#
+# OUT_DIR receives:
+#   bzImage             the Debian kernel as packaged
+#   vmlinux             the same kernel decompressed: QEMU boots it through its PVH entry point,
+#                       which skips the self-decompression (seconds under TCG)
+#   initramfs.cpio.gz   busybox, the NIC driver (e1000), /init
+#
+# The guest's /init (kernel command line parameters in brackets):
+#   - prints "relive-counter N" on ttyS0 every ~100 ms, N counting up from 0 in guest memory;
+#   - gives eth0 (an e1000) the address [relive.ip=198.18.0.10/24] and runs an echo server on
+#     TCP port [relive.port=7] that a client can hold a connection to;
+#   - with [relive.dirty=MB], rewrites MB MiB of memory in a loop (a guest pre-copy cannot
+#     catch up with on a slow link).
+# Boot: qemu-system-x86_64 -accel tcg -m 256 -nographic -kernel OUT_DIR/vmlinux
+#       -initrd OUT_DIR/initramfs.cpio.gz -append 'console=ttyS0 quiet'
+#
+# A second run with the same kernel and script is a no-op.
+set -euo pipefail
+
+out=${1:?usage: build-guest.sh OUT_DIR}
+kernel_root=${RELIVE_GUEST_KERNEL:-/opt/relive/guest-kernel/current}
+busybox=/bin/busybox
+
+die() { printf 'build-guest: %s\n' "$*" >&2; exit 1; }
+
+[ -d "$kernel_root/boot" ] || die "no unpacked kernel in $kernel_root (run scripts/bootstrap.sh)"
+[ -x "$busybox" ] && "$busybox" nc --help >/dev/null 2>&1 || die "$busybox (busybox-static) missing"
+vmlinuz=$(find "$kernel_root/boot" -name 'vmlinuz-*' | head -n1)
+[ -n "$vmlinuz" ] || die "no vmlinuz in $kernel_root/boot"
+release=${vmlinuz##*/vmlinuz-}
+e1000="$kernel_root/lib/modules/$release/kernel/drivers/net/ethernet/intel/e1000/e1000.ko"
+[ -f "$e1000" ] || die "no e1000.ko for $release"
+
+# Cache key: the kernel release and this script's contents.
+stamp="$release $(sha256sum "$0" | cut -d' ' -f1)"
+if [ -f "$out/stamp" ] && [ "$(cat "$out/stamp")" = "$stamp" ] && [ -s "$out/vmlinux" ] &&
+  [ -s "$out/initramfs.cpio.gz" ]; then
+  exit 0
+fi
+
+mkdir -p "$out"
+tmp=$(mktemp -d "$out/.build.XXXXXX")
+trap 'rm -rf "$tmp"' EXIT
+
+# vmlinux: the xz stream inside the bzImage (Debian builds with CONFIG_KERNEL_XZ).
+offset=$(LC_ALL=C grep -obUaP '\xfd7zXZ\x00' "$vmlinuz" | head -n1 | cut -d: -f1)
+[ -n "$offset" ] || die "no xz payload in $vmlinuz"
+tail -c +$((offset + 1)) "$vmlinuz" | xz -dc --single-stream >"$tmp/vmlinux" 2>/dev/null || true
+head -c 4 "$tmp/vmlinux" | grep -q 'ELF' || die "could not decompress $vmlinuz"
+
+root="$tmp/root"
+mkdir -p "$root"/{bin,dev,proc,sys,run,tmp,lib}
+cp "$busybox" "$root/bin/busybox"
+cp "$e1000" "$root/lib/e1000.ko"
+cat >"$root/init" <<'INIT'
+#!/bin/busybox sh
+/bin/busybox --install -s /bin
+mount -t proc proc /proc
+mount -t sysfs sys /sys
+mount -t devtmpfs dev /dev
+mount -t tmpfs run /run
+arg() {
+  for w in $(cat /proc/cmdline); do
+    case "$w" in "$1="*) echo "${w#*=}"; return ;; esac
+  done
+  echo "$2"
+}
+ip=$(arg relive.ip 198.18.0.10/24)
+port=$(arg relive.port 7)
+dirty=$(arg relive.dirty 0)
+if insmod /lib/e1000.ko 2>/dev/null && ip link set eth0 up 2>/dev/null; then
+  ip addr add "$ip" dev eth0
+  ip link set lo up
+  nc -ll -p "$port" -e /bin/cat &
+  echo "relive-guest: echo server on $ip port $port" >/dev/ttyS0
+fi
+if [ "$dirty" -gt 0 ]; then
+  (while :; do dd if=/dev/zero of=/run/dirty bs=1M count="$dirty" conv=notrunc 2>/dev/null; done) &
+fi
+i=0
+while :; do
+  echo "relive-counter $i" >/dev/ttyS0
+  i=$((i + 1))
+  usleep 100000
+done
+INIT
+chmod 0755 "$root/init"
+(cd "$root" && find . | "$busybox" cpio -o -H newc 2>/dev/null) | gzip -1 >"$tmp/initramfs.cpio.gz"
+
+cp "$vmlinuz" "$tmp/bzImage"
+mv "$tmp/vmlinux" "$tmp/bzImage" "$tmp/initramfs.cpio.gz" "$out/"
+echo "$stamp" >"$out/stamp"

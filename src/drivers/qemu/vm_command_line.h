@@ -1,0 +1,35 @@
+// The command line of a migration's destination QEMU, derived from the source QEMU's own argv
+// (read from /proc/PID/cmdline of the process behind the QMP socket).
+//
+// Migration needs the same machine, devices and memory at both ends, and QEMU's command line
+// is exactly that description. What must differ is how the destination is driven: relived
+// attaches its own monitor, starts it paused with `-incoming defer`, and does not daemonize it.
+// So the source's monitors (-qmp, -qmp-pretty, -monitor, -mon and the -chardev they name),
+// -incoming, -daemonize, -pidfile, -loadvm, -preconfig and -S are removed, and relived appends
+// its own. Everything else is kept as given, so paths in it must be valid at the destination
+// too (relived starts QEMU in the VM's own directory: relative paths land there).
+#pragma once
+
+#include <sys/types.h>
+
+#include <string>
+#include <vector>
+
+#include "relive/result.h"
+
+namespace relive::qemu {
+
+// The argv of process `pid` (/proc/PID/cmdline).
+Result<std::vector<std::string>> process_argv(pid_t pid);
+
+// `argv` without what only concerns how the source is driven (see above), argv[0] reduced to
+// its base name. InvalidArgument when argv[0] is not a qemu-system-ARCH binary. Idempotent: the
+// destination applies it again to what the source sent.
+Result<std::vector<std::string>> migratable_args(const std::vector<std::string>& argv);
+
+// The destination's full argv: migratable_args(args) + paused, `-incoming defer`, and a QMP
+// monitor on `qmp_socket`.
+Result<std::vector<std::string>> incoming_args(const std::vector<std::string>& args,
+                                               const std::string& qmp_socket);
+
+}  // namespace relive::qemu

@@ -1,0 +1,377 @@
+#include "migrate/vm_source.h"
+
+#include <fmt/format.h>
+
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <thread>
+
+#include "common/logging.h"
+#include "container/work_dir.h"
+#include "drivers/qemu/qmp_client.h"
+#include "drivers/qemu/vm_command_line.h"
+#include "migrate/image_dir.h"
+#include "migrate/link.h"
+#include "migrate/qemu_tls.h"
+#include "migrate/vm_convergence.h"
+#include "security/tls_channel.h"
+
+namespace relive::migrate {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using std::chrono::milliseconds;
+namespace m = relive::migration;
+
+constexpr milliseconds kQmpTimeout{30000};
+constexpr milliseconds kPoll{200};        // longest wait for an event between queries
+constexpr milliseconds kKeepalive{2000};  // between progress reports to the destination
+constexpr milliseconds kCancelTimeout{30000};
+
+double ms_between(Clock::time_point a, Clock::time_point b) {
+  return std::chrono::duration<double, std::milli>(b - a).count();
+}
+
+double wall_seconds() {
+  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+uint64_t ram_u64(const nlohmann::json& info, const char* key) {
+  const nlohmann::json& ram = info.value("ram", nlohmann::json::object());
+  const nlohmann::json& v = ram.value(key, nlohmann::json());
+  return v.is_number_unsigned() || v.is_number_integer() ? v.get<uint64_t>() : 0;
+}
+
+double ram_double(const nlohmann::json& info, const char* key) {
+  const nlohmann::json& ram = info.value("ram", nlohmann::json::object());
+  const nlohmann::json& v = ram.value(key, nlohmann::json());
+  return v.is_number() ? v.get<double>() : 0;
+}
+
+bool terminal_failure(const std::string& status) {
+  return status == "failed" || status == "cancelled";
+}
+
+class VmSource {
+ public:
+  explicit VmSource(const MigrateOptions& o)
+      : o_(o), start_(Clock::now()), convergence_(o.max_rounds, o.max_time) {}
+  ~VmSource() { rollback(); }
+  VmSource(const VmSource&) = delete;
+  VmSource& operator=(const VmSource&) = delete;
+
+  Result<MigrateReport> run();
+
+ private:
+  Status open();
+  Status begin_at_destination();
+  Status configure();
+  Status set_capabilities(bool state);
+  Status start();
+  Status watch();
+  Status on_info(const nlohmann::json& info, bool* finished);
+  Status start_postcopy(const std::string& why);
+  Status commit();
+  Status take_events(milliseconds wait);
+  void finish_report(const nlohmann::json& info);
+  void rollback();
+  void cancel_migration();
+  void progress(const std::string& line) const;
+
+  const MigrateOptions& o_;
+  Clock::time_point start_, migrate_start_;
+  VmConvergence convergence_;
+  std::optional<qemu::QmpClient> qmp_;
+  std::unique_ptr<Link> link_;
+  std::optional<container::WorkDir> work_;  // the client's TLS directory
+  std::vector<std::string> args_;
+  std::vector<std::string> capabilities_;  // enabled here by us (and at the destination)
+  bool postcopy_ = false;                  // postcopy-ram enabled
+  bool was_running_ = false;
+  bool tls_added_ = false;
+  bool migrating_ = false;           // `migrate` issued, outcome not yet known
+  bool postcopy_started_ = false;    // migrate-start-postcopy issued
+  bool point_of_no_return_ = false;  // post-copy active: the source no longer holds the VM
+  bool committed_ = false;
+  bool done_ = false;
+  double stop_time_ = 0;  // wall clock of the source VM's STOP event
+  int last_pass_ = 0;
+  uint16_t dest_port_ = 0;
+  MigrateReport report_;
+};
+
+void VmSource::progress(const std::string& line) const {
+  if (o_.progress) o_.progress(line);
+}
+
+// The source VM: its monitor, its state, its command line.
+Status VmSource::open() {
+  if (o_.strategy != "precopy" && o_.strategy != "postcopy" && o_.strategy != "auto")
+    return Status::InvalidArgument("VMs migrate with precopy, postcopy or auto, not " +
+                                   o_.strategy);
+  RELIVE_ASSIGN_OR_RETURN(qemu::QmpClient c, qemu::QmpClient::connect(o_.vm_qmp, kQmpTimeout));
+  qmp_.emplace(std::move(c));
+  RELIVE_ASSIGN_OR_RETURN(nlohmann::json st, qmp_->execute("query-status"));
+  was_running_ = st.value("running", false);
+  std::string status = st.value("status", "");
+  if (!was_running_ && status != "paused")
+    return Status::InvalidArgument("the VM is " + status + ", neither running nor paused");
+  RELIVE_ASSIGN_OR_RETURN(nlohmann::json mig, qmp_->execute("query-migrate"));
+  std::string ms = mig.value("status", "none");
+  if (ms != "none" && ms != "completed" && ms != "failed" && ms != "cancelled")
+    return Status::InvalidArgument("the VM is already migrating (" + ms + ")");
+  RELIVE_ASSIGN_OR_RETURN(std::vector<std::string> argv, qemu::process_argv(qmp_->peer_pid()));
+  RELIVE_ASSIGN_OR_RETURN(args_, qemu::migratable_args(argv));
+  postcopy_ = o_.strategy != "precopy";
+  if (postcopy_) capabilities_.push_back("postcopy-ram");
+  if (o_.vm_multifd_channels > 0) capabilities_.push_back("multifd");
+  progress(fmt::format("vm: QEMU {} pid {}, {}", qmp_->version(), qmp_->peer_pid(), status));
+  return Status::Ok();
+}
+
+// Asks the destination's relived for a receiving QEMU; its answer names the stream's port.
+Status VmSource::begin_at_destination() {
+  security::ChannelOptions co;
+  if (o_.insecure)
+    co.insecure = true;
+  else
+    co = security::tls_options_for_host(o_.tls_dir, o_.node_name, o_.peer_name);
+  co.timeout = o_.io_timeout;
+  RELIVE_ASSIGN_OR_RETURN(auto ch, security::connect_channel(o_.to_host, o_.to_port, co));
+  link_ = std::make_unique<Link>(std::move(ch));
+  RELIVE_RETURN_IF_ERROR(link_->hello(o_.node_name.empty() ? "relive" : o_.node_name));
+  m::Begin b;
+  b.kind = m::WorkloadKind::kVm;
+  b.strategy = postcopy_ ? m::Strategy::kPostcopy : m::Strategy::kPrecopy;
+  b.name = o_.name;
+  b.source_node = o_.node_name;
+  b.vm_args = args_;
+  b.vm_capabilities = capabilities_;
+  b.vm_multifd_channels = static_cast<uint8_t>(std::min(o_.vm_multifd_channels, 255));
+  RELIVE_ASSIGN_OR_RETURN(std::string detail, link_->call(b));
+  auto j = nlohmann::json::parse(detail, nullptr, false);
+  int port = j.is_object() ? j.value("port", 0) : 0;
+  if (port <= 0 || port > 65535) return Status::Corruption("destination sent no port: " + detail);
+  dest_port_ = static_cast<uint16_t>(port);
+  report_.destination_pid = j.value("pid", 0);
+  report_.vm_dir = j.value("dir", "");
+  progress(fmt::format("vm: destination QEMU pid {} listens on port {}", report_.destination_pid,
+                       dest_port_));
+  return Status::Ok();
+}
+
+Status VmSource::set_capabilities(bool state) {
+  nlohmann::json caps = nlohmann::json::array();
+  if (state) caps.push_back({{"capability", "events"}, {"state", true}});
+  for (const std::string& c : capabilities_) caps.push_back({{"capability", c}, {"state", state}});
+  if (o_.vm_xbzrle) caps.push_back({{"capability", "xbzrle"}, {"state", state}});
+  if (caps.empty()) return Status::Ok();
+  return qmp_->execute("migrate-set-capabilities", {{"capabilities", caps}}).status();
+}
+
+// Capabilities, downtime limit, bandwidth, QEMU's TLS.
+Status VmSource::configure() {
+  RELIVE_RETURN_IF_ERROR(set_capabilities(true));
+  nlohmann::json p = {{"downtime-limit", o_.vm_downtime_limit_ms}};
+  if (o_.vm_max_bandwidth > 0) p["max-bandwidth"] = o_.vm_max_bandwidth;
+  if (o_.vm_multifd_channels > 0) p["multifd-channels"] = o_.vm_multifd_channels;
+  if (!o_.insecure) {
+    RELIVE_ASSIGN_OR_RETURN(container::WorkDir w,
+                            container::WorkDir::create(default_image_root(o_.work_dir), "vm-tls"));
+    work_.emplace(std::move(w));
+    std::string dir = work_->path() + "/tls";
+    RELIVE_RETURN_IF_ERROR(make_qemu_tls_dir(o_.tls_dir, o_.node_name, dir, /*server=*/false));
+    RELIVE_RETURN_IF_ERROR(qmp_->execute("object-add", qemu_tls_object(dir, false)).status());
+    tls_added_ = true;
+    p["tls-creds"] = kQemuTlsObjectId;
+    // The destination's certificate must name it, as relive's own channel checked.
+    std::string peer = !o_.peer_name.empty() ? o_.peer_name : link_->channel().peer().dns_name;
+    if (peer.empty()) return Status::InvalidArgument("the destination's certificate has no name");
+    p["tls-hostname"] = peer;
+  }
+  return qmp_->execute("migrate-set-parameters", p).status();
+}
+
+Status VmSource::start() {
+  std::string uri = fmt::format("tcp:{}:{}", o_.to_host, dest_port_);
+  migrate_start_ = Clock::now();
+  migrating_ = true;
+  RELIVE_RETURN_IF_ERROR(qmp_->execute("migrate", {{"uri", uri}}).status());
+  progress(fmt::format("vm: migrating to {} ({}{})", uri, o_.strategy,
+                       o_.insecure ? ", INSECURE stream" : ", TLS"));
+  if (o_.strategy == "postcopy") return start_postcopy("requested");
+  return Status::Ok();
+}
+
+Status VmSource::start_postcopy(const std::string& why) {
+  RELIVE_RETURN_IF_ERROR(qmp_->execute("migrate-start-postcopy").status());
+  postcopy_started_ = true;
+  report_.strategy = "postcopy";
+  if (o_.strategy == "auto") report_.reason = "pre-copy did not converge: " + why;
+  progress("vm: switching to post-copy (" + why + ")");
+  return Status::Ok();
+}
+
+// Consumes the events that arrived (waiting up to `wait` for the first): the source VM's STOP
+// starts the downtime. Events that came in with a command's answer are already queued.
+Status VmSource::take_events(milliseconds wait) {
+  for (;;) {
+    RELIVE_ASSIGN_OR_RETURN(std::optional<qemu::QmpEvent> ev, qmp_->next_event(wait));
+    if (!ev) return Status::Ok();
+    if (ev->name == "STOP" && stop_time_ == 0) stop_time_ = ev->timestamp;
+    wait = milliseconds(0);
+  }
+}
+
+Status VmSource::watch() {
+  auto last_keepalive = Clock::now();
+  nlohmann::json info;
+  for (bool finished = false; !finished;) {
+    RELIVE_RETURN_IF_ERROR(take_events(kPoll));
+    RELIVE_ASSIGN_OR_RETURN(info, qmp_->execute("query-migrate"));
+    // The answer may have brought the STOP that precedes the state it reports.
+    RELIVE_RETURN_IF_ERROR(take_events(milliseconds(0)));
+    RELIVE_RETURN_IF_ERROR(on_info(info, &finished));
+    if (!finished && !committed_ && Clock::now() - last_keepalive > kKeepalive) {
+      RELIVE_RETURN_IF_ERROR(link_->call(m::VmProgress{info.dump()}).status());
+      last_keepalive = Clock::now();
+    }
+  }
+  return Status::Ok();
+}
+
+Status VmSource::on_info(const nlohmann::json& info, bool* finished) {
+  std::string status = info.value("status", "");
+  int pass = static_cast<int>(ram_u64(info, "dirty-sync-count"));
+  if (pass != last_pass_) {
+    last_pass_ = pass;
+    progress(fmt::format("vm: pass {} remaining={} dirty_pages_rate={:.0f} mbps={:.1f}", pass,
+                         ram_u64(info, "remaining"), ram_double(info, "dirty-pages-rate"),
+                         ram_double(info, "mbps")));
+  }
+  if (terminal_failure(status))
+    return Status::IoError("QEMU's migration " + status + ": " + info.value("error-desc", ""));
+  if (status.starts_with("postcopy-") && status != "postcopy-active")
+    return Status::IoError("post-copy interrupted (" + status + ")");
+  if (status == "postcopy-active" && !committed_) {
+    point_of_no_return_ = true;
+    return commit();
+  }
+  if (status == "completed") {
+    finish_report(info);
+    *finished = true;
+    return committed_ ? Status::Ok() : commit();
+  }
+  if (status == "active" && o_.strategy == "auto" && !postcopy_started_) {
+    VmRamSample s{pass, ram_u64(info, "remaining"), ram_double(info, "dirty-pages-rate"),
+                  ram_u64(info, "page-size"), ram_double(info, "mbps")};
+    if (s.page_size == 0) s.page_size = 4096;
+    auto elapsed = std::chrono::duration_cast<milliseconds>(Clock::now() - migrate_start_);
+    std::string why = convergence_.observe(s, elapsed);
+    if (!why.empty()) return start_postcopy(why);
+  }
+  return Status::Ok();
+}
+
+// The source VM is stopped (pre-copy completed, or post-copy began): the destination may run.
+// Once migrate.commit is sent and its answer lost, the source stays paused (never two VMs).
+Status VmSource::commit() {
+  progress("vm: commit");
+  Status sent = link_->send(m::Commit{});
+  Result<std::string> acked = sent.ok() ? link_->wait_ack() : Result<std::string>(sent);
+  if (!acked.ok()) {
+    done_ = true;
+    return Status::Aborted(fmt::format(
+        "the commit's answer was lost ({}); the destination may be running the VM, so the source "
+        "VM is left paused; check the destination before resuming (cont) or quitting it",
+        acked.status().to_string()));
+  }
+  committed_ = true;
+  auto j = nlohmann::json::parse(*acked, nullptr, false);
+  if (j.is_object()) report_.restore_ms = j.value("restore_ms", 0.0);
+  if (stop_time_ > 0) report_.downtime_ms = (wall_seconds() - stop_time_) * 1000;
+  return Status::Ok();
+}
+
+void VmSource::finish_report(const nlohmann::json& info) {
+  report_.bytes_total = ram_u64(info, "transferred");
+  for (const char* phase : {"precopy", "downtime", "postcopy"}) {
+    uint64_t n = ram_u64(info, (std::string(phase) + "-bytes").c_str());
+    if (n > 0) report_.bytes_by_phase[phase] = n;
+  }
+  report_.rounds = static_cast<int>(ram_u64(info, "dirty-sync-count"));
+  const std::pair<const char*, const char*> figures[] = {{"downtime", "qemu_downtime_ms"},
+                                                         {"total-time", "qemu_total_ms"},
+                                                         {"setup-time", "qemu_setup_ms"}};
+  for (const auto& [key, name] : figures) {
+    const nlohmann::json& v = info.value(key, nlohmann::json());
+    if (v.is_number()) report_.vm[name] = v.get<double>();
+  }
+  report_.vm["mbps"] = ram_double(info, "mbps");
+  report_.vm["postcopy_requests"] = static_cast<double>(ram_u64(info, "postcopy-requests"));
+}
+
+Result<MigrateReport> VmSource::run() {
+  report_.strategy = o_.strategy == "postcopy" ? "postcopy" : "precopy";
+  report_.reason = o_.strategy == "auto" ? "pre-copy converged" : "requested";
+  RELIVE_RETURN_IF_ERROR(open());
+  RELIVE_RETURN_IF_ERROR(begin_at_destination());
+  RELIVE_RETURN_IF_ERROR(configure());
+  RELIVE_RETURN_IF_ERROR(start());
+  Status watched = watch();
+  if (!watched.ok() && point_of_no_return_ && !done_) {
+    done_ = true;
+    return watched.with_context(
+        "post-copy had begun: the source VM no longer holds all of its memory and cannot resume");
+  }
+  RELIVE_RETURN_IF_ERROR(watched);
+  done_ = true;
+  migrating_ = false;
+  report_.total_ms = ms_between(start_, Clock::now());
+  // The VM runs at the destination: end the source QEMU.
+  Status quit = qmp_->execute("quit").status();
+  if (!quit.ok()) RELIVE_LOG_WARN("quitting the source QEMU: {}", quit.to_string());
+  return report_;
+}
+
+void VmSource::cancel_migration() {
+  (void)qmp_->execute("migrate_cancel");
+  auto deadline = Clock::now() + kCancelTimeout;
+  while (Clock::now() < deadline) {
+    Result<nlohmann::json> info = qmp_->execute("query-migrate");
+    if (!info.ok()) return;
+    std::string status = info->value("status", "");
+    if (terminal_failure(status) || status == "completed" || status == "none") return;
+    std::this_thread::sleep_for(milliseconds(20));
+  }
+}
+
+// Not switched over: the migration is cancelled, the destination told, QEMU's settings undone,
+// and the VM runs again if it ran before.
+void VmSource::rollback() {
+  if (done_ || !qmp_) return;
+  if (migrating_) cancel_migration();
+  if (link_) (void)link_->send(m::Abort{"the source failed"});
+  if (tls_added_) {
+    (void)qmp_->execute("migrate-set-parameters", {{"tls-creds", ""}, {"tls-hostname", ""}});
+    (void)qmp_->execute("object-del", {{"id", kQemuTlsObjectId}});
+  }
+  (void)set_capabilities(false);
+  Result<nlohmann::json> st = qmp_->execute("query-status");
+  if (was_running_ && st.ok() && !st->value("running", false)) {
+    Status resumed = qmp_->execute("cont").status();
+    if (!resumed.ok()) RELIVE_LOG_WARN("resuming the source VM: {}", resumed.to_string());
+  }
+  progress("vm: migration rolled back; the source VM " +
+           std::string(was_running_ ? "runs" : "stays paused"));
+}
+
+}  // namespace
+
+Result<MigrateReport> run_vm_migration(const MigrateOptions& options) {
+  VmSource s(options);
+  return s.run();
+}
+
+}  // namespace relive::migrate

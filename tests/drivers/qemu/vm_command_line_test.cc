@@ -1,0 +1,101 @@
+#include "drivers/qemu/vm_command_line.h"
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+namespace relive::qemu {
+namespace {
+
+using Args = std::vector<std::string>;
+
+TEST(VmCommandLine, KeepsTheMachineAndDropsTheMonitors) {
+  Args in = {"/usr/bin/qemu-system-x86_64",
+             "-accel",
+             "tcg",
+             "-m",
+             "256",
+             "-nographic",
+             "-qmp",
+             "unix:/run/a.sock,server=on,wait=off",
+             "-kernel",
+             "vmlinux",
+             "-append",
+             "console=ttyS0 quiet",
+             "-S",
+             "-daemonize",
+             "-pidfile",
+             "/run/q.pid",
+             "-serial",
+             "file:serial.log"};
+  Result<Args> out = migratable_args(in);
+  ASSERT_TRUE(out.ok()) << out.status().to_string();
+  EXPECT_EQ(*out,
+            (Args{"qemu-system-x86_64", "-accel", "tcg", "-m", "256", "-nographic", "-kernel",
+                  "vmlinux", "-append", "console=ttyS0 quiet", "-serial", "file:serial.log"}));
+}
+
+TEST(VmCommandLine, DropsTheCharacterDevicesOfDroppedMonitors) {
+  Args in = {"qemu-system-x86_64",
+             "-chardev",
+             "socket,id=mon0,path=/run/m.sock,server=on,wait=off",
+             "-mon",
+             "chardev=mon0,mode=control",
+             "-chardev",
+             "socket,id=mon1,path=/run/n.sock,server=on,wait=off",
+             "-mon",
+             "mon1,mode=readline",
+             "-chardev",
+             "file,id=ser0,path=serial.log",
+             "-serial",
+             "chardev:ser0",
+             "--monitor",
+             "stdio",
+             "-incoming",
+             "tcp:0:4444"};
+  Result<Args> out = migratable_args(in);
+  ASSERT_TRUE(out.ok()) << out.status().to_string();
+  EXPECT_EQ(*out, (Args{"qemu-system-x86_64", "-chardev", "file,id=ser0,path=serial.log", "-serial",
+                        "chardev:ser0"}));
+}
+
+TEST(VmCommandLine, AFlagNeverSwallowsTheNextOption) {
+  Args in = {"qemu-system-x86_64", "-no-reboot", "-S", "-snapshot", "-m", "64"};
+  Result<Args> out = migratable_args(in);
+  ASSERT_TRUE(out.ok());
+  EXPECT_EQ(*out, (Args{"qemu-system-x86_64", "-no-reboot", "-snapshot", "-m", "64"}));
+}
+
+TEST(VmCommandLine, IsIdempotent) {
+  Args in = {"/opt/q/bin/qemu-system-aarch64", "-M", "virt", "-qmp", "unix:x", "-S"};
+  Result<Args> once = migratable_args(in);
+  ASSERT_TRUE(once.ok());
+  Result<Args> twice = migratable_args(*once);
+  ASSERT_TRUE(twice.ok());
+  EXPECT_EQ(*once, *twice);
+}
+
+TEST(VmCommandLine, RefusesWhatIsNotQemu) {
+  EXPECT_FALSE(migratable_args({}).ok());
+  EXPECT_FALSE(migratable_args({"/bin/sh", "-c", "reboot"}).ok());
+  EXPECT_FALSE(migratable_args({"qemu-system-x86_64;rm", "-m", "64"}).ok());
+  EXPECT_FALSE(migratable_args({"qemu-img", "create"}).ok());
+}
+
+TEST(VmCommandLine, IncomingArgsStartPausedWithRelivedsMonitor) {
+  Result<Args> out = incoming_args({"qemu-system-x86_64", "-m", "64", "-qmp", "unix:old"},
+                                   "/var/lib/relive/vms/x/qmp.sock");
+  ASSERT_TRUE(out.ok());
+  EXPECT_EQ(*out, (Args{"qemu-system-x86_64", "-m", "64", "-S", "-incoming", "defer", "-qmp",
+                        "unix:/var/lib/relive/vms/x/qmp.sock,server=on,wait=off"}));
+}
+
+TEST(VmCommandLine, ReadsAProcesssArgv) {
+  Result<Args> self = process_argv(::getpid());
+  ASSERT_TRUE(self.ok()) << self.status().to_string();
+  ASSERT_FALSE(self->empty());
+  EXPECT_NE((*self)[0].find("vm_command_line_test"), std::string::npos);
+  EXPECT_FALSE(process_argv(0x7ffffff0).ok());
+}
+
+}  // namespace
+}  // namespace relive::qemu
