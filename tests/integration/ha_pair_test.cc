@@ -69,7 +69,13 @@ class HaPair : public ::testing::Test {
        "-beta; do ip netns del $n 2>/dev/null; done; true");
   }
 
-  static constexpr int kPort = 16479;
+  // Per test process: ctest runs two of these at once, and serving_count() and TearDown find
+  // the workload by its port.
+  const int kPort = 20000 + ::getpid() % 10000;
+  // 2 s, not etcd's 1 s minimum: the primary renews every third of the TTL, and on a loaded
+  // 2-core machine two slow renewals in a row would fence a healthy primary (bench/ha.py
+  // measures with 1 s on a quiet machine).
+  static constexpr int kLeaseTtl = 2;
   std::string service() const { return "198.18.60.10"; }
 
   std::string config() const {
@@ -86,7 +92,7 @@ address = "{b}:7411"
 [etcd]
 endpoints = ["http://{c}:2379"]
 lease_key = "/relive/ha/{ns}/primary"
-lease_ttl_s = 1
+lease_ttl_s = {ttl}
 [workload]
 command = ["/usr/bin/redis-server", "--port", "{port}", "--save", "", "--appendonly", "yes",
            "--protected-mode", "no"]
@@ -98,7 +104,7 @@ netns = "{ns}"
                        fmt::arg("a", hosts_.address('a')), fmt::arg("b", hosts_.address('b')),
                        fmt::arg("c", hosts_.address('c')), fmt::arg("ns", netns_),
                        fmt::arg("port", kPort), fmt::arg("dir", std::string(dir_ / "w")),
-                       fmt::arg("svc", service()));
+                       fmt::arg("svc", service()), fmt::arg("ttl", kLeaseTtl));
   }
 
   void start_etcd() {
@@ -195,8 +201,9 @@ netns = "{ns}"
     std::printf("[measure] %s: %zu acknowledged writes, none lost; longest client gap %ld ms\n",
                 what.c_str(), acks.size(), longest_gap_ms(acks));
   }
-  void kill_host_a() {
-    pid_t w = workload_pid(0);
+  // `w`: the workload's pid if known (asking for it takes a status round trip).
+  void kill_host_a(pid_t w = 0) {
+    if (w == 0) w = workload_pid(0);
     relived_[0]->stop();
     if (w > 0) ::kill(w, SIGKILL);
   }
@@ -233,12 +240,16 @@ TEST_F(HaPair, FailoverUnderLoadLosesNoAcknowledgedWrite) {
 // not have the write either (what the client saw and what survived agree).
 TEST_F(HaPair, OutputOfAnUncommittedEpochNeverEscapes) {
   start_pair();
+  pid_t workload = workload_pid(0);
+  ASSERT_GT(workload, 0);
   ::kill(relived_[1]->pid(), SIGSTOP);
   RunResult w = run(hosts_.in('c', {"/usr/bin/timeout", "1", "/usr/bin/redis-cli", "-h", service(),
                                     "-p", std::to_string(kPort), "SET", "unseen", "1"}),
                     10);
   EXPECT_EQ(w.out.find("OK"), std::string::npos) << "the client saw uncommitted output: " << w.out;
-  kill_host_a();
+  // Before the primary gives up on the backup (2 s without an acknowledgement) and would serve
+  // unprotected.
+  kill_host_a(workload);
   ::kill(relived_[1]->pid(), SIGCONT);
   ASSERT_TRUE(eventually([&] { return role(1) == "primary"; }, seconds(30))) << logs();
   RunResult g = run(hosts_.in('c', {"/usr/bin/redis-cli", "-h", service(), "-p",

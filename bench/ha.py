@@ -1,0 +1,301 @@
+#!/usr/bin/python3
+"""The relived HA pair against the same workload unprotected, side by side in one run.
+
+Hosts are network namespaces on one bridge (made here, removed at the end): alpha (198.18.70.1)
+is the primary, beta (198.18.70.2) the backup, 198.18.70.3 runs etcd (1 s leases) and the
+clients. Every configuration runs the same workload through the same path (its own namespace,
+veth, service address 198.18.70.10):
+  unprotected  relived alpha alone: no backup, output passes at once, no epochs
+  N Hz         relived alpha + beta with epoch_ms = 1000 / N, for N = 10, 20, 30, 40
+Measured per configuration:
+  redis        redis-benchmark -t set,get (50 clients, one request at a time each, then 16
+               requests pipelined): requests/s and latency, relative to unprotected
+  compute      bench/ha_spin.c (a hashing loop that reports its work every 100 ms): work/s
+               relative to unprotected -- the analogue of Remus's kernel-compile figure
+  epochs       achieved epochs/s, CRIU's frozen time per epoch (avg, max), bytes per epoch
+  failover     kill -9 of relived and the workload on alpha under a verifying writer
+               (tests/subjects/redis_writer.c): the longest gap between two acknowledged writes
+               is the outage the client saw; every acknowledged write is then checked
+Prints Markdown.
+"""
+import json, os, signal, statistics, subprocess, sys, tempfile, time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BUILD = os.environ.get("RELIVE_BUILD", os.path.join(ROOT, "build"))
+RELIVE = os.path.join(BUILD, "bin", "relive")
+RELIVED = os.path.join(BUILD, "bin", "relived")
+SPIN = os.path.join(BUILD, "bench", "ha_spin")
+WRITER = os.path.join(BUILD, "tests", "subjects", "redis_writer")
+RATES = [int(r) for r in os.environ.get("RELIVE_BENCH_HA_RATES", "10 20 30 40").split()]
+# One request at a time per client waits for an epoch per request: fewer requests there.
+REQUESTS = int(os.environ.get("RELIVE_BENCH_HA_REQUESTS", "3000"))
+PIPELINED_REQUESTS = int(os.environ.get("RELIVE_BENCH_HA_PIPELINED_REQUESTS", "20000"))
+FAILOVERS = int(os.environ.get("RELIVE_BENCH_HA_FAILOVERS", "3"))
+NS = f"rlha{os.getpid() % 100000}"
+A, B, C = "198.18.70.1", "198.18.70.2", "198.18.70.3"
+SERVICE, PORT = "198.18.70.10", 16579
+
+
+def sh(*argv, check=True, **kw):
+    return subprocess.run(list(argv), check=check, capture_output=True, text=True, **kw)
+
+
+def ns(host):
+    return ["nsenter", f"--net=/var/run/netns/{NS}{host}"]
+
+
+def net_up():
+    sh("ip", "netns", "add", NS + "br")
+    sh("ip", "-n", NS + "br", "link", "add", "br0", "type", "bridge")
+    sh("ip", "-n", NS + "br", "link", "set", "br0", "up")
+    for i, h in enumerate("abc", 1):
+        sh("ip", "netns", "add", NS + h)
+        sh("ip", "link", "add", f"v{h}", "netns", NS + h, "type", "veth", "peer", "name", f"p{h}",
+           "netns", NS + "br")
+        sh("ip", "-n", NS + "br", "link", "set", f"p{h}", "master", "br0", "up")
+        sh("ip", "-n", NS + h, "addr", "add", f"198.18.70.{i}/24", "dev", f"v{h}")
+        sh("ip", "-n", NS + h, "link", "set", f"v{h}", "up")
+        sh("ip", "-n", NS + h, "link", "set", "lo", "up")
+
+
+def net_down():
+    for h in ("a", "b", "c", "br"):
+        sh("ip", "netns", "del", NS + h, check=False)
+    for p in ("alpha", "beta"):
+        sh("ip", "netns", "del", f"{NS}w-{p}", check=False)
+
+
+def spawn(argv, out=subprocess.DEVNULL, err=subprocess.DEVNULL):
+    return subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
+                            start_new_session=True)
+
+
+def wait_for(what, fn, timeout=60):
+    end = time.time() + timeout
+    while time.time() < end:
+        v = fn()
+        if v:
+            return v
+        time.sleep(0.05)
+    raise RuntimeError(f"no {what} after {timeout} s")
+
+
+class Pair:
+    """relived alpha (and beta when protected) serving `command` at `epoch_ms`."""
+
+    def __init__(self, work, command, epoch_ms, protected):
+        self.work, self.protected = work, protected
+        self.cfg = os.path.join(work, "pair.toml")
+        self.dir = os.path.join(work, "w")
+        os.makedirs(self.dir, exist_ok=True)
+        with open(self.cfg, "w") as f:
+            f.write(f"""tls_dir = "{work}/keys"
+epoch_ms = {epoch_ms}
+heartbeat_ms = 50
+failure_timeout_ms = 300
+[[peers]]
+name = "alpha"
+address = "{A}:7411"
+[[peers]]
+name = "beta"
+address = "{B}:7411"
+[etcd]
+endpoints = ["http://{C}:2379"]
+lease_key = "/relive/bench/{NS}"
+lease_ttl_s = 1
+[workload]
+command = {json.dumps(command)}
+directory = "{self.dir}"
+service_address = "{SERVICE}/24"
+netns = "{NS}w"
+""")
+        self.procs = {}
+
+    def start(self):
+        self.start_peer("alpha", "a")
+        wait_for("primary", lambda: self.role(0) == "primary")
+        if self.protected:
+            self.start_peer("beta", "b")
+            wait_for("protection", lambda: self.status()[0].get("protection") == "protected"
+                     and self.status()[0].get("committed_epoch", 0) > 3)
+
+    def start_peer(self, name, host):
+        err = open(os.path.join(self.work, f"{name}.err"), "a")
+        self.procs[name] = spawn(ns(host) + [RELIVED, "--ha-config", self.cfg, "--name", name,
+                                             "--state-dir", os.path.join(self.work, "s-" + name)],
+                                 err=err)
+
+    def status(self):
+        r = sh(*ns("c"), RELIVE, "ha", "status", "--config", self.cfg, "--name", "alpha", "--json",
+               check=False)
+        try:
+            return json.loads(r.stdout)
+        except ValueError:
+            return [{}, {}]
+
+    def role(self, i):
+        s = self.status()
+        return s[i].get("role") if len(s) == 2 else None
+
+    def stop(self):
+        pid = self.status()[0].get("workload_pid", 0)
+        for p in self.procs.values():
+            os.killpg(p.pid, signal.SIGKILL)
+            p.wait()
+        for s in self.status():
+            if s.get("workload_pid"):
+                os.kill(s["workload_pid"], signal.SIGKILL)
+        if pid:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        sh("pkill", "-9", "-f", f"redis-server \\*:{PORT}", check=False)
+        sh("pkill", "-9", "-f", SPIN, check=False)
+        # The next configuration must not wait for this one's lease to run out.
+        sh(*ns("c"), "curl", "-s", "-X", "POST", f"http://{C}:2379/v3/kv/deleterange", "-d",
+           json.dumps({"key": __import__("base64").b64encode(f"/relive/bench/{NS}".encode()).decode()}),
+           check=False)
+        time.sleep(0.5)
+
+
+def redis_bench(pipeline):
+    r = sh(*ns("c"), "redis-benchmark", "-h", SERVICE, "-p", str(PORT), "-t", "set,get", "-n",
+           str(REQUESTS if pipeline == 1 else PIPELINED_REQUESTS), "-c", "50", "-P", str(pipeline),
+           "--csv", check=False, timeout=900)
+    rows = {}
+    for line in r.stdout.splitlines():
+        cells = [c.strip('"') for c in line.split(",")]
+        if cells[0] in ("SET", "GET"):
+            rows[cells[0]] = (float(cells[1]), float(cells[2]), float(cells[5]))  # rps, avg, p95
+    return rows
+
+
+def redis_config(work, label, epoch_ms, protected):
+    pair = Pair(work, ["/usr/bin/redis-server", "--port", str(PORT), "--save", "",
+                       "--appendonly", "no", "--protected-mode", "no"], epoch_ms, protected)
+    pair.start()
+    try:
+        result = {"single": redis_bench(1), "pipelined": redis_bench(16)}
+        s = pair.status()[0]
+        result["epochs_per_s"] = s.get("epochs_per_s", 0)
+        result["frozen_avg"] = s.get("frozen_ms_avg")
+        result["frozen_max"] = s.get("frozen_ms_max")
+        result["epoch_bytes"] = s.get("epoch_bytes_avg")
+        return result
+    finally:
+        pair.stop()
+
+
+def spin_config(work, epoch_ms, protected, seconds=8):
+    pair = Pair(work, [SPIN], epoch_ms, protected)
+    pair.start()
+    try:
+        prog = os.path.join(pair.dir, "progress")
+        read = lambda: int(open(prog).read().split()[0])
+        wait_for("progress", lambda: os.path.exists(prog) and os.path.getsize(prog) > 0)
+        time.sleep(1)
+        t0, u0 = time.time(), read()
+        time.sleep(seconds)
+        t1, u1 = time.time(), read()
+        s = pair.status()[0]
+        return {"rate": (u1 - u0) / (t1 - t0), "epochs_per_s": s.get("epochs_per_s", 0),
+                "frozen_avg": s.get("frozen_ms_avg"), "frozen_max": s.get("frozen_ms_max")}
+    finally:
+        pair.stop()
+
+
+def failover(work, epoch_ms):
+    pair = Pair(work, ["/usr/bin/redis-server", "--port", str(PORT), "--save", "",
+                       "--appendonly", "yes", "--protected-mode", "no"], epoch_ms, True)
+    pair.start()
+    acks = os.path.join(work, "acks")
+    out = open(acks, "w")
+    writer = spawn(ns("c") + [WRITER, "write", SERVICE, str(PORT), "k"], out=out)
+    try:
+        wait_for("writes", lambda: len(open(acks).read().splitlines()) > 30)
+        pid = pair.status()[0].get("workload_pid", 0)
+        os.killpg(pair.procs["alpha"].pid, signal.SIGKILL)
+        os.kill(pid, signal.SIGKILL)
+        killed = len(open(acks).read().splitlines())
+        wait_for("takeover", lambda: pair.role(1) == "primary", 60)
+        wait_for("writes after failover", lambda: len(open(acks).read().splitlines()) > killed + 30)
+    finally:
+        os.killpg(writer.pid, signal.SIGKILL)
+        writer.wait()
+    lines = [tuple(map(int, l.split())) for l in open(acks).read().splitlines() if l.strip()]
+    gap = max(b[1] - a[1] for a, b in zip(lines, lines[1:]))
+    v = subprocess.run(ns("c") + [WRITER, "verify", SERVICE, str(PORT), "k"], stdin=open(acks),
+                       capture_output=True, text=True)
+    pair.stop()
+    return gap, len(lines), v.stdout.strip().splitlines()[-1]
+
+
+def fmt(v, spec=".1f"):
+    return "-" if v is None else format(v, spec)
+
+
+def main():
+    net_down()
+    net_up()
+    work = tempfile.mkdtemp(prefix="relive-bench-ha-")
+    etcd = spawn(ns("c") + ["etcd", "--name", "b", "--data-dir", os.path.join(work, "etcd"),
+                            "--listen-client-urls", f"http://{C}:2379", "--advertise-client-urls",
+                            f"http://{C}:2379", "--listen-peer-urls", "http://127.0.0.1:2380",
+                            "--initial-advertise-peer-urls", "http://127.0.0.1:2380",
+                            "--initial-cluster", "b=http://127.0.0.1:2380",
+                            "--heartbeat-interval", "10", "--election-timeout", "100"])
+    try:
+        sh(RELIVE, "keys", "init", os.path.join(work, "keys"), "--hosts", "alpha,beta")
+        wait_for("etcd", lambda: sh(*ns("c"), "curl", "-sf", f"http://{C}:2379/health",
+                                    check=False).returncode == 0)
+        configs = [("unprotected", 100, False)] + [(f"{r} Hz", 1000 // r, True) for r in RATES]
+        redis, spin = {}, {}
+        for label, epoch_ms, protected in configs:
+            redis[label] = redis_config(os.path.join(work, "r" + label[:3].strip()), label,
+                                        epoch_ms, protected)
+            spin[label] = spin_config(os.path.join(work, "s" + label[:3].strip()), epoch_ms,
+                                      protected)
+        fo = [failover(os.path.join(work, f"f{i}"), 50) for i in range(FAILOVERS)]
+    finally:
+        os.killpg(etcd.pid, signal.SIGKILL)
+        net_down()
+    base = redis["unprotected"]
+    print("| configuration | epochs/s achieved | frozen per epoch avg / max ms | bytes per epoch "
+          "| SET rps (vs unprot.) | GET rps | SET avg / p95 ms | pipelined SET rps (vs unprot.) "
+          "| compute work/s (vs unprot.) |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for label, _, _ in configs:
+        r, s = redis[label], spin[label]
+        set1, get1 = r["single"].get("SET", (0, 0, 0)), r["single"].get("GET", (0, 0, 0))
+        setp = r["pipelined"].get("SET", (0, 0, 0))
+        b1 = base["single"].get("SET", (1, 0, 0))[0] or 1
+        bp = base["pipelined"].get("SET", (1, 0, 0))[0] or 1
+        bs = spin["unprotected"]["rate"] or 1
+        protected = label != "unprotected"
+        print(f"| {label} | {fmt(r['epochs_per_s']) if protected else '-'} "
+              f"| {fmt(r['frozen_avg'])} / {fmt(r['frozen_max'])} "
+              f"| {fmt(r['epoch_bytes'], '.0f') if protected else '-'} "
+              f"| {set1[0]:.0f} ({set1[0] / b1:.3f}) | {get1[0]:.0f} "
+              f"| {set1[1]:.1f} / {set1[2]:.1f} | {setp[0]:.0f} ({setp[0] / bp:.3f}) "
+              f"| {s['rate']:.0f} ({s['rate'] / bs:.3f}) |")
+    print()
+    print("Compute workload under protection: "
+          + ", ".join(f"{l}: {fmt(spin[l]['epochs_per_s'])} epochs/s, frozen "
+                      f"{fmt(spin[l]['frozen_avg'])} ms avg" for l, _, _ in configs[1:]))
+    print()
+    print(f"Failover (20 Hz, redis with AOF, verifying writer, kill -9 of relived and the workload "
+          f"on the primary), {FAILOVERS} runs:")
+    print()
+    print("| run | client-observed outage ms | acknowledged writes | verification |")
+    print("|---|---|---|---|")
+    for i, (gap, n, verdict) in enumerate(fo, 1):
+        print(f"| {i} | {gap} | {n} | {verdict} |")
+    print()
+    gaps = [g for g, _, _ in fo]
+    print(f"Median client-observed outage: {statistics.median(gaps):.0f} ms (lease TTL 1 s, "
+          f"failure timeout 300 ms).")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
