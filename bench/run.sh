@@ -45,6 +45,13 @@ tmp=$(mktemp)
   echo
   /usr/bin/python3 bench/migrate.py
   echo
+  echo "## HA pair: protected vs unprotected (issue: relived HA pair)"
+  echo
+  echo "redis-server and a CPU-bound loop protected by relived at 10-40 epochs per second against"
+  echo "the same workload with no backup, in one run (bench/ha.py describes the setup)."
+  echo
+  /usr/bin/python3 bench/ha.py
+  echo
   echo "## Shared-memory event ring (tracer -> log writer process)"
   echo
   echo '```'

@@ -30,7 +30,9 @@ std::chrono::milliseconds LeaseKeeper::remaining() const {
 }
 
 void LeaseKeeper::loop() {
-  Result<EtcdLease> etcd = EtcdLease::create(endpoints_, std::chrono::milliseconds(500));
+  // A renewal may take up to a third of the TTL (then the next one is due).
+  Result<EtcdLease> etcd = EtcdLease::create(
+      endpoints_, std::chrono::milliseconds(std::max<int64_t>(lease_.ttl_s * 1000 / 3, 500)));
   if (!etcd.ok()) {
     lost_ = true;
     return;

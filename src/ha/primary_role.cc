@@ -78,6 +78,9 @@ void HaNode::primary_tick() {
       fence("lost the lease");
       return;
     }
+  } else if (backup_link_ == nullptr) {
+    // Unprotected, and the lease is ours again after a slow renewal: let output pass again.
+    (void)output_->set_pass_through(true);
   }
   if (!workload_alive(workload_)) {
     fence("the workload exited");

@@ -65,6 +65,7 @@ class HaPair : public ::testing::Test {
     // Whatever workload is left (relived leaves it running when it is killed).
     sh("pkill -9 -f 'redis-server \\*:" + std::to_string(kPort) + "' 2>/dev/null; true");
     etcd_.reset();
+    sh("rm -rf " + etcd_dir_);
     sh("for n in " + netns_ + "-alpha " + netns_ +
        "-beta; do ip netns del $n 2>/dev/null; done; true");
   }
@@ -113,8 +114,8 @@ netns = "{ns}"
     etcd_ = std::make_unique<Background>(
         hosts_.in(
             'c',
-            {"/usr/bin/etcd", "--name", "t", "--data-dir", dir_ / "etcd", "--listen-client-urls",
-             url, "--advertise-client-urls", url, "--listen-peer-urls", "http://127.0.0.1:2380",
+            {"/usr/bin/etcd", "--name", "t", "--data-dir", etcd_dir_, "--listen-client-urls", url,
+             "--advertise-client-urls", url, "--listen-peer-urls", "http://127.0.0.1:2380",
              "--initial-advertise-peer-urls", "http://127.0.0.1:2380", "--initial-cluster",
              "t=http://127.0.0.1:2380", "--heartbeat-interval", "10", "--election-timeout", "100"}),
         dir_ / "etcd.log", dir_ / "etcd.log");
@@ -212,6 +213,9 @@ netns = "{ns}"
   std::string netns_ = prefix_ + "w";
   NetnsHosts hosts_{prefix_, 60};
   TempDir dir_;
+  // etcd fsyncs every lease grant and put: on tmpfs, so that a busy disk (CRIU images, other
+  // tests) cannot stall it past a lease's TTL.
+  std::string etcd_dir_ = "/dev/shm/relive-test-etcd-" + std::to_string(::getpid());
   std::unique_ptr<Background> etcd_;
   std::unique_ptr<Background> relived_[2];
   std::unique_ptr<Background> writer_;
