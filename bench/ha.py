@@ -34,6 +34,7 @@ FAILOVERS = int(os.environ.get("RELIVE_BENCH_HA_FAILOVERS", "3"))
 NS = f"rlha{os.getpid() % 100000}"
 A, B, C = "198.18.70.1", "198.18.70.2", "198.18.70.3"
 SERVICE, PORT = "198.18.70.10", 16579
+KEYS = None  # the pair's key directory, made by main()
 
 
 def sh(*argv, check=True, **kw):
@@ -89,7 +90,7 @@ class Pair:
         self.dir = os.path.join(work, "w")
         os.makedirs(self.dir, exist_ok=True)
         with open(self.cfg, "w") as f:
-            f.write(f"""tls_dir = "{work}/keys"
+            f.write(f"""tls_dir = "{KEYS}"
 epoch_ms = {epoch_ms}
 heartbeat_ms = 50
 failure_timeout_ms = 300
@@ -142,10 +143,7 @@ netns = "{NS}w"
         for p in self.procs.values():
             os.killpg(p.pid, signal.SIGKILL)
             p.wait()
-        for s in self.status():
-            if s.get("workload_pid"):
-                os.kill(s["workload_pid"], signal.SIGKILL)
-        if pid:
+        if pid > 0:
             try:
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
@@ -216,7 +214,8 @@ def failover(work, epoch_ms):
         wait_for("writes", lambda: len(open(acks).read().splitlines()) > 30)
         pid = pair.status()[0].get("workload_pid", 0)
         os.killpg(pair.procs["alpha"].pid, signal.SIGKILL)
-        os.kill(pid, signal.SIGKILL)
+        if pid > 0:
+            os.kill(pid, signal.SIGKILL)
         killed = len(open(acks).read().splitlines())
         wait_for("takeover", lambda: pair.role(1) == "primary", 60)
         wait_for("writes after failover", lambda: len(open(acks).read().splitlines()) > killed + 30)
@@ -245,8 +244,10 @@ def main():
                             "--initial-advertise-peer-urls", "http://127.0.0.1:2380",
                             "--initial-cluster", "b=http://127.0.0.1:2380",
                             "--heartbeat-interval", "10", "--election-timeout", "100"])
+    global KEYS
+    KEYS = os.path.join(work, "keys")
     try:
-        sh(RELIVE, "keys", "init", os.path.join(work, "keys"), "--hosts", "alpha,beta")
+        sh(RELIVE, "keys", "init", KEYS, "--hosts", "alpha,beta")
         wait_for("etcd", lambda: sh(*ns("c"), "curl", "-sf", f"http://{C}:2379/health",
                                     check=False).returncode == 0)
         configs = [("unprotected", 100, False)] + [(f"{r} Hz", 1000 // r, True) for r in RATES]

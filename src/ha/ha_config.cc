@@ -249,8 +249,6 @@ Status parse_limits(Section& root, LimitsConfig* l) {
   RELIVE_ASSIGN_OR_RETURN(uint64_t p,
                           s.integer("max_held_packets", l->max_held_packets, 16, 1 << 20));
   l->max_held_packets = static_cast<uint32_t>(p);
-  RELIVE_ASSIGN_OR_RETURN(uint64_t lag, s.integer("max_epoch_lag", l->max_epoch_lag, 1, 1000));
-  l->max_epoch_lag = static_cast<uint32_t>(lag);
   return s.finish();
 }
 

@@ -38,7 +38,6 @@ struct WorkloadConfig {
 struct LimitsConfig {
   uint64_t max_epoch_bytes = 256ull << 20;  // one epoch's dirty state, before it is refused
   uint32_t max_held_packets = 65536;        // output packets held while an epoch is in flight
-  uint32_t max_epoch_lag = 4;               // epochs shipped but not acknowledged
 };
 
 struct HaConfig {

@@ -323,6 +323,7 @@ void HaNode::fence(const std::string& why) {
     std::lock_guard<std::mutex> l(mu_);
     alerts_.push_back("fenced: " + why);
   }
+  if (lease_) lease_->on_valid_until(nullptr);  // the buffer it feeds goes below
   if (output_) (void)output_->drop_all();
   if (workload_ > 0) kill_workload(workload_);
   workload_ = 0;

@@ -18,6 +18,12 @@ LeaseKeeper::~LeaseKeeper() {
   if (thread_.joinable()) thread_.join();
 }
 
+void LeaseKeeper::on_valid_until(std::function<void(std::chrono::steady_clock::time_point)> sink) {
+  std::lock_guard<std::mutex> l(mu_);
+  sink_ = std::move(sink);
+  if (sink_) sink_(lease_.valid_until);
+}
+
 bool LeaseKeeper::may_serve() const {
   std::lock_guard<std::mutex> l(mu_);
   return !lost_ && std::chrono::steady_clock::now() < lease_.valid_until;
@@ -48,6 +54,7 @@ void LeaseKeeper::loop() {
     l.lock();
     if (s.ok()) {
       lease_ = copy;
+      if (sink_) sink_(lease_.valid_until);
     } else if (s.code() == Status::Code::kAborted) {
       RELIVE_LOG_WARN("lease lost: {}", s.to_string());
       lost_ = true;
@@ -67,6 +74,7 @@ Status LeaseKeeper::release() {
   RELIVE_ASSIGN_OR_RETURN(EtcdLease etcd, EtcdLease::create(endpoints_));
   std::lock_guard<std::mutex> l(mu_);
   lost_ = true;
+  if (sink_) sink_(std::chrono::steady_clock::time_point::min());
   return etcd.release(&lease_);
 }
 

@@ -8,6 +8,7 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <functional>
 #include <mutex>
 #include <thread>
 
@@ -19,6 +20,9 @@ class LeaseKeeper {
  public:
   // Takes over `lease`, renewing it through its own EtcdLease on `endpoints`.
   LeaseKeeper(std::vector<std::string> endpoints, Lease lease);
+  // `sink` gets the lease's conservative end now and after every renewal (from the renewing
+  // thread): what the output buffers use as their deadline.
+  void on_valid_until(std::function<void(std::chrono::steady_clock::time_point)> sink);
   ~LeaseKeeper();  // stops renewing (does not revoke: see release())
   LeaseKeeper(const LeaseKeeper&) = delete;
   LeaseKeeper& operator=(const LeaseKeeper&) = delete;
@@ -40,6 +44,7 @@ class LeaseKeeper {
   std::atomic<bool> lost_{false};
   bool stop_ = false;
   std::condition_variable cv_;
+  std::function<void(std::chrono::steady_clock::time_point)> sink_;
   std::thread thread_;
 };
 

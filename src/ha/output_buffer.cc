@@ -180,7 +180,7 @@ int OutputBuffer::on_packet(nfq_q_handle* qh, nfgenmsg*, nfq_data* nfa, void* se
   nfqnl_msg_packet_hdr* ph = ::nfq_get_msg_packet_hdr(nfa);
   if (!ph) return 0;
   uint32_t id = ntohl(ph->packet_id);
-  if (b->pass_through_) {
+  if (b->pass_through_ && Clock::now() < b->deadline_) {
     ::nfq_set_verdict(qh, id, NF_ACCEPT, 0, nullptr);
     ++b->stats_.released;
   } else {
@@ -213,6 +213,7 @@ void OutputBuffer::set_epoch(uint64_t epoch) {
 
 Result<size_t> OutputBuffer::release_through(uint64_t epoch) {
   std::lock_guard<std::mutex> lock(mu_);
+  if (Clock::now() >= deadline_) return 0;
   size_t n = 0;
   while (n < held_.size() && held_[n].epoch <= epoch) ++n;
   RELIVE_RETURN_IF_ERROR(verdict_prefix(n, NF_ACCEPT));
@@ -226,10 +227,15 @@ Result<size_t> OutputBuffer::drop_all() {
   return n;
 }
 
+void OutputBuffer::set_deadline(Clock::time_point deadline) {
+  std::lock_guard<std::mutex> lock(mu_);
+  deadline_ = deadline;
+}
+
 Status OutputBuffer::set_pass_through(bool on) {
   std::lock_guard<std::mutex> lock(mu_);
   pass_through_ = on;
-  if (on) return verdict_prefix(held_.size(), NF_ACCEPT);
+  if (on && Clock::now() < deadline_) return verdict_prefix(held_.size(), NF_ACCEPT);
   return Status::Ok();
 }
 

@@ -91,6 +91,10 @@ class OutputBuffer {
   // Unprotected mode (no backup): when on, everything held is accepted now and new packets are
   // accepted as they arrive. Turning it off holds packets again from the next one on.
   Status set_pass_through(bool on);
+  // Nothing is let out at or after `deadline` (release_through releases nothing, pass-through
+  // holds): the HA primary sets it to the end of its fencing lease, so that output stops by the
+  // lease's end even if relived itself is slow to notice. Default: no deadline.
+  void set_deadline(std::chrono::steady_clock::time_point deadline);
   Stats stats() const;
 
  private:
@@ -113,6 +117,7 @@ class OutputBuffer {
   std::deque<Held> held_;
   uint64_t epoch_ = 0;
   bool pass_through_ = false;
+  std::chrono::steady_clock::time_point deadline_ = std::chrono::steady_clock::time_point::max();
   Stats stats_;
   ScopedFd stop_event_;  // eventfd that ends receive_loop
   std::thread receiver_;

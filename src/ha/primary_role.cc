@@ -42,6 +42,10 @@ Status HaNode::begin_output() {
   bo.input = true;
   bo.queue_num = static_cast<uint16_t>(bo.queue_num + 1);
   RELIVE_ASSIGN_OR_RETURN(input_, OutputBuffer::create(bo));
+  // Input is held only while an epoch's dump reads the sockets (epoch(), take_over()).
+  RELIVE_RETURN_IF_ERROR(input_->set_pass_through(true));
+  // Output stops by the end of the lease even if this thread is busy (in a dump) when it ends.
+  lease_->on_valid_until([o = out.get()](Clock::time_point t) { o->set_deadline(t); });
   std::lock_guard<std::mutex> l(mu_);
   output_ = std::move(out);
   return Status::Ok();
@@ -202,6 +206,7 @@ void HaNode::finish_switchover() {
   workload_ = 0;
   (void)output_->drop_all();
   Status told = backup_link_->call(m::HaSwitchover{}).status();
+  lease_->on_valid_until(nullptr);  // the buffer it feeds goes now
   {
     std::lock_guard<std::mutex> l(mu_);
     output_.reset();

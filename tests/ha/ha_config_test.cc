@@ -72,7 +72,6 @@ TEST(HaConfig, ParsesEveryKey) {
   EXPECT_EQ(c.workload.netns, "rx");
   EXPECT_EQ(c.workload.output_queue, 7);
   EXPECT_EQ(c.limits.max_held_packets, 100u);
-  EXPECT_EQ(c.limits.max_epoch_lag, 4u);  // default
 }
 
 TEST(HaConfig, AppliesDefaults) {

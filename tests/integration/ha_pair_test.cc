@@ -327,6 +327,20 @@ TEST_F(HaPair, ReprotectionAfterFailoverThenPlannedSwitchover) {
   EXPECT_EQ(serving_count(), 1);
 }
 
+// A primary whose backup never came serves unprotected: output passes at once, and so does input.
+TEST_F(HaPair, PrimaryWithoutABackupServesUnprotected) {
+  start_peer(0);
+  ASSERT_TRUE(eventually([&] { return role(0) == "primary"; }, seconds(30))) << logs();
+  RunResult r = run(hosts_.in('c', {"/usr/bin/timeout", "10", "/usr/bin/redis-cli", "-h",
+                                    service(), "-p", std::to_string(kPort), "PING"}),
+                    20);
+  EXPECT_EQ(r.out, "PONG\n") << r.err << logs();
+  auto s = status();
+  ASSERT_EQ(s.size(), 2u);
+  EXPECT_EQ(s[0].value("protection", ""), "unprotected");
+  EXPECT_EQ(s[1].value("role", ""), "unreachable");
+}
+
 TEST_F(HaPair, UnknownPeerIsRefusedAndNothingIsApplied) {
   start_pair();
   auto before = status();
