@@ -52,6 +52,13 @@ tmp=$(mktemp)
   echo
   /usr/bin/python3 bench/ha.py
   echo
+  echo "## VM migration: pre-copy, post-copy, TCG log shipping (issue: relive migrate --vm)"
+  echo
+  echo "The test guest (256 MiB, TCG, QEMU 10.0.2) between two network-namespace hosts, TLS;"
+  echo "tests/integration/vm_migrate_test.cc's migrations, one run each, in this one run."
+  echo
+  /usr/bin/python3 bench/vm_migrate.py build
+  echo
   echo "## Shared-memory event ring (tracer -> log writer process)"
   echo
   echo '```'

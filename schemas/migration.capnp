@@ -52,6 +52,7 @@ enum Strategy {
   precopy @1;
   postcopy @2;
   crtr @3;
+  logShipping @4;  # vm: QEMU record/replay log shipped to a replaying QEMU (docs/vm.md)
 }
 
 struct Begin {
@@ -87,6 +88,7 @@ struct LogRound {
   round @0 :UInt32;
   bytes @1 :UInt64;  # trace event bytes that follow (whole segments of the trace's log)
   final @2 :Bool;    # the source is frozen: this is the last round
+  icount @3 :UInt64;  # vm log shipping: the replay may run up to this guest instruction count
 }
 
 struct Restore {

@@ -104,7 +104,8 @@ void register_migrate(CLI::App& app, int* exit_code) {
   auto* c =
       app.add_subcommand("migrate", "Live-migrate a running process or QEMU VM to another host");
   add_options(c, a.get(),
-              "crtr | precopy | postcopy | stop-copy | auto (VMs: precopy | postcopy | auto)",
+              "crtr | precopy | postcopy | stop-copy | auto (VMs: precopy | postcopy | auto | "
+              "log-shipping)",
               false);
   c->callback([a, exit_code] { run_migrate(*a, exit_code); });
 

@@ -26,6 +26,7 @@
 #include "migrate/runc_destination.h"
 #include "migrate/service_address.h"
 #include "migrate/vm_destination.h"
+#include "migrate/vm_log_destination.h"
 
 namespace relive::migrate {
 namespace {
@@ -367,6 +368,8 @@ Result<DestinationOutcome> Session::run() {
     (void)link_->fail(s);
     return s;
   }
+  if (b->kind == m::WorkloadKind::kVm && b->strategy == m::Strategy::kLogShipping)
+    return serve_vm_log_shipping(link_, gate_, o_, *b);
   if (b->kind == m::WorkloadKind::kVm) return serve_vm_migration(link_, gate_, o_, *b);
   Status began = begin(*b);
   if (!began.ok()) {

@@ -15,6 +15,7 @@
 #include "migrate/link.h"
 #include "migrate/qemu_tls.h"
 #include "migrate/vm_convergence.h"
+#include "migrate/vm_log_source.h"
 #include "security/tls_channel.h"
 
 namespace relive::migrate {
@@ -108,8 +109,8 @@ void VmSource::progress(const std::string& line) const {
 // The source VM: its monitor, its state, its command line.
 Status VmSource::open() {
   if (o_.strategy != "precopy" && o_.strategy != "postcopy" && o_.strategy != "auto")
-    return Status::InvalidArgument("VMs migrate with precopy, postcopy or auto, not " +
-                                   o_.strategy);
+    return Status::InvalidArgument(
+        "VMs migrate with precopy, postcopy, auto or log-shipping, not " + o_.strategy);
   RELIVE_ASSIGN_OR_RETURN(qemu::QmpClient c, qemu::QmpClient::connect(o_.vm_qmp, kQmpTimeout));
   qmp_.emplace(std::move(c));
   RELIVE_ASSIGN_OR_RETURN(nlohmann::json st, qmp_->execute("query-status"));
@@ -370,6 +371,7 @@ void VmSource::rollback() {
 }  // namespace
 
 Result<MigrateReport> run_vm_migration(const MigrateOptions& options) {
+  if (options.strategy == "log-shipping") return run_vm_log_shipping(options);
   VmSource s(options);
   return s.run();
 }

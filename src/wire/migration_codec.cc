@@ -16,8 +16,8 @@ namespace relive::migration {
 
 const char* command_name(const Command& command) {
   static constexpr const char* kNames[] = {
-      "migrate.begin",  "migrate.files", "migrate.pages",  "migrate.log",  "migrate.restore",
-      "migrate.commit", "migrate.abort", "migrate.verify", "ha.epoch",     "ha.dir",
+      "migrate.begin",  "migrate.files", "migrate.pages",  "migrate.log",   "migrate.restore",
+      "migrate.commit", "migrate.abort", "migrate.verify", "ha.epoch",      "ha.dir",
       "ha.commit",      "ha.heartbeat",  "ha.status",      "ha.switchover", "migrate.vm_progress"};
   static_assert(std::size(kNames) == std::variant_size_v<Command>);
   return kNames[command.index()];
@@ -33,6 +33,8 @@ const char* strategy_name(Strategy s) {
       return "postcopy";
     case Strategy::kCrtr:
       return "crtr";
+    case Strategy::kLogShipping:
+      return "log-shipping";
   }
   return "?";
 }
@@ -104,6 +106,7 @@ void build(const m::Command& c, MigrationCommand::Builder o) {
                    r.setRound(l.round);
                    r.setBytes(l.bytes);
                    r.setFinal(l.final);
+                   r.setIcount(l.icount);
                  },
                  [&](const m::Restore& r) {
                    auto b = o.initRestore();
@@ -137,7 +140,7 @@ void build(const m::Command& c, MigrationCommand::Builder o) {
 
 Result<m::Command> read_begin(Begin::Reader r) {
   if (static_cast<uint16_t>(r.getKind()) > static_cast<uint16_t>(WorkloadKind::VM) ||
-      static_cast<uint16_t>(r.getStrategy()) > static_cast<uint16_t>(Strategy::CRTR)) {
+      static_cast<uint16_t>(r.getStrategy()) > static_cast<uint16_t>(Strategy::LOG_SHIPPING)) {
     return Status::Corruption("migrate.begin names an unknown workload kind or strategy");
   }
   m::Begin b;
@@ -173,7 +176,7 @@ Result<m::Command> read(MigrationCommand::Reader r) {
       return m::Command(m::PageRound{r.getPages().getRound(), r.getPages().getPages()});
     case MigrationCommand::LOG: {
       auto l = r.getLog();
-      return m::Command(m::LogRound{l.getRound(), l.getBytes(), l.getFinal()});
+      return m::Command(m::LogRound{l.getRound(), l.getBytes(), l.getFinal(), l.getIcount()});
     }
     case MigrationCommand::RESTORE: {
       auto x = r.getRestore();

@@ -10,7 +10,7 @@
 namespace relive::migration {
 
 enum class WorkloadKind : uint8_t { kProcess, kProcessTree, kRunc, kVm };
-enum class Strategy : uint8_t { kStopCopy, kPrecopy, kPostcopy, kCrtr };
+enum class Strategy : uint8_t { kStopCopy, kPrecopy, kPostcopy, kCrtr, kLogShipping };
 
 struct Begin {
   WorkloadKind kind = WorkloadKind::kProcess;
@@ -49,6 +49,7 @@ struct LogRound {
   uint32_t round = 0;
   uint64_t bytes = 0;
   bool final = false;
+  uint64_t icount = 0;  // VM log shipping: the replay may run up to here (0: no limit)
   bool operator==(const LogRound&) const = default;
 };
 

@@ -46,7 +46,7 @@ std::vector<m::Command> samples() {
                    {{"core-42.img", 4096, "0123456789abcdef0123456789abcdef"},
                     {"sub/pages-1.img", 0, "ffffffffffffffffffffffffffffffff"}}},
       m::PageRound{7, 262144},
-      m::LogRound{3, 1ull << 40, true},
+      m::LogRound{3, 1ull << 40, true, 1688768500},
       m::Restore{"198.18.0.1", 27000, true},
       m::Commit{},
       m::Abort{"source ran out of patience"},
@@ -93,10 +93,10 @@ TEST(MigrationCodec, CommandNamesAreDistinct) {
   std::vector<std::string> names;
   for (const m::Command& c : samples()) names.push_back(m::command_name(c));
   EXPECT_EQ(names,
-            (std::vector<std::string>{"migrate.begin", "migrate.files", "migrate.pages",
-                                      "migrate.log", "migrate.restore", "migrate.commit",
-                                      "migrate.abort", "migrate.verify", "ha.epoch", "ha.dir",
-                                      "ha.commit", "ha.heartbeat", "ha.status", "ha.switchover", "migrate.vm_progress"}));
+            (std::vector<std::string>{
+                "migrate.begin", "migrate.files", "migrate.pages", "migrate.log", "migrate.restore",
+                "migrate.commit", "migrate.abort", "migrate.verify", "ha.epoch", "ha.dir",
+                "ha.commit", "ha.heartbeat", "ha.status", "ha.switchover", "migrate.vm_progress"}));
 }
 
 TEST(MigrationCodec, RejectsBodyUnderAnotherCommandName) {

@@ -1,0 +1,306 @@
+#include "migrate/vm_log_destination.h"
+
+#include <fcntl.h>
+#include <fmt/format.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <thread>
+
+#include "common/file_util.h"
+#include "common/logging.h"
+#include "common/scoped_fd.h"
+#include "drivers/qemu/qemu_process.h"
+#include "drivers/qemu/qmp_client.h"
+#include "drivers/qemu/record_replay_args.h"
+#include "migrate/bulk.h"
+
+namespace relive::migrate {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using std::chrono::milliseconds;
+namespace m = relive::migration;
+
+constexpr milliseconds kQmpTimeout{30000};
+constexpr milliseconds kToolTimeout{30000};
+constexpr milliseconds kReplayTimeout{600000};  // the final replay: the source's lead on us
+constexpr size_t kLogHeader = 12;               // QEMU's replay log header (version, 0)
+constexpr const char* kTag = "relive-handover";
+
+double ms_since(Clock::time_point t) {
+  return std::chrono::duration<double, std::milli>(Clock::now() - t).count();
+}
+
+// Runs a short-lived tool (qemu-img, a probing QEMU) in `dir` until it exits.
+Status run_tool(const std::vector<std::string>& argv, const std::string& dir) {
+  qemu::QemuLaunch l{argv, dir, dir + "/tools.log"};
+  RELIVE_ASSIGN_OR_RETURN(qemu::QemuProcess p, qemu::QemuProcess::start(l));
+  for (auto end = Clock::now() + kToolTimeout; p.running();) {
+    if (Clock::now() > end) return Status::IoError(argv[0] + " did not finish: " + p.log_tail());
+    std::this_thread::sleep_for(milliseconds(10));
+  }
+  return Status::Ok();
+}
+
+class VmLogIncoming {
+ public:
+  VmLogIncoming(Link* link, security::RequestGate* gate, const DestinationOptions& o,
+                const m::Begin& b)
+      : link_(link), gate_(gate), o_(o), begin_(b) {}
+
+  Result<DestinationOutcome> run();
+
+ private:
+  Status prepare();
+  Status probe_log_version();
+  Status log_header();
+  Status receive(const m::LogRound& l);
+  Status start_replay();
+  Status replay_until(uint64_t icount);
+  Status finish_replay(nlohmann::json* detail);
+  Status go_live();
+  Status run_live();
+  Result<std::string> dispatch(const m::Command& c, bool* done);
+  Result<uint64_t> replay_icount();
+
+  Link* link_;
+  security::RequestGate* gate_;
+  const DestinationOptions& o_;
+  m::Begin begin_;
+  std::string dir_, log_, image_;
+  std::string header_;    // the replay log header this QEMU writes
+  uint64_t written_ = 0;  // log bytes received
+  ScopedFd log_fd_;
+  std::optional<qemu::QemuProcess> replay_, live_;
+  std::optional<qemu::QmpClient> rqmp_, lqmp_;
+  DestinationOutcome outcome_;
+};
+
+// The VM's directory, the snapshot image, and the log header: a recording QEMU writes its log's
+// version only when it exits, so the source's log starts with zeros until then; a QEMU of the
+// binary here, recording nothing for an instant, tells which version it reads.
+Status VmLogIncoming::prepare() {
+  std::string root = o_.vm_root.empty() ? "/var/lib/relive/vms" : o_.vm_root;
+  RELIVE_RETURN_IF_ERROR(make_dirs(root));
+  std::string tmpl = root + "/vm.XXXXXX";
+  if (::mkdtemp(tmpl.data()) == nullptr) return PosixError("mkdtemp " + tmpl, errno);
+  dir_ = tmpl;
+  log_ = dir_ + "/replay.rr";
+  image_ = dir_ + "/handover.qcow2";
+  if (begin_.vm_args.empty()) return Status::InvalidArgument("no QEMU command line");
+  RELIVE_RETURN_IF_ERROR(
+      run_tool({"qemu-img", "create", "-q", "-f", "qcow2", image_, "64M"}, dir_));
+  return probe_log_version();
+}
+
+Status VmLogIncoming::probe_log_version() {
+  std::string socket = dir_ + "/probe.sock";
+  qemu::QemuLaunch l{
+      {begin_.vm_args[0], "-machine", "none", "-nodefaults", "-no-user-config", "-display", "none",
+       "-S", "-icount", "shift=0,rr=record,rrfile=" + dir_ + "/probe.rr", "-qmp",
+       "unix:" + socket + ",server=on,wait=off"},
+      dir_,
+      dir_ + "/tools.log"};
+  RELIVE_ASSIGN_OR_RETURN(qemu::QemuProcess p, qemu::QemuProcess::start(l));
+  RELIVE_ASSIGN_OR_RETURN(qemu::QmpClient c, qemu::QmpClient::connect(socket, kQmpTimeout));
+  (void)c.execute("quit");  // the answer may be lost as QEMU exits
+  for (auto end = Clock::now() + kToolTimeout; p.running();) {
+    if (Clock::now() > end) return Status::IoError("the probing QEMU did not quit");
+    std::this_thread::sleep_for(milliseconds(10));
+  }
+  return Status::Ok();
+}
+
+Status VmLogIncoming::log_header() {
+  RELIVE_ASSIGN_OR_RETURN(std::string probe, read_file(dir_ + "/probe.rr"));
+  if (probe.size() < kLogHeader) return Status::IoError("QEMU wrote no replay log header");
+  header_ = probe.substr(0, kLogHeader);
+  int fd = ::open(log_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  if (fd < 0) return PosixError("open " + log_, errno);
+  log_fd_ = ScopedFd(fd);
+  return Status::Ok();
+}
+
+// Appends a round's log bytes (the first round's header replaced by ours).
+Status VmLogIncoming::receive(const m::LogRound& l) {
+  if (!log_fd_.valid()) RELIVE_RETURN_IF_ERROR(log_header());
+  BulkReceiver in(&link_->channel());
+  for (uint64_t remaining = l.bytes; remaining > 0;) {
+    RELIVE_ASSIGN_OR_RETURN(std::vector<std::string> events, in.next());
+    for (const std::string& ev : events) {
+      std::string data = ev.substr(8);
+      if (data.size() > remaining) return Status::Corruption("log round longer than announced");
+      if (written_ < kLogHeader) {
+        size_t n = std::min<size_t>(kLogHeader - written_, data.size());
+        data.replace(0, n, header_.substr(written_, n));
+      }
+      if (::write(log_fd_.get(), data.data(), data.size()) != static_cast<ssize_t>(data.size()))
+        return PosixError("write " + log_, errno);
+      written_ += data.size();
+      remaining -= data.size();
+    }
+  }
+  return Status::Ok();
+}
+
+Status VmLogIncoming::start_replay() {
+  std::string socket = dir_ + "/replay.sock";
+  qemu::QemuLaunch l;
+  RELIVE_ASSIGN_OR_RETURN(l.argv, qemu::replay_args(begin_.vm_args, log_, image_, socket));
+  l.cwd = dir_;
+  l.log_file = dir_ + "/qemu.log";
+  RELIVE_ASSIGN_OR_RETURN(qemu::QemuProcess p, qemu::QemuProcess::start(l));
+  replay_.emplace(std::move(p));
+  Result<qemu::QmpClient> c = qemu::QmpClient::connect(socket, kQmpTimeout);
+  if (!c.ok())
+    return c.status().with_context("replaying QEMU did not start (" + replay_->log_tail() + ")");
+  rqmp_.emplace(std::move(*c));
+  return Status::Ok();
+}
+
+Result<uint64_t> VmLogIncoming::replay_icount() {
+  RELIVE_ASSIGN_OR_RETURN(nlohmann::json r, rqmp_->execute("query-replay"));
+  return r.value("icount", uint64_t{0});
+}
+
+// Lets the replay run on up to `icount` (where it pauses by itself).
+Status VmLogIncoming::replay_until(uint64_t icount) {
+  if (!replay_) RELIVE_RETURN_IF_ERROR(start_replay());
+  if (!replay_->running()) return Status::IoError("replaying QEMU exited: " + replay_->log_tail());
+  RELIVE_ASSIGN_OR_RETURN(uint64_t at, replay_icount());
+  if (icount <= at) return Status::Ok();
+  RELIVE_RETURN_IF_ERROR(rqmp_->execute("replay-break", {{"icount", icount}}).status());
+  return rqmp_->execute("cont").status();
+}
+
+// The whole log is here: replay to its end (the source's quit, where -action shutdown=pause
+// stops the VM), then save the VM there.
+Status VmLogIncoming::finish_replay(nlohmann::json* detail) {
+  auto start = Clock::now();
+  if (!replay_) RELIVE_RETURN_IF_ERROR(start_replay());
+  (void)rqmp_->execute("replay-delete-break");
+  RELIVE_RETURN_IF_ERROR(rqmp_->execute("cont").status());
+  for (;;) {
+    if (!replay_->running())
+      return Status::IoError("replaying QEMU exited: " + replay_->log_tail());
+    RELIVE_ASSIGN_OR_RETURN(nlohmann::json st, rqmp_->execute("query-status"));
+    if (st.value("status", "") == "shutdown") break;
+    if (Clock::now() - start > kReplayTimeout) return Status::IoError("the replay did not end");
+    std::this_thread::sleep_for(milliseconds(20));
+  }
+  (*detail)["replay_ms"] = ms_since(start);
+  auto saving = Clock::now();
+  RELIVE_ASSIGN_OR_RETURN(
+      nlohmann::json out,
+      rqmp_->execute("human-monitor-command", {{"command-line", std::string("savevm ") + kTag}}));
+  // HMP reports failures as text.
+  if (out.is_string() && !out.get<std::string>().empty())
+    return Status::IoError("savevm at the end of the replay: " + out.get<std::string>());
+  (*detail)["savevm_ms"] = ms_since(saving);
+  (void)rqmp_->execute("quit");
+  rqmp_.reset();
+  replay_.reset();  // kills it if the quit did not
+  return Status::Ok();
+}
+
+// A QEMU that records anew, loaded from the snapshot, paused until the commit.
+Status VmLogIncoming::go_live() {
+  std::string socket = dir_ + "/qmp.sock";
+  qemu::QemuLaunch l;
+  RELIVE_ASSIGN_OR_RETURN(l.argv,
+                          qemu::live_args(begin_.vm_args, dir_ + "/live.rr", image_, kTag, socket));
+  l.cwd = dir_;
+  l.log_file = dir_ + "/qemu.log";
+  RELIVE_ASSIGN_OR_RETURN(qemu::QemuProcess p, qemu::QemuProcess::start(l));
+  live_.emplace(std::move(p));
+  Result<qemu::QmpClient> c = qemu::QmpClient::connect(socket, kQmpTimeout);
+  if (!c.ok())
+    return c.status().with_context("live QEMU did not start (" + live_->log_tail() + ")");
+  lqmp_.emplace(std::move(*c));
+  return Status::Ok();
+}
+
+Status VmLogIncoming::run_live() {
+  if (!lqmp_) return Status::Corruption("commit before the last log round");
+  auto start = Clock::now();
+  RELIVE_RETURN_IF_ERROR(lqmp_->execute("cont").status());
+  for (;;) {
+    if (!live_->running()) return Status::IoError("live QEMU exited: " + live_->log_tail());
+    RELIVE_ASSIGN_OR_RETURN(nlohmann::json st, lqmp_->execute("query-status"));
+    if (st.value("running", false)) break;
+    if (Clock::now() - start > kQmpTimeout) return Status::IoError("the VM does not run");
+    std::this_thread::sleep_for(milliseconds(10));
+  }
+  outcome_.restore_ms = ms_since(start);
+  return live_->release();
+}
+
+Result<std::string> VmLogIncoming::dispatch(const m::Command& c, bool* done) {
+  if (const auto* l = std::get_if<m::LogRound>(&c)) {
+    RELIVE_RETURN_IF_ERROR(receive(*l));
+    nlohmann::json detail = nlohmann::json::object();
+    if (!l->final) {
+      if (l->icount == 0) return Status::Corruption("a log round without an instruction count");
+      RELIVE_RETURN_IF_ERROR(replay_until(l->icount));
+      RELIVE_ASSIGN_OR_RETURN(uint64_t at, replay_icount());
+      detail["icount"] = at;
+      return detail.dump();
+    }
+    RELIVE_RETURN_IF_ERROR(finish_replay(&detail));
+    auto loading = Clock::now();
+    RELIVE_RETURN_IF_ERROR(go_live());
+    detail["load_ms"] = ms_since(loading);
+    return detail.dump();
+  }
+  if (std::holds_alternative<m::Commit>(c)) {
+    RELIVE_RETURN_IF_ERROR(run_live());
+    *done = true;
+    nlohmann::json j = {{"root_pid", outcome_.root_pid = live_->pid()},
+                        {"restore_ms", outcome_.restore_ms},
+                        {"dir", dir_}};
+    return j.dump();
+  }
+  if (const auto* a = std::get_if<m::Abort>(&c))
+    return Status::Aborted("source aborted the migration: " + a->reason);
+  if (std::holds_alternative<m::VmProgress>(c)) return std::string();
+  return Status::Corruption(std::string("unexpected command ") + m::command_name(c) +
+                            " in a VM log-shipping migration");
+}
+
+Result<DestinationOutcome> VmLogIncoming::run() {
+  Status ready = prepare();
+  if (!ready.ok()) {
+    (void)link_->fail(ready);
+    return ready;
+  }
+  outcome_.name = begin_.name;
+  outcome_.strategy = m::strategy_name(begin_.strategy);
+  outcome_.vm_dir = dir_;
+  outcome_.vm_qmp = dir_ + "/qmp.sock";
+  RELIVE_RETURN_IF_ERROR(link_->ack(nlohmann::json{{"port", 0}, {"dir", dir_}}.dump()));
+  for (bool done = false; !done;) {
+    RELIVE_ASSIGN_OR_RETURN(m::Command c, link_->next_command(gate_));
+    Result<std::string> detail = dispatch(c, &done);
+    if (!detail.ok()) {
+      (void)link_->fail(detail.status());
+      return detail.status();
+    }
+    RELIVE_RETURN_IF_ERROR(link_->ack(*detail));
+  }
+  outcome_.root_pid = outcome_.init_pid = live_->pid();
+  return outcome_;
+}
+
+}  // namespace
+
+Result<DestinationOutcome> serve_vm_log_shipping(Link* link, security::RequestGate* gate,
+                                                 const DestinationOptions& options,
+                                                 const m::Begin& begin) {
+  VmLogIncoming in(link, gate, options, begin);
+  return in.run();
+}
+
+}  // namespace relive::migrate

@@ -1,0 +1,266 @@
+#include "migrate/vm_log_source.h"
+
+#include <fmt/format.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <thread>
+
+#include "common/file_util.h"
+#include "common/logging.h"
+#include "drivers/qemu/qmp_client.h"
+#include "drivers/qemu/record_replay_args.h"
+#include "drivers/qemu/vm_command_line.h"
+#include "migrate/bulk.h"
+#include "migrate/link.h"
+#include "security/tls_channel.h"
+
+namespace relive::migrate {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using std::chrono::milliseconds;
+namespace m = relive::migration;
+
+constexpr milliseconds kQmpTimeout{30000};
+constexpr milliseconds kRoundEvery{1000};
+constexpr milliseconds kFlushWait{10000};
+constexpr milliseconds kQuitTimeout{30000};
+// QEMU writes its log through a stdio buffer (4 KiB) and the replay reads one event ahead: a
+// count is safe to replay to once the file has grown this much past its size when it was read.
+constexpr uint64_t kFlushMargin = 64 << 10;
+constexpr size_t kChunk = 1 << 20;
+
+double ms_between(Clock::time_point a, Clock::time_point b) {
+  return std::chrono::duration<double, std::milli>(b - a).count();
+}
+
+// The process has exited (gone, or a zombie its parent has not reaped yet).
+bool exited(pid_t pid) {
+  Result<std::string> stat = read_file(fmt::format("/proc/{}/stat", pid));
+  if (!stat.ok()) return true;
+  size_t paren = stat->rfind(')');
+  return paren == std::string::npos || paren + 2 >= stat->size() || (*stat)[paren + 2] == 'Z';
+}
+
+uint64_t file_size(const std::string& path) {
+  struct stat st;
+  return ::stat(path.c_str(), &st) == 0 ? static_cast<uint64_t>(st.st_size) : 0;
+}
+
+class VmLogSource {
+ public:
+  explicit VmLogSource(const MigrateOptions& o) : o_(o), start_(Clock::now()) {}
+  ~VmLogSource() { rollback(); }
+  VmLogSource(const VmLogSource&) = delete;
+  VmLogSource& operator=(const VmLogSource&) = delete;
+
+  Result<MigrateReport> run();
+
+ private:
+  Status open();
+  Status begin_at_destination();
+  Result<uint64_t> safe_icount();
+  Result<std::string> ship(uint64_t icount, bool final, const char* phase);
+  Status rounds();
+  Status switch_over();
+  Status quit_source();
+  Status commit();
+  void rollback();
+  void progress(const std::string& line) const {
+    if (o_.progress) o_.progress(line);
+  }
+
+  const MigrateOptions& o_;
+  Clock::time_point start_, stop_;
+  std::optional<qemu::QmpClient> qmp_;
+  std::unique_ptr<Link> link_;
+  std::vector<std::string> args_;
+  std::string log_;  // the source's log, absolute
+  pid_t qemu_pid_ = -1;
+  uint64_t shipped_ = 0;
+  bool was_running_ = false;
+  bool stopped_ = false;
+  bool quit_ = false;  // the source QEMU is gone: no way back
+  bool done_ = false;
+  MigrateReport report_;
+};
+
+Status VmLogSource::open() {
+  RELIVE_ASSIGN_OR_RETURN(qemu::QmpClient c, qemu::QmpClient::connect(o_.vm_qmp, kQmpTimeout));
+  qmp_.emplace(std::move(c));
+  qemu_pid_ = qmp_->peer_pid();
+  RELIVE_ASSIGN_OR_RETURN(std::vector<std::string> argv, qemu::process_argv(qemu_pid_));
+  RELIVE_ASSIGN_OR_RETURN(qemu::RecordOptions rec, qemu::record_options(argv));
+  RELIVE_ASSIGN_OR_RETURN(nlohmann::json replay, qmp_->execute("query-replay"));
+  if (replay.value("mode", "") != "record")
+    return Status::InvalidArgument("QEMU is not recording (query-replay: " + replay.dump() + ")");
+  log_ = rec.rrfile;
+  if (!log_.starts_with("/")) {
+    char cwd[4096];
+    ssize_t n = ::readlink(fmt::format("/proc/{}/cwd", qemu_pid_).c_str(), cwd, sizeof cwd - 1);
+    if (n <= 0) return PosixError("QEMU's working directory", errno);
+    log_ = std::string(cwd, n) + "/" + log_;
+  }
+  RELIVE_ASSIGN_OR_RETURN(args_, qemu::migratable_args(argv));
+  RELIVE_ASSIGN_OR_RETURN(nlohmann::json st, qmp_->execute("query-status"));
+  was_running_ = st.value("running", false);
+  if (!was_running_)
+    return Status::InvalidArgument("the VM is " + st.value("status", "") + ", not running");
+  progress(fmt::format("vm: QEMU {} pid {} records into {}", qmp_->version(), qemu_pid_, log_));
+  return Status::Ok();
+}
+
+Status VmLogSource::begin_at_destination() {
+  security::ChannelOptions co;
+  if (o_.insecure)
+    co.insecure = true;
+  else
+    co = security::tls_options_for_host(o_.tls_dir, o_.node_name, o_.peer_name);
+  co.timeout = o_.io_timeout;
+  RELIVE_ASSIGN_OR_RETURN(auto ch, security::connect_channel(o_.to_host, o_.to_port, co));
+  link_ = std::make_unique<Link>(std::move(ch));
+  RELIVE_RETURN_IF_ERROR(link_->hello(o_.node_name.empty() ? "relive" : o_.node_name));
+  m::Begin b;
+  b.kind = m::WorkloadKind::kVm;
+  b.strategy = m::Strategy::kLogShipping;
+  b.name = o_.name;
+  b.source_node = o_.node_name;
+  b.vm_args = args_;
+  RELIVE_ASSIGN_OR_RETURN(std::string detail, link_->call(b));
+  auto j = nlohmann::json::parse(detail, nullptr, false);
+  report_.vm_dir = j.is_object() ? j.value("dir", "") : "";
+  progress("vm: destination replays in " + report_.vm_dir);
+  return Status::Ok();
+}
+
+// The guest's instruction count, once QEMU has surely written the log up to it.
+Result<uint64_t> VmLogSource::safe_icount() {
+  RELIVE_ASSIGN_OR_RETURN(nlohmann::json r, qmp_->execute("query-replay"));
+  uint64_t icount = r.value("icount", uint64_t{0});
+  uint64_t want = file_size(log_) + kFlushMargin;
+  for (auto end = Clock::now() + kFlushWait; file_size(log_) < want;) {
+    if (Clock::now() > end) return uint64_t{0};  // a quiet guest: try again next round
+    std::this_thread::sleep_for(milliseconds(20));
+  }
+  return icount;
+}
+
+// Ships the log's new bytes; the destination's answer.
+Result<std::string> VmLogSource::ship(uint64_t icount, bool final, const char* phase) {
+  RELIVE_ASSIGN_OR_RETURN(std::string all, read_file(log_));
+  if (all.size() < shipped_) return Status::Corruption("the source's log shrank");
+  std::string_view fresh = std::string_view(all).substr(shipped_);
+  uint32_t round = static_cast<uint32_t>(++report_.rounds);
+  RELIVE_RETURN_IF_ERROR(link_->send(m::LogRound{round, fresh.size(), final, icount}));
+  BulkSender out(&link_->channel());
+  for (size_t at = 0; at < fresh.size(); at += kChunk) {
+    std::string ev = event_header(0, 0);
+    ev.append(fresh.substr(at, kChunk));
+    RELIVE_RETURN_IF_ERROR(out.add(ev));
+  }
+  RELIVE_RETURN_IF_ERROR(out.flush());
+  RELIVE_ASSIGN_OR_RETURN(std::string detail, link_->wait_ack());
+  shipped_ += fresh.size();
+  report_.bytes_total += out.wire_bytes();
+  report_.bytes_by_phase[phase] += out.wire_bytes();
+  return detail;
+}
+
+// Until the destination's replay has caught up with the previous round (or the round/time
+// limits), ship every second.
+Status VmLogSource::rounds() {
+  uint64_t previous = 0;
+  for (int n = 0;; ++n) {
+    RELIVE_ASSIGN_OR_RETURN(uint64_t icount, safe_icount());
+    if (icount == 0) continue;
+    RELIVE_ASSIGN_OR_RETURN(std::string detail, ship(icount, false, "log"));
+    auto j = nlohmann::json::parse(detail, nullptr, false);
+    uint64_t at = j.is_object() ? j.value("icount", uint64_t{0}) : 0;
+    progress(fmt::format("vm: round {} {} log bytes, replay at {} of {}", report_.rounds, shipped_,
+                         at, icount));
+    if (previous > 0 && at >= previous) {
+      report_.reason = "the replay caught up";
+      return Status::Ok();
+    }
+    if (n + 1 >= o_.max_rounds || Clock::now() - start_ > o_.max_time) {
+      report_.reason = "round or time limit: the replay lags";
+      return Status::Ok();
+    }
+    previous = icount;
+    std::this_thread::sleep_for(kRoundEvery);
+  }
+}
+
+// QEMU writes the rest of its log only as it exits.
+Status VmLogSource::quit_source() {
+  quit_ = true;
+  (void)qmp_->execute("quit");  // the answer may be lost as QEMU exits
+  for (auto end = Clock::now() + kQuitTimeout; !exited(qemu_pid_);) {
+    if (Clock::now() > end) return Status::IoError("the source QEMU did not quit");
+    std::this_thread::sleep_for(milliseconds(10));
+  }
+  return Status::Ok();
+}
+
+Status VmLogSource::switch_over() {
+  stop_ = Clock::now();
+  RELIVE_RETURN_IF_ERROR(qmp_->execute("stop").status());
+  stopped_ = true;
+  RELIVE_RETURN_IF_ERROR(quit_source());
+  RELIVE_ASSIGN_OR_RETURN(std::string detail, ship(0, true, "downtime"));
+  auto j = nlohmann::json::parse(detail, nullptr, false);
+  if (j.is_object())
+    for (const char* k : {"replay_ms", "savevm_ms", "load_ms"})
+      if (j.contains(k) && j[k].is_number()) report_.vm[k] = j[k].get<double>();
+  return commit();
+}
+
+Status VmLogSource::commit() {
+  progress("vm: commit");
+  RELIVE_ASSIGN_OR_RETURN(std::string acked, link_->call(m::Commit{}));
+  auto j = nlohmann::json::parse(acked, nullptr, false);
+  if (j.is_object()) {
+    report_.restore_ms = j.value("restore_ms", 0.0);
+    report_.destination_pid = j.value("root_pid", 0);
+  }
+  report_.downtime_ms = ms_between(stop_, Clock::now());
+  return Status::Ok();
+}
+
+Result<MigrateReport> VmLogSource::run() {
+  report_.strategy = "log-shipping";
+  RELIVE_RETURN_IF_ERROR(open());
+  RELIVE_RETURN_IF_ERROR(begin_at_destination());
+  RELIVE_RETURN_IF_ERROR(rounds());
+  Status switched = switch_over();
+  done_ = true;
+  if (!switched.ok())
+    return switched.with_context(
+        "the source QEMU had quit (the only way to make it write the end of its log): its log " +
+        log_ + " is complete and can be replayed");
+  report_.total_ms = ms_between(start_, Clock::now());
+  report_.vm["log_bytes"] = static_cast<double>(shipped_);
+  return report_;
+}
+
+// Before the quit: the destination is told, the VM runs on.
+void VmLogSource::rollback() {
+  if (done_ || !qmp_ || quit_) return;
+  if (link_) (void)link_->send(m::Abort{"the source failed"});
+  if (stopped_ && was_running_) (void)qmp_->execute("cont");
+  progress("vm: migration rolled back; the source VM runs");
+}
+
+}  // namespace
+
+Result<MigrateReport> run_vm_log_shipping(const MigrateOptions& options) {
+  VmLogSource s(options);
+  return s.run();
+}
+
+}  // namespace relive::migrate
