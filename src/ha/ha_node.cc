@@ -264,13 +264,13 @@ std::string HaNode::status_json() const {
     epoch_ms += e.epoch_ms;
     bytes += e.bytes;
   }
-  if (n > 0) {
-    rate = static_cast<double>(n) / 5.0;
+  if (n > 0 && role_ == Role::kPrimary) {  // a backup knows the rate, not the dumps
     j["frozen_ms_avg"] = frozen / static_cast<double>(n);
     j["frozen_ms_max"] = frozen_max;
     j["epoch_ms_avg"] = epoch_ms / static_cast<double>(n);
     j["epoch_bytes_avg"] = bytes / n;
   }
+  rate = static_cast<double>(n) / 5.0;
   j["epochs_per_s"] = rate;
   j["last_commit_ms_ago"] =
       committed_ == 0 ? -1 : std::chrono::duration_cast<milliseconds>(now - last_commit_).count();

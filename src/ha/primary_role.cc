@@ -66,6 +66,7 @@ Status HaNode::begin_serving(pid_t pid) {
   {
     std::lock_guard<std::mutex> l(mu_);
     joined_ = true;
+    recent_.clear();  // a backup's records carry no dump figures
   }
   set_role(Role::kPrimary);
   std::printf("{\"event\":\"serving\",\"name\":\"%s\",\"pid\":%d}\n", o_.name.c_str(), pid);
