@@ -331,8 +331,8 @@ TEST_F(HaPair, ReprotectionAfterFailoverThenPlannedSwitchover) {
 TEST_F(HaPair, PrimaryWithoutABackupServesUnprotected) {
   start_peer(0);
   ASSERT_TRUE(eventually([&] { return role(0) == "primary"; }, seconds(30))) << logs();
-  RunResult r = run(hosts_.in('c', {"/usr/bin/timeout", "10", "/usr/bin/redis-cli", "-h",
-                                    service(), "-p", std::to_string(kPort), "PING"}),
+  RunResult r = run(hosts_.in('c', {"/usr/bin/timeout", "10", "/usr/bin/redis-cli", "-h", service(),
+                                    "-p", std::to_string(kPort), "PING"}),
                     20);
   EXPECT_EQ(r.out, "PONG\n") << r.err << logs();
   auto s = status();
