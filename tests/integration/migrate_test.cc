@@ -84,6 +84,12 @@ class Migrate : public ::testing::Test {
     write_all_to(dir_ / "server.py", kEchoServer);
     write_all_to(dir_ / "client.py", kEchoClient);
   }
+  // Whatever a test left behind (a migrated-in counter is relived's child, and relived waits
+  // for it): everything started with this test's directory on its command line.
+  void TearDown() override {
+    relived_.reset();
+    sh("pkill -9 -f '" + dir_.path() + "/' 2>/dev/null; true");
+  }
 
   void start_relived(const std::vector<std::string>& extra = {}) {
     std::vector<std::string> argv = {
