@@ -84,7 +84,7 @@ def wait_for(what, fn, timeout=60):
 class Pair:
     """relived alpha (and beta when protected) serving `command` at `epoch_ms`."""
 
-    def __init__(self, work, command, epoch_ms, protected):
+    def __init__(self, work, command, epoch_ms, protected, kind="process"):
         self.work, self.protected = work, protected
         self.cfg = os.path.join(work, "pair.toml")
         self.dir = os.path.join(work, "w")
@@ -105,6 +105,7 @@ endpoints = ["http://{C}:2379"]
 lease_key = "/relive/bench/{NS}"
 lease_ttl_s = 1
 [workload]
+kind = "{kind}"
 command = {json.dumps(command)}
 directory = "{self.dir}"
 service_address = "{SERVICE}/24"
@@ -150,6 +151,7 @@ netns = "{NS}w"
                 pass
         sh("pkill", "-9", "-f", f"redis-server \\*:{PORT}", check=False)
         sh("pkill", "-9", "-f", SPIN, check=False)
+        sh("pkill", "-9", "-f", f"relive-ha-{NS}w-", check=False)  # VMs, by their RAM files
         # The next configuration must not wait for this one's lease to run out.
         sh(*ns("c"), "curl", "-s", "-X", "POST", f"http://{C}:2379/v3/kv/deleterange", "-d",
            json.dumps({"key": __import__("base64").b64encode(f"/relive/bench/{NS}".encode()).decode()}),

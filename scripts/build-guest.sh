@@ -15,8 +15,12 @@
 #   - prints "relive-counter N" on ttyS0 every ~100 ms, N counting up from 0 in guest memory;
 #   - gives eth0 (an e1000) the address [relive.ip=198.18.0.10/24] and runs an echo server on
 #     TCP port [relive.port=7] that a client can hold a connection to;
+#   - runs a line store on TCP port [relive.store=9]: a connection sends one line; "DUMP" gets
+#     every line stored so far, anything else is appended (in guest RAM) and answered "ok LINE";
 #   - with [relive.dirty=MB], rewrites MB MiB of memory in a loop (a guest pre-copy cannot
-#     catch up with on a slow link).
+#     catch up with on a slow link);
+#   - with [relive.spin=1], runs a compute loop that prints "relive-spin N" on ttyS0 every
+#     2000 iterations (its rate is the guest's share of the CPU).
 # Boot: qemu-system-x86_64 -accel tcg -m 256 -nographic -kernel OUT_DIR/vmlinux
 #       -initrd OUT_DIR/initramfs.cpio.gz -append 'console=ttyS0 quiet'
 #
@@ -58,6 +62,15 @@ root="$tmp/root"
 mkdir -p "$root"/{bin,dev,proc,sys,run,tmp,lib}
 cp "$busybox" "$root/bin/busybox"
 cp "$e1000" "$root/lib/e1000.ko"
+cat >"$root/bin/store" <<'STORE'
+#!/bin/busybox sh
+read -r line
+case "$line" in
+  DUMP) cat /run/store 2>/dev/null ;;
+  *) echo "$line" >>/run/store && echo "ok $line" ;;
+esac
+STORE
+chmod 0755 "$root/bin/store"
 cat >"$root/init" <<'INIT'
 #!/bin/busybox sh
 /bin/busybox --install -s /bin
@@ -73,15 +86,21 @@ arg() {
 }
 ip=$(arg relive.ip 198.18.0.10/24)
 port=$(arg relive.port 7)
+store=$(arg relive.store 9)
 dirty=$(arg relive.dirty 0)
+spin=$(arg relive.spin 0)
 if insmod /lib/e1000.ko 2>/dev/null && ip link set eth0 up 2>/dev/null; then
   ip addr add "$ip" dev eth0
   ip link set lo up
   nc -ll -p "$port" -e /bin/cat &
+  nc -ll -p "$store" -e /bin/store &
   echo "relive-guest: echo server on $ip port $port" >/dev/ttyS0
 fi
 if [ "$dirty" -gt 0 ]; then
   (while :; do dd if=/dev/zero of=/run/dirty bs=1M count="$dirty" conv=notrunc 2>/dev/null; done) &
+fi
+if [ "$spin" = 1 ]; then
+  (n=0; while :; do n=$((n + 1)); [ $((n % 2000)) -eq 0 ] && echo "relive-spin $n" >/dev/ttyS0; done) &
 fi
 i=0
 while :; do

@@ -4,11 +4,8 @@
 
 #include "common/file_util.h"
 #include "common/logging.h"
-#include "container/criu_compat.h"
-#include "drivers/criu/criu.h"
-#include "drivers/criu/criu_binary.h"
 #include "ha/ha_node.h"
-#include "ha/workload_process.h"
+#include "ha/process_workload.h"
 
 namespace relive::ha {
 using std::chrono::milliseconds;
@@ -75,32 +72,23 @@ Status HaNode::take_over() {
   std::lock_guard<std::mutex> r(replica_mu_);
   uint64_t epoch = replica_->committed_epoch();
   RELIVE_LOG_INFO("taking over from epoch {}", epoch);
-  std::string images = o_.state_dir + "/restore-images";
-  RELIVE_RETURN_IF_ERROR(replica_->materialize(images, o_.config.workload.directory));
-  RELIVE_ASSIGN_OR_RETURN(WorkloadNetwork net, WorkloadNetwork::up(o_.config.workload, o_.name));
+  const WorkloadConfig& w = o_.config.workload;
+  RELIVE_ASSIGN_OR_RETURN(WorkloadNetwork net, WorkloadNetwork::up(w, o_.name));
   network_ = std::make_unique<WorkloadNetwork>(std::move(net));
   // The output rule exists before the workload does: nothing it sends escapes unaccounted.
   RELIVE_RETURN_IF_ERROR(begin_output());
-  // Clients' retransmissions wait until their sockets exist again (rather than meet a reset).
-  RELIVE_RETURN_IF_ERROR(input_->set_pass_through(false));
-  RELIVE_ASSIGN_OR_RETURN(std::string criu, criu::find_criu());
-  RELIVE_ASSIGN_OR_RETURN(std::string wrapper,
-                          container::criu_with_compat(images, criu, network_->netns_path()));
-  criu::RestoreOptions ro;
-  ro.images_dir = images;
-  ro.tcp_established = true;
-  ro.run.criu = wrapper;
-  ro.run.timeout = std::chrono::seconds(60);
-  Result<pid_t> pid = criu::restore(ro);
-  (void)input_->set_pass_through(true);
-  if (!pid.ok()) return pid.status();
+  RELIVE_ASSIGN_OR_RETURN(std::unique_ptr<ProtectedWorkload> restored,
+                          w.kind == WorkloadKind::kVm
+                              ? restore_vm_workload(w, vm_place(), replica_.get())
+                              : restore_process_workload(w, network_->netns_path(), o_.state_dir,
+                                                         replica_.get(), input_.get()));
   {
     std::lock_guard<std::mutex> l(mu_);
     committed_ = epoch;
     next_epoch_ = epoch + 1;
     alerts_.push_back(fmt::format("took over from epoch {}", epoch));
   }
-  return begin_serving(*pid);
+  return begin_serving(std::move(restored));
 }
 
 }  // namespace relive::ha

@@ -7,6 +7,7 @@
 #include <set>
 
 #include "common/file_util.h"
+#include "drivers/qemu/vm_command_line.h"
 
 namespace relive::ha {
 namespace {
@@ -201,12 +202,58 @@ Status parse_etcd(Section& root, EtcdConfig* e) {
   return s.finish();
 }
 
+// A VM's command line: relived supplies the monitor, the network backend and the RAM backend,
+// so the command must not; disks are not replicated yet, so a VM with one is refused rather
+// than failed over without its writes.
+Status check_vm_command(Section& s, WorkloadConfig* w) {
+  if (Result<std::vector<std::string>> m = qemu::migratable_args(w->command); !m.ok()) {
+    return s.error("command", m.status().message());
+  }
+  std::set<std::string> names = qemu::option_names(w->command);
+  for (const char* o :
+       {"qmp", "qmp-pretty", "monitor", "mon", "incoming", "daemonize", "netdev", "net", "nic",
+        "drive", "hda", "hdb", "hdc", "hdd", "cdrom", "blockdev", "loadvm", "pidfile"}) {
+    if (names.count(o)) {
+      return s.error("command",
+                     std::string("-") + o +
+                         " is not allowed in a VM workload: relived provides the monitor, the "
+                         "network backend (netdev relive-net) and the RAM; disks are not "
+                         "replicated (see docs/ha.md)");
+    }
+  }
+  bool nic = false;
+  for (const std::string& a : w->command) {
+    nic |= a.find("netdev=relive-net") != std::string::npos;
+    if (a.find("memory-backend=") != std::string::npos) {
+      return s.error("command",
+                     "relived provides the guest RAM's memory backend: remove '" + a + "'");
+    }
+  }
+  if (!nic) {
+    return s.error("command",
+                   "the VM needs a NIC on relived's network backend, e.g. -device "
+                   "e1000,netdev=relive-net,mac=52:54:00:12:34:56");
+  }
+  Result<uint64_t> ram = qemu::memory_bytes(w->command);
+  if (!ram.ok()) return s.error("command", ram.status().message());
+  w->ram_bytes = *ram;
+  return Status::Ok();
+}
+
 Status parse_workload(Section& root, WorkloadConfig* w) {
   RELIVE_ASSIGN_OR_RETURN(Section s, root.table("workload"));
+  RELIVE_ASSIGN_OR_RETURN(std::string kind, s.string("kind", std::string("process")));
+  if (kind != "process" && kind != "vm")
+    return s.error("kind", "must be \"process\" or \"vm\", got '" + kind + "'");
+  w->kind = kind == "vm" ? WorkloadKind::kVm : WorkloadKind::kProcess;
   RELIVE_ASSIGN_OR_RETURN(w->command, s.strings("command", /*allow_empty=*/true));
   if (w->command[0].empty() || w->command[0].front() != '/') {
     return s.error("command", "command[0] must be an absolute path, got '" + w->command[0] + "'");
   }
+  if (w->kind == WorkloadKind::kVm) RELIVE_RETURN_IF_ERROR(check_vm_command(s, w));
+  RELIVE_ASSIGN_OR_RETURN(w->ram_dir, s.string("ram_dir", std::string("/dev/shm")));
+  if (w->ram_dir.front() != '/')
+    return s.error("ram_dir", "must be an absolute path, got '" + w->ram_dir + "'");
   RELIVE_ASSIGN_OR_RETURN(w->directory, s.string("directory"));
   if (w->directory.front() != '/')
     return s.error("directory", "must be an absolute path, got '" + w->directory + "'");

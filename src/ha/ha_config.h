@@ -26,13 +26,22 @@ struct EtcdConfig {
   uint32_t lease_ttl_s = 5;            // etcd rounds smaller TTLs up to its minimum
 };
 
+// What relived protects: a process tree (checkpointed by CRIU) or a QEMU virtual machine
+// (stopped for a moment, its RAM diffed from a shared memory file, its devices saved by QEMU).
+enum class WorkloadKind { kProcess, kVm };
+
 struct WorkloadConfig {
+  WorkloadKind kind = WorkloadKind::kProcess;
   std::vector<std::string> command;  // argv; command[0] is an absolute path
   std::string directory;             // absolute working directory
   std::string service_address;       // IPv4 address of the service, e.g. "198.18.5.10"
   uint8_t service_prefix_len = 32;   // from the CIDR "198.18.5.10/24"
   std::string netns;                 // network namespace name (ip netns), created by relived
   uint16_t output_queue = 0;         // NFQUEUE number used to hold the workload's output
+  // VMs only: where the guest RAM files live (a tmpfs: QEMU maps them shared), and the guest's
+  // RAM size, read from command's -m.
+  std::string ram_dir = "/dev/shm";
+  uint64_t ram_bytes = 0;
 };
 
 struct LimitsConfig {

@@ -122,7 +122,7 @@ Status HaNode::run(const std::atomic<bool>* stop) {
   }
   accept_thread.join();
   // Leave the workload running: relived stopping is not a failure of the service.
-  if (workload_ > 0 && !*stop) kill_workload(workload_);
+  if (workload_ && !*stop) workload_->kill();
   return Status::Ok();
 }
 
@@ -286,7 +286,7 @@ std::string HaNode::status_json() const {
       j["output"] = {{"held", s.held}, {"released", s.released}, {"dropped", s.dropped}};
     }
     if (lease_) j["lease_remaining_ms"] = lease_->remaining().count();
-    j["workload_pid"] = workload_;
+    j["workload_pid"] = workload_pid_;
   } else if (role_ == Role::kBackup) {
     j["protection"] = committed_ > 0 ? "ready" : "no epoch yet";
     j["last_heard_ms_ago"] =
@@ -325,9 +325,8 @@ void HaNode::fence(const std::string& why) {
   }
   if (lease_) lease_->on_valid_until(nullptr);  // the buffer it feeds goes below
   if (output_) (void)output_->drop_all();
-  if (workload_ > 0) kill_workload(workload_);
-  workload_ = 0;
-  capture_.reset();
+  if (workload_) workload_->kill();
+  workload_.reset();
   backup_link_.reset();
   if (network_) network_->down();
   network_.reset();
@@ -340,6 +339,7 @@ void HaNode::fence(const std::string& why) {
     // The pair starts over: the new primary sends a full epoch.
     committed_ = 0;
     protected_ = false;
+    workload_pid_ = 0;
   }
   {
     std::lock_guard<std::mutex> r(replica_mu_);

@@ -27,11 +27,12 @@
 #include <vector>
 
 #include "drivers/criu/kdat_cache.h"
-#include "ha/epoch_capture.h"
 #include "ha/ha_config.h"
 #include "ha/lease_keeper.h"
 #include "ha/output_buffer.h"
+#include "ha/protected_workload.h"
 #include "ha/replica.h"
+#include "ha/vm_workload.h"
 #include "ha/workload_network.h"
 #include "migrate/link.h"
 #include "relive/result.h"
@@ -86,7 +87,8 @@ class HaNode {
   Status become_primary_fresh();
   Status take_over();  // restore the committed epoch and serve
   Status begin_output();
-  Status begin_serving(pid_t pid);
+  Status begin_serving(std::unique_ptr<ProtectedWorkload> workload);
+  VmPlace vm_place() const;
   void connect_backup();
   void epoch();
   void lose_backup(const Status& why);
@@ -117,9 +119,10 @@ class HaNode {
   std::unique_ptr<LeaseKeeper> lease_;
   std::unique_ptr<WorkloadNetwork> network_;
   std::unique_ptr<OutputBuffer> output_;
-  std::unique_ptr<OutputBuffer> input_;  // held while CRIU reads the sockets (epoch, restore)
-  std::unique_ptr<EpochCapture> capture_;
-  pid_t workload_ = 0;
+  // Process workloads: held while CRIU reads the sockets (epoch, restore). A VM's sockets are
+  // in the guest, saved with its memory: no input is held for it.
+  std::unique_ptr<OutputBuffer> input_;
+  std::unique_ptr<ProtectedWorkload> workload_;
   std::unique_ptr<migrate::Link> backup_link_;
   bool need_full_ = true;
   uint64_t next_epoch_ = 1;
@@ -138,6 +141,7 @@ class HaNode {
   std::chrono::steady_clock::time_point last_commit_{};
   uint64_t epochs_total_ = 0;
   bool protected_ = false;  // under mu_: a backup has every epoch up to committed_
+  pid_t workload_pid_ = 0;  // under mu_
 
   std::vector<std::thread> connections_;
   std::unique_ptr<criu::KdatCache> kdat_;

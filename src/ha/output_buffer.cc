@@ -111,12 +111,13 @@ Result<std::unique_ptr<OutputBuffer>> OutputBuffer::create(const Options& option
       options.source.find('/') == std::string::npos ? options.source + "/32" : options.source;
   std::string comment = std::string(options.input ? "relive-ha-input-q" : "relive-ha-output-q") +
                         std::to_string(options.queue_num);
-  RELIVE_ASSIGN_OR_RETURN(
-      IptablesRule rule,
-      IptablesRule::insert(options.netns,
-                           {options.input ? "INPUT" : "OUTPUT", options.input ? "-d" : "-s", source,
-                            "-m", "comment", "--comment", comment, "-j", "NFQUEUE", "--queue-num",
-                            std::to_string(options.queue_num)}));
+  std::vector<std::string> spec = {options.input ? "INPUT" : "OUTPUT", options.input ? "-d" : "-s",
+                                   source};
+  if (!options.forwarded_from.empty())
+    spec = {"FORWARD", "-i", options.forwarded_from, "-s", source};
+  spec.insert(spec.end(), {"-m", "comment", "--comment", comment, "-j", "NFQUEUE", "--queue-num",
+                           std::to_string(options.queue_num)});
+  RELIVE_ASSIGN_OR_RETURN(IptablesRule rule, IptablesRule::insert(options.netns, std::move(spec)));
   b->rule_ = std::make_unique<IptablesRule>(std::move(rule));
   return b;
 }

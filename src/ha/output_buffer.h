@@ -66,6 +66,9 @@ class OutputBuffer {
     // sequence numbers are read as one consistent state (CRIU's own lock drops packets, which
     // costs the clients a retransmission timeout; holding costs them the dump's duration).
     bool input = false;
+    // Hold the packets routed in from this interface instead (FORWARD "-i IFACE -s source"): a
+    // VM's output arrives on the host through its tap.
+    std::string forwarded_from;
   };
   struct Stats {
     uint64_t held = 0;      // now

@@ -7,7 +7,8 @@
 #include "common/logging.h"
 #include "ha/epoch_shipper.h"
 #include "ha/ha_node.h"
-#include "ha/workload_process.h"
+#include "ha/process_workload.h"
+#include "ha/vm_workload.h"
 #include "security/replay_guard.h"
 #include "security/tls_channel.h"
 
@@ -25,10 +26,15 @@ Status HaNode::become_primary_fresh() {
   RELIVE_ASSIGN_OR_RETURN(WorkloadNetwork net, WorkloadNetwork::up(w, o_.name));
   network_ = std::make_unique<WorkloadNetwork>(std::move(net));
   RELIVE_RETURN_IF_ERROR(begin_output());
-  RELIVE_ASSIGN_OR_RETURN(pid_t pid, start_workload(w, network_->netns_path()));
-  RELIVE_LOG_INFO("started the workload: pid {}", pid);
-  return begin_serving(pid);
+  RELIVE_ASSIGN_OR_RETURN(std::unique_ptr<ProtectedWorkload> started,
+                          w.kind == WorkloadKind::kVm
+                              ? start_vm_workload(w, vm_place())
+                              : start_process_workload(w, network_->netns_path(), o_.state_dir));
+  RELIVE_LOG_INFO("started the workload: pid {}", started->pid());
+  return begin_serving(std::move(started));
 }
+
+VmPlace HaNode::vm_place() const { return {network_->link(), o_.name, o_.state_dir}; }
 
 Status HaNode::begin_output() {
   OutputBuffer::Options bo;
@@ -36,14 +42,18 @@ Status HaNode::begin_output() {
   bo.source = o_.config.workload.service_address;
   bo.queue_num = o_.config.workload.output_queue;
   bo.max_held = o_.config.limits.max_held_packets;
+  bool vm = o_.config.workload.kind == WorkloadKind::kVm;
+  if (vm) bo.forwarded_from = network_->link();
   RELIVE_ASSIGN_OR_RETURN(std::unique_ptr<OutputBuffer> out, OutputBuffer::create(bo));
   // No backup yet: nothing to wait for. connect_backup() starts holding.
   RELIVE_RETURN_IF_ERROR(out->set_pass_through(true));
-  bo.input = true;
-  bo.queue_num = static_cast<uint16_t>(bo.queue_num + 1);
-  RELIVE_ASSIGN_OR_RETURN(input_, OutputBuffer::create(bo));
-  // Input is held only while an epoch's dump reads the sockets (epoch(), take_over()).
-  RELIVE_RETURN_IF_ERROR(input_->set_pass_through(true));
+  if (!vm) {
+    bo.input = true;
+    bo.queue_num = static_cast<uint16_t>(bo.queue_num + 1);
+    RELIVE_ASSIGN_OR_RETURN(input_, OutputBuffer::create(bo));
+    // Input is held only while an epoch's dump reads the sockets (epoch(), take_over()).
+    RELIVE_RETURN_IF_ERROR(input_->set_pass_through(true));
+  }
   // Output stops by the end of the lease even if this thread is busy (in a dump) when it ends.
   lease_->on_valid_until([o = out.get()](Clock::time_point t) { o->set_deadline(t); });
   std::lock_guard<std::mutex> l(mu_);
@@ -51,21 +61,16 @@ Status HaNode::begin_output() {
   return Status::Ok();
 }
 
-Status HaNode::begin_serving(pid_t pid) {
-  CaptureOptions co;
-  co.pid = pid;
-  co.netns_path = network_->netns_path();
-  co.work_dir = o_.state_dir + "/epoch";
-  co.directory = o_.config.workload.directory;
-  RELIVE_ASSIGN_OR_RETURN(EpochCapture cap, EpochCapture::create(co));
-  capture_ = std::make_unique<EpochCapture>(std::move(cap));
-  workload_ = pid;
+Status HaNode::begin_serving(std::unique_ptr<ProtectedWorkload> workload) {
+  pid_t pid = workload->pid();
+  workload_ = std::move(workload);
   need_full_ = true;
   next_epoch_at_ = Clock::now();
   next_dial_at_ = Clock::now();
   {
     std::lock_guard<std::mutex> l(mu_);
     joined_ = true;
+    workload_pid_ = pid;
     recent_.clear();  // a backup's records carry no dump figures
   }
   set_role(Role::kPrimary);
@@ -87,7 +92,7 @@ void HaNode::primary_tick() {
     // Unprotected, and the lease is ours again after a slow renewal: let output pass again.
     (void)output_->set_pass_through(true);
   }
-  if (!workload_alive(workload_)) {
+  if (!workload_->alive()) {
     fence("the workload exited");
     return;
   }
@@ -138,7 +143,7 @@ void HaNode::connect_backup() {
   // From now on output waits for the backup; the full epoch below covers everything that was
   // released before.
   (void)output_->set_pass_through(false);
-  capture_->reset();
+  workload_->reset();
   need_full_ = true;
   backup_link_ = std::move(link);
   next_epoch_at_ = Clock::now();
@@ -151,9 +156,9 @@ void HaNode::epoch() {
   // this one's state or earlier, those sent after may be held one epoch longer, never less.
   output_->set_epoch(n + 1);
   // Input waits (queued, not dropped) while CRIU reads the sockets; see OutputBuffer::Options.
-  (void)input_->set_pass_through(false);
-  Result<CapturedEpoch> e = capture_->capture(n, need_full_);
-  (void)input_->set_pass_through(true);
+  if (input_) (void)input_->set_pass_through(false);
+  Result<CapturedEpoch> e = workload_->capture(n, need_full_);
+  if (input_) (void)input_->set_pass_through(true);
   if (!e.ok()) {
     // The workload runs on; the backup is still at the last committed epoch. If CRIU cannot
     // dump, nothing more can be protected: say so loudly and keep holding output.
@@ -170,7 +175,7 @@ void HaNode::epoch() {
     return;
   }
   last_sent_ = Clock::now();
-  capture_->committed();
+  workload_->committed();
   need_full_ = false;
   // Release only while the lease is certainly ours: a primary in doubt holds.
   if (lease_->may_serve()) (void)output_->release_through(n);
@@ -189,7 +194,7 @@ void HaNode::lose_backup(const Status& why) {
                why.to_string().c_str());
   std::fflush(stderr);
   backup_link_.reset();
-  capture_->reset();
+  workload_->reset();
   need_full_ = true;
   if (lease_->may_serve()) (void)output_->set_pass_through(true);
   std::lock_guard<std::mutex> l(mu_);
@@ -203,8 +208,8 @@ void HaNode::lose_backup(const Status& why) {
 // backup told to take over.
 void HaNode::finish_switchover() {
   RELIVE_LOG_INFO("switchover: handing over to {} at epoch {}", other().name, committed_);
-  kill_workload(workload_);
-  workload_ = 0;
+  workload_->kill();
+  workload_.reset();
   (void)output_->drop_all();
   Status told = backup_link_->call(m::HaSwitchover{}).status();
   lease_->on_valid_until(nullptr);  // the buffer it feeds goes now
@@ -213,7 +218,6 @@ void HaNode::finish_switchover() {
     output_.reset();
   }
   input_.reset();
-  capture_.reset();
   backup_link_.reset();
   network_.reset();  // its destructor takes the route and the namespace down
   Status released = lease_->release();
@@ -222,6 +226,7 @@ void HaNode::finish_switchover() {
     lease_.reset();
     committed_ = 0;
     protected_ = false;
+    workload_pid_ = 0;
     switchover_state_ = told.ok() ? 2 : 3;
     switchover_error_ = told.ok() ? "" : told.to_string();
   }

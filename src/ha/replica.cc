@@ -1,9 +1,12 @@
 #include "ha/replica.h"
 
+#include <fcntl.h>
 #include <fmt/format.h>
 #include <stdio.h>
+#include <unistd.h>
 
 #include "common/file_util.h"
+#include "common/scoped_fd.h"
 #include "drivers/criu/command.h"
 #include "migrate/file_transfer.h"
 
@@ -123,6 +126,32 @@ Status Replica::materialize(const std::string& images_out, const std::string& di
                         {{}, std::chrono::seconds(120)}));
   if (!r.ok()) return Status::IoError("copying the committed epoch: " + r.output);
   return pages_->rebuild_pages_images(images_out);
+}
+
+}  // namespace relive::ha
+
+namespace relive::ha {
+
+Status Replica::materialize_vm(const std::string& images_out, const std::string& ram_file,
+                               uint64_t bytes) {
+  if (!committed_) return Status::Aborted("the backup has no committed epoch");
+  RELIVE_RETURN_IF_ERROR(remove_tree(images_out));
+  RELIVE_ASSIGN_OR_RETURN(criu::CommandResult r,
+                          criu::run_command({"/bin/cp", "-a", dir_ + "/committed", images_out},
+                                            {{}, std::chrono::seconds(120)}));
+  if (!r.ok()) return Status::IoError("copying the committed epoch: " + r.output);
+  ::unlink(ram_file.c_str());
+  ScopedFd fd(::open(ram_file.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
+  if (!fd.valid()) return PosixError("create " + ram_file, errno);
+  constexpr uint64_t kChunk = 2 << 20;
+  std::string buf(kChunk, '\0');
+  for (uint64_t off = 0; off < bytes; off += kChunk) {
+    uint64_t len = std::min(kChunk, bytes - off);
+    RELIVE_RETURN_IF_ERROR(pages_->read_run(kVmRamPid, off, len, buf.data()));
+    if (::pwrite(fd.get(), buf.data(), len, static_cast<off_t>(off)) != static_cast<ssize_t>(len))
+      return PosixError("write " + ram_file, errno);
+  }
+  return Status::Ok();
 }
 
 }  // namespace relive::ha

@@ -26,6 +26,9 @@
 
 namespace relive::ha {
 
+// A VM's RAM travels in page rounds as the pages of this pid, its addresses being RAM offsets.
+inline constexpr pid_t kVmRamPid = 1;
+
 class Replica {
  public:
   // Opens (and empties: a backup that restarts starts over with a full epoch) `dir`.
@@ -45,6 +48,9 @@ class Replica {
   // Writes the committed epoch as complete CRIU images (pages images rebuilt from the page
   // store) into `images_out`, and its directory into `directory_out` (replacing what is there).
   Status materialize(const std::string& images_out, const std::string& directory_out);
+  // For a VM: the committed epoch's device state into `images_out`, and its RAM (`bytes`, every
+  // page of it, or NotFound) into a new `ram_file`.
+  Status materialize_vm(const std::string& images_out, const std::string& ram_file, uint64_t bytes);
 
  private:
   Replica(std::string dir, uint64_t max_bytes) : dir_(std::move(dir)), max_bytes_(max_bytes) {}

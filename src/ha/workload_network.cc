@@ -18,6 +18,10 @@ Status sh(const std::string& script) {
 }
 
 std::string veth_name(const std::string& peer) { return ("rh-" + peer).substr(0, 15); }
+std::string tap_name(const std::string& peer) { return ("rt-" + peer).substr(0, 15); }
+
+// Locally administered, the same on every host (see the header).
+constexpr const char* kTapMac = "02:72:6c:76:00:01";
 
 }  // namespace
 
@@ -30,6 +34,21 @@ Result<WorkloadNetwork> WorkloadNetwork::up(const WorkloadConfig& w, const std::
                           migrate::parse_service_address(
                               fmt::format("{}/{}", w.service_address, int{w.service_prefix_len})));
   RELIVE_ASSIGN_OR_RETURN(std::string uplink, migrate::interface_for(a));
+  if (w.kind == WorkloadKind::kVm) {
+    WorkloadNetwork net("", tap_name(peer), uplink, a.cidr);
+    net.down();
+    RELIVE_RETURN_IF_ERROR(
+        sh(fmt::format("T={tap}; U={up}\n"
+                       "ip tuntap add dev $T mode tap\n"
+                       "ip link set $T address {mac} up\n"
+                       "sysctl -qw net.ipv4.ip_forward=1 net.ipv4.conf.$T.proxy_arp=1 "
+                       "net.ipv4.conf.$U.proxy_arp=1\n"
+                       "ip route replace {ip}/32 dev $T\n",
+                       fmt::arg("tap", net.veth_), fmt::arg("up", uplink), fmt::arg("mac", kTapMac),
+                       fmt::arg("ip", a.text))));
+    RELIVE_RETURN_IF_ERROR(net.announce());
+    return net;
+  }
   WorkloadNetwork net(workload_netns_name(w, peer), veth_name(peer), uplink, a.cidr);
   net.down();
   // Inside: the service address alone (/32) and a default route out of the veth; outside: a
@@ -58,6 +77,7 @@ WorkloadNetwork::WorkloadNetwork(WorkloadNetwork&& o) noexcept
       uplink_(std::move(o.uplink_)),
       address_(std::move(o.address_)) {
   o.netns_.clear();
+  o.veth_.clear();
 }
 
 WorkloadNetwork::~WorkloadNetwork() { down(); }
@@ -68,12 +88,12 @@ Status WorkloadNetwork::announce() const {
 }
 
 void WorkloadNetwork::down() {
-  if (netns_.empty()) return;
+  if (veth_.empty()) return;
   std::string ip = address_.substr(0, address_.find('/'));
   (void)sh(fmt::format(
       "ip route del {}/32 dev {} 2>/dev/null || true; ip link del {} 2>/dev/null || true; "
-      "ip netns del {} 2>/dev/null || true",
-      ip, veth_, veth_, netns_));
+      "[ -z '{}' ] || ip netns del {} 2>/dev/null || true",
+      ip, veth_, veth_, netns_, netns_));
 }
 
 }  // namespace relive::ha

@@ -49,13 +49,14 @@ class PageCache {
   Status rebuild_pages_images(const std::string& images_dir);
   // Copies one page of `pid` at `vaddr` into `out` (4096 bytes); NotFound if never received.
   Status read_page(pid_t pid, uint64_t vaddr, char* out);
+  // Copies `len` bytes (whole pages) of `pid` from `vaddr` on; NotFound if any was never received.
+  Status read_run(pid_t pid, uint64_t vaddr, uint64_t len, char* out);
 
   uint64_t pages_received() const { return pages_received_; }
 
  private:
   explicit PageCache(std::string dir) : dir_(std::move(dir)) {}
   Result<int> file_for(pid_t pid);
-  Status read_run(pid_t pid, uint64_t vaddr, uint64_t len, char* out);
   // Where the page at `vaddr` of `pid` lives in its file: each 1 GiB region of the address
   // space that holds pages gets its own slot, so the sparse file stays far below file-system
   // size limits (user addresses reach 2^47).

@@ -96,6 +96,15 @@ TEST(HaConfig, ExampleFileParses) {
   EXPECT_EQ(r->workload.command[0], "/usr/bin/redis-server");
 }
 
+TEST(HaConfig, VmExampleFileParses) {
+  std::string dir = __FILE__;
+  dir = dir.substr(0, dir.rfind('/'));
+  Result<HaConfig> r = load_ha_config(dir + "/../../examples/vm-ha-pair.toml");
+  ASSERT_TRUE(r.ok()) << r.status().to_string();
+  EXPECT_EQ(r->workload.kind, WorkloadKind::kVm);
+  EXPECT_EQ(r->workload.ram_bytes, 256ull << 20);
+}
+
 TEST(HaConfig, RejectsSyntaxErrorWithPosition) {
   std::string m = error_of("epoch_ms = = 3\n");
   EXPECT_NE(m.find("t.toml:1:"), std::string::npos) << m;
@@ -190,6 +199,47 @@ TEST(HaConfig, RejectsUnknownKeys) {
             "t.toml: limits.max_held (line 23): unknown key");
   EXPECT_EQ(error_of(with("lease_ttl_s = 3", "lease_ttl_s = 3\nttl = 3")),
             "t.toml: etcd.ttl (line 16): unknown key");
+}
+
+// kValid's workload as a VM with `args` after the binary.
+std::string vm(const std::string& args) {
+  return with("command = [\"/usr/bin/redis-server\", \"--port\", \"6379\"]",
+              "kind = \"vm\"\ncommand = [\"/usr/bin/qemu-system-x86_64\"" + args + "]");
+}
+
+TEST(HaConfig, ParsesAVmWorkload) {
+  Result<HaConfig> r = parse_ha_config(
+      vm(", \"-m\", \"256M\", \"-device\", \"e1000,netdev=relive-net\"") + "\n[workload.x]\n",
+      "t.toml");
+  // (the stray table only checks that unknown keys are still refused after a VM's)
+  ASSERT_FALSE(r.ok());
+  r = parse_ha_config(vm(", \"-m\", \"256M\", \"-device\", \"e1000,netdev=relive-net\""), "t.toml");
+  ASSERT_TRUE(r.ok()) << r.status().to_string();
+  EXPECT_EQ(r->workload.kind, WorkloadKind::kVm);
+  EXPECT_EQ(r->workload.ram_bytes, 256ull << 20);
+  EXPECT_EQ(r->workload.ram_dir, "/dev/shm");
+  Result<HaConfig> p = parse_ha_config(kValid, "t.toml");
+  ASSERT_TRUE(p.ok());
+  EXPECT_EQ(p->workload.kind, WorkloadKind::kProcess);
+}
+
+TEST(HaConfig, RejectsWhatAVmWorkloadMustNotHave) {
+  const std::string nic = ", \"-device\", \"e1000,netdev=relive-net\"";
+  EXPECT_NE(error_of(vm(nic + ", \"-drive\", \"file=disk.img\"")).find("-drive is not allowed"),
+            std::string::npos);
+  EXPECT_NE(error_of(vm(nic + ", \"-qmp\", \"unix:/x\"")).find("-qmp is not allowed"),
+            std::string::npos);
+  EXPECT_NE(error_of(vm(", \"-m\", \"64\"")).find("needs a NIC on relived's network backend"),
+            std::string::npos);
+  EXPECT_NE(error_of(vm(nic + ", \"-machine\", \"pc,memory-backend=m0\""))
+                .find("relived provides the guest RAM"),
+            std::string::npos);
+  EXPECT_NE(error_of(vm(nic + ", \"-m\", \"lots\"")).find("not a memory size"), std::string::npos);
+  EXPECT_EQ(error_of(with("command = [\"/usr/bin/redis-server\", \"--port\", \"6379\"]",
+                          "kind = \"vm\"\ncommand = [\"/usr/bin/redis-server\"]")),
+            "t.toml: workload.command (line 18): not a qemu-system binary: /usr/bin/redis-server");
+  EXPECT_EQ(error_of(with("netns = \"rx\"", "netns = \"rx\"\nkind = \"container\"")),
+            "t.toml: workload.kind (line 21): must be \"process\" or \"vm\", got 'container'");
 }
 
 }  // namespace

@@ -11,8 +11,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
-#include "netns_hosts.h"
-#include "test_util.h"
+#include "ha_pair_fixture.h"
 
 namespace relive::testing {
 namespace {
@@ -21,161 +20,44 @@ using std::chrono::milliseconds;
 using std::chrono::seconds;
 using Clock = std::chrono::steady_clock;
 
-std::string relived_bin() { return relive_bin() + "d"; }
 std::string writer_bin() { return test_bin_dir() + "/subjects/redis_writer"; }
 
-struct Ack {
-  long key;
-  long ms;
-};
-
-std::vector<Ack> acks_in(const std::string& path) {
-  std::vector<Ack> out;
-  std::istringstream in(read_all(path));
-  Ack a{};
-  while (in >> a.key >> a.ms) out.push_back(a);
-  return out;
-}
-
-// The longest time between two consecutive acknowledged writes: the outage a client saw.
-long longest_gap_ms(const std::vector<Ack>& acks) {
-  long gap = 0;
-  for (size_t i = 1; i < acks.size(); ++i) gap = std::max(gap, acks[i].ms - acks[i - 1].ms);
-  return gap;
-}
-
-class HaPair : public ::testing::Test {
+class HaPair : public HaPairFixture {
  protected:
   void SetUp() override {
-    if (::geteuid() != 0) GTEST_SKIP() << "needs root (network namespaces, CRIU, iptables)";
-    for (const char* tool :
-         {"/usr/bin/etcd", "/usr/bin/redis-server", "/usr/bin/redis-benchmark"}) {
+    for (const char* tool : {"/usr/bin/redis-server", "/usr/bin/redis-benchmark"}) {
       if (::access(tool, X_OK) != 0) GTEST_SKIP() << tool << " is not installed";
     }
-    ASSERT_TRUE(hosts_.ok()) << "could not create the test hosts";
-    ASSERT_EQ(run({relive_bin(), "keys", "init", dir_ / "keys", "--hosts", "alpha,beta,mallory"})
-                  .exit_code,
-              0);
-    start_etcd();
-    write_all_to(dir_ / "pair.toml", config());
+    HaPairFixture::SetUp();
   }
   void TearDown() override {
     writer_.reset();
-    for (auto& r : relived_) r.reset();
-    // Whatever workload is left (relived leaves it running when it is killed).
+    HaPairFixture::TearDown();
+  }
+  void kill_leftovers() override {
     sh("pkill -9 -f 'redis-server \\*:" + std::to_string(kPort) + "' 2>/dev/null; true");
-    etcd_.reset();
-    sh("rm -rf " + etcd_dir_);
-    sh("for n in " + netns_ + "-alpha " + netns_ +
-       "-beta; do ip netns del $n 2>/dev/null; done; true");
   }
 
   // Per test process: ctest runs two of these at once, and serving_count() and TearDown find
   // the workload by its port.
   const int kPort = 20000 + ::getpid() % 10000;
-  // 2 s, not etcd's 1 s minimum: the primary renews every third of the TTL, and on a loaded
-  // 2-core machine two slow renewals in a row would fence a healthy primary (bench/ha.py
-  // measures with 1 s on a quiet machine).
-  static constexpr int kLeaseTtl = 2;
-  std::string service() const { return "198.18.60.10"; }
 
-  std::string config() const {
-    return fmt::format(R"(tls_dir = "{keys}"
-epoch_ms = 50
-heartbeat_ms = 50
-failure_timeout_ms = 300
-[[peers]]
-name = "alpha"
-address = "{a}:7411"
-[[peers]]
-name = "beta"
-address = "{b}:7411"
-[etcd]
-endpoints = ["http://{c}:2379"]
-lease_key = "/relive/ha/{ns}/primary"
-lease_ttl_s = {ttl}
-[workload]
+  std::string workload_toml() const override {
+    return fmt::format(R"([workload]
 command = ["/usr/bin/redis-server", "--port", "{port}", "--save", "", "--appendonly", "yes",
            "--protected-mode", "no"]
 directory = "{dir}"
 service_address = "{svc}/24"
 netns = "{ns}"
 )",
-                       fmt::arg("keys", std::string(dir_ / "keys")),
-                       fmt::arg("a", hosts_.address('a')), fmt::arg("b", hosts_.address('b')),
-                       fmt::arg("c", hosts_.address('c')), fmt::arg("ns", netns_),
-                       fmt::arg("port", kPort), fmt::arg("dir", std::string(dir_ / "w")),
-                       fmt::arg("svc", service()), fmt::arg("ttl", kLeaseTtl));
+                       fmt::arg("ns", netns_), fmt::arg("port", kPort),
+                       fmt::arg("dir", std::string(dir_ / "w")), fmt::arg("svc", service()));
   }
 
-  void start_etcd() {
-    std::string url = "http://" + hosts_.address('c') + ":2379";
-    // Short election timeouts let etcd grant 1 s leases (its minimum is 1.5 election timeouts).
-    etcd_ = std::make_unique<Background>(
-        hosts_.in(
-            'c',
-            {"/usr/bin/etcd", "--name", "t", "--data-dir", etcd_dir_, "--listen-client-urls", url,
-             "--advertise-client-urls", url, "--listen-peer-urls", "http://127.0.0.1:2380",
-             "--initial-advertise-peer-urls", "http://127.0.0.1:2380", "--initial-cluster",
-             "t=http://127.0.0.1:2380", "--heartbeat-interval", "10", "--election-timeout", "100"}),
-        dir_ / "etcd.log", dir_ / "etcd.log");
-    ASSERT_TRUE(eventually(
-        [&] {
-          return hosts_.sh_in('c', "curl -sf -X POST " + url +
-                                       "/v3/kv/range -d {\\\"key\\\":\\\"eA==\\\"} >/dev/null") ==
-                 0;
-        },
-        seconds(20)))
-        << read_all(dir_ / "etcd.log");
-  }
-
-  // Peer 0 = alpha on host a, 1 = beta on host b.
-  void start_peer(int i) {
-    std::string name = i == 0 ? "alpha" : "beta";
-    char host = i == 0 ? 'a' : 'b';
-    relived_[i] = std::make_unique<Background>(
-        hosts_.in(host, {relived_bin(), "--ha-config", dir_ / "pair.toml", "--name", name,
-                         "--state-dir", dir_ / ("state-" + name)}),
-        dir_ / (name + ".out"), dir_ / (name + ".err"));
-  }
-  std::string err(int i) const { return read_all(dir_ / (i == 0 ? "alpha.err" : "beta.err")); }
-  std::string logs() const { return "\n--- alpha:\n" + err(0) + "\n--- beta:\n" + err(1); }
-
-  // `relive ha status --json` from host c: one object per peer.
-  nlohmann::json status() const {
-    RunResult r = run(hosts_.in('c', {relive_bin(), "ha", "status", "--config", dir_ / "pair.toml",
-                                      "--name", "alpha", "--json"}),
-                      30);
-    auto j = nlohmann::json::parse(r.out, nullptr, false);
-    return j.is_array() ? j : nlohmann::json::array();
-  }
-  std::string role(int i) const {
-    auto s = status();
-    return s.size() == 2 ? s[i].value("role", "") : "";
-  }
-  bool protected_by_backup(int primary) const {
-    auto s = status();
-    return s.size() == 2 && s[primary].value("role", "") == "primary" &&
-           s[primary].value("protection", "") == "protected" &&
-           s[primary].value("committed_epoch", 0) > 2;
-  }
-  pid_t workload_pid(int i) const {
-    auto s = status();
-    return s.size() == 2 ? s[i].value("workload_pid", 0) : 0;
-  }
   // Redis processes serving our port, whichever host they are on.
   int serving_count() const {
     RunResult r = run({"/usr/bin/pgrep", "-c", "-f", "redis-server \\*:" + std::to_string(kPort)});
     return std::atoi(r.out.c_str());
-  }
-
-  // alpha primary, beta backup, protected.
-  void start_pair() {
-    start_peer(0);
-    ASSERT_TRUE(eventually([&] { return role(0) == "primary"; }, seconds(30))) << logs();
-    start_peer(1);
-    ASSERT_TRUE(eventually([&] { return protected_by_backup(0); }, seconds(30))) << logs();
-    EXPECT_EQ(role(1), "backup");
   }
 
   void start_writer() {
@@ -202,22 +84,6 @@ netns = "{ns}"
     std::printf("[measure] %s: %zu acknowledged writes, none lost; longest client gap %ld ms\n",
                 what.c_str(), acks.size(), longest_gap_ms(acks));
   }
-  // `w`: the workload's pid if known (asking for it takes a status round trip).
-  void kill_host_a(pid_t w = 0) {
-    if (w == 0) w = workload_pid(0);
-    relived_[0]->stop();
-    if (w > 0) ::kill(w, SIGKILL);
-  }
-
-  std::string prefix_ = "rha" + std::to_string(::getpid() % 100000);
-  std::string netns_ = prefix_ + "w";
-  NetnsHosts hosts_{prefix_, 60};
-  TempDir dir_;
-  // etcd fsyncs every lease grant and put: on tmpfs, so that a busy disk (CRIU images, other
-  // tests) cannot stall it past a lease's TTL.
-  std::string etcd_dir_ = "/dev/shm/relive-test-etcd-" + std::to_string(::getpid());
-  std::unique_ptr<Background> etcd_;
-  std::unique_ptr<Background> relived_[2];
   std::unique_ptr<Background> writer_;
 };
 

@@ -136,6 +136,54 @@ Result<std::vector<std::string>> migratable_args(const std::vector<std::string>&
   return out;
 }
 
+std::set<std::string> option_names(const std::vector<std::string>& args) {
+  std::set<std::string> out;
+  if (args.empty()) return out;
+  for (const Word& w : parse({args.begin() + 1, args.end()})) {
+    if (!w.option.empty()) out.insert(w.option);
+  }
+  return out;
+}
+
+Result<uint64_t> memory_bytes(const std::vector<std::string>& args) {
+  std::string size;
+  if (!args.empty()) {
+    for (const Word& w : parse({args.begin() + 1, args.end()})) {
+      if (w.option != "m" || !w.has_value) continue;
+      size = option_value(w.value, "size");
+      if (size.empty() && w.value.find('=') == std::string::npos) {
+        size = w.value.substr(0, w.value.find(','));
+      }
+    }
+  }
+  if (size.empty()) return uint64_t{128} << 20;
+  static const std::regex kSize("([0-9]{1,9})([kKmMgGtT]?)[bB]?");
+  std::smatch m;
+  if (!std::regex_match(size, m, kSize)) {
+    return Status::InvalidArgument("-m " + size + ": not a memory size");
+  }
+  uint64_t n = std::stoull(m[1].str());
+  int shift = 20;
+  switch (m[2].str().empty() ? 'm' : std::tolower(m[2].str()[0])) {
+    case 'k':
+      shift = 10;
+      break;
+    case 'g':
+      shift = 30;
+      break;
+    case 't':
+      shift = 40;
+      break;
+    default:
+      break;
+  }
+  uint64_t bytes = n << shift;
+  if (n == 0 || (bytes >> shift) != n || bytes % 4096 != 0) {
+    return Status::InvalidArgument("-m " + size + ": not a usable memory size");
+  }
+  return bytes;
+}
+
 Result<std::vector<std::string>> incoming_args(const std::vector<std::string>& args,
                                                const std::string& qmp_socket) {
   RELIVE_ASSIGN_OR_RETURN(std::vector<std::string> out, migratable_args(args));

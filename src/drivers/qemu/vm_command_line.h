@@ -12,6 +12,8 @@
 
 #include <sys/types.h>
 
+#include <cstdint>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -31,5 +33,13 @@ Result<std::vector<std::string>> migratable_args(const std::vector<std::string>&
 // monitor on `qmp_socket`.
 Result<std::vector<std::string>> incoming_args(const std::vector<std::string>& args,
                                                const std::string& qmp_socket);
+
+// The names (without dashes) of the options in `args` (argv[0] excluded).
+std::set<std::string> option_names(const std::vector<std::string>& args);
+
+// The guest's RAM size in bytes from `-m SIZE` / `-m size=SIZE[,...]` (SIZE in MiB unless it
+// ends in K, M, G or T), QEMU's default 128 MiB when there is no -m. InvalidArgument on a size
+// QEMU would not take either.
+Result<uint64_t> memory_bytes(const std::vector<std::string>& args);
 
 }  // namespace relive::qemu

@@ -99,3 +99,31 @@ TEST(VmCommandLine, ReadsAProcesssArgv) {
 
 }  // namespace
 }  // namespace relive::qemu
+
+namespace relive::qemu {
+namespace {
+
+TEST(VmCommandLine, MemoryBytesReadsEveryFormQemuTakes) {
+  auto bytes = [](std::vector<std::string> a) {
+    a.insert(a.begin(), "qemu-system-x86_64");
+    return memory_bytes(a);
+  };
+  EXPECT_EQ(*bytes({}), 128ull << 20);
+  EXPECT_EQ(*bytes({"-m", "256"}), 256ull << 20);
+  EXPECT_EQ(*bytes({"-m", "512M"}), 512ull << 20);
+  EXPECT_EQ(*bytes({"-m", "2G"}), 2ull << 30);
+  EXPECT_EQ(*bytes({"-m", "size=1g,slots=2,maxmem=4G"}), 1ull << 30);
+  EXPECT_EQ(*bytes({"-m", "128", "-m", "64"}), 64ull << 20) << "the last -m wins, as in QEMU";
+  EXPECT_FALSE(bytes({"-m", "lots"}).ok());
+  EXPECT_FALSE(bytes({"-m", "0"}).ok());
+  EXPECT_FALSE(bytes({"-m", "3K"}).ok()) << "not a whole number of pages";
+}
+
+TEST(VmCommandLine, OptionNamesIgnoreValuesThatLookLikeOptions) {
+  auto names = option_names(
+      {"qemu-system-x86_64", "-append", "-netdev", "--m", "64", "-nographic", "-drive", "file=x"});
+  EXPECT_EQ(names, (std::set<std::string>{"append", "m", "nographic", "drive"}));
+}
+
+}  // namespace
+}  // namespace relive::qemu

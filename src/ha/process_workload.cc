@@ -1,0 +1,74 @@
+#include "ha/process_workload.h"
+
+#include "container/criu_compat.h"
+#include "drivers/criu/criu.h"
+#include "drivers/criu/criu_binary.h"
+#include "ha/workload_process.h"
+
+namespace relive::ha {
+namespace {
+
+class ProcessWorkload : public ProtectedWorkload {
+ public:
+  explicit ProcessWorkload(EpochCapture capture) : capture_(std::move(capture)) {}
+  pid_t pid() const override { return capture_.pid(); }
+  bool alive() override { return workload_alive(capture_.pid()); }
+  void kill() override { kill_workload(capture_.pid()); }
+  Result<CapturedEpoch> capture(uint64_t number, bool full) override {
+    return capture_.capture(number, full);
+  }
+  void committed() override { capture_.committed(); }
+  void reset() override { capture_.reset(); }
+
+ private:
+  EpochCapture capture_;
+};
+
+Result<std::unique_ptr<ProtectedWorkload>> protect(pid_t pid, const WorkloadConfig& w,
+                                                   const std::string& netns_path,
+                                                   const std::string& state_dir) {
+  CaptureOptions co;
+  co.pid = pid;
+  co.netns_path = netns_path;
+  co.work_dir = state_dir + "/epoch";
+  co.directory = w.directory;
+  RELIVE_ASSIGN_OR_RETURN(EpochCapture cap, EpochCapture::create(co));
+  return std::unique_ptr<ProtectedWorkload>(new ProcessWorkload(std::move(cap)));
+}
+
+}  // namespace
+
+Result<std::unique_ptr<ProtectedWorkload>> start_process_workload(const WorkloadConfig& w,
+                                                                  const std::string& netns_path,
+                                                                  const std::string& state_dir) {
+  RELIVE_ASSIGN_OR_RETURN(pid_t pid, start_workload(w, netns_path));
+  Result<std::unique_ptr<ProtectedWorkload>> p = protect(pid, w, netns_path, state_dir);
+  if (!p.ok()) kill_workload(pid);
+  return p;
+}
+
+Result<std::unique_ptr<ProtectedWorkload>> restore_process_workload(const WorkloadConfig& w,
+                                                                    const std::string& netns_path,
+                                                                    const std::string& state_dir,
+                                                                    Replica* replica,
+                                                                    OutputBuffer* input) {
+  std::string images = state_dir + "/restore-images";
+  RELIVE_RETURN_IF_ERROR(replica->materialize(images, w.directory));
+  RELIVE_RETURN_IF_ERROR(input->set_pass_through(false));
+  RELIVE_ASSIGN_OR_RETURN(std::string criu, criu::find_criu());
+  RELIVE_ASSIGN_OR_RETURN(std::string wrapper,
+                          container::criu_with_compat(images, criu, netns_path));
+  criu::RestoreOptions ro;
+  ro.images_dir = images;
+  ro.tcp_established = true;
+  ro.run.criu = wrapper;
+  ro.run.timeout = std::chrono::seconds(60);
+  Result<pid_t> pid = criu::restore(ro);
+  (void)input->set_pass_through(true);
+  if (!pid.ok()) return pid.status();
+  Result<std::unique_ptr<ProtectedWorkload>> p = protect(*pid, w, netns_path, state_dir);
+  if (!p.ok()) kill_workload(*pid);
+  return p;
+}
+
+}  // namespace relive::ha

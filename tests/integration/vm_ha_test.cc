@@ -1,0 +1,182 @@
+// The relived HA pair protecting a QEMU VM (TCG) end to end: the test guest
+// (scripts/build-guest.sh) runs its line store and echo server at the service address; relived
+// on host a (alpha) is primary, beta on host b the backup, etcd on host c holds the fence, and
+// clients on host c write lines (recording every acknowledged one) and hold an echo connection.
+// Failover under load with nothing acknowledged lost and the connection surviving, the Remus
+// output-commit invariant, re-protection of the restored VM and a planned switchover back.
+#include "ha_pair_fixture.h"
+
+namespace relive::testing {
+namespace {
+
+using std::chrono::seconds;
+
+class VmHaPair : public HaPairFixture {
+ protected:
+  void SetUp() override {
+    if (::access("/usr/bin/qemu-system-x86_64", X_OK) != 0) {
+      GTEST_SKIP() << "qemu-system-x86_64 is not installed (scripts/bootstrap.sh)";
+    }
+    guest_ = test_guest_dir();
+    ASSERT_FALSE(guest_.empty()) << "no test guest (run scripts/bootstrap.sh)";
+    HaPairFixture::SetUp();
+  }
+  void TearDown() override {
+    writer_.reset();
+    echo_.reset();
+    HaPairFixture::TearDown();
+  }
+  // The QEMUs are found by their RAM files, which carry the namespace prefix and the peer.
+  std::string ram_pattern() const { return "relive-ha-" + netns_ + "-"; }
+  void kill_leftovers() override {
+    sh("pkill -9 -f " + ram_pattern() + " 2>/dev/null; rm -f /dev/shm/" + ram_pattern() +
+       "*; true");
+  }
+  int running_vms() const {
+    return std::atoi(run({"/usr/bin/pgrep", "-c", "-f", ram_pattern()}).out.c_str());
+  }
+
+  std::string workload_toml() const override {
+    return fmt::format(R"([workload]
+kind = "vm"
+command = ["/usr/bin/qemu-system-x86_64", "-accel", "tcg", "-m", "128", "-display", "none",
+           "-vga", "none", "-serial", "file:serial.log", "-kernel", "{g}/vmlinux",
+           "-initrd", "{g}/initramfs.cpio.gz",
+           "-append", "console=ttyS0 quiet relive.ip={svc}/24",
+           "-device", "e1000,netdev=relive-net,mac=52:54:00:12:34:56"]
+directory = "{dir}"
+service_address = "{svc}/24"
+netns = "{ns}"
+)",
+                       fmt::arg("g", guest_), fmt::arg("ns", netns_),
+                       fmt::arg("dir", std::string(dir_ / "w")), fmt::arg("svc", service()));
+  }
+
+  // One line per connection to the guest's line store; "KEY MS" for every "ok KEY" answer.
+  void start_writer() {
+    std::string script = fmt::format(
+        "i=0; while :; do i=$((i+1)); "
+        "r=$(timeout 5 bash -c 'exec 3<>/dev/tcp/{ip}/9 && echo k'$i' >&3 && read -r l <&3 && "
+        "echo $l' 2>/dev/null); "
+        "[ \"$r\" = \"ok k$i\" ] && echo \"$i $(date +%s%3N)\"; done",
+        fmt::arg("ip", service()));
+    writer_ = std::make_unique<Background>(hosts_.in('c', {"/bin/bash", "-c", script}),
+                                           dir_ / "acks", dir_ / "writer.err");
+  }
+  // One TCP connection held to the echo server for the whole test: "N MS" per echoed line; the
+  // client exits (and stops writing) if a line does not come back within 20 s or comes back
+  // wrong.
+  void start_echo() {
+    std::string script = fmt::format(
+        "exec 3<>/dev/tcp/{ip}/7 || exit 1; i=0; while :; do i=$((i+1)); echo e$i >&3; "
+        "read -r -t 20 l <&3 || exit 2; [ \"$l\" = \"e$i\" ] || exit 3; "
+        "echo \"$i $(date +%s%3N)\"; sleep 0.2; done",
+        fmt::arg("ip", service()));
+    echo_ = std::make_unique<Background>(hosts_.in('c', {"/bin/bash", "-c", script}),
+                                         dir_ / "echoes", dir_ / "echo.err");
+  }
+  size_t acked() const { return acks_in(dir_ / "acks").size(); }
+  size_t echoed() const { return acks_in(dir_ / "echoes").size(); }
+  ::testing::AssertionResult wait_for(const std::function<size_t()>& count, size_t n,
+                                      const char* what) {
+    if (eventually([&] { return count() >= n; }, seconds(120))) {
+      return ::testing::AssertionSuccess();
+    }
+    return ::testing::AssertionFailure() << "only " << count() << " " << what << logs();
+  }
+  std::string dump_store() const {
+    return run(hosts_.in('c', {"/usr/bin/timeout", "20", "/bin/bash", "-c",
+                               "exec 3<>/dev/tcp/" + service() + "/9 && echo DUMP >&3 && cat <&3"}),
+               30)
+        .out;
+  }
+  void verify_no_acked_line_lost(const std::string& what) {
+    writer_.reset();
+    std::vector<Ack> acks = acks_in(dir_ / "acks");
+    ASSERT_FALSE(acks.empty());
+    std::string stored = "\n" + dump_store();
+    size_t missing = 0;
+    for (const Ack& a : acks) {
+      if (stored.find("\nk" + std::to_string(a.key) + "\n") == std::string::npos) ++missing;
+    }
+    EXPECT_EQ(missing, 0u) << what << ": acknowledged lines missing from the store:" << stored;
+    std::printf("[measure] %s: %zu acknowledged lines, %zu lost; longest client gap %ld ms\n",
+                what.c_str(), acks.size(), missing, longest_gap_ms(acks));
+  }
+
+  std::string guest_;
+  std::unique_ptr<Background> writer_;
+  std::unique_ptr<Background> echo_;
+};
+
+TEST_F(VmHaPair, FailoverUnderLoadLosesNoAcknowledgedLineAndKeepsTheConnection) {
+  start_pair(seconds(90));
+  start_writer();
+  ASSERT_TRUE(wait_for([&] { return acked(); }, 10, "lines acknowledged"));
+  start_echo();  // the guest's services are up
+  ASSERT_TRUE(wait_for([&] { return echoed(); }, 5, "lines echoed"));
+  size_t acks_before = acked(), echoes_before = echoed();
+  kill_host_a();  // kill -9 of relived and of QEMU: everything on the primary host
+  ASSERT_TRUE(eventually([&] { return role(1) == "primary"; }, seconds(60))) << logs();
+  ASSERT_TRUE(
+      wait_for([&] { return acked(); }, acks_before + 10, "lines acknowledged after the failover"));
+  ASSERT_TRUE(wait_for([&] { return echoed(); }, echoes_before + 5,
+                       "lines echoed on the same connection after the failover"));
+  EXPECT_TRUE(echo_->running()) << "the echo connection broke: " << read_all(dir_ / "echo.err");
+  verify_no_acked_line_lost("VM failover under load");
+  std::vector<Ack> echoes = acks_in(dir_ / "echoes");
+  std::printf("[measure] VM failover: echo connection kept, longest echo gap %ld ms\n",
+              longest_gap_ms(echoes));
+  EXPECT_EQ(running_vms(), 1) << "exactly one VM runs after the failover";
+}
+
+// Output of an epoch the backup never acknowledged never reaches a client, and the line the
+// client was never told about is not in the VM that takes over.
+TEST_F(VmHaPair, OutputOfAnUncommittedEpochNeverEscapes) {
+  start_pair(seconds(90));
+  start_writer();
+  ASSERT_TRUE(wait_for([&] { return acked(); }, 3, "lines acknowledged"));
+  writer_.reset();  // its acknowledged lines are checked after the takeover
+  pid_t qemu = workload_pid(0);
+  ASSERT_GT(qemu, 0);
+  ::kill(relived_[1]->pid(), SIGSTOP);
+  RunResult w = run(hosts_.in('c', {"/usr/bin/timeout", "2", "/bin/bash", "-c",
+                                    "exec 3<>/dev/tcp/" + service() +
+                                        "/9 && echo unseen >&3 && read -r l <&3 && echo $l"}),
+                    10);
+  EXPECT_EQ(w.out.find("ok"), std::string::npos) << "the client saw uncommitted output: " << w.out;
+  kill_host_a(qemu);
+  ::kill(relived_[1]->pid(), SIGCONT);
+  ASSERT_TRUE(eventually([&] { return role(1) == "primary"; }, seconds(60))) << logs();
+  std::string stored = dump_store();
+  verify_no_acked_line_lost("VM failover with an uncommitted epoch");
+  EXPECT_EQ(stored.find("unseen"), std::string::npos)
+      << "the line the client never saw acknowledged survived" << logs();
+}
+
+TEST_F(VmHaPair, ReprotectionAfterFailoverThenPlannedSwitchover) {
+  start_pair(seconds(90));
+  start_writer();
+  ASSERT_TRUE(wait_for([&] { return acked(); }, 5, "lines acknowledged"));
+  kill_host_a();
+  ASSERT_TRUE(eventually([&] { return role(1) == "primary"; }, seconds(60))) << logs();
+  ASSERT_TRUE(
+      wait_for([&] { return acked(); }, acked() + 5, "lines acknowledged after the failover"));
+  // alpha comes back: the restored VM is protected again (full epoch, then epochs).
+  start_peer(0);
+  ASSERT_TRUE(eventually([&] { return protected_by_backup(1); }, seconds(60))) << logs();
+  EXPECT_EQ(role(0), "backup");
+  RunResult sw = run(hosts_.in('c', {relive_bin(), "ha", "switchover", "--config",
+                                     dir_ / "pair.toml", "--name", "alpha"}),
+                     120);
+  ASSERT_EQ(sw.exit_code, 0) << sw.err << logs();
+  ASSERT_TRUE(eventually([&] { return role(0) == "primary"; }, seconds(60))) << logs();
+  ASSERT_TRUE(eventually([&] { return protected_by_backup(0); }, seconds(60))) << logs();
+  ASSERT_TRUE(
+      wait_for([&] { return acked(); }, acked() + 5, "lines acknowledged after the switchover"));
+  verify_no_acked_line_lost("VM failover, re-protection, switchover");
+  EXPECT_EQ(running_vms(), 1);
+}
+
+}  // namespace
+}  // namespace relive::testing
