@@ -20,6 +20,9 @@ Prints Markdown.
 """
 import json, os, signal, statistics, subprocess, sys, tempfile, time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import netns_hosts  # noqa: E402
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BUILD = os.environ.get("RELIVE_BUILD", os.path.join(ROOT, "build"))
 RELIVE = os.path.join(BUILD, "bin", "relive")
@@ -37,31 +40,14 @@ SERVICE, PORT = "198.18.70.10", 16579
 KEYS = None  # the pair's key directory, made by main()
 
 
-def sh(*argv, check=True, **kw):
-    return subprocess.run(list(argv), check=check, capture_output=True, text=True, **kw)
-
-
-def ns(host):
-    return ["nsenter", f"--net=/var/run/netns/{NS}{host}"]
-
-
-def net_up():
-    sh("ip", "netns", "add", NS + "br")
-    sh("ip", "-n", NS + "br", "link", "add", "br0", "type", "bridge")
-    sh("ip", "-n", NS + "br", "link", "set", "br0", "up")
-    for i, h in enumerate("abc", 1):
-        sh("ip", "netns", "add", NS + h)
-        sh("ip", "link", "add", f"v{h}", "netns", NS + h, "type", "veth", "peer", "name", f"p{h}",
-           "netns", NS + "br")
-        sh("ip", "-n", NS + "br", "link", "set", f"p{h}", "master", "br0", "up")
-        sh("ip", "-n", NS + h, "addr", "add", f"198.18.70.{i}/24", "dev", f"v{h}")
-        sh("ip", "-n", NS + h, "link", "set", f"v{h}", "up")
-        sh("ip", "-n", NS + h, "link", "set", "lo", "up")
+HOSTS = netns_hosts.Hosts(NS, 70)
+sh = netns_hosts.sh
+ns = HOSTS.ns
+net_up = HOSTS.up
 
 
 def net_down():
-    for h in ("a", "b", "c", "br"):
-        sh("ip", "netns", "del", NS + h, check=False)
+    HOSTS.down()
     for p in ("alpha", "beta"):
         sh("ip", "netns", "del", f"{NS}w-{p}", check=False)
 

@@ -19,6 +19,9 @@ Prints Markdown.
 """
 import json, os, shutil, signal, statistics, subprocess, sys, tempfile, threading, time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import netns_hosts  # noqa: E402
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BUILD = os.environ.get("RELIVE_BUILD", os.path.join(ROOT, "build"))
 RELIVE = os.path.join(BUILD, "bin", "relive")
@@ -49,31 +52,11 @@ PORT = 7070
 METHODS = ["plain CRIU", "stop-copy", "precopy", "postcopy", "crtr", "auto"]
 
 
-def sh(*argv, check=True, **kw):
-    return subprocess.run(list(argv), check=check, capture_output=True, text=True, **kw)
-
-
-def ns(host):
-    return ["nsenter", f"--net=/var/run/netns/{NS}{host}"]
-
-
-def net_up():
-    sh("ip", "netns", "add", NS + "br")
-    sh("ip", "-n", NS + "br", "link", "add", "br0", "type", "bridge")
-    sh("ip", "-n", NS + "br", "link", "set", "br0", "up")
-    for i, h in enumerate("abc", 1):
-        sh("ip", "netns", "add", NS + h)
-        sh("ip", "link", "add", f"v{h}", "netns", NS + h, "type", "veth", "peer", "name", f"p{h}",
-           "netns", NS + "br")
-        sh("ip", "-n", NS + "br", "link", "set", f"p{h}", "master", "br0", "up")
-        sh("ip", "-n", NS + h, "addr", "add", f"198.18.0.{i}/24", "dev", f"v{h}")
-        sh("ip", "-n", NS + h, "link", "set", f"v{h}", "up")
-        sh("ip", "-n", NS + h, "link", "set", "lo", "up")
-
-
-def net_down():
-    for h in ("a", "b", "c", "br"):
-        sh("ip", "netns", "del", NS + h, check=False)
+HOSTS = netns_hosts.Hosts(NS, 0)
+sh = netns_hosts.sh
+ns = HOSTS.ns
+net_up = HOSTS.up
+net_down = HOSTS.down
 
 
 def wait_for(what, fn, timeout=120):

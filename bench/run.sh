@@ -52,12 +52,20 @@ tmp=$(mktemp)
   echo
   /usr/bin/python3 bench/ha.py
   echo
-  echo "## VM migration: pre-copy, post-copy, TCG log shipping (issue: relive migrate --vm)"
+  echo "## VM migration: pre-copy, post-copy, auto, TCG log shipping vs QEMU by hand (issue: QEMU VMs)"
   echo
-  echo "The test guest (256 MiB, TCG, QEMU 10.0.2) between two network-namespace hosts, TLS;"
-  echo "tests/integration/vm_migrate_test.cc's migrations, one run each, in this one run."
+  echo "The test guest (256 MiB, TCG, QEMU 10.0.2) between two network-namespace hosts, relive over"
+  echo "TLS; tests/integration/vm_migrate_test.cc's migrations, one run each, in this one run,"
+  echo "against QEMU's own migration with its defaults driven by hand (bench/vm_migrate.py)."
   echo
   /usr/bin/python3 bench/vm_migrate.py build
+  echo
+  echo "## VM HA pair: protected vs unprotected (issue: QEMU VMs)"
+  echo
+  echo "The test guest (128 MiB, TCG) protected by relived at 10-40 epochs per second against the"
+  echo "same VM with no backup, in one run (bench/vm_ha.py describes the setup)."
+  echo
+  /usr/bin/python3 bench/vm_ha.py
   echo
   echo "## Shared-memory event ring (tracer -> log writer process)"
   echo

@@ -88,7 +88,9 @@ def guest_up():
 def spin_rate(serial):
     """Guest compute iterations per second over SECONDS, from its serial port."""
     def last():
-        m = re.findall(r"relive-spin (\d+)", open(serial, errors="replace").read())
+        text = open(serial, errors="replace").read()
+        # Complete lines only: QEMU may be in the middle of writing the last one.
+        m = re.findall(r"relive-spin (\d+)\r?\n", text[:text.rfind("\n") + 1])
         return int(m[-1]) if m else None
     ha.wait_for("the guest's compute loop", lambda: last() is not None, 60)
     n0, t0 = last(), time.time()

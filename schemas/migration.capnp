@@ -66,6 +66,7 @@ struct Begin {
   vmArgs @7 :List(Text);          # vm: QEMU's command line, monitors removed (argv[0] a basename)
   vmCapabilities @8 :List(Text);  # vm: migration capabilities both QEMUs need ("postcopy-ram")
   vmMultifdChannels @9 :UInt8;    # vm: with the "multifd" capability
+  vmTapMac @10 :Text;             # vm with serviceAddress: the MAC of the source host's tap
 }
 
 struct FileEntry {

@@ -83,7 +83,8 @@ void add_options(CLI::App* c, MigrateArgs* a, const char* strategies, bool conta
   c->add_option("--peer-name", a->o.peer_name, "The destination's expected certificate name");
   c->add_flag("--insecure", a->o.insecure, "Plaintext channel (the destination must agree)");
   c->add_option("--service-address", a->o.service_address,
-                "IPv4 address/prefix that moves with the workload");
+                "IPv4 address/prefix that moves with the workload (a VM: the address the guest "
+                "holds behind its tap, routed by the host)");
   c->add_flag("--tcp-established", a->o.tcp_established, "Migrate established TCP connections");
   c->add_option("--label", a->o.name, "Name of the workload at the destination");
   c->add_option("--log-threshold", a->o.log_threshold, "crtr: freeze below this log round size")

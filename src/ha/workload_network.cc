@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include "drivers/criu/command.h"
+#include "migrate/routed_tap.h"
 #include "migrate/service_address.h"
 
 namespace relive::ha {
@@ -37,16 +38,9 @@ Result<WorkloadNetwork> WorkloadNetwork::up(const WorkloadConfig& w, const std::
   if (w.kind == WorkloadKind::kVm) {
     WorkloadNetwork net("", tap_name(peer), uplink, a.cidr);
     net.down();
-    RELIVE_RETURN_IF_ERROR(
-        sh(fmt::format("T={tap}; U={up}\n"
-                       "ip tuntap add dev $T mode tap\n"
-                       "ip link set $T address {mac} up\n"
-                       "sysctl -qw net.ipv4.ip_forward=1 net.ipv4.conf.$T.proxy_arp=1 "
-                       "net.ipv4.conf.$U.proxy_arp=1\n"
-                       "ip route replace {ip}/32 dev $T\n",
-                       fmt::arg("tap", net.veth_), fmt::arg("up", uplink), fmt::arg("mac", kTapMac),
-                       fmt::arg("ip", a.text))));
-    RELIVE_RETURN_IF_ERROR(net.announce());
+    RELIVE_ASSIGN_OR_RETURN(migrate::RoutedTap tap, migrate::RoutedTap::create(net.veth_, kTapMac));
+    RELIVE_RETURN_IF_ERROR(tap.route(a));
+    tap.keep();  // down() takes it away, with the route
     return net;
   }
   WorkloadNetwork net(workload_netns_name(w, peer), veth_name(peer), uplink, a.cidr);

@@ -377,15 +377,8 @@ Result<DestinationOutcome> Session::run() {
     return began;
   }
   RELIVE_RETURN_IF_ERROR(link_->ack());
-  for (bool done = false; !done;) {
-    RELIVE_ASSIGN_OR_RETURN(m::Command c, link_->next_command(gate_));
-    Result<std::string> detail = dispatch(c, &done);
-    if (!detail.ok()) {
-      (void)link_->fail(detail.status());
-      return detail.status();
-    }
-    RELIVE_RETURN_IF_ERROR(link_->ack(*detail));
-  }
+  RELIVE_RETURN_IF_ERROR(
+      link_->serve(gate_, [this](const m::Command& c, bool* done) { return dispatch(c, done); }));
   if (lazy_) {
     // Post-copy: the tree runs; the daemon finishes copying its memory in the background.
     Status s = lazy_->wait(std::chrono::minutes(30));

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include "security/replay_guard.h"
+#include "security/tls_channel.h"
 #include "wire/migration_codec.h"
 
 namespace relive::migrate {
@@ -93,6 +94,33 @@ Status Link::ack(const std::string& detail) {
 Status Link::fail(const Status& error) {
   return stream_.send(p::Error{last_seq_, static_cast<uint32_t>(error.code()), error.message()})
       .status();
+}
+
+Status Link::serve(security::RequestGate* gate, const Handler& handler) {
+  for (bool done = false; !done;) {
+    RELIVE_ASSIGN_OR_RETURN(migration::Command c, next_command(gate));
+    Result<std::string> detail = handler(c, &done);
+    if (!detail.ok()) {
+      (void)fail(detail.status());
+      return detail.status();
+    }
+    RELIVE_RETURN_IF_ERROR(ack(*detail));
+  }
+  return Status::Ok();
+}
+
+Result<std::unique_ptr<Link>> open_link(const MigrateOptions& options) {
+  security::ChannelOptions co;
+  if (options.insecure) {
+    co.insecure = true;
+  } else {
+    co = security::tls_options_for_host(options.tls_dir, options.node_name, options.peer_name);
+  }
+  co.timeout = options.io_timeout;
+  RELIVE_ASSIGN_OR_RETURN(auto ch, security::connect_channel(options.to_host, options.to_port, co));
+  auto link = std::make_unique<Link>(std::move(ch));
+  RELIVE_RETURN_IF_ERROR(link->hello(options.node_name.empty() ? "relive" : options.node_name));
+  return link;
 }
 
 }  // namespace relive::migrate

@@ -4,9 +4,11 @@
 // (replay check + audit) before acting on it. Message order is enforced by ProtocolStream.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
 
+#include "relive/migrate.h"
 #include "relive/result.h"
 #include "security/channel.h"
 #include "security/protocol_stream.h"
@@ -38,6 +40,10 @@ class Link {
   Status ack(const std::string& detail = "");
   // Answers the last command with `error` (its code and message).
   Status fail(const Status& error);
+  // Admits and answers commands until `handler` sets *done: what it returns is the Ack's
+  // detail; its error is answered with fail() and returned.
+  using Handler = std::function<Result<std::string>(const migration::Command&, bool* done)>;
+  Status serve(security::RequestGate* gate, const Handler& handler);
 
   void close() { channel_->close(); }
 
@@ -46,5 +52,9 @@ class Link {
   security::ProtocolStream stream_;
   uint64_t last_seq_ = 0;  // sequence of the last request sent or received
 };
+
+// The source's link to the destination relived named by `options` (to_host:to_port, TLS with
+// this host's key from tls_dir unless insecure, io_timeout), hello already exchanged.
+Result<std::unique_ptr<Link>> open_link(const MigrateOptions& options);
 
 }  // namespace relive::migrate

@@ -10,7 +10,6 @@
 #include "common/process_tree.h"
 #include "drivers/criu/command.h"
 #include "migrate/image_dir.h"
-#include "security/tls_channel.h"
 
 namespace relive::migrate {
 
@@ -64,16 +63,7 @@ Status Source::open(m::Strategy strategy) {
   images_ = work_->path() + "/images";
   RELIVE_RETURN_IF_ERROR(make_dirs(images_));
 
-  security::ChannelOptions co;
-  if (o_.insecure) {
-    co.insecure = true;
-  } else {
-    co = security::tls_options_for_host(o_.tls_dir, o_.node_name, o_.peer_name);
-  }
-  co.timeout = o_.io_timeout;
-  RELIVE_ASSIGN_OR_RETURN(auto ch, security::connect_channel(o_.to_host, o_.to_port, co));
-  link_ = std::make_unique<Link>(std::move(ch));
-  RELIVE_RETURN_IF_ERROR(link_->hello(o_.node_name.empty() ? "relive" : o_.node_name));
+  RELIVE_ASSIGN_OR_RETURN(link_, open_link(o_));
   m::Begin b;
   b.kind = runc_             ? m::WorkloadKind::kRunc
            : o_.process_tree ? m::WorkloadKind::kProcessTree

@@ -14,6 +14,8 @@
 #include "drivers/qemu/qmp_client.h"
 #include "drivers/qemu/vm_command_line.h"
 #include "migrate/qemu_tls.h"
+#include "migrate/routed_tap.h"
+#include "migrate/service_address.h"
 
 namespace relive::migrate {
 namespace {
@@ -50,6 +52,7 @@ class VmIncoming {
 
  private:
   Status make_dir();
+  Status make_tap();
   Status start_qemu();
   Status configure();
   Result<uint16_t> listen();
@@ -64,6 +67,9 @@ class VmIncoming {
   std::string dir_;
   std::optional<qemu::QemuProcess> qemu_;
   std::optional<qemu::QmpClient> qmp_;
+  // --service-address: the guest's tap here, routed at the commit; gone if the migration fails.
+  std::optional<ServiceAddress> svc_;
+  std::optional<RoutedTap> tap_;
   DestinationOutcome outcome_;
 };
 
@@ -76,8 +82,22 @@ Status VmIncoming::make_dir() {
   return Status::Ok();
 }
 
+// The tap the guest's NIC uses, with the source's MAC, before QEMU opens it.
+Status VmIncoming::make_tap() {
+  if (begin_.service_address.empty()) return Status::Ok();
+  RELIVE_ASSIGN_OR_RETURN(ServiceAddress a, parse_service_address(begin_.service_address));
+  std::vector<std::string> taps = qemu::tap_interfaces(begin_.vm_args);
+  if (taps.size() != 1)
+    return Status::InvalidArgument("a service address needs exactly one tap in the VM");
+  RELIVE_ASSIGN_OR_RETURN(RoutedTap t, RoutedTap::create(taps[0], begin_.vm_tap_mac));
+  tap_.emplace(std::move(t));
+  svc_ = a;
+  return Status::Ok();
+}
+
 Status VmIncoming::start_qemu() {
   RELIVE_RETURN_IF_ERROR(make_dir());
+  RELIVE_RETURN_IF_ERROR(make_tap());
   std::string socket = dir_ + "/qmp.sock";
   qemu::QemuLaunch l;
   RELIVE_ASSIGN_OR_RETURN(l.argv, qemu::incoming_args(begin_.vm_args, socket));
@@ -156,6 +176,12 @@ Status VmIncoming::run_here() {
   }
   outcome_.restore_ms = ms_since(start);
   RELIVE_RETURN_IF_ERROR(qemu_->release());
+  if (tap_) {
+    // The VM runs here now: clients are told with a gratuitous ARP.
+    Status routed = tap_->route(*svc_);
+    tap_->keep();
+    if (!routed.ok()) RELIVE_LOG_WARN("routing the service address: {}", routed.to_string());
+  }
   return Status::Ok();
 }
 
@@ -195,15 +221,8 @@ Result<DestinationOutcome> VmIncoming::run() {
   outcome_.vm_qmp = dir_ + "/qmp.sock";
   nlohmann::json j = {{"port", *port}, {"pid", qemu_->pid()}, {"dir", dir_}};
   RELIVE_RETURN_IF_ERROR(link_->ack(j.dump()));
-  for (bool done = false; !done;) {
-    RELIVE_ASSIGN_OR_RETURN(m::Command c, link_->next_command(gate_));
-    Result<std::string> detail = dispatch(c, &done);
-    if (!detail.ok()) {
-      (void)link_->fail(detail.status());
-      return detail.status();
-    }
-    RELIVE_RETURN_IF_ERROR(link_->ack(*detail));
-  }
+  RELIVE_RETURN_IF_ERROR(
+      link_->serve(gate_, [this](const m::Command& c, bool* done) { return dispatch(c, done); }));
   return outcome_;
 }
 

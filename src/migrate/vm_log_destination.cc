@@ -281,15 +281,8 @@ Result<DestinationOutcome> VmLogIncoming::run() {
   outcome_.vm_dir = dir_;
   outcome_.vm_qmp = dir_ + "/qmp.sock";
   RELIVE_RETURN_IF_ERROR(link_->ack(nlohmann::json{{"port", 0}, {"dir", dir_}}.dump()));
-  for (bool done = false; !done;) {
-    RELIVE_ASSIGN_OR_RETURN(m::Command c, link_->next_command(gate_));
-    Result<std::string> detail = dispatch(c, &done);
-    if (!detail.ok()) {
-      (void)link_->fail(detail.status());
-      return detail.status();
-    }
-    RELIVE_RETURN_IF_ERROR(link_->ack(*detail));
-  }
+  RELIVE_RETURN_IF_ERROR(
+      link_->serve(gate_, [this](const m::Command& c, bool* done) { return dispatch(c, done); }));
   outcome_.root_pid = outcome_.init_pid = live_->pid();
   return outcome_;
 }

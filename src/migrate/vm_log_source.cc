@@ -17,7 +17,6 @@
 #include "drivers/qemu/vm_command_line.h"
 #include "migrate/bulk.h"
 #include "migrate/link.h"
-#include "security/tls_channel.h"
 
 namespace relive::migrate {
 namespace {
@@ -30,6 +29,12 @@ constexpr milliseconds kQmpTimeout{30000};
 constexpr milliseconds kRoundEvery{1000};
 constexpr milliseconds kFlushWait{10000};
 constexpr milliseconds kQuitTimeout{30000};
+// The destination answers the last round once its replay has reached the log's end: as long as
+// it takes (relived gives up after 10 minutes). The source has quit by then, so giving up
+// earlier would only turn a slow switch-over into a failed one.
+constexpr milliseconds kFinalReplayTimeout{660000};
+// Rounds in a row in which the replay fell further behind before relive stops waiting for it.
+constexpr int kLosingRounds = 3;
 // QEMU writes its log through a stdio buffer (4 KiB) and the replay reads one event ahead: a
 // count is safe to replay to once the file has grown this much past its size when it was read.
 constexpr uint64_t kFlushMargin = 64 << 10;
@@ -91,6 +96,10 @@ class VmLogSource {
 };
 
 Status VmLogSource::open() {
+  if (!o_.service_address.empty()) {
+    return Status::InvalidArgument(
+        "--service-address: log shipping moves network-less VMs only (docs/vm.md)");
+  }
   RELIVE_ASSIGN_OR_RETURN(qemu::QmpClient c, qemu::QmpClient::connect(o_.vm_qmp, kQmpTimeout));
   qmp_.emplace(std::move(c));
   qemu_pid_ = qmp_->peer_pid();
@@ -116,15 +125,7 @@ Status VmLogSource::open() {
 }
 
 Status VmLogSource::begin_at_destination() {
-  security::ChannelOptions co;
-  if (o_.insecure)
-    co.insecure = true;
-  else
-    co = security::tls_options_for_host(o_.tls_dir, o_.node_name, o_.peer_name);
-  co.timeout = o_.io_timeout;
-  RELIVE_ASSIGN_OR_RETURN(auto ch, security::connect_channel(o_.to_host, o_.to_port, co));
-  link_ = std::make_unique<Link>(std::move(ch));
-  RELIVE_RETURN_IF_ERROR(link_->hello(o_.node_name.empty() ? "relive" : o_.node_name));
+  RELIVE_ASSIGN_OR_RETURN(link_, open_link(o_));
   m::Begin b;
   b.kind = m::WorkloadKind::kVm;
   b.strategy = m::Strategy::kLogShipping;
@@ -175,6 +176,8 @@ Result<std::string> VmLogSource::ship(uint64_t icount, bool final, const char* p
 // limits), ship every second.
 Status VmLogSource::rounds() {
   uint64_t previous = 0;
+  uint64_t lag = 0;  // instructions the replay was behind the source's count, last round
+  int losing = 0;    // rounds in a row in which that grew
   for (int n = 0;; ++n) {
     RELIVE_ASSIGN_OR_RETURN(uint64_t icount, safe_icount());
     if (icount == 0) continue;
@@ -185,6 +188,15 @@ Status VmLogSource::rounds() {
                          at, icount));
     if (previous > 0 && at >= previous) {
       report_.reason = "the replay caught up";
+      return Status::Ok();
+    }
+    // A replay slower than the recording (QEMU's replay of an idle guest is, here) never
+    // catches up: every further round only adds to what the switch-over must replay.
+    uint64_t behind = icount > at ? icount - at : 0;
+    losing = n > 0 && behind > lag ? losing + 1 : 0;
+    lag = behind;
+    if (losing >= kLosingRounds) {
+      report_.reason = "the replay is slower than the source: waiting would lengthen the downtime";
       return Status::Ok();
     }
     if (n + 1 >= o_.max_rounds || Clock::now() - start_ > o_.max_time) {
@@ -212,7 +224,9 @@ Status VmLogSource::switch_over() {
   RELIVE_RETURN_IF_ERROR(qmp_->execute("stop").status());
   stopped_ = true;
   RELIVE_RETURN_IF_ERROR(quit_source());
+  link_->channel().set_timeout(kFinalReplayTimeout);
   RELIVE_ASSIGN_OR_RETURN(std::string detail, ship(0, true, "downtime"));
+  link_->channel().set_timeout(o_.io_timeout);
   auto j = nlohmann::json::parse(detail, nullptr, false);
   if (j.is_object())
     for (const char* k : {"replay_ms", "savevm_ms", "load_ms"})

@@ -14,9 +14,10 @@
 #include "migrate/image_dir.h"
 #include "migrate/link.h"
 #include "migrate/qemu_tls.h"
+#include "migrate/routed_tap.h"
+#include "migrate/service_address.h"
 #include "migrate/vm_convergence.h"
 #include "migrate/vm_log_source.h"
-#include "security/tls_channel.h"
 
 namespace relive::migrate {
 namespace {
@@ -99,6 +100,9 @@ class VmSource {
   double stop_time_ = 0;  // wall clock of the source VM's STOP event
   int last_pass_ = 0;
   uint16_t dest_port_ = 0;
+  // --service-address: the address the guest holds, reached through this host's tap.
+  std::optional<ServiceAddress> svc_;
+  std::string tap_, tap_mac_;
   MigrateReport report_;
 };
 
@@ -127,21 +131,26 @@ Status VmSource::open() {
   postcopy_ = o_.strategy != "precopy";
   if (postcopy_) capabilities_.push_back("postcopy-ram");
   if (o_.vm_multifd_channels > 0) capabilities_.push_back("multifd");
+  if (!o_.service_address.empty()) {
+    RELIVE_ASSIGN_OR_RETURN(ServiceAddress a, parse_service_address(o_.service_address));
+    std::vector<std::string> taps = qemu::tap_interfaces(args_);
+    if (taps.size() != 1) {
+      return Status::InvalidArgument(fmt::format(
+          "--service-address moves the address a VM holds through its tap: the VM needs exactly "
+          "one tap network backend (-netdev tap,ifname=NAME), it has {}",
+          taps.size()));
+    }
+    RELIVE_ASSIGN_OR_RETURN(tap_mac_, interface_mac(taps[0]));
+    tap_ = taps[0];
+    svc_ = a;
+  }
   progress(fmt::format("vm: QEMU {} pid {}, {}", qmp_->version(), qmp_->peer_pid(), status));
   return Status::Ok();
 }
 
 // Asks the destination's relived for a receiving QEMU; its answer names the stream's port.
 Status VmSource::begin_at_destination() {
-  security::ChannelOptions co;
-  if (o_.insecure)
-    co.insecure = true;
-  else
-    co = security::tls_options_for_host(o_.tls_dir, o_.node_name, o_.peer_name);
-  co.timeout = o_.io_timeout;
-  RELIVE_ASSIGN_OR_RETURN(auto ch, security::connect_channel(o_.to_host, o_.to_port, co));
-  link_ = std::make_unique<Link>(std::move(ch));
-  RELIVE_RETURN_IF_ERROR(link_->hello(o_.node_name.empty() ? "relive" : o_.node_name));
+  RELIVE_ASSIGN_OR_RETURN(link_, open_link(o_));
   m::Begin b;
   b.kind = m::WorkloadKind::kVm;
   b.strategy = postcopy_ ? m::Strategy::kPostcopy : m::Strategy::kPrecopy;
@@ -149,6 +158,8 @@ Status VmSource::begin_at_destination() {
   b.source_node = o_.node_name;
   b.vm_args = args_;
   b.vm_capabilities = capabilities_;
+  b.service_address = svc_ ? svc_->cidr : "";
+  b.vm_tap_mac = tap_mac_;
   b.vm_multifd_channels = static_cast<uint8_t>(std::min(o_.vm_multifd_channels, 255));
   RELIVE_ASSIGN_OR_RETURN(std::string detail, link_->call(b));
   auto j = nlohmann::json::parse(detail, nullptr, false);
@@ -330,6 +341,11 @@ Result<MigrateReport> VmSource::run() {
   done_ = true;
   migrating_ = false;
   report_.total_ms = ms_between(start_, Clock::now());
+  // The destination routes and announces the service address now: stop answering for it here.
+  if (svc_) {
+    Status gone = unroute(*svc_, tap_);
+    if (!gone.ok()) RELIVE_LOG_WARN("removing the service address's route: {}", gone.to_string());
+  }
   // The VM runs at the destination: end the source QEMU.
   Status quit = qmp_->execute("quit").status();
   if (!quit.ok()) RELIVE_LOG_WARN("quitting the source QEMU: {}", quit.to_string());

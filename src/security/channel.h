@@ -45,6 +45,11 @@ class Channel {
   // Ends the connection (TLS close_notify first when encrypted). Idempotent.
   virtual void close() = 0;
 
+  // Bounds every later send and receive by `timeout` instead of ChannelOptions::timeout: for a
+  // wait known to be long (a log-shipping migration's final replay). Channels that never time
+  // out ignore it.
+  virtual void set_timeout(std::chrono::milliseconds timeout) { (void)timeout; }
+
   virtual const PeerIdentity& peer() const = 0;
 };
 

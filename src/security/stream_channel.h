@@ -28,6 +28,7 @@ class StreamChannel : public Channel {
   Status send_raw(std::string_view bytes) override;
   Status recv_raw(char* buf, size_t len) override;
   const PeerIdentity& peer() const override { return peer_; }
+  void set_timeout(std::chrono::milliseconds timeout) override { timeout_ = timeout; }
 
  protected:
   virtual Status write_bytes(std::string_view data, transport::Deadline deadline) = 0;

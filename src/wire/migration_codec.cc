@@ -80,6 +80,7 @@ void build_begin(const m::Begin& b, Begin::Builder o) {
   for (unsigned i = 0; i < b.vm_capabilities.size(); ++i)
     caps.set(i, as_text(b.vm_capabilities[i]));
   o.setVmMultifdChannels(b.vm_multifd_channels);
+  o.setVmTapMac(as_text(b.vm_tap_mac));
 }
 
 void build_files(const m::FileBatch& f, FileBatch::Builder o) {
@@ -154,6 +155,7 @@ Result<m::Command> read_begin(Begin::Reader r) {
   for (auto a : r.getVmArgs()) b.vm_args.push_back(to_string(a));
   for (auto c : r.getVmCapabilities()) b.vm_capabilities.push_back(to_string(c));
   b.vm_multifd_channels = r.getVmMultifdChannels();
+  b.vm_tap_mac = to_string(r.getVmTapMac());
   return m::Command(std::move(b));
 }
 

@@ -23,6 +23,9 @@ struct Begin {
   std::vector<std::string> vm_args;          // kVm: QEMU's command line (vm_command_line.h)
   std::vector<std::string> vm_capabilities;  // kVm: capabilities the destination enables too
   uint8_t vm_multifd_channels = 0;
+  // kVm with service_address: the source host's tap MAC, which the destination's tap takes
+  // (the guest's ARP cache points at it).
+  std::string vm_tap_mac;
   bool operator==(const Begin&) const = default;
 };
 

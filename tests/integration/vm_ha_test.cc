@@ -154,6 +154,25 @@ TEST_F(VmHaPair, OutputOfAnUncommittedEpochNeverEscapes) {
       << "the line the client never saw acknowledged survived" << logs();
 }
 
+// QEMU alone dies on the primary (relived lives): the primary fences itself (holds output,
+// gives up the lease), the backup resumes the VM from the last committed epoch, and the old
+// primary becomes the backup of the new one.
+TEST_F(VmHaPair, QemuCrashOnThePrimaryFailsOverAndTheOldPrimaryBecomesTheBackup) {
+  start_pair(seconds(90));
+  start_writer();
+  ASSERT_TRUE(wait_for([&] { return acked(); }, 5, "lines acknowledged"));
+  pid_t qemu = workload_pid(0);
+  ASSERT_GT(qemu, 0);
+  ::kill(qemu, SIGKILL);
+  ASSERT_TRUE(eventually([&] { return role(1) == "primary"; }, seconds(60))) << logs();
+  EXPECT_NE(err(0).find("fenc"), std::string::npos) << "alpha did not fence itself" << logs();
+  ASSERT_TRUE(wait_for([&] { return acked(); }, acked() + 5, "lines acknowledged after the crash"));
+  ASSERT_TRUE(eventually([&] { return protected_by_backup(1); }, seconds(60))) << logs();
+  EXPECT_EQ(role(0), "backup");
+  verify_no_acked_line_lost("VM crash on the primary");
+  EXPECT_EQ(running_vms(), 1);
+}
+
 TEST_F(VmHaPair, ReprotectionAfterFailoverThenPlannedSwitchover) {
   start_pair(seconds(90));
   start_writer();

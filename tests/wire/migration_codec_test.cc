@@ -35,6 +35,8 @@ m::Begin vm_begin() {
   b.vm_args = {"qemu-system-x86_64", "-m", "256", ""};
   b.vm_capabilities = {"postcopy-ram", "multifd"};
   b.vm_multifd_channels = 4;
+  b.service_address = "198.18.2.10/24";
+  b.vm_tap_mac = "02:00:00:00:00:01";
   return b;
 }
 

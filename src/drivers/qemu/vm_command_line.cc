@@ -145,6 +145,18 @@ std::set<std::string> option_names(const std::vector<std::string>& args) {
   return out;
 }
 
+std::vector<std::string> tap_interfaces(const std::vector<std::string>& args) {
+  std::vector<std::string> out;
+  if (args.empty()) return out;
+  for (const Word& w : parse({args.begin() + 1, args.end()})) {
+    if ((w.option != "netdev" && w.option != "nic") || !w.has_value) continue;
+    if (!w.value.starts_with("tap,") && w.value != "tap") continue;
+    std::string name = option_value(w.value, "ifname");
+    if (!name.empty()) out.push_back(name);
+  }
+  return out;
+}
+
 Result<uint64_t> memory_bytes(const std::vector<std::string>& args) {
   std::string size;
   if (!args.empty()) {

@@ -37,6 +37,9 @@ Result<std::vector<std::string>> incoming_args(const std::vector<std::string>& a
 // The names (without dashes) of the options in `args` (argv[0] excluded).
 std::set<std::string> option_names(const std::vector<std::string>& args);
 
+// The ifname= of every tap network backend in `args` (-netdev tap,...,ifname=X; -nic tap,...).
+std::vector<std::string> tap_interfaces(const std::vector<std::string>& args);
+
 // The guest's RAM size in bytes from `-m SIZE` / `-m size=SIZE[,...]` (SIZE in MiB unless it
 // ends in K, M, G or T), QEMU's default 128 MiB when there is no -m. InvalidArgument on a size
 // QEMU would not take either.

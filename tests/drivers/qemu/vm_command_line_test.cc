@@ -127,3 +127,17 @@ TEST(VmCommandLine, OptionNamesIgnoreValuesThatLookLikeOptions) {
 
 }  // namespace
 }  // namespace relive::qemu
+
+namespace relive::qemu {
+namespace {
+
+TEST(VmCommandLine, TapInterfacesNamesEveryTapBackend) {
+  EXPECT_EQ(tap_interfaces({"qemu-system-x86_64", "-netdev", "tap,id=n0,ifname=vmtap0,script=no",
+                            "-netdev", "user,id=n1", "-nic", "tap,ifname=t1", "-append",
+                            "-netdev tap,ifname=no"}),
+            (std::vector<std::string>{"vmtap0", "t1"}));
+  EXPECT_TRUE(tap_interfaces({"qemu-system-x86_64", "-netdev", "tap,id=n0,fd=3"}).empty());
+}
+
+}  // namespace
+}  // namespace relive::qemu

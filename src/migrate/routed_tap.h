@@ -1,0 +1,52 @@
+// RoutedTap: the host end of a VM's NIC when the VM owns a service address. The guest holds the
+// address itself; the host routes it into the tap and answers ARP for it on its uplink (proxy
+// ARP), so clients on the LAN reach the guest with no bridge. Moving the VM to another host is:
+// a tap of the same name and MAC there (the guest's ARP cache points at that MAC), the route
+// there, a gratuitous ARP, and the old host's route taken away.
+//
+// relived creates the destination's tap for a VM migration (relive migrate --vm
+// --service-address) and the HA pair's tap for a protected VM.
+#pragma once
+
+#include <string>
+
+#include "migrate/service_address.h"
+#include "relive/result.h"
+
+namespace relive::migrate {
+
+class RoutedTap {
+ public:
+  // Creates tap `name` with `mac` ("" for a random one), up, not yet routed. A tap of that name
+  // left from an earlier run is replaced.
+  static Result<RoutedTap> create(const std::string& name, const std::string& mac);
+  RoutedTap(RoutedTap&& o) noexcept : name_(std::move(o.name_)), route_(std::move(o.route_)) {
+    o.name_.clear();
+  }
+  RoutedTap& operator=(RoutedTap&&) = delete;
+  // Deletes the tap and its route, unless keep() was called.
+  ~RoutedTap() { remove(); }
+
+  // Routes `a` into the tap (proxy ARP on the tap and the uplink, forwarding on) and announces
+  // it from the uplink with a gratuitous ARP.
+  Status route(const ServiceAddress& a);
+  // Leaves the tap and its route in place beyond this object (the migrated VM uses them).
+  void keep() { name_.clear(); }
+  void remove();
+
+  const std::string& name() const { return name_; }
+
+ private:
+  explicit RoutedTap(std::string name) : name_(std::move(name)) {}
+  std::string name_;
+  std::string route_;  // "A.B.C.D/32" once routed
+};
+
+// Takes this host's route of `a` into `tap` away (the VM has moved): the host stops answering ARP
+// for it. NotFound when there was no such route.
+Status unroute(const ServiceAddress& a, const std::string& tap);
+
+// The MAC address of interface `name` ("aa:bb:cc:dd:ee:ff").
+Result<std::string> interface_mac(const std::string& name);
+
+}  // namespace relive::migrate
