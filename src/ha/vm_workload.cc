@@ -25,7 +25,7 @@ std::string ram_path(const WorkloadConfig& w, const VmPlace& p, const char* what
   return fmt::format("{}/relive-ha-{}-{}.{}", w.ram_dir, w.netns, p.peer, what);
 }
 
-// Until the migration QEMU is running (to the device-state file, or in from it) completes.
+// Waits until the migration QEMU is running (to the device-state file, or in from it) completes.
 Status wait_migration(qemu::QmpClient* qmp, const char* what) {
   auto deadline = Clock::now() + kMigrationTimeout;
   for (;;) {
@@ -64,6 +64,15 @@ Status resume(qemu::QmpClient* qmp) {
   }
 }
 
+// Discards the events QEMU queued (STOP, RESUME, MIGRATION...): nobody reads them, and at 40
+// epochs a second they would pile up.
+void drain_events(qemu::QmpClient* qmp) {
+  for (;;) {
+    Result<std::optional<qemu::QmpEvent>> e = qmp->next_event(milliseconds(0));
+    if (!e.ok() || !e->has_value()) return;
+  }
+}
+
 class VmWorkload : public ProtectedWorkload {
  public:
   VmWorkload(pid_t pid, qemu::QmpClient qmp, RamTracker ram, std::string work_dir)
@@ -83,6 +92,7 @@ class VmWorkload : public ProtectedWorkload {
     Status saved = qmp_.execute("migrate", {{"uri", "file:" + work_dir_ + "/vmstate"}}).status();
     if (saved.ok()) saved = wait_migration(&qmp_, "saving the VM's device state");
     Status resumed = resume(&qmp_);
+    drain_events(&qmp_);
     CapturedEpoch e;
     e.frozen = e.dump = Clock::now() - t0;
     RELIVE_RETURN_IF_ERROR(saved);
