@@ -218,6 +218,26 @@ def failover(work, epoch_ms):
     return gap, len(lines), v.stdout.strip().splitlines()[-1]
 
 
+def start_etcd(work):
+    """etcd on host c with 1 s leases, and the pair's keys (KEYS); returns etcd's process."""
+    global KEYS
+    etcd = spawn(ns("c") + ["etcd", "--name", "b", "--data-dir", os.path.join(work, "etcd"),
+                            "--listen-client-urls", f"http://{C}:2379", "--advertise-client-urls",
+                            f"http://{C}:2379", "--listen-peer-urls", "http://127.0.0.1:2380",
+                            "--initial-advertise-peer-urls", "http://127.0.0.1:2380",
+                            "--initial-cluster", "b=http://127.0.0.1:2380",
+                            "--heartbeat-interval", "10", "--election-timeout", "100"])
+    KEYS = os.path.join(work, "keys")
+    try:
+        sh(RELIVE, "keys", "init", KEYS, "--hosts", "alpha,beta")
+        wait_for("etcd", lambda: sh(*ns("c"), "curl", "-sf", f"http://{C}:2379/health",
+                                    check=False).returncode == 0)
+    except BaseException:
+        os.killpg(etcd.pid, signal.SIGKILL)
+        raise
+    return etcd
+
+
 def fmt(v, spec=".1f"):
     return "-" if v is None else format(v, spec)
 
@@ -226,18 +246,8 @@ def main():
     net_down()
     net_up()
     work = tempfile.mkdtemp(prefix="relive-bench-ha-")
-    etcd = spawn(ns("c") + ["etcd", "--name", "b", "--data-dir", os.path.join(work, "etcd"),
-                            "--listen-client-urls", f"http://{C}:2379", "--advertise-client-urls",
-                            f"http://{C}:2379", "--listen-peer-urls", "http://127.0.0.1:2380",
-                            "--initial-advertise-peer-urls", "http://127.0.0.1:2380",
-                            "--initial-cluster", "b=http://127.0.0.1:2380",
-                            "--heartbeat-interval", "10", "--election-timeout", "100"])
-    global KEYS
-    KEYS = os.path.join(work, "keys")
+    etcd = start_etcd(work)
     try:
-        sh(RELIVE, "keys", "init", KEYS, "--hosts", "alpha,beta")
-        wait_for("etcd", lambda: sh(*ns("c"), "curl", "-sf", f"http://{C}:2379/health",
-                                    check=False).returncode == 0)
         configs = [("unprotected", 100, False)] + [(f"{r} Hz", 1000 // r, True) for r in RATES]
         redis, spin = {}, {}
         for label, epoch_ms, protected in configs:

@@ -155,17 +155,8 @@ def main():
     ha.net_down()
     ha.net_up()
     work = tempfile.mkdtemp(prefix="relive-bench-vm-ha-")
-    etcd = ha.spawn(ha.ns("c") + [
-        "etcd", "--name", "b", "--data-dir", os.path.join(work, "etcd"), "--listen-client-urls",
-        f"http://{ha.C}:2379", "--advertise-client-urls", f"http://{ha.C}:2379",
-        "--listen-peer-urls", "http://127.0.0.1:2380", "--initial-advertise-peer-urls",
-        "http://127.0.0.1:2380", "--initial-cluster", "b=http://127.0.0.1:2380",
-        "--heartbeat-interval", "10", "--election-timeout", "100"])
-    ha.KEYS = os.path.join(work, "keys")
+    etcd = ha.start_etcd(work)
     try:
-        ha.sh(ha.RELIVE, "keys", "init", ha.KEYS, "--hosts", "alpha,beta")
-        ha.wait_for("etcd", lambda: ha.sh(*ha.ns("c"), "curl", "-sf", f"http://{ha.C}:2379/health",
-                                          check=False).returncode == 0)
         configs = [("unprotected", 100, False)] + [(f"{r} Hz", 1000 // r, True) for r in ha.RATES]
         res = {label: measure(os.path.join(work, "m" + label[:3].strip()), label, ms, p)
                for label, ms, p in configs}
