@@ -111,7 +111,7 @@ Result<ContainerCheckpointResult> checkpoint_runc_container(const ContainerCheck
   RuncArchiveInfo info{o.name, s.bundle, s.rootfs, s.created, "", o.whole_rootfs};
   RELIVE_ASSIGN_OR_RETURN(info.runc_version, runc.version());
   std::string fs_dir = work.path() + "/fs", images = work.path() + "/images";
-  Runc::CriuArgs args{runner, images, work.path() + "/criu", o.tcp_established};
+  Runc::CriuArgs args{runner, images, work.path() + "/criu", o.tcp_established, ""};
   RELIVE_RETURN_IF_ERROR(make_dirs(fs_dir));
   RELIVE_RETURN_IF_ERROR(make_dirs(args.work));
 

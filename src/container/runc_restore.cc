@@ -75,7 +75,7 @@ Result<ContainerRestoreResult> restore_runc_container(const ContainerRestoreOpti
 
   RELIVE_ASSIGN_OR_RETURN(std::string criu_path, criu::find_criu());
   RELIVE_ASSIGN_OR_RETURN(std::string runner, criu_with_compat(work.path(), criu_path));
-  Runc::CriuArgs args{runner, images, work.path() + "/criu", manifest->tcp_established};
+  Runc::CriuArgs args{runner, images, work.path() + "/criu", manifest->tcp_established, ""};
   RELIVE_RETURN_IF_ERROR(make_dirs(args.work));
   start = Clock::now();
   NewContainer made(runc, name);

@@ -121,8 +121,7 @@ Status HaNode::run(const std::atomic<bool>* stop) {
     }
   }
   accept_thread.join();
-  // Leave the workload running: relived stopping is not a failure of the service.
-  if (workload_ && !*stop) workload_->kill();
+  // The workload is left running: relived stopping is not a failure of the service.
   return Status::Ok();
 }
 

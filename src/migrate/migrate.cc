@@ -40,6 +40,8 @@ Status run(Source* s, m::Strategy strategy) {
       return migrate::run_precopy(s);
     case m::Strategy::kCrtr:
       return migrate::run_crtr(s);
+    case m::Strategy::kLogShipping:
+      return Status::InvalidArgument("log shipping moves QEMU VMs (--vm) only; processes: crtr");
   }
   return Status::InvalidArgument("strategy");
 }

@@ -63,6 +63,7 @@ class RecordSession {
     std::string siginfo;
   };
   struct Thread {
+    explicit Thread(tracee::Task t) : task(std::move(t)) {}
     tracee::Task task;
     State state = State::kNew;
     bool at_syscall_exit = false;  // stopped where a signal can be injected on resume

@@ -25,7 +25,8 @@ m::Begin sample_begin() {
           0x5a5a5a5a,
           {},
           {},
-          0};
+          0,
+          ""};
 }
 
 m::Begin vm_begin() {
