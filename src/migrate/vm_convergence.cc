@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+
 namespace relive::migrate {
 
 std::string VmConvergence::observe(const VmRamSample& s, std::chrono::milliseconds elapsed) {
@@ -13,7 +15,8 @@ std::string VmConvergence::observe(const VmRamSample& s, std::chrono::millisecon
   // A new pass began: QEMU has just measured the dirty rate over the previous one.
   last_pass_ = s.passes;
   double dirty = s.dirty_pages_rate * static_cast<double>(s.page_size);  // bytes/s
-  double link = s.mbps * 1e6 / 8;                                        // bytes/s
+  best_link_ = std::max(best_link_, s.mbps * 1e6 / 8);                   // bytes/s
+  double link = best_link_;
   losing_passes_ = (s.passes >= 2 && link > 0 && dirty >= 0.95 * link) ? losing_passes_ + 1 : 0;
   if (losing_passes_ >= 2) {
     return fmt::format("the guest dirties {:.1f} MB/s, the link moves {:.1f} MB/s", dirty / 1e6,

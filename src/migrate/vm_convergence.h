@@ -23,7 +23,10 @@ struct VmRamSample {
 class VmConvergence {
  public:
   // Gives up on pre-copy after `max_passes` passes or `max_time`, whichever comes first, and
-  // earlier when two passes in a row show the guest dirtying at least as fast as the link moves.
+  // earlier when two passes in a row show the guest dirtying at least as fast as the link can
+  // move: the best rate the stream reached so far. (A pass's own rate is only what it had to
+  // send: once a quiet guest's pre-copy is nearly done the link idles, and its rate falls to the
+  // dirty rate without the link being the limit.)
   VmConvergence(int max_passes, std::chrono::milliseconds max_time)
       : max_passes_(max_passes), max_time_(max_time) {}
 
@@ -36,6 +39,7 @@ class VmConvergence {
   std::chrono::milliseconds max_time_;
   int last_pass_ = 0;
   int losing_passes_ = 0;  // consecutive passes whose dirty rate reached the link's rate
+  double best_link_ = 0;   // bytes/s: the fastest the stream has moved
 };
 
 }  // namespace relive::migrate

@@ -54,6 +54,15 @@ TEST(VmConvergence, AWinningPassResetsTheCount) {
   EXPECT_NE(c.observe(sample(5, 50, 10), milliseconds(40)), "");
 }
 
+// Seen in a loaded run: the bulk pass moved 75 MB/s, then the nearly idle stream carried only
+// what a quiet guest dirtied (0.8 MB/s); the link was never the limit.
+TEST(VmConvergence, AnIdleStreamIsNotASlowLink) {
+  VmConvergence c(30, milliseconds(60000));
+  EXPECT_EQ(c.observe(sample(1, 0.8, 75), milliseconds(900)), "");
+  for (int pass = 2; pass < 10; ++pass)
+    EXPECT_EQ(c.observe(sample(pass, 0.8, 0.8), milliseconds(900 + pass * 100)), "") << pass;
+}
+
 TEST(VmConvergence, UnknownLinkRateIsNoEvidence) {
   VmConvergence c(30, milliseconds(60000));
   for (int pass = 2; pass < 10; ++pass)
