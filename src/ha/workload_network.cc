@@ -38,7 +38,8 @@ Result<WorkloadNetwork> WorkloadNetwork::up(const WorkloadConfig& w, const std::
   if (w.kind == WorkloadKind::kVm) {
     WorkloadNetwork net("", tap_name(peer), uplink, a.cidr);
     net.down();
-    RELIVE_ASSIGN_OR_RETURN(migrate::RoutedTap tap, migrate::RoutedTap::create(net.veth_, kTapMac));
+    RELIVE_ASSIGN_OR_RETURN(migrate::RoutedTap tap,
+                            migrate::RoutedTap::create(net.veth_, kTapMac, /*replace=*/true));
     RELIVE_RETURN_IF_ERROR(tap.route(a));
     tap.keep();  // down() takes it away, with the route
     return net;

@@ -39,9 +39,13 @@ bool valid_mac(const std::string& m) {
 
 }  // namespace
 
-Result<RoutedTap> RoutedTap::create(const std::string& name, const std::string& mac) {
+Result<RoutedTap> RoutedTap::create(const std::string& name, const std::string& mac, bool replace) {
   if (!valid_name(name)) return Status::InvalidArgument("not a usable tap name: '" + name + "'");
   if (!mac.empty() && !valid_mac(mac)) return Status::InvalidArgument("not a MAC address: " + mac);
+  if (!replace && ::if_nametoindex(name.c_str()) != 0) {
+    return Status::InvalidArgument("interface " + name +
+                                   " already exists on this host (another VM's tap?)");
+  }
   RoutedTap t(name);
   t.remove();
   t.name_ = name;

@@ -17,9 +17,10 @@ namespace relive::migrate {
 
 class RoutedTap {
  public:
-  // Creates tap `name` with `mac` ("" for a random one), up, not yet routed. A tap of that name
-  // left from an earlier run is replaced.
-  static Result<RoutedTap> create(const std::string& name, const std::string& mac);
+  // Creates tap `name` with `mac` ("" for a random one), up, not yet routed. An interface of
+  // that name already here is replaced when `replace` (relived's own names: what an earlier run
+  // left), and otherwise refused (InvalidArgument: it may be another VM's).
+  static Result<RoutedTap> create(const std::string& name, const std::string& mac, bool replace);
   RoutedTap(RoutedTap&& o) noexcept : name_(std::move(o.name_)), route_(std::move(o.route_)) {
     o.name_.clear();
   }

@@ -89,7 +89,8 @@ Status VmIncoming::make_tap() {
   std::vector<std::string> taps = qemu::tap_interfaces(begin_.vm_args);
   if (taps.size() != 1)
     return Status::InvalidArgument("a service address needs exactly one tap in the VM");
-  RELIVE_ASSIGN_OR_RETURN(RoutedTap t, RoutedTap::create(taps[0], begin_.vm_tap_mac));
+  RELIVE_ASSIGN_OR_RETURN(RoutedTap t,
+                          RoutedTap::create(taps[0], begin_.vm_tap_mac, /*replace=*/false));
   tap_.emplace(std::move(t));
   svc_ = a;
   return Status::Ok();

@@ -187,6 +187,16 @@ class VmMigrate : public ::testing::Test {
     EXPECT_TRUE(eventually([&] { return last_counter(serial()) >= before + 10; }, seconds(60)));
   }
 
+  // What an operator sets up for a VM that holds `svc` behind `tap` on `host`: the tap, the host
+  // route into it, proxy ARP and forwarding.
+  void route_into_tap(char host, const std::string& svc, const std::string& tap) {
+    ASSERT_EQ(hosts_.sh_in(host, "ip tuntap add dev " + tap + " mode tap && ip link set " + tap +
+                                     " up && sysctl -qw net.ipv4.ip_forward=1 net.ipv4.conf." +
+                                     tap + ".proxy_arp=1 net.ipv4.conf." + hosts_.device(host) +
+                                     ".proxy_arp=1 && ip route add " + svc + "/32 dev " + tap),
+              0);
+  }
+
   std::string qmp() const { return dir_ / "src/qmp.sock"; }
   std::string serial() const { return dir_ / "src/serial.log"; }
 
@@ -278,11 +288,7 @@ TEST_F(VmMigrate, QemuDefaultsByHandBaseline) {
 // the source host stops answering for it.
 TEST_F(VmMigrate, PrecopyKeepsAClientConnectionToTheServiceAddress) {
   const std::string svc = "198.18.2.10", tap = "vmtap0";
-  ASSERT_EQ(hosts_.sh_in('a', "ip tuntap add dev " + tap + " mode tap && ip link set " + tap +
-                                  " up && sysctl -qw net.ipv4.ip_forward=1 net.ipv4.conf." + tap +
-                                  ".proxy_arp=1 net.ipv4.conf." + hosts_.device('a') +
-                                  ".proxy_arp=1 && ip route add " + svc + "/32 dev " + tap),
-            0);
+  ASSERT_NO_FATAL_FAILURE(route_into_tap('a', svc, tap));
   start_relived();
   start_vm("relive.ip=" + svc + "/24", false, tap);
   std::string script =
@@ -307,6 +313,27 @@ TEST_F(VmMigrate, PrecopyKeepsAClientConnectionToTheServiceAddress) {
       << "the source host still routes the service address";
   EXPECT_EQ(hosts_.sh_in('b', "ip route show " + svc + " | grep -q " + tap), 0)
       << "the destination host does not route the service address";
+}
+
+// The destination already has an interface of the tap's name (another VM's, say): relived
+// refuses to take it, the migration fails, the source VM runs on and keeps its address, and the
+// destination's interface is untouched.
+TEST_F(VmMigrate, ServiceAddressRefusesATapThatExistsAtTheDestination) {
+  const std::string svc = "198.18.2.10", tap = "vmtap0";
+  ASSERT_NO_FATAL_FAILURE(route_into_tap('a', svc, tap));
+  ASSERT_EQ(hosts_.sh_in('b', "ip tuntap add dev " + tap + " mode tap"), 0);
+  start_relived();
+  start_vm("relive.ip=" + svc + "/24", false, tap);
+  RunResult r = run(migrate_argv("precopy", {"--service-address", svc + "/24"}), 120);
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.err.find("already exists"), std::string::npos) << r.err;
+  Result<nlohmann::json> st = qmp_query_status(qmp());
+  ASSERT_TRUE(st.ok()) << st.status().to_string();
+  EXPECT_EQ((*st)["status"], "running");
+  EXPECT_EQ(hosts_.sh_in('a', "ip route show " + svc + " | grep -q " + tap), 0)
+      << "the source host lost the service address's route";
+  EXPECT_EQ(hosts_.sh_in('b', "ip link show " + tap + " >/dev/null"), 0)
+      << "the destination's own interface was removed";
 }
 
 // A guest that rewrites 64 MiB in a loop, behind a 16 MB/s link: pre-copy needs many passes
