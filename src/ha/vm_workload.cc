@@ -75,12 +75,22 @@ void drain_events(qemu::QmpClient* qmp) {
 
 class VmWorkload : public ProtectedWorkload {
  public:
-  VmWorkload(pid_t pid, qemu::QmpClient qmp, RamTracker ram, std::string work_dir)
-      : pid_(pid), qmp_(std::move(qmp)), ram_(std::move(ram)), work_dir_(std::move(work_dir)) {}
+  VmWorkload(pid_t pid, qemu::QmpClient qmp, RamTracker ram, std::string ram_file,
+             std::string work_dir)
+      : pid_(pid),
+        qmp_(std::move(qmp)),
+        ram_(std::move(ram)),
+        ram_file_(std::move(ram_file)),
+        work_dir_(std::move(work_dir)) {}
 
   pid_t pid() const override { return pid_; }
   bool alive() override { return workload_alive(pid_); }
-  void kill() override { kill_workload(pid_); }
+  // The RAM files go with the VM: on a tmpfs they hold the guest's memory until unlinked.
+  void kill() override {
+    kill_workload(pid_);
+    ::unlink(ram_file_.c_str());
+    ::unlink(ram_.shadow_file().c_str());
+  }
 
   Result<CapturedEpoch> capture(uint64_t number, bool full) override {
     // A capture the backup never committed moved the shadow past what the backup has.
@@ -115,6 +125,7 @@ class VmWorkload : public ProtectedWorkload {
   pid_t pid_;
   qemu::QmpClient qmp_;
   RamTracker ram_;
+  std::string ram_file_;
   std::string work_dir_;
   bool unsynced_ = true;
 };
@@ -144,7 +155,7 @@ Result<std::unique_ptr<ProtectedWorkload>> launch(
                           RamTracker::create(ram, ram_path(w, place, "shadow"), w.ram_bytes));
   RELIVE_RETURN_IF_ERROR(q.release());
   return std::unique_ptr<ProtectedWorkload>(
-      new VmWorkload(q.pid(), std::move(*qmp), std::move(t), work));
+      new VmWorkload(q.pid(), std::move(*qmp), std::move(t), ram, work));
 }
 
 }  // namespace

@@ -29,8 +29,10 @@ class VmHaPair : public HaPairFixture {
   // The QEMUs are found by their RAM files, which carry the namespace prefix and the peer.
   std::string ram_pattern() const { return "relive-ha-" + netns_ + "-"; }
   void kill_leftovers() override {
-    sh("pkill -9 -f " + ram_pattern() + " 2>/dev/null; rm -f /dev/shm/" + ram_pattern() +
-       "*; true");
+    // "[r]elive...": the pattern must not match this shell's own command line (so the rm is a
+    // command of its own too).
+    sh("pkill -9 -f '[r]" + ram_pattern().substr(1) + "' 2>/dev/null; true");
+    sh("rm -f /dev/shm/" + ram_pattern() + "*");
   }
   int running_vms() const {
     return std::atoi(run({"/usr/bin/pgrep", "-c", "-f", ram_pattern()}).out.c_str());
@@ -166,6 +168,8 @@ TEST_F(VmHaPair, QemuCrashOnThePrimaryFailsOverAndTheOldPrimaryBecomesTheBackup)
   ::kill(qemu, SIGKILL);
   ASSERT_TRUE(eventually([&] { return role(1) == "primary"; }, seconds(60))) << logs();
   EXPECT_NE(err(0).find("fenc"), std::string::npos) << "alpha did not fence itself" << logs();
+  EXPECT_NE(::access(("/dev/shm/" + ram_pattern() + "alpha.ram").c_str(), F_OK), 0)
+      << "the fenced primary kept its dead VM's RAM file (tmpfs memory)";
   ASSERT_TRUE(wait_for([&] { return acked(); }, acked() + 5, "lines acknowledged after the crash"));
   ASSERT_TRUE(eventually([&] { return protected_by_backup(1); }, seconds(60))) << logs();
   EXPECT_EQ(role(0), "backup");
