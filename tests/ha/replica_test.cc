@@ -50,6 +50,14 @@ TEST_F(ReplicaTest, FullThenDeltaEpochsCommit) {
   EXPECT_EQ(state(), "two");
 }
 
+// A VM's RAM is materialized only when every page of it arrived: a primary that sent less is
+// an error at takeover, never a guest booting on zero pages.
+TEST_F(ReplicaTest, AVmRamWithAPageNeverReceivedIsRefused) {
+  ASSERT_TRUE(send_epoch(1, true, "one").ok());  // one page, at RAM offset 0x10000 (pid 1)
+  Status s = replica_->materialize_vm(dir_ / "images", dir_ / "ram", 0x11000);
+  EXPECT_FALSE(s.ok()) << "RAM materialized with pages 0-15 missing";
+}
+
 TEST_F(ReplicaTest, ADeltaWithoutABaseIsRefused) {
   Status s = replica_->begin({5, false, "alpha"});
   EXPECT_FALSE(s.ok());
