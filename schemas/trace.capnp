@@ -69,6 +69,13 @@ struct TraceHeader {
   hostname @12 :Text;
   kernel @13 :Text;
   startRealtimeNs @14 :Int64;
+  rdtsc @15 :TscTrapping;    # whether rdtsc/rdtscp trapped on the recording host
+}
+
+enum TscTrapping {
+  unknown @0;    # a trace from before this was recorded
+  trapped @1;    # PR_SET_TSC works: every rdtsc/rdtscp of the program is in the log
+  untrapped @2;  # the prctl is accepted but rdtsc never faults (some hypervisors): not logged
 }
 
 enum SyscallMode {

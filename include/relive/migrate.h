@@ -67,6 +67,9 @@ struct MigrateReport {
   std::map<std::string, uint64_t> bytes_by_phase;
   int rounds = 0;
   double restore_ms = 0;  // the destination's restore
+  // The destination watched the resumed workload run this long before confirming the commit
+  // (tracee/resume_check.h); the workload already ran, so it is not part of the downtime.
+  double confirm_ms = 0;
   pid_t destination_pid = 0;
   // VMs: QEMU's own figures (qemu_downtime_ms, setup_ms, mbps, ...); empty for processes.
   std::map<std::string, double> vm;

@@ -80,6 +80,7 @@ Status serve(const Args& a) {
   d.tls_dir = a.tls_dir;
   d.insecure = a.insecure;
   d.work_root = a.work_dir;
+  d.log_root = a.state_dir;
   d.runc_root = a.runc_root;
   d.runc_bundles = a.runc_bundles.empty() ? a.state_dir + "/runc-bundles" : a.runc_bundles;
   d.runc_netns = a.runc_netns;

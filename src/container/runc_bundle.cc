@@ -1,12 +1,16 @@
 #include "container/runc_bundle.h"
 
+#include <fmt/format.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdio>
 #include <ctime>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
+#include "common/file_time.h"
 #include "common/file_util.h"
 #include "drivers/criu/command.h"
 
@@ -33,8 +37,10 @@ Status run_tar(const std::vector<std::string>& args, const std::string& what) {
   return Status::IoError(what + ": tar " + r.describe() + ": " + r.output);
 }
 
-// "2026-11-22T22:11:18.587116001Z" -> "@1763849478.587116001" (what tar --newer takes).
-Result<std::string> epoch_of(const std::string& rfc3339) {
+}  // namespace
+
+// "2026-11-22T22:11:18.587116001Z" -> nanoseconds since the epoch.
+Result<int64_t> rfc3339_to_ns(const std::string& rfc3339) {
   std::tm tm{};
   int consumed = 0;
   if (std::sscanf(rfc3339.c_str(), "%d-%d-%dT%d:%d:%d%n", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
@@ -44,12 +50,31 @@ Result<std::string> epoch_of(const std::string& rfc3339) {
   }
   tm.tm_year -= 1900;
   tm.tm_mon -= 1;
-  std::string frac;
+  int64_t ns = int64_t{::timegm(&tm)} * 1000000000;
   if (rfc3339[static_cast<size_t>(consumed)] == '.') {
-    frac = rfc3339.substr(static_cast<size_t>(consumed), rfc3339.size() - 1 - consumed);
+    int64_t scale = 100000000;
+    for (size_t i = static_cast<size_t>(consumed) + 1; i + 1 < rfc3339.size(); ++i, scale /= 10) {
+      char c = rfc3339[i];
+      if (c < '0' || c > '9')
+        return Status::Corruption("runc's creation time '" + rfc3339 + "' has a bad fraction");
+      ns += (c - '0') * scale;
+    }
   }
-  return "@" + std::to_string(::timegm(&tm)) + frac;
+  return ns;
 }
+
+// The oldest change time a file changed since the container's creation can carry: runc's
+// creation time is read from a fine-grained clock, file timestamps from the kernel's coarse one
+// (common/file_time.h), so the cut-off lies a margin earlier: a tick's worth, or two seconds on
+// a file system that keeps whole seconds only. A few files written just before the creation
+// are archived as well; none written after it is missed.
+Result<std::string> changed_since_cutoff(const std::string& created_rfc3339, bool whole_seconds) {
+  RELIVE_ASSIGN_OR_RETURN(int64_t ns, rfc3339_to_ns(created_rfc3339));
+  ns -= (whole_seconds ? kFileTimeMargin : kTickMargin).count();
+  return fmt::format("@{}.{:09d}", ns / 1000000000, ns % 1000000000);
+}
+
+namespace {
 
 // ustar numeric fields are octal text, or base-256 when the top bit of the first byte is set.
 Result<uint64_t> tar_number(std::string_view f) {
@@ -113,7 +138,10 @@ Status capture_bundle(const RuncState& s, const RuncArchiveInfo& info, const std
       "--create", "--file", dir + "/" + kRuncRootfsEntry, "--numeric-owner", "--xattrs", "--sparse",
       "-C",       s.rootfs};
   if (!info.whole_rootfs) {
-    RELIVE_ASSIGN_OR_RETURN(std::string since, epoch_of(s.created));
+    struct stat root {};
+    if (::stat(s.rootfs.c_str(), &root) != 0) return PosixError("stat " + s.rootfs, errno);
+    RELIVE_ASSIGN_OR_RETURN(std::string since,
+                            changed_since_cutoff(s.created, whole_second_timestamps(root)));
     args.push_back("--newer=" + since);  // data or status changed since the container's creation
   }
   args.push_back(".");

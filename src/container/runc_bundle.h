@@ -3,7 +3,8 @@
 //   relive-runc.json    the container: name, bundle, rootfs, creation time, runc version, mode
 //   relive-config.json  the bundle's config.json, byte for byte
 //   relive-rootfs.tar   the root file system: by default the files whose data or status changed
-//                       since the container was created (GNU tar --newer), else all of it
+//                       since the container was created (GNU tar --newer, with a margin for
+//                       coarse file timestamps: common/file_time.h), else all of it
 // Files the container deleted are not recorded (a changes tar cannot say "gone").
 #pragma once
 
@@ -51,6 +52,13 @@ struct TarMember {
   char type = '0';  // ustar typeflag: '0' file, '5' directory, '2' symlink, ...
   uint64_t size = 0;
 };
+
+// runc's RFC 3339 UTC creation time ("2026-11-22T22:11:18.587116001Z") in ns since the epoch.
+Result<int64_t> rfc3339_to_ns(const std::string& rfc3339);
+// The `tar --newer` date ("@SECONDS.NANOSECONDS") that archives every file changed since a
+// container created at `created_rfc3339`: kTickMargin earlier, or kFileTimeMargin when the
+// root file system keeps `whole_seconds` timestamps.
+Result<std::string> changed_since_cutoff(const std::string& created_rfc3339, bool whole_seconds);
 
 // The members of an uncompressed (GNU or ustar) tar, including GNU long names. Corruption on a
 // malformed header; never reads past `tar`.

@@ -4,10 +4,15 @@
 #include <fcntl.h>
 #include <fmt/format.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdio>
+#include <fstream>
+#include <sstream>
 
+#include "common/file_time.h"
 #include "common/file_util.h"
 #include "common/hash.h"
 #include "common/scoped_fd.h"
@@ -26,13 +31,29 @@ bool all_zero(std::string_view s) {
   return std::all_of(s.begin(), s.end(), [](char c) { return c == 0; });
 }
 
-int64_t mtime_ns(const struct stat& st) {
-  return int64_t{st.st_mtim.tv_sec} * 1000000000 + st.st_mtim.tv_nsec;
-}
-
 }  // namespace
 
-Result<std::vector<DirChange>> DirTracker::scan() {
+std::set<std::pair<dev_t, ino_t>> shared_writable_files(const std::vector<pid_t>& pids) {
+  std::set<std::pair<dev_t, ino_t>> out;
+  for (pid_t pid : pids) {
+    std::ifstream maps("/proc/" + std::to_string(pid) + "/maps");
+    for (std::string line; std::getline(maps, line);) {
+      // start-end perms offset major:minor inode path
+      std::istringstream in(line);
+      std::string range, perms, offset, dev;
+      unsigned long long inode = 0;
+      if (!(in >> range >> perms >> offset >> dev >> inode) || inode == 0) continue;
+      if (perms.size() < 4 || perms[1] != 'w' || perms[3] != 's') continue;
+      unsigned major = 0, minor = 0;
+      if (std::sscanf(dev.c_str(), "%x:%x", &major, &minor) != 2) continue;
+      out.insert({makedev(major, minor), static_cast<ino_t>(inode)});
+    }
+  }
+  return out;
+}
+
+Result<std::vector<DirChange>> DirTracker::scan(const std::vector<pid_t>& writers) {
+  mapped_now_ = shared_writable_files(writers);
   Tree now;
   std::vector<DirChange> writes;
   RELIVE_RETURN_IF_ERROR(make_dirs(root_));
@@ -59,6 +80,7 @@ Result<std::vector<DirChange>> DirTracker::scan() {
   }
   for (DirChange& w : writes) out.push_back(std::move(w));
   pending_ = std::move(now);
+  mapped_last_ = mapped_now_;
   return out;
 }
 
@@ -67,6 +89,7 @@ void DirTracker::commit() { committed_ = pending_; }
 void DirTracker::reset() {
   committed_.clear();
   pending_.clear();
+  mapped_last_.clear();
 }
 
 Status DirTracker::walk(const std::string& rel, Tree* out, std::vector<DirChange>* changes) {
@@ -82,6 +105,7 @@ Status DirTracker::walk(const std::string& rel, Tree* out, std::vector<DirChange
   std::sort(names.begin(), names.end());
   for (const std::string& n : names) {
     std::string path = join(rel, n), full = root_ + "/" + path;
+    int64_t read_at = realtime_now_ns();
     struct stat st {};
     if (::lstat(full.c_str(), &st) != 0) {
       if (errno == ENOENT) continue;  // removed while we looked: the next epoch sees it gone
@@ -103,8 +127,12 @@ Status DirTracker::walk(const std::string& rel, Tree* out, std::vector<DirChange
     } else if (S_ISREG(st.st_mode)) {
       fs.size = static_cast<uint64_t>(st.st_size);
       fs.mtime_ns = mtime_ns(st);
+      fs.ctime_ns = ctime_ns(st);
+      fs.settled = timestamps_settled(st, read_at);
       fs.ino = st.st_ino;
-      RELIVE_RETURN_IF_ERROR(scan_file(path, &fs, changes));
+      FileId id{st.st_dev, st.st_ino};
+      bool mapped = mapped_now_.count(id) != 0 || mapped_last_.count(id) != 0;
+      RELIVE_RETURN_IF_ERROR(scan_file(path, &fs, mapped, changes));
       (*out)[path] = std::move(fs);
     } else {
       return Status::Unsupported(fmt::format(
@@ -115,13 +143,14 @@ Status DirTracker::walk(const std::string& rel, Tree* out, std::vector<DirChange
   return Status::Ok();
 }
 
-Status DirTracker::scan_file(const std::string& rel, FileState* st,
+Status DirTracker::scan_file(const std::string& rel, FileState* st, bool mapped,
                              std::vector<DirChange>* changes) {
   auto it = committed_.find(rel);
   const FileState* old =
       it != committed_.end() && !it->second.is_dir && !it->second.is_link ? &it->second : nullptr;
-  if (old != nullptr && old->size == st->size && old->mtime_ns == st->mtime_ns &&
-      old->ino == st->ino && old->mode == st->mode) {
+  if (old != nullptr && old->settled && !mapped && old->size == st->size &&
+      old->mtime_ns == st->mtime_ns && old->ctime_ns == st->ctime_ns && old->ino == st->ino &&
+      old->mode == st->mode) {
     st->block_hashes = old->block_hashes;
     return Status::Ok();
   }

@@ -5,16 +5,20 @@
 // symlinks. The backup keeps a replica of the directory and applies an epoch's changes only when
 // the epoch commits, so a half-received epoch never touches it.
 //
-// Change detection is by size, mtime and inode first, then by block hash: an append to a large
-// file ships its last block or two, not the file. Regular files, directories and symlinks are
-// replicated; other file types (sockets, FIFOs, devices) are refused by scan() because a restore
-// could not reproduce them.
+// Change detection is by block hash: an append to a large file ships its last block or two, not
+// the file. A file is not read again only when its size, mtime, ctime, inode and mode are those
+// of the last scan and its timestamps were settled then (common/file_time.h: a write within the
+// same clock tick would not have changed them), and when no workload process maps it shared and
+// writable (such writes need not touch mtime at all). Regular files, directories and symlinks
+// are replicated; other file types (sockets, FIFOs, devices) are refused by scan() because a
+// restore could not reproduce them.
 #pragma once
 
 #include <sys/types.h>
 
 #include <cstdint>
 #include <map>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -39,7 +43,9 @@ class DirTracker {
 
   // What changed since the last successful scan (everything on the first, or after reset()).
   // The tracker's idea of the replica advances only when commit() is called for that scan.
-  Result<std::vector<DirChange>> scan();
+  // `writers`: the workload's processes; files they map shared and writable (now or at the
+  // last scan) are always read in full.
+  Result<std::vector<DirChange>> scan(const std::vector<pid_t>& writers = {});
   // The backup now has the last scan's changes.
   void commit();
   // The backup has nothing: the next scan reports the whole directory.
@@ -49,6 +55,8 @@ class DirTracker {
   struct FileState {
     uint64_t size = 0;
     int64_t mtime_ns = 0;
+    int64_t ctime_ns = 0;
+    bool settled = false;  // the timestamps were settled when read (common/file_time.h)
     ino_t ino = 0;
     uint32_t mode = 0;
     std::vector<uint64_t> block_hashes;
@@ -58,12 +66,16 @@ class DirTracker {
     bool operator==(const FileState&) const = default;
   };
   using Tree = std::map<std::string, FileState>;
+  using FileId = std::pair<dev_t, ino_t>;
   Status walk(const std::string& rel, Tree* out, std::vector<DirChange>* changes);
-  Status scan_file(const std::string& rel, FileState* st, std::vector<DirChange>* changes);
+  Status scan_file(const std::string& rel, FileState* st, bool mapped,
+                   std::vector<DirChange>* changes);
 
   std::string root_;
   Tree committed_;
   Tree pending_;
+  std::set<FileId> mapped_now_;   // mapped shared+writable at this scan
+  std::set<FileId> mapped_last_;  // ... and at the last one
 };
 
 // Sends `changes` as bulk segments (after the caller sent the HaDir command announcing them).
@@ -74,6 +86,8 @@ Result<std::vector<DirChange>> receive_dir_changes(security::Channel* channel, u
                                                    uint64_t max_bytes);
 // Applies changes to the directory at `root` (created if needed), in order.
 Status apply_dir_changes(const std::string& root, const std::vector<DirChange>& changes);
+// The files that `pids` map shared and writable, as (device, inode).
+std::set<std::pair<dev_t, ino_t>> shared_writable_files(const std::vector<pid_t>& pids);
 // Content bytes of `changes`.
 uint64_t dir_change_bytes(const std::vector<DirChange>& changes);
 

@@ -12,6 +12,7 @@
 
 #include "common/file_util.h"
 #include "common/hash.h"
+#include "common/process_tree.h"
 #include "container/criu_compat.h"
 #include "drivers/criu/criu.h"
 #include "drivers/criu/criu_binary.h"
@@ -106,7 +107,10 @@ Result<CapturedEpoch> EpochCapture::capture(uint64_t number, bool full) {
       std::string got = drain(hook_req_.get());
       if (got.find("cancel") != std::string::npos) return;
       if (got.find("post-dump") == std::string::npos) continue;
-      Result<std::vector<DirChange>> changes = dir_.scan();
+      // The tree is frozen: its shared writable mappings are what they were while it ran.
+      auto tree = process_tree(o_.pid);
+      Result<std::vector<DirChange>> changes =
+          dir_.scan(tree.ok() ? *tree : std::vector<pid_t>{o_.pid});
       scan = changes.status();
       if (changes.ok()) e.dir = std::move(*changes);
       const char* answer = scan.ok() ? "ok\n" : "fail\n";

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 #include <signal.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -27,12 +28,39 @@
 #include "migrate/service_address.h"
 #include "migrate/vm_destination.h"
 #include "migrate/vm_log_destination.h"
+#include "tracee/resume_check.h"
 
 namespace relive::migrate {
 namespace {
 
 using Clock = std::chrono::steady_clock;
 namespace m = relive::migration;
+
+// Copies the *.log files under `work` into <log_root>/logs/<work's name>/ (flat:
+// images/restore.log becomes images-restore.log) and prunes the oldest such directories beyond
+// kKeptMigrationLogs.
+constexpr size_t kKeptMigrationLogs = 100;
+Status keep_logs(const std::string& work, const std::string& log_root) {
+  namespace fs = std::filesystem;
+  std::string logs = log_root + "/logs";
+  std::string dest = logs + "/" + fs::path(work).filename().string();
+  RELIVE_RETURN_IF_ERROR(make_dirs(dest));
+  std::error_code ec;
+  for (auto it = fs::recursive_directory_iterator(work, ec); !ec && it != fs::end(it);
+       it.increment(ec)) {
+    if (!it->is_regular_file(ec) || it->path().extension() != ".log") continue;
+    std::string rel = fs::relative(it->path(), work, ec).string();
+    std::replace(rel.begin(), rel.end(), '/', '-');
+    fs::copy_file(it->path(), dest + "/" + rel, fs::copy_options::overwrite_existing, ec);
+  }
+  std::vector<std::pair<fs::file_time_type, fs::path>> kept;
+  for (const auto& e : fs::directory_iterator(logs, ec))
+    if (e.path().filename().string().starts_with("relive-incoming-"))
+      kept.push_back({e.last_write_time(ec), e.path()});
+  std::sort(kept.begin(), kept.end());
+  for (size_t i = 0; i + kKeptMigrationLogs < kept.size(); ++i) fs::remove_all(kept[i].second, ec);
+  return Status::Ok();
+}
 
 double ms_since(Clock::time_point t) {
   return std::chrono::duration<double, std::milli>(Clock::now() - t).count();
@@ -66,7 +94,7 @@ class Session {
   Status rebuild_from_replay(const std::string& images);
   std::string default_detail() const;
   void undo();
-  void discard_bulk();
+  void end_work();
 
   Link* link_;
   security::RequestGate* gate_;
@@ -93,21 +121,24 @@ class Session {
 void Session::undo() {
   if (committed_) return;
   if (ns_.init_pid > 0) ::kill(ns_.init_pid, SIGKILL);  // the namespace and the tree in it
+  ns_ = {};
   if (crtr_) crtr_->abort();
   if (lazy_) lazy_->kill();
   runc_.reset();  // kills and deletes a restored container, removes its bundle
   if (address_added_) (void)remove_address(*svc_, svc_dev_);
-  if (work_) {
-    discard_bulk();  // the logs stay: they explain the failure to the operator
-    work_->keep();
-  }
+  address_added_ = false;
+  end_work();  // the logs stay: they explain the failure to the operator
 }
 
-// Everything but CRIU's logs: the images, pages, trace and bundle copies are as large as the
-// workload and live in memory (/dev/shm) by default.
-void Session::discard_bulk() {
-  for (const char* dir : {"/images", "/pages", "/trace", "/bundle"})
-    (void)remove_tree(work_->path() + dir);
+// The work dir's images, pages, trace and bundle copies are as large as the workload and live
+// in memory (/dev/shm) by default: all of it goes, once CRIU's logs are copied to log_root.
+void Session::end_work() {
+  if (!work_) return;
+  if (!o_.log_root.empty()) {
+    Status s = keep_logs(work_->path(), o_.log_root);
+    if (!s.ok()) RELIVE_LOG_WARN("keeping the migration's logs: {}", s.to_string());
+  }
+  work_.reset();
 }
 
 Status Session::begin(const m::Begin& b) {
@@ -238,15 +269,29 @@ Status Session::restore(const m::Restore& r) {
   return Status::Ok();
 }
 
+// The workload runs from here, and only once it demonstrably does (tracee/resume_check.h) is
+// the migration committed. Any error returned here means nothing of the workload runs on this
+// host any more: the source may resume its own copy.
 Status Session::commit() {
+  auto start = Clock::now();
   if (runc_) {
-    committed_ = true;
-    RELIVE_RETURN_IF_ERROR(runc_->commit());
+    Status s = runc_->commit();
+    if (!s.ok()) {
+      undo();
+      return s.with_context("the container did not run here; it was removed");
+    }
   } else {
     if (ns_.init_pid <= 0) return Status::InvalidArgument("commit before restore");
-    committed_ = true;
-    signal_all(namespace_members(ns_.init_pid), SIGCONT);
+    std::vector<pid_t> tree = namespace_members(ns_.init_pid);
+    std::erase(tree, ns_.init_pid);
+    Status s = tracee::resume_and_confirm(tree);
+    if (!s.ok()) {
+      undo();
+      return s.with_context("the restored workload did not run here; it was removed");
+    }
   }
+  committed_ = true;
+  outcome_.confirm_ms = ms_since(start);
   if (svc_) {
     Status s = announce(*svc_, svc_dev_);
     if (!s.ok()) RELIVE_LOG_WARN("gratuitous ARP for {}: {}", svc_->text, s.to_string());
@@ -255,7 +300,9 @@ Status Session::commit() {
 }
 
 std::string Session::default_detail() const {
-  nlohmann::json detail = {{"root_pid", outcome_.root_pid}, {"restore_ms", outcome_.restore_ms}};
+  nlohmann::json detail = {{"root_pid", outcome_.root_pid},
+                           {"restore_ms", outcome_.restore_ms},
+                           {"confirm_ms", outcome_.confirm_ms}};
   return detail.dump();
 }
 
@@ -384,8 +431,7 @@ Result<DestinationOutcome> Session::run() {
     Status s = lazy_->wait(std::chrono::minutes(30));
     if (!s.ok()) RELIVE_LOG_WARN("post-copy page transfer: {}", s.to_string());
   }
-  discard_bulk();  // the lazy-pages daemon, the last reader of the images, is done
-  work_->keep();   // CRIU's logs, for the operator
+  end_work();  // the lazy-pages daemon, the last reader of the images, is done
   return outcome_;
 }
 

@@ -19,7 +19,10 @@ namespace relive::migrate {
 struct DestinationOptions {
   std::string node_name;
   std::string work_root;  // per-migration work dirs go here; empty: /dev/shm (image_dir.h)
-  std::string tls_dir;    // this host's keys, for CRIU's own TLS page-server link
+  // CRIU's logs of each migration are kept in <log_root>/logs/relive-incoming-*/ (the newest
+  // 100 of them) once its work dir is removed; empty: not kept.
+  std::string log_root;
+  std::string tls_dir;  // this host's keys, for CRIU's own TLS page-server link
   bool insecure = false;
   // Restore with CRIU lazy pages served from the local images (the freeze then no longer
   // includes copying the memory in). Post-copy always pulls from the source.
@@ -45,6 +48,7 @@ struct DestinationOutcome {
   std::string vm_dir;  // a VM: its directory here (QEMU's working directory, qemu.log)
   std::string vm_qmp;  // a VM: its QMP socket here
   double restore_ms = 0;
+  double confirm_ms = 0;  // from resuming the workload to seeing it run (commit)
 };
 
 // Serves one migration on `link`. Ok once the workload runs here, committed.

@@ -33,6 +33,7 @@ Status Link::send(const migration::Command& command) {
 }
 
 Result<std::string> Link::wait_ack() {
+  peer_refused_ = false;
   RELIVE_ASSIGN_OR_RETURN(p::Message m, stream_.recv());
   if (const auto* a = std::get_if<p::Ack>(&m.body)) {
     if (a->request_seq != last_seq_) {
@@ -42,6 +43,7 @@ Result<std::string> Link::wait_ack() {
     return a->detail;
   }
   if (const auto* e = std::get_if<p::Error>(&m.body)) {
+    peer_refused_ = true;
     return Status::FromCode(e->code, "destination: " + e->message);
   }
   return Status::Corruption(fmt::format("expected an ack, got a {}", p::kind_name(m.kind())));

@@ -30,6 +30,9 @@ class Link {
   Status send(const migration::Command& command);
   // Waits for the reply to the last command: its Ack detail, or the peer's Error as a Status.
   Result<std::string> wait_ack();
+  // The last wait_ack() failed because the peer answered with an Error (as opposed to a link
+  // failure, where the peer's outcome is unknown).
+  bool peer_refused() const { return peer_refused_; }
   // send() then wait_ack().
   Result<std::string> call(const migration::Command& command);
 
@@ -51,6 +54,7 @@ class Link {
   std::unique_ptr<security::Channel> channel_;
   security::ProtocolStream stream_;
   uint64_t last_seq_ = 0;  // sequence of the last request sent or received
+  bool peer_refused_ = false;
 };
 
 // The source's link to the destination relived named by `options` (to_host:to_port, TLS with

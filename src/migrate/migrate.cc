@@ -93,22 +93,18 @@ std::string migrate_report_text(const MigrateReport& r) {
   for (const auto& [k, v] : r.bytes_by_phase) phases += fmt::format(" {}={}", k, v);
   return fmt::format(
       "strategy: {} ({})\ndowntime: {:.1f} ms\ntotal: {:.1f} ms\nbytes: {} ({})\nrounds: {}\n"
-      "destination restore: {:.1f} ms, pid {}\n{}",
+      "destination restore: {:.1f} ms, pid {}, confirmed running after {:.1f} ms\n{}",
       r.strategy, r.reason, r.downtime_ms, r.total_ms, r.bytes_total,
       phases.empty() ? "" : phases.substr(1), r.rounds, r.restore_ms, r.destination_pid,
-      vm_text(r));
+      r.confirm_ms, vm_text(r));
 }
 
 std::string migrate_report_json(const MigrateReport& r) {
-  nlohmann::json j = {{"strategy", r.strategy},
-                      {"reason", r.reason},
-                      {"downtime_ms", r.downtime_ms},
-                      {"total_ms", r.total_ms},
-                      {"bytes_total", r.bytes_total},
-                      {"bytes_by_phase", r.bytes_by_phase},
-                      {"rounds", r.rounds},
-                      {"restore_ms", r.restore_ms},
-                      {"destination_pid", r.destination_pid}};
+  nlohmann::json j = {{"strategy", r.strategy},       {"reason", r.reason},
+                      {"downtime_ms", r.downtime_ms}, {"total_ms", r.total_ms},
+                      {"bytes_total", r.bytes_total}, {"bytes_by_phase", r.bytes_by_phase},
+                      {"rounds", r.rounds},           {"restore_ms", r.restore_ms},
+                      {"confirm_ms", r.confirm_ms},   {"destination_pid", r.destination_pid}};
   if (!r.vm.empty() || !r.vm_dir.empty()) {
     j["vm"] = r.vm;
     j["vm_dir"] = r.vm_dir;

@@ -6,14 +6,16 @@
 #include <nlohmann/json.hpp>
 
 #include "common/file_util.h"
+#include "common/process_tree.h"
 #include "container/runc_bundle.h"
+#include "tracee/resume_check.h"
 
 namespace relive::migrate {
 namespace {
 
 namespace fs = std::filesystem;
 
-// CRIU leaves the restored tasks stopped; commit() sends SIGCONT.
+// CRIU leaves the restored tasks stopped; commit() resumes them and checks that they run.
 constexpr const char* kLeaveStopped = "leave-stopped\n";
 
 }  // namespace
@@ -78,8 +80,10 @@ Status RuncIncoming::restore(const std::string& fs_dir, const std::string& image
 
 Status RuncIncoming::commit() {
   if (pid_ <= 0) return Status::InvalidArgument("commit before restore");
+  RELIVE_ASSIGN_OR_RETURN(std::vector<pid_t> tree, process_tree(pid_));
+  RELIVE_RETURN_IF_ERROR(tracee::resume_and_confirm(tree));
   committed_ = true;
-  return runc_.signal_all(name_, "CONT");
+  return Status::Ok();
 }
 
 void RuncIncoming::undo() {

@@ -49,7 +49,8 @@ class RuncIncoming {
   // runc is to run (container/criu_compat.h). Restores stopped.
   Status restore(const std::string& fs_dir, const std::string& images, const std::string& work,
                  const std::string& criu, bool tcp_established, bool lazy_pages);
-  // Lets the restored container run; from here it is this host's.
+  // Lets the restored container run and checks that it does (tracee/resume_check.h); from
+  // here it is this host's. On failure its processes have been killed (undo() removes it).
   Status commit();
   // The restored container's init, in this PID namespace.
   pid_t pid() const { return pid_; }

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 #include <signal.h>
 
+#include <algorithm>
 #include <nlohmann/json.hpp>
 
 #include "common/file_util.h"
@@ -120,6 +121,11 @@ Status Source::switch_over(const m::Restore& restore) {
   // From here the outcome must be known before the source may act (see the header).
   Status sent = link_->send(m::Commit{});
   Result<std::string> acked = sent.ok() ? link_->wait_ack() : Result<std::string>(sent);
+  if (!acked.ok() && link_->peer_refused()) {
+    // The destination answered: its copy did not run and is gone (Session::commit). The source
+    // is the only copy: the rollback resumes it.
+    return acked.status().with_context("switch-over refused; the source runs on");
+  }
   if (!acked.ok()) {
     done_ = true;  // neither resume nor kill
     return Status::Aborted(fmt::format(
@@ -127,7 +133,13 @@ Status Source::switch_over(const m::Restore& restore) {
         "source is left frozen (pids {}); check the destination before resuming or killing it",
         acked.status().to_string(), fmt::join(tree_, " ")));
   }
-  report_.downtime_ms = ms_between(freeze_, Clock::now());
+  double frozen = ms_between(freeze_, Clock::now());
+  auto confirmed = nlohmann::json::parse(*acked, nullptr, false);
+  auto it = confirmed.is_object() ? confirmed.find("confirm_ms") : confirmed.end();
+  if (it != confirmed.end() && it->is_number())
+    report_.confirm_ms = std::clamp(it->get<double>(), 0.0, frozen);
+  // Downtime ends when the workload runs at the destination, before its confirmation window.
+  report_.downtime_ms = frozen - report_.confirm_ms;
   done_ = true;
   return criu_ends_tree_ ? Status::Ok() : end_source();
 }

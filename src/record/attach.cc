@@ -2,12 +2,14 @@
 //
 // 1. Seize and interrupt it; if it was inside a syscall, rewind it to re-issue that syscall
 //    (state R0, a clean syscall boundary).
-// 2. Patch its vDSO and map the scratch page (as a launched process gets).
+//    If it stopped inside the vDSO, step it out first: the patch rewrites vDSO entry points.
+// 2. Patch its vDSO and map the scratch and trampoline pages (as a launched process gets).
 // 3. Inject a fork (exit signal 0, so the program's own wait() never sees it). The child is a
 //    copy-on-write image of R0: its descriptors are closed, its registers set to R0, and it is
 //    left stopped for CRIU to dump into the trace's checkpoint/ directory.
 // 4. Reap the dumped child from inside the original, restore R0, and record it from there,
-//    stopping at every syscall so that recording can end with a clean detach.
+//    stopping at every syscall so that recording can end with a clean detach, which puts the
+//    vDSO's original entry points back.
 #include "record/attach.h"
 
 #include <fmt/format.h>
@@ -21,6 +23,7 @@
 #include <chrono>
 #include <csignal>
 #include <filesystem>
+#include <optional>
 
 #include "common/file_util.h"
 #include "drivers/criu/criu.h"
@@ -35,6 +38,8 @@
 #include "tracee/launch.h"
 #include "tracee/process_setup.h"
 #include "tracee/signals.h"
+#include "tracee/single_step.h"
+#include "tracee/vdso.h"
 
 namespace relive::record {
 namespace {
@@ -57,9 +62,12 @@ Status check_single_threaded(pid_t pid) {
   return Status::Ok();
 }
 
+// No PTRACE_O_EXITKILL: if relive dies, the process it attached to must carry on.
+long attach_options() { return tracee::trace_options(false) & ~PTRACE_O_EXITKILL; }
+
 // Seizes `pid` and stops it at a clean user-space boundary; returns that state (R0).
 Result<Regs> seize(pid_t pid) {
-  if (::ptrace(PTRACE_SEIZE, pid, nullptr, tracee::trace_options(false)) != 0)
+  if (::ptrace(PTRACE_SEIZE, pid, nullptr, attach_options()) != 0)
     return PosixError("attach to " + std::to_string(pid), errno);
   if (::ptrace(PTRACE_INTERRUPT, pid, nullptr, nullptr) != 0)
     return PosixError("PTRACE_INTERRUPT", errno);
@@ -85,6 +93,20 @@ Result<Regs> seize(pid_t pid) {
   r.orig_rax = static_cast<uint64_t>(-1);
   task.set_regs(r);
   return r;
+}
+
+// A thread stopped inside the vDSO (a clock read in a tight loop is often there) would be in
+// the middle of code the patch rewrites: run it out, one instruction at a time, first. vDSO
+// functions are short and never block; the bound only guards against a vDSO that loops.
+Result<Regs> step_out_of_vdso(pid_t pid, std::vector<int>* held) {
+  tracee::Task task(pid);
+  RELIVE_ASSIGN_OR_RETURN(bool inside, tracee::in_vdso(pid, task.regs().rip));
+  if (!inside) return task.regs();
+  RELIVE_ASSIGN_OR_RETURN(tracee::Mapping vdso, tracee::vdso_mapping(pid));
+  auto outside = [&](const Regs& r) { return r.rip < vdso.start || r.rip >= vdso.end; };
+  RELIVE_ASSIGN_OR_RETURN(tracee::SteppedOut out, tracee::step_until(task, outside, 1000000));
+  held->insert(held->end(), out.held_signals.begin(), out.held_signals.end());
+  return task.regs();
 }
 
 // Forks the checkpoint child from inside the stopped original. Returns the child, stopped.
@@ -146,19 +168,27 @@ Result<trace::TraceHeader> attach_header(pid_t pid) {
   h.checkpoint = "checkpoint";
   h.initial_tid = pid;
   fill_host_facts(&h);
+  // rdtsc is not trapped in an attached process: a process left with PR_SET_TSC set by a relive
+  // that died would be killed by its next rdtsc. CR/TR ships the pages rdtsc made differ.
+  h.rdtsc = trace::TscTrapping::kUntrapped;
   return h;
 }
 
 // Detaches from the original unharmed when anything before recording fails.
 struct AttachGuard {
-  pid_t pid;
+  pid_t pid = 0;
   bool armed = true;
   Regs r0{};
   bool have_r0 = false;
+  std::optional<tracee::VdsoPatch> vdso;
+  const std::vector<int>* held = nullptr;  // signals relive held back: the process's own
   ~AttachGuard() {
     if (!armed) return;
+    if (vdso) (void)tracee::unpatch_vdso(tracee::Task(pid), *vdso);
     if (have_r0) tracee::Task(pid).set_regs(r0);
     ::ptrace(PTRACE_DETACH, pid, nullptr, nullptr);
+    if (held != nullptr)
+      for (int sig : *held) ::kill(pid, sig);
   }
 };
 
@@ -169,6 +199,14 @@ void on_freeze_signal(int) { g_stop_requested = RecordSession::kFreeze; }
 
 Result<RecordResult> record_attached(const RecordOptions& o) {
   pid_t pid = o.attach_pid;
+  // From the start: a SIGINT that arrived mid-injection and killed relive would leave the
+  // process with the registers of an injected call. Asked to stop during the attach, relive
+  // finishes it and detaches at once.
+  struct sigaction sa {};
+  sa.sa_handler = on_stop_signal;  // no SA_RESTART: the session's wait returns to notice it
+  for (int sig : {SIGINT, SIGTERM, SIGHUP}) ::sigaction(sig, &sa, nullptr);
+  sa.sa_handler = on_freeze_signal;
+  ::sigaction(SIGUSR1, &sa, nullptr);
   RELIVE_RETURN_IF_ERROR(check_single_threaded(pid));
   std::error_code ec;
   if (std::filesystem::exists(o.trace_dir, ec) && !std::filesystem::is_empty(o.trace_dir, ec))
@@ -179,12 +217,17 @@ Result<RecordResult> record_attached(const RecordOptions& o) {
                           trace::FileStore::open(trace::files_dir(o.trace_dir)));
   RELIVE_ASSIGN_OR_RETURN(auto sink, make_log_writer_sink(trace::events_path(o.trace_dir)));
 
-  AttachGuard guard{pid};
-  RELIVE_ASSIGN_OR_RETURN(Regs r0, seize(pid));
+  std::vector<int> held;  // outlives the guard, which re-sends them on failure
+  AttachGuard guard;
+  guard.pid = pid;
+  guard.held = &held;
+  RELIVE_RETURN_IF_ERROR(seize(pid).status());
+  RELIVE_ASSIGN_OR_RETURN(Regs r0, step_out_of_vdso(pid, &held));
   guard.r0 = r0, guard.have_r0 = true;
   tracee::Task task(pid);
   RELIVE_ASSIGN_OR_RETURN(tracee::ProcessSetup setup, tracee::setup_process(task, false));
-  std::vector<int> held = setup.held_signals;
+  guard.vdso = setup.vdso;
+  held.insert(held.end(), setup.held_signals.begin(), setup.held_signals.end());
   RELIVE_ASSIGN_OR_RETURN(pid_t child,
                           fork_checkpoint_child(task, setup.vdso.syscall_insn, r0, &held));
   criu::DumpOptions dump;
@@ -203,16 +246,12 @@ Result<RecordResult> record_attached(const RecordOptions& o) {
   RELIVE_RETURN_IF_ERROR(trace::write_header(o.trace_dir, h));
   guard.armed = false;
 
-  struct sigaction sa {};
-  sa.sa_handler = on_stop_signal;  // no SA_RESTART: the session's wait returns to notice it
-  for (int sig : {SIGINT, SIGTERM, SIGHUP}) ::sigaction(sig, &sa, nullptr);
-  sa.sa_handler = on_freeze_signal;
-  ::sigaction(SIGUSR1, &sa, nullptr);
   SyscallCapture capture(&files, pid);
   RecordSession session(RecordSession::Mode::kAllSyscalls, sink.get(), &capture);
   session.set_stop_flag(&g_stop_requested);
   if (o.live) session.set_flush_interval(std::chrono::milliseconds(20));
   session.ignore_sigchld_from(child);
+  session.set_vdso_patch(setup.vdso);
   session.add_initial_thread(pid);
   for (int sig : held) ::kill(pid, sig);  // arrived mid-injection: now they are recorded
   Result<int> status = session.run();

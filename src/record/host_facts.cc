@@ -4,6 +4,8 @@
 
 #include <chrono>
 
+#include "tracee/rdtsc.h"
+
 namespace relive::record {
 
 void fill_host_facts(trace::TraceHeader* h) {
@@ -15,6 +17,7 @@ void fill_host_facts(trace::TraceHeader* h) {
   h->start_realtime_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
                              std::chrono::system_clock::now().time_since_epoch())
                              .count();
+  h->rdtsc = tracee::rdtsc_traps() ? trace::TscTrapping::kTrapped : trace::TscTrapping::kUntrapped;
 }
 
 }  // namespace relive::record

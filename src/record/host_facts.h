@@ -5,7 +5,8 @@
 
 namespace relive::record {
 
-// Sets the header's host name, kernel and start time (wall clock, ns since the epoch).
+// Sets the header's host name, kernel, start time (wall clock, ns since the epoch) and whether
+// rdtsc traps here.
 void fill_host_facts(trace::TraceHeader* h);
 
 }  // namespace relive::record

@@ -28,12 +28,23 @@ extern char** environ;
 namespace relive {
 namespace {
 
-void ignore_interrupts() {
-  // A handler, not SIG_IGN: handlers reset at exec, so the program still gets Ctrl-C itself and
-  // its death by SIGINT is recorded; relive then finishes the trace.
+volatile pid_t g_program = 0;
+
+// A terminal's Ctrl-C (SIGINT, SIGQUIT; si_code SI_KERNEL) goes to the whole foreground process
+// group, so the program gets it itself. A signal that a process sent to relive (a supervisor's
+// `kill -TERM`) is passed on to the program, which is recorded receiving it; relive ends with
+// the program, as always.
+void forward_to_program(int sig, siginfo_t* info, void*) {
+  if (info != nullptr && info->si_code == SI_KERNEL) return;
+  pid_t p = g_program;
+  if (p > 0) ::kill(p, sig);
+}
+
+void forward_interrupts(pid_t program) {
+  g_program = program;
   struct sigaction sa {};
-  sa.sa_handler = [](int) {};
-  sa.sa_flags = SA_RESTART;
+  sa.sa_sigaction = forward_to_program;
+  sa.sa_flags = SA_RESTART | SA_SIGINFO;
   for (int sig : {SIGINT, SIGQUIT, SIGTERM, SIGHUP}) ::sigaction(sig, &sa, nullptr);
 }
 
@@ -90,7 +101,7 @@ Result<RecordResult> record_exec(const RecordOptions& o) {
   RELIVE_ASSIGN_OR_RETURN(h.at_random, task.read_mem(h.at_random_addr, 16));
   h.initial_tid = pid;
   RELIVE_RETURN_IF_ERROR(trace::write_header(o.trace_dir, h));
-  ignore_interrupts();
+  forward_interrupts(pid);
   record::SyscallCapture capture(&files);
   record::RecordSession session(record::RecordSession::Mode::kSeccomp, sink.get(), &capture);
   session.add_initial_thread(pid);

@@ -83,6 +83,9 @@ Status RecordSession::freeze(Thread& t, bool rewind_entry) {
   }
   pid_t tid = t.task.tid();
   std::deque<Deferred> deferred = std::move(t.deferred);
+  t.state = State::kReady;  // stopped here, not to be interrupted again
+  stop_all();
+  unpatch_vdso();
   if (::ptrace(PTRACE_DETACH, tid, nullptr, SIGSTOP) != 0) return PosixError("detach", errno);
   // Signals the tracer held for a syscall boundary are the process's: it gets them back.
   for (const Deferred& d : deferred) ::kill(tid, d.signo);
@@ -468,14 +471,30 @@ Status RecordSession::fail(Status why) {
   return why;
 }
 
-void RecordSession::detach_all() {
+// Every thread that may be running user code or sitting in the kernel comes to a ptrace stop.
+void RecordSession::stop_all() {
   for (auto& [tid, t] : threads_) {
-    if (t.state == State::kRunning || t.state == State::kInSyscall) {
+    if (t.state == State::kRunning || t.state == State::kInSyscall ||
+        t.state == State::kInUntracedSyscall) {
       ::ptrace(PTRACE_INTERRUPT, tid, nullptr, nullptr);
       (void)tracee::wait_stop(tid);
+      t.state = State::kReady;
     }
-    ::ptrace(PTRACE_DETACH, tid, nullptr, nullptr);
   }
+}
+
+// The threads are stopped; no thread can be inside the jumps being rewritten (vdso.h).
+void RecordSession::unpatch_vdso() {
+  if (!vdso_ || leader_ <= 0) return;
+  Status s = tracee::unpatch_vdso(tracee::Task(leader_), *vdso_);
+  if (!s.ok()) spdlog::warn("restoring the vDSO of {}: {}", leader_, s.to_string());
+  vdso_.reset();
+}
+
+void RecordSession::detach_all() {
+  stop_all();
+  unpatch_vdso();
+  for (auto& [tid, t] : threads_) ::ptrace(PTRACE_DETACH, tid, nullptr, nullptr);
   threads_.clear();
 }
 

@@ -8,6 +8,7 @@
 #include <chrono>
 #include <deque>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -16,6 +17,7 @@
 #include "relive/result.h"
 #include "tracee/syscall_policy.h"
 #include "tracee/task.h"
+#include "tracee/vdso.h"
 
 namespace relive::record {
 
@@ -52,6 +54,9 @@ class RecordSession {
   // Makes the events readable by a follower at least this often (live migration ships the log
   // while it grows); zero: only when the log writer's buffer fills.
   void set_flush_interval(std::chrono::milliseconds interval) { flush_interval_ = interval; }
+  // Attached mode: the vDSO patch relive applied at attach, undone before the process is let go
+  // (detach, freeze, failure), so that it runs on (or is checkpointed) with its own vDSO.
+  void set_vdso_patch(const tracee::VdsoPatch& patch) { vdso_ = patch; }
   // SIGCHLD from the tracer's own checkpoint child is not the program's: drop it.
   void ignore_sigchld_from(pid_t child) { ignored_child_ = child; }
   const RecordStats& stats() const { return stats_; }
@@ -99,6 +104,8 @@ class RecordSession {
   void maybe_start(Thread& t);
   Status fail(Status why);
   void detach_all();
+  void stop_all();
+  void unpatch_vdso();
   bool freeze_requested() const;
   void begin_freeze();
   Status freeze(Thread& t, bool rewind_entry);
@@ -121,6 +128,7 @@ class RecordSession {
   std::chrono::steady_clock::time_point last_flush_{};
   bool unflushed_ = false;
   pid_t ignored_child_ = 0;
+  std::optional<tracee::VdsoPatch> vdso_;
   RecordStats stats_;
 };
 

@@ -93,7 +93,13 @@ Result<ReplayResult> replay_exec(trace::TraceReader& reader, const ReplayOptions
 
 }  // namespace
 
-Result<ReplayResult> replay_trace(const ReplayOptions& o) {
+Result<ReplayResult> replay_trace(const ReplayOptions& options) {
+  // Resolved once, here: the replayed program runs in the recorded working directory, and the
+  // saved files it maps are opened from inside it (replay_session.cc).
+  ReplayOptions o = options;
+  std::error_code ec;
+  o.trace_dir = std::filesystem::absolute(o.trace_dir, ec).lexically_normal().string();
+  if (ec) return PosixError("resolve " + options.trace_dir, ec.value());
   RELIVE_ASSIGN_OR_RETURN(trace::TraceReader reader, trace::TraceReader::open(o.trace_dir));
   if (reader.header().start == trace::StartKind::kCheckpoint)
     return replay::replay_checkpoint(reader, o);

@@ -91,6 +91,9 @@ struct ProcessExitEvent {
 using Event = std::variant<SyscallEvent, RdtscEvent, SignalEvent, ThreadExitEvent, ProcessExitEvent,
                            SyscallEntryEvent, DetachEvent>;
 
+// Whether the recording host could trap rdtsc/rdtscp (tracee/rdtsc.h).
+enum class TscTrapping : uint8_t { kUnknown = 0, kTrapped = 1, kUntrapped = 2 };
+
 enum class StartKind : uint8_t {
   kExec = 0,        // recorded from execve: replay execs the same program
   kCheckpoint = 1,  // recorded from a running process: replay restores the CRIU image
@@ -114,6 +117,7 @@ struct TraceHeader {
   std::string hostname;
   std::string kernel;
   int64_t start_realtime_ns = 0;
+  TscTrapping rdtsc = TscTrapping::kUnknown;
   bool operator==(const TraceHeader&) const = default;
 };
 

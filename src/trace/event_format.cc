@@ -112,6 +112,28 @@ const char* stream_name(Stream s) {
   return "unknown";
 }
 
+std::string tsc_text(TscTrapping t) {
+  switch (t) {
+    case TscTrapping::kTrapped:
+      return "trapped (every rdtsc/rdtscp is recorded)";
+    case TscTrapping::kUntrapped:
+      return "not trapped (rdtsc/rdtscp ran unrecorded: the host cannot trap it, or --pid)";
+    default:
+      return "unknown";
+  }
+}
+
+const char* tsc_name(TscTrapping t) {
+  switch (t) {
+    case TscTrapping::kTrapped:
+      return "trapped";
+    case TscTrapping::kUntrapped:
+      return "untrapped";
+    default:
+      return "unknown";
+  }
+}
+
 std::string realtime_text(int64_t ns) {
   time_t secs = static_cast<time_t>(ns / 1000000000);
   struct tm tm;
@@ -203,6 +225,7 @@ std::string header_text(const TraceHeader& h) {
   line("hostname", h.hostname);
   line("kernel", h.kernel);
   line("start_realtime_ns", realtime_text(h.start_realtime_ns));
+  line("rdtsc", tsc_text(h.rdtsc));
   return out;
 }
 
@@ -222,7 +245,8 @@ std::string header_json(const TraceHeader& h) {
             {"initial_tid", h.initial_tid},
             {"hostname", h.hostname},
             {"kernel", h.kernel},
-            {"start_realtime_ns", h.start_realtime_ns}};
+            {"start_realtime_ns", h.start_realtime_ns},
+            {"rdtsc", tsc_name(h.rdtsc)}};
   return dump_json({{"header", j}});
 }
 

@@ -10,6 +10,7 @@
 #include <memory>
 #include <vector>
 
+#include "common/file_time.h"
 #include "common/file_util.h"
 #include "common/scoped_fd.h"
 
@@ -82,7 +83,7 @@ bool FileStore::is_valid_name(std::string_view name) {
 }
 
 FileStore::FileKey FileStore::key_of(const struct stat& st) {
-  return {st.st_dev, st.st_ino, st.st_size, st.st_mtim.tv_sec, st.st_mtim.tv_nsec};
+  return {st.st_dev, st.st_ino, st.st_size, mtime_ns(st), ctime_ns(st)};
 }
 
 Result<std::string> FileStore::add(const std::string& path) {
@@ -96,13 +97,17 @@ Result<std::string> FileStore::add(const std::string& path) {
 
   ScopedFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
   if (!fd.valid()) return PosixError("open " + path, errno);
+  ++contents_read_;
+  int64_t read_at = realtime_now_ns();
   struct stat before;
   if (::fstat(fd.get(), &before) != 0) return PosixError("fstat " + path, errno);
   RELIVE_ASSIGN_OR_RETURN(std::string name, add_from_fd(fd.get(), path, before.st_mode));
-  // Remember the file only if it did not change while it was read; otherwise the name could
-  // belong to contents that a later, unchanged stat would wrongly map to it.
+  // Remember the file only if it did not change while it was read, and only if its timestamps
+  // were settled: a write in the same clock tick as its last one would not change its key, and
+  // a later, unchanged stat would wrongly map new contents to this name.
   struct stat after;
-  if (::fstat(fd.get(), &after) == 0 && key_of(after) == key_of(before)) {
+  if (::fstat(fd.get(), &after) == 0 && key_of(after) == key_of(before) &&
+      timestamps_settled(before, read_at)) {
     known_[key_of(before)] = name;
   }
   return name;

@@ -26,8 +26,9 @@ class FileStore {
   // Saves the current contents of the regular file at `path` under the name
   // hash128_hex(contents) (common/hash.h) and returns that name. Contents already in the store
   // are not copied again, and a file already added and unchanged since (same device, inode,
-  // size and mtime) costs a single stat(2). A copy is read-only and keeps the original's
-  // execute bits. NotFound if `path` does not exist.
+  // size, mtime and ctime, and those timestamps were settled when it was read:
+  // common/file_time.h) costs a single stat(2); a recently changed file is read again. A copy
+  // is read-only and keeps the original's execute bits. NotFound if `path` does not exist.
   Result<std::string> add(const std::string& path);
 
   // Where the copy named `name` lives. Does not check that it exists; see verify().
@@ -42,6 +43,8 @@ class FileStore {
   static bool is_valid_name(std::string_view name);
 
   const std::string& dir() const { return dir_; }
+  // How many times add() read a file's contents (rather than trusting its memo).
+  uint64_t contents_read() const { return contents_read_; }
 
  private:
   // What identifies an unchanged file without reading it.
@@ -49,8 +52,8 @@ class FileStore {
     dev_t dev = 0;
     ino_t ino = 0;
     off_t size = 0;
-    int64_t mtime_sec = 0;
-    int64_t mtime_nsec = 0;
+    int64_t mtime_ns = 0;
+    int64_t ctime_ns = 0;
     auto operator<=>(const FileKey&) const = default;
   };
   static FileKey key_of(const struct stat& st);
@@ -62,6 +65,7 @@ class FileStore {
   std::string dir_;
   std::map<FileKey, std::string> known_;  // files added so far -> their names
   uint64_t tmp_counter_ = 0;
+  uint64_t contents_read_ = 0;
 };
 
 }  // namespace relive::trace

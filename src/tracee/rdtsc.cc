@@ -1,6 +1,12 @@
 #include "tracee/rdtsc.h"
 
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
 #include <x86intrin.h>
+
+#include <cerrno>
 
 namespace relive::tracee {
 namespace {
@@ -28,7 +34,33 @@ void set_result(const Task& task, Regs r, const TscReading& v, int len) {
   task.set_regs(r);
 }
 
+constexpr int kTrappedExit = 42;
+
+// A handled fault is not logged by the kernel (an unhandled one would be, as a crash).
+void on_probe_fault(int) { ::_exit(kTrappedExit); }
+
+bool probe_rdtsc_trap() {
+  pid_t pid = ::fork();
+  if (pid < 0) return false;
+  if (pid == 0) {
+    ::signal(SIGSEGV, on_probe_fault);
+    ::prctl(PR_SET_TSC, PR_TSC_SIGSEGV, 0, 0, 0);
+    volatile uint64_t t = __rdtsc();
+    (void)t;
+    ::_exit(0);
+  }
+  int status = 0;
+  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  return WIFEXITED(status) && WEXITSTATUS(status) == kTrappedExit;
+}
+
 }  // namespace
+
+bool rdtsc_traps() {
+  static const bool traps = probe_rdtsc_trap();
+  return traps;
+}
 
 Result<std::optional<TscReading>> emulate_rdtsc_if_trapped(const Task& task) {
   Regs r = task.regs();

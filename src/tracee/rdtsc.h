@@ -18,6 +18,10 @@ struct TscReading {
   bool rdtscp = false;
 };
 
+// Whether prctl(PR_SET_TSC, PR_TSC_SIGSEGV) really makes rdtsc fault on this machine (tried
+// once, in a forked child; the answer is cached).
+bool rdtsc_traps();
+
 // At a SIGSEGV stop: if the faulting instruction is rdtsc/rdtscp, executes it in the tracer,
 // puts the result in the task's registers and steps over it. nullopt for any other fault.
 Result<std::optional<TscReading>> emulate_rdtsc_if_trapped(const Task& task);

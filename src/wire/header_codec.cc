@@ -39,6 +39,7 @@ void build(const trace::TraceHeader& h, TraceHeader::Builder b) {
   b.setHostname(as_text(h.hostname));
   b.setKernel(as_text(h.kernel));
   b.setStartRealtimeNs(h.start_realtime_ns);
+  b.setRdtsc(static_cast<TscTrapping>(h.rdtsc));
 }
 
 Result<trace::StartKind> decode_start(StartKind s) {
@@ -69,6 +70,17 @@ Result<trace::TraceHeader> decode_root(TraceHeader::Reader r, uint32_t version) 
   h.hostname = to_string(r.getHostname());
   h.kernel = to_string(r.getKernel());
   h.start_realtime_ns = r.getStartRealtimeNs();
+  switch (r.getRdtsc()) {
+    case TscTrapping::TRAPPED:
+      h.rdtsc = trace::TscTrapping::kTrapped;
+      break;
+    case TscTrapping::UNTRAPPED:
+      h.rdtsc = trace::TscTrapping::kUntrapped;
+      break;
+    default:  // unknown, or a value from a later format: nothing is claimed
+      h.rdtsc = trace::TscTrapping::kUnknown;
+      break;
+  }
   return h;
 }
 

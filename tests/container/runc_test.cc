@@ -3,11 +3,13 @@
 // in another bundle, --leave-running, failures that leave the source running, an established
 // TCP connection in a named network namespace.
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 
 #include <cstdio>
 #include <cstdlib>
 #include <string>
 
+#include "common/file_time.h"
 #include "ct_harness.h"
 #include "oci_bundle.h"
 
@@ -49,6 +51,15 @@ class RuncContainer : public ::testing::Test {
 TEST_F(RuncContainer, RestoredUnderAnotherNameInAFreshBundleCarriesOn) {
   OciBundle src(dir_ / "src", {kCounterArgs});
   RuncName a(unique("count")), b(unique("count-b"));
+  // The base rootfs was copied just now; only once it is older than the archive's cut-off
+  // margin (a tick's worth) can "unchanged files stay out" below hold.
+  ASSERT_TRUE(wait_until(
+      [&] {
+        struct stat st {};
+        return ::stat((src.rootfs() + "/bin/busybox").c_str(), &st) == 0 &&
+               realtime_now_ns() - ctime_ns(st) > 2 * kTickMargin.count();
+      },
+      milliseconds(10000)));
   start_counter(src, a);
   ContainerCheckpointOptions co = checkpoint_options(0, dir_ / "c.rlvc");
   co.name = a.name();

@@ -216,25 +216,31 @@ TEST(DirtyTracker, DestructorDisarms) {
   EXPECT_EQ(s.cmd("check"), "ok");
 }
 
+bool stopped_again(pid_t pid) {
+  for (int i = 0; i < 6000 && state_of(pid) != 'T'; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  return state_of(pid) == 'T';
+}
+
 TEST(DirtyTracker, GroupStoppedProcessStaysStopped) {
   SubjectProcess s("dirty_writer", {"4"});
   Buffer b = buffer_of(s);
   ASSERT_EQ(::kill(s.pid(), SIGSTOP), 0);
-  for (int i = 0; i < 200 && state_of(s.pid()) != 'T'; ++i)
+  for (int i = 0; i < 6000 && state_of(s.pid()) != 'T'; ++i)
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   ASSERT_EQ(state_of(s.pid()), 'T');
   auto t = DirtyTracker::arm(s.pid());
   ASSERT_TRUE(t.ok()) << t.status().to_string();
-  std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  EXPECT_EQ(state_of(s.pid()), 'T') << "arm() must leave a stopped process stopped";
+  // Let go by ptrace, a group-stopped process is runnable for a moment before it stops again;
+  // a wrongly resumed one would sit in its command read ('S') instead, never 'T'.
+  EXPECT_TRUE(stopped_again(s.pid())) << "arm() must leave a stopped process stopped";
   ASSERT_EQ(::kill(s.pid(), SIGCONT), 0);
   expect_exact_round(*t, s, b, {7, 8});
   ASSERT_EQ(::kill(s.pid(), SIGSTOP), 0);
-  for (int i = 0; i < 200 && state_of(s.pid()) != 'T'; ++i)
+  for (int i = 0; i < 6000 && state_of(s.pid()) != 'T'; ++i)
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   ASSERT_TRUE(t->disarm().ok());
-  std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  EXPECT_EQ(state_of(s.pid()), 'T') << "disarm() must leave a stopped process stopped";
+  EXPECT_TRUE(stopped_again(s.pid())) << "disarm() must leave a stopped process stopped";
   EXPECT_TRUE(uffd_fds(s.pid()).empty());
   ASSERT_EQ(::kill(s.pid(), SIGCONT), 0);
   EXPECT_EQ(s.cmd("check"), "ok");

@@ -46,11 +46,16 @@ TEST_F(EtcdLeaseTest, AcquireAndQueryHolder) {
   Result<std::optional<std::string>> h0 = a.holder("/relive/test/primary");
   ASSERT_TRUE(h0.ok()) << h0.status().to_string();
   EXPECT_FALSE(h0->has_value());
+  auto asked = Clock::now();
   Result<Lease> l = a.acquire("/relive/test/primary", "alpha", 5);
   ASSERT_TRUE(l.ok()) << l.status().to_string();
   EXPECT_NE(l->id, 0);
   EXPECT_EQ(l->ttl_s, 5);
-  EXPECT_GT(l->valid_until, Clock::now() + 4s);
+  auto answered = Clock::now();
+  // Counted from a moment before the answer (etcd's clock started somewhere in between), never
+  // from after it.
+  EXPECT_LE(l->valid_until, answered + 5s);
+  EXPECT_GT(l->valid_until, asked + 4s);
   Result<std::optional<std::string>> h = a.holder("/relive/test/primary");
   ASSERT_TRUE(h.ok());
   EXPECT_EQ(h->value_or(""), "alpha");
@@ -74,11 +79,13 @@ TEST_F(EtcdLeaseTest, KeepaliveHoldsPastTtlAndExpiryHandsOver) {
   EtcdLease a = client(), b = client();
   Result<Lease> la = a.acquire("/relive/test/primary", "alpha", 2);
   ASSERT_TRUE(la.ok()) << la.status().to_string();
-  // Renewed for 3 s (1.5 TTLs): still alpha's, b is refused throughout.
-  for (int i = 0; i < 6; ++i) {
+  // Renewed well inside its TTL for longer than 1.5 TTLs: still alpha's, b is refused
+  // throughout. A renewal is due once 0.3 s of the local validity are used up.
+  auto start = Clock::now();
+  while (Clock::now() - start < 3s) {
     ASSERT_TRUE(a.keepalive(&*la).ok());
     EXPECT_FALSE(b.acquire("/relive/test/primary", "beta", 2).ok());
-    std::this_thread::sleep_for(500ms);
+    while (Clock::now() < la->valid_until - 1700ms) std::this_thread::sleep_for(20ms);
   }
   // alpha stops renewing: etcd expires the lease and beta gets the key.
   auto stopped = Clock::now();

@@ -88,18 +88,14 @@ TEST(HaConfig, AppliesDefaults) {
 }
 
 TEST(HaConfig, ExampleFileParses) {
-  std::string dir = __FILE__;
-  dir = dir.substr(0, dir.rfind('/'));
-  Result<HaConfig> r = load_ha_config(dir + "/../../examples/ha-pair.toml");
+  Result<HaConfig> r = load_ha_config(std::string(RELIVE_SOURCE_DIR) + "/examples/ha-pair.toml");
   ASSERT_TRUE(r.ok()) << r.status().to_string();
   EXPECT_EQ(r->epoch_ms, 25u);
   EXPECT_EQ(r->workload.command[0], "/usr/bin/redis-server");
 }
 
 TEST(HaConfig, VmExampleFileParses) {
-  std::string dir = __FILE__;
-  dir = dir.substr(0, dir.rfind('/'));
-  Result<HaConfig> r = load_ha_config(dir + "/../../examples/vm-ha-pair.toml");
+  Result<HaConfig> r = load_ha_config(std::string(RELIVE_SOURCE_DIR) + "/examples/vm-ha-pair.toml");
   ASSERT_TRUE(r.ok()) << r.status().to_string();
   EXPECT_EQ(r->workload.kind, WorkloadKind::kVm);
   EXPECT_EQ(r->workload.ram_bytes, 256ull << 20);

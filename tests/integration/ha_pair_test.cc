@@ -147,7 +147,16 @@ TEST_F(HaPair, PartitionLeavesExactlyOneSideServing) {
       seconds(30)))
       << logs();
   wait_acks(cut_at + 30);
-  std::this_thread::sleep_for(seconds(2));  // > lease TTL + failure timeout: time to misbehave
+  // By the backup's own clock, the primary has been silent for longer than the failure timeout
+  // plus a whole lease and etcd's expiry sweep: every chance to misbehave has come and gone.
+  int64_t long_silence = 300 + kLeaseTtl * 1000 + 500;
+  ASSERT_TRUE(eventually(
+      [&] {
+        auto s = status();
+        return s.size() == 2 && s[1].value("last_heard_ms_ago", int64_t{-1}) > long_silence;
+      },
+      seconds(60)))
+      << logs();
   EXPECT_EQ(role(0), "primary");
   EXPECT_EQ(role(1), "backup");
   EXPECT_EQ(serving_count(), 1);

@@ -15,13 +15,27 @@
 namespace relive::record {
 namespace {
 
-std::vector<trace::Event> record_in_memory(const std::vector<std::string>& argv, int* status) {
+// The thread an event belongs to; 0 for process-wide events.
+int32_t tid_of(const trace::Event& e) {
+  return std::visit(
+      [](const auto& ev) -> int32_t {
+        if constexpr (requires { ev.tid; })
+          return ev.tid;
+        else
+          return 0;
+      },
+      e);
+}
+
+std::vector<trace::Event> record_in_memory(const std::vector<std::string>& argv, int* status,
+                                           pid_t* launched = nullptr) {
   relive::testing::TempDir dir;
   auto files = trace::FileStore::open(dir / "files");
   EXPECT_TRUE(files.ok());
   tracee::LaunchSpec spec{argv[0], argv, {"PATH=/usr/bin:/bin"}, "/", true, {}, -1};
   auto pid = tracee::launch_traced(spec);
   EXPECT_TRUE(pid.ok()) << pid.status().to_string();
+  if (launched != nullptr) *launched = *pid;
   EXPECT_TRUE(tracee::setup_process(tracee::Task(*pid), true).ok());
   MemorySink sink;
   SyscallCapture capture(&*files);
@@ -35,16 +49,20 @@ std::vector<trace::Event> record_in_memory(const std::vector<std::string>& argv,
 
 TEST(RecordSession, ThreadEventsFollowTheirCreationAndEntriesPrecedeResults) {
   int status = 0;
+  pid_t first_tid = 0;
   auto events = record_in_memory(
-      {relive::testing::test_bin_dir() + "/subjects/threads_counter", "3"}, &status);
+      {relive::testing::test_bin_dir() + "/subjects/threads_counter", "3"}, &status, &first_tid);
   EXPECT_EQ(status, 0);
   ASSERT_FALSE(events.empty());
   std::set<int32_t> known;
   std::map<int32_t, int> parked;  // tid -> syscall nr it is parked in
-  int32_t first_tid = std::get<trace::SyscallEvent>(events.front()).tid;
   known.insert(first_tid);
   size_t entries = 0;
   for (const trace::Event& e : events) {
+    // Every event of a thread (rdtsc ones too, where rdtsc traps) follows its creation.
+    if (int32_t tid = tid_of(e); tid != 0) {
+      ASSERT_TRUE(known.count(tid)) << "event of thread " << tid;
+    }
     if (auto* s = std::get_if<trace::SyscallEvent>(&e)) {
       ASSERT_TRUE(known.count(s->tid)) << "event of a thread before its clone";
       if (parked.count(s->tid)) {

@@ -1,7 +1,8 @@
-/* Shared harness of the ct_* container subjects (zdtm style): a subject detaches from its
- * caller, sets up some state, reports "READY" in its result file and waits for SIGUSR1, which
- * the test sends after the checkpoint and restore. It then checks its own state and reports
- * "OK" or "FAIL <reason>" in the same file, and exits.
+/* Shared harness of the ct_* container subjects and the mig_* migration subjects (zdtm style):
+ * a subject detaches from its caller, sets up some state, reports "READY" in its result file
+ * and waits (ct_*) or keeps working (mig_*) until SIGUSR1, which the test sends after the
+ * checkpoint and restore, or the migration. It then checks its own state and reports "OK" or
+ * "FAIL <reason>" in the same file, and exits.
  *
  * The result file is opened and closed for every report (never held open): CRIU refuses to
  * restore a regular file whose size changed between dump and restore. */
@@ -75,11 +76,20 @@ static void ct_init(int argc, char** argv) {
 }
 
 /* Reports READY and sleeps until SIGUSR1. */
-static void ct_ready_and_wait(void) {
+__attribute__((unused)) static void ct_ready_and_wait(void) {
   char msg[64];
   snprintf(msg, sizeof msg, "READY %d\n", (int)getpid());
   ct_report(msg);
   while (!ct_go) ct_sleep_ms(5);
+}
+
+/* Reports READY and runs `step` over and over until SIGUSR1 (the migration subjects, mig_*.c:
+ * they keep working while they are moved, and check their state once told they arrived). */
+__attribute__((unused)) static void ct_ready_and_run(void (*step)(void)) {
+  char msg[64];
+  snprintf(msg, sizeof msg, "READY %d\n", (int)getpid());
+  ct_report(msg);
+  while (!ct_go) step();
 }
 
 static void ct_ok(void) {

@@ -1,6 +1,7 @@
 #include "transport/shm_ring.h"
 
 #include <gtest/gtest.h>
+#include <poll.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -149,7 +150,8 @@ TEST(ShmRing, PushFlushReturnsOnlyAfterTheConsumerAcknowledged) {
         ++seen;
         continue;
       }
-      std::this_thread::sleep_for(std::chrono::milliseconds(200));
+      // What the consumer saw goes into the pipe before the ack: once push_flush() returns,
+      // it must be there already.
       if (!write_all(wr.get(), {reinterpret_cast<char*>(&seen), sizeof seen}).ok()) return 4;
       ring.ack_flush();
     }
@@ -157,9 +159,9 @@ TEST(ShmRing, PushFlushReturnsOnlyAfterTheConsumerAcknowledged) {
   });
   ASSERT_TRUE(ring.set_consumer_pid(child).ok());
   for (int i = 0; i < 5000; ++i) ASSERT_TRUE(ring.push(make_record(i, 40)).ok());
-  auto t0 = Clock::now();
   ASSERT_TRUE(ring.push_flush().ok());
-  EXPECT_GE(Clock::now() - t0, std::chrono::milliseconds(190));
+  pollfd ready{rd.get(), POLLIN, 0};
+  EXPECT_EQ(::poll(&ready, 1, 0), 1) << "push_flush returned before the consumer acknowledged";
   uint64_t seen = 0;
   ASSERT_TRUE(read_exact(rd.get(), &seen, sizeof seen).ok());
   EXPECT_EQ(seen, 5000u);  // everything before the marker was handled before the ack
@@ -180,11 +182,9 @@ TEST(ShmRing, BlockedProducerNoticesConsumerDeath) {
   });
   ASSERT_TRUE(ring.set_consumer_pid(child).ok());
   Status st;
-  auto t0 = Clock::now();
   for (int i = 0; i < 100 && st.ok(); ++i) st = ring.push(std::string(1000, 'r'));
   EXPECT_EQ(st.code(), Status::Code::kAborted);
   EXPECT_NE(st.message().find("log writer died: disk full"), std::string::npos) << st.message();
-  EXPECT_LT(Clock::now() - t0, std::chrono::seconds(2));
   // Once known dead, the producer fails fast instead of filling what space is left.
   EXPECT_EQ(ring.push("x").code(), Status::Code::kAborted);
   EXPECT_EQ(wait_exit_code(child), 1);
@@ -228,13 +228,15 @@ TEST(ShmRing, TrickleReachesAParkedConsumer) {
     }
     return 0;
   });
-  // One tiny record, far below the batch threshold: the consumer's poll must still deliver it.
+  // One tiny record, far below the batch threshold: the consumer's poll must still deliver it,
+  // without a flush or a close (a generous deadline: the machine may be loaded). The pause
+  // gives the consumer time to park first; the test is right whether or not it has.
   std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  auto t0 = Clock::now();
   ASSERT_TRUE(ring.push("tiny").ok());
+  pollfd got{rd.get(), POLLIN, 0};
+  ASSERT_EQ(::poll(&got, 1, 30000), 1) << "the record never reached the parked consumer";
   char c;
   ASSERT_TRUE(read_exact(rd.get(), &c, 1).ok());
-  EXPECT_LT(Clock::now() - t0, std::chrono::milliseconds(500));
   ring.close();
   EXPECT_EQ(wait_exit_code(child), 0);
 }

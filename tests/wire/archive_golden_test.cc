@@ -24,7 +24,7 @@ using container::Manifest;
 
 fs::path data_dir() {
   if (const char* src = std::getenv("RELIVE_SOURCE")) return fs::path(src) / "tests" / "data";
-  return fs::path(__FILE__).parent_path().parent_path() / "data";
+  return fs::path(RELIVE_SOURCE_DIR) / "tests" / "data";
 }
 
 bool regenerate() { return std::getenv("RELIVE_REGENERATE_GOLDEN") != nullptr; }
