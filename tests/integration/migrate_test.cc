@@ -88,6 +88,10 @@ class Migrate : public ::testing::Test {
   // Whatever a test left behind (a migrated-in counter is relived's child, and relived waits
   // for it): everything started with this test's directory on its command line.
   void TearDown() override {
+    // relived removes a migration's work dir as the migration ends, a moment after the source
+    // has its answer: let it finish (it exits by itself after --once) before it is killed.
+    if (relived_)
+      eventually([&] { return !relived_->running() || work_dirs_gone(); }, seconds(60));
     relived_.reset();
     sh("pkill -9 -f '" + dir_.path() + "/' 2>/dev/null; true");
     if (!IsSkipped()) expect_no_work_dirs_left();
@@ -96,6 +100,13 @@ class Migrate : public ::testing::Test {
   // relived keeps only CRIU's logs of a migration, under its state dir, in a directory named
   // like the migration's work dir: each such work dir must be gone, whether the migration
   // succeeded or failed.
+  bool work_dirs_gone() {
+    std::error_code ec;
+    for (const auto& e : std::filesystem::directory_iterator(dir_ / "stateb/logs", ec))
+      if (std::filesystem::exists(work_root_ + "/" + e.path().filename().string())) return false;
+    return true;
+  }
+
   void expect_no_work_dirs_left() {
     std::error_code ec;
     for (const auto& e : std::filesystem::directory_iterator(dir_ / "stateb/logs", ec)) {
