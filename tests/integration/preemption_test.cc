@@ -75,6 +75,13 @@ TEST(Preemption, AThreadSpinningOnAFlagItsSignalHandlerSets) {
   EXPECT_GT(n, 0u) << "the alarm is delivered at a preemption point";
 }
 
+TEST(Preemption, ASpinlockProtectedCounterAndALockFreeQueue) {
+  TempDir d;
+  size_t n = record_and_replay(d, {subject("spin_lock"), "3", "20000", "300"},
+                               "counter 60000 sum 181804\n");
+  EXPECT_GT(n, 0u);
+}
+
 // Every pass of the wait loop increments a counter in memory: no pass looks like another, so
 // no replayable preemption point exists. Refused within the spin limit, nothing left running.
 TEST(Preemption, ALoopThatChangesMemoryEveryPassIsRefusedWithinTheSpinLimit) {
