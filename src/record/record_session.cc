@@ -298,7 +298,9 @@ Status RecordSession::on_interrupted(Thread& t) {
 // others still waiting, the recording ends: it cannot be preempted at a point replay would find.
 Status RecordSession::keep_running(Thread& t, const char* why) {
   auto now = std::chrono::steady_clock::now();
-  if (why != nullptr && wants_turn_back(t) && spin_limit_.count() > 0 &&
+  // A signal waiting for a compute loop is not a hang (it waits for the next syscall, as it
+  // always has); only other threads kept from running are.
+  if (why != nullptr && others_ready(t.task.tid()) && spin_limit_.count() > 0 &&
       now - run_since_ >= spin_limit_) {
     return Status::Unsupported(fmt::format(
         "thread {} ran {} ms in user space without a system call (at ip {:#x}) while {}, and it "
@@ -306,10 +308,7 @@ Status RecordSession::keep_running(Thread& t, const char* why) {
         "find",
         t.task.tid(),
         std::chrono::duration_cast<std::chrono::milliseconds>(now - run_since_).count(),
-        t.task.regs().rip,
-        others_ready(t.task.tid()) ? "other threads waited for their turn"
-                                   : "a signal for it waited for a point where it can be delivered",
-        why));
+        t.task.regs().rip, "other threads waited for their turn", why));
   }
   backoff_ = std::min<std::chrono::milliseconds>(backoff_ * 2, std::chrono::milliseconds(1000));
   next_check_ = now + backoff_;
