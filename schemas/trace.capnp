@@ -135,6 +135,16 @@ struct SyscallEntryEvent {
 struct DetachEvent {
 }
 
+# A thread that ran in user space without a syscall while others waited for their turn was
+# stopped here by the tracer, in a loop whose every pass leaves its state unchanged (a spin-wait).
+# Replay runs the thread to `regs`'s instruction pointer until its registers equal `regs` and its
+# state hash (FPU/SSE registers and writable memory) equals `stateHash`.
+struct PreemptEvent {
+  tid @0 :Int32;
+  regs @1 :Data;       # the general registers (x86-64 user_regs_struct, 216 bytes)
+  stateHash @2 :UInt64;
+}
+
 struct ProcessExitEvent {
   status @0 :Int32;  # wait(2) status
 }
@@ -148,5 +158,6 @@ struct Event {
     processExit @4 :ProcessExitEvent;
     syscallEntry @5 :SyscallEntryEvent;
     detach @6 :DetachEvent;
+    preempt @7 :PreemptEvent;
   }
 }

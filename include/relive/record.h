@@ -20,6 +20,10 @@ struct RecordOptions {
   // the recording with the process stopped at a syscall boundary the replay can reach (SIGINT
   // ends it with the process running on).
   bool live = false;
+  // A thread that keeps running in user space without a system call, in a loop relive cannot
+  // preempt replayably (its state changes on every pass), while other threads wait for their
+  // turn ends the recording with an "unsupported" error after this long. 0: wait forever.
+  uint32_t spin_limit_ms = 5000;
 };
 
 struct RecordResult {
@@ -28,6 +32,7 @@ struct RecordResult {
   uint64_t syscalls = 0;
   uint64_t signals = 0;
   uint64_t threads = 0;
+  uint64_t preemptions = 0;  // threads stopped in a spin-wait so that others could run
 };
 
 Result<RecordResult> record_trace(const RecordOptions& options);

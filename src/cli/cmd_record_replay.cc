@@ -22,6 +22,10 @@ void register_record(CLI::App& app, int* exit_code) {
   cmd->add_flag("--live", opts->live,
                 "With --pid: flush the log every 20 ms; SIGUSR1 stops recording with the process "
                 "frozen at a syscall boundary (used by relive migrate --strategy crtr)");
+  cmd->add_option("--spin-limit", opts->spin_limit_ms,
+                  "Milliseconds a thread may run without a syscall, in a loop that cannot be "
+                  "preempted replayably, while others wait, before recording stops (0: no limit)")
+      ->capture_default_str();
   cmd->add_option("command", opts->argv, "Program and arguments (after --)");
   cmd->callback([opts, exit_code] {
     if (opts->argv.empty() == (opts->attach_pid == 0)) {

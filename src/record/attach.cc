@@ -252,6 +252,7 @@ Result<RecordResult> record_attached(const RecordOptions& o) {
   if (o.live) session.set_flush_interval(std::chrono::milliseconds(20));
   session.ignore_sigchld_from(child);
   session.set_vdso_patch(setup.vdso);
+  session.set_spin_limit(std::chrono::milliseconds(o.spin_limit_ms));
   session.add_initial_thread(pid);
   for (int sig : held) ::kill(pid, sig);  // arrived mid-injection: now they are recorded
   Result<int> status = session.run();

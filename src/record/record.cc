@@ -80,6 +80,7 @@ RecordResult result_of(int status, const record::RecordSession& s, uint64_t even
   r.syscalls = s.stats().syscalls;
   r.signals = s.stats().signals;
   r.threads = s.stats().threads;
+  r.preemptions = s.stats().preemptions;
   return r;
 }
 
@@ -104,6 +105,7 @@ Result<RecordResult> record_exec(const RecordOptions& o) {
   forward_interrupts(pid);
   record::SyscallCapture capture(&files);
   record::RecordSession session(record::RecordSession::Mode::kSeccomp, sink.get(), &capture);
+  session.set_spin_limit(std::chrono::milliseconds(o.spin_limit_ms));
   session.add_initial_thread(pid);
   Result<int> status = session.run();
   Status finished = sink->finish();

@@ -14,11 +14,13 @@
 #include "common/logging.h"
 #include "record/signal_boundary.h"
 #include "trace/syscall_names.h"
+#include "tracee/breakpoint.h"
 #include "tracee/fork.h"
 #include "tracee/inject.h"
 #include "tracee/process_setup.h"
 #include "tracee/rdtsc.h"
 #include "tracee/signals.h"
+#include "tracee/thread_state.h"
 
 namespace relive::record {
 
@@ -114,12 +116,31 @@ Status RecordSession::step() {
   }
   schedule();
   RELIVE_RETURN_IF_ERROR(maybe_flush());
+  if (running_ != -1 && !freezing_ && wants_turn_back(thread(running_))) {
+    // Another thread waits for the turn: the running one gets a time slice.
+    auto now = std::chrono::steady_clock::now();
+    if (now >= next_check_) return on_slice_expired();
+    auto left = std::chrono::ceil<std::chrono::milliseconds>(next_check_ - now);
+    auto waited = tracee::wait_stop_for(-1, left, stop_flag_);
+    if (!waited.ok() && waited.status().code() == Status::Code::kAborted) return Status::Ok();
+    RELIVE_ASSIGN_OR_RETURN(auto got, std::move(waited));
+    if (!got) return on_slice_expired();
+    return dispatch(got->first, got->second);
+  }
   auto waited = tracee::wait_stop(-1, stop_flag_);
   if (!waited.ok() && waited.status().code() == Status::Code::kAborted) return Status::Ok();
   RELIVE_ASSIGN_OR_RETURN(auto got, std::move(waited));
-  auto [tid, stop] = got;
+  return dispatch(got.first, got.second);
+}
+
+Status RecordSession::dispatch(pid_t tid, const Stop& stop) {
   if (stop.kind == Stop::Kind::kExited) return on_thread_gone(tid, stop.status);
   Thread& t = thread(tid);
+  if (stop.kind == Stop::Kind::kGroupStop && t.interrupt_pending) {
+    t.interrupt_pending = false;
+    if (t.state == State::kRunning && running_ == tid) return on_interrupted(t);
+    return continue_thread(t);  // the interrupt met the thread elsewhere (a syscall): go on
+  }
   switch (stop.kind) {
     case Stop::Kind::kSeccomp:
     case Stop::Kind::kSyscallEntry:
@@ -156,6 +177,9 @@ void RecordSession::schedule() {
     Status st = resume(pick->second);
     if (!st.ok()) spdlog::warn("resume {}: {}", pick->first, st.to_string());
     last_scheduled_ = pick->first;
+    run_since_ = std::chrono::steady_clock::now();
+    backoff_ = slice_;
+    next_check_ = run_since_ + slice_;
     return;
   }
 }
@@ -173,6 +197,122 @@ Status RecordSession::resume(Thread& t) {
   t.state = State::kRunning;
   running_ = t.task.tid();
   return mode_ == Mode::kSeccomp ? t.task.cont(sig) : t.task.syscall(sig);
+}
+
+// Whether the running thread `t` is checked for a spin-wait after its slice: another thread waits
+// for the turn, or a signal held for `t` waits for a point where replay can deliver it.
+bool RecordSession::wants_turn_back(const Thread& t) const {
+  return others_ready(t.task.tid()) || !t.deferred.empty();
+}
+
+bool RecordSession::others_ready(pid_t tid) const {
+  return std::any_of(threads_.begin(), threads_.end(), [&](const auto& kv) {
+    return kv.first != tid && kv.second.state == State::kReady;
+  });
+}
+
+Status RecordSession::continue_thread(const Thread& t) const {
+  return mode_ == Mode::kSeccomp ? t.task.cont() : t.task.syscall();
+}
+
+// The running thread's slice is over while others wait: interrupt it to look at what it does.
+Status RecordSession::on_slice_expired() {
+  Thread& t = thread(running_);
+  next_check_ = std::chrono::steady_clock::now() + backoff_;
+  if (t.interrupt_pending) return Status::Ok();
+  if (::ptrace(PTRACE_INTERRUPT, t.task.tid(), nullptr, nullptr) != 0)
+    return PosixError("PTRACE_INTERRUPT", errno);
+  t.interrupt_pending = true;
+  return Status::Ok();
+}
+
+// Threads blocked in syscalls must not be halfway through one (a completed call's kernel writes
+// visible in memory before its exit stop is in the log): each is asleep in the kernel.
+bool RecordSession::blocked_threads_settled() const {
+  for (const auto& [tid, t] : threads_) {
+    if (t.state != State::kInSyscall && t.state != State::kInUntracedSyscall) continue;
+    if (tracee::thread_run_state(tid) != 'S') return false;
+  }
+  return true;
+}
+
+// The running thread `t` is stopped in user space by a preemption interrupt. If one pass of the
+// loop it is in changes nothing, it is waiting for another thread: it is preempted here.
+Status RecordSession::on_interrupted(Thread& t) {
+  pid_t tid = t.task.tid();
+  if (!wants_turn_back(t)) return continue_thread(t);
+  tracee::ResumeHow how =
+      mode_ == Mode::kSeccomp ? tracee::ResumeHow::kCont : tracee::ResumeHow::kSyscall;
+  // One pass of the loop (back to the interrupted instruction) must leave the registers as they
+  // were; only then is the memory compared, over a second pass.
+  tracee::Regs before = t.task.regs();
+  uint64_t before_hash = 0;
+  for (int pass = 0; pass < 2; ++pass) {
+    RELIVE_ASSIGN_OR_RETURN(tracee::RunToResult r,
+                            tracee::run_to(t.task, before.rip, how, slice_));
+    if (!r.reached) {
+      // It left the loop (a syscall, a signal, an rdtsc...) or runs on elsewhere: as usual.
+      if (r.interrupted && r.other.kind != Stop::Kind::kGroupStop) t.interrupt_pending = true;
+      if (r.interrupted && r.other.kind == Stop::Kind::kGroupStop)
+        return keep_running(t, nullptr);  // a long computation, not a spin-wait
+      return dispatch(tid, r.other);
+    }
+    tracee::Regs after = t.task.regs();
+    if (!tracee::same_regs(before, after))
+      return keep_running(t, "changes its registers on every pass of its loop");
+    RELIVE_ASSIGN_OR_RETURN(uint64_t h, tracee::state_hash(t.task));
+    if (pass == 1 && h != before_hash)
+      return keep_running(t, "changes memory on every pass of its loop");
+    before = after;
+    before_hash = h;
+  }
+  if (!blocked_threads_settled()) return keep_running(t, nullptr);
+  const tracee::Regs& after = before;
+  uint64_t after_hash = before_hash;
+  trace::PreemptEvent ev{tid, std::string(reinterpret_cast<const char*>(&after), sizeof after),
+                         after_hash};
+  ++stats_.preemptions;
+  RELIVE_RETURN_IF_ERROR(emit_for(tid, ev));
+  if (!t.deferred.empty()) {
+    // A signal held for this thread is delivered here, a point replay finds; the thread runs on
+    // (into the handler, which usually ends the wait).
+    Deferred d = std::move(t.deferred.front());
+    t.deferred.pop_front();
+    if (!d.siginfo.empty()) RELIVE_RETURN_IF_ERROR(t.task.set_siginfo(d.siginfo));
+    std::string info = d.siginfo;
+    if (info.empty()) RELIVE_RETURN_IF_ERROR(t.task.get_siginfo(&info));
+    ++stats_.signals;
+    RELIVE_RETURN_IF_ERROR(emit_for(tid, trace::SignalEvent{tid, d.signo, info}));
+    run_since_ = std::chrono::steady_clock::now();
+    backoff_ = slice_;
+    next_check_ = run_since_ + slice_;
+    return mode_ == Mode::kSeccomp ? t.task.cont(d.signo) : t.task.syscall(d.signo);
+  }
+  t.state = State::kReady;
+  t.at_syscall_exit = false;
+  running_ = -1;
+  return Status::Ok();
+}
+
+// `t` stays the running thread, checked again later. Looping (`why`) past the spin limit with
+// others still waiting, the recording ends: it cannot be preempted at a point replay would find.
+Status RecordSession::keep_running(Thread& t, const char* why) {
+  auto now = std::chrono::steady_clock::now();
+  // A signal waiting for a compute loop is not a hang (it waits for the next syscall, as it
+  // always has); only other threads kept from running are.
+  if (why != nullptr && others_ready(t.task.tid()) && spin_limit_.count() > 0 &&
+      now - run_since_ >= spin_limit_) {
+    return Status::Unsupported(fmt::format(
+        "thread {} ran {} ms in user space without a system call (at ip {:#x}) while {}, and it "
+        "{}: without performance counters relive cannot preempt it at a point a replay would "
+        "find",
+        t.task.tid(),
+        std::chrono::duration_cast<std::chrono::milliseconds>(now - run_since_).count(),
+        t.task.regs().rip, "other threads waited for their turn", why));
+  }
+  backoff_ = std::min<std::chrono::milliseconds>(backoff_ * 2, std::chrono::milliseconds(1000));
+  next_check_ = now + backoff_;
+  return continue_thread(t);
 }
 
 Status RecordSession::on_entry(Thread& t, const Stop& stop) {
@@ -224,10 +364,11 @@ Status RecordSession::on_entry(Thread& t, const Stop& stop) {
   // The syscall may block (futex, read on a pipe...): let it run in the kernel and give the
   // user-space turn to another thread. Its entry is logged only if another thread's event
   // comes first.
-  t.entry_unlogged = true;
-  entry_order_.push_back(t.task.tid());
+  bool logged = std::exchange(t.entry_logged_before_restart, false);
+  t.entry_unlogged = !logged;
+  if (!logged) entry_order_.push_back(t.task.tid());
   t.state = State::kInSyscall;
-  running_ = -1;
+  if (running_ == t.task.tid()) running_ = -1;
   return t.task.syscall();
 }
 
@@ -266,6 +407,15 @@ Status RecordSession::on_exit(Thread& t, const Stop& stop) {
   int64_t result = stop.rval;
   if (freezing_ && !t.forced && tracee::is_restart_code(result)) {
     return freeze(t, /*rewind_entry=*/false);  // interrupted by begin_freeze: restarts later
+  }
+  if (t.interrupt_pending && !t.forced && tracee::is_restart_code(result)) {
+    // A preemption interrupt met the thread as it entered a blocking syscall: the kernel
+    // restarts the call after the interrupt's stop, and its entry is seen again.
+    t.entry_logged_before_restart = !t.entry_unlogged;
+    entry_order_.erase(std::remove(entry_order_.begin(), entry_order_.end(), t.task.tid()),
+                       entry_order_.end());
+    t.entry_unlogged = false;
+    return t.task.syscall();
   }
   if (t.forced) {
     tracee::Regs r = t.task.regs();

@@ -26,6 +26,7 @@ struct RecordStats {
   uint64_t signals = 0;
   uint64_t rdtsc = 0;
   uint64_t threads = 0;
+  uint64_t preemptions = 0;
 };
 
 class RecordSession {
@@ -57,6 +58,15 @@ class RecordSession {
   // Attached mode: the vDSO patch relive applied at attach, undone before the process is let go
   // (detach, freeze, failure), so that it runs on (or is checkpointed) with its own vDSO.
   void set_vdso_patch(const tracee::VdsoPatch& patch) { vdso_ = patch; }
+  // Preemption (there are no branch counters to interrupt a thread after N branches): a thread
+  // that has run a slice (10 ms) in user space without a syscall while another thread waits for its
+  // turn is checked for a spin-wait, one pass of a loop that changes nothing (registers, FPU/SSE
+  // state, writable memory), and if it is in one it is preempted there (a PreemptEvent, which
+  // replay finds by running the thread until its state is the same). A thread that keeps running
+  // past the spin limit while others wait, in a loop that changes state on every pass, cannot be
+  // preempted replayably: the recording stops with Status::Unsupported naming it.
+  // Zero: no limit.
+  void set_spin_limit(std::chrono::milliseconds spin_limit) { spin_limit_ = spin_limit; }
   // SIGCHLD from the tracer's own checkpoint child is not the program's: drop it.
   void ignore_sigchld_from(pid_t child) { ignored_child_ = child; }
   const RecordStats& stats() const { return stats_; }
@@ -84,10 +94,20 @@ class RecordSession {
     std::deque<Deferred> deferred;
     bool initial_stop_seen = false;  // new thread: its first ptrace stop arrived
     bool clone_logged = false;       // new thread: its parent's clone is in the log
+    bool interrupt_pending = false;  // PTRACE_INTERRUPT sent for a preemption check
+    bool entry_logged_before_restart = false;  // a syscall the interrupt restarts was logged
   };
 
   Status step();
+  Status dispatch(pid_t tid, const tracee::Stop& stop);
   void schedule();
+  bool others_ready(pid_t tid) const;
+  bool wants_turn_back(const Thread& t) const;
+  bool blocked_threads_settled() const;
+  Status on_slice_expired();
+  Status on_interrupted(Thread& t);
+  Status keep_running(Thread& t, const char* why);
+  Status continue_thread(const Thread& t) const;
   Status resume(Thread& t);
   Status on_entry(Thread& t, const tracee::Stop& stop);
   bool must_refuse_kernel_copy(Thread& t);
@@ -129,6 +149,11 @@ class RecordSession {
   bool unflushed_ = false;
   pid_t ignored_child_ = 0;
   std::optional<tracee::VdsoPatch> vdso_;
+  std::chrono::milliseconds slice_{10};
+  std::chrono::milliseconds spin_limit_{5000};
+  std::chrono::steady_clock::time_point run_since_{};   // the running thread's turn began
+  std::chrono::steady_clock::time_point next_check_{};  // when it is checked for a spin-wait
+  std::chrono::milliseconds backoff_{10};
   RecordStats stats_;
 };
 

@@ -7,17 +7,21 @@
 #include <sys/syscall.h>
 
 #include <algorithm>
+#include <chrono>
+#include <cstring>
 
 #include "common/file_util.h"
 #include "common/hash.h"
 #include "replay/divergence.h"
 #include "trace/trace_dir.h"
+#include "tracee/breakpoint.h"
 #include "tracee/fork.h"
 #include "tracee/inject.h"
 #include "tracee/out_buffers.h"
 #include "tracee/process_setup.h"
 #include "tracee/rdtsc.h"
 #include "tracee/signals.h"
+#include "tracee/thread_state.h"
 
 namespace relive::replay {
 
@@ -123,6 +127,7 @@ Result<int> ReplaySession::run() {
     if (auto* s = std::get_if<trace::SyscallEntryEvent>(&*e)) st = on_entry(*s);
     if (auto* s = std::get_if<trace::SignalEvent>(&*e)) st = on_signal(*s);
     if (auto* s = std::get_if<trace::RdtscEvent>(&*e)) st = on_rdtsc(*s);
+    if (auto* s = std::get_if<trace::PreemptEvent>(&*e)) st = on_preempt(*s);
     if (auto* s = std::get_if<trace::ThreadExitEvent>(&*e)) st = on_thread_exit(*s);
     RELIVE_RETURN_IF_ERROR(st);
   }
@@ -133,6 +138,7 @@ Status ReplaySession::resume(Thread& t) {
   t.resume_sig = 0;
   t.at_exit_stop = false;
   t.parked = false;
+  t.preempted = false;
   return mode_ == Mode::kSeccomp ? t.task.cont(sig) : t.task.syscall(sig);
 }
 
@@ -141,13 +147,18 @@ Status ReplaySession::unexpected_stop(const Thread& t, const std::string& what) 
                     what);
 }
 
+// A new thread's first stop is consumed before it is run anywhere.
+Status ReplaySession::start_thread(Thread& t) {
+  if (t.started) return Status::Ok();
+  RELIVE_ASSIGN_OR_RETURN(auto first, tracee::wait_stop(t.task.tid()));
+  if (first.second.kind == Stop::Kind::kExited) return unexpected_stop(t, "exited at birth");
+  t.started = true;
+  return Status::Ok();
+}
+
 // Runs `t` until it enters a traced syscall (parked there) or traps on rdtsc (SIGSEGV stop).
 Status ReplaySession::run_to_entry(Thread& t) {
-  if (!t.started) {
-    RELIVE_ASSIGN_OR_RETURN(auto first, tracee::wait_stop(t.task.tid()));
-    if (first.second.kind == Stop::Kind::kExited) return unexpected_stop(t, "exited at birth");
-    t.started = true;
-  }
+  RELIVE_RETURN_IF_ERROR(start_thread(t));
   RELIVE_RETURN_IF_ERROR(resume(t));
   for (;;) {
     RELIVE_ASSIGN_OR_RETURN(auto got, tracee::wait_stop(t.task.tid()));
@@ -445,6 +456,12 @@ Status ReplaySession::on_thread_exit(const trace::ThreadExitEvent& ev) {
 
 Status ReplaySession::on_signal(const trace::SignalEvent& ev) {
   RELIVE_ASSIGN_OR_RETURN(Thread * t, thread_of(ev.tid));
+  if (t->preempted) {
+    // Delivered where the recording preempted the thread (PreemptEvent): it is stopped there.
+    RELIVE_RETURN_IF_ERROR(t->task.set_siginfo(ev.siginfo));
+    t->resume_sig = ev.signo;
+    return Status::Ok();
+  }
   if (!t->at_exit_stop)
     return unexpected_stop(
         *t, fmt::format("was not at a syscall exit where signal {} was delivered", ev.signo));
@@ -469,6 +486,59 @@ Status ReplaySession::on_rdtsc(const trace::RdtscEvent& ev) {
   RELIVE_ASSIGN_OR_RETURN(bool ok, tracee::apply_rdtsc(t->task, {ev.tsc, ev.aux, ev.rdtscp}));
   if (!ok) return divergence(current_index(), ev.tid, "rdtsc", "faulted elsewhere");
   t->resume_sig = 0;  // the SIGSEGV that trapped it is not delivered
+  return Status::Ok();
+}
+
+// The recording preempted the thread in a spin-wait whose passes change nothing: run it until its
+// registers and state hash are the recorded ones. Being an exact match of everything the thread
+// can see, the first such moment is as good as the recorded one. Bounded: a thread that does not
+// get there within kPreemptSearch is a divergence.
+Status ReplaySession::on_preempt(const trace::PreemptEvent& ev) {
+  constexpr auto kPreemptSearch = std::chrono::seconds(30);
+  RELIVE_ASSIGN_OR_RETURN(Thread * t, thread_of(ev.tid));
+  static_assert(sizeof(tracee::Regs) == trace::kPreemptRegsBytes);
+  tracee::Regs want{};
+  std::memcpy(&want, ev.regs.data(), sizeof want);
+  std::string expected = fmt::format("preemption at ip {:#x}", want.rip);
+  if (t->parked)
+    return divergence(current_index(), ev.tid, expected, "called " + format_call(t->nr, t->args));
+  RELIVE_RETURN_IF_ERROR(start_thread(*t));
+  auto how = mode_ == Mode::kSeccomp ? tracee::ResumeHow::kCont : tracee::ResumeHow::kSyscall;
+  auto deadline = std::chrono::steady_clock::now() + kPreemptSearch;
+  uint64_t passes = 0, register_matches = 0;
+  // A signal still to be delivered (resume_sig) must be taken before this state can count.
+  for (bool here = t->resume_sig == 0;; here = true) {
+    tracee::Regs now = t->task.regs();
+    if (here && now.rip == want.rip && tracee::same_regs(now, want)) {
+      ++register_matches;
+      RELIVE_ASSIGN_OR_RETURN(uint64_t h, tracee::state_hash(t->task));
+      if (h == ev.state_hash) break;
+    }
+    auto left = deadline - std::chrono::steady_clock::now();
+    if (left <= decltype(left)::zero())
+      return divergence(
+          current_index(), ev.tid, expected,
+          fmt::format("did not reach that state in {} passes over the address ({} with the "
+                      "recorded registers) within {} s",
+                      passes, register_matches, kPreemptSearch.count()));
+    RELIVE_ASSIGN_OR_RETURN(
+        tracee::RunToResult r,
+        tracee::run_to(t->task, want.rip, how,
+                       std::chrono::ceil<std::chrono::milliseconds>(left),
+                       std::exchange(t->resume_sig, 0)));
+    t->at_exit_stop = false;
+    if (!r.reached) {
+      if (r.other.kind == Stop::Kind::kExited) process_gone_ = true;
+      return unexpected_stop(*t, r.interrupted ? "ran past the search deadline"
+                                               : std::string("stopped at ") +
+                                                     tracee::stop_kind_name(r.other.kind) +
+                                                     " before the preemption point");
+    }
+    ++passes;
+  }
+  t->at_exit_stop = false;
+  t->parked = false;
+  t->preempted = true;
   return Status::Ok();
 }
 

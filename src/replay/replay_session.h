@@ -61,6 +61,7 @@ class ReplaySession {
     bool started = true;  // false until a new thread's first stop has been consumed
     bool parked = false;  // stopped at the entry of the syscall recorded next for it
     bool at_exit_stop = false;
+    bool preempted = false;  // stopped where the recording preempted it (PreemptEvent)
     int resume_sig = 0;  // signal to deliver when next resumed
     int nr = -1;
     tracee::SyscallArgs args{};
@@ -77,6 +78,8 @@ class ReplaySession {
   Status on_entry(const trace::SyscallEntryEvent& ev);
   Status on_signal(const trace::SignalEvent& ev);
   Status on_rdtsc(const trace::RdtscEvent& ev);
+  Status on_preempt(const trace::PreemptEvent& ev);
+  Status start_thread(Thread& t);
   Status on_thread_exit(const trace::ThreadExitEvent& ev);
   Result<int> on_process_exit(const trace::ProcessExitEvent& ev);
 

@@ -4,6 +4,7 @@
 
 #include <array>
 #include <cstdint>
+#include <cstring>
 #include <string>
 #include <variant>
 #include <vector>
@@ -82,6 +83,23 @@ struct DetachEvent {
   bool operator==(const DetachEvent&) const = default;
 };
 
+// The tracer preempted `tid` in a spin-wait (a loop whose passes change nothing) so that other
+// threads could run. Replay runs the thread until its state is exactly this one again.
+struct PreemptEvent {
+  int32_t tid = 0;
+  std::string regs;         // raw x86-64 user_regs_struct (kPreemptRegsBytes)
+  uint64_t state_hash = 0;  // FPU/SSE registers and writable memory (tracee/thread_state.h)
+  bool operator==(const PreemptEvent&) const = default;
+};
+inline constexpr size_t kPreemptRegsBytes = 27 * 8;
+inline constexpr size_t kPreemptIpOffset = 16 * 8;  // rip's place in user_regs_struct
+// The instruction pointer in `p.regs` (0 if the registers are short).
+inline uint64_t preempt_ip(const PreemptEvent& p) {
+  uint64_t ip = 0;
+  if (p.regs.size() >= kPreemptIpOffset + 8) std::memcpy(&ip, p.regs.data() + kPreemptIpOffset, 8);
+  return ip;
+}
+
 // The last event of a trace: the whole process ended with this wait(2) status.
 struct ProcessExitEvent {
   int32_t status = 0;
@@ -89,7 +107,7 @@ struct ProcessExitEvent {
 };
 
 using Event = std::variant<SyscallEvent, RdtscEvent, SignalEvent, ThreadExitEvent, ProcessExitEvent,
-                           SyscallEntryEvent, DetachEvent>;
+                           SyscallEntryEvent, DetachEvent, PreemptEvent>;
 
 // Whether the recording host could trap rdtsc/rdtscp (tracee/rdtsc.h).
 enum class TscTrapping : uint8_t { kUnknown = 0, kTrapped = 1, kUntrapped = 2 };

@@ -269,6 +269,10 @@ std::string event_text(uint64_t index, const Event& e) {
       return fmt::format("tid {} syscall-entry {}", s.tid, syscall_label(s.nr));
     }
     std::string operator()(const DetachEvent&) const { return "detach"; }
+    std::string operator()(const PreemptEvent& p) const {
+      return fmt::format("tid {} preempted at ip {:#x} (state {:016x})", p.tid, preempt_ip(p),
+                         p.state_hash);
+    }
   };
   return fmt::format("#{} {}", index, std::visit(Visitor{}, e));
 }
@@ -296,6 +300,12 @@ std::string event_json(uint64_t index, const Event& e) {
           {"type", "syscall_entry"}, {"tid", s.tid}, {"nr", s.nr}, {"name", syscall_label(s.nr)}};
     }
     json operator()(const DetachEvent&) const { return {{"type", "detach"}}; }
+    json operator()(const PreemptEvent& p) const {
+      return {{"type", "preempt"},
+              {"tid", p.tid},
+              {"ip", preempt_ip(p)},
+              {"state_hash", p.state_hash}};
+    }
   };
   json j = {{"index", index}};
   j.update(std::visit(Visitor{}, e));

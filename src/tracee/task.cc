@@ -8,6 +8,8 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
+#include <ctime>
 #include <cstring>
 #include <string>
 
@@ -78,6 +80,24 @@ const char* stop_kind_name(Stop::Kind kind) {
 
 namespace {
 
+// Blocks SIGCHLD for its lifetime so that a stop reported between waitpid and sigtimedwait is
+// not lost (with SIGCHLD's default action, an unblocked one is discarded).
+class BlockSigchld {
+ public:
+  BlockSigchld() {
+    sigset_t s;
+    sigemptyset(&s);
+    sigaddset(&s, SIGCHLD);
+    pthread_sigmask(SIG_BLOCK, &s, &old_);
+  }
+  ~BlockSigchld() { pthread_sigmask(SIG_SETMASK, &old_, nullptr); }
+  BlockSigchld(const BlockSigchld&) = delete;
+  BlockSigchld& operator=(const BlockSigchld&) = delete;
+
+ private:
+  sigset_t old_;
+};
+
 void fill_syscall_info(pid_t tid, Stop* s) {
   __ptrace_syscall_info info{};
   if (::ptrace(PTRACE_GET_SYSCALL_INFO, tid, sizeof info, &info) <= 0) return;
@@ -107,6 +127,35 @@ Result<std::pair<pid_t, Stop>> wait_stop(pid_t tid, const volatile int* interrup
     if (s.kind == Stop::Kind::kSyscallEntry || s.kind == Stop::Kind::kSeccomp)
       fill_syscall_info(got, &s);
     return std::make_pair(got, s);
+  }
+}
+
+Result<std::optional<std::pair<pid_t, Stop>>> wait_stop_for(pid_t tid,
+                                                            std::chrono::milliseconds timeout,
+                                                            const volatile int* interrupted) {
+  using Clock = std::chrono::steady_clock;
+  auto deadline = Clock::now() + timeout;
+  BlockSigchld blocked;
+  sigset_t chld;
+  sigemptyset(&chld);
+  sigaddset(&chld, SIGCHLD);
+  for (;;) {
+    int st = 0;
+    pid_t got = ::waitpid(tid, &st, __WALL | WNOHANG);
+    if (got < 0 && errno != EINTR) return PosixError("waitpid", errno);
+    if (got > 0) {
+      Stop s = decode_stop(st);
+      if (s.kind == Stop::Kind::kSyscallEntry || s.kind == Stop::Kind::kSeccomp)
+        fill_syscall_info(got, &s);
+      return std::optional<std::pair<pid_t, Stop>>(std::make_pair(got, s));
+    }
+    auto left = deadline - Clock::now();
+    if (left <= Clock::duration::zero()) return std::optional<std::pair<pid_t, Stop>>();
+    auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(left).count();
+    timespec ts{static_cast<time_t>(ns / 1000000000), static_cast<long>(ns % 1000000000)};
+    if (::sigtimedwait(&chld, nullptr, &ts) < 0 && errno == EINTR && interrupted != nullptr &&
+        *interrupted)
+      return Status::Aborted("interrupted");
   }
 }
 

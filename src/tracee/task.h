@@ -6,6 +6,8 @@
 #include <sys/user.h>
 
 #include <array>
+#include <chrono>
+#include <optional>
 #include <cstdint>
 #include <string>
 
@@ -45,6 +47,11 @@ const char* stop_kind_name(Stop::Kind kind);
 // With `interrupted` set by a signal handler, a wait cut short by that signal returns
 // Status::Aborted instead of waiting on.
 Result<std::pair<pid_t, Stop>> wait_stop(pid_t tid, const volatile int* interrupted = nullptr);
+
+// Blocks until `tid` (-1: any traced thread) stops, at most `timeout`; nullopt when it expired.
+// `interrupted`: as wait_stop().
+Result<std::optional<std::pair<pid_t, Stop>>> wait_stop_for(
+    pid_t tid, std::chrono::milliseconds timeout, const volatile int* interrupted = nullptr);
 
 class Task {
  public:

@@ -60,6 +60,11 @@ void build_event(const trace::Event& e, Event::Builder b) {
           b.initThreadExit().setTid(v.tid);
         } else if constexpr (std::is_same_v<T, trace::DetachEvent>) {
           b.initDetach();
+        } else if constexpr (std::is_same_v<T, trace::PreemptEvent>) {
+          auto p = b.initPreempt();
+          p.setTid(v.tid);
+          p.setRegs(as_data(v.regs));
+          p.setStateHash(v.state_hash);
         } else if constexpr (std::is_same_v<T, trace::SyscallEntryEvent>) {
           auto entry = b.initSyscallEntry();
           entry.setTid(v.tid);
@@ -148,6 +153,15 @@ Result<trace::Event> decode_root(Event::Reader e) {
     }
     case Event::DETACH:
       return trace::Event(trace::DetachEvent{});
+    case Event::PREEMPT: {
+      auto p = e.getPreempt();
+      if (p.getRegs().size() != trace::kPreemptRegsBytes) {
+        return Status::Corruption(fmt::format("preemption with {} bytes of registers, expected {}",
+                                              p.getRegs().size(), trace::kPreemptRegsBytes));
+      }
+      return trace::Event(
+          trace::PreemptEvent{p.getTid(), to_string(p.getRegs()), p.getStateHash()});
+    }
   }
   return Status::Corruption(fmt::format("unknown event kind {}", static_cast<int>(e.which())));
 }

@@ -71,7 +71,8 @@ TEST(Dump, PrintsHeaderThenOneLinePerEvent) {
       "#7 tid 4712 thread exit",
       "#8 tid 4711 syscall-entry futex",
       "#9 detach",
-      "#10 exit status 0",
+      "#10 tid 4712 preempted at ip 0x555555555340 (state feedfacecafebeef)",
+      "#11 exit status 0",
   };
   ASSERT_GE(r.lines.size(), expected_events.size());
   std::vector<std::string> tail(r.lines.end() - expected_events.size(), r.lines.end());
@@ -112,8 +113,10 @@ TEST(Dump, JsonLinesParseAndCarryTheFields) {
   EXPECT_EQ(j[8]["type"], "thread_exit");
   EXPECT_EQ(j[9]["type"], "syscall_entry");
   EXPECT_EQ(j[10]["type"], "detach");
-  EXPECT_EQ(j[11]["type"], "process_exit");
-  EXPECT_EQ(j[11]["exit_code"], 0);
+  EXPECT_EQ(j[11]["type"], "preempt");
+  EXPECT_EQ(j[11]["ip"], 0x555555555340ull);
+  EXPECT_EQ(j[12]["type"], "process_exit");
+  EXPECT_EQ(j[12]["exit_code"], 0);
   EXPECT_EQ(r.lines[1].rfind("{\"index\":0,\"type\":\"syscall\"", 0), 0u) << r.lines[1];
 }
 
@@ -129,7 +132,7 @@ TEST(Dump, CorruptTracePrintsWhatItCanAndReturnsCorruption) {
     EXPECT_TRUE(r.status.is_corruption()) << r.status.to_string();
     ASSERT_FALSE(r.lines.empty());
     std::string last = r.lines.back();
-    EXPECT_NE(last.find(json ? "\"index\":9" : "#9 "), std::string::npos) << last;
+    EXPECT_NE(last.find(json ? "\"index\":10" : "#10 "), std::string::npos) << last;
   }
 }
 

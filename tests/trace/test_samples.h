@@ -4,6 +4,7 @@
 
 #include <stdlib.h>
 
+#include <cstring>
 #include <string>
 #include <vector>
 
@@ -12,6 +13,14 @@
 #include "trace/event.h"
 
 namespace relive::testing {
+
+// Registers of a PreemptEvent: 27 words, the instruction pointer at its place.
+inline std::string preempt_regs(uint64_t ip) {
+  std::string regs(trace::kPreemptRegsBytes, '\0');
+  for (size_t i = 0; i < regs.size(); ++i) regs[i] = static_cast<char>(i * 7);
+  std::memcpy(regs.data() + trace::kPreemptIpOffset, &ip, sizeof ip);
+  return regs;
+}
 
 inline std::vector<trace::Event> sample_events() {
   trace::SyscallEvent read;
@@ -54,6 +63,7 @@ inline std::vector<trace::Event> sample_events() {
           trace::ThreadExitEvent{4712},
           trace::SyscallEntryEvent{4711, 202},
           trace::DetachEvent{},
+          trace::PreemptEvent{4712, preempt_regs(0x555555555340), 0xfeedfacecafebeefull},
           trace::ProcessExitEvent{0}};
 }
 

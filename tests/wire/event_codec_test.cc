@@ -95,6 +95,14 @@ TEST(EventCodec, RejectsUnknownEventKind) {
   EXPECT_NE(r.status().message().find("unknown event kind 99"), std::string::npos);
 }
 
+TEST(EventCodec, RejectsAPreemptionWithoutAWholeRegisterSet) {
+  trace::PreemptEvent p{7, std::string(100, 'x'), 1};
+  Result<trace::Event> r = decode_event(encode_event(p));
+  ASSERT_TRUE(r.status().is_corruption());
+  EXPECT_NE(r.status().message().find("100 bytes of registers"), std::string::npos)
+      << r.status().to_string();
+}
+
 TEST(EventCodec, RejectsAbsurdSegmentTable) {
   std::string bytes = encode_event(sample_events()[0]);
   bytes[0] = bytes[1] = bytes[2] = '\xff';  // 2^24 segments
