@@ -106,6 +106,7 @@ struct SyscallEvent {
   stream @6 :OutputStream;
   dataHash @7 :UInt64;
   file @8 :Text;
+  sharedKey @9 :Text;  # a shared writable file mapping: the file's identity (dev:inode) at record
 }
 
 struct RdtscEvent {

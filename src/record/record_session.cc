@@ -157,6 +157,7 @@ Status RecordSession::dispatch(pid_t tid, const Stop& stop) {
         maybe_start(t);
         return Status::Ok();
       }
+      if (t.restart_result) return continue_thread(t);
       return t.state == State::kRunning ? resume(t) : t.task.syscall();
     case Stop::Kind::kExec:
       return t.task.syscall();  // on to the execve's exit stop, where the new image is set up
@@ -185,8 +186,8 @@ void RecordSession::schedule() {
 }
 
 Status RecordSession::resume(Thread& t) {
-  int sig = 0;
-  if (t.at_syscall_exit && !t.expect_boundary_signal && !t.deferred.empty()) {
+  int sig = std::exchange(t.deliver_on_resume, 0);
+  if (sig == 0 && t.at_syscall_exit && !t.expect_boundary_signal && !t.deferred.empty()) {
     // Deliver a deferred asynchronous signal here, at a syscall boundary the replay can find.
     t.injecting = t.deferred.front();
     t.deferred.pop_front();
@@ -316,6 +317,13 @@ Status RecordSession::keep_running(Thread& t, const char* why) {
 }
 
 Status RecordSession::on_entry(Thread& t, const Stop& stop) {
+  if (t.restart_result) {
+    // The kernel restarted the call (restart_syscall stands for the original one): it goes on
+    // as the same call, its entry already where it was in the log.
+    t.restart_result.reset();
+    if (stop.nr != SYS_restart_syscall) t.args = stop.args;
+    return t.task.syscall();
+  }
   t.nr = stop.nr;
   t.args = stop.args;
   uint64_t clone3_flags = 0;
@@ -364,9 +372,8 @@ Status RecordSession::on_entry(Thread& t, const Stop& stop) {
   // The syscall may block (futex, read on a pipe...): let it run in the kernel and give the
   // user-space turn to another thread. Its entry is logged only if another thread's event
   // comes first.
-  bool logged = std::exchange(t.entry_logged_before_restart, false);
-  t.entry_unlogged = !logged;
-  if (!logged) entry_order_.push_back(t.task.tid());
+  t.entry_unlogged = true;
+  entry_order_.push_back(t.task.tid());
   t.state = State::kInSyscall;
   if (running_ == t.task.tid()) running_ = -1;
   return t.task.syscall();
@@ -408,14 +415,12 @@ Status RecordSession::on_exit(Thread& t, const Stop& stop) {
   if (freezing_ && !t.forced && tracee::is_restart_code(result)) {
     return freeze(t, /*rewind_entry=*/false);  // interrupted by begin_freeze: restarts later
   }
-  if (t.interrupt_pending && !t.forced && tracee::is_restart_code(result)) {
-    // A preemption interrupt met the thread as it entered a blocking syscall: the kernel
-    // restarts the call after the interrupt's stop, and its entry is seen again.
-    t.entry_logged_before_restart = !t.entry_unlogged;
-    entry_order_.erase(std::remove(entry_order_.begin(), entry_order_.end(), t.task.tid()),
-                       entry_order_.end());
-    t.entry_unlogged = false;
-    return t.task.syscall();
+  if (!t.forced && tracee::is_restart_code(result)) {
+    // Something woke the call (a signal, maybe one another thread of the process will take; a
+    // preemption interrupt). The kernel restarts it by itself unless a handler runs here first:
+    // the thread's next stop tells which (on_entry: restarted; on_signal: delivered).
+    t.restart_result = result;
+    return continue_thread(t);
   }
   if (t.forced) {
     tracee::Regs r = t.task.regs();
@@ -452,7 +457,32 @@ Status RecordSession::check_boundary_signal(Thread& t) {
   return Status::Ok();
 }
 
+// `t` stopped to take signal `signo` on its way out of a syscall that returned a restart code:
+// the call ended there (logged with that code; replay injects the signal at its exit so that
+// the kernel's restart logic acts the same) and the signal is delivered when `t` next runs.
+Status RecordSession::on_signal_after_restart_code(Thread& t, int signo) {
+  int64_t result = *t.restart_result;
+  t.restart_result.reset();
+  RELIVE_ASSIGN_OR_RETURN(trace::SyscallEvent ev,
+                          capture_->capture(t.task, t.nr, t.args, result, t.policy));
+  ++stats_.syscalls;
+  RELIVE_RETURN_IF_ERROR(emit_for(t.task.tid(), ev));
+  std::string info;
+  RELIVE_RETURN_IF_ERROR(t.task.get_siginfo(&info));
+  ++stats_.signals;
+  RELIVE_RETURN_IF_ERROR(emit_for(t.task.tid(), trace::SignalEvent{t.task.tid(), signo, info}));
+  t.state = State::kReady;
+  t.at_syscall_exit = false;
+  t.last_result = result;
+  t.deliver_on_resume = signo;
+  return Status::Ok();
+}
+
 Status RecordSession::on_signal(Thread& t, int signo) {
+  if (t.restart_result &&
+      !(signo == SIGCHLD && ignored_child_ != 0 &&
+        tracee::sigchld_sender(t.task) == ignored_child_))
+    return on_signal_after_restart_code(t, signo);
   if (signo == SIGSEGV) {
     RELIVE_ASSIGN_OR_RETURN(auto tsc, tracee::emulate_rdtsc_if_trapped(t.task));
     if (tsc) {

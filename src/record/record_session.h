@@ -95,7 +95,8 @@ class RecordSession {
     bool initial_stop_seen = false;  // new thread: its first ptrace stop arrived
     bool clone_logged = false;       // new thread: its parent's clone is in the log
     bool interrupt_pending = false;  // PTRACE_INTERRUPT sent for a preemption check
-    bool entry_logged_before_restart = false;  // a syscall the interrupt restarts was logged
+    std::optional<int64_t> restart_result;  // the call returned a restart code; see on_exit
+    int deliver_on_resume = 0;              // a logged signal to deliver when next resumed
   };
 
   Status step();
@@ -113,6 +114,7 @@ class RecordSession {
   bool must_refuse_kernel_copy(Thread& t);
   Status on_exit(Thread& t, const tracee::Stop& stop);
   Status on_signal(Thread& t, int signo);
+  Status on_signal_after_restart_code(Thread& t, int signo);
   Status on_clone_event(Thread& t);
   Status on_thread_gone(pid_t tid, int status);
   Status on_exit_syscall(Thread& t, bool group);

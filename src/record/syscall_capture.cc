@@ -4,7 +4,14 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <fmt/format.h>
+#include <sys/stat.h>
+
 #include <algorithm>
+#include <cerrno>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
 #include <string>
 
 #include "common/hash.h"
@@ -75,8 +82,56 @@ Status SyscallCapture::capture_mapped_file(const tracee::Task& task, trace::Sysc
   }
   std::string fd_path = "/proc/" + std::to_string(task.tid()) + "/fd/" +
                         std::to_string(static_cast<int>(ev->args[4]));
-  RELIVE_ASSIGN_OR_RETURN(ev->file, files_->add(fd_path));
+  bool shared_writable = (ev->args[3] & MAP_SHARED) && (ev->args[2] & PROT_WRITE);
+  if (!shared_writable) {
+    RELIVE_ASSIGN_OR_RETURN(ev->file, files_->add(fd_path));
+    return Status::Ok();
+  }
+  struct stat st {};
+  if (::stat(fd_path.c_str(), &st) != 0) return PosixError("stat " + fd_path, errno);
+  if (pid_t outsider = holder_outside_recording(st.st_dev, st.st_ino); outsider != 0) {
+    std::error_code ec;
+    std::string name = std::filesystem::read_symlink(fd_path, ec).string();
+    return Status::Unsupported(fmt::format(
+        "a shared writable mapping of {}, which process {} outside the recording also holds "
+        "(its writes could not be replayed)",
+        name.empty() ? fd_path : name, outsider));
+  }
+  RELIVE_ASSIGN_OR_RETURN(ev->file, files_->add(fd_path, trace::FileStore::Memo::kReadAgain));
+  ev->shared_key = fmt::format("{}:{}", st.st_dev, st.st_ino);
   return Status::Ok();
+}
+
+// A process that is not traced by this recorder and has the file (dev, ino) open or mapped;
+// 0 if none. Processes that vanish while looked at are skipped.
+pid_t SyscallCapture::holder_outside_recording(dev_t dev, ino_t ino) {
+  namespace fs = std::filesystem;
+  std::string tracer = std::to_string(::getpid());
+  std::error_code ec;
+  for (const auto& proc : fs::directory_iterator("/proc", ec)) {
+    std::string pid = proc.path().filename().string();
+    if (pid.empty() || !std::all_of(pid.begin(), pid.end(), ::isdigit) || pid == tracer) continue;
+    std::ifstream status(proc.path() / "status");
+    std::string line;
+    bool ours = false;
+    while (std::getline(status, line))
+      if (line.rfind("TracerPid:", 0) == 0)
+        ours = std::strtol(line.c_str() + 10, nullptr, 10) == ::getpid();
+    if (ours) continue;
+    std::error_code fd_ec;
+    for (const auto& fd : fs::directory_iterator(proc.path() / "fd", fd_ec)) {
+      struct stat st {};
+      if (::stat(fd.path().c_str(), &st) == 0 && st.st_dev == dev && st.st_ino == ino)
+        return static_cast<pid_t>(std::strtol(pid.c_str(), nullptr, 10));
+    }
+    std::error_code map_ec;
+    for (const auto& m : fs::directory_iterator(proc.path() / "map_files", map_ec)) {
+      struct stat st {};
+      if (::stat(m.path().c_str(), &st) == 0 && st.st_dev == dev && st.st_ino == ino)
+        return static_cast<pid_t>(std::strtol(pid.c_str(), nullptr, 10));
+    }
+  }
+  return 0;
 }
 
 trace::Stream SyscallCapture::stream_of(pid_t tid, int fd) {

@@ -36,6 +36,7 @@ class SyscallCapture {
   Status capture_output(const tracee::Task& task, trace::SyscallEvent* ev);
   Status capture_mapped_file(const tracee::Task& task, trace::SyscallEvent* ev);
   trace::Stream stream_of(pid_t tid, int fd);
+  static pid_t holder_outside_recording(dev_t dev, ino_t ino);
 
   trace::FileStore* files_;
   struct stat stdout_ {};

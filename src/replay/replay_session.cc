@@ -5,13 +5,16 @@
 #include <signal.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <filesystem>
 #include <chrono>
 #include <cstring>
 
 #include "common/file_util.h"
 #include "common/hash.h"
+#include "common/scoped_fd.h"
 #include "replay/divergence.h"
 #include "trace/trace_dir.h"
 #include "tracee/breakpoint.h"
@@ -324,11 +327,24 @@ Status ReplaySession::complete_native(Thread& t, const trace::SyscallEvent& ev) 
   }
   RELIVE_RETURN_IF_ERROR(t.task.syscall());
   pid_t new_real = 0;
+  bool restarting = false;
   for (;;) {
     RELIVE_ASSIGN_OR_RETURN(auto got, tracee::wait_stop(t.task.tid()));
     const Stop& s = got.second;
-    if (s.kind == Stop::Kind::kSyscallExit) break;
-    if (s.kind == Stop::Kind::kClone)
+    if (s.kind == Stop::Kind::kSyscallExit) {
+      // A signal of this run's own (a replayed child's SIGCHLD) made the call return a restart
+      // code where the recorded one completed (fork does so whenever a signal is pending): the
+      // signal is dropped as run_to_entry drops it, and the kernel issues the call again.
+      auto rv = static_cast<int64_t>(t.task.regs().rax);
+      if (!tracee::is_restart_code(rv) || tracee::is_restart_code(ev.result)) break;
+      restarting = true;
+    } else if (restarting && s.kind == Stop::Kind::kSignal) {
+      RELIVE_RETURN_IF_ERROR(t.task.syscall(0));
+      continue;
+    } else if (restarting &&
+               (s.kind == Stop::Kind::kSeccomp || s.kind == Stop::Kind::kSyscallEntry)) {
+      // The restarted call's entry (restart_syscall for some): on into it.
+    } else if (s.kind == Stop::Kind::kClone)
       new_real = static_cast<pid_t>(t.task.event_msg());
     else if (s.kind != Stop::Kind::kExec)
       return unexpected_stop(t, "stopped inside a native syscall");
@@ -395,16 +411,60 @@ Result<std::string> ReplaySession::mapped_file_path(const std::string& name) {
   return path;
 }
 
+// A shared writable mapping is mapped from a working copy of the file, one per recorded file
+// (shared_key), so that the replayed processes share it as the recorded ones shared the file.
+// Its contents are the saved copy of this mapping's moment: on a later mapping of the same file
+// the copy already holds what the replay wrote through earlier mappings, and is brought to the
+// recorded contents only where it differs (writes made with write(2), emulated at replay).
+Result<std::string> ReplaySession::shared_copy(const trace::SyscallEvent& ev,
+                                               const std::string& saved) {
+  if (shared_dir_.empty()) {
+    std::string tmpl = (std::filesystem::temp_directory_path() / "relive-shared-XXXXXX").string();
+    if (::mkdtemp(tmpl.data()) == nullptr) return PosixError("mkdtemp " + tmpl, errno);
+    shared_dir_ = tmpl;
+  }
+  auto [it, fresh] = shared_copies_.try_emplace(
+      ev.shared_key, shared_dir_ + "/" + std::to_string(shared_copies_.size()));
+  const std::string& copy = it->second;
+  if (!fresh) {
+    RELIVE_ASSIGN_OR_RETURN(std::string now, read_file(copy));
+    if (hash128_hex(now) == ev.file) return copy;
+  }
+  RELIVE_ASSIGN_OR_RETURN(std::string contents, read_file(saved));
+  ScopedFd fd(::open(copy.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
+  if (!fd.valid()) return PosixError("open " + copy, errno);
+  if (::ftruncate(fd.get(), static_cast<off_t>(contents.size())) != 0)
+    return PosixError("ftruncate " + copy, errno);
+  for (size_t at = 0; at < contents.size();) {
+    ssize_t n = ::pwrite(fd.get(), contents.data() + at, contents.size() - at,
+                         static_cast<off_t>(at));
+    if (n <= 0) return PosixError("write " + copy, errno);
+    at += static_cast<size_t>(n);
+  }
+  return copy;
+}
+
+ReplaySession::~ReplaySession() {
+  if (shared_dir_.empty()) return;
+  std::error_code ec;
+  std::filesystem::remove_all(shared_dir_, ec);
+}
+
 // The file as it was at record time is mapped from the trace's saved copy at the recorded
 // address: open it, mmap it MAP_FIXED, close it, all injected in place of the original call.
 Status ReplaySession::complete_map_file(Thread& t, const trace::SyscallEvent& ev) {
   RELIVE_ASSIGN_OR_RETURN(std::string path, mapped_file_path(ev.file));
+  bool shared = !ev.shared_key.empty();
+  if (shared) {
+    RELIVE_ASSIGN_OR_RETURN(path, shared_copy(ev, path));
+  }
   if (path.size() + 1 > tracee::kScratchSize) return Status::InvalidArgument("trace path too long");
   RELIVE_RETURN_IF_ERROR(t.task.write_mem(tracee::kScratchAddr, path.c_str(), path.size() + 1));
   tracee::Injector inj(t.task, tracee::Injector::At::kEntry, 0);
   RELIVE_ASSIGN_OR_RETURN(
       int64_t fd, inj.call(SYS_openat, {static_cast<uint64_t>(AT_FDCWD), tracee::kScratchAddr,
-                                        O_RDONLY | O_CLOEXEC}));
+                                        static_cast<uint64_t>((shared ? O_RDWR : O_RDONLY) |
+                                                              O_CLOEXEC)}));
   if (fd < 0) return Status::IoError("cannot open " + path + " in the replayed process");
   uint64_t flags = (ev.args[3] & ~static_cast<uint64_t>(MAP_FIXED_NOREPLACE)) | MAP_FIXED;
   RELIVE_ASSIGN_OR_RETURN(

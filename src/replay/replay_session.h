@@ -31,6 +31,9 @@ class ReplaySession {
   };
   // `reader` must outlive the session.
   ReplaySession(Mode mode, trace::TraceReader* reader, Output out);
+  ~ReplaySession();
+  ReplaySession(const ReplaySession&) = delete;
+  ReplaySession& operator=(const ReplaySession&) = delete;
 
   // The first thread (real tid), stopped at a syscall-exit stop, known as `recorded_tid`.
   void add_initial_thread(pid_t tid, int32_t recorded_tid);
@@ -98,6 +101,7 @@ class ReplaySession {
   Status reproduce_output(Thread& t, const trace::SyscallEvent& ev);
   Status apply_writes(const Thread& t, const trace::SyscallEvent& ev);
   Result<std::string> mapped_file_path(const std::string& name);
+  Result<std::string> shared_copy(const trace::SyscallEvent& ev, const std::string& saved);
   Status unexpected_stop(const Thread& t, const std::string& what);
 
   Mode mode_;
@@ -109,6 +113,8 @@ class ReplaySession {
   bool park_at_detach_ = false;
   std::optional<trace::FileStore> files_;  // the trace's saved files, opened on first use
   std::set<std::string> verified_files_;
+  std::string shared_dir_;                          // working copies of shared mappings
+  std::map<std::string, std::string> shared_copies_;  // shared_key -> working copy
   uint64_t index_ = 0;  // index of the event being replayed
   int32_t leader_ = 0;
   int exit_status_ = 0;

@@ -42,6 +42,9 @@ struct SyscallEvent {
   Stream stream = Stream::kNone;
   uint64_t data_hash = 0;  // hash of the bytes a write-family syscall sent out; checked at replay
   std::string file;        // kMapFile: name of the saved copy under the trace's files/
+  // kMapFile of a shared writable mapping: the file's identity at record ("dev:inode"). Replay
+  // maps every such mapping of one file (in any of the recorded processes) from one working copy.
+  std::string shared_key;
   bool operator==(const SyscallEvent&) const = default;
 };
 

@@ -160,6 +160,7 @@ std::string syscall_text(const SyscallEvent& s) {
   if (s.stream != Stream::kNone) out += fmt::format(" to {}", stream_name(s.stream));
   if (s.data_hash != 0) out += fmt::format(" hash {:#018x}", s.data_hash);
   if (!s.file.empty()) out += " file " + s.file;
+  if (!s.shared_key.empty()) out += " shared " + s.shared_key;
   return out;
 }
 
@@ -169,7 +170,7 @@ json syscall_json(const SyscallEvent& s) {
   return {{"type", "syscall"},           {"tid", s.tid},     {"nr", s.nr},
           {"name", syscall_label(s.nr)}, {"args", s.args},   {"result", s.result},
           {"mode", mode_name(s.mode)},   {"writes", writes}, {"stream", stream_name(s.stream)},
-          {"data_hash", s.data_hash},    {"file", s.file}};
+          {"data_hash", s.data_hash},    {"file", s.file},   {"shared_key", s.shared_key}};
 }
 
 json process_exit_json(const ProcessExitEvent& p) {

@@ -86,14 +86,15 @@ FileStore::FileKey FileStore::key_of(const struct stat& st) {
   return {st.st_dev, st.st_ino, st.st_size, mtime_ns(st), ctime_ns(st)};
 }
 
-Result<std::string> FileStore::add(const std::string& path) {
+Result<std::string> FileStore::add(const std::string& path, Memo memo) {
   struct stat st;
   if (::stat(path.c_str(), &st) != 0) {
     if (errno == ENOENT) return Status::NotFound(path + ": no such file");
     return PosixError("stat " + path, errno);
   }
   if (!S_ISREG(st.st_mode)) return Status::InvalidArgument(path + ": not a regular file");
-  if (auto it = known_.find(key_of(st)); it != known_.end()) return it->second;
+  if (auto it = known_.find(key_of(st)); memo == Memo::kUse && it != known_.end())
+    return it->second;
 
   ScopedFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
   if (!fd.valid()) return PosixError("open " + path, errno);
@@ -106,7 +107,7 @@ Result<std::string> FileStore::add(const std::string& path) {
   // were settled: a write in the same clock tick as its last one would not change its key, and
   // a later, unchanged stat would wrongly map new contents to this name.
   struct stat after;
-  if (::fstat(fd.get(), &after) == 0 && key_of(after) == key_of(before) &&
+  if (memo == Memo::kUse && ::fstat(fd.get(), &after) == 0 && key_of(after) == key_of(before) &&
       timestamps_settled(before, read_at)) {
     known_[key_of(before)] = name;
   }

@@ -29,7 +29,10 @@ class FileStore {
   // size, mtime and ctime, and those timestamps were settled when it was read:
   // common/file_time.h) costs a single stat(2); a recently changed file is read again. A copy
   // is read-only and keeps the original's execute bits. NotFound if `path` does not exist.
-  Result<std::string> add(const std::string& path);
+  // With `memo` kReadAgain the file is read whatever its stat says (a file written through a
+  // shared mapping changes without its timestamps moving) and not remembered.
+  enum class Memo { kUse, kReadAgain };
+  Result<std::string> add(const std::string& path, Memo memo = Memo::kUse);
 
   // Where the copy named `name` lives. Does not check that it exists; see verify().
   std::string path_of(const std::string& name) const { return dir_ + "/" + name; }

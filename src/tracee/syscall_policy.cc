@@ -288,8 +288,9 @@ Decision unsupported(std::string why) { return {P::kUnsupported, std::move(why)}
 Decision decide_mmap(const SyscallArgs& a) {
   uint64_t prot = a[2], flags = a[3];
   if (flags & MAP_ANONYMOUS) return {P::kAllow, {}};
-  if ((flags & MAP_SHARED) && (prot & PROT_WRITE))
-    return unsupported("a shared writable file mapping (another process could write it)");
+  // A shared writable mapping is recorded like any file mapping (the processes of a recording
+  // run one at a time, so their writes through it are deterministic); the capture refuses one
+  // that a process outside the recording also holds.
   return {P::kMmapFile, {}};
 }
 

@@ -31,6 +31,7 @@ void build(const trace::SyscallEvent& s, SyscallEvent::Builder b) {
   b.setStream(static_cast<OutputStream>(s.stream));
   b.setDataHash(s.data_hash);
   if (!s.file.empty()) b.setFile(as_text(s.file));
+  if (!s.shared_key.empty()) b.setSharedKey(as_text(s.shared_key));
 }
 
 void build(const trace::RdtscEvent& r, RdtscEvent::Builder b) {
@@ -120,6 +121,7 @@ Result<trace::Event> decode(SyscallEvent::Reader r) {
   RELIVE_ASSIGN_OR_RETURN(s.stream, decode_stream(r.getStream()));
   s.data_hash = r.getDataHash();
   s.file = to_string(r.getFile());
+  s.shared_key = to_string(r.getSharedKey());
   return trace::Event(std::move(s));
 }
 
