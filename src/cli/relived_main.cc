@@ -21,7 +21,7 @@
 #include "security/audit_log.h"
 #include "security/replay_guard.h"
 #include "security/request_gate.h"
-#include "security/tls_channel.h"
+#include "security/listener.h"
 
 namespace {
 

@@ -10,9 +10,9 @@
 #include "drivers/criu/criu_binary.h"
 #include "ha/process_workload.h"
 #include "ha/vm_workload.h"
-#include "ha/workload_process.h"
+#include "ha/workload_launch.h"
 #include "security/keys.h"
-#include "security/tls_channel.h"
+#include "security/listener.h"
 
 namespace relive::ha {
 namespace m = relive::migration;

@@ -39,7 +39,7 @@
 #include "security/channel.h"
 #include "security/replay_guard.h"
 #include "security/request_gate.h"
-#include "security/tls_channel.h"
+#include "security/listener.h"
 
 namespace relive::ha {
 

@@ -8,7 +8,7 @@
 #include "ha/epoch_shipper.h"
 #include "ha/ha_node.h"
 #include "security/replay_guard.h"
-#include "security/tls_channel.h"
+#include "security/listener.h"
 
 namespace relive::ha {
 namespace m = relive::migration;
