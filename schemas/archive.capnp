@@ -1,6 +1,6 @@
 # The relive container archive, format version 1 (container::kArchiveFormatVersion). This
 # comment is the one description of the file layout; src/wire/archive_codec.* and
-# src/wire/archive_reader.* implement it, src/container/manifest.h holds the plain C++ types.
+# src/wire/archive_reader.* implement it, src/wire/archive_types.h holds the plain C++ types.
 #
 # An archive is one file, written to a temporary name and renamed when complete:
 #

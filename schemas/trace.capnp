@@ -1,5 +1,5 @@
 # The relive trace format, version 1 (trace::kFormatVersion). This comment is the one
-# description of the on-disk layout; src/wire/ implements it and src/trace/event.h holds the
+# description of the on-disk layout; src/wire/ implements it and src/wire/trace_types.h holds the
 # plain C++ types it converts to and from.
 #
 # A trace is a directory:

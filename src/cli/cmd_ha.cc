@@ -16,7 +16,7 @@
 #include "ha/ha_node.h"
 #include "migrate/link.h"
 #include "security/keys.h"
-#include "security/tls_channel.h"
+#include "security/listener.h"
 
 namespace relive::cli {
 namespace {

@@ -7,6 +7,7 @@
 #include <string>
 
 #include "cli/commands.h"
+#include "common/host_port.h"
 #include "relive/migrate.h"
 
 namespace relive::cli {
@@ -19,17 +20,11 @@ struct MigrateArgs {
 };
 
 Status parse_to(const std::string& to, MigrateOptions* o) {
-  size_t colon = to.rfind(':');
-  if (colon == std::string::npos || colon == 0 || colon + 1 == to.size())
-    return Status::InvalidArgument("--to wants ADDR:PORT, got '" + to + "'");
-  o->to_host = to.substr(0, colon);
-  int port = 0;
-  try {
-    port = std::stoi(to.substr(colon + 1));
-  } catch (...) {
-  }
-  if (port <= 0 || port > 65535) return Status::InvalidArgument("bad port in --to " + to);
-  o->to_port = static_cast<uint16_t>(port);
+  Result<HostPort> hp = parse_host_port(to);
+  if (!hp.ok())
+    return Status::InvalidArgument("--to wants ADDR:PORT: " + hp.status().message() + ", got '" + to + "'");
+  o->to_host = hp->host;
+  o->to_port = hp->port;
   return Status::Ok();
 }
 

@@ -14,13 +14,14 @@
 
 #include "cli/commands.h"
 #include "common/file_util.h"
+#include "common/host_port.h"
 #include "common/logging.h"
 #include "common/memory_policy.h"
 #include "migrate/destination.h"
 #include "security/audit_log.h"
 #include "security/replay_guard.h"
 #include "security/request_gate.h"
-#include "security/tls_channel.h"
+#include "security/listener.h"
 
 namespace {
 
@@ -54,10 +55,11 @@ void say(const std::string& line) {
 }
 
 Status serve(const Args& a) {
-  size_t colon = a.listen.rfind(':');
-  if (colon == std::string::npos) return Status::InvalidArgument("--listen wants ADDR:PORT");
-  std::string host = a.listen.substr(0, colon);
-  int port = std::atoi(a.listen.c_str() + colon + 1);
+  Result<HostPort> listen = parse_host_port(a.listen);
+  if (!listen.ok()) {
+    return Status::InvalidArgument("--listen wants ADDR:PORT: " + listen.status().message() +
+                                   ", got '" + a.listen + "'");
+  }
   if (!a.insecure && (a.tls_dir.empty() || a.name.empty()))
     return Status::InvalidArgument("--tls-dir and --name are required (or --insecure)");
   security::ChannelOptions co;
@@ -72,8 +74,8 @@ Status serve(const Args& a) {
   security::ReplayGuard guard;
   security::RequestGate gate(&guard, &audit);
   RELIVE_ASSIGN_OR_RETURN(security::Listener listener,
-                          security::Listener::create(host, static_cast<uint16_t>(port), co));
-  say(fmt::format("listening on {}:{} ({})", host, listener.port(),
+                          security::Listener::create(listen->host, listen->port, co));
+  say(fmt::format("listening on {} ({})", format_host_port({listen->host, listener.port()}),
                   a.insecure ? "INSECURE plaintext" : "TLS 1.3, mutual authentication"));
   migrate::DestinationOptions d;
   d.node_name = a.name.empty() ? "relived" : a.name;

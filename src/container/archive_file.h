@@ -5,7 +5,7 @@
 #include <map>
 #include <string>
 
-#include "container/manifest.h"
+#include "wire/archive_types.h"
 #include "relive/result.h"
 
 namespace relive::container {

@@ -7,6 +7,7 @@
 #include <filesystem>
 
 #include "common/file_util.h"
+#include "common/clock.h"
 #include "container/archive_file.h"
 #include "container/criu_compat.h"
 #include "container/image_summary.h"
@@ -29,10 +30,6 @@ constexpr const char* kPidTreeFsNote =
     "(CRIU ghost files), pipe and socket queues and memfds are inside the CRIU images; regular "
     "files still on disk are reopened by path and must exist, unchanged in size, on the "
     "destination.";
-
-double ms_since(Clock::time_point start) {
-  return std::chrono::duration<double, std::milli>(Clock::now() - start).count();
-}
 
 Status check_inputs(const ContainerCheckpointOptions& o) {
   if (o.pid <= 0) return Status::InvalidArgument("container checkpoint: no --pid given");

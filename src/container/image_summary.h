@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "container/manifest.h"
+#include "wire/archive_types.h"
 #include "relive/result.h"
 
 namespace relive::container {

@@ -7,7 +7,7 @@
 #include <chrono>
 #include <string>
 
-#include "container/manifest.h"
+#include "wire/archive_types.h"
 #include "drivers/criu/criu_stats.h"
 
 namespace relive::container {

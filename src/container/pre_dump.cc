@@ -3,6 +3,7 @@
 #include <chrono>
 #include <string_view>
 
+#include "common/clock.h"
 #include "common/process_tree.h"
 #include "dirty/dirty_tracker.h"
 #include "dirty/page_reader.h"
@@ -65,8 +66,7 @@ Result<PreDumpReport> pre_dump(pid_t root, int rounds) {
     if (d.ok()) report.final_dirty_pages += dirty::page_count(*d);
     RELIVE_RETURN_IF_ERROR(t.disarm());
   }
-  report.ms =
-      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+  report.ms = ms_since(start);
   return report;
 }
 

@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/file_util.h"
+#include "common/clock.h"
 #include "container/archive_file.h"
 #include "container/criu_compat.h"
 #include "container/pid_namespace.h"
@@ -23,10 +24,6 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 constexpr const char* kDefaultStateDir = "/run/relive/containers";
-
-double ms_since(Clock::time_point start) {
-  return std::chrono::duration<double, std::milli>(Clock::now() - start).count();
-}
 
 // A name becomes a file name: keep it to a conservative alphabet.
 Status check_name(const std::string& name) {

@@ -4,6 +4,7 @@
 #include <filesystem>
 
 #include "common/file_util.h"
+#include "common/clock.h"
 #include "container/archive_file.h"
 #include "container/criu_compat.h"
 #include "container/image_summary.h"
@@ -19,10 +20,6 @@ namespace relive::container {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-
-double ms_since(Clock::time_point start) {
-  return std::chrono::duration<double, std::milli>(Clock::now() - start).count();
-}
 
 std::string fs_note(const RuncArchiveInfo& info) {
   return std::string("runc container '") + info.name + "' (bundle " + info.bundle +

@@ -2,7 +2,7 @@
 // restore_container() hand over to these when given a container name, or an archive of one.
 #pragma once
 
-#include "container/manifest.h"
+#include "wire/archive_types.h"
 #include "relive/container.h"
 
 namespace relive::container {

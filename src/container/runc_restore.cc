@@ -4,6 +4,7 @@
 #include <filesystem>
 
 #include "common/file_util.h"
+#include "common/clock.h"
 #include "container/archive_file.h"
 #include "container/criu_compat.h"
 #include "container/runc.h"
@@ -16,10 +17,6 @@ namespace relive::container {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-
-double ms_since(Clock::time_point start) {
-  return std::chrono::duration<double, std::milli>(Clock::now() - start).count();
-}
 
 // A container runc restore may have left half made: deleted unless the restore succeeded.
 class NewContainer {

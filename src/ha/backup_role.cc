@@ -5,7 +5,6 @@
 #include "common/file_util.h"
 #include "common/logging.h"
 #include "ha/ha_node.h"
-#include "ha/process_workload.h"
 
 namespace relive::ha {
 using std::chrono::milliseconds;
@@ -78,10 +77,7 @@ Status HaNode::take_over() {
   // The output rule exists before the workload does: nothing it sends escapes unaccounted.
   RELIVE_RETURN_IF_ERROR(begin_output());
   RELIVE_ASSIGN_OR_RETURN(std::unique_ptr<ProtectedWorkload> restored,
-                          w.kind == WorkloadKind::kVm
-                              ? restore_vm_workload(w, vm_place(), replica_.get())
-                              : restore_process_workload(w, network_->netns_path(), o_.state_dir,
-                                                         replica_.get(), input_.get()));
+                          launch_workload(replica_.get()));
   {
     std::lock_guard<std::mutex> l(mu_);
     committed_ = epoch;

@@ -1,13 +1,15 @@
 #include "ha/ha_config.h"
 
-#include <arpa/inet.h>
 #include <toml++/toml.h>
 
 #include <algorithm>
 #include <set>
 
 #include "common/file_util.h"
+#include "common/host_port.h"
+#include "common/ipv4_cidr.h"
 #include "drivers/qemu/vm_command_line.h"
+#include "ha/http_client.h"
 
 namespace relive::ha {
 namespace {
@@ -134,24 +136,6 @@ bool valid_name(std::string_view s) {
   });
 }
 
-// "host:port" or "[v6]:port".
-Status parse_host_port(std::string_view s, std::string* host, uint16_t* port) {
-  size_t colon = s.rfind(':');
-  if (colon == std::string_view::npos || colon == 0)
-    return Status::InvalidArgument("expected HOST:PORT");
-  *host = std::string(s.substr(0, colon));
-  if (host->front() == '[' && host->back() == ']') *host = host->substr(1, host->size() - 2);
-  if (host->empty()) return Status::InvalidArgument("empty host");
-  std::string_view p = s.substr(colon + 1);
-  if (p.empty() || p.size() > 5 || !std::all_of(p.begin(), p.end(), ::isdigit)) {
-    return Status::InvalidArgument("port must be a number");
-  }
-  int v = std::stoi(std::string(p));
-  if (v < 1 || v > 65535) return Status::InvalidArgument("port must be between 1 and 65535");
-  *port = static_cast<uint16_t>(v);
-  return Status::Ok();
-}
-
 Status parse_peers(Section& root, HaConfig* cfg) {
   Status st;
   const toml::node* n = root.find("peers", true, &st);
@@ -171,8 +155,10 @@ Status parse_peers(Section& root, HaConfig* cfg) {
       return s.error("name", "must be 1-32 of [a-z0-9_-], got '" + p.name + "'");
     if (cfg->peer(p.name)) return s.error("name", "duplicate peer name '" + p.name + "'");
     RELIVE_ASSIGN_OR_RETURN(std::string addr, s.string("address"));
-    Status hp = parse_host_port(addr, &p.host, &p.port);
-    if (!hp.ok()) return s.error("address", hp.message() + ", got '" + addr + "'");
+    Result<HostPort> hp = parse_host_port(addr);
+    if (!hp.ok()) return s.error("address", hp.status().message() + ", got '" + addr + "'");
+    p.host = hp->host;
+    p.port = hp->port;
     RELIVE_RETURN_IF_ERROR(s.finish());
     cfg->peers.push_back(std::move(p));
   }
@@ -183,16 +169,12 @@ Status parse_etcd(Section& root, EtcdConfig* e) {
   RELIVE_ASSIGN_OR_RETURN(Section s, root.table("etcd"));
   RELIVE_ASSIGN_OR_RETURN(e->endpoints, s.strings("endpoints"));
   for (const std::string& ep : e->endpoints) {
-    std::string host;
-    uint16_t port;
     if (ep.rfind("http://", 0) != 0) {
       return s.error("endpoints",
                      "'" + ep + "' must start with http:// (TLS to etcd is not supported yet)");
     }
-    std::string_view rest = std::string_view(ep).substr(7);
-    if (!rest.empty() && rest.back() == '/') rest.remove_suffix(1);
-    Status hp = parse_host_port(rest, &host, &port);
-    if (!hp.ok()) return s.error("endpoints", "'" + ep + "': " + hp.message());
+    Result<HttpEndpoint> parsed = parse_http_endpoint(ep);
+    if (!parsed.ok()) return s.error("endpoints", parsed.status().message());
   }
   RELIVE_ASSIGN_OR_RETURN(e->lease_key, s.string("lease_key"));
   if (e->lease_key.front() != '/')
@@ -258,21 +240,10 @@ Status parse_workload(Section& root, WorkloadConfig* w) {
   if (w->directory.front() != '/')
     return s.error("directory", "must be an absolute path, got '" + w->directory + "'");
   RELIVE_ASSIGN_OR_RETURN(std::string cidr, s.string("service_address"));
-  size_t slash = cidr.find('/');
-  w->service_address = cidr.substr(0, slash);
-  in_addr a;
-  if (inet_pton(AF_INET, w->service_address.c_str(), &a) != 1) {
-    return s.error("service_address",
-                   "must be an IPv4 address with a prefix length (A.B.C.D/N), got '" + cidr + "'");
-  }
-  if (slash == std::string::npos)
-    return s.error("service_address", "missing prefix length (/N) in '" + cidr + "'");
-  std::string len = cidr.substr(slash + 1);
-  if (len.empty() || len.size() > 2 || !std::all_of(len.begin(), len.end(), ::isdigit) ||
-      std::stoi(len) > 32) {
-    return s.error("service_address", "prefix length must be 0-32, got '" + len + "'");
-  }
-  w->service_prefix_len = static_cast<uint8_t>(std::stoi(len));
+  Result<Ipv4Cidr> c = parse_ipv4_cidr(cidr, CidrPrefix::kRequired);
+  if (!c.ok()) return s.error("service_address", c.status().message() + ", got '" + cidr + "'");
+  w->service_address = c->address;
+  w->service_prefix_len = c->prefix;
   RELIVE_ASSIGN_OR_RETURN(w->netns, s.string("netns"));
   if (w->netns.size() > 64 || w->netns.find('/') != std::string::npos || w->netns == "." ||
       w->netns == "..") {

@@ -8,9 +8,11 @@
 #include "common/file_util.h"
 #include "common/logging.h"
 #include "drivers/criu/criu_binary.h"
-#include "ha/workload_process.h"
+#include "ha/process_workload.h"
+#include "ha/vm_workload.h"
+#include "ha/workload_launch.h"
 #include "security/keys.h"
-#include "security/tls_channel.h"
+#include "security/listener.h"
 
 namespace relive::ha {
 namespace m = relive::migration;
@@ -314,6 +316,21 @@ void HaNode::start() {
   if (Status s = become_primary_fresh(); !s.ok()) {
     fence("could not start the workload: " + s.to_string());
   }
+}
+
+Result<std::unique_ptr<ProtectedWorkload>> HaNode::launch_workload(Replica* replica) {
+  const WorkloadConfig& w = o_.config.workload;
+  switch (w.kind) {
+    case WorkloadKind::kVm: {
+      VmPlace place{network_->link(), o_.name, o_.state_dir};
+      return replica ? restore_vm_workload(w, place, replica) : start_vm_workload(w, place);
+    }
+    case WorkloadKind::kProcess:
+      return replica ? restore_process_workload(w, network_->netns_path(), o_.state_dir, replica,
+                                                input_.get())
+                     : start_process_workload(w, network_->netns_path(), o_.state_dir);
+  }
+  return Status::InvalidArgument("unknown workload kind");
 }
 
 void HaNode::fence(const std::string& why) {

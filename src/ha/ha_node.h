@@ -32,7 +32,6 @@
 #include "ha/output_buffer.h"
 #include "ha/protected_workload.h"
 #include "ha/replica.h"
-#include "ha/vm_workload.h"
 #include "ha/workload_network.h"
 #include "migrate/link.h"
 #include "relive/result.h"
@@ -40,7 +39,7 @@
 #include "security/channel.h"
 #include "security/replay_guard.h"
 #include "security/request_gate.h"
-#include "security/tls_channel.h"
+#include "security/listener.h"
 
 namespace relive::ha {
 
@@ -88,7 +87,9 @@ class HaNode {
   Status take_over();  // restore the committed epoch and serve
   Status begin_output();
   Status begin_serving(std::unique_ptr<ProtectedWorkload> workload);
-  VmPlace vm_place() const;
+  // The configured workload, of either kind, started afresh (`replica` null) or restored at
+  // `replica`'s committed epoch: the one place that tells the kinds apart. Needs network_.
+  Result<std::unique_ptr<ProtectedWorkload>> launch_workload(Replica* replica);
   void connect_backup();
   void epoch();
   void lose_backup(const Status& why);

@@ -8,6 +8,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "common/host_port.h"
 #include "common/scoped_fd.h"
 
 namespace relive::ha {
@@ -146,31 +147,16 @@ Result<HttpResponse> parse_response(std::string_view raw) {
 
 }  // namespace
 
-std::string HttpEndpoint::url() const {
-  bool v6 = host.find(':') != std::string::npos;
-  return "http://" + (v6 ? "[" + host + "]" : host) + ":" + std::to_string(port);
-}
+std::string HttpEndpoint::url() const { return "http://" + format_host_port({host, port}); }
 
 Result<HttpEndpoint> parse_http_endpoint(std::string_view url) {
   if (url.substr(0, 7) != "http://")
     return Status::InvalidArgument("'" + std::string(url) + "': not http://");
   std::string_view rest = url.substr(7);
   if (!rest.empty() && rest.back() == '/') rest.remove_suffix(1);
-  size_t colon = rest.rfind(':');
-  if (colon == std::string_view::npos || colon == 0 || colon + 1 == rest.size()) {
-    return Status::InvalidArgument("'" + std::string(url) + "': expected http://HOST:PORT");
-  }
-  HttpEndpoint ep;
-  ep.host = std::string(rest.substr(0, colon));
-  if (ep.host.front() == '[' && ep.host.back() == ']')
-    ep.host = ep.host.substr(1, ep.host.size() - 2);
-  std::string port(rest.substr(colon + 1));
-  if (port.size() > 5 || !std::all_of(port.begin(), port.end(), ::isdigit) || std::stoi(port) < 1 ||
-      std::stoi(port) > 65535) {
-    return Status::InvalidArgument("'" + std::string(url) + "': bad port");
-  }
-  ep.port = static_cast<uint16_t>(std::stoi(port));
-  return ep;
+  Result<HostPort> hp = parse_host_port(rest);
+  if (!hp.ok()) return Status::InvalidArgument("'" + std::string(url) + "': " + hp.status().message());
+  return HttpEndpoint{hp->host, hp->port};
 }
 
 Result<HttpResponse> http_post(const HttpEndpoint& ep, std::string_view path, std::string_view body,

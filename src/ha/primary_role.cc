@@ -7,10 +7,8 @@
 #include "common/logging.h"
 #include "ha/epoch_shipper.h"
 #include "ha/ha_node.h"
-#include "ha/process_workload.h"
-#include "ha/vm_workload.h"
 #include "security/replay_guard.h"
-#include "security/tls_channel.h"
+#include "security/listener.h"
 
 namespace relive::ha {
 namespace m = relive::migration;
@@ -26,15 +24,10 @@ Status HaNode::become_primary_fresh() {
   RELIVE_ASSIGN_OR_RETURN(WorkloadNetwork net, WorkloadNetwork::up(w, o_.name));
   network_ = std::make_unique<WorkloadNetwork>(std::move(net));
   RELIVE_RETURN_IF_ERROR(begin_output());
-  RELIVE_ASSIGN_OR_RETURN(std::unique_ptr<ProtectedWorkload> started,
-                          w.kind == WorkloadKind::kVm
-                              ? start_vm_workload(w, vm_place())
-                              : start_process_workload(w, network_->netns_path(), o_.state_dir));
+  RELIVE_ASSIGN_OR_RETURN(std::unique_ptr<ProtectedWorkload> started, launch_workload(nullptr));
   RELIVE_LOG_INFO("started the workload: pid {}", started->pid());
   return begin_serving(std::move(started));
 }
-
-VmPlace HaNode::vm_place() const { return {network_->link(), o_.name, o_.state_dir}; }
 
 Status HaNode::begin_output() {
   OutputBuffer::Options bo;

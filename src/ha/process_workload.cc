@@ -3,7 +3,7 @@
 #include "container/criu_compat.h"
 #include "drivers/criu/criu.h"
 #include "drivers/criu/criu_binary.h"
-#include "ha/workload_process.h"
+#include "ha/workload_launch.h"
 
 namespace relive::ha {
 namespace {

@@ -1,5 +1,5 @@
 // The process-tree kind of ProtectedWorkload: relived starts workload.command as PID 1 of a new
-// PID namespace in the workload's network namespace (workload_process.h), and CRIU dumps the tree
+// PID namespace in the workload's network namespace (workload_launch.h), and CRIU dumps the tree
 // every epoch (epoch_capture.h). After a failover the backup restores the committed epoch's images
 // with CRIU in its own copy of that network namespace.
 #pragma once

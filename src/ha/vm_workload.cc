@@ -10,7 +10,7 @@
 #include "drivers/qemu/qemu_process.h"
 #include "drivers/qemu/qmp_client.h"
 #include "ha/ram_tracker.h"
-#include "ha/workload_process.h"
+#include "ha/workload_launch.h"
 
 namespace relive::ha {
 namespace {

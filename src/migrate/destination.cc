@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 
+#include "common/clock.h"
 #include "common/file_util.h"
 #include "common/logging.h"
 #include "common/process_tree.h"
@@ -60,10 +61,6 @@ Status keep_logs(const std::string& work, const std::string& log_root) {
   std::sort(kept.begin(), kept.end());
   for (size_t i = 0; i + kKeptMigrationLogs < kept.size(); ++i) fs::remove_all(kept[i].second, ec);
   return Status::Ok();
-}
-
-double ms_since(Clock::time_point t) {
-  return std::chrono::duration<double, std::milli>(Clock::now() - t).count();
 }
 
 std::string peer_ip(const std::string& address) {

@@ -3,7 +3,7 @@
 #include <fmt/format.h>
 
 #include "security/replay_guard.h"
-#include "security/tls_channel.h"
+#include "security/listener.h"
 #include "wire/migration_codec.h"
 
 namespace relive::migrate {

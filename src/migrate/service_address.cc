@@ -13,6 +13,7 @@
 
 #include <cstring>
 
+#include "common/ipv4_cidr.h"
 #include "common/scoped_fd.h"
 #include "drivers/criu/command.h"
 
@@ -63,20 +64,13 @@ Status send_arp(int fd, const sockaddr_ll& to, const unsigned char* mac, in_addr
 }  // namespace
 
 Result<ServiceAddress> parse_service_address(const std::string& cidr) {
+  Result<Ipv4Cidr> c = parse_ipv4_cidr(cidr, CidrPrefix::kOptional);
+  if (!c.ok()) return Status::InvalidArgument("service address '" + cidr + "': " + c.status().message());
   ServiceAddress a;
-  size_t slash = cidr.find('/');
-  a.text = cidr.substr(0, slash);
-  if (slash != std::string::npos) {
-    std::string p = cidr.substr(slash + 1);
-    if (p.empty() || p.size() > 2 || p.find_first_not_of("0123456789") != std::string::npos ||
-        std::stoi(p) > 32) {
-      return Status::InvalidArgument("bad prefix length in service address " + cidr);
-    }
-    a.prefix = std::stoi(p);
-  }
-  if (::inet_pton(AF_INET, a.text.c_str(), &a.ip) != 1)
-    return Status::InvalidArgument("not an IPv4 address: " + cidr);
-  a.cidr = fmt::format("{}/{}", a.text, a.prefix);
+  a.ip = c->ip;
+  a.prefix = c->prefix;
+  a.text = c->address;
+  a.cidr = c->text();
   return a;
 }
 

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <nlohmann/json.hpp>
 
+#include "common/clock.h"
 #include "common/file_util.h"
 #include "common/logging.h"
 #include "common/process_tree.h"
@@ -15,10 +16,6 @@
 namespace relive::migrate {
 
 namespace m = relive::migration;
-
-double ms_between(Clock::time_point a, Clock::time_point b) {
-  return std::chrono::duration<double, std::milli>(b - a).count();
-}
 
 void Source::progress(const std::string& line) const {
   if (!o_.progress) return;

@@ -24,8 +24,6 @@ namespace relive::migrate {
 
 using Clock = std::chrono::steady_clock;
 
-double ms_between(Clock::time_point a, Clock::time_point b);
-
 class Source {
  public:
   explicit Source(const MigrateOptions& options) : o_(options), start_(Clock::now()) {}

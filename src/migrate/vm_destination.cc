@@ -8,6 +8,7 @@
 #include <set>
 #include <thread>
 
+#include "common/clock.h"
 #include "common/file_util.h"
 #include "common/logging.h"
 #include "drivers/qemu/qemu_process.h"
@@ -27,10 +28,6 @@ namespace m = relive::migration;
 constexpr milliseconds kQmpTimeout{30000};
 // From `cont` until the VM runs: QEMU may still be loading the last device state.
 constexpr milliseconds kStartTimeout{120000};
-
-double ms_since(Clock::time_point t) {
-  return std::chrono::duration<double, std::milli>(Clock::now() - t).count();
-}
 
 // A directory name from the source's label: [A-Za-z0-9._-] or "vm".
 std::string safe_label(const std::string& name) {

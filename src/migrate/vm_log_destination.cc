@@ -9,6 +9,7 @@
 #include <optional>
 #include <thread>
 
+#include "common/clock.h"
 #include "common/file_util.h"
 #include "common/logging.h"
 #include "common/scoped_fd.h"
@@ -29,10 +30,6 @@ constexpr milliseconds kToolTimeout{30000};
 constexpr milliseconds kReplayTimeout{600000};  // the final replay: the source's lead on us
 constexpr size_t kLogHeader = 12;               // QEMU's replay log header (version, 0)
 constexpr const char* kTag = "relive-handover";
-
-double ms_since(Clock::time_point t) {
-  return std::chrono::duration<double, std::milli>(Clock::now() - t).count();
-}
 
 // Runs a short-lived tool (qemu-img, a probing QEMU) in `dir` until it exits.
 Status run_tool(const std::vector<std::string>& argv, const std::string& dir) {

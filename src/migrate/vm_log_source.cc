@@ -10,6 +10,7 @@
 #include <optional>
 #include <thread>
 
+#include "common/clock.h"
 #include "common/file_util.h"
 #include "common/logging.h"
 #include "drivers/qemu/qmp_client.h"
@@ -39,10 +40,6 @@ constexpr int kLosingRounds = 3;
 // count is safe to replay to once the file has grown this much past its size when it was read.
 constexpr uint64_t kFlushMargin = 64 << 10;
 constexpr size_t kChunk = 1 << 20;
-
-double ms_between(Clock::time_point a, Clock::time_point b) {
-  return std::chrono::duration<double, std::milli>(b - a).count();
-}
 
 // The process has exited (gone, or a zombie its parent has not reaped yet).
 bool exited(pid_t pid) {

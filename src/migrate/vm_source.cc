@@ -7,6 +7,7 @@
 #include <optional>
 #include <thread>
 
+#include "common/clock.h"
 #include "common/logging.h"
 #include "container/work_dir.h"
 #include "drivers/qemu/qmp_client.h"
@@ -30,10 +31,6 @@ constexpr milliseconds kQmpTimeout{30000};
 constexpr milliseconds kPoll{200};        // longest wait for an event between queries
 constexpr milliseconds kKeepalive{2000};  // between progress reports to the destination
 constexpr milliseconds kCancelTimeout{30000};
-
-double ms_between(Clock::time_point a, Clock::time_point b) {
-  return std::chrono::duration<double, std::milli>(b - a).count();
-}
 
 double wall_seconds() {
   return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();

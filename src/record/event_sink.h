@@ -7,7 +7,7 @@
 #include <vector>
 
 #include "relive/result.h"
-#include "trace/event.h"
+#include "wire/trace_types.h"
 
 namespace relive::record {
 

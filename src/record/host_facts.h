@@ -1,7 +1,7 @@
 // The recording host's facts that every trace header carries (both record entry points).
 #pragma once
 
-#include "trace/event.h"
+#include "wire/trace_types.h"
 
 namespace relive::record {
 

@@ -7,7 +7,7 @@
 #include <unordered_map>
 
 #include "relive/result.h"
-#include "trace/event.h"
+#include "wire/trace_types.h"
 #include "trace/file_store.h"
 #include "tracee/syscall_policy.h"
 #include "tracee/task.h"

@@ -5,7 +5,7 @@
 #include <string>
 
 #include "relive/status.h"
-#include "trace/event.h"
+#include "wire/trace_types.h"
 #include "tracee/syscall_policy.h"
 
 namespace relive::replay {

@@ -14,7 +14,7 @@
 #include <string>
 
 #include "relive/result.h"
-#include "trace/event.h"
+#include "wire/trace_types.h"
 #include "trace/file_store.h"
 #include "trace/trace_reader.h"
 #include "tracee/syscall_policy.h"

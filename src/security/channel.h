@@ -1,6 +1,6 @@
 // Channel: how two relive agents talk. Every later feature (migration, HA, container migration)
 // sends its control messages through one, so the choice of TLS or plaintext is made once, when
-// the channel is built (security/tls_channel.h), and never by the code that uses it.
+// the channel is built (security/listener.h), and never by the code that uses it.
 #pragma once
 
 #include <chrono>

@@ -1,5 +1,5 @@
 // The key material of a relive cluster: one private CA and, per host, a certificate it signed.
-// Every relived channel authenticates both ends against this CA (security/tls_channel.h).
+// Every relived channel authenticates both ends against this CA (security/listener.h).
 //
 // A key directory holds ca.crt, ca.key and NAME.crt / NAME.key per host, PEM-encoded. Keys are
 // Ed25519 and written with mode 0600; host certificates carry subjectAltName DNS:NAME and

@@ -1,146 +1,97 @@
 #include "security/tls_channel.h"
 
-#include <fmt/format.h>
 #include <openssl/err.h>
 #include <poll.h>
-#include <sys/socket.h>
+#include <pthread.h>
+#include <signal.h>
 
-#include <cerrno>
-
-#include "security/stream_channel.h"
 #include "security/tls_context.h"
-#include "transport/tcp_socket.h"
-#include "wire/protocol_codec.h"
 
 namespace relive::security {
-namespace {
 
 using transport::Deadline;
 
-// TLS handshake records start with 0x16; a plaintext relive frame starts with its magic "RLPM".
-// Looking at the first byte before the handshake turns OpenSSL's "wrong version number" into
-// an error that names the mistake.
-Status check_speaks_tls(int fd, const std::string& peer, Deadline deadline) {
-  RELIVE_RETURN_IF_ERROR(transport::wait_ready(fd, POLLIN, deadline, "TLS hello from " + peer));
-  char first = 0;
-  ssize_t n = ::recv(fd, &first, 1, MSG_PEEK);
-  if (n == 0) return Status::Aborted(peer + " closed the connection before the TLS handshake");
-  if (n < 0) return PosixError("recv from " + peer, errno);
-  if (first == 0x16) return Status::Ok();
-  std::string what = first == 'R' ? "plaintext relive frames (peer is in insecure mode)"
-                                  : "bytes that are not TLS";
-  return Status::Aborted(fmt::format(
-      "authentication with {} failed: peer sent {}; this side requires TLS", peer, what));
+void TlsChannel::close() {
+  if (ssl_ && fd_.valid()) {
+    SigpipeBlocker no_sigpipe;
+    SSL_shutdown(ssl_.get());  // one close_notify, no waiting for the peer's
+    ERR_clear_error();
+  }
+  ssl_.reset();
+  fd_.reset();
 }
 
-// Drives SSL_accept/SSL_connect to completion on a non-blocking socket.
-Status handshake_steps(SSL* ssl, int fd, bool server, Deadline deadline, const std::string& peer,
-                       const std::string& expected_name, const std::string* rejected_subject) {
-  for (;;) {
-    ERR_clear_error();
-    int rc = server ? SSL_accept(ssl) : SSL_connect(ssl);
-    if (rc == 1) return Status::Ok();
-    int err = SSL_get_error(ssl, rc);
-    if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) {
-      short events = err == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT;
-      RELIVE_RETURN_IF_ERROR(
-          transport::wait_ready(fd, events, deadline, "TLS handshake with " + peer));
+Status TlsChannel::confirm_authentication(bool server, Deadline deadline) {
+  if (server) return write_bytes(kAuthConfirmation, deadline);
+  std::string got(kAuthConfirmation.size(), '\0');
+  RELIVE_RETURN_IF_ERROR(read_bytes(got.data(), got.size(), deadline));
+  if (got != kAuthConfirmation) {
+    return Status::Corruption("peer did not confirm authentication (not a relive agent?)");
+  }
+  return Status::Ok();
+}
+
+Status TlsChannel::write_bytes(std::string_view data, Deadline deadline) {
+  SigpipeBlocker no_sigpipe;
+  while (!data.empty()) {
+    size_t n = 0;
+    int rc = SSL_write_ex(ssl_.get(), data.data(), data.size(), &n);
+    if (rc == 1) {
+      data.remove_prefix(n);
       continue;
     }
-    return handshake_failure(ssl, err, peer, expected_name, *rejected_subject);
+    RELIVE_RETURN_IF_ERROR(
+        wait_for_ssl(ssl_.get(), fd_.get(), rc, deadline, peer_.address, "sending"));
   }
+  return Status::Ok();
 }
 
-Status run_handshake(SSL* ssl, int fd, bool server, Deadline deadline, const std::string& peer,
-                     const std::string& expected_name) {
+Status TlsChannel::read_bytes(char* buf, size_t len, Deadline deadline) {
+  // Reading can make TLS write (key updates, alerts).
   SigpipeBlocker no_sigpipe;
-  std::string rejected_subject;
-  SSL_set_app_data(ssl, &rejected_subject);
-  Status s = handshake_steps(ssl, fd, server, deadline, peer, expected_name, &rejected_subject);
-  SSL_set_app_data(ssl, nullptr);  // the string dies with this frame; the SSL lives on
-  return s;
-}
-
-// Wraps a connected socket in TLS and authenticates the peer; nothing is read from it as
-// application data until this has succeeded.
-Result<std::unique_ptr<Channel>> secure(SSL_CTX* ctx, ScopedFd fd, const std::string& peer,
-                                        const ChannelOptions& o, bool server) {
-  Deadline deadline = Deadline::after(o.timeout);
-  if (server) RELIVE_RETURN_IF_ERROR(check_speaks_tls(fd.get(), peer, deadline));
-  SslPtr ssl(SSL_new(ctx));
-  if (!ssl || SSL_set_fd(ssl.get(), fd.get()) != 1) return openssl_error("SSL_new");
-  // The expected name is checked against the peer's certificate in both directions.
-  if (!o.expected_peer_name.empty() &&
-      SSL_set1_host(ssl.get(), o.expected_peer_name.c_str()) != 1) {
-    return openssl_error("expect peer name " + o.expected_peer_name);
+  while (len > 0) {
+    size_t n = 0;
+    int rc = SSL_read_ex(ssl_.get(), buf, len, &n);
+    if (rc == 1) {
+      buf += n;
+      len -= n;
+      continue;
+    }
+    RELIVE_RETURN_IF_ERROR(
+        wait_for_ssl(ssl_.get(), fd_.get(), rc, deadline, peer_.address, "receiving"));
   }
-  RELIVE_RETURN_IF_ERROR(
-      run_handshake(ssl.get(), fd.get(), server, deadline, peer, o.expected_peer_name));
-  PeerIdentity id = identity_of(ssl.get(), peer);
-  auto channel =
-      std::make_unique<TlsChannel>(std::move(fd), std::move(ssl), std::move(id), o.timeout);
-  RELIVE_RETURN_IF_ERROR(channel->confirm_authentication(server, deadline)
-                             .with_context("awaiting authentication confirmation"));
-  return std::unique_ptr<Channel>(std::move(channel));
+  return Status::Ok();
 }
 
-std::unique_ptr<Channel> plain(ScopedFd fd, const std::string& peer, const ChannelOptions& o) {
-  PeerIdentity id;
-  id.address = peer;
-  return std::make_unique<PlainChannel>(std::move(fd), std::move(id), o.timeout);
+Status wait_for_ssl(SSL* ssl, int fd, int rc, Deadline deadline, const std::string& peer,
+                    const char* what) {
+  int err = SSL_get_error(ssl, rc);
+  if (err == SSL_ERROR_WANT_READ) return transport::wait_ready(fd, POLLIN, deadline, what);
+  if (err == SSL_ERROR_WANT_WRITE) return transport::wait_ready(fd, POLLOUT, deadline, what);
+  return connection_failure(err, peer);
 }
 
-}  // namespace
+SigpipeBlocker::SigpipeBlocker() {
+  sigset_t block;
+  sigemptyset(&block);
+  sigaddset(&block, SIGPIPE);
+  pthread_sigmask(SIG_BLOCK, &block, &old_mask_);
+  sigset_t pending;
+  sigpending(&pending);
+  was_pending_ = sigismember(&pending, SIGPIPE) == 1;
+}
 
-Result<Listener> Listener::create(const std::string& host, uint16_t port,
-                                  const ChannelOptions& options) {
-  SslCtxPtr ctx;
-  if (!options.insecure) {
-    RELIVE_ASSIGN_OR_RETURN(ctx, make_tls_context(options, /*server=*/true));
+SigpipeBlocker::~SigpipeBlocker() {
+  sigset_t pending;
+  sigpending(&pending);
+  if (!was_pending_ && sigismember(&pending, SIGPIPE) == 1) {
+    sigset_t pipe_only;
+    sigemptyset(&pipe_only);
+    sigaddset(&pipe_only, SIGPIPE);
+    timespec zero{};
+    sigtimedwait(&pipe_only, nullptr, &zero);  // consume the SIGPIPE we caused
   }
-  RELIVE_ASSIGN_OR_RETURN(ScopedFd fd, transport::tcp_listen(host, port));
-  RELIVE_ASSIGN_OR_RETURN(uint16_t bound, transport::local_port(fd.get()));
-  return Listener(std::move(fd), bound, std::move(ctx), options);
-}
-
-Result<std::unique_ptr<Channel>> Listener::accept() {
-  std::string peer;
-  RELIVE_ASSIGN_OR_RETURN(
-      ScopedFd fd, transport::tcp_accept(fd_.get(), Deadline::after(options_.timeout), &peer));
-  if (options_.insecure) return plain(std::move(fd), peer, options_);
-  return secure(ctx_.get(), std::move(fd), peer, options_, /*server=*/true);
-}
-
-Result<std::unique_ptr<Channel>> connect_channel(const std::string& host, uint16_t port,
-                                                 const ChannelOptions& options) {
-  SslCtxPtr ctx;
-  if (!options.insecure) {
-    RELIVE_ASSIGN_OR_RETURN(ctx, make_tls_context(options, /*server=*/false));
-  }
-  RELIVE_ASSIGN_OR_RETURN(ScopedFd fd,
-                          transport::tcp_connect(host, port, Deadline::after(options.timeout)));
-  std::string peer = transport::peer_address(fd.get());
-  if (options.insecure) return plain(std::move(fd), peer, options);
-  return secure(ctx.get(), std::move(fd), peer, options, /*server=*/false);
-}
-
-Status send_protocol_message(Channel& channel, const protocol::Message& message) {
-  return channel.send_message(wire::encode_message(message));
-}
-
-Result<protocol::Message> recv_protocol_message(Channel& channel) {
-  RELIVE_ASSIGN_OR_RETURN(std::string frame, channel.recv_message());
-  return wire::decode_message(frame);
-}
-
-ChannelOptions tls_options_for_host(const std::string& key_dir, const std::string& host,
-                                    const std::string& expected_peer_name) {
-  ChannelOptions o;
-  o.ca_file = key_dir + "/ca.crt";
-  o.cert_file = key_dir + "/" + host + ".crt";
-  o.key_file = key_dir + "/" + host + ".key";
-  o.expected_peer_name = expected_peer_name;
-  return o;
+  pthread_sigmask(SIG_SETMASK, &old_mask_, nullptr);
 }
 
 }  // namespace relive::security

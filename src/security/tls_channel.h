@@ -1,47 +1,60 @@
-// Listener and connector for Channels over TCP: TLS 1.3 with mutual certificate authentication,
-// or plaintext when (and only when) ChannelOptions::insecure is set. A TLS peer is verified
-// during the handshake, before any application byte is read from it; a refusal is a Status
-// that says why (no certificate, foreign CA, expired, wrong host name, not speaking TLS).
+// TlsChannel: a Channel over TLS 1.3 on a connected TCP socket whose handshake has completed,
+// and the OpenSSL I/O helpers it and the handshake in listener.cc share. Internal to
+// src/security/; built by Listener and connect_channel (listener.h).
 #pragma once
 
-#include <cstdint>
-#include <memory>
-#include <string>
+#include <signal.h>
 
-#include "common/scoped_fd.h"
-#include "relive/result.h"
-#include "security/channel.h"
+#include <string>
+#include <string_view>
+
 #include "security/openssl_util.h"
+#include "security/stream_channel.h"
 
 namespace relive::security {
 
-// Accepts connections on one address. Move-only; owns its socket and TLS context.
-class Listener {
+// Sent by a TLS server right after the handshake, before any frame (schemas/protocol.capnp).
+inline constexpr std::string_view kAuthConfirmation{"RLVAUTH1", 8};
+
+class TlsChannel final : public StreamChannel {
  public:
-  // Binds `host` (numeric, e.g. "127.0.0.1") and `port` (0: ephemeral). Fails at once when the
-  // TLS files cannot be loaded.
-  static Result<Listener> create(const std::string& host, uint16_t port,
-                                 const ChannelOptions& options);
+  // `ssl` has completed its handshake on `fd`.
+  TlsChannel(ScopedFd fd, SslPtr ssl, PeerIdentity peer, std::chrono::milliseconds timeout)
+      : StreamChannel(std::move(fd), std::move(peer), timeout), ssl_(std::move(ssl)) {}
+  ~TlsChannel() override { close(); }
+  void close() override;
 
-  uint16_t port() const { return port_; }
+  // TLS 1.3 finishes the client's handshake before the server has judged the client's
+  // certificate, so the server confirms with kAuthConfirmation once it has; the client waits
+  // for it. A refused client thus fails in connect_channel, with the server's reason.
+  Status confirm_authentication(bool server, transport::Deadline deadline);
 
-  // The next authenticated connection, waiting at most options.timeout for it to arrive and
-  // as long again for its handshake. A peer that fails authentication is closed and reported
-  // as the Status; call accept() again to serve the next one.
-  Result<std::unique_ptr<Channel>> accept();
+ protected:
+  Status write_bytes(std::string_view data, transport::Deadline deadline) override;
+  Status read_bytes(char* buf, size_t len, transport::Deadline deadline) override;
 
  private:
-  Listener(ScopedFd fd, uint16_t port, SslCtxPtr ctx, ChannelOptions options)
-      : fd_(std::move(fd)), port_(port), ctx_(std::move(ctx)), options_(std::move(options)) {}
-
-  ScopedFd fd_;
-  uint16_t port_ = 0;
-  SslCtxPtr ctx_;  // null when insecure
-  ChannelOptions options_;
+  SslPtr ssl_;  // freed before the base class closes fd_
 };
 
-// Connects to host:port and authenticates the server (and itself) as `options` say.
-Result<std::unique_ptr<Channel>> connect_channel(const std::string& host, uint16_t port,
-                                                 const ChannelOptions& options);
+// Waits for whatever `ssl` needs after a call returned `rc` (more input, room to write);
+// any other outcome is the call's failure as a Status.
+Status wait_for_ssl(SSL* ssl, int fd, int rc, transport::Deadline deadline, const std::string& peer,
+                    const char* what);
+
+// Blocks SIGPIPE in this thread for its lifetime and discards one raised meanwhile: OpenSSL
+// writes to the socket with write(2), which would otherwise kill the process when the peer has
+// gone. The process's own SIGPIPE disposition is left alone.
+class SigpipeBlocker {
+ public:
+  SigpipeBlocker();
+  ~SigpipeBlocker();
+  SigpipeBlocker(const SigpipeBlocker&) = delete;
+  SigpipeBlocker& operator=(const SigpipeBlocker&) = delete;
+
+ private:
+  sigset_t old_mask_;
+  bool was_pending_ = false;
+};
 
 }  // namespace relive::security

@@ -5,7 +5,7 @@
 #include <cstdint>
 #include <string>
 
-#include "trace/event.h"
+#include "wire/trace_types.h"
 
 namespace relive::trace {
 

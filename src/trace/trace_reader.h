@@ -11,7 +11,7 @@
 
 #include "common/scoped_fd.h"
 #include "relive/result.h"
-#include "trace/event.h"
+#include "wire/trace_types.h"
 #include "wire/segment.h"
 
 namespace relive::trace {

@@ -1,6 +1,6 @@
 // Non-blocking TCP sockets with deadlines: every wait goes through poll() with the time left, so
 // no call can block forever on a silent or vanished peer. The building blocks of the network
-// channels (src/security/tls_channel.h); framing and encryption live there.
+// channels (src/security/stream_channel.h, tls_channel.h); framing and encryption live there.
 #pragma once
 
 #include <chrono>

@@ -8,7 +8,7 @@
 #include <string>
 #include <string_view>
 
-#include "container/manifest.h"
+#include "wire/archive_types.h"
 #include "relive/result.h"
 
 namespace relive::wire {

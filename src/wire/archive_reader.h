@@ -10,7 +10,7 @@
 #include <string_view>
 
 #include "common/hash.h"
-#include "container/manifest.h"
+#include "wire/archive_types.h"
 #include "relive/result.h"
 
 namespace relive::wire {

@@ -1,4 +1,4 @@
-// Converts trace events (src/trace/event.h) to and from their encoding in the event log: one
+// Converts trace events (src/wire/trace_types.h) to and from their encoding in the event log: one
 // self-contained Cap'n Proto message per event, root Event in schemas/trace.capnp.
 #pragma once
 
@@ -6,7 +6,7 @@
 #include <string_view>
 
 #include "relive/result.h"
-#include "trace/event.h"
+#include "wire/trace_types.h"
 
 namespace relive::wire {
 

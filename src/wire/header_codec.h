@@ -8,7 +8,7 @@
 #include <string_view>
 
 #include "relive/result.h"
-#include "trace/event.h"
+#include "wire/trace_types.h"
 
 namespace relive::wire {
 

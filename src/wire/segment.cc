@@ -5,7 +5,7 @@
 
 #include "common/check.h"
 #include "common/hash.h"
-#include "trace/event.h"
+#include "wire/trace_types.h"
 #include "wire/le_bytes.h"
 
 namespace relive::wire {

@@ -176,9 +176,9 @@ TEST(EtcdLeaseCreate, RejectsBadEndpoints) {
   EXPECT_EQ(EtcdLease::create({"https://x:1"}).status().message(),
             "etcd endpoint: 'https://x:1': not http://");
   EXPECT_EQ(EtcdLease::create({"http://x"}).status().message(),
-            "etcd endpoint: 'http://x': expected http://HOST:PORT");
+            "etcd endpoint: 'http://x': expected HOST:PORT");
   EXPECT_EQ(EtcdLease::create({"http://x:0"}).status().message(),
-            "etcd endpoint: 'http://x:0': bad port");
+            "etcd endpoint: 'http://x:0': port must be between 1 and 65535");
 }
 
 }  // namespace

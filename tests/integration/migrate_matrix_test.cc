@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "netns_hosts.h"
+#include "relived_fixture.h"
 #include "test_util.h"
 
 namespace relive::testing {
@@ -52,15 +53,9 @@ class MigrateMatrix : public ::testing::TestWithParam<Case> {
   }
 
   void start_relived() {
-    relived_ = std::make_unique<Background>(
-        hosts_.in('b', {relive_bin() + "d", "--listen", hosts_.address('b') + ":7070",
-                        "--state-dir", dir_ / "stateb", "--work-dir", dir_ / "stateb", "--once",
-                        "1", "--tls-dir", dir_ / "keys", "--name", "hostb"}),
-        dir_ / "relived.out", dir_ / "relived.err");
-    ASSERT_TRUE(eventually(
-        [&] { return read_all(dir_ / "relived.err").find("listening") != std::string::npos; },
-        seconds(10)))
-        << read_all(dir_ / "relived.err");
+    relive::testing::start_relived(
+        hosts_, dir_, {"--work-dir", dir_ / "stateb", "--tls-dir", dir_ / "keys", "--name", "hostb"},
+        &relived_);
   }
 
   std::string result() const { return read_all(dir_ / "result"); }
@@ -92,7 +87,7 @@ TEST_P(MigrateMatrix, CarriesOnOrIsRefusedWithTheSourceRunning) {
 
   RunResult r =
       run(hosts_.in('a', {relive_bin(), "migrate", "--pid", std::to_string(source), "--to",
-                          hosts_.address('b') + ":7070", "--strategy", strategy, "--json",
+                          relived_address(hosts_), "--strategy", strategy, "--json",
                           "--tls-dir", dir_ / "keys", "--name", "hosta", "--peer-name", "hostb"}),
           300);
   if (strategy == "crtr" && subject.multi_threaded) {

@@ -10,6 +10,7 @@
 #include <sstream>
 
 #include "netns_hosts.h"
+#include "relived_fixture.h"
 #include "test_util.h"
 
 namespace relive::testing {
@@ -17,8 +18,6 @@ namespace {
 
 using std::chrono::milliseconds;
 using std::chrono::seconds;
-
-std::string relived_bin() { return relive_bin() + "d"; }
 
 const char* kCounter = R"(
 import sys, time
@@ -117,27 +116,20 @@ class Migrate : public ::testing::Test {
   }
 
   void start_relived(const std::vector<std::string>& extra = {}) {
-    std::vector<std::string> argv = {
-        relived_bin(), "--listen", hosts_.address('b') + ":7070", "--state-dir", dir_ / "stateb",
-        "--once",      "1"};
+    std::vector<std::string> args;
     // Work in the default place (/dev/shm) only where a test says so.
-    if (work_root_ != "/dev/shm") argv.insert(argv.end(), {"--work-dir", work_root_});
+    if (work_root_ != "/dev/shm") args.insert(args.end(), {"--work-dir", work_root_});
     if (extra.empty()) {
-      argv.insert(argv.end(), {"--tls-dir", dir_ / "keys", "--name", "hostb"});
+      args.insert(args.end(), {"--tls-dir", dir_ / "keys", "--name", "hostb"});
     } else {
-      argv.insert(argv.end(), extra.begin(), extra.end());
+      args.insert(args.end(), extra.begin(), extra.end());
     }
-    relived_ = std::make_unique<Background>(hosts_.in('b', argv), dir_ / "relived.out",
-                                            dir_ / "relived.err");
-    ASSERT_TRUE(eventually(
-        [&] { return read_all(dir_ / "relived.err").find("listening") != std::string::npos; },
-        seconds(10)))
-        << read_all(dir_ / "relived.err");
+    relive::testing::start_relived(hosts_, dir_, args, &relived_);
   }
 
   RunResult migrate(pid_t pid, const std::string& strategy, std::vector<std::string> extra = {}) {
     std::vector<std::string> argv = {relive_bin(),        "migrate", "--pid",
-                                     std::to_string(pid), "--to",    hosts_.address('b') + ":7070",
+                                     std::to_string(pid), "--to",    relived_address(hosts_),
                                      "--strategy",        strategy,  "--json"};
     if (std::find(extra.begin(), extra.end(), "--insecure") == extra.end())
       argv.insert(argv.end(),
@@ -279,17 +271,10 @@ TEST_F(Migrate, CrtrSourceSurvivesDestinationDeath) {
   std::string log = dir_ / "counter.log";
   Background counter(hosts_.in('a', {"/usr/bin/python3", dir_ / "counter.py", log}), "/dev/null");
   ASSERT_TRUE(eventually([&] { return last_count(log) >= 5; }, seconds(10)));
-  std::thread killer([&] {
-    eventually(
-        [&] {
-          return sh("ls " + dir_ / "stateb/relive-incoming-*/trace/header" + " >/dev/null 2>&1") ==
-                 0;
-        },
-        seconds(30));
-    relived_->stop();
-  });
+  FaultWhen killer([&] { return path_exists(dir_ / "stateb/relive-incoming-*/trace/header"); },
+                   [&] { relived_->stop(); });
   RunResult r = migrate(counter.pid(), "crtr", {"--max-rounds", "1000"});
-  killer.join();
+  EXPECT_TRUE(killer.join()) << "the log shipping never started";
   EXPECT_NE(r.exit_code, 0);
   expect_runs_on(counter, log);
   EXPECT_EQ(
@@ -332,20 +317,11 @@ TEST_F(Migrate, CrtrLinkCutLeavesTheSourceRunning) {
   std::string log = dir_ / "counter.log";
   Background counter(hosts_.in('a', {"/usr/bin/python3", dir_ / "counter.py", log}), "/dev/null");
   ASSERT_TRUE(eventually([&] { return last_count(log) >= 5; }, seconds(10)));
-  std::thread cutter([&] {
-    eventually(
-        [&] {
-          return sh("ls " + dir_ / "stateb/relive-incoming-*/trace/header" + " >/dev/null 2>&1") ==
-                 0;
-        },
-        seconds(30));
-    hosts_.sh_in('b',
-                 "iptables -I INPUT -p tcp --dport 7070 -j DROP; iptables -I OUTPUT -p tcp --sport "
-                 "7070 -j DROP");
-  });
+  FaultWhen cutter([&] { return path_exists(dir_ / "stateb/relive-incoming-*/trace/header"); },
+                   [&] { EXPECT_EQ(cut_relived_link(hosts_, 'b'), 0); });
   RunResult r = migrate(counter.pid(), "crtr",
                         {"--max-rounds", "100000", "--log-threshold", "0", "--io-timeout", "3"});
-  cutter.join();
+  EXPECT_TRUE(cutter.join()) << "the log shipping never started";
   EXPECT_NE(r.exit_code, 0);
   expect_runs_on(counter, log);
   EXPECT_EQ(
@@ -388,7 +364,7 @@ TEST_F(Migrate, RefusesAnExpiredCertificate) {
   Background counter(hosts_.in('a', {"/usr/bin/python3", dir_ / "counter.py", dir_ / "c.log"}),
                      "/dev/null");
   RunResult r = run(hosts_.in('a', {relive_bin(), "migrate", "--pid", std::to_string(counter.pid()),
-                                    "--to", hosts_.address('b') + ":7070", "--strategy",
+                                    "--to", relived_address(hosts_), "--strategy",
                                     "stop-copy", "--tls-dir", dir_ / "keys", "--name", "stale"}));
   EXPECT_NE(r.exit_code, 0);
   EXPECT_TRUE(counter.running());
@@ -409,7 +385,7 @@ TEST_F(Migrate, ContainerMigrateMovesAProcessTree) {
   ASSERT_TRUE(eventually([&] { return last_count(log) >= 10; }, seconds(10)));
   RunResult r =
       run(hosts_.in('a', {relive_bin(), "container", "migrate", "--pid", std::to_string(tree.pid()),
-                          "--to", hosts_.address('b') + ":7070", "--strategy", "precopy",
+                          "--to", relived_address(hosts_), "--strategy", "precopy",
                           "--tls-dir", dir_ / "keys", "--name", "hosta", "--json"}),
           180);
   ASSERT_EQ(r.exit_code, 0) << r.err;
@@ -434,16 +410,13 @@ TEST_F(Migrate, ContainerMigrateLinkCutLeavesTheTreeRunning) {
   ASSERT_TRUE(eventually([&] { return last_count(log) >= 5; }, seconds(10)));
   Background mig(
       hosts_.in('a', {relive_bin(), "container", "migrate", "--pid", std::to_string(tree.pid()),
-                      "--to", hosts_.address('b') + ":7070", "--strategy", "precopy",
+                      "--to", relived_address(hosts_), "--strategy", "precopy",
                       "--io-timeout", "3", "--tls-dir", dir_ / "keys", "--name", "hosta"}),
       dir_ / "mig.out", dir_ / "mig.err");
   ASSERT_TRUE(eventually(
       [&] { return read_all(dir_ / "mig.err").find("round=1") != std::string::npos; }, seconds(60)))
       << read_all(dir_ / "mig.err");
-  ASSERT_EQ(hosts_.sh_in('b',
-                         "iptables -I INPUT -p tcp --dport 7070 -j DROP && iptables -I OUTPUT -p "
-                         "tcp --sport 7070 -j DROP"),
-            0);
+  ASSERT_EQ(cut_relived_link(hosts_, 'b'), 0);
   int rc = mig.wait_exit(milliseconds(120000));
   std::string err = read_all(dir_ / "mig.err");
   EXPECT_NE(rc, 0) << err;
@@ -474,14 +447,10 @@ TEST_F(Migrate, SourceSurvivesDestinationDeath) {
   Background counter(hosts_.in('a', {"/usr/bin/python3", dir_ / "counter.py", log}), "/dev/null");
   ASSERT_TRUE(eventually([&] { return last_count(log) >= 5; }, seconds(10)));
   // Kill relived as soon as it has a migration work dir, i.e. mid-migration.
-  std::thread killer([&] {
-    eventually(
-        [&] { return sh("ls -d " + dir_ / "stateb/relive-incoming-*" + " >/dev/null 2>&1") == 0; },
-        seconds(30));
-    relived_->stop();
-  });
+  FaultWhen killer([&] { return path_exists(dir_ / "stateb/relive-incoming-*"); },
+                   [&] { relived_->stop(); });
   RunResult r = migrate(counter.pid(), "stop-copy");
-  killer.join();
+  EXPECT_TRUE(killer.join()) << "relived never made a work dir";
   EXPECT_NE(r.exit_code, 0);
   EXPECT_NE(r.err.find("migration failed"), std::string::npos) << r.err;
   expect_runs_on(counter, log);
@@ -503,7 +472,7 @@ TEST_F(Migrate, RefusesACertificateFromAnotherCluster) {
                      "/dev/null");
   RunResult r =
       run(hosts_.in('a', {relive_bin(), "migrate", "--pid", std::to_string(counter.pid()), "--to",
-                          hosts_.address('b') + ":7070", "--strategy", "stop-copy", "--tls-dir",
+                          relived_address(hosts_), "--strategy", "stop-copy", "--tls-dir",
                           dir_ / "foreign", "--name", "hosta"}));
   EXPECT_NE(r.exit_code, 0);
   EXPECT_NE(r.err.find("relive:"), std::string::npos) << r.err;

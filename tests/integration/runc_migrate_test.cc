@@ -15,6 +15,7 @@
 
 #include "container/oci_bundle.h"
 #include "netns_hosts.h"
+#include "relived_fixture.h"
 #include "test_util.h"
 
 namespace relive::testing {
@@ -22,8 +23,6 @@ namespace {
 
 using std::chrono::milliseconds;
 using std::chrono::seconds;
-
-std::string relived_bin() { return relive_bin() + "d"; }
 
 const std::vector<std::string> kCounterArgs = {
     "/bin/sh", "-c", "i=0; while :; do i=$((i+1)); echo $i > /state/counter; sleep 0.05; done"};
@@ -97,17 +96,10 @@ class RuncMigrate : public ::testing::Test {
   }
 
   void start_relived() {
-    std::vector<std::string> argv = {relived_bin(), "--listen",      hosts_.address('b') + ":7070",
-                                     "--state-dir", dir_ / "stateb", "--once",
-                                     "1",           "--tls-dir",     dir_ / "keys",
-                                     "--name",      "hostb",         "--runc-root",
-                                     runc_root(),   "--runc-netns",  netns('b')};
-    relived_ = std::make_unique<Background>(hosts_.in('b', argv), dir_ / "relived.out",
-                                            dir_ / "relived.err");
-    ASSERT_TRUE(eventually(
-        [&] { return read_all(dir_ / "relived.err").find("listening") != std::string::npos; },
-        seconds(10)))
-        << read_all(dir_ / "relived.err");
+    relive::testing::start_relived(hosts_, dir_,
+                                   {"--tls-dir", dir_ / "keys", "--name", "hostb", "--runc-root",
+                                    runc_root(), "--runc-netns", netns('b')},
+                                   &relived_);
   }
   // The counter container, in host a's network namespace, counting already.
   void start_counter() {
@@ -119,7 +111,7 @@ class RuncMigrate : public ::testing::Test {
   std::vector<std::string> migrate_argv(const std::string& strategy,
                                         const std::vector<std::string>& extra = {}) const {
     std::vector<std::string> argv = {relive_bin(), "container",   "migrate",
-                                     name_.name(), "--to",        hosts_.address('b') + ":7070",
+                                     name_.name(), "--to",        relived_address(hosts_),
                                      "--strategy", strategy,      "--json",
                                      "--tls-dir",  dir_ / "keys", "--name",
                                      "hosta",      "--peer-name", "hostb"};
@@ -269,10 +261,7 @@ TEST_F(RuncMigrate, LinkCutMidWayLeavesTheSourceRunning) {
       eventually([&] { return read_all(dir_ / "mig.err").find("phase=dump") != std::string::npos; },
                  seconds(60)))
       << read_all(dir_ / "mig.err");
-  ASSERT_EQ(hosts_.sh_in('b',
-                         "iptables -I INPUT -p tcp --dport 7070 -j DROP && iptables -I OUTPUT -p "
-                         "tcp --sport 7070 -j DROP"),
-            0);
+  ASSERT_EQ(cut_relived_link(hosts_, 'b'), 0);
   int rc = mig.wait_exit(milliseconds(120000));
   std::string err = read_all(dir_ / "mig.err");
   EXPECT_NE(rc, 0) << err;

@@ -13,6 +13,7 @@
 
 #include "drivers/qemu/qmp_client.h"
 #include "netns_hosts.h"
+#include "relived_fixture.h"
 #include "test_util.h"
 
 namespace relive::testing {
@@ -20,8 +21,6 @@ namespace {
 
 using std::chrono::milliseconds;
 using std::chrono::seconds;
-
-std::string relived_bin() { return relive_bin() + "d"; }
 
 // The counter values of the complete "relive-counter N" lines of a serial log.
 std::vector<int> counters(const std::string& file) {
@@ -61,17 +60,9 @@ class VmMigrate : public ::testing::Test {
   }
 
   void start_relived() {
-    std::vector<std::string> argv = {relived_bin(), "--listen",      hosts_.address('b') + ":7070",
-                                     "--state-dir", dir_ / "stateb", "--vm-dir",
-                                     dir_ / "vms",  "--once",        "1",
-                                     "--tls-dir",   dir_ / "keys",   "--name",
-                                     "hostb"};
-    relived_ = std::make_unique<Background>(hosts_.in('b', argv), dir_ / "relived.out",
-                                            dir_ / "relived.err");
-    ASSERT_TRUE(eventually(
-        [&] { return read_all(dir_ / "relived.err").find("listening") != std::string::npos; },
-        seconds(10)))
-        << read_all(dir_ / "relived.err");
+    relive::testing::start_relived(
+        hosts_, dir_, {"--vm-dir", dir_ / "vms", "--tls-dir", dir_ / "keys", "--name", "hostb"},
+        &relived_);
   }
 
   // QEMU running the test guest with its monitor on `qmp_socket`: with an e1000 on slirp whose
@@ -126,7 +117,7 @@ class VmMigrate : public ::testing::Test {
   std::vector<std::string> migrate_argv(const std::string& strategy,
                                         const std::vector<std::string>& extra = {}) {
     std::vector<std::string> argv = {relive_bin(), "migrate",     "--vm",
-                                     qmp(),        "--to",        hosts_.address('b') + ":7070",
+                                     qmp(),        "--to",        relived_address(hosts_),
                                      "--strategy", strategy,      "--json",
                                      "--tls-dir",  dir_ / "keys", "--name",
                                      "hosta",      "--peer-name", "hostb"};

@@ -8,7 +8,7 @@
 
 #include "security/request_gate.h"
 #include "security/test_keys.h"
-#include "security/tls_channel.h"
+#include "security/listener.h"
 #include "wire/protocol_codec.h"
 
 namespace relive::security {

@@ -10,7 +10,7 @@
 
 #include "common/check.h"
 #include "common/file_util.h"
-#include "trace/event.h"
+#include "wire/trace_types.h"
 
 namespace relive::testing {
 

@@ -1,6 +1,6 @@
 // The plain C++ form of a container archive's manifest (schemas/archive.capnp describes the
-// format; src/wire/archive_codec converts). Header-only so that src/wire/ can use it without
-// depending on the container library.
+// format; src/wire/archive_codec converts). Free of Cap'n Proto, so that src/container/ and the
+// layers above it use it without seeing the encoding.
 #pragma once
 
 #include <cstdint>

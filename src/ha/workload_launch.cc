@@ -1,4 +1,4 @@
-#include "ha/workload_process.h"
+#include "ha/workload_launch.h"
 
 #include <fcntl.h>
 #include <fmt/format.h>

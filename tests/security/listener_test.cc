@@ -1,4 +1,4 @@
-#include "security/tls_channel.h"
+#include "security/listener.h"
 
 #include <fcntl.h>
 #include <gtest/gtest.h>

@@ -1,5 +1,6 @@
-// The trace's own types: what the tracer logs and the replayer consumes. These are plain C++;
-// src/wire/ converts them to and from the Cap'n Proto encoding (schemas/trace.capnp).
+// The trace's own types: what the tracer logs and the replayer consumes. These are plain C++,
+// free of Cap'n Proto, so that every layer above src/wire/ can use them; src/wire/ converts them to
+// and from the Cap'n Proto encoding (schemas/trace.capnp).
 #pragma once
 
 #include <array>

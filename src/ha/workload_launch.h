@@ -5,6 +5,8 @@
 // /dev/null and stdout/stderr appended to relive-workload.log in that directory (which is
 // replicated with every epoch, so the restored descriptors find the file as it was).
 // relived is a child subreaper, so the workload, and a workload restored by CRIU, is its child.
+// workload_alive() and kill_workload() serve every kind (process_workload.h: the tree's PID 1;
+// vm_workload.h: QEMU).
 #pragma once
 
 #include <sys/types.h>
