@@ -158,10 +158,8 @@ Result<criu::CriuProcess> Runc::start_lazy_checkpoint(const std::string& name, c
 Status Runc::run_restore(const std::string& name, const std::string& bundle, const CriuArgs& a,
                          bool lazy) const {
   std::string log = a.work + "/runc.log";
-  // sh only to put runc's stdio on /dev/null (see the header); runc's errors go to --log.
-  std::vector<std::string> args = {"/bin/sh", "-c", "exec \"$@\" </dev/null >/dev/null 2>&1", "sh"};
-  auto base = argv0();
-  args.insert(args.end(), base.begin(), base.end());
+  // runc's stdio on /dev/null (see the header); runc's errors go to --log.
+  std::vector<std::string> args = argv0();
   args.insert(args.end(),
               {"--log", log, "--criu", a.criu, "restore", "--detach", "--bundle", bundle});
   if (lazy) args.push_back("--lazy-pages");
@@ -171,6 +169,7 @@ Status Runc::run_restore(const std::string& name, const std::string& bundle, con
   criu::CommandOptions co;
   co.env = criu_env(a);
   co.timeout = timeout_;
+  co.discard_output = true;
   RELIVE_ASSIGN_OR_RETURN(criu::CommandResult r, criu::run_command(args, co));
   if (r.ok()) return Status::Ok();
   auto text = read_file(log);

@@ -7,6 +7,7 @@
 #include <set>
 
 #include "common/file_util.h"
+#include "common/safe_name.h"
 #include "drivers/qemu/vm_command_line.h"
 
 namespace relive::ha {
@@ -274,11 +275,9 @@ Status parse_workload(Section& root, WorkloadConfig* w) {
   }
   w->service_prefix_len = static_cast<uint8_t>(std::stoi(len));
   RELIVE_ASSIGN_OR_RETURN(w->netns, s.string("netns"));
-  if (w->netns.size() > 64 || w->netns.find('/') != std::string::npos || w->netns == "." ||
-      w->netns == "..") {
-    return s.error("netns", "must be a namespace name (no '/', at most 64 characters), got '" +
-                                w->netns + "'");
-  }
+  // The name goes into `ip netns` argv and /run/netns/; "-<peer>" is appended (workload_network).
+  if (Status n = check_name("network namespace", w->netns); !n.ok())
+    return s.error("netns", n.message());
   RELIVE_ASSIGN_OR_RETURN(uint64_t q, s.integer("output_queue", 0, 0, 65534));
   w->output_queue = static_cast<uint16_t>(q);
   return s.finish();

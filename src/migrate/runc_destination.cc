@@ -7,6 +7,7 @@
 
 #include "common/file_util.h"
 #include "common/process_tree.h"
+#include "common/safe_name.h"
 #include "container/runc_bundle.h"
 #include "tracee/resume_check.h"
 
@@ -22,8 +23,8 @@ constexpr const char* kLeaveStopped = "leave-stopped\n";
 
 Result<RuncIncoming> RuncIncoming::create(const std::string& name,
                                           const RuncDestinationOptions& o) {
-  if (name.empty() || name.find('/') != std::string::npos || name == "." || name == "..")
-    return Status::InvalidArgument("bad container name '" + name + "'");
+  // The name comes from the source: it becomes runc's container id, a path and a cgroup.
+  RELIVE_RETURN_IF_ERROR(check_name("container name", name));
   RELIVE_ASSIGN_OR_RETURN(container::Runc runc, container::Runc::find(o.timeout, o.runc_root));
   if (runc.state(name).ok())
     return Status::InvalidArgument("a runc container named '" + name + "' exists here already");
