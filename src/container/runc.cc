@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "common/file_util.h"
+#include "common/json_field.h"
 #include "drivers/criu/command.h"
 
 namespace relive::container {
@@ -92,12 +93,12 @@ Result<RuncState> Runc::state(const std::string& name) const {
     return Status::Corruption("runc state " + name + " printed no state: " + trim(out));
   }
   RuncState s;
-  s.id = j.value("id", name);
-  s.pid = j.value("pid", 0);
-  s.status = j.value("status", "");
-  s.bundle = j.value("bundle", "");
-  s.rootfs = j.value("rootfs", "");
-  s.created = j.value("created", "");
+  s.id = json_value_or(j, "id", name);
+  s.pid = json_value_or(j, "pid", 0);
+  s.status = json_value_or(j, "status", "");
+  s.bundle = json_value_or(j, "bundle", "");
+  s.rootfs = json_value_or(j, "rootfs", "");
+  s.created = json_value_or(j, "created", "");
   return s;
 }
 

@@ -43,7 +43,7 @@ Status RuncIncoming::write_config(const std::string& fs_dir) {
     auto& l = j["linux"];
     if (l.contains("namespaces") && l["namespaces"].is_array()) {
       for (auto& ns : l["namespaces"])
-        if (ns.is_object() && ns.value("type", "") == "network" && ns.contains("path"))
+        if (ns.is_object() && ns.contains("type") && ns["type"] == "network" && ns.contains("path"))
           ns["path"] = netns;
     }
     std::string cg = l.contains("cgroupsPath") && l["cgroupsPath"].is_string()

@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "common/file_util.h"
+#include "common/json_field.h"
 #include "common/logging.h"
 #include "common/scoped_fd.h"
 #include "drivers/qemu/qemu_process.h"
@@ -163,7 +164,7 @@ Status VmLogIncoming::start_replay() {
 
 Result<uint64_t> VmLogIncoming::replay_icount() {
   RELIVE_ASSIGN_OR_RETURN(nlohmann::json r, rqmp_->execute("query-replay"));
-  return r.value("icount", uint64_t{0});
+  return json_value_or(r, "icount", uint64_t{0});
 }
 
 // Lets the replay run on up to `icount` (where it pauses by itself).
@@ -187,7 +188,7 @@ Status VmLogIncoming::finish_replay(nlohmann::json* detail) {
     if (!replay_->running())
       return Status::IoError("replaying QEMU exited: " + replay_->log_tail());
     RELIVE_ASSIGN_OR_RETURN(nlohmann::json st, rqmp_->execute("query-status"));
-    if (st.value("status", "") == "shutdown") break;
+    if (json_value_or(st, "status", "") == "shutdown") break;
     if (Clock::now() - start > kReplayTimeout) return Status::IoError("the replay did not end");
     std::this_thread::sleep_for(milliseconds(20));
   }
@@ -230,7 +231,7 @@ Status VmLogIncoming::run_live() {
   for (;;) {
     if (!live_->running()) return Status::IoError("live QEMU exited: " + live_->log_tail());
     RELIVE_ASSIGN_OR_RETURN(nlohmann::json st, lqmp_->execute("query-status"));
-    if (st.value("running", false)) break;
+    if (json_value_or(st, "running", false)) break;
     if (Clock::now() - start > kQmpTimeout) return Status::IoError("the VM does not run");
     std::this_thread::sleep_for(milliseconds(10));
   }
