@@ -14,6 +14,7 @@
 #include "drivers/qemu/qemu_process.h"
 #include "drivers/qemu/qmp_client.h"
 #include "drivers/qemu/vm_command_line.h"
+#include "migrate/destination_phase.h"
 #include "migrate/peer_replies.h"
 #include "migrate/qemu_tls.h"
 #include "migrate/routed_tap.h"
@@ -72,6 +73,7 @@ class VmIncoming {
   // --service-address: the guest's tap here, routed at the commit; gone if the migration fails.
   std::optional<ServiceAddress> svc_;
   std::optional<RoutedTap> tap_;
+  DestinationPhase phase_{DestinationFlow::kVm};
   DestinationOutcome outcome_;
 };
 
@@ -183,6 +185,8 @@ Status VmIncoming::run_here() {
 }
 
 Result<std::string> VmIncoming::dispatch(const m::Command& c, bool* done) {
+  if (Status s = phase_.step(c); !s.ok())
+    return refuse_command(gate_, link_->channel().peer(), c, s);
   if (const auto* p = std::get_if<m::VmProgress>(&c)) {
     RELIVE_RETURN_IF_ERROR(check_alive());
     RELIVE_LOG_DEBUG("VM migration progress: {}", p->json);

@@ -17,6 +17,7 @@
 #include "drivers/qemu/qmp_client.h"
 #include "drivers/qemu/record_replay_args.h"
 #include "migrate/bulk.h"
+#include "migrate/destination_phase.h"
 
 namespace relive::migrate {
 namespace {
@@ -77,6 +78,7 @@ class VmLogIncoming {
   ScopedFd log_fd_;
   std::optional<qemu::QemuProcess> replay_, live_;
   std::optional<qemu::QmpClient> rqmp_, lqmp_;
+  DestinationPhase phase_{DestinationFlow::kVmLog};
   DestinationOutcome outcome_;
 };
 
@@ -240,6 +242,8 @@ Status VmLogIncoming::run_live() {
 }
 
 Result<std::string> VmLogIncoming::dispatch(const m::Command& c, bool* done) {
+  if (Status s = phase_.step(c); !s.ok())
+    return refuse_command(gate_, link_->channel().peer(), c, s);
   if (const auto* l = std::get_if<m::LogRound>(&c)) {
     RELIVE_RETURN_IF_ERROR(receive(*l));
     nlohmann::json detail = nlohmann::json::object();
