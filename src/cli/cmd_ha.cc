@@ -12,6 +12,7 @@
 
 #include "cli/commands.h"
 #include "common/file_util.h"
+#include "common/json_field.h"
 #include "ha/ha_config.h"
 #include "ha/ha_node.h"
 #include "migrate/link.h"
@@ -66,32 +67,37 @@ void status(const HaArgs& a, int* exit_code) {
   nlohmann::json all = nlohmann::json::array();
   for (const ha::PeerConfig& p : c->peers) {
     Result<std::string> r = ask(*c, a, p, m::HaStatus{}, std::chrono::seconds(3));
-    nlohmann::json j = r.ok() ? nlohmann::json::parse(*r, nullptr, false) : nlohmann::json{};
-    if (!r.ok() || !j.is_object()) {
-      j = {{"name", p.name}, {"role", "unreachable"}, {"error", r.status().to_string()}};
+    Result<nlohmann::json> j = r.ok() ? parse_json_object(*r, p.name + "'s status") : r.status();
+    if (!j.ok()) {
+      j = nlohmann::json{
+          {"name", p.name}, {"role", "unreachable"}, {"error", j.status().to_string()}};
     }
-    all.push_back(j);
+    all.push_back(*j);
   }
   if (a.json) {
     std::printf("%s\n", all.dump(2).c_str());
   } else {
     for (const auto& j : all) {
-      std::printf("%-10s %-11s", j.value("name", "?").c_str(), j.value("role", "?").c_str());
+      // From another host: a field of the wrong type prints as if it were absent.
+      std::printf("%-10s %-11s", json_value_or(j, "name", "?").c_str(),
+                  json_value_or(j, "role", "?").c_str());
       if (j.contains("error")) {
-        std::printf(" %s\n", j.value("error", "").c_str());
+        std::printf(" %s\n", json_value_or(j, "error", "").c_str());
         continue;
       }
       std::printf(" epoch %-8llu %5.1f epochs/s  last commit %lld ms ago",
-                  static_cast<unsigned long long>(j.value("committed_epoch", 0ull)),
-                  j.value("epochs_per_s", 0.0), j.value("last_commit_ms_ago", -1ll));
-      if (j.contains("protection")) std::printf("  %s", j.value("protection", "").c_str());
+                  static_cast<unsigned long long>(json_value_or(j, "committed_epoch", 0ull)),
+                  json_value_or(j, "epochs_per_s", 0.0),
+                  json_value_or(j, "last_commit_ms_ago", -1ll));
+      if (j.contains("protection")) std::printf("  %s", json_value_or(j, "protection", "").c_str());
       if (j.contains("frozen_ms_avg")) {
-        std::printf("  frozen %.1f ms avg", j.value("frozen_ms_avg", 0.0));
+        std::printf("  frozen %.1f ms avg", json_value_or(j, "frozen_ms_avg", 0.0));
       }
-      if (j.contains("lag_epochs")) std::printf("  lag %lld", j.value("lag_epochs", 0ll));
+      if (j.contains("lag_epochs")) std::printf("  lag %lld", json_value_or(j, "lag_epochs", 0ll));
       std::printf("\n");
-      for (const auto& alert : j.value("alerts", nlohmann::json::array())) {
-        std::printf("           alert: %s\n", alert.get<std::string>().c_str());
+      for (const auto& alert : json_value_or(j, "alerts", nlohmann::json::array())) {
+        if (alert.is_string())
+          std::printf("           alert: %s\n", alert.get<std::string>().c_str());
       }
     }
   }

@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "common/file_util.h"
+#include "common/json_field.h"
 #include "drivers/criu/command.h"
 
 namespace relive::container {
@@ -92,12 +93,12 @@ Result<RuncState> Runc::state(const std::string& name) const {
     return Status::Corruption("runc state " + name + " printed no state: " + trim(out));
   }
   RuncState s;
-  s.id = j.value("id", name);
-  s.pid = j.value("pid", 0);
-  s.status = j.value("status", "");
-  s.bundle = j.value("bundle", "");
-  s.rootfs = j.value("rootfs", "");
-  s.created = j.value("created", "");
+  s.id = json_value_or(j, "id", name);
+  s.pid = json_value_or(j, "pid", 0);
+  s.status = json_value_or(j, "status", "");
+  s.bundle = json_value_or(j, "bundle", "");
+  s.rootfs = json_value_or(j, "rootfs", "");
+  s.created = json_value_or(j, "created", "");
   return s;
 }
 
@@ -158,10 +159,8 @@ Result<criu::CriuProcess> Runc::start_lazy_checkpoint(const std::string& name, c
 Status Runc::run_restore(const std::string& name, const std::string& bundle, const CriuArgs& a,
                          bool lazy) const {
   std::string log = a.work + "/runc.log";
-  // sh only to put runc's stdio on /dev/null (see the header); runc's errors go to --log.
-  std::vector<std::string> args = {"/bin/sh", "-c", "exec \"$@\" </dev/null >/dev/null 2>&1", "sh"};
-  auto base = argv0();
-  args.insert(args.end(), base.begin(), base.end());
+  // runc's stdio on /dev/null (see the header); runc's errors go to --log.
+  std::vector<std::string> args = argv0();
   args.insert(args.end(),
               {"--log", log, "--criu", a.criu, "restore", "--detach", "--bundle", bundle});
   if (lazy) args.push_back("--lazy-pages");
@@ -171,6 +170,7 @@ Status Runc::run_restore(const std::string& name, const std::string& bundle, con
   criu::CommandOptions co;
   co.env = criu_env(a);
   co.timeout = timeout_;
+  co.discard_output = true;
   RELIVE_ASSIGN_OR_RETURN(criu::CommandResult r, criu::run_command(args, co));
   if (r.ok()) return Status::Ok();
   auto text = read_file(log);

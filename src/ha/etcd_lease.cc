@@ -2,83 +2,16 @@
 
 #include <nlohmann/json.hpp>
 
+#include "ha/etcd_replies.h"
+
 namespace relive::ha {
 namespace {
 
 using Clock = std::chrono::steady_clock;
 using nlohmann::json;
 
-std::string base64(std::string_view in) {
-  static const char* k = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  std::string out;
-  size_t i = 0;
-  for (; i + 2 < in.size(); i += 3) {
-    uint32_t v = (uint8_t(in[i]) << 16) | (uint8_t(in[i + 1]) << 8) | uint8_t(in[i + 2]);
-    out += {k[v >> 18], k[(v >> 12) & 63], k[(v >> 6) & 63], k[v & 63]};
-  }
-  if (i + 1 == in.size()) {
-    uint32_t v = uint8_t(in[i]) << 16;
-    out += {k[v >> 18], k[(v >> 12) & 63], '=', '='};
-  } else if (i + 2 == in.size()) {
-    uint32_t v = (uint8_t(in[i]) << 16) | (uint8_t(in[i + 1]) << 8);
-    out += {k[v >> 18], k[(v >> 12) & 63], k[(v >> 6) & 63], '='};
-  }
-  return out;
-}
-
-Result<std::string> unbase64(std::string_view in) {
-  std::string out;
-  uint32_t acc = 0;
-  int bits = 0;
-  for (char c : in) {
-    int v;
-    if (c >= 'A' && c <= 'Z')
-      v = c - 'A';
-    else if (c >= 'a' && c <= 'z')
-      v = c - 'a' + 26;
-    else if (c >= '0' && c <= '9')
-      v = c - '0' + 52;
-    else if (c == '+')
-      v = 62;
-    else if (c == '/')
-      v = 63;
-    else if (c == '=')
-      break;
-    else
-      return Status::Corruption("etcd: bad base64 value");
-    acc = (acc << 6) | static_cast<uint32_t>(v);
-    bits += 6;
-    if (bits >= 8) {
-      bits -= 8;
-      out += static_cast<char>((acc >> bits) & 0xff);
-    }
-  }
-  return out;
-}
-
-// The gateway encodes int64 as JSON strings and omits zero values.
-int64_t i64(const json& j, const char* key) {
-  auto it = j.find(key);
-  if (it == j.end()) return 0;
-  if (it->is_string()) return std::stoll(it->get<std::string>());
-  if (it->is_number_integer()) return it->get<int64_t>();
-  return 0;
-}
-
-Result<json> parse_json(const std::string& body, const std::string& what) {
-  json j = json::parse(body, nullptr, /*allow_exceptions=*/false);
-  if (j.is_discarded() || !j.is_object())
-    return Status::IoError(what + ": etcd answered non-JSON: " + body.substr(0, 200));
-  return j;
-}
-
-// An etcd error answer: {"error": "...", "code": N}.
-std::string error_text(const std::string& body) {
-  json j = json::parse(body, nullptr, false);
-  if (j.is_object() && j.contains("error") && j["error"].is_string())
-    return j["error"].get<std::string>();
-  return body.substr(0, 200);
-}
+std::string base64(std::string_view in) { return etcd_base64(in); }
+std::string error_text(const std::string& body) { return etcd_error_text(body); }
 
 }  // namespace
 
@@ -116,11 +49,9 @@ Result<Lease> EtcdLease::acquire(const std::string& key, const std::string& hold
   RELIVE_ASSIGN_OR_RETURN(Reply g,
                           call("/v3/lease/grant", json{{"TTL", std::to_string(ttl_s)}}.dump()));
   if (g.status != 200) return Status::IoError("etcd lease grant: " + error_text(g.body));
-  RELIVE_ASSIGN_OR_RETURN(json gj, parse_json(g.body, "etcd lease grant"));
-  lease.id = i64(gj, "ID");
-  lease.ttl_s = i64(gj, "TTL");
-  if (lease.id == 0 || lease.ttl_s <= 0)
-    return Status::IoError("etcd lease grant: no lease in " + g.body);
+  RELIVE_ASSIGN_OR_RETURN(EtcdGrant grant, parse_etcd_grant(g.body));
+  lease.id = grant.id;
+  lease.ttl_s = grant.ttl_s;
   lease.valid_until = sent + std::chrono::seconds(lease.ttl_s);
 
   std::string k = base64(key);
@@ -138,20 +69,14 @@ Result<Lease> EtcdLease::acquire(const std::string& key, const std::string& hold
   } else if (t->status != 200) {
     failed = Status::IoError("etcd txn: " + error_text(t->body));
   } else {
-    Result<json> tj = parse_json(t->body, "etcd txn");
-    if (!tj.ok()) {
-      failed = tj.status();
-    } else if (tj->value("succeeded", false)) {
-      return lease;
+    Result<EtcdTxn> tx = parse_etcd_txn(t->body);
+    if (!tx.ok()) {
+      failed = tx.status();
+    } else if (tx->succeeded || tx->holder_lease == lease.id) {
+      return lease;  // created, or our own earlier attempt landed
     } else {
-      std::string current = "?";
-      const json& kvs = (*tj)["responses"][0]["response_range"]["kvs"];
-      if (kvs.is_array() && !kvs.empty()) {
-        if (i64(kvs[0], "lease") == lease.id) return lease;  // our own earlier attempt landed
-        Result<std::string> v = unbase64(kvs[0].value("value", ""));
-        if (v.ok()) current = *v;
-      }
-      failed = Status::Aborted("etcd key " + key + " is held by '" + current + "'");
+      failed =
+          Status::Aborted("etcd key " + key + " is held by '" + tx->holder.value_or("?") + "'");
     }
   }
   (void)release(&lease);  // best effort: do not leave a granted lease behind
@@ -163,11 +88,7 @@ Status EtcdLease::keepalive(Lease* lease) {
   RELIVE_ASSIGN_OR_RETURN(
       Reply r, call("/v3/lease/keepalive", json{{"ID", std::to_string(lease->id)}}.dump()));
   if (r.status != 200) return Status::IoError("etcd keepalive: " + error_text(r.body));
-  // The streaming endpoint answers one line per request: {"result": {...}} or {"error": {...}}.
-  std::string line = r.body.substr(0, r.body.find('\n'));
-  RELIVE_ASSIGN_OR_RETURN(json j, parse_json(line, "etcd keepalive"));
-  if (!j.contains("result")) return Status::IoError("etcd keepalive: " + line.substr(0, 200));
-  int64_t ttl = i64(j["result"], "TTL");
+  RELIVE_ASSIGN_OR_RETURN(int64_t ttl, parse_etcd_keepalive(r.body));
   if (ttl <= 0) {
     return Status::Aborted("etcd lease " + std::to_string(lease->id) + " for " + lease->key +
                            " expired");
@@ -180,11 +101,7 @@ Status EtcdLease::keepalive(Lease* lease) {
 Result<std::optional<std::string>> EtcdLease::holder(const std::string& key) {
   RELIVE_ASSIGN_OR_RETURN(Reply r, call("/v3/kv/range", json{{"key", base64(key)}}.dump()));
   if (r.status != 200) return Status::IoError("etcd range: " + error_text(r.body));
-  RELIVE_ASSIGN_OR_RETURN(json j, parse_json(r.body, "etcd range"));
-  auto kvs = j.find("kvs");
-  if (kvs == j.end() || !kvs->is_array() || kvs->empty()) return std::optional<std::string>();
-  RELIVE_ASSIGN_OR_RETURN(std::string v, unbase64((*kvs)[0].value("value", "")));
-  return std::optional<std::string>(std::move(v));
+  return parse_etcd_range(r.body);
 }
 
 Status EtcdLease::release(Lease* lease) {

@@ -8,6 +8,7 @@
 #include "common/file_util.h"
 #include "common/host_port.h"
 #include "common/ipv4_cidr.h"
+#include "common/safe_name.h"
 #include "drivers/qemu/vm_command_line.h"
 #include "ha/http_client.h"
 
@@ -245,11 +246,9 @@ Status parse_workload(Section& root, WorkloadConfig* w) {
   w->service_address = c->address;
   w->service_prefix_len = c->prefix;
   RELIVE_ASSIGN_OR_RETURN(w->netns, s.string("netns"));
-  if (w->netns.size() > 64 || w->netns.find('/') != std::string::npos || w->netns == "." ||
-      w->netns == "..") {
-    return s.error("netns", "must be a namespace name (no '/', at most 64 characters), got '" +
-                                w->netns + "'");
-  }
+  // The name goes into `ip netns` argv and /run/netns/; "-<peer>" is appended (workload_network).
+  if (Status n = check_name("network namespace", w->netns); !n.ok())
+    return s.error("netns", n.message());
   RELIVE_ASSIGN_OR_RETURN(uint64_t q, s.integer("output_queue", 0, 0, 65534));
   w->output_queue = static_cast<uint16_t>(q);
   return s.finish();

@@ -6,7 +6,9 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <charconv>
 #include <cstring>
+#include <optional>
 
 #include "common/host_port.h"
 #include "common/scoped_fd.h"
@@ -103,26 +105,36 @@ std::string lower(std::string s) {
   return s;
 }
 
+// The number at the start of `s` in `base`, which must be followed by nothing but `rest` (one of
+// those characters, or the end).
+template <typename T>
+std::optional<T> leading_number(std::string_view s, int base, std::string_view rest) {
+  T v{};
+  auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v, base);
+  if (ec != std::errc() || end == s.data()) return std::nullopt;
+  if (end != s.data() + s.size() && rest.find(*end) == std::string_view::npos) return std::nullopt;
+  return v;
+}
+
 Result<std::string> dechunk(std::string_view in) {
   std::string out;
   for (;;) {
     size_t eol = in.find("\r\n");
     if (eol == std::string_view::npos) return Status::IoError("truncated chunked body");
-    size_t len = 0;
-    try {
-      len = std::stoul(std::string(in.substr(0, eol)), nullptr, 16);
-    } catch (...) {
-      return Status::IoError("bad chunk size line");
-    }
+    // "1a3f" or "1a3f;extension=..."
+    std::optional<uint64_t> len = leading_number<uint64_t>(in.substr(0, eol), 16, "; \t");
+    if (!len) return Status::IoError("bad chunk size line");
     in.remove_prefix(eol + 2);
-    if (len == 0) return out;  // trailers, if any, are ignored
-    if (in.size() < len + 2) return Status::IoError("truncated chunk");
-    out.append(in.substr(0, len));
-    in.remove_prefix(len + 2);
+    if (*len == 0) return out;  // trailers, if any, are ignored
+    if (in.size() < 2 || *len > in.size() - 2) return Status::IoError("truncated chunk");
+    out.append(in.substr(0, *len));
+    in.remove_prefix(*len + 2);
   }
 }
 
-Result<HttpResponse> parse_response(std::string_view raw) {
+}  // namespace
+
+Result<HttpResponse> parse_http_response(std::string_view raw) {
   size_t head_end = raw.find("\r\n\r\n");
   if (raw.substr(0, 5) != "HTTP/" || head_end == std::string_view::npos) {
     return Status::IoError("not an HTTP response (" + std::to_string(raw.size()) + " bytes)");
@@ -130,22 +142,27 @@ Result<HttpResponse> parse_response(std::string_view raw) {
   HttpResponse r;
   size_t sp = raw.find(' ');
   if (sp == std::string_view::npos || sp + 4 > head_end) return Status::IoError("bad status line");
-  r.status = std::atoi(std::string(raw.substr(sp + 1, 3)).c_str());
+  std::optional<int> status = leading_number<int>(raw.substr(sp + 1, 4), 10, " \r");
+  if (!status || *status < 100 || *status > 999) return Status::IoError("bad status line");
+  r.status = *status;
   std::string head = lower(std::string(raw.substr(0, head_end)));
   std::string_view body = raw.substr(head_end + 4);
   if (head.find("\r\ntransfer-encoding: chunked") != std::string::npos) {
     RELIVE_ASSIGN_OR_RETURN(r.body, dechunk(body));
   } else if (size_t cl = head.find("\r\ncontent-length:"); cl != std::string::npos) {
-    size_t len = std::strtoul(head.c_str() + cl + 17, nullptr, 10);
-    if (body.size() < len) return Status::IoError("truncated body");
-    r.body = std::string(body.substr(0, len));
+    std::string_view value = std::string_view(head).substr(cl + 17);
+    value = value.substr(0, value.find("\r\n"));
+    while (!value.empty() && (value.front() == ' ' || value.front() == '\t'))
+      value.remove_prefix(1);
+    std::optional<uint64_t> len = leading_number<uint64_t>(value, 10, " \t");
+    if (!len) return Status::IoError("bad Content-Length");
+    if (body.size() < *len) return Status::IoError("truncated body");
+    r.body = std::string(body.substr(0, *len));
   } else {
     r.body = std::string(body);
   }
   return r;
 }
-
-}  // namespace
 
 std::string HttpEndpoint::url() const { return "http://" + format_host_port({host, port}); }
 
@@ -170,7 +187,7 @@ Result<HttpResponse> http_post(const HttpEndpoint& ep, std::string_view path, st
   req.append(body);
   RELIVE_RETURN_IF_ERROR(send_all(fd.get(), req, deadline));
   RELIVE_ASSIGN_OR_RETURN(std::string raw, recv_all(fd.get(), deadline));
-  return parse_response(raw);
+  return parse_http_response(raw);
 }
 
 }  // namespace relive::ha

@@ -27,6 +27,11 @@ struct HttpResponse {
   std::string body;  // de-chunked
 };
 
+// Parses a whole HTTP/1.1 response as received (status line, headers, body by Content-Length,
+// chunked encoding or the rest). IoError for anything else: a bad status line, a non-numeric or
+// oversized length, a truncated body.
+Result<HttpResponse> parse_http_response(std::string_view raw);
+
 // POSTs `body` (Content-Type: application/json) to `path`. IoError when the endpoint cannot be
 // reached, times out, or answers something that is not HTTP; any HTTP status is a response.
 Result<HttpResponse> http_post(const HttpEndpoint& ep, std::string_view path, std::string_view body,

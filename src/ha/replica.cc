@@ -5,6 +5,8 @@
 #include <stdio.h>
 #include <unistd.h>
 
+#include <filesystem>
+
 #include "common/file_util.h"
 #include "common/scoped_fd.h"
 #include "drivers/criu/command.h"
@@ -12,6 +14,18 @@
 
 namespace relive::ha {
 namespace m = relive::migration;
+namespace {
+
+// `cp -a from to`, run directly (no shell).
+Status copy_tree(const std::string& from, const std::string& to) {
+  RELIVE_ASSIGN_OR_RETURN(
+      criu::CommandResult r,
+      criu::run_command({"/bin/cp", "-a", from, to}, {{}, std::chrono::seconds(120)}));
+  if (!r.ok()) return Status::IoError("copying the committed epoch: " + r.output);
+  return Status::Ok();
+}
+
+}  // namespace
 
 Result<std::unique_ptr<Replica>> Replica::open(const std::string& dir, uint64_t max_epoch_bytes) {
   RELIVE_RETURN_IF_ERROR(remove_tree(dir));
@@ -117,14 +131,13 @@ Status Replica::materialize(const std::string& images_out, const std::string& di
   RELIVE_RETURN_IF_ERROR(remove_tree(images_out));
   RELIVE_RETURN_IF_ERROR(make_dirs(directory_out));
   // cp -a keeps modes, times and sparse files; the copies are local, small next to the restore.
-  RELIVE_ASSIGN_OR_RETURN(
-      criu::CommandResult r,
-      criu::run_command({"/bin/sh", "-ec",
-                         "cp -a \"$1\" \"$2\"; find \"$3\" -mindepth 1 -delete; "
-                         "cp -a \"$4/.\" \"$3/\"",
-                         "sh", dir_ + "/committed", images_out, directory_out, dir_ + "/files"},
-                        {{}, std::chrono::seconds(120)}));
-  if (!r.ok()) return Status::IoError("copying the committed epoch: " + r.output);
+  RELIVE_RETURN_IF_ERROR(copy_tree(dir_ + "/committed", images_out));
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator(directory_out, ec)) {
+    RELIVE_RETURN_IF_ERROR(remove_tree(e.path().string()));
+  }
+  if (ec) return Status::IoError("listing " + directory_out + ": " + ec.message());
+  RELIVE_RETURN_IF_ERROR(copy_tree(dir_ + "/files/.", directory_out + "/"));
   return pages_->rebuild_pages_images(images_out);
 }
 
@@ -136,10 +149,7 @@ Status Replica::materialize_vm(const std::string& images_out, const std::string&
                                uint64_t bytes) {
   if (!committed_) return Status::Aborted("the backup has no committed epoch");
   RELIVE_RETURN_IF_ERROR(remove_tree(images_out));
-  RELIVE_ASSIGN_OR_RETURN(criu::CommandResult r,
-                          criu::run_command({"/bin/cp", "-a", dir_ + "/committed", images_out},
-                                            {{}, std::chrono::seconds(120)}));
-  if (!r.ok()) return Status::IoError("copying the committed epoch: " + r.output);
+  RELIVE_RETURN_IF_ERROR(copy_tree(dir_ + "/committed", images_out));
   ::unlink(ram_file.c_str());
   ScopedFd fd(::open(ram_file.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
   if (!fd.valid()) return PosixError("create " + ram_file, errno);

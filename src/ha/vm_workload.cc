@@ -6,6 +6,7 @@
 #include <thread>
 
 #include "common/file_util.h"
+#include "common/json_field.h"
 #include "common/logging.h"
 #include "drivers/qemu/qemu_process.h"
 #include "drivers/qemu/qmp_client.h"
@@ -30,11 +31,11 @@ Status wait_migration(qemu::QmpClient* qmp, const char* what) {
   auto deadline = Clock::now() + kMigrationTimeout;
   for (;;) {
     RELIVE_ASSIGN_OR_RETURN(nlohmann::json info, qmp->execute("query-migrate"));
-    std::string status = info.value("status", "");
+    std::string status = json_value_or(info, "status", "");
     if (status == "completed") return Status::Ok();
     if (status == "failed" || status == "cancelled") {
       return Status::IoError(fmt::format("{}: QEMU's migration {}: {}", what, status,
-                                         info.value("error-desc", "no reason given")));
+                                         json_value_or(info, "error-desc", "no reason given")));
     }
     if (Clock::now() > deadline) return Status::IoError(fmt::format("{}: timed out", what));
     // MIGRATION events (the events capability) end the wait early.

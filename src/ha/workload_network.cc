@@ -2,21 +2,14 @@
 
 #include <fmt/format.h>
 
-#include "drivers/criu/command.h"
+#include "common/safe_name.h"
 #include "migrate/routed_tap.h"
 #include "migrate/service_address.h"
 
 namespace relive::ha {
 namespace {
 
-Status sh(const std::string& script) {
-  RELIVE_ASSIGN_OR_RETURN(criu::CommandResult r, criu::run_command({"/bin/sh", "-ec", script},
-                                                                   {{}, std::chrono::seconds(20)}));
-  if (!r.ok()) {
-    return Status::IoError(fmt::format("network setup failed ({}): {}", r.describe(), r.output));
-  }
-  return Status::Ok();
-}
+constexpr const char* kIp = "/usr/sbin/ip";
 
 std::string veth_name(const std::string& peer) { return ("rh-" + peer).substr(0, 15); }
 std::string tap_name(const std::string& peer) { return ("rt-" + peer).substr(0, 15); }
@@ -44,24 +37,28 @@ Result<WorkloadNetwork> WorkloadNetwork::up(const WorkloadConfig& w, const std::
     tap.keep();  // down() takes it away, with the route
     return net;
   }
-  WorkloadNetwork net(workload_netns_name(w, peer), veth_name(peer), uplink, a.cidr);
+  std::string netns = workload_netns_name(w, peer);
+  // Checked again here (the config parser checks w.netns): this is what reaches `ip` as root.
+  RELIVE_RETURN_IF_ERROR(check_name("network namespace", netns));
+  WorkloadNetwork net(netns, veth_name(peer), uplink, a.cidr);
   net.down();
   // Inside: the service address alone (/32) and a default route out of the veth; outside: a
   // host route to it and proxy ARP on both sides, so neither end needs another address.
-  std::string s = fmt::format(
-      "N={ns}; V={veth}; U={up}; A={ip}\n"
-      "ip netns add $N\n"
-      "ip link add $V type veth peer name eth0 netns $N\n"
-      "ip -n $N link set lo up\n"
-      "ip -n $N link set eth0 up\n"
-      "ip -n $N addr add $A/32 dev eth0\n"
-      "ip -n $N route add default dev eth0\n"
-      "ip link set $V up\n"
-      "sysctl -qw net.ipv4.ip_forward=1 net.ipv4.conf.$V.proxy_arp=1 net.ipv4.conf.$U.proxy_arp=1\n"
-      "ip route replace $A/32 dev $V\n",
-      fmt::arg("ns", net.netns_), fmt::arg("veth", net.veth_), fmt::arg("up", uplink),
-      fmt::arg("ip", a.text));
-  RELIVE_RETURN_IF_ERROR(sh(s));
+  const std::string& n = net.netns_;
+  const std::string& v = net.veth_;
+  std::string host_route = a.text + "/32";
+  Status s = migrate::run_network_commands({
+      {kIp, "netns", "add", n},
+      {kIp, "link", "add", v, "type", "veth", "peer", "name", "eth0", "netns", n},
+      {kIp, "-n", n, "link", "set", "lo", "up"},
+      {kIp, "-n", n, "link", "set", "eth0", "up"},
+      {kIp, "-n", n, "addr", "add", host_route, "dev", "eth0"},
+      {kIp, "-n", n, "route", "add", "default", "dev", "eth0"},
+      {kIp, "link", "set", v, "up"},
+  });
+  if (s.ok()) s = migrate::enable_proxy_arp({v, uplink});
+  if (s.ok()) s = migrate::run_network_commands({{kIp, "route", "replace", host_route, "dev", v}});
+  if (!s.ok()) return Status::IoError("network setup failed: " + s.message());
   RELIVE_RETURN_IF_ERROR(net.announce());
   return net;
 }
@@ -85,10 +82,10 @@ Status WorkloadNetwork::announce() const {
 void WorkloadNetwork::down() {
   if (veth_.empty()) return;
   std::string ip = address_.substr(0, address_.find('/'));
-  (void)sh(fmt::format(
-      "ip route del {}/32 dev {} 2>/dev/null || true; ip link del {} 2>/dev/null || true; "
-      "[ -z '{}' ] || ip netns del {} 2>/dev/null || true",
-      ip, veth_, veth_, netns_, netns_));
+  std::vector<std::vector<std::string>> steps = {{kIp, "route", "del", ip + "/32", "dev", veth_},
+                                                 {kIp, "link", "del", veth_}};
+  if (!netns_.empty()) steps.push_back({kIp, "netns", "del", netns_});
+  migrate::run_network_commands_best_effort(steps);
 }
 
 }  // namespace relive::ha

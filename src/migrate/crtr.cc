@@ -21,6 +21,7 @@
 #include "migrate/file_transfer.h"
 #include "migrate/page_cache.h"
 #include "migrate/page_hashes.h"
+#include "migrate/peer_replies.h"
 #include "migrate/source.h"
 #include "wire/segment.h"
 
@@ -170,12 +171,8 @@ Status freeze_recorded(Source* s, Recorder* rec) {
 
 // Pages of the dump the replay did not reproduce, from the dump itself.
 Status ship_differing(Source* s, const std::string& verdict) {
-  auto j = nlohmann::json::parse(verdict, nullptr, false);
-  if (!j.is_object() || !j.contains("differing"))
-    return Status::Corruption("destination's verify reply is not understood");
-  std::vector<criu::VaddrRange> ranges;
-  for (const auto& r : j["differing"])
-    ranges.push_back({r[0].get<uint64_t>(), r[1].get<uint64_t>()});
+  RELIVE_ASSIGN_OR_RETURN(VerifyReply reply, parse_verify_reply(verdict));
+  const std::vector<criu::VaddrRange>& ranges = reply.differing;
   RELIVE_RETURN_IF_ERROR(s->link().send(m::PageRound{0, 0}));
   PageSender out(&s->link().channel());
   pid_t pid = s->options().pid;
@@ -185,7 +182,7 @@ Status ship_differing(Source* s, const std::string& verdict) {
   RELIVE_RETURN_IF_ERROR(s->link().wait_ack().status());
   s->add_bytes("differing_pages", out.wire_bytes());
   s->progress(fmt::format("phase=verify replayed_events={} differing_pages={}",
-                          j.value("replayed_events", 0), out.pages()));
+                          reply.replayed_events, out.pages()));
   return Status::Ok();
 }
 

@@ -21,6 +21,7 @@
 #include "migrate/bulk.h"
 #include "migrate/criu_tls.h"
 #include "migrate/crtr_replay.h"
+#include "migrate/destination_phase.h"
 #include "migrate/file_transfer.h"
 #include "migrate/image_dir.h"
 #include "migrate/page_cache.h"
@@ -85,6 +86,7 @@ class Session {
   Result<std::string> lazy_pages_address(const m::Restore& r);
   Status commit();
   Result<std::string> dispatch(const m::Command& c, bool* done);
+  Result<std::string> act(const m::Command& c, bool* done);
   Status receive_trace(const m::FileBatch& f);
   Status receive_log(const m::LogRound& l);
   Result<std::string> verify();
@@ -112,6 +114,7 @@ class Session {
   std::vector<criu::VaddrRange> differing_;  // CR/TR: pages the replay did not reproduce
   container::NamespaceRestore ns_{};
   bool committed_ = false;
+  DestinationPhase phase_{DestinationFlow::kProcess};
   DestinationOutcome outcome_;
 };
 
@@ -362,7 +365,15 @@ Status Session::rebuild_from_replay(const std::string& images) {
   return patch_pages_image(images, dumped_pid_, differing_, lookup);
 }
 
+// Every command passes the phase first: one out of order is refused (and audited) before it
+// can touch anything this session holds.
 Result<std::string> Session::dispatch(const m::Command& c, bool* done) {
+  if (Status s = phase_.step(c); !s.ok())
+    return refuse_command(gate_, link_->channel().peer(), c, s);
+  return act(c, done);
+}
+
+Result<std::string> Session::act(const m::Command& c, bool* done) {
   if (const auto* f = std::get_if<m::FileBatch>(&c)) {
     if (f->dir == "trace")
       RELIVE_RETURN_IF_ERROR(receive_trace(*f));

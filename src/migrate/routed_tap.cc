@@ -1,33 +1,22 @@
 #include "migrate/routed_tap.h"
 
+#include <fcntl.h>
 #include <fmt/format.h>
 #include <net/if.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <cstdio>
 
+#include "common/safe_name.h"
 #include "common/scoped_fd.h"
 #include "drivers/criu/command.h"
 
 namespace relive::migrate {
 namespace {
 
-Status sh(const std::string& script) {
-  RELIVE_ASSIGN_OR_RETURN(criu::CommandResult r, criu::run_command({"/bin/sh", "-ec", script},
-                                                                   {{}, std::chrono::seconds(20)}));
-  if (!r.ok())
-    return Status::IoError(fmt::format("tap setup failed ({}): {}", r.describe(), r.output));
-  return Status::Ok();
-}
-
-bool valid_name(const std::string& n) {
-  if (n.empty() || n.size() > 15) return false;
-  for (char c : n)
-    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '-' && c != '_' && c != '.')
-      return false;
-  return true;
-}
+constexpr const char* kIp = "/usr/sbin/ip";
 
 bool valid_mac(const std::string& m) {
   if (m.size() != 17) return false;
@@ -37,10 +26,48 @@ bool valid_mac(const std::string& m) {
   return true;
 }
 
+Status check_interface(const std::string& name) {
+  return check_name("interface name", name, kMaxInterfaceName);
+}
+
+Status write_sysctl(const std::string& path) {
+  ScopedFd fd(::open(path.c_str(), O_WRONLY | O_CLOEXEC));
+  if (!fd.valid()) return PosixError("open " + path, errno);
+  if (::write(fd.get(), "1", 1) != 1) return PosixError("write " + path, errno);
+  return Status::Ok();
+}
+
 }  // namespace
 
+Status run_network_commands(const std::vector<std::vector<std::string>>& commands) {
+  for (const auto& argv : commands) {
+    RELIVE_ASSIGN_OR_RETURN(criu::CommandResult r,
+                            criu::run_command(argv, {{}, std::chrono::seconds(20)}));
+    if (!r.ok()) {
+      std::string cmd;
+      for (const auto& a : argv) cmd += (cmd.empty() ? "" : " ") + a;
+      return Status::IoError(fmt::format("{}: {}: {}", cmd, r.describe(), r.output));
+    }
+  }
+  return Status::Ok();
+}
+
+void run_network_commands_best_effort(const std::vector<std::vector<std::string>>& commands) {
+  for (const auto& argv : commands) (void)criu::run_command(argv, {{}, std::chrono::seconds(20)});
+}
+
+Status enable_proxy_arp(const std::vector<std::string>& interfaces) {
+  RELIVE_RETURN_IF_ERROR(write_sysctl("/proc/sys/net/ipv4/ip_forward"));
+  for (const std::string& i : interfaces) {
+    RELIVE_RETURN_IF_ERROR(check_interface(i));
+    RELIVE_RETURN_IF_ERROR(write_sysctl("/proc/sys/net/ipv4/conf/" + i + "/proxy_arp"));
+  }
+  return Status::Ok();
+}
+
 Result<RoutedTap> RoutedTap::create(const std::string& name, const std::string& mac, bool replace) {
-  if (!valid_name(name)) return Status::InvalidArgument("not a usable tap name: '" + name + "'");
+  if (Status s = check_interface(name); !s.ok())
+    return Status::InvalidArgument("not a usable tap name: " + s.message());
   if (!mac.empty() && !valid_mac(mac)) return Status::InvalidArgument("not a MAC address: " + mac);
   if (!replace && ::if_nametoindex(name.c_str()) != 0) {
     return Status::InvalidArgument("interface " + name +
@@ -49,35 +76,37 @@ Result<RoutedTap> RoutedTap::create(const std::string& name, const std::string& 
   RoutedTap t(name);
   t.remove();
   t.name_ = name;
-  RELIVE_RETURN_IF_ERROR(
-      sh(fmt::format("ip tuntap add dev {0} mode tap\n{1}ip link set {0} up", name,
-                     mac.empty() ? "" : fmt::format("ip link set {} address {}\n", name, mac))));
+  std::vector<std::vector<std::string>> steps = {
+      {kIp, "tuntap", "add", "dev", name, "mode", "tap"}};
+  if (!mac.empty()) steps.push_back({kIp, "link", "set", name, "address", mac});
+  steps.push_back({kIp, "link", "set", name, "up"});
+  if (Status s = run_network_commands(steps); !s.ok())
+    return Status::IoError("tap setup failed: " + s.message());
   return t;
 }
 
 Status RoutedTap::route(const ServiceAddress& a) {
   RELIVE_ASSIGN_OR_RETURN(std::string uplink, interface_for(a));
-  RELIVE_RETURN_IF_ERROR(
-      sh(fmt::format("sysctl -qw net.ipv4.ip_forward=1 net.ipv4.conf.{0}.proxy_arp=1 "
-                     "net.ipv4.conf.{1}.proxy_arp=1\n"
-                     "ip route replace {2}/32 dev {0}",
-                     name_, uplink, a.text)));
+  RELIVE_RETURN_IF_ERROR(enable_proxy_arp({name_, uplink}));
+  if (Status s = run_network_commands({{kIp, "route", "replace", a.text + "/32", "dev", name_}});
+      !s.ok())
+    return Status::IoError("tap setup failed: " + s.message());
   route_ = a.text + "/32";
   return announce(a, uplink);
 }
 
 void RoutedTap::remove() {
   if (name_.empty()) return;
-  (void)sh(fmt::format(
-      "{}ip link del {} 2>/dev/null || true",
-      route_.empty() ? ""
-                     : fmt::format("ip route del {} dev {} 2>/dev/null || true\n", route_, name_),
-      name_));
+  std::vector<std::vector<std::string>> steps;
+  if (!route_.empty()) steps.push_back({kIp, "route", "del", route_, "dev", name_});
+  steps.push_back({kIp, "link", "del", name_});
+  run_network_commands_best_effort(steps);
   route_.clear();
 }
 
 Status unroute(const ServiceAddress& a, const std::string& tap) {
-  Status s = sh(fmt::format("ip route del {}/32 dev {}", a.text, tap));
+  RELIVE_RETURN_IF_ERROR(check_interface(tap));
+  Status s = run_network_commands({{kIp, "route", "del", a.text + "/32", "dev", tap}});
   if (!s.ok()) return Status::NotFound(s.message());
   return Status::Ok();
 }
@@ -85,7 +114,7 @@ Status unroute(const ServiceAddress& a, const std::string& tap) {
 // SIOCGIFHWADDR, not /sys/class/net: sysfs shows the network namespace it was mounted in, which
 // need not be this process's.
 Result<std::string> interface_mac(const std::string& name) {
-  if (!valid_name(name)) return Status::InvalidArgument("not an interface name: '" + name + "'");
+  if (Status s = check_interface(name); !s.ok()) return s;
   ScopedFd fd(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
   if (!fd.valid()) return PosixError("socket", errno);
   ifreq ifr{};

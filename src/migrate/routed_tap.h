@@ -9,6 +9,7 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 #include "migrate/service_address.h"
 #include "relive/result.h"
@@ -46,6 +47,14 @@ class RoutedTap {
 // Takes this host's route of `a` into `tap` away (the VM has moved): the host stops answering ARP
 // for it. NotFound when there was no such route.
 Status unroute(const ServiceAddress& a, const std::string& tap);
+
+// Runs each argv in turn (no shell: every element is one argument), stopping at the first that
+// fails (IoError with its command line and output).
+Status run_network_commands(const std::vector<std::vector<std::string>>& commands);
+// Runs each argv in turn and ignores failures: teardown of what may already be gone.
+void run_network_commands_best_effort(const std::vector<std::vector<std::string>>& commands);
+// Turns IPv4 forwarding on, and proxy ARP on each interface (names checked with check_name).
+Status enable_proxy_arp(const std::vector<std::string>& interfaces);
 
 // The MAC address of interface `name` ("aa:bb:cc:dd:ee:ff").
 Result<std::string> interface_mac(const std::string& name);

@@ -7,6 +7,7 @@
 
 #include "common/file_util.h"
 #include "common/process_tree.h"
+#include "common/safe_name.h"
 #include "container/runc_bundle.h"
 #include "tracee/resume_check.h"
 
@@ -22,8 +23,8 @@ constexpr const char* kLeaveStopped = "leave-stopped\n";
 
 Result<RuncIncoming> RuncIncoming::create(const std::string& name,
                                           const RuncDestinationOptions& o) {
-  if (name.empty() || name.find('/') != std::string::npos || name == "." || name == "..")
-    return Status::InvalidArgument("bad container name '" + name + "'");
+  // The name comes from the source: it becomes runc's container id, a path and a cgroup.
+  RELIVE_RETURN_IF_ERROR(check_name("container name", name));
   RELIVE_ASSIGN_OR_RETURN(container::Runc runc, container::Runc::find(o.timeout, o.runc_root));
   if (runc.state(name).ok())
     return Status::InvalidArgument("a runc container named '" + name + "' exists here already");
@@ -42,7 +43,7 @@ Status RuncIncoming::write_config(const std::string& fs_dir) {
     auto& l = j["linux"];
     if (l.contains("namespaces") && l["namespaces"].is_array()) {
       for (auto& ns : l["namespaces"])
-        if (ns.is_object() && ns.value("type", "") == "network" && ns.contains("path"))
+        if (ns.is_object() && ns.contains("type") && ns["type"] == "network" && ns.contains("path"))
           ns["path"] = netns;
     }
     std::string cg = l.contains("cgroupsPath") && l["cgroupsPath"].is_string()

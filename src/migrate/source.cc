@@ -12,6 +12,7 @@
 #include "common/process_tree.h"
 #include "drivers/criu/command.h"
 #include "migrate/image_dir.h"
+#include "migrate/peer_replies.h"
 
 namespace relive::migrate {
 
@@ -110,11 +111,11 @@ void Source::add_bytes(const std::string& phase, uint64_t n) {
 Status Source::switch_over(const m::Restore& restore) {
   progress("phase=restore");
   RELIVE_ASSIGN_OR_RETURN(std::string restored, link_->call(restore));
-  auto j = nlohmann::json::parse(restored, nullptr, false);
-  if (j.is_object()) {
-    report_.restore_ms = j.value("restore_ms", 0.0);
-    report_.destination_pid = j.value("root_pid", 0);
-  }
+  // A reply we cannot read: nothing is committed yet, so the source resumes (the rollback) and
+  // the destination, never told to commit, undoes its copy.
+  RELIVE_ASSIGN_OR_RETURN(CommandReply reply, parse_command_reply(restored));
+  report_.restore_ms = reply.restore_ms;
+  report_.destination_pid = reply.root_pid;
   // From here the outcome must be known before the source may act (see the header).
   Status sent = link_->send(m::Commit{});
   Result<std::string> acked = sent.ok() ? link_->wait_ack() : Result<std::string>(sent);
@@ -131,10 +132,12 @@ Status Source::switch_over(const m::Restore& restore) {
         acked.status().to_string(), fmt::join(tree_, " ")));
   }
   double frozen = ms_between(freeze_, Clock::now());
-  auto confirmed = nlohmann::json::parse(*acked, nullptr, false);
-  auto it = confirmed.is_object() ? confirmed.find("confirm_ms") : confirmed.end();
-  if (it != confirmed.end() && it->is_number())
-    report_.confirm_ms = std::clamp(it->get<double>(), 0.0, frozen);
+  // Committed: a reply we cannot read only loses the confirmation time from the report.
+  Result<CommandReply> confirmed = parse_command_reply(*acked);
+  if (confirmed.ok())
+    report_.confirm_ms = std::clamp(confirmed->confirm_ms, 0.0, frozen);
+  else
+    RELIVE_LOG_WARN("commit acknowledged: {}", confirmed.status().to_string());
   // Downtime ends when the workload runs at the destination, before its confirmation window.
   report_.downtime_ms = frozen - report_.confirm_ms;
   done_ = true;

@@ -10,10 +10,13 @@
 
 #include "common/clock.h"
 #include "common/file_util.h"
+#include "common/json_field.h"
 #include "common/logging.h"
 #include "drivers/qemu/qemu_process.h"
 #include "drivers/qemu/qmp_client.h"
 #include "drivers/qemu/vm_command_line.h"
+#include "migrate/destination_phase.h"
+#include "migrate/peer_replies.h"
 #include "migrate/qemu_tls.h"
 #include "migrate/routed_tap.h"
 #include "migrate/service_address.h"
@@ -67,6 +70,7 @@ class VmIncoming {
   // --service-address: the guest's tap here, routed at the commit; gone if the migration fails.
   std::optional<ServiceAddress> svc_;
   std::optional<RoutedTap> tap_;
+  DestinationPhase phase_{DestinationFlow::kVm};
   DestinationOutcome outcome_;
 };
 
@@ -141,14 +145,8 @@ Status VmIncoming::configure() {
 Result<uint16_t> VmIncoming::listen() {
   RELIVE_RETURN_IF_ERROR(qmp_->execute("migrate-incoming", {{"uri", "tcp:0.0.0.0:0"}}).status());
   RELIVE_ASSIGN_OR_RETURN(nlohmann::json info, qmp_->execute("query-migrate"));
-  const nlohmann::json& addrs = info.value("socket-address", nlohmann::json::array());
-  for (const nlohmann::json& a : addrs) {
-    if (!a.is_object() || !a.contains("port")) continue;
-    const nlohmann::json& p = a["port"];
-    int port = p.is_string() ? std::atoi(p.get<std::string>().c_str())
-                             : (p.is_number_integer() ? p.get<int>() : 0);
-    if (port > 0 && port < 65536) return static_cast<uint16_t>(port);
-  }
+  Result<uint16_t> port = qemu_listening_port(info);
+  if (port.ok()) return port;
   return Status::IoError("destination QEMU reports no listening port: " + info.dump());
 }
 
@@ -164,8 +162,8 @@ Status VmIncoming::run_here() {
   for (;;) {
     RELIVE_RETURN_IF_ERROR(check_alive());
     RELIVE_ASSIGN_OR_RETURN(nlohmann::json st, qmp_->execute("query-status"));
-    if (st.value("running", false)) break;
-    std::string status = st.value("status", "");
+    if (json_value_or(st, "running", false)) break;
+    std::string status = json_value_or(st, "status", "");
     if (status != "inmigrate" && status != "paused" && status != "prelaunch")
       return Status::IoError("destination VM is " + status + " instead of running");
     if (Clock::now() - start > kStartTimeout)
@@ -184,6 +182,8 @@ Status VmIncoming::run_here() {
 }
 
 Result<std::string> VmIncoming::dispatch(const m::Command& c, bool* done) {
+  if (Status s = phase_.step(c); !s.ok())
+    return refuse_command(gate_, link_->channel().peer(), c, s);
   if (const auto* p = std::get_if<m::VmProgress>(&c)) {
     RELIVE_RETURN_IF_ERROR(check_alive());
     RELIVE_LOG_DEBUG("VM migration progress: {}", p->json);

@@ -11,12 +11,14 @@
 
 #include "common/clock.h"
 #include "common/file_util.h"
+#include "common/json_field.h"
 #include "common/logging.h"
 #include "common/scoped_fd.h"
 #include "drivers/qemu/qemu_process.h"
 #include "drivers/qemu/qmp_client.h"
 #include "drivers/qemu/record_replay_args.h"
 #include "migrate/bulk.h"
+#include "migrate/destination_phase.h"
 
 namespace relive::migrate {
 namespace {
@@ -73,6 +75,7 @@ class VmLogIncoming {
   ScopedFd log_fd_;
   std::optional<qemu::QemuProcess> replay_, live_;
   std::optional<qemu::QmpClient> rqmp_, lqmp_;
+  DestinationPhase phase_{DestinationFlow::kVmLog};
   DestinationOutcome outcome_;
 };
 
@@ -160,7 +163,7 @@ Status VmLogIncoming::start_replay() {
 
 Result<uint64_t> VmLogIncoming::replay_icount() {
   RELIVE_ASSIGN_OR_RETURN(nlohmann::json r, rqmp_->execute("query-replay"));
-  return r.value("icount", uint64_t{0});
+  return json_value_or(r, "icount", uint64_t{0});
 }
 
 // Lets the replay run on up to `icount` (where it pauses by itself).
@@ -184,7 +187,7 @@ Status VmLogIncoming::finish_replay(nlohmann::json* detail) {
     if (!replay_->running())
       return Status::IoError("replaying QEMU exited: " + replay_->log_tail());
     RELIVE_ASSIGN_OR_RETURN(nlohmann::json st, rqmp_->execute("query-status"));
-    if (st.value("status", "") == "shutdown") break;
+    if (json_value_or(st, "status", "") == "shutdown") break;
     if (Clock::now() - start > kReplayTimeout) return Status::IoError("the replay did not end");
     std::this_thread::sleep_for(milliseconds(20));
   }
@@ -227,7 +230,7 @@ Status VmLogIncoming::run_live() {
   for (;;) {
     if (!live_->running()) return Status::IoError("live QEMU exited: " + live_->log_tail());
     RELIVE_ASSIGN_OR_RETURN(nlohmann::json st, lqmp_->execute("query-status"));
-    if (st.value("running", false)) break;
+    if (json_value_or(st, "running", false)) break;
     if (Clock::now() - start > kQmpTimeout) return Status::IoError("the VM does not run");
     std::this_thread::sleep_for(milliseconds(10));
   }
@@ -236,6 +239,8 @@ Status VmLogIncoming::run_live() {
 }
 
 Result<std::string> VmLogIncoming::dispatch(const m::Command& c, bool* done) {
+  if (Status s = phase_.step(c); !s.ok())
+    return refuse_command(gate_, link_->channel().peer(), c, s);
   if (const auto* l = std::get_if<m::LogRound>(&c)) {
     RELIVE_RETURN_IF_ERROR(receive(*l));
     nlohmann::json detail = nlohmann::json::object();

@@ -12,12 +12,14 @@
 
 #include "common/clock.h"
 #include "common/file_util.h"
+#include "common/json_field.h"
 #include "common/logging.h"
 #include "drivers/qemu/qmp_client.h"
 #include "drivers/qemu/record_replay_args.h"
 #include "drivers/qemu/vm_command_line.h"
 #include "migrate/bulk.h"
 #include "migrate/link.h"
+#include "migrate/peer_replies.h"
 
 namespace relive::migrate {
 namespace {
@@ -103,7 +105,7 @@ Status VmLogSource::open() {
   RELIVE_ASSIGN_OR_RETURN(std::vector<std::string> argv, qemu::process_argv(qemu_pid_));
   RELIVE_ASSIGN_OR_RETURN(qemu::RecordOptions rec, qemu::record_options(argv));
   RELIVE_ASSIGN_OR_RETURN(nlohmann::json replay, qmp_->execute("query-replay"));
-  if (replay.value("mode", "") != "record")
+  if (json_value_or(replay, "mode", "") != "record")
     return Status::InvalidArgument("QEMU is not recording (query-replay: " + replay.dump() + ")");
   log_ = rec.rrfile;
   if (!log_.starts_with("/")) {
@@ -114,9 +116,10 @@ Status VmLogSource::open() {
   }
   RELIVE_ASSIGN_OR_RETURN(args_, qemu::migratable_args(argv));
   RELIVE_ASSIGN_OR_RETURN(nlohmann::json st, qmp_->execute("query-status"));
-  was_running_ = st.value("running", false);
+  was_running_ = json_value_or(st, "running", false);
   if (!was_running_)
-    return Status::InvalidArgument("the VM is " + st.value("status", "") + ", not running");
+    return Status::InvalidArgument("the VM is " + json_value_or(st, "status", "") +
+                                   ", not running");
   progress(fmt::format("vm: QEMU {} pid {} records into {}", qmp_->version(), qemu_pid_, log_));
   return Status::Ok();
 }
@@ -130,8 +133,9 @@ Status VmLogSource::begin_at_destination() {
   b.source_node = o_.node_name;
   b.vm_args = args_;
   RELIVE_ASSIGN_OR_RETURN(std::string detail, link_->call(b));
-  auto j = nlohmann::json::parse(detail, nullptr, false);
-  report_.vm_dir = j.is_object() ? j.value("dir", "") : "";
+  constexpr std::string_view kWhat = "the VM destination's reply to begin";
+  RELIVE_ASSIGN_OR_RETURN(nlohmann::json j, parse_json_object(detail, kWhat));
+  RELIVE_ASSIGN_OR_RETURN(report_.vm_dir, json_field_or(j, "dir", std::string(), kWhat));
   progress("vm: destination replays in " + report_.vm_dir);
   return Status::Ok();
 }
@@ -139,7 +143,7 @@ Status VmLogSource::begin_at_destination() {
 // The guest's instruction count, once QEMU has surely written the log up to it.
 Result<uint64_t> VmLogSource::safe_icount() {
   RELIVE_ASSIGN_OR_RETURN(nlohmann::json r, qmp_->execute("query-replay"));
-  uint64_t icount = r.value("icount", uint64_t{0});
+  uint64_t icount = json_value_or(r, "icount", uint64_t{0});
   uint64_t want = file_size(log_) + kFlushMargin;
   for (auto end = Clock::now() + kFlushWait; file_size(log_) < want;) {
     if (Clock::now() > end) return uint64_t{0};  // a quiet guest: try again next round
@@ -179,8 +183,9 @@ Status VmLogSource::rounds() {
     RELIVE_ASSIGN_OR_RETURN(uint64_t icount, safe_icount());
     if (icount == 0) continue;
     RELIVE_ASSIGN_OR_RETURN(std::string detail, ship(icount, false, "log"));
-    auto j = nlohmann::json::parse(detail, nullptr, false);
-    uint64_t at = j.is_object() ? j.value("icount", uint64_t{0}) : 0;
+    constexpr std::string_view kWhat = "the VM destination's reply to a log round";
+    RELIVE_ASSIGN_OR_RETURN(nlohmann::json j, parse_json_object(detail, kWhat));
+    RELIVE_ASSIGN_OR_RETURN(uint64_t at, json_field_or(j, "icount", uint64_t{0}, kWhat));
     progress(fmt::format("vm: round {} {} log bytes, replay at {} of {}", report_.rounds, shipped_,
                          at, icount));
     if (previous > 0 && at >= previous) {
@@ -224,20 +229,32 @@ Status VmLogSource::switch_over() {
   link_->channel().set_timeout(kFinalReplayTimeout);
   RELIVE_ASSIGN_OR_RETURN(std::string detail, ship(0, true, "downtime"));
   link_->channel().set_timeout(o_.io_timeout);
-  auto j = nlohmann::json::parse(detail, nullptr, false);
-  if (j.is_object())
-    for (const char* k : {"replay_ms", "savevm_ms", "load_ms"})
-      if (j.contains(k) && j[k].is_number()) report_.vm[k] = j[k].get<double>();
+  // The source has quit: the commit must follow whatever the reply says; a reply we cannot
+  // read only loses its figures from the report.
+  constexpr std::string_view kWhat = "the VM destination's reply to the last log round";
+  Result<nlohmann::json> j = parse_json_object(detail, kWhat);
+  for (const char* k : {"replay_ms", "savevm_ms", "load_ms"}) {
+    if (!j.ok() || !j->contains(k)) continue;
+    Result<double> v = json_field<double>(*j, k, kWhat);
+    if (v.ok())
+      report_.vm[k] = *v;
+    else
+      RELIVE_LOG_WARN("{}", v.status().to_string());
+  }
+  if (!j.ok()) RELIVE_LOG_WARN("{}", j.status().to_string());
   return commit();
 }
 
 Status VmLogSource::commit() {
   progress("vm: commit");
   RELIVE_ASSIGN_OR_RETURN(std::string acked, link_->call(m::Commit{}));
-  auto j = nlohmann::json::parse(acked, nullptr, false);
-  if (j.is_object()) {
-    report_.restore_ms = j.value("restore_ms", 0.0);
-    report_.destination_pid = j.value("root_pid", 0);
+  // Committed: a reply we cannot read only loses its figures from the report.
+  Result<CommandReply> reply = parse_command_reply(acked);
+  if (reply.ok()) {
+    report_.restore_ms = reply->restore_ms;
+    report_.destination_pid = reply->root_pid;
+  } else {
+    RELIVE_LOG_WARN("commit acknowledged: {}", reply.status().to_string());
   }
   report_.downtime_ms = ms_between(stop_, Clock::now());
   return Status::Ok();

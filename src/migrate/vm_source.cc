@@ -8,12 +8,14 @@
 #include <thread>
 
 #include "common/clock.h"
+#include "common/json_field.h"
 #include "common/logging.h"
 #include "container/work_dir.h"
 #include "drivers/qemu/qmp_client.h"
 #include "drivers/qemu/vm_command_line.h"
 #include "migrate/image_dir.h"
 #include "migrate/link.h"
+#include "migrate/peer_replies.h"
 #include "migrate/qemu_tls.h"
 #include "migrate/routed_tap.h"
 #include "migrate/service_address.h"
@@ -36,16 +38,19 @@ double wall_seconds() {
   return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
 }
 
+// query-migrate's ram.<key>; 0 when QEMU did not say (or said something else).
 uint64_t ram_u64(const nlohmann::json& info, const char* key) {
-  const nlohmann::json& ram = info.value("ram", nlohmann::json::object());
-  const nlohmann::json& v = ram.value(key, nlohmann::json());
-  return v.is_number_unsigned() || v.is_number_integer() ? v.get<uint64_t>() : 0;
+  Result<nlohmann::json> ram = json_field<nlohmann::json>(info, "ram", "query-migrate");
+  if (!ram.ok()) return 0;
+  Result<uint64_t> v = json_field<uint64_t>(*ram, key, "query-migrate");
+  return v.ok() ? *v : 0;
 }
 
 double ram_double(const nlohmann::json& info, const char* key) {
-  const nlohmann::json& ram = info.value("ram", nlohmann::json::object());
-  const nlohmann::json& v = ram.value(key, nlohmann::json());
-  return v.is_number() ? v.get<double>() : 0;
+  Result<nlohmann::json> ram = json_field<nlohmann::json>(info, "ram", "query-migrate");
+  if (!ram.ok()) return 0;
+  Result<double> v = json_field<double>(*ram, key, "query-migrate");
+  return v.ok() ? *v : 0;
 }
 
 bool terminal_failure(const std::string& status) {
@@ -115,12 +120,12 @@ Status VmSource::open() {
   RELIVE_ASSIGN_OR_RETURN(qemu::QmpClient c, qemu::QmpClient::connect(o_.vm_qmp, kQmpTimeout));
   qmp_.emplace(std::move(c));
   RELIVE_ASSIGN_OR_RETURN(nlohmann::json st, qmp_->execute("query-status"));
-  was_running_ = st.value("running", false);
-  std::string status = st.value("status", "");
+  was_running_ = json_value_or(st, "running", false);
+  std::string status = json_value_or(st, "status", "");
   if (!was_running_ && status != "paused")
     return Status::InvalidArgument("the VM is " + status + ", neither running nor paused");
   RELIVE_ASSIGN_OR_RETURN(nlohmann::json mig, qmp_->execute("query-migrate"));
-  std::string ms = mig.value("status", "none");
+  std::string ms = json_value_or(mig, "status", "none");
   if (ms != "none" && ms != "completed" && ms != "failed" && ms != "cancelled")
     return Status::InvalidArgument("the VM is already migrating (" + ms + ")");
   RELIVE_ASSIGN_OR_RETURN(std::vector<std::string> argv, qemu::process_argv(qmp_->peer_pid()));
@@ -159,12 +164,10 @@ Status VmSource::begin_at_destination() {
   b.vm_tap_mac = tap_mac_;
   b.vm_multifd_channels = static_cast<uint8_t>(std::min(o_.vm_multifd_channels, 255));
   RELIVE_ASSIGN_OR_RETURN(std::string detail, link_->call(b));
-  auto j = nlohmann::json::parse(detail, nullptr, false);
-  int port = j.is_object() ? j.value("port", 0) : 0;
-  if (port <= 0 || port > 65535) return Status::Corruption("destination sent no port: " + detail);
-  dest_port_ = static_cast<uint16_t>(port);
-  report_.destination_pid = j.value("pid", 0);
-  report_.vm_dir = j.value("dir", "");
+  RELIVE_ASSIGN_OR_RETURN(VmBeginReply reply, parse_vm_begin_reply(detail));
+  dest_port_ = reply.port;
+  report_.destination_pid = reply.pid;
+  report_.vm_dir = reply.dir;
   progress(fmt::format("vm: destination QEMU pid {} listens on port {}", report_.destination_pid,
                        dest_port_));
   return Status::Ok();
@@ -251,7 +254,7 @@ Status VmSource::watch() {
 }
 
 Status VmSource::on_info(const nlohmann::json& info, bool* finished) {
-  std::string status = info.value("status", "");
+  std::string status = json_value_or(info, "status", "");
   int pass = static_cast<int>(ram_u64(info, "dirty-sync-count"));
   if (pass != last_pass_) {
     last_pass_ = pass;
@@ -260,7 +263,8 @@ Status VmSource::on_info(const nlohmann::json& info, bool* finished) {
                          ram_double(info, "mbps")));
   }
   if (terminal_failure(status))
-    return Status::IoError("QEMU's migration " + status + ": " + info.value("error-desc", ""));
+    return Status::IoError("QEMU's migration " + status + ": " +
+                           json_value_or(info, "error-desc", ""));
   if (status.starts_with("postcopy-") && status != "postcopy-active")
     return Status::IoError("post-copy interrupted (" + status + ")");
   if (status == "postcopy-active" && !committed_) {
@@ -297,8 +301,12 @@ Status VmSource::commit() {
         acked.status().to_string()));
   }
   committed_ = true;
-  auto j = nlohmann::json::parse(*acked, nullptr, false);
-  if (j.is_object()) report_.restore_ms = j.value("restore_ms", 0.0);
+  // Committed: a reply we cannot read only loses the restore time from the report.
+  Result<CommandReply> reply = parse_command_reply(*acked);
+  if (reply.ok())
+    report_.restore_ms = reply->restore_ms;
+  else
+    RELIVE_LOG_WARN("commit acknowledged: {}", reply.status().to_string());
   if (stop_time_ > 0) report_.downtime_ms = (wall_seconds() - stop_time_) * 1000;
   return Status::Ok();
 }
@@ -314,8 +322,8 @@ void VmSource::finish_report(const nlohmann::json& info) {
                                                          {"total-time", "qemu_total_ms"},
                                                          {"setup-time", "qemu_setup_ms"}};
   for (const auto& [key, name] : figures) {
-    const nlohmann::json& v = info.value(key, nlohmann::json());
-    if (v.is_number()) report_.vm[name] = v.get<double>();
+    Result<double> v = json_field<double>(info, key, "query-migrate");
+    if (v.ok()) report_.vm[name] = *v;
   }
   report_.vm["mbps"] = ram_double(info, "mbps");
   report_.vm["postcopy_requests"] = static_cast<double>(ram_u64(info, "postcopy-requests"));

@@ -47,4 +47,18 @@ Status RequestGate::admit(const PeerIdentity& peer, const protocol::Message& m, 
   return decision;
 }
 
+Status RequestGate::refuse(const PeerIdentity& peer, std::string_view command,
+                           std::string_view reason, int64_t now_ns) {
+  std::lock_guard<std::mutex> lock(mu_);
+  AuditRecord record;
+  record.time_ns = now_ns;
+  record.peer_subject = peer.subject;
+  record.peer_address = peer.address;
+  record.kind = protocol::kind_name(protocol::MessageKind::kRequest);
+  record.command = std::string(command);
+  record.accepted = false;
+  record.reason = std::string(reason);
+  return log_->append(record);
+}
+
 }  // namespace relive::security

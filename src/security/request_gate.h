@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <mutex>
+#include <string_view>
 
 #include "relive/status.h"
 #include "security/audit_log.h"
@@ -24,6 +25,12 @@ class RequestGate {
   // decision is audited either way. Aborted with the reason on refusal, also
   // when the audit record could not be written (failing closed).
   Status admit(const PeerIdentity& peer, const protocol::Message& message, int64_t now_ns);
+
+  // Records that an admitted request `command` from `peer` was refused afterwards by whoever
+  // serves it (e.g. a migration command out of order), with `reason`. Returns the audit log's
+  // failure, if any; the refusal stands either way.
+  Status refuse(const PeerIdentity& peer, std::string_view command, std::string_view reason,
+                int64_t now_ns);
 
  private:
   Status decide(const PeerIdentity& peer, const protocol::Message& message, int64_t now_ns);

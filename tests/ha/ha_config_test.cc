@@ -182,8 +182,22 @@ TEST(HaConfig, RejectsBadStringsAndPaths) {
             "t.toml: workload.service_address (line 19): prefix length must be 0-32, got "
             "'198.18.0.3/33'");
   EXPECT_EQ(error_of(with("netns =", "netns = \"../x\"")),
-            "t.toml: workload.netns (line 20): must be a namespace name (no '/', at most 64 "
-            "characters), got '../x'");
+            "t.toml: workload.netns (line 20): network namespace '../x': may hold only letters, "
+            "digits, '.', '_' and '-'");
+}
+
+// The namespace name reaches `ip netns` as root: a shell command in it must never get that far.
+TEST(HaConfig, RejectsNetnsThatIsNotAPlainName) {
+  EXPECT_EQ(error_of(with("netns =", "netns = \"rx;touch${IFS}.pwned;#\"")),
+            "t.toml: workload.netns (line 20): network namespace 'rx;touch${IFS}.pwned;#': may "
+            "hold only letters, digits, '.', '_' and '-'");
+  EXPECT_EQ(error_of(with("netns =", "netns = \"-n\"")),
+            "t.toml: workload.netns (line 20): network namespace '-n': must not start with '-' "
+            "or '.'");
+  EXPECT_EQ(error_of(with("netns =", "netns = \"\"")),
+            "t.toml: workload.netns (line 20): must not be empty");
+  EXPECT_NE(error_of(with("netns =", "netns = \"$(reboot)\"")).find("may hold only"),
+            std::string::npos);
 }
 
 TEST(HaConfig, RejectsUnknownKeys) {

@@ -61,10 +61,15 @@ class SpawnSetup {
   SpawnSetup& operator=(const SpawnSetup&) = delete;
 
   // Errors here are only ENOMEM, which posix_spawn would report again; they are not checked.
-  void prepare(int output_fd) {
+  void prepare(int output_fd, bool discard_output) {
     ::posix_spawn_file_actions_addopen(&actions_, 0, "/dev/null", O_RDONLY, 0);
-    ::posix_spawn_file_actions_adddup2(&actions_, output_fd, 1);
-    ::posix_spawn_file_actions_adddup2(&actions_, output_fd, 2);
+    if (discard_output) {
+      ::posix_spawn_file_actions_addopen(&actions_, 1, "/dev/null", O_WRONLY, 0);
+      ::posix_spawn_file_actions_adddup2(&actions_, 1, 2);
+    } else {
+      ::posix_spawn_file_actions_adddup2(&actions_, output_fd, 1);
+      ::posix_spawn_file_actions_adddup2(&actions_, output_fd, 2);
+    }
     sigset_t none, all;
     sigemptyset(&none);
     sigfillset(&all);
@@ -173,7 +178,7 @@ Result<CommandResult> run_command(const std::vector<std::string>& argv,
   ScopedFd out(::memfd_create("relive-command-output", MFD_CLOEXEC));
   if (!out.valid()) return PosixError("memfd_create", errno);
   SpawnSetup setup;
-  setup.prepare(out.get());
+  setup.prepare(out.get(), options.discard_output);
   std::vector<std::string> args = argv;
   std::vector<std::string> env = merged_env(options.env);
   std::vector<char*> c_args = c_array(args), c_env = c_array(env);

@@ -14,6 +14,9 @@ struct CommandOptions {
   std::vector<std::string> env;
   // After this long, SIGKILL the program and every descendant it left; zero waits forever.
   std::chrono::milliseconds timeout{0};
+  // Give the program /dev/null as stdout and stderr (CommandResult::output stays empty): for a
+  // program that hands its stdio on to something that outlives it (runc restore --detach).
+  bool discard_output = false;
 };
 
 struct CommandResult {

@@ -10,6 +10,8 @@
 #include <cstring>
 #include <thread>
 
+#include "common/json_field.h"
+
 namespace relive::qemu {
 namespace {
 
@@ -36,12 +38,12 @@ milliseconds remaining(Clock::time_point deadline) {
 
 QmpEvent to_event(const nlohmann::json& j) {
   QmpEvent e;
-  e.name = j["event"].is_string() ? j["event"].get<std::string>() : "";
-  e.data = j.contains("data") ? j["data"] : nlohmann::json::object();
-  const nlohmann::json& ts = j.contains("timestamp") ? j["timestamp"] : nlohmann::json();
-  if (ts.is_object() && ts.value("seconds", nlohmann::json()).is_number() &&
-      ts.value("microseconds", nlohmann::json()).is_number())
-    e.timestamp = ts["seconds"].get<double>() + ts["microseconds"].get<double>() / 1e6;
+  e.name = json_value_or(j, "event", "");
+  e.data = json_value_or(j, "data", nlohmann::json::object());
+  nlohmann::json ts = json_value_or(j, "timestamp", nlohmann::json());
+  Result<double> s = json_field<double>(ts, "seconds", "QMP event");
+  Result<double> us = json_field<double>(ts, "microseconds", "QMP event");
+  if (s.ok() && us.ok()) e.timestamp = *s + *us / 1e6;
   return e;
 }
 
@@ -80,8 +82,8 @@ Status QmpClient::negotiate() {
   const nlohmann::json& v = (*greeting)["QMP"]["version"];
   if (v.is_object() && v.contains("qemu") && v["qemu"].is_object()) {
     const nlohmann::json& q = v["qemu"];
-    version_ =
-        fmt::format("{}.{}.{}", q.value("major", 0), q.value("minor", 0), q.value("micro", 0));
+    version_ = fmt::format("{}.{}.{}", json_value_or(q, "major", 0), json_value_or(q, "minor", 0),
+                           json_value_or(q, "micro", 0));
   }
   return execute("qmp_capabilities").status();
 }
