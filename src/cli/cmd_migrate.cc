@@ -22,7 +22,8 @@ struct MigrateArgs {
 Status parse_to(const std::string& to, MigrateOptions* o) {
   Result<HostPort> hp = parse_host_port(to);
   if (!hp.ok())
-    return Status::InvalidArgument("--to wants ADDR:PORT: " + hp.status().message() + ", got '" + to + "'");
+    return Status::InvalidArgument("--to wants ADDR:PORT: " + hp.status().message() + ", got '" +
+                                   to + "'");
   o->to_host = hp->host;
   o->to_port = hp->port;
   return Status::Ok();

@@ -19,9 +19,9 @@
 #include "common/memory_policy.h"
 #include "migrate/destination.h"
 #include "security/audit_log.h"
+#include "security/listener.h"
 #include "security/replay_guard.h"
 #include "security/request_gate.h"
-#include "security/listener.h"
 
 namespace {
 

@@ -32,9 +32,8 @@ Result<std::string> parse_host(std::string_view h) {
 }
 
 Result<uint16_t> parse_port(std::string_view p) {
-  if (p.empty() || p.size() > 5 || !std::all_of(p.begin(), p.end(), [](char c) {
-        return c >= '0' && c <= '9';
-      })) {
+  if (p.empty() || p.size() > 5 ||
+      !std::all_of(p.begin(), p.end(), [](char c) { return c >= '0' && c <= '9'; })) {
     return Status::InvalidArgument("port must be a number");
   }
   unsigned v = 0;

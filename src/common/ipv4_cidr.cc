@@ -13,7 +13,8 @@ Result<Ipv4Cidr> parse_ipv4_cidr(std::string_view text, CidrPrefix prefix) {
   if (::inet_pton(AF_INET, c.address.c_str(), &c.ip) != 1)
     return Status::InvalidArgument("not an IPv4 address");
   if (slash == std::string_view::npos) {
-    if (prefix == CidrPrefix::kRequired) return Status::InvalidArgument("missing prefix length (/N)");
+    if (prefix == CidrPrefix::kRequired)
+      return Status::InvalidArgument("missing prefix length (/N)");
     return c;
   }
   std::string_view len = text.substr(slash + 1);

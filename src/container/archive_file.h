@@ -5,8 +5,8 @@
 #include <map>
 #include <string>
 
-#include "wire/archive_types.h"
 #include "relive/result.h"
+#include "wire/archive_types.h"
 
 namespace relive::container {
 

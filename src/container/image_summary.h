@@ -9,8 +9,8 @@
 #include <string>
 #include <vector>
 
-#include "wire/archive_types.h"
 #include "relive/result.h"
+#include "wire/archive_types.h"
 
 namespace relive::container {
 

@@ -7,8 +7,8 @@
 #include <chrono>
 #include <string>
 
-#include "wire/archive_types.h"
 #include "drivers/criu/criu_stats.h"
+#include "wire/archive_types.h"
 
 namespace relive::container {
 

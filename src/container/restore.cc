@@ -7,8 +7,8 @@
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
-#include "common/file_util.h"
 #include "common/clock.h"
+#include "common/file_util.h"
 #include "container/archive_file.h"
 #include "container/criu_compat.h"
 #include "container/pid_namespace.h"

@@ -2,8 +2,8 @@
 // restore_container() hand over to these when given a container name, or an archive of one.
 #pragma once
 
-#include "wire/archive_types.h"
 #include "relive/container.h"
+#include "wire/archive_types.h"
 
 namespace relive::container {
 

@@ -3,8 +3,8 @@
 #include <chrono>
 #include <filesystem>
 
-#include "common/file_util.h"
 #include "common/clock.h"
+#include "common/file_util.h"
 #include "container/archive_file.h"
 #include "container/criu_compat.h"
 #include "container/runc.h"

@@ -37,9 +37,9 @@
 #include "relive/result.h"
 #include "security/audit_log.h"
 #include "security/channel.h"
+#include "security/listener.h"
 #include "security/replay_guard.h"
 #include "security/request_gate.h"
-#include "security/listener.h"
 
 namespace relive::ha {
 

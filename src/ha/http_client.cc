@@ -172,7 +172,8 @@ Result<HttpEndpoint> parse_http_endpoint(std::string_view url) {
   std::string_view rest = url.substr(7);
   if (!rest.empty() && rest.back() == '/') rest.remove_suffix(1);
   Result<HostPort> hp = parse_host_port(rest);
-  if (!hp.ok()) return Status::InvalidArgument("'" + std::string(url) + "': " + hp.status().message());
+  if (!hp.ok())
+    return Status::InvalidArgument("'" + std::string(url) + "': " + hp.status().message());
   return HttpEndpoint{hp->host, hp->port};
 }
 

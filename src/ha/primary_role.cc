@@ -7,8 +7,8 @@
 #include "common/logging.h"
 #include "ha/epoch_shipper.h"
 #include "ha/ha_node.h"
-#include "security/replay_guard.h"
 #include "security/listener.h"
+#include "security/replay_guard.h"
 
 namespace relive::ha {
 namespace m = relive::migration;

@@ -2,8 +2,8 @@
 
 #include <fmt/format.h>
 
-#include "security/replay_guard.h"
 #include "security/listener.h"
+#include "security/replay_guard.h"
 #include "wire/migration_codec.h"
 
 namespace relive::migrate {

@@ -65,7 +65,8 @@ Status send_arp(int fd, const sockaddr_ll& to, const unsigned char* mac, in_addr
 
 Result<ServiceAddress> parse_service_address(const std::string& cidr) {
   Result<Ipv4Cidr> c = parse_ipv4_cidr(cidr, CidrPrefix::kOptional);
-  if (!c.ok()) return Status::InvalidArgument("service address '" + cidr + "': " + c.status().message());
+  if (!c.ok())
+    return Status::InvalidArgument("service address '" + cidr + "': " + c.status().message());
   ServiceAddress a;
   a.ip = c->ip;
   a.prefix = c->prefix;

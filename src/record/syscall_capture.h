@@ -7,10 +7,10 @@
 #include <unordered_map>
 
 #include "relive/result.h"
-#include "wire/trace_types.h"
 #include "trace/file_store.h"
 #include "tracee/syscall_policy.h"
 #include "tracee/task.h"
+#include "wire/trace_types.h"
 
 namespace relive::record {
 

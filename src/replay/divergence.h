@@ -5,8 +5,8 @@
 #include <string>
 
 #include "relive/status.h"
-#include "wire/trace_types.h"
 #include "tracee/syscall_policy.h"
+#include "wire/trace_types.h"
 
 namespace relive::replay {
 

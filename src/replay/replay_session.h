@@ -14,11 +14,11 @@
 #include <string>
 
 #include "relive/result.h"
-#include "wire/trace_types.h"
 #include "trace/file_store.h"
 #include "trace/trace_reader.h"
 #include "tracee/syscall_policy.h"
 #include "tracee/task.h"
+#include "wire/trace_types.h"
 
 namespace relive::replay {
 

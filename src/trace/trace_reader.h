@@ -11,8 +11,8 @@
 
 #include "common/scoped_fd.h"
 #include "relive/result.h"
-#include "wire/trace_types.h"
 #include "wire/segment.h"
+#include "wire/trace_types.h"
 
 namespace relive::trace {
 

@@ -8,8 +8,8 @@
 #include <string>
 #include <string_view>
 
-#include "wire/archive_types.h"
 #include "relive/result.h"
+#include "wire/archive_types.h"
 
 namespace relive::wire {
 

@@ -10,8 +10,8 @@
 #include <string_view>
 
 #include "common/hash.h"
-#include "wire/archive_types.h"
 #include "relive/result.h"
+#include "wire/archive_types.h"
 
 namespace relive::wire {
 

@@ -5,8 +5,8 @@
 
 #include "common/check.h"
 #include "common/hash.h"
-#include "wire/trace_types.h"
 #include "wire/le_bytes.h"
+#include "wire/trace_types.h"
 
 namespace relive::wire {
 namespace {

@@ -54,8 +54,8 @@ class MigrateMatrix : public ::testing::TestWithParam<Case> {
 
   void start_relived() {
     relive::testing::start_relived(
-        hosts_, dir_, {"--work-dir", dir_ / "stateb", "--tls-dir", dir_ / "keys", "--name", "hostb"},
-        &relived_);
+        hosts_, dir_,
+        {"--work-dir", dir_ / "stateb", "--tls-dir", dir_ / "keys", "--name", "hostb"}, &relived_);
   }
 
   std::string result() const { return read_all(dir_ / "result"); }
@@ -87,8 +87,8 @@ TEST_P(MigrateMatrix, CarriesOnOrIsRefusedWithTheSourceRunning) {
 
   RunResult r =
       run(hosts_.in('a', {relive_bin(), "migrate", "--pid", std::to_string(source), "--to",
-                          relived_address(hosts_), "--strategy", strategy, "--json",
-                          "--tls-dir", dir_ / "keys", "--name", "hosta", "--peer-name", "hostb"}),
+                          relived_address(hosts_), "--strategy", strategy, "--json", "--tls-dir",
+                          dir_ / "keys", "--name", "hosta", "--peer-name", "hostb"}),
           300);
   if (strategy == "crtr" && subject.multi_threaded) {
     // Refused before anything is touched: the source runs on, unharmed.

@@ -364,8 +364,8 @@ TEST_F(Migrate, RefusesAnExpiredCertificate) {
   Background counter(hosts_.in('a', {"/usr/bin/python3", dir_ / "counter.py", dir_ / "c.log"}),
                      "/dev/null");
   RunResult r = run(hosts_.in('a', {relive_bin(), "migrate", "--pid", std::to_string(counter.pid()),
-                                    "--to", relived_address(hosts_), "--strategy",
-                                    "stop-copy", "--tls-dir", dir_ / "keys", "--name", "stale"}));
+                                    "--to", relived_address(hosts_), "--strategy", "stop-copy",
+                                    "--tls-dir", dir_ / "keys", "--name", "stale"}));
   EXPECT_NE(r.exit_code, 0);
   EXPECT_TRUE(counter.running());
   EXPECT_TRUE(eventually(
@@ -385,8 +385,8 @@ TEST_F(Migrate, ContainerMigrateMovesAProcessTree) {
   ASSERT_TRUE(eventually([&] { return last_count(log) >= 10; }, seconds(10)));
   RunResult r =
       run(hosts_.in('a', {relive_bin(), "container", "migrate", "--pid", std::to_string(tree.pid()),
-                          "--to", relived_address(hosts_), "--strategy", "precopy",
-                          "--tls-dir", dir_ / "keys", "--name", "hosta", "--json"}),
+                          "--to", relived_address(hosts_), "--strategy", "precopy", "--tls-dir",
+                          dir_ / "keys", "--name", "hosta", "--json"}),
           180);
   ASSERT_EQ(r.exit_code, 0) << r.err;
   int at_switch = last_count(log);
@@ -410,8 +410,8 @@ TEST_F(Migrate, ContainerMigrateLinkCutLeavesTheTreeRunning) {
   ASSERT_TRUE(eventually([&] { return last_count(log) >= 5; }, seconds(10)));
   Background mig(
       hosts_.in('a', {relive_bin(), "container", "migrate", "--pid", std::to_string(tree.pid()),
-                      "--to", relived_address(hosts_), "--strategy", "precopy",
-                      "--io-timeout", "3", "--tls-dir", dir_ / "keys", "--name", "hosta"}),
+                      "--to", relived_address(hosts_), "--strategy", "precopy", "--io-timeout", "3",
+                      "--tls-dir", dir_ / "keys", "--name", "hosta"}),
       dir_ / "mig.out", dir_ / "mig.err");
   ASSERT_TRUE(eventually(
       [&] { return read_all(dir_ / "mig.err").find("round=1") != std::string::npos; }, seconds(60)))
@@ -470,10 +470,9 @@ TEST_F(Migrate, RefusesACertificateFromAnotherCluster) {
   ASSERT_EQ(run({relive_bin(), "keys", "init", dir_ / "foreign", "--hosts", "hosta"}).exit_code, 0);
   Background counter(hosts_.in('a', {"/usr/bin/python3", dir_ / "counter.py", dir_ / "c.log"}),
                      "/dev/null");
-  RunResult r =
-      run(hosts_.in('a', {relive_bin(), "migrate", "--pid", std::to_string(counter.pid()), "--to",
-                          relived_address(hosts_), "--strategy", "stop-copy", "--tls-dir",
-                          dir_ / "foreign", "--name", "hosta"}));
+  RunResult r = run(hosts_.in('a', {relive_bin(), "migrate", "--pid", std::to_string(counter.pid()),
+                                    "--to", relived_address(hosts_), "--strategy", "stop-copy",
+                                    "--tls-dir", dir_ / "foreign", "--name", "hosta"}));
   EXPECT_NE(r.exit_code, 0);
   EXPECT_NE(r.err.find("relive:"), std::string::npos) << r.err;
   EXPECT_TRUE(counter.running());

@@ -2,8 +2,8 @@
 // and the faults they inject while a migration runs (relived killed, the link cut).
 #pragma once
 
-#include <gtest/gtest.h>
 #include <glob.h>
+#include <gtest/gtest.h>
 
 #include <chrono>
 #include <functional>
@@ -33,9 +33,9 @@ inline std::string relived_address(const NetnsHosts& hosts) {
 inline void start_relived(const NetnsHosts& hosts, const TempDir& dir,
                           const std::vector<std::string>& args,
                           std::unique_ptr<Background>* relived) {
-  std::vector<std::string> argv = {relived_bin(), "--listen",      relived_address(hosts),
-                                   "--state-dir", dir / "stateb", "--once",
-                                   "1"};
+  std::vector<std::string> argv = {
+      relived_bin(), "--listen", relived_address(hosts), "--state-dir", dir / "stateb",
+      "--once",      "1"};
   argv.insert(argv.end(), args.begin(), args.end());
   *relived =
       std::make_unique<Background>(hosts.in('b', argv), dir / "relived.out", dir / "relived.err");
@@ -58,7 +58,8 @@ inline bool path_exists(const std::string& pattern) {
 inline int cut_relived_link(const NetnsHosts& hosts, char host) {
   std::string port = std::to_string(kRelivedPort);
   return hosts.sh_in(host, "iptables -I INPUT -p tcp --dport " + port +
-                               " -j DROP && iptables -I OUTPUT -p tcp --sport " + port + " -j DROP");
+                               " -j DROP && iptables -I OUTPUT -p tcp --sport " + port +
+                               " -j DROP");
 }
 
 // A fault injected from a second thread while the test's thread runs a migration: `fault` runs

@@ -116,11 +116,10 @@ class VmMigrate : public ::testing::Test {
 
   std::vector<std::string> migrate_argv(const std::string& strategy,
                                         const std::vector<std::string>& extra = {}) {
-    std::vector<std::string> argv = {relive_bin(), "migrate",     "--vm",
-                                     qmp(),        "--to",        relived_address(hosts_),
-                                     "--strategy", strategy,      "--json",
-                                     "--tls-dir",  dir_ / "keys", "--name",
-                                     "hosta",      "--peer-name", "hostb"};
+    std::vector<std::string> argv = {
+        relive_bin(), "migrate",     "--vm",   qmp(),       "--to",        relived_address(hosts_),
+        "--strategy", strategy,      "--json", "--tls-dir", dir_ / "keys", "--name",
+        "hosta",      "--peer-name", "hostb"};
     argv.insert(argv.end(), extra.begin(), extra.end());
     return hosts_.in('a', argv);
   }

@@ -6,9 +6,9 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "security/listener.h"
 #include "security/request_gate.h"
 #include "security/test_keys.h"
-#include "security/listener.h"
 #include "wire/protocol_codec.h"
 
 namespace relive::security {
