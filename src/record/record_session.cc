@@ -179,8 +179,8 @@ void RecordSession::schedule() {
     if (!st.ok()) spdlog::warn("resume {}: {}", pick->first, st.to_string());
     last_scheduled_ = pick->first;
     run_since_ = std::chrono::steady_clock::now();
-    backoff_ = slice_;
-    next_check_ = run_since_ + slice_;
+    backoff_ = pick->second.slice;
+    next_check_ = run_since_ + backoff_;
     return;
   }
 }
@@ -219,11 +219,16 @@ Status RecordSession::continue_thread(const Thread& t) const {
 // The running thread's slice is over while others wait: interrupt it to look at what it does.
 Status RecordSession::on_slice_expired() {
   Thread& t = thread(running_);
-  next_check_ = std::chrono::steady_clock::now() + backoff_;
-  if (t.interrupt_pending) return Status::Ok();
+  auto now = std::chrono::steady_clock::now();
+  next_check_ = now + backoff_;
+  // An interrupt whose stop has not come is sent again: one that met the thread at a ptrace
+  // stop of another kind (the breakpoint of a spin check) can be absorbed without a stop of its
+  // own. A stop too many is harmless (dispatch resumes it).
+  if (t.interrupt_pending && now - t.interrupt_sent < kInterruptPatience) return Status::Ok();
   if (::ptrace(PTRACE_INTERRUPT, t.task.tid(), nullptr, nullptr) != 0)
     return PosixError("PTRACE_INTERRUPT", errno);
   t.interrupt_pending = true;
+  t.interrupt_sent = now;
   return Status::Ok();
 }
 
@@ -273,6 +278,7 @@ Status RecordSession::on_interrupted(Thread& t) {
   trace::PreemptEvent ev{tid, std::string(reinterpret_cast<const char*>(&after), sizeof after),
                          after_hash};
   ++stats_.preemptions;
+  t.slice = std::max(kMinSlice, t.slice / 4);
   RELIVE_RETURN_IF_ERROR(emit_for(tid, ev));
   if (!t.deferred.empty()) {
     // A signal held for this thread is delivered here, a point replay finds; the thread runs on
@@ -311,6 +317,7 @@ Status RecordSession::keep_running(Thread& t, const char* why) {
         std::chrono::duration_cast<std::chrono::milliseconds>(now - run_since_).count(),
         t.task.regs().rip, "other threads waited for their turn", why));
   }
+  t.slice = std::min(slice_, t.slice * 2);
   backoff_ = std::min<std::chrono::milliseconds>(backoff_ * 2, std::chrono::milliseconds(1000));
   next_check_ = now + backoff_;
   return continue_thread(t);

@@ -95,6 +95,10 @@ class RecordSession {
     bool initial_stop_seen = false;  // new thread: its first ptrace stop arrived
     bool clone_logged = false;       // new thread: its parent's clone is in the log
     bool interrupt_pending = false;  // PTRACE_INTERRUPT sent for a preemption check
+    std::chrono::steady_clock::time_point interrupt_sent{};
+    // How long this thread runs before it is checked for a spin-wait: shorter after it was
+    // found spinning (a hand-off loop spins again soon), back up when it was not.
+    std::chrono::milliseconds slice{10};
     std::optional<int64_t> restart_result;  // the call returned a restart code; see on_exit
     int deliver_on_resume = 0;              // a logged signal to deliver when next resumed
   };
@@ -156,6 +160,8 @@ class RecordSession {
   std::chrono::steady_clock::time_point run_since_{};   // the running thread's turn began
   std::chrono::steady_clock::time_point next_check_{};  // when it is checked for a spin-wait
   std::chrono::milliseconds backoff_{10};
+  static constexpr std::chrono::milliseconds kMinSlice{1};
+  static constexpr std::chrono::milliseconds kInterruptPatience{50};
   RecordStats stats_;
 };
 

@@ -69,6 +69,28 @@ TEST(Preemption, FourThreadsHandingATokenThroughASpinWait) {
   EXPECT_GT(n, 0u);
 }
 
+// Two Python threads hand a flag back and forth in busy loops (the interpreter's own loop, the
+// GIL handed over by its switch interval).
+TEST(Preemption, PythonThreadsBusyWaitingOnEachOther) {
+  TempDir d;
+  write_all_to(d / "spin.py",
+               "import threading\n"
+               "flag = [0]\n"
+               "def a():\n"
+               "    for i in range(100):\n"
+               "        while flag[0] != 0: pass\n"
+               "        flag[0] = 1\n"
+               "def b():\n"
+               "    for i in range(100):\n"
+               "        while flag[0] != 1: pass\n"
+               "        flag[0] = 0\n"
+               "ts = [threading.Thread(target=a), threading.Thread(target=b)]\n"
+               "for t in ts: t.start()\n"
+               "for t in ts: t.join()\n"
+               "print('handed over', flag[0])\n");
+  record_and_replay(d, {"/usr/bin/python3", d / "spin.py"}, "handed over 0\n");
+}
+
 TEST(Preemption, AThreadSpinningOnAFlagItsSignalHandlerSets) {
   TempDir d;
   size_t n = record_and_replay(d, {subject("spin_signal"), "8"}, "alarms 8\n");
