@@ -123,6 +123,24 @@ TEST(Preemption, ALoopThatChangesMemoryEveryPassIsRefusedWithinTheSpinLimit) {
       << "the recorded program was left running";
 }
 
+// relive stopped by a supervisor while its program spins: SIGTERM is passed on to the program
+// (delivered where the spinning thread is preempted), SIGKILL takes the program with it.
+TEST(Preemption, StoppingReliveWhileItsProgramSpinsLeavesNothingRunning) {
+  for (int sig : {SIGTERM, SIGKILL}) {
+    TempDir d;
+    Background rec({relive_bin(), "record", "-o", d / "t", "--", subject("spin_handoff"), "2",
+                    "2000000000"},
+                   d / "out", d / "err");
+    ASSERT_TRUE(eventually([] { return running_with_args(subject("spin_handoff"), "2000000000"); },
+                           seconds(60)));
+    ASSERT_EQ(::kill(rec.pid(), sig), 0);
+    EXPECT_EQ(rec.wait_exit(std::chrono::seconds(60)), 128 + sig) << read_all(d / "err");
+    EXPECT_TRUE(eventually([] { return !running_with_args(subject("spin_handoff"), "2000000000"); },
+                           seconds(30)))
+        << "the program kept running after relive got signal " << sig;
+  }
+}
+
 TEST(Preemption, ProgramsThatNeverSpinAreNotPreempted) {
   TempDir d;
   size_t n = record_and_replay(d, {subject("threads_counter"), "4"});
