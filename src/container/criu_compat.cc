@@ -17,14 +17,13 @@ constexpr const char* kShimName = "librelive_criu_sockopt_shim.so";
 // Relative to the directory above the executable's (bin/ installed, bin/ or tests/ built).
 constexpr const char* kShimDir = "lib/relive";
 
-// Single quotes for /bin/sh: 'it'\''s'.
+}  // namespace
+
 std::string shell_quote(const std::string& s) {
   std::string out = "'";
   for (char c : s) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
   return out + "'";
 }
-
-}  // namespace
 
 Result<std::string> find_sockopt_shim() {
   std::string candidate;
