@@ -8,43 +8,46 @@
 #include <filesystem>
 
 #include "common/file_util.h"
+#include "common/trusted_path.h"
 
 namespace relive::container {
 namespace {
 
 constexpr const char* kShimName = "librelive_criu_sockopt_shim.so";
+// Relative to the directory above the executable's (bin/ installed, bin/ or tests/ built).
+constexpr const char* kShimDir = "lib/relive";
 
-bool is_file(const std::string& path) {
-  std::error_code ec;
-  return !path.empty() && std::filesystem::is_regular_file(path, ec);
-}
+}  // namespace
 
-// Single quotes for /bin/sh: 'it'\''s'.
 std::string shell_quote(const std::string& s) {
   std::string out = "'";
   for (char c : s) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
   return out + "'";
 }
 
-}  // namespace
-
-std::string find_sockopt_shim() {
-  if (const char* forced = std::getenv("RELIVE_CRIU_SHIM"); forced != nullptr) {
-    return is_file(forced) ? forced : "";
-  }
+Result<std::string> find_sockopt_shim() {
+  std::string candidate;
   std::error_code ec;
-  auto exe = std::filesystem::read_symlink("/proc/self/exe", ec);
-  if (!ec) {
-    std::string beside = (exe.parent_path().parent_path() / "lib" / kShimName).string();
-    if (is_file(beside)) return beside;
+  if (const char* forced = std::getenv("RELIVE_CRIU_SHIM"); forced != nullptr) {
+    candidate = forced;
+  } else {
+    auto exe = std::filesystem::read_symlink("/proc/self/exe", ec);
+    if (ec) return std::string();
+    candidate = (exe.parent_path().parent_path() / kShimDir / kShimName).string();
   }
-  std::string built = std::string(RELIVE_BUILD_LIB_DIR) + "/" + kShimName;
-  return is_file(built) ? built : "";
+  if (candidate.empty() || !std::filesystem::exists(candidate, ec)) return std::string();
+  // CRIU runs as root with this library loaded into it.
+  Result<std::string> trusted = trusted_file(candidate);
+  if (!trusted.ok()) {
+    return Status::InvalidArgument("refusing to preload the CRIU shim " + candidate + " (" +
+                                   trusted.status().message() + ")");
+  }
+  return trusted;
 }
 
 Result<std::string> criu_with_compat(const std::string& dir, const std::string& criu,
                                      const std::string& netns) {
-  std::string shim = find_sockopt_shim();
+  RELIVE_ASSIGN_OR_RETURN(std::string shim, find_sockopt_shim());
   if (shim.empty() && netns.empty()) return criu;
   std::string path = dir + "/criu-wrapper";
   std::string script = "#!/bin/sh\n";

@@ -10,12 +10,19 @@
 
 namespace relive::container {
 
-// The shim library: $RELIVE_CRIU_SHIM, else ../lib/ next to the running executable, else the
-// build tree's lib/. Empty when none exists.
-std::string find_sockopt_shim();
+// The shim library: $RELIVE_CRIU_SHIM, else lib/relive/ beside the running executable's bin/
+// (where `cmake --install` puts it, and where the build tree has it). Empty when there is none;
+// InvalidArgument when it is there but could have been written by someone other than root
+// (trusted_path.h): it is never loaded then.
+Result<std::string> find_sockopt_shim();
+
+// `s` as one word for /bin/sh, in single quotes ('it'\''s'): for the scripts CRIU must be
+// given as files (this wrapper, action scripts), the only shell text relive writes.
+std::string shell_quote(const std::string& s);
 
 // Writes `dir`/criu-wrapper (mode 0700) that execs `criu` with the shim preloaded and returns
-// its path; returns `criu` itself when no shim is found (CRIU then fails on inet sockets with
+// its path (the error of find_sockopt_shim() when the shim is not trusted); returns `criu`
+// itself when no shim is found (CRIU then fails on inet sockets with
 // its own error message). With `netns` (a path such as /run/netns/NAME), the wrapper runs CRIU
 // in that network namespace, so that a workload living there is dumped and restored as part of
 // it rather than with a namespace of its own.

@@ -79,10 +79,10 @@ Status EpochCapture::write_hook() {
   std::string script = fmt::format(
       "#!/bin/sh\n"
       "[ \"$CRTOOLS_SCRIPT_ACTION\" = post-dump ] || exit 0\n"
-      "echo post-dump > '{}'\n"
-      "read -r answer < '{}'\n"
+      "echo post-dump > {}\n"
+      "read -r answer < {}\n"
       "[ \"$answer\" = ok ]\n",
-      req, rep);
+      container::shell_quote(req), container::shell_quote(rep));
   std::string path = o_.work_dir + "/hook.sh";
   RELIVE_RETURN_IF_ERROR(write_file_atomic(path, script));
   if (::chmod(path.c_str(), 0700) != 0) return PosixError("chmod " + path, errno);

@@ -1,0 +1,111 @@
+// The destination's session driven over a socketpair by a hand-written source that sends
+// commands out of order: each is refused with an error naming it, audited, and the session
+// undoes what it held.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <future>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "migrate/destination.h"
+#include "migrate/link.h"
+#include "migrate/test_channel.h"
+#include "security/audit_log.h"
+#include "security/replay_guard.h"
+#include "security/request_gate.h"
+#include "test_util.h"
+
+namespace relive::migrate {
+namespace {
+
+namespace m = relive::migration;
+using testing::SocketPairChannel;
+
+class DestinationOrder : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    Result<security::AuditLog> log = security::AuditLog::open(dir_ / "audit.jsonl");
+    ASSERT_TRUE(log.ok()) << log.status().to_string();
+    audit_.emplace(std::move(*log));
+    gate_.emplace(&guard_, &*audit_);
+    options_.node_name = "beta";
+    options_.work_root = dir_ / "work";
+    options_.insecure = true;
+    std::filesystem::create_directories(options_.work_root);
+    auto [a, b] = SocketPairChannel::pair();
+    source_ = std::make_unique<Link>(std::move(a));
+    destination_ = std::make_unique<Link>(std::move(b));
+    served_ = std::async(std::launch::async, [this] {
+      return serve_migration(destination_.get(), &*gate_, options_).status();
+    });
+    ASSERT_TRUE(source_->hello("alpha").ok());
+  }
+
+  // Begins a stop-copy migration of a process tree.
+  void begin() {
+    m::Begin b;
+    b.name = "order";
+    b.source_node = "alpha";
+    Result<std::string> r = source_->call(b);
+    if (!r.ok() && r.status().message().find("CRIU") != std::string::npos)
+      GTEST_SKIP() << r.status().to_string();
+    ASSERT_TRUE(r.ok()) << r.status().to_string();
+  }
+
+  std::vector<nlohmann::json> refusals() {
+    std::istringstream in(relive::testing::read_all(dir_ / "audit.jsonl"));
+    std::vector<nlohmann::json> out;
+    for (std::string line; std::getline(in, line);) {
+      auto j = nlohmann::json::parse(line);
+      if (j["decision"] == "refused") out.push_back(j);
+    }
+    return out;
+  }
+
+  relive::testing::TempDir dir_;
+  security::ReplayGuard guard_;
+  std::optional<security::AuditLog> audit_;
+  std::optional<security::RequestGate> gate_;
+  DestinationOptions options_;
+  std::unique_ptr<Link> source_, destination_;
+  std::future<Status> served_;
+};
+
+TEST_F(DestinationOrder, CommitBeforeRestoreIsRefusedAndAudited) {
+  begin();
+  if (IsSkipped()) return;
+  ASSERT_TRUE(source_->call(m::FileBatch{"images", {}}).ok());
+  Result<std::string> r = source_->call(m::Commit{});
+  ASSERT_FALSE(r.ok());
+  EXPECT_TRUE(source_->peer_refused());
+  const std::string why = "migrate.commit is out of order: the migration is receiving here";
+  EXPECT_EQ(r.status().message(), "destination: " + why);
+  Status served = served_.get();
+  EXPECT_EQ(served.message(), why);
+  auto refused = refusals();
+  ASSERT_EQ(refused.size(), 1u);
+  EXPECT_EQ(refused[0]["command"], "migrate.commit");
+  EXPECT_EQ(refused[0]["reason"], why);
+  // Nothing of the migration is left in its work root.
+  EXPECT_TRUE(std::filesystem::is_empty(options_.work_root));
+}
+
+TEST_F(DestinationOrder, SecondBeginIsRefusedAndAudited) {
+  begin();
+  if (IsSkipped()) return;
+  m::Begin again;
+  again.name = "other";
+  Result<std::string> r = source_->call(again);
+  ASSERT_FALSE(r.ok());
+  EXPECT_TRUE(source_->peer_refused());
+  EXPECT_EQ(r.status().message(),
+            "destination: migrate.begin is out of order: the migration is receiving here");
+  (void)served_.get();
+  auto refused = refusals();
+  ASSERT_EQ(refused.size(), 1u);
+  EXPECT_EQ(refused[0]["command"], "migrate.begin");
+}
+
+}  // namespace
+}  // namespace relive::migrate
