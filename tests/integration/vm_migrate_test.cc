@@ -254,8 +254,10 @@ TEST_F(VmMigrate, QemuDefaultsByHandBaseline) {
       [&] {
         Result<nlohmann::json> r = q->execute("query-migrate");
         if (r.ok()) info = *r;
-        return r.ok() && info.value("status", "") != "active" &&
-               info.value("status", "") != "setup";
+        // Passing states (setup, active, device, pre-switchover...) come and go; wait for an
+        // end: completed, failed or cancelled.
+        std::string status = r.ok() ? info.value("status", "") : "";
+        return status == "completed" || status == "failed" || status == "cancelled";
       },
       seconds(300)));
   ASSERT_EQ(info.value("status", ""), "completed") << info.dump();
