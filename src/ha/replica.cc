@@ -9,7 +9,7 @@
 
 #include "common/file_util.h"
 #include "common/scoped_fd.h"
-#include "drivers/criu/command.h"
+#include "common/subprocess.h"
 #include "migrate/file_transfer.h"
 
 namespace relive::ha {
@@ -18,9 +18,8 @@ namespace {
 
 // `cp -a from to`, run directly (no shell).
 Status copy_tree(const std::string& from, const std::string& to) {
-  RELIVE_ASSIGN_OR_RETURN(
-      criu::CommandResult r,
-      criu::run_command({"/bin/cp", "-a", from, to}, {{}, std::chrono::seconds(120)}));
+  RELIVE_ASSIGN_OR_RETURN(RunResult r, relive::run({"/bin/cp", "-a", from, to},
+                                                   {.timeout = std::chrono::seconds(120)}));
   if (!r.ok()) return Status::IoError("copying the committed epoch: " + r.output);
   return Status::Ok();
 }

@@ -17,6 +17,7 @@
 #include <thread>
 
 #include "common/file_util.h"
+#include "common/subprocess.h"
 #include "drivers/criu/page_image.h"
 #include "migrate/file_transfer.h"
 #include "migrate/page_cache.h"
@@ -35,42 +36,35 @@ using std::chrono::milliseconds;
 // to freeze (SIGUSR1) or to let go (SIGINT, the process runs on untraced).
 class Recorder {
  public:
-  Recorder(pid_t target, const std::string& trace, const std::string& log) {
-    pid_ = ::fork();
-    if (pid_ == 0) {
-      int out = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-      if (out >= 0) ::dup2(out, 1), ::dup2(out, 2);
-      ::execl("/proc/self/exe", "relive", "record", "-o", trace.c_str(), "--pid",
-              std::to_string(target).c_str(), "--live", nullptr);
-      ::_exit(127);
-    }
+  static Result<Recorder> start(pid_t target, const std::string& trace, const std::string& log) {
+    RELIVE_ASSIGN_OR_RETURN(ScopedFd out, open_output_file(log));
+    SpawnOptions o;
+    o.output_fd = out.get();
+    RELIVE_ASSIGN_OR_RETURN(Subprocess child,
+                            Subprocess::spawn({"/proc/self/exe", "record", "-o", trace, "--pid",
+                                               std::to_string(target), "--live"},
+                                              o));
+    return Recorder(std::move(child));
   }
+  Recorder(Recorder&&) noexcept = default;
+  // Lets the process go (SIGINT); killed when it does not exit within 5 s.
   ~Recorder() {
-    if (pid_ <= 0) return;
-    ::kill(pid_, SIGINT);
-    if (wait(milliseconds(5000)) < 0) {
-      ::kill(pid_, SIGKILL);
-      ::waitpid(pid_, nullptr, 0);
-    }
+    if (!child_.valid()) return;
+    child_.signal(SIGINT);
+    (void)wait(milliseconds(5000));
   }
-  bool running() const { return pid_ > 0 && ::waitpid(pid_, nullptr, WNOHANG) == 0; }
-  void signal(int sig) const { ::kill(pid_, sig); }
+  bool running() const { return child_.running(); }
+  void signal(int sig) const { child_.signal(sig); }
   // Exit status once it exits within `limit`; -1 otherwise.
   int wait(milliseconds limit) {
-    auto end = Clock::now() + limit;
-    while (Clock::now() < end) {
-      int st = 0;
-      if (::waitpid(pid_, &st, WNOHANG) == pid_) {
-        pid_ = -1;
-        return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-      }
-      std::this_thread::sleep_for(milliseconds(2));
-    }
-    return -1;
+    std::optional<ExitStatus> st = child_.try_wait(limit);
+    if (!st) return -1;
+    return st->term_signal != 0 ? 128 + st->term_signal : st->exit_code;
   }
 
  private:
-  pid_t pid_ = -1;
+  explicit Recorder(Subprocess child) : child_(std::move(child)) {}
+  Subprocess child_;
 };
 
 // Ships the trace files not shipped yet (header, checkpoint, saved files).
@@ -191,7 +185,7 @@ Status ship_differing(Source* s, const std::string& verdict) {
 Status run_crtr(Source* s) {
   std::string work = std::filesystem::path(s->images_dir()).parent_path().string();
   std::string trace = work + "/trace", log = work + "/recorder.log";
-  Recorder rec(s->options().pid, trace, log);
+  RELIVE_ASSIGN_OR_RETURN(Recorder rec, Recorder::start(s->options().pid, trace, log));
   RELIVE_RETURN_IF_ERROR(wait_for_checkpoint(rec, trace, log));
   std::set<std::string> shipped;
   RELIVE_RETURN_IF_ERROR(ship_new_trace_files(s, trace, &shipped));

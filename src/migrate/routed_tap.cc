@@ -11,7 +11,7 @@
 
 #include "common/safe_name.h"
 #include "common/scoped_fd.h"
-#include "drivers/criu/command.h"
+#include "common/subprocess.h"
 
 namespace relive::migrate {
 namespace {
@@ -41,8 +41,7 @@ Status write_sysctl(const std::string& path) {
 
 Status run_network_commands(const std::vector<std::vector<std::string>>& commands) {
   for (const auto& argv : commands) {
-    RELIVE_ASSIGN_OR_RETURN(criu::CommandResult r,
-                            criu::run_command(argv, {{}, std::chrono::seconds(20)}));
+    RELIVE_ASSIGN_OR_RETURN(RunResult r, relive::run(argv, {.timeout = std::chrono::seconds(20)}));
     if (!r.ok()) {
       std::string cmd;
       for (const auto& a : argv) cmd += (cmd.empty() ? "" : " ") + a;
@@ -53,7 +52,7 @@ Status run_network_commands(const std::vector<std::vector<std::string>>& command
 }
 
 void run_network_commands_best_effort(const std::vector<std::vector<std::string>>& commands) {
-  for (const auto& argv : commands) (void)criu::run_command(argv, {{}, std::chrono::seconds(20)});
+  for (const auto& argv : commands) (void)relive::run(argv, {.timeout = std::chrono::seconds(20)});
 }
 
 Status enable_proxy_arp(const std::vector<std::string>& interfaces) {

@@ -15,7 +15,7 @@
 
 #include "common/ipv4_cidr.h"
 #include "common/scoped_fd.h"
-#include "drivers/criu/command.h"
+#include "common/subprocess.h"
 
 namespace relive::migrate {
 namespace {
@@ -23,8 +23,7 @@ namespace {
 uint32_t mask_of(int prefix) { return prefix == 0 ? 0 : htonl(~0u << (32 - prefix)); }
 
 Status run_tool(const std::vector<std::string>& argv) {
-  RELIVE_ASSIGN_OR_RETURN(criu::CommandResult r,
-                          criu::run_command(argv, {{}, std::chrono::seconds(20)}));
+  RELIVE_ASSIGN_OR_RETURN(RunResult r, relive::run(argv, {.timeout = std::chrono::seconds(20)}));
   if (!r.ok()) {
     std::string cmd;
     for (const auto& a : argv) cmd += (cmd.empty() ? "" : " ") + a;

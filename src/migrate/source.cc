@@ -10,7 +10,7 @@
 #include "common/file_util.h"
 #include "common/logging.h"
 #include "common/process_tree.h"
-#include "drivers/criu/command.h"
+#include "common/subprocess.h"
 #include "migrate/image_dir.h"
 #include "migrate/peer_replies.h"
 
@@ -154,8 +154,8 @@ Status Source::end_source() {
   if (svc_) {
     // Sockets of the dead tree may still hold the address (FIN_WAIT); destroy them while the
     // lock still drops whatever they would send, then lift the lock.
-    (void)criu::run_command({"/usr/bin/ss", "-K", "-t", "src", svc_->text},
-                            {{}, std::chrono::seconds(10)});
+    (void)relive::run({"/usr/bin/ss", "-K", "-t", "src", svc_->text},
+                      {.timeout = std::chrono::seconds(10)});
   }
   if (lock_) lock_->release();
   return Status::Ok();

@@ -14,6 +14,7 @@
 #include "common/json_field.h"
 #include "common/logging.h"
 #include "common/scoped_fd.h"
+#include "common/subprocess.h"
 #include "drivers/qemu/qemu_process.h"
 #include "drivers/qemu/qmp_client.h"
 #include "drivers/qemu/record_replay_args.h"
@@ -33,15 +34,11 @@ constexpr milliseconds kReplayTimeout{600000};  // the final replay: the source'
 constexpr size_t kLogHeader = 12;               // QEMU's replay log header (version, 0)
 constexpr const char* kTag = "relive-handover";
 
-// Runs a short-lived tool (qemu-img, a probing QEMU) in `dir` until it exits.
+// Runs a short-lived tool (qemu-img) in `dir` to completion.
 Status run_tool(const std::vector<std::string>& argv, const std::string& dir) {
-  qemu::QemuLaunch l{argv, dir, dir + "/tools.log"};
-  RELIVE_ASSIGN_OR_RETURN(qemu::QemuProcess p, qemu::QemuProcess::start(l));
-  for (auto end = Clock::now() + kToolTimeout; p.running();) {
-    if (Clock::now() > end) return Status::IoError(argv[0] + " did not finish: " + p.log_tail());
-    std::this_thread::sleep_for(milliseconds(10));
-  }
-  return Status::Ok();
+  RELIVE_ASSIGN_OR_RETURN(RunResult r, relive::run(argv, {.cwd = dir, .timeout = kToolTimeout}));
+  if (r.ok()) return Status::Ok();
+  return Status::IoError(argv[0] + " failed (" + r.describe() + "): " + r.output);
 }
 
 class VmLogIncoming {
