@@ -19,11 +19,11 @@
 #include "common/file_util.h"
 #include "common/subprocess.h"
 #include "drivers/criu/page_image.h"
-#include "migrate/file_transfer.h"
-#include "migrate/page_cache.h"
-#include "migrate/page_hashes.h"
 #include "migrate/peer_replies.h"
 #include "migrate/source.h"
+#include "transfer/file_transfer.h"
+#include "transfer/page_cache.h"
+#include "transfer/page_hashes.h"
 #include "wire/segment.h"
 
 namespace relive::migrate {
@@ -77,7 +77,7 @@ Status ship_new_trace_files(Source* s, const std::string& trace, std::set<std::s
     names.push_back(rel);
   }
   if (names.empty()) return Status::Ok();
-  RELIVE_ASSIGN_OR_RETURN(uint64_t bytes, send_files(&s->link(), "trace", trace, names));
+  RELIVE_ASSIGN_OR_RETURN(uint64_t bytes, transfer::send_files(&s->link(), "trace", trace, names));
   s->add_bytes(shipped->empty() ? "checkpoint" : "trace_files", bytes);
   shipped->insert(names.begin(), names.end());
   return Status::Ok();
@@ -91,9 +91,9 @@ Result<uint64_t> ship_log_round(Source* s, const std::string& events, uint64_t* 
   std::string_view fresh = std::string_view(all).substr(*offset);
   fresh = fresh.substr(0, wire::whole_segments_prefix(fresh));
   RELIVE_RETURN_IF_ERROR(s->link().send(m::LogRound{round, fresh.size(), final}));
-  BulkSender out(&s->link().channel());
+  transfer::BulkSender out(&s->link().channel());
   for (size_t at = 0; at < fresh.size(); at += 1u << 20) {
-    std::string ev = event_header(0, 0);
+    std::string ev = transfer::event_header(0, 0);
     ev.append(fresh.substr(at, 1u << 20));
     RELIVE_RETURN_IF_ERROR(out.add(ev));
   }
@@ -168,7 +168,7 @@ Status ship_differing(Source* s, const std::string& verdict) {
   RELIVE_ASSIGN_OR_RETURN(VerifyReply reply, parse_verify_reply(verdict));
   const std::vector<criu::VaddrRange>& ranges = reply.differing;
   RELIVE_RETURN_IF_ERROR(s->link().send(m::PageRound{0, 0}));
-  PageSender out(&s->link().channel());
+  transfer::PageSender out(&s->link().channel());
   pid_t pid = s->options().pid;
   auto sink = [&](uint64_t vaddr, std::string_view bytes) { return out.add(pid, vaddr, bytes); };
   RELIVE_RETURN_IF_ERROR(criu::extract_pages(s->images_dir(), pid, ranges, sink));
@@ -213,12 +213,13 @@ Status run_crtr(Source* s) {
   RELIVE_RETURN_IF_ERROR(criu::dump(d).status());
   s->progress("phase=dumped");
   RELIVE_RETURN_IF_ERROR(s->release_address());
-  RELIVE_RETURN_IF_ERROR(write_page_hashes(s->images_dir()));
+  RELIVE_RETURN_IF_ERROR(transfer::write_page_hashes(s->images_dir()));
   s->progress("phase=hashed");
   RELIVE_ASSIGN_OR_RETURN(auto files, image_files(s->images_dir()));
   std::erase_if(files, [](const std::string& f) { return f.starts_with("pages-"); });
-  files.push_back(page_hashes_name(s->options().pid));
-  RELIVE_ASSIGN_OR_RETURN(uint64_t bytes, send_files(&s->link(), "images", s->images_dir(), files));
+  files.push_back(transfer::page_hashes_name(s->options().pid));
+  RELIVE_ASSIGN_OR_RETURN(uint64_t bytes,
+                          transfer::send_files(&s->link(), "images", s->images_dir(), files));
   s->add_bytes("images", bytes);
   RELIVE_ASSIGN_OR_RETURN(std::string verdict, s->link().call(m::Verify{}));
   RELIVE_RETURN_IF_ERROR(ship_differing(s, verdict));

@@ -50,19 +50,18 @@ Status Source::open(m::Strategy strategy) {
         o_.pid, tree_.size() - 1));
   }
   if (!o_.service_address.empty()) {
-    RELIVE_ASSIGN_OR_RETURN(ServiceAddress a, parse_service_address(o_.service_address));
-    if (!address_present(a))
+    RELIVE_ASSIGN_OR_RETURN(net::ServiceAddress a, net::parse_service_address(o_.service_address));
+    if (!net::address_present(a))
       return Status::InvalidArgument("service address " + a.text + " is not on this host");
-    RELIVE_ASSIGN_OR_RETURN(svc_dev_, interface_for(a));
+    RELIVE_ASSIGN_OR_RETURN(svc_dev_, net::interface_for(a));
     svc_ = a;
   }
-  RELIVE_ASSIGN_OR_RETURN(container::WorkDir w,
-                          container::WorkDir::create(default_image_root(o_.work_dir), "migrate"));
+  RELIVE_ASSIGN_OR_RETURN(WorkDir w, WorkDir::create(default_image_root(o_.work_dir), "migrate"));
   work_.emplace(std::move(w));
   images_ = work_->path() + "/images";
   RELIVE_RETURN_IF_ERROR(make_dirs(images_));
 
-  RELIVE_ASSIGN_OR_RETURN(link_, open_link(o_));
+  RELIVE_ASSIGN_OR_RETURN(link_, transfer::open_link(o_));
   m::Begin b;
   b.kind = runc_             ? m::WorkloadKind::kRunc
            : o_.process_tree ? m::WorkloadKind::kProcessTree
@@ -84,7 +83,7 @@ Status Source::freeze_begins() {
   if (freeze_ != Clock::time_point{}) return Status::Ok();  // already frozen
   freeze_ = Clock::now();
   if (svc_) {
-    RELIVE_ASSIGN_OR_RETURN(TrafficLock l, TrafficLock::engage(*svc_));
+    RELIVE_ASSIGN_OR_RETURN(net::TrafficLock l, net::TrafficLock::engage(*svc_));
     lock_.emplace(std::move(l));
   }
   return Status::Ok();
@@ -92,7 +91,7 @@ Status Source::freeze_begins() {
 
 Status Source::release_address() {
   if (!svc_) return Status::Ok();
-  RELIVE_RETURN_IF_ERROR(remove_address(*svc_, svc_dev_));
+  RELIVE_RETURN_IF_ERROR(net::remove_address(*svc_, svc_dev_));
   address_released_ = true;
   return Status::Ok();
 }
@@ -168,7 +167,7 @@ void Source::rollback() {
     (void)link_->send(m::Abort{"the source failed"});
   }
   if (address_released_) {
-    Status s = add_address(*svc_, svc_dev_);
+    Status s = net::add_address(*svc_, svc_dev_);
     if (!s.ok()) RELIVE_LOG_WARN("could not take the service address back: {}", s.to_string());
   }
   if (lock_) lock_->release();

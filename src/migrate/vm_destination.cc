@@ -18,8 +18,8 @@
 #include "migrate/destination_phase.h"
 #include "migrate/peer_replies.h"
 #include "migrate/qemu_tls.h"
-#include "migrate/routed_tap.h"
-#include "migrate/service_address.h"
+#include "net/routed_tap.h"
+#include "net/service_address.h"
 
 namespace relive::migrate {
 namespace {
@@ -42,7 +42,7 @@ std::string safe_label(const std::string& name) {
 
 class VmIncoming {
  public:
-  VmIncoming(Link* link, security::RequestGate* gate, const DestinationOptions& o,
+  VmIncoming(transfer::Link* link, security::RequestGate* gate, const DestinationOptions& o,
              const m::Begin& b)
       : link_(link), gate_(gate), o_(o), begin_(b) {}
   // Not committed: the guard's destructor kills QEMU. Its directory (qemu.log) stays.
@@ -60,7 +60,7 @@ class VmIncoming {
   Status run_here();
   Result<std::string> dispatch(const m::Command& c, bool* done);
 
-  Link* link_;
+  transfer::Link* link_;
   security::RequestGate* gate_;
   const DestinationOptions& o_;
   m::Begin begin_;
@@ -68,8 +68,8 @@ class VmIncoming {
   std::optional<qemu::QemuProcess> qemu_;
   std::optional<qemu::QmpClient> qmp_;
   // --service-address: the guest's tap here, routed at the commit; gone if the migration fails.
-  std::optional<ServiceAddress> svc_;
-  std::optional<RoutedTap> tap_;
+  std::optional<net::ServiceAddress> svc_;
+  std::optional<net::RoutedTap> tap_;
   DestinationPhase phase_{DestinationFlow::kVm};
   DestinationOutcome outcome_;
 };
@@ -86,12 +86,13 @@ Status VmIncoming::make_dir() {
 // The tap the guest's NIC uses, with the source's MAC, before QEMU opens it.
 Status VmIncoming::make_tap() {
   if (begin_.service_address.empty()) return Status::Ok();
-  RELIVE_ASSIGN_OR_RETURN(ServiceAddress a, parse_service_address(begin_.service_address));
+  RELIVE_ASSIGN_OR_RETURN(net::ServiceAddress a,
+                          net::parse_service_address(begin_.service_address));
   std::vector<std::string> taps = qemu::tap_interfaces(begin_.vm_args);
   if (taps.size() != 1)
     return Status::InvalidArgument("a service address needs exactly one tap in the VM");
-  RELIVE_ASSIGN_OR_RETURN(RoutedTap t,
-                          RoutedTap::create(taps[0], begin_.vm_tap_mac, /*replace=*/false));
+  RELIVE_ASSIGN_OR_RETURN(net::RoutedTap t,
+                          net::RoutedTap::create(taps[0], begin_.vm_tap_mac, /*replace=*/false));
   tap_.emplace(std::move(t));
   svc_ = a;
   return Status::Ok();
@@ -226,7 +227,7 @@ Result<DestinationOutcome> VmIncoming::run() {
 
 }  // namespace
 
-Result<DestinationOutcome> serve_vm_migration(Link* link, security::RequestGate* gate,
+Result<DestinationOutcome> serve_vm_migration(transfer::Link* link, security::RequestGate* gate,
                                               const DestinationOptions& options,
                                               const m::Begin& begin) {
   VmIncoming in(link, gate, options, begin);

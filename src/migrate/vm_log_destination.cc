@@ -18,8 +18,8 @@
 #include "drivers/qemu/qemu_process.h"
 #include "drivers/qemu/qmp_client.h"
 #include "drivers/qemu/record_replay_args.h"
-#include "migrate/bulk.h"
 #include "migrate/destination_phase.h"
+#include "transfer/bulk.h"
 
 namespace relive::migrate {
 namespace {
@@ -43,7 +43,7 @@ Status run_tool(const std::vector<std::string>& argv, const std::string& dir) {
 
 class VmLogIncoming {
  public:
-  VmLogIncoming(Link* link, security::RequestGate* gate, const DestinationOptions& o,
+  VmLogIncoming(transfer::Link* link, security::RequestGate* gate, const DestinationOptions& o,
                 const m::Begin& b)
       : link_(link), gate_(gate), o_(o), begin_(b) {}
 
@@ -62,7 +62,7 @@ class VmLogIncoming {
   Result<std::string> dispatch(const m::Command& c, bool* done);
   Result<uint64_t> replay_icount();
 
-  Link* link_;
+  transfer::Link* link_;
   security::RequestGate* gate_;
   const DestinationOptions& o_;
   m::Begin begin_;
@@ -124,7 +124,7 @@ Status VmLogIncoming::log_header() {
 // Appends a round's log bytes (the first round's header replaced by ours).
 Status VmLogIncoming::receive(const m::LogRound& l) {
   if (!log_fd_.valid()) RELIVE_RETURN_IF_ERROR(log_header());
-  BulkReceiver in(&link_->channel());
+  transfer::BulkReceiver in(&link_->channel());
   for (uint64_t remaining = l.bytes; remaining > 0;) {
     RELIVE_ASSIGN_OR_RETURN(std::vector<std::string> events, in.next());
     for (const std::string& ev : events) {
@@ -288,7 +288,7 @@ Result<DestinationOutcome> VmLogIncoming::run() {
 
 }  // namespace
 
-Result<DestinationOutcome> serve_vm_log_shipping(Link* link, security::RequestGate* gate,
+Result<DestinationOutcome> serve_vm_log_shipping(transfer::Link* link, security::RequestGate* gate,
                                                  const DestinationOptions& options,
                                                  const m::Begin& begin) {
   VmLogIncoming in(link, gate, options, begin);

@@ -17,9 +17,9 @@
 #include "drivers/qemu/qmp_client.h"
 #include "drivers/qemu/record_replay_args.h"
 #include "drivers/qemu/vm_command_line.h"
-#include "migrate/bulk.h"
-#include "migrate/link.h"
 #include "migrate/peer_replies.h"
+#include "transfer/bulk.h"
+#include "transfer/link.h"
 
 namespace relive::migrate {
 namespace {
@@ -82,7 +82,7 @@ class VmLogSource {
   const MigrateOptions& o_;
   Clock::time_point start_, stop_;
   std::optional<qemu::QmpClient> qmp_;
-  std::unique_ptr<Link> link_;
+  std::unique_ptr<transfer::Link> link_;
   std::vector<std::string> args_;
   std::string log_;  // the source's log, absolute
   pid_t qemu_pid_ = -1;
@@ -125,7 +125,7 @@ Status VmLogSource::open() {
 }
 
 Status VmLogSource::begin_at_destination() {
-  RELIVE_ASSIGN_OR_RETURN(link_, open_link(o_));
+  RELIVE_ASSIGN_OR_RETURN(link_, transfer::open_link(o_));
   m::Begin b;
   b.kind = m::WorkloadKind::kVm;
   b.strategy = m::Strategy::kLogShipping;
@@ -159,9 +159,9 @@ Result<std::string> VmLogSource::ship(uint64_t icount, bool final, const char* p
   std::string_view fresh = std::string_view(all).substr(shipped_);
   uint32_t round = static_cast<uint32_t>(++report_.rounds);
   RELIVE_RETURN_IF_ERROR(link_->send(m::LogRound{round, fresh.size(), final, icount}));
-  BulkSender out(&link_->channel());
+  transfer::BulkSender out(&link_->channel());
   for (size_t at = 0; at < fresh.size(); at += kChunk) {
-    std::string ev = event_header(0, 0);
+    std::string ev = transfer::event_header(0, 0);
     ev.append(fresh.substr(at, kChunk));
     RELIVE_RETURN_IF_ERROR(out.add(ev));
   }

@@ -1,4 +1,4 @@
-#include "migrate/link.h"
+#include "transfer/link.h"
 
 #include <fmt/format.h>
 
@@ -6,7 +6,7 @@
 #include "security/replay_guard.h"
 #include "wire/migration_codec.h"
 
-namespace relive::migrate {
+namespace relive::transfer {
 
 namespace p = relive::protocol;
 
@@ -125,4 +125,4 @@ Result<std::unique_ptr<Link>> open_link(const MigrateOptions& options) {
   return link;
 }
 
-}  // namespace relive::migrate
+}  // namespace relive::transfer

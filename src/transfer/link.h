@@ -15,7 +15,7 @@
 #include "security/request_gate.h"
 #include "wire/migration_types.h"
 
-namespace relive::migrate {
+namespace relive::transfer {
 
 class Link {
  public:
@@ -61,4 +61,4 @@ class Link {
 // this host's key from tls_dir unless insecure, io_timeout), hello already exchanged.
 Result<std::unique_ptr<Link>> open_link(const MigrateOptions& options);
 
-}  // namespace relive::migrate
+}  // namespace relive::transfer

@@ -1,4 +1,4 @@
-#include "migrate/routed_tap.h"
+#include "net/routed_tap.h"
 
 #include <fcntl.h>
 #include <fmt/format.h>
@@ -13,7 +13,7 @@
 #include "common/scoped_fd.h"
 #include "common/subprocess.h"
 
-namespace relive::migrate {
+namespace relive::net {
 namespace {
 
 constexpr const char* kIp = "/usr/sbin/ip";
@@ -124,4 +124,4 @@ Result<std::string> interface_mac(const std::string& name) {
                      m[5]);
 }
 
-}  // namespace relive::migrate
+}  // namespace relive::net

@@ -1,4 +1,4 @@
-#include "migrate/service_address.h"
+#include "net/service_address.h"
 
 #include <arpa/inet.h>
 #include <fmt/format.h>
@@ -17,7 +17,7 @@
 #include "common/scoped_fd.h"
 #include "common/subprocess.h"
 
-namespace relive::migrate {
+namespace relive::net {
 namespace {
 
 uint32_t mask_of(int prefix) { return prefix == 0 ? 0 : htonl(~0u << (32 - prefix)); }
@@ -151,4 +151,4 @@ void TrafficLock::release() {
   ip_.clear();
 }
 
-}  // namespace relive::migrate
+}  // namespace relive::net
