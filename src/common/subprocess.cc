@@ -237,6 +237,16 @@ std::string read_tail(int fd) {
   return out;
 }
 
+// Whether the child behind `pidfd` exits (its pidfd turns readable) within `limit`.
+bool exits_within(int pidfd, std::chrono::milliseconds limit) {
+  pollfd p{.fd = pidfd, .events = POLLIN, .revents = 0};
+  int n;
+  do {
+    n = ::poll(&p, 1, static_cast<int>(limit.count()));
+  } while (n < 0 && errno == EINTR);
+  return n != 0;
+}
+
 int waitpid_retrying(pid_t pid, int* status, int flags) {
   int r;
   do {
@@ -357,18 +367,10 @@ void Subprocess::signal(int sig) const {
 
 Result<ExitStatus> Subprocess::wait(std::chrono::milliseconds timeout) {
   if (pid_ <= 0) return Status::InvalidArgument("wait: no child process");
-  bool timed_out = false;
-  if (timeout.count() > 0) {
-    pollfd p{.fd = pidfd_.get(), .events = POLLIN, .revents = 0};
-    int n;
-    do {
-      n = ::poll(&p, 1, static_cast<int>(timeout.count()));
-    } while (n < 0 && errno == EINTR);
-    if (n == 0) {
-      if (own_group_) ::kill(-pid_, SIGKILL);
-      kill_tree(pid_);
-      timed_out = true;
-    }
+  bool timed_out = timeout.count() > 0 && !exits_within(pidfd_.get(), timeout);
+  if (timed_out) {
+    if (own_group_) ::kill(-pid_, SIGKILL);
+    kill_tree(pid_);
   }
   int ws = 0;
   if (waitpid_retrying(pid_, &ws, 0) < 0)
@@ -382,13 +384,7 @@ Result<ExitStatus> Subprocess::wait(std::chrono::milliseconds timeout) {
 
 std::optional<ExitStatus> Subprocess::try_wait(std::chrono::milliseconds within) {
   if (pid_ <= 0) return std::nullopt;
-  if (within.count() > 0) {
-    pollfd p{.fd = pidfd_.get(), .events = POLLIN, .revents = 0};
-    int n;
-    do {
-      n = ::poll(&p, 1, static_cast<int>(within.count()));
-    } while (n < 0 && errno == EINTR);
-  }
+  if (within.count() > 0) (void)exits_within(pidfd_.get(), within);
   int ws = 0;
   if (waitpid_retrying(pid_, &ws, WNOHANG) != pid_) return std::nullopt;
   pid_ = -1;
@@ -426,6 +422,16 @@ Result<RunResult> run(const std::vector<std::string>& argv, const RunOptions& o)
   static_cast<ExitStatus&>(r) = status;
   r.output = read_tail(out.get());
   return r;
+}
+
+Status run_checked(const std::vector<std::string>& argv, const RunOptions& options) {
+  RELIVE_ASSIGN_OR_RETURN(RunResult r, run(argv, options));
+  if (r.ok()) return Status::Ok();
+  std::string cmd;
+  for (const auto& a : argv) cmd += (cmd.empty() ? "" : " ") + a;
+  std::string out = r.output;
+  while (!out.empty() && out.back() == '\n') out.pop_back();
+  return Status::IoError(cmd + ": " + r.describe() + (out.empty() ? "" : ": " + out));
 }
 
 Result<ScopedFd> open_output_file(const std::string& path, bool append) {

@@ -127,6 +127,10 @@ struct RunResult : ExitStatus {
 // signal or a timeout is a RunResult.
 Result<RunResult> run(const std::vector<std::string>& argv, const RunOptions& options = {});
 
+// run(), then Ok only when the program exited with status 0; otherwise an IoError naming the
+// command line, how it ended and what it printed.
+Status run_checked(const std::vector<std::string>& argv, const RunOptions& options = {});
+
 // The file at `path` opened for a child's output (created 0600, truncated or appended).
 Result<ScopedFd> open_output_file(const std::string& path, bool append = false);
 

@@ -41,12 +41,7 @@ Status write_sysctl(const std::string& path) {
 
 Status run_network_commands(const std::vector<std::vector<std::string>>& commands) {
   for (const auto& argv : commands) {
-    RELIVE_ASSIGN_OR_RETURN(RunResult r, relive::run(argv, {.timeout = std::chrono::seconds(20)}));
-    if (!r.ok()) {
-      std::string cmd;
-      for (const auto& a : argv) cmd += (cmd.empty() ? "" : " ") + a;
-      return Status::IoError(fmt::format("{}: {}: {}", cmd, r.describe(), r.output));
-    }
+    RELIVE_RETURN_IF_ERROR(run_checked(argv, {.timeout = std::chrono::seconds(20)}));
   }
   return Status::Ok();
 }

@@ -23,13 +23,7 @@ namespace {
 uint32_t mask_of(int prefix) { return prefix == 0 ? 0 : htonl(~0u << (32 - prefix)); }
 
 Status run_tool(const std::vector<std::string>& argv) {
-  RELIVE_ASSIGN_OR_RETURN(RunResult r, relive::run(argv, {.timeout = std::chrono::seconds(20)}));
-  if (!r.ok()) {
-    std::string cmd;
-    for (const auto& a : argv) cmd += (cmd.empty() ? "" : " ") + a;
-    return Status::IoError(fmt::format("{}: {}: {}", cmd, r.describe(), r.output));
-  }
-  return Status::Ok();
+  return run_checked(argv, {.timeout = std::chrono::seconds(20)});
 }
 
 std::vector<std::string> lock_rule(const char* op, const char* chain, const char* dir,

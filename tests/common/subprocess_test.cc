@@ -39,6 +39,13 @@ TEST(Subprocess, RunReportsExitCodeAndOutput) {
   EXPECT_EQ(r->describe(), "exit status 3");
 }
 
+TEST(Subprocess, RunCheckedNamesTheCommandAndItsOutput) {
+  EXPECT_TRUE(run_checked({"/bin/true"}).ok());
+  Status s = run_checked({"/bin/sh", "-c", "echo nope >&2; exit 2"});
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.message(), "/bin/sh -c echo nope >&2; exit 2: exit status 2: nope");
+}
+
 TEST(Subprocess, RunSucceeds) {
   auto r = run({"true"});  // found on PATH
   ASSERT_TRUE(r.ok()) << r.status().to_string();
