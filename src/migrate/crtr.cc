@@ -164,8 +164,8 @@ Status freeze_recorded(Source* s, Recorder* rec) {
 }
 
 // Pages of the dump the replay did not reproduce, from the dump itself.
-Status ship_differing(Source* s, const std::string& verdict) {
-  RELIVE_ASSIGN_OR_RETURN(VerifyReply reply, parse_verify_reply(verdict));
+Status ship_differing(Source* s, const m::Reply& verdict) {
+  RELIVE_ASSIGN_OR_RETURN(VerifyReply reply, verify_reply(verdict));
   const std::vector<criu::VaddrRange>& ranges = reply.differing;
   RELIVE_RETURN_IF_ERROR(s->link().send(m::PageRound{0, 0}));
   transfer::PageSender out(&s->link().channel());
@@ -221,7 +221,7 @@ Status run_crtr(Source* s) {
   RELIVE_ASSIGN_OR_RETURN(uint64_t bytes,
                           transfer::send_files(&s->link(), "images", s->images_dir(), files));
   s->add_bytes("images", bytes);
-  RELIVE_ASSIGN_OR_RETURN(std::string verdict, s->link().call(m::Verify{}));
+  RELIVE_ASSIGN_OR_RETURN(m::Reply verdict, s->link().call_reply(m::Verify{}));
   RELIVE_RETURN_IF_ERROR(ship_differing(s, verdict));
   m::Restore r;
   r.pages_from_replay = true;

@@ -85,13 +85,13 @@ class Session {
   Status restore_runc(const m::Restore& r);
   Result<std::string> lazy_pages_address(const m::Restore& r);
   Status commit();
-  Result<std::string> dispatch(const m::Command& c, bool* done);
-  Result<std::string> act(const m::Command& c, bool* done);
+  Result<m::Reply> dispatch(const m::Command& c, bool* done);
+  Result<m::Reply> act(const m::Command& c, bool* done);
   Status receive_trace(const m::FileBatch& f);
   Status receive_log(const m::LogRound& l);
-  Result<std::string> verify();
+  Result<m::Reply> verify();
   Status rebuild_from_replay(const std::string& images);
-  std::string default_detail() const;
+  m::Reply default_reply() const;
   void undo();
   void end_work();
 
@@ -298,11 +298,8 @@ Status Session::commit() {
   return Status::Ok();
 }
 
-std::string Session::default_detail() const {
-  nlohmann::json detail = {{"root_pid", outcome_.root_pid},
-                           {"restore_ms", outcome_.restore_ms},
-                           {"confirm_ms", outcome_.confirm_ms}};
-  return detail.dump();
+m::Reply Session::default_reply() const {
+  return m::Reply{m::OutcomeReply{outcome_.root_pid, outcome_.restore_ms, outcome_.confirm_ms}};
 }
 
 Status Session::receive_trace(const m::FileBatch& f) {
@@ -332,7 +329,7 @@ Status Session::receive_log(const m::LogRound& l) {
 
 // Waits for the replay to reach the source's freeze point and lists the pages of the source's
 // final dump that the replayed memory does not reproduce.
-Result<std::string> Session::verify() {
+Result<m::Reply> Session::verify() {
   if (!crtr_) return Status::Corruption("verify without a replay");
   RELIVE_RETURN_IF_ERROR(crtr_->finish().with_context("replay at the destination"));
   std::string images = work_->path() + "/images";
@@ -347,10 +344,10 @@ Result<std::string> Session::verify() {
   RELIVE_ASSIGN_OR_RETURN(differing_,
                           transfer::build_pages_from_process(images, dumped_pid_, crtr_->pid()));
   const auto& differ = differing_;
-  nlohmann::json list = nlohmann::json::array();
-  for (const auto& r : differ) list.push_back({r.start, r.pages});
-  nlohmann::json j = {{"differing", list}, {"replayed_events", crtr_->events()}};
-  return j.dump();
+  m::VerifyReply reply;
+  for (const auto& r : differ) reply.differing.push_back({r.start, r.pages});
+  reply.replayed_events = crtr_->events();
+  return m::Reply{std::move(reply)};
 }
 
 // The final dump's pages image was written from the replayed process by verify(); the pages
@@ -367,13 +364,13 @@ Status Session::rebuild_from_replay(const std::string& images) {
 
 // Every command passes the phase first: one out of order is refused (and audited) before it
 // can touch anything this session holds.
-Result<std::string> Session::dispatch(const m::Command& c, bool* done) {
+Result<m::Reply> Session::dispatch(const m::Command& c, bool* done) {
   if (Status s = phase_.step(c); !s.ok())
     return refuse_command(gate_, link_->channel().peer(), c, s);
   return act(c, done);
 }
 
-Result<std::string> Session::act(const m::Command& c, bool* done) {
+Result<m::Reply> Session::act(const m::Command& c, bool* done) {
   if (const auto* f = std::get_if<m::FileBatch>(&c)) {
     if (f->dir == "trace")
       RELIVE_RETURN_IF_ERROR(receive_trace(*f));
@@ -385,7 +382,7 @@ Result<std::string> Session::act(const m::Command& c, bool* done) {
           transfer::receive_files(&link_->channel(), *f, work_->path() + "/bundle"));
     else
       return Status::InvalidArgument("unknown file batch " + f->dir);
-    return default_detail();
+    return default_reply();
   }
   if (const auto* p = std::get_if<m::PageRound>(&c)) {
     if (!cache_) {
@@ -394,21 +391,21 @@ Result<std::string> Session::act(const m::Command& c, bool* done) {
       cache_.emplace(std::move(pc));
     }
     RELIVE_RETURN_IF_ERROR(cache_->receive(&link_->channel(), *p));
-    return default_detail();
+    return default_reply();
   }
   if (const auto* l = std::get_if<m::LogRound>(&c)) {
     RELIVE_RETURN_IF_ERROR(receive_log(*l));
-    return default_detail();
+    return default_reply();
   }
   if (std::holds_alternative<m::Verify>(c)) return verify();
   if (const auto* r = std::get_if<m::Restore>(&c)) {
     RELIVE_RETURN_IF_ERROR(restore(*r));
-    return default_detail();
+    return default_reply();
   }
   if (std::holds_alternative<m::Commit>(c)) {
     *done = true;
     RELIVE_RETURN_IF_ERROR(commit());
-    return default_detail();
+    return default_reply();
   }
   if (const auto* a = std::get_if<m::Abort>(&c)) {
     return Status::Aborted("source aborted the migration: " + a->reason);

@@ -109,15 +109,16 @@ void Source::add_bytes(const std::string& phase, uint64_t n) {
 
 Status Source::switch_over(const m::Restore& restore) {
   progress("phase=restore");
-  RELIVE_ASSIGN_OR_RETURN(std::string restored, link_->call(restore));
+  RELIVE_ASSIGN_OR_RETURN(m::Reply restored, link_->call_reply(restore));
   // A reply we cannot read: nothing is committed yet, so the source resumes (the rollback) and
   // the destination, never told to commit, undoes its copy.
-  RELIVE_ASSIGN_OR_RETURN(CommandReply reply, parse_command_reply(restored));
+  RELIVE_ASSIGN_OR_RETURN(m::OutcomeReply reply,
+                          reply_as<m::OutcomeReply>(restored, "the destination's restore reply"));
   report_.restore_ms = reply.restore_ms;
   report_.destination_pid = reply.root_pid;
   // From here the outcome must be known before the source may act (see the header).
   Status sent = link_->send(m::Commit{});
-  Result<std::string> acked = sent.ok() ? link_->wait_ack() : Result<std::string>(sent);
+  Result<m::Reply> acked = sent.ok() ? link_->wait_reply() : Result<m::Reply>(sent);
   if (!acked.ok() && link_->peer_refused()) {
     // The destination answered: its copy did not run and is gone (Session::commit). The source
     // is the only copy: the rollback resumes it.
@@ -132,7 +133,8 @@ Status Source::switch_over(const m::Restore& restore) {
   }
   double frozen = ms_between(freeze_, Clock::now());
   // Committed: a reply we cannot read only loses the confirmation time from the report.
-  Result<CommandReply> confirmed = parse_command_reply(*acked);
+  Result<m::OutcomeReply> confirmed =
+      reply_as<m::OutcomeReply>(*acked, "the destination's commit reply");
   if (confirmed.ok())
     report_.confirm_ms = std::clamp(confirmed->confirm_ms, 0.0, frozen);
   else

@@ -58,7 +58,7 @@ class VmIncoming {
   Result<uint16_t> listen();
   Status check_alive() const;
   Status run_here();
-  Result<std::string> dispatch(const m::Command& c, bool* done);
+  Result<m::Reply> dispatch(const m::Command& c, bool* done);
 
   transfer::Link* link_;
   security::RequestGate* gate_;
@@ -182,21 +182,19 @@ Status VmIncoming::run_here() {
   return Status::Ok();
 }
 
-Result<std::string> VmIncoming::dispatch(const m::Command& c, bool* done) {
+Result<m::Reply> VmIncoming::dispatch(const m::Command& c, bool* done) {
   if (Status s = phase_.step(c); !s.ok())
     return refuse_command(gate_, link_->channel().peer(), c, s);
   if (const auto* p = std::get_if<m::VmProgress>(&c)) {
     RELIVE_RETURN_IF_ERROR(check_alive());
     RELIVE_LOG_DEBUG("VM migration progress: {}", p->json);
     (void)p;  // when debug logging is compiled out
-    return std::string();
+    return m::Reply{};
   }
   if (std::holds_alternative<m::Commit>(c)) {
     RELIVE_RETURN_IF_ERROR(run_here());
     *done = true;
-    nlohmann::json j = {
-        {"root_pid", outcome_.root_pid}, {"restore_ms", outcome_.restore_ms}, {"dir", dir_}};
-    return j.dump();
+    return m::Reply{m::OutcomeReply{outcome_.root_pid, outcome_.restore_ms, 0}};
   }
   if (const auto* a = std::get_if<m::Abort>(&c))
     return Status::Aborted("source aborted the migration: " + a->reason);
@@ -218,8 +216,7 @@ Result<DestinationOutcome> VmIncoming::run() {
   outcome_.init_pid = qemu_->pid();
   outcome_.vm_dir = dir_;
   outcome_.vm_qmp = dir_ + "/qmp.sock";
-  nlohmann::json j = {{"port", *port}, {"pid", qemu_->pid()}, {"dir", dir_}};
-  RELIVE_RETURN_IF_ERROR(link_->ack(j.dump()));
+  RELIVE_RETURN_IF_ERROR(link_->reply(m::Reply{m::VmBeginReply{*port, qemu_->pid(), dir_}}));
   RELIVE_RETURN_IF_ERROR(
       link_->serve(gate_, [this](const m::Command& c, bool* done) { return dispatch(c, done); }));
   return outcome_;

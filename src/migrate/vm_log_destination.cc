@@ -36,9 +36,7 @@ constexpr const char* kTag = "relive-handover";
 
 // Runs a short-lived tool (qemu-img) in `dir` to completion.
 Status run_tool(const std::vector<std::string>& argv, const std::string& dir) {
-  RELIVE_ASSIGN_OR_RETURN(RunResult r, relive::run(argv, {.cwd = dir, .timeout = kToolTimeout}));
-  if (r.ok()) return Status::Ok();
-  return Status::IoError(argv[0] + " failed (" + r.describe() + "): " + r.output);
+  return run_checked(argv, {.cwd = dir, .timeout = kToolTimeout});
 }
 
 class VmLogIncoming {
@@ -56,10 +54,10 @@ class VmLogIncoming {
   Status receive(const m::LogRound& l);
   Status start_replay();
   Status replay_until(uint64_t icount);
-  Status finish_replay(nlohmann::json* detail);
+  Status finish_replay(m::LogRoundReply* reply);
   Status go_live();
   Status run_live();
-  Result<std::string> dispatch(const m::Command& c, bool* done);
+  Result<m::Reply> dispatch(const m::Command& c, bool* done);
   Result<uint64_t> replay_icount();
 
   transfer::Link* link_;
@@ -175,7 +173,7 @@ Status VmLogIncoming::replay_until(uint64_t icount) {
 
 // The whole log is here: replay to its end (the source's quit, where -action shutdown=pause
 // stops the VM), then save the VM there.
-Status VmLogIncoming::finish_replay(nlohmann::json* detail) {
+Status VmLogIncoming::finish_replay(m::LogRoundReply* reply) {
   auto start = Clock::now();
   if (!replay_) RELIVE_RETURN_IF_ERROR(start_replay());
   (void)rqmp_->execute("replay-delete-break");
@@ -188,7 +186,7 @@ Status VmLogIncoming::finish_replay(nlohmann::json* detail) {
     if (Clock::now() - start > kReplayTimeout) return Status::IoError("the replay did not end");
     std::this_thread::sleep_for(milliseconds(20));
   }
-  (*detail)["replay_ms"] = ms_since(start);
+  reply->replay_ms = ms_since(start);
   auto saving = Clock::now();
   RELIVE_ASSIGN_OR_RETURN(
       nlohmann::json out,
@@ -196,7 +194,7 @@ Status VmLogIncoming::finish_replay(nlohmann::json* detail) {
   // HMP reports failures as text.
   if (out.is_string() && !out.get<std::string>().empty())
     return Status::IoError("savevm at the end of the replay: " + out.get<std::string>());
-  (*detail)["savevm_ms"] = ms_since(saving);
+  reply->savevm_ms = ms_since(saving);
   (void)rqmp_->execute("quit");
   rqmp_.reset();
   replay_.reset();  // kills it if the quit did not
@@ -235,36 +233,33 @@ Status VmLogIncoming::run_live() {
   return live_->release();
 }
 
-Result<std::string> VmLogIncoming::dispatch(const m::Command& c, bool* done) {
+Result<m::Reply> VmLogIncoming::dispatch(const m::Command& c, bool* done) {
   if (Status s = phase_.step(c); !s.ok())
     return refuse_command(gate_, link_->channel().peer(), c, s);
   if (const auto* l = std::get_if<m::LogRound>(&c)) {
     RELIVE_RETURN_IF_ERROR(receive(*l));
-    nlohmann::json detail = nlohmann::json::object();
+    m::LogRoundReply reply;
     if (!l->final) {
       if (l->icount == 0) return Status::Corruption("a log round without an instruction count");
       RELIVE_RETURN_IF_ERROR(replay_until(l->icount));
-      RELIVE_ASSIGN_OR_RETURN(uint64_t at, replay_icount());
-      detail["icount"] = at;
-      return detail.dump();
+      RELIVE_ASSIGN_OR_RETURN(reply.icount, replay_icount());
+      return m::Reply{reply};
     }
-    RELIVE_RETURN_IF_ERROR(finish_replay(&detail));
+    RELIVE_RETURN_IF_ERROR(finish_replay(&reply));
     auto loading = Clock::now();
     RELIVE_RETURN_IF_ERROR(go_live());
-    detail["load_ms"] = ms_since(loading);
-    return detail.dump();
+    reply.load_ms = ms_since(loading);
+    return m::Reply{reply};
   }
   if (std::holds_alternative<m::Commit>(c)) {
     RELIVE_RETURN_IF_ERROR(run_live());
     *done = true;
-    nlohmann::json j = {{"root_pid", outcome_.root_pid = live_->pid()},
-                        {"restore_ms", outcome_.restore_ms},
-                        {"dir", dir_}};
-    return j.dump();
+    outcome_.root_pid = live_->pid();
+    return m::Reply{m::OutcomeReply{outcome_.root_pid, outcome_.restore_ms, 0}};
   }
   if (const auto* a = std::get_if<m::Abort>(&c))
     return Status::Aborted("source aborted the migration: " + a->reason);
-  if (std::holds_alternative<m::VmProgress>(c)) return std::string();
+  if (std::holds_alternative<m::VmProgress>(c)) return m::Reply{};
   return Status::Corruption(std::string("unexpected command ") + m::command_name(c) +
                             " in a VM log-shipping migration");
 }
@@ -279,7 +274,7 @@ Result<DestinationOutcome> VmLogIncoming::run() {
   outcome_.strategy = m::strategy_name(begin_.strategy);
   outcome_.vm_dir = dir_;
   outcome_.vm_qmp = dir_ + "/qmp.sock";
-  RELIVE_RETURN_IF_ERROR(link_->ack(nlohmann::json{{"port", 0}, {"dir", dir_}}.dump()));
+  RELIVE_RETURN_IF_ERROR(link_->reply(m::Reply{m::VmBeginReply{0, 0, dir_}}));
   RELIVE_RETURN_IF_ERROR(
       link_->serve(gate_, [this](const m::Command& c, bool* done) { return dispatch(c, done); }));
   outcome_.root_pid = outcome_.init_pid = live_->pid();

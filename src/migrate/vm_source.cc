@@ -163,8 +163,8 @@ Status VmSource::begin_at_destination() {
   b.service_address = svc_ ? svc_->cidr : "";
   b.vm_tap_mac = tap_mac_;
   b.vm_multifd_channels = static_cast<uint8_t>(std::min(o_.vm_multifd_channels, 255));
-  RELIVE_ASSIGN_OR_RETURN(std::string detail, link_->call(b));
-  RELIVE_ASSIGN_OR_RETURN(VmBeginReply reply, parse_vm_begin_reply(detail));
+  RELIVE_ASSIGN_OR_RETURN(m::Reply begun, link_->call_reply(b));
+  RELIVE_ASSIGN_OR_RETURN(m::VmBeginReply reply, vm_begin_reply(begun));
   dest_port_ = reply.port;
   report_.destination_pid = reply.pid;
   report_.vm_dir = reply.dir;
@@ -291,7 +291,7 @@ Status VmSource::on_info(const nlohmann::json& info, bool* finished) {
 Status VmSource::commit() {
   progress("vm: commit");
   Status sent = link_->send(m::Commit{});
-  Result<std::string> acked = sent.ok() ? link_->wait_ack() : Result<std::string>(sent);
+  Result<m::Reply> acked = sent.ok() ? link_->wait_reply() : Result<m::Reply>(sent);
   if (!acked.ok()) {
     done_ = true;
     return Status::Aborted(fmt::format(
@@ -301,7 +301,8 @@ Status VmSource::commit() {
   }
   committed_ = true;
   // Committed: a reply we cannot read only loses the restore time from the report.
-  Result<CommandReply> reply = parse_command_reply(*acked);
+  Result<m::OutcomeReply> reply =
+      reply_as<m::OutcomeReply>(*acked, "the VM destination's commit reply");
   if (reply.ok())
     report_.restore_ms = reply->restore_ms;
   else
