@@ -9,8 +9,8 @@
 #   files (+ bulk segments)      ->      stores the files, checks each checksum; Ack
 #   pages (+ bulk segments)      ->      pre-copy round: writes pages into its page cache; Ack
 #   log (+ bulk segments)        ->      CR/TR round: appends to the trace, replays it; Ack
-#   verify                       ->      CR/TR: replay done, memory checked; Ack (JSON: pages that differ)
-#   restore                      ->      takes the service address, restores, runs; Ack (JSON)
+#   verify                       ->      CR/TR: replay done, memory checked; Ack (verify: pages that differ)
+#   restore                      ->      takes the service address, restores, runs; Ack (outcome)
 #   commit / abort               ->      the source has ended / the migration is off; Ack
 #
 # The relived HA pair (src/ha/) holds the same kind of conversation, primary to backup, once per
@@ -22,12 +22,15 @@
 #
 # A VM (kind vm) migrates through QEMU's own migration stream, QEMU to QEMU; the control link
 # only sets it up and decides the switch-over:
-#   begin (vmArgs, capabilities) ->      starts QEMU -incoming, paused; Ack (JSON: its port, pid)
+#   begin (vmArgs, capabilities) ->      starts QEMU -incoming, paused; Ack (vmBegin: its port, pid)
 #   vmProgress (JSON)            ->      the source QEMU's query-migrate, at least every few
 #                                        seconds (it also keeps the link alive); Ack
 #   commit                       ->      lets the VM run here (QEMU cont); Ack once it runs
 #   abort                        ->      kills the incoming QEMU; Ack
 #
+# Replies: an Ack (schemas/protocol.capnp) carries a MigrationReply, flat, in its `reply` field;
+# src/wire/migration_codec.* converts. A reply that leaves out a field reads as its default.
+
 # Bulk data follows its command as LZ4 segments (schemas/trace.capnp describes the segment
 # format); each segment event starts with an 8-byte little-endian header: files: u32 file index,
 # u32 zero; pages: u32 pid, u32 page count, then u64 vaddr, then the pages; a page round ends
@@ -127,5 +130,44 @@ struct MigrationCommand {
     haStatus @12 :Void;       # Ack detail: the node's status as JSON
     haSwitchover @13 :Void;   # to the primary: hand over to the backup without losing anything
     vmProgress @14 :Text;  # vm: the source QEMU's query-migrate answer, JSON
+  }
+}
+
+struct PageRange {
+  start @0 :UInt64;  # virtual address of the first page
+  pages @1 :UInt64;
+}
+
+struct OutcomeReply {   # restore and commit: the restored workload
+  rootPid @0 :Int32;    # its root (a VM: QEMU's pid)
+  restoreMs @1 :Float64;
+  confirmMs @2 :Float64;  # from the restore until it was seen running
+}
+
+struct VerifyReply {    # CR/TR verify
+  differing @0 :List(PageRange);  # pages the replay did not reproduce
+  replayedEvents @1 :UInt64;
+}
+
+struct VmBeginReply {   # a VM destination's answer to begin
+  port @0 :UInt16;      # where its incoming QEMU listens (0 for log shipping)
+  pid @1 :Int32;
+  dir @2 :Text;         # its VM directory
+}
+
+struct LogRoundReply {  # VM log shipping: where the replay stands
+  icount @0 :UInt64;    # a round that is not the last: the replay's instruction count
+  replayMs @1 :Float64; # the last round: the final replay, savevm and loadvm times
+  savevmMs @2 :Float64;
+  loadMs @3 :Float64;
+}
+
+struct MigrationReply {
+  union {
+    none @0 :Void;
+    outcome @1 :OutcomeReply;
+    verify @2 :VerifyReply;
+    vmBegin @3 :VmBeginReply;
+    logRound @4 :LogRoundReply;
   }
 }

@@ -56,7 +56,8 @@ struct Request {
 # The request with sequence number `requestSeq` was accepted.
 struct Ack {
   requestSeq @0 :UInt64;
-  detail @1 :Text;
+  detail @1 :Text;   # what a command that answers with a document says (ha.status: JSON)
+  reply @2 :Data;    # a typed reply: schemas/migration.capnp MigrationReply, flat; empty: none
 }
 
 # The request with sequence number `requestSeq` was refused or failed.

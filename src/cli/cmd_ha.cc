@@ -15,9 +15,9 @@
 #include "common/json_field.h"
 #include "ha/ha_config.h"
 #include "ha/ha_node.h"
-#include "migrate/link.h"
 #include "security/keys.h"
 #include "security/listener.h"
+#include "transfer/link.h"
 
 namespace relive::cli {
 namespace {
@@ -51,7 +51,7 @@ Result<std::string> ask(const ha::HaConfig& c, const HaArgs& a, const ha::PeerCo
   co.timeout = timeout;
   RELIVE_ASSIGN_OR_RETURN(std::unique_ptr<security::Channel> ch,
                           security::connect_channel(peer.host, peer.port, co));
-  migrate::Link link(std::move(ch));
+  transfer::Link link(std::move(ch));
   RELIVE_ASSIGN_OR_RETURN(std::string me,
                           a.insecure ? Result<std::string>(std::string("cli")) : identity(c, a));
   RELIVE_RETURN_IF_ERROR(link.hello(me));

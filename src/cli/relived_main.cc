@@ -96,7 +96,7 @@ Status serve(const Args& a) {
       continue;
     }
     std::string peer = (*ch)->peer().address + " " + (*ch)->peer().subject;
-    migrate::Link link(std::move(*ch));
+    transfer::Link link(std::move(*ch));
     g_busy = 1;
     Result<migrate::DestinationOutcome> r = migrate::serve_migration(&link, &gate, d);
     g_busy = 0;

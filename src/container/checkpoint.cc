@@ -8,13 +8,13 @@
 
 #include "common/clock.h"
 #include "common/file_util.h"
+#include "common/work_dir.h"
 #include "container/archive_file.h"
 #include "container/criu_compat.h"
 #include "container/image_summary.h"
 #include "container/manifest_facts.h"
 #include "container/pre_dump.h"
 #include "container/runc_container.h"
-#include "container/work_dir.h"
 #include "drivers/criu/criu.h"
 #include "drivers/criu/criu_binary.h"
 #include "relive/container.h"
@@ -99,7 +99,7 @@ Result<ContainerCheckpointResult> checkpoint_container(const ContainerCheckpoint
   RELIVE_RETURN_IF_ERROR(check_inputs(o));
   RELIVE_ASSIGN_OR_RETURN(std::string criu_path, criu::find_criu());
   RELIVE_ASSIGN_OR_RETURN(criu::CriuVersion version, criu::criu_version(criu_path));
-  RELIVE_ASSIGN_OR_RETURN(container::WorkDir work, container::WorkDir::create(o.work_dir, "ckpt"));
+  RELIVE_ASSIGN_OR_RETURN(WorkDir work, WorkDir::create(o.work_dir, "ckpt"));
   std::string images = work.path() + "/images";
   RELIVE_ASSIGN_OR_RETURN(std::string runner, container::criu_with_compat(work.path(), criu_path));
   ContainerCheckpointResult result;

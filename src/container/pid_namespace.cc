@@ -17,6 +17,7 @@
 
 #include "common/file_util.h"
 #include "common/scoped_fd.h"
+#include "common/subprocess.h"
 
 namespace relive::container {
 namespace {
@@ -82,7 +83,9 @@ Status prepare_mounts() {
 }
 
 // The intermediate child: clones the init and exits, so that the init is nobody's child (it is
-// reparented to the host's init or subreaper) and the caller never has to reap it.
+// reparented to the host's init or subreaper) and the caller never has to reap it. The init runs
+// relive's own code (criu::restore) in new PID and mount namespaces, so it is a raw clone here
+// rather than a Subprocess (which either execs a program or forks without new namespaces).
 [[noreturn]] void launcher_main(int report_fd, const criu::RestoreOptions& options) {
   long init = ::syscall(SYS_clone, CLONE_NEWPID | CLONE_NEWNS | SIGCHLD, nullptr, nullptr, nullptr,
                         nullptr);
@@ -180,16 +183,13 @@ Result<NamespaceRestore> restore_in_new_pid_namespace(const criu::RestoreOptions
   int fds[2];
   if (::pipe2(fds, O_CLOEXEC) != 0) return PosixError("pipe2", errno);
   ScopedFd read_end(fds[0]), write_end(fds[1]);
-  pid_t launcher = ::fork();
-  if (launcher < 0) return PosixError("fork", errno);
-  if (launcher == 0) {
-    read_end.reset();
-    launcher_main(write_end.get(), options);
-  }
+  RELIVE_ASSIGN_OR_RETURN(Subprocess launcher, Subprocess::fork_call([&]() -> int {
+                            read_end.reset();
+                            launcher_main(write_end.get(), options);
+                          }));
   write_end.reset();
   Result<std::string> reports = read_reports(read_end.get());
-  while (::waitpid(launcher, nullptr, 0) < 0 && errno == EINTR) {
-  }
+  (void)launcher.wait();  // it exits right after cloning the init
   if (!reports.ok()) return reports.status();
   NamespaceRestore out;
   RELIVE_RETURN_IF_ERROR(parse_reports(*reports, &out));

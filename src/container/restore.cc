@@ -9,11 +9,11 @@
 
 #include "common/clock.h"
 #include "common/file_util.h"
+#include "common/work_dir.h"
 #include "container/archive_file.h"
 #include "container/criu_compat.h"
 #include "container/pid_namespace.h"
 #include "container/runc_container.h"
-#include "container/work_dir.h"
 #include "drivers/criu/criu.h"
 #include "drivers/criu/criu_binary.h"
 #include "relive/container.h"
@@ -84,8 +84,7 @@ Result<ContainerRestoreResult> restore_container(const ContainerRestoreOptions& 
     return container::restore_runc_container(o, result.verify_ms);
   }
 
-  RELIVE_ASSIGN_OR_RETURN(container::WorkDir work,
-                          container::WorkDir::create(o.work_dir, "restore"));
+  RELIVE_ASSIGN_OR_RETURN(WorkDir work, WorkDir::create(o.work_dir, "restore"));
   std::string images = work.path() + "/images";
   RELIVE_RETURN_IF_ERROR(make_dirs(images));
   start = Clock::now();

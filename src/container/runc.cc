@@ -9,7 +9,7 @@
 
 #include "common/file_util.h"
 #include "common/json_field.h"
-#include "drivers/criu/command.h"
+#include "common/subprocess.h"
 
 namespace relive::container {
 namespace {
@@ -71,10 +71,10 @@ Result<std::string> Runc::run(const std::vector<std::string>& args, const std::s
                               std::vector<std::string> env) const {
   std::vector<std::string> argv = argv0();
   argv.insert(argv.end(), args.begin(), args.end());
-  criu::CommandOptions co;
+  RunOptions co;
   co.env = env.empty() ? std::vector<std::string>{kCriuEnv} : std::move(env);
   co.timeout = timeout_;
-  RELIVE_ASSIGN_OR_RETURN(criu::CommandResult r, criu::run_command(argv, co));
+  RELIVE_ASSIGN_OR_RETURN(RunResult r, relive::run(argv, co));
   if (r.ok()) return r.output;
   std::string msg = what + ": runc " + r.describe() + ": " + trim(r.output);
   if (r.output.find("does not exist") != std::string::npos) return Status::NotFound(msg);
@@ -167,11 +167,11 @@ Status Runc::run_restore(const std::string& name, const std::string& bundle, con
   auto flags = criu_flags(a);
   args.insert(args.end(), flags.begin(), flags.end());
   args.push_back(name);
-  criu::CommandOptions co;
+  RunOptions co;
   co.env = criu_env(a);
   co.timeout = timeout_;
   co.discard_output = true;
-  RELIVE_ASSIGN_OR_RETURN(criu::CommandResult r, criu::run_command(args, co));
+  RELIVE_ASSIGN_OR_RETURN(RunResult r, relive::run(args, co));
   if (r.ok()) return Status::Ok();
   auto text = read_file(log);
   std::string msg = "runc restore " + name + " --bundle " + bundle + " " + criu_args_text(a) +

@@ -12,7 +12,7 @@
 
 #include "common/file_time.h"
 #include "common/file_util.h"
-#include "drivers/criu/command.h"
+#include "common/subprocess.h"
 
 namespace relive::container {
 namespace {
@@ -30,9 +30,9 @@ Status run_tar(const std::vector<std::string>& args, const std::string& what) {
   RELIVE_ASSIGN_OR_RETURN(std::string tar, find_tar());
   std::vector<std::string> argv = {tar};
   argv.insert(argv.end(), args.begin(), args.end());
-  criu::CommandOptions co;
+  RunOptions co;
   co.timeout = std::chrono::minutes(10);
-  RELIVE_ASSIGN_OR_RETURN(criu::CommandResult r, criu::run_command(argv, co));
+  RELIVE_ASSIGN_OR_RETURN(RunResult r, relive::run(argv, co));
   if (r.ok()) return Status::Ok();
   return Status::IoError(what + ": tar " + r.describe() + ": " + r.output);
 }

@@ -5,6 +5,7 @@
 
 #include "common/clock.h"
 #include "common/file_util.h"
+#include "common/work_dir.h"
 #include "container/archive_file.h"
 #include "container/criu_compat.h"
 #include "container/image_summary.h"
@@ -13,7 +14,6 @@
 #include "container/runc.h"
 #include "container/runc_bundle.h"
 #include "container/runc_container.h"
-#include "container/work_dir.h"
 #include "drivers/criu/criu_binary.h"
 
 namespace relive::container {

@@ -5,12 +5,12 @@
 
 #include "common/clock.h"
 #include "common/file_util.h"
+#include "common/work_dir.h"
 #include "container/archive_file.h"
 #include "container/criu_compat.h"
 #include "container/runc.h"
 #include "container/runc_bundle.h"
 #include "container/runc_container.h"
-#include "container/work_dir.h"
 #include "drivers/criu/criu_binary.h"
 
 namespace relive::container {

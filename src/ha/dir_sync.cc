@@ -16,8 +16,8 @@
 #include "common/file_util.h"
 #include "common/hash.h"
 #include "common/scoped_fd.h"
-#include "migrate/bulk.h"
-#include "migrate/file_transfer.h"
+#include "transfer/bulk.h"
+#include "transfer/file_transfer.h"
 
 namespace relive::ha {
 namespace {
@@ -192,34 +192,34 @@ Status DirTracker::scan_file(const std::string& rel, FileState* st, bool mapped,
 }
 
 Status send_dir_changes(security::Channel* channel, const std::vector<DirChange>& changes) {
-  migrate::BulkSender out(channel);
+  transfer::BulkSender out(channel);
   for (const DirChange& c : changes) {
     std::string ev =
-        migrate::event_header(static_cast<uint32_t>(c.kind), static_cast<uint32_t>(c.path.size()));
-    migrate::append_u64(&ev, c.value);
-    migrate::append_u64(&ev, c.mode);
+        transfer::event_header(static_cast<uint32_t>(c.kind), static_cast<uint32_t>(c.path.size()));
+    transfer::append_u64(&ev, c.value);
+    transfer::append_u64(&ev, c.mode);
     ev += c.path;
     ev += c.data;
     RELIVE_RETURN_IF_ERROR(out.add(ev));
   }
   // An empty epoch still sends one (empty) segment so that the receiver's read ends.
-  std::string end = migrate::event_header(0, 0);
-  migrate::append_u64(&end, 0);
-  migrate::append_u64(&end, 0);
+  std::string end = transfer::event_header(0, 0);
+  transfer::append_u64(&end, 0);
+  transfer::append_u64(&end, 0);
   RELIVE_RETURN_IF_ERROR(out.add(end));
   return out.flush();
 }
 
 Result<std::vector<DirChange>> receive_dir_changes(security::Channel* channel, uint32_t count,
                                                    uint64_t max_bytes) {
-  migrate::BulkReceiver in(channel);
+  transfer::BulkReceiver in(channel);
   std::vector<DirChange> out;
   uint64_t bytes = 0;
   for (;;) {
     RELIVE_ASSIGN_OR_RETURN(std::vector<std::string> events, in.next());
     for (const std::string& ev : events) {
       if (ev.size() < 24) return Status::Corruption("directory change event too short");
-      uint32_t kind = migrate::event_u32(ev, 0), path_len = migrate::event_u32(ev, 4);
+      uint32_t kind = transfer::event_u32(ev, 0), path_len = transfer::event_u32(ev, 4);
       if (kind == 0) {
         if (out.size() != count) {
           return Status::Corruption(
@@ -232,11 +232,11 @@ Result<std::vector<DirChange>> receive_dir_changes(security::Channel* channel, u
       }
       DirChange c;
       c.kind = static_cast<DirChange::Kind>(kind);
-      c.value = migrate::event_u64(ev, 8);
-      c.mode = static_cast<uint32_t>(migrate::event_u64(ev, 16) & 07777);
+      c.value = transfer::event_u64(ev, 8);
+      c.mode = static_cast<uint32_t>(transfer::event_u64(ev, 16) & 07777);
       c.path = ev.substr(24, path_len);
       c.data = ev.substr(24 + path_len);
-      if (!migrate::safe_relative_name(c.path)) {
+      if (!transfer::safe_relative_name(c.path)) {
         return Status::Corruption("directory change names an unsafe path: " + c.path);
       }
       bytes += c.data.size();

@@ -4,17 +4,17 @@
 #include <unistd.h>
 
 #include "common/scoped_fd.h"
-#include "migrate/file_transfer.h"
-#include "migrate/page_cache.h"
+#include "transfer/file_transfer.h"
+#include "transfer/page_cache.h"
 
 namespace relive::ha {
 namespace m = relive::migration;
 
 namespace {
 
-Result<uint64_t> send_pages(migrate::Link* link, const CapturedEpoch& e) {
+Result<uint64_t> send_pages(transfer::Link* link, const CapturedEpoch& e) {
   RELIVE_RETURN_IF_ERROR(link->send(m::PageRound{0, e.changed_pages}));
-  migrate::PageSender out(&link->channel());
+  transfer::PageSender out(&link->channel());
   std::string buf;
   ScopedFd fd;
   std::string open_file;
@@ -38,12 +38,12 @@ Result<uint64_t> send_pages(migrate::Link* link, const CapturedEpoch& e) {
 
 }  // namespace
 
-Result<ShippedEpoch> ship_epoch(migrate::Link* link, const CapturedEpoch& e,
+Result<ShippedEpoch> ship_epoch(transfer::Link* link, const CapturedEpoch& e,
                                 const std::string& primary) {
   ShippedEpoch out;
   RELIVE_RETURN_IF_ERROR(link->call(m::HaEpoch{e.number, e.full, primary}).status());
   RELIVE_ASSIGN_OR_RETURN(uint64_t image_bytes,
-                          migrate::send_files(link, "images", e.images_dir, e.image_files));
+                          transfer::send_files(link, "images", e.images_dir, e.image_files));
   RELIVE_ASSIGN_OR_RETURN(uint64_t page_bytes, send_pages(link, e));
   uint64_t content = dir_change_bytes(e.dir);
   RELIVE_RETURN_IF_ERROR(link->send(m::HaDir{static_cast<uint32_t>(e.dir.size()), content}));

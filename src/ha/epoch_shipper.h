@@ -8,8 +8,8 @@
 #include <string>
 
 #include "ha/epoch_capture.h"
-#include "migrate/link.h"
 #include "relive/result.h"
+#include "transfer/link.h"
 
 namespace relive::ha {
 
@@ -17,7 +17,7 @@ struct ShippedEpoch {
   uint64_t wire_bytes = 0;  // after LZ4, what crossed the link
 };
 
-Result<ShippedEpoch> ship_epoch(migrate::Link* link, const CapturedEpoch& e,
+Result<ShippedEpoch> ship_epoch(transfer::Link* link, const CapturedEpoch& e,
                                 const std::string& primary);
 
 }  // namespace relive::ha

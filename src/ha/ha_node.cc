@@ -144,7 +144,7 @@ void HaNode::listen_loop(security::Listener* listener, const std::atomic<bool>* 
 
 void HaNode::serve_connection(std::unique_ptr<security::Channel> channel) {
   std::string who = channel->peer().address;
-  migrate::Link link(std::move(channel));
+  transfer::Link link(std::move(channel));
   if (Status s = link.accept_hello(gate_.get(), o_.name); !s.ok()) {
     RELIVE_LOG_WARN("hello from {} refused: {}", who, s.to_string());
     return;
@@ -185,7 +185,7 @@ void HaNode::serve_connection(std::unique_ptr<security::Channel> channel) {
   }
 }
 
-Result<std::string> HaNode::replicate(migrate::Link* link, const m::Command& c) {
+Result<std::string> HaNode::replicate(transfer::Link* link, const m::Command& c) {
   {
     std::lock_guard<std::mutex> l(mu_);
     if (role_ != Role::kBackup) {

@@ -33,13 +33,13 @@
 #include "ha/protected_workload.h"
 #include "ha/replica.h"
 #include "ha/workload_network.h"
-#include "migrate/link.h"
 #include "relive/result.h"
 #include "security/audit_log.h"
 #include "security/channel.h"
 #include "security/listener.h"
 #include "security/replay_guard.h"
 #include "security/request_gate.h"
+#include "transfer/link.h"
 
 namespace relive::ha {
 
@@ -75,7 +75,7 @@ class HaNode {
   void listen_loop(security::Listener* listener, const std::atomic<bool>* stop);
   void serve_connection(std::unique_ptr<security::Channel> channel);
   // One replication command from the primary; `link` is the connection's.
-  Result<std::string> replicate(migrate::Link* link, const migration::Command& c);
+  Result<std::string> replicate(transfer::Link* link, const migration::Command& c);
   Result<std::string> switchover_request();
 
   // --- roles ---
@@ -124,7 +124,7 @@ class HaNode {
   // in the guest, saved with its memory: no input is held for it.
   std::unique_ptr<OutputBuffer> input_;
   std::unique_ptr<ProtectedWorkload> workload_;
-  std::unique_ptr<migrate::Link> backup_link_;
+  std::unique_ptr<transfer::Link> backup_link_;
   bool need_full_ = true;
   uint64_t next_epoch_ = 1;
   std::chrono::steady_clock::time_point next_epoch_at_{};

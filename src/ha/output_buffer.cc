@@ -19,6 +19,7 @@ extern "C" {
 
 #include "common/check.h"
 #include "common/logging.h"
+#include "common/subprocess.h"
 
 namespace relive::ha {
 namespace {
@@ -36,46 +37,19 @@ Result<ScopedFd> open_netns(const std::string& name) {
   return fd;
 }
 
-// Runs iptables (with -w: wait for the xtables lock) in `netns`; its stderr becomes the error.
+// Runs iptables (with -w: wait for the xtables lock) in `netns`; its output becomes the error.
 Status run_iptables(const std::string& netns, const std::vector<std::string>& args) {
-  RELIVE_ASSIGN_OR_RETURN(ScopedFd ns, open_netns(netns));
-  std::vector<std::string> argv = {"iptables", "-w", "5"};
+  std::vector<std::string> argv = {kIptables, "-w", "5"};
   argv.insert(argv.end(), args.begin(), args.end());
-  std::vector<char*> cargv;
-  for (std::string& a : argv) cargv.push_back(a.data());
-  cargv.push_back(nullptr);
-  int pipefd[2];
-  if (::pipe2(pipefd, O_CLOEXEC) != 0) return PosixError("pipe", errno);
-  ScopedFd rd(pipefd[0]), wr(pipefd[1]);
-  pid_t pid = ::fork();
-  if (pid < 0) return PosixError("fork", errno);
-  if (pid == 0) {
-    if (ns.valid() && ::setns(ns.get(), CLONE_NEWNET) != 0) ::_exit(126);
-    ::dup2(wr.get(), 1);
-    ::dup2(wr.get(), 2);
-    ::execv(kIptables, cargv.data());
-    ::_exit(127);
-  }
-  wr.reset();
-  std::string out;
-  char buf[512];
-  ssize_t n;
-  while ((n = ::read(rd.get(), buf, sizeof(buf))) > 0 || (n < 0 && errno == EINTR)) {
-    if (n > 0) out.append(buf, static_cast<size_t>(n));
-  }
-  int st = 0;
-  while (::waitpid(pid, &st, 0) < 0 && errno == EINTR) {
-  }
-  if (WIFEXITED(st) && WEXITSTATUS(st) == 0) return Status::Ok();
   std::string cmd;
   for (const std::string& a : args) cmd += " " + a;
+  std::string where = "iptables" + cmd + (netns.empty() ? "" : " (netns " + netns + ")");
+  Result<RunResult> r = relive::run(argv, {.netns = netns, .timeout = std::chrono::seconds(30)});
+  if (!r.ok()) return r.status().with_context(where);
+  if (r->ok()) return Status::Ok();
+  std::string out = r->output;
   while (!out.empty() && out.back() == '\n') out.pop_back();
-  std::string why = WIFEXITED(st) && WEXITSTATUS(st) == 126 ? "setns failed"
-                    : WIFEXITED(st) && WEXITSTATUS(st) == 127
-                        ? std::string("cannot run ") + kIptables
-                        : out;
-  return Status::IoError("iptables" + cmd + (netns.empty() ? "" : " (netns " + netns + ")") + ": " +
-                         why);
+  return Status::IoError(where + ": " + (out.empty() ? r->describe() : out));
 }
 
 }  // namespace

@@ -130,7 +130,7 @@ void HaNode::connect_backup() {
   Result<std::unique_ptr<security::Channel>> ch =
       security::connect_channel(other().host, other().port, channel_options(other().name));
   if (!ch.ok()) return;
-  auto link = std::make_unique<migrate::Link>(std::move(*ch));
+  auto link = std::make_unique<transfer::Link>(std::move(*ch));
   if (Status s = link->hello(o_.name); !s.ok()) return;
   RELIVE_LOG_INFO("backup {} connected: full epoch next", other().name);
   // From now on output waits for the backup; the full epoch below covers everything that was

@@ -9,8 +9,8 @@
 
 #include "common/file_util.h"
 #include "common/scoped_fd.h"
-#include "drivers/criu/command.h"
-#include "migrate/file_transfer.h"
+#include "common/subprocess.h"
+#include "transfer/file_transfer.h"
 
 namespace relive::ha {
 namespace m = relive::migration;
@@ -18,9 +18,8 @@ namespace {
 
 // `cp -a from to`, run directly (no shell).
 Status copy_tree(const std::string& from, const std::string& to) {
-  RELIVE_ASSIGN_OR_RETURN(
-      criu::CommandResult r,
-      criu::run_command({"/bin/cp", "-a", from, to}, {{}, std::chrono::seconds(120)}));
+  RELIVE_ASSIGN_OR_RETURN(RunResult r, relive::run({"/bin/cp", "-a", from, to},
+                                                   {.timeout = std::chrono::seconds(120)}));
   if (!r.ok()) return Status::IoError("copying the committed epoch: " + r.output);
   return Status::Ok();
 }
@@ -51,8 +50,8 @@ Status Replica::begin(const m::HaEpoch& e) {
   if (e.full) {
     s.full_pages_dir = fmt::format("{}/pages-{}", dir_, e.epoch);
     (void)remove_tree(s.full_pages_dir);
-    RELIVE_ASSIGN_OR_RETURN(migrate::PageCache pc, migrate::PageCache::create(s.full_pages_dir));
-    s.full_pages = std::make_unique<migrate::PageCache>(std::move(pc));
+    RELIVE_ASSIGN_OR_RETURN(transfer::PageCache pc, transfer::PageCache::create(s.full_pages_dir));
+    s.full_pages = std::make_unique<transfer::PageCache>(std::move(pc));
   }
   staged_.emplace(std::move(s));
   return Status::Ok();
@@ -61,7 +60,7 @@ Status Replica::begin(const m::HaEpoch& e) {
 Status Replica::receive_images(security::Channel* channel, const m::FileBatch& batch) {
   if (!staged_) return Status::Aborted("images outside an epoch");
   if (batch.dir != "images") return Status::InvalidArgument("unknown file batch " + batch.dir);
-  RELIVE_RETURN_IF_ERROR(migrate::receive_files(channel, batch, staging()));
+  RELIVE_RETURN_IF_ERROR(transfer::receive_files(channel, batch, staging()));
   staged_->images = true;
   return Status::Ok();
 }
@@ -69,7 +68,7 @@ Status Replica::receive_images(security::Channel* channel, const m::FileBatch& b
 Status Replica::receive_pages(security::Channel* channel) {
   if (!staged_) return Status::Aborted("pages outside an epoch");
   Staged& s = *staged_;
-  RELIVE_RETURN_IF_ERROR(migrate::read_page_round(
+  RELIVE_RETURN_IF_ERROR(transfer::read_page_round(
       channel, [&](pid_t pid, uint64_t vaddr, std::string_view pages) -> Status {
         if (s.full_pages) return s.full_pages->put(pid, vaddr, pages);
         s.page_bytes += pages.size();

@@ -6,7 +6,7 @@
 //
 // Layout under the replica directory:
 //   committed/        the committed epoch's CRIU images, without pages images
-//   pages-<epoch>/    page store (migrate::PageCache) holding every page of the committed epoch
+//   pages-<epoch>/    page store (transfer::PageCache) holding every page of the committed epoch
 //   files/            the workload directory as of the committed epoch
 //   staging/          the epoch being received
 #pragma once
@@ -19,9 +19,9 @@
 #include <vector>
 
 #include "ha/dir_sync.h"
-#include "migrate/page_cache.h"
 #include "relive/result.h"
 #include "security/channel.h"
+#include "transfer/page_cache.h"
 #include "wire/migration_types.h"
 
 namespace relive::ha {
@@ -59,7 +59,7 @@ class Replica {
   std::string dir_;
   uint64_t max_bytes_;
   std::optional<uint64_t> committed_;
-  std::unique_ptr<migrate::PageCache> pages_;  // the committed epoch's pages
+  std::unique_ptr<transfer::PageCache> pages_;  // the committed epoch's pages
   std::string pages_dir_;
 
   struct Staged {
@@ -67,7 +67,7 @@ class Replica {
     bool images = false, pages = false, dir = false;
     std::vector<std::tuple<pid_t, uint64_t, std::string>> page_runs;  // delta epochs
     uint64_t page_bytes = 0;
-    std::unique_ptr<migrate::PageCache> full_pages;  // full epochs write here directly
+    std::unique_ptr<transfer::PageCache> full_pages;  // full epochs write here directly
     std::string full_pages_dir;
     std::vector<DirChange> changes;
   };

@@ -2,10 +2,8 @@
 
 #include <fcntl.h>
 #include <fmt/format.h>
-#include <linux/close_range.h>
 #include <sched.h>
 #include <signal.h>
-#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -14,54 +12,28 @@
 
 #include "common/file_util.h"
 #include "common/scoped_fd.h"
+#include "common/subprocess.h"
 
 namespace relive::ha {
 
 Result<pid_t> start_workload(const WorkloadConfig& w, const std::string& netns_path) {
   RELIVE_RETURN_IF_ERROR(make_dirs(w.directory));
-  // Everything the children need is prepared here: after fork() in a threaded process only
-  // async-signal-safe calls are allowed.
-  std::vector<char*> argv;
-  for (const auto& a : w.command) argv.push_back(const_cast<char*>(a.c_str()));
-  argv.push_back(nullptr);
   std::string log = w.directory + "/" + kWorkloadLog;
-  ScopedFd ns(::open(netns_path.c_str(), O_RDONLY | O_CLOEXEC));
-  if (!ns.valid()) return PosixError("open " + netns_path, errno);
-  int p[2];
-  if (::pipe2(p, O_CLOEXEC) != 0) return PosixError("pipe", errno);
-  ScopedFd rd(p[0]), wr(p[1]);
-  pid_t mid = ::fork();
-  if (mid < 0) return PosixError("fork", errno);
-  if (mid == 0) {
-    if (::setns(ns.get(), CLONE_NEWNET) != 0 || ::unshare(CLONE_NEWPID) != 0) ::_exit(126);
-    pid_t init = ::fork();
-    if (init == 0) {
-      ::setsid();
-      int in = ::open("/dev/null", O_RDONLY);
-      int out = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
-      if (in < 0 || out < 0 || ::chdir(w.directory.c_str()) != 0) ::_exit(126);
-      ::dup2(in, 0), ::dup2(out, 1), ::dup2(out, 2);
-      // Nothing of relived's (sockets, pipes, the replication channel) may leak into the
-      // workload: CRIU would dump it as the workload's.
-      ::syscall(SYS_close_range, 3, ~0u, 0);
-      sigset_t none;
-      sigemptyset(&none);
-      ::sigprocmask(SIG_SETMASK, &none, nullptr);
-      ::execv(argv[0], argv.data());
-      ::_exit(127);
-    }
-    (void)!::write(wr.get(), &init, sizeof init);
-    ::_exit(init > 0 ? 0 : 126);
+  ScopedFd out(::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644));
+  if (!out.valid()) return PosixError("open " + log, errno);
+  SpawnOptions o;
+  o.netns = netns_path;
+  o.cwd = w.directory;
+  o.output_fd = out.get();
+  o.new_session = true;          // CRIU needs the session inside the dumped tree
+  o.clone_flags = CLONE_NEWPID;  // the workload is PID 1 of its own PID namespace
+  // Nothing of relived's (sockets, pipes, the replication channel) leaks into the workload
+  // (Subprocess closes every other fd): CRIU would dump it as the workload's.
+  Result<Subprocess> child = Subprocess::spawn(w.command, o);
+  if (!child.ok()) {
+    return child.status().with_context("could not start the workload in a new PID namespace");
   }
-  wr.reset();
-  pid_t workload = -1;
-  ssize_t n = ::read(rd.get(), &workload, sizeof workload);
-  int st = 0;
-  ::waitpid(mid, &st, 0);
-  if (n != sizeof workload || workload <= 0 || !WIFEXITED(st) || WEXITSTATUS(st) != 0) {
-    return Status::IoError("could not start the workload in a new PID namespace");
-  }
-  return workload;
+  return child->release();  // killed and reaped by kill_workload
 }
 
 bool workload_alive(pid_t pid) {

@@ -3,8 +3,8 @@
 #include <fmt/format.h>
 
 #include "common/safe_name.h"
-#include "migrate/routed_tap.h"
-#include "migrate/service_address.h"
+#include "net/routed_tap.h"
+#include "net/service_address.h"
 
 namespace relive::ha {
 namespace {
@@ -24,15 +24,15 @@ std::string workload_netns_name(const WorkloadConfig& w, const std::string& peer
 }
 
 Result<WorkloadNetwork> WorkloadNetwork::up(const WorkloadConfig& w, const std::string& peer) {
-  RELIVE_ASSIGN_OR_RETURN(migrate::ServiceAddress a,
-                          migrate::parse_service_address(
+  RELIVE_ASSIGN_OR_RETURN(net::ServiceAddress a,
+                          net::parse_service_address(
                               fmt::format("{}/{}", w.service_address, int{w.service_prefix_len})));
-  RELIVE_ASSIGN_OR_RETURN(std::string uplink, migrate::interface_for(a));
+  RELIVE_ASSIGN_OR_RETURN(std::string uplink, net::interface_for(a));
   if (w.kind == WorkloadKind::kVm) {
     WorkloadNetwork net("", tap_name(peer), uplink, a.cidr);
     net.down();
-    RELIVE_ASSIGN_OR_RETURN(migrate::RoutedTap tap,
-                            migrate::RoutedTap::create(net.veth_, kTapMac, /*replace=*/true));
+    RELIVE_ASSIGN_OR_RETURN(net::RoutedTap tap,
+                            net::RoutedTap::create(net.veth_, kTapMac, /*replace=*/true));
     RELIVE_RETURN_IF_ERROR(tap.route(a));
     tap.keep();  // down() takes it away, with the route
     return net;
@@ -47,7 +47,7 @@ Result<WorkloadNetwork> WorkloadNetwork::up(const WorkloadConfig& w, const std::
   const std::string& n = net.netns_;
   const std::string& v = net.veth_;
   std::string host_route = a.text + "/32";
-  Status s = migrate::run_network_commands({
+  Status s = net::run_network_commands({
       {kIp, "netns", "add", n},
       {kIp, "link", "add", v, "type", "veth", "peer", "name", "eth0", "netns", n},
       {kIp, "-n", n, "link", "set", "lo", "up"},
@@ -56,8 +56,8 @@ Result<WorkloadNetwork> WorkloadNetwork::up(const WorkloadConfig& w, const std::
       {kIp, "-n", n, "route", "add", "default", "dev", "eth0"},
       {kIp, "link", "set", v, "up"},
   });
-  if (s.ok()) s = migrate::enable_proxy_arp({v, uplink});
-  if (s.ok()) s = migrate::run_network_commands({{kIp, "route", "replace", host_route, "dev", v}});
+  if (s.ok()) s = net::enable_proxy_arp({v, uplink});
+  if (s.ok()) s = net::run_network_commands({{kIp, "route", "replace", host_route, "dev", v}});
   if (!s.ok()) return Status::IoError("network setup failed: " + s.message());
   RELIVE_RETURN_IF_ERROR(net.announce());
   return net;
@@ -75,8 +75,8 @@ WorkloadNetwork::WorkloadNetwork(WorkloadNetwork&& o) noexcept
 WorkloadNetwork::~WorkloadNetwork() { down(); }
 
 Status WorkloadNetwork::announce() const {
-  RELIVE_ASSIGN_OR_RETURN(migrate::ServiceAddress a, migrate::parse_service_address(address_));
-  return migrate::announce(a, uplink_);
+  RELIVE_ASSIGN_OR_RETURN(net::ServiceAddress a, net::parse_service_address(address_));
+  return net::announce(a, uplink_);
 }
 
 void WorkloadNetwork::down() {
@@ -85,7 +85,7 @@ void WorkloadNetwork::down() {
   std::vector<std::vector<std::string>> steps = {{kIp, "route", "del", ip + "/32", "dev", veth_},
                                                  {kIp, "link", "del", veth_}};
   if (!netns_.empty()) steps.push_back({kIp, "netns", "del", netns_});
-  migrate::run_network_commands_best_effort(steps);
+  net::run_network_commands_best_effort(steps);
 }
 
 }  // namespace relive::ha

@@ -17,12 +17,13 @@
 #include <thread>
 
 #include "common/file_util.h"
+#include "common/subprocess.h"
 #include "drivers/criu/page_image.h"
-#include "migrate/file_transfer.h"
-#include "migrate/page_cache.h"
-#include "migrate/page_hashes.h"
 #include "migrate/peer_replies.h"
 #include "migrate/source.h"
+#include "transfer/file_transfer.h"
+#include "transfer/page_cache.h"
+#include "transfer/page_hashes.h"
 #include "wire/segment.h"
 
 namespace relive::migrate {
@@ -35,42 +36,35 @@ using std::chrono::milliseconds;
 // to freeze (SIGUSR1) or to let go (SIGINT, the process runs on untraced).
 class Recorder {
  public:
-  Recorder(pid_t target, const std::string& trace, const std::string& log) {
-    pid_ = ::fork();
-    if (pid_ == 0) {
-      int out = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-      if (out >= 0) ::dup2(out, 1), ::dup2(out, 2);
-      ::execl("/proc/self/exe", "relive", "record", "-o", trace.c_str(), "--pid",
-              std::to_string(target).c_str(), "--live", nullptr);
-      ::_exit(127);
-    }
+  static Result<Recorder> start(pid_t target, const std::string& trace, const std::string& log) {
+    RELIVE_ASSIGN_OR_RETURN(ScopedFd out, open_output_file(log));
+    SpawnOptions o;
+    o.output_fd = out.get();
+    RELIVE_ASSIGN_OR_RETURN(Subprocess child,
+                            Subprocess::spawn({"/proc/self/exe", "record", "-o", trace, "--pid",
+                                               std::to_string(target), "--live"},
+                                              o));
+    return Recorder(std::move(child));
   }
+  Recorder(Recorder&&) noexcept = default;
+  // Lets the process go (SIGINT); killed when it does not exit within 5 s.
   ~Recorder() {
-    if (pid_ <= 0) return;
-    ::kill(pid_, SIGINT);
-    if (wait(milliseconds(5000)) < 0) {
-      ::kill(pid_, SIGKILL);
-      ::waitpid(pid_, nullptr, 0);
-    }
+    if (!child_.valid()) return;
+    child_.signal(SIGINT);
+    (void)wait(milliseconds(5000));
   }
-  bool running() const { return pid_ > 0 && ::waitpid(pid_, nullptr, WNOHANG) == 0; }
-  void signal(int sig) const { ::kill(pid_, sig); }
+  bool running() const { return child_.running(); }
+  void signal(int sig) const { child_.signal(sig); }
   // Exit status once it exits within `limit`; -1 otherwise.
   int wait(milliseconds limit) {
-    auto end = Clock::now() + limit;
-    while (Clock::now() < end) {
-      int st = 0;
-      if (::waitpid(pid_, &st, WNOHANG) == pid_) {
-        pid_ = -1;
-        return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-      }
-      std::this_thread::sleep_for(milliseconds(2));
-    }
-    return -1;
+    std::optional<ExitStatus> st = child_.try_wait(limit);
+    if (!st) return -1;
+    return st->term_signal != 0 ? 128 + st->term_signal : st->exit_code;
   }
 
  private:
-  pid_t pid_ = -1;
+  explicit Recorder(Subprocess child) : child_(std::move(child)) {}
+  Subprocess child_;
 };
 
 // Ships the trace files not shipped yet (header, checkpoint, saved files).
@@ -83,7 +77,7 @@ Status ship_new_trace_files(Source* s, const std::string& trace, std::set<std::s
     names.push_back(rel);
   }
   if (names.empty()) return Status::Ok();
-  RELIVE_ASSIGN_OR_RETURN(uint64_t bytes, send_files(&s->link(), "trace", trace, names));
+  RELIVE_ASSIGN_OR_RETURN(uint64_t bytes, transfer::send_files(&s->link(), "trace", trace, names));
   s->add_bytes(shipped->empty() ? "checkpoint" : "trace_files", bytes);
   shipped->insert(names.begin(), names.end());
   return Status::Ok();
@@ -97,9 +91,9 @@ Result<uint64_t> ship_log_round(Source* s, const std::string& events, uint64_t* 
   std::string_view fresh = std::string_view(all).substr(*offset);
   fresh = fresh.substr(0, wire::whole_segments_prefix(fresh));
   RELIVE_RETURN_IF_ERROR(s->link().send(m::LogRound{round, fresh.size(), final}));
-  BulkSender out(&s->link().channel());
+  transfer::BulkSender out(&s->link().channel());
   for (size_t at = 0; at < fresh.size(); at += 1u << 20) {
-    std::string ev = event_header(0, 0);
+    std::string ev = transfer::event_header(0, 0);
     ev.append(fresh.substr(at, 1u << 20));
     RELIVE_RETURN_IF_ERROR(out.add(ev));
   }
@@ -170,11 +164,11 @@ Status freeze_recorded(Source* s, Recorder* rec) {
 }
 
 // Pages of the dump the replay did not reproduce, from the dump itself.
-Status ship_differing(Source* s, const std::string& verdict) {
-  RELIVE_ASSIGN_OR_RETURN(VerifyReply reply, parse_verify_reply(verdict));
+Status ship_differing(Source* s, const m::Reply& verdict) {
+  RELIVE_ASSIGN_OR_RETURN(VerifyReply reply, verify_reply(verdict));
   const std::vector<criu::VaddrRange>& ranges = reply.differing;
   RELIVE_RETURN_IF_ERROR(s->link().send(m::PageRound{0, 0}));
-  PageSender out(&s->link().channel());
+  transfer::PageSender out(&s->link().channel());
   pid_t pid = s->options().pid;
   auto sink = [&](uint64_t vaddr, std::string_view bytes) { return out.add(pid, vaddr, bytes); };
   RELIVE_RETURN_IF_ERROR(criu::extract_pages(s->images_dir(), pid, ranges, sink));
@@ -191,7 +185,7 @@ Status ship_differing(Source* s, const std::string& verdict) {
 Status run_crtr(Source* s) {
   std::string work = std::filesystem::path(s->images_dir()).parent_path().string();
   std::string trace = work + "/trace", log = work + "/recorder.log";
-  Recorder rec(s->options().pid, trace, log);
+  RELIVE_ASSIGN_OR_RETURN(Recorder rec, Recorder::start(s->options().pid, trace, log));
   RELIVE_RETURN_IF_ERROR(wait_for_checkpoint(rec, trace, log));
   std::set<std::string> shipped;
   RELIVE_RETURN_IF_ERROR(ship_new_trace_files(s, trace, &shipped));
@@ -219,14 +213,15 @@ Status run_crtr(Source* s) {
   RELIVE_RETURN_IF_ERROR(criu::dump(d).status());
   s->progress("phase=dumped");
   RELIVE_RETURN_IF_ERROR(s->release_address());
-  RELIVE_RETURN_IF_ERROR(write_page_hashes(s->images_dir()));
+  RELIVE_RETURN_IF_ERROR(transfer::write_page_hashes(s->images_dir()));
   s->progress("phase=hashed");
   RELIVE_ASSIGN_OR_RETURN(auto files, image_files(s->images_dir()));
   std::erase_if(files, [](const std::string& f) { return f.starts_with("pages-"); });
-  files.push_back(page_hashes_name(s->options().pid));
-  RELIVE_ASSIGN_OR_RETURN(uint64_t bytes, send_files(&s->link(), "images", s->images_dir(), files));
+  files.push_back(transfer::page_hashes_name(s->options().pid));
+  RELIVE_ASSIGN_OR_RETURN(uint64_t bytes,
+                          transfer::send_files(&s->link(), "images", s->images_dir(), files));
   s->add_bytes("images", bytes);
-  RELIVE_ASSIGN_OR_RETURN(std::string verdict, s->link().call(m::Verify{}));
+  RELIVE_ASSIGN_OR_RETURN(m::Reply verdict, s->link().call_reply(m::Verify{}));
   RELIVE_RETURN_IF_ERROR(ship_differing(s, verdict));
   m::Restore r;
   r.pages_from_replay = true;

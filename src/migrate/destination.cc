@@ -12,25 +12,25 @@
 #include "common/file_util.h"
 #include "common/logging.h"
 #include "common/process_tree.h"
+#include "common/work_dir.h"
 #include "container/criu_compat.h"
 #include "container/pid_namespace.h"
-#include "container/work_dir.h"
 #include "drivers/criu/criu_binary.h"
 #include "drivers/criu/criu_process.h"
 #include "drivers/criu/page_image.h"
-#include "migrate/bulk.h"
 #include "migrate/criu_tls.h"
 #include "migrate/crtr_replay.h"
 #include "migrate/destination_phase.h"
-#include "migrate/file_transfer.h"
 #include "migrate/image_dir.h"
-#include "migrate/page_cache.h"
-#include "migrate/page_hashes.h"
 #include "migrate/runc_destination.h"
-#include "migrate/service_address.h"
 #include "migrate/vm_destination.h"
 #include "migrate/vm_log_destination.h"
+#include "net/service_address.h"
 #include "tracee/resume_check.h"
+#include "transfer/bulk.h"
+#include "transfer/file_transfer.h"
+#include "transfer/page_cache.h"
+#include "transfer/page_hashes.h"
 
 namespace relive::migrate {
 namespace {
@@ -72,7 +72,7 @@ std::string peer_ip(const std::string& address) {
 // Everything one incoming migration holds; whatever was not committed is undone on exit.
 class Session {
  public:
-  Session(Link* link, security::RequestGate* gate, const DestinationOptions& o)
+  Session(transfer::Link* link, security::RequestGate* gate, const DestinationOptions& o)
       : link_(link), gate_(gate), o_(o) {}
   ~Session() { undo(); }
 
@@ -85,30 +85,30 @@ class Session {
   Status restore_runc(const m::Restore& r);
   Result<std::string> lazy_pages_address(const m::Restore& r);
   Status commit();
-  Result<std::string> dispatch(const m::Command& c, bool* done);
-  Result<std::string> act(const m::Command& c, bool* done);
+  Result<m::Reply> dispatch(const m::Command& c, bool* done);
+  Result<m::Reply> act(const m::Command& c, bool* done);
   Status receive_trace(const m::FileBatch& f);
   Status receive_log(const m::LogRound& l);
-  Result<std::string> verify();
+  Result<m::Reply> verify();
   Status rebuild_from_replay(const std::string& images);
-  std::string default_detail() const;
+  m::Reply default_reply() const;
   void undo();
   void end_work();
 
-  Link* link_;
+  transfer::Link* link_;
   security::RequestGate* gate_;
   const DestinationOptions& o_;
   m::Begin begin_;
-  std::optional<container::WorkDir> work_;
+  std::optional<WorkDir> work_;
   // CRIU (through the compat wrapper), found at begin: finding it runs `criu --version`, tens
   // of milliseconds that would otherwise fall inside the workload's downtime at the restore.
   std::string criu_;
-  std::optional<ServiceAddress> svc_;
+  std::optional<net::ServiceAddress> svc_;
   std::string svc_dev_;
   bool address_added_ = false;
   std::optional<criu::CriuProcess> lazy_;
   std::optional<RuncIncoming> runc_;
-  std::optional<PageCache> cache_;
+  std::optional<transfer::PageCache> cache_;
   std::unique_ptr<CrtrReplay> crtr_;
   pid_t dumped_pid_ = 0;                     // CR/TR: the source's pid in its final dump
   std::vector<criu::VaddrRange> differing_;  // CR/TR: pages the replay did not reproduce
@@ -125,7 +125,7 @@ void Session::undo() {
   if (crtr_) crtr_->abort();
   if (lazy_) lazy_->kill();
   runc_.reset();  // kills and deletes a restored container, removes its bundle
-  if (address_added_) (void)remove_address(*svc_, svc_dev_);
+  if (address_added_) (void)net::remove_address(*svc_, svc_dev_);
   address_added_ = false;
   end_work();  // the logs stay: they explain the failure to the operator
 }
@@ -155,14 +155,13 @@ Status Session::begin(const m::Begin& b) {
     runc_.emplace(std::move(in));
   }
   if (!b.service_address.empty()) {
-    RELIVE_ASSIGN_OR_RETURN(ServiceAddress a, parse_service_address(b.service_address));
-    if (address_present(a))
+    RELIVE_ASSIGN_OR_RETURN(net::ServiceAddress a, net::parse_service_address(b.service_address));
+    if (net::address_present(a))
       return Status::InvalidArgument("service address " + a.text + " is already in use here");
-    RELIVE_ASSIGN_OR_RETURN(svc_dev_, interface_for(a));
+    RELIVE_ASSIGN_OR_RETURN(svc_dev_, net::interface_for(a));
     svc_ = a;
   }
-  RELIVE_ASSIGN_OR_RETURN(container::WorkDir w,
-                          container::WorkDir::create(default_image_root(o_.work_root), "incoming"));
+  RELIVE_ASSIGN_OR_RETURN(WorkDir w, WorkDir::create(default_image_root(o_.work_root), "incoming"));
   work_.emplace(std::move(w));
   RELIVE_ASSIGN_OR_RETURN(std::string criu, criu::find_criu());
   RELIVE_ASSIGN_OR_RETURN(criu_, container::criu_with_compat(work_->path(), criu));
@@ -255,7 +254,7 @@ Status Session::restore_runc(const m::Restore& r) {
 Status Session::restore(const m::Restore& r) {
   auto start = Clock::now();
   if (svc_) {
-    RELIVE_RETURN_IF_ERROR(add_address(*svc_, svc_dev_));
+    RELIVE_RETURN_IF_ERROR(net::add_address(*svc_, svc_dev_));
     address_added_ = true;
   }
   if (runc_) {
@@ -293,22 +292,19 @@ Status Session::commit() {
   committed_ = true;
   outcome_.confirm_ms = ms_since(start);
   if (svc_) {
-    Status s = announce(*svc_, svc_dev_);
+    Status s = net::announce(*svc_, svc_dev_);
     if (!s.ok()) RELIVE_LOG_WARN("gratuitous ARP for {}: {}", svc_->text, s.to_string());
   }
   return Status::Ok();
 }
 
-std::string Session::default_detail() const {
-  nlohmann::json detail = {{"root_pid", outcome_.root_pid},
-                           {"restore_ms", outcome_.restore_ms},
-                           {"confirm_ms", outcome_.confirm_ms}};
-  return detail.dump();
+m::Reply Session::default_reply() const {
+  return m::Reply{m::OutcomeReply{outcome_.root_pid, outcome_.restore_ms, outcome_.confirm_ms}};
 }
 
 Status Session::receive_trace(const m::FileBatch& f) {
   std::string trace = work_->path() + "/trace";
-  RELIVE_RETURN_IF_ERROR(receive_files(&link_->channel(), f, trace));
+  RELIVE_RETURN_IF_ERROR(transfer::receive_files(&link_->channel(), f, trace));
   if (crtr_ || !std::filesystem::exists(trace + "/header")) return Status::Ok();
   crtr_ = std::make_unique<CrtrReplay>();
   return crtr_->start(trace, criu_);
@@ -316,7 +312,7 @@ Status Session::receive_trace(const m::FileBatch& f) {
 
 Status Session::receive_log(const m::LogRound& l) {
   if (!crtr_) return Status::Corruption("log round before the checkpoint");
-  BulkReceiver in(&link_->channel());
+  transfer::BulkReceiver in(&link_->channel());
   uint64_t remaining = l.bytes;
   std::string log;
   while (remaining > 0) {
@@ -333,7 +329,7 @@ Status Session::receive_log(const m::LogRound& l) {
 
 // Waits for the replay to reach the source's freeze point and lists the pages of the source's
 // final dump that the replayed memory does not reproduce.
-Result<std::string> Session::verify() {
+Result<m::Reply> Session::verify() {
   if (!crtr_) return Status::Corruption("verify without a replay");
   RELIVE_RETURN_IF_ERROR(crtr_->finish().with_context("replay at the destination"));
   std::string images = work_->path() + "/images";
@@ -345,12 +341,13 @@ Result<std::string> Session::verify() {
   }
   if (dumped.size() != 1) return Status::Unsupported("CR/TR migrates one process");
   dumped_pid_ = dumped[0];
-  RELIVE_ASSIGN_OR_RETURN(differing_, build_pages_from_process(images, dumped_pid_, crtr_->pid()));
+  RELIVE_ASSIGN_OR_RETURN(differing_,
+                          transfer::build_pages_from_process(images, dumped_pid_, crtr_->pid()));
   const auto& differ = differing_;
-  nlohmann::json list = nlohmann::json::array();
-  for (const auto& r : differ) list.push_back({r.start, r.pages});
-  nlohmann::json j = {{"differing", list}, {"replayed_events", crtr_->events()}};
-  return j.dump();
+  m::VerifyReply reply;
+  for (const auto& r : differ) reply.differing.push_back({r.start, r.pages});
+  reply.replayed_events = crtr_->events();
+  return m::Reply{std::move(reply)};
 }
 
 // The final dump's pages image was written from the replayed process by verify(); the pages
@@ -362,50 +359,53 @@ Status Session::rebuild_from_replay(const std::string& images) {
   auto lookup = [&](uint64_t vaddr, std::span<char> page) {
     return cache_->read_page(dumped_pid_, vaddr, page.data());
   };
-  return patch_pages_image(images, dumped_pid_, differing_, lookup);
+  return transfer::patch_pages_image(images, dumped_pid_, differing_, lookup);
 }
 
 // Every command passes the phase first: one out of order is refused (and audited) before it
 // can touch anything this session holds.
-Result<std::string> Session::dispatch(const m::Command& c, bool* done) {
+Result<m::Reply> Session::dispatch(const m::Command& c, bool* done) {
   if (Status s = phase_.step(c); !s.ok())
     return refuse_command(gate_, link_->channel().peer(), c, s);
   return act(c, done);
 }
 
-Result<std::string> Session::act(const m::Command& c, bool* done) {
+Result<m::Reply> Session::act(const m::Command& c, bool* done) {
   if (const auto* f = std::get_if<m::FileBatch>(&c)) {
     if (f->dir == "trace")
       RELIVE_RETURN_IF_ERROR(receive_trace(*f));
     else if (f->dir == "images")
-      RELIVE_RETURN_IF_ERROR(receive_files(&link_->channel(), *f, work_->path() + "/images"));
+      RELIVE_RETURN_IF_ERROR(
+          transfer::receive_files(&link_->channel(), *f, work_->path() + "/images"));
     else if (f->dir == "bundle" && runc_)
-      RELIVE_RETURN_IF_ERROR(receive_files(&link_->channel(), *f, work_->path() + "/bundle"));
+      RELIVE_RETURN_IF_ERROR(
+          transfer::receive_files(&link_->channel(), *f, work_->path() + "/bundle"));
     else
       return Status::InvalidArgument("unknown file batch " + f->dir);
-    return default_detail();
+    return default_reply();
   }
   if (const auto* p = std::get_if<m::PageRound>(&c)) {
     if (!cache_) {
-      RELIVE_ASSIGN_OR_RETURN(PageCache pc, PageCache::create(work_->path() + "/pages"));
+      RELIVE_ASSIGN_OR_RETURN(transfer::PageCache pc,
+                              transfer::PageCache::create(work_->path() + "/pages"));
       cache_.emplace(std::move(pc));
     }
     RELIVE_RETURN_IF_ERROR(cache_->receive(&link_->channel(), *p));
-    return default_detail();
+    return default_reply();
   }
   if (const auto* l = std::get_if<m::LogRound>(&c)) {
     RELIVE_RETURN_IF_ERROR(receive_log(*l));
-    return default_detail();
+    return default_reply();
   }
   if (std::holds_alternative<m::Verify>(c)) return verify();
   if (const auto* r = std::get_if<m::Restore>(&c)) {
     RELIVE_RETURN_IF_ERROR(restore(*r));
-    return default_detail();
+    return default_reply();
   }
   if (std::holds_alternative<m::Commit>(c)) {
     *done = true;
     RELIVE_RETURN_IF_ERROR(commit());
-    return default_detail();
+    return default_reply();
   }
   if (const auto* a = std::get_if<m::Abort>(&c)) {
     return Status::Aborted("source aborted the migration: " + a->reason);
@@ -445,7 +445,7 @@ Result<DestinationOutcome> Session::run() {
 
 }  // namespace
 
-Result<DestinationOutcome> serve_migration(Link* link, security::RequestGate* gate,
+Result<DestinationOutcome> serve_migration(transfer::Link* link, security::RequestGate* gate,
                                            const DestinationOptions& options) {
   Session s(link, gate, options);
   return s.run();

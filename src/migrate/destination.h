@@ -10,9 +10,9 @@
 #include <chrono>
 #include <string>
 
-#include "migrate/link.h"
 #include "relive/result.h"
 #include "security/request_gate.h"
+#include "transfer/link.h"
 
 namespace relive::migrate {
 
@@ -52,7 +52,7 @@ struct DestinationOutcome {
 };
 
 // Serves one migration on `link`. Ok once the workload runs here, committed.
-Result<DestinationOutcome> serve_migration(Link* link, security::RequestGate* gate,
+Result<DestinationOutcome> serve_migration(transfer::Link* link, security::RequestGate* gate,
                                            const DestinationOptions& options);
 
 }  // namespace relive::migrate

@@ -6,44 +6,26 @@
 
 namespace relive::migrate {
 
-Result<CommandReply> parse_command_reply(std::string_view text) {
-  constexpr std::string_view kWhat = "the destination's reply";
-  RELIVE_ASSIGN_OR_RETURN(nlohmann::json j, parse_json_object(text, kWhat));
-  CommandReply r;
-  RELIVE_ASSIGN_OR_RETURN(r.restore_ms, json_field_or(j, "restore_ms", 0.0, kWhat));
-  RELIVE_ASSIGN_OR_RETURN(r.root_pid, json_field_or(j, "root_pid", 0, kWhat));
-  RELIVE_ASSIGN_OR_RETURN(r.confirm_ms, json_field_or(j, "confirm_ms", 0.0, kWhat));
-  return r;
-}
-
-Result<VerifyReply> parse_verify_reply(std::string_view text) {
+Result<VerifyReply> verify_reply(const migration::Reply& reply) {
   constexpr std::string_view kWhat = "the destination's verify reply";
-  RELIVE_ASSIGN_OR_RETURN(nlohmann::json j, parse_json_object(text, kWhat));
+  RELIVE_ASSIGN_OR_RETURN(migration::VerifyReply v, reply_as<migration::VerifyReply>(reply, kWhat));
   VerifyReply r;
-  RELIVE_ASSIGN_OR_RETURN(nlohmann::json list, json_field<nlohmann::json>(j, "differing", kWhat));
-  if (!list.is_array())
-    return Status::Corruption(std::string(kWhat) + ": 'differing' is not a list");
-  for (const nlohmann::json& range : list) {
-    criu::VaddrRange v;
-    RELIVE_ASSIGN_OR_RETURN(v.start, json_element<uint64_t>(range, 0, kWhat));
-    RELIVE_ASSIGN_OR_RETURN(v.pages, json_element<uint64_t>(range, 1, kWhat));
-    if (range.size() != 2 || v.pages > (UINT64_MAX - v.start) / criu::kImagePageSize)
-      return Status::Corruption(std::string(kWhat) + ": not a page range: " + range.dump());
-    r.differing.push_back(v);
+  for (const migration::PageRange& range : v.differing) {
+    if (range.pages > (UINT64_MAX - range.start) / criu::kImagePageSize) {
+      return Status::Corruption(std::string(kWhat) + ": not a page range: " +
+                                std::to_string(range.start) + "+" + std::to_string(range.pages));
+    }
+    r.differing.push_back({range.start, range.pages});
   }
-  RELIVE_ASSIGN_OR_RETURN(r.replayed_events,
-                          json_field_or(j, "replayed_events", uint64_t{0}, kWhat));
+  r.replayed_events = v.replayed_events;
   return r;
 }
 
-Result<VmBeginReply> parse_vm_begin_reply(std::string_view text) {
+Result<migration::VmBeginReply> vm_begin_reply(const migration::Reply& reply) {
   constexpr std::string_view kWhat = "the VM destination's reply to begin";
-  RELIVE_ASSIGN_OR_RETURN(nlohmann::json j, parse_json_object(text, kWhat));
-  VmBeginReply r;
-  RELIVE_ASSIGN_OR_RETURN(r.port, json_field<uint16_t>(j, "port", kWhat));
+  RELIVE_ASSIGN_OR_RETURN(migration::VmBeginReply r,
+                          reply_as<migration::VmBeginReply>(reply, kWhat));
   if (r.port == 0) return Status::Corruption(std::string(kWhat) + ": port 0");
-  RELIVE_ASSIGN_OR_RETURN(r.pid, json_field_or(j, "pid", 0, kWhat));
-  RELIVE_ASSIGN_OR_RETURN(r.dir, json_field_or(j, "dir", std::string(), kWhat));
   return r;
 }
 

@@ -1,8 +1,7 @@
-// The answers a migration reads from another host or process: the destination's replies to the
-// source's commands (JSON text from another host) and QEMU's. Each is parsed here into a
-// struct, and anything malformed (not JSON, a field of the wrong type, a number out of range)
-// is a Status::Corruption, never an exception. A field that may be left out reads as its
-// default.
+// The answers a migration reads from another host or process: the destination's typed replies
+// to the source's commands (migration::Reply, decoded by wire/) checked for the kind and ranges
+// each command expects, and QEMU's JSON. Anything malformed is a Status::Corruption, never an
+// exception.
 #pragma once
 
 #include <cstdint>
@@ -13,31 +12,28 @@
 
 #include "drivers/criu/page_image.h"
 #include "relive/result.h"
+#include "wire/migration_types.h"
 
 namespace relive::migrate {
 
-// The answer to a restore or a commit (Session::default_detail at the destination).
-struct CommandReply {
-  double restore_ms = 0;
-  int root_pid = 0;
-  double confirm_ms = 0;
-};
-Result<CommandReply> parse_command_reply(std::string_view text);
+// The destination's typed reply of kind T (migration::OutcomeReply for a restore or a commit,
+// VmBeginReply, LogRoundReply): Corruption naming `what` when it answered with another kind.
+template <typename T>
+Result<T> reply_as(const migration::Reply& reply, std::string_view what) {
+  if (const T* r = std::get_if<T>(&reply)) return *r;
+  return Status::Corruption(std::string(what) + ": the destination answered with reply kind " +
+                            std::to_string(reply.index()));
+}
 
-// CR/TR's verify: the pages the replay did not reproduce ([start, pages] pairs).
+// CR/TR's verify: the pages the replay did not reproduce, checked to be page ranges.
 struct VerifyReply {
   std::vector<criu::VaddrRange> differing;
   uint64_t replayed_events = 0;
 };
-Result<VerifyReply> parse_verify_reply(std::string_view text);
+Result<VerifyReply> verify_reply(const migration::Reply& reply);
 
-// A VM destination's answer to migrate.begin: where its QEMU listens.
-struct VmBeginReply {
-  uint16_t port = 0;  // never 0 in a parsed reply
-  int pid = 0;
-  std::string dir;
-};
-Result<VmBeginReply> parse_vm_begin_reply(std::string_view text);
+// A VM destination's answer to migrate.begin: where its QEMU listens (never port 0).
+Result<migration::VmBeginReply> vm_begin_reply(const migration::Reply& reply);
 
 // The port an incoming QEMU listens on, from its query-migrate answer ("socket-address": a list
 // of {"port": "4444", ...}; QEMU writes the port as a string).

@@ -13,8 +13,8 @@
 #include "drivers/criu/criu_process.h"
 #include "drivers/criu/page_image.h"
 #include "migrate/criu_tls.h"
-#include "migrate/file_transfer.h"
 #include "migrate/source.h"
+#include "transfer/file_transfer.h"
 
 namespace relive::migrate {
 

@@ -14,9 +14,9 @@
 #include "common/process_tree.h"
 #include "dirty/page_reader.h"
 #include "drivers/criu/page_image.h"
-#include "migrate/page_cache.h"
 #include "migrate/precopy_rounds.h"
 #include "migrate/source.h"
+#include "transfer/page_cache.h"
 
 namespace relive::migrate {
 namespace {
@@ -71,7 +71,7 @@ Result<uint64_t> PrecopyRounds::send_live_round(uint32_t round, const Ranges& ra
   uint64_t pages = 0;
   for (const auto& [pid, r] : ranges) pages += dirty::page_count(r);
   RELIVE_RETURN_IF_ERROR(s_->link().send(m::PageRound{round, pages}));
-  PageSender out(&s_->link().channel());
+  transfer::PageSender out(&s_->link().channel());
   for (const auto& [pid, r] : ranges) {
     auto sink = [&, key = dump_pid_of_.at(pid)](uint64_t vaddr, std::string_view bytes) {
       return out.add(key, vaddr, bytes);
@@ -142,7 +142,7 @@ Status PrecopyRounds::finish_stopped() {
 Result<uint64_t> PrecopyRounds::ship_final_delta() {
   RELIVE_RETURN_IF_ERROR(
       s_->link().send(m::PageRound{static_cast<uint32_t>(s_->report().rounds), 0}));
-  PageSender out(&s_->link().channel());
+  transfer::PageSender out(&s_->link().channel());
   std::map<pid_t, pid_t> pid_of_dump;  // dump pid -> pid here, for the tracked processes
   for (const auto& [pid, ranges] : tracked_) pid_of_dump[dump_pid_of_.at(pid)] = pid;
   std::error_code ec;

@@ -16,9 +16,9 @@
 #include "container/runc_bundle.h"
 #include "drivers/criu/criu_binary.h"
 #include "migrate/criu_tls.h"
-#include "migrate/file_transfer.h"
 #include "migrate/precopy_rounds.h"
 #include "migrate/source.h"
+#include "transfer/file_transfer.h"
 
 namespace relive::migrate {
 namespace {
@@ -73,12 +73,13 @@ Status ship(Source* s, const RuncDump& d, bool without_pages = false) {
   if (without_pages)
     std::erase_if(files, [](const std::string& f) { return f.starts_with("pages-"); });
   s->progress(fmt::format("phase=images files={}", files.size()));
-  RELIVE_ASSIGN_OR_RETURN(uint64_t bytes, send_files(&s->link(), "images", s->images_dir(), files));
+  RELIVE_ASSIGN_OR_RETURN(uint64_t bytes,
+                          transfer::send_files(&s->link(), "images", s->images_dir(), files));
   s->add_bytes("images", bytes);
   std::vector<std::string> entries = {container::kRuncInfoEntry, container::kRuncConfigEntry,
                                       container::kRuncRootfsEntry};
   s->progress("phase=bundle");
-  RELIVE_ASSIGN_OR_RETURN(bytes, send_files(&s->link(), "bundle", d.fs_dir, entries));
+  RELIVE_ASSIGN_OR_RETURN(bytes, transfer::send_files(&s->link(), "bundle", d.fs_dir, entries));
   s->add_bytes("bundle", bytes);
   s->report().rounds = 1;
   return Status::Ok();

@@ -10,7 +10,7 @@
 #include "common/file_util.h"
 #include "common/logging.h"
 #include "common/process_tree.h"
-#include "drivers/criu/command.h"
+#include "common/subprocess.h"
 #include "migrate/image_dir.h"
 #include "migrate/peer_replies.h"
 
@@ -50,19 +50,18 @@ Status Source::open(m::Strategy strategy) {
         o_.pid, tree_.size() - 1));
   }
   if (!o_.service_address.empty()) {
-    RELIVE_ASSIGN_OR_RETURN(ServiceAddress a, parse_service_address(o_.service_address));
-    if (!address_present(a))
+    RELIVE_ASSIGN_OR_RETURN(net::ServiceAddress a, net::parse_service_address(o_.service_address));
+    if (!net::address_present(a))
       return Status::InvalidArgument("service address " + a.text + " is not on this host");
-    RELIVE_ASSIGN_OR_RETURN(svc_dev_, interface_for(a));
+    RELIVE_ASSIGN_OR_RETURN(svc_dev_, net::interface_for(a));
     svc_ = a;
   }
-  RELIVE_ASSIGN_OR_RETURN(container::WorkDir w,
-                          container::WorkDir::create(default_image_root(o_.work_dir), "migrate"));
+  RELIVE_ASSIGN_OR_RETURN(WorkDir w, WorkDir::create(default_image_root(o_.work_dir), "migrate"));
   work_.emplace(std::move(w));
   images_ = work_->path() + "/images";
   RELIVE_RETURN_IF_ERROR(make_dirs(images_));
 
-  RELIVE_ASSIGN_OR_RETURN(link_, open_link(o_));
+  RELIVE_ASSIGN_OR_RETURN(link_, transfer::open_link(o_));
   m::Begin b;
   b.kind = runc_             ? m::WorkloadKind::kRunc
            : o_.process_tree ? m::WorkloadKind::kProcessTree
@@ -84,7 +83,7 @@ Status Source::freeze_begins() {
   if (freeze_ != Clock::time_point{}) return Status::Ok();  // already frozen
   freeze_ = Clock::now();
   if (svc_) {
-    RELIVE_ASSIGN_OR_RETURN(TrafficLock l, TrafficLock::engage(*svc_));
+    RELIVE_ASSIGN_OR_RETURN(net::TrafficLock l, net::TrafficLock::engage(*svc_));
     lock_.emplace(std::move(l));
   }
   return Status::Ok();
@@ -92,7 +91,7 @@ Status Source::freeze_begins() {
 
 Status Source::release_address() {
   if (!svc_) return Status::Ok();
-  RELIVE_RETURN_IF_ERROR(remove_address(*svc_, svc_dev_));
+  RELIVE_RETURN_IF_ERROR(net::remove_address(*svc_, svc_dev_));
   address_released_ = true;
   return Status::Ok();
 }
@@ -110,15 +109,16 @@ void Source::add_bytes(const std::string& phase, uint64_t n) {
 
 Status Source::switch_over(const m::Restore& restore) {
   progress("phase=restore");
-  RELIVE_ASSIGN_OR_RETURN(std::string restored, link_->call(restore));
+  RELIVE_ASSIGN_OR_RETURN(m::Reply restored, link_->call_reply(restore));
   // A reply we cannot read: nothing is committed yet, so the source resumes (the rollback) and
   // the destination, never told to commit, undoes its copy.
-  RELIVE_ASSIGN_OR_RETURN(CommandReply reply, parse_command_reply(restored));
+  RELIVE_ASSIGN_OR_RETURN(m::OutcomeReply reply,
+                          reply_as<m::OutcomeReply>(restored, "the destination's restore reply"));
   report_.restore_ms = reply.restore_ms;
   report_.destination_pid = reply.root_pid;
   // From here the outcome must be known before the source may act (see the header).
   Status sent = link_->send(m::Commit{});
-  Result<std::string> acked = sent.ok() ? link_->wait_ack() : Result<std::string>(sent);
+  Result<m::Reply> acked = sent.ok() ? link_->wait_reply() : Result<m::Reply>(sent);
   if (!acked.ok() && link_->peer_refused()) {
     // The destination answered: its copy did not run and is gone (Session::commit). The source
     // is the only copy: the rollback resumes it.
@@ -133,7 +133,8 @@ Status Source::switch_over(const m::Restore& restore) {
   }
   double frozen = ms_between(freeze_, Clock::now());
   // Committed: a reply we cannot read only loses the confirmation time from the report.
-  Result<CommandReply> confirmed = parse_command_reply(*acked);
+  Result<m::OutcomeReply> confirmed =
+      reply_as<m::OutcomeReply>(*acked, "the destination's commit reply");
   if (confirmed.ok())
     report_.confirm_ms = std::clamp(confirmed->confirm_ms, 0.0, frozen);
   else
@@ -154,8 +155,8 @@ Status Source::end_source() {
   if (svc_) {
     // Sockets of the dead tree may still hold the address (FIN_WAIT); destroy them while the
     // lock still drops whatever they would send, then lift the lock.
-    (void)criu::run_command({"/usr/bin/ss", "-K", "-t", "src", svc_->text},
-                            {{}, std::chrono::seconds(10)});
+    (void)relive::run({"/usr/bin/ss", "-K", "-t", "src", svc_->text},
+                      {.timeout = std::chrono::seconds(10)});
   }
   if (lock_) lock_->release();
   return Status::Ok();
@@ -168,7 +169,7 @@ void Source::rollback() {
     (void)link_->send(m::Abort{"the source failed"});
   }
   if (address_released_) {
-    Status s = add_address(*svc_, svc_dev_);
+    Status s = net::add_address(*svc_, svc_dev_);
     if (!s.ok()) RELIVE_LOG_WARN("could not take the service address back: {}", s.to_string());
   }
   if (lock_) lock_->release();

@@ -12,12 +12,12 @@
 #include <string>
 #include <vector>
 
+#include "common/work_dir.h"
 #include "container/runc.h"
-#include "container/work_dir.h"
 #include "drivers/criu/criu.h"
-#include "migrate/link.h"
-#include "migrate/service_address.h"
+#include "net/service_address.h"
 #include "relive/migrate.h"
+#include "transfer/link.h"
 #include "wire/migration_types.h"
 
 namespace relive::migrate {
@@ -32,7 +32,7 @@ class Source {
   Source& operator=(const Source&) = delete;
 
   const MigrateOptions& options() const { return o_; }
-  Link& link() { return *link_; }
+  transfer::Link& link() { return *link_; }
   MigrateReport& report() { return report_; }
   const std::string& images_dir() const { return images_; }
   const std::vector<pid_t>& tree() const { return tree_; }
@@ -85,13 +85,13 @@ class Source {
 
   const MigrateOptions& o_;
   Clock::time_point start_, freeze_{};
-  std::unique_ptr<Link> link_;
-  std::optional<container::WorkDir> work_;
+  std::unique_ptr<transfer::Link> link_;
+  std::optional<WorkDir> work_;
   std::string images_;
   std::vector<pid_t> tree_;
-  std::optional<ServiceAddress> svc_;
+  std::optional<net::ServiceAddress> svc_;
   std::string svc_dev_;
-  std::optional<TrafficLock> lock_;
+  std::optional<net::TrafficLock> lock_;
   bool address_released_ = false;
   bool tree_stopped_ = false;
   bool criu_ends_tree_ = false;

@@ -6,8 +6,8 @@
 
 #include "container/criu_compat.h"
 #include "drivers/criu/criu_binary.h"
-#include "migrate/file_transfer.h"
 #include "migrate/source.h"
+#include "transfer/file_transfer.h"
 
 namespace relive::migrate {
 
@@ -39,7 +39,8 @@ Status ship_images(Source* s, const std::function<bool(const std::string&)>& ski
   RELIVE_ASSIGN_OR_RETURN(auto files, image_files(s->images_dir()));
   if (skip) std::erase_if(files, skip);
   s->progress(fmt::format("phase=images files={}", files.size()));
-  RELIVE_ASSIGN_OR_RETURN(uint64_t bytes, send_files(&s->link(), "images", s->images_dir(), files));
+  RELIVE_ASSIGN_OR_RETURN(uint64_t bytes,
+                          transfer::send_files(&s->link(), "images", s->images_dir(), files));
   s->add_bytes("images", bytes);
   return Status::Ok();
 }

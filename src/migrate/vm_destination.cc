@@ -18,8 +18,8 @@
 #include "migrate/destination_phase.h"
 #include "migrate/peer_replies.h"
 #include "migrate/qemu_tls.h"
-#include "migrate/routed_tap.h"
-#include "migrate/service_address.h"
+#include "net/routed_tap.h"
+#include "net/service_address.h"
 
 namespace relive::migrate {
 namespace {
@@ -42,7 +42,7 @@ std::string safe_label(const std::string& name) {
 
 class VmIncoming {
  public:
-  VmIncoming(Link* link, security::RequestGate* gate, const DestinationOptions& o,
+  VmIncoming(transfer::Link* link, security::RequestGate* gate, const DestinationOptions& o,
              const m::Begin& b)
       : link_(link), gate_(gate), o_(o), begin_(b) {}
   // Not committed: the guard's destructor kills QEMU. Its directory (qemu.log) stays.
@@ -58,9 +58,9 @@ class VmIncoming {
   Result<uint16_t> listen();
   Status check_alive() const;
   Status run_here();
-  Result<std::string> dispatch(const m::Command& c, bool* done);
+  Result<m::Reply> dispatch(const m::Command& c, bool* done);
 
-  Link* link_;
+  transfer::Link* link_;
   security::RequestGate* gate_;
   const DestinationOptions& o_;
   m::Begin begin_;
@@ -68,8 +68,8 @@ class VmIncoming {
   std::optional<qemu::QemuProcess> qemu_;
   std::optional<qemu::QmpClient> qmp_;
   // --service-address: the guest's tap here, routed at the commit; gone if the migration fails.
-  std::optional<ServiceAddress> svc_;
-  std::optional<RoutedTap> tap_;
+  std::optional<net::ServiceAddress> svc_;
+  std::optional<net::RoutedTap> tap_;
   DestinationPhase phase_{DestinationFlow::kVm};
   DestinationOutcome outcome_;
 };
@@ -86,12 +86,13 @@ Status VmIncoming::make_dir() {
 // The tap the guest's NIC uses, with the source's MAC, before QEMU opens it.
 Status VmIncoming::make_tap() {
   if (begin_.service_address.empty()) return Status::Ok();
-  RELIVE_ASSIGN_OR_RETURN(ServiceAddress a, parse_service_address(begin_.service_address));
+  RELIVE_ASSIGN_OR_RETURN(net::ServiceAddress a,
+                          net::parse_service_address(begin_.service_address));
   std::vector<std::string> taps = qemu::tap_interfaces(begin_.vm_args);
   if (taps.size() != 1)
     return Status::InvalidArgument("a service address needs exactly one tap in the VM");
-  RELIVE_ASSIGN_OR_RETURN(RoutedTap t,
-                          RoutedTap::create(taps[0], begin_.vm_tap_mac, /*replace=*/false));
+  RELIVE_ASSIGN_OR_RETURN(net::RoutedTap t,
+                          net::RoutedTap::create(taps[0], begin_.vm_tap_mac, /*replace=*/false));
   tap_.emplace(std::move(t));
   svc_ = a;
   return Status::Ok();
@@ -181,21 +182,19 @@ Status VmIncoming::run_here() {
   return Status::Ok();
 }
 
-Result<std::string> VmIncoming::dispatch(const m::Command& c, bool* done) {
+Result<m::Reply> VmIncoming::dispatch(const m::Command& c, bool* done) {
   if (Status s = phase_.step(c); !s.ok())
     return refuse_command(gate_, link_->channel().peer(), c, s);
   if (const auto* p = std::get_if<m::VmProgress>(&c)) {
     RELIVE_RETURN_IF_ERROR(check_alive());
     RELIVE_LOG_DEBUG("VM migration progress: {}", p->json);
     (void)p;  // when debug logging is compiled out
-    return std::string();
+    return m::Reply{};
   }
   if (std::holds_alternative<m::Commit>(c)) {
     RELIVE_RETURN_IF_ERROR(run_here());
     *done = true;
-    nlohmann::json j = {
-        {"root_pid", outcome_.root_pid}, {"restore_ms", outcome_.restore_ms}, {"dir", dir_}};
-    return j.dump();
+    return m::Reply{m::OutcomeReply{outcome_.root_pid, outcome_.restore_ms, 0}};
   }
   if (const auto* a = std::get_if<m::Abort>(&c))
     return Status::Aborted("source aborted the migration: " + a->reason);
@@ -217,8 +216,7 @@ Result<DestinationOutcome> VmIncoming::run() {
   outcome_.init_pid = qemu_->pid();
   outcome_.vm_dir = dir_;
   outcome_.vm_qmp = dir_ + "/qmp.sock";
-  nlohmann::json j = {{"port", *port}, {"pid", qemu_->pid()}, {"dir", dir_}};
-  RELIVE_RETURN_IF_ERROR(link_->ack(j.dump()));
+  RELIVE_RETURN_IF_ERROR(link_->reply(m::Reply{m::VmBeginReply{*port, qemu_->pid(), dir_}}));
   RELIVE_RETURN_IF_ERROR(
       link_->serve(gate_, [this](const m::Command& c, bool* done) { return dispatch(c, done); }));
   return outcome_;
@@ -226,7 +224,7 @@ Result<DestinationOutcome> VmIncoming::run() {
 
 }  // namespace
 
-Result<DestinationOutcome> serve_vm_migration(Link* link, security::RequestGate* gate,
+Result<DestinationOutcome> serve_vm_migration(transfer::Link* link, security::RequestGate* gate,
                                               const DestinationOptions& options,
                                               const m::Begin& begin) {
   VmIncoming in(link, gate, options, begin);

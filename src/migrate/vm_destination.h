@@ -12,7 +12,7 @@
 namespace relive::migrate {
 
 // Serves the VM migration `begin` announced (already admitted on `link`, not yet answered).
-Result<DestinationOutcome> serve_vm_migration(Link* link, security::RequestGate* gate,
+Result<DestinationOutcome> serve_vm_migration(transfer::Link* link, security::RequestGate* gate,
                                               const DestinationOptions& options,
                                               const migration::Begin& begin);
 

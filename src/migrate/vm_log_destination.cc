@@ -14,11 +14,12 @@
 #include "common/json_field.h"
 #include "common/logging.h"
 #include "common/scoped_fd.h"
+#include "common/subprocess.h"
 #include "drivers/qemu/qemu_process.h"
 #include "drivers/qemu/qmp_client.h"
 #include "drivers/qemu/record_replay_args.h"
-#include "migrate/bulk.h"
 #include "migrate/destination_phase.h"
+#include "transfer/bulk.h"
 
 namespace relive::migrate {
 namespace {
@@ -33,20 +34,14 @@ constexpr milliseconds kReplayTimeout{600000};  // the final replay: the source'
 constexpr size_t kLogHeader = 12;               // QEMU's replay log header (version, 0)
 constexpr const char* kTag = "relive-handover";
 
-// Runs a short-lived tool (qemu-img, a probing QEMU) in `dir` until it exits.
+// Runs a short-lived tool (qemu-img) in `dir` to completion.
 Status run_tool(const std::vector<std::string>& argv, const std::string& dir) {
-  qemu::QemuLaunch l{argv, dir, dir + "/tools.log"};
-  RELIVE_ASSIGN_OR_RETURN(qemu::QemuProcess p, qemu::QemuProcess::start(l));
-  for (auto end = Clock::now() + kToolTimeout; p.running();) {
-    if (Clock::now() > end) return Status::IoError(argv[0] + " did not finish: " + p.log_tail());
-    std::this_thread::sleep_for(milliseconds(10));
-  }
-  return Status::Ok();
+  return run_checked(argv, {.cwd = dir, .timeout = kToolTimeout});
 }
 
 class VmLogIncoming {
  public:
-  VmLogIncoming(Link* link, security::RequestGate* gate, const DestinationOptions& o,
+  VmLogIncoming(transfer::Link* link, security::RequestGate* gate, const DestinationOptions& o,
                 const m::Begin& b)
       : link_(link), gate_(gate), o_(o), begin_(b) {}
 
@@ -59,13 +54,13 @@ class VmLogIncoming {
   Status receive(const m::LogRound& l);
   Status start_replay();
   Status replay_until(uint64_t icount);
-  Status finish_replay(nlohmann::json* detail);
+  Status finish_replay(m::LogRoundReply* reply);
   Status go_live();
   Status run_live();
-  Result<std::string> dispatch(const m::Command& c, bool* done);
+  Result<m::Reply> dispatch(const m::Command& c, bool* done);
   Result<uint64_t> replay_icount();
 
-  Link* link_;
+  transfer::Link* link_;
   security::RequestGate* gate_;
   const DestinationOptions& o_;
   m::Begin begin_;
@@ -127,7 +122,7 @@ Status VmLogIncoming::log_header() {
 // Appends a round's log bytes (the first round's header replaced by ours).
 Status VmLogIncoming::receive(const m::LogRound& l) {
   if (!log_fd_.valid()) RELIVE_RETURN_IF_ERROR(log_header());
-  BulkReceiver in(&link_->channel());
+  transfer::BulkReceiver in(&link_->channel());
   for (uint64_t remaining = l.bytes; remaining > 0;) {
     RELIVE_ASSIGN_OR_RETURN(std::vector<std::string> events, in.next());
     for (const std::string& ev : events) {
@@ -178,7 +173,7 @@ Status VmLogIncoming::replay_until(uint64_t icount) {
 
 // The whole log is here: replay to its end (the source's quit, where -action shutdown=pause
 // stops the VM), then save the VM there.
-Status VmLogIncoming::finish_replay(nlohmann::json* detail) {
+Status VmLogIncoming::finish_replay(m::LogRoundReply* reply) {
   auto start = Clock::now();
   if (!replay_) RELIVE_RETURN_IF_ERROR(start_replay());
   (void)rqmp_->execute("replay-delete-break");
@@ -191,7 +186,7 @@ Status VmLogIncoming::finish_replay(nlohmann::json* detail) {
     if (Clock::now() - start > kReplayTimeout) return Status::IoError("the replay did not end");
     std::this_thread::sleep_for(milliseconds(20));
   }
-  (*detail)["replay_ms"] = ms_since(start);
+  reply->replay_ms = ms_since(start);
   auto saving = Clock::now();
   RELIVE_ASSIGN_OR_RETURN(
       nlohmann::json out,
@@ -199,7 +194,7 @@ Status VmLogIncoming::finish_replay(nlohmann::json* detail) {
   // HMP reports failures as text.
   if (out.is_string() && !out.get<std::string>().empty())
     return Status::IoError("savevm at the end of the replay: " + out.get<std::string>());
-  (*detail)["savevm_ms"] = ms_since(saving);
+  reply->savevm_ms = ms_since(saving);
   (void)rqmp_->execute("quit");
   rqmp_.reset();
   replay_.reset();  // kills it if the quit did not
@@ -238,36 +233,33 @@ Status VmLogIncoming::run_live() {
   return live_->release();
 }
 
-Result<std::string> VmLogIncoming::dispatch(const m::Command& c, bool* done) {
+Result<m::Reply> VmLogIncoming::dispatch(const m::Command& c, bool* done) {
   if (Status s = phase_.step(c); !s.ok())
     return refuse_command(gate_, link_->channel().peer(), c, s);
   if (const auto* l = std::get_if<m::LogRound>(&c)) {
     RELIVE_RETURN_IF_ERROR(receive(*l));
-    nlohmann::json detail = nlohmann::json::object();
+    m::LogRoundReply reply;
     if (!l->final) {
       if (l->icount == 0) return Status::Corruption("a log round without an instruction count");
       RELIVE_RETURN_IF_ERROR(replay_until(l->icount));
-      RELIVE_ASSIGN_OR_RETURN(uint64_t at, replay_icount());
-      detail["icount"] = at;
-      return detail.dump();
+      RELIVE_ASSIGN_OR_RETURN(reply.icount, replay_icount());
+      return m::Reply{reply};
     }
-    RELIVE_RETURN_IF_ERROR(finish_replay(&detail));
+    RELIVE_RETURN_IF_ERROR(finish_replay(&reply));
     auto loading = Clock::now();
     RELIVE_RETURN_IF_ERROR(go_live());
-    detail["load_ms"] = ms_since(loading);
-    return detail.dump();
+    reply.load_ms = ms_since(loading);
+    return m::Reply{reply};
   }
   if (std::holds_alternative<m::Commit>(c)) {
     RELIVE_RETURN_IF_ERROR(run_live());
     *done = true;
-    nlohmann::json j = {{"root_pid", outcome_.root_pid = live_->pid()},
-                        {"restore_ms", outcome_.restore_ms},
-                        {"dir", dir_}};
-    return j.dump();
+    outcome_.root_pid = live_->pid();
+    return m::Reply{m::OutcomeReply{outcome_.root_pid, outcome_.restore_ms, 0}};
   }
   if (const auto* a = std::get_if<m::Abort>(&c))
     return Status::Aborted("source aborted the migration: " + a->reason);
-  if (std::holds_alternative<m::VmProgress>(c)) return std::string();
+  if (std::holds_alternative<m::VmProgress>(c)) return m::Reply{};
   return Status::Corruption(std::string("unexpected command ") + m::command_name(c) +
                             " in a VM log-shipping migration");
 }
@@ -282,7 +274,7 @@ Result<DestinationOutcome> VmLogIncoming::run() {
   outcome_.strategy = m::strategy_name(begin_.strategy);
   outcome_.vm_dir = dir_;
   outcome_.vm_qmp = dir_ + "/qmp.sock";
-  RELIVE_RETURN_IF_ERROR(link_->ack(nlohmann::json{{"port", 0}, {"dir", dir_}}.dump()));
+  RELIVE_RETURN_IF_ERROR(link_->reply(m::Reply{m::VmBeginReply{0, 0, dir_}}));
   RELIVE_RETURN_IF_ERROR(
       link_->serve(gate_, [this](const m::Command& c, bool* done) { return dispatch(c, done); }));
   outcome_.root_pid = outcome_.init_pid = live_->pid();
@@ -291,7 +283,7 @@ Result<DestinationOutcome> VmLogIncoming::run() {
 
 }  // namespace
 
-Result<DestinationOutcome> serve_vm_log_shipping(Link* link, security::RequestGate* gate,
+Result<DestinationOutcome> serve_vm_log_shipping(transfer::Link* link, security::RequestGate* gate,
                                                  const DestinationOptions& options,
                                                  const m::Begin& begin) {
   VmLogIncoming in(link, gate, options, begin);

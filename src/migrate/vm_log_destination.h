@@ -15,7 +15,7 @@
 
 namespace relive::migrate {
 
-Result<DestinationOutcome> serve_vm_log_shipping(Link* link, security::RequestGate* gate,
+Result<DestinationOutcome> serve_vm_log_shipping(transfer::Link* link, security::RequestGate* gate,
                                                  const DestinationOptions& options,
                                                  const migration::Begin& begin);
 

@@ -17,9 +17,9 @@
 #include "drivers/qemu/qmp_client.h"
 #include "drivers/qemu/record_replay_args.h"
 #include "drivers/qemu/vm_command_line.h"
-#include "migrate/bulk.h"
-#include "migrate/link.h"
 #include "migrate/peer_replies.h"
+#include "transfer/bulk.h"
+#include "transfer/link.h"
 
 namespace relive::migrate {
 namespace {
@@ -69,7 +69,7 @@ class VmLogSource {
   Status open();
   Status begin_at_destination();
   Result<uint64_t> safe_icount();
-  Result<std::string> ship(uint64_t icount, bool final, const char* phase);
+  Result<m::Reply> ship(uint64_t icount, bool final, const char* phase);
   Status rounds();
   Status switch_over();
   Status quit_source();
@@ -82,7 +82,7 @@ class VmLogSource {
   const MigrateOptions& o_;
   Clock::time_point start_, stop_;
   std::optional<qemu::QmpClient> qmp_;
-  std::unique_ptr<Link> link_;
+  std::unique_ptr<transfer::Link> link_;
   std::vector<std::string> args_;
   std::string log_;  // the source's log, absolute
   pid_t qemu_pid_ = -1;
@@ -125,17 +125,17 @@ Status VmLogSource::open() {
 }
 
 Status VmLogSource::begin_at_destination() {
-  RELIVE_ASSIGN_OR_RETURN(link_, open_link(o_));
+  RELIVE_ASSIGN_OR_RETURN(link_, transfer::open_link(o_));
   m::Begin b;
   b.kind = m::WorkloadKind::kVm;
   b.strategy = m::Strategy::kLogShipping;
   b.name = o_.name;
   b.source_node = o_.node_name;
   b.vm_args = args_;
-  RELIVE_ASSIGN_OR_RETURN(std::string detail, link_->call(b));
-  constexpr std::string_view kWhat = "the VM destination's reply to begin";
-  RELIVE_ASSIGN_OR_RETURN(nlohmann::json j, parse_json_object(detail, kWhat));
-  RELIVE_ASSIGN_OR_RETURN(report_.vm_dir, json_field_or(j, "dir", std::string(), kWhat));
+  RELIVE_ASSIGN_OR_RETURN(m::Reply begun, link_->call_reply(b));
+  RELIVE_ASSIGN_OR_RETURN(m::VmBeginReply reply,
+                          reply_as<m::VmBeginReply>(begun, "the VM destination's reply to begin"));
+  report_.vm_dir = reply.dir;
   progress("vm: destination replays in " + report_.vm_dir);
   return Status::Ok();
 }
@@ -153,24 +153,24 @@ Result<uint64_t> VmLogSource::safe_icount() {
 }
 
 // Ships the log's new bytes; the destination's answer.
-Result<std::string> VmLogSource::ship(uint64_t icount, bool final, const char* phase) {
+Result<m::Reply> VmLogSource::ship(uint64_t icount, bool final, const char* phase) {
   RELIVE_ASSIGN_OR_RETURN(std::string all, read_file(log_));
   if (all.size() < shipped_) return Status::Corruption("the source's log shrank");
   std::string_view fresh = std::string_view(all).substr(shipped_);
   uint32_t round = static_cast<uint32_t>(++report_.rounds);
   RELIVE_RETURN_IF_ERROR(link_->send(m::LogRound{round, fresh.size(), final, icount}));
-  BulkSender out(&link_->channel());
+  transfer::BulkSender out(&link_->channel());
   for (size_t at = 0; at < fresh.size(); at += kChunk) {
-    std::string ev = event_header(0, 0);
+    std::string ev = transfer::event_header(0, 0);
     ev.append(fresh.substr(at, kChunk));
     RELIVE_RETURN_IF_ERROR(out.add(ev));
   }
   RELIVE_RETURN_IF_ERROR(out.flush());
-  RELIVE_ASSIGN_OR_RETURN(std::string detail, link_->wait_ack());
+  RELIVE_ASSIGN_OR_RETURN(m::Reply reply, link_->wait_reply());
   shipped_ += fresh.size();
   report_.bytes_total += out.wire_bytes();
   report_.bytes_by_phase[phase] += out.wire_bytes();
-  return detail;
+  return reply;
 }
 
 // Until the destination's replay has caught up with the previous round (or the round/time
@@ -182,10 +182,11 @@ Status VmLogSource::rounds() {
   for (int n = 0;; ++n) {
     RELIVE_ASSIGN_OR_RETURN(uint64_t icount, safe_icount());
     if (icount == 0) continue;
-    RELIVE_ASSIGN_OR_RETURN(std::string detail, ship(icount, false, "log"));
-    constexpr std::string_view kWhat = "the VM destination's reply to a log round";
-    RELIVE_ASSIGN_OR_RETURN(nlohmann::json j, parse_json_object(detail, kWhat));
-    RELIVE_ASSIGN_OR_RETURN(uint64_t at, json_field_or(j, "icount", uint64_t{0}, kWhat));
+    RELIVE_ASSIGN_OR_RETURN(m::Reply shipped, ship(icount, false, "log"));
+    RELIVE_ASSIGN_OR_RETURN(
+        m::LogRoundReply round,
+        reply_as<m::LogRoundReply>(shipped, "the VM destination's reply to a log round"));
+    uint64_t at = round.icount;
     progress(fmt::format("vm: round {} {} log bytes, replay at {} of {}", report_.rounds, shipped_,
                          at, icount));
     if (previous > 0 && at >= previous) {
@@ -227,29 +228,28 @@ Status VmLogSource::switch_over() {
   stopped_ = true;
   RELIVE_RETURN_IF_ERROR(quit_source());
   link_->channel().set_timeout(kFinalReplayTimeout);
-  RELIVE_ASSIGN_OR_RETURN(std::string detail, ship(0, true, "downtime"));
+  RELIVE_ASSIGN_OR_RETURN(m::Reply shipped, ship(0, true, "downtime"));
   link_->channel().set_timeout(o_.io_timeout);
   // The source has quit: the commit must follow whatever the reply says; a reply we cannot
   // read only loses its figures from the report.
-  constexpr std::string_view kWhat = "the VM destination's reply to the last log round";
-  Result<nlohmann::json> j = parse_json_object(detail, kWhat);
-  for (const char* k : {"replay_ms", "savevm_ms", "load_ms"}) {
-    if (!j.ok() || !j->contains(k)) continue;
-    Result<double> v = json_field<double>(*j, k, kWhat);
-    if (v.ok())
-      report_.vm[k] = *v;
-    else
-      RELIVE_LOG_WARN("{}", v.status().to_string());
+  Result<m::LogRoundReply> last =
+      reply_as<m::LogRoundReply>(shipped, "the VM destination's reply to the last log round");
+  if (last.ok()) {
+    report_.vm["replay_ms"] = last->replay_ms;
+    report_.vm["savevm_ms"] = last->savevm_ms;
+    report_.vm["load_ms"] = last->load_ms;
+  } else {
+    RELIVE_LOG_WARN("{}", last.status().to_string());
   }
-  if (!j.ok()) RELIVE_LOG_WARN("{}", j.status().to_string());
   return commit();
 }
 
 Status VmLogSource::commit() {
   progress("vm: commit");
-  RELIVE_ASSIGN_OR_RETURN(std::string acked, link_->call(m::Commit{}));
+  RELIVE_ASSIGN_OR_RETURN(m::Reply acked, link_->call_reply(m::Commit{}));
   // Committed: a reply we cannot read only loses its figures from the report.
-  Result<CommandReply> reply = parse_command_reply(acked);
+  Result<m::OutcomeReply> reply =
+      reply_as<m::OutcomeReply>(acked, "the VM destination's commit reply");
   if (reply.ok()) {
     report_.restore_ms = reply->restore_ms;
     report_.destination_pid = reply->root_pid;

@@ -10,17 +10,17 @@
 #include "common/clock.h"
 #include "common/json_field.h"
 #include "common/logging.h"
-#include "container/work_dir.h"
+#include "common/work_dir.h"
 #include "drivers/qemu/qmp_client.h"
 #include "drivers/qemu/vm_command_line.h"
 #include "migrate/image_dir.h"
-#include "migrate/link.h"
 #include "migrate/peer_replies.h"
 #include "migrate/qemu_tls.h"
-#include "migrate/routed_tap.h"
-#include "migrate/service_address.h"
 #include "migrate/vm_convergence.h"
 #include "migrate/vm_log_source.h"
+#include "net/routed_tap.h"
+#include "net/service_address.h"
+#include "transfer/link.h"
 
 namespace relive::migrate {
 namespace {
@@ -87,8 +87,8 @@ class VmSource {
   Clock::time_point start_, migrate_start_;
   VmConvergence convergence_;
   std::optional<qemu::QmpClient> qmp_;
-  std::unique_ptr<Link> link_;
-  std::optional<container::WorkDir> work_;  // the client's TLS directory
+  std::unique_ptr<transfer::Link> link_;
+  std::optional<WorkDir> work_;  // the client's TLS directory
   std::vector<std::string> args_;
   std::vector<std::string> capabilities_;  // enabled here by us (and at the destination)
   bool postcopy_ = false;                  // postcopy-ram enabled
@@ -103,7 +103,7 @@ class VmSource {
   int last_pass_ = 0;
   uint16_t dest_port_ = 0;
   // --service-address: the address the guest holds, reached through this host's tap.
-  std::optional<ServiceAddress> svc_;
+  std::optional<net::ServiceAddress> svc_;
   std::string tap_, tap_mac_;
   MigrateReport report_;
 };
@@ -134,7 +134,7 @@ Status VmSource::open() {
   if (postcopy_) capabilities_.push_back("postcopy-ram");
   if (o_.vm_multifd_channels > 0) capabilities_.push_back("multifd");
   if (!o_.service_address.empty()) {
-    RELIVE_ASSIGN_OR_RETURN(ServiceAddress a, parse_service_address(o_.service_address));
+    RELIVE_ASSIGN_OR_RETURN(net::ServiceAddress a, net::parse_service_address(o_.service_address));
     std::vector<std::string> taps = qemu::tap_interfaces(args_);
     if (taps.size() != 1) {
       return Status::InvalidArgument(fmt::format(
@@ -142,7 +142,7 @@ Status VmSource::open() {
           "one tap network backend (-netdev tap,ifname=NAME), it has {}",
           taps.size()));
     }
-    RELIVE_ASSIGN_OR_RETURN(tap_mac_, interface_mac(taps[0]));
+    RELIVE_ASSIGN_OR_RETURN(tap_mac_, net::interface_mac(taps[0]));
     tap_ = taps[0];
     svc_ = a;
   }
@@ -152,7 +152,7 @@ Status VmSource::open() {
 
 // Asks the destination's relived for a receiving QEMU; its answer names the stream's port.
 Status VmSource::begin_at_destination() {
-  RELIVE_ASSIGN_OR_RETURN(link_, open_link(o_));
+  RELIVE_ASSIGN_OR_RETURN(link_, transfer::open_link(o_));
   m::Begin b;
   b.kind = m::WorkloadKind::kVm;
   b.strategy = postcopy_ ? m::Strategy::kPostcopy : m::Strategy::kPrecopy;
@@ -163,8 +163,8 @@ Status VmSource::begin_at_destination() {
   b.service_address = svc_ ? svc_->cidr : "";
   b.vm_tap_mac = tap_mac_;
   b.vm_multifd_channels = static_cast<uint8_t>(std::min(o_.vm_multifd_channels, 255));
-  RELIVE_ASSIGN_OR_RETURN(std::string detail, link_->call(b));
-  RELIVE_ASSIGN_OR_RETURN(VmBeginReply reply, parse_vm_begin_reply(detail));
+  RELIVE_ASSIGN_OR_RETURN(m::Reply begun, link_->call_reply(b));
+  RELIVE_ASSIGN_OR_RETURN(m::VmBeginReply reply, vm_begin_reply(begun));
   dest_port_ = reply.port;
   report_.destination_pid = reply.pid;
   report_.vm_dir = reply.dir;
@@ -189,8 +189,7 @@ Status VmSource::configure() {
   if (o_.vm_max_bandwidth > 0) p["max-bandwidth"] = o_.vm_max_bandwidth;
   if (o_.vm_multifd_channels > 0) p["multifd-channels"] = o_.vm_multifd_channels;
   if (!o_.insecure) {
-    RELIVE_ASSIGN_OR_RETURN(container::WorkDir w,
-                            container::WorkDir::create(default_image_root(o_.work_dir), "vm-tls"));
+    RELIVE_ASSIGN_OR_RETURN(WorkDir w, WorkDir::create(default_image_root(o_.work_dir), "vm-tls"));
     work_.emplace(std::move(w));
     std::string dir = work_->path() + "/tls";
     RELIVE_RETURN_IF_ERROR(make_qemu_tls_dir(o_.tls_dir, o_.node_name, dir, /*server=*/false));
@@ -292,7 +291,7 @@ Status VmSource::on_info(const nlohmann::json& info, bool* finished) {
 Status VmSource::commit() {
   progress("vm: commit");
   Status sent = link_->send(m::Commit{});
-  Result<std::string> acked = sent.ok() ? link_->wait_ack() : Result<std::string>(sent);
+  Result<m::Reply> acked = sent.ok() ? link_->wait_reply() : Result<m::Reply>(sent);
   if (!acked.ok()) {
     done_ = true;
     return Status::Aborted(fmt::format(
@@ -302,7 +301,8 @@ Status VmSource::commit() {
   }
   committed_ = true;
   // Committed: a reply we cannot read only loses the restore time from the report.
-  Result<CommandReply> reply = parse_command_reply(*acked);
+  Result<m::OutcomeReply> reply =
+      reply_as<m::OutcomeReply>(*acked, "the VM destination's commit reply");
   if (reply.ok())
     report_.restore_ms = reply->restore_ms;
   else
@@ -348,7 +348,7 @@ Result<MigrateReport> VmSource::run() {
   report_.total_ms = ms_between(start_, Clock::now());
   // The destination routes and announces the service address now: stop answering for it here.
   if (svc_) {
-    Status gone = unroute(*svc_, tap_);
+    Status gone = net::unroute(*svc_, tap_);
     if (!gone.ok()) RELIVE_LOG_WARN("removing the service address's route: {}", gone.to_string());
   }
   // The VM runs at the destination: end the source QEMU.

@@ -62,11 +62,11 @@ void ignore_signals() {
   for (int sig : {SIGINT, SIGQUIT, SIGHUP, SIGPIPE}) ::signal(sig, SIG_IGN);
 }
 
-[[noreturn]] void child_main(ShmRing& ring, PidWatch parent,
-                             const LogWriterProcess::SinkFactory& make_sink) {
+int child_main(ShmRing& ring, PidWatch parent, const LogWriterProcess::SinkFactory& make_sink) {
   ignore_signals();
   int code = kExitSinkFailed;
-  // An exception must not unwind into the parent's stack frames copied by fork().
+  // Subprocess::fork_call keeps exceptions from unwinding into the parent's stack frames; here
+  // they also leave their message where the parent reads it.
   try {
     code = drain(ring, std::move(parent), make_sink);
   } catch (const std::exception& e) {
@@ -74,25 +74,17 @@ void ignore_signals() {
   } catch (...) {
     code = fail(ring, Status::Aborted("uncaught exception"));
   }
-  std::fflush(stderr);
-  ::_exit(code);
+  return code;
 }
 
-Status wait_status(pid_t pid, int* wstatus) {
-  for (;;) {
-    if (::waitpid(pid, wstatus, 0) == pid) return Status::Ok();
-    if (errno != EINTR) return PosixError("waitpid log writer", errno);
-  }
-}
-
-Status describe_exit(int wstatus, const ShmRing& ring) {
-  if (WIFEXITED(wstatus) && WEXITSTATUS(wstatus) == 0) return Status::Ok();
+Status describe_exit(const ExitStatus& st, const ShmRing& ring) {
+  if (st.ok()) return Status::Ok();
   std::string why = ring.consumer_error();
-  if (WIFEXITED(wstatus)) {
-    return Status::IoError("log writer exited with status " + std::to_string(WEXITSTATUS(wstatus)) +
+  if (st.term_signal == 0) {
+    return Status::IoError("log writer exited with status " + std::to_string(st.exit_code) +
                            (why.empty() ? "" : ": " + why));
   }
-  return Status::Aborted("log writer killed by signal " + std::to_string(WTERMSIG(wstatus)));
+  return Status::Aborted("log writer killed by signal " + std::to_string(st.term_signal));
 }
 
 }  // namespace
@@ -102,10 +94,11 @@ RecordSink::~RecordSink() = default;
 Result<LogWriterProcess> LogWriterProcess::start(ShmRing& ring, SinkFactory make_sink) {
   // Opened before fork() and inherited, so the child watches us even if we die right away.
   RELIVE_ASSIGN_OR_RETURN(PidWatch self, PidWatch::open(::getpid()));
-  pid_t pid = ::fork();
-  if (pid < 0) return PosixError("fork log writer", errno);
-  if (pid == 0) child_main(ring, std::move(self), make_sink);
-  LogWriterProcess writer(&ring, pid);
+  auto body = [&ring, &self, &make_sink] { return child_main(ring, std::move(self), make_sink); };
+  Result<Subprocess> child = Subprocess::fork_call(body);
+  if (!child.ok()) return child.status().with_context("fork log writer");
+  pid_t pid = child->pid();
+  LogWriterProcess writer(&ring, std::move(*child));
   if (Status st = ring.set_consumer_pid(pid); !st.ok()) {
     return st.with_context("watch the log writer");  // ~LogWriterProcess reaps the child
   }
@@ -114,7 +107,7 @@ Result<LogWriterProcess> LogWriterProcess::start(ShmRing& ring, SinkFactory make
 
 LogWriterProcess::LogWriterProcess(LogWriterProcess&& o) noexcept
     : ring_(o.ring_),
-      pid_(std::exchange(o.pid_, -1)),
+      child_(std::move(o.child_)),
       finished_(o.finished_),
       result_(std::move(o.result_)) {}
 
@@ -122,7 +115,7 @@ LogWriterProcess& LogWriterProcess::operator=(LogWriterProcess&& o) noexcept {
   if (this != &o) {
     abandon();
     ring_ = o.ring_;
-    pid_ = std::exchange(o.pid_, -1);
+    child_ = std::move(o.child_);
     finished_ = o.finished_;
     result_ = std::move(o.result_);
   }
@@ -132,29 +125,21 @@ LogWriterProcess& LogWriterProcess::operator=(LogWriterProcess&& o) noexcept {
 LogWriterProcess::~LogWriterProcess() { abandon(); }
 
 Status LogWriterProcess::finish() {
-  if (finished_ || pid_ < 0) return result_;
+  if (finished_ || !child_.valid()) return result_;
   ring_->close();
-  int wstatus = 0;
-  Status st = wait_status(pid_, &wstatus);
+  Result<ExitStatus> st = child_.wait();
   finished_ = true;
-  result_ = st.ok() ? describe_exit(wstatus, *ring_) : st;
+  result_ = st.ok() ? describe_exit(*st, *ring_) : st.status().with_context("log writer");
   return result_;
 }
 
 // Error-path cleanup: lets the child drain what is queued (useful for debugging a failed
-// recording), but never waits for it indefinitely.
+// recording), but never waits for it indefinitely: after the grace it is killed and reaped.
 void LogWriterProcess::abandon() {
-  if (pid_ < 0 || finished_) return;
+  if (!child_.valid() || finished_) return;
   ring_->close();
-  auto deadline = std::chrono::steady_clock::now() + kDrainGrace;
-  int wstatus;
-  while (::waitpid(pid_, &wstatus, WNOHANG) == 0) {
-    if (std::chrono::steady_clock::now() >= deadline) {
-      ::kill(pid_, SIGKILL);
-      (void)wait_status(pid_, &wstatus);
-      break;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  if (!child_.try_wait(std::chrono::duration_cast<std::chrono::milliseconds>(kDrainGrace))) {
+    child_.kill();
   }
   finished_ = true;
 }

@@ -8,6 +8,7 @@
 #include <memory>
 #include <string_view>
 
+#include "common/subprocess.h"
 #include "relive/result.h"
 #include "transport/shm_ring.h"
 
@@ -52,14 +53,14 @@ class LogWriterProcess {
 
   // Producer side: closes the ring, waits for the child and reports how it ended. Idempotent.
   Status finish();
-  pid_t pid() const { return pid_; }
+  pid_t pid() const { return child_.pid(); }
 
  private:
-  LogWriterProcess(ShmRing* ring, pid_t pid) : ring_(ring), pid_(pid) {}
+  LogWriterProcess(ShmRing* ring, Subprocess child) : ring_(ring), child_(std::move(child)) {}
   void abandon();
 
   ShmRing* ring_ = nullptr;
-  pid_t pid_ = -1;
+  Subprocess child_;
   bool finished_ = false;
   Status result_;
 };

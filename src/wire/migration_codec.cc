@@ -219,6 +219,89 @@ std::string encode_migration_command(const m::Command& command) {
   return to_flat_bytes(builder);
 }
 
+namespace {
+
+void build_reply(const m::Reply& reply, MigrationReply::Builder o) {
+  std::visit(Overload{
+                 [&](const std::monostate&) { o.setNone(); },
+                 [&](const m::OutcomeReply& r) {
+                   auto b = o.initOutcome();
+                   b.setRootPid(r.root_pid);
+                   b.setRestoreMs(r.restore_ms);
+                   b.setConfirmMs(r.confirm_ms);
+                 },
+                 [&](const m::VerifyReply& r) {
+                   auto b = o.initVerify();
+                   auto list = b.initDiffering(static_cast<unsigned>(r.differing.size()));
+                   for (unsigned i = 0; i < r.differing.size(); ++i) {
+                     list[i].setStart(r.differing[i].start);
+                     list[i].setPages(r.differing[i].pages);
+                   }
+                   b.setReplayedEvents(r.replayed_events);
+                 },
+                 [&](const m::VmBeginReply& r) {
+                   auto b = o.initVmBegin();
+                   b.setPort(r.port);
+                   b.setPid(r.pid);
+                   b.setDir(as_text(r.dir));
+                 },
+                 [&](const m::LogRoundReply& r) {
+                   auto b = o.initLogRound();
+                   b.setIcount(r.icount);
+                   b.setReplayMs(r.replay_ms);
+                   b.setSavevmMs(r.savevm_ms);
+                   b.setLoadMs(r.load_ms);
+                 },
+             },
+             reply);
+}
+
+Result<m::Reply> read_reply(MigrationReply::Reader r) {
+  switch (r.which()) {
+    case MigrationReply::NONE:
+      return m::Reply{};
+    case MigrationReply::OUTCOME: {
+      auto o = r.getOutcome();
+      return m::Reply{m::OutcomeReply{o.getRootPid(), o.getRestoreMs(), o.getConfirmMs()}};
+    }
+    case MigrationReply::VERIFY: {
+      auto v = r.getVerify();
+      m::VerifyReply out;
+      for (auto range : v.getDiffering())
+        out.differing.push_back({range.getStart(), range.getPages()});
+      out.replayed_events = v.getReplayedEvents();
+      return m::Reply{std::move(out)};
+    }
+    case MigrationReply::VM_BEGIN: {
+      auto v = r.getVmBegin();
+      return m::Reply{m::VmBeginReply{v.getPort(), v.getPid(), to_string(v.getDir())}};
+    }
+    case MigrationReply::LOG_ROUND: {
+      auto l = r.getLogRound();
+      return m::Reply{
+          m::LogRoundReply{l.getIcount(), l.getReplayMs(), l.getSavevmMs(), l.getLoadMs()}};
+    }
+  }
+  return Status::Corruption(
+      fmt::format("migration reply of unknown kind {}", static_cast<unsigned>(r.which())));
+}
+
+}  // namespace
+
+std::string encode_migration_reply(const m::Reply& reply) {
+  if (std::holds_alternative<std::monostate>(reply)) return {};
+  capnp::MallocMessageBuilder builder;
+  build_reply(reply, builder.initRoot<MigrationReply>());
+  return to_flat_bytes(builder);
+}
+
+Result<m::Reply> decode_migration_reply(std::string_view bytes) {
+  if (bytes.empty()) return m::Reply{};
+  Result<m::Reply> r = decode_flat<MigrationReply>(bytes, read_reply);
+  if (!r.ok()) return r.status().with_context("migration reply");
+  return r;
+}
+
 Result<m::Command> decode_migration_command(std::string_view command_name, std::string_view body) {
   Result<m::Command> c = decode_flat<MigrationCommand>(body, read);
   if (!c.ok()) return c.status().with_context(std::string(command_name));

@@ -18,4 +18,10 @@ std::string encode_migration_command(const migration::Command& command);
 Result<migration::Command> decode_migration_command(std::string_view command_name,
                                                     std::string_view body);
 
+// A reply as the bytes of an Ack's `reply` (a monostate reply is empty bytes).
+std::string encode_migration_reply(const migration::Reply& reply);
+
+// Empty bytes decode to a monostate reply; anything malformed is Corruption.
+Result<migration::Reply> decode_migration_reply(std::string_view bytes);
+
 }  // namespace relive::wire

@@ -119,6 +119,44 @@ using Command =
     std::variant<Begin, FileBatch, PageRound, LogRound, Restore, Commit, Abort, Verify, HaEpoch,
                  HaDir, HaCommit, HaHeartbeat, HaStatus, HaSwitchover, VmProgress>;
 
+// The destination's typed replies (MigrationReply in schemas/migration.capnp), carried in an
+// Ack. A field the peer left out reads as its default.
+struct PageRange {
+  uint64_t start = 0;
+  uint64_t pages = 0;
+  bool operator==(const PageRange&) const = default;
+};
+
+struct OutcomeReply {  // restore, commit
+  int32_t root_pid = 0;
+  double restore_ms = 0;
+  double confirm_ms = 0;
+  bool operator==(const OutcomeReply&) const = default;
+};
+
+struct VerifyReply {  // CR/TR verify
+  std::vector<PageRange> differing;
+  uint64_t replayed_events = 0;
+  bool operator==(const VerifyReply&) const = default;
+};
+
+struct VmBeginReply {  // a VM destination's begin
+  uint16_t port = 0;
+  int32_t pid = 0;
+  std::string dir;
+  bool operator==(const VmBeginReply&) const = default;
+};
+
+struct LogRoundReply {  // VM log shipping
+  uint64_t icount = 0;
+  double replay_ms = 0;
+  double savevm_ms = 0;
+  double load_ms = 0;
+  bool operator==(const LogRoundReply&) const = default;
+};
+
+using Reply = std::variant<std::monostate, OutcomeReply, VerifyReply, VmBeginReply, LogRoundReply>;
+
 // The Request.command string of each alternative: "migrate.begin", "migrate.files", ...,
 // "ha.epoch", ...
 const char* command_name(const Command& command);

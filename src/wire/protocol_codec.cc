@@ -69,6 +69,7 @@ struct BodyBuilder {
     auto ab = b.initAck();
     ab.setRequestSeq(a.request_seq);
     ab.setDetail(as_text(a.detail));
+    ab.setReply(as_data(a.reply));
   }
   void operator()(const p::Error& e) {
     auto eb = b.initError();
@@ -99,7 +100,8 @@ Result<Message> decode_envelope(Envelope::Reader r, MessageKind header_kind) {
       break;
     }
     case Envelope::Body::ACK:
-      m.body = p::Ack{body.getAck().getRequestSeq(), to_string(body.getAck().getDetail())};
+      m.body = p::Ack{body.getAck().getRequestSeq(), to_string(body.getAck().getDetail()),
+                      to_string(body.getAck().getReply())};
       break;
     case Envelope::Body::ERROR: {
       auto e = body.getError();

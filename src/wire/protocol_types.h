@@ -38,7 +38,8 @@ struct Request {
 
 struct Ack {
   uint64_t request_seq = 0;
-  std::string detail;
+  std::string detail;   // a document (ha.status: JSON)
+  std::string reply{};  // a typed reply (wire/migration_codec.h), or empty
   bool operator==(const Ack&) const = default;
 };
 

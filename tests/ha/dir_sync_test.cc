@@ -8,9 +8,9 @@
 
 #include <fstream>
 
-#include "../migrate/test_channel.h"
 #include "common/file_util.h"
 #include "test_util.h"
+#include "transfer/test_channel.h"
 
 namespace relive::ha {
 namespace {
@@ -27,7 +27,7 @@ class DirSync : public ::testing::Test {
   std::vector<DirChange> sync(const std::vector<pid_t>& writers = {}) {
     Result<std::vector<DirChange>> changes = tracker_.scan(writers);
     EXPECT_TRUE(changes.ok()) << changes.status().to_string();
-    migrate::testing::MemoryChannel ch;
+    transfer::testing::MemoryChannel ch;
     EXPECT_TRUE(send_dir_changes(&ch, *changes).ok());
     Result<std::vector<DirChange>> got =
         receive_dir_changes(&ch, static_cast<uint32_t>(changes->size()), 1 << 30);
@@ -137,13 +137,13 @@ TEST_F(DirSync, RemovalsTruncationsAndReplacements) {
 }
 
 TEST_F(DirSync, UnsafePathsAndShortStreamsAreRefused) {
-  migrate::testing::MemoryChannel ch;
+  transfer::testing::MemoryChannel ch;
   ASSERT_TRUE(send_dir_changes(&ch, {{DirChange::Kind::kWrite, "../escape", 0, 0, "x"}}).ok());
   Result<std::vector<DirChange>> got = receive_dir_changes(&ch, 1, 1 << 20);
   ASSERT_FALSE(got.ok());
   EXPECT_NE(got.status().message().find("unsafe path"), std::string::npos);
 
-  migrate::testing::MemoryChannel ch2;
+  transfer::testing::MemoryChannel ch2;
   ASSERT_TRUE(send_dir_changes(&ch2, {{DirChange::Kind::kWrite, "f", 0, 0, "x"}}).ok());
   Result<std::vector<DirChange>> two = receive_dir_changes(&ch2, 2, 1 << 20);
   ASSERT_FALSE(two.ok()) << "fewer changes than announced must not pass";

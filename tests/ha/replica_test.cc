@@ -2,9 +2,9 @@
 
 #include <gtest/gtest.h>
 
-#include "../migrate/test_channel.h"
-#include "migrate/page_cache.h"
 #include "test_util.h"
+#include "transfer/page_cache.h"
+#include "transfer/test_channel.h"
 
 namespace relive::ha {
 namespace {
@@ -23,9 +23,9 @@ class ReplicaTest : public ::testing::Test {
   // Sends a complete epoch: no images, one page per `pages` entry, one file write.
   Status send_epoch(uint64_t n, bool full, const std::string& file_content) {
     RELIVE_RETURN_IF_ERROR(replica_->begin({n, full, "alpha"}));
-    migrate::testing::MemoryChannel ch;
+    transfer::testing::MemoryChannel ch;
     RELIVE_RETURN_IF_ERROR(replica_->receive_images(&ch, {"images", {}}));
-    migrate::PageSender ps(&ch);
+    transfer::PageSender ps(&ch);
     RELIVE_RETURN_IF_ERROR(ps.add(1, 0x10000, std::string(4096, static_cast<char>('0' + n))));
     RELIVE_RETURN_IF_ERROR(ps.finish());
     RELIVE_RETURN_IF_ERROR(replica_->receive_pages(&ch));
@@ -78,8 +78,8 @@ TEST_F(ReplicaTest, AHalfReceivedEpochIsDiscardedNotApplied) {
 TEST_F(ReplicaTest, ACorruptPageStreamLeavesTheCommittedEpoch) {
   ASSERT_TRUE(send_epoch(1, true, "one").ok());
   ASSERT_TRUE(replica_->begin({2, false, "alpha"}).ok());
-  migrate::testing::MemoryChannel ch;
-  migrate::PageSender ps(&ch);
+  transfer::testing::MemoryChannel ch;
+  transfer::PageSender ps(&ch);
   ASSERT_TRUE(ps.add(1, 0x10000, std::string(4096, 'x')).ok());
   ASSERT_TRUE(ps.finish().ok());
   ch.raw[ch.raw.size() / 2] ^= 0x40;  // a flipped bit in the segment
@@ -92,8 +92,8 @@ TEST_F(ReplicaTest, ACorruptPageStreamLeavesTheCommittedEpoch) {
 TEST_F(ReplicaTest, AnEpochLargerThanTheLimitIsRefused) {
   ASSERT_TRUE(send_epoch(1, true, "one").ok());
   ASSERT_TRUE(replica_->begin({2, false, "alpha"}).ok());
-  migrate::testing::MemoryChannel ch;
-  migrate::PageSender ps(&ch);
+  transfer::testing::MemoryChannel ch;
+  transfer::PageSender ps(&ch);
   ASSERT_TRUE(ps.add(1, 0x10000, std::string(2 << 20, 'x')).ok());  // limit is 1 MiB
   ASSERT_TRUE(ps.finish().ok());
   Status s = replica_->receive_pages(&ch);

@@ -47,6 +47,7 @@ TEST(ProtocolCodec, RoundTripsEveryKind) {
       {0, p::Hello{"alpha", nonce_of(1), -5}},
       sample_request(),
       {8, p::Ack{7, "prepared"}},
+      {10, p::Ack{8, "", std::string("typed\0reply", 11)}},
       {9, p::Error{7, 4, std::string("no\0pe", 5)}},
   };
   for (const p::Message& m : all) {

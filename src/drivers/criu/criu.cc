@@ -6,11 +6,12 @@
 #include <algorithm>
 #include <cerrno>
 #include <charconv>
+#include <cstdio>
 #include <filesystem>
 
 #include "common/file_util.h"
 #include "common/logging.h"
-#include "drivers/criu/command.h"
+#include "common/subprocess.h"
 #include "drivers/criu/criu_binary.h"
 #include "drivers/criu/image_check.h"
 
@@ -80,11 +81,12 @@ Result<std::string> resolve_criu(const CriuRunOptions& run) {
 
 // Runs CRIU to completion; any failure becomes an IoError that quotes CRIU.
 Status run_criu(const std::vector<std::string>& argv, const CriuRunOptions& run,
-                const std::string& what, const std::string& log) {
-  CommandOptions co{.env = {}, .timeout = run.timeout};
+                const std::string& what, const std::string& log,
+                const std::vector<int>& keep_fds = {}) {
+  RunOptions co{.env = {}, .timeout = run.timeout, .keep_fds = keep_fds};
   if (!run.hw_breakpoints) co.env.emplace_back(kNoBreakpointsEnv);
   RELIVE_LOG_DEBUG("running {}", fmt::join(argv, " "));
-  RELIVE_ASSIGN_OR_RETURN(CommandResult r, run_command(argv, co));
+  RELIVE_ASSIGN_OR_RETURN(RunResult r, relive::run(argv, co));
   if (r.ok()) return Status::Ok();
   auto log_text = read_file(log);
   std::string errors = summarize_criu_errors(log_text.ok() ? *log_text : "", r.output);
@@ -103,6 +105,16 @@ Result<pid_t> read_pidfile(const std::string& path) {
     return Status::Corruption("pidfile " + path + " holds no PID: '" + *text + "'");
   }
   return pid;
+}
+
+// The caller's fds named by --inherit-fd ("fd[N]:KEY"), which CRIU must get.
+std::vector<int> inherited_fds(const RestoreOptions& o) {
+  std::vector<int> out;
+  for (const auto& spec : o.inherit_fds) {
+    int fd = -1;
+    if (std::sscanf(spec.c_str(), "fd[%d]", &fd) == 1 && fd > 2) out.push_back(fd);
+  }
+  return out;
 }
 
 }  // namespace
@@ -177,15 +189,15 @@ Result<pid_t> restore(const RestoreOptions& options) {
   RELIVE_ASSIGN_OR_RETURN(std::string criu, resolve_criu(o.run));
   RELIVE_RETURN_IF_ERROR(run_criu(restore_argv(criu, o, pidfile), o.run,
                                   "criu restore from " + o.images_dir,
-                                  inside(o.images_dir, o.log_file)));
+                                  inside(o.images_dir, o.log_file), inherited_fds(o)));
   return read_pidfile(pidfile);
 }
 
 Status check(const CriuRunOptions& run) {
   RELIVE_ASSIGN_OR_RETURN(std::string criu, resolve_criu(run));
-  CommandOptions co{.env = {}, .timeout = run.timeout};
+  RunOptions co{.env = {}, .timeout = run.timeout};
   if (!run.hw_breakpoints) co.env.emplace_back(kNoBreakpointsEnv);
-  RELIVE_ASSIGN_OR_RETURN(CommandResult r, run_command({criu, "check"}, co));
+  RELIVE_ASSIGN_OR_RETURN(RunResult r, relive::run({criu, "check"}, co));
   if (r.output.find("Looks good") != std::string::npos) return Status::Ok();
   return Status::Unsupported("criu check (" + r.describe() +
                              "): " + summarize_criu_errors("", r.output));

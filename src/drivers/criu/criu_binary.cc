@@ -6,7 +6,7 @@
 #include <cstdlib>
 #include <vector>
 
-#include "drivers/criu/command.h"
+#include "common/subprocess.h"
 
 namespace relive::criu {
 namespace {
@@ -69,8 +69,8 @@ std::optional<CriuVersion> parse_criu_version(std::string_view out) {
 }
 
 Result<CriuVersion> criu_version(const std::string& path) {
-  RELIVE_ASSIGN_OR_RETURN(
-      CommandResult r, run_command({path, "--version"}, {.env = {}, .timeout = kVersionTimeout}));
+  RELIVE_ASSIGN_OR_RETURN(RunResult r,
+                          relive::run({path, "--version"}, {.timeout = kVersionTimeout}));
   if (!r.ok()) return Status::IoError(path + " --version: " + r.describe() + ": " + r.output);
   auto v = parse_criu_version(r.output);
   if (!v) return Status::Unsupported(path + " --version printed no version: " + r.output);

@@ -4,41 +4,16 @@
 #include <fmt/format.h>
 #include <poll.h>
 #include <signal.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
-#include <thread>
+#include <optional>
 
 #include "common/file_util.h"
+#include "common/subprocess.h"
 #include "drivers/criu/criu_binary.h"
 
 namespace relive::criu {
 namespace {
-
-using Clock = std::chrono::steady_clock;
-
-[[noreturn]] void exec_child(const std::vector<std::string>& argv, int status_w,
-                             const std::string& output, bool hw_breakpoints,
-                             const std::vector<std::string>& env) {
-  sigset_t none;
-  sigemptyset(&none);
-  ::sigprocmask(SIG_SETMASK, &none, nullptr);
-  for (int s = 1; s < NSIG; ++s) ::signal(s, SIG_DFL);
-  int null = ::open("/dev/null", O_RDONLY);
-  int out = ::open(output.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-  if (null < 0 || out < 0) ::_exit(127);
-  ::dup2(null, 0), ::dup2(out, 1), ::dup2(out, 2);
-  ::dup2(status_w, 3);  // the status fd CRIU is told about
-  ::close_range(4, ~0u, 0);
-  ::setsid();
-  if (!hw_breakpoints) ::setenv("CRIU_FAULT", "130", 1);
-  for (const auto& e : env) ::putenv(const_cast<char*>(e.c_str()));  // lives until exec
-  std::vector<char*> c;
-  for (const auto& a : argv) c.push_back(const_cast<char*>(a.c_str()));
-  c.push_back(nullptr);
-  ::execv(c[0], c.data());
-  ::_exit(127);
-}
 
 Result<std::string> binary(const CriuRunOptions& run) {
   if (!run.criu.empty()) return run.criu;
@@ -55,34 +30,21 @@ Result<CriuProcess> CriuProcess::start(std::vector<std::string> argv, const Criu
   if (::pipe2(p, O_CLOEXEC) != 0) return PosixError("pipe", errno);
   ScopedFd r(p[0]), w(p[1]);
   if (append_status_fd) argv.insert(argv.end(), {"--status-fd", "3"});
-  pid_t pid = ::fork();
-  if (pid < 0) return PosixError("fork", errno);
-  if (pid == 0) exec_child(argv, w.get(), output_file, run.hw_breakpoints, env);
-  return CriuProcess(pid, std::move(r), log, what);
+  RELIVE_ASSIGN_OR_RETURN(ScopedFd out, open_output_file(output_file));
+  SpawnOptions o;
+  if (!run.hw_breakpoints) o.env.emplace_back("CRIU_FAULT=130");
+  o.env.insert(o.env.end(), env.begin(), env.end());
+  o.output_fd = out.get();
+  o.fds = {{w.get(), 3}};  // the status fd CRIU is told about
+  o.new_session = true;    // killed with the helpers it forks
+  RELIVE_ASSIGN_OR_RETURN(Subprocess child, Subprocess::spawn(argv, o));
+  return CriuProcess(std::move(child), std::move(r), log, what);
 }
 
-CriuProcess::CriuProcess(CriuProcess&& o) noexcept
-    : pid_(std::exchange(o.pid_, -1)),
-      status_(std::move(o.status_)),
-      log_(std::move(o.log_)),
-      what_(std::move(o.what_)) {}
+void CriuProcess::kill() { child_.kill(); }
 
-CriuProcess::~CriuProcess() { kill(); }
-
-void CriuProcess::kill() {
-  if (pid_ <= 0) return;
-  ::kill(-pid_, SIGKILL);  // its own session: helpers it forked go too
-  ::kill(pid_, SIGKILL);
-  int st;
-  while (::waitpid(pid_, &st, 0) < 0 && errno == EINTR) {
-  }
-  pid_ = -1;
-}
-
-Status CriuProcess::failure(int wait_status) const {
-  std::string how = WIFEXITED(wait_status)
-                        ? fmt::format("exit status {}", WEXITSTATUS(wait_status))
-                        : fmt::format("killed by signal {}", WTERMSIG(wait_status));
+Status CriuProcess::failure(const ExitStatus& status) const {
+  std::string how = status.describe();
   auto log_text = read_file(log_);
   return Status::IoError(fmt::format("{} failed ({}): {} [log: {}]", what_, how,
                                      summarize_criu_errors(log_text.ok() ? *log_text : "", ""),
@@ -90,7 +52,7 @@ Status CriuProcess::failure(int wait_status) const {
 }
 
 Status CriuProcess::wait_ready(std::chrono::milliseconds timeout) {
-  if (pid_ <= 0) return Status::Aborted(what_ + " is not running");
+  if (!child_.valid()) return Status::Aborted(what_ + " is not running");
   pollfd pfd{status_.get(), POLLIN, 0};
   int n;
   do {
@@ -102,31 +64,19 @@ Status CriuProcess::wait_ready(std::chrono::milliseconds timeout) {
   ssize_t got = ::read(status_.get(), &c, 1);
   if (got == 1) return Status::Ok();
   // EOF without the byte: CRIU exited (or closed it) before becoming ready.
-  int st = 0;
-  if (::waitpid(pid_, &st, 0) == pid_) {
-    pid_ = -1;
-    return failure(st);
-  }
+  Result<ExitStatus> st = child_.wait();
+  if (st.ok()) return failure(*st);
   return Status::IoError(what_ + " closed its status fd without becoming ready");
 }
 
 Status CriuProcess::wait(std::chrono::milliseconds timeout) {
-  if (pid_ <= 0) return Status::Aborted(what_ + " is not running");
-  auto deadline = Clock::now() + timeout;
-  for (;;) {
-    int st = 0;
-    pid_t got = ::waitpid(pid_, &st, WNOHANG);
-    if (got == pid_) {
-      pid_ = -1;
-      if (WIFEXITED(st) && WEXITSTATUS(st) == 0) return Status::Ok();
-      return failure(st);
-    }
-    if (Clock::now() > deadline) {
-      kill();
-      return Status::IoError(what_ + " did not finish in time and was killed [log: " + log_ + "]");
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  if (!child_.valid()) return Status::Aborted(what_ + " is not running");
+  std::optional<ExitStatus> st = child_.try_wait(timeout);
+  if (!st) {
+    kill();
+    return Status::IoError(what_ + " did not finish in time and was killed [log: " + log_ + "]");
   }
+  return st->ok() ? Status::Ok() : failure(*st);
 }
 
 Result<CriuProcess> start_lazy_dump(const LazyDumpOptions& o) {

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "common/scoped_fd.h"
+#include "common/subprocess.h"
 #include "drivers/criu/criu.h"
 #include "relive/result.h"
 
@@ -30,9 +31,8 @@ class CriuProcess {
                                    const std::string& what,
                                    const std::vector<std::string>& env = {},
                                    bool append_status_fd = true);
-  CriuProcess(CriuProcess&& o) noexcept;
+  CriuProcess(CriuProcess&& o) noexcept = default;
   CriuProcess& operator=(CriuProcess&&) = delete;
-  ~CriuProcess();
 
   // Waits until CRIU says it is ready (its status fd), or fails with CRIU's error when it exits
   // first or `timeout` passes.
@@ -41,14 +41,17 @@ class CriuProcess {
   Status wait(std::chrono::milliseconds timeout);
   // SIGKILL and reap. Idempotent.
   void kill();
-  pid_t pid() const { return pid_; }
+  pid_t pid() const { return child_.pid(); }
 
  private:
-  CriuProcess(pid_t pid, ScopedFd status, std::string log, std::string what)
-      : pid_(pid), status_(std::move(status)), log_(std::move(log)), what_(std::move(what)) {}
-  Status failure(int wait_status) const;
+  CriuProcess(Subprocess child, ScopedFd status, std::string log, std::string what)
+      : child_(std::move(child)),
+        status_(std::move(status)),
+        log_(std::move(log)),
+        what_(std::move(what)) {}
+  Status failure(const ExitStatus& status) const;
 
-  pid_t pid_ = -1;
+  Subprocess child_;  // killed (with its process group) and reaped when destroyed
   ScopedFd status_;
   std::string log_;
   std::string what_;

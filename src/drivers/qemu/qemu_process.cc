@@ -38,8 +38,8 @@ constexpr char kRelease = 'r';
   ::_exit(127);
 }
 
-// The guard: starts QEMU, then waits for the owner's release, the owner's end of file (kill
-// QEMU), or QEMU's exit, whichever comes first.
+// The guard (a Subprocess::fork_call child): starts QEMU, then waits for the owner's release, the
+// owner's end of file (kill QEMU), or QEMU's exit, whichever comes first.
 [[noreturn]] void guard(int control, int info, char* const* argv, const char* cwd,
                         const char* log) {
   ::setsid();  // a kill of the owner's process group must leave the guard to do its job
@@ -87,9 +87,10 @@ Result<QemuProcess> QemuProcess::start(const QemuLaunch& launch) {
   ScopedFd control_read(control[0]), control_write(control[1]);
   if (::pipe2(info, O_CLOEXEC) != 0) return PosixError("pipe", errno);
   ScopedFd info_read(info[0]), info_write(info[1]);
-  pid_t g = ::fork();
-  if (g < 0) return PosixError("fork", errno);
-  if (g == 0) guard(control[0], info[1], argv.data(), launch.cwd.c_str(), log.c_str());
+  RELIVE_ASSIGN_OR_RETURN(Subprocess g, Subprocess::fork_call([&]() -> int {
+                            guard(control[0], info[1], argv.data(), launch.cwd.c_str(),
+                                  log.c_str());
+                          }));
   control_read.reset();
   info_write.reset();
   pid_t q = -1;
@@ -98,14 +99,14 @@ Result<QemuProcess> QemuProcess::start(const QemuLaunch& launch) {
     n = ::read(info_read.get(), &q, sizeof(q));
   } while (n < 0 && errno == EINTR);
   if (n != sizeof(q)) {
-    ::waitpid(g, nullptr, 0);
+    (void)g.wait();
     return Status::IoError("the QEMU guard process failed to start QEMU");
   }
-  return QemuProcess(g, q, std::move(control_write), launch.log_file);
+  return QemuProcess(std::move(g), q, std::move(control_write), launch.log_file);
 }
 
 QemuProcess::QemuProcess(QemuProcess&& o) noexcept
-    : guard_pid_(std::exchange(o.guard_pid_, -1)),
+    : guard_(std::move(o.guard_)),
       qemu_pid_(std::exchange(o.qemu_pid_, -1)),
       control_(std::move(o.control_)),
       log_(std::move(o.log_)),
@@ -115,9 +116,7 @@ bool QemuProcess::running() const {
   if (qemu_pid_ <= 0) return false;
   if (released_) return ::kill(qemu_pid_, 0) == 0;
   // The guard outlives QEMU by exactly the time it takes to notice its exit.
-  siginfo_t si{};
-  if (::waitid(P_PID, guard_pid_, &si, WEXITED | WNOHANG | WNOWAIT) != 0) return false;
-  return si.si_pid == 0;
+  return guard_.running();
 }
 
 Status QemuProcess::release() {
@@ -131,26 +130,17 @@ Status QemuProcess::release() {
   int err = errno;
   ::pthread_sigmask(SIG_SETMASK, &old, nullptr);
   if (n != 1) return PosixError("releasing QEMU from its guard", err);
-  int st = 0;
-  ::waitpid(guard_pid_, &st, 0);
-  guard_pid_ = -1;
+  Result<ExitStatus> st = guard_.wait();
   control_.reset();
   released_ = true;
-  if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
-    return Status::IoError("QEMU exited while it was being released");
+  if (!st.ok() || !st->ok()) return Status::IoError("QEMU exited while it was being released");
   return Status::Ok();
 }
 
 void QemuProcess::kill() {
-  if (released_ || guard_pid_ <= 0) return;
+  if (released_ || !guard_.valid()) return;
   control_.reset();  // the guard kills QEMU and exits
-  reap_guard();
-}
-
-void QemuProcess::reap_guard() {
-  while (::waitpid(guard_pid_, nullptr, 0) < 0 && errno == EINTR) {
-  }
-  guard_pid_ = -1;
+  (void)guard_.wait();
 }
 
 std::string QemuProcess::log_tail() const {

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "common/scoped_fd.h"
+#include "common/subprocess.h"
 #include "relive/result.h"
 
 namespace relive::qemu {
@@ -45,11 +46,14 @@ class QemuProcess {
   std::string log_tail() const;
 
  private:
-  QemuProcess(pid_t guard, pid_t qemu, ScopedFd control, std::string log)
-      : guard_pid_(guard), qemu_pid_(qemu), control_(std::move(control)), log_(std::move(log)) {}
-  void reap_guard();
+  QemuProcess(Subprocess guard, pid_t qemu, ScopedFd control, std::string log)
+      : guard_(std::move(guard)),
+        qemu_pid_(qemu),
+        control_(std::move(control)),
+        log_(std::move(log)) {}
 
-  pid_t guard_pid_ = -1;
+  // Reaped by kill() or release() (waited for, never SIGKILLed: the guard must kill QEMU).
+  Subprocess guard_;
   pid_t qemu_pid_ = -1;
   ScopedFd control_;  // write end of the guard's pipe: closing it kills QEMU
   std::string log_;

@@ -8,7 +8,6 @@
 #include <thread>
 
 #include "common/file_util.h"
-#include "drivers/criu/command.h"
 
 namespace relive::criu {
 namespace {
@@ -88,55 +87,6 @@ TEST_F(FindCriuTest, OverrideToAMissingFileIsNotFound) {
 TEST_F(FindCriuTest, OverrideWithoutAVersionIsUnsupported) {
   fake_criu("hello");
   EXPECT_TRUE(find_criu().status().is_unsupported());
-}
-
-TEST(RunCommand, CapturesOutputAndExitCode) {
-  auto r = run_command({"/bin/sh", "-c", "echo out; echo err >&2; exit 3"});
-  ASSERT_TRUE(r.ok());
-  EXPECT_EQ(r->exit_code, 3);
-  EXPECT_EQ(r->output, "out\nerr\n");
-  EXPECT_EQ(r->describe(), "exit status 3");
-}
-
-TEST(RunCommand, PassesExtraEnvironmentAndNullStdin) {
-  auto r = run_command({"/bin/sh", "-c", "echo $RELIVE_X; cat"}, {.env = {"RELIVE_X=42"}});
-  ASSERT_TRUE(r.ok());
-  EXPECT_TRUE(r->ok());
-  EXPECT_EQ(r->output, "42\n");
-}
-
-TEST(RunCommand, KillsOnTimeout) {
-  auto r =
-      run_command({"/bin/sleep", "10"}, {.env = {}, .timeout = std::chrono::milliseconds(100)});
-  ASSERT_TRUE(r.ok());
-  EXPECT_TRUE(r->timed_out);
-  EXPECT_FALSE(r->ok());
-  EXPECT_EQ(r->describe(), "timed out and was killed");
-}
-
-TEST(RunCommand, TimeoutAlsoKillsWhatTheProgramStarted) {
-  auto r = run_command({"/bin/sh", "-c", "sleep 100 & echo $!; wait"},
-                       {.env = {}, .timeout = std::chrono::milliseconds(300)});
-  ASSERT_TRUE(r.ok());
-  EXPECT_TRUE(r->timed_out);
-  pid_t grandchild = std::atoi(r->output.c_str());
-  ASSERT_GT(grandchild, 0) << r->output;
-  // SIGKILLed: it dies within moments, then is a zombie until PID 1 reaps it (~1.5 s here).
-  std::string stat_path = "/proc/" + std::to_string(grandchild) + "/stat";
-  auto dead = [&] {
-    auto stat = read_file(stat_path);
-    return !stat.ok() || stat->find(") Z ") != std::string::npos;
-  };
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
-  while (!dead() && std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
-  EXPECT_TRUE(dead()) << "the program's child survived the timeout";
-}
-
-TEST(RunCommand, MissingProgramFailsToStart) {
-  auto r = run_command({"/nonexistent/criu"});
-  EXPECT_EQ(r.status().code(), Status::Code::kIoError);
 }
 
 }  // namespace

@@ -8,12 +8,12 @@
 #include <string>
 #include <vector>
 
-#include "migrate/bulk.h"
-#include "migrate/link.h"
 #include "relive/result.h"
+#include "transfer/bulk.h"
+#include "transfer/link.h"
 #include "wire/migration_types.h"
 
-namespace relive::migrate {
+namespace relive::transfer {
 
 // Sends files `names` (relative to `base`) under the label `dir` and waits for the Ack.
 // Returns the bytes that went on the wire for them.
@@ -27,4 +27,4 @@ Status receive_files(security::Channel* channel, const migration::FileBatch& bat
 // True when `name` is a relative path with no "." or ".." component.
 bool safe_relative_name(const std::string& name);
 
-}  // namespace relive::migrate
+}  // namespace relive::transfer

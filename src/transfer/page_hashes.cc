@@ -1,4 +1,4 @@
-#include "migrate/page_hashes.h"
+#include "transfer/page_hashes.h"
 
 #include <fcntl.h>
 #include <fmt/format.h>
@@ -12,7 +12,7 @@
 #include "common/scoped_fd.h"
 #include "dirty/page_reader.h"
 
-namespace relive::migrate {
+namespace relive::transfer {
 namespace {
 
 constexpr uint64_t kPage = criu::kImagePageSize;
@@ -131,4 +131,4 @@ Status patch_pages_image(const std::string& dir, pid_t dumped_pid,
   return Status::Ok();
 }
 
-}  // namespace relive::migrate
+}  // namespace relive::transfer

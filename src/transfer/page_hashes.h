@@ -15,7 +15,7 @@
 #include "drivers/criu/page_image.h"
 #include "relive/result.h"
 
-namespace relive::migrate {
+namespace relive::transfer {
 
 std::string page_hashes_name(pid_t pid);
 
@@ -33,4 +33,4 @@ Status patch_pages_image(const std::string& images_dir, pid_t dumped_pid,
                          const std::vector<criu::VaddrRange>& ranges,
                          const criu::PageLookup& lookup);
 
-}  // namespace relive::migrate
+}  // namespace relive::transfer

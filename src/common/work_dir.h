@@ -11,7 +11,7 @@
 #include "common/file_util.h"
 #include "relive/result.h"
 
-namespace relive::container {
+namespace relive {
 
 class WorkDir {
  public:
@@ -42,4 +42,4 @@ class WorkDir {
   std::string path_;
 };
 
-}  // namespace relive::container
+}  // namespace relive

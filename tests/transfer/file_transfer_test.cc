@@ -1,4 +1,4 @@
-#include "migrate/file_transfer.h"
+#include "transfer/file_transfer.h"
 
 #include <gtest/gtest.h>
 #include <sys/stat.h>
@@ -9,13 +9,13 @@
 #include <thread>
 
 #include "common/hash.h"
-#include "migrate/test_channel.h"
 #include "security/audit_log.h"
 #include "security/replay_guard.h"
 #include "security/request_gate.h"
 #include "test_util.h"
+#include "transfer/test_channel.h"
 
-namespace relive::migrate {
+namespace relive::transfer {
 namespace {
 
 namespace m = relive::migration;
@@ -239,4 +239,4 @@ TEST_F(FileTransferOverLink, MissingSourceFileFailsBeforeSending) {
 }
 
 }  // namespace
-}  // namespace relive::migrate
+}  // namespace relive::transfer

@@ -11,10 +11,10 @@
 #include <string>
 #include <vector>
 
-#include "migrate/service_address.h"
+#include "net/service_address.h"
 #include "relive/result.h"
 
-namespace relive::migrate {
+namespace relive::net {
 
 class RoutedTap {
  public:
@@ -59,4 +59,4 @@ Status enable_proxy_arp(const std::vector<std::string>& interfaces);
 // The MAC address of interface `name` ("aa:bb:cc:dd:ee:ff").
 Result<std::string> interface_mac(const std::string& name);
 
-}  // namespace relive::migrate
+}  // namespace relive::net

@@ -1,10 +1,10 @@
-#include "migrate/bulk.h"
+#include "transfer/bulk.h"
 
 #include <cstring>
 
 #include "wire/segment.h"
 
-namespace relive::migrate {
+namespace relive::transfer {
 
 Status BulkSender::add(std::string_view event) {
   if (raw_.size() + event.size() + wire::kEventLengthBytes > kBatchBytes && count_ > 0) {
@@ -65,4 +65,4 @@ uint64_t event_u64(std::string_view event, size_t at) {
 
 void append_u64(std::string* out, uint64_t v) { out->append(reinterpret_cast<char*>(&v), 8); }
 
-}  // namespace relive::migrate
+}  // namespace relive::transfer

@@ -11,7 +11,7 @@
 
 #include "relive/result.h"
 
-namespace relive::migrate {
+namespace relive::net {
 
 struct ServiceAddress {
   in_addr ip{};
@@ -51,4 +51,4 @@ class TrafficLock {
   std::string ip_;
 };
 
-}  // namespace relive::migrate
+}  // namespace relive::net

@@ -1,4 +1,4 @@
-#include "migrate/service_address.h"
+#include "net/service_address.h"
 
 #include <arpa/inet.h>
 #include <fmt/format.h>
@@ -15,22 +15,15 @@
 
 #include "common/ipv4_cidr.h"
 #include "common/scoped_fd.h"
-#include "drivers/criu/command.h"
+#include "common/subprocess.h"
 
-namespace relive::migrate {
+namespace relive::net {
 namespace {
 
 uint32_t mask_of(int prefix) { return prefix == 0 ? 0 : htonl(~0u << (32 - prefix)); }
 
 Status run_tool(const std::vector<std::string>& argv) {
-  RELIVE_ASSIGN_OR_RETURN(criu::CommandResult r,
-                          criu::run_command(argv, {{}, std::chrono::seconds(20)}));
-  if (!r.ok()) {
-    std::string cmd;
-    for (const auto& a : argv) cmd += (cmd.empty() ? "" : " ") + a;
-    return Status::IoError(fmt::format("{}: {}: {}", cmd, r.describe(), r.output));
-  }
-  return Status::Ok();
+  return run_checked(argv, {.timeout = std::chrono::seconds(20)});
 }
 
 std::vector<std::string> lock_rule(const char* op, const char* chain, const char* dir,
@@ -152,4 +145,4 @@ void TrafficLock::release() {
   ip_.clear();
 }
 
-}  // namespace relive::migrate
+}  // namespace relive::net

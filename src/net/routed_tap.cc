@@ -1,4 +1,4 @@
-#include "migrate/routed_tap.h"
+#include "net/routed_tap.h"
 
 #include <fcntl.h>
 #include <fmt/format.h>
@@ -11,9 +11,9 @@
 
 #include "common/safe_name.h"
 #include "common/scoped_fd.h"
-#include "drivers/criu/command.h"
+#include "common/subprocess.h"
 
-namespace relive::migrate {
+namespace relive::net {
 namespace {
 
 constexpr const char* kIp = "/usr/sbin/ip";
@@ -41,19 +41,13 @@ Status write_sysctl(const std::string& path) {
 
 Status run_network_commands(const std::vector<std::vector<std::string>>& commands) {
   for (const auto& argv : commands) {
-    RELIVE_ASSIGN_OR_RETURN(criu::CommandResult r,
-                            criu::run_command(argv, {{}, std::chrono::seconds(20)}));
-    if (!r.ok()) {
-      std::string cmd;
-      for (const auto& a : argv) cmd += (cmd.empty() ? "" : " ") + a;
-      return Status::IoError(fmt::format("{}: {}: {}", cmd, r.describe(), r.output));
-    }
+    RELIVE_RETURN_IF_ERROR(run_checked(argv, {.timeout = std::chrono::seconds(20)}));
   }
   return Status::Ok();
 }
 
 void run_network_commands_best_effort(const std::vector<std::vector<std::string>>& commands) {
-  for (const auto& argv : commands) (void)criu::run_command(argv, {{}, std::chrono::seconds(20)});
+  for (const auto& argv : commands) (void)relive::run(argv, {.timeout = std::chrono::seconds(20)});
 }
 
 Status enable_proxy_arp(const std::vector<std::string>& interfaces) {
@@ -125,4 +119,4 @@ Result<std::string> interface_mac(const std::string& name) {
                      m[5]);
 }
 
-}  // namespace relive::migrate
+}  // namespace relive::net

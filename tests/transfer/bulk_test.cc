@@ -1,4 +1,4 @@
-#include "migrate/bulk.h"
+#include "transfer/bulk.h"
 
 #include <gtest/gtest.h>
 
@@ -7,10 +7,10 @@
 #include <thread>
 #include <vector>
 
-#include "migrate/test_channel.h"
+#include "transfer/test_channel.h"
 #include "wire/segment.h"
 
-namespace relive::migrate {
+namespace relive::transfer {
 namespace {
 
 using testing::MemoryChannel;
@@ -166,4 +166,4 @@ TEST(Bulk, EventHeaderHelpersAreLittleEndian) {
 }
 
 }  // namespace
-}  // namespace relive::migrate
+}  // namespace relive::transfer

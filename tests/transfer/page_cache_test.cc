@@ -1,4 +1,4 @@
-#include "migrate/page_cache.h"
+#include "transfer/page_cache.h"
 
 #include <gtest/gtest.h>
 
@@ -7,10 +7,10 @@
 #include <tuple>
 #include <vector>
 
-#include "migrate/test_channel.h"
 #include "test_util.h"
+#include "transfer/test_channel.h"
 
-namespace relive::migrate {
+namespace relive::transfer {
 namespace {
 
 using relive::testing::TempDir;
@@ -219,4 +219,4 @@ TEST_F(PageCacheTest, FlippedByteInPageSegmentIsCorruption) {
 }
 
 }  // namespace
-}  // namespace relive::migrate
+}  // namespace relive::transfer

@@ -17,7 +17,7 @@
 #include "security/channel.h"
 #include "wire/protocol_codec.h"
 
-namespace relive::migrate::testing {
+namespace relive::transfer::testing {
 
 class MemoryChannel : public security::Channel {
  public:
@@ -114,4 +114,4 @@ class SocketPairChannel : public security::Channel {
   security::PeerIdentity peer_;
 };
 
-}  // namespace relive::migrate::testing
+}  // namespace relive::transfer::testing

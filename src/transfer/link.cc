@@ -1,4 +1,4 @@
-#include "migrate/link.h"
+#include "transfer/link.h"
 
 #include <fmt/format.h>
 
@@ -6,7 +6,7 @@
 #include "security/replay_guard.h"
 #include "wire/migration_codec.h"
 
-namespace relive::migrate {
+namespace relive::transfer {
 
 namespace p = relive::protocol;
 
@@ -32,15 +32,15 @@ Status Link::send(const migration::Command& command) {
   return Status::Ok();
 }
 
-Result<std::string> Link::wait_ack() {
+Result<p::Ack> Link::wait_ack_message() {
   peer_refused_ = false;
   RELIVE_ASSIGN_OR_RETURN(p::Message m, stream_.recv());
-  if (const auto* a = std::get_if<p::Ack>(&m.body)) {
+  if (auto* a = std::get_if<p::Ack>(&m.body)) {
     if (a->request_seq != last_seq_) {
       return Status::Corruption(
           fmt::format("ack for request {}, expected {}", a->request_seq, last_seq_));
     }
-    return a->detail;
+    return std::move(*a);
   }
   if (const auto* e = std::get_if<p::Error>(&m.body)) {
     peer_refused_ = true;
@@ -49,9 +49,24 @@ Result<std::string> Link::wait_ack() {
   return Status::Corruption(fmt::format("expected an ack, got a {}", p::kind_name(m.kind())));
 }
 
+Result<std::string> Link::wait_ack() {
+  RELIVE_ASSIGN_OR_RETURN(p::Ack a, wait_ack_message());
+  return std::move(a.detail);
+}
+
+Result<migration::Reply> Link::wait_reply() {
+  RELIVE_ASSIGN_OR_RETURN(p::Ack a, wait_ack_message());
+  return wire::decode_migration_reply(a.reply);
+}
+
 Result<std::string> Link::call(const migration::Command& command) {
   RELIVE_RETURN_IF_ERROR(send(command));
   return wait_ack();
+}
+
+Result<migration::Reply> Link::call_reply(const migration::Command& command) {
+  RELIVE_RETURN_IF_ERROR(send(command));
+  return wait_reply();
 }
 
 Status Link::accept_hello(security::RequestGate* gate, const std::string& node_name) {
@@ -93,6 +108,10 @@ Status Link::ack(const std::string& detail) {
   return stream_.send(p::Ack{last_seq_, detail}).status();
 }
 
+Status Link::reply(const migration::Reply& reply) {
+  return stream_.send(p::Ack{last_seq_, "", wire::encode_migration_reply(reply)}).status();
+}
+
 Status Link::fail(const Status& error) {
   return stream_.send(p::Error{last_seq_, static_cast<uint32_t>(error.code()), error.message()})
       .status();
@@ -101,12 +120,12 @@ Status Link::fail(const Status& error) {
 Status Link::serve(security::RequestGate* gate, const Handler& handler) {
   for (bool done = false; !done;) {
     RELIVE_ASSIGN_OR_RETURN(migration::Command c, next_command(gate));
-    Result<std::string> detail = handler(c, &done);
-    if (!detail.ok()) {
-      (void)fail(detail.status());
-      return detail.status();
+    Result<migration::Reply> answer = handler(c, &done);
+    if (!answer.ok()) {
+      (void)fail(answer.status());
+      return answer.status();
     }
-    RELIVE_RETURN_IF_ERROR(ack(*detail));
+    RELIVE_RETURN_IF_ERROR(reply(*answer));
   }
   return Status::Ok();
 }
@@ -125,4 +144,4 @@ Result<std::unique_ptr<Link>> open_link(const MigrateOptions& options) {
   return link;
 }
 
-}  // namespace relive::migrate
+}  // namespace relive::transfer

@@ -1,4 +1,4 @@
-#include "migrate/page_cache.h"
+#include "transfer/page_cache.h"
 
 #include <fcntl.h>
 #include <fmt/format.h>
@@ -9,7 +9,7 @@
 #include "common/file_util.h"
 #include "drivers/criu/page_image.h"
 
-namespace relive::migrate {
+namespace relive::transfer {
 namespace {
 constexpr uint64_t kPage = 4096;
 }
@@ -193,4 +193,4 @@ Status PageSender::finish() {
   return out_.flush();
 }
 
-}  // namespace relive::migrate
+}  // namespace relive::transfer

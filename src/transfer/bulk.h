@@ -11,7 +11,7 @@
 #include "relive/result.h"
 #include "security/channel.h"
 
-namespace relive::migrate {
+namespace relive::transfer {
 
 // Batches events (each at least 8 bytes; see schemas/migration.capnp) into segments of about
 // kBatchBytes and sends them. `channel` must outlive the sender. Events are copied.
@@ -55,4 +55,4 @@ uint32_t event_u32(std::string_view event, size_t at);
 uint64_t event_u64(std::string_view event, size_t at);
 void append_u64(std::string* out, uint64_t v);
 
-}  // namespace relive::migrate
+}  // namespace relive::transfer

@@ -1,4 +1,4 @@
-#include "migrate/file_transfer.h"
+#include "transfer/file_transfer.h"
 
 #include <fcntl.h>
 #include <fmt/format.h>
@@ -10,7 +10,7 @@
 #include "common/hash.h"
 #include "common/scoped_fd.h"
 
-namespace relive::migrate {
+namespace relive::transfer {
 namespace {
 
 constexpr size_t kChunkBytes = 1u << 20;
@@ -129,4 +129,4 @@ Status receive_files(security::Channel* channel, const migration::FileBatch& bat
   return Status::Ok();
 }
 
-}  // namespace relive::migrate
+}  // namespace relive::transfer

@@ -13,11 +13,11 @@
 #include <string>
 
 #include "common/scoped_fd.h"
-#include "migrate/bulk.h"
 #include "relive/result.h"
+#include "transfer/bulk.h"
 #include "wire/migration_types.h"
 
-namespace relive::migrate {
+namespace relive::transfer {
 
 // Sets of page-aligned address ranges, merged.
 class RangeSet {
@@ -84,4 +84,4 @@ class PageSender {
   uint64_t pages_ = 0;
 };
 
-}  // namespace relive::migrate
+}  // namespace relive::transfer
