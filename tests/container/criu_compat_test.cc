@@ -6,7 +6,7 @@
 
 #include <filesystem>
 
-#include "drivers/criu/command.h"
+#include "common/subprocess.h"
 #include "test_util.h"
 
 namespace relive::container {
@@ -70,7 +70,7 @@ TEST(CriuCompat, PreloadsATrustedShimByItsRealPath) {
 TEST(CriuCompat, ShellQuoteKeepsAnyTextOneWord) {
   for (std::string s :
        {"plain", "it's", "'; touch /tmp/pwned; '", "$(id) `id` ${IFS}", "a\nb", "", "'''"}) {
-    auto r = criu::run_command({"/bin/sh", "-c", "printf %s " + shell_quote(s)});
+    auto r = relive::run({"/bin/sh", "-c", "printf %s " + shell_quote(s)});
     ASSERT_TRUE(r.ok());
     EXPECT_EQ(r->output, s);
   }

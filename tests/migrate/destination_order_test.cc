@@ -9,8 +9,8 @@
 #include <sstream>
 
 #include "migrate/destination.h"
-#include "migrate/link.h"
-#include "migrate/test_channel.h"
+#include "transfer/link.h"
+#include "transfer/test_channel.h"
 #include "security/audit_log.h"
 #include "security/replay_guard.h"
 #include "security/request_gate.h"
@@ -20,7 +20,7 @@ namespace relive::migrate {
 namespace {
 
 namespace m = relive::migration;
-using testing::SocketPairChannel;
+using transfer::testing::SocketPairChannel;
 
 class DestinationOrder : public ::testing::Test {
  protected:
@@ -34,8 +34,8 @@ class DestinationOrder : public ::testing::Test {
     options_.insecure = true;
     std::filesystem::create_directories(options_.work_root);
     auto [a, b] = SocketPairChannel::pair();
-    source_ = std::make_unique<Link>(std::move(a));
-    destination_ = std::make_unique<Link>(std::move(b));
+    source_ = std::make_unique<transfer::Link>(std::move(a));
+    destination_ = std::make_unique<transfer::Link>(std::move(b));
     served_ = std::async(std::launch::async, [this] {
       return serve_migration(destination_.get(), &*gate_, options_).status();
     });
@@ -68,7 +68,7 @@ class DestinationOrder : public ::testing::Test {
   std::optional<security::AuditLog> audit_;
   std::optional<security::RequestGate> gate_;
   DestinationOptions options_;
-  std::unique_ptr<Link> source_, destination_;
+  std::unique_ptr<transfer::Link> source_, destination_;
   std::future<Status> served_;
 };
 
