@@ -28,6 +28,14 @@ std::string ns_of(pid_t pid) {
 
 }  // namespace
 
+char task_state(pid_t tid) {
+  std::ifstream in("/proc/" + std::to_string(tid) + "/stat");
+  std::string line;
+  if (!std::getline(in, line)) return '\0';
+  size_t close = line.rfind(')');  // the command name may hold spaces and parentheses
+  return close != std::string::npos && close + 2 < line.size() ? line[close + 2] : '\0';
+}
+
 Result<std::vector<pid_t>> process_tree(pid_t root) {
   if (::kill(root, 0) != 0) return Status::NotFound("no process " + std::to_string(root));
   std::vector<pid_t> out{root};

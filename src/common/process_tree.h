@@ -15,6 +15,10 @@ namespace relive {
 // NotFound when `root` does not exist.
 Result<std::vector<pid_t>> process_tree(pid_t root);
 
+// The state letter of task (process or thread) `tid` in /proc/TID/stat: 'R', 'S', 'D', 'T' (job
+// stop), 't' (ptrace stop), 'Z'...; '\0' when the task is gone or its stat cannot be read.
+char task_state(pid_t tid);
+
 // Sends `sig` to each of `pids`; those that are gone are ignored.
 void signal_all(const std::vector<pid_t>& pids, int sig);
 

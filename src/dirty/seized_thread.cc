@@ -10,6 +10,7 @@
 #include <string_view>
 
 #include "common/file_util.h"
+#include "common/process_tree.h"
 #include "tracee/process_info.h"
 
 namespace relive::dirty {
@@ -23,12 +24,10 @@ constexpr int64_t kErestartRestartBlock = -516;
 
 std::string proc(pid_t pid) { return "/proc/" + std::to_string(pid); }
 
-// The thread state letter from /proc/PID/task/TID/stat ('R', 'S', 'T', 'Z', ...).
-char thread_state(pid_t pid, pid_t tid) {
-  auto stat = read_file(proc(pid) + "/task/" + std::to_string(tid) + "/stat");
-  if (!stat.ok()) return 'X';
-  size_t close = stat->rfind(')');
-  return close != std::string::npos && close + 2 < stat->size() ? (*stat)[close + 2] : 'X';
+// The thread's state letter ('R', 'S', 'T', 'Z', ...; 'X' when it is gone).
+char thread_state(pid_t tid) {
+  char s = task_state(tid);
+  return s != '\0' ? s : 'X';
 }
 
 // The leader unless it has exited (a zombie leader cannot be stopped), else any live thread.
@@ -36,11 +35,11 @@ Result<pid_t> live_thread(pid_t pid) {
   std::error_code ec;
   if (!std::filesystem::exists(proc(pid), ec))
     return Status::NotFound(fmt::format("no process {}", pid));
-  char s = thread_state(pid, pid);
+  char s = thread_state(pid);
   if (s != 'Z' && s != 'X') return pid;
   for (const auto& t : std::filesystem::directory_iterator(proc(pid) + "/task", ec)) {
     pid_t tid = std::stoi(t.path().filename().string());
-    s = thread_state(pid, tid);
+    s = thread_state(tid);
     if (s != 'Z' && s != 'X') return tid;
   }
   return Status::NotFound(fmt::format("process {} has no live thread", pid));

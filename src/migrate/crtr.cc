@@ -17,6 +17,7 @@
 #include <thread>
 
 #include "common/file_util.h"
+#include "common/process_tree.h"
 #include "common/subprocess.h"
 #include "drivers/criu/page_image.h"
 #include "migrate/peer_replies.h"
@@ -117,13 +118,7 @@ Status wait_for_checkpoint(Recorder& rec, const std::string& trace, const std::s
   return Status::Ok();
 }
 
-bool stopped(pid_t pid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
-  std::string line;
-  std::getline(in, line);
-  size_t close = line.rfind(')');
-  return close != std::string::npos && close + 2 < line.size() && line[close + 2] == 'T';
-}
+bool stopped(pid_t pid) { return task_state(pid) == 'T'; }
 
 // Rounds of log while the process runs. Returns true when a round was below the threshold,
 // false when rounds or time ran out first.

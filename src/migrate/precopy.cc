@@ -27,12 +27,8 @@ using dirty::PageRange;
 
 bool all_stopped(const std::vector<pid_t>& pids) {
   for (pid_t p : pids) {
-    std::ifstream in("/proc/" + std::to_string(p) + "/stat");
-    std::string line;
-    std::getline(in, line);
-    size_t close = line.rfind(')');
-    if (close == std::string::npos || close + 2 >= line.size()) continue;  // gone
-    char state = line[close + 2];
+    char state = task_state(p);
+    if (state == '\0') continue;  // gone
     if (state != 'T' && state != 't') return false;
   }
   return true;

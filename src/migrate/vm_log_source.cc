@@ -14,6 +14,7 @@
 #include "common/file_util.h"
 #include "common/json_field.h"
 #include "common/logging.h"
+#include "common/process_tree.h"
 #include "drivers/qemu/qmp_client.h"
 #include "drivers/qemu/record_replay_args.h"
 #include "drivers/qemu/vm_command_line.h"
@@ -45,10 +46,8 @@ constexpr size_t kChunk = 1 << 20;
 
 // The process has exited (gone, or a zombie its parent has not reaped yet).
 bool exited(pid_t pid) {
-  Result<std::string> stat = read_file(fmt::format("/proc/{}/stat", pid));
-  if (!stat.ok()) return true;
-  size_t paren = stat->rfind(')');
-  return paren == std::string::npos || paren + 2 >= stat->size() || (*stat)[paren + 2] == 'Z';
+  char s = task_state(pid);
+  return s == '\0' || s == 'Z';
 }
 
 uint64_t file_size(const std::string& path) {

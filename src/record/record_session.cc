@@ -12,6 +12,7 @@
 
 #include "common/check.h"
 #include "common/logging.h"
+#include "common/process_tree.h"
 #include "record/signal_boundary.h"
 #include "trace/syscall_names.h"
 #include "tracee/breakpoint.h"
@@ -237,7 +238,7 @@ Status RecordSession::on_slice_expired() {
 bool RecordSession::blocked_threads_settled() const {
   for (const auto& [tid, t] : threads_) {
     if (t.state != State::kInSyscall && t.state != State::kInUntracedSyscall) continue;
-    if (tracee::thread_run_state(tid) != 'S') return false;
+    if (task_state(tid) != 'S') return false;
   }
   return true;
 }
@@ -254,8 +255,7 @@ Status RecordSession::on_interrupted(Thread& t) {
   tracee::Regs before = t.task.regs();
   uint64_t before_hash = 0;
   for (int pass = 0; pass < 2; ++pass) {
-    RELIVE_ASSIGN_OR_RETURN(tracee::RunToResult r,
-                            tracee::run_to(t.task, before.rip, how, slice_));
+    RELIVE_ASSIGN_OR_RETURN(tracee::RunToResult r, tracee::run_to(t.task, before.rip, how, slice_));
     if (!r.reached) {
       // It left the loop (a syscall, a signal, an rdtsc...) or runs on elsewhere: as usual.
       if (r.interrupted && r.other.kind != Stop::Kind::kGroupStop) t.interrupt_pending = true;
@@ -285,9 +285,17 @@ Status RecordSession::on_interrupted(Thread& t) {
     // (into the handler, which usually ends the wait).
     Deferred d = std::move(t.deferred.front());
     t.deferred.pop_front();
-    if (!d.siginfo.empty()) RELIVE_RETURN_IF_ERROR(t.task.set_siginfo(d.siginfo));
+    // A signal held without its siginfo (one that arrived during process set-up) gets one of its
+    // own here: the stop's siginfo is the SIGTRAP's, and the kernel would otherwise make up one
+    // naming this tracer's pid, which replay could not reproduce.
     std::string info = d.siginfo;
-    if (info.empty()) RELIVE_RETURN_IF_ERROR(t.task.get_siginfo(&info));
+    if (info.empty()) {
+      siginfo_t si{};
+      si.si_signo = d.signo;
+      si.si_code = SI_KERNEL;
+      info.assign(reinterpret_cast<const char*>(&si), sizeof si);
+    }
+    RELIVE_RETURN_IF_ERROR(t.task.set_siginfo(info));
     ++stats_.signals;
     RELIVE_RETURN_IF_ERROR(emit_for(tid, trace::SignalEvent{tid, d.signo, info}));
     run_since_ = std::chrono::steady_clock::now();
@@ -329,7 +337,11 @@ Status RecordSession::on_entry(Thread& t, const Stop& stop) {
     // as the same call, its entry already where it was in the log.
     t.restart_result.reset();
     if (stop.nr != SYS_restart_syscall) t.args = stop.args;
-    return t.task.syscall();
+    RELIVE_RETURN_IF_ERROR(t.task.syscall());
+    // A freeze that began meanwhile interrupted the call before it restarted: interrupt it again
+    // (its exit then comes back with a restart code, and the thread is frozen there).
+    if (freezing_) ::ptrace(PTRACE_INTERRUPT, t.task.tid(), nullptr, nullptr);
+    return Status::Ok();
   }
   t.nr = stop.nr;
   t.args = stop.args;
@@ -486,9 +498,8 @@ Status RecordSession::on_signal_after_restart_code(Thread& t, int signo) {
 }
 
 Status RecordSession::on_signal(Thread& t, int signo) {
-  if (t.restart_result &&
-      !(signo == SIGCHLD && ignored_child_ != 0 &&
-        tracee::sigchld_sender(t.task) == ignored_child_))
+  if (t.restart_result && !(signo == SIGCHLD && ignored_child_ != 0 &&
+                            tracee::sigchld_sender(t.task) == ignored_child_))
     return on_signal_after_restart_code(t, signo);
   if (signo == SIGSEGV) {
     RELIVE_ASSIGN_OR_RETURN(auto tsc, tracee::emulate_rdtsc_if_trapped(t.task));

@@ -8,9 +8,9 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <filesystem>
 #include <chrono>
 #include <cstring>
+#include <filesystem>
 
 #include "common/file_util.h"
 #include "common/hash.h"
@@ -436,8 +436,8 @@ Result<std::string> ReplaySession::shared_copy(const trace::SyscallEvent& ev,
   if (::ftruncate(fd.get(), static_cast<off_t>(contents.size())) != 0)
     return PosixError("ftruncate " + copy, errno);
   for (size_t at = 0; at < contents.size();) {
-    ssize_t n = ::pwrite(fd.get(), contents.data() + at, contents.size() - at,
-                         static_cast<off_t>(at));
+    ssize_t n =
+        ::pwrite(fd.get(), contents.data() + at, contents.size() - at, static_cast<off_t>(at));
     if (n <= 0) return PosixError("write " + copy, errno);
     at += static_cast<size_t>(n);
   }
@@ -462,9 +462,9 @@ Status ReplaySession::complete_map_file(Thread& t, const trace::SyscallEvent& ev
   RELIVE_RETURN_IF_ERROR(t.task.write_mem(tracee::kScratchAddr, path.c_str(), path.size() + 1));
   tracee::Injector inj(t.task, tracee::Injector::At::kEntry, 0);
   RELIVE_ASSIGN_OR_RETURN(
-      int64_t fd, inj.call(SYS_openat, {static_cast<uint64_t>(AT_FDCWD), tracee::kScratchAddr,
-                                        static_cast<uint64_t>((shared ? O_RDWR : O_RDONLY) |
-                                                              O_CLOEXEC)}));
+      int64_t fd,
+      inj.call(SYS_openat, {static_cast<uint64_t>(AT_FDCWD), tracee::kScratchAddr,
+                            static_cast<uint64_t>((shared ? O_RDWR : O_RDONLY) | O_CLOEXEC)}));
   if (fd < 0) return Status::IoError("cannot open " + path + " in the replayed process");
   uint64_t flags = (ev.args[3] & ~static_cast<uint64_t>(MAP_FIXED_NOREPLACE)) | MAP_FIXED;
   RELIVE_ASSIGN_OR_RETURN(
@@ -583,8 +583,7 @@ Status ReplaySession::on_preempt(const trace::PreemptEvent& ev) {
                       passes, register_matches, kPreemptSearch.count()));
     RELIVE_ASSIGN_OR_RETURN(
         tracee::RunToResult r,
-        tracee::run_to(t->task, want.rip, how,
-                       std::chrono::ceil<std::chrono::milliseconds>(left),
+        tracee::run_to(t->task, want.rip, how, std::chrono::ceil<std::chrono::milliseconds>(left),
                        std::exchange(t->resume_sig, 0)));
     t->at_exit_stop = false;
     if (!r.reached) {

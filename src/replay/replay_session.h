@@ -65,7 +65,7 @@ class ReplaySession {
     bool parked = false;  // stopped at the entry of the syscall recorded next for it
     bool at_exit_stop = false;
     bool preempted = false;  // stopped where the recording preempted it (PreemptEvent)
-    int resume_sig = 0;  // signal to deliver when next resumed
+    int resume_sig = 0;      // signal to deliver when next resumed
     int nr = -1;
     tracee::SyscallArgs args{};
     tracee::Regs entry_regs{};
@@ -113,9 +113,9 @@ class ReplaySession {
   bool park_at_detach_ = false;
   std::optional<trace::FileStore> files_;  // the trace's saved files, opened on first use
   std::set<std::string> verified_files_;
-  std::string shared_dir_;                          // working copies of shared mappings
+  std::string shared_dir_;                            // working copies of shared mappings
   std::map<std::string, std::string> shared_copies_;  // shared_key -> working copy
-  uint64_t index_ = 0;  // index of the event being replayed
+  uint64_t index_ = 0;                                // index of the event being replayed
   int32_t leader_ = 0;
   int exit_status_ = 0;
   bool process_gone_ = false;

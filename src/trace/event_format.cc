@@ -302,10 +302,8 @@ std::string event_json(uint64_t index, const Event& e) {
     }
     json operator()(const DetachEvent&) const { return {{"type", "detach"}}; }
     json operator()(const PreemptEvent& p) const {
-      return {{"type", "preempt"},
-              {"tid", p.tid},
-              {"ip", preempt_ip(p)},
-              {"state_hash", p.state_hash}};
+      return {
+          {"type", "preempt"}, {"tid", p.tid}, {"ip", preempt_ip(p)}, {"state_hash", p.state_hash}};
     }
   };
   json j = {{"index", index}};

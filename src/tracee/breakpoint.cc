@@ -20,8 +20,8 @@ Status resume(const Task& task, ResumeHow how) {
 Result<RunToResult> run_to(const Task& task, uint64_t addr, ResumeHow how,
                            std::optional<std::chrono::milliseconds> timeout, int sig) {
   RunToResult out;
-  if (::ptrace(PTRACE_SINGLESTEP, task.tid(), nullptr, reinterpret_cast<void*>(
-                                                           static_cast<uintptr_t>(sig))) != 0)
+  if (::ptrace(PTRACE_SINGLESTEP, task.tid(), nullptr,
+               reinterpret_cast<void*>(static_cast<uintptr_t>(sig))) != 0)
     return PosixError("PTRACE_SINGLESTEP", errno);
   RELIVE_ASSIGN_OR_RETURN(auto stepped, wait_stop(task.tid()));
   if (!(stepped.second.kind == Stop::Kind::kSignal && stepped.second.signo == SIGTRAP)) {
@@ -36,8 +36,10 @@ Result<RunToResult> run_to(const Task& task, uint64_t addr, ResumeHow how,
   if (resumed.ok()) {
     if (timeout) {
       auto waited = wait_stop_for(task.tid(), *timeout);
-      if (!waited.ok()) resumed = waited.status();
-      else got = std::move(*waited);
+      if (!waited.ok())
+        resumed = waited.status();
+      else
+        got = std::move(*waited);
       if (resumed.ok() && !got) {
         ::ptrace(PTRACE_INTERRUPT, task.tid(), nullptr, nullptr);
         out.interrupted = true;
@@ -45,8 +47,10 @@ Result<RunToResult> run_to(const Task& task, uint64_t addr, ResumeHow how,
     }
     if (resumed.ok() && !got) {
       auto waited = wait_stop(task.tid());
-      if (!waited.ok()) resumed = waited.status();
-      else got = std::move(*waited);
+      if (!waited.ok())
+        resumed = waited.status();
+      else
+        got = std::move(*waited);
     }
   }
   // The original byte goes back whatever happened (unless the thread is gone).

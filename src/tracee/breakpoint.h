@@ -14,8 +14,8 @@ namespace relive::tracee {
 enum class ResumeHow { kCont, kSyscall };
 
 struct RunToResult {
-  bool reached = false;  // stopped with rip == the address, the breakpoint removed
-  Stop other;            // !reached: the stop that came first, already waited for
+  bool reached = false;      // stopped with rip == the address, the breakpoint removed
+  Stop other;                // !reached: the stop that came first, already waited for
   bool interrupted = false;  // the timeout expired and PTRACE_INTERRUPT was sent: unless `other`
                              // is that interrupt's stop (kGroupStop), it is still to come
 };

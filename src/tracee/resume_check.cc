@@ -15,6 +15,7 @@
 #include <thread>
 
 #include "common/logging.h"
+#include "common/process_tree.h"
 #include "tracee/signals.h"
 #include "tracee/task.h"
 
@@ -37,12 +38,8 @@ std::vector<pid_t> threads_of(pid_t pid) {
 
 // The process exists and is not a zombie.
 bool alive(pid_t pid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
-  std::string line;
-  if (!std::getline(in, line)) return false;
-  size_t close = line.rfind(')');
-  return close != std::string::npos && close + 2 < line.size() && line[close + 2] != 'Z' &&
-         line[close + 2] != 'X';
+  char s = task_state(pid);
+  return s != '\0' && s != 'Z' && s != 'X';
 }
 
 bool is_stop_signal(int sig) {

@@ -7,8 +7,8 @@
 
 #include <array>
 #include <chrono>
-#include <optional>
 #include <cstdint>
+#include <optional>
 #include <string>
 
 #include "relive/result.h"

@@ -98,7 +98,8 @@ Result<uint64_t> state_hash(const Task& task) {
       uint64_t pages = std::min<uint64_t>((r.end - chunk) / kPage, 256);
       entries.assign(pages, kPresent);  // without a pagemap, every page is read
       if (r.anonymous && pagemap.valid())
-        (void)::pread(pagemap.get(), entries.data(), pages * 8, static_cast<off_t>(chunk / kPage * 8));
+        (void)::pread(pagemap.get(), entries.data(), pages * 8,
+                      static_cast<off_t>(chunk / kPage * 8));
       buf.resize(pages * kPage);
       for (uint64_t i = 0; i < pages;) {
         if (!(entries[i] & (kPresent | kSwapped))) {
@@ -125,15 +126,6 @@ Result<uint64_t> state_hash(const Task& task) {
     }
   }
   return hash64(h.hex());
-}
-
-char thread_run_state(pid_t tid) {
-  std::ifstream stat("/proc/" + std::to_string(tid) + "/stat");
-  std::string line;
-  if (!std::getline(stat, line)) return '?';
-  size_t paren = line.rfind(')');  // the command name may hold spaces and parentheses
-  if (paren == std::string::npos || paren + 2 >= line.size()) return '?';
-  return line[paren + 2];
 }
 
 }  // namespace relive::tracee

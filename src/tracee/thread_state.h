@@ -19,7 +19,4 @@ bool same_regs(const Regs& a, const Regs& b);
 // other thread of the process must be stopped.
 Result<uint64_t> state_hash(const Task& task);
 
-// The one-letter state in /proc/TID/stat ('R', 'S', 't'...); '?' if it cannot be read.
-char thread_run_state(pid_t tid);
-
 }  // namespace relive::tracee

@@ -89,8 +89,7 @@ class Migrate : public ::testing::Test {
   void TearDown() override {
     // relived removes a migration's work dir as the migration ends, a moment after the source
     // has its answer: let it finish (it exits by itself after --once) before it is killed.
-    if (relived_)
-      eventually([&] { return !relived_->running() || work_dirs_gone(); }, seconds(60));
+    if (relived_) eventually([&] { return !relived_->running() || work_dirs_gone(); }, seconds(60));
     relived_.reset();
     sh("pkill -9 -f '" + dir_.path() + "/' 2>/dev/null; true");
     if (!IsSkipped()) expect_no_work_dirs_left();

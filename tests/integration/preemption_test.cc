@@ -128,9 +128,9 @@ TEST(Preemption, ALoopThatChangesMemoryEveryPassIsRefusedWithinTheSpinLimit) {
 TEST(Preemption, StoppingReliveWhileItsProgramSpinsLeavesNothingRunning) {
   for (int sig : {SIGTERM, SIGKILL}) {
     TempDir d;
-    Background rec({relive_bin(), "record", "-o", d / "t", "--", subject("spin_handoff"), "2",
-                    "2000000000"},
-                   d / "out", d / "err");
+    Background rec(
+        {relive_bin(), "record", "-o", d / "t", "--", subject("spin_handoff"), "2", "2000000000"},
+        d / "out", d / "err");
     ASSERT_TRUE(eventually([] { return running_with_args(subject("spin_handoff"), "2000000000"); },
                            seconds(60)));
     ASSERT_EQ(::kill(rec.pid(), sig), 0);

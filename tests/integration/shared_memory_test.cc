@@ -33,8 +33,8 @@ if __name__ == "__main__":
 TEST(SharedMemory, PythonMultiprocessingPoolAndSharedValueRecordAndReplay) {
   TempDir d;
   write_all_to(d / "mp.py", kMultiprocessing);
-  RunResult r = run({relive_bin(), "record", "-o", d / "t", "--", "/usr/bin/python3", d / "mp.py"},
-                    300);
+  RunResult r =
+      run({relive_bin(), "record", "-o", d / "t", "--", "/usr/bin/python3", d / "mp.py"}, 300);
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(r.out, "328350\n400\n");
   RunResult dump = run({relive_bin(), "dump", d / "t"});
