@@ -1,6 +1,7 @@
 #include "container/image_summary.h"
 
 #include <fmt/format.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <filesystem>
@@ -176,6 +177,24 @@ Result<ImageSummary> summarize_images_dir(const std::string& dir) {
   }
   if (ec) return Status::IoError("list " + dir + ": " + ec.message());
   return summarize_images(images);
+}
+
+Result<std::vector<std::string>> regular_files_in_images_dir(const std::string& dir) {
+  std::string path = dir + "/files.img";
+  if (::access(path.c_str(), F_OK) != 0) return std::vector<std::string>{};
+  RELIVE_ASSIGN_OR_RETURN(std::string bytes, read_file(path));
+  ImageSummary s;
+  RELIVE_RETURN_IF_ERROR(summarize_files(bytes, &s).with_context(path));
+  return std::move(s.files);
+}
+
+bool is_pid_bound_proc_path(std::string_view path) {
+  while (path.starts_with("/")) path.remove_prefix(1);
+  if (!path.starts_with("proc/")) return false;
+  path.remove_prefix(5);
+  size_t digits = 0;
+  while (digits < path.size() && path[digits] >= '0' && path[digits] <= '9') ++digits;
+  return digits > 0 && (digits == path.size() || path[digits] == '/');
 }
 
 }  // namespace relive::container

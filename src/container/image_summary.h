@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <map>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "relive/result.h"
@@ -35,5 +36,15 @@ Result<ImageSummary> summarize_images(const std::map<std::string, std::string>& 
 
 // Reads the images is_summary_image() selects from `dir` and summarizes them.
 Result<ImageSummary> summarize_images_dir(const std::string& dir);
+
+// The regular files the tree holds (ImageSummary::files) from `dir`'s files.img alone: cheap
+// enough to run on every HA epoch. Empty when the tree holds no files (no files.img).
+Result<std::vector<std::string>> regular_files_in_images_dir(const std::string& dir);
+
+// True for a path into the host's procfs that names a process by number (/proc/123/stat,
+// /proc/123/task/124/comm). A workload that sees the host's /proc opens /proc/self/... as
+// /proc/<its host PID>/..., and CRIU records that path; where the tree is restored it has
+// other host PIDs, so such a file cannot be opened again ("Can't open file proc/123/stat").
+bool is_pid_bound_proc_path(std::string_view path);
 
 }  // namespace relive::container

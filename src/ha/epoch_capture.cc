@@ -14,6 +14,7 @@
 #include "common/hash.h"
 #include "common/process_tree.h"
 #include "container/criu_compat.h"
+#include "container/image_summary.h"
 #include "drivers/criu/criu.h"
 #include "drivers/criu/criu_binary.h"
 #include "drivers/criu/page_image.h"
@@ -141,6 +142,20 @@ Result<CapturedEpoch> EpochCapture::capture(uint64_t number, bool full) {
   }
   if (stats->frozen_ms >= 0) {
     e.frozen = std::chrono::nanoseconds(static_cast<int64_t>(stats->frozen_ms * 1e6));
+  }
+  // A state the backup could not restore must never become the committed one: then the
+  // output it releases would be lost at a failover. This cut is refused and the next epoch
+  // tries again (the base moves only on commit, so nothing is skipped); programs that read
+  // /proc/self/... (redis's RSS probe) hold such files for microseconds.
+  RELIVE_ASSIGN_OR_RETURN(std::vector<std::string> files,
+                          container::regular_files_in_images_dir(e.images_dir));
+  for (const std::string& f : files) {
+    if (container::is_pid_bound_proc_path(f)) {
+      return Status::Aborted(fmt::format(
+          "the workload held {} open at the cut; a restored tree has other PIDs, so this "
+          "epoch could not be restored (retrying at the next epoch)",
+          f));
+    }
   }
   RELIVE_ASSIGN_OR_RETURN(std::vector<std::string> names, list_dir(e.images_dir));
   for (const std::string& n : names) {
