@@ -20,9 +20,9 @@ Arrivals::Arrivals(int max_concurrent, int total_limit)
 Result<std::unique_ptr<migrate::ArrivalClaim>> Arrivals::admit(const std::string& name) {
   std::lock_guard<std::mutex> lock(mu_);
   if (total_limit_ > 0 && admitted_ >= total_limit_) {
-    return Status::Aborted(fmt::format(
-        "destination is not accepting more migrations (it serves {} and then exits)",
-        total_limit_));
+    return Status::Aborted(
+        fmt::format("destination is not accepting more migrations (it serves {} and then exits)",
+                    total_limit_));
   }
   if (!name.empty() && names_.count(name) != 0) {
     return Status::Aborted(fmt::format(
@@ -30,8 +30,8 @@ Result<std::unique_ptr<migrate::ArrivalClaim>> Arrivals::admit(const std::string
   }
   if (in_progress_ >= max_concurrent_) {
     return Status::Aborted(
-        fmt::format("destination busy: {} migrations in progress (max_concurrent {})",
-                    in_progress_, max_concurrent_));
+        fmt::format("destination busy: {} migrations in progress (max_concurrent {})", in_progress_,
+                    max_concurrent_));
   }
   ++in_progress_;
   ++admitted_;

@@ -49,9 +49,10 @@ Status MigrationServer::run(const std::atomic<bool>& stop) {
       continue;
     }
     if (pending() >= o_.max_pending) {
-      say_(fmt::format("refused a connection from {}: {} connections are already waiting to "
-                       "authenticate or begin",
-                       c->peer, pending()));
+      say_(
+          fmt::format("refused a connection from {}: {} connections are already waiting to "
+                      "authenticate or begin",
+                      c->peer, pending()));
       continue;  // closed as `c` goes
     }
     start_worker(std::move(*c));

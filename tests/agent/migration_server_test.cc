@@ -10,8 +10,8 @@
 #include <sys/socket.h>
 
 #include <filesystem>
-#include <future>
 #include <functional>
+#include <future>
 #include <optional>
 #include <thread>
 #include <vector>
@@ -60,11 +60,11 @@ class MigrationServerTest : public ::testing::Test {
     o.destination.node_name = "beta";
     o.destination.work_root = dir_ / "work";
     std::filesystem::create_directories(o.destination.work_root);
-    server_ = std::make_unique<MigrationServer>(
-        &*listener_, &*gate_, std::move(o), out_, [this](const std::string& line) {
-          std::lock_guard<std::mutex> lock(said_mu_);
-          said_.push_back(line);
-        });
+    server_ = std::make_unique<MigrationServer>(&*listener_, &*gate_, std::move(o), out_,
+                                                [this](const std::string& line) {
+                                                  std::lock_guard<std::mutex> lock(said_mu_);
+                                                  said_.push_back(line);
+                                                });
     run_ = std::async(std::launch::async, [this] { return server_->run(stop_); });
   }
 
@@ -171,8 +171,8 @@ TEST_F(MigrationServerTest, StalledPeersAreDroppedAfterTheIoTimeout) {
   ScopedFd half = stalled_peer(half_tls_record());
   EXPECT_TRUE(closed_by_server(silent.get(), std::chrono::seconds(60)));
   EXPECT_TRUE(closed_by_server(half.get(), std::chrono::seconds(60)));
-  EXPECT_TRUE(eventually([&] { return said("refused a connection from"); },
-                                          std::chrono::seconds(30)));
+  EXPECT_TRUE(
+      eventually([&] { return said("refused a connection from"); }, std::chrono::seconds(30)));
   auto a = source();
   ASSERT_TRUE(a);
   EXPECT_TRUE(begin(a.get(), "after").ok());
@@ -207,8 +207,7 @@ TEST_F(MigrationServerTest, RefusesBeyondMaxConcurrentThenServesTheNext) {
   EXPECT_EQ(refused.status().message(),
             "destination: destination busy: 1 migrations in progress (max_concurrent 1)");
   EXPECT_FALSE(a->call(m::Abort{"done"}).ok());
-  ASSERT_TRUE(eventually([&] { return server_->in_progress() == 0; },
-                                          std::chrono::seconds(30)));
+  ASSERT_TRUE(eventually([&] { return server_->in_progress() == 0; }, std::chrono::seconds(30)));
   auto c = source();
   ASSERT_TRUE(c);
   EXPECT_TRUE(begin(c.get(), "third").ok());

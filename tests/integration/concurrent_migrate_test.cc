@@ -71,10 +71,10 @@ class ConcurrentMigrate : public ::testing::Test {
 
   // relived in host b, serving until stopped, with `extra` flags.
   void start_relived(const std::vector<std::string>& extra = {}) {
-    std::vector<std::string> argv = {relived_bin(), "--listen",    relived_address(hosts_),
-                                     "--state-dir", dir_ / "stateb", "--work-dir",
-                                     dir_ / "stateb", "--tls-dir",  dir_ / "keys",
-                                     "--name",      "hostb"};
+    std::vector<std::string> argv = {relived_bin(),   "--listen",      relived_address(hosts_),
+                                     "--state-dir",   dir_ / "stateb", "--work-dir",
+                                     dir_ / "stateb", "--tls-dir",     dir_ / "keys",
+                                     "--name",        "hostb"};
     argv.insert(argv.end(), extra.begin(), extra.end());
     relived_ = std::make_unique<Background>(hosts_.in('b', argv), dir_ / "relived.out",
                                             dir_ / "relived.err");
@@ -97,11 +97,15 @@ class ConcurrentMigrate : public ::testing::Test {
   std::vector<std::string> migrate_argv(pid_t pid, const std::string& strategy,
                                         const std::string& label,
                                         const std::vector<std::string>& extra = {}) {
-    std::vector<std::string> argv = {
-        relive_bin(), "migrate",    "--pid",  std::to_string(pid), "--to",
-        relived_address(hosts_), "--strategy", strategy, "--label", label,
-        "--json",     "--tls-dir",  dir_ / "keys", "--name", "hosta",
-        "--peer-name", "hostb"};
+    std::vector<std::string> argv = {relive_bin(),  "migrate",
+                                     "--pid",       std::to_string(pid),
+                                     "--to",        relived_address(hosts_),
+                                     "--strategy",  strategy,
+                                     "--label",     label,
+                                     "--json",      "--tls-dir",
+                                     dir_ / "keys", "--name",
+                                     "hosta",       "--peer-name",
+                                     "hostb"};
     argv.insert(argv.end(), extra.begin(), extra.end());
     return hosts_.in('a', argv);
   }
@@ -115,8 +119,8 @@ class ConcurrentMigrate : public ::testing::Test {
     EXPECT_EQ(report["strategy"], strategy);
     EXPECT_TRUE(eventually([&] { return !source.running(); }, seconds(10)));
     int at_switch = last_count(counter_log(i));
-    EXPECT_TRUE(eventually([&] { return last_count(counter_log(i)) >= at_switch + 20; },
-                           seconds(30)))
+    EXPECT_TRUE(
+        eventually([&] { return last_count(counter_log(i)) >= at_switch + 20; }, seconds(30)))
         << "counter " << i << " did not carry on at the destination";
     EXPECT_TRUE(contiguous(counter_log(i))) << "counter " << i << " lost or repeated a value";
     pid_t dest = report["destination_pid"].get<pid_t>();
@@ -129,11 +133,10 @@ class ConcurrentMigrate : public ::testing::Test {
   std::unique_ptr<Background> hold_a_migration(const std::string& label) {
     Background& c = start_counter(0);
     auto holder = std::make_unique<Background>(
-        migrate_argv(c.pid(), "crtr", label,
-                     {"--log-threshold", "0", "--max-rounds", "100000"}),
+        migrate_argv(c.pid(), "crtr", label, {"--log-threshold", "0", "--max-rounds", "100000"}),
         dir_ / "holder.out", dir_ / "holder.err");
-    EXPECT_TRUE(eventually([&] { return path_exists(dir_ / "stateb/relive-incoming-*/trace/header"); },
-                           seconds(60)))
+    EXPECT_TRUE(eventually(
+        [&] { return path_exists(dir_ / "stateb/relive-incoming-*/trace/header"); }, seconds(60)))
         << read_all(dir_ / "holder.err");
     return holder;
   }
@@ -160,8 +163,8 @@ class ConcurrentMigrate : public ::testing::Test {
 // sources' own 60 s): a relived that handshook on its accept loop would fail the migrations.
 TEST_F(ConcurrentMigrate, FourAtOnceWhilePeersStall) {
   start_relived({"--io-timeout", "120"});
-  Background stallers(hosts_.in('a', {"/usr/bin/python3", dir_ / "stallers.py",
-                                      hosts_.address('b'), std::to_string(kRelivedPort)}),
+  Background stallers(hosts_.in('a', {"/usr/bin/python3", dir_ / "stallers.py", hosts_.address('b'),
+                                      std::to_string(kRelivedPort)}),
                       dir_ / "stallers.out", dir_ / "stallers.err");
   ASSERT_TRUE(eventually(
       [&] { return read_all(dir_ / "stallers.out").find("connected") != std::string::npos; },
@@ -190,8 +193,7 @@ TEST_F(ConcurrentMigrate, FourAtOnceWhilePeersStall) {
   EXPECT_TRUE(stallers.running()) << "the stallers are still connected";
   // And a fifth, with the stallers still there.
   Background& fifth = start_counter(4);
-  expect_carried_on(run(migrate_argv(fifth.pid(), "stop-copy", "w4"), 300), fifth, 4,
-                    "stop-copy");
+  expect_carried_on(run(migrate_argv(fifth.pid(), "stop-copy", "w4"), 300), fifth, 4, "stop-copy");
   // SIGTERM: no migration runs; relived drops the stallers and exits.
   stallers.stop();
   ::kill(relived_->pid(), SIGTERM);

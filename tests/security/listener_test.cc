@@ -256,8 +256,9 @@ TEST(Listener, AcceptsWithoutHandshakeAndHandshakesElsewhere) {
   Result<PendingConnection> first = l.accept_connection(std::chrono::seconds(10));
   ASSERT_TRUE(first.ok()) << first.status().to_string();
   EXPECT_NE(first->peer.find("127.0.0.1:"), std::string::npos) << first->peer;
-  auto stalled = std::async(std::launch::async,
-                            [&l, c = std::move(*first)]() mutable { return l.handshake(std::move(c)); });
+  auto stalled = std::async(std::launch::async, [&l, c = std::move(*first)]() mutable {
+    return l.handshake(std::move(c));
+  });
   auto client = std::async(std::launch::async, [&] {
     return connect_channel("127.0.0.1", l.port(), keys.options("alpha", "beta"));
   });
