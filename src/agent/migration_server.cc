@@ -1,26 +1,13 @@
 #include "agent/migration_server.h"
 
 #include <fmt/format.h>
-#include <signal.h>
 
 #include <algorithm>
+#include <system_error>
 
 #include "transfer/link.h"
 
 namespace relive::agent {
-namespace {
-
-// The process's stop signals go to the accept thread, which polls the flag they set: a worker
-// blocked in a system call is never interrupted by them (subprocesses reset their mask).
-void block_stop_signals() {
-  sigset_t s;
-  sigemptyset(&s);
-  sigaddset(&s, SIGINT);
-  sigaddset(&s, SIGTERM);
-  ::pthread_sigmask(SIG_BLOCK, &s, nullptr);
-}
-
-}  // namespace
 
 MigrationServer::MigrationServer(security::Listener* listener, security::RequestGate* gate,
                                  MigrationServerOptions options, std::FILE* out, Say say)
@@ -63,13 +50,21 @@ Status MigrationServer::run(const std::atomic<bool>& stop) {
   return Status::Ok();
 }
 
+// Stop signals are not blocked here: the kernel hands a process-directed signal to the main
+// thread (the accept loop) when it does not block it, and workers' children (QEMU, CRIU) would
+// inherit a blocked mask.
 void MigrationServer::start_worker(security::PendingConnection c) {
   Worker& w = workers_.emplace_back();
-  w.thread = std::thread([this, &w, c = std::move(c)]() mutable {
-    block_stop_signals();
-    serve_connection(std::move(c));
-    w.done = true;
-  });
+  std::string peer = c.peer;
+  try {
+    w.thread = std::thread([this, &w, c = std::move(c)]() mutable {
+      serve_connection(std::move(c));
+      w.done = true;
+    });
+  } catch (const std::system_error& e) {  // no thread: the connection closes unserved
+    workers_.pop_back();
+    say_("refused a connection from " + peer + ": cannot start a worker: " + e.what());
+  }
 }
 
 void MigrationServer::reap(bool all) {
