@@ -5,6 +5,15 @@
 // max_concurrent migrations at once and refuses the next with an error the source prints. A
 // peer that stalls (connects and sends nothing, or half a frame) holds one worker for at most
 // the I/O timeout and no slot: slots are claimed only once a migration names its workload.
+//
+// What concurrent migrations share, checked for collisions: the RequestGate, ReplayGuard and
+// AuditLog (each locks); stdout (LineWriter); work dirs, VM dirs (mkdtemp) and CRIU's compat
+// wrapper (inside the work dir); QEMU's incoming port (QEMU picks one, tcp:0.0.0.0:0); post-copy
+// page servers (the source's port); runc bundles and container ids and VM names (the workload's
+// name, which Arrivals keeps unique). Not guarded: two migrations bringing the same service
+// address under different names both pass the "address in use" check; the second fails when it
+// adds the address. relived's signal handler only sets the stop flag; nothing in the destination
+// path changes the working directory or the environment of the process.
 #pragma once
 
 #include <atomic>
