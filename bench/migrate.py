@@ -16,6 +16,11 @@ plain CRIU by hand: `criu dump`, the images streamed across the bridge (tar | so
 restore --restore-detached` at the destination. Plain CRIU's downtime is the wall time from the
 dump's start to the restore's end; the memory subjects check every page after each migration.
 Prints Markdown.
+
+`bench/migrate.py --concurrent` measures relived's concurrency instead (issue 17): four
+migrations (two stop-copy, one precopy, one crtr) of bench/migrate_mem.c write subjects
+(RELIVE_BENCH_CONCURRENT_MIB each, dirtying SWEEP_DIRTY pages per 100 ms) into one relived, first
+one after another, then all four at once; prints both wall times and their ratio.
 """
 import json, os, shutil, signal, statistics, subprocess, sys, tempfile, threading, time
 
@@ -405,11 +410,96 @@ def crtr_goals(results):
               "8-byte hash per page.")
 
 
+CONCURRENT_STRATEGIES = ["stop-copy", "stop-copy", "precopy", "crtr"]
+CONCURRENT_MIB = int(os.environ.get("RELIVE_BENCH_CONCURRENT_MIB", "64"))
+
+
+def concurrent_round(parallel):
+    """The four migrations, one after another or all at once: wall time of the migrations
+    only (the subjects are started and at steady state before the clock starts)."""
+    works, loads, pids = [], [], []
+    try:
+        for _ in CONCURRENT_STRATEGIES:
+            work = tempfile.mkdtemp(prefix="relive-bench-conc-", dir=IMAGE_ROOT)
+            os.chmod(work, 0o755)
+            works.append(work)
+            load = MemoryWorkload("write", CONCURRENT_MIB, SWEEP_DIRTY)
+            pids.append(load.start(work))
+            loads.append(load)
+        rows = [None] * len(loads)
+        errors = []
+
+        def one(i):
+            try:
+                rows[i] = relive_migrate(loads[i], CONCURRENT_STRATEGIES[i], pids[i])
+            except Exception as e:
+                errors.append(f"{CONCURRENT_STRATEGIES[i]}: {e}")
+
+        t0 = time.perf_counter()
+        if parallel:
+            threads = [threading.Thread(target=one, args=(i,)) for i in range(len(loads))]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+        else:
+            for i in range(len(loads)):
+                one(i)
+        wall = (time.perf_counter() - t0) * 1000
+        if errors:
+            raise RuntimeError("; ".join(errors))
+        for i, load in enumerate(loads):
+            load.gone()
+            pids[i] = rows[i]["pid"]
+            load.verify(pids[i])
+        return wall, rows
+    finally:
+        for load, pid in zip(loads, pids):
+            load.stop(pid)
+        for w in works:
+            shutil.rmtree(w, ignore_errors=True)
+
+
+def print_concurrent(seq, par):
+    (seq_wall, seq_rows), (par_wall, par_rows) = seq, par
+    print("| run | wall ms | " + " | ".join(f"{s} total ms / downtime ms" for s in CONCURRENT_STRATEGIES) + " |")
+    print("|---|---|" + "---|" * len(CONCURRENT_STRATEGIES))
+    for name, wall, rows in (("one after another", seq_wall, seq_rows), ("all four at once", par_wall, par_rows)):
+        cells = " | ".join(f"{r['total']:.0f} / {r['downtime']:.0f}" for r in rows)
+        print(f"| {name} | {wall:.0f} | {cells} |")
+    print(f"\nall at once / one after another: {ratio(par_wall, seq_wall)} "
+          f"({os.cpu_count()} CPUs; {CONCURRENT_MIB} MiB subjects dirtying {SWEEP_DIRTY} pages "
+          "per 100 ms; every subject checked all its pages after its migration)")
+
+
+def main_concurrent():
+    work = tempfile.mkdtemp(prefix="relive-bench-migd-")
+    os.chmod(work, 0o755)
+    net_up()
+    relived = None
+    try:
+        relived = start_relived(work)
+        seq = concurrent_round(parallel=False)
+        print(f"migrate bench: one after another: {seq[0]:.0f} ms", file=sys.stderr)
+        par = concurrent_round(parallel=True)
+        print(f"migrate bench: all at once: {par[0]:.0f} ms", file=sys.stderr)
+    finally:
+        if relived:
+            relived.terminate()
+            relived.wait(60)
+        net_down()
+        shutil.rmtree(work, ignore_errors=True)
+    print_concurrent(seq, par)
+    return 0
+
+
 def main():
     for path in (RELIVE, RELIVED, SUBJECT, CRIU):
         if not os.path.exists(path):
             print(f"missing {path}: build first", file=sys.stderr)
             return 1
+    if sys.argv[1:] == ["--concurrent"]:
+        return main_concurrent()
     work = tempfile.mkdtemp(prefix="relive-bench-migd-")
     os.chmod(work, 0o755)
     net_up()
@@ -422,8 +512,8 @@ def main():
         if relived:
             relived.terminate()
             try:
-                relived.wait(5)
-            except subprocess.TimeoutExpired:  # it may sit in accept() until its timeout
+                relived.wait(60)  # it stops accepting at once and no migration runs
+            except subprocess.TimeoutExpired:
                 relived.kill()
                 relived.wait()
         net_down()

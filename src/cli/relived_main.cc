@@ -1,6 +1,7 @@
 // relived: the per-host agent. It accepts authenticated migrations and runs what they bring.
-// One connection is served at a time (a migration is a long exchange; a second source waits in
-// the listen queue). With --ha-config it is instead one peer of an HA pair (src/ha/ha_node.h).
+// Several migrations are served at once, each on its own worker (src/agent/migration_server.h),
+// up to --max-concurrent; the next is refused, not queued. With --ha-config it is instead one
+// peer of an HA pair (src/ha/ha_node.h).
 #include <fmt/format.h>
 #include <signal.h>
 #include <unistd.h>
@@ -12,6 +13,7 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "agent/migration_server.h"
 #include "cli/commands.h"
 #include "common/file_util.h"
 #include "common/host_port.h"
@@ -27,16 +29,13 @@ namespace {
 
 using namespace relive;
 
-volatile std::sig_atomic_t g_stop = 0;
-volatile std::sig_atomic_t g_busy = 0;  // serving a migration: finish it before exiting
+// Set by SIGINT/SIGTERM: the migration server stops accepting, lets the running migrations
+// end and returns; an HA node winds down in its own loop.
+std::atomic<bool> g_stop{false};
 std::atomic<bool> g_ha_stop{false};
-bool g_ha_mode = false;
-// Between migrations there is nothing to wind down, and accept() would otherwise sit out its
-// timeout first. An HA node winds down in its own loop.
 void on_stop(int) {
-  g_stop = 1;
+  g_stop = true;
   g_ha_stop = true;
-  if (!g_busy && !g_ha_mode) ::_exit(0);
 }
 
 struct Args {
@@ -44,6 +43,8 @@ struct Args {
   std::string tls_dir, name, state_dir = "/var/lib/relive", work_dir;
   bool insecure = false;
   int once = 0;  // serve this many migrations, then exit (0: forever)
+  int max_concurrent = 4;
+  int io_timeout_s = 60;
   std::string runc_root, runc_bundles, runc_netns;
   std::string ha_config;
   std::string vm_dir;
@@ -67,7 +68,9 @@ Status serve(const Args& a) {
     co.insecure = true;
   else
     co = security::tls_options_for_host(a.tls_dir, a.name);
-  co.timeout = std::chrono::seconds(60);
+  if (a.max_concurrent < 1) return Status::InvalidArgument("--max-concurrent must be at least 1");
+  if (a.io_timeout_s < 1) return Status::InvalidArgument("--io-timeout must be at least 1 s");
+  co.timeout = std::chrono::seconds(a.io_timeout_s);
   RELIVE_RETURN_IF_ERROR(make_dirs(a.state_dir));
   RELIVE_ASSIGN_OR_RETURN(security::AuditLog audit,
                           security::AuditLog::open(a.state_dir + "/audit.jsonl"));
@@ -77,7 +80,10 @@ Status serve(const Args& a) {
                           security::Listener::create(listen->host, listen->port, co));
   say(fmt::format("listening on {} ({})", format_host_port({listen->host, listener.port()}),
                   a.insecure ? "INSECURE plaintext" : "TLS 1.3, mutual authentication"));
-  migrate::DestinationOptions d;
+  agent::MigrationServerOptions so;
+  so.max_concurrent = a.max_concurrent;
+  so.once = a.once;
+  migrate::DestinationOptions& d = so.destination;
   d.node_name = a.name.empty() ? "relived" : a.name;
   d.tls_dir = a.tls_dir;
   d.insecure = a.insecure;
@@ -87,33 +93,8 @@ Status serve(const Args& a) {
   d.runc_bundles = a.runc_bundles.empty() ? a.state_dir + "/runc-bundles" : a.runc_bundles;
   d.runc_netns = a.runc_netns;
   d.vm_root = a.vm_dir.empty() ? a.state_dir + "/vms" : a.vm_dir;
-  int served = 0;
-  while (!g_stop && (a.once == 0 || served < a.once)) {
-    Result<std::unique_ptr<security::Channel>> ch = listener.accept();
-    if (!ch.ok()) {
-      if (ch.status().message().find("timed out") == std::string::npos)
-        say("refused a connection: " + ch.status().to_string());
-      continue;
-    }
-    std::string peer = (*ch)->peer().address + " " + (*ch)->peer().subject;
-    transfer::Link link(std::move(*ch));
-    g_busy = 1;
-    Result<migrate::DestinationOutcome> r = migrate::serve_migration(&link, &gate, d);
-    g_busy = 0;
-    ++served;
-    if (!r.ok()) {
-      say("migration from " + peer + " failed: " + r.status().to_string());
-      continue;
-    }
-    nlohmann::json j = {{"event", "migrated"},     {"name", r->name},
-                        {"strategy", r->strategy}, {"pid", r->root_pid},
-                        {"init_pid", r->init_pid}, {"restore_ms", r->restore_ms}};
-    if (!r->bundle.empty()) j["bundle"] = r->bundle;
-    if (!r->vm_dir.empty()) j["vm_dir"] = r->vm_dir, j["qmp"] = r->vm_qmp;
-    std::printf("%s\n", j.dump().c_str());
-    std::fflush(stdout);
-  }
-  return Status::Ok();
+  agent::MigrationServer server(&listener, &gate, std::move(so), stdout, say);
+  return server.run(g_stop);
 }
 
 }  // namespace
@@ -135,6 +116,13 @@ int main(int argc, char** argv) {
   app.add_option("--work-dir", a.work_dir,
                  "Where incoming images go while a migration runs (default /dev/shm)");
   app.add_option("--once", a.once, "Exit after serving this many migrations");
+  app.add_option("--max-concurrent", a.max_concurrent,
+                 "Migrations received at once; the next is refused with \"destination busy\"")
+      ->capture_default_str();
+  app.add_option("--io-timeout", a.io_timeout_s,
+                 "Seconds a peer may stay silent (handshake, any read or write) before its "
+                 "connection is dropped")
+      ->capture_default_str();
   app.add_option("--runc-root", a.runc_root, "runc --root for migrated runc containers");
   app.add_option("--runc-bundles", a.runc_bundles,
                  "Parent of migrated runc containers' bundles (default: STATE_DIR/runc-bundles)");
@@ -156,7 +144,6 @@ int main(int argc, char** argv) {
   ::signal(SIGPIPE, SIG_IGN);
   relive::Status s;
   if (!a.ha_config.empty()) {
-    g_ha_mode = true;
     s = a.name.empty()
             ? relive::Status::InvalidArgument("--ha-config needs --name PEER")
             : relive::cli::serve_ha(a.ha_config, a.name, a.state_dir, a.insecure, &g_ha_stop);

@@ -95,6 +95,8 @@ class Session {
   void undo();
   void end_work();
 
+  // Declared first, so released last: after the destructor has undone what was not committed.
+  std::unique_ptr<ArrivalClaim> claim_;
   transfer::Link* link_;
   security::RequestGate* gate_;
   const DestinationOptions& o_;
@@ -422,6 +424,14 @@ Result<DestinationOutcome> Session::run() {
         Status::Corruption(std::string("expected migrate.begin, got ") + m::command_name(first));
     (void)link_->fail(s);
     return s;
+  }
+  if (o_.admit) {
+    Result<std::unique_ptr<ArrivalClaim>> admitted = o_.admit(b->name);
+    if (!admitted.ok()) {
+      (void)link_->fail(refuse_command(gate_, link_->channel().peer(), first, admitted.status()));
+      return admitted.status();
+    }
+    claim_ = std::move(*admitted);
   }
   if (b->kind == m::WorkloadKind::kVm && b->strategy == m::Strategy::kLogShipping)
     return serve_vm_log_shipping(link_, gate_, o_, *b);

@@ -8,6 +8,8 @@
 #include <sys/types.h>
 
 #include <chrono>
+#include <functional>
+#include <memory>
 #include <string>
 
 #include "relive/result.h"
@@ -15,6 +17,18 @@
 #include "transfer/link.h"
 
 namespace relive::migrate {
+
+// What a server holds while it receives one migration (e.g. a slot among its concurrent
+// migrations and the workload's name); destroying it gives them back.
+class ArrivalClaim {
+ public:
+  virtual ~ArrivalClaim() = default;
+};
+
+// Asked with the workload's name once the source's migrate.begin has been admitted: an error
+// refuses the migration (the source gets it as the answer to its begin); the claim returned is
+// held until serve_migration returns. Called on the thread that serves the migration.
+using AdmitArrival = std::function<Result<std::unique_ptr<ArrivalClaim>>(const std::string& name)>;
 
 struct DestinationOptions {
   std::string node_name;
@@ -37,6 +51,8 @@ struct DestinationOptions {
   // VMs (vm_destination.h): each migrated VM gets a directory here, QEMU's working directory
   // and home of its monitor socket and log (empty: /var/lib/relive/vms).
   std::string vm_root;
+  // Empty: every migration is admitted.
+  AdmitArrival admit;
 };
 
 struct DestinationOutcome {

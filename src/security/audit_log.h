@@ -4,6 +4,8 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
+#include <mutex>
 #include <string>
 
 #include "common/scoped_fd.h"
@@ -35,6 +37,7 @@ class AuditLog {
   static Result<AuditLog> open(const std::string& path);
 
   // Appends one line and fsyncs it. A failure means the decision must not take effect.
+  // Thread-safe: lines of concurrent callers never interleave.
   Status append(const AuditRecord& record);
 
   const std::string& path() const { return path_; }
@@ -43,6 +46,7 @@ class AuditLog {
   AuditLog(ScopedFd fd, std::string path) : fd_(std::move(fd)), path_(std::move(path)) {}
   ScopedFd fd_;
   std::string path_;
+  std::unique_ptr<std::mutex> mu_ = std::make_unique<std::mutex>();  // a pointer: AuditLog moves
 };
 
 }  // namespace relive::security

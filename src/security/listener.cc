@@ -105,11 +105,21 @@ Result<Listener> Listener::create(const std::string& host, uint16_t port,
 }
 
 Result<std::unique_ptr<Channel>> Listener::accept() {
-  std::string peer;
   RELIVE_ASSIGN_OR_RETURN(
-      ScopedFd fd, transport::tcp_accept(fd_.get(), Deadline::after(options_.timeout), &peer));
-  if (options_.insecure) return plain(std::move(fd), peer, options_);
-  return secure(ctx_.get(), std::move(fd), peer, options_, /*server=*/true);
+      PendingConnection c,
+      accept_connection(std::chrono::duration_cast<std::chrono::milliseconds>(options_.timeout)));
+  return handshake(std::move(c));
+}
+
+Result<PendingConnection> Listener::accept_connection(std::chrono::milliseconds wait) {
+  PendingConnection c;
+  RELIVE_ASSIGN_OR_RETURN(c.fd, transport::tcp_accept(fd_.get(), Deadline::after(wait), &c.peer));
+  return c;
+}
+
+Result<std::unique_ptr<Channel>> Listener::handshake(PendingConnection c) const {
+  if (options_.insecure) return plain(std::move(c.fd), c.peer, options_);
+  return secure(ctx_.get(), std::move(c.fd), c.peer, options_, /*server=*/true);
 }
 
 Result<std::unique_ptr<Channel>> connect_channel(const std::string& host, uint16_t port,

@@ -4,6 +4,7 @@
 // that says why (no certificate, foreign CA, expired, wrong host name, not speaking TLS).
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -15,7 +16,15 @@
 
 namespace relive::security {
 
+// A TCP connection accepted but not yet authenticated; nothing has been read from it.
+struct PendingConnection {
+  ScopedFd fd;
+  std::string peer;  // "ADDR:PORT"
+};
+
 // Accepts connections on one address. Move-only; owns its socket and TLS context.
+// Accepting and authenticating are separate steps so that a server can hand the handshake of
+// each connection to a worker: accept_connection() on one thread, handshake() on any.
 class Listener {
  public:
   // Binds `host` (numeric, e.g. "127.0.0.1") and `port` (0: ephemeral). Fails at once when the
@@ -29,6 +38,15 @@ class Listener {
   // as long again for its handshake. A peer that fails authentication is closed and reported
   // as the Status; call accept() again to serve the next one.
   Result<std::unique_ptr<Channel>> accept();
+
+  // The next TCP connection, waiting at most `wait` for it (a Status containing "timed out"
+  // when none came). Reads nothing from the peer.
+  Result<PendingConnection> accept_connection(std::chrono::milliseconds wait);
+
+  // Authenticates `connection` (TLS handshake, or nothing when insecure), taking at most
+  // options.timeout. Thread-safe: handshakes of several connections may run at once; the
+  // Listener must outlive the call.
+  Result<std::unique_ptr<Channel>> handshake(PendingConnection connection) const;
 
  private:
   Listener(ScopedFd fd, uint16_t port, SslCtxPtr ctx, ChannelOptions options)

@@ -46,6 +46,7 @@ void ReplayGuard::evict(int64_t now_ns) {
 }
 
 Status ReplayGuard::check(const protocol::Nonce& nonce, int64_t timestamp_ns, int64_t now_ns) {
+  std::lock_guard<std::mutex> lock(mu_);
   high_water_ns_ = std::max(high_water_ns_, now_ns);
   int64_t now = high_water_ns_;
   evict(now);

@@ -8,6 +8,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <map>
+#include <mutex>
 #include <unordered_set>
 
 #include "relive/status.h"
@@ -20,6 +21,7 @@ protocol::Nonce random_nonce();
 // The wall clock (CLOCK_REALTIME) in unix nanoseconds: what requests carry.
 int64_t unix_now_ns();
 
+// Thread-safe: relived admits requests of several migrations at once.
 class ReplayGuard {
  public:
   // At most `max_entries` nonces are remembered; when that many unexpired ones are held, new
@@ -33,7 +35,10 @@ class ReplayGuard {
   // a forgotten nonce.
   Status check(const protocol::Nonce& nonce, int64_t timestamp_ns, int64_t now_ns);
 
-  size_t remembered() const { return seen_.size(); }
+  size_t remembered() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return seen_.size();
+  }
 
  private:
   struct NonceHash {
@@ -41,6 +46,7 @@ class ReplayGuard {
   };
   void evict(int64_t now_ns);
 
+  mutable std::mutex mu_;  // guards everything below
   int64_t window_ns_;
   size_t max_entries_;
   int64_t high_water_ns_ = INT64_MIN;

@@ -244,5 +244,43 @@ TEST(TlsChannel, ReportsPeerThatClosed) {
   EXPECT_FALSE(p.server->send_message(wire::encode_message(request(1))).ok());  // sticky
 }
 
+// Accepting and authenticating are separate steps: a connection whose peer never speaks is
+// accepted at once (nothing read), and while its handshake waits on one thread another
+// connection is accepted and authenticated on another.
+TEST(Listener, AcceptsWithoutHandshakeAndHandshakesElsewhere) {
+  KeyDirs keys;
+  Listener l = listen_or_die(keys.options("beta"));
+  auto silent = transport::tcp_connect("127.0.0.1", l.port(),
+                                       transport::Deadline::after(std::chrono::seconds(3)));
+  ASSERT_TRUE(silent.ok());
+  Result<PendingConnection> first = l.accept_connection(std::chrono::seconds(10));
+  ASSERT_TRUE(first.ok()) << first.status().to_string();
+  EXPECT_NE(first->peer.find("127.0.0.1:"), std::string::npos) << first->peer;
+  auto stalled = std::async(std::launch::async, [&l, c = std::move(*first)]() mutable {
+    return l.handshake(std::move(c));
+  });
+  auto client = std::async(std::launch::async, [&] {
+    return connect_channel("127.0.0.1", l.port(), keys.options("alpha", "beta"));
+  });
+  Result<PendingConnection> second = l.accept_connection(std::chrono::seconds(10));
+  ASSERT_TRUE(second.ok()) << second.status().to_string();
+  ChannelResult s = l.handshake(std::move(*second));
+  ASSERT_TRUE(s.ok()) << s.status().to_string();
+  EXPECT_NE((*s)->peer().subject.find("alpha"), std::string::npos) << (*s)->peer().subject;
+  ASSERT_TRUE(client.get().ok());
+  // The silent peer's handshake ends with the options' timeout, as a Status.
+  ChannelResult r = stalled.get();
+  EXPECT_FALSE(r.ok());
+  EXPECT_TRUE(contains(r.status(), "timed out")) << r.status().to_string();
+}
+
+TEST(Listener, AcceptConnectionTimesOutWhenNobodyComes) {
+  KeyDirs keys;
+  Listener l = listen_or_die(keys.options("beta"));
+  Result<PendingConnection> c = l.accept_connection(std::chrono::milliseconds(50));
+  ASSERT_FALSE(c.ok());
+  EXPECT_TRUE(contains(c.status(), "timed out")) << c.status().to_string();
+}
+
 }  // namespace
 }  // namespace relive::security

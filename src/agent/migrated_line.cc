@@ -1,0 +1,22 @@
+#include "agent/migrated_line.h"
+
+#include <nlohmann/json.hpp>
+
+namespace relive::agent {
+
+std::string migrated_line(const migrate::DestinationOutcome& r) {
+  nlohmann::json j = {{"event", "migrated"},    {"name", r.name},
+                      {"strategy", r.strategy}, {"pid", r.root_pid},
+                      {"init_pid", r.init_pid}, {"restore_ms", r.restore_ms}};
+  if (!r.bundle.empty()) j["bundle"] = r.bundle;
+  if (!r.vm_dir.empty()) j["vm_dir"] = r.vm_dir, j["qmp"] = r.vm_qmp;
+  return j.dump();
+}
+
+void LineWriter::write(const std::string& line) {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::fprintf(out_, "%s\n", line.c_str());
+  std::fflush(out_);
+}
+
+}  // namespace relive::agent

@@ -1,0 +1,101 @@
+#include "agent/migration_server.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <system_error>
+
+#include "transfer/link.h"
+
+namespace relive::agent {
+
+MigrationServer::MigrationServer(security::Listener* listener, security::RequestGate* gate,
+                                 MigrationServerOptions options, std::FILE* out, Say say)
+    : listener_(listener),
+      gate_(gate),
+      o_(std::move(options)),
+      arrivals_(o_.max_concurrent, o_.once),
+      lines_(out),
+      say_(std::move(say)) {
+  if (o_.max_pending <= 0) o_.max_pending = 4 * std::max(o_.max_concurrent, 1) + 16;
+}
+
+MigrationServer::~MigrationServer() { reap(/*all=*/true); }
+
+int MigrationServer::pending() const {
+  return static_cast<int>(workers_.size()) - arrivals_.in_progress();
+}
+
+Status MigrationServer::run(const std::atomic<bool>& stop) {
+  while (!stop && !arrivals_.exhausted()) {
+    reap(/*all=*/false);
+    Result<security::PendingConnection> c = listener_->accept_connection(o_.accept_poll);
+    if (!c.ok()) {
+      if (c.status().message().find("timed out") == std::string::npos)
+        say_("accepting a connection: " + c.status().to_string());
+      continue;
+    }
+    if (pending() >= o_.max_pending) {
+      say_(
+          fmt::format("refused a connection from {}: {} connections are already waiting to "
+                      "authenticate or begin",
+                      c->peer, pending()));
+      continue;  // closed as `c` goes
+    }
+    start_worker(std::move(*c));
+  }
+  if (stop && !workers_.empty())
+    say_(fmt::format("stopping: waiting for {} connection(s) to end", workers_.size()));
+  reap(/*all=*/true);
+  return Status::Ok();
+}
+
+// Stop signals are not blocked here: the kernel hands a process-directed signal to the main
+// thread (the accept loop) when it does not block it, and workers' children (QEMU, CRIU) would
+// inherit a blocked mask.
+void MigrationServer::start_worker(security::PendingConnection c) {
+  Worker& w = workers_.emplace_back();
+  std::string peer = c.peer;
+  try {
+    w.thread = std::thread([this, &w, c = std::move(c)]() mutable {
+      serve_connection(std::move(c));
+      w.done = true;
+    });
+  } catch (const std::system_error& e) {  // no thread: the connection closes unserved
+    workers_.pop_back();
+    say_("refused a connection from " + peer + ": cannot start a worker: " + e.what());
+  }
+}
+
+void MigrationServer::reap(bool all) {
+  for (auto it = workers_.begin(); it != workers_.end();) {
+    if (all || it->done) {
+      if (it->thread.joinable()) it->thread.join();
+      it = workers_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+}
+
+// One connection, start to end, on its own thread.
+void MigrationServer::serve_connection(security::PendingConnection c) {
+  std::string address = c.peer;
+  Result<std::unique_ptr<security::Channel>> ch = listener_->handshake(std::move(c));
+  if (!ch.ok()) {
+    say_("refused a connection from " + address + ": " + ch.status().to_string());
+    return;
+  }
+  std::string peer = (*ch)->peer().address + " " + (*ch)->peer().subject;
+  transfer::Link link(std::move(*ch));
+  migrate::DestinationOptions d = o_.destination;  // this migration's own
+  d.admit = [this](const std::string& name) { return arrivals_.admit(name); };
+  Result<migrate::DestinationOutcome> r = migrate::serve_migration(&link, gate_, d);
+  if (!r.ok()) {
+    say_("migration from " + peer + " failed: " + r.status().to_string());
+    return;
+  }
+  lines_.write(migrated_line(*r));
+}
+
+}  // namespace relive::agent
