@@ -10,6 +10,7 @@
 #include <chrono>
 #include <string>
 
+#include "migrate/migration_metrics.h"
 #include "relive/result.h"
 #include "security/request_gate.h"
 #include "transfer/link.h"
@@ -37,6 +38,8 @@ struct DestinationOptions {
   // VMs (vm_destination.h): each migrated VM gets a directory here, QEMU's working directory
   // and home of its monitor socket and log (empty: /var/lib/relive/vms).
   std::string vm_root;
+  // Where each migration is counted (not owned; must outlive serve_migration); null: nowhere.
+  MigrationMetrics* metrics = nullptr;
 };
 
 struct DestinationOutcome {
