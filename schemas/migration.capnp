@@ -100,6 +100,9 @@ struct Restore {
   lazyPagesPort @1 :UInt16;
   pagesFromCache @2 :Bool;    # pre-copy: rebuild pages images from the page cache + shipped delta
   pagesFromReplay @3 :Bool;   # CR/TR: pages images from the replayed process (+ shipped pages)
+  frozenMs @4 :Float64;       # how long the workload had been frozen when the source sent this
+                              # (0: not said); the destination adds its own time to the resume
+                              # for its downtime metric (docs/metrics.md)
 }
 
 struct HaEpoch {

@@ -44,6 +44,8 @@ PACKAGES=(
   python3 sqlite3 gawk coreutils findutils procps psmisc netcat-openbsd socat curl
   redis-server redis-tools runc etcd-server etcd-client iperf3 hyperfine busybox-static cpio
   xz-utils zstd file
+  # the metrics test scrapes relived with a real Prometheus (its own, in a test namespace)
+  prometheus
 )
 
 missing_packages() {
@@ -174,6 +176,14 @@ fetch_guest_kernel() {
   rm -rf "$dl"
 }
 
+# The metrics test runs /usr/bin/prometheus itself (temp config and storage, a test namespace):
+# the package's own service, enabled by its postinst, is not wanted on a build host.
+quiet_prometheus_service() {
+  if command -v systemctl >/dev/null && [ -d /run/systemd/system ]; then
+    systemctl disable --now prometheus.service >/dev/null 2>&1 || true
+  fi
+}
+
 tune_kernel() {
   # CRIU lazy pages splice whole page runs through a pipe; the default 1 MiB cap makes them fail.
   local cur; cur=$(cat /proc/sys/fs/pipe-max-size)
@@ -184,6 +194,7 @@ main() {
   need_root
   mkdir -p "$STATE_DIR"
   install_packages
+  quiet_prometheus_service
   build_criu
   install_qemu
   fetch_guest_kernel

@@ -149,13 +149,15 @@ void register_ha(CLI::App& app, int* exit_code) {
 }
 
 Status serve_ha(const std::string& config_path, const std::string& name,
-                const std::string& state_dir, bool insecure, const std::atomic<bool>* stop) {
+                const std::string& state_dir, bool insecure, const std::atomic<bool>* stop,
+                metrics::Registry* metrics) {
   RELIVE_ASSIGN_OR_RETURN(ha::HaConfig c, ha::load_ha_config(config_path));
   ha::HaNodeOptions o;
   o.config = std::move(c);
   o.name = name;
   o.state_dir = state_dir;
   o.insecure = insecure;
+  o.metrics = metrics;
   RELIVE_ASSIGN_OR_RETURN(std::unique_ptr<ha::HaNode> node, ha::HaNode::create(std::move(o)));
   return node->run(stop);
 }

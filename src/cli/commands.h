@@ -8,6 +8,10 @@
 
 #include "relive/status.h"
 
+namespace relive::metrics {
+class Registry;
+}
+
 namespace relive::cli {
 
 // Exit codes of relive's own (not the program's) outcomes.
@@ -25,8 +29,10 @@ void register_migrate(CLI::App& app, int* exit_code);
 void register_ha(CLI::App& app, int* exit_code);
 
 // relived --ha-config: serves as peer `name` of the HA pair until *stop.
+// Its metrics go to `metrics` (null: none).
 Status serve_ha(const std::string& config_path, const std::string& name,
-                const std::string& state_dir, bool insecure, const std::atomic<bool>* stop);
+                const std::string& state_dir, bool insecure, const std::atomic<bool>* stop,
+                metrics::Registry* metrics = nullptr);
 
 // Prints "relive: <status>" on stderr and returns the exit code for it.
 int report_failure(const Status& status);

@@ -19,7 +19,10 @@
 #include "common/host_port.h"
 #include "common/logging.h"
 #include "common/memory_policy.h"
+#include "common/metrics.h"
 #include "migrate/destination.h"
+#include "migrate/migration_metrics.h"
+#include "net/metrics_endpoint.h"
 #include "security/audit_log.h"
 #include "security/listener.h"
 #include "security/replay_guard.h"
@@ -48,6 +51,7 @@ struct Args {
   std::string runc_root, runc_bundles, runc_netns;
   std::string ha_config;
   std::string vm_dir;
+  std::string metrics_listen;  // ADDR:PORT of the Prometheus endpoint; "" = off
 };
 
 void say(const std::string& line) {
@@ -55,7 +59,7 @@ void say(const std::string& line) {
   std::fflush(stderr);
 }
 
-Status serve(const Args& a) {
+Status serve(const Args& a, metrics::Registry* registry) {
   Result<HostPort> listen = parse_host_port(a.listen);
   if (!listen.ok()) {
     return Status::InvalidArgument("--listen wants ADDR:PORT: " + listen.status().message() +
@@ -93,6 +97,8 @@ Status serve(const Args& a) {
   d.runc_bundles = a.runc_bundles.empty() ? a.state_dir + "/runc-bundles" : a.runc_bundles;
   d.runc_netns = a.runc_netns;
   d.vm_root = a.vm_dir.empty() ? a.state_dir + "/vms" : a.vm_dir;
+  migrate::MigrationMetrics migration_metrics(registry);
+  d.metrics = &migration_metrics;
   agent::MigrationServer server(&listener, &gate, std::move(so), stdout, say);
   return server.run(g_stop);
 }
@@ -132,6 +138,9 @@ int main(int argc, char** argv) {
   app.add_option("--vm-dir", a.vm_dir,
                  "Parent of migrated VMs' directories (QEMU's working directory, QMP socket, "
                  "log; default: STATE_DIR/vms)");
+  app.add_option("--metrics-listen", a.metrics_listen,
+                 "ADDR:PORT to serve Prometheus metrics on, at /metrics (plain HTTP; "
+                 "docs/metrics.md; default: off)");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -142,15 +151,26 @@ int main(int argc, char** argv) {
   sa.sa_handler = on_stop;
   for (int s : {SIGINT, SIGTERM}) ::sigaction(s, &sa, nullptr);
   ::signal(SIGPIPE, SIG_IGN);
+  relive::metrics::Registry registry;
+  std::unique_ptr<relive::net::MetricsEndpoint> metrics_endpoint;
+  if (!a.metrics_listen.empty()) {
+    auto e = relive::net::MetricsEndpoint::start(a.metrics_listen, &registry);
+    if (!e.ok()) {
+      std::fprintf(stderr, "relived: --metrics-listen: %s\n", e.status().to_string().c_str());
+      return relive::cli::kExitError;
+    }
+    metrics_endpoint = std::move(*e);
+    say(fmt::format("metrics on http://{}/metrics", a.metrics_listen));
+  }
   relive::Status s;
   if (!a.ha_config.empty()) {
-    s = a.name.empty()
-            ? relive::Status::InvalidArgument("--ha-config needs --name PEER")
-            : relive::cli::serve_ha(a.ha_config, a.name, a.state_dir, a.insecure, &g_ha_stop);
+    s = a.name.empty() ? relive::Status::InvalidArgument("--ha-config needs --name PEER")
+                       : relive::cli::serve_ha(a.ha_config, a.name, a.state_dir, a.insecure,
+                                               &g_ha_stop, &registry);
   } else if (a.listen.empty()) {
     s = relive::Status::InvalidArgument("--listen ADDR:PORT is required (or --ha-config)");
   } else {
-    s = serve(a);
+    s = serve(a, &registry);
   }
   if (!s.ok()) {
     std::fprintf(stderr, "relived: %s\n", s.to_string().c_str());

@@ -63,6 +63,7 @@ void HaNode::backup_tick() {
     fence("takeover failed: " + s.to_string());
     return;
   }
+  metrics_.took_over();
   RELIVE_LOG_INFO("took over in {} ms",
                   std::chrono::duration_cast<milliseconds>(Clock::now() - t0).count());
 }

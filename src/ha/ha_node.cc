@@ -33,7 +33,7 @@ const char* role_name(Role r) {
   return "?";
 }
 
-HaNode::HaNode(HaNodeOptions o) : o_(std::move(o)) {}
+HaNode::HaNode(HaNodeOptions o) : o_(std::move(o)), metrics_(o_.metrics) {}
 
 HaNode::~HaNode() {
   for (std::thread& t : connections_) {
@@ -54,6 +54,7 @@ Result<std::unique_ptr<HaNode>> HaNode::create(HaNodeOptions options) {
   n->gate_ = std::make_unique<security::RequestGate>(&n->guard_, n->audit_.get());
   RELIVE_ASSIGN_OR_RETURN(n->replica_, Replica::open(n->o_.state_dir + "/replica",
                                                      n->o_.config.limits.max_epoch_bytes));
+  n->metrics_.watch([node = n.get()] { return node->snapshot(); });
   return n;
 }
 
@@ -208,6 +209,7 @@ Result<std::string> HaNode::replicate(transfer::Link* link, const m::Command& c)
     RELIVE_RETURN_IF_ERROR(replica_->receive_dir(&link->channel(), *d));
   } else if (const auto* k = std::get_if<m::HaCommit>(&c)) {
     RELIVE_RETURN_IF_ERROR(replica_->commit(k->epoch));
+    metrics_.epoch_applied();
     std::lock_guard<std::mutex> l(mu_);
     committed_ = k->epoch;
     last_commit_ = Clock::now();
@@ -243,6 +245,29 @@ Result<std::string> HaNode::switchover_request() {
   if (st == 2) return fmt::format("{} handed over to {}", o_.name, other().name);
   return Status::Aborted("switchover failed: " +
                          (st == 1 ? std::string("timed out") : switchover_error_));
+}
+
+HaSnapshot HaNode::snapshot() const {
+  std::lock_guard<std::mutex> l(mu_);
+  HaSnapshot s;
+  s.role = role_name(role_);
+  s.committed_epoch = committed_;
+  if (role_ != Role::kPrimary) return s;
+  s.is_protected = protected_;
+  if (protected_ && committed_ > 0)
+    s.lag_s = std::chrono::duration<double>(Clock::now() - last_commit_).count();
+  if (lease_) {
+    s.lease_held = lease_->may_serve();
+    s.lease_remaining_s = static_cast<double>(lease_->remaining().count()) / 1000;
+  }
+  if (output_) {
+    OutputBuffer::Stats o = output_->stats();
+    s.has_output = true;
+    s.output_held = o.held;
+    s.output_released = o.released;
+    s.output_dropped = o.dropped;
+  }
+  return s;
 }
 
 std::string HaNode::status_json() const {
@@ -335,6 +360,7 @@ Result<std::unique_ptr<ProtectedWorkload>> HaNode::launch_workload(Replica* repl
 
 void HaNode::fence(const std::string& why) {
   RELIVE_LOG_WARN("fencing {}: {}", o_.name, why);
+  metrics_.fenced();
   {
     std::lock_guard<std::mutex> l(mu_);
     alerts_.push_back("fenced: " + why);

@@ -26,8 +26,10 @@
 #include <thread>
 #include <vector>
 
+#include "common/metrics.h"
 #include "drivers/criu/kdat_cache.h"
 #include "ha/ha_config.h"
+#include "ha/ha_metrics.h"
 #include "ha/lease_keeper.h"
 #include "ha/output_buffer.h"
 #include "ha/protected_workload.h"
@@ -51,6 +53,8 @@ struct HaNodeOptions {
   std::string name;       // this peer, one of config.peers
   std::string state_dir;  // audit log, replica, scratch images
   bool insecure = false;  // plaintext replication (tests and trusted links only)
+  // Where the node's metrics go (ha_metrics.h; not owned, must outlive the node); null: none.
+  metrics::Registry* metrics = nullptr;
 };
 
 class HaNode {
@@ -64,6 +68,8 @@ class HaNode {
 
   // The status `relive ha status` shows, as JSON.
   std::string status_json() const;
+  // The state the metrics show (ha_metrics.h).
+  HaSnapshot snapshot() const;
 
  private:
   explicit HaNode(HaNodeOptions o);
@@ -146,6 +152,8 @@ class HaNode {
 
   std::vector<std::thread> connections_;
   std::unique_ptr<criu::KdatCache> kdat_;
+  // Last: its scrape callbacks read the members above, so it goes first.
+  HaMetrics metrics_;
 };
 
 }  // namespace relive::ha

@@ -172,6 +172,7 @@ void HaNode::epoch() {
   need_full_ = false;
   // Release only while the lease is certainly ours: a primary in doubt holds.
   if (lease_->may_serve()) (void)output_->release_through(n);
+  metrics_.epoch_committed(ms(e->frozen), ms(Clock::now() - t0), shipped->wire_bytes);
   std::lock_guard<std::mutex> l(mu_);
   protected_ = true;
   committed_ = n;

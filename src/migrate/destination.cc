@@ -73,7 +73,10 @@ std::string peer_ip(const std::string& address) {
 class Session {
  public:
   Session(transfer::Link* link, security::RequestGate* gate, const DestinationOptions& o)
-      : link_(link), gate_(gate), o_(o) {}
+      : link_(link),
+        gate_(gate),
+        o_(o),
+        record_(o.metrics != nullptr ? o.metrics->record() : MigrationMetrics::Record()) {}
   ~Session() { undo(); }
 
   Result<DestinationOutcome> run();
@@ -118,6 +121,10 @@ class Session {
   bool committed_ = false;
   DestinationPhase phase_{DestinationFlow::kProcess};
   DestinationOutcome outcome_;
+  MigrationMetrics::Record record_;
+  // The downtime: the source's frozen time when it sent restore, plus ours from its arrival.
+  double frozen_before_restore_ms_ = 0;
+  Clock::time_point restore_arrived_{};
 };
 
 void Session::undo() {
@@ -255,6 +262,8 @@ Status Session::restore_runc(const m::Restore& r) {
 
 Status Session::restore(const m::Restore& r) {
   auto start = Clock::now();
+  restore_arrived_ = start;
+  frozen_before_restore_ms_ = r.frozen_ms > 0 ? r.frozen_ms : 0;
   if (svc_) {
     RELIVE_RETURN_IF_ERROR(net::add_address(*svc_, svc_dev_));
     address_added_ = true;
@@ -275,6 +284,8 @@ Status Session::restore(const m::Restore& r) {
 // host any more: the source may resume its own copy.
 Status Session::commit() {
   auto start = Clock::now();
+  if (restore_arrived_ != Clock::time_point{})
+    record_.downtime(frozen_before_restore_ms_ + ms_between(restore_arrived_, start));
   if (runc_) {
     Status s = runc_->commit();
     if (!s.ok()) {
@@ -384,6 +395,7 @@ Result<m::Reply> Session::act(const m::Command& c, bool* done) {
           transfer::receive_files(&link_->channel(), *f, work_->path() + "/bundle"));
     else
       return Status::InvalidArgument("unknown file batch " + f->dir);
+    for (const m::FileEntry& e : f->files) record_.add_bytes(e.size);
     return default_reply();
   }
   if (const auto* p = std::get_if<m::PageRound>(&c)) {
@@ -393,10 +405,12 @@ Result<m::Reply> Session::act(const m::Command& c, bool* done) {
       cache_.emplace(std::move(pc));
     }
     RELIVE_RETURN_IF_ERROR(cache_->receive(&link_->channel(), *p));
+    record_.add_bytes(p->pages * 4096);
     return default_reply();
   }
   if (const auto* l = std::get_if<m::LogRound>(&c)) {
     RELIVE_RETURN_IF_ERROR(receive_log(*l));
+    record_.add_bytes(l->bytes);
     return default_reply();
   }
   if (std::holds_alternative<m::Verify>(c)) return verify();
@@ -433,9 +447,14 @@ Result<DestinationOutcome> Session::run() {
     }
     claim_ = std::move(*admitted);
   }
-  if (b->kind == m::WorkloadKind::kVm && b->strategy == m::Strategy::kLogShipping)
-    return serve_vm_log_shipping(link_, gate_, o_, *b);
-  if (b->kind == m::WorkloadKind::kVm) return serve_vm_migration(link_, gate_, o_, *b);
+  record_.begin(m::strategy_name(b->strategy));
+  if (b->kind == m::WorkloadKind::kVm) {
+    Result<DestinationOutcome> vm = b->strategy == m::Strategy::kLogShipping
+                                        ? serve_vm_log_shipping(link_, gate_, o_, *b)
+                                        : serve_vm_migration(link_, gate_, o_, *b);
+    if (vm.ok()) record_.succeeded();
+    return vm;
+  }
   Status began = begin(*b);
   if (!began.ok()) {
     (void)link_->fail(began);
@@ -444,6 +463,7 @@ Result<DestinationOutcome> Session::run() {
   RELIVE_RETURN_IF_ERROR(link_->ack());
   RELIVE_RETURN_IF_ERROR(
       link_->serve(gate_, [this](const m::Command& c, bool* done) { return dispatch(c, done); }));
+  record_.succeeded();  // committed: what follows (post-copy's last pages) is the workload's
   if (lazy_) {
     // Post-copy: the tree runs; the daemon finishes copying its memory in the background.
     Status s = lazy_->wait(std::chrono::minutes(30));

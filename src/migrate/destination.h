@@ -12,6 +12,7 @@
 #include <memory>
 #include <string>
 
+#include "migrate/migration_metrics.h"
 #include "relive/result.h"
 #include "security/request_gate.h"
 #include "transfer/link.h"
@@ -53,6 +54,8 @@ struct DestinationOptions {
   std::string vm_root;
   // Empty: every migration is admitted.
   AdmitArrival admit;
+  // Where each migration is counted (not owned; must outlive serve_migration); null: nowhere.
+  MigrationMetrics* metrics = nullptr;
 };
 
 struct DestinationOutcome {

@@ -109,7 +109,10 @@ void Source::add_bytes(const std::string& phase, uint64_t n) {
 
 Status Source::switch_over(const m::Restore& restore) {
   progress("phase=restore");
-  RELIVE_ASSIGN_OR_RETURN(m::Reply restored, link_->call_reply(restore));
+  // The destination adds its own time to the resume to this for its downtime metric.
+  m::Restore told = restore;
+  if (freeze_ != Clock::time_point{}) told.frozen_ms = ms_between(freeze_, Clock::now());
+  RELIVE_ASSIGN_OR_RETURN(m::Reply restored, link_->call_reply(told));
   // A reply we cannot read: nothing is committed yet, so the source resumes (the rollback) and
   // the destination, never told to commit, undoes its copy.
   RELIVE_ASSIGN_OR_RETURN(m::OutcomeReply reply,

@@ -115,6 +115,7 @@ void build(const m::Command& c, MigrationCommand::Builder o) {
                    b.setLazyPagesPort(r.lazy_pages_port);
                    b.setPagesFromCache(r.pages_from_cache);
                    b.setPagesFromReplay(r.pages_from_replay);
+                   b.setFrozenMs(r.frozen_ms);
                  },
                  [&](const m::Commit&) { o.setCommit(); },
                  [&](const m::Abort& a) { o.setAbort(as_text(a.reason)); },
@@ -183,7 +184,7 @@ Result<m::Command> read(MigrationCommand::Reader r) {
     case MigrationCommand::RESTORE: {
       auto x = r.getRestore();
       return m::Command(m::Restore{to_string(x.getLazyPagesAddress()), x.getLazyPagesPort(),
-                                   x.getPagesFromCache(), x.getPagesFromReplay()});
+                                   x.getPagesFromCache(), x.getPagesFromReplay(), x.getFrozenMs()});
     }
     case MigrationCommand::COMMIT:
       return m::Command(m::Commit{});

@@ -61,6 +61,7 @@ struct Restore {
   uint16_t lazy_pages_port = 0;
   bool pages_from_cache = false;
   bool pages_from_replay = false;
+  double frozen_ms = 0;  // the workload's downtime so far, as the source measured it (0: unknown)
   bool operator==(const Restore&) const = default;
 };
 

@@ -50,7 +50,7 @@ std::vector<m::Command> samples() {
                     {"sub/pages-1.img", 0, "ffffffffffffffffffffffffffffffff"}}},
       m::PageRound{7, 262144},
       m::LogRound{3, 1ull << 40, true, 1688768500},
-      m::Restore{"198.18.0.1", 27000, true},
+      m::Restore{"198.18.0.1", 27000, true, false, 123.25},
       m::Commit{},
       m::Abort{"source ran out of patience"},
       m::Verify{},
