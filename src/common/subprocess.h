@@ -3,9 +3,9 @@
 // unless it was waited for or released; run() starts a program, waits for it with a timeout and
 // returns its exit status and what it printed.
 //
-// Everything the child needs (argv, envp, the resolved binary, the namespace and output fds) is
-// prepared in the parent: between clone and exec the child makes only async-signal-safe system
-// calls (subprocess.cc, child_exec), so starting a program from a threaded process is safe.
+// Everything the child needs (argv, envp, the resolved binary, the namespace, mount and output
+// fds) is prepared in the parent: between clone and exec the child makes only async-signal-safe
+// system calls (subprocess.cc, child_exec), so starting a program from a threaded process is safe.
 #pragma once
 
 #include <sys/types.h>
