@@ -24,7 +24,7 @@ using Clock = std::chrono::steady_clock;
 using std::chrono::milliseconds;
 namespace m = relive::migration;
 
-constexpr milliseconds kQmpTimeout{30000};
+constexpr milliseconds kLiveStartTimeout{30000};  // from `cont` until the loaded VM runs
 constexpr milliseconds kToolTimeout{30000};
 constexpr milliseconds kReplayTimeout{600000};  // the final replay: the source's lead on us
 constexpr size_t kLogHeader = 12;               // QEMU's replay log header (version, 0)
@@ -201,7 +201,7 @@ Status VmLogIncoming::run_live() {
     RELIVE_RETURN_IF_ERROR(live_->check_alive());
     RELIVE_ASSIGN_OR_RETURN(nlohmann::json st, live_->qmp.execute("query-status"));
     if (json_value_or(st, "running", false)) break;
-    if (Clock::now() - start > kQmpTimeout) return Status::IoError("the VM does not run");
+    if (Clock::now() - start > kLiveStartTimeout) return Status::IoError("the VM does not run");
     std::this_thread::sleep_for(milliseconds(10));
   }
   vm_.outcome().restore_ms = ms_since(start);
