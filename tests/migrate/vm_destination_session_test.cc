@@ -7,74 +7,52 @@
 
 #include <filesystem>
 #include <future>
-#include <nlohmann/json.hpp>
-#include <sstream>
 
-#include "security/audit_log.h"
-#include "security/replay_guard.h"
-#include "security/request_gate.h"
 #include "test_util.h"
-#include "transfer/link.h"
-#include "transfer/test_channel.h"
+#include "transfer/link_pair.h"
 
 namespace relive::migrate {
 namespace {
 
 namespace m = relive::migration;
-using transfer::testing::SocketPairChannel;
+using transfer::testing::LinkPair;
 
 class VmDestinationSessionTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    Result<security::AuditLog> log = security::AuditLog::open(dir_ / "audit.jsonl");
-    ASSERT_TRUE(log.ok()) << log.status().to_string();
-    audit_.emplace(std::move(*log));
-    gate_.emplace(&guard_, &*audit_);
+    Status opened = links_.open();
+    ASSERT_TRUE(opened.ok()) << opened.to_string();
+    Status hello = links_.hello();
+    ASSERT_TRUE(hello.ok()) << hello.to_string();
+    source_ = &links_.source();
+    destination_ = &links_.destination();
     options_.node_name = "beta";
     options_.vm_root = dir_ / "vms";
     options_.insecure = true;
     begin_.kind = m::WorkloadKind::kVm;
     begin_.strategy = m::Strategy::kLogShipping;
     begin_.name = "web-1";
-    auto [a, b] = SocketPairChannel::pair();
-    source_ = std::make_unique<transfer::Link>(std::move(a));
-    destination_ = std::make_unique<transfer::Link>(std::move(b));
-    std::future<Status> accepted = std::async(
-        std::launch::async, [this] { return destination_->accept_hello(&*gate_, "beta"); });
-    ASSERT_TRUE(source_->hello("alpha").ok());
-    ASSERT_TRUE(accepted.get().ok());
   }
 
   VmDestinationSession session(DestinationFlow flow) {
-    return VmDestinationSession(destination_.get(), &*gate_, options_, begin_, flow);
+    return VmDestinationSession(destination_, links_.gate(), options_, begin_, flow);
   }
 
   // The source sends begin and the destination admits it, as destination.cc does before it
   // hands a VM migration to its session.
   void send_begin() {
     ASSERT_TRUE(source_->send(begin_).ok());
-    Result<m::Command> c = destination_->next_command(&*gate_);
+    Result<m::Command> c = destination_->next_command(links_.gate());
     ASSERT_TRUE(c.ok()) << c.status().to_string();
     ASSERT_TRUE(std::holds_alternative<m::Begin>(*c));
   }
 
-  std::vector<nlohmann::json> refusals() {
-    std::istringstream in(relive::testing::read_all(dir_ / "audit.jsonl"));
-    std::vector<nlohmann::json> out;
-    for (std::string line; std::getline(in, line);) {
-      auto j = nlohmann::json::parse(line);
-      if (j["decision"] == "refused") out.push_back(j);
-    }
-    return out;
-  }
-
   relive::testing::TempDir dir_;
-  security::ReplayGuard guard_;
-  std::optional<security::AuditLog> audit_;
-  std::optional<security::RequestGate> gate_;
+  LinkPair links_{dir_ / "audit.jsonl"};
   DestinationOptions options_;
   m::Begin begin_;
-  std::unique_ptr<transfer::Link> source_, destination_;
+  transfer::Link* source_ = nullptr;
+  transfer::Link* destination_ = nullptr;
 };
 
 TEST_F(VmDestinationSessionTest, DirectoryIsNamedAfterASafeLabelElseVm) {
@@ -158,7 +136,7 @@ TEST_F(VmDestinationSessionTest, ACommandOutOfOrderIsRefusedAndAuditedBeforeTheH
   EXPECT_EQ(r.status().message(), "destination: " + why);
   EXPECT_EQ(served.get().message(), why);
   EXPECT_FALSE(handler_ran);
-  auto refused = refusals();
+  auto refused = links_.refusals();
   ASSERT_EQ(refused.size(), 1u);
   EXPECT_EQ(refused[0]["command"], "migrate.commit");
 }

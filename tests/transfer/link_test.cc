@@ -10,14 +10,11 @@
 #include <chrono>
 #include <future>
 #include <memory>
-#include <optional>
 #include <string>
 
-#include "security/audit_log.h"
 #include "security/plain_channel.h"
-#include "security/replay_guard.h"
-#include "security/request_gate.h"
 #include "test_util.h"
+#include "transfer/link_pair.h"
 #include "wire/migration_codec.h"
 #include "wire/protocol_codec.h"
 
@@ -41,23 +38,18 @@ class LinkReplies : public ::testing::Test {
   void SetUp() override {
     int fds[2];
     ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, fds), 0);
-    source_.emplace(plain_channel(fds[0], "destination"));
-    destination_.emplace(plain_channel(fds[1], "source"));
-    Result<security::AuditLog> log = security::AuditLog::open(dir_ / "audit.jsonl");
-    ASSERT_TRUE(log.ok()) << log.status().to_string();
-    audit_.emplace(std::move(*log));
-    gate_.emplace(&guard_, &*audit_);
-    std::future<Status> accepted =
-        std::async(std::launch::async, [this] { return destination_->accept_hello(&*gate_, "b"); });
-    Status hello = source_->hello("a");
-    Status accept = accepted.get();
+    Status opened =
+        links_.open({plain_channel(fds[0], "destination"), plain_channel(fds[1], "source")});
+    ASSERT_TRUE(opened.ok()) << opened.to_string();
+    Status hello = links_.hello();
     ASSERT_TRUE(hello.ok()) << hello.to_string();
-    ASSERT_TRUE(accept.ok()) << accept.to_string();
+    source_ = &links_.source();
+    destination_ = &links_.destination();
   }
 
   // The destination admits the source's next command (already sent); its name.
   std::string admit() {
-    Result<m::Command> c = destination_->next_command(&*gate_);
+    Result<m::Command> c = destination_->next_command(links_.gate());
     EXPECT_TRUE(c.ok()) << c.status().to_string();
     return c.ok() ? m::command_name(*c) : "";
   }
@@ -78,10 +70,9 @@ class LinkReplies : public ::testing::Test {
   }
 
   relive::testing::TempDir dir_;
-  security::ReplayGuard guard_;
-  std::optional<security::AuditLog> audit_;
-  std::optional<security::RequestGate> gate_;
-  std::optional<Link> source_, destination_;
+  testing::LinkPair links_{dir_ / "audit.jsonl"};
+  Link* source_ = nullptr;
+  Link* destination_ = nullptr;
 };
 
 TEST_F(LinkReplies, EachReplyKindRoundTrips) {
@@ -107,13 +98,15 @@ TEST_F(LinkReplies, EachReplyKindRoundTrips) {
 // and the source reads each through call_reply() and reply_as<>.
 TEST_F(LinkReplies, ServeAnswersEachCommandWithItsTypedReply) {
   std::future<Status> served = std::async(std::launch::async, [this] {
-    return destination_->serve(&*gate_, [](const m::Command& c, bool* done) -> Result<m::Reply> {
-      if (std::holds_alternative<m::Begin>(c)) return m::Reply{m::VmBeginReply{5555, 12, "/d"}};
-      if (const auto* l = std::get_if<m::LogRound>(&c))
-        return m::Reply{m::LogRoundReply{l->icount}};
-      *done = true;
-      return m::Reply{m::OutcomeReply{12, 4.5, 0}};
-    });
+    return destination_->serve(links_.gate(),
+                               [](const m::Command& c, bool* done) -> Result<m::Reply> {
+                                 if (std::holds_alternative<m::Begin>(c))
+                                   return m::Reply{m::VmBeginReply{5555, 12, "/d"}};
+                                 if (const auto* l = std::get_if<m::LogRound>(&c))
+                                   return m::Reply{m::LogRoundReply{l->icount}};
+                                 *done = true;
+                                 return m::Reply{m::OutcomeReply{12, 4.5, 0}};
+                               });
   });
   Result<m::Reply> begun = source_->call_reply(m::Begin{});
   ASSERT_TRUE(begun.ok()) << begun.status().to_string();
