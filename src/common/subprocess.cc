@@ -7,6 +7,7 @@
 #include <sched.h>
 #include <signal.h>
 #include <sys/mman.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -29,7 +30,7 @@ namespace {
 constexpr size_t kMaxOutput = size_t{1} << 20;
 
 // The set-up steps a child can fail in, reported to the parent through the error pipe.
-enum class Step : int { kSession, kNetns, kFds, kCwd, kPreExec, kExec };
+enum class Step : int { kSession, kNetns, kMounts, kFds, kCwd, kPreExec, kExec };
 
 const char* step_name(Step s) {
   switch (s) {
@@ -37,6 +38,8 @@ const char* step_name(Step s) {
       return "setsid";
     case Step::kNetns:
       return "entering the network namespace";
+    case Step::kMounts:
+      return "mounting its private file systems";
     case Step::kFds:
       return "setting up its fds";
     case Step::kCwd:
@@ -60,6 +63,7 @@ struct ChildPlan {
   char* const* argv = nullptr;
   char* const* envp = nullptr;
   int netns_fd = -1;
+  std::vector<std::pair<int, const char*>> mounts;  // {detached mount, path}; in a new mount ns
   const char* cwd = nullptr;
   std::vector<std::pair<int, int>> fds;  // {source, target}, targets 0, 1, 2 first
   int max_target = 2;
@@ -94,6 +98,17 @@ int arrange_fds(ChildPlan& p) {
   return keep;
 }
 
+// In the child's new mount namespace: every mount private first (so that nothing attached here
+// propagates to the caller's namespace), then each detached mount moved onto its path.
+void attach_mounts(const ChildPlan& p) {
+  if (::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0)
+    child_fail(p.error_fd, Step::kMounts, errno);
+  for (const auto& [fd, path] : p.mounts) {
+    if (::move_mount(fd, "", AT_FDCWD, path, MOVE_MOUNT_F_EMPTY_PATH) != 0)
+      child_fail(p.error_fd, Step::kMounts, errno);
+  }
+}
+
 // The child between clone and exec: async-signal-safe system calls only (no allocation, no
 // locks, no exceptions). Every signal is blocked on entry (the parent blocked them around the
 // clone), so no handler inherited from the parent can run here.
@@ -105,6 +120,7 @@ int arrange_fds(ChildPlan& p) {
   if (p.netns_fd >= 0 && ::setns(p.netns_fd, CLONE_NEWNET) != 0) {
     child_fail(p.error_fd, Step::kNetns, errno);
   }
+  if (!p.mounts.empty()) attach_mounts(p);
   int error_fd = arrange_fds(p);
   if (p.cwd != nullptr && ::chdir(p.cwd) != 0) child_fail(error_fd, Step::kCwd, errno);
   if (p.pre_exec != nullptr) {
@@ -297,12 +313,18 @@ Result<Subprocess> Subprocess::spawn(const std::vector<std::string>& argv_in,
     plan.fds.emplace_back(source, target);
     plan.max_target = std::max(plan.max_target, target);
   }
+  for (const ChildMount& m : o.mounts) {
+    if (m.fd < 0 || m.path.empty())
+      return Status::InvalidArgument("a child mount needs a mount fd and a path");
+    plan.mounts.emplace_back(m.fd, m.path.c_str());
+  }
   plan.new_session = o.new_session;
   plan.pre_exec = o.pre_exec;
   plan.pre_exec_arg = o.pre_exec_arg;
   plan.error_fd = error_write.get();
 
-  RELIVE_ASSIGN_OR_RETURN(auto child, clone_child(plan, o.clone_flags));
+  uint64_t flags = o.clone_flags | (o.mounts.empty() ? 0 : uint64_t{CLONE_NEWNS});
+  RELIVE_ASSIGN_OR_RETURN(auto child, clone_child(plan, flags));
   Subprocess p(child.first, std::move(child.second), o.new_session);
   error_write.reset();
   ChildError e{};
@@ -416,6 +438,7 @@ Result<RunResult> run(const std::vector<std::string>& argv, const RunOptions& o)
   so.output_fd = out.get();
   so.discard_output = o.discard_output;
   for (int fd : o.keep_fds) so.fds.emplace_back(fd, fd);
+  so.mounts = o.mounts;
   RELIVE_ASSIGN_OR_RETURN(Subprocess child, Subprocess::spawn(argv, so));
   RELIVE_ASSIGN_OR_RETURN(ExitStatus status, child.wait(o.timeout));
   RunResult r;

@@ -3,9 +3,9 @@
 // unless it was waited for or released; run() starts a program, waits for it with a timeout and
 // returns its exit status and what it printed.
 //
-// Everything the child needs (argv, envp, the resolved binary, the namespace and output fds) is
-// prepared in the parent: between clone and exec the child makes only async-signal-safe system
-// calls (subprocess.cc, child_exec), so starting a program from a threaded process is safe.
+// Everything the child needs (argv, envp, the resolved binary, the namespace, mount and output
+// fds) is prepared in the parent: between clone and exec the child makes only async-signal-safe
+// system calls (subprocess.cc, child_exec), so starting a program from a threaded process is safe.
 #pragma once
 
 #include <sys/types.h>
@@ -34,6 +34,12 @@ struct ExitStatus {
   static ExitStatus from_wait_status(int wait_status);
 };
 
+// A file system a child sees in its own mount namespace (SpawnOptions::mounts).
+struct ChildMount {
+  int fd = -1;       // a detached mount: PrivateTmpfs::fd() (common/private_tmpfs.h)
+  std::string path;  // where the child sees it (an existing directory)
+};
+
 // What the child gets besides argv. Defaults: stdin /dev/null, stdout and stderr inherited, the
 // caller's environment, every other fd closed, an empty signal mask and default dispositions.
 struct SpawnOptions {
@@ -49,6 +55,10 @@ struct SpawnOptions {
   bool new_session = false;  // setsid(): its own process group, killed with it
   // Extra clone3 flags, e.g. CLONE_NEWPID (the child is then the init of a new PID namespace).
   uint64_t clone_flags = 0;
+  // When not empty, the child runs in a new mount namespace whose mounts are all private
+  // (nothing it mounts or unmounts reaches the caller's), with each of these attached at its
+  // path before exec; the caller's mount namespace never sees them.
+  std::vector<ChildMount> mounts{};
   // Runs in the child just before exec; it must make only async-signal-safe calls and return 0
   // or an errno value (the start then fails with it).
   int (*pre_exec)(const void* arg) = nullptr;
@@ -116,6 +126,7 @@ struct RunOptions {
   bool discard_output = false;
   // Fds (above 2) the program inherits under the same numbers; every other one is closed.
   std::vector<int> keep_fds{};
+  std::vector<ChildMount> mounts{};  // as SpawnOptions::mounts
 };
 
 struct RunResult : ExitStatus {

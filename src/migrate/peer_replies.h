@@ -16,14 +16,8 @@
 
 namespace relive::migrate {
 
-// The destination's typed reply of kind T (migration::OutcomeReply for a restore or a commit,
-// VmBeginReply, LogRoundReply): Corruption naming `what` when it answered with another kind.
-template <typename T>
-Result<T> reply_as(const migration::Reply& reply, std::string_view what) {
-  if (const T* r = std::get_if<T>(&reply)) return *r;
-  return Status::Corruption(std::string(what) + ": the destination answered with reply kind " +
-                            std::to_string(reply.index()));
-}
+// The destination's typed reply of kind T (wire/migration_types.h).
+using migration::reply_as;
 
 // CR/TR's verify: the pages the replay did not reproduce, checked to be page ranges.
 struct VerifyReply {

@@ -36,4 +36,15 @@ nlohmann::json qemu_tls_object(const std::string& dir, bool server) {
           {"verify-peer", true}};
 }
 
+Status add_qemu_tls(qemu::QmpClient& qmp, const std::string& key_dir, const std::string& node,
+                    const std::string& dir, bool server) {
+  RELIVE_RETURN_IF_ERROR(make_qemu_tls_dir(key_dir, node, dir, server));
+  return qmp.execute("object-add", qemu_tls_object(dir, server)).status();
+}
+
+void remove_qemu_tls(qemu::QmpClient& qmp) {
+  (void)qmp.execute("migrate-set-parameters", {{"tls-creds", ""}, {"tls-hostname", ""}});
+  (void)qmp.execute("object-del", {{"id", kQemuTlsObjectId}});
+}
+
 }  // namespace relive::migrate

@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "drivers/qemu/qmp_client.h"
 #include "relive/result.h"
 
 namespace relive::migrate {
@@ -23,5 +24,11 @@ Status make_qemu_tls_dir(const std::string& key_dir, const std::string& node,
 // against the CA; the source also checks the destination's name (migration parameter
 // tls-hostname).
 nlohmann::json qemu_tls_object(const std::string& dir, bool server);
+
+// Both steps for the QEMU behind `qmp`: the directory (make_qemu_tls_dir) and the object.
+Status add_qemu_tls(qemu::QmpClient& qmp, const std::string& key_dir, const std::string& node,
+                    const std::string& dir, bool server);
+// Undoes add_qemu_tls() and the migration parameters that name the object, best effort.
+void remove_qemu_tls(qemu::QmpClient& qmp);
 
 }  // namespace relive::migrate

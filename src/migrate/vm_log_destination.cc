@@ -1,8 +1,6 @@
 #include "migrate/vm_log_destination.h"
 
 #include <fcntl.h>
-#include <fmt/format.h>
-#include <stdlib.h>
 #include <unistd.h>
 
 #include <nlohmann/json.hpp>
@@ -15,10 +13,8 @@
 #include "common/logging.h"
 #include "common/scoped_fd.h"
 #include "common/subprocess.h"
-#include "drivers/qemu/qemu_process.h"
-#include "drivers/qemu/qmp_client.h"
 #include "drivers/qemu/record_replay_args.h"
-#include "migrate/destination_phase.h"
+#include "migrate/vm_destination_session.h"
 #include "transfer/bulk.h"
 
 namespace relive::migrate {
@@ -28,7 +24,7 @@ using Clock = std::chrono::steady_clock;
 using std::chrono::milliseconds;
 namespace m = relive::migration;
 
-constexpr milliseconds kQmpTimeout{30000};
+constexpr milliseconds kLiveStartTimeout{30000};  // from `cont` until the loaded VM runs
 constexpr milliseconds kToolTimeout{30000};
 constexpr milliseconds kReplayTimeout{600000};  // the final replay: the source's lead on us
 constexpr size_t kLogHeader = 12;               // QEMU's replay log header (version, 0)
@@ -43,7 +39,7 @@ class VmLogIncoming {
  public:
   VmLogIncoming(transfer::Link* link, security::RequestGate* gate, const DestinationOptions& o,
                 const m::Begin& b)
-      : link_(link), gate_(gate), o_(o), begin_(b) {}
+      : vm_(link, gate, o, b, DestinationFlow::kVmLog), begin_(vm_.begin()) {}
 
   Result<DestinationOutcome> run();
 
@@ -60,29 +56,22 @@ class VmLogIncoming {
   Result<m::Reply> dispatch(const m::Command& c, bool* done);
   Result<uint64_t> replay_icount();
 
-  transfer::Link* link_;
-  security::RequestGate* gate_;
-  const DestinationOptions& o_;
-  m::Begin begin_;
+  VmDestinationSession vm_;
+  const m::Begin& begin_;
   std::string dir_, log_, image_;
   std::string header_;    // the replay log header this QEMU writes
   uint64_t written_ = 0;  // log bytes received
   ScopedFd log_fd_;
-  std::optional<qemu::QemuProcess> replay_, live_;
-  std::optional<qemu::QmpClient> rqmp_, lqmp_;
-  DestinationPhase phase_{DestinationFlow::kVmLog};
-  DestinationOutcome outcome_;
+  // Not committed: their guards kill them (vm_destination_session.h).
+  std::optional<VmQemu> replay_, live_;
 };
 
 // The VM's directory, the snapshot image, and the log header: a recording QEMU writes its log's
 // version only when it exits, so the source's log starts with zeros until then; a QEMU of the
 // binary here, recording nothing for an instant, tells which version it reads.
 Status VmLogIncoming::prepare() {
-  std::string root = o_.vm_root.empty() ? "/var/lib/relive/vms" : o_.vm_root;
-  RELIVE_RETURN_IF_ERROR(make_dirs(root));
-  std::string tmpl = root + "/vm.XXXXXX";
-  if (::mkdtemp(tmpl.data()) == nullptr) return PosixError("mkdtemp " + tmpl, errno);
-  dir_ = tmpl;
+  RELIVE_RETURN_IF_ERROR(vm_.make_dir("vm"));
+  dir_ = vm_.dir();
   log_ = dir_ + "/replay.rr";
   image_ = dir_ + "/handover.qcow2";
   if (begin_.vm_args.empty()) return Status::InvalidArgument("no QEMU command line");
@@ -93,16 +82,16 @@ Status VmLogIncoming::prepare() {
 
 Status VmLogIncoming::probe_log_version() {
   std::string socket = dir_ + "/probe.sock";
-  qemu::QemuLaunch l{
+  VmDestinationSession::QemuStart start{
       {begin_.vm_args[0], "-machine", "none", "-nodefaults", "-no-user-config", "-display", "none",
        "-S", "-icount", "shift=0,rr=record,rrfile=" + dir_ + "/probe.rr", "-qmp",
        "unix:" + socket + ",server=on,wait=off"},
-      dir_,
-      dir_ + "/tools.log"};
-  RELIVE_ASSIGN_OR_RETURN(qemu::QemuProcess p, qemu::QemuProcess::start(l));
-  RELIVE_ASSIGN_OR_RETURN(qemu::QmpClient c, qemu::QmpClient::connect(socket, kQmpTimeout));
-  (void)c.execute("quit");  // the answer may be lost as QEMU exits
-  for (auto end = Clock::now() + kToolTimeout; p.running();) {
+      socket,
+      "the probing QEMU",
+      "tools.log"};
+  RELIVE_ASSIGN_OR_RETURN(VmQemu probe, vm_.start_qemu(std::move(start)));
+  (void)probe.qmp.execute("quit");  // the answer may be lost as QEMU exits
+  for (auto end = Clock::now() + kToolTimeout; probe.process.running();) {
     if (Clock::now() > end) return Status::IoError("the probing QEMU did not quit");
     std::this_thread::sleep_for(milliseconds(10));
   }
@@ -122,7 +111,7 @@ Status VmLogIncoming::log_header() {
 // Appends a round's log bytes (the first round's header replaced by ours).
 Status VmLogIncoming::receive(const m::LogRound& l) {
   if (!log_fd_.valid()) RELIVE_RETURN_IF_ERROR(log_header());
-  transfer::BulkReceiver in(&link_->channel());
+  transfer::BulkReceiver in(&vm_.link().channel());
   for (uint64_t remaining = l.bytes; remaining > 0;) {
     RELIVE_ASSIGN_OR_RETURN(std::vector<std::string> events, in.next());
     for (const std::string& ev : events) {
@@ -142,33 +131,27 @@ Status VmLogIncoming::receive(const m::LogRound& l) {
 }
 
 Status VmLogIncoming::start_replay() {
-  std::string socket = dir_ + "/replay.sock";
-  qemu::QemuLaunch l;
-  RELIVE_ASSIGN_OR_RETURN(l.argv, qemu::replay_args(begin_.vm_args, log_, image_, socket));
-  l.cwd = dir_;
-  l.log_file = dir_ + "/qemu.log";
-  RELIVE_ASSIGN_OR_RETURN(qemu::QemuProcess p, qemu::QemuProcess::start(l));
-  replay_.emplace(std::move(p));
-  Result<qemu::QmpClient> c = qemu::QmpClient::connect(socket, kQmpTimeout);
-  if (!c.ok())
-    return c.status().with_context("replaying QEMU did not start (" + replay_->log_tail() + ")");
-  rqmp_.emplace(std::move(*c));
+  VmDestinationSession::QemuStart start{{}, dir_ + "/replay.sock", "replaying QEMU"};
+  RELIVE_ASSIGN_OR_RETURN(start.argv,
+                          qemu::replay_args(begin_.vm_args, log_, image_, start.socket));
+  RELIVE_ASSIGN_OR_RETURN(VmQemu q, vm_.start_qemu(std::move(start)));
+  replay_.emplace(std::move(q));
   return Status::Ok();
 }
 
 Result<uint64_t> VmLogIncoming::replay_icount() {
-  RELIVE_ASSIGN_OR_RETURN(nlohmann::json r, rqmp_->execute("query-replay"));
+  RELIVE_ASSIGN_OR_RETURN(nlohmann::json r, replay_->qmp.execute("query-replay"));
   return json_value_or(r, "icount", uint64_t{0});
 }
 
 // Lets the replay run on up to `icount` (where it pauses by itself).
 Status VmLogIncoming::replay_until(uint64_t icount) {
   if (!replay_) RELIVE_RETURN_IF_ERROR(start_replay());
-  if (!replay_->running()) return Status::IoError("replaying QEMU exited: " + replay_->log_tail());
+  RELIVE_RETURN_IF_ERROR(replay_->check_alive());
   RELIVE_ASSIGN_OR_RETURN(uint64_t at, replay_icount());
   if (icount <= at) return Status::Ok();
-  RELIVE_RETURN_IF_ERROR(rqmp_->execute("replay-break", {{"icount", icount}}).status());
-  return rqmp_->execute("cont").status();
+  RELIVE_RETURN_IF_ERROR(replay_->qmp.execute("replay-break", {{"icount", icount}}).status());
+  return replay_->qmp.execute("cont").status();
 }
 
 // The whole log is here: replay to its end (the source's quit, where -action shutdown=pause
@@ -176,12 +159,12 @@ Status VmLogIncoming::replay_until(uint64_t icount) {
 Status VmLogIncoming::finish_replay(m::LogRoundReply* reply) {
   auto start = Clock::now();
   if (!replay_) RELIVE_RETURN_IF_ERROR(start_replay());
-  (void)rqmp_->execute("replay-delete-break");
-  RELIVE_RETURN_IF_ERROR(rqmp_->execute("cont").status());
+  qemu::QmpClient& qmp = replay_->qmp;
+  (void)qmp.execute("replay-delete-break");
+  RELIVE_RETURN_IF_ERROR(qmp.execute("cont").status());
   for (;;) {
-    if (!replay_->running())
-      return Status::IoError("replaying QEMU exited: " + replay_->log_tail());
-    RELIVE_ASSIGN_OR_RETURN(nlohmann::json st, rqmp_->execute("query-status"));
+    RELIVE_RETURN_IF_ERROR(replay_->check_alive());
+    RELIVE_ASSIGN_OR_RETURN(nlohmann::json st, qmp.execute("query-status"));
     if (json_value_or(st, "status", "") == "shutdown") break;
     if (Clock::now() - start > kReplayTimeout) return Status::IoError("the replay did not end");
     std::this_thread::sleep_for(milliseconds(20));
@@ -190,52 +173,43 @@ Status VmLogIncoming::finish_replay(m::LogRoundReply* reply) {
   auto saving = Clock::now();
   RELIVE_ASSIGN_OR_RETURN(
       nlohmann::json out,
-      rqmp_->execute("human-monitor-command", {{"command-line", std::string("savevm ") + kTag}}));
+      qmp.execute("human-monitor-command", {{"command-line", std::string("savevm ") + kTag}}));
   // HMP reports failures as text.
   if (out.is_string() && !out.get<std::string>().empty())
     return Status::IoError("savevm at the end of the replay: " + out.get<std::string>());
   reply->savevm_ms = ms_since(saving);
-  (void)rqmp_->execute("quit");
-  rqmp_.reset();
+  (void)qmp.execute("quit");
   replay_.reset();  // kills it if the quit did not
   return Status::Ok();
 }
 
 // A QEMU that records anew, loaded from the snapshot, paused until the commit.
 Status VmLogIncoming::go_live() {
-  std::string socket = dir_ + "/qmp.sock";
-  qemu::QemuLaunch l;
-  RELIVE_ASSIGN_OR_RETURN(l.argv,
-                          qemu::live_args(begin_.vm_args, dir_ + "/live.rr", image_, kTag, socket));
-  l.cwd = dir_;
-  l.log_file = dir_ + "/qemu.log";
-  RELIVE_ASSIGN_OR_RETURN(qemu::QemuProcess p, qemu::QemuProcess::start(l));
-  live_.emplace(std::move(p));
-  Result<qemu::QmpClient> c = qemu::QmpClient::connect(socket, kQmpTimeout);
-  if (!c.ok())
-    return c.status().with_context("live QEMU did not start (" + live_->log_tail() + ")");
-  lqmp_.emplace(std::move(*c));
+  VmDestinationSession::QemuStart start{{}, dir_ + "/qmp.sock", "live QEMU"};
+  RELIVE_ASSIGN_OR_RETURN(
+      start.argv, qemu::live_args(begin_.vm_args, dir_ + "/live.rr", image_, kTag, start.socket));
+  RELIVE_ASSIGN_OR_RETURN(VmQemu q, vm_.start_qemu(std::move(start)));
+  live_.emplace(std::move(q));
   return Status::Ok();
 }
 
 Status VmLogIncoming::run_live() {
-  if (!lqmp_) return Status::Corruption("commit before the last log round");
+  if (!live_) return Status::Corruption("commit before the last log round");
   auto start = Clock::now();
-  RELIVE_RETURN_IF_ERROR(lqmp_->execute("cont").status());
+  RELIVE_RETURN_IF_ERROR(live_->qmp.execute("cont").status());
   for (;;) {
-    if (!live_->running()) return Status::IoError("live QEMU exited: " + live_->log_tail());
-    RELIVE_ASSIGN_OR_RETURN(nlohmann::json st, lqmp_->execute("query-status"));
+    RELIVE_RETURN_IF_ERROR(live_->check_alive());
+    RELIVE_ASSIGN_OR_RETURN(nlohmann::json st, live_->qmp.execute("query-status"));
     if (json_value_or(st, "running", false)) break;
-    if (Clock::now() - start > kQmpTimeout) return Status::IoError("the VM does not run");
+    if (Clock::now() - start > kLiveStartTimeout) return Status::IoError("the VM does not run");
     std::this_thread::sleep_for(milliseconds(10));
   }
-  outcome_.restore_ms = ms_since(start);
-  return live_->release();
+  vm_.outcome().restore_ms = ms_since(start);
+  return live_->process.release();
 }
 
+// Every command after the phase check (vm_destination_session.h).
 Result<m::Reply> VmLogIncoming::dispatch(const m::Command& c, bool* done) {
-  if (Status s = phase_.step(c); !s.ok())
-    return refuse_command(gate_, link_->channel().peer(), c, s);
   if (const auto* l = std::get_if<m::LogRound>(&c)) {
     RELIVE_RETURN_IF_ERROR(receive(*l));
     m::LogRoundReply reply;
@@ -254,31 +228,23 @@ Result<m::Reply> VmLogIncoming::dispatch(const m::Command& c, bool* done) {
   if (std::holds_alternative<m::Commit>(c)) {
     RELIVE_RETURN_IF_ERROR(run_live());
     *done = true;
-    outcome_.root_pid = live_->pid();
-    return m::Reply{m::OutcomeReply{outcome_.root_pid, outcome_.restore_ms, 0}};
+    DestinationOutcome& o = vm_.outcome();
+    o.root_pid = live_->process.pid();
+    return m::Reply{m::OutcomeReply{o.root_pid, o.restore_ms, 0}};
   }
-  if (const auto* a = std::get_if<m::Abort>(&c))
-    return Status::Aborted("source aborted the migration: " + a->reason);
   if (std::holds_alternative<m::VmProgress>(c)) return m::Reply{};
-  return Status::Corruption(std::string("unexpected command ") + m::command_name(c) +
-                            " in a VM log-shipping migration");
+  return VmDestinationSession::unexpected(c, "VM log-shipping migration");
 }
 
 Result<DestinationOutcome> VmLogIncoming::run() {
   Status ready = prepare();
-  if (!ready.ok()) {
-    (void)link_->fail(ready);
-    return ready;
-  }
-  outcome_.name = begin_.name;
-  outcome_.strategy = m::strategy_name(begin_.strategy);
-  outcome_.vm_dir = dir_;
-  outcome_.vm_qmp = dir_ + "/qmp.sock";
-  RELIVE_RETURN_IF_ERROR(link_->reply(m::Reply{m::VmBeginReply{0, 0, dir_}}));
   RELIVE_RETURN_IF_ERROR(
-      link_->serve(gate_, [this](const m::Command& c, bool* done) { return dispatch(c, done); }));
-  outcome_.root_pid = outcome_.init_pid = live_->pid();
-  return outcome_;
+      vm_.answer_begin(ready.ok() ? Result<m::VmBeginReply>(m::VmBeginReply{0, 0, dir_}) : ready));
+  RELIVE_RETURN_IF_ERROR(
+      vm_.serve([this](const m::Command& c, bool* done) { return dispatch(c, done); }));
+  DestinationOutcome& o = vm_.outcome();
+  o.root_pid = o.init_pid = live_->process.pid();
+  return o;
 }
 
 }  // namespace

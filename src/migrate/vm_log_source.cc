@@ -15,12 +15,10 @@
 #include "common/json_field.h"
 #include "common/logging.h"
 #include "common/process_tree.h"
-#include "drivers/qemu/qmp_client.h"
 #include "drivers/qemu/record_replay_args.h"
-#include "drivers/qemu/vm_command_line.h"
 #include "migrate/peer_replies.h"
+#include "migrate/vm_source_session.h"
 #include "transfer/bulk.h"
-#include "transfer/link.h"
 
 namespace relive::migrate {
 namespace {
@@ -29,7 +27,6 @@ using Clock = std::chrono::steady_clock;
 using std::chrono::milliseconds;
 namespace m = relive::migration;
 
-constexpr milliseconds kQmpTimeout{30000};
 constexpr milliseconds kRoundEvery{1000};
 constexpr milliseconds kFlushWait{10000};
 constexpr milliseconds kQuitTimeout{30000};
@@ -57,8 +54,7 @@ uint64_t file_size(const std::string& path) {
 
 class VmLogSource {
  public:
-  explicit VmLogSource(const MigrateOptions& o) : o_(o), start_(Clock::now()) {}
-  ~VmLogSource() { rollback(); }
+  explicit VmLogSource(const MigrateOptions& o) : o_(o), start_(Clock::now()), vm_(o) {}
   VmLogSource(const VmLogSource&) = delete;
   VmLogSource& operator=(const VmLogSource&) = delete;
 
@@ -73,23 +69,13 @@ class VmLogSource {
   Status switch_over();
   Status quit_source();
   Status commit();
-  void rollback();
-  void progress(const std::string& line) const {
-    if (o_.progress) o_.progress(line);
-  }
 
   const MigrateOptions& o_;
   Clock::time_point start_, stop_;
-  std::optional<qemu::QmpClient> qmp_;
-  std::unique_ptr<transfer::Link> link_;
-  std::vector<std::string> args_;
+  // Rolls back (the VM runs on) unless the source QEMU was told to quit: no way back after that.
+  VmSourceSession vm_;
   std::string log_;  // the source's log, absolute
-  pid_t qemu_pid_ = -1;
   uint64_t shipped_ = 0;
-  bool was_running_ = false;
-  bool stopped_ = false;
-  bool quit_ = false;  // the source QEMU is gone: no way back
-  bool done_ = false;
   MigrateReport report_;
 };
 
@@ -98,50 +84,40 @@ Status VmLogSource::open() {
     return Status::InvalidArgument(
         "--service-address: log shipping moves network-less VMs only (docs/vm.md)");
   }
-  RELIVE_ASSIGN_OR_RETURN(qemu::QmpClient c, qemu::QmpClient::connect(o_.vm_qmp, kQmpTimeout));
-  qmp_.emplace(std::move(c));
-  qemu_pid_ = qmp_->peer_pid();
-  RELIVE_ASSIGN_OR_RETURN(std::vector<std::string> argv, qemu::process_argv(qemu_pid_));
-  RELIVE_ASSIGN_OR_RETURN(qemu::RecordOptions rec, qemu::record_options(argv));
-  RELIVE_ASSIGN_OR_RETURN(nlohmann::json replay, qmp_->execute("query-replay"));
+  RELIVE_RETURN_IF_ERROR(vm_.attach());
+  RELIVE_ASSIGN_OR_RETURN(qemu::RecordOptions rec, qemu::record_options(vm_.argv()));
+  RELIVE_ASSIGN_OR_RETURN(nlohmann::json replay, vm_.qmp().execute("query-replay"));
   if (json_value_or(replay, "mode", "") != "record")
     return Status::InvalidArgument("QEMU is not recording (query-replay: " + replay.dump() + ")");
   log_ = rec.rrfile;
   if (!log_.starts_with("/")) {
     char cwd[4096];
-    ssize_t n = ::readlink(fmt::format("/proc/{}/cwd", qemu_pid_).c_str(), cwd, sizeof cwd - 1);
+    ssize_t n =
+        ::readlink(fmt::format("/proc/{}/cwd", vm_.qemu_pid()).c_str(), cwd, sizeof cwd - 1);
     if (n <= 0) return PosixError("QEMU's working directory", errno);
     log_ = std::string(cwd, n) + "/" + log_;
   }
-  RELIVE_ASSIGN_OR_RETURN(args_, qemu::migratable_args(argv));
-  RELIVE_ASSIGN_OR_RETURN(nlohmann::json st, qmp_->execute("query-status"));
-  was_running_ = json_value_or(st, "running", false);
-  if (!was_running_)
-    return Status::InvalidArgument("the VM is " + json_value_or(st, "status", "") +
-                                   ", not running");
-  progress(fmt::format("vm: QEMU {} pid {} records into {}", qmp_->version(), qemu_pid_, log_));
+  if (!vm_.was_running())
+    return Status::InvalidArgument("the VM is " + vm_.run_state() + ", not running");
+  vm_.progress(
+      fmt::format("vm: QEMU {} pid {} records into {}", vm_.qmp().version(), vm_.qemu_pid(), log_));
   return Status::Ok();
 }
 
 Status VmLogSource::begin_at_destination() {
-  RELIVE_ASSIGN_OR_RETURN(link_, transfer::open_link(o_));
   m::Begin b;
-  b.kind = m::WorkloadKind::kVm;
   b.strategy = m::Strategy::kLogShipping;
-  b.name = o_.name;
-  b.source_node = o_.node_name;
-  b.vm_args = args_;
-  RELIVE_ASSIGN_OR_RETURN(m::Reply begun, link_->call_reply(b));
+  RELIVE_ASSIGN_OR_RETURN(m::Reply begun, vm_.begin(std::move(b)));
   RELIVE_ASSIGN_OR_RETURN(m::VmBeginReply reply,
                           reply_as<m::VmBeginReply>(begun, "the VM destination's reply to begin"));
   report_.vm_dir = reply.dir;
-  progress("vm: destination replays in " + report_.vm_dir);
+  vm_.progress("vm: destination replays in " + report_.vm_dir);
   return Status::Ok();
 }
 
 // The guest's instruction count, once QEMU has surely written the log up to it.
 Result<uint64_t> VmLogSource::safe_icount() {
-  RELIVE_ASSIGN_OR_RETURN(nlohmann::json r, qmp_->execute("query-replay"));
+  RELIVE_ASSIGN_OR_RETURN(nlohmann::json r, vm_.qmp().execute("query-replay"));
   uint64_t icount = json_value_or(r, "icount", uint64_t{0});
   uint64_t want = file_size(log_) + kFlushMargin;
   for (auto end = Clock::now() + kFlushWait; file_size(log_) < want;) {
@@ -157,15 +133,15 @@ Result<m::Reply> VmLogSource::ship(uint64_t icount, bool final, const char* phas
   if (all.size() < shipped_) return Status::Corruption("the source's log shrank");
   std::string_view fresh = std::string_view(all).substr(shipped_);
   uint32_t round = static_cast<uint32_t>(++report_.rounds);
-  RELIVE_RETURN_IF_ERROR(link_->send(m::LogRound{round, fresh.size(), final, icount}));
-  transfer::BulkSender out(&link_->channel());
+  RELIVE_RETURN_IF_ERROR(vm_.link().send(m::LogRound{round, fresh.size(), final, icount}));
+  transfer::BulkSender out(&vm_.link().channel());
   for (size_t at = 0; at < fresh.size(); at += kChunk) {
     std::string ev = transfer::event_header(0, 0);
     ev.append(fresh.substr(at, kChunk));
     RELIVE_RETURN_IF_ERROR(out.add(ev));
   }
   RELIVE_RETURN_IF_ERROR(out.flush());
-  RELIVE_ASSIGN_OR_RETURN(m::Reply reply, link_->wait_reply());
+  RELIVE_ASSIGN_OR_RETURN(m::Reply reply, vm_.link().wait_reply());
   shipped_ += fresh.size();
   report_.bytes_total += out.wire_bytes();
   report_.bytes_by_phase[phase] += out.wire_bytes();
@@ -186,8 +162,8 @@ Status VmLogSource::rounds() {
         m::LogRoundReply round,
         reply_as<m::LogRoundReply>(shipped, "the VM destination's reply to a log round"));
     uint64_t at = round.icount;
-    progress(fmt::format("vm: round {} {} log bytes, replay at {} of {}", report_.rounds, shipped_,
-                         at, icount));
+    vm_.progress(fmt::format("vm: round {} {} log bytes, replay at {} of {}", report_.rounds,
+                             shipped_, at, icount));
     if (previous > 0 && at >= previous) {
       report_.reason = "the replay caught up";
       return Status::Ok();
@@ -212,9 +188,10 @@ Status VmLogSource::rounds() {
 
 // QEMU writes the rest of its log only as it exits.
 Status VmLogSource::quit_source() {
-  quit_ = true;
-  (void)qmp_->execute("quit");  // the answer may be lost as QEMU exits
-  for (auto end = Clock::now() + kQuitTimeout; !exited(qemu_pid_);) {
+  pid_t qemu = vm_.qemu_pid();
+  vm_.settle();
+  (void)vm_.qmp().execute("quit");  // the answer may be lost as QEMU exits
+  for (auto end = Clock::now() + kQuitTimeout; !exited(qemu);) {
     if (Clock::now() > end) return Status::IoError("the source QEMU did not quit");
     std::this_thread::sleep_for(milliseconds(10));
   }
@@ -223,12 +200,11 @@ Status VmLogSource::quit_source() {
 
 Status VmLogSource::switch_over() {
   stop_ = Clock::now();
-  RELIVE_RETURN_IF_ERROR(qmp_->execute("stop").status());
-  stopped_ = true;
+  RELIVE_RETURN_IF_ERROR(vm_.qmp().execute("stop").status());
   RELIVE_RETURN_IF_ERROR(quit_source());
-  link_->channel().set_timeout(kFinalReplayTimeout);
+  vm_.link().channel().set_timeout(kFinalReplayTimeout);
   RELIVE_ASSIGN_OR_RETURN(m::Reply shipped, ship(0, true, "downtime"));
-  link_->channel().set_timeout(o_.io_timeout);
+  vm_.link().channel().set_timeout(o_.io_timeout);
   // The source has quit: the commit must follow whatever the reply says; a reply we cannot
   // read only loses its figures from the report.
   Result<m::LogRoundReply> last =
@@ -244,8 +220,8 @@ Status VmLogSource::switch_over() {
 }
 
 Status VmLogSource::commit() {
-  progress("vm: commit");
-  RELIVE_ASSIGN_OR_RETURN(m::Reply acked, link_->call_reply(m::Commit{}));
+  vm_.progress("vm: commit");
+  RELIVE_ASSIGN_OR_RETURN(m::Reply acked, vm_.link().call_reply(m::Commit{}));
   // Committed: a reply we cannot read only loses its figures from the report.
   Result<m::OutcomeReply> reply =
       reply_as<m::OutcomeReply>(acked, "the VM destination's commit reply");
@@ -265,7 +241,7 @@ Result<MigrateReport> VmLogSource::run() {
   RELIVE_RETURN_IF_ERROR(begin_at_destination());
   RELIVE_RETURN_IF_ERROR(rounds());
   Status switched = switch_over();
-  done_ = true;
+  vm_.settle();
   if (!switched.ok())
     return switched.with_context(
         "the source QEMU had quit (the only way to make it write the end of its log): its log " +
@@ -273,14 +249,6 @@ Result<MigrateReport> VmLogSource::run() {
   report_.total_ms = ms_between(start_, Clock::now());
   report_.vm["log_bytes"] = static_cast<double>(shipped_);
   return report_;
-}
-
-// Before the quit: the destination is told, the VM runs on.
-void VmLogSource::rollback() {
-  if (done_ || !qmp_ || quit_) return;
-  if (link_) (void)link_->send(m::Abort{"the source failed"});
-  if (stopped_ && was_running_) (void)qmp_->execute("cont");
-  progress("vm: migration rolled back; the source VM runs");
 }
 
 }  // namespace

@@ -11,16 +11,15 @@
 #include "common/json_field.h"
 #include "common/logging.h"
 #include "common/work_dir.h"
-#include "drivers/qemu/qmp_client.h"
 #include "drivers/qemu/vm_command_line.h"
 #include "migrate/image_dir.h"
 #include "migrate/peer_replies.h"
 #include "migrate/qemu_tls.h"
 #include "migrate/vm_convergence.h"
 #include "migrate/vm_log_source.h"
+#include "migrate/vm_source_session.h"
 #include "net/routed_tap.h"
 #include "net/service_address.h"
-#include "transfer/link.h"
 
 namespace relive::migrate {
 namespace {
@@ -29,7 +28,6 @@ using Clock = std::chrono::steady_clock;
 using std::chrono::milliseconds;
 namespace m = relive::migration;
 
-constexpr milliseconds kQmpTimeout{30000};
 constexpr milliseconds kPoll{200};        // longest wait for an event between queries
 constexpr milliseconds kKeepalive{2000};  // between progress reports to the destination
 constexpr milliseconds kCancelTimeout{30000};
@@ -60,7 +58,7 @@ bool terminal_failure(const std::string& status) {
 class VmSource {
  public:
   explicit VmSource(const MigrateOptions& o)
-      : o_(o), start_(Clock::now()), convergence_(o.max_rounds, o.max_time) {}
+      : o_(o), start_(Clock::now()), convergence_(o.max_rounds, o.max_time), vm_(o) {}
   ~VmSource() { rollback(); }
   VmSource(const VmSource&) = delete;
   VmSource& operator=(const VmSource&) = delete;
@@ -81,24 +79,19 @@ class VmSource {
   void finish_report(const nlohmann::json& info);
   void rollback();
   void cancel_migration();
-  void progress(const std::string& line) const;
 
   const MigrateOptions& o_;
   Clock::time_point start_, migrate_start_;
   VmConvergence convergence_;
-  std::optional<qemu::QmpClient> qmp_;
-  std::unique_ptr<transfer::Link> link_;
   std::optional<WorkDir> work_;  // the client's TLS directory
-  std::vector<std::string> args_;
+  VmSourceSession vm_;
   std::vector<std::string> capabilities_;  // enabled here by us (and at the destination)
   bool postcopy_ = false;                  // postcopy-ram enabled
-  bool was_running_ = false;
   bool tls_added_ = false;
   bool migrating_ = false;           // `migrate` issued, outcome not yet known
   bool postcopy_started_ = false;    // migrate-start-postcopy issued
   bool point_of_no_return_ = false;  // post-copy active: the source no longer holds the VM
   bool committed_ = false;
-  bool done_ = false;
   double stop_time_ = 0;  // wall clock of the source VM's STOP event
   int last_pass_ = 0;
   uint16_t dest_port_ = 0;
@@ -108,34 +101,25 @@ class VmSource {
   MigrateReport report_;
 };
 
-void VmSource::progress(const std::string& line) const {
-  if (o_.progress) o_.progress(line);
-}
-
 // The source VM: its monitor, its state, its command line.
 Status VmSource::open() {
   if (o_.strategy != "precopy" && o_.strategy != "postcopy" && o_.strategy != "auto")
     return Status::InvalidArgument(
         "VMs migrate with precopy, postcopy, auto or log-shipping, not " + o_.strategy);
-  RELIVE_ASSIGN_OR_RETURN(qemu::QmpClient c, qemu::QmpClient::connect(o_.vm_qmp, kQmpTimeout));
-  qmp_.emplace(std::move(c));
-  RELIVE_ASSIGN_OR_RETURN(nlohmann::json st, qmp_->execute("query-status"));
-  was_running_ = json_value_or(st, "running", false);
-  std::string status = json_value_or(st, "status", "");
-  if (!was_running_ && status != "paused")
+  RELIVE_RETURN_IF_ERROR(vm_.attach());
+  const std::string& status = vm_.run_state();
+  if (!vm_.was_running() && status != "paused")
     return Status::InvalidArgument("the VM is " + status + ", neither running nor paused");
-  RELIVE_ASSIGN_OR_RETURN(nlohmann::json mig, qmp_->execute("query-migrate"));
+  RELIVE_ASSIGN_OR_RETURN(nlohmann::json mig, vm_.qmp().execute("query-migrate"));
   std::string ms = json_value_or(mig, "status", "none");
   if (ms != "none" && ms != "completed" && ms != "failed" && ms != "cancelled")
     return Status::InvalidArgument("the VM is already migrating (" + ms + ")");
-  RELIVE_ASSIGN_OR_RETURN(std::vector<std::string> argv, qemu::process_argv(qmp_->peer_pid()));
-  RELIVE_ASSIGN_OR_RETURN(args_, qemu::migratable_args(argv));
   postcopy_ = o_.strategy != "precopy";
   if (postcopy_) capabilities_.push_back("postcopy-ram");
   if (o_.vm_multifd_channels > 0) capabilities_.push_back("multifd");
   if (!o_.service_address.empty()) {
     RELIVE_ASSIGN_OR_RETURN(net::ServiceAddress a, net::parse_service_address(o_.service_address));
-    std::vector<std::string> taps = qemu::tap_interfaces(args_);
+    std::vector<std::string> taps = qemu::tap_interfaces(vm_.args());
     if (taps.size() != 1) {
       return Status::InvalidArgument(fmt::format(
           "--service-address moves the address a VM holds through its tap: the VM needs exactly "
@@ -146,30 +130,25 @@ Status VmSource::open() {
     tap_ = taps[0];
     svc_ = a;
   }
-  progress(fmt::format("vm: QEMU {} pid {}, {}", qmp_->version(), qmp_->peer_pid(), status));
+  vm_.progress(fmt::format("vm: QEMU {} pid {}, {}", vm_.qmp().version(), vm_.qemu_pid(), status));
   return Status::Ok();
 }
 
 // Asks the destination's relived for a receiving QEMU; its answer names the stream's port.
 Status VmSource::begin_at_destination() {
-  RELIVE_ASSIGN_OR_RETURN(link_, transfer::open_link(o_));
   m::Begin b;
-  b.kind = m::WorkloadKind::kVm;
   b.strategy = postcopy_ ? m::Strategy::kPostcopy : m::Strategy::kPrecopy;
-  b.name = o_.name;
-  b.source_node = o_.node_name;
-  b.vm_args = args_;
   b.vm_capabilities = capabilities_;
   b.service_address = svc_ ? svc_->cidr : "";
   b.vm_tap_mac = tap_mac_;
   b.vm_multifd_channels = static_cast<uint8_t>(std::min(o_.vm_multifd_channels, 255));
-  RELIVE_ASSIGN_OR_RETURN(m::Reply begun, link_->call_reply(b));
+  RELIVE_ASSIGN_OR_RETURN(m::Reply begun, vm_.begin(std::move(b)));
   RELIVE_ASSIGN_OR_RETURN(m::VmBeginReply reply, vm_begin_reply(begun));
   dest_port_ = reply.port;
   report_.destination_pid = reply.pid;
   report_.vm_dir = reply.dir;
-  progress(fmt::format("vm: destination QEMU pid {} listens on port {}", report_.destination_pid,
-                       dest_port_));
+  vm_.progress(fmt::format("vm: destination QEMU pid {} listens on port {}",
+                           report_.destination_pid, dest_port_));
   return Status::Ok();
 }
 
@@ -179,7 +158,7 @@ Status VmSource::set_capabilities(bool state) {
   for (const std::string& c : capabilities_) caps.push_back({{"capability", c}, {"state", state}});
   if (o_.vm_xbzrle) caps.push_back({{"capability", "xbzrle"}, {"state", state}});
   if (caps.empty()) return Status::Ok();
-  return qmp_->execute("migrate-set-capabilities", {{"capabilities", caps}}).status();
+  return vm_.qmp().execute("migrate-set-capabilities", {{"capabilities", caps}}).status();
 }
 
 // Capabilities, downtime limit, bandwidth, QEMU's TLS.
@@ -192,35 +171,35 @@ Status VmSource::configure() {
     RELIVE_ASSIGN_OR_RETURN(WorkDir w, WorkDir::create(default_image_root(o_.work_dir), "vm-tls"));
     work_.emplace(std::move(w));
     std::string dir = work_->path() + "/tls";
-    RELIVE_RETURN_IF_ERROR(make_qemu_tls_dir(o_.tls_dir, o_.node_name, dir, /*server=*/false));
-    RELIVE_RETURN_IF_ERROR(qmp_->execute("object-add", qemu_tls_object(dir, false)).status());
+    RELIVE_RETURN_IF_ERROR(
+        add_qemu_tls(vm_.qmp(), o_.tls_dir, o_.node_name, dir, /*server=*/false));
     tls_added_ = true;
     p["tls-creds"] = kQemuTlsObjectId;
     // The destination's certificate must name it, as relive's own channel checked.
-    std::string peer = !o_.peer_name.empty() ? o_.peer_name : link_->channel().peer().dns_name;
+    std::string peer = !o_.peer_name.empty() ? o_.peer_name : vm_.link().channel().peer().dns_name;
     if (peer.empty()) return Status::InvalidArgument("the destination's certificate has no name");
     p["tls-hostname"] = peer;
   }
-  return qmp_->execute("migrate-set-parameters", p).status();
+  return vm_.qmp().execute("migrate-set-parameters", p).status();
 }
 
 Status VmSource::start() {
   std::string uri = fmt::format("tcp:{}:{}", o_.to_host, dest_port_);
   migrate_start_ = Clock::now();
   migrating_ = true;
-  RELIVE_RETURN_IF_ERROR(qmp_->execute("migrate", {{"uri", uri}}).status());
-  progress(fmt::format("vm: migrating to {} ({}{})", uri, o_.strategy,
-                       o_.insecure ? ", INSECURE stream" : ", TLS"));
+  RELIVE_RETURN_IF_ERROR(vm_.qmp().execute("migrate", {{"uri", uri}}).status());
+  vm_.progress(fmt::format("vm: migrating to {} ({}{})", uri, o_.strategy,
+                           o_.insecure ? ", INSECURE stream" : ", TLS"));
   if (o_.strategy == "postcopy") return start_postcopy("requested");
   return Status::Ok();
 }
 
 Status VmSource::start_postcopy(const std::string& why) {
-  RELIVE_RETURN_IF_ERROR(qmp_->execute("migrate-start-postcopy").status());
+  RELIVE_RETURN_IF_ERROR(vm_.qmp().execute("migrate-start-postcopy").status());
   postcopy_started_ = true;
   report_.strategy = "postcopy";
   if (o_.strategy == "auto") report_.reason = "pre-copy did not converge: " + why;
-  progress("vm: switching to post-copy (" + why + ")");
+  vm_.progress("vm: switching to post-copy (" + why + ")");
   return Status::Ok();
 }
 
@@ -228,7 +207,7 @@ Status VmSource::start_postcopy(const std::string& why) {
 // starts the downtime. Events that came in with a command's answer are already queued.
 Status VmSource::take_events(milliseconds wait) {
   for (;;) {
-    RELIVE_ASSIGN_OR_RETURN(std::optional<qemu::QmpEvent> ev, qmp_->next_event(wait));
+    RELIVE_ASSIGN_OR_RETURN(std::optional<qemu::QmpEvent> ev, vm_.qmp().next_event(wait));
     if (!ev) return Status::Ok();
     if (ev->name == "STOP" && stop_time_ == 0) stop_time_ = ev->timestamp;
     wait = milliseconds(0);
@@ -240,12 +219,12 @@ Status VmSource::watch() {
   nlohmann::json info;
   for (bool finished = false; !finished;) {
     RELIVE_RETURN_IF_ERROR(take_events(kPoll));
-    RELIVE_ASSIGN_OR_RETURN(info, qmp_->execute("query-migrate"));
+    RELIVE_ASSIGN_OR_RETURN(info, vm_.qmp().execute("query-migrate"));
     // The answer may have brought the STOP that precedes the state it reports.
     RELIVE_RETURN_IF_ERROR(take_events(milliseconds(0)));
     RELIVE_RETURN_IF_ERROR(on_info(info, &finished));
     if (!finished && !committed_ && Clock::now() - last_keepalive > kKeepalive) {
-      RELIVE_RETURN_IF_ERROR(link_->call(m::VmProgress{info.dump()}).status());
+      RELIVE_RETURN_IF_ERROR(vm_.link().call(m::VmProgress{info.dump()}).status());
       last_keepalive = Clock::now();
     }
   }
@@ -257,9 +236,9 @@ Status VmSource::on_info(const nlohmann::json& info, bool* finished) {
   int pass = static_cast<int>(ram_u64(info, "dirty-sync-count"));
   if (pass != last_pass_) {
     last_pass_ = pass;
-    progress(fmt::format("vm: pass {} remaining={} dirty_pages_rate={:.0f} mbps={:.1f}", pass,
-                         ram_u64(info, "remaining"), ram_double(info, "dirty-pages-rate"),
-                         ram_double(info, "mbps")));
+    vm_.progress(fmt::format("vm: pass {} remaining={} dirty_pages_rate={:.0f} mbps={:.1f}", pass,
+                             ram_u64(info, "remaining"), ram_double(info, "dirty-pages-rate"),
+                             ram_double(info, "mbps")));
   }
   if (terminal_failure(status))
     return Status::IoError("QEMU's migration " + status + ": " +
@@ -289,11 +268,11 @@ Status VmSource::on_info(const nlohmann::json& info, bool* finished) {
 // The source VM is stopped (pre-copy completed, or post-copy began): the destination may run.
 // Once migrate.commit is sent and its answer lost, the source stays paused (never two VMs).
 Status VmSource::commit() {
-  progress("vm: commit");
-  Status sent = link_->send(m::Commit{});
-  Result<m::Reply> acked = sent.ok() ? link_->wait_reply() : Result<m::Reply>(sent);
+  vm_.progress("vm: commit");
+  Status sent = vm_.link().send(m::Commit{});
+  Result<m::Reply> acked = sent.ok() ? vm_.link().wait_reply() : Result<m::Reply>(sent);
   if (!acked.ok()) {
-    done_ = true;
+    vm_.settle();
     return Status::Aborted(fmt::format(
         "the commit's answer was lost ({}); the destination may be running the VM, so the source "
         "VM is left paused; check the destination before resuming (cont) or quitting it",
@@ -337,13 +316,13 @@ Result<MigrateReport> VmSource::run() {
   RELIVE_RETURN_IF_ERROR(configure());
   RELIVE_RETURN_IF_ERROR(start());
   Status watched = watch();
-  if (!watched.ok() && point_of_no_return_ && !done_) {
-    done_ = true;
+  if (!watched.ok() && point_of_no_return_ && !vm_.settled()) {
+    vm_.settle();
     return watched.with_context(
         "post-copy had begun: the source VM no longer holds all of its memory and cannot resume");
   }
   RELIVE_RETURN_IF_ERROR(watched);
-  done_ = true;
+  vm_.settle();
   migrating_ = false;
   report_.total_ms = ms_between(start_, Clock::now());
   // The destination routes and announces the service address now: stop answering for it here.
@@ -352,16 +331,16 @@ Result<MigrateReport> VmSource::run() {
     if (!gone.ok()) RELIVE_LOG_WARN("removing the service address's route: {}", gone.to_string());
   }
   // The VM runs at the destination: end the source QEMU.
-  Status quit = qmp_->execute("quit").status();
+  Status quit = vm_.qmp().execute("quit").status();
   if (!quit.ok()) RELIVE_LOG_WARN("quitting the source QEMU: {}", quit.to_string());
   return report_;
 }
 
 void VmSource::cancel_migration() {
-  (void)qmp_->execute("migrate_cancel");
+  (void)vm_.qmp().execute("migrate_cancel");
   auto deadline = Clock::now() + kCancelTimeout;
   while (Clock::now() < deadline) {
-    Result<nlohmann::json> info = qmp_->execute("query-migrate");
+    Result<nlohmann::json> info = vm_.qmp().execute("query-migrate");
     if (!info.ok()) return;
     std::string status = info->value("status", "");
     if (terminal_failure(status) || status == "completed" || status == "none") return;
@@ -369,24 +348,14 @@ void VmSource::cancel_migration() {
   }
 }
 
-// Not switched over: the migration is cancelled, the destination told, QEMU's settings undone,
-// and the VM runs again if it ran before.
+// Not switched over: the migration is cancelled and QEMU's settings undone; the session then
+// tells the destination and lets the VM run again if it ran before.
 void VmSource::rollback() {
-  if (done_ || !qmp_) return;
-  if (migrating_) cancel_migration();
-  if (link_) (void)link_->send(m::Abort{"the source failed"});
-  if (tls_added_) {
-    (void)qmp_->execute("migrate-set-parameters", {{"tls-creds", ""}, {"tls-hostname", ""}});
-    (void)qmp_->execute("object-del", {{"id", kQemuTlsObjectId}});
-  }
-  (void)set_capabilities(false);
-  Result<nlohmann::json> st = qmp_->execute("query-status");
-  if (was_running_ && st.ok() && !st->value("running", false)) {
-    Status resumed = qmp_->execute("cont").status();
-    if (!resumed.ok()) RELIVE_LOG_WARN("resuming the source VM: {}", resumed.to_string());
-  }
-  progress("vm: migration rolled back; the source VM " +
-           std::string(was_running_ ? "runs" : "stays paused"));
+  vm_.rollback([this] {
+    if (migrating_) cancel_migration();
+    if (tls_added_) remove_qemu_tls(vm_.qmp());
+    (void)set_capabilities(false);
+  });
 }
 
 }  // namespace

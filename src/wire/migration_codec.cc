@@ -23,6 +23,13 @@ const char* command_name(const Command& command) {
   return kNames[command.index()];
 }
 
+const char* reply_kind_name(const Reply& reply) {
+  // The members of MigrationReply's union (schemas/migration.capnp).
+  static constexpr const char* kNames[] = {"none", "outcome", "verify", "vmBegin", "logRound"};
+  static_assert(std::size(kNames) == std::variant_size_v<Reply>);
+  return kNames[reply.index()];
+}
+
 const char* strategy_name(Strategy s) {
   switch (s) {
     case Strategy::kStopCopy:

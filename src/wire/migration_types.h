@@ -4,8 +4,11 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <variant>
 #include <vector>
+
+#include "relive/result.h"
 
 namespace relive::migration {
 
@@ -157,6 +160,21 @@ struct LogRoundReply {  // VM log shipping
 };
 
 using Reply = std::variant<std::monostate, OutcomeReply, VerifyReply, VmBeginReply, LogRoundReply>;
+
+// The reply's member of MigrationReply's union: "none", "outcome", "verify", "vmBegin",
+// "logRound".
+const char* reply_kind_name(const Reply& reply);
+
+// The reply of kind T that the command answered by `reply` expects (OutcomeReply for a restore
+// or a commit, VmBeginReply, ...): Corruption naming `what`, the kind that came and the kind
+// expected when the peer answered with another.
+template <typename T>
+Result<T> reply_as(const Reply& reply, std::string_view what) {
+  if (const T* r = std::get_if<T>(&reply)) return *r;
+  return Status::Corruption(std::string(what) + ": the peer answered with a '" +
+                            reply_kind_name(reply) + "' reply, expected '" +
+                            reply_kind_name(Reply{T{}}) + "'");
+}
 
 // The Request.command string of each alternative: "migrate.begin", "migrate.files", ...,
 // "ha.epoch", ...

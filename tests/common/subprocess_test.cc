@@ -12,6 +12,8 @@
 #include <thread>
 
 #include "common/file_util.h"
+#include "common/private_tmpfs.h"
+#include "test_util.h"
 
 namespace relive {
 namespace {
@@ -276,6 +278,46 @@ TEST(Subprocess, PreExecHookFailureIsReported) {
   auto child = Subprocess::spawn({"/bin/true"}, o);
   ASSERT_FALSE(child.ok());
   EXPECT_NE(child.status().message().find("pre-exec"), std::string::npos);
+}
+
+// The child sees the tmpfs at the path, in a mount namespace of its own: what it writes there
+// is read back through the PrivateTmpfs after it has gone, and never reaches the caller's
+// directory or mount table.
+TEST(Subprocess, PrivateTmpfsMountedOnlyForTheChild) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root (mount namespace)";
+  relive::testing::TempDir dir;
+  Result<PrivateTmpfs> tmpfs = PrivateTmpfs::create("relive-subprocess-test");
+  ASSERT_TRUE(tmpfs.ok()) << tmpfs.status().to_string();
+  RunOptions o;
+  o.mounts = {{tmpfs->fd(), dir.path()}};
+  // "$1" is the directory, an argument: the script is a constant.
+  auto r = run(
+      {"/bin/sh", "-c", "echo made-inside > \"$1\"/file && stat -f -c %T \"$1\"", "sh", dir.path()},
+      o);
+  ASSERT_TRUE(r.ok()) << r.status().to_string();
+  EXPECT_TRUE(r->ok()) << r->output;
+  EXPECT_EQ(r->output, "tmpfs\n");
+  Result<std::string> made = tmpfs->read("file");
+  ASSERT_TRUE(made.ok()) << made.status().to_string();
+  EXPECT_EQ(*made, "made-inside\n");
+  EXPECT_NE(::access((dir / "file").c_str(), F_OK), 0) << "the tmpfs reached the caller";
+  Result<std::string> mounts = read_file("/proc/self/mountinfo");
+  ASSERT_TRUE(mounts.ok());
+  EXPECT_EQ(mounts->find("relive-subprocess-test"), std::string::npos) << *mounts;
+  EXPECT_EQ(tmpfs->read("missing").status().code(), Status::Code::kNotFound);
+}
+
+TEST(Subprocess, MountOnAMissingPathIsAnError) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root (mount namespace)";
+  Result<PrivateTmpfs> tmpfs = PrivateTmpfs::create("relive-subprocess-test");
+  ASSERT_TRUE(tmpfs.ok()) << tmpfs.status().to_string();
+  SpawnOptions o;
+  o.mounts = {{tmpfs->fd(), "/nonexistent-relive-mount-point"}};
+  auto child = Subprocess::spawn({"/bin/true"}, o);
+  ASSERT_FALSE(child.ok());
+  EXPECT_NE(child.status().message().find("mounting its private file systems"), std::string::npos)
+      << child.status().to_string();
+  EXPECT_FALSE(Subprocess::spawn({"/bin/true"}, {.mounts = {{-1, "/tmp"}}}).ok());
 }
 
 }  // namespace

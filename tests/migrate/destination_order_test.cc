@@ -5,39 +5,29 @@
 
 #include <filesystem>
 #include <future>
-#include <nlohmann/json.hpp>
-#include <sstream>
 
 #include "migrate/destination.h"
-#include "security/audit_log.h"
-#include "security/replay_guard.h"
-#include "security/request_gate.h"
 #include "test_util.h"
-#include "transfer/link.h"
-#include "transfer/test_channel.h"
+#include "transfer/link_pair.h"
 
 namespace relive::migrate {
 namespace {
 
 namespace m = relive::migration;
-using transfer::testing::SocketPairChannel;
+using transfer::testing::LinkPair;
 
 class DestinationOrder : public ::testing::Test {
  protected:
   void SetUp() override {
-    Result<security::AuditLog> log = security::AuditLog::open(dir_ / "audit.jsonl");
-    ASSERT_TRUE(log.ok()) << log.status().to_string();
-    audit_.emplace(std::move(*log));
-    gate_.emplace(&guard_, &*audit_);
+    Status opened = links_.open();
+    ASSERT_TRUE(opened.ok()) << opened.to_string();
+    source_ = &links_.source();
     options_.node_name = "beta";
     options_.work_root = dir_ / "work";
     options_.insecure = true;
     std::filesystem::create_directories(options_.work_root);
-    auto [a, b] = SocketPairChannel::pair();
-    source_ = std::make_unique<transfer::Link>(std::move(a));
-    destination_ = std::make_unique<transfer::Link>(std::move(b));
     served_ = std::async(std::launch::async, [this] {
-      return serve_migration(destination_.get(), &*gate_, options_).status();
+      return serve_migration(&links_.destination(), links_.gate(), options_).status();
     });
     ASSERT_TRUE(source_->hello("alpha").ok());
   }
@@ -51,22 +41,10 @@ class DestinationOrder : public ::testing::Test {
     ASSERT_TRUE(r.ok()) << r.status().to_string();
   }
 
-  std::vector<nlohmann::json> refusals() {
-    std::istringstream in(relive::testing::read_all(dir_ / "audit.jsonl"));
-    std::vector<nlohmann::json> out;
-    for (std::string line; std::getline(in, line);) {
-      auto j = nlohmann::json::parse(line);
-      if (j["decision"] == "refused") out.push_back(j);
-    }
-    return out;
-  }
-
   relive::testing::TempDir dir_;
-  security::ReplayGuard guard_;
-  std::optional<security::AuditLog> audit_;
-  std::optional<security::RequestGate> gate_;
+  LinkPair links_{dir_ / "audit.jsonl"};
   DestinationOptions options_;
-  std::unique_ptr<transfer::Link> source_, destination_;
+  transfer::Link* source_ = nullptr;
   std::future<Status> served_;
 };
 
@@ -81,7 +59,7 @@ TEST_F(DestinationOrder, CommitBeforeRestoreIsRefusedAndAudited) {
   EXPECT_EQ(r.status().message(), "destination: " + why);
   Status served = served_.get();
   EXPECT_EQ(served.message(), why);
-  auto refused = refusals();
+  auto refused = links_.refusals();
   ASSERT_EQ(refused.size(), 1u);
   EXPECT_EQ(refused[0]["command"], "migrate.commit");
   EXPECT_EQ(refused[0]["reason"], why);
@@ -100,7 +78,7 @@ TEST_F(DestinationOrder, SecondBeginIsRefusedAndAudited) {
   EXPECT_EQ(r.status().message(),
             "destination: migrate.begin is out of order: the migration is receiving here");
   (void)served_.get();
-  auto refused = refusals();
+  auto refused = links_.refusals();
   ASSERT_EQ(refused.size(), 1u);
   EXPECT_EQ(refused[0]["command"], "migrate.begin");
 }
