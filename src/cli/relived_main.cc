@@ -13,6 +13,8 @@
 #include <string>
 
 #include "cli/commands.h"
+#include "cli/relived_config.h"
+#include "cli/version.h"
 #include "common/file_util.h"
 #include "common/host_port.h"
 #include "common/logging.h"
@@ -39,20 +41,13 @@ void on_stop(int) {
   if (!g_busy && !g_ha_mode) ::_exit(0);
 }
 
-struct Args {
-  std::string listen;
-  std::string tls_dir, name, state_dir = "/var/lib/relive", work_dir;
-  bool insecure = false;
-  int once = 0;  // serve this many migrations, then exit (0: forever)
-  std::string runc_root, runc_bundles, runc_netns;
-  std::string ha_config;
-  std::string vm_dir;
-};
+using Args = cli::RelivedConfig;
 
-void say(const std::string& line) {
-  std::fprintf(stderr, "relived: %s\n", line.c_str());
-  std::fflush(stderr);
-}
+// One event of relived's on stderr (common/logging.h: human or JSON, with the migration id).
+void say(const std::string& line) { RELIVE_LOG_INFO("{}", line); }
+
+// A short id for the migration a connection brings: it tags every log line about it.
+std::string new_migration_id(int served) { return fmt::format("m{}-{}", ::getpid(), served + 1); }
 
 Status serve(const Args& a) {
   Result<HostPort> listen = parse_host_port(a.listen);
@@ -67,7 +62,7 @@ Status serve(const Args& a) {
     co.insecure = true;
   else
     co = security::tls_options_for_host(a.tls_dir, a.name);
-  co.timeout = std::chrono::seconds(60);
+  co.timeout = std::chrono::seconds(a.io_timeout_s);
   RELIVE_RETURN_IF_ERROR(make_dirs(a.state_dir));
   RELIVE_ASSIGN_OR_RETURN(security::AuditLog audit,
                           security::AuditLog::open(a.state_dir + "/audit.jsonl"));
@@ -96,6 +91,9 @@ Status serve(const Args& a) {
       continue;
     }
     std::string peer = (*ch)->peer().address + " " + (*ch)->peer().subject;
+    std::string id = new_migration_id(served);
+    ScopedLogContext log_ctx("migration", id);
+    say("connection from " + peer);
     transfer::Link link(std::move(*ch));
     g_busy = 1;
     Result<migrate::DestinationOutcome> r = migrate::serve_migration(&link, &gate, d);
@@ -105,7 +103,10 @@ Status serve(const Args& a) {
       say("migration from " + peer + " failed: " + r.status().to_string());
       continue;
     }
-    nlohmann::json j = {{"event", "migrated"},     {"name", r->name},
+    say(fmt::format("migrated {} ({}): pid {}, restore {:.0f} ms", r->name, r->strategy,
+                    r->root_pid, r->restore_ms));
+    // stdout keeps one JSON line per migration for scripts (and the tests).
+    nlohmann::json j = {{"event", "migrated"},     {"migration", id}, {"name", r->name},
                         {"strategy", r->strategy}, {"pid", r->root_pid},
                         {"init_pid", r->init_pid}, {"restore_ms", r->restore_ms}};
     if (!r->bundle.empty()) j["bundle"] = r->bundle;
@@ -119,37 +120,29 @@ Status serve(const Args& a) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  relive::init_logging();
+  relive::LoggingOptions log;
+  log.program = "relived";
+  log.default_level = spdlog::level::info;
+  relive::init_logging(log);
   relive::keep_freed_memory();
   CLI::App app{"relived: the relive agent (receives live migrations)"};
-  Args a;
-  app.set_version_flag("--version", "relived 0.2.0");
-  app.add_option("--listen", a.listen, "ADDR:PORT to accept migrations on");
-  app.add_option("--ha-config", a.ha_config,
-                 "Serve as peer --name of the HA pair this TOML file describes "
-                 "(examples/ha-pair.toml); it gives the listening address");
-  app.add_option("--tls-dir", a.tls_dir, "Key directory (relive keys init)");
-  app.add_option("--name", a.name, "This host's name in the key directory");
-  app.add_flag("--insecure", a.insecure, "Plaintext, unauthenticated (tests, trusted hosts only)");
-  app.add_option("--state-dir", a.state_dir, "Audit log")->capture_default_str();
-  app.add_option("--work-dir", a.work_dir,
-                 "Where incoming images go while a migration runs (default /dev/shm)");
-  app.add_option("--once", a.once, "Exit after serving this many migrations");
-  app.add_option("--runc-root", a.runc_root, "runc --root for migrated runc containers");
-  app.add_option("--runc-bundles", a.runc_bundles,
-                 "Parent of migrated runc containers' bundles (default: STATE_DIR/runc-bundles)");
-  app.add_option("--runc-netns", a.runc_netns,
-                 "Network namespace path for migrated runc containers that had one by path "
-                 "(default: relived's own, /proc/PID/ns/net)");
-  app.add_option("--vm-dir", a.vm_dir,
-                 "Parent of migrated VMs' directories (QEMU's working directory, QMP socket, "
-                 "log; default: STATE_DIR/vms)");
+  app.set_version_flag("--version", std::string("relived ") + relive::cli::kVersion);
+  relive::cli::RelivedFlags flags(&app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     int rc = app.exit(e);
     return rc == 0 ? 0 : relive::cli::kExitError;
   }
+  relive::Result<relive::cli::RelivedConfig> cfg = flags.resolve();
+  if (!cfg.ok()) {
+    RELIVE_LOG_ERROR("{}", cfg.status().to_string());
+    return relive::cli::kExitError;
+  }
+  const relive::cli::RelivedConfig& a = *cfg;
+  log.format = a.log_format;
+  relive::init_logging(log);
+  if (!flags.config_path().empty()) say("configuration from " + flags.config_path());
   struct sigaction sa {};
   sa.sa_handler = on_stop;
   for (int s : {SIGINT, SIGTERM}) ::sigaction(s, &sa, nullptr);
@@ -158,15 +151,16 @@ int main(int argc, char** argv) {
   if (!a.ha_config.empty()) {
     g_ha_mode = true;
     s = a.name.empty()
-            ? relive::Status::InvalidArgument("--ha-config needs --name PEER")
+            ? relive::Status::InvalidArgument("ha_config (--ha-config) needs name (--name PEER)")
             : relive::cli::serve_ha(a.ha_config, a.name, a.state_dir, a.insecure, &g_ha_stop);
   } else if (a.listen.empty()) {
-    s = relive::Status::InvalidArgument("--listen ADDR:PORT is required (or --ha-config)");
+    s = relive::Status::InvalidArgument(
+        "listen (--listen ADDR:PORT) is required (or ha_config, --ha-config)");
   } else {
     s = serve(a);
   }
   if (!s.ok()) {
-    std::fprintf(stderr, "relived: %s\n", s.to_string().c_str());
+    RELIVE_LOG_ERROR("{}", s.to_string());
     return relive::cli::kExitError;
   }
   return 0;
