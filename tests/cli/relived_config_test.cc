@@ -143,6 +143,14 @@ TEST(RelivedConfig, RejectsRuncThatIsNotATable) {
   EXPECT_NE(e.find("runc (line 1): must be a table, got a string"), std::string::npos) << e;
 }
 
+TEST(RelivedConfig, TheExampleIsValid) {
+  Result<RelivedConfig> r = load_relived_config(RELIVE_SOURCE_DIR "/examples/relived.toml");
+  ASSERT_TRUE(r.ok()) << r.status().to_string();
+  EXPECT_EQ(r->listen, "198.18.0.2:7070");
+  EXPECT_EQ(r->max_concurrent, 4);
+  EXPECT_EQ(r->runc_bundles, "/var/lib/relive/runc-bundles");
+}
+
 TEST(RelivedConfig, LoadNamesAMissingFile) {
   Result<RelivedConfig> r = load_relived_config("/nonexistent/relived.toml");
   ASSERT_FALSE(r.ok());
