@@ -98,7 +98,9 @@ std::string format_duration(double seconds) {
 }
 
 ProgressBar::ProgressBar(std::FILE* out, bool terminal, int width, std::string program)
-    : out_(out), terminal_(terminal), width_(width < 20 ? 20 : width),
+    : out_(out),
+      terminal_(terminal),
+      width_(width < 20 ? 20 : width),
       program_(std::move(program)) {}
 
 std::shared_ptr<ProgressBar> make_stderr_bar() {

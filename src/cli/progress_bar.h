@@ -19,12 +19,12 @@ namespace relive::cli {
 
 // What one progress line says, from its key=value tokens.
 struct ProgressReport {
-  std::string phase;                 // phase=X, or the words before the first key=value
-  std::optional<int> round;          // round=N, or "pass N" of a VM
-  std::optional<uint64_t> bytes;     // bytes done so far: bytes= or sent=
-  std::optional<uint64_t> remaining; // remaining= (a VM's RAM still to send)
-  std::optional<double> rate;        // bytes/s given by the source: mbps= (QEMU), link_rate=
-  bool note = false;                 // no key=value at all: a message, not a step
+  std::string phase;                  // phase=X, or the words before the first key=value
+  std::optional<int> round;           // round=N, or "pass N" of a VM
+  std::optional<uint64_t> bytes;      // bytes done so far: bytes= or sent=
+  std::optional<uint64_t> remaining;  // remaining= (a VM's RAM still to send)
+  std::optional<double> rate;         // bytes/s given by the source: mbps= (QEMU), link_rate=
+  bool note = false;                  // no key=value at all: a message, not a step
 };
 
 ProgressReport parse_progress_line(std::string_view line);

@@ -100,10 +100,9 @@ CLI::Option* RelivedFlags::add(const char* flag, T RelivedConfig::*member,
 
 RelivedFlags::RelivedFlags(CLI::App* app, std::string default_config)
     : app_(app), default_config_(std::move(default_config)) {
-  config_option_ = app_->add_option(
-      "--config", config_,
-      "relived.toml to read (default " + default_config_ +
-          " when it exists); flags override its keys");
+  config_option_ = app_->add_option("--config", config_,
+                                    "relived.toml to read (default " + default_config_ +
+                                        " when it exists); flags override its keys");
   add("--listen", &RelivedConfig::listen, "ADDR:PORT to accept migrations on");
   add("--ha-config", &RelivedConfig::ha_config,
       "Serve as peer --name of the HA pair this TOML file describes (examples/ha-pair.toml); it "
@@ -143,14 +142,12 @@ Status RelivedFlags::check_flags() const {
     if (std::string p = address_problem(*value); !p.empty())
       return Status::InvalidArgument(std::string(flag) + ": " + p);
   }
-  for (auto [flag, value] : {std::pair{"--tls-dir", &given_.tls_dir},
-                             std::pair{"--state-dir", &given_.state_dir},
-                             std::pair{"--work-dir", &given_.work_dir},
-                             std::pair{"--vm-dir", &given_.vm_dir},
-                             std::pair{"--ha-config", &given_.ha_config},
-                             std::pair{"--runc-root", &given_.runc_root},
-                             std::pair{"--runc-bundles", &given_.runc_bundles},
-                             std::pair{"--runc-netns", &given_.runc_netns}}) {
+  for (auto [flag, value] :
+       {std::pair{"--tls-dir", &given_.tls_dir}, std::pair{"--state-dir", &given_.state_dir},
+        std::pair{"--work-dir", &given_.work_dir}, std::pair{"--vm-dir", &given_.vm_dir},
+        std::pair{"--ha-config", &given_.ha_config}, std::pair{"--runc-root", &given_.runc_root},
+        std::pair{"--runc-bundles", &given_.runc_bundles},
+        std::pair{"--runc-netns", &given_.runc_netns}}) {
     if (!given(flag)) continue;
     if (std::string p = path_problem(*value); !p.empty())
       return Status::InvalidArgument(std::string(flag) + ": " + p);

@@ -106,9 +106,10 @@ Status serve(const Args& a) {
     say(fmt::format("migrated {} ({}): pid {}, restore {:.0f} ms", r->name, r->strategy,
                     r->root_pid, r->restore_ms));
     // stdout keeps one JSON line per migration for scripts (and the tests).
-    nlohmann::json j = {{"event", "migrated"},     {"migration", id}, {"name", r->name},
-                        {"strategy", r->strategy}, {"pid", r->root_pid},
-                        {"init_pid", r->init_pid}, {"restore_ms", r->restore_ms}};
+    nlohmann::json j = {
+        {"event", "migrated"},        {"migration", id},    {"name", r->name},
+        {"strategy", r->strategy},    {"pid", r->root_pid}, {"init_pid", r->init_pid},
+        {"restore_ms", r->restore_ms}};
     if (!r->bundle.empty()) j["bundle"] = r->bundle;
     if (!r->vm_dir.empty()) j["vm_dir"] = r->vm_dir, j["qmp"] = r->vm_qmp;
     std::printf("%s\n", j.dump().c_str());

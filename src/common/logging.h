@@ -41,8 +41,8 @@ using LogContext = std::vector<std::pair<std::string, std::string>>;
 const LogContext& log_context();
 
 // Adds `key`=`value` to the calling thread's log context for its lifetime ("migration", id;
-// "epoch", n). Scopes nest; a key set again inside shadows the outer one. Not movable: it must
-// be destroyed on the thread that made it, in reverse order.
+// "epoch", n). Scopes nest (a key set again inside: JSON keeps the inner value, human lines show
+// both). Not movable: it must be destroyed on the thread that made it, in reverse order.
 class ScopedLogContext {
  public:
   ScopedLogContext(std::string key, std::string value);

@@ -87,14 +87,13 @@ TEST(ProgressBar, RendersABarAndEtaWhenTheRemainderIsKnown) {
   Clock::time_point t0{};
   // QEMU: 64 MiB left at 8 Mbit/s = 1 MB/s: about 67 s.
   bar.update("vm: pass 2 remaining=67108864 mbps=8.0", t0);
-  EXPECT_EQ(bar.render(t0),
-            "relive: vm: pass 2 [" + std::string(22, '.') +
-                "]  64.0 MiB left  977 KiB/s  ETA 1:07");
+  EXPECT_EQ(bar.render(t0), "relive: vm: pass 2 [" + std::string(22, '.') +
+                                "]  64.0 MiB left  977 KiB/s  ETA 1:07");
   // Bytes done and remaining: a fraction.
   bar.update("phase=pack bytes=3145728 remaining=1048576 link_rate=1048576B/s", t0 + seconds(1));
-  EXPECT_EQ(bar.render(t0 + seconds(1)),
-            "relive: pack [" + std::string(20, '#') + std::string(7, '.') +
-                "]  75%  3.00 MiB  1.00 MiB/s  ETA 0:01");
+  EXPECT_EQ(bar.render(t0 + seconds(1)), "relive: pack [" + std::string(20, '#') +
+                                             std::string(7, '.') +
+                                             "]  75%  3.00 MiB  1.00 MiB/s  ETA 0:01");
   // The bar fills the line: 80 columns less the last.
   EXPECT_EQ(bar.render(t0 + seconds(1)).size(), 79u);
 }

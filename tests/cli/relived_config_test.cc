@@ -98,9 +98,9 @@ TEST(RelivedConfig, RejectsUnknownKeys) {
 }
 
 struct BadValue {
-  const char* line;      // replaces the line of its key
-  const char* key;       // expected in the error, dotted
-  const char* problem;   // expected in the error
+  const char* line;     // replaces the line of its key
+  const char* key;      // expected in the error, dotted
+  const char* problem;  // expected in the error
 };
 
 TEST(RelivedConfig, RejectsEveryBadValueNamingItsKey) {
@@ -199,19 +199,18 @@ class RelivedFlagsTest : public ::testing::Test {
 TEST_F(RelivedFlagsTest, FlagsOverrideTheFile) {
   write("relived.toml", kValid);
   Result<RelivedConfig> r =
-      resolve({"--config", path("relived.toml"), "--listen", "198.18.0.9:8080",
-               "--max-concurrent", "2", "--log-format", "human", "--insecure", "--runc-root",
-               "/run/other"});
+      resolve({"--config", path("relived.toml"), "--listen", "198.18.0.9:8080", "--max-concurrent",
+               "2", "--log-format", "human", "--insecure", "--runc-root", "/run/other"});
   ASSERT_TRUE(r.ok()) << r.status().to_string();
   EXPECT_EQ(used_, path("relived.toml"));
-  EXPECT_EQ(r->listen, "198.18.0.9:8080");            // flag
-  EXPECT_EQ(r->max_concurrent, 2);                    // flag
-  EXPECT_EQ(r->log_format, LogFormat::kHuman);        // flag over the file's json
-  EXPECT_TRUE(r->insecure);                           // flag over the file's false
-  EXPECT_EQ(r->runc_root, "/run/other");              // flag over [runc] root
-  EXPECT_EQ(r->name, "hostb");                        // file
-  EXPECT_EQ(r->io_timeout_s, 30);                     // file
-  EXPECT_EQ(r->metrics_listen, "127.0.0.1:9477");     // file
+  EXPECT_EQ(r->listen, "198.18.0.9:8080");                // flag
+  EXPECT_EQ(r->max_concurrent, 2);                        // flag
+  EXPECT_EQ(r->log_format, LogFormat::kHuman);            // flag over the file's json
+  EXPECT_TRUE(r->insecure);                               // flag over the file's false
+  EXPECT_EQ(r->runc_root, "/run/other");                  // flag over [runc] root
+  EXPECT_EQ(r->name, "hostb");                            // file
+  EXPECT_EQ(r->io_timeout_s, 30);                         // file
+  EXPECT_EQ(r->metrics_listen, "127.0.0.1:9477");         // file
   EXPECT_EQ(r->runc_bundles, "/var/lib/relive/bundles");  // file
 }
 
@@ -240,8 +239,7 @@ TEST_F(RelivedFlagsTest, ReadsTheDefaultFileOnlyWhenItExists) {
 TEST_F(RelivedFlagsTest, AnExplicitConfigMustExist) {
   Result<RelivedConfig> r = resolve({"--config", path("missing.toml")});
   ASSERT_FALSE(r.ok());
-  EXPECT_NE(r.status().message().find("missing.toml"), std::string::npos)
-      << r.status().to_string();
+  EXPECT_NE(r.status().message().find("missing.toml"), std::string::npos) << r.status().to_string();
 }
 
 TEST_F(RelivedFlagsTest, ABadFileIsAnErrorEvenWithFlags) {
@@ -279,8 +277,7 @@ TEST_F(RelivedFlagsTest, RejectsBadFlagsNamingThem) {
 
 TEST_F(RelivedFlagsTest, AnEmptyMetricsListenFlagTurnsTheFilesOff) {
   write("relived.toml", kValid);
-  Result<RelivedConfig> r =
-      resolve({"--config", path("relived.toml"), "--metrics-listen", ""});
+  Result<RelivedConfig> r = resolve({"--config", path("relived.toml"), "--metrics-listen", ""});
   ASSERT_TRUE(r.ok()) << r.status().to_string();
   EXPECT_TRUE(r->metrics_listen.empty());
 }

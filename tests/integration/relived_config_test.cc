@@ -61,16 +61,23 @@ class RelivedFromConfig : public ::testing::Test {
 TEST_F(RelivedFromConfig, MigratesIntoARelivedConfiguredByItsFileOnly) {
   write_all_to(dir_ / "relived.toml",
                "# every setting here, none on the command line\n"
-               "listen = \"" + relived_address(hosts_) + "\"\n"
-               "name = \"hostb\"\n"
-               "tls_dir = \"" + dir_ / "keys" + "\"\n"
-               "state_dir = \"" + dir_ / "stateb" + "\"\n"
-               "work_dir = \"/dev/shm\"\n"
-               "max_concurrent = 2\n"
-               "io_timeout_s = 30\n"
-               "log_format = \"json\"\n"
-               "[runc]\n"
-               "bundles = \"" + dir_ / "bundles" + "\"\n");
+               "listen = \"" +
+                   relived_address(hosts_) +
+                   "\"\n"
+                   "name = \"hostb\"\n"
+                   "tls_dir = \"" +
+                   dir_ / "keys" +
+                   "\"\n"
+                   "state_dir = \"" +
+                   dir_ / "stateb" +
+                   "\"\n"
+                   "work_dir = \"/dev/shm\"\n"
+                   "max_concurrent = 2\n"
+                   "io_timeout_s = 30\n"
+                   "log_format = \"json\"\n"
+                   "[runc]\n"
+                   "bundles = \"" +
+                   dir_ / "bundles" + "\"\n");
   relived_ = std::make_unique<Background>(
       hosts_.in('b', {relived_bin(), "--config", dir_ / "relived.toml"}), dir_ / "relived.out",
       dir_ / "relived.err");
@@ -82,11 +89,11 @@ TEST_F(RelivedFromConfig, MigratesIntoARelivedConfiguredByItsFileOnly) {
   std::string log = dir_ / "counter.log";
   Background counter(hosts_.in('a', {"/usr/bin/python3", dir_ / "counter.py", log}), "/dev/null");
   ASSERT_TRUE(eventually([&] { return last_count(log) >= 10; }, seconds(10)));
-  RunResult r = run(hosts_.in('a', {relive_bin(), "migrate", "--pid", std::to_string(counter.pid()),
-                                    "--to", relived_address(hosts_), "--strategy", "stop-copy",
-                                    "--tls-dir", dir_ / "keys", "--name", "hosta", "--peer-name",
-                                    "hostb", "--json"}),
-                    180);
+  RunResult r =
+      run(hosts_.in('a', {relive_bin(), "migrate", "--pid", std::to_string(counter.pid()), "--to",
+                          relived_address(hosts_), "--strategy", "stop-copy", "--tls-dir",
+                          dir_ / "keys", "--name", "hosta", "--peer-name", "hostb", "--json"}),
+          180);
   ASSERT_EQ(r.exit_code, 0) << r.err << read_all(dir_ / "relived.err");
   nlohmann::json report = nlohmann::json::parse(r.out);
   EXPECT_EQ(report["strategy"], "stop-copy");
