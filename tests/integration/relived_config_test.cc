@@ -162,5 +162,20 @@ TEST(Version, BothBinariesPrintTheProjectVersion) {
   EXPECT_NE(a.out.find('.'), std::string::npos) << a.out;
 }
 
+// relive's own errors are log lines too: with --log-format json, one JSON object.
+TEST(ReliveLogFormat, ErrorsAreJsonLinesWithJson) {
+  RunResult r = run({relive_bin(), "--log-format", "json", "dump", "/nonexistent/trace"}, 10);
+  EXPECT_NE(r.exit_code, 0);
+  std::vector<std::string> lines = lines_of(r.err);
+  ASSERT_EQ(lines.size(), 1u) << r.err;
+  nlohmann::json j = nlohmann::json::parse(lines[0], nullptr, false);
+  ASSERT_FALSE(j.is_discarded()) << r.err;
+  EXPECT_EQ(j["level"], "error") << r.err;
+  EXPECT_EQ(j["prog"], "relive") << r.err;
+  EXPECT_NE(j["msg"].get<std::string>().find("/nonexistent/trace"), std::string::npos) << r.err;
+  RunResult human = run({relive_bin(), "dump", "/nonexistent/trace"}, 10);
+  EXPECT_EQ(human.err.rfind("relive: error: ", 0), 0u) << human.err;
+}
+
 }  // namespace
 }  // namespace relive::testing
