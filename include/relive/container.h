@@ -7,6 +7,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -27,6 +28,8 @@ struct ContainerCheckpointOptions {
   int pre_dump_rounds = 0;
   std::string work_dir;  // parent of the temporary images dir; empty: $TMPDIR or /tmp
   std::chrono::seconds criu_timeout{300};
+  // Called with one line at each step ("phase=dump", "phase=pack bytes=N"); may be empty.
+  std::function<void(const std::string&)> progress;
 };
 
 struct ContainerCheckpointResult {
@@ -63,6 +66,8 @@ struct ContainerRestoreOptions {
   std::string state_dir;
   std::string work_dir;  // parent of the private unpack dir; empty: $TMPDIR or /tmp
   std::chrono::seconds criu_timeout{300};
+  // Called with one line at each step ("phase=verify bytes=N", "phase=restore"); may be empty.
+  std::function<void(const std::string&)> progress;
 };
 
 struct ContainerRestoreResult {

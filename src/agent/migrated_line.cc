@@ -4,8 +4,8 @@
 
 namespace relive::agent {
 
-std::string migrated_line(const migrate::DestinationOutcome& r) {
-  nlohmann::json j = {{"event", "migrated"},    {"name", r.name},
+std::string migrated_line(const migrate::DestinationOutcome& r, const std::string& id) {
+  nlohmann::json j = {{"event", "migrated"},    {"migration", id}, {"name", r.name},
                       {"strategy", r.strategy}, {"pid", r.root_pid},
                       {"init_pid", r.init_pid}, {"restore_ms", r.restore_ms}};
   if (!r.bundle.empty()) j["bundle"] = r.bundle;

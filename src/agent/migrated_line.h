@@ -1,5 +1,6 @@
 // The line relived prints on stdout for each migration it received: one JSON object
-// {"event":"migrated","name":...,"strategy":...,"pid":...,...}, what scripts and tests read.
+// {"event":"migrated","migration":ID,"name":...,"strategy":...,"pid":...,...}, what scripts and
+// tests read; ID is the one the migration's log lines carry.
 #pragma once
 
 #include <cstdio>
@@ -10,7 +11,7 @@
 
 namespace relive::agent {
 
-std::string migrated_line(const migrate::DestinationOutcome& outcome);
+std::string migrated_line(const migrate::DestinationOutcome& outcome, const std::string& id);
 
 // Writes whole lines to a stream shared by several threads: each line is written and flushed
 // under one lock, so lines never interleave. `out` must outlive the writer.

@@ -80,6 +80,9 @@ void MigrationServer::reap(bool all) {
 
 // One connection, start to end, on its own thread.
 void MigrationServer::serve_connection(security::PendingConnection c) {
+  // Every line logged about this connection, on this thread, carries its id.
+  std::string id = fmt::format("m{}-{}", ::getpid(), ++connections_);
+  ScopedLogContext log_context("migration", id);
   std::string address = c.peer;
   Result<std::unique_ptr<security::Channel>> ch = listener_->handshake(std::move(c));
   if (!ch.ok()) {
@@ -87,6 +90,7 @@ void MigrationServer::serve_connection(security::PendingConnection c) {
     return;
   }
   std::string peer = (*ch)->peer().address + " " + (*ch)->peer().subject;
+  say_("connection from " + peer);
   transfer::Link link(std::move(*ch));
   migrate::DestinationOptions d = o_.destination;  // this migration's own
   d.admit = [this](const std::string& name) { return arrivals_.admit(name); };
@@ -95,7 +99,9 @@ void MigrationServer::serve_connection(security::PendingConnection c) {
     say_("migration from " + peer + " failed: " + r.status().to_string());
     return;
   }
-  lines_.write(migrated_line(*r));
+  say_(fmt::format("migrated {} ({}): pid {}, restore {:.0f} ms", r->name, r->strategy,
+                   r->root_pid, r->restore_ms));
+  lines_.write(migrated_line(*r, id));
 }
 
 }  // namespace relive::agent

@@ -86,6 +86,7 @@ class MigrationServer {
   LineWriter lines_;
   Say say_;
   std::list<Worker> workers_;  // touched by the accept thread only
+  std::atomic<uint64_t> connections_{0};  // numbers the migration ids in the logs
 };
 
 }  // namespace relive::agent

@@ -4,6 +4,7 @@
 #include <string>
 
 #include "cli/commands.h"
+#include "cli/progress_bar.h"
 #include "relive/container.h"
 
 namespace relive::cli {
@@ -44,7 +45,10 @@ void add_checkpoint(CLI::App& parent, int* exit_code) {
           Status::InvalidArgument("container checkpoint: give a container NAME or --pid PID"));
       return;
     }
+    std::shared_ptr<ProgressBar> bar = make_stderr_bar();
+    opts->progress = [bar](const std::string& line) { bar->update(line); };
     Result<ContainerCheckpointResult> r = checkpoint_container(*opts);
+    bar->finish();
     if (!r.ok()) {
       *exit_code = report_failure(r.status());
       return;
@@ -76,7 +80,10 @@ void add_restore(CLI::App& parent, int* exit_code) {
                   "runc: the bundle directory to restore into (default: the source's); its "
                   "config.json is written from the archive unless it has one");
   cmd->callback([opts, exit_code] {
+    std::shared_ptr<ProgressBar> bar = make_stderr_bar();
+    opts->progress = [bar](const std::string& line) { bar->update(line); };
     Result<ContainerRestoreResult> r = restore_container(*opts);
+    bar->finish();
     if (!r.ok()) {
       *exit_code = report_failure(r.status());
       return;

@@ -7,6 +7,7 @@
 #include <string>
 
 #include "cli/commands.h"
+#include "cli/progress_bar.h"
 #include "common/host_port.h"
 #include "relive/migrate.h"
 
@@ -40,10 +41,12 @@ void run_migrate(MigrateArgs& a, int* exit_code) {
         "--tls-dir and --name are required (or --insecure for a plaintext channel)"));
     return;
   }
-  a.o.progress = [](const std::string& line) {
-    std::fprintf(stderr, "relive: %s\n", line.c_str());
-  };
+  // A bar redrawn in place on a terminal; plain "relive: <line>" lines otherwise and with --json.
+  auto bar = std::make_shared<ProgressBar>(stderr, false, 80);
+  if (!a.json) bar = make_stderr_bar();
+  a.o.progress = [bar](const std::string& line) { bar->update(line); };
   Result<MigrateReport> r = run_migration(a.o);
+  bar->finish();
   if (!r.ok()) {
     *exit_code = report_failure(r.status().with_context("migration failed"));
     return;

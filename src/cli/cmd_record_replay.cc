@@ -3,6 +3,7 @@
 #include <memory>
 
 #include "cli/commands.h"
+#include "common/logging.h"
 #include "relive/record.h"
 #include "relive/replay.h"
 #include "trace/dump.h"
@@ -10,7 +11,7 @@
 namespace relive::cli {
 
 int report_failure(const Status& status) {
-  std::fprintf(stderr, "relive: %s\n", status.to_string().c_str());
+  RELIVE_LOG_ERROR("{}", status.to_string());
   return status.is_divergence() ? kExitDivergence : kExitError;
 }
 

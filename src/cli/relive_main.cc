@@ -2,6 +2,7 @@
 #include <CLI/CLI.hpp>
 
 #include "cli/commands.h"
+#include "cli/version.h"
 #include "common/logging.h"
 #include "common/memory_policy.h"
 
@@ -10,6 +11,17 @@ int main(int argc, char** argv) {
   relive::keep_freed_memory();
   CLI::App app{"relive: record, replay, live-migrate and protect Linux workloads"};
   app.require_subcommand(1);
+  app.set_version_flag("--version", std::string("relive ") + relive::cli::kVersion);
+  // Applied as soon as it is parsed: before any command's callback logs.
+  app.add_option_function<std::string>(
+         "--log-format",
+         [](const std::string& f) {
+           relive::LoggingOptions log;
+           log.format = f == "json" ? relive::LogFormat::kJson : relive::LogFormat::kHuman;
+           relive::init_logging(log);
+         },
+         "human (default) or json: log lines on stderr (give it before the command)")
+      ->check(CLI::IsMember({"human", "json"}));
   int exit_code = 0;
   relive::cli::register_record(app, &exit_code);
   relive::cli::register_replay(app, &exit_code);

@@ -10,11 +10,12 @@
 #include <atomic>
 #include <csignal>
 #include <cstdio>
-#include <nlohmann/json.hpp>
 #include <string>
 
 #include "agent/migration_server.h"
 #include "cli/commands.h"
+#include "cli/relived_config.h"
+#include "cli/version.h"
 #include "common/file_util.h"
 #include "common/host_port.h"
 #include "common/logging.h"
@@ -41,23 +42,11 @@ void on_stop(int) {
   g_ha_stop = true;
 }
 
-struct Args {
-  std::string listen;
-  std::string tls_dir, name, state_dir = "/var/lib/relive", work_dir;
-  bool insecure = false;
-  int once = 0;  // serve this many migrations, then exit (0: forever)
-  int max_concurrent = 4;
-  int io_timeout_s = 60;
-  std::string runc_root, runc_bundles, runc_netns;
-  std::string ha_config;
-  std::string vm_dir;
-  std::string metrics_listen;  // ADDR:PORT of the Prometheus endpoint; "" = off
-};
+using Args = cli::RelivedConfig;
 
-void say(const std::string& line) {
-  std::fprintf(stderr, "relived: %s\n", line.c_str());
-  std::fflush(stderr);
-}
+// One event of relived's on stderr (common/logging.h: human or JSON, with the migration id).
+void say(const std::string& line) { RELIVE_LOG_INFO("{}", line); }
+
 
 Status serve(const Args& a, metrics::Registry* registry) {
   Result<HostPort> listen = parse_host_port(a.listen);
@@ -72,8 +61,6 @@ Status serve(const Args& a, metrics::Registry* registry) {
     co.insecure = true;
   else
     co = security::tls_options_for_host(a.tls_dir, a.name);
-  if (a.max_concurrent < 1) return Status::InvalidArgument("--max-concurrent must be at least 1");
-  if (a.io_timeout_s < 1) return Status::InvalidArgument("--io-timeout must be at least 1 s");
   co.timeout = std::chrono::seconds(a.io_timeout_s);
   RELIVE_RETURN_IF_ERROR(make_dirs(a.state_dir));
   RELIVE_ASSIGN_OR_RETURN(security::AuditLog audit,
@@ -106,47 +93,29 @@ Status serve(const Args& a, metrics::Registry* registry) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  relive::init_logging();
+  relive::LoggingOptions log;
+  log.program = "relived";
+  log.default_level = spdlog::level::info;
+  relive::init_logging(log);
   relive::keep_freed_memory();
   CLI::App app{"relived: the relive agent (receives live migrations)"};
-  Args a;
-  app.set_version_flag("--version", "relived 0.2.0");
-  app.add_option("--listen", a.listen, "ADDR:PORT to accept migrations on");
-  app.add_option("--ha-config", a.ha_config,
-                 "Serve as peer --name of the HA pair this TOML file describes "
-                 "(examples/ha-pair.toml); it gives the listening address");
-  app.add_option("--tls-dir", a.tls_dir, "Key directory (relive keys init)");
-  app.add_option("--name", a.name, "This host's name in the key directory");
-  app.add_flag("--insecure", a.insecure, "Plaintext, unauthenticated (tests, trusted hosts only)");
-  app.add_option("--state-dir", a.state_dir, "Audit log")->capture_default_str();
-  app.add_option("--work-dir", a.work_dir,
-                 "Where incoming images go while a migration runs (default /dev/shm)");
-  app.add_option("--once", a.once, "Exit after serving this many migrations");
-  app.add_option("--max-concurrent", a.max_concurrent,
-                 "Migrations received at once; the next is refused with \"destination busy\"")
-      ->capture_default_str();
-  app.add_option("--io-timeout", a.io_timeout_s,
-                 "Seconds a peer may stay silent (handshake, any read or write) before its "
-                 "connection is dropped")
-      ->capture_default_str();
-  app.add_option("--runc-root", a.runc_root, "runc --root for migrated runc containers");
-  app.add_option("--runc-bundles", a.runc_bundles,
-                 "Parent of migrated runc containers' bundles (default: STATE_DIR/runc-bundles)");
-  app.add_option("--runc-netns", a.runc_netns,
-                 "Network namespace path for migrated runc containers that had one by path "
-                 "(default: relived's own, /proc/PID/ns/net)");
-  app.add_option("--vm-dir", a.vm_dir,
-                 "Parent of migrated VMs' directories (QEMU's working directory, QMP socket, "
-                 "log; default: STATE_DIR/vms)");
-  app.add_option("--metrics-listen", a.metrics_listen,
-                 "ADDR:PORT to serve Prometheus metrics on, at /metrics (plain HTTP; "
-                 "docs/metrics.md; default: off)");
+  app.set_version_flag("--version", std::string("relived ") + relive::cli::kVersion);
+  relive::cli::RelivedFlags flags(&app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     int rc = app.exit(e);
     return rc == 0 ? 0 : relive::cli::kExitError;
   }
+  relive::Result<relive::cli::RelivedConfig> cfg = flags.resolve();
+  if (!cfg.ok()) {
+    RELIVE_LOG_ERROR("{}", cfg.status().to_string());
+    return relive::cli::kExitError;
+  }
+  const relive::cli::RelivedConfig& a = *cfg;
+  log.format = a.log_format;
+  relive::init_logging(log);
+  if (!flags.config_path().empty()) say("configuration from " + flags.config_path());
   struct sigaction sa {};
   sa.sa_handler = on_stop;
   for (int s : {SIGINT, SIGTERM}) ::sigaction(s, &sa, nullptr);
@@ -156,7 +125,7 @@ int main(int argc, char** argv) {
   if (!a.metrics_listen.empty()) {
     auto e = relive::net::MetricsEndpoint::start(a.metrics_listen, &registry);
     if (!e.ok()) {
-      std::fprintf(stderr, "relived: --metrics-listen: %s\n", e.status().to_string().c_str());
+      RELIVE_LOG_ERROR("metrics_listen (--metrics-listen): {}", e.status().to_string());
       return relive::cli::kExitError;
     }
     metrics_endpoint = std::move(*e);
@@ -164,16 +133,18 @@ int main(int argc, char** argv) {
   }
   relive::Status s;
   if (!a.ha_config.empty()) {
-    s = a.name.empty() ? relive::Status::InvalidArgument("--ha-config needs --name PEER")
-                       : relive::cli::serve_ha(a.ha_config, a.name, a.state_dir, a.insecure,
-                                               &g_ha_stop, &registry);
+    s = a.name.empty()
+            ? relive::Status::InvalidArgument("ha_config (--ha-config) needs name (--name PEER)")
+            : relive::cli::serve_ha(a.ha_config, a.name, a.state_dir, a.insecure, &g_ha_stop,
+                                    &registry);
   } else if (a.listen.empty()) {
-    s = relive::Status::InvalidArgument("--listen ADDR:PORT is required (or --ha-config)");
+    s = relive::Status::InvalidArgument(
+        "listen (--listen ADDR:PORT) is required (or ha_config, --ha-config)");
   } else {
     s = serve(a, &registry);
   }
   if (!s.ok()) {
-    std::fprintf(stderr, "relived: %s\n", s.to_string().c_str());
+    RELIVE_LOG_ERROR("{}", s.to_string());
     return relive::cli::kExitError;
   }
   return 0;

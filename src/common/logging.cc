@@ -1,17 +1,43 @@
 #include "common/logging.h"
 
-#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/sinks/stdout_sinks.h>
 
 #include <cstdlib>
 
-namespace relive {
+#include "common/log_line.h"
 
-void init_logging() {
-  auto logger = spdlog::stderr_color_mt("relive");
-  logger->set_pattern("relive[%P] %^%l%$: %v");
+namespace relive {
+namespace {
+
+thread_local LogContext t_context;
+
+}  // namespace
+
+Result<LogFormat> parse_log_format(std::string_view text) {
+  if (text == "human") return LogFormat::kHuman;
+  if (text == "json") return LogFormat::kJson;
+  return Status::InvalidArgument("must be \"human\" or \"json\", got '" + std::string(text) + "'");
+}
+
+void init_logging() { init_logging(LoggingOptions{}); }
+
+void init_logging(const LoggingOptions& o) {
+  // Plain stderr sink: no colour codes, whatever stderr is (journald, a file, a terminal).
+  std::shared_ptr<spdlog::logger> logger = spdlog::get("relive");
+  if (!logger) logger = spdlog::stderr_logger_mt("relive");
+  logger->set_formatter(std::make_unique<LogLineFormatter>(o.format, o.program));
+  logger->flush_on(spdlog::level::trace);  // each line whole and at once, as say() did
   spdlog::set_default_logger(logger);
   const char* level = std::getenv("RELIVE_LOG");
-  spdlog::set_level(level ? spdlog::level::from_str(level) : spdlog::level::warn);
+  spdlog::set_level(level ? spdlog::level::from_str(level) : o.default_level);
 }
+
+const LogContext& log_context() { return t_context; }
+
+ScopedLogContext::ScopedLogContext(std::string key, std::string value) {
+  t_context.emplace_back(std::move(key), std::move(value));
+}
+
+ScopedLogContext::~ScopedLogContext() { t_context.pop_back(); }
 
 }  // namespace relive

@@ -106,6 +106,7 @@ Result<ContainerCheckpointResult> checkpoint_container(const ContainerCheckpoint
   RELIVE_ASSIGN_OR_RETURN(container::PreDumpReport pre,
                           container::pre_dump(o.pid, o.pre_dump_rounds));
   container::fill_pre_dump(pre, &result);
+  if (o.progress) o.progress("phase=dump");
   auto start = Clock::now();
   auto stats = run_dump(o, images, runner);
   if (!stats.ok()) {
@@ -131,10 +132,12 @@ Result<ContainerCheckpointResult> checkpoint_container(const ContainerCheckpoint
   m.tcp_established = o.tcp_established;
   container::fill_stats(*stats, &m);
   RELIVE_RETURN_IF_ERROR(container::list_entries(images, &m));
+  for (const auto& e : m.entries) result.images_bytes += e.size;
+  if (o.progress) o.progress("phase=pack remaining=" + std::to_string(result.images_bytes));
   RELIVE_ASSIGN_OR_RETURN(result.archive_bytes, container::write_archive(o.archive, images, m));
+  if (o.progress) o.progress("phase=packed bytes=" + std::to_string(result.archive_bytes));
   result.pack_ms = ms_since(start);
   stopped.kill_all();
-  for (const auto& e : m.entries) result.images_bytes += e.size;
   result.frozen_ms = stats->frozen_ms;
   result.pages_written = stats->pages_written;
   result.processes = m.processes.size();

@@ -76,6 +76,7 @@ Result<ContainerRestoreResult> restore_container(const ContainerRestoreOptions& 
   RELIVE_RETURN_IF_ERROR(check_name(o.name));
   ContainerRestoreResult result;
   auto start = Clock::now();
+  if (o.progress) o.progress("phase=verify");
   // Everything is checked before anything is written: a bad archive costs nothing.
   auto verified = container::verify_archive(o.archive);
   if (!verified.ok()) return verified.status().with_context(o.archive);
@@ -88,6 +89,7 @@ Result<ContainerRestoreResult> restore_container(const ContainerRestoreOptions& 
   std::string images = work.path() + "/images";
   RELIVE_RETURN_IF_ERROR(make_dirs(images));
   start = Clock::now();
+  if (o.progress) o.progress("phase=unpack");
   // Verified again while unpacking: the file may have changed since the first pass.
   auto manifest = container::unpack_archive(o.archive, images);
   if (!manifest.ok()) return manifest.status().with_context(o.archive);
@@ -96,6 +98,7 @@ Result<ContainerRestoreResult> restore_container(const ContainerRestoreOptions& 
   RELIVE_ASSIGN_OR_RETURN(std::string criu_path, criu::find_criu());
   RELIVE_ASSIGN_OR_RETURN(std::string runner, container::criu_with_compat(work.path(), criu_path));
   start = Clock::now();
+  if (o.progress) o.progress("phase=restore");
   auto ns = container::restore_in_new_pid_namespace(criu_options(o, images, *manifest, runner));
   if (!ns.ok()) {
     // CRIU's log is worth keeping (the error quotes its path); the unpacked images are not.

@@ -118,6 +118,7 @@ Result<ContainerCheckpointResult> checkpoint_runc_container(const ContainerCheck
     fill_pre_dump(pre, &result);
   }
   auto start = Clock::now();
+  if (o.progress) o.progress("phase=dump");
   RELIVE_ASSIGN_OR_RETURN(PausedContainer paused, PausedContainer::pause(runc, s));
   RELIVE_RETURN_IF_ERROR(capture_bundle(s, info, fs_dir));
   Status dumped = runc.checkpoint(o.name, args, o.leave_running);
@@ -135,6 +136,7 @@ Result<ContainerCheckpointResult> checkpoint_runc_container(const ContainerCheck
   else
     paused.gone();
   start = Clock::now();
+  if (o.progress) o.progress("phase=pack");
   Manifest m;
   auto bytes = pack(o, s, images, fs_dir, info, version, args.work, &m);
   if (!bytes.ok()) {

@@ -58,6 +58,7 @@ Result<ContainerRestoreResult> restore_runc_container(const ContainerRestoreOpti
   std::string images = work.path() + "/images", fs_dir = work.path() + "/fs";
   RELIVE_RETURN_IF_ERROR(make_dirs(images));
   auto start = Clock::now();
+  if (o.progress) o.progress("phase=unpack");
   // Verified again while unpacking: the file may have changed since the first pass.
   auto manifest = unpack_archive(o.archive, images);
   if (!manifest.ok()) return manifest.status().with_context(o.archive);
@@ -75,6 +76,7 @@ Result<ContainerRestoreResult> restore_runc_container(const ContainerRestoreOpti
   Runc::CriuArgs args{runner, images, work.path() + "/criu", manifest->tcp_established, ""};
   RELIVE_RETURN_IF_ERROR(make_dirs(args.work));
   start = Clock::now();
+  if (o.progress) o.progress("phase=restore");
   NewContainer made(runc, name);
   Status st = runc.restore(name, bundle, args);
   if (!st.ok()) {

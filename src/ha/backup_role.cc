@@ -71,6 +71,7 @@ void HaNode::backup_tick() {
 Status HaNode::take_over() {
   std::lock_guard<std::mutex> r(replica_mu_);
   uint64_t epoch = replica_->committed_epoch();
+  ScopedLogContext log_ctx("epoch", std::to_string(epoch));
   RELIVE_LOG_INFO("taking over from epoch {}", epoch);
   const WorkloadConfig& w = o_.config.workload;
   RELIVE_ASSIGN_OR_RETURN(WorkloadNetwork net, WorkloadNetwork::up(w, o_.name));

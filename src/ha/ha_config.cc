@@ -1,7 +1,5 @@
 #include "ha/ha_config.h"
 
-#include <toml++/toml.h>
-
 #include <algorithm>
 #include <set>
 
@@ -9,127 +7,14 @@
 #include "common/host_port.h"
 #include "common/ipv4_cidr.h"
 #include "common/safe_name.h"
+#include "common/toml_section.h"
 #include "drivers/qemu/vm_command_line.h"
 #include "ha/http_client.h"
 
 namespace relive::ha {
 namespace {
 
-const char* type_name(const toml::node& n) {
-  switch (n.type()) {
-    case toml::node_type::table:
-      return "a table";
-    case toml::node_type::array:
-      return "an array";
-    case toml::node_type::string:
-      return "a string";
-    case toml::node_type::integer:
-      return "an integer";
-    case toml::node_type::floating_point:
-      return "a float";
-    case toml::node_type::boolean:
-      return "a boolean";
-    default:
-      return "a date or time";
-  }
-}
-
-// One TOML table being read: every lookup is by key, errors name the full dotted key and its line,
-// and finish() rejects keys nobody asked for.
-class Section {
- public:
-  Section(const toml::table& t, std::string prefix) : table_(t), prefix_(std::move(prefix)) {}
-
-  std::string key_name(std::string_view key) const { return prefix_ + std::string(key); }
-
-  Status error(std::string_view key, const std::string& what) const {
-    std::string where = key_name(key);
-    if (const toml::node* n = table_.get(key)) {
-      where += " (line " + std::to_string(n->source().begin.line) + ")";
-    }
-    return Status::InvalidArgument(where + ": " + what);
-  }
-
-  // Nullptr when absent (then `required` makes it an error, reported through `status`).
-  const toml::node* find(std::string_view key, bool required, Status* status) {
-    seen_.insert(std::string(key));
-    const toml::node* n = table_.get(key);
-    if (!n && required) *status = Status::InvalidArgument(key_name(key) + ": missing");
-    return n;
-  }
-
-  Result<uint64_t> integer(std::string_view key, std::optional<uint64_t> dflt, uint64_t lo,
-                           uint64_t hi) {
-    Status st;
-    const toml::node* n = find(key, !dflt.has_value(), &st);
-    if (!st.ok()) return st;
-    if (!n) return *dflt;
-    if (!n->is_integer())
-      return error(key, std::string("must be an integer, got ") + type_name(*n));
-    int64_t v = n->as_integer()->get();
-    if (v < 0 || static_cast<uint64_t>(v) < lo || static_cast<uint64_t>(v) > hi) {
-      return error(key, "must be between " + std::to_string(lo) + " and " + std::to_string(hi) +
-                            ", got " + std::to_string(v));
-    }
-    return static_cast<uint64_t>(v);
-  }
-
-  Result<std::string> string(std::string_view key, std::optional<std::string> dflt = {}) {
-    Status st;
-    const toml::node* n = find(key, !dflt.has_value(), &st);
-    if (!st.ok()) return st;
-    if (!n) return *dflt;
-    if (!n->is_string()) return error(key, std::string("must be a string, got ") + type_name(*n));
-    std::string s = n->as_string()->get();
-    if (s.empty()) return error(key, "must not be empty");
-    return s;
-  }
-
-  // A non-empty array of strings; elements may be empty strings only when `allow_empty`.
-  Result<std::vector<std::string>> strings(std::string_view key, bool allow_empty = false) {
-    Status st;
-    const toml::node* n = find(key, true, &st);
-    if (!st.ok()) return st;
-    const toml::array* a = n->as_array();
-    if (!a) return error(key, std::string("must be an array of strings, got ") + type_name(*n));
-    if (a->empty()) return error(key, "must not be empty");
-    std::vector<std::string> out;
-    for (size_t i = 0; i < a->size(); ++i) {
-      const toml::node& e = *a->get(i);
-      if (!e.is_string() || (!allow_empty && e.as_string()->get().empty())) {
-        return error(key, "element " + std::to_string(i) + " must be a " +
-                              (allow_empty ? "string" : "non-empty string"));
-      }
-      out.push_back(e.as_string()->get());
-    }
-    return out;
-  }
-
-  Result<Section> table(std::string_view key) {
-    Status st;
-    const toml::node* n = find(key, true, &st);
-    if (!st.ok()) return st;
-    if (!n->is_table()) return error(key, std::string("must be a table, got ") + type_name(*n));
-    return Section(*n->as_table(), key_name(key) + ".");
-  }
-
-  Status finish() const {
-    for (const auto& [k, v] : table_) {
-      if (!seen_.count(std::string(k.str()))) {
-        return Status::InvalidArgument(key_name(k.str()) + " (line " +
-                                       std::to_string(v.source().begin.line) + "): unknown key");
-      }
-    }
-    return Status::Ok();
-  }
-
-  const toml::table& raw() const { return table_; }
-
- private:
-  const toml::table& table_;
-  std::string prefix_;
-  std::set<std::string> seen_;
-};
+using Section = TomlSection;
 
 bool valid_name(std::string_view s) {
   return !s.empty() && s.size() <= 32 && std::all_of(s.begin(), s.end(), [](char c) {
@@ -255,11 +140,7 @@ Status parse_workload(Section& root, WorkloadConfig* w) {
 }
 
 Status parse_limits(Section& root, LimitsConfig* l) {
-  if (!root.raw().get("limits")) {
-    Status ignored;
-    root.find("limits", false, &ignored);
-    return Status::Ok();
-  }
+  if (!root.has("limits")) return Status::Ok();
   RELIVE_ASSIGN_OR_RETURN(Section s, root.table("limits"));
   RELIVE_ASSIGN_OR_RETURN(l->max_epoch_bytes,
                           s.integer("max_epoch_bytes", l->max_epoch_bytes, 1 << 20, 64ull << 30));
@@ -301,14 +182,7 @@ const PeerConfig* HaConfig::peer(std::string_view name) const {
 }
 
 Result<HaConfig> parse_ha_config(std::string_view toml_text, std::string_view source) {
-  toml::table doc;
-  try {
-    doc = toml::parse(toml_text, source);
-  } catch (const toml::parse_error& e) {
-    return Status::InvalidArgument(
-        std::string(source) + ":" + std::to_string(e.source().begin.line) + ":" +
-        std::to_string(e.source().begin.column) + ": " + std::string(e.description()));
-  }
+  RELIVE_ASSIGN_OR_RETURN(toml::table doc, parse_toml(toml_text, source));
   HaConfig cfg;
   Section root(doc, "");
   Status st = parse_root(root, &cfg);

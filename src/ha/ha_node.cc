@@ -81,9 +81,7 @@ void HaNode::set_role(Role r) {
     if (role_ == r) return;
     role_ = r;
   }
-  RELIVE_LOG_INFO("{} is now {}", o_.name, role_name(r));
-  std::fprintf(stderr, "relived: role %s\n", role_name(r));
-  std::fflush(stderr);
+  RELIVE_LOG_INFO("role {} ({} is now {})", role_name(r), o_.name, role_name(r));
   cv_.notify_all();
 }
 
@@ -97,10 +95,8 @@ Status HaNode::run(const std::atomic<bool>* stop) {
   RELIVE_ASSIGN_OR_RETURN(
       security::Listener listener,
       security::Listener::create(self().host, self().port, channel_options("")));
-  std::fprintf(stderr, "relived: HA peer %s listening on %s:%u (%s)\n", o_.name.c_str(),
-               self().host.c_str(), listener.port(),
-               o_.insecure ? "INSECURE plaintext" : "TLS 1.3, mutual authentication");
-  std::fflush(stderr);
+  RELIVE_LOG_INFO("HA peer {} listening on {}:{} ({})", o_.name, self().host, listener.port(),
+                  o_.insecure ? "INSECURE plaintext" : "TLS 1.3, mutual authentication");
   std::thread accept_thread([&] { listen_loop(&listener, stop); });
   while (!*stop) {
     Role r;

@@ -144,6 +144,7 @@ void HaNode::connect_backup() {
 
 void HaNode::epoch() {
   uint64_t n = next_epoch_;
+  ScopedLogContext log_ctx("epoch", std::to_string(n));  // on every line logged for this epoch
   auto t0 = Clock::now();
   // Packets from now on belong to the next epoch: those sent before the freeze below are in
   // this one's state or earlier, those sent after may be held one epoch longer, never less.
@@ -183,10 +184,7 @@ void HaNode::epoch() {
 }
 
 void HaNode::lose_backup(const Status& why) {
-  RELIVE_LOG_WARN("ALERT: lost the backup ({}); serving UNPROTECTED", why.to_string());
-  std::fprintf(stderr, "relived: ALERT backup lost, serving unprotected: %s\n",
-               why.to_string().c_str());
-  std::fflush(stderr);
+  RELIVE_LOG_WARN("ALERT: backup lost, serving unprotected: {}", why.to_string());
   backup_link_.reset();
   workload_->reset();
   need_full_ = true;

@@ -20,11 +20,14 @@ namespace m = relive::migration;
 
 void Source::progress(const std::string& line) const {
   if (!o_.progress) return;
+  std::string out = line;
+  // The bytes shipped so far (relive's progress bar shows them), unless the line says already.
+  if (report_.bytes_total > 0 && line.find(" bytes=") == std::string::npos)
+    out += fmt::format(" sent={}", report_.bytes_total);
   // Once frozen, each line says how long the workload has been down.
   if (freeze_ != Clock::time_point{} && !done_)
-    o_.progress(fmt::format("{} frozen_for={:.0f}ms", line, ms_between(freeze_, Clock::now())));
-  else
-    o_.progress(line);
+    out += fmt::format(" frozen_for={:.0f}ms", ms_between(freeze_, Clock::now()));
+  o_.progress(out);
 }
 
 Status Source::open_runc() {
