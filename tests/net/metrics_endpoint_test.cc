@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <random>
 #include <string>
 
 #include "common/scoped_fd.h"
@@ -117,6 +118,23 @@ TEST_F(MetricsEndpointTest, GarbageGets400AndTheEndpointLivesOn) {
       "GET /metrics HTTP/1.1\r\nContent-Length: 100000\r\n\r\n" + std::string(100000, 'b');
   r = request(endpoint_->port(), big_body);
   EXPECT_TRUE(r.empty() || r.starts_with("HTTP/1.1 400")) << r;
+  EXPECT_TRUE(get("/metrics").starts_with("HTTP/1.1 200 OK"));
+}
+
+TEST_F(MetricsEndpointTest, RandomBytesNeverStopTheEndpoint) {
+  std::mt19937 rng(17);
+  for (int i = 0; i < 200; ++i) {
+    std::string junk(rng() % 600, '\0');
+    for (char& c : junk) c = static_cast<char>(rng());
+    // Half of them start like a request, to get past the request line into the headers.
+    if (i % 2 == 0) junk = "GET /metrics HTTP/1.1\r\n" + junk;
+    ScopedFd fd = connect_to(endpoint_->port());
+    send_all(fd.get(), junk);
+    ::shutdown(fd.get(), SHUT_WR);
+    std::string r = read_until_close(fd.get(), 2s);
+    EXPECT_TRUE(r.empty() || r.starts_with("HTTP/1.1 400") || r.starts_with("HTTP/1.1 200"))
+        << r.substr(0, 200);
+  }
   EXPECT_TRUE(get("/metrics").starts_with("HTTP/1.1 200 OK"));
 }
 
