@@ -44,6 +44,8 @@ PACKAGES=(
   python3 sqlite3 gawk coreutils findutils procps psmisc netcat-openbsd socat curl
   redis-server redis-tools runc etcd-server etcd-client iperf3 hyperfine busybox-static cpio
   xz-utils zstd file
+  # packaging: a clean Debian 12 root for the package test, --help text as man pages
+  mmdebstrap help2man
 )
 
 missing_packages() {
