@@ -26,7 +26,7 @@ shim=usr/lib/relive/librelive_criu_sockopt_shim.so
 for f in usr/share/doc/relive/examples/relived.toml usr/share/doc/relive/examples/ha-pair.toml \
          usr/share/doc/relive/operations.md usr/share/man/man1/relive.1.gz \
          usr/share/man/man8/relived.8.gz; do
-  [ -f "$root/$f" ] || fail "$f not installed"
+  [ -f "$root/$f" ] || fail "$f not installed (man pages: was help2man there at configure time?)"
 done
 units=$root/usr/lib/systemd/system
 for u in relived.service relived-ha@.service; do
