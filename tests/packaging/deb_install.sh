@@ -72,6 +72,10 @@ if ! in_root env DEBIAN_FRONTEND=noninteractive apt-get install -y "/tmp/${deb##
 fi
 status=$(in_root dpkg-query -W -f='${Status} ${Version}' relive)
 [ "$status" = "install ok installed $version" ] || fail "dpkg says: $status"
+# apt installs Recommends by default: runc resolves on plain bookworm (QEMU 10 only with
+# backports, which this root does not have).
+runc_status=$(in_root dpkg-query -W -f='${Status}' runc 2>/dev/null || true)
+[ "$runc_status" = "install ok installed" ] || fail "the recommended runc was not installed"
 [ -f "$root/usr/lib/systemd/system/relived.service" ] || fail "relived.service not installed"
 [ -d "$root/etc/relive/ha" ] || fail "postinst did not make /etc/relive/ha"
 
