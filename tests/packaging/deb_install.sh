@@ -4,7 +4,9 @@
 # included, as `apt install` does) installs it into a clean Debian 12 root made here with
 # mmdebstrap from the host's configured Debian mirror; then the installed relived (and relive,
 # once it has --version) runs in that root and prints the package's version, which proves its
-# libraries resolved from the declared dependencies alone.
+# libraries resolved from the declared dependencies alone. The recommended runc must come along,
+# postinst must have run, and (once relived has --config) relived.service's ExecStart must start
+# a listening relived from the example configuration.
 # The clean root (variant "apt": essential packages and apt) is cached as a tarball under
 # /var/cache/relive-test/, one per day (older ones are removed); without one it is made first.
 # Usage: deb_install.sh BUILD_DIR
