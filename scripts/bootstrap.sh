@@ -46,6 +46,8 @@ PACKAGES=(
   xz-utils zstd file
   # the metrics test scrapes relived with a real Prometheus (its own, in a test namespace)
   prometheus
+  # packaging: a clean Debian 12 root for the package test, --help text as man pages
+  mmdebstrap help2man
 )
 
 missing_packages() {
