@@ -10,7 +10,8 @@ std::string migrated_line(const migrate::DestinationOutcome& r, const std::strin
                       {"init_pid", r.init_pid}, {"restore_ms", r.restore_ms}};
   if (!r.bundle.empty()) j["bundle"] = r.bundle;
   if (!r.vm_dir.empty()) j["vm_dir"] = r.vm_dir, j["qmp"] = r.vm_qmp;
-  return j.dump();
+  // The name is the peer's bytes: invalid UTF-8 is replaced, never thrown on.
+  return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
 void LineWriter::write(const std::string& line) {

@@ -3,6 +3,8 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <chrono>
+#include <thread>
 #include <system_error>
 
 #include "common/logging.h"
@@ -32,8 +34,16 @@ Status MigrationServer::run(const std::atomic<bool>& stop) {
     reap(/*all=*/false);
     Result<security::PendingConnection> c = listener_->accept_connection(o_.accept_poll);
     if (!c.ok()) {
-      if (c.status().message().find("timed out") == std::string::npos)
-        say_("accepting a connection: " + c.status().to_string());
+      if (c.status().message().find("timed out") == std::string::npos) {
+        // EMFILE and friends leave the connection pending: the next poll returns at once.
+        // Wait a poll period, and say so at most every 5 s.
+        auto now = std::chrono::steady_clock::now();
+        if (now - last_accept_error_ >= std::chrono::seconds(5)) {
+          say_("accepting a connection: " + c.status().to_string());
+          last_accept_error_ = now;
+        }
+        std::this_thread::sleep_for(o_.accept_poll);
+      }
       continue;
     }
     if (pending() >= o_.max_pending) {
@@ -59,7 +69,14 @@ void MigrationServer::start_worker(security::PendingConnection c) {
   std::string peer = c.peer;
   try {
     w.thread = std::thread([this, &w, c = std::move(c)]() mutable {
-      serve_connection(std::move(c));
+      // Nothing a migration throws may take the daemon (and every other migration) down.
+      try {
+        serve_connection(std::move(c));
+      } catch (const std::exception& e) {
+        say_(std::string("a migration's worker failed: ") + e.what());
+      } catch (...) {
+        say_("a migration's worker failed: unknown exception");
+      }
       w.done = true;
     });
   } catch (const std::system_error& e) {  // no thread: the connection closes unserved

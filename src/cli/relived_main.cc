@@ -118,6 +118,7 @@ int main(int argc, char** argv) {
   if (!flags.config_path().empty()) say("configuration from " + flags.config_path());
   struct sigaction sa {};
   sa.sa_handler = on_stop;
+  sa.sa_flags = SA_RESTART;  // a worker's syscall interrupted by SIGTERM resumes
   for (int s : {SIGINT, SIGTERM}) ::sigaction(s, &sa, nullptr);
   ::signal(SIGPIPE, SIG_IGN);
   relive::metrics::Registry registry;

@@ -75,7 +75,7 @@ Histogram::Histogram(std::vector<double> bounds)
     : bounds_(std::move(bounds)), buckets_(bounds_.size() + 1, 0) {}
 
 void Histogram::observe(double v) {
-  if (std::isnan(v)) return;
+  if (!std::isfinite(v)) return;  // one +Inf would poison the sum for good
   size_t i = std::lower_bound(bounds_.begin(), bounds_.end(), v) - bounds_.begin();
   std::lock_guard<std::mutex> l(mu_);
   ++buckets_[i];

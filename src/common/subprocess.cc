@@ -343,6 +343,11 @@ Result<Subprocess> Subprocess::fork_call(const std::function<int()>& body) {
   pid_t pid = ::fork();
   if (pid < 0) return PosixError("fork", errno);
   if (pid == 0) {
+    // The parent's stop handlers only set its flags: in this copy they would swallow the
+    // SIGTERM meant to end it (relived's on_stop, say).
+    struct sigaction dfl {};
+    dfl.sa_handler = SIG_DFL;
+    for (int s : {SIGINT, SIGTERM, SIGHUP, SIGQUIT}) ::sigaction(s, &dfl, nullptr);
     int code = 70;
     try {
       code = body();

@@ -1,6 +1,8 @@
 #include "container/pid_namespace.h"
 
 #include <fcntl.h>
+#include <fmt/format.h>
+#include <poll.h>
 #include <sched.h>
 #include <signal.h>
 #include <sys/mount.h>
@@ -10,6 +12,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
 #include <charconv>
 #include <cstring>
 #include <filesystem>
@@ -99,10 +102,25 @@ Status prepare_mounts() {
   ::_exit(0);
 }
 
-Result<std::string> read_reports(int fd) {
-  std::string all;
+// Reads the reports until the init closes its end, or until `limit` (zero: none) has passed:
+// then Status::IoError, with what arrived so far in *partial.
+Result<std::string> read_reports(int fd, std::chrono::milliseconds limit, std::string* partial) {
+  std::string& all = *partial;
   char buf[4096];
+  auto deadline = std::chrono::steady_clock::now() + limit;
   for (;;) {
+    if (limit.count() > 0) {
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+          deadline - std::chrono::steady_clock::now());
+      pollfd p{fd, POLLIN, 0};
+      int r = left.count() > 0 ? ::poll(&p, 1, static_cast<int>(left.count())) : 0;
+      if (r < 0 && errno == EINTR) continue;
+      if (r < 0) return PosixError("poll restore report", errno);
+      if (r == 0) {
+        return Status::IoError(fmt::format(
+            "the namespaced restore reported nothing within {} s", limit.count() / 1000));
+      }
+    }
     ssize_t n = ::read(fd, buf, sizeof buf);
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) return PosixError("read restore report", errno);
@@ -188,9 +206,19 @@ Result<NamespaceRestore> restore_in_new_pid_namespace(const criu::RestoreOptions
                             launcher_main(write_end.get(), options);
                           }));
   write_end.reset();
-  Result<std::string> reports = read_reports(read_end.get());
+  // CRIU is killed after its own timeout; past that and a margin, something between fork and
+  // exec is stuck (or the init is): give up on it rather than hold the caller for ever.
+  std::chrono::milliseconds limit{0};
+  if (options.run.timeout.count() > 0) limit = options.run.timeout + std::chrono::seconds(30);
+  std::string partial;
+  Result<std::string> reports = read_reports(read_end.get(), limit, &partial);
+  if (!reports.ok()) {
+    NamespaceRestore seen;
+    (void)parse_reports(partial, &seen);
+    if (seen.init_pid > 0) ::kill(seen.init_pid, SIGKILL);  // and with it the namespace
+    return reports.status();  // `launcher` is killed and reaped as it goes
+  }
   (void)launcher.wait();  // it exits right after cloning the init
-  if (!reports.ok()) return reports.status();
   NamespaceRestore out;
   RELIVE_RETURN_IF_ERROR(parse_reports(*reports, &out));
   auto root = global_pid_in_namespace(out.init_pid, out.ns_root_pid);

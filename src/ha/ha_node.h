@@ -136,6 +136,8 @@ class HaNode {
   std::chrono::steady_clock::time_point next_epoch_at_{};
   std::chrono::steady_clock::time_point next_dial_at_{};
   std::chrono::steady_clock::time_point last_sent_{};
+  // Since when every checkpoint has failed (epoch()); the epoch of no failure: none failing.
+  std::chrono::steady_clock::time_point failing_since_{};
 
   struct EpochStat {
     std::chrono::steady_clock::time_point at;

@@ -154,14 +154,27 @@ void HaNode::epoch() {
   Result<CapturedEpoch> e = workload_->capture(n, need_full_);
   if (input_) (void)input_->set_pass_through(true);
   if (!e.ok()) {
-    // The workload runs on; the backup is still at the last committed epoch. If CRIU cannot
-    // dump, nothing more can be protected: say so loudly and keep holding output.
+    // The workload runs on; the backup is still at the last committed epoch, and output waits
+    // for the next one. A failure that lasts (CRIU cannot dump this workload, it keeps a
+    // /proc/<pid> file open) would hold the service's output for ever: past the limit the
+    // primary gives up on protection as when the backup is lost, serves unprotected and says
+    // why; a backup that reconnects starts over with a full epoch.
     RELIVE_LOG_WARN("epoch {}: checkpoint failed: {}", n, e.status().to_string());
-    std::lock_guard<std::mutex> l(mu_);
-    alerts_.push_back("checkpoint failed: " + e.status().to_string());
-    if (alerts_.size() > 20) alerts_.erase(alerts_.begin());
+    if (failing_since_ == Clock::time_point{}) {  // one alert per run of failures
+      failing_since_ = Clock::now();
+      std::lock_guard<std::mutex> l(mu_);
+      alerts_.push_back("checkpoint failed: " + e.status().to_string());
+      if (alerts_.size() > 20) alerts_.erase(alerts_.begin());
+    }
+    auto limit = milliseconds(std::max<uint32_t>(2000, 2 * o_.config.failure_timeout_ms));
+    if (Clock::now() - failing_since_ >= limit) {
+      failing_since_ = {};
+      lose_backup(e.status().with_context(fmt::format(
+          "every checkpoint failed for {} ms; the last", ms(limit))));
+    }
     return;
   }
+  failing_since_ = {};
   ++next_epoch_;
   Result<ShippedEpoch> shipped = ship_epoch(backup_link_.get(), *e, o_.name);
   if (!shipped.ok()) {

@@ -115,7 +115,19 @@ class MetricsEndpoint::Impl {
                              std::to_string(at.port()) + ": " + ec.message());
     port_ = acceptor_.local_endpoint().port();
     accept();
-    thread_ = std::thread([this] { io_.run(); });
+    thread_ = std::thread([this] {
+      // A handler that throws (a scrape callback, bad_alloc) costs that request, not relived.
+      for (;;) {
+        try {
+          io_.run();
+          return;
+        } catch (const std::exception& e) {
+          RELIVE_LOG_WARN("metrics endpoint: {}", e.what());
+        } catch (...) {
+          RELIVE_LOG_WARN("metrics endpoint: unknown exception");
+        }
+      }
+    });
     return Status::Ok();
   }
 

@@ -1,5 +1,9 @@
 #include "wire/migration_codec.h"
 
+#include <fmt/format.h>
+
+#include <cmath>
+
 #include "schemas/migration.capnp.h"
 #include "wire/flat_message.h"
 
@@ -190,6 +194,11 @@ Result<m::Command> read(MigrationCommand::Reader r) {
     }
     case MigrationCommand::RESTORE: {
       auto x = r.getRestore();
+      double frozen = x.getFrozenMs();
+      if (!std::isfinite(frozen) || frozen < 0 || frozen > 86'400'000.0) {
+        return Status::Corruption(
+            fmt::format("migrate.restore: frozenMs {} is not a duration in [0, 1 day]", frozen));
+      }
       return m::Command(m::Restore{to_string(x.getLazyPagesAddress()), x.getLazyPagesPort(),
                                    x.getPagesFromCache(), x.getPagesFromReplay(), x.getFrozenMs()});
     }

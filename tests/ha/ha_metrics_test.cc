@@ -69,13 +69,5 @@ TEST(HaMetrics, BackupShowsNoPrimaryOnlyValues) {
   EXPECT_EQ(t.find("\nrelive_ha_output_held_packets "), std::string::npos) << t;
 }
 
-TEST(HaMetrics, WithoutARegistryNothingHappens) {
-  HaMetrics m(nullptr);
-  m.watch([] { return HaSnapshot{}; });
-  m.epoch_committed(1, 2, 3);
-  m.epoch_applied();
-  m.fenced();
-}
-
 }  // namespace
 }  // namespace relive::ha

@@ -41,7 +41,7 @@ class MetricsMigration : public ::testing::Test {
  protected:
   void SetUp() override {
     if (::geteuid() != 0) GTEST_SKIP() << "needs root (network namespaces, CRIU)";
-    if (::access(kPrometheusBin, X_OK) != 0) GTEST_SKIP() << "prometheus is not installed";
+    if (::access(kPrometheusBin, X_OK) != 0) FAIL() << kPrometheusBin << " is missing: scripts/bootstrap.sh installs it";
     ASSERT_TRUE(hosts_.ok()) << "could not create the test hosts";
     write_all_to(dir_ / "counter.py", kCounter);
   }
@@ -126,7 +126,7 @@ class MetricsHa : public HaPairFixture {
  protected:
   void SetUp() override {
     if (::access("/usr/bin/redis-server", X_OK) != 0) GTEST_SKIP() << "redis is not installed";
-    if (::access(kPrometheusBin, X_OK) != 0) GTEST_SKIP() << "prometheus is not installed";
+    if (::access(kPrometheusBin, X_OK) != 0) FAIL() << kPrometheusBin << " is missing: scripts/bootstrap.sh installs it";
     HaPairFixture::SetUp();
   }
   void TearDown() override {

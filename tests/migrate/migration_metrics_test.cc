@@ -50,12 +50,5 @@ TEST(MigrationMetrics, ARecordDroppedWithoutSuccessIsAFailure) {
   EXPECT_TRUE(has(t, "relive_migrations_in_progress 0")) << t;
 }
 
-TEST(MigrationMetrics, DefaultRecordDoesNothing) {
-  MigrationMetrics::Record rec;
-  rec.begin("stop-copy");
-  rec.add_bytes(1);
-  rec.succeeded();
-}
-
 }  // namespace
 }  // namespace relive::migrate

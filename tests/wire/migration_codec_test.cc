@@ -2,6 +2,9 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
+#include <limits>
+
 #include <random>
 #include <string>
 #include <vector>
@@ -90,6 +93,20 @@ TEST(MigrationCodec, RoundTripsDefaultsAndEmptyBatch) {
     ASSERT_TRUE(back.ok()) << m::command_name(c) << ": " << back.status().to_string();
     EXPECT_TRUE(*back == c) << m::command_name(c);
   }
+}
+
+// frozenMs comes from the peer and ends in a histogram: a value that is not a duration (NaN,
+// infinite, negative, more than a day) is corrupt input, not a measurement.
+TEST(MigrationCodec, RefusesARestoreWhoseFrozenTimeIsNotADuration) {
+  for (double bad : {std::nan(""), std::numeric_limits<double>::infinity(),
+                     -std::numeric_limits<double>::infinity(), -1.0, 1e308}) {
+    Result<m::Command> back = round_trip(m::Restore{"198.18.0.1", 27000, true, false, bad});
+    ASSERT_FALSE(back.ok()) << bad;
+    EXPECT_EQ(back.status().code(), Status::Code::kCorruption) << back.status().to_string();
+    EXPECT_NE(back.status().message().find("frozenMs"), std::string::npos)
+        << back.status().to_string();
+  }
+  EXPECT_TRUE(round_trip(m::Restore{"198.18.0.1", 27000, true, false, 0.0}).ok());
 }
 
 TEST(MigrationCodec, CommandNamesAreDistinct) {
