@@ -50,13 +50,24 @@ void RateLimiter::acquire(uint64_t n) {
 
 void RateLimiter::begin_busy() {
   std::lock_guard<std::mutex> l(mu_);
-  if (busy_callers_++ == 0) busy_since_ = clock_->now();
+  if (busy_callers_++ > 0) return;
+  busy_since_ = clock_->now();
+  // An idle gap refilled the bucket, by at most the burst: the part of the gap that did (up to
+  // burst / rate) counts as busy, so that what the refill lets through at once is paid for in
+  // time and the metered rate cannot exceed the cap by a burst per gap.
+  if (rate_ > 0 && busy_ended_ != SteadyClock::time_point{}) {
+    auto refill = std::chrono::duration_cast<std::chrono::nanoseconds>(
+        std::chrono::duration<double>(static_cast<double>(burst_) / static_cast<double>(rate_)));
+    busy_ += std::min<std::chrono::nanoseconds>(busy_since_ - busy_ended_, refill);
+  }
 }
 
 void RateLimiter::end_busy(uint64_t bytes) {
   std::lock_guard<std::mutex> l(mu_);
   bytes_ += bytes;
-  if (--busy_callers_ == 0) busy_ += clock_->now() - busy_since_;
+  if (--busy_callers_ > 0) return;
+  busy_ended_ = clock_->now();
+  busy_ += busy_ended_ - busy_since_;
 }
 
 Status RateLimiter::metered(std::string_view bytes, const Writer& write, bool whole) {

@@ -34,7 +34,10 @@ class RateClock {
 // What went through a limiter.
 struct RateStats {
   uint64_t bytes = 0;  // handed to the writers by metered()
-  double busy_ms = 0;  // time at least one metered() call was under way (union over threads)
+  // Time at least one metered() call was under way (union over threads), plus of each idle gap
+  // between such periods the part that refilled the bucket (at most burst / rate): the time the
+  // cap paid for the bytes. Long idle stretches (a dump, the destination's restore) are left out.
+  double busy_ms = 0;
   // bytes per second while busy; 0 before anything was sent.
   double rate() const { return busy_ms > 0 ? bytes / (busy_ms / 1000.0) : 0; }
 };
@@ -80,6 +83,7 @@ class RateLimiter {
   SteadyClock::time_point last_refill_;  // when tokens_ was last brought up to date
   int busy_callers_ = 0;
   SteadyClock::time_point busy_since_{};
+  SteadyClock::time_point busy_ended_{};  // end of the last busy period; {} before the first
   std::chrono::nanoseconds busy_{0};
   uint64_t bytes_ = 0;
 };

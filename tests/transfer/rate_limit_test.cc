@@ -128,6 +128,23 @@ TEST(RateLimiter, MeteredChunksWritesAndCountsBusyTime) {
   EXPECT_NEAR(s.rate(), 1e6 * 300000.0 / (300000.0 - RateLimiter::kMinBurstBytes), 1);
 }
 
+// A gap between sends counts as busy for as long as it refilled the bucket (the burst that
+// then goes at once was paid for in that time), and no longer.
+TEST(RateLimiter, IdleGapsCountOnlyUpToTheRefill) {
+  FakeClock clock;
+  const uint64_t burst = 10000;
+  RateLimiter limiter(1000000, &clock, burst);
+  std::string data(110000, 'g');
+  ASSERT_TRUE(limiter.metered(data, ok_writer).ok());  // 100 ms past the burst
+  clock.advance(5s);
+  ASSERT_TRUE(limiter.metered(data, ok_writer).ok());  // the refilled burst, then 100 ms
+  clock.advance(1ms);                                  // refills 1000 bytes
+  ASSERT_TRUE(limiter.metered(data, ok_writer).ok());  // 1000 at once, then 109 ms
+  RateStats s = limiter.stats();
+  EXPECT_NEAR(s.busy_ms, 100 + 10 + 100 + 1 + 109, 1e-3);
+  EXPECT_NEAR(s.rate(), 330000.0 / 0.320, 1) << "bytes past the first burst, at the cap";
+}
+
 TEST(RateLimiter, WholeFramesGoInOnePiece) {
   FakeClock clock;
   RateLimiter limiter(1000000, &clock);
