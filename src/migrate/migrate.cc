@@ -116,9 +116,11 @@ std::string migrate_report_json(const MigrateReport& r) {
                       {"downtime_ms", r.downtime_ms}, {"total_ms", r.total_ms},
                       {"bytes_total", r.bytes_total}, {"bytes_by_phase", r.bytes_by_phase},
                       {"rounds", r.rounds},           {"restore_ms", r.restore_ms},
-                      {"confirm_ms", r.confirm_ms},   {"destination_pid", r.destination_pid},
-                      {"max_bandwidth", r.max_bandwidth}, {"link_bytes", r.link_bytes},
-                      {"link_busy_ms", r.link_busy_ms},   {"link_rate", r.link_rate}};
+                      {"confirm_ms", r.confirm_ms},   {"destination_pid", r.destination_pid}};
+  j["max_bandwidth"] = r.max_bandwidth;
+  j["link_bytes"] = r.link_bytes;
+  j["link_busy_ms"] = r.link_busy_ms;
+  j["link_rate"] = r.link_rate;
   if (!r.vm.empty() || !r.vm_dir.empty()) {
     j["vm"] = r.vm;
     j["vm_dir"] = r.vm_dir;

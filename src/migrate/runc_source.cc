@@ -168,7 +168,8 @@ Status run_runc_postcopy(Source* s) {
   // decides (end_source after the commit, resume on a failure before it).
   RELIVE_ASSIGN_OR_RETURN(
       criu::CriuProcess dump,
-      s->runc().start_lazy_checkpoint(s->runc_state().id, d.args, fmt::format("{}:{}", pages.criu_address, pages.criu_port),
+      s->runc().start_lazy_checkpoint(s->runc_state().id, d.args,
+                                      fmt::format("{}:{}", pages.criu_address, pages.criu_port),
                                       /*leave_running=*/true));
   s->tree_owned_by_criu();  // the switch-over must not end the container: CRIU serves its pages
   RELIVE_RETURN_IF_ERROR(dump.wait_ready(s->options().criu_timeout));
