@@ -7,6 +7,7 @@
 #include "migrate/auto_strategy.h"
 #include "migrate/source.h"
 #include "migrate/vm_source.h"
+#include "transfer/bulk.h"
 
 namespace relive {
 
@@ -22,6 +23,19 @@ Result<m::Strategy> parse_strategy(const std::string& s) {
   if (s == "crtr") return m::Strategy::kCrtr;
   return Status::InvalidArgument("unknown strategy '" + s +
                                  "' (stop-copy, precopy, postcopy, crtr, auto)");
+}
+
+// The destination reads each bulk segment (up to BulkSender::kBatchBytes) within one I/O
+// timeout: a cap that cannot move two of them in --io-timeout would end in a timeout mid-way.
+Status check_bandwidth(const MigrateOptions& o) {
+  if (o.max_bandwidth == 0) return Status::Ok();
+  double seconds = std::chrono::duration<double>(o.io_timeout).count();
+  double need = 2.0 * transfer::BulkSender::kBatchBytes / seconds;
+  if (static_cast<double>(o.max_bandwidth) >= need) return Status::Ok();
+  return Status::InvalidArgument(fmt::format(
+      "--max-bandwidth {} B/s is too low: a {} MiB segment must cross within the I/O timeout "
+      "({:.0f} s); give at least {:.0f} B/s or a longer --io-timeout (and relived's)",
+      o.max_bandwidth, transfer::BulkSender::kBatchBytes >> 20, seconds, need));
 }
 
 Status run(Source* s, m::Strategy strategy) {
@@ -58,6 +72,7 @@ Result<MigrateReport> run_migration(const MigrateOptions& o) {
     return Status::InvalidArgument("no process to migrate (--pid) and no container (NAME)");
   if (o.pid > 0 && !o.runc_name.empty())
     return Status::InvalidArgument("give a container NAME or --pid, not both");
+  RELIVE_RETURN_IF_ERROR(check_bandwidth(o));
   std::string reason = "requested";
   m::Strategy strategy;
   if (o.strategy == "auto" && !o.runc_name.empty()) {

@@ -83,6 +83,16 @@ TEST_P(MigrateBandwidth, HonoursTheCapAndReportsIt) {
   EXPECT_EQ(result(), "OK\n") << r.err;
 }
 
+// A cap so low that one bulk segment could not cross within the I/O timeout is refused before
+// anything is touched (the destination would time out mid-segment).
+TEST(MigrateBandwidthOption, RefusesACapTooLowForTheIoTimeout) {
+  RunResult r =
+      run({relive_bin(), "migrate", "--pid", std::to_string(::getpid()), "--to", "198.18.0.2:7070",
+           "--insecure", "--strategy", "stop-copy", "--max-bandwidth", "1000"});
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.err.find("--max-bandwidth 1000 B/s is too low"), std::string::npos) << r.err;
+}
+
 INSTANTIATE_TEST_SUITE_P(Strategies, MigrateBandwidth,
                          ::testing::Values("stop-copy", "precopy", "postcopy", "crtr"),
                          [](const ::testing::TestParamInfo<std::string>& info) {
