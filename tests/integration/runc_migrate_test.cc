@@ -262,6 +262,7 @@ TEST_F(RuncMigrate, PrecopyCounterCarriesOnAtTheDestination) { migrate_counter("
 // --max-bandwidth: images, bundle and (post-copy) the page server's stream share one cap.
 TEST_F(RuncMigrate, StopCopyHonoursABandwidthCap) { migrate_counter("stop-copy", 4000000); }
 TEST_F(RuncMigrate, PostcopyHonoursABandwidthCap) { migrate_counter("postcopy", 4000000); }
+TEST_F(RuncMigrate, PrecopyHonoursABandwidthCap) { migrate_counter("precopy", 4000000); }
 
 TEST_F(RuncMigrate, StopCopyEchoServerKeepsItsConnectedClient) { migrate_with_client("stop-copy"); }
 
