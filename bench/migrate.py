@@ -15,6 +15,9 @@ Each is migrated with relive stop-copy, precopy and postcopy (`relive migrate --
 plain CRIU by hand: `criu dump`, the images streamed across the bridge (tar | socat), `criu
 restore --restore-detached` at the destination. Plain CRIU's downtime is the wall time from the
 dump's start to the restore's end; the memory subjects check every page after each migration.
+`--max-bandwidth B/s` (or RELIVE_BENCH_MIGRATE_CAPS="B/s ...") runs every workload once more per
+cap, with relive's strategies under `relive migrate --max-bandwidth` side by side (plain CRIU has
+no rate option and runs uncapped only); the tables show the achieved link rate from the report.
 Prints Markdown.
 
 `bench/migrate.py --concurrent` measures relived's concurrency instead (issue 17): four
@@ -55,6 +58,9 @@ SRC, DST, CLIENT = "198.18.0.1", "198.18.0.2", "198.18.0.3"
 SERVICE = "198.18.0.100"
 PORT = 7070
 METHODS = ["plain CRIU", "stop-copy", "precopy", "postcopy", "crtr", "auto"]
+# Bandwidth caps (bytes/s) to run besides no cap: `--max-bandwidth B/s` on the command line
+# (repeatable) or RELIVE_BENCH_MIGRATE_CAPS.
+CAPS = [0] + [int(c) for c in os.environ.get("RELIVE_BENCH_MIGRATE_CAPS", "").split()]
 
 
 HOSTS = netns_hosts.Hosts(NS, 0)
@@ -197,8 +203,10 @@ class RedisWorkload:
             sh(*ns(h), "iptables", "-F", check=False)  # the hosts' private namespaces
 
 
-def relive_migrate(workload, strategy, pid):
+def relive_migrate(workload, strategy, pid, cap=0):
     flags = [f for f in workload.migrate_flags if f != "--container"]
+    if cap:
+        flags += ["--max-bandwidth", str(cap)]
     cmd = ["container", "migrate"] if "--container" in workload.migrate_flags else ["migrate"]
     r = sh(*ns("a"), RELIVE, *cmd, "--pid", str(pid), "--to", f"{DST}:{PORT}", "--strategy",
            strategy, "--tls-dir", KEYS, "--name", "a", "--peer-name", "b", "--json",
@@ -208,7 +216,7 @@ def relive_migrate(workload, strategy, pid):
     report = json.loads(r.stdout)
     return dict(downtime=report["downtime_ms"], total=report["total_ms"],
                 bytes=report["bytes_total"], rounds=report.get("rounds", 0),
-                pid=report.get("destination_pid") or pid,
+                pid=report.get("destination_pid") or pid, rate=report.get("link_rate", 0),
                 chose=f"{report['strategy']} ({report.get('reason', '')})")
 
 
@@ -253,7 +261,7 @@ def plain_criu(workload, pid, work):
     return dict(downtime=ms, total=ms, bytes=size, rounds=1, pid=int(read_text(pidfile)))
 
 
-def one_run(workload, method):
+def one_run(workload, method, cap=0):
     work = tempfile.mkdtemp(prefix="relive-bench-mig-", dir=IMAGE_ROOT)
     os.chmod(work, 0o755)
     pid = new_pid = None
@@ -262,7 +270,7 @@ def one_run(workload, method):
         if method == "plain CRIU":
             row = plain_criu(workload, pid, work)
         else:
-            row = relive_migrate(workload, method, pid)
+            row = relive_migrate(workload, method, pid, cap)
             workload.gone()
         new_pid = row["pid"]
         workload.verify(new_pid)
@@ -286,7 +294,8 @@ def start_relived(work):
 
 
 def median_row(rows):
-    row = {k: statistics.median(r[k] for r in rows) for k in ("downtime", "total", "bytes", "rounds")}
+    row = {k: statistics.median(r.get(k, 0) for r in rows)
+           for k in ("downtime", "total", "bytes", "rounds", "rate")}
     row["chose"] = rows[-1].get("chose", "")
     return row
 
@@ -297,20 +306,24 @@ def measure():
     makers = {"write": lambda: MemoryWorkload("write"), "read": lambda: MemoryWorkload("read"),
               "redis": RedisWorkload}
     results = {}
-    for w in WORKLOADS:
-        rows = {m: [] for m in METHODS}
-        errors = {}
-        for run in range(RUNS):
-            for m in METHODS:  # interleaved: one of each method per round
-                if m in errors:
-                    continue
-                try:
-                    rows[m].append(one_run(makers[w](), m))
-                except Exception as e:  # a failed method is reported, the others still run
-                    errors[m] = str(e).replace("\n", " ").replace("|", "/")[:300]
-                print(f"migrate bench: {w} {m} run {run + 1}: "
-                      f"{rows[m][-1] if m not in errors else errors[m]}", file=sys.stderr)
-        results[names[w]] = ({m: median_row(r) for m, r in rows.items() if r}, errors,
+    for cap in CAPS:
+        # Plain CRIU has no rate option: it runs in the uncapped pass only.
+        methods = METHODS if not cap else [m for m in METHODS if m != "plain CRIU"]
+        for w in WORKLOADS:
+            rows = {m: [] for m in methods}
+            errors = {}
+            for run in range(RUNS):
+                for m in methods:  # interleaved: one of each method per round
+                    if m in errors:
+                        continue
+                    try:
+                        rows[m].append(one_run(makers[w](), m, cap))
+                    except Exception as e:  # a failed method is reported, the others still run
+                        errors[m] = str(e).replace("\n", " ").replace("|", "/")[:300]
+                    print(f"migrate bench: {w} cap={cap} {m} run {run + 1}: "
+                          f"{rows[m][-1] if m not in errors else errors[m]}", file=sys.stderr)
+            name = names[w] + (f", capped at {cap / 1e6:g} MB/s" if cap else "")
+            results[name] = ({m: median_row(r) for m, r in rows.items() if r}, errors,
                              {m: len(r) for m, r in rows.items()})
     return results
 
@@ -360,22 +373,26 @@ def print_sweep(results):
 
 def print_tables(results):
     print("| workload | method | downtime ms | total ms | MB on the wire | rounds "
-          "| downtime / plain CRIU | downtime / precopy | total / plain CRIU | bytes / plain CRIU |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+          "| downtime / plain CRIU | downtime / precopy | total / plain CRIU | bytes / plain CRIU "
+          "| link MB/s |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     notes = []
     for name, (medians, errors, counts) in results.items():
         plain, pre = medians.get("plain CRIU"), medians.get("precopy")
         for m in METHODS:
             if m not in medians:
-                print(f"| {name} | {m} | failed | | | | | | | |")
+                if m in errors or not name.endswith("MB/s"):
+                    print(f"| {name} | {m} | failed | | | | | | | | |")
                 continue
             r = medians[m]
+            rate = f"{r['rate'] / 1e6:.1f}" if m != "plain CRIU" else "-"
             print(f"| {name} | {m} | {r['downtime']:.0f} | {r['total']:.0f} | {r['bytes'] / 1e6:.1f} "
                   f"| {r['rounds']:.0f} | {ratio(r['downtime'], plain['downtime']) if plain else '-'} "
                   f"| {ratio(r['downtime'], pre['downtime']) if pre else '-'} "
                   f"| {ratio(r['total'], plain['total']) if plain else '-'} "
-                  f"| {ratio(r['bytes'], plain['bytes']) if plain else '-'} |")
-            if counts[m] != RUNS:
+                  f"| {ratio(r['bytes'], plain['bytes']) if plain else '-'} "
+                  f"| {rate} |")
+            if counts.get(m, RUNS) != RUNS:
                 notes.append(f"{name}, {m}: {counts[m]} of {RUNS} runs succeeded")
             if m == "auto":
                 notes.append(f"{name}, auto chose {r['chose']}")
@@ -390,7 +407,9 @@ def print_tables(results):
           "CRIU's downtime and total are the wall time from `criu dump` through streaming the "
           "uncompressed images across the bridge to the end of `criu restore`, and its bytes are "
           "the images' size. Every memory subject checked all its pages after each migration; "
-          "redis had to answer DBSIZE with its data from the load generator's namespace.")
+          "redis had to answer DBSIZE with its data from the load generator's namespace. "
+          "link MB/s is the report's link_rate: what the source sent over the time its link was "
+          "busy sending (transfer/rate_limit.h); capped rows ran with `--max-bandwidth`.")
     for n in notes:
         print(f"\n- {n}")
     crtr_goals(results)
@@ -494,6 +513,14 @@ def main_concurrent():
 
 
 def main():
+    args = sys.argv[1:]
+    while args:
+        if args[0] == "--max-bandwidth" and len(args) > 1 and args[1].isdigit():
+            CAPS.append(int(args[1]))
+            args = args[2:]
+        else:
+            print(f"usage: {sys.argv[0]} [--max-bandwidth BYTES_PER_S]...", file=sys.stderr)
+            return 64
     for path in (RELIVE, RELIVED, SUBJECT, CRIU):
         if not os.path.exists(path):
             print(f"missing {path}: build first", file=sys.stderr)

@@ -48,10 +48,13 @@ struct MigrateOptions {
   // How long any one exchange with the destination may take (a reply, a bulk segment) before
   // the link counts as cut and the migration is rolled back.
   std::chrono::milliseconds io_timeout{60000};
+  // Bytes per second that may cross the link for this migration; 0: no cap. Processes and
+  // containers: everything the source sends (relive's channel, and post-copy's page-server
+  // stream through a metering relay), one shared budget. VMs: QEMU's max-bandwidth.
+  uint64_t max_bandwidth = 0;
   // relive migrate --vm: the source QEMU's QMP socket. Strategies: precopy, postcopy, auto.
   std::string vm_qmp;
   uint64_t vm_downtime_limit_ms = 300;  // QEMU's downtime-limit for the final pre-copy pass
-  uint64_t vm_max_bandwidth = 0;        // bytes/s for the migration stream; 0: QEMU's default
   bool vm_xbzrle = false;               // delta-compress pages resent in pre-copy
   int vm_multifd_channels = 0;          // > 0: multifd with this many connections
   // Called with one line of progress at each step (phase, round, bytes, rates).
@@ -66,6 +69,14 @@ struct MigrateReport {
   uint64_t bytes_total = 0;  // on the wire, all phases
   std::map<std::string, uint64_t> bytes_by_phase;
   int rounds = 0;
+  // The cap asked for (0: none), and what the source sent through its metered link: bytes, the
+  // time it was busy sending them (idle time between transfers excluded: the dump, the
+  // destination's work), and their ratio, the achieved rate in bytes/s. Processes and
+  // containers; VMs report QEMU's own figures in `vm`.
+  uint64_t max_bandwidth = 0;
+  uint64_t link_bytes = 0;
+  double link_busy_ms = 0;
+  double link_rate = 0;
   double restore_ms = 0;  // the destination's restore
   // The destination watched the resumed workload run this long before confirming the commit
   // (tracee/resume_check.h); the workload already ran, so it is not part of the downtime.

@@ -69,14 +69,15 @@ void add_options(CLI::App* c, MigrateArgs* a, const char* strategies, bool conta
     c->add_option("--downtime-limit", a->o.vm_downtime_limit_ms,
                   "VM: longest acceptable pause of the final pre-copy pass, ms")
         ->capture_default_str();
-    c->add_option("--max-bandwidth", a->o.vm_max_bandwidth,
-                  "VM: migration stream bandwidth cap, bytes/s (0: QEMU's default)");
     c->add_flag("--xbzrle", a->o.vm_xbzrle, "VM: delta-compress pages resent by pre-copy");
     c->add_option("--multifd", a->o.vm_multifd_channels,
                   "VM: send memory over this many parallel connections");
   }
   c->add_option("--to", a->to, "Destination relived, ADDR:PORT")->required();
   c->add_option("--strategy", a->o.strategy, strategies)->capture_default_str();
+  c->add_option("--max-bandwidth", a->o.max_bandwidth,
+                "Cap on what the migration sends to the destination, bytes/s, all streams "
+                "together (0: none; VMs: QEMU's max-bandwidth, 0: QEMU's default)");
   c->add_option("--tls-dir", a->o.tls_dir, "Key directory (relive keys init)");
   c->add_option("--name", a->o.node_name, "This host's name in the key directory");
   c->add_option("--peer-name", a->o.peer_name, "The destination's expected certificate name");

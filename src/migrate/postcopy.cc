@@ -13,6 +13,7 @@
 #include "drivers/criu/criu_process.h"
 #include "drivers/criu/page_image.h"
 #include "migrate/criu_tls.h"
+#include "migrate/page_server_relay.h"
 #include "migrate/source.h"
 #include "transfer/file_transfer.h"
 
@@ -57,7 +58,10 @@ uint64_t lazy_bytes(const std::string& images_dir) {
 Status run_postcopy(Source* s) {
   criu::LazyDumpOptions lo;
   RELIVE_ASSIGN_OR_RETURN(lo.dump, base_dump_options(*s));
-  RELIVE_ASSIGN_OR_RETURN(lo.port, free_port());
+  // --max-bandwidth: the page server behind a metering relay (migrate/page_server_relay.h).
+  RELIVE_ASSIGN_OR_RETURN(PageServerEndpoint pages, page_server_endpoint(s));
+  lo.address = pages.criu_address;
+  lo.port = pages.criu_port;
   lo.tls_args = criu_tls_args(s->options().tls_dir, s->options().node_name, s->options().insecure);
   RELIVE_RETURN_IF_ERROR(s->freeze_begins());
   s->progress("phase=dump (lazy)");
@@ -68,7 +72,7 @@ Status run_postcopy(Source* s) {
   RELIVE_RETURN_IF_ERROR(ship_images(s));
   s->report().rounds = 1;
   migration::Restore r;
-  r.lazy_pages_port = lo.port;
+  r.lazy_pages_port = pages.announced_port;
   RELIVE_RETURN_IF_ERROR(s->switch_over(r));
   // The destination runs; CRIU here serves the rest of the memory and then ends the tree.
   s->progress("phase=pages (post-copy)");

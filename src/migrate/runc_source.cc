@@ -16,6 +16,7 @@
 #include "container/runc_bundle.h"
 #include "drivers/criu/criu_binary.h"
 #include "migrate/criu_tls.h"
+#include "migrate/page_server_relay.h"
 #include "migrate/precopy_rounds.h"
 #include "migrate/source.h"
 #include "transfer/file_transfer.h"
@@ -159,7 +160,7 @@ Status run_runc_stop_copy(Source* s) {
 
 Status run_runc_postcopy(Source* s) {
   RELIVE_ASSIGN_OR_RETURN(RuncDump d, prepare_dump(s));
-  RELIVE_ASSIGN_OR_RETURN(uint16_t port, free_port());
+  RELIVE_ASSIGN_OR_RETURN(PageServerEndpoint pages, page_server_endpoint(s));
   RELIVE_ASSIGN_OR_RETURN(d.args.config_file, tls_config(*s));
   RELIVE_RETURN_IF_ERROR(pause_and_capture(s, d));
   s->progress("phase=dump (lazy)");
@@ -167,14 +168,15 @@ Status run_runc_postcopy(Source* s) {
   // decides (end_source after the commit, resume on a failure before it).
   RELIVE_ASSIGN_OR_RETURN(
       criu::CriuProcess dump,
-      s->runc().start_lazy_checkpoint(s->runc_state().id, d.args, fmt::format("0.0.0.0:{}", port),
+      s->runc().start_lazy_checkpoint(s->runc_state().id, d.args,
+                                      fmt::format("{}:{}", pages.criu_address, pages.criu_port),
                                       /*leave_running=*/true));
   s->tree_owned_by_criu();  // the switch-over must not end the container: CRIU serves its pages
   RELIVE_RETURN_IF_ERROR(dump.wait_ready(s->options().criu_timeout));
   RELIVE_RETURN_IF_ERROR(s->release_address());
   RELIVE_RETURN_IF_ERROR(ship(s, d));
   migration::Restore r;
-  r.lazy_pages_port = port;
+  r.lazy_pages_port = pages.announced_port;
   RELIVE_RETURN_IF_ERROR(s->switch_over(r));
   s->progress("phase=pages (post-copy)");
   Status served = dump.wait(std::chrono::minutes(30));

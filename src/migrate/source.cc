@@ -64,7 +64,7 @@ Status Source::open(m::Strategy strategy) {
   images_ = work_->path() + "/images";
   RELIVE_RETURN_IF_ERROR(make_dirs(images_));
 
-  RELIVE_ASSIGN_OR_RETURN(link_, transfer::open_link(o_));
+  RELIVE_ASSIGN_OR_RETURN(link_, transfer::open_link(o_, limiter_));
   m::Begin b;
   b.kind = runc_             ? m::WorkloadKind::kRunc
            : o_.process_tree ? m::WorkloadKind::kProcessTree
@@ -77,8 +77,10 @@ Status Source::open(m::Strategy strategy) {
   b.root_pid = runc_ ? runc_state_.pid : o_.pid;
   RELIVE_RETURN_IF_ERROR(link_->call(b).status());
   report_.strategy = m::strategy_name(strategy);
-  progress(fmt::format("phase=connected strategy={} to={}:{}", report_.strategy, o_.to_host,
-                       o_.to_port));
+  progress(fmt::format("phase=connected strategy={} to={}:{}{}", report_.strategy, o_.to_host,
+                       o_.to_port,
+                       o_.max_bandwidth > 0 ? fmt::format(" max_bandwidth={}B/s", o_.max_bandwidth)
+                                            : std::string()));
   return Status::Ok();
 }
 
@@ -189,6 +191,11 @@ void Source::rollback() {
 MigrateReport Source::finish() {
   report_.total_ms = ms_between(start_, Clock::now());
   if (report_.reason.empty()) report_.reason = "requested";
+  transfer::RateStats sent = limiter_->stats();
+  report_.max_bandwidth = o_.max_bandwidth;
+  report_.link_bytes = sent.bytes;
+  report_.link_busy_ms = sent.busy_ms;
+  report_.link_rate = sent.rate();
   return report_;
 }
 

@@ -18,6 +18,7 @@
 #include "net/service_address.h"
 #include "relive/migrate.h"
 #include "transfer/link.h"
+#include "transfer/rate_limit.h"
 #include "wire/migration_types.h"
 
 namespace relive::migrate {
@@ -26,13 +27,19 @@ using Clock = std::chrono::steady_clock;
 
 class Source {
  public:
-  explicit Source(const MigrateOptions& options) : o_(options), start_(Clock::now()) {}
+  explicit Source(const MigrateOptions& options)
+      : o_(options),
+        start_(Clock::now()),
+        limiter_(std::make_shared<transfer::RateLimiter>(options.max_bandwidth)) {}
   ~Source() { rollback(); }
   Source(const Source&) = delete;
   Source& operator=(const Source&) = delete;
 
   const MigrateOptions& options() const { return o_; }
   transfer::Link& link() { return *link_; }
+  // The migration's bandwidth budget (options().max_bandwidth; unlimited at 0): the link's
+  // channel sends through it, and so must any other stream to the destination.
+  const std::shared_ptr<transfer::RateLimiter>& limiter() const { return limiter_; }
   MigrateReport& report() { return report_; }
   const std::string& images_dir() const { return images_; }
   const std::vector<pid_t>& tree() const { return tree_; }
@@ -85,6 +92,7 @@ class Source {
 
   const MigrateOptions& o_;
   Clock::time_point start_, freeze_{};
+  std::shared_ptr<transfer::RateLimiter> limiter_;
   std::unique_ptr<transfer::Link> link_;
   std::optional<WorkDir> work_;
   std::string images_;

@@ -165,7 +165,7 @@ Status VmSource::set_capabilities(bool state) {
 Status VmSource::configure() {
   RELIVE_RETURN_IF_ERROR(set_capabilities(true));
   nlohmann::json p = {{"downtime-limit", o_.vm_downtime_limit_ms}};
-  if (o_.vm_max_bandwidth > 0) p["max-bandwidth"] = o_.vm_max_bandwidth;
+  if (o_.max_bandwidth > 0) p["max-bandwidth"] = o_.max_bandwidth;
   if (o_.vm_multifd_channels > 0) p["multifd-channels"] = o_.vm_multifd_channels;
   if (!o_.insecure) {
     RELIVE_ASSIGN_OR_RETURN(WorkDir w, WorkDir::create(default_image_root(o_.work_dir), "vm-tls"));

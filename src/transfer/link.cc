@@ -4,6 +4,7 @@
 
 #include "security/listener.h"
 #include "security/replay_guard.h"
+#include "transfer/throttled_channel.h"
 #include "wire/migration_codec.h"
 
 namespace relive::transfer {
@@ -130,7 +131,8 @@ Status Link::serve(security::RequestGate* gate, const Handler& handler) {
   return Status::Ok();
 }
 
-Result<std::unique_ptr<Link>> open_link(const MigrateOptions& options) {
+Result<std::unique_ptr<Link>> open_link(const MigrateOptions& options,
+                                        std::shared_ptr<RateLimiter> limiter) {
   security::ChannelOptions co;
   if (options.insecure) {
     co.insecure = true;
@@ -139,6 +141,7 @@ Result<std::unique_ptr<Link>> open_link(const MigrateOptions& options) {
   }
   co.timeout = options.io_timeout;
   RELIVE_ASSIGN_OR_RETURN(auto ch, security::connect_channel(options.to_host, options.to_port, co));
+  if (limiter) ch = std::make_unique<ThrottledChannel>(std::move(ch), std::move(limiter));
   auto link = std::make_unique<Link>(std::move(ch));
   RELIVE_RETURN_IF_ERROR(link->hello(options.node_name.empty() ? "relive" : options.node_name));
   return link;

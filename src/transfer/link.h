@@ -13,6 +13,7 @@
 #include "security/channel.h"
 #include "security/protocol_stream.h"
 #include "security/request_gate.h"
+#include "transfer/rate_limit.h"
 #include "wire/migration_types.h"
 
 namespace relive::transfer {
@@ -67,7 +68,9 @@ class Link {
 };
 
 // The source's link to the destination relived named by `options` (to_host:to_port, TLS with
-// this host's key from tls_dir unless insecure, io_timeout), hello already exchanged.
-Result<std::unique_ptr<Link>> open_link(const MigrateOptions& options);
+// this host's key from tls_dir unless insecure, io_timeout), hello already exchanged. With a
+// `limiter`, everything the link sends is capped and metered by it (transfer/throttled_channel.h).
+Result<std::unique_ptr<Link>> open_link(const MigrateOptions& options,
+                                        std::shared_ptr<RateLimiter> limiter = nullptr);
 
 }  // namespace relive::transfer

@@ -127,15 +127,27 @@ class RuncMigrate : public ::testing::Test {
         << "the source did not count on from " << now;
   }
 
-  void migrate_counter(const std::string& strategy) {
+  // `cap`: --max-bandwidth in bytes/s (0: none); the report must state it and the rate the
+  // source achieved must honour it (transfer/rate_limit.h).
+  void migrate_counter(const std::string& strategy, uint64_t cap = 0) {
     start_relived();
     start_counter();
-    RunResult r = run(migrate_argv(strategy), 180);
+    std::vector<std::string> extra;
+    if (cap > 0) extra = {"--max-bandwidth", std::to_string(cap)};
+    RunResult r = run(migrate_argv(strategy, extra), 180);
     ASSERT_EQ(r.exit_code, 0) << r.err << read_all(dir_ / "relived.err");
     long at_move = counter_in(src_.rootfs());
     auto report = nlohmann::json::parse(r.out);
     EXPECT_EQ(report["strategy"], strategy);
     EXPECT_GT(report["bytes_by_phase"]["bundle"].get<uint64_t>(), 0u);
+    EXPECT_EQ(report.value("max_bandwidth", uint64_t{0}), cap);
+    if (cap > 0) {
+      EXPECT_GE(report.value("link_bytes", uint64_t{0}), report["bytes_total"].get<uint64_t>());
+      EXPECT_LE(report.value("link_rate", 0.0), cap * 1.10) << r.out;
+      EXPECT_GE(report.value("link_rate", 0.0), cap * 0.5) << r.out;
+      if (strategy == "postcopy")
+        EXPECT_NE(r.err.find("phase=page-server relay"), std::string::npos) << r.err;
+    }
     EXPECT_EQ(name_.status(), "") << "the source container is gone after the commit";
     EXPECT_EQ(dest_status(), "running");
     EXPECT_EQ(inode("/proc/" + std::to_string(dest_pid()) + "/ns/net"), inode(netns('b')))
@@ -145,11 +157,13 @@ class RuncMigrate : public ::testing::Test {
     EXPECT_TRUE(eventually([&] { return !relived_->running(); }, seconds(10)));
     auto event = nlohmann::json::parse(read_all(dir_ / "relived.out"), nullptr, false);
     EXPECT_EQ(event.value("name", ""), name_.name()) << read_all(dir_ / "relived.out");
-    std::printf("[measure] runc %s: downtime %.1f ms, total %.1f ms, %llu bytes, restore %.1f ms\n",
-                strategy.c_str(), report["downtime_ms"].get<double>(),
-                report["total_ms"].get<double>(),
-                static_cast<unsigned long long>(report["bytes_total"].get<uint64_t>()),
-                report["restore_ms"].get<double>());
+    std::printf(
+        "[measure] runc %s: downtime %.1f ms, total %.1f ms, %llu bytes, restore %.1f ms, "
+        "cap %llu B/s, link rate %.0f B/s\n",
+        strategy.c_str(), report["downtime_ms"].get<double>(), report["total_ms"].get<double>(),
+        static_cast<unsigned long long>(report["bytes_total"].get<uint64_t>()),
+        report["restore_ms"].get<double>(), static_cast<unsigned long long>(cap),
+        report.value("link_rate", 0.0));
   }
 
   // An echo server container on service address 198.18.1.100 in host a, a client in host c
@@ -244,6 +258,11 @@ TEST_F(RuncMigrate, DestinationKilledMidWayLeavesTheSourceRunning) {
 }
 
 TEST_F(RuncMigrate, PrecopyCounterCarriesOnAtTheDestination) { migrate_counter("precopy"); }
+
+// --max-bandwidth: images, bundle and (post-copy) the page server's stream share one cap.
+TEST_F(RuncMigrate, StopCopyHonoursABandwidthCap) { migrate_counter("stop-copy", 4000000); }
+TEST_F(RuncMigrate, PostcopyHonoursABandwidthCap) { migrate_counter("postcopy", 4000000); }
+TEST_F(RuncMigrate, PrecopyHonoursABandwidthCap) { migrate_counter("precopy", 4000000); }
 
 TEST_F(RuncMigrate, StopCopyEchoServerKeepsItsConnectedClient) { migrate_with_client("stop-copy"); }
 
