@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <system_error>
 
+#include "common/logging.h"
 #include "transfer/link.h"
 
 namespace relive::agent {
