@@ -90,7 +90,12 @@ class HaNode {
   void backup_tick();   // backup_role.cc
   void fence(const std::string& why);
   Status become_primary_fresh();
-  Status take_over();  // restore the committed epoch and serve
+  // When each phase of a takeover ended (logged as the failover timeline).
+  struct TakeoverTimes {
+    std::chrono::steady_clock::time_point heard, lease_won, network_up, output_ready, restored,
+        serving;
+  };
+  Status take_over(TakeoverTimes* t);  // restore the committed epoch and serve
   Status begin_output();
   Status begin_serving(std::unique_ptr<ProtectedWorkload> workload);
   // The configured workload, of either kind, started afresh (`replica` null) or restored at
