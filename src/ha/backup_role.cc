@@ -46,6 +46,17 @@ void HaNode::backup_tick() {
       }
     }
   }
+  if (ready && suspect && !prepared_network_ &&
+      o_.config.workload.kind == WorkloadKind::kProcess) {
+    // Only the namespace and veth: nothing routes the service address here before the lease.
+    Result<WorkloadNetwork> net = WorkloadNetwork::prepare(o_.config.workload, o_.name);
+    if (net.ok()) {
+      prepared_network_ = std::make_unique<WorkloadNetwork>(std::move(*net));
+    } else if (static thread_local std::string said; said != net.status().message()) {
+      said = net.status().message();  // a takeover sets the network up in full instead
+      RELIVE_LOG_WARN("preparing the workload network: {}", said);
+    }
+  }
   if (!planned && !silent) return;
   // Without a committed epoch there is nothing to restore: a pair that never synced waits for
   // a primary (the lease holder) rather than start a second, empty service.
@@ -108,8 +119,14 @@ Status HaNode::take_over(TakeoverTimes* t) {
   ScopedLogContext log_ctx("epoch", std::to_string(epoch));
   RELIVE_LOG_INFO("taking over from epoch {}", epoch);
   const WorkloadConfig& w = o_.config.workload;
-  RELIVE_ASSIGN_OR_RETURN(WorkloadNetwork net, WorkloadNetwork::up(w, o_.name));
-  network_ = std::make_unique<WorkloadNetwork>(std::move(net));
+  std::unique_ptr<WorkloadNetwork> prepared = std::move(prepared_network_);
+  if (prepared && w.kind == WorkloadKind::kProcess && prepared->claim().ok()) {
+    network_ = std::move(prepared);
+  } else {
+    prepared.reset();  // takes down what was prepared before up() makes it afresh
+    RELIVE_ASSIGN_OR_RETURN(WorkloadNetwork net, WorkloadNetwork::up(w, o_.name));
+    network_ = std::make_unique<WorkloadNetwork>(std::move(net));
+  }
   t->network_up = Clock::now();
   // The output rule exists before the workload does: nothing it sends escapes unaccounted.
   RELIVE_RETURN_IF_ERROR(begin_output());

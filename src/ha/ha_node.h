@@ -130,6 +130,10 @@ class HaNode {
   // Primary state: main thread only, except the counters below (under mu_).
   std::unique_ptr<LeaseKeeper> lease_;
   std::unique_ptr<WorkloadNetwork> network_;
+  // Backup, main thread only: the namespace and veth prepared while the primary is suspected
+  // (WorkloadNetwork::prepare), claimed by a takeover; dropped before any other network is set
+  // up, since both would own the same names.
+  std::unique_ptr<WorkloadNetwork> prepared_network_;
   std::unique_ptr<OutputBuffer> output_;
   // Process workloads: held while CRIU reads the sockets (epoch, restore). A VM's sockets are
   // in the guest, saved with its memory: no input is held for it.

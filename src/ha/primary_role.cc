@@ -21,6 +21,7 @@ double ms(std::chrono::nanoseconds d) { return static_cast<double>(d.count()) / 
 
 Status HaNode::become_primary_fresh() {
   const WorkloadConfig& w = o_.config.workload;
+  prepared_network_.reset();
   RELIVE_ASSIGN_OR_RETURN(WorkloadNetwork net, WorkloadNetwork::up(w, o_.name));
   network_ = std::make_unique<WorkloadNetwork>(std::move(net));
   RELIVE_RETURN_IF_ERROR(begin_output());
