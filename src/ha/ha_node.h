@@ -141,6 +141,7 @@ class HaNode {
   std::unique_ptr<ProtectedWorkload> workload_;
   std::unique_ptr<transfer::Link> backup_link_;
   bool need_full_ = true;
+  std::string full_reason_ = "protection starts";  // why need_full_ was set
   uint64_t next_epoch_ = 1;
   std::chrono::steady_clock::time_point next_epoch_at_{};
   std::chrono::steady_clock::time_point next_dial_at_{};
@@ -151,6 +152,8 @@ class HaNode {
     double frozen_ms;
     double epoch_ms;  // capture + ship + commit
     uint64_t bytes;
+    uint64_t epoch = 0;
+    std::string slow_path;  // why this epoch was a full one (the slow path), "" if it was not
   };
   std::deque<EpochStat> recent_;  // under mu_
   uint64_t committed_ = 0;        // under mu_: last epoch the backup acknowledged / applied
