@@ -46,8 +46,7 @@ void HaNode::backup_tick() {
       }
     }
   }
-  if (ready && suspect && !prepared_network_ &&
-      o_.config.workload.kind == WorkloadKind::kProcess) {
+  if (ready && suspect && !prepared_network_ && o_.config.workload.kind == WorkloadKind::kProcess) {
     // Only the namespace and veth: nothing routes the service address here before the lease.
     Result<WorkloadNetwork> net = WorkloadNetwork::prepare(o_.config.workload, o_.name);
     if (net.ok()) {

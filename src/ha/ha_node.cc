@@ -4,7 +4,6 @@
 #include <sys/prctl.h>
 
 #include <algorithm>
-
 #include <nlohmann/json.hpp>
 
 #include "common/file_util.h"

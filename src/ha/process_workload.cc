@@ -1,9 +1,9 @@
 #include "ha/process_workload.h"
 
+#include "common/logging.h"
 #include "container/criu_compat.h"
 #include "drivers/criu/criu.h"
 #include "drivers/criu/criu_binary.h"
-#include "common/logging.h"
 #include "ha/workload_launch.h"
 
 namespace relive::ha {
@@ -75,9 +75,9 @@ Result<std::unique_ptr<ProtectedWorkload>> restore_process_workload(const Worklo
   Result<pid_t> pid = criu::restore(ro);
   (void)input->set_pass_through(true);
   if (!pid.ok()) return pid.status();
-  RELIVE_LOG_INFO(
-      "restore: images {} in {} ms, CRIU prepared in {} ms, criu restore {} ms",
-      warm ? "moved from the stage" : "materialized", ms(t0, t1), ms(t1, t2), ms(t2, Clock::now()));
+  RELIVE_LOG_INFO("restore: images {} in {} ms, CRIU prepared in {} ms, criu restore {} ms",
+                  warm ? "moved from the stage" : "materialized", ms(t0, t1), ms(t1, t2),
+                  ms(t2, Clock::now()));
   Result<std::unique_ptr<ProtectedWorkload>> p = protect(*pid, w, netns_path, state_dir);
   if (!p.ok()) kill_workload(*pid);
   return p;
