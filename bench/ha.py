@@ -34,6 +34,8 @@ RATES = [int(r) for r in os.environ.get("RELIVE_BENCH_HA_RATES", "10 20 30 40").
 REQUESTS = int(os.environ.get("RELIVE_BENCH_HA_REQUESTS", "3000"))
 PIPELINED_REQUESTS = int(os.environ.get("RELIVE_BENCH_HA_PIPELINED_REQUESTS", "20000"))
 FAILOVERS = int(os.environ.get("RELIVE_BENCH_HA_FAILOVERS", "3"))
+# RELIVE_BENCH_HA_ONLY=failover runs the failover runs alone (no throughput configurations).
+ONLY = os.environ.get("RELIVE_BENCH_HA_ONLY", "")
 NS = f"rlha{os.getpid() % 100000}"
 A, B, C = "198.18.70.1", "198.18.70.2", "198.18.70.3"
 SERVICE, PORT = "198.18.70.10", 16579
@@ -215,7 +217,10 @@ def failover(work, epoch_ms):
     v = subprocess.run(ns("c") + [WRITER, "verify", SERVICE, str(PORT), "k"], stdin=open(acks),
                        capture_output=True, text=True)
     pair.stop()
-    return gap, len(lines), v.stdout.strip().splitlines()[-1]
+    # The backup's takeover timeline (backup_role.cc logs it), to show where the outage went.
+    timeline = [l.strip() for l in open(os.path.join(work, "beta.err"), errors="replace")
+                if "took over in" in l or "restore: images" in l]
+    return gap, len(lines), v.stdout.strip().splitlines()[-1], timeline
 
 
 def start_etcd(work):
@@ -249,6 +254,8 @@ def main():
     etcd = start_etcd(work)
     try:
         configs = [("unprotected", 100, False)] + [(f"{r} Hz", 1000 // r, True) for r in RATES]
+        if ONLY == "failover":
+            configs = []
         redis, spin = {}, {}
         for label, epoch_ms, protected in configs:
             redis[label] = redis_config(os.path.join(work, "r" + label[:3].strip()), label,
@@ -259,6 +266,12 @@ def main():
     finally:
         os.killpg(etcd.pid, signal.SIGKILL)
         net_down()
+    if configs:
+        print_throughput(configs, redis, spin)
+    print_failover(fo)
+
+
+def print_throughput(configs, redis, spin):
     base = redis["unprotected"]
     print("| configuration | epochs/s achieved | frozen per epoch avg / max ms | bytes per epoch "
           "| SET rps (vs unprot.) | GET rps | SET avg / p95 ms | pipelined SET rps (vs unprot.) "
@@ -283,15 +296,22 @@ def main():
           + ", ".join(f"{l}: {fmt(spin[l]['epochs_per_s'])} epochs/s, frozen "
                       f"{fmt(spin[l]['frozen_avg'])} ms avg" for l, _, _ in configs[1:]))
     print()
+
+
+def print_failover(fo):
     print(f"Failover (20 Hz, redis with AOF, verifying writer, kill -9 of relived and the workload "
           f"on the primary), {FAILOVERS} runs:")
     print()
     print("| run | client-observed outage ms | acknowledged writes | verification |")
     print("|---|---|---|---|")
-    for i, (gap, n, verdict) in enumerate(fo, 1):
+    for i, (gap, n, verdict, _) in enumerate(fo, 1):
         print(f"| {i} | {gap} | {n} | {verdict} |")
     print()
-    gaps = [g for g, _, _ in fo]
+    for i, (_, _, _, timeline) in enumerate(fo, 1):
+        for line in timeline:
+            print(f"- run {i}: {line}")
+    print()
+    gaps = [g for g, _, _, _ in fo]
     print(f"Median client-observed outage: {statistics.median(gaps):.0f} ms (lease TTL 1 s, "
           f"failure timeout 300 ms).")
 

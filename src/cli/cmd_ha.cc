@@ -91,10 +91,16 @@ void status(const HaArgs& a, int* exit_code) {
                   json_value_or(j, "last_commit_ms_ago", -1ll));
       if (j.contains("protection")) std::printf("  %s", json_value_or(j, "protection", "").c_str());
       if (j.contains("frozen_ms_avg")) {
-        std::printf("  frozen %.1f ms avg", json_value_or(j, "frozen_ms_avg", 0.0));
+        std::printf("  frozen %.1f ms avg %.1f p99  %.0f bytes/epoch",
+                    json_value_or(j, "frozen_ms_avg", 0.0), json_value_or(j, "frozen_ms_p99", 0.0),
+                    json_value_or(j, "epoch_bytes_avg", 0.0));
       }
       if (j.contains("lag_epochs")) std::printf("  lag %lld", json_value_or(j, "lag_epochs", 0ll));
       std::printf("\n");
+      for (const auto& slow : json_value_or(j, "slow_path_epochs", nlohmann::json::array())) {
+        if (slow.is_string())
+          std::printf("           slow path: %s\n", slow.get<std::string>().c_str());
+      }
       for (const auto& alert : json_value_or(j, "alerts", nlohmann::json::array())) {
         if (alert.is_string())
           std::printf("           alert: %s\n", alert.get<std::string>().c_str());

@@ -12,17 +12,49 @@ using Clock = std::chrono::steady_clock;
 
 void HaNode::backup_tick() {
   bool planned, silent, ready;
+  Clock::time_point heard;
   {
     std::unique_lock<std::mutex> l(mu_);
     cv_.wait_for(l, milliseconds(o_.config.heartbeat_ms), [this] { return takeover_requested_; });
     planned = takeover_requested_;
+    heard = last_heard_;
     takeover_requested_ = false;
     silent = last_heard_ == Clock::time_point{} ||
              Clock::now() - last_heard_ > milliseconds(o_.config.failure_timeout_ms);
   }
+  // Two heartbeats missed: the primary may be gone. Warm the images of the committed epoch now,
+  // while the lease is still running out, so that a takeover only moves them into place. A
+  // primary that was merely slow commits a newer epoch, which supersedes this stage.
+  bool suspect = planned || silent ||
+                 (heard != Clock::time_point{} &&
+                  Clock::now() - heard > milliseconds(2 * o_.config.heartbeat_ms));
   {
     std::lock_guard<std::mutex> r(replica_mu_);
     ready = replica_->has_epoch();
+    if (ready && suspect && o_.config.workload.kind == WorkloadKind::kProcess &&
+        replica_->staged_epoch() != replica_->committed_epoch()) {
+      auto t0 = Clock::now();
+      Status st = replica_->stage();
+      if (st.ok()) {
+        RELIVE_LOG_INFO("primary quiet for {} ms: epoch {} staged in {} ms",
+                        std::chrono::duration_cast<milliseconds>(t0 - heard).count(),
+                        replica_->committed_epoch(),
+                        std::chrono::duration_cast<milliseconds>(Clock::now() - t0).count());
+      } else if (static thread_local uint64_t failed = 0; failed != replica_->committed_epoch()) {
+        failed = replica_->committed_epoch();  // said once per epoch; takeover builds directly
+        RELIVE_LOG_WARN("staging the committed epoch: {}", st.to_string());
+      }
+    }
+  }
+  if (ready && suspect && !prepared_network_ && o_.config.workload.kind == WorkloadKind::kProcess) {
+    // Only the namespace and veth: nothing routes the service address here before the lease.
+    Result<WorkloadNetwork> net = WorkloadNetwork::prepare(o_.config.workload, o_.name);
+    if (net.ok()) {
+      prepared_network_ = std::make_unique<WorkloadNetwork>(std::move(*net));
+    } else if (static thread_local std::string said; said != net.status().message()) {
+      said = net.status().message();  // a takeover sets the network up in full instead
+      RELIVE_LOG_WARN("preparing the workload network: {}", said);
+    }
   }
   if (!planned && !silent) return;
   // Without a committed epoch there is nothing to restore: a pair that never synced waits for
@@ -57,29 +89,50 @@ void HaNode::backup_tick() {
     std::lock_guard<std::mutex> l(mu_);
     lease_ = std::make_unique<LeaseKeeper>(o_.config.etcd.endpoints, *lease);
   }
-  auto t0 = Clock::now();
-  Status s = take_over();
+  TakeoverTimes t;
+  t.heard = heard == Clock::time_point{} ? Clock::now() : heard;
+  t.lease_won = Clock::now();
+  Status s = take_over(&t);
   if (!s.ok()) {
     fence("takeover failed: " + s.to_string());
     return;
   }
   metrics_.took_over();
-  RELIVE_LOG_INFO("took over in {} ms",
-                  std::chrono::duration_cast<milliseconds>(Clock::now() - t0).count());
+  t.serving = Clock::now();
+  auto ms = [&](Clock::time_point p) {
+    return std::chrono::duration_cast<milliseconds>(p - t.heard).count();
+  };
+  // Where the outage goes, in ms since the primary was last heard: detection is due at
+  // failure_timeout_ms, the lease frees when etcd expires the primary's.
+  RELIVE_LOG_INFO(
+      "took over in {} ms; timeline since the primary was last heard: detect {} ms, lease won {} "
+      "ms, network up {} ms, output rule {} ms, restored {} ms, serving {} ms",
+      std::chrono::duration_cast<milliseconds>(t.serving - t.lease_won).count(),
+      o_.config.failure_timeout_ms, ms(t.lease_won), ms(t.network_up), ms(t.output_ready),
+      ms(t.restored), ms(t.serving));
 }
 
-Status HaNode::take_over() {
+Status HaNode::take_over(TakeoverTimes* t) {
   std::lock_guard<std::mutex> r(replica_mu_);
   uint64_t epoch = replica_->committed_epoch();
   ScopedLogContext log_ctx("epoch", std::to_string(epoch));
   RELIVE_LOG_INFO("taking over from epoch {}", epoch);
   const WorkloadConfig& w = o_.config.workload;
-  RELIVE_ASSIGN_OR_RETURN(WorkloadNetwork net, WorkloadNetwork::up(w, o_.name));
-  network_ = std::make_unique<WorkloadNetwork>(std::move(net));
+  std::unique_ptr<WorkloadNetwork> prepared = std::move(prepared_network_);
+  if (prepared && w.kind == WorkloadKind::kProcess && prepared->claim().ok()) {
+    network_ = std::move(prepared);
+  } else {
+    prepared.reset();  // takes down what was prepared before up() makes it afresh
+    RELIVE_ASSIGN_OR_RETURN(WorkloadNetwork net, WorkloadNetwork::up(w, o_.name));
+    network_ = std::make_unique<WorkloadNetwork>(std::move(net));
+  }
+  t->network_up = Clock::now();
   // The output rule exists before the workload does: nothing it sends escapes unaccounted.
   RELIVE_RETURN_IF_ERROR(begin_output());
+  t->output_ready = Clock::now();
   RELIVE_ASSIGN_OR_RETURN(std::unique_ptr<ProtectedWorkload> restored,
                           launch_workload(replica_.get()));
+  t->restored = Clock::now();
   {
     std::lock_guard<std::mutex> l(mu_);
     committed_ = epoch;

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 #include <sys/prctl.h>
 
+#include <algorithm>
 #include <nlohmann/json.hpp>
 
 #include "common/file_util.h"
@@ -278,9 +279,13 @@ std::string HaNode::status_json() const {
   double rate = 0, frozen = 0, frozen_max = 0, epoch_ms = 0;
   uint64_t bytes = 0;
   size_t n = 0;
+  std::vector<double> frozen_all;
+  nlohmann::json slow = nlohmann::json::array();
   for (const EpochStat& e : recent_) {
+    if (!e.slow_path.empty()) slow.push_back(fmt::format("epoch {}: {}", e.epoch, e.slow_path));
     if (now - e.at > std::chrono::seconds(5)) continue;
     ++n;
+    frozen_all.push_back(e.frozen_ms);
     frozen += e.frozen_ms;
     frozen_max = std::max(frozen_max, e.frozen_ms);
     epoch_ms += e.epoch_ms;
@@ -289,6 +294,10 @@ std::string HaNode::status_json() const {
   if (n > 0 && role_ == Role::kPrimary) {  // a backup knows the rate, not the dumps
     j["frozen_ms_avg"] = frozen / static_cast<double>(n);
     j["frozen_ms_max"] = frozen_max;
+    std::sort(frozen_all.begin(), frozen_all.end());
+    j["frozen_ms_p99"] = frozen_all[std::min(frozen_all.size() - 1, frozen_all.size() * 99 / 100)];
+    while (slow.size() > 5) slow.erase(slow.begin());  // the latest few of the kept epochs
+    j["slow_path_epochs"] = slow;
     j["epoch_ms_avg"] = epoch_ms / static_cast<double>(n);
     j["epoch_bytes_avg"] = bytes / n;
   }

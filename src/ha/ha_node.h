@@ -90,7 +90,12 @@ class HaNode {
   void backup_tick();   // backup_role.cc
   void fence(const std::string& why);
   Status become_primary_fresh();
-  Status take_over();  // restore the committed epoch and serve
+  // When each phase of a takeover ended (logged as the failover timeline).
+  struct TakeoverTimes {
+    std::chrono::steady_clock::time_point heard, lease_won, network_up, output_ready, restored,
+        serving;
+  };
+  Status take_over(TakeoverTimes* t);  // restore the committed epoch and serve
   Status begin_output();
   Status begin_serving(std::unique_ptr<ProtectedWorkload> workload);
   // The configured workload, of either kind, started afresh (`replica` null) or restored at
@@ -125,6 +130,10 @@ class HaNode {
   // Primary state: main thread only, except the counters below (under mu_).
   std::unique_ptr<LeaseKeeper> lease_;
   std::unique_ptr<WorkloadNetwork> network_;
+  // Backup, main thread only: the namespace and veth prepared while the primary is suspected
+  // (WorkloadNetwork::prepare), claimed by a takeover; dropped before any other network is set
+  // up, since both would own the same names.
+  std::unique_ptr<WorkloadNetwork> prepared_network_;
   std::unique_ptr<OutputBuffer> output_;
   // Process workloads: held while CRIU reads the sockets (epoch, restore). A VM's sockets are
   // in the guest, saved with its memory: no input is held for it.
@@ -132,6 +141,7 @@ class HaNode {
   std::unique_ptr<ProtectedWorkload> workload_;
   std::unique_ptr<transfer::Link> backup_link_;
   bool need_full_ = true;
+  std::string full_reason_ = "protection starts";  // why need_full_ was set
   uint64_t next_epoch_ = 1;
   std::chrono::steady_clock::time_point next_epoch_at_{};
   std::chrono::steady_clock::time_point next_dial_at_{};
@@ -144,6 +154,8 @@ class HaNode {
     double frozen_ms;
     double epoch_ms;  // capture + ship + commit
     uint64_t bytes;
+    uint64_t epoch = 0;
+    std::string slow_path;  // why this epoch was a full one (the slow path), "" if it was not
   };
   std::deque<EpochStat> recent_;  // under mu_
   uint64_t committed_ = 0;        // under mu_: last epoch the backup acknowledged / applied

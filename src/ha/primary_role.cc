@@ -21,6 +21,7 @@ double ms(std::chrono::nanoseconds d) { return static_cast<double>(d.count()) / 
 
 Status HaNode::become_primary_fresh() {
   const WorkloadConfig& w = o_.config.workload;
+  prepared_network_.reset();
   RELIVE_ASSIGN_OR_RETURN(WorkloadNetwork net, WorkloadNetwork::up(w, o_.name));
   network_ = std::make_unique<WorkloadNetwork>(std::move(net));
   RELIVE_RETURN_IF_ERROR(begin_output());
@@ -58,6 +59,7 @@ Status HaNode::begin_serving(std::unique_ptr<ProtectedWorkload> workload) {
   pid_t pid = workload->pid();
   workload_ = std::move(workload);
   need_full_ = true;
+  full_reason_ = "workload started or restored";
   next_epoch_at_ = Clock::now();
   next_dial_at_ = Clock::now();
   {
@@ -138,6 +140,7 @@ void HaNode::connect_backup() {
   (void)output_->set_pass_through(false);
   workload_->reset();
   need_full_ = true;
+  full_reason_ = "backup connected";
   backup_link_ = std::move(link);
   next_epoch_at_ = Clock::now();
 }
@@ -151,6 +154,7 @@ void HaNode::epoch() {
   output_->set_epoch(n + 1);
   // Input waits (queued, not dropped) while CRIU reads the sockets; see OutputBuffer::Options.
   if (input_) (void)input_->set_pass_through(false);
+  std::string slow_path = need_full_ ? "full epoch: " + full_reason_ : "";
   Result<CapturedEpoch> e = workload_->capture(n, need_full_);
   if (input_) (void)input_->set_pass_through(true);
   if (!e.ok()) {
@@ -192,7 +196,8 @@ void HaNode::epoch() {
   committed_ = n;
   last_commit_ = Clock::now();
   ++epochs_total_;
-  recent_.push_back({last_commit_, ms(e->frozen), ms(last_commit_ - t0), shipped->wire_bytes});
+  recent_.push_back({last_commit_, ms(e->frozen), ms(last_commit_ - t0), shipped->wire_bytes, n,
+                     std::move(slow_path)});
   while (recent_.size() > 400) recent_.pop_front();
 }
 
@@ -201,6 +206,7 @@ void HaNode::lose_backup(const Status& why) {
   backup_link_.reset();
   workload_->reset();
   need_full_ = true;
+  full_reason_ = "backup lost";
   if (lease_->may_serve()) (void)output_->set_pass_through(true);
   std::lock_guard<std::mutex> l(mu_);
   protected_ = false;

@@ -1,5 +1,6 @@
 #include "ha/process_workload.h"
 
+#include "common/logging.h"
 #include "container/criu_compat.h"
 #include "drivers/criu/criu.h"
 #include "drivers/criu/criu_binary.h"
@@ -52,8 +53,15 @@ Result<std::unique_ptr<ProtectedWorkload>> restore_process_workload(const Worklo
                                                                     const std::string& state_dir,
                                                                     Replica* replica,
                                                                     OutputBuffer* input) {
+  using Clock = std::chrono::steady_clock;
+  auto ms = [](Clock::time_point a, Clock::time_point b) {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(b - a).count();
+  };
   std::string images = state_dir + "/restore-images";
+  Clock::time_point t0 = Clock::now();
+  bool warm = replica->staged_epoch() == replica->committed_epoch();
   RELIVE_RETURN_IF_ERROR(replica->materialize(images, w.directory));
+  Clock::time_point t1 = Clock::now();
   RELIVE_RETURN_IF_ERROR(input->set_pass_through(false));
   RELIVE_ASSIGN_OR_RETURN(std::string criu, criu::find_criu());
   RELIVE_ASSIGN_OR_RETURN(std::string wrapper,
@@ -63,9 +71,13 @@ Result<std::unique_ptr<ProtectedWorkload>> restore_process_workload(const Worklo
   ro.tcp_established = true;
   ro.run.criu = wrapper;
   ro.run.timeout = std::chrono::seconds(60);
+  Clock::time_point t2 = Clock::now();
   Result<pid_t> pid = criu::restore(ro);
   (void)input->set_pass_through(true);
   if (!pid.ok()) return pid.status();
+  RELIVE_LOG_INFO("restore: images {} in {} ms, CRIU prepared in {} ms, criu restore {} ms",
+                  warm ? "moved from the stage" : "materialized", ms(t0, t1), ms(t1, t2),
+                  ms(t2, Clock::now()));
   Result<std::unique_ptr<ProtectedWorkload>> p = protect(*pid, w, netns_path, state_dir);
   if (!p.ok()) kill_workload(*pid);
   return p;

@@ -127,17 +127,69 @@ Status Replica::commit(uint64_t epoch) {
 
 Status Replica::materialize(const std::string& images_out, const std::string& directory_out) {
   if (!committed_) return Status::Aborted("the backup has no committed epoch");
-  RELIVE_RETURN_IF_ERROR(remove_tree(images_out));
+  if (stage_epoch_ == committed_) {
+    if (Status s = use_stage(images_out, directory_out); s.ok()) return s;
+  }
+  return build(images_out, directory_out);
+}
+
+// Replaces what `directory_out` holds by a copy of `from`.
+Status replace_directory(const std::string& from, const std::string& directory_out) {
   RELIVE_RETURN_IF_ERROR(make_dirs(directory_out));
-  // cp -a keeps modes, times and sparse files; the copies are local, small next to the restore.
-  RELIVE_RETURN_IF_ERROR(copy_tree(dir_ + "/committed", images_out));
   std::error_code ec;
   for (const auto& e : std::filesystem::directory_iterator(directory_out, ec)) {
     RELIVE_RETURN_IF_ERROR(remove_tree(e.path().string()));
   }
   if (ec) return Status::IoError("listing " + directory_out + ": " + ec.message());
-  RELIVE_RETURN_IF_ERROR(copy_tree(dir_ + "/files/.", directory_out + "/"));
+  return copy_tree(from + "/.", directory_out + "/");
+}
+
+Status Replica::build(const std::string& images_out, const std::string& directory_out) {
+  RELIVE_RETURN_IF_ERROR(remove_tree(images_out));
+  // cp -a keeps modes, times and sparse files; the copies are local, small next to the restore.
+  RELIVE_RETURN_IF_ERROR(copy_tree(dir_ + "/committed", images_out));
+  RELIVE_RETURN_IF_ERROR(replace_directory(dir_ + "/files", directory_out));
   return pages_->rebuild_pages_images(images_out);
+}
+
+std::string Replica::stage_dir(uint64_t epoch) const {
+  return fmt::format("{}/stage-{}", dir_, epoch);
+}
+
+Status Replica::use_stage(const std::string& images_out, const std::string& directory_out) {
+  std::string stage = stage_dir(*stage_epoch_);
+  stage_epoch_.reset();  // consumed, whatever happens below
+  RELIVE_RETURN_IF_ERROR(remove_tree(images_out));
+  std::string images = stage + "/images";
+  if (::rename(images.c_str(), images_out.c_str()) != 0) {
+    RELIVE_RETURN_IF_ERROR(copy_tree(images, images_out));  // another file system
+  }
+  Status s = replace_directory(stage + "/files", directory_out);
+  (void)remove_tree(stage);
+  return s;
+}
+
+Status Replica::stage() {
+  if (!committed_) return Status::Aborted("the backup has no committed epoch");
+  if (stage_epoch_ == committed_) return Status::Ok();
+  if (stage_epoch_) {
+    (void)remove_tree(stage_dir(*stage_epoch_));  // superseded by the newer commit
+    stage_epoch_.reset();
+  }
+  std::string final_dir = stage_dir(*committed_), tmp = final_dir + ".tmp";
+  RELIVE_RETURN_IF_ERROR(remove_tree(tmp));
+  RELIVE_RETURN_IF_ERROR(make_dirs(tmp));
+  Status s = build(tmp + "/images", tmp + "/files");
+  if (s.ok()) {
+    (void)remove_tree(final_dir);
+    if (::rename(tmp.c_str(), final_dir.c_str()) != 0) s = PosixError("rename " + tmp, errno);
+  }
+  if (!s.ok()) {
+    (void)remove_tree(tmp);
+    return s.with_context("staging epoch " + std::to_string(*committed_));
+  }
+  stage_epoch_ = committed_;
+  return Status::Ok();
 }
 
 }  // namespace relive::ha

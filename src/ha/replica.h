@@ -9,6 +9,8 @@
 //   pages-<epoch>/    page store (transfer::PageCache) holding every page of the committed epoch
 //   files/            the workload directory as of the committed epoch
 //   staging/          the epoch being received
+//   stage-<epoch>/    the committed epoch materialized ahead of a takeover (images/, files/);
+//                     written as stage-<epoch>.tmp and complete only once renamed into place
 #pragma once
 
 #include <cstdint>
@@ -47,7 +49,18 @@ class Replica {
 
   // Writes the committed epoch as complete CRIU images (pages images rebuilt from the page
   // store) into `images_out`, and its directory into `directory_out` (replacing what is there).
+  // Uses the stage when it holds the committed epoch (moving it: it is consumed), otherwise
+  // builds them from the replica directly.
   Status materialize(const std::string& images_out, const std::string& directory_out);
+
+  // Warm images: materializes the committed epoch ahead of a takeover into stage-<epoch>, so
+  // that a takeover only moves it into place. A no-op when the stage already holds the committed
+  // epoch; removes older stages (a newer commit supersedes them). A stage interrupted half-way
+  // stays a .tmp directory and is never used.
+  Status stage();
+  // The epoch the complete stage holds, if there is one (it may be older than the committed one,
+  // and is then ignored by materialize()).
+  std::optional<uint64_t> staged_epoch() const { return stage_epoch_; }
   // For a VM: the committed epoch's device state into `images_out`, and its RAM (`bytes`, every
   // page of it, or NotFound) into a new `ram_file`.
   Status materialize_vm(const std::string& images_out, const std::string& ram_file, uint64_t bytes);
@@ -55,12 +68,16 @@ class Replica {
  private:
   Replica(std::string dir, uint64_t max_bytes) : dir_(std::move(dir)), max_bytes_(max_bytes) {}
   std::string staging() const { return dir_ + "/staging"; }
+  std::string stage_dir(uint64_t epoch) const;
+  Status build(const std::string& images_out, const std::string& directory_out);
+  Status use_stage(const std::string& images_out, const std::string& directory_out);
 
   std::string dir_;
   uint64_t max_bytes_;
   std::optional<uint64_t> committed_;
   std::unique_ptr<transfer::PageCache> pages_;  // the committed epoch's pages
   std::string pages_dir_;
+  std::optional<uint64_t> stage_epoch_;  // a complete stage-<epoch> exists
 
   struct Staged {
     migration::HaEpoch epoch;

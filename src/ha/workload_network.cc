@@ -37,30 +37,47 @@ Result<WorkloadNetwork> WorkloadNetwork::up(const WorkloadConfig& w, const std::
     tap.keep();  // down() takes it away, with the route
     return net;
   }
+  RELIVE_ASSIGN_OR_RETURN(WorkloadNetwork net, prepare(w, peer));
+  RELIVE_RETURN_IF_ERROR(net.claim());
+  return net;
+}
+
+Result<WorkloadNetwork> WorkloadNetwork::prepare(const WorkloadConfig& w, const std::string& peer) {
+  if (w.kind == WorkloadKind::kVm) return Status::InvalidArgument("a VM's network is not prepared");
+  RELIVE_ASSIGN_OR_RETURN(net::ServiceAddress a,
+                          net::parse_service_address(
+                              fmt::format("{}/{}", w.service_address, int{w.service_prefix_len})));
+  RELIVE_ASSIGN_OR_RETURN(std::string uplink, net::interface_for(a));
   std::string netns = workload_netns_name(w, peer);
   // Checked again here (the config parser checks w.netns): this is what reaches `ip` as root.
   RELIVE_RETURN_IF_ERROR(check_name("network namespace", netns));
   WorkloadNetwork net(netns, veth_name(peer), uplink, a.cidr);
   net.down();
-  // Inside: the service address alone (/32) and a default route out of the veth; outside: a
-  // host route to it and proxy ARP on both sides, so neither end needs another address.
+  // Inside: the service address alone (/32) and a default route out of the veth; outside (in
+  // claim()): a host route to it and proxy ARP on both sides, so neither end needs another
+  // address.
   const std::string& n = net.netns_;
   const std::string& v = net.veth_;
-  std::string host_route = a.text + "/32";
   Status s = net::run_network_commands({
       {kIp, "netns", "add", n},
       {kIp, "link", "add", v, "type", "veth", "peer", "name", "eth0", "netns", n},
       {kIp, "-n", n, "link", "set", "lo", "up"},
       {kIp, "-n", n, "link", "set", "eth0", "up"},
-      {kIp, "-n", n, "addr", "add", host_route, "dev", "eth0"},
+      {kIp, "-n", n, "addr", "add", a.text + "/32", "dev", "eth0"},
       {kIp, "-n", n, "route", "add", "default", "dev", "eth0"},
       {kIp, "link", "set", v, "up"},
   });
-  if (s.ok()) s = net::enable_proxy_arp({v, uplink});
-  if (s.ok()) s = net::run_network_commands({{kIp, "route", "replace", host_route, "dev", v}});
   if (!s.ok()) return Status::IoError("network setup failed: " + s.message());
-  RELIVE_RETURN_IF_ERROR(net.announce());
   return net;
+}
+
+Status WorkloadNetwork::claim() {
+  RELIVE_ASSIGN_OR_RETURN(net::ServiceAddress a, net::parse_service_address(address_));
+  std::string host_route = a.text + "/32";
+  Status s = net::enable_proxy_arp({veth_, uplink_});
+  if (s.ok()) s = net::run_network_commands({{kIp, "route", "replace", host_route, "dev", veth_}});
+  if (!s.ok()) return Status::IoError("network setup failed: " + s.message());
+  return announce();
 }
 
 WorkloadNetwork::WorkloadNetwork(WorkloadNetwork&& o) noexcept

@@ -27,6 +27,14 @@ class WorkloadNetwork {
   // announces it. Anything left from an earlier run of this peer is removed first.
   // For a VM (w.kind), creates the tap instead.
   static Result<WorkloadNetwork> up(const WorkloadConfig& w, const std::string& peer);
+  // A process workload's namespace and veth pair, with nothing routed to them: no host route,
+  // no proxy ARP, no announcement, so nothing outside reaches the service address through this
+  // host yet. A backup prepares it while its primary is suspected (before it holds the lease);
+  // claim() is then all that a takeover adds. Anything left from an earlier run is removed first.
+  static Result<WorkloadNetwork> prepare(const WorkloadConfig& w, const std::string& peer);
+  // Routes the service address into the prepared namespace and announces it (only once this
+  // host holds the lease).
+  Status claim();
   WorkloadNetwork(WorkloadNetwork&& o) noexcept;
   WorkloadNetwork& operator=(WorkloadNetwork&&) = delete;
   ~WorkloadNetwork();

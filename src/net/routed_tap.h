@@ -53,7 +53,8 @@ Status unroute(const ServiceAddress& a, const std::string& tap);
 Status run_network_commands(const std::vector<std::vector<std::string>>& commands);
 // Runs each argv in turn and ignores failures: teardown of what may already be gone.
 void run_network_commands_best_effort(const std::vector<std::vector<std::string>>& commands);
-// Turns IPv4 forwarding on, and proxy ARP on each interface (names checked with check_name).
+// Turns IPv4 forwarding on, and proxy ARP on each interface (names checked with check_name),
+// answering at once (proxy_delay 0).
 Status enable_proxy_arp(const std::vector<std::string>& interfaces);
 
 // The MAC address of interface `name` ("aa:bb:cc:dd:ee:ff").

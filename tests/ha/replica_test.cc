@@ -2,6 +2,9 @@
 
 #include <gtest/gtest.h>
 
+#include <filesystem>
+
+#include "common/file_util.h"
 #include "test_util.h"
 #include "transfer/page_cache.h"
 #include "transfer/test_channel.h"
@@ -100,6 +103,64 @@ TEST_F(ReplicaTest, AnEpochLargerThanTheLimitIsRefused) {
   EXPECT_FALSE(s.ok());
   EXPECT_NE(s.message().find("max_epoch_bytes"), std::string::npos) << s.to_string();
   EXPECT_EQ(replica_->committed_epoch(), 1u);
+}
+
+// Warm images (Replica::stage): used only when complete and of the committed epoch.
+class ReplicaStageTest : public ReplicaTest {
+ protected:
+  std::string out_state() const { return read_all(dir_ / "out/state"); }
+  Status materialize() { return replica_->materialize(dir_ / "images", dir_ / "out"); }
+};
+
+TEST_F(ReplicaStageTest, AStageOfTheCommittedEpochIsMovedIntoPlace) {
+  ASSERT_TRUE(send_epoch(1, true, "one").ok());
+  ASSERT_TRUE(replica_->stage().ok());
+  ASSERT_EQ(replica_->staged_epoch(), std::optional<uint64_t>(1));
+  // Marks the staged copy, to tell it from one built from the replica.
+  ASSERT_TRUE(write_file_atomic(dir_ / "replica/stage-1/files/state", "staged one").ok());
+  Status s = materialize();
+  ASSERT_TRUE(s.ok()) << s.to_string();
+  EXPECT_EQ(out_state(), "staged one");
+  EXPECT_TRUE(std::filesystem::is_directory(dir_ / "images"));
+  EXPECT_FALSE(replica_->staged_epoch().has_value()) << "a consumed stage still offered";
+  EXPECT_FALSE(std::filesystem::exists(dir_ / "replica/stage-1"));
+}
+
+TEST_F(ReplicaStageTest, ATakeoverAfterANewerCommitIgnoresTheOlderStage) {
+  ASSERT_TRUE(send_epoch(1, true, "one").ok());
+  ASSERT_TRUE(replica_->stage().ok());
+  ASSERT_TRUE(send_epoch(2, false, "two").ok());  // committed before epoch 2 was staged
+  EXPECT_EQ(replica_->staged_epoch(), std::optional<uint64_t>(1));
+  ASSERT_TRUE(materialize().ok());
+  EXPECT_EQ(out_state(), "two") << "restored from a stage older than the committed epoch";
+}
+
+TEST_F(ReplicaStageTest, ANewerCommitSupersedesTheStage) {
+  ASSERT_TRUE(send_epoch(1, true, "one").ok());
+  ASSERT_TRUE(replica_->stage().ok());
+  ASSERT_TRUE(send_epoch(2, false, "two").ok());
+  ASSERT_TRUE(replica_->stage().ok());
+  EXPECT_EQ(replica_->staged_epoch(), std::optional<uint64_t>(2));
+  EXPECT_FALSE(std::filesystem::exists(dir_ / "replica/stage-1")) << "superseded stage kept";
+  EXPECT_EQ(read_all(dir_ / "replica/stage-2/files/state"), "two");
+  ASSERT_TRUE(materialize().ok());
+  EXPECT_EQ(out_state(), "two");
+}
+
+TEST_F(ReplicaStageTest, AHalfWrittenStageIsNeverUsed) {
+  ASSERT_TRUE(send_epoch(1, true, "one").ok());
+  // A stage interrupted before its rename: present on disk, but never complete.
+  std::filesystem::create_directories(dir_ / "replica/stage-1.tmp/files");
+  std::filesystem::create_directories(dir_ / "replica/stage-1.tmp/images");
+  ASSERT_TRUE(write_file_atomic(dir_ / "replica/stage-1.tmp/files/state", "torn").ok());
+  EXPECT_FALSE(replica_->staged_epoch().has_value());
+  ASSERT_TRUE(materialize().ok());
+  EXPECT_EQ(out_state(), "one");
+}
+
+TEST_F(ReplicaStageTest, StagingWithoutACommittedEpochIsRefused) {
+  EXPECT_FALSE(replica_->stage().ok());
+  EXPECT_FALSE(replica_->staged_epoch().has_value());
 }
 
 }  // namespace

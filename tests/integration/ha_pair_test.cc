@@ -89,6 +89,15 @@ netns = "{ns}"
 
 TEST_F(HaPair, FailoverUnderLoadLosesNoAcknowledgedWrite) {
   start_pair();
+  {
+    // relive ha status: frozen-time percentiles, and the epoch that took the slow path (the
+    // full one when the backup joined) with the reason.
+    auto s = status();
+    ASSERT_EQ(s.size(), 2u);
+    EXPECT_TRUE(s[0].contains("frozen_ms_p99")) << s[0].dump();
+    std::string slow = s[0].value("slow_path_epochs", nlohmann::json::array()).dump();
+    EXPECT_NE(slow.find("backup connected"), std::string::npos) << s[0].dump();
+  }
   start_writer();
   Background bench(
       hosts_.in('c', {"/usr/bin/redis-benchmark", "-h", service(), "-p", std::to_string(kPort),
