@@ -10,6 +10,7 @@
 #include <set>
 #include <sstream>
 
+#include "counter_subject.h"
 #include "netns_hosts.h"
 #include "relived_fixture.h"
 #include "test_util.h"
@@ -18,14 +19,6 @@ namespace relive::testing {
 namespace {
 
 using std::chrono::seconds;
-
-const char* kCounter = R"(
-import sys, time
-f = open(sys.argv[1], 'a')
-i = 0
-while True:
-    f.write(f"{i}\n"); f.flush(); i += 1; time.sleep(0.02)
-)";
 
 // Two peers that stall relived: one connects and says nothing, one sends half a TLS record.
 // Prints "connected" once both are, then holds them open until killed.
@@ -37,21 +30,6 @@ half.sendall(b"\x16\x03\x01\x00\xc8" + b"x" * 20)
 print("connected", flush=True)
 time.sleep(100000)
 )";
-
-int last_count(const std::string& file) {
-  std::istringstream in(read_all(file));
-  int last = -1;
-  for (std::string l; std::getline(in, l);) last = std::atoi(l.c_str());
-  return last;
-}
-
-bool contiguous(const std::string& file) {
-  std::istringstream in(read_all(file));
-  int expect = 0;
-  for (std::string l; std::getline(in, l); ++expect)
-    if (std::atoi(l.c_str()) != expect) return false;
-  return expect > 0;
-}
 
 class ConcurrentMigrate : public ::testing::Test {
  protected:

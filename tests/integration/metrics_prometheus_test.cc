@@ -10,6 +10,7 @@
 #include <sstream>
 
 #include "ha_pair_fixture.h"
+#include "counter_subject.h"
 #include "netns_hosts.h"
 #include "prometheus_server.h"
 #include "relived_fixture.h"
@@ -21,21 +22,6 @@ namespace {
 using std::chrono::seconds;
 
 constexpr int kMetricsPort = 9477;
-
-const char* kCounter = R"(
-import sys, time
-f = open(sys.argv[1], 'a')
-i = 0
-while True:
-    f.write(f"{i}\n"); f.flush(); i += 1; time.sleep(0.02)
-)";
-
-int last_count(const std::string& file) {
-  std::istringstream in(read_all(file));
-  int last = -1;
-  for (std::string l; std::getline(in, l);) last = std::atoi(l.c_str());
-  return last;
-}
 
 class MetricsMigration : public ::testing::Test {
  protected:

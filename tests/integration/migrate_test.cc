@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "counter_subject.h"
 #include "netns_hosts.h"
 #include "relived_fixture.h"
 #include "test_util.h"
@@ -18,14 +19,6 @@ namespace {
 
 using std::chrono::milliseconds;
 using std::chrono::seconds;
-
-const char* kCounter = R"(
-import sys, time
-f = open(sys.argv[1], 'a')
-i = 0
-while True:
-    f.write(f"{i}\n"); f.flush(); i += 1; time.sleep(0.02)
-)";
 
 // Echo server on the service address: answers every line, and counts the lines it has seen in
 // memory, so that a lost or repeated byte after migration shows in the replies.
@@ -57,22 +50,7 @@ while time.time() < end:
 print(i)
 )";
 
-int last_count(const std::string& file) {
-  std::istringstream in(read_all(file));
-  int last = -1;
-  for (std::string l; std::getline(in, l);) last = std::atoi(l.c_str());
-  return last;
-}
-
 // Every value from 0 to the last, each once: the counter carried on where it was.
-bool contiguous(const std::string& file) {
-  std::istringstream in(read_all(file));
-  int expect = 0;
-  for (std::string l; std::getline(in, l); ++expect)
-    if (std::atoi(l.c_str()) != expect) return false;
-  return expect > 0;
-}
-
 class Migrate : public ::testing::Test {
  protected:
   void SetUp() override {

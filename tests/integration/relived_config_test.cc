@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "counter_subject.h"
 #include "netns_hosts.h"
 #include "relived_fixture.h"
 #include "test_util.h"
@@ -15,21 +16,6 @@ namespace relive::testing {
 namespace {
 
 using std::chrono::seconds;
-
-const char* kCounter = R"(
-import sys, time
-f = open(sys.argv[1], 'a')
-i = 0
-while True:
-    f.write(f"{i}\n"); f.flush(); i += 1; time.sleep(0.02)
-)";
-
-int last_count(const std::string& file) {
-  std::istringstream in(read_all(file));
-  int last = -1;
-  for (std::string l; std::getline(in, l);) last = std::atoi(l.c_str());
-  return last;
-}
 
 std::vector<std::string> lines_of(const std::string& text) {
   std::vector<std::string> out;
