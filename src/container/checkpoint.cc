@@ -10,7 +10,7 @@
 #include "common/file_util.h"
 #include "common/work_dir.h"
 #include "container/archive_file.h"
-#include "container/criu_compat.h"
+#include "drivers/criu/criu_compat.h"
 #include "container/image_summary.h"
 #include "container/manifest_facts.h"
 #include "container/pre_dump.h"
@@ -101,7 +101,7 @@ Result<ContainerCheckpointResult> checkpoint_container(const ContainerCheckpoint
   RELIVE_ASSIGN_OR_RETURN(criu::CriuVersion version, criu::criu_version(criu_path));
   RELIVE_ASSIGN_OR_RETURN(WorkDir work, WorkDir::create(o.work_dir, "ckpt"));
   std::string images = work.path() + "/images";
-  RELIVE_ASSIGN_OR_RETURN(std::string runner, container::criu_with_compat(work.path(), criu_path));
+  RELIVE_ASSIGN_OR_RETURN(std::string runner, criu::criu_with_compat(work.path(), criu_path));
   ContainerCheckpointResult result;
   RELIVE_ASSIGN_OR_RETURN(container::PreDumpReport pre,
                           container::pre_dump(o.pid, o.pre_dump_rounds));

@@ -11,7 +11,7 @@
 #include "common/file_util.h"
 #include "common/work_dir.h"
 #include "container/archive_file.h"
-#include "container/criu_compat.h"
+#include "drivers/criu/criu_compat.h"
 #include "container/pid_namespace.h"
 #include "container/runc_container.h"
 #include "drivers/criu/criu.h"
@@ -96,7 +96,7 @@ Result<ContainerRestoreResult> restore_container(const ContainerRestoreOptions& 
   result.unpack_ms = ms_since(start);
 
   RELIVE_ASSIGN_OR_RETURN(std::string criu_path, criu::find_criu());
-  RELIVE_ASSIGN_OR_RETURN(std::string runner, container::criu_with_compat(work.path(), criu_path));
+  RELIVE_ASSIGN_OR_RETURN(std::string runner, criu::criu_with_compat(work.path(), criu_path));
   start = Clock::now();
   if (o.progress) o.progress("phase=restore");
   auto ns = container::restore_in_new_pid_namespace(criu_options(o, images, *manifest, runner));

@@ -7,7 +7,7 @@
 #include "common/file_util.h"
 #include "common/work_dir.h"
 #include "container/archive_file.h"
-#include "container/criu_compat.h"
+#include "drivers/criu/criu_compat.h"
 #include "container/image_summary.h"
 #include "container/manifest_facts.h"
 #include "container/pre_dump.h"
@@ -104,7 +104,7 @@ Result<ContainerCheckpointResult> checkpoint_runc_container(const ContainerCheck
   RELIVE_ASSIGN_OR_RETURN(std::string criu_path, criu::find_criu());
   RELIVE_ASSIGN_OR_RETURN(criu::CriuVersion version, criu::criu_version(criu_path));
   RELIVE_ASSIGN_OR_RETURN(WorkDir work, WorkDir::create(o.work_dir, "runc-ckpt"));
-  RELIVE_ASSIGN_OR_RETURN(std::string runner, criu_with_compat(work.path(), criu_path));
+  RELIVE_ASSIGN_OR_RETURN(std::string runner, criu::criu_with_compat(work.path(), criu_path));
   RuncArchiveInfo info{o.name, s.bundle, s.rootfs, s.created, "", o.whole_rootfs};
   RELIVE_ASSIGN_OR_RETURN(info.runc_version, runc.version());
   std::string fs_dir = work.path() + "/fs", images = work.path() + "/images";

@@ -7,7 +7,7 @@
 #include "common/file_util.h"
 #include "common/work_dir.h"
 #include "container/archive_file.h"
-#include "container/criu_compat.h"
+#include "drivers/criu/criu_compat.h"
 #include "container/runc.h"
 #include "container/runc_bundle.h"
 #include "container/runc_container.h"
@@ -72,7 +72,7 @@ Result<ContainerRestoreResult> restore_runc_container(const ContainerRestoreOpti
   result.unpack_ms = ms_since(start);
 
   RELIVE_ASSIGN_OR_RETURN(std::string criu_path, criu::find_criu());
-  RELIVE_ASSIGN_OR_RETURN(std::string runner, criu_with_compat(work.path(), criu_path));
+  RELIVE_ASSIGN_OR_RETURN(std::string runner, criu::criu_with_compat(work.path(), criu_path));
   Runc::CriuArgs args{runner, images, work.path() + "/criu", manifest->tcp_established, ""};
   RELIVE_RETURN_IF_ERROR(make_dirs(args.work));
   start = Clock::now();

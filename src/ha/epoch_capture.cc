@@ -13,7 +13,7 @@
 #include "common/file_util.h"
 #include "common/hash.h"
 #include "common/process_tree.h"
-#include "container/criu_compat.h"
+#include "drivers/criu/criu_compat.h"
 #include "container/image_summary.h"
 #include "drivers/criu/criu.h"
 #include "drivers/criu/criu_binary.h"
@@ -59,7 +59,7 @@ Result<EpochCapture> EpochCapture::create(const CaptureOptions& options) {
   RELIVE_RETURN_IF_ERROR(make_dirs(options.work_dir));
   RELIVE_ASSIGN_OR_RETURN(std::string criu, criu::find_criu());
   RELIVE_ASSIGN_OR_RETURN(c.criu_,
-                          container::criu_with_compat(options.work_dir, criu, options.netns_path));
+                          criu::criu_with_compat(options.work_dir, criu, options.netns_path));
   RELIVE_RETURN_IF_ERROR(c.write_hook());
   return c;
 }
@@ -83,7 +83,7 @@ Status EpochCapture::write_hook() {
       "echo post-dump > {}\n"
       "read -r answer < {}\n"
       "[ \"$answer\" = ok ]\n",
-      container::shell_quote(req), container::shell_quote(rep));
+      criu::shell_quote(req), criu::shell_quote(rep));
   std::string path = o_.work_dir + "/hook.sh";
   RELIVE_RETURN_IF_ERROR(write_file_atomic(path, script));
   if (::chmod(path.c_str(), 0700) != 0) return PosixError("chmod " + path, errno);

@@ -1,7 +1,7 @@
 #include "ha/process_workload.h"
 
 #include "common/logging.h"
-#include "container/criu_compat.h"
+#include "drivers/criu/criu_compat.h"
 #include "drivers/criu/criu.h"
 #include "drivers/criu/criu_binary.h"
 #include "ha/workload_launch.h"
@@ -65,7 +65,7 @@ Result<std::unique_ptr<ProtectedWorkload>> restore_process_workload(const Worklo
   RELIVE_RETURN_IF_ERROR(input->set_pass_through(false));
   RELIVE_ASSIGN_OR_RETURN(std::string criu, criu::find_criu());
   RELIVE_ASSIGN_OR_RETURN(std::string wrapper,
-                          container::criu_with_compat(images, criu, netns_path));
+                          criu::criu_with_compat(images, criu, netns_path));
   criu::RestoreOptions ro;
   ro.images_dir = images;
   ro.tcp_established = true;

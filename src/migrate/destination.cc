@@ -13,7 +13,7 @@
 #include "common/logging.h"
 #include "common/process_tree.h"
 #include "common/work_dir.h"
-#include "container/criu_compat.h"
+#include "drivers/criu/criu_compat.h"
 #include "container/pid_namespace.h"
 #include "drivers/criu/criu_binary.h"
 #include "drivers/criu/criu_process.h"
@@ -173,7 +173,7 @@ Status Session::begin(const m::Begin& b) {
   RELIVE_ASSIGN_OR_RETURN(WorkDir w, WorkDir::create(default_image_root(o_.work_root), "incoming"));
   work_.emplace(std::move(w));
   RELIVE_ASSIGN_OR_RETURN(std::string criu, criu::find_criu());
-  RELIVE_ASSIGN_OR_RETURN(criu_, container::criu_with_compat(work_->path(), criu));
+  RELIVE_ASSIGN_OR_RETURN(criu_, criu::criu_with_compat(work_->path(), criu));
   RELIVE_RETURN_IF_ERROR(make_dirs(work_->path() + "/images"));
   RELIVE_RETURN_IF_ERROR(make_dirs(work_->path() + "/trace"));
   RELIVE_RETURN_IF_ERROR(make_dirs(work_->path() + "/bundle"));

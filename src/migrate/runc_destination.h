@@ -46,7 +46,7 @@ class RuncIncoming {
 
   // `fs_dir` holds the bundle entries, `images` runc's images; `work` is for CRIU's logs (with
   // lazy_pages, the lazy-pages daemon's work dir, where its socket is); `criu` is the CRIU
-  // runc is to run (container/criu_compat.h). Restores stopped.
+  // runc is to run (drivers/criu/criu_compat.h). Restores stopped.
   Status restore(const std::string& fs_dir, const std::string& images, const std::string& work,
                  const std::string& criu, bool tcp_established, bool lazy_pages);
   // Lets the restored container run and checks that it does (tracee/resume_check.h); from

@@ -12,7 +12,7 @@
 #include <sstream>
 
 #include "common/file_util.h"
-#include "container/criu_compat.h"
+#include "drivers/criu/criu_compat.h"
 #include "container/runc_bundle.h"
 #include "drivers/criu/criu_binary.h"
 #include "migrate/criu_tls.h"
@@ -38,7 +38,7 @@ Result<RuncDump> prepare_dump(Source* s) {
   d.fs_dir = work + "/fs";
   RELIVE_RETURN_IF_ERROR(make_dirs(d.fs_dir));
   RELIVE_ASSIGN_OR_RETURN(std::string criu, criu::find_criu());
-  RELIVE_ASSIGN_OR_RETURN(std::string runner, container::criu_with_compat(work, criu));
+  RELIVE_ASSIGN_OR_RETURN(std::string runner, criu::criu_with_compat(work, criu));
   d.args = {runner, s->images_dir(), work + "/criu", s->options().tcp_established, ""};
   RELIVE_RETURN_IF_ERROR(make_dirs(d.args.work));
   return d;

@@ -4,7 +4,7 @@
 
 #include <filesystem>
 
-#include "container/criu_compat.h"
+#include "drivers/criu/criu_compat.h"
 #include "drivers/criu/criu_binary.h"
 #include "migrate/source.h"
 #include "transfer/file_transfer.h"
@@ -20,7 +20,7 @@ Result<criu::DumpOptions> base_dump_options(const Source& s) {
   d.extra_args = {"--network-lock", "skip"};
   RELIVE_ASSIGN_OR_RETURN(std::string criu, criu::find_criu());
   std::string dir = std::filesystem::path(s.images_dir()).parent_path().string();
-  RELIVE_ASSIGN_OR_RETURN(d.run.criu, container::criu_with_compat(dir, criu));
+  RELIVE_ASSIGN_OR_RETURN(d.run.criu, criu::criu_with_compat(dir, criu));
   return d;
 }
 

@@ -8,7 +8,7 @@
 
 #include "relive/result.h"
 
-namespace relive::container {
+namespace relive::criu {
 
 // The shim library: $RELIVE_CRIU_SHIM, else lib/relive/ beside the running executable's bin/
 // (where `cmake --install` puts it, and where the build tree has it). Empty when there is none;
@@ -29,4 +29,4 @@ std::string shell_quote(const std::string& s);
 Result<std::string> criu_with_compat(const std::string& dir, const std::string& criu,
                                      const std::string& netns = "");
 
-}  // namespace relive::container
+}  // namespace relive::criu

@@ -1,4 +1,4 @@
-#include "container/criu_compat.h"
+#include "drivers/criu/criu_compat.h"
 
 #include <sys/stat.h>
 #include <unistd.h>
@@ -10,7 +10,7 @@
 #include "common/file_util.h"
 #include "common/trusted_path.h"
 
-namespace relive::container {
+namespace relive::criu {
 namespace {
 
 constexpr const char* kShimName = "librelive_criu_sockopt_shim.so";
@@ -63,4 +63,4 @@ Result<std::string> criu_with_compat(const std::string& dir, const std::string& 
   return path;
 }
 
-}  // namespace relive::container
+}  // namespace relive::criu

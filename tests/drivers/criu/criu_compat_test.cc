@@ -1,4 +1,4 @@
-#include "container/criu_compat.h"
+#include "drivers/criu/criu_compat.h"
 
 #include <gtest/gtest.h>
 #include <stdlib.h>
@@ -9,7 +9,7 @@
 #include "common/subprocess.h"
 #include "test_util.h"
 
-namespace relive::container {
+namespace relive::criu {
 namespace {
 
 using relive::testing::read_all;
@@ -77,4 +77,4 @@ TEST(CriuCompat, ShellQuoteKeepsAnyTextOneWord) {
 }
 
 }  // namespace
-}  // namespace relive::container
+}  // namespace relive::criu
