@@ -4,8 +4,8 @@
 
 #include <algorithm>
 #include <chrono>
-#include <thread>
 #include <system_error>
+#include <thread>
 
 #include "common/logging.h"
 #include "transfer/link.h"
@@ -117,8 +117,8 @@ void MigrationServer::serve_connection(security::PendingConnection c) {
     say_("migration from " + peer + " failed: " + r.status().to_string());
     return;
   }
-  say_(fmt::format("migrated {} ({}): pid {}, restore {:.0f} ms", r->name, r->strategy,
-                   r->root_pid, r->restore_ms));
+  say_(fmt::format("migrated {} ({}): pid {}, restore {:.0f} ms", r->name, r->strategy, r->root_pid,
+                   r->restore_ms));
   lines_.write(migrated_line(*r, id));
 }
 

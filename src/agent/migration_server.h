@@ -87,7 +87,8 @@ class MigrationServer {
   Say say_;
   std::list<Worker> workers_;  // touched by the accept thread only
   std::atomic<uint64_t> connections_{0};
-  std::chrono::steady_clock::time_point last_accept_error_{};  // accept thread only  // numbers the migration ids in the logs
+  std::chrono::steady_clock::time_point
+      last_accept_error_{};  // accept thread only  // numbers the migration ids in the logs
 };
 
 }  // namespace relive::agent

@@ -47,7 +47,6 @@ using Args = cli::RelivedConfig;
 // One event of relived's on stderr (common/logging.h: human or JSON, with the migration id).
 void say(const std::string& line) { RELIVE_LOG_INFO("{}", line); }
 
-
 Status serve(const Args& a, metrics::Registry* registry) {
   Result<HostPort> listen = parse_host_port(a.listen);
   if (!listen.ok()) {

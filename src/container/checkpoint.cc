@@ -10,13 +10,13 @@
 #include "common/file_util.h"
 #include "common/work_dir.h"
 #include "container/archive_file.h"
-#include "drivers/criu/criu_compat.h"
 #include "container/image_summary.h"
 #include "container/manifest_facts.h"
 #include "container/pre_dump.h"
 #include "container/runc_container.h"
 #include "drivers/criu/criu.h"
 #include "drivers/criu/criu_binary.h"
+#include "drivers/criu/criu_compat.h"
 #include "relive/container.h"
 
 namespace relive {

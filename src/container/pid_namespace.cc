@@ -12,8 +12,8 @@
 #include <unistd.h>
 
 #include <cerrno>
-#include <chrono>
 #include <charconv>
+#include <chrono>
 #include <cstring>
 #include <filesystem>
 #include <string_view>
@@ -117,8 +117,8 @@ Result<std::string> read_reports(int fd, std::chrono::milliseconds limit, std::s
       if (r < 0 && errno == EINTR) continue;
       if (r < 0) return PosixError("poll restore report", errno);
       if (r == 0) {
-        return Status::IoError(fmt::format(
-            "the namespaced restore reported nothing within {} s", limit.count() / 1000));
+        return Status::IoError(fmt::format("the namespaced restore reported nothing within {} s",
+                                           limit.count() / 1000));
       }
     }
     ssize_t n = ::read(fd, buf, sizeof buf);

@@ -7,11 +7,11 @@
 #include "common/file_util.h"
 #include "common/work_dir.h"
 #include "container/archive_file.h"
-#include "drivers/criu/criu_compat.h"
 #include "container/runc.h"
 #include "container/runc_bundle.h"
 #include "container/runc_container.h"
 #include "drivers/criu/criu_binary.h"
+#include "drivers/criu/criu_compat.h"
 
 namespace relive::container {
 namespace {

@@ -13,10 +13,10 @@
 #include "common/file_util.h"
 #include "common/hash.h"
 #include "common/process_tree.h"
-#include "drivers/criu/criu_compat.h"
 #include "container/image_summary.h"
 #include "drivers/criu/criu.h"
 #include "drivers/criu/criu_binary.h"
+#include "drivers/criu/criu_compat.h"
 #include "drivers/criu/page_image.h"
 
 namespace relive::ha {

@@ -173,8 +173,8 @@ void HaNode::epoch() {
     auto limit = milliseconds(std::max<uint32_t>(2000, 2 * o_.config.failure_timeout_ms));
     if (Clock::now() - failing_since_ >= limit) {
       failing_since_ = {};
-      lose_backup(e.status().with_context(fmt::format(
-          "every checkpoint failed for {} ms; the last", ms(limit))));
+      lose_backup(e.status().with_context(
+          fmt::format("every checkpoint failed for {} ms; the last", ms(limit))));
     }
     return;
   }

@@ -1,9 +1,9 @@
 #include "ha/process_workload.h"
 
 #include "common/logging.h"
-#include "drivers/criu/criu_compat.h"
 #include "drivers/criu/criu.h"
 #include "drivers/criu/criu_binary.h"
+#include "drivers/criu/criu_compat.h"
 #include "ha/workload_launch.h"
 
 namespace relive::ha {
@@ -64,8 +64,7 @@ Result<std::unique_ptr<ProtectedWorkload>> restore_process_workload(const Worklo
   Clock::time_point t1 = Clock::now();
   RELIVE_RETURN_IF_ERROR(input->set_pass_through(false));
   RELIVE_ASSIGN_OR_RETURN(std::string criu, criu::find_criu());
-  RELIVE_ASSIGN_OR_RETURN(std::string wrapper,
-                          criu::criu_with_compat(images, criu, netns_path));
+  RELIVE_ASSIGN_OR_RETURN(std::string wrapper, criu::criu_with_compat(images, criu, netns_path));
   criu::RestoreOptions ro;
   ro.images_dir = images;
   ro.tcp_established = true;

@@ -12,9 +12,9 @@
 #include <sstream>
 
 #include "common/file_util.h"
-#include "drivers/criu/criu_compat.h"
 #include "container/runc_bundle.h"
 #include "drivers/criu/criu_binary.h"
+#include "drivers/criu/criu_compat.h"
 #include "migrate/criu_tls.h"
 #include "migrate/page_server_relay.h"
 #include "migrate/precopy_rounds.h"

@@ -4,8 +4,8 @@
 
 #include <filesystem>
 
-#include "drivers/criu/criu_compat.h"
 #include "drivers/criu/criu_binary.h"
+#include "drivers/criu/criu_compat.h"
 #include "migrate/source.h"
 #include "transfer/file_transfer.h"
 

@@ -31,12 +31,15 @@ netns = "{ns}"
   void kill_leftovers() override {
     sh("pkill -9 -f '^" + test_bin_dir() + "/subjects/proc_self_holder$' 2>/dev/null; true");
   }
-  unsigned long count() const { return std::strtoul(read_all(dir_ / "w/count").c_str(), nullptr, 10); }
+  unsigned long count() const {
+    return std::strtoul(read_all(dir_ / "w/count").c_str(), nullptr, 10);
+  }
   bool gave_up_protection(int i) const {
     auto s = status();
     if (s.size() != 2 || s[i].value("protection", "") != "unprotected") return false;
     for (const auto& a : s[i].value("alerts", nlohmann::json::array())) {
-      if (a.is_string() && a.get<std::string>().find("every checkpoint failed") != std::string::npos)
+      if (a.is_string() &&
+          a.get<std::string>().find("every checkpoint failed") != std::string::npos)
         return true;
     }
     return false;
@@ -45,7 +48,8 @@ netns = "{ns}"
     auto s = status();
     if (s.size() != 2) return false;
     for (const auto& a : s[i].value("alerts", nlohmann::json::array())) {
-      if (a.is_string() && a.get<std::string>().find("/stat open") != std::string::npos) return true;
+      if (a.is_string() && a.get<std::string>().find("/stat open") != std::string::npos)
+        return true;
     }
     return false;
   }

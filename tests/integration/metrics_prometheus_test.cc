@@ -9,8 +9,8 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
-#include "ha_pair_fixture.h"
 #include "counter_subject.h"
+#include "ha_pair_fixture.h"
 #include "netns_hosts.h"
 #include "prometheus_server.h"
 #include "relived_fixture.h"
@@ -27,7 +27,8 @@ class MetricsMigration : public ::testing::Test {
  protected:
   void SetUp() override {
     if (::geteuid() != 0) GTEST_SKIP() << "needs root (network namespaces, CRIU)";
-    if (::access(kPrometheusBin, X_OK) != 0) FAIL() << kPrometheusBin << " is missing: scripts/bootstrap.sh installs it";
+    if (::access(kPrometheusBin, X_OK) != 0)
+      FAIL() << kPrometheusBin << " is missing: scripts/bootstrap.sh installs it";
     ASSERT_TRUE(hosts_.ok()) << "could not create the test hosts";
     write_all_to(dir_ / "counter.py", kCounter);
   }
@@ -112,7 +113,8 @@ class MetricsHa : public HaPairFixture {
  protected:
   void SetUp() override {
     if (::access("/usr/bin/redis-server", X_OK) != 0) GTEST_SKIP() << "redis is not installed";
-    if (::access(kPrometheusBin, X_OK) != 0) FAIL() << kPrometheusBin << " is missing: scripts/bootstrap.sh installs it";
+    if (::access(kPrometheusBin, X_OK) != 0)
+      FAIL() << kPrometheusBin << " is missing: scripts/bootstrap.sh installs it";
     HaPairFixture::SetUp();
   }
   void TearDown() override {
