@@ -62,9 +62,13 @@ void RateLimiter::begin_busy() {
   }
 }
 
-void RateLimiter::end_busy(uint64_t bytes) {
+void RateLimiter::count(int64_t bytes) {
   std::lock_guard<std::mutex> l(mu_);
-  bytes_ += bytes;
+  bytes_ = static_cast<uint64_t>(static_cast<int64_t>(bytes_) + bytes);
+}
+
+void RateLimiter::end_busy() {
+  std::lock_guard<std::mutex> l(mu_);
   if (--busy_callers_ > 0) return;
   busy_ended_ = clock_->now();
   busy_ += busy_ended_ - busy_since_;
@@ -72,21 +76,24 @@ void RateLimiter::end_busy(uint64_t bytes) {
 
 Status RateLimiter::metered(std::string_view bytes, const Writer& write, bool whole) {
   begin_busy();
+  // Each piece is counted before it is written (and taken back if the write fails), so whoever
+  // has received bytes through the limiter finds them in stats().
+  auto send = [&](std::string_view piece) {
+    acquire(piece.size());
+    count(static_cast<int64_t>(piece.size()));
+    Status s = write(piece);
+    if (!s.ok()) count(-static_cast<int64_t>(piece.size()));
+    return s;
+  };
   Status s = Status::Ok();
-  uint64_t sent = 0;
   if (whole || rate_ == 0) {
-    acquire(bytes.size());
-    s = write(bytes);
-    if (s.ok()) sent = bytes.size();
+    s = send(bytes);
   } else {
     for (size_t at = 0; at < bytes.size() && s.ok(); at += kChunkBytes) {
-      std::string_view piece = bytes.substr(at, kChunkBytes);
-      acquire(piece.size());
-      s = write(piece);
-      if (s.ok()) sent += piece.size();
+      s = send(bytes.substr(at, kChunkBytes));
     }
   }
-  end_busy(sent);
+  end_busy();
   return s;
 }
 

@@ -33,7 +33,7 @@ class RateClock {
 
 // What went through a limiter.
 struct RateStats {
-  uint64_t bytes = 0;  // handed to the writers by metered()
+  uint64_t bytes = 0;  // written by metered()'s writers (counted as each piece goes)
   // Time at least one metered() call was under way (union over threads), plus of each idle gap
   // between such periods the part that refilled the bucket (at most burst / rate): the time the
   // cap paid for the bytes. Long idle stretches (a dump, the destination's restore) are left out.
@@ -72,7 +72,8 @@ class RateLimiter {
 
  private:
   void begin_busy();
-  void end_busy(uint64_t bytes);
+  void end_busy();
+  void count(int64_t bytes);
 
   const uint64_t rate_;
   const uint64_t burst_;

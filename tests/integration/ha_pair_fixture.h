@@ -73,11 +73,21 @@ class HaPairFixture : public ::testing::Test {
   static constexpr int kLeaseTtl = 2;
   std::string service() const { return "198.18.60.10"; }
 
+  // Before start_pair(): rewrites the pair's config with this failure timeout. The primary gives
+  // up on a silent backup (and serves unprotected, as Remus does) after max(2 s, 2 x this), so a
+  // test that holds the backup silent and expects output held must look within less than that,
+  // whatever the load delays its client by.
+  void use_failure_timeout_ms(uint32_t ms) {
+    failure_timeout_ms_ = ms;
+    write_all_to(dir_ / "pair.toml", config());
+  }
+  uint32_t failure_timeout_ms_ = 300;
+
   virtual std::string config() const {
     return fmt::format(R"(tls_dir = "{keys}"
 epoch_ms = 50
 heartbeat_ms = 50
-failure_timeout_ms = 300
+failure_timeout_ms = {ft}
 [[peers]]
 name = "alpha"
 address = "{a}:7411"
@@ -92,7 +102,7 @@ lease_ttl_s = {ttl}
                        fmt::arg("keys", std::string(dir_ / "keys")),
                        fmt::arg("a", hosts_.address('a')), fmt::arg("b", hosts_.address('b')),
                        fmt::arg("c", hosts_.address('c')), fmt::arg("ns", netns_),
-                       fmt::arg("ttl", kLeaseTtl)) +
+                       fmt::arg("ttl", kLeaseTtl), fmt::arg("ft", failure_timeout_ms_)) +
            workload_toml();
   }
 
