@@ -1,6 +1,8 @@
 #include "agent/migration_server.h"
 
+#include <fcntl.h>
 #include <fmt/format.h>
+#include <sys/socket.h>
 
 #include <algorithm>
 #include <chrono>
@@ -55,10 +57,29 @@ Status MigrationServer::run(const std::atomic<bool>& stop) {
     }
     start_worker(std::move(*c));
   }
-  if (stop && !workers_.empty())
-    say_(fmt::format("stopping: waiting for {} connection(s) to end", workers_.size()));
+  if (stop) drain();
   reap(/*all=*/true);
   return Status::Ok();
+}
+
+void MigrationServer::drain() {
+  reap(/*all=*/false);
+  if (workers_.empty()) return;
+  say_(fmt::format("stopping: waiting up to {} s for {} connection(s) to end",
+                   std::chrono::duration_cast<std::chrono::seconds>(o_.drain_timeout).count(),
+                   workers_.size()));
+  auto deadline = std::chrono::steady_clock::now() + o_.drain_timeout;
+  while (!workers_.empty() && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    reap(/*all=*/false);
+  }
+  if (workers_.empty()) return;
+  say_(fmt::format("stopping: cutting the link of {} connection(s) still running after {} s",
+                   workers_.size(),
+                   std::chrono::duration_cast<std::chrono::seconds>(o_.drain_timeout).count()));
+  for (Worker& w : workers_) {
+    if (w.cut.valid()) (void)::shutdown(w.cut.get(), SHUT_RDWR);
+  }
 }
 
 // Stop signals are not blocked here: the kernel hands a process-directed signal to the main
@@ -67,6 +88,8 @@ Status MigrationServer::run(const std::atomic<bool>& stop) {
 void MigrationServer::start_worker(security::PendingConnection c) {
   Worker& w = workers_.emplace_back();
   std::string peer = c.peer;
+  // Without it a stop could not cut this link; the migration is served all the same.
+  w.cut = ScopedFd(::fcntl(c.fd.get(), F_DUPFD_CLOEXEC, 0));
   try {
     w.thread = std::thread([this, &w, c = std::move(c)]() mutable {
       // Nothing a migration throws may take the daemon (and every other migration) down.

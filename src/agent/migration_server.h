@@ -28,6 +28,7 @@
 
 #include "agent/arrivals.h"
 #include "agent/migrated_line.h"
+#include "common/scoped_fd.h"
 #include "migrate/destination.h"
 #include "relive/status.h"
 #include "security/listener.h"
@@ -47,6 +48,11 @@ struct MigrationServerOptions {
   int max_pending = 0;
   // How long the accept loop waits for a connection before it looks at the stop flag again.
   std::chrono::milliseconds accept_poll{250};
+  // Once stopped, how long the running migrations get to end by themselves. Then their links are
+  // cut: each ends as a migration whose link was cut does (the destination removes what it
+  // made, the source resumes its workload). Below the unit's TimeoutStopSec (180 s), so that
+  // relived cleans up rather than being killed half-way.
+  std::chrono::milliseconds drain_timeout{std::chrono::seconds(120)};
 };
 
 class MigrationServer {
@@ -63,7 +69,8 @@ class MigrationServer {
 
   // Accepts until `stop` becomes true or `once` migrations were admitted, then waits for the
   // running migrations to end (a worker still in its handshake or hello ends within the I/O
-  // timeout). Each successful migration prints its migrated_line() on `out`.
+  // timeout); after a stop, for at most drain_timeout before it cuts their links. Each
+  // successful migration prints its migrated_line() on `out`.
   Status run(const std::atomic<bool>& stop);
 
   int in_progress() const { return arrivals_.in_progress(); }
@@ -72,11 +79,17 @@ class MigrationServer {
   struct Worker {
     std::thread thread;
     std::atomic<bool> done{false};
+    // A second descriptor of the connection's socket, owned here (closed only when the worker
+    // is reaped): shutdown(2) on it cuts the link from the accept thread while the worker owns
+    // and may close its own.
+    ScopedFd cut;
   };
   void serve_connection(security::PendingConnection connection);
   void start_worker(security::PendingConnection connection);
   // Joins the workers that have ended (all of them when `all`).
   void reap(bool all);
+  // After a stop: waits up to drain_timeout for the workers, then cuts the links of those left.
+  void drain();
   int pending() const;
 
   security::Listener* listener_;

@@ -52,6 +52,8 @@ Status parse_root(TomlSection& s, RelivedConfig* c) {
   c->max_concurrent = static_cast<int>(mc);
   RELIVE_ASSIGN_OR_RETURN(uint64_t io, s.integer("io_timeout_s", c->io_timeout_s, 1, 86400));
   c->io_timeout_s = static_cast<int>(io);
+  RELIVE_ASSIGN_OR_RETURN(uint64_t dt, s.integer("drain_timeout_s", c->drain_timeout_s, 0, 86400));
+  c->drain_timeout_s = static_cast<int>(dt);
   RELIVE_RETURN_IF_ERROR(address_key(s, "metrics_listen", &c->metrics_listen, true));
   RELIVE_ASSIGN_OR_RETURN(std::string lf, s.string("log_format", std::string("human")));
   Result<LogFormat> f = parse_log_format(lf);
@@ -118,6 +120,9 @@ RelivedFlags::RelivedFlags(CLI::App* app, std::string default_config)
       "Migrations served at once; the next is refused (default 4)");
   add("--io-timeout", &RelivedConfig::io_timeout_s,
       "Seconds one exchange with a peer may take before its link counts as cut (default 60)");
+  add("--drain-timeout", &RelivedConfig::drain_timeout_s,
+      "Seconds the running migrations get to end after SIGTERM/SIGINT before their links are "
+      "cut and they roll back (default 120; 0: at once)");
   add("--metrics-listen", &RelivedConfig::metrics_listen,
       "ADDR:PORT to serve Prometheus /metrics on (default: off)");
   log_format_option_ = app_->add_option("--log-format", log_format_flag_,
@@ -158,6 +163,9 @@ Status RelivedFlags::check_flags() const {
   if (given("--io-timeout") && (given_.io_timeout_s < 1 || given_.io_timeout_s > 86400))
     return Status::InvalidArgument("--io-timeout: must be between 1 and 86400, got " +
                                    std::to_string(given_.io_timeout_s));
+  if (given("--drain-timeout") && (given_.drain_timeout_s < 0 || given_.drain_timeout_s > 86400))
+    return Status::InvalidArgument("--drain-timeout: must be between 0 and 86400, got " +
+                                   std::to_string(given_.drain_timeout_s));
   if (given("--once") && given_.once < 0)
     return Status::InvalidArgument("--once: must not be negative, got " +
                                    std::to_string(given_.once));

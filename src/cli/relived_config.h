@@ -28,7 +28,8 @@ struct RelivedConfig {
   std::string work_dir;                       // incoming images; "" = /dev/shm
   int max_concurrent = 4;                     // migrations served at once
   int io_timeout_s = 60;                      // one exchange with a peer, then the link is cut
-  std::string metrics_listen;                 // ADDR:PORT of /metrics; "" = off
+  int drain_timeout_s = 120;   // after SIGTERM, running migrations' time to end; then links cut
+  std::string metrics_listen;  // ADDR:PORT of /metrics; "" = off
   LogFormat log_format = LogFormat::kHuman;
   std::string vm_dir;     // "" = state_dir/vms
   std::string ha_config;  // HA pair mode: the pair's TOML file

@@ -72,6 +72,7 @@ Status serve(const Args& a, metrics::Registry* registry) {
                   a.insecure ? "INSECURE plaintext" : "TLS 1.3, mutual authentication"));
   agent::MigrationServerOptions so;
   so.max_concurrent = a.max_concurrent;
+  so.drain_timeout = std::chrono::seconds(a.drain_timeout_s);
   so.once = a.once;
   migrate::DestinationOptions& d = so.destination;
   d.node_name = a.name.empty() ? "relived" : a.name;

@@ -44,7 +44,8 @@ class MigrationServerTest : public ::testing::Test {
   void TearDown() override { stop(); }
 
   // Starts a server on 127.0.0.1 (ephemeral port) whose peers may stay silent `io_timeout`.
-  void start(int max_concurrent, std::chrono::milliseconds io_timeout, int once = 0) {
+  void start(int max_concurrent, std::chrono::milliseconds io_timeout, int once = 0,
+             std::chrono::milliseconds drain_timeout = seconds(120)) {
     Result<security::AuditLog> log = security::AuditLog::open(dir_ / "audit.jsonl");
     ASSERT_TRUE(log.ok()) << log.status().to_string();
     audit_.emplace(std::move(*log));
@@ -57,6 +58,7 @@ class MigrationServerTest : public ::testing::Test {
     MigrationServerOptions o;
     o.max_concurrent = max_concurrent;
     o.once = once;
+    o.drain_timeout = drain_timeout;
     o.destination.node_name = "beta";
     o.destination.work_root = dir_ / "work";
     std::filesystem::create_directories(o.destination.work_root);
@@ -178,6 +180,31 @@ TEST_F(MigrationServerTest, StalledPeersAreDroppedAfterTheIoTimeout) {
   EXPECT_TRUE(begin(a.get(), "after").ok());
 }
 
+// Stopped while migrations run, the server gives them drain_timeout, then cuts their links: each
+// ends as a cut migration does (its work dir removed, the source told by a broken link), and
+// run() returns although the peers would have been waited for for ten minutes.
+TEST_F(MigrationServerTest, AStopCutsTheMigrationsStillRunningAfterTheDrainTimeout) {
+  start(4, seconds(600), 0, seconds(1));
+  auto a = source();
+  ASSERT_TRUE(a);
+  auto b = source();
+  ASSERT_TRUE(b);
+  ASSERT_TRUE(begin(a.get(), "slow-a").ok());
+  ASSERT_TRUE(begin(b.get(), "slow-b").ok());
+  EXPECT_EQ(server_->in_progress(), 2);
+  stop_ = true;
+  ASSERT_EQ(run_.wait_for(seconds(60)), std::future_status::ready)
+      << "run() still waits for the migrations";
+  EXPECT_TRUE(run_.get().ok());
+  EXPECT_TRUE(said("stopping: waiting up to 1 s for 2 connection(s) to end"));
+  EXPECT_TRUE(said("stopping: cutting the link of 2 connection(s)"));
+  EXPECT_FALSE(a->call(m::Abort{"too late"}).ok());
+  EXPECT_FALSE(b->call(m::Abort{"too late"}).ok());
+  int dirs = 0;
+  for (const auto& e : std::filesystem::directory_iterator(dir_ / "work")) dirs += e.is_directory();
+  EXPECT_EQ(dirs, 0) << "a cut migration's work dir is left";
+}
+
 TEST_F(MigrationServerTest, ServesSeveralMigrationsAtOnce) {
   start(4, seconds(60));
   std::vector<std::unique_ptr<transfer::Link>> links;
@@ -238,6 +265,7 @@ TEST_F(MigrationServerTest, OnceReturnsAfterThatManyMigrations) {
   ASSERT_TRUE(begin(a.get(), "only").ok());
   EXPECT_FALSE(a->call(m::Abort{"done"}).ok());
   EXPECT_EQ(run_.wait_for(seconds(60)), std::future_status::ready);
+  EXPECT_FALSE(said("cutting")) << "a migration that ended within the drain timeout was cut";
 }
 
 // A stop lets the running migration finish its exchange and then run() returns.
@@ -251,6 +279,7 @@ TEST_F(MigrationServerTest, StopWaitsForTheRunningMigration) {
       << "run() returned while a migration was still running";
   EXPECT_FALSE(a->call(m::Abort{"done"}).ok());
   EXPECT_EQ(run_.wait_for(seconds(60)), std::future_status::ready);
+  EXPECT_FALSE(said("cutting")) << "a migration that ended within the drain timeout was cut";
 }
 
 }  // namespace

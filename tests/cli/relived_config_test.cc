@@ -19,6 +19,7 @@ state_dir = "/var/lib/relive"
 work_dir = "/dev/shm"
 max_concurrent = 8
 io_timeout_s = 30
+drain_timeout_s = 45
 metrics_listen = "127.0.0.1:9477"
 log_format = "json"
 vm_dir = "/var/lib/relive/vms"
@@ -57,6 +58,7 @@ TEST(RelivedConfig, ParsesEveryKey) {
   EXPECT_EQ(r->work_dir, "/dev/shm");
   EXPECT_EQ(r->max_concurrent, 8);
   EXPECT_EQ(r->io_timeout_s, 30);
+  EXPECT_EQ(r->drain_timeout_s, 45);
   EXPECT_EQ(r->metrics_listen, "127.0.0.1:9477");
   EXPECT_EQ(r->log_format, LogFormat::kJson);
   EXPECT_EQ(r->vm_dir, "/var/lib/relive/vms");
@@ -71,6 +73,7 @@ TEST(RelivedConfig, EmptyFileGivesDefaults) {
   ASSERT_TRUE(r.ok()) << r.status().to_string();
   EXPECT_EQ(r->max_concurrent, 4);
   EXPECT_EQ(r->io_timeout_s, 60);
+  EXPECT_EQ(r->drain_timeout_s, 120);
   EXPECT_EQ(r->state_dir, "/var/lib/relive");
   EXPECT_EQ(r->log_format, LogFormat::kHuman);
   EXPECT_TRUE(r->listen.empty());
@@ -120,6 +123,8 @@ TEST(RelivedConfig, RejectsEveryBadValueNamingItsKey) {
       {"max_concurrent = 2.5", "max_concurrent", "must be an integer, got a float"},
       {"io_timeout_s = 0", "io_timeout_s", "between 1 and 86400"},
       {"io_timeout_s = \"60\"", "io_timeout_s", "must be an integer, got a string"},
+      {"drain_timeout_s = -1", "drain_timeout_s", "between 0 and 86400, got -1"},
+      {"drain_timeout_s = 86401", "drain_timeout_s", "between 0 and 86400"},
       {"metrics_listen = \"localhost\"", "metrics_listen", "ADDR:PORT"},
       {"log_format = \"xml\"", "log_format", "\"human\" or \"json\""},
       {"log_format = true", "log_format", "must be a string, got a boolean"},
@@ -198,13 +203,14 @@ class RelivedFlagsTest : public ::testing::Test {
 
 TEST_F(RelivedFlagsTest, FlagsOverrideTheFile) {
   write("relived.toml", kValid);
-  Result<RelivedConfig> r =
-      resolve({"--config", path("relived.toml"), "--listen", "198.18.0.9:8080", "--max-concurrent",
-               "2", "--log-format", "human", "--insecure", "--runc-root", "/run/other"});
+  Result<RelivedConfig> r = resolve(
+      {"--config", path("relived.toml"), "--listen", "198.18.0.9:8080", "--max-concurrent", "2",
+       "--log-format", "human", "--insecure", "--runc-root", "/run/other", "--drain-timeout", "0"});
   ASSERT_TRUE(r.ok()) << r.status().to_string();
   EXPECT_EQ(used_, path("relived.toml"));
   EXPECT_EQ(r->listen, "198.18.0.9:8080");                // flag
   EXPECT_EQ(r->max_concurrent, 2);                        // flag
+  EXPECT_EQ(r->drain_timeout_s, 0);                       // flag over the file's 45
   EXPECT_EQ(r->log_format, LogFormat::kHuman);            // flag over the file's json
   EXPECT_TRUE(r->insecure);                               // flag over the file's false
   EXPECT_EQ(r->runc_root, "/run/other");                  // flag over [runc] root
@@ -256,6 +262,7 @@ TEST_F(RelivedFlagsTest, RejectsBadFlagsNamingThem) {
       {{"--metrics-listen", "1.2.3.4"}, "--metrics-listen: wants ADDR:PORT"},
       {{"--max-concurrent", "0"}, "--max-concurrent: must be between 1 and 1024, got 0"},
       {{"--io-timeout", "0"}, "--io-timeout: must be between 1 and 86400"},
+      {{"--drain-timeout", "-5"}, "--drain-timeout: must be between 0 and 86400, got -5"},
       {{"--log-format", "xml"}, "--log-format: must be \"human\" or \"json\""},
       {{"--state-dir", "rel"}, "--state-dir: must be an absolute path"},
       {{"--tls-dir", "rel"}, "--tls-dir: must be an absolute path"},
