@@ -2,7 +2,7 @@
 #include <CLI/CLI.hpp>
 
 #include "cli/commands.h"
-#include "cli/version.h"
+#include "common/version.h"
 #include "common/logging.h"
 #include "common/memory_policy.h"
 
@@ -11,7 +11,7 @@ int main(int argc, char** argv) {
   relive::keep_freed_memory();
   CLI::App app{"relive: record, replay, live-migrate and protect Linux workloads"};
   app.require_subcommand(1);
-  app.set_version_flag("--version", std::string("relive ") + relive::cli::kVersion);
+  app.set_version_flag("--version", std::string("relive ") + relive::kVersion);
   // Applied as soon as it is parsed: before any command's callback logs.
   app.add_option_function<std::string>(
          "--log-format",

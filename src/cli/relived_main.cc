@@ -15,7 +15,7 @@
 #include "agent/migration_server.h"
 #include "cli/commands.h"
 #include "cli/relived_config.h"
-#include "cli/version.h"
+#include "common/version.h"
 #include "common/file_util.h"
 #include "common/host_port.h"
 #include "common/logging.h"
@@ -99,7 +99,7 @@ int main(int argc, char** argv) {
   relive::init_logging(log);
   relive::keep_freed_memory();
   CLI::App app{"relived: the relive agent (receives live migrations)"};
-  app.set_version_flag("--version", std::string("relived ") + relive::cli::kVersion);
+  app.set_version_flag("--version", std::string("relived ") + relive::kVersion);
   relive::cli::RelivedFlags flags(&app);
   try {
     app.parse(argc, argv);

@@ -7,12 +7,11 @@
 #include <chrono>
 #include <string>
 
+#include "common/version.h"
 #include "drivers/criu/criu_stats.h"
 #include "wire/archive_types.h"
 
 namespace relive::container {
-
-inline constexpr const char* kReliveVersion = "0.1.0";
 
 inline int64_t to_us(double ms) { return ms < 0 ? -1 : static_cast<int64_t>(ms * 1000); }
 
@@ -26,7 +25,7 @@ inline void fill_host_facts(Manifest* m, const std::string& fs_note) {
       static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
                                 std::chrono::system_clock::now().time_since_epoch())
                                 .count());
-  m->relive_version = kReliveVersion;
+  m->relive_version = kVersion;
   m->fs_note = fs_note;
 }
 

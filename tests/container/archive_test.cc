@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/hash.h"
+#include "common/version.h"
 #include "ct_harness.h"
 #include "wire/archive_codec.h"
 #include "wire/le_bytes.h"
@@ -77,6 +78,7 @@ TEST_F(RealArchive, InspectDescribesTheTree) {
   EXPECT_EQ(j["format_version"], 1);
   EXPECT_TRUE(j["verified"].get<bool>());
   EXPECT_EQ(j["criu_version"], "4.1.1");
+  EXPECT_EQ(j["relive_version"], kVersion) << "the version that made the archive";
   ASSERT_EQ(j["processes"].size(), 1u);
   EXPECT_EQ(j["processes"][0]["comm"], "ct_files");
   EXPECT_GT(j["memory"]["pages"].get<uint64_t>(), 0u);
