@@ -13,6 +13,7 @@
 #include "common/file_util.h"
 #include "common/hash.h"
 #include "common/process_tree.h"
+#include "common/shell_quote.h"
 #include "container/image_summary.h"
 #include "drivers/criu/criu.h"
 #include "drivers/criu/criu_binary.h"
@@ -83,7 +84,7 @@ Status EpochCapture::write_hook() {
       "echo post-dump > {}\n"
       "read -r answer < {}\n"
       "[ \"$answer\" = ok ]\n",
-      criu::shell_quote(req), criu::shell_quote(rep));
+      shell_quote(req), shell_quote(rep));
   std::string path = o_.work_dir + "/hook.sh";
   RELIVE_RETURN_IF_ERROR(write_file_atomic(path, script));
   if (::chmod(path.c_str(), 0700) != 0) return PosixError("chmod " + path, errno);

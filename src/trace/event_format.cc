@@ -11,6 +11,7 @@
 #include <string_view>
 #include <vector>
 
+#include "common/shell_quote.h"
 #include "trace/syscall_names.h"
 
 namespace relive::trace {
@@ -31,17 +32,12 @@ bool is_shell_safe(std::string_view s) {
 
 // Quotes `s` the way a shell would accept it: bare when safe, '...' when printable,
 // $'...' with escapes otherwise (argv and env may hold any bytes).
-std::string shell_quote(std::string_view s) {
+std::string display_quote(std::string_view s) {
   if (is_shell_safe(s)) return std::string(s);
   bool printable = true;
   for (unsigned char c : s) printable = printable && c >= 0x20 && c < 0x7f;
-  std::string out;
-  if (printable) {
-    out = "'";
-    for (char c : s) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
-    return out + "'";
-  }
-  out = "$'";
+  if (printable) return relive::shell_quote(s);
+  std::string out = "$'";
   for (unsigned char c : s) {
     if (c == '\'' || c == '\\')
       out += fmt::format("\\{}", static_cast<char>(c));
@@ -57,7 +53,7 @@ std::string join_quoted(const std::vector<std::string>& v) {
   std::string out;
   for (const std::string& s : v) {
     if (!out.empty()) out += ' ';
-    out += shell_quote(s);
+    out += display_quote(s);
   }
   return out;
 }
@@ -212,12 +208,12 @@ std::string header_text(const TraceHeader& h) {
   };
   line("format_version", std::to_string(h.version));
   line("start", h.start == StartKind::kExec ? "exec" : "checkpoint");
-  line("program", shell_quote(h.program));
+  line("program", display_quote(h.program));
   line("argv", join_quoted(h.argv));
   line("env", join_quoted(h.env));
-  line("cwd", shell_quote(h.cwd));
+  line("cwd", display_quote(h.cwd));
   line("exe_copy", h.exe_copy);
-  line("interp_path", shell_quote(h.interp_path));
+  line("interp_path", display_quote(h.interp_path));
   line("interp_copy", h.interp_copy);
   line("at_random_addr", fmt::format("{:#x}", h.at_random_addr));
   line("at_random", hex_bytes(h.at_random));

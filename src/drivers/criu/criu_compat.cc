@@ -8,6 +8,7 @@
 #include <filesystem>
 
 #include "common/file_util.h"
+#include "common/shell_quote.h"
 #include "common/trusted_path.h"
 
 namespace relive::criu {
@@ -18,12 +19,6 @@ constexpr const char* kShimName = "librelive_criu_sockopt_shim.so";
 constexpr const char* kShimDir = "lib/relive";
 
 }  // namespace
-
-std::string shell_quote(const std::string& s) {
-  std::string out = "'";
-  for (char c : s) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return out + "'";
-}
 
 Result<std::string> find_sockopt_shim() {
   std::string candidate;

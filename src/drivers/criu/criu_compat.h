@@ -16,10 +16,6 @@ namespace relive::criu {
 // (trusted_path.h): it is never loaded then.
 Result<std::string> find_sockopt_shim();
 
-// `s` as one word for /bin/sh, in single quotes ('it'\''s'): for the scripts CRIU must be
-// given as files (this wrapper, action scripts), the only shell text relive writes.
-std::string shell_quote(const std::string& s);
-
 // Writes `dir`/criu-wrapper (mode 0700) that execs `criu` with the shim preloaded and returns
 // its path (the error of find_sockopt_shim() when the shim is not trusted); returns `criu`
 // itself when no shim is found (CRIU then fails on inet sockets with
