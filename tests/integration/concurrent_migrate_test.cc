@@ -35,31 +35,21 @@ class ConcurrentMigrate : public ::testing::Test {
  protected:
   void SetUp() override {
     if (::geteuid() != 0) GTEST_SKIP() << "needs root (network namespaces, CRIU)";
-    ASSERT_TRUE(hosts_.ok()) << "could not create the test hosts";
-    ASSERT_EQ(
-        run({relive_bin(), "keys", "init", dir_ / "keys", "--hosts", "hosta,hostb"}).exit_code, 0);
+    ASSERT_NO_FATAL_FAILURE(make_two_hosts(hosts_, dir_));
     write_all_to(dir_ / "counter.py", kCounter);
     write_all_to(dir_ / "stallers.py", kStallers);
   }
   void TearDown() override {
     counters_.clear();
-    relived_.reset();
-    sh("pkill -9 -f '" + dir_.path() + "/' 2>/dev/null; true");
+    kill_test_processes(&relived_, dir_);
   }
 
   // relived in host b, serving until stopped, with `extra` flags.
   void start_relived(const std::vector<std::string>& extra = {}) {
-    std::vector<std::string> argv = {relived_bin(),   "--listen",      relived_address(hosts_),
-                                     "--state-dir",   dir_ / "stateb", "--work-dir",
-                                     dir_ / "stateb", "--tls-dir",     dir_ / "keys",
-                                     "--name",        "hostb"};
-    argv.insert(argv.end(), extra.begin(), extra.end());
-    relived_ = std::make_unique<Background>(hosts_.in('b', argv), dir_ / "relived.out",
-                                            dir_ / "relived.err");
-    ASSERT_TRUE(eventually(
-        [&] { return read_all(dir_ / "relived.err").find("listening") != std::string::npos; },
-        seconds(10)))
-        << read_all(dir_ / "relived.err");
+    std::vector<std::string> args = {"--work-dir",  dir_ / "stateb", "--tls-dir",
+                                     dir_ / "keys", "--name",        "hostb"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    relive::testing::start_relived(hosts_, dir_, args, &relived_, /*once=*/0);
   }
 
   // Starts counter `i` in host a (log counter<i>.log) and waits until it counts.

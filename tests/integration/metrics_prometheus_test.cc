@@ -34,8 +34,7 @@ class MetricsMigration : public ::testing::Test {
   }
   void TearDown() override {
     prometheus_.reset();
-    relived_.reset();
-    sh("pkill -9 -f '" + dir_.path() + "/' 2>/dev/null; true");
+    kill_test_processes(&relived_, dir_);
   }
 
   std::string metrics_target() const {
@@ -53,15 +52,10 @@ class MetricsMigration : public ::testing::Test {
 // counters of its strategy.
 TEST_F(MetricsMigration, PrometheusShowsTheMigrationsDowntime) {
   // Not --once: relived keeps serving its metrics after the migration.
-  relived_ = std::make_unique<Background>(
-      hosts_.in(
-          'b', {relived_bin(), "--listen", relived_address(hosts_), "--state-dir", dir_ / "stateb",
-                "--work-dir", dir_ / "stateb", "--insecure", "--metrics-listen", metrics_target()}),
-      dir_ / "relived.out", dir_ / "relived.err");
-  ASSERT_TRUE(eventually(
-      [&] { return read_all(dir_ / "relived.err").find("listening") != std::string::npos; },
-      seconds(10)))
-      << read_all(dir_ / "relived.err");
+  ASSERT_NO_FATAL_FAILURE(relive::testing::start_relived(
+      hosts_, dir_,
+      {"--work-dir", dir_ / "stateb", "--insecure", "--metrics-listen", metrics_target()},
+      &relived_, /*once=*/0));
   prometheus_ = std::make_unique<PrometheusServer>(hosts_, 'c', dir_.path(),
                                                    std::vector<std::string>{metrics_target()});
   ASSERT_TRUE(prometheus_->wait_for(

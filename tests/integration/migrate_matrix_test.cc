@@ -43,14 +43,9 @@ class MigrateMatrix : public ::testing::TestWithParam<Case> {
  protected:
   void SetUp() override {
     if (::geteuid() != 0) GTEST_SKIP() << "needs root (network namespaces, CRIU)";
-    ASSERT_TRUE(hosts_.ok()) << "could not create the test hosts";
-    ASSERT_EQ(
-        run({relive_bin(), "keys", "init", dir_ / "keys", "--hosts", "hosta,hostb"}).exit_code, 0);
+    ASSERT_NO_FATAL_FAILURE(make_two_hosts(hosts_, dir_));
   }
-  void TearDown() override {
-    relived_.reset();
-    sh("pkill -9 -f '" + dir_.path() + "/' 2>/dev/null; true");
-  }
+  void TearDown() override { kill_test_processes(&relived_, dir_); }
 
   void start_relived() {
     relive::testing::start_relived(

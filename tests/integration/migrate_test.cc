@@ -55,9 +55,7 @@ class Migrate : public ::testing::Test {
  protected:
   void SetUp() override {
     if (::geteuid() != 0) GTEST_SKIP() << "needs root (network namespaces, CRIU)";
-    ASSERT_TRUE(hosts_.ok()) << "could not create the test hosts";
-    ASSERT_EQ(
-        run({relive_bin(), "keys", "init", dir_ / "keys", "--hosts", "hosta,hostb"}).exit_code, 0);
+    ASSERT_NO_FATAL_FAILURE(make_two_hosts(hosts_, dir_));
     write_all_to(dir_ / "counter.py", kCounter);
     write_all_to(dir_ / "server.py", kEchoServer);
     write_all_to(dir_ / "client.py", kEchoClient);
@@ -68,8 +66,7 @@ class Migrate : public ::testing::Test {
     // relived removes a migration's work dir as the migration ends, a moment after the source
     // has its answer: let it finish (it exits by itself after --once) before it is killed.
     if (relived_) eventually([&] { return !relived_->running() || work_dirs_gone(); }, seconds(60));
-    relived_.reset();
-    sh("pkill -9 -f '" + dir_.path() + "/' 2>/dev/null; true");
+    kill_test_processes(&relived_, dir_);
     if (!IsSkipped()) expect_no_work_dirs_left();
   }
 

@@ -29,15 +29,10 @@ class RelivedFromConfig : public ::testing::Test {
  protected:
   void SetUp() override {
     if (::geteuid() != 0) GTEST_SKIP() << "needs root (network namespaces, CRIU)";
-    ASSERT_TRUE(hosts_.ok()) << "could not create the test hosts";
-    ASSERT_EQ(
-        run({relive_bin(), "keys", "init", dir_ / "keys", "--hosts", "hosta,hostb"}).exit_code, 0);
+    ASSERT_NO_FATAL_FAILURE(make_two_hosts(hosts_, dir_));
     write_all_to(dir_ / "counter.py", kCounter);
   }
-  void TearDown() override {
-    relived_.reset();
-    sh("pkill -9 -f '" + dir_.path() + "/' 2>/dev/null; true");
-  }
+  void TearDown() override { kill_test_processes(&relived_, dir_); }
 
   TempDir dir_;
   NetnsHosts hosts_{"rlc" + std::to_string(::getpid() % 100000), 17};

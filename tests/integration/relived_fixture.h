@@ -26,16 +26,30 @@ inline std::string relived_address(const NetnsHosts& hosts) {
   return hosts.address('b') + ":" + std::to_string(kRelivedPort);
 }
 
+// The test bed up and keys for hosta and hostb in `dir`/keys: what every test that migrates
+// from host a to relived in host b needs first (after its own root check).
+inline void make_two_hosts(const NetnsHosts& hosts, const TempDir& dir) {
+  ASSERT_TRUE(hosts.ok()) << "could not create the test hosts";
+  ASSERT_EQ(run({relive_bin(), "keys", "init", dir / "keys", "--hosts", "hosta,hostb"}).exit_code,
+            0);
+}
+
+// Kills relived and everything started with the test's directory on its command line.
+inline void kill_test_processes(std::unique_ptr<Background>* relived, const TempDir& dir) {
+  relived->reset();
+  sh("pkill -9 -f '" + dir.path() + "/' 2>/dev/null; true");
+}
+
 // Starts relived in host b, listening on relived_address(), state under `dir`/stateb, output in
-// `dir`/relived.out and relived.err, serving one migration; `args` are the rest of its command
-// line (keys and name, or --insecure; work and VM dirs). Fails the test unless it listens within
-// 10 s.
+// `dir`/relived.out and relived.err, serving `once` migrations (0: until stopped); `args` are
+// the rest of its command line (keys and name, or --insecure; work and VM dirs). Fails the test
+// unless it listens within 10 s.
 inline void start_relived(const NetnsHosts& hosts, const TempDir& dir,
                           const std::vector<std::string>& args,
-                          std::unique_ptr<Background>* relived) {
-  std::vector<std::string> argv = {
-      relived_bin(), "--listen", relived_address(hosts), "--state-dir", dir / "stateb",
-      "--once",      "1"};
+                          std::unique_ptr<Background>* relived, int once = 1) {
+  std::vector<std::string> argv = {relived_bin(), "--listen", relived_address(hosts), "--state-dir",
+                                   dir / "stateb"};
+  if (once > 0) argv.insert(argv.end(), {"--once", std::to_string(once)});
   argv.insert(argv.end(), args.begin(), args.end());
   *relived =
       std::make_unique<Background>(hosts.in('b', argv), dir / "relived.out", dir / "relived.err");
