@@ -83,6 +83,20 @@ class HaPairFixture : public ::testing::Test {
   }
   uint32_t failure_timeout_ms_ = 300;
 
+  // A [workload] of redis-server on `port` with AOF (every acknowledged write in the HA state),
+  // working in dir_/w, holding service() in the pair's netns.
+  std::string redis_workload_toml(int port) const {
+    return fmt::format(R"([workload]
+command = ["/usr/bin/redis-server", "--port", "{port}", "--save", "", "--appendonly", "yes",
+           "--protected-mode", "no"]
+directory = "{dir}"
+service_address = "{svc}/24"
+netns = "{ns}"
+)",
+                       fmt::arg("ns", netns_), fmt::arg("port", port),
+                       fmt::arg("dir", std::string(dir_ / "w")), fmt::arg("svc", service()));
+  }
+
   virtual std::string config() const {
     return fmt::format(R"(tls_dir = "{keys}"
 epoch_ms = 50

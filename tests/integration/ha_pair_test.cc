@@ -42,17 +42,7 @@ class HaPair : public HaPairFixture {
   // the workload by its port.
   const int kPort = 20000 + ::getpid() % 10000;
 
-  std::string workload_toml() const override {
-    return fmt::format(R"([workload]
-command = ["/usr/bin/redis-server", "--port", "{port}", "--save", "", "--appendonly", "yes",
-           "--protected-mode", "no"]
-directory = "{dir}"
-service_address = "{svc}/24"
-netns = "{ns}"
-)",
-                       fmt::arg("ns", netns_), fmt::arg("port", kPort),
-                       fmt::arg("dir", std::string(dir_ / "w")), fmt::arg("svc", service()));
-  }
+  std::string workload_toml() const override { return redis_workload_toml(kPort); }
 
   // Redis processes serving our port, whichever host they are on.
   int serving_count() const {

@@ -118,17 +118,7 @@ class MetricsHa : public HaPairFixture {
   void kill_leftovers() override {
     sh("pkill -9 -f 'redis-server \\*:" + std::to_string(kPort) + "' 2>/dev/null; true");
   }
-  std::string workload_toml() const override {
-    return fmt::format(R"([workload]
-command = ["/usr/bin/redis-server", "--port", "{port}", "--save", "", "--appendonly", "yes",
-           "--protected-mode", "no"]
-directory = "{dir}"
-service_address = "{svc}/24"
-netns = "{ns}"
-)",
-                       fmt::arg("ns", netns_), fmt::arg("port", kPort),
-                       fmt::arg("dir", std::string(dir_ / "w")), fmt::arg("svc", service()));
-  }
+  std::string workload_toml() const override { return redis_workload_toml(kPort); }
   std::string target(int i) const {
     return hosts_.address(i == 0 ? 'a' : 'b') + ":" + std::to_string(kMetricsPort);
   }
