@@ -1,8 +1,11 @@
 #include "common/logging.h"
 
+#include <pthread.h>
+#include <spdlog/details/console_globals.h>
 #include <spdlog/sinks/stdout_sinks.h>
 
 #include <cstdlib>
+#include <mutex>
 
 #include "common/log_line.h"
 
@@ -10,6 +13,13 @@ namespace relive {
 namespace {
 
 thread_local LogContext t_context;
+
+// A child forked while another thread was writing a line would find the stderr sink's mutex
+// locked for ever, and the child of a multi-threaded relived runs relive's code (a namespaced
+// restore's init, QEMU's guard) that logs. fork() waits until no thread is inside the sink, and
+// both sides go on with it unlocked.
+void lock_sink() { spdlog::details::console_mutex::mutex().lock(); }
+void unlock_sink() { spdlog::details::console_mutex::mutex().unlock(); }
 
 }  // namespace
 
@@ -22,6 +32,8 @@ Result<LogFormat> parse_log_format(std::string_view text) {
 void init_logging() { init_logging(LoggingOptions{}); }
 
 void init_logging(const LoggingOptions& o) {
+  static std::once_flag fork_handlers;
+  std::call_once(fork_handlers, [] { ::pthread_atfork(lock_sink, unlock_sink, unlock_sink); });
   // Plain stderr sink: no colour codes, whatever stderr is (journald, a file, a terminal).
   std::shared_ptr<spdlog::logger> logger = spdlog::get("relive");
   if (!logger) logger = spdlog::stderr_logger_mt("relive");
