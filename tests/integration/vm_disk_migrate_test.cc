@@ -82,8 +82,8 @@ class VmDiskMigrate : public ::testing::Test {
   // host would have at that path).
   void start_relived_seeing(const std::string& over, const std::string& path) {
     std::vector<std::string> argv = {"/usr/bin/unshare", "--mount", "--propagation", "private",
-                                     "/bin/sh", "-c", "mount --bind \"$0\" \"$1\" && shift 2 && "
-                                     "exec \"$@\"", over, path};
+                                     "/bin/sh", "-c", "mount --bind \"$1\" \"$2\" && shift 2 && "
+                                     "exec \"$@\"", "sh", over, path};
     std::vector<std::string> r = relived_args();
     argv.insert(argv.end(), r.begin(), r.end());
     relived_ = std::make_unique<Background>(hosts_.in('b', argv), dir_ / "relived.out",
