@@ -135,9 +135,10 @@ class VmDiskMigrate : public ::testing::Test {
         << read_all(serial());
   }
 
-  std::vector<std::string> migrate_argv(const std::vector<std::string>& extra = {}) {
+  std::vector<std::string> migrate_argv(const std::vector<std::string>& extra = {},
+                                        const std::string& strategy = "precopy") {
     std::vector<std::string> argv = {relive_bin(), "migrate", "--vm", qmp(), "--to",
-                                     relived_address(hosts_), "--strategy", "precopy", "--json",
+                                     relived_address(hosts_), "--strategy", strategy, "--json",
                                      "--tls-dir", dir_ / "keys", "--name", "hosta",
                                      "--peer-name", "hostb"};
     argv.insert(argv.end(), extra.begin(), extra.end());
@@ -146,8 +147,8 @@ class VmDiskMigrate : public ::testing::Test {
 
   // Migrates with the disk and checks the destination's image against what the guest
   // acknowledged. The report.
-  nlohmann::json migrate_and_check_disk() {
-    RunResult r = run(migrate_argv(), 600);
+  nlohmann::json migrate_and_check_disk(const std::string& strategy = "precopy") {
+    RunResult r = run(migrate_argv({}, strategy), 600);
     EXPECT_EQ(r.exit_code, 0) << r.err << read_all(dir_ / "relived.err");
     if (r.exit_code != 0) return nullptr;
     nlohmann::json report = nlohmann::json::parse(r.out);
@@ -241,6 +242,18 @@ TEST_F(VmDiskMigrate, PrecopyCopiesARawDiskBeingWritten) {
   EXPECT_EQ(d["device"], "disk0");
   EXPECT_EQ(d["mode"], "full");
   EXPECT_GE(d["bytes"].get<uint64_t>(), 16u << 20) << d.dump();
+}
+
+// Post-copy: the mirrors are in sync before memory moves and end when post-copy starts (the
+// source is stopped then), before the destination runs.
+TEST_F(VmDiskMigrate, PostcopyCopiesARawDiskBeingWritten) {
+  ASSERT_NO_FATAL_FAILURE(make_raw_disk());
+  start_relived();
+  ASSERT_NO_FATAL_FAILURE(start_vm());
+  nlohmann::json report = migrate_and_check_disk("postcopy");
+  ASSERT_TRUE(report.is_object());
+  EXPECT_EQ(report["strategy"], "postcopy");
+  EXPECT_EQ(report["disks"][0]["mode"], "full");
 }
 
 // Only the overlay travels: the destination's overlay sits on the same base (same path, same
