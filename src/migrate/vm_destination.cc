@@ -11,8 +11,8 @@
 #include "drivers/qemu/vm_command_line.h"
 #include "migrate/peer_replies.h"
 #include "migrate/qemu_tls.h"
-#include "migrate/vm_disk_targets.h"
 #include "migrate/vm_destination_session.h"
+#include "migrate/vm_disk_targets.h"
 #include "net/routed_tap.h"
 #include "net/service_address.h"
 

@@ -22,10 +22,11 @@ std::string node_name(const std::string& device) { return "relive-nbd-" + device
 Status DiskMirrors::start(const NbdTarget& t) {
   started_ = Clock::now();
   for (const migration::VmDisk& d : disks_) {
-    nlohmann::json node = {{"driver", "nbd"},
-                           {"node-name", node_name(d.device)},
-                           {"server", {{"type", "inet"}, {"host", t.host}, {"port", std::to_string(t.port)}}},
-                           {"export", d.device}};
+    nlohmann::json node = {
+        {"driver", "nbd"},
+        {"node-name", node_name(d.device)},
+        {"server", {{"type", "inet"}, {"host", t.host}, {"port", std::to_string(t.port)}}},
+        {"export", d.device}};
     if (!t.tls_creds.empty()) {
       node["tls-creds"] = t.tls_creds;
       node["tls-hostname"] = t.tls_hostname;
@@ -35,8 +36,10 @@ Status DiskMirrors::start(const NbdTarget& t) {
     nodes_.push_back(node_name(d.device));
     // A qcow2 overlay on a base the destination has too: only what the overlay holds travels.
     std::string sync = d.backing_file.empty() ? "full" : "top";
-    nlohmann::json mirror = {{"job-id", job_id(d.device)}, {"device", d.device},
-                             {"target", node_name(d.device)}, {"sync", sync},
+    nlohmann::json mirror = {{"job-id", job_id(d.device)},
+                             {"device", d.device},
+                             {"target", node_name(d.device)},
+                             {"sync", sync},
                              {"auto-dismiss", false}};
     Status started = qmp_->execute("blockdev-mirror", mirror).status();
     if (!started.ok()) return started.with_context("mirroring disk " + d.device);

@@ -23,7 +23,8 @@ Result<m::VmDisk> disk_from(const std::string& device, const nlohmann::json& ins
                             bool for_copy) {
   m::VmDisk d;
   d.device = device;
-  RELIVE_ASSIGN_OR_RETURN(nlohmann::json image, json_field<nlohmann::json>(inserted, "image", kWhat));
+  RELIVE_ASSIGN_OR_RETURN(nlohmann::json image,
+                          json_field<nlohmann::json>(inserted, "image", kWhat));
   RELIVE_ASSIGN_OR_RETURN(d.path, json_field<std::string>(image, "filename", kWhat));
   RELIVE_ASSIGN_OR_RETURN(d.format, json_field<std::string>(image, "format", kWhat));
   RELIVE_ASSIGN_OR_RETURN(d.virtual_size, json_field<uint64_t>(image, "virtual-size", kWhat));

@@ -82,7 +82,8 @@ Status VmDiskTargets::check(const m::VmDisk& d, bool shared) const {
   if (d.virtual_size == 0) return Status::InvalidArgument("disk " + d.device + " has size 0");
   if (d.backing_file.empty()) return Status::Ok();
   if (d.format != "qcow2" || d.backing_file[0] != '/')
-    return Status::InvalidArgument("disk " + d.device + ": a base needs a qcow2 overlay and "
+    return Status::InvalidArgument("disk " + d.device +
+                                   ": a base needs a qcow2 overlay and "
                                    "an absolute path");
   if (!exists(d.backing_file))
     return Status::NotFound("disk " + d.device + ": its base " + d.backing_file +
@@ -128,7 +129,8 @@ Result<uint16_t> VmDiskTargets::export_all(qemu::QmpClient& qmp,
   for (int attempt = 0;; ++attempt) {
     RELIVE_ASSIGN_OR_RETURN(port, free_port());
     nlohmann::json args = {
-        {"addr", {{"type", "inet"}, {"data", {{"host", "0.0.0.0"}, {"port", std::to_string(port)}}}}}};
+        {"addr",
+         {{"type", "inet"}, {"data", {{"host", "0.0.0.0"}, {"port", std::to_string(port)}}}}}};
     if (!tls_creds.empty()) args["tls-creds"] = tls_creds;
     Status started = qmp.execute("nbd-server-start", args).status();
     if (started.ok()) break;
@@ -138,8 +140,10 @@ Result<uint16_t> VmDiskTargets::export_all(qemu::QmpClient& qmp,
   RELIVE_ASSIGN_OR_RETURN(nlohmann::json blocks, qmp.execute("query-block"));
   for (const std::string& device : devices_) {
     RELIVE_ASSIGN_OR_RETURN(std::string node, node_of(blocks, device));
-    nlohmann::json exp = {{"type", "nbd"},  {"id", "relive-export-" + device},
-                          {"node-name", node}, {"name", device},
+    nlohmann::json exp = {{"type", "nbd"},
+                          {"id", "relive-export-" + device},
+                          {"node-name", node},
+                          {"name", device},
                           {"writable", true}};
     Status added = qmp.execute("block-export-add", exp).status();
     if (!added.ok()) return added.with_context("exporting disk " + device);

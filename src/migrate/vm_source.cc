@@ -222,8 +222,8 @@ Status VmSource::mirror_disks() {
   mirrors_.emplace(&vm_.qmp(), disks_);
   NbdTarget t{o_.to_host, nbd_port_, o_.insecure ? "" : kQemuTlsObjectId, tls_hostname_};
   RELIVE_RETURN_IF_ERROR(mirrors_->start(t));
-  vm_.progress(fmt::format("vm: mirroring {} disk(s) to {}:{}", disks_.size(), o_.to_host,
-                           nbd_port_));
+  vm_.progress(
+      fmt::format("vm: mirroring {} disk(s) to {}:{}", disks_.size(), o_.to_host, nbd_port_));
   auto last_keepalive = Clock::now();
   for (;;) {
     RELIVE_ASSIGN_OR_RETURN(bool ready, mirrors_->all_ready());

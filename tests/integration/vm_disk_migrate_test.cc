@@ -67,9 +67,11 @@ class VmDiskMigrate : public ::testing::Test {
   }
 
   std::vector<std::string> relived_args() const {
-    return {relived_bin(), "--listen",  relived_address(hosts_), "--state-dir",
-            dir_ / "stateb", "--once",  "1",  "--vm-dir", dir_ / "vms", "--tls-dir",
-            dir_ / "keys",  "--name",  "hostb"};
+    return {relived_bin(), "--listen",      relived_address(hosts_),
+            "--state-dir", dir_ / "stateb", "--once",
+            "1",           "--vm-dir",      dir_ / "vms",
+            "--tls-dir",   dir_ / "keys",   "--name",
+            "hostb"};
   }
 
   void start_relived() {
@@ -81,9 +83,17 @@ class VmDiskMigrate : public ::testing::Test {
   // relived in its own mount namespace where `over` is bind-mounted on `path` (what another
   // host would have at that path).
   void start_relived_seeing(const std::string& over, const std::string& path) {
-    std::vector<std::string> argv = {"/usr/bin/unshare", "--mount", "--propagation", "private",
-                                     "/bin/sh", "-c", "mount --bind \"$1\" \"$2\" && shift 2 && "
-                                     "exec \"$@\"", "sh", over, path};
+    std::vector<std::string> argv = {"/usr/bin/unshare",
+                                     "--mount",
+                                     "--propagation",
+                                     "private",
+                                     "/bin/sh",
+                                     "-c",
+                                     "mount --bind \"$1\" \"$2\" && shift 2 && "
+                                     "exec \"$@\"",
+                                     "sh",
+                                     over,
+                                     path};
     std::vector<std::string> r = relived_args();
     argv.insert(argv.end(), r.begin(), r.end());
     relived_ = std::make_unique<Background>(hosts_.in('b', argv), dir_ / "relived.out",
@@ -138,20 +148,35 @@ class VmDiskMigrate : public ::testing::Test {
   }
 
   std::vector<std::string> guest_argv(const std::string& disk, const std::string& qmp_socket) {
-    return {"qemu-system-x86_64", "-accel", "tcg", "-m", "256",
-        "-nodefaults", "-no-user-config", "-display", "none", "-kernel", guest_ + "/vmlinux",
-        "-initrd", guest_ + "/initramfs.cpio.gz", "-append",
-        "console=ttyS0 quiet relive.disk=" + std::to_string(kWrittenBlocks), "-serial",
-        "file:serial.log", "-drive", "file=" + disk + ",format=" + format_ + ",if=virtio,id=disk0",
-        "-qmp", "unix:" + qmp_socket + ",server=on,wait=off"};
+    return {"qemu-system-x86_64",
+            "-accel",
+            "tcg",
+            "-m",
+            "256",
+            "-nodefaults",
+            "-no-user-config",
+            "-display",
+            "none",
+            "-kernel",
+            guest_ + "/vmlinux",
+            "-initrd",
+            guest_ + "/initramfs.cpio.gz",
+            "-append",
+            "console=ttyS0 quiet relive.disk=" + std::to_string(kWrittenBlocks),
+            "-serial",
+            "file:serial.log",
+            "-drive",
+            "file=" + disk + ",format=" + format_ + ",if=virtio,id=disk0",
+            "-qmp",
+            "unix:" + qmp_socket + ",server=on,wait=off"};
   }
 
   std::vector<std::string> migrate_argv(const std::vector<std::string>& extra = {},
                                         const std::string& strategy = "precopy") {
-    std::vector<std::string> argv = {relive_bin(), "migrate", "--vm", qmp(), "--to",
-                                     relived_address(hosts_), "--strategy", strategy, "--json",
-                                     "--tls-dir", dir_ / "keys", "--name", "hosta",
-                                     "--peer-name", "hostb"};
+    std::vector<std::string> argv = {
+        relive_bin(), "migrate",     "--vm",   qmp(),       "--to",        relived_address(hosts_),
+        "--strategy", strategy,      "--json", "--tls-dir", dir_ / "keys", "--name",
+        "hosta",      "--peer-name", "hostb"};
     argv.insert(argv.end(), extra.begin(), extra.end());
     return hosts_.in('a', argv);
   }
@@ -230,8 +255,8 @@ class VmDiskMigrate : public ::testing::Test {
     ASSERT_TRUE(jobs.ok());
     EXPECT_TRUE(jobs->empty()) << "mirror jobs left behind: " << jobs->dump();
     size_t before = acknowledged(serial()).size();
-    EXPECT_TRUE(eventually([&] { return acknowledged(serial()).size() >= before + 5; },
-                           seconds(120)))
+    EXPECT_TRUE(
+        eventually([&] { return acknowledged(serial()).size() >= before + 5; }, seconds(120)))
         << "the guest no longer writes its disk at the source";
   }
 
@@ -344,8 +369,7 @@ TEST_F(VmDiskMigrate, SourceRunsOnWhenTheDestinationDiesMidMirror) {
   std::string err = read_all(dir_ / "migrate.err");
   EXPECT_EQ(err.find("disks in sync"), std::string::npos) << "the kill came too late: " << err;
   EXPECT_NE(err.find("rolled back"), std::string::npos) << err;
-  EXPECT_TRUE(eventually([&] { return !path_exists(dir_ / "vms/*/disks/disk0.raw"); },
-                         seconds(30)))
+  EXPECT_TRUE(eventually([&] { return !path_exists(dir_ / "vms/*/disks/disk0.raw"); }, seconds(30)))
       << "the destination's partial image is still there";
   ASSERT_NO_FATAL_FAILURE(expect_the_source_runs_on());
 }
@@ -389,14 +413,16 @@ TEST_F(VmDiskMigrate, DISABLED_BenchQemuByHandNbdMirror) {
                          {{"addr", {{"type", "inet"}, {"data", {{"host", b}, {"port", "10809"}}}}}})
                   .ok());
   ASSERT_TRUE(d->execute("nbd-server-add", {{"device", "disk0"}, {"writable", true}}).ok());
-  ASSERT_TRUE(s->execute("blockdev-add", {{"driver", "nbd"},
-                                          {"node-name", "tgt"},
-                                          {"server", {{"type", "inet"}, {"host", b}, {"port", "10809"}}},
-                                          {"export", "disk0"}})
-                  .ok());
-  ASSERT_TRUE(s->execute("blockdev-mirror", {{"job-id", "m"}, {"device", "disk0"},
-                                             {"target", "tgt"}, {"sync", "full"}})
-                  .ok());
+  ASSERT_TRUE(
+      s->execute("blockdev-add", {{"driver", "nbd"},
+                                  {"node-name", "tgt"},
+                                  {"server", {{"type", "inet"}, {"host", b}, {"port", "10809"}}},
+                                  {"export", "disk0"}})
+          .ok());
+  ASSERT_TRUE(
+      s->execute("blockdev-mirror",
+                 {{"job-id", "m"}, {"device", "disk0"}, {"target", "tgt"}, {"sync", "full"}})
+          .ok());
   ASSERT_TRUE(eventually(
       [&] {
         Result<nlohmann::json> j = s->execute("query-block-jobs");
@@ -426,14 +452,13 @@ TEST_F(VmDiskMigrate, DISABLED_BenchQemuByHandNbdMirror) {
   ASSERT_TRUE(d->execute("cont").ok());
   auto running = std::chrono::steady_clock::now();
   auto ms = [](auto a, auto z) { return std::chrono::duration<double, std::milli>(z - a).count(); };
-  nlohmann::json report = {
-      {"strategy", "qemu-nbd-mirror"},
-      {"downtime_ms", info.value("downtime", 0) + ms(completed, running)},
-      {"total_ms", ms(start, running)},
-      {"bytes_total", info["ram"].value("transferred", 0)}};
+  nlohmann::json report = {{"strategy", "qemu-nbd-mirror"},
+                           {"downtime_ms", info.value("downtime", 0) + ms(completed, running)},
+                           {"total_ms", ms(start, running)},
+                           {"bytes_total", info["ram"].value("transferred", 0)}};
   std::fprintf(stderr, "disk-bench-baseline report: %s\n", report.dump().c_str());
-  EXPECT_TRUE(eventually(
-      [&] { return acknowledged(dir_ / "dst/serial.log").size() >= 5; }, seconds(180)));
+  EXPECT_TRUE(
+      eventually([&] { return acknowledged(dir_ / "dst/serial.log").size() >= 5; }, seconds(180)));
   (void)s->execute("quit");
 }
 

@@ -14,7 +14,8 @@ json drive(const std::string& device, json image) {
   return {{"device", device},
           {"locked", false},
           {"removable", false},
-          {"inserted", {{"node-name", "#block1"}, {"drv", image.value("format", "")}, {"image", image}}}};
+          {"inserted",
+           {{"node-name", "#block1"}, {"drv", image.value("format", "")}, {"image", image}}}};
 }
 
 json raw_image() {
@@ -40,8 +41,8 @@ TEST(VmDiskSpec, ReadsRawAndOverlayDisksAndSkipsEmptyDrives) {
   ASSERT_TRUE(d.ok()) << d.status().to_string();
   ASSERT_EQ(d->size(), 2u);
   EXPECT_EQ((*d)[0], (migration::VmDisk{"disk0", "/vm/a.raw", "raw", 16 << 20, "", "", ""}));
-  EXPECT_EQ((*d)[1], (migration::VmDisk{"disk1", "/vm/b.qcow2", "qcow2", 1ull << 30,
-                                        "/vm/base.raw", "raw", ""}));
+  EXPECT_EQ((*d)[1], (migration::VmDisk{"disk1", "/vm/b.qcow2", "qcow2", 1ull << 30, "/vm/base.raw",
+                                        "raw", ""}));
 }
 
 TEST(VmDiskSpec, RefusesWhatItCannotCopy) {
@@ -54,7 +55,8 @@ TEST(VmDiskSpec, RefusesWhatItCannotCopy) {
                                 {"format", "qcow2"},
                                 {"virtual-size", 1ull << 30},
                                 {"backing-filename", "/vm/older.raw"}});
-  Result<std::vector<migration::VmDisk>> c = vm_disks_from_query_block(json::array({drive("d", chained)}));
+  Result<std::vector<migration::VmDisk>> c =
+      vm_disks_from_query_block(json::array({drive("d", chained)}));
   ASSERT_FALSE(c.ok());
   EXPECT_NE(c.status().to_string().find("one level"), std::string::npos) << c.status().to_string();
   // Shared storage only needs the paths: the same disks are listed, the drive without an id

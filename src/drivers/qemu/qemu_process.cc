@@ -46,8 +46,8 @@ constexpr char kRelease = 'r';
 
 // The guard (a Subprocess::fork_call child): starts QEMU, then waits for the owner's release, the
 // owner's end of file (kill QEMU), or QEMU's exit, whichever comes first.
-[[noreturn]] void guard(int control, int info, char* const* argv, const char* cwd,
-                        const char* log, char* const* remove) {
+[[noreturn]] void guard(int control, int info, char* const* argv, const char* cwd, const char* log,
+                        char* const* remove) {
   ::setsid();  // a kill of the owner's process group must leave the guard to do its job
   int c = ::fcntl(control, F_DUPFD, 10), i = ::fcntl(info, F_DUPFD, 10);
   if (c < 0 || i < 0 || ::dup2(c, kControlFd) < 0 || ::dup2(i, kInfoFd) < 0) ::_exit(120);
@@ -99,8 +99,8 @@ Result<QemuProcess> QemuProcess::start(const QemuLaunch& launch) {
   if (::pipe2(info, O_CLOEXEC) != 0) return PosixError("pipe", errno);
   ScopedFd info_read(info[0]), info_write(info[1]);
   RELIVE_ASSIGN_OR_RETURN(Subprocess g, Subprocess::fork_call([&]() -> int {
-                            guard(control[0], info[1], argv.data(), launch.cwd.c_str(),
-                                  log.c_str(), remove.data());
+                            guard(control[0], info[1], argv.data(), launch.cwd.c_str(), log.c_str(),
+                                  remove.data());
                           }));
   control_read.reset();
   info_write.reset();

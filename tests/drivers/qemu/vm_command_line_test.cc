@@ -66,8 +66,13 @@ TEST(VmCommandLine, AFlagNeverSwallowsTheNextOption) {
 }
 
 TEST(VmCommandLine, ReplacesTheImageOfOneDrive) {
-  Args in = {"qemu-system-x86_64", "-drive", "file=/a.raw,format=raw,if=virtio,id=d0",
-             "-drive", "if=virtio,id=d1,format=qcow2,file=/b.qcow2", "-m", "256"};
+  Args in = {"qemu-system-x86_64",
+             "-drive",
+             "file=/a.raw,format=raw,if=virtio,id=d0",
+             "-drive",
+             "if=virtio,id=d1,format=qcow2,file=/b.qcow2",
+             "-m",
+             "256"};
   Result<Args> out = with_drive_file(in, "d1", "/vms/x/d1.qcow2");
   ASSERT_TRUE(out.ok()) << out.status().to_string();
   Args want = in;
