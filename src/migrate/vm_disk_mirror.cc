@@ -5,6 +5,7 @@
 #include "common/clock.h"
 #include "common/json_field.h"
 #include "common/logging.h"
+#include "common/subprocess.h"
 
 namespace relive::migrate {
 namespace {
@@ -13,6 +14,8 @@ using Clock = std::chrono::steady_clock;
 using std::chrono::milliseconds;
 
 constexpr milliseconds kAbortTimeout{30000};
+// A forced cancel on a healthy link ends this fast; longer, the link is presumed stuck.
+constexpr milliseconds kCancelGrace{3000};
 
 std::string job_id(const std::string& device) { return "relive-mirror-" + device; }
 std::string node_name(const std::string& device) { return "relive-nbd-" + device; }
@@ -21,6 +24,7 @@ std::string node_name(const std::string& device) { return "relive-nbd-" + device
 
 Status DiskMirrors::start(const NbdTarget& t) {
   started_ = Clock::now();
+  target_ = t;
   for (const migration::VmDisk& d : disks_) {
     nlohmann::json node = {
         {"driver", "nbd"},
@@ -108,14 +112,30 @@ Status DiskMirrors::complete(milliseconds timeout) {
 void DiskMirrors::abort() {
   if (done_) return;
   done_ = true;
-  for (const std::string& id : jobs_) {
+  for (const std::string& id : jobs_)
     (void)qmp_->execute("block-job-cancel", {{"device", id}, {"force", true}});
+  bool stuck = false;
+  for (const std::string& id : jobs_) stuck = stuck || !wait_concluded(id, kCancelGrace).ok();
+  if (stuck) cut_connections();
+  for (const std::string& id : jobs_) {
     Result<nlohmann::json> j = wait_concluded(id, kAbortTimeout);
     if (!j.ok()) RELIVE_LOG_WARN("cancelling {}: {}", id, j.status().to_string());
     (void)qmp_->execute("job-dismiss", {{"id", id}});
   }
   jobs_.clear();
   remove_nodes();
+}
+
+void DiskMirrors::cut_connections() {
+  if (target_.host.empty() || target_.port == 0) return;
+  RunOptions o;
+  o.timeout = std::chrono::seconds(10);
+  Result<RunResult> r =
+      run({"ss", "-K", "-t", "dst", target_.host, "dport", "=", std::to_string(target_.port)}, o);
+  if (!r.ok() || !r->ok()) {
+    RELIVE_LOG_WARN("destroying the NBD connections to {}:{}: {}", target_.host, target_.port,
+                    r.ok() ? r->describe() + " " + r->output : r.status().to_string());
+  }
 }
 
 void DiskMirrors::remove_nodes() {

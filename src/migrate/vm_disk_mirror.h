@@ -62,12 +62,17 @@ class DiskMirrors {
   // Waits until job `id` concluded (or vanished): its final entry.
   Result<nlohmann::json> wait_concluded(const std::string& id, std::chrono::milliseconds timeout);
   void remove_nodes();
+  // Destroys this host's TCP connections to the NBD server (ss -K): a mirror whose link went
+  // silent holds its requests until TCP gives up (many minutes), and cancelling it waits for
+  // them, stalling the guest's disk meanwhile; a destroyed socket fails them at once.
+  void cut_connections();
 
   qemu::QmpClient* qmp_;
   std::vector<migration::VmDisk> disks_;
   std::vector<std::string> jobs_;   // started mirror jobs, by id
   std::vector<std::string> nodes_;  // added NBD client nodes
   std::vector<DiskReport> reports_;
+  NbdTarget target_;
   std::chrono::steady_clock::time_point started_;
   bool done_ = false;  // completed or aborted
 };

@@ -374,6 +374,34 @@ TEST_F(VmDiskMigrate, SourceRunsOnWhenTheDestinationDiesMidMirror) {
   ASSERT_NO_FATAL_FAILURE(expect_the_source_runs_on());
 }
 
+// Every packet between the hosts is dropped while the disk is being mirrored (silence, no
+// reset): the source gives up on the destination, cancels its mirror and runs on on its disk.
+TEST_F(VmDiskMigrate, SourceRunsOnWhenTheLinkIsCutMidMirror) {
+  ASSERT_NO_FATAL_FAILURE(make_raw_disk());
+  ASSERT_EQ(hosts_.sh_in('a', "tc qdisc add dev " + hosts_.device('a') +
+                                  " root tbf rate 8mbit burst 32kb latency 400ms"),
+            0);
+  start_relived();
+  ASSERT_NO_FATAL_FAILURE(start_vm());
+  Background migration(migrate_argv({"--io-timeout", "10"}), dir_ / "migrate.out",
+                       dir_ / "migrate.err");
+  ASSERT_TRUE(eventually(
+      [&] { return read_all(dir_ / "migrate.err").find("vm: mirroring") != std::string::npos; },
+      seconds(120)))
+      << read_all(dir_ / "migrate.err") << read_all(dir_ / "relived.err");
+  std::string b = hosts_.address('b');
+  ASSERT_EQ(hosts_.sh_in('a', "iptables -I INPUT -s " + b + " -j DROP && iptables -I OUTPUT -d " +
+                                  b + " -j DROP"),
+            0);
+  int rc = migration.wait_exit(seconds(600));
+  EXPECT_NE(rc, 0) << read_all(dir_ / "migrate.out");
+  EXPECT_NE(rc, -1) << "relive migrate did not give up";
+  std::string err = read_all(dir_ / "migrate.err");
+  EXPECT_EQ(err.find("disks in sync"), std::string::npos) << "the cut came too late: " << err;
+  EXPECT_NE(err.find("rolled back"), std::string::npos) << err;
+  ASSERT_NO_FATAL_FAILURE(expect_the_source_runs_on());
+}
+
 // bench/vm_migrate.py (disabled in the suite): relive migrates a guest whose 1 GiB disk it is
 // writing, over TLS; the report line is "disk-bench report: {...}".
 TEST_F(VmDiskMigrate, DISABLED_BenchPrecopyWithA1GiBDisk) {
