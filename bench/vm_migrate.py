@@ -10,6 +10,11 @@ and bytes as a markdown table:
   log-shipping              the source records (-icount rr=record), relived replays
   QEMU defaults by hand     the baseline: destination QEMU started with -incoming, `migrate
                             tcp:` on the source's QMP, every default, plaintext (bytes: RAM only)
+  precopy, 1 GiB disk       tests/integration/vm_disk_migrate_test.cc: the guest writes its 1 GiB
+                            raw disk (random bytes) while relive copies it (NBD + mirror, TLS)
+  QEMU NBD + mirror by hand the same guest and disk, QEMU driven by hand as libvirt does
+                            (mirror to NBD, ready, migrate, cancel, nbd-server-stop, cont),
+                            plaintext (downtime: QEMU's, plus the mirror's end and cont)
 Usage: python3 bench/vm_migrate.py [BUILD_DIR]   (root; build/tests/integration_vm_migrate_test)
 """
 import json
@@ -23,13 +28,16 @@ ROWS = [("VmMigrate.PrecopyCounterCarriesOn", "precopy"),
         ("VmMigrate.AutoTurnsToPostcopyWhenPrecopyCannotKeepUp", "auto, dirty guest, 16 MB/s"),
         ("VmMigrate.LogShippingCounterCarriesOn", "log-shipping"),
         ("VmMigrate.QemuDefaultsByHandBaseline", "QEMU defaults by hand")]
+DISK_ROWS = [("VmDiskMigrate.DISABLED_BenchPrecopyWithA1GiBDisk", "precopy, 1 GiB disk"),
+             ("VmDiskMigrate.DISABLED_BenchQemuByHandNbdMirror",
+              "QEMU NBD + mirror by hand, 1 GiB disk")]
 
 
-def main():
-    build = sys.argv[1] if len(sys.argv) > 1 else "build"
-    run = subprocess.run([f"{build}/tests/integration_vm_migrate_test",
-                          "--gtest_filter=" + ":".join(t for t, _ in ROWS)],
-                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=2400)
+def reports_of(binary, rows):
+    """Runs `rows`' tests of `binary`: {test: report}, and its exit status."""
+    run = subprocess.run([binary, "--gtest_also_run_disabled_tests",
+                          "--gtest_filter=" + ":".join(t for t, _ in rows)],
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=3600)
     reports, test = {}, None
     for line in run.stdout.splitlines():
         m = re.match(r"^\[ RUN +\] (\S+)", line)
@@ -38,11 +46,19 @@ def main():
         m = re.match(r"^(\S+) report: (\{.*\})$", line)
         if m and test:
             reports[test] = json.loads(m.group(2))
+    return reports, run.returncode
+
+
+def main():
+    build = sys.argv[1] if len(sys.argv) > 1 else "build"
+    reports, rc = reports_of(f"{build}/tests/integration_vm_migrate_test", ROWS)
+    disk_reports, disk_rc = reports_of(f"{build}/tests/integration_vm_disk_migrate_test", DISK_ROWS)
+    reports.update(disk_reports)
     base = reports.get("VmMigrate.QemuDefaultsByHandBaseline")
     print("| strategy | downtime ms | total s | bytes | downtime vs QEMU defaults "
           "| by phase | rounds | note |")
     print("|---|---|---|---|---|---|---|---|")
-    for test, label in ROWS:
+    for test, label in ROWS + DISK_ROWS:
         r = reports.get(test)
         if r is None:
             print(f"| {label} | failed | | | | | | see the test's output |")
@@ -53,12 +69,14 @@ def main():
                          if k in ("qemu_downtime_ms", "replay_ms", "savevm_ms", "load_ms"))
         if r.get("reason"):
             note = (note + "; " if note else "") + r["reason"]
+        for d in r.get("disks", []):
+            note += f"; disk {d['device']} {d['bytes']} B in {d['ms'] / 1000:.1f} s"
         ratio = (f"{r['downtime_ms'] / base['downtime_ms']:.2f}"
                  if base and base["downtime_ms"] else "-")
         print(f"| {label} | {r['downtime_ms']:.0f} | {r['total_ms'] / 1000:.1f} "
               f"| {r['bytes_total']} | {ratio} | {phases} | {r.get('rounds', 0)} | {note} |")
-    if run.returncode != 0:
-        print(f"\n(some migrations failed: exit {run.returncode})")
+    if rc != 0 or disk_rc != 0:
+        print(f"\n(some migrations failed: exit {rc}, {disk_rc})")
 
 
 if __name__ == "__main__":

@@ -23,6 +23,9 @@
 # A VM (kind vm) migrates through QEMU's own migration stream, QEMU to QEMU; the control link
 # only sets it up and decides the switch-over:
 #   begin (vmArgs, capabilities) ->      starts QEMU -incoming, paused; Ack (vmBegin: its port, pid)
+#     (vmDisks: first creates an image per disk and starts QEMU on them, exporting them over
+#     NBD with QEMU's TLS: the Ack's nbdPort; the source mirrors each disk there, and switches
+#     over once every mirror is in sync)
 #   vmProgress (JSON)            ->      the source QEMU's query-migrate, at least every few
 #                                        seconds (it also keeps the link alive); Ack
 #   commit                       ->      lets the VM run here (QEMU cont); Ack once it runs
@@ -70,6 +73,20 @@ struct Begin {
   vmCapabilities @8 :List(Text);  # vm: migration capabilities both QEMUs need ("postcopy-ram")
   vmMultifdChannels @9 :UInt8;    # vm: with the "multifd" capability
   vmTapMac @10 :Text;             # vm with serviceAddress: the MAC of the source host's tap
+  vmDisks @11 :List(VmDisk);      # vm: its disks; empty (an older source) keeps them in place
+  vmSharedStorage @12 :Bool;      # vm: the disks stay where they are (each path must exist there)
+}
+
+# A VM's disk (storage migration): the destination creates an image like it and exports it over
+# NBD (TLS) for the source's mirror; with vmSharedStorage it only checks that `path` exists.
+struct VmDisk {
+  device @0 :Text;        # the drive's id (-drive id=), also the NBD export's name
+  path @1 :Text;          # the image at the source
+  format @2 :Text;        # "raw" or "qcow2"
+  virtualSize @3 :UInt64; # bytes
+  backingFile @4 :Text;   # a qcow2 overlay's base (the same path at the destination); "" for none
+  backingFormat @5 :Text;
+  backingHash @6 :Text;   # XXH3-128 of the base file, 32 hex digits: the destination's must match
 }
 
 struct FileEntry {
@@ -156,6 +173,7 @@ struct VmBeginReply {   # a VM destination's answer to begin
   port @0 :UInt16;      # where its incoming QEMU listens (0 for log shipping)
   pid @1 :Int32;
   dir @2 :Text;         # its VM directory
+  nbdPort @3 :UInt16;   # storage migration: where its NBD server (TLS) exports the new disks
 }
 
 struct LogRoundReply {  # VM log shipping: where the replay stands

@@ -9,7 +9,7 @@
 #   bzImage             the Debian kernel as packaged
 #   vmlinux             the same kernel decompressed: QEMU boots it through its PVH entry point,
 #                       which skips the self-decompression (seconds under TCG)
-#   initramfs.cpio.gz   busybox, the NIC driver (e1000), /init
+#   initramfs.cpio.gz   busybox, the NIC driver (e1000), the virtio-blk driver, /init
 #
 # The guest's /init (kernel command line parameters in brackets):
 #   - prints "relive-counter N" on ttyS0 every ~100 ms, N counting up from 0 in guest memory;
@@ -20,7 +20,11 @@
 #   - with [relive.dirty=MB], rewrites MB MiB of memory in a loop (a guest pre-copy cannot
 #     catch up with on a slow link);
 #   - with [relive.spin=1], runs a compute loop that prints "relive-spin N" on ttyS0 every
-#     2000 iterations (its rate is the guest's share of the CPU).
+#     2000 iterations (its rate is the guest's share of the CPU);
+#   - with [relive.disk=BLOCKS], writes the first BLOCKS 4 KiB blocks of its first virtio disk
+#     (/dev/vda) in turn, over and over: block N gets "relive-disk N" (8 digits) padded with
+#     zeros, written and fsynced, and only then "relive-disk-wrote N" goes to ttyS0 (what the
+#     guest acknowledged).
 # Boot: qemu-system-x86_64 -accel tcg -m 256 -nographic -kernel OUT_DIR/vmlinux
 #       -initrd OUT_DIR/initramfs.cpio.gz -append 'console=ttyS0 quiet'
 #
@@ -40,6 +44,11 @@ vmlinuz=$(find "$kernel_root/boot" -name 'vmlinuz-*' | head -n1)
 release=${vmlinuz##*/vmlinuz-}
 e1000="$kernel_root/lib/modules/$release/kernel/drivers/net/ethernet/intel/e1000/e1000.ko"
 [ -f "$e1000" ] || die "no e1000.ko for $release"
+virtio_modules="virtio/virtio_ring virtio/virtio virtio/virtio_pci_modern_dev
+  virtio/virtio_pci_legacy_dev virtio/virtio_pci block/virtio_blk"
+for m in $virtio_modules; do
+  [ -f "$kernel_root/lib/modules/$release/kernel/drivers/$m.ko" ] || die "no $m.ko for $release"
+done
 
 # Cache key: the kernel release and this script's contents.
 stamp="$release $(sha256sum "$0" | cut -d' ' -f1)"
@@ -62,6 +71,9 @@ root="$tmp/root"
 mkdir -p "$root"/{bin,dev,proc,sys,run,tmp,lib}
 cp "$busybox" "$root/bin/busybox"
 cp "$e1000" "$root/lib/e1000.ko"
+for m in $virtio_modules; do
+  cp "$kernel_root/lib/modules/$release/kernel/drivers/$m.ko" "$root/lib/"
+done
 cat >"$root/bin/store" <<'STORE'
 #!/bin/busybox sh
 read -r line
@@ -89,6 +101,7 @@ port=$(arg relive.port 7)
 store=$(arg relive.store 9)
 dirty=$(arg relive.dirty 0)
 spin=$(arg relive.spin 0)
+disk=$(arg relive.disk 0)
 if insmod /lib/e1000.ko 2>/dev/null && ip link set eth0 up 2>/dev/null; then
   ip addr add "$ip" dev eth0
   ip link set lo up
@@ -98,6 +111,21 @@ if insmod /lib/e1000.ko 2>/dev/null && ip link set eth0 up 2>/dev/null; then
 fi
 if [ "$dirty" -gt 0 ]; then
   (while :; do dd if=/dev/zero of=/run/dirty bs=1M count="$dirty" conv=notrunc 2>/dev/null; done) &
+fi
+if [ "$disk" -gt 0 ]; then
+  for m in virtio_ring virtio virtio_pci_modern_dev virtio_pci_legacy_dev virtio_pci virtio_blk; do
+    insmod "/lib/$m.ko" 2>/dev/null
+  done
+  (n=0
+   while [ ! -b /dev/vda ] && [ "$n" -lt 100 ]; do usleep 100000; n=$((n + 1)); done
+   n=0
+   while :; do
+     printf 'relive-disk %08d' "$n" |
+       dd of=/dev/vda bs=4096 seek="$n" conv=sync,notrunc,fsync 2>/dev/null &&
+       echo "relive-disk-wrote $n" >/dev/ttyS0
+     n=$(((n + 1) % disk))
+     usleep 20000
+   done) &
 fi
 if [ "$spin" = 1 ]; then
   (n=0; while :; do n=$((n + 1)); [ $((n % 2000)) -eq 0 ] && echo "relive-spin $n" >/dev/ttyS0; done) &

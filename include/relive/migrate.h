@@ -16,6 +16,7 @@
 #include <functional>
 #include <map>
 #include <string>
+#include <vector>
 
 #include "relive/result.h"
 
@@ -57,8 +58,23 @@ struct MigrateOptions {
   uint64_t vm_downtime_limit_ms = 300;  // QEMU's downtime-limit for the final pre-copy pass
   bool vm_xbzrle = false;               // delta-compress pages resent in pre-copy
   int vm_multifd_channels = 0;          // > 0: multifd with this many connections
+  // VMs: the disks stay where they are, on storage both hosts share (each image path must
+  // exist at the destination). Otherwise (the default) the destination creates its own images
+  // and the source mirrors every disk into them over NBD (QEMU's TLS) before switching over.
+  bool vm_shared_storage = false;
   // Called with one line of progress at each step (phase, round, bytes, rates).
   std::function<void(const std::string&)> progress;
+};
+
+// One VM disk copied by storage migration: what its mirror sent and how long it ran (from its
+// start to its end after the switch-over).
+struct DiskReport {
+  std::string device;  // the drive's id
+  std::string format;  // raw, qcow2
+  std::string mode;    // "full", or "top" (a qcow2 overlay on a base both hosts have)
+  uint64_t bytes = 0;  // the mirror job's offset at its end
+  uint64_t virtual_size = 0;
+  double ms = 0;
 };
 
 struct MigrateReport {
@@ -85,6 +101,7 @@ struct MigrateReport {
   // VMs: QEMU's own figures (qemu_downtime_ms, setup_ms, mbps, ...); empty for processes.
   std::map<std::string, double> vm;
   std::string vm_dir;  // VMs: the VM's directory at the destination (its QMP socket, log)
+  std::vector<DiskReport> disks;  // VMs with storage migration: one per disk
 };
 
 Result<MigrateReport> run_migration(const MigrateOptions& options);

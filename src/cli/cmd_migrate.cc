@@ -72,6 +72,9 @@ void add_options(CLI::App* c, MigrateArgs* a, const char* strategies, bool conta
     c->add_flag("--xbzrle", a->o.vm_xbzrle, "VM: delta-compress pages resent by pre-copy");
     c->add_option("--multifd", a->o.vm_multifd_channels,
                   "VM: send memory over this many parallel connections");
+    c->add_flag("--shared-storage", a->o.vm_shared_storage,
+                "VM: the disks are on storage both hosts share (same paths): do not copy them "
+                "(default: the destination creates its own images and the disks are mirrored)");
   }
   c->add_option("--to", a->to, "Destination relived, ADDR:PORT")->required();
   c->add_option("--strategy", a->o.strategy, strategies)->capture_default_str();

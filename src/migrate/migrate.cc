@@ -102,9 +102,13 @@ Result<MigrateReport> run_migration(const MigrateOptions& o) {
 
 static std::string vm_text(const MigrateReport& r) {
   if (r.vm.empty() && r.vm_dir.empty()) return "";
-  std::string qemu;
+  std::string qemu, disks;
   for (const auto& [k, v] : r.vm) qemu += fmt::format(" {}={}", k, v);
-  return fmt::format("qemu:{}\ndestination vm dir: {}\n", qemu, r.vm_dir);
+  for (const DiskReport& d : r.disks) {
+    disks += fmt::format("disk {}: {} {}, {} of {} bytes in {:.1f} ms\n", d.device, d.format,
+                         d.mode, d.bytes, d.virtual_size, d.ms);
+  }
+  return fmt::format("qemu:{}\ndestination vm dir: {}\n{}", qemu, r.vm_dir, disks);
 }
 
 // The cap and what the metered link achieved (processes and containers).
@@ -139,6 +143,16 @@ std::string migrate_report_json(const MigrateReport& r) {
   if (!r.vm.empty() || !r.vm_dir.empty()) {
     j["vm"] = r.vm;
     j["vm_dir"] = r.vm_dir;
+    nlohmann::json disks = nlohmann::json::array();
+    for (const DiskReport& d : r.disks) {
+      disks.push_back({{"device", d.device},
+                       {"format", d.format},
+                       {"mode", d.mode},
+                       {"bytes", d.bytes},
+                       {"virtual_size", d.virtual_size},
+                       {"ms", d.ms}});
+    }
+    j["disks"] = disks;
   }
   return j.dump();
 }

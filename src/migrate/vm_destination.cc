@@ -12,6 +12,7 @@
 #include "migrate/peer_replies.h"
 #include "migrate/qemu_tls.h"
 #include "migrate/vm_destination_session.h"
+#include "migrate/vm_disk_targets.h"
 #include "net/routed_tap.h"
 #include "net/service_address.h"
 
@@ -45,6 +46,9 @@ class VmIncoming {
 
   VmDestinationSession vm_;
   const m::Begin& begin_;
+  // Storage migration's images (vm_disk_targets.h); destroyed after qemu_, whose guard owns
+  // them once QEMU started.
+  std::optional<VmDiskTargets> disks_;
   std::optional<VmQemu> qemu_;
   // --service-address: the guest's tap here, routed at the commit; gone if the migration fails.
   std::optional<net::ServiceAddress> svc_;
@@ -68,10 +72,18 @@ Status VmIncoming::make_tap() {
 
 Status VmIncoming::start_qemu() {
   RELIVE_RETURN_IF_ERROR(vm_.make_dir(begin_.name));
+  // Every check that can refuse the disks runs before anything is created or copied.
+  RELIVE_ASSIGN_OR_RETURN(
+      VmDiskTargets t,
+      VmDiskTargets::prepare(begin_.vm_disks, begin_.vm_shared_storage, vm_.dir()));
+  disks_.emplace(std::move(t));
   RELIVE_RETURN_IF_ERROR(make_tap());
   VmDestinationSession::QemuStart start{{}, vm_.dir() + "/qmp.sock", "destination QEMU"};
   RELIVE_ASSIGN_OR_RETURN(start.argv, qemu::incoming_args(begin_.vm_args, start.socket));
+  RELIVE_ASSIGN_OR_RETURN(start.argv, disks_->rewrite(std::move(start.argv)));
+  start.remove_unless_released = disks_->files();
   RELIVE_ASSIGN_OR_RETURN(VmQemu q, vm_.start_qemu(std::move(start)));
+  disks_->hand_over();
   qemu_.emplace(std::move(q));
   return Status::Ok();
 }
@@ -110,12 +122,19 @@ Result<m::VmBeginReply> VmIncoming::listen() {
   Result<uint16_t> port = qemu_listening_port(info);
   if (!port.ok())
     return Status::IoError("destination QEMU reports no listening port: " + info.dump());
-  return m::VmBeginReply{*port, qemu_->process.pid(), vm_.dir()};
+  uint16_t nbd_port = 0;
+  if (disks_->copies()) {
+    std::string creds = vm_.options().insecure ? "" : kQemuTlsObjectId;
+    RELIVE_ASSIGN_OR_RETURN(nbd_port, disks_->export_all(qmp, creds));
+  }
+  return m::VmBeginReply{*port, qemu_->process.pid(), vm_.dir(), nbd_port};
 }
 
 // `cont` while QEMU still loads only marks it to start once loaded; wait until it runs.
 Status VmIncoming::run_here() {
   auto start = Clock::now();
+  // The source's mirrors ended in sync: no one writes through the exports any more.
+  if (disks_->copies()) RELIVE_RETURN_IF_ERROR(VmDiskTargets::stop_exports(qemu_->qmp));
   RELIVE_RETURN_IF_ERROR(qemu_->qmp.execute("cont").status());
   for (;;) {
     RELIVE_RETURN_IF_ERROR(qemu_->check_alive());

@@ -34,7 +34,8 @@ Status VmDestinationSession::make_dir(const std::string& label) {
 }
 
 Result<VmQemu> VmDestinationSession::start_qemu(QemuStart start) const {
-  qemu::QemuLaunch l{std::move(start.argv), dir_, dir_ + "/" + start.log};
+  qemu::QemuLaunch l{std::move(start.argv), dir_, dir_ + "/" + start.log,
+                     std::move(start.remove_unless_released)};
   RELIVE_ASSIGN_OR_RETURN(qemu::QemuProcess p, qemu::QemuProcess::start(l));
   Result<qemu::QmpClient> c = qemu::QmpClient::connect(start.socket, kQmpTimeout);
   if (!c.ok()) {

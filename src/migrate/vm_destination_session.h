@@ -59,6 +59,8 @@ class VmDestinationSession {
     std::string socket;            // the QMP socket argv opens
     std::string what;              // see VmQemu::what
     std::string log = "qemu.log";  // QEMU's output, appended, in dir()
+    // Deleted by QEMU's guard when QEMU dies unreleased (qemu::QemuLaunch).
+    std::vector<std::string> remove_unless_released = {};
   };
   // Starts QEMU in dir() under a guard and connects to its monitor; an error carries the end
   // of QEMU's log.

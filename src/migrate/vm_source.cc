@@ -16,6 +16,8 @@
 #include "migrate/peer_replies.h"
 #include "migrate/qemu_tls.h"
 #include "migrate/vm_convergence.h"
+#include "migrate/vm_disk_mirror.h"
+#include "migrate/vm_disk_spec.h"
 #include "migrate/vm_log_source.h"
 #include "migrate/vm_source_session.h"
 #include "net/routed_tap.h"
@@ -31,6 +33,8 @@ namespace m = relive::migration;
 constexpr milliseconds kPoll{200};        // longest wait for an event between queries
 constexpr milliseconds kKeepalive{2000};  // between progress reports to the destination
 constexpr milliseconds kCancelTimeout{30000};
+// The source is stopped: the mirrors copy the last writes and end (the downtime's share).
+constexpr milliseconds kMirrorCompleteTimeout{120000};
 
 double wall_seconds() {
   return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
@@ -70,6 +74,8 @@ class VmSource {
   Status begin_at_destination();
   Status configure();
   Status set_capabilities(bool state);
+  Status find_disks();
+  Status mirror_disks();
   Status start();
   Status watch();
   Status on_info(const nlohmann::json& info, bool* finished);
@@ -86,6 +92,9 @@ class VmSource {
   std::optional<WorkDir> work_;  // the client's TLS directory
   VmSourceSession vm_;
   std::vector<std::string> capabilities_;  // enabled here by us (and at the destination)
+  std::vector<migration::VmDisk> disks_;   // what the destination creates (or checks, shared)
+  std::optional<DiskMirrors> mirrors_;     // storage migration: the disks' mirrors
+  std::string tls_hostname_;               // the destination's certificate name
   bool postcopy_ = false;                  // postcopy-ram enabled
   bool tls_added_ = false;
   bool migrating_ = false;           // `migrate` issued, outcome not yet known
@@ -95,6 +104,7 @@ class VmSource {
   double stop_time_ = 0;  // wall clock of the source VM's STOP event
   int last_pass_ = 0;
   uint16_t dest_port_ = 0;
+  uint16_t nbd_port_ = 0;  // the destination's NBD server (storage migration)
   // --service-address: the address the guest holds, reached through this host's tap.
   std::optional<net::ServiceAddress> svc_;
   std::string tap_, tap_mac_;
@@ -130,7 +140,20 @@ Status VmSource::open() {
     tap_ = taps[0];
     svc_ = a;
   }
+  RELIVE_RETURN_IF_ERROR(find_disks());
   vm_.progress(fmt::format("vm: QEMU {} pid {}, {}", vm_.qmp().version(), vm_.qemu_pid(), status));
+  return Status::Ok();
+}
+
+// The disks: copied (the default), or left on storage both hosts share.
+Status VmSource::find_disks() {
+  bool copy = !o_.vm_shared_storage;
+  RELIVE_ASSIGN_OR_RETURN(disks_, describe_vm_disks(vm_.qmp(), copy));
+  for (const migration::VmDisk& d : disks_) {
+    vm_.progress(fmt::format("vm: disk {} {} {} bytes{}: {}", d.device, d.format, d.virtual_size,
+                             d.backing_file.empty() ? "" : " on base " + d.backing_file,
+                             copy ? "copied" : "shared storage"));
+  }
   return Status::Ok();
 }
 
@@ -142,9 +165,17 @@ Status VmSource::begin_at_destination() {
   b.service_address = svc_ ? svc_->cidr : "";
   b.vm_tap_mac = tap_mac_;
   b.vm_multifd_channels = static_cast<uint8_t>(std::min(o_.vm_multifd_channels, 255));
+  b.vm_disks = disks_;
+  b.vm_shared_storage = o_.vm_shared_storage;
   RELIVE_ASSIGN_OR_RETURN(m::Reply begun, vm_.begin(std::move(b)));
   RELIVE_ASSIGN_OR_RETURN(m::VmBeginReply reply, vm_begin_reply(begun));
   dest_port_ = reply.port;
+  nbd_port_ = reply.nbd_port;
+  if (!o_.vm_shared_storage && !disks_.empty() && nbd_port_ == 0) {
+    return Status::Unsupported(
+        "the destination exports no disks for storage migration (a relived without it?); "
+        "use --shared-storage if both hosts see the same images");
+  }
   report_.destination_pid = reply.pid;
   report_.vm_dir = reply.dir;
   vm_.progress(fmt::format("vm: destination QEMU pid {} listens on port {}",
@@ -179,8 +210,33 @@ Status VmSource::configure() {
     std::string peer = !o_.peer_name.empty() ? o_.peer_name : vm_.link().channel().peer().dns_name;
     if (peer.empty()) return Status::InvalidArgument("the destination's certificate has no name");
     p["tls-hostname"] = peer;
+    tls_hostname_ = peer;
   }
   return vm_.qmp().execute("migrate-set-parameters", p).status();
+}
+
+// Storage migration: every disk mirrored into the destination's export and in sync before
+// memory migrates (vm_disk_mirror.h). The destination hears from us meanwhile (keepalive).
+Status VmSource::mirror_disks() {
+  if (o_.vm_shared_storage || disks_.empty()) return Status::Ok();
+  mirrors_.emplace(&vm_.qmp(), disks_);
+  NbdTarget t{o_.to_host, nbd_port_, o_.insecure ? "" : kQemuTlsObjectId, tls_hostname_};
+  RELIVE_RETURN_IF_ERROR(mirrors_->start(t));
+  vm_.progress(
+      fmt::format("vm: mirroring {} disk(s) to {}:{}", disks_.size(), o_.to_host, nbd_port_));
+  auto last_keepalive = Clock::now();
+  for (;;) {
+    RELIVE_ASSIGN_OR_RETURN(bool ready, mirrors_->all_ready());
+    if (ready) break;
+    RELIVE_RETURN_IF_ERROR(take_events(kPoll));
+    if (Clock::now() - last_keepalive > kKeepalive) {
+      RELIVE_ASSIGN_OR_RETURN(nlohmann::json jobs, vm_.qmp().execute("query-jobs"));
+      RELIVE_RETURN_IF_ERROR(vm_.link().call(m::VmProgress{jobs.dump()}).status());
+      last_keepalive = Clock::now();
+    }
+  }
+  vm_.progress("vm: disks in sync");
+  return Status::Ok();
 }
 
 Status VmSource::start() {
@@ -268,6 +324,12 @@ Status VmSource::on_info(const nlohmann::json& info, bool* finished) {
 // The source VM is stopped (pre-copy completed, or post-copy began): the destination may run.
 // Once migrate.commit is sent and its answer lost, the source stays paused (never two VMs).
 Status VmSource::commit() {
+  if (mirrors_) {
+    // The source is stopped: the mirrors take the last writes and end, the destination's
+    // images now equal the disks (nothing is committed until they do).
+    RELIVE_RETURN_IF_ERROR(mirrors_->complete(kMirrorCompleteTimeout));
+    report_.disks = mirrors_->reports();
+  }
   vm_.progress("vm: commit");
   Status sent = vm_.link().send(m::Commit{});
   Result<m::Reply> acked = sent.ok() ? vm_.link().wait_reply() : Result<m::Reply>(sent);
@@ -314,6 +376,7 @@ Result<MigrateReport> VmSource::run() {
   RELIVE_RETURN_IF_ERROR(open());
   RELIVE_RETURN_IF_ERROR(begin_at_destination());
   RELIVE_RETURN_IF_ERROR(configure());
+  RELIVE_RETURN_IF_ERROR(mirror_disks());
   RELIVE_RETURN_IF_ERROR(start());
   Status watched = watch();
   if (!watched.ok() && point_of_no_return_ && !vm_.settled()) {
@@ -353,6 +416,8 @@ void VmSource::cancel_migration() {
 void VmSource::rollback() {
   vm_.rollback([this] {
     if (migrating_) cancel_migration();
+    // The source runs on its own disks as it always did; the NBD nodes use the TLS object.
+    if (mirrors_) mirrors_->abort();
     if (tls_added_) remove_qemu_tls(vm_.qmp());
     (void)set_capabilities(false);
   });

@@ -92,6 +92,19 @@ void build_begin(const m::Begin& b, Begin::Builder o) {
     caps.set(i, as_text(b.vm_capabilities[i]));
   o.setVmMultifdChannels(b.vm_multifd_channels);
   o.setVmTapMac(as_text(b.vm_tap_mac));
+  auto disks = o.initVmDisks(static_cast<unsigned>(b.vm_disks.size()));
+  for (unsigned i = 0; i < b.vm_disks.size(); ++i) {
+    const m::VmDisk& d = b.vm_disks[i];
+    auto w = disks[i];
+    w.setDevice(as_text(d.device));
+    w.setPath(as_text(d.path));
+    w.setFormat(as_text(d.format));
+    w.setVirtualSize(d.virtual_size);
+    w.setBackingFile(as_text(d.backing_file));
+    w.setBackingFormat(as_text(d.backing_format));
+    w.setBackingHash(as_text(d.backing_hash));
+  }
+  o.setVmSharedStorage(b.vm_shared_storage);
 }
 
 void build_files(const m::FileBatch& f, FileBatch::Builder o) {
@@ -168,6 +181,13 @@ Result<m::Command> read_begin(Begin::Reader r) {
   for (auto c : r.getVmCapabilities()) b.vm_capabilities.push_back(to_string(c));
   b.vm_multifd_channels = r.getVmMultifdChannels();
   b.vm_tap_mac = to_string(r.getVmTapMac());
+  for (auto d : r.getVmDisks()) {
+    b.vm_disks.push_back({to_string(d.getDevice()), to_string(d.getPath()),
+                          to_string(d.getFormat()), d.getVirtualSize(),
+                          to_string(d.getBackingFile()), to_string(d.getBackingFormat()),
+                          to_string(d.getBackingHash())});
+  }
+  b.vm_shared_storage = r.getVmSharedStorage();
   return m::Command(std::move(b));
 }
 
@@ -261,6 +281,7 @@ void build_reply(const m::Reply& reply, MigrationReply::Builder o) {
                    b.setPort(r.port);
                    b.setPid(r.pid);
                    b.setDir(as_text(r.dir));
+                   b.setNbdPort(r.nbd_port);
                  },
                  [&](const m::LogRoundReply& r) {
                    auto b = o.initLogRound();
@@ -291,7 +312,8 @@ Result<m::Reply> read_reply(MigrationReply::Reader r) {
     }
     case MigrationReply::VM_BEGIN: {
       auto v = r.getVmBegin();
-      return m::Reply{m::VmBeginReply{v.getPort(), v.getPid(), to_string(v.getDir())}};
+      return m::Reply{
+          m::VmBeginReply{v.getPort(), v.getPid(), to_string(v.getDir()), v.getNbdPort()}};
     }
     case MigrationReply::LOG_ROUND: {
       auto l = r.getLogRound();

@@ -15,6 +15,18 @@ namespace relive::migration {
 enum class WorkloadKind : uint8_t { kProcess, kProcessTree, kRunc, kVm };
 enum class Strategy : uint8_t { kStopCopy, kPrecopy, kPostcopy, kCrtr, kLogShipping };
 
+// A VM's disk for storage migration (schemas/migration.capnp, VmDisk).
+struct VmDisk {
+  std::string device;  // -drive id=, the NBD export's name
+  std::string path;    // the image at the source
+  std::string format;  // "raw" or "qcow2"
+  uint64_t virtual_size = 0;
+  std::string backing_file;  // qcow2 overlay: its base, same path at the destination
+  std::string backing_format;
+  std::string backing_hash;  // XXH3-128 hex of the base file
+  bool operator==(const VmDisk&) const = default;
+};
+
 struct Begin {
   WorkloadKind kind = WorkloadKind::kProcess;
   Strategy strategy = Strategy::kStopCopy;
@@ -29,6 +41,10 @@ struct Begin {
   // kVm with service_address: the source host's tap MAC, which the destination's tap takes
   // (the guest's ARP cache points at it).
   std::string vm_tap_mac;
+  // kVm: the disks the destination creates and the source mirrors into (none: they stay where
+  // they are, as an older source expects); with vm_shared_storage they only must exist there.
+  std::vector<VmDisk> vm_disks;
+  bool vm_shared_storage = false;
   bool operator==(const Begin&) const = default;
 };
 
@@ -148,6 +164,7 @@ struct VmBeginReply {  // a VM destination's begin
   uint16_t port = 0;
   int32_t pid = 0;
   std::string dir;
+  uint16_t nbd_port = 0;  // storage migration: the NBD server exporting the new disks
   bool operator==(const VmBeginReply&) const = default;
 };
 

@@ -42,5 +42,22 @@ TEST(MigrateReport, JsonHasTheCapAndTheLinkFigures) {
   EXPECT_DOUBLE_EQ(j["link_rate"].get<double>(), 20000000);
 }
 
+TEST(MigrateReport, VmReportsEveryDiskItCopied) {
+  MigrateReport r = capped();
+  r.vm_dir = "/var/lib/relive/vms/vm.x";
+  r.disks = {{"disk0", "raw", "full", 1074593792, 1073741824, 4227.5},
+             {"disk1", "qcow2", "top", 458752, 16777216, 606.25}};
+  auto j = nlohmann::json::parse(migrate_report_json(r));
+  ASSERT_EQ(j["disks"].size(), 2u);
+  EXPECT_EQ(j["disks"][0]["device"], "disk0");
+  EXPECT_EQ(j["disks"][0]["bytes"].get<uint64_t>(), 1074593792u);
+  EXPECT_DOUBLE_EQ(j["disks"][0]["ms"].get<double>(), 4227.5);
+  EXPECT_EQ(j["disks"][1]["mode"], "top");
+  std::string text = migrate_report_text(r);
+  EXPECT_NE(text.find("disk disk1: qcow2 top, 458752 of 16777216 bytes in 606.2 ms"),
+            std::string::npos)
+      << text;
+}
+
 }  // namespace
 }  // namespace relive

@@ -28,7 +28,9 @@ m::Begin sample_begin() {
           {},
           {},
           0,
-          ""};
+          "",
+          {},
+          false};
 }
 
 m::Begin vm_begin() {
@@ -40,6 +42,10 @@ m::Begin vm_begin() {
   b.vm_multifd_channels = 4;
   b.service_address = "198.18.2.10/24";
   b.vm_tap_mac = "02:00:00:00:00:01";
+  b.vm_disks = {{"disk0", "/vm/a.raw", "raw", 64 << 20, "", "", ""},
+                {"disk1", "/vm/b.qcow2", "qcow2", 1ull << 30, "/base/b.qcow2", "qcow2",
+                 "0123456789abcdef0123456789abcdef"}};
+  b.vm_shared_storage = true;
   return b;
 }
 
@@ -234,6 +240,7 @@ std::vector<m::Reply> reply_samples() {
       m::Reply{m::VerifyReply{{{0x7f0000001000, 3}, {0x7ffff000, 1}}, 1ull << 34}},
       m::Reply{m::VerifyReply{}},
       m::Reply{m::VmBeginReply{4444, 777, "/var/lib/relive/vm-1"}},
+      m::Reply{m::VmBeginReply{4444, 777, "/var/lib/relive/vm-1", 10809}},
       m::Reply{m::LogRoundReply{1688768500, 1.5, 2.5, 3.5}},
   };
 }

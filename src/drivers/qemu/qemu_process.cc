@@ -38,10 +38,16 @@ constexpr char kRelease = 'r';
   ::_exit(127);
 }
 
+// After QEMU died unreleased: the launch's files go (async-signal-safe: unlink only).
+[[noreturn]] void unreleased_exit(char* const* remove, int code) {
+  for (char* const* f = remove; *f != nullptr; ++f) ::unlink(*f);
+  ::_exit(code);
+}
+
 // The guard (a Subprocess::fork_call child): starts QEMU, then waits for the owner's release, the
 // owner's end of file (kill QEMU), or QEMU's exit, whichever comes first.
-[[noreturn]] void guard(int control, int info, char* const* argv, const char* cwd,
-                        const char* log) {
+[[noreturn]] void guard(int control, int info, char* const* argv, const char* cwd, const char* log,
+                        char* const* remove) {
   ::setsid();  // a kill of the owner's process group must leave the guard to do its job
   int c = ::fcntl(control, F_DUPFD, 10), i = ::fcntl(info, F_DUPFD, 10);
   if (c < 0 || i < 0 || ::dup2(c, kControlFd) < 0 || ::dup2(i, kInfoFd) < 0) ::_exit(120);
@@ -60,7 +66,8 @@ constexpr char kRelease = 'r';
     int r = ::poll(p, pidfd >= 0 ? 2 : 1, pidfd >= 0 ? -1 : 100);
     if (r < 0 && errno != EINTR) break;
     int st;
-    if (::waitpid(q, &st, WNOHANG) == q) ::_exit(WIFEXITED(st) ? WEXITSTATUS(st) : 128);
+    if (::waitpid(q, &st, WNOHANG) == q)
+      unreleased_exit(remove, WIFEXITED(st) ? WEXITSTATUS(st) : 128);
     if (r > 0 && (p[0].revents & (POLLIN | POLLHUP | POLLERR))) {
       char byte = 0;
       ssize_t n = ::read(kControlFd, &byte, 1);
@@ -71,7 +78,7 @@ constexpr char kRelease = 'r';
   }
   ::kill(q, SIGKILL);
   ::waitpid(q, nullptr, 0);
-  ::_exit(0);
+  unreleased_exit(remove, 0);
 }
 
 }  // namespace
@@ -81,6 +88,10 @@ Result<QemuProcess> QemuProcess::start(const QemuLaunch& launch) {
   std::vector<char*> argv;
   for (const std::string& a : launch.argv) argv.push_back(const_cast<char*>(a.c_str()));
   argv.push_back(nullptr);
+  std::vector<char*> remove;
+  for (const std::string& f : launch.remove_unless_released)
+    remove.push_back(const_cast<char*>(f.c_str()));
+  remove.push_back(nullptr);
   std::string log = launch.log_file.empty() ? "/dev/null" : launch.log_file;
   int control[2], info[2];
   if (::pipe2(control, O_CLOEXEC) != 0) return PosixError("pipe", errno);
@@ -88,8 +99,8 @@ Result<QemuProcess> QemuProcess::start(const QemuLaunch& launch) {
   if (::pipe2(info, O_CLOEXEC) != 0) return PosixError("pipe", errno);
   ScopedFd info_read(info[0]), info_write(info[1]);
   RELIVE_ASSIGN_OR_RETURN(Subprocess g, Subprocess::fork_call([&]() -> int {
-                            guard(control[0], info[1], argv.data(), launch.cwd.c_str(),
-                                  log.c_str());
+                            guard(control[0], info[1], argv.data(), launch.cwd.c_str(), log.c_str(),
+                                  remove.data());
                           }));
   control_read.reset();
   info_write.reset();

@@ -4,6 +4,8 @@
 // with SIGKILL) the pipe reaches end of file and the guard kills QEMU. After release() the guard
 // exits and QEMU lives on by itself (reparented to init or the nearest subreaper).
 //
+// The guard also deletes the files the launch names once QEMU is dead, unless released.
+//
 // relived starts a migration's destination QEMU this way, so that a destination that dies before
 // the source commits never leaves a half-received VM behind.
 #pragma once
@@ -24,6 +26,9 @@ struct QemuLaunch {
   std::vector<std::string> argv;  // argv[0]: the binary, looked up on PATH when it has no '/'
   std::string cwd;                // QEMU's working directory ("" for the caller's)
   std::string log_file;           // QEMU's stdout and stderr (appended); "" for /dev/null
+  // Files the guard deletes once QEMU is dead when it was not released (killed, or exited on
+  // its own first): a storage migration's partial images, gone even when the owner is SIGKILLed.
+  std::vector<std::string> remove_unless_released;
 };
 
 class QemuProcess {

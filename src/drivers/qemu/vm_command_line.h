@@ -40,6 +40,13 @@ std::set<std::string> option_names(const std::vector<std::string>& args);
 // The ifname= of every tap network backend in `args` (-netdev tap,...,ifname=X; -nic tap,...).
 std::vector<std::string> tap_interfaces(const std::vector<std::string>& args);
 
+// `args` with the image of the drive `-drive ...,id=ID,...` replaced by `file` (its file= part
+// rewritten, the rest kept): a storage migration's destination runs on images of its own.
+// NotFound when no -drive has that id; InvalidArgument for a path QEMU's option syntax cannot
+// carry as is (one with a comma).
+Result<std::vector<std::string>> with_drive_file(const std::vector<std::string>& args,
+                                                 const std::string& id, const std::string& file);
+
 // The guest's RAM size in bytes from `-m SIZE` / `-m size=SIZE[,...]` (SIZE in MiB unless it
 // ends in K, M, G or T), QEMU's default 128 MiB when there is no -m. InvalidArgument on a size
 // QEMU would not take either.

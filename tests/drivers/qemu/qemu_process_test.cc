@@ -79,6 +79,40 @@ TEST(QemuProcess, OwnerKilledOutrightTakesQemuWithIt) {
   EXPECT_TRUE(gone(q));
 }
 
+bool exists(const std::string& path) { return ::access(path.c_str(), F_OK) == 0; }
+
+TEST(QemuProcess, UnreleasedQemuTakesItsFilesWithIt) {
+  testing::TempDir dir;
+  QemuLaunch l = idle_qemu(dir);
+  std::string image = dir / "disk.raw";
+  ASSERT_EQ(testing::sh("truncate -s 1M " + image), 0);
+  l.remove_unless_released = {image, dir / "never-existed"};
+  {
+    Result<QemuProcess> p = QemuProcess::start(l);
+    ASSERT_TRUE(p.ok()) << p.status().to_string();
+    EXPECT_TRUE(exists(image));
+  }
+  EXPECT_FALSE(exists(image));
+}
+
+TEST(QemuProcess, ReleasedQemuKeepsItsFiles) {
+  testing::TempDir dir;
+  QemuLaunch l = idle_qemu(dir);
+  std::string image = dir / "disk.raw";
+  ASSERT_EQ(testing::sh("truncate -s 1M " + image), 0);
+  l.remove_unless_released = {image};
+  pid_t pid;
+  {
+    Result<QemuProcess> p = QemuProcess::start(l);
+    ASSERT_TRUE(p.ok()) << p.status().to_string();
+    pid = p->pid();
+    ASSERT_TRUE(p->release().ok());
+  }
+  ::kill(pid, SIGKILL);
+  EXPECT_TRUE(gone(pid));
+  EXPECT_TRUE(exists(image));
+}
+
 TEST(QemuProcess, NoticesQemuExitingByItself) {
   testing::TempDir dir;
   QemuLaunch l = idle_qemu(dir);

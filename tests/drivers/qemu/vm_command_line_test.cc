@@ -65,6 +65,23 @@ TEST(VmCommandLine, AFlagNeverSwallowsTheNextOption) {
   EXPECT_EQ(*out, (Args{"qemu-system-x86_64", "-no-reboot", "-snapshot", "-m", "64"}));
 }
 
+TEST(VmCommandLine, ReplacesTheImageOfOneDrive) {
+  Args in = {"qemu-system-x86_64",
+             "-drive",
+             "file=/a.raw,format=raw,if=virtio,id=d0",
+             "-drive",
+             "if=virtio,id=d1,format=qcow2,file=/b.qcow2",
+             "-m",
+             "256"};
+  Result<Args> out = with_drive_file(in, "d1", "/vms/x/d1.qcow2");
+  ASSERT_TRUE(out.ok()) << out.status().to_string();
+  Args want = in;
+  want[4] = "if=virtio,id=d1,format=qcow2,file=/vms/x/d1.qcow2";
+  EXPECT_EQ(*out, want);
+  EXPECT_EQ(with_drive_file(in, "d2", "/x").status().code(), Status::Code::kNotFound);
+  EXPECT_EQ(with_drive_file(in, "d0", "/x,y").status().code(), Status::Code::kInvalidArgument);
+}
+
 TEST(VmCommandLine, IsIdempotent) {
   Args in = {"/opt/q/bin/qemu-system-aarch64", "-M", "virt", "-qmp", "unix:x", "-S"};
   Result<Args> once = migratable_args(in);
