@@ -4,6 +4,10 @@
 // clients on host c write lines (recording every acknowledged one) and hold an echo connection.
 // Failover under load with nothing acknowledged lost and the connection surviving, the Remus
 // output-commit invariant, re-protection of the restored VM and a planned switchover back.
+#include <unistd.h>
+
+#include <set>
+
 #include "ha_pair_fixture.h"
 
 namespace relive::testing {
@@ -38,20 +42,24 @@ class VmHaPair : public HaPairFixture {
     return std::atoi(run({"/usr/bin/pgrep", "-c", "-f", ram_pattern()}).out.c_str());
   }
 
+  // Extra kernel parameters for the guest, and extra QEMU arguments (a disk).
+  virtual std::string guest_args() const { return ""; }
+  virtual std::string qemu_args() const { return ""; }
   std::string workload_toml() const override {
     return fmt::format(R"([workload]
 kind = "vm"
 command = ["/usr/bin/qemu-system-x86_64", "-accel", "tcg", "-m", "128", "-display", "none",
            "-vga", "none", "-serial", "file:serial.log", "-kernel", "{g}/vmlinux",
            "-initrd", "{g}/initramfs.cpio.gz",
-           "-append", "console=ttyS0 quiet relive.ip={svc}/24",
-           "-device", "e1000,netdev=relive-net,mac=52:54:00:12:34:56"]
+           "-append", "console=ttyS0 quiet relive.ip={svc}/24{extra}",
+           "-device", "e1000,netdev=relive-net,mac=52:54:00:12:34:56"{qemu}]
 directory = "{dir}"
 service_address = "{svc}/24"
 netns = "{ns}"
 )",
                        fmt::arg("g", guest_), fmt::arg("ns", netns_),
-                       fmt::arg("dir", std::string(dir_ / "w")), fmt::arg("svc", service()));
+                       fmt::arg("dir", std::string(dir_ / "w")), fmt::arg("svc", service()),
+                       fmt::arg("extra", guest_args()), fmt::arg("qemu", qemu_args()));
   }
 
   // One line per connection to the guest's line store; "KEY MS" for every "ok KEY" answer.
@@ -199,6 +207,94 @@ TEST_F(VmHaPair, ReprotectionAfterFailoverThenPlannedSwitchover) {
       wait_for([&] { return acked(); }, acked() + 5, "lines acknowledged after the switchover"));
   verify_no_acked_line_lost("VM failover, re-protection, switchover");
   EXPECT_EQ(running_vms(), 1);
+}
+
+// The same VM with a disk (raw, 16 MiB) on which the guest's line store keeps its lines: each is
+// written and fsynced before its "ok" (scripts/build-guest.sh, relive.diskstore=1), and the
+// guest's disk writer rewrites the disk's first blocks all the time besides (relive.disk).
+class VmDiskHaPair : public VmHaPair {
+ protected:
+  void SetUp() override {
+    write_all_to(image(), "");
+    ASSERT_EQ(::truncate(image().c_str(), 16 << 20), 0);
+    VmHaPair::SetUp();
+  }
+  std::string image() const { return dir_ / "disk.raw"; }
+  std::string guest_args() const override { return " relive.diskstore=1 relive.disk=16"; }
+  std::string qemu_args() const override {
+    return ", \"-drive\", \"file=" + image() + ",format=raw,if=virtio,id=d0\"";
+  }
+  // The lines the store wrote on the disk image at `path` (read on the host, the VM running or
+  // not): from 8 MiB on, one per 512-byte sector, up to the first empty sector.
+  static std::set<std::string> lines_on_disk(const std::string& path) {
+    std::string all = read_all(path);
+    std::set<std::string> out;
+    for (size_t at = 8 << 20; at + 512 <= all.size(); at += 512) {
+      std::string sector = all.substr(at, 512);
+      std::string line = sector.substr(0, sector.find('\n'));
+      if (line.empty() || line[0] == '\0') break;
+      out.insert(line);
+    }
+    return out;
+  }
+  void verify_acked_lines_on_image(const std::string& path, const std::string& what) {
+    std::set<std::string> on_disk = lines_on_disk(path);
+    size_t missing = 0;
+    for (const Ack& a : acks_in(dir_ / "acks")) missing += !on_disk.count("k" + std::to_string(a.key));
+    EXPECT_EQ(missing, 0u) << what << ": acknowledged lines missing from " << path << " ("
+                           << on_disk.size() << " lines on it)";
+  }
+  std::string backup_image() const { return dir_ / "state-beta/vm/disk-d0.raw"; }
+};
+
+TEST_F(VmDiskHaPair, FailoverWithDiskWritesInFlightLosesNoAcknowledgedWrite) {
+  start_pair(seconds(90));
+  start_writer();
+  ASSERT_TRUE(wait_for([&] { return acked(); }, 10, "lines acknowledged"));
+  // The status reports the disk's share of the epochs.
+  nlohmann::json st = status();
+  ASSERT_EQ(st.size(), 2u);
+  EXPECT_TRUE(st[0].contains("disk_bytes_avg")) << st.dump();
+  size_t acks_before = acked();
+  kill_host_a();  // kill -9 of relived and of QEMU, lines being written
+  ASSERT_TRUE(eventually([&] { return role(1) == "primary"; }, seconds(60))) << logs();
+  ASSERT_TRUE(
+      wait_for([&] { return acked(); }, acks_before + 10, "lines acknowledged after the failover"));
+  verify_no_acked_line_lost("VM with a disk, failover under load");  // read from the disk
+  // And on the image the restored VM runs on, read by the host.
+  verify_acked_lines_on_image(backup_image(), "backup's image after the failover");
+  EXPECT_EQ(running_vms(), 1);
+}
+
+// The Remus rule with a disk write: the "ok" for a line written to the disk never leaves while
+// the backup does not have the write, and the VM that takes over has neither line nor write.
+TEST_F(VmDiskHaPair, AWriteTheBackupNeverGotIsNeverAcknowledged) {
+  start_pair(seconds(90));
+  start_writer();
+  ASSERT_TRUE(wait_for([&] { return acked(); }, 3, "lines acknowledged"));
+  writer_.reset();
+  pid_t qemu = workload_pid(0);
+  ASSERT_GT(qemu, 0);
+  ::kill(relived_[1]->pid(), SIGSTOP);
+  RunResult w = run(hosts_.in('c', {"/usr/bin/timeout", "2", "/bin/bash", "-c",
+                                    "exec 3<>/dev/tcp/" + service() +
+                                        "/9 && echo unseen >&3 && read -r l <&3 && echo $l"}),
+                    10);
+  EXPECT_EQ(w.out.find("ok"), std::string::npos) << "the client saw uncommitted output: " << w.out;
+  // The primary wrote the line on its own disk at once (the guest was told it is durable).
+  EXPECT_TRUE(eventually([&] { return lines_on_disk(image()).count("unseen") == 1; },
+                         seconds(30)))
+      << "the line never reached the primary's disk";
+  kill_host_a(qemu);
+  ::kill(relived_[1]->pid(), SIGCONT);
+  ASSERT_TRUE(eventually([&] { return role(1) == "primary"; }, seconds(60))) << logs();
+  std::string stored = dump_store();
+  verify_no_acked_line_lost("VM with a disk, failover with an uncommitted epoch");
+  EXPECT_EQ(stored.find("unseen"), std::string::npos)
+      << "the line the client never saw acknowledged survived" << logs();
+  EXPECT_EQ(lines_on_disk(backup_image()).count("unseen"), 0u)
+      << "the backup applied the write of an epoch that never committed";
+  verify_acked_lines_on_image(backup_image(), "backup's image after the failover");
 }
 
 }  // namespace
