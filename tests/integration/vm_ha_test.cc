@@ -266,25 +266,51 @@ TEST_F(VmDiskHaPair, FailoverWithDiskWritesInFlightLosesNoAcknowledgedWrite) {
   EXPECT_EQ(running_vms(), 1);
 }
 
-// The Remus rule with a disk write: the "ok" for a line written to the disk never leaves while
-// the backup does not have the write, and the VM that takes over has neither line nor write.
-TEST_F(VmDiskHaPair, AWriteTheBackupNeverGotIsNeverAcknowledged) {
+// The Remus rule with a disk write: a line the guest writes on its disk while the backup is
+// stopped is on the primary's disk at once, but its "ok" never leaves, and the VM that takes over
+// has neither the line nor the write. The client connects before the backup stops (the
+// handshake's own reply is output too), then sends its line.
+class VmDiskHaPairSlowGiveUp : public VmDiskHaPair {
+ protected:
+  // The primary gives up on a silent backup (and serves unprotected) after max(2 s, 2 x
+  // failure_timeout_ms): 10 s here, well past the client's 4 s wait for its "ok".
+  std::string config() const override {
+    std::string c = VmDiskHaPair::config();
+    size_t at = c.find("failure_timeout_ms = 300");
+    EXPECT_NE(at, std::string::npos);
+    return c.replace(at, 24, "failure_timeout_ms = 5000");
+  }
+};
+
+TEST_F(VmDiskHaPairSlowGiveUp, AWriteTheBackupNeverGotIsNeverAcknowledged) {
   start_pair(seconds(90));
   start_writer();
   ASSERT_TRUE(wait_for([&] { return acked(); }, 3, "lines acknowledged"));
   writer_.reset();
   pid_t qemu = workload_pid(0);
   ASSERT_GT(qemu, 0);
+  std::string go = dir_ / "go";
+  Background client(
+      hosts_.in('c', {"/bin/bash", "-c",
+                      "exec 3<>/dev/tcp/" + service() + "/9 || exit 1; echo connected; "
+                      "while [ ! -e " + go + " ]; do sleep 0.05; done; echo unseen >&3; "
+                      "read -r -t 4 l <&3; echo \"reply:$l\""}),
+      dir_ / "client.out", dir_ / "client.err");
+  ASSERT_TRUE(eventually([&] { return read_all(dir_ / "client.out").find("connected") !=
+                                      std::string::npos; },
+                         seconds(60)))
+      << read_all(dir_ / "client.err") << logs();
   ::kill(relived_[1]->pid(), SIGSTOP);
-  RunResult w = run(hosts_.in('c', {"/usr/bin/timeout", "2", "/bin/bash", "-c",
-                                    "exec 3<>/dev/tcp/" + service() +
-                                        "/9 && echo unseen >&3 && read -r l <&3 && echo $l"}),
-                    10);
-  EXPECT_EQ(w.out.find("ok"), std::string::npos) << "the client saw uncommitted output: " << w.out;
-  // The primary wrote the line on its own disk at once (the guest was told it is durable).
+  write_all_to(go, "");
+  // The guest wrote the line on the primary's disk (and was told it is durable)...
   EXPECT_TRUE(eventually([&] { return lines_on_disk(image()).count("unseen") == 1; },
                          seconds(30)))
       << "the line never reached the primary's disk";
+  // ...but the client never hears of it.
+  ASSERT_TRUE(eventually([&] { return !client.running(); }, seconds(30)));
+  std::string reply = read_all(dir_ / "client.out");
+  EXPECT_NE(reply.find("reply:"), std::string::npos) << reply;
+  EXPECT_EQ(reply.find("ok"), std::string::npos) << "the client saw uncommitted output: " << reply;
   kill_host_a(qemu);
   ::kill(relived_[1]->pid(), SIGCONT);
   ASSERT_TRUE(eventually([&] { return role(1) == "primary"; }, seconds(60))) << logs();
