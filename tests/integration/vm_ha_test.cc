@@ -255,6 +255,11 @@ TEST_F(VmDiskHaPair, FailoverWithDiskWritesInFlightLosesNoAcknowledgedWrite) {
   nlohmann::json st = status();
   ASSERT_EQ(st.size(), 2u);
   EXPECT_TRUE(st[0].contains("disk_bytes_avg")) << st.dump();
+  std::printf("[measure] VM with a disk: %.1f epochs/s, frozen %.1f ms avg / %.1f ms max, %.0f "
+              "bytes and %.0f disk bytes per epoch\n",
+              st[0].value("epochs_per_s", 0.0), st[0].value("frozen_ms_avg", 0.0),
+              st[0].value("frozen_ms_max", 0.0), st[0].value("epoch_bytes_avg", 0.0),
+              st[0].value("disk_bytes_avg", 0.0));
   size_t acks_before = acked();
   kill_host_a();  // kill -9 of relived and of QEMU, lines being written
   ASSERT_TRUE(eventually([&] { return role(1) == "primary"; }, seconds(60))) << logs();
@@ -263,6 +268,32 @@ TEST_F(VmDiskHaPair, FailoverWithDiskWritesInFlightLosesNoAcknowledgedWrite) {
   verify_no_acked_line_lost("VM with a disk, failover under load");  // read from the disk
   // And on the image the restored VM runs on, read by the host.
   verify_acked_lines_on_image(backup_image(), "backup's image after the failover");
+  EXPECT_EQ(running_vms(), 1);
+}
+
+// Re-protection copies the whole disk to the returning peer (a full epoch), and a planned
+// switchover back runs the VM on that copy: nothing acknowledged is lost on the way.
+TEST_F(VmDiskHaPair, ReprotectionCopiesTheDiskAndASwitchoverRunsOnTheCopy) {
+  start_pair(seconds(90));
+  start_writer();
+  ASSERT_TRUE(wait_for([&] { return acked(); }, 5, "lines acknowledged"));
+  kill_host_a();
+  ASSERT_TRUE(eventually([&] { return role(1) == "primary"; }, seconds(60))) << logs();
+  ASSERT_TRUE(
+      wait_for([&] { return acked(); }, acked() + 5, "lines acknowledged after the failover"));
+  start_peer(0);
+  ASSERT_TRUE(eventually([&] { return protected_by_backup(1); }, seconds(60))) << logs();
+  RunResult sw = run(hosts_.in('c', {relive_bin(), "ha", "switchover", "--config",
+                                     dir_ / "pair.toml", "--name", "alpha"}),
+                     120);
+  ASSERT_EQ(sw.exit_code, 0) << sw.err << logs();
+  ASSERT_TRUE(eventually([&] { return role(0) == "primary"; }, seconds(60))) << logs();
+  ASSERT_TRUE(eventually([&] { return protected_by_backup(0); }, seconds(60))) << logs();
+  ASSERT_TRUE(
+      wait_for([&] { return acked(); }, acked() + 5, "lines acknowledged after the switchover"));
+  verify_no_acked_line_lost("VM with a disk: failover, re-protection, switchover");
+  verify_acked_lines_on_image(dir_ / "state-alpha/vm/disk-d0.raw",
+                              "alpha's image after the switchover");
   EXPECT_EQ(running_vms(), 1);
 }
 
