@@ -15,7 +15,7 @@
 namespace relive::ha {
 namespace {
 
-constexpr uint64_t kBlock = 4096;       // bitmap granularity, and the unit runs are shipped in
+constexpr uint64_t kBlock = 4096;        // bitmap granularity, and the unit runs are shipped in
 constexpr uint64_t kChunk = 4ull << 20;  // one NBD read, one shipped run at most
 constexpr auto kExportGone = std::chrono::seconds(10);
 
@@ -52,8 +52,8 @@ class Export {
  public:
   static Result<Export> add(qemu::QmpClient* qmp, const std::string& node, const std::string& id,
                             const std::string& bitmap) {
-    nlohmann::json args = {{"type", "nbd"},       {"id", id},        {"node-name", node},
-                           {"name", id},          {"writable", false}};
+    nlohmann::json args = {
+        {"type", "nbd"}, {"id", id}, {"node-name", node}, {"name", id}, {"writable", false}};
     if (!bitmap.empty()) args["bitmaps"] = nlohmann::json::array({bitmap});
     RELIVE_RETURN_IF_ERROR(qmp->execute("block-export-add", args).status());
     return Export(qmp, id);
@@ -167,9 +167,9 @@ Result<DiskTracker> DiskTracker::create(qemu::QmpClient* qmp,
     }
     if (disk.node.empty()) return Status::NotFound("QEMU has no drive " + d.id + " with an image");
     if (disk.size == 0 || disk.size % kBlock != 0) {
-      return Status::InvalidArgument(fmt::format(
-          "disk {} is {} bytes: a replicated disk's size must be a multiple of 4 KiB", d.id,
-          disk.size));
+      return Status::InvalidArgument(
+          fmt::format("disk {} is {} bytes: a replicated disk's size must be a multiple of 4 KiB",
+                      d.id, disk.size));
     }
     t.disks_.push_back(std::move(disk));
   }
@@ -241,8 +241,8 @@ Result<std::vector<DiskRun>> DiskTracker::capture(qemu::QmpClient* qmp, bool ful
   return out;
 }
 
-Status DiskTracker::read_dirty(qemu::QmpClient* qmp, size_t i, const std::string& bitmap,
-                               bool full, std::vector<DiskRun>* out) {
+Status DiskTracker::read_dirty(qemu::QmpClient* qmp, size_t i, const std::string& bitmap, bool full,
+                               std::vector<DiskRun>* out) {
   const Disk& d = disks_[i];
   std::string file = copy_file(i, full);
   ScopedFd fd(::open(file.c_str(), O_WRONLY | O_CREAT | (full ? 0 : O_TRUNC) | O_CLOEXEC, 0600));

@@ -178,8 +178,7 @@ Result<std::unique_ptr<ProtectedWorkload>> launch(
 }  // namespace
 
 Result<std::vector<std::string>> vm_launch_args(const WorkloadConfig& w,
-                                                const std::string& ram_file,
-                                                const std::string& tap,
+                                                const std::string& ram_file, const std::string& tap,
                                                 const std::string& qmp_socket, bool incoming,
                                                 const std::vector<std::string>& disk_files) {
   std::vector<std::string> a = w.command;
@@ -224,14 +223,12 @@ Result<std::unique_ptr<ProtectedWorkload>> restore_vm_workload(const WorkloadCon
   std::string qmp = place.state_dir + "/vm/qmp.sock";
   RELIVE_ASSIGN_OR_RETURN(std::vector<std::string> args,
                           vm_launch_args(w, ram, place.tap, qmp, true, disks));
-  return launch(
-      w, place, ram, args,
-      [&](qemu::QmpClient* q) -> Status {
-        RELIVE_RETURN_IF_ERROR(
-            q->execute("migrate-incoming", {{"uri", "file:" + images + "/vmstate"}}).status());
-        RELIVE_RETURN_IF_ERROR(wait_migration(q, "loading the VM's device state"));
-        return resume(q);
-      });
+  return launch(w, place, ram, args, [&](qemu::QmpClient* q) -> Status {
+    RELIVE_RETURN_IF_ERROR(
+        q->execute("migrate-incoming", {{"uri", "file:" + images + "/vmstate"}}).status());
+    RELIVE_RETURN_IF_ERROR(wait_migration(q, "loading the VM's device state"));
+    return resume(q);
+  });
 }
 
 }  // namespace relive::ha

@@ -49,8 +49,7 @@ Result<std::unique_ptr<ProtectedWorkload>> restore_vm_workload(const WorkloadCon
 // netdev, relived's QMP monitor, and, when `incoming`, paused waiting for a migration stream.
 // `disk_files`, when given, replace the images of w.disks (one each, in order) by raw images.
 Result<std::vector<std::string>> vm_launch_args(const WorkloadConfig& w,
-                                                const std::string& ram_file,
-                                                const std::string& tap,
+                                                const std::string& ram_file, const std::string& tap,
                                                 const std::string& qmp_socket, bool incoming,
                                                 const std::vector<std::string>& disk_files);
 

@@ -26,8 +26,18 @@ class DiskTrackerTest : public ::testing::Test {
     testing::write_all_to(image_, "");
     ASSERT_EQ(::truncate(image_.c_str(), static_cast<off_t>(size)), 0);
     qemu::QemuLaunch l;
-    l.argv = {"qemu-system-x86_64", "-accel", "tcg", "-S", "-nodefaults", "-display", "none",
-              "-m", "32", "-drive", "file=" + image_ + ",format=raw,if=virtio,id=d0", "-qmp",
+    l.argv = {"qemu-system-x86_64",
+              "-accel",
+              "tcg",
+              "-S",
+              "-nodefaults",
+              "-display",
+              "none",
+              "-m",
+              "32",
+              "-drive",
+              "file=" + image_ + ",format=raw,if=virtio,id=d0",
+              "-qmp",
               "unix:" + dir_ / "qmp.sock" + ",server=on,wait=off"};
     l.log_file = dir_ / "qemu.log";
     Result<qemu::QemuProcess> q = qemu::QemuProcess::start(l);
@@ -42,8 +52,7 @@ class DiskTrackerTest : public ::testing::Test {
   // The guest's view of the disk gets `byte` over [offset, offset + 4096).
   void write(uint64_t offset, char byte) {
     std::string cmd = fmt::format("qemu-io d0 \"write -P {} {} 4k\"", int(byte), offset);
-    Result<nlohmann::json> r =
-        qmp_->execute("human-monitor-command", {{"command-line", cmd}});
+    Result<nlohmann::json> r = qmp_->execute("human-monitor-command", {{"command-line", cmd}});
     ASSERT_TRUE(r.ok()) << r.status().to_string();  // (qemu-io reports on QEMU's stdout)
   }
   std::vector<VmDiskConfig> disks() const { return {{"d0", image_, "raw"}}; }
@@ -116,8 +125,7 @@ TEST_F(DiskTrackerTest, RefusesADiskNotMadeOfWholeBlocks) {
 TEST_F(DiskTrackerTest, ADriveQemuDoesNotHaveIsNotFound) {
   boot(1 << 20);
   std::vector<VmDiskConfig> d = {{"d9", image_, "raw"}};
-  EXPECT_EQ(DiskTracker::create(&*qmp_, d, dir_ / "work").status().code(),
-            Status::Code::kNotFound);
+  EXPECT_EQ(DiskTracker::create(&*qmp_, d, dir_ / "work").status().code(), Status::Code::kNotFound);
 }
 
 }  // namespace

@@ -240,7 +240,8 @@ class VmDiskHaPair : public VmHaPair {
   void verify_acked_lines_on_image(const std::string& path, const std::string& what) {
     std::set<std::string> on_disk = lines_on_disk(path);
     size_t missing = 0;
-    for (const Ack& a : acks_in(dir_ / "acks")) missing += !on_disk.count("k" + std::to_string(a.key));
+    for (const Ack& a : acks_in(dir_ / "acks"))
+      missing += !on_disk.count("k" + std::to_string(a.key));
     EXPECT_EQ(missing, 0u) << what << ": acknowledged lines missing from " << path << " ("
                            << on_disk.size() << " lines on it)";
   }
@@ -255,11 +256,12 @@ TEST_F(VmDiskHaPair, FailoverWithDiskWritesInFlightLosesNoAcknowledgedWrite) {
   nlohmann::json st = status();
   ASSERT_EQ(st.size(), 2u);
   EXPECT_TRUE(st[0].contains("disk_bytes_avg")) << st.dump();
-  std::printf("[measure] VM with a disk: %.1f epochs/s, frozen %.1f ms avg / %.1f ms max, %.0f "
-              "bytes and %.0f disk bytes per epoch\n",
-              st[0].value("epochs_per_s", 0.0), st[0].value("frozen_ms_avg", 0.0),
-              st[0].value("frozen_ms_max", 0.0), st[0].value("epoch_bytes_avg", 0.0),
-              st[0].value("disk_bytes_avg", 0.0));
+  std::printf(
+      "[measure] VM with a disk: %.1f epochs/s, frozen %.1f ms avg / %.1f ms max, %.0f "
+      "bytes and %.0f disk bytes per epoch\n",
+      st[0].value("epochs_per_s", 0.0), st[0].value("frozen_ms_avg", 0.0),
+      st[0].value("frozen_ms_max", 0.0), st[0].value("epoch_bytes_avg", 0.0),
+      st[0].value("disk_bytes_avg", 0.0));
   size_t acks_before = acked();
   kill_host_a();  // kill -9 of relived and of QEMU, lines being written
   ASSERT_TRUE(eventually([&] { return role(1) == "primary"; }, seconds(60))) << logs();
@@ -321,21 +323,22 @@ TEST_F(VmDiskHaPairSlowGiveUp, AWriteTheBackupNeverGotIsNeverAcknowledged) {
   pid_t qemu = workload_pid(0);
   ASSERT_GT(qemu, 0);
   std::string go = dir_ / "go";
-  Background client(
-      hosts_.in('c', {"/bin/bash", "-c",
-                      "exec 3<>/dev/tcp/" + service() + "/9 || exit 1; echo connected; "
-                      "while [ ! -e " + go + " ]; do sleep 0.05; done; echo unseen >&3; "
-                      "read -r -t 4 l <&3; echo \"reply:$l\""}),
-      dir_ / "client.out", dir_ / "client.err");
-  ASSERT_TRUE(eventually([&] { return read_all(dir_ / "client.out").find("connected") !=
-                                      std::string::npos; },
-                         seconds(60)))
+  Background client(hosts_.in('c', {"/bin/bash", "-c",
+                                    "exec 3<>/dev/tcp/" + service() +
+                                        "/9 || exit 1; echo connected; "
+                                        "while [ ! -e " +
+                                        go +
+                                        " ]; do sleep 0.05; done; echo unseen >&3; "
+                                        "read -r -t 4 l <&3; echo \"reply:$l\""}),
+                    dir_ / "client.out", dir_ / "client.err");
+  ASSERT_TRUE(eventually(
+      [&] { return read_all(dir_ / "client.out").find("connected") != std::string::npos; },
+      seconds(60)))
       << read_all(dir_ / "client.err") << logs();
   ::kill(relived_[1]->pid(), SIGSTOP);
   write_all_to(go, "");
   // The guest wrote the line on the primary's disk (and was told it is durable)...
-  EXPECT_TRUE(eventually([&] { return lines_on_disk(image()).count("unseen") == 1; },
-                         seconds(30)))
+  EXPECT_TRUE(eventually([&] { return lines_on_disk(image()).count("unseen") == 1; }, seconds(30)))
       << "the line never reached the primary's disk";
   // ...but the client never hears of it.
   ASSERT_TRUE(eventually([&] { return !client.running(); }, seconds(30)));

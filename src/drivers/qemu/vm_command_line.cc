@@ -202,8 +202,7 @@ std::string suboption(const std::string& opts, const std::string& key) {
 }
 
 Result<std::vector<std::string>> with_drive_suboption(const std::vector<std::string>& args,
-                                                      const std::string& id,
-                                                      const std::string& key,
+                                                      const std::string& id, const std::string& key,
                                                       const std::string& value) {
   if (value.find(',') != std::string::npos)
     return Status::InvalidArgument(key + "=" + value + " has a comma");

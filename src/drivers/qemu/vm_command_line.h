@@ -58,8 +58,7 @@ std::string suboption(const std::string& opts, const std::string& key);
 // is there, appended where not). NotFound when no -drive has that id; InvalidArgument for a
 // value with a comma.
 Result<std::vector<std::string>> with_drive_suboption(const std::vector<std::string>& args,
-                                                      const std::string& id,
-                                                      const std::string& key,
+                                                      const std::string& id, const std::string& key,
                                                       const std::string& value);
 
 // The guest's RAM size in bytes from `-m SIZE` / `-m size=SIZE[,...]` (SIZE in MiB unless it

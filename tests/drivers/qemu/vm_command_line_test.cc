@@ -66,8 +66,13 @@ TEST(VmCommandLine, AFlagNeverSwallowsTheNextOption) {
 }
 
 TEST(VmCommandLine, ReplacesTheImageOfOneDrive) {
-  Args in = {"qemu-system-x86_64", "-drive", "file=/a.raw,format=raw,if=virtio,id=d0",
-             "-drive", "if=virtio,id=d1,format=qcow2,file=/b.qcow2", "-m", "256"};
+  Args in = {"qemu-system-x86_64",
+             "-drive",
+             "file=/a.raw,format=raw,if=virtio,id=d0",
+             "-drive",
+             "if=virtio,id=d1,format=qcow2,file=/b.qcow2",
+             "-m",
+             "256"};
   Result<Args> out = with_drive_file(in, "d1", "/vms/x/d1.qcow2");
   ASSERT_TRUE(out.ok()) << out.status().to_string();
   Args want = in;
@@ -78,8 +83,9 @@ TEST(VmCommandLine, ReplacesTheImageOfOneDrive) {
 }
 
 TEST(VmCommandLine, ReadsAndSetsDriveSuboptions) {
-  Args in = {"qemu-system-x86_64", "-drive", "file=/a.qcow2,format=qcow2,id=d0", "-m", "64",
-             "-drive", "id=d1,file=/b.raw"};
+  Args in = {
+      "qemu-system-x86_64", "-drive", "file=/a.qcow2,format=qcow2,id=d0", "-m", "64", "-drive",
+      "id=d1,file=/b.raw"};
   EXPECT_EQ(option_arguments(in, "drive"),
             (Args{"file=/a.qcow2,format=qcow2,id=d0", "id=d1,file=/b.raw"}));
   EXPECT_EQ(suboption("file=/a.qcow2,format=qcow2,id=d0", "format"), "qcow2");
