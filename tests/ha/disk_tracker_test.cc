@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "common/file_util.h"
+#include "drivers/qemu/qemu_img.h"
 #include "drivers/qemu/qemu_process.h"
 #include "test_util.h"
 
@@ -21,10 +22,15 @@ class DiskTrackerTest : public ::testing::Test {
     if (::access("/usr/bin/qemu-system-x86_64", X_OK) != 0) GTEST_SKIP() << "no QEMU";
   }
   // QEMU with the raw image `size` bytes big as drive d0.
-  void boot(uint64_t size) {
-    image_ = dir_ / "d.raw";
-    testing::write_all_to(image_, "");
-    ASSERT_EQ(::truncate(image_.c_str(), static_cast<off_t>(size)), 0);
+  void boot(uint64_t size, const std::string& format = "raw") {
+    format_ = format;
+    image_ = dir_ / ("d." + format);
+    if (format == "raw") {
+      testing::write_all_to(image_, "");
+      ASSERT_EQ(::truncate(image_.c_str(), static_cast<off_t>(size)), 0);
+    } else {
+      ASSERT_TRUE(qemu::create_image(image_, {format, size, "", ""}).ok());
+    }
     qemu::QemuLaunch l;
     l.argv = {"qemu-system-x86_64",
               "-accel",
@@ -36,7 +42,7 @@ class DiskTrackerTest : public ::testing::Test {
               "-m",
               "32",
               "-drive",
-              "file=" + image_ + ",format=raw,if=virtio,id=d0",
+              "file=" + image_ + ",format=" + format + ",if=virtio,id=d0",
               "-qmp",
               "unix:" + dir_ / "qmp.sock" + ",server=on,wait=off"};
     l.log_file = dir_ / "qemu.log";
@@ -55,7 +61,7 @@ class DiskTrackerTest : public ::testing::Test {
     Result<nlohmann::json> r = qmp_->execute("human-monitor-command", {{"command-line", cmd}});
     ASSERT_TRUE(r.ok()) << r.status().to_string();  // (qemu-io reports on QEMU's stdout)
   }
-  std::vector<VmDiskConfig> disks() const { return {{"d0", image_, "raw"}}; }
+  std::vector<VmDiskConfig> disks() const { return {{"d0", image_, format_}}; }
   static std::string read_at(const std::string& file, uint64_t offset, uint64_t n) {
     std::string all = testing::read_all(file);
     return offset + n <= all.size() ? all.substr(offset, n) : "";
@@ -63,6 +69,7 @@ class DiskTrackerTest : public ::testing::Test {
 
   testing::TempDir dir_;
   std::string image_;
+  std::string format_;
   std::optional<qemu::QemuProcess> qemu_;
   std::optional<qemu::QmpClient> qmp_;
 };
@@ -106,6 +113,25 @@ TEST_F(DiskTrackerTest, FullThenDeltaEpochsCarryTheDiskAsOfEachCut) {
   Result<std::vector<DiskRun>> none = t->capture(&*qmp_, false);
   ASSERT_TRUE(none.ok()) << none.status().to_string();
   EXPECT_TRUE(none->empty());
+}
+
+// A qcow2 disk travels as what the guest sees (the backup's copy is raw), not as qcow2 clusters.
+TEST_F(DiskTrackerTest, AQcow2DiskIsCopiedAsTheGuestSeesIt) {
+  boot(1 << 20, "qcow2");
+  Result<DiskTracker> t = DiskTracker::create(&*qmp_, disks(), dir_ / "work");
+  ASSERT_TRUE(t.ok()) << t.status().to_string();
+  write(12288, 'q');
+  ASSERT_TRUE(t->copy_all(&*qmp_).ok());
+  Result<std::vector<DiskRun>> full = t->capture(&*qmp_, true);
+  ASSERT_TRUE(full.ok()) << full.status().to_string();
+  EXPECT_EQ(testing::read_all(full->front().file).size(), 1u << 20);
+  EXPECT_EQ(read_at(full->front().file, 12288, 4096), std::string(4096, 'q'));
+  write(20480, 'r');
+  Result<std::vector<DiskRun>> delta = t->capture(&*qmp_, false);
+  ASSERT_TRUE(delta.ok()) << delta.status().to_string();
+  ASSERT_EQ(delta->size(), 1u);
+  EXPECT_EQ((*delta)[0].offset, 20480u);
+  EXPECT_EQ(read_at((*delta)[0].file, (*delta)[0].file_offset, 4096), std::string(4096, 'r'));
 }
 
 TEST_F(DiskTrackerTest, ADeltaBeforeAnyFullEpochIsRefused) {
