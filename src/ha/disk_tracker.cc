@@ -241,6 +241,10 @@ Result<std::vector<DiskRun>> DiskTracker::capture(qemu::QmpClient* qmp, bool ful
   return out;
 }
 
+void DiskTracker::drop_copies() {
+  for (size_t i = 0; i < disks_.size(); ++i) ::unlink(copy_file(i, true).c_str());
+}
+
 Status DiskTracker::read_dirty(qemu::QmpClient* qmp, size_t i, const std::string& bitmap, bool full,
                                std::vector<DiskRun>* out) {
   const Disk& d = disks_[i];

@@ -58,6 +58,9 @@ class DiskTracker {
   // bitmaps are in an unknown state: the next capture must be full.
   Result<std::vector<DiskRun>> capture(qemu::QmpClient* qmp, bool full);
 
+  // The backup committed the epoch: a full epoch's copies (whole disks) are no longer needed.
+  void drop_copies();
+
   size_t count() const { return disks_.size(); }
   bool empty() const { return disks_.empty(); }
 

@@ -133,7 +133,10 @@ class VmWorkload : public ProtectedWorkload {
     }
     return e;
   }
-  void committed() override { unsynced_ = false; }
+  void committed() override {
+    unsynced_ = false;
+    disks_.drop_copies();
+  }
   void reset() override { unsynced_ = true; }
 
  private:

@@ -94,6 +94,8 @@ TEST_F(DiskTrackerTest, FullThenDeltaEpochsCarryTheDiskAsOfEachCut) {
   EXPECT_EQ(read_at(copy, 8192, 4096), std::string(4096, 'a'));
   EXPECT_EQ(read_at(copy, 65536, 4096), std::string(4096, 'b'));
   EXPECT_EQ(read_at(copy, 0, 4096), std::string(4096, '\0'));
+  t->drop_copies();
+  EXPECT_NE(::access(copy.c_str(), F_OK), 0) << "the whole-disk copy outlived its commit";
 
   write(131072, 'c');
   write(135168, 'd');  // adjacent: one run
