@@ -13,6 +13,10 @@ alone) and epochs at 10, 20, 30 and 40 Hz. The VM is the test guest (scripts/bui
                epoch
   failover     kill -9 of relived and QEMU on alpha under a line-store writer (20 Hz): the longest
                gap between two acknowledged lines, and every acknowledged line checked afterwards
+The "+ disk" rows run the same VM with a 16 MiB raw disk (-drive ...,if=virtio) on which the line
+store keeps its lines (written and fsynced before each "ok", relive.diskstore=1) while the guest
+rewrites the disk's first 16 blocks in a loop (relive.disk=16); their failovers check every
+acknowledged line on the disk of the VM that took over (RELIVE_BENCH_VM_HA_DISK=0 leaves them out).
 Prints Markdown.  Usage: python3 bench/vm_ha.py   (root; build/ and build/guest as the tests have)
 """
 import json, os, re, signal, statistics, subprocess, sys, tempfile, time
@@ -23,6 +27,7 @@ import ha  # noqa: E402  (hosts, etcd, the Pair driver)
 GUEST = os.environ.get("RELIVE_GUEST_DIR", os.path.join(ha.BUILD, "guest"))
 SECONDS = float(os.environ.get("RELIVE_BENCH_VM_HA_SECONDS", "8"))
 FAILOVERS = int(os.environ.get("RELIVE_BENCH_HA_FAILOVERS", "3"))
+DISK = os.environ.get("RELIVE_BENCH_VM_HA_DISK", "1") == "1"
 
 # Runs inside host c: MODE echo|store for SECONDS; prints {"n": ..., "s": ...}.
 CLIENT = r"""
@@ -63,12 +68,21 @@ while True:
 """
 
 
-def vm_command(spin):
+def vm_command(spin, work=None, disk=False):
+    """The test guest; with `disk`, on a new 16 MiB raw image in `work`."""
     append = f"console=ttyS0 quiet relive.ip={ha.SERVICE}/24" + (" relive.spin=1" if spin else "")
+    extra = []
+    if disk:
+        os.makedirs(work, exist_ok=True)
+        image = os.path.join(work, "disk.raw")
+        with open(image, "wb") as f:
+            f.truncate(16 << 20)
+        append += " relive.diskstore=1 relive.disk=16"
+        extra = ["-drive", f"file={image},format=raw,if=virtio,id=d0"]
     return ["/usr/bin/qemu-system-x86_64", "-accel", "tcg", "-m", "128", "-display", "none",
             "-vga", "none", "-serial", "file:serial.log", "-kernel", f"{GUEST}/vmlinux",
             "-initrd", f"{GUEST}/initramfs.cpio.gz", "-append", append,
-            "-device", "e1000,netdev=relive-net,mac=52:54:00:12:34:56"]
+            "-device", "e1000,netdev=relive-net,mac=52:54:00:12:34:56"] + extra
 
 
 def client(mode):
@@ -99,8 +113,8 @@ def spin_rate(serial):
     return (n1 - n0) / (t1 - t0)
 
 
-def measure(work, label, epoch_ms, protected):
-    pair = ha.Pair(work, vm_command(spin=False), epoch_ms, protected, kind="vm")
+def measure(work, label, epoch_ms, protected, disk=False):
+    pair = ha.Pair(work, vm_command(False, work, disk), epoch_ms, protected, kind="vm")
     try:
         pair.start()
         guest_up()
@@ -109,7 +123,8 @@ def measure(work, label, epoch_ms, protected):
         s = pair.status()[0]
     finally:
         pair.stop()
-    spin_pair = ha.Pair(work + "-spin", vm_command(spin=True), epoch_ms, protected, kind="vm")
+    spin_pair = ha.Pair(work + "-spin", vm_command(True, work + "-spin", disk), epoch_ms, protected,
+                        kind="vm")
     try:
         spin_pair.start()
         rate = spin_rate(os.path.join(spin_pair.dir, "serial.log"))
@@ -118,11 +133,11 @@ def measure(work, label, epoch_ms, protected):
     print(f"{label}: echo {echo:.0f}/s store {store:.1f}/s compute {rate:.0f}/s", file=sys.stderr)
     return {"echo": echo, "store": store, "spin": rate, "epochs_per_s": s.get("epochs_per_s"),
             "frozen_avg": s.get("frozen_ms_avg"), "frozen_max": s.get("frozen_ms_max"),
-            "epoch_bytes": s.get("epoch_bytes_avg")}
+            "epoch_bytes": s.get("epoch_bytes_avg"), "disk_bytes": s.get("disk_bytes_avg")}
 
 
-def failover(work, epoch_ms):
-    pair = ha.Pair(work, vm_command(spin=False), epoch_ms, True, kind="vm")
+def failover(work, epoch_ms, disk=False):
+    pair = ha.Pair(work, vm_command(False, work, disk), epoch_ms, True, kind="vm")
     pair.start()
     guest_up()
     acks = os.path.join(work, "acks")
@@ -157,24 +172,30 @@ def main():
     work = tempfile.mkdtemp(prefix="relive-bench-vm-ha-")
     etcd = ha.start_etcd(work)
     try:
-        configs = [("unprotected", 100, False)] + [(f"{r} Hz", 1000 // r, True) for r in ha.RATES]
-        res = {label: measure(os.path.join(work, "m" + label[:3].strip()), label, ms, p)
-               for label, ms, p in configs}
+        configs = [("unprotected", 100, False, False)] + [
+            (f"{r} Hz", 1000 // r, True, False) for r in ha.RATES]
+        if DISK:
+            configs += [("unprotected + disk", 100, False, True), ("20 Hz + disk", 50, True, True)]
+        res = {label: measure(os.path.join(work, f"m{i}"), label, ms, p, d)
+               for i, (label, ms, p, d) in enumerate(configs)}
         fo = [failover(os.path.join(work, f"f{i}"), 50) for i in range(FAILOVERS)]
+        fo_disk = [failover(os.path.join(work, f"fd{i}"), 50, True)
+                   for i in range(FAILOVERS if DISK else 0)]
     finally:
         os.killpg(etcd.pid, signal.SIGKILL)
         ha.net_down()
         ha.sh("sh", "-c", f"rm -f /dev/shm/relive-ha-{ha.NS}w-*", check=False)
-    base = res["unprotected"]
     print("| configuration | epochs/s achieved | frozen per epoch avg / max ms | bytes per epoch "
-          "| echo round trips/s (vs unprot.) | store requests/s (vs unprot.) "
-          "| guest compute/s (vs unprot.) |")
-    print("|---|---|---|---|---|---|---|")
-    for label, _, protected in configs:
+          "| disk bytes per epoch | echo round trips/s (vs unprot.) "
+          "| store requests/s (vs unprot.) | guest compute/s (vs unprot.) |")
+    print("|---|---|---|---|---|---|---|---|")
+    for label, _, protected, disk in configs:
         r = res[label]
+        base = res["unprotected + disk" if disk else "unprotected"]
         print(f"| {label} | {ha.fmt(r['epochs_per_s']) if protected else '-'} "
               f"| {ha.fmt(r['frozen_avg'])} / {ha.fmt(r['frozen_max'])} "
               f"| {ha.fmt(r['epoch_bytes'], '.0f') if protected else '-'} "
+              f"| {ha.fmt(r['disk_bytes'], '.0f') if protected and disk else '-'} "
               f"| {r['echo']:.0f} ({r['echo'] / base['echo']:.3f}) "
               f"| {r['store']:.1f} ({r['store'] / base['store']:.3f}) "
               f"| {r['spin']:.0f} ({r['spin'] / base['spin']:.3f}) |")
@@ -182,10 +203,12 @@ def main():
     print(f"Failover (20 Hz, line-store writer, kill -9 of relived and QEMU on the primary), "
           f"{FAILOVERS} runs:")
     print()
-    print("| run | client-observed outage ms | acknowledged lines | lost |")
-    print("|---|---|---|---|")
+    print("| run | disk | client-observed outage ms | acknowledged lines | lost |")
+    print("|---|---|---|---|---|")
     for i, (gap, n, missing) in enumerate(fo, 1):
-        print(f"| {i} | {gap} | {n} | {missing} |")
+        print(f"| {i} | - | {gap} | {n} | {missing} |")
+    for i, (gap, n, missing) in enumerate(fo_disk, 1):
+        print(f"| {i} | raw 16 MiB, lines on it | {gap} | {n} | {missing} |")
     print()
     print(f"Median client-observed outage: {statistics.median([g for g, _, _ in fo]):.0f} ms "
           f"(lease TTL 1 s, failure timeout 300 ms).")

@@ -35,7 +35,7 @@ PACKAGES=(
   # libraries relive links
   capnproto libcapnp-dev liblz4-dev libboost-dev libssl-dev libgtest-dev libgmock-dev
   libbenchmark-dev libcli11-dev libtomlplusplus-dev libspdlog-dev libfmt-dev nlohmann-json3-dev
-  libseccomp-dev libnetfilter-queue-dev libnfnetlink-dev libxxhash-dev
+  libseccomp-dev libnetfilter-queue-dev libnfnetlink-dev libxxhash-dev libnbd-dev
   # CRIU 4.1 build dependencies
   libbsd-dev libcap-dev libgnutls28-dev libnet1-dev libnftables-dev libnl-3-dev
   libprotobuf-c-dev libprotobuf-dev protobuf-c-compiler protobuf-compiler uuid-dev libaio-dev

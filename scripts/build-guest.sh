@@ -24,7 +24,9 @@
 #   - with [relive.disk=BLOCKS], writes the first BLOCKS 4 KiB blocks of its first virtio disk
 #     (/dev/vda) in turn, over and over: block N gets "relive-disk N" (8 digits) padded with
 #     zeros, written and fsynced, and only then "relive-disk-wrote N" goes to ttyS0 (what the
-#     guest acknowledged).
+#     guest acknowledged);
+#   - with [relive.diskstore=1], the line store on port 9 keeps its lines on /dev/vda (see
+#     /bin/store below; the disk must be at least 8 MiB plus 512 bytes a line).
 # Boot: qemu-system-x86_64 -accel tcg -m 256 -nographic -kernel OUT_DIR/vmlinux
 #       -initrd OUT_DIR/initramfs.cpio.gz -append 'console=ttyS0 quiet'
 #
@@ -76,7 +78,33 @@ for m in $virtio_modules; do
 done
 cat >"$root/bin/store" <<'STORE'
 #!/bin/busybox sh
+# The line store. In RAM (/run/store), or with relive.diskstore=1 on the disk /dev/vda: line N
+# in 512-byte sector 16384 + N (from 8 MiB on), written and fsynced before the "ok"; the count
+# of lines is in RAM (/run/store-n), so a disk that lost a write shows a hole, never a line.
 read -r line
+if [ -e /run/diskstore ]; then
+  case "$line" in
+    DUMP)
+      n=$(cat /run/store-n 2>/dev/null || echo 0)
+      # The page cache of /dev/vda is RAM: drop it so that the lines come from the disk.
+      sync; echo 1 >/proc/sys/vm/drop_caches
+      [ "$n" -gt 0 ] && dd if=/dev/vda bs=512 skip=16384 count="$n" 2>/dev/null | tr -d '\000'
+      ;;
+    *)
+      until mkdir /run/store.lock 2>/dev/null; do usleep 1000; done
+      n=$(cat /run/store-n 2>/dev/null || echo 0)
+      if printf '%s\n' "$line" |
+        dd of=/dev/vda bs=512 seek=$((16384 + n)) conv=sync,notrunc,fsync 2>/dev/null; then
+        echo $((n + 1)) >/run/store-n
+        rmdir /run/store.lock
+        echo "ok $line"
+      else
+        rmdir /run/store.lock
+      fi
+      ;;
+  esac
+  exit 0
+fi
 case "$line" in
   DUMP) cat /run/store 2>/dev/null ;;
   *) echo "$line" >>/run/store && echo "ok $line" ;;
@@ -102,6 +130,16 @@ store=$(arg relive.store 9)
 dirty=$(arg relive.dirty 0)
 spin=$(arg relive.spin 0)
 disk=$(arg relive.disk 0)
+diskstore=$(arg relive.diskstore 0)
+# The disk before the services: the store must know where its lines go from the first one.
+if [ "$disk" -gt 0 ] || [ "$diskstore" = 1 ]; then
+  for m in virtio_ring virtio virtio_pci_modern_dev virtio_pci_legacy_dev virtio_pci virtio_blk; do
+    insmod "/lib/$m.ko" 2>/dev/null
+  done
+  n=0
+  while [ ! -b /dev/vda ] && [ "$n" -lt 100 ]; do usleep 100000; n=$((n + 1)); done
+  [ "$diskstore" = 1 ] && [ -b /dev/vda ] && : >/run/diskstore
+fi
 if insmod /lib/e1000.ko 2>/dev/null && ip link set eth0 up 2>/dev/null; then
   ip addr add "$ip" dev eth0
   ip link set lo up
@@ -113,12 +151,7 @@ if [ "$dirty" -gt 0 ]; then
   (while :; do dd if=/dev/zero of=/run/dirty bs=1M count="$dirty" conv=notrunc 2>/dev/null; done) &
 fi
 if [ "$disk" -gt 0 ]; then
-  for m in virtio_ring virtio virtio_pci_modern_dev virtio_pci_legacy_dev virtio_pci virtio_blk; do
-    insmod "/lib/$m.ko" 2>/dev/null
-  done
   (n=0
-   while [ ! -b /dev/vda ] && [ "$n" -lt 100 ]; do usleep 100000; n=$((n + 1)); done
-   n=0
    while :; do
      printf 'relive-disk %08d' "$n" |
        dd of=/dev/vda bs=4096 seek="$n" conv=sync,notrunc,fsync 2>/dev/null &&

@@ -41,6 +41,7 @@ struct CapturedEpoch {
   uint64_t changed_pages = 0;
   uint64_t total_pages = 0;
   std::vector<DirChange> dir;
+  uint64_t disk_bytes = 0;             // VMs: disk blocks among `runs` (vm_workload.h)
   std::chrono::nanoseconds frozen{0};  // CRIU's frozen time for this dump
   std::chrono::nanoseconds dump{0};    // the whole dump, CRIU start to exit
 };

@@ -70,25 +70,63 @@ Status parse_etcd(Section& root, EtcdConfig* e) {
   return s.finish();
 }
 
+// Every -drive of a VM's command line, each of which relived replicates (vm_disks.h): it must
+// name its image (an absolute path), its format (raw or qcow2) and an id, and must not write
+// somewhere else than its image (snapshot=on writes to a temporary file nobody replicates).
+Status parse_vm_disks(Section& s, WorkloadConfig* w) {
+  std::set<std::string> ids;
+  for (const std::string& d : qemu::option_arguments(w->command, "drive")) {
+    auto bad = [&](const std::string& why) {
+      return s.error("command", "-drive " + d + ": " + why);
+    };
+    VmDiskConfig disk;
+    disk.id = qemu::suboption(d, "id");
+    disk.file = qemu::suboption(d, "file");
+    disk.format = qemu::suboption(d, "format");
+    if (disk.id.empty()) return bad("needs an id= (relived names the disk by it)");
+    if (Status n = check_name("drive id", disk.id, 32); !n.ok()) return bad(n.message());
+    if (!ids.insert(disk.id).second) return bad("duplicate drive id '" + disk.id + "'");
+    if (disk.file.empty() || disk.file.front() != '/')
+      return bad("file= must be an absolute path to a raw or qcow2 image");
+    if (disk.format != "raw" && disk.format != "qcow2")
+      return bad("format= must be raw or qcow2 (QEMU's guess is not replicated)");
+    if (d.find(",,") != std::string::npos) return bad("escaped commas are not supported");
+    for (const char* key : {"snapshot", "backing", "media"}) {
+      if (!qemu::suboption(d, key).empty())
+        return bad(std::string(key) + "= is not supported on a replicated disk");
+    }
+    w->disks.push_back(std::move(disk));
+  }
+  return Status::Ok();
+}
+
 // A VM's command line: relived supplies the monitor, the network backend and the RAM backend,
-// so the command must not; disks are not replicated yet, so a VM with one is refused rather
-// than failed over without its writes.
+// so the command must not; disks come as -drive (parse_vm_disks), other block options are
+// refused rather than failed over without their writes.
 Status check_vm_command(Section& s, WorkloadConfig* w) {
   if (Result<std::vector<std::string>> m = qemu::migratable_args(w->command); !m.ok()) {
     return s.error("command", m.status().message());
   }
   std::set<std::string> names = qemu::option_names(w->command);
-  for (const char* o :
-       {"qmp", "qmp-pretty", "monitor", "mon", "incoming", "daemonize", "netdev", "net", "nic",
-        "drive", "hda", "hdb", "hdc", "hdd", "cdrom", "blockdev", "loadvm", "pidfile"}) {
+  for (const char* o : {"qmp", "qmp-pretty", "monitor", "mon", "incoming", "daemonize", "netdev",
+                        "net", "nic", "loadvm", "pidfile"}) {
     if (names.count(o)) {
       return s.error("command",
                      std::string("-") + o +
                          " is not allowed in a VM workload: relived provides the monitor, the "
-                         "network backend (netdev relive-net) and the RAM; disks are not "
-                         "replicated (see docs/ha.md)");
+                         "network backend (netdev relive-net) and the RAM (see docs/ha.md)");
     }
   }
+  for (const char* o : {"hda", "hdb", "hdc", "hdd", "cdrom", "blockdev", "snapshot", "mtdblock",
+                        "sd", "pflash", "fda", "fdb"}) {
+    if (names.count(o)) {
+      return s.error("command", std::string("-") + o +
+                                    " is not supported in a VM workload: give each disk as -drive "
+                                    "file=/ABSOLUTE/PATH,format=raw|qcow2,id=ID[,if=...] (relived "
+                                    "replicates those)");
+    }
+  }
+  RELIVE_RETURN_IF_ERROR(parse_vm_disks(s, w));
   bool nic = false;
   for (const std::string& a : w->command) {
     nic |= a.find("netdev=relive-net") != std::string::npos;

@@ -30,6 +30,15 @@ struct EtcdConfig {
 // (stopped for a moment, its RAM diffed from a shared memory file, its devices saved by QEMU).
 enum class WorkloadKind { kProcess, kVm };
 
+// A VM disk, from a `-drive file=PATH,format=raw|qcow2,id=ID[,...]` of workload.command. The
+// primary's QEMU writes PATH at once; the backup keeps a raw copy of what the guest sees, updated
+// only when an epoch commits, and a VM it restores runs on that copy (vm_disks.h).
+struct VmDiskConfig {
+  std::string id;      // the drive's id= ([A-Za-z0-9._-], unique)
+  std::string file;    // absolute path of the image a cold start runs on
+  std::string format;  // "raw" or "qcow2"
+};
+
 struct WorkloadConfig {
   WorkloadKind kind = WorkloadKind::kProcess;
   std::vector<std::string> command;  // argv; command[0] is an absolute path
@@ -42,6 +51,7 @@ struct WorkloadConfig {
   // RAM size, read from command's -m.
   std::string ram_dir = "/dev/shm";
   uint64_t ram_bytes = 0;
+  std::vector<VmDiskConfig> disks;  // VMs only, in command-line order
 };
 
 struct LimitsConfig {

@@ -22,6 +22,9 @@ HaMetrics::HaMetrics(metrics::Registry* r) : registry_(r) {
   bytes_ = r->counter("relive_ha_epoch_bytes_shipped_total",
                       "Bytes the primary shipped to the backup in acknowledged epochs (on the "
                       "wire, compressed).");
+  disk_bytes_ = r->counter("relive_ha_epoch_disk_bytes_total",
+                           "VM disk blocks the primary shipped in acknowledged epochs (bytes, "
+                           "before compression).");
   takeovers_ = r->counter("relive_ha_takeovers_total",
                           "Times this node took over as primary from the last committed epoch "
                           "(failover or planned switchover).");
@@ -108,10 +111,12 @@ void HaMetrics::watch(std::function<HaSnapshot()> snapshot) {
       });
 }
 
-void HaMetrics::epoch_committed(double frozen_ms, double epoch_ms, uint64_t bytes) {
+void HaMetrics::epoch_committed(double frozen_ms, double epoch_ms, uint64_t bytes,
+                                uint64_t disk_bytes) {
   if (registry_ == nullptr) return;
   epochs_->with({"primary"}).inc();
   bytes_->get().inc(static_cast<double>(bytes));
+  disk_bytes_->get().inc(static_cast<double>(disk_bytes));
   frozen_->get().observe(frozen_ms / 1000);
   epoch_time_->get().observe(epoch_ms / 1000);
 }

@@ -34,8 +34,9 @@ class HaMetrics {
   // goes. `snapshot` must stay callable that long and must not touch the registry.
   void watch(std::function<HaSnapshot()> snapshot);
 
-  // Primary: an epoch the backup acknowledged.
-  void epoch_committed(double frozen_ms, double epoch_ms, uint64_t bytes);
+  // Primary: an epoch the backup acknowledged; `disk_bytes` of a VM's disk blocks in it
+  // (before compression).
+  void epoch_committed(double frozen_ms, double epoch_ms, uint64_t bytes, uint64_t disk_bytes = 0);
   // Backup: an epoch applied.
   void epoch_applied();
   void took_over();
@@ -45,6 +46,7 @@ class HaMetrics {
   metrics::Registry* registry_;
   metrics::Family<metrics::Counter>* epochs_ = nullptr;
   metrics::Family<metrics::Counter>* bytes_ = nullptr;
+  metrics::Family<metrics::Counter>* disk_bytes_ = nullptr;
   metrics::Family<metrics::Counter>* takeovers_ = nullptr;
   metrics::Family<metrics::Counter>* fences_ = nullptr;
   metrics::Family<metrics::Histogram>* frozen_ = nullptr;

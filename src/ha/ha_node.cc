@@ -277,7 +277,7 @@ std::string HaNode::status_json() const {
   j["committed_epoch"] = committed_;
   j["epochs"] = epochs_total_;
   double rate = 0, frozen = 0, frozen_max = 0, epoch_ms = 0;
-  uint64_t bytes = 0;
+  uint64_t bytes = 0, disk_bytes = 0;
   size_t n = 0;
   std::vector<double> frozen_all;
   nlohmann::json slow = nlohmann::json::array();
@@ -290,6 +290,7 @@ std::string HaNode::status_json() const {
     frozen_max = std::max(frozen_max, e.frozen_ms);
     epoch_ms += e.epoch_ms;
     bytes += e.bytes;
+    disk_bytes += e.disk_bytes;
   }
   if (n > 0 && role_ == Role::kPrimary) {  // a backup knows the rate, not the dumps
     j["frozen_ms_avg"] = frozen / static_cast<double>(n);
@@ -300,6 +301,10 @@ std::string HaNode::status_json() const {
     j["slow_path_epochs"] = slow;
     j["epoch_ms_avg"] = epoch_ms / static_cast<double>(n);
     j["epoch_bytes_avg"] = bytes / n;
+    if (!o_.config.workload.disks.empty()) {
+      j["disk_bytes_avg"] = disk_bytes / n;  // per epoch, before compression
+      j["disk_bytes_last"] = recent_.empty() ? 0 : recent_.back().disk_bytes;
+    }
   }
   rate = static_cast<double>(n) / 5.0;
   j["epochs_per_s"] = rate;

@@ -155,7 +155,8 @@ class HaNode {
     double epoch_ms;  // capture + ship + commit
     uint64_t bytes;
     uint64_t epoch = 0;
-    std::string slow_path;  // why this epoch was a full one (the slow path), "" if it was not
+    std::string slow_path;    // why this epoch was a full one (the slow path), "" if it was not
+    uint64_t disk_bytes = 0;  // a VM's disk blocks in it (before compression)
   };
   std::deque<EpochStat> recent_;  // under mu_
   uint64_t committed_ = 0;        // under mu_: last epoch the backup acknowledged / applied

@@ -190,14 +190,15 @@ void HaNode::epoch() {
   need_full_ = false;
   // Release only while the lease is certainly ours: a primary in doubt holds.
   if (lease_->may_serve()) (void)output_->release_through(n);
-  metrics_.epoch_committed(ms(e->frozen), ms(Clock::now() - t0), shipped->wire_bytes);
+  metrics_.epoch_committed(ms(e->frozen), ms(Clock::now() - t0), shipped->wire_bytes,
+                           e->disk_bytes);
   std::lock_guard<std::mutex> l(mu_);
   protected_ = true;
   committed_ = n;
   last_commit_ = Clock::now();
   ++epochs_total_;
   recent_.push_back({last_commit_, ms(e->frozen), ms(last_commit_ - t0), shipped->wire_bytes, n,
-                     std::move(slow_path)});
+                     std::move(slow_path), e->disk_bytes});
   while (recent_.size() > 400) recent_.pop_front();
 }
 

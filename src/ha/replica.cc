@@ -34,6 +34,10 @@ Result<std::unique_ptr<Replica>> Replica::open(const std::string& dir, uint64_t 
 
 Status Replica::begin(const m::HaEpoch& e) {
   if (staged_ && staged_->full_pages) (void)remove_tree(staged_->full_pages_dir);
+  if (staged_) {
+    for (const auto& [index, fd] : staged_->full_disks)
+      ::unlink((disk_path(index) + ".new").c_str());
+  }
   staged_.reset();
   RELIVE_RETURN_IF_ERROR(remove_tree(staging()));
   RELIVE_RETURN_IF_ERROR(make_dirs(staging()));
@@ -70,6 +74,9 @@ Status Replica::receive_pages(security::Channel* channel) {
   Staged& s = *staged_;
   RELIVE_RETURN_IF_ERROR(transfer::read_page_round(
       channel, [&](pid_t pid, uint64_t vaddr, std::string_view pages) -> Status {
+        if (pid >= kVmDiskPidBase) {
+          return stage_disk(static_cast<uint32_t>(pid - kVmDiskPidBase), vaddr, pages);
+        }
         if (s.full_pages) return s.full_pages->put(pid, vaddr, pages);
         s.page_bytes += pages.size();
         if (s.page_bytes > max_bytes_) {
@@ -110,6 +117,7 @@ Status Replica::commit(uint64_t epoch) {
       RELIVE_RETURN_IF_ERROR(pages_->put(pid, vaddr, bytes));
     }
   }
+  RELIVE_RETURN_IF_ERROR(commit_disks());
   RELIVE_RETURN_IF_ERROR(apply_dir_changes(files, s.changes));
   std::string committed = dir_ + "/committed", old = dir_ + "/committed.old";
   RELIVE_RETURN_IF_ERROR(remove_tree(old));
@@ -211,6 +219,90 @@ Status Replica::materialize_vm(const std::string& images_out, const std::string&
     RELIVE_RETURN_IF_ERROR(pages_->read_run(kVmRamPid, off, len, buf.data()));
     if (::pwrite(fd.get(), buf.data(), len, static_cast<off_t>(off)) != static_cast<ssize_t>(len))
       return PosixError("write " + ram_file, errno);
+  }
+  return Status::Ok();
+}
+
+}  // namespace relive::ha
+
+namespace relive::ha {
+
+std::string Replica::disk_path(uint32_t index) const {
+  return fmt::format("{}/disk-{}.raw", dir_, index);
+}
+
+Status Replica::stage_disk(uint32_t index, uint64_t offset, std::string_view bytes) {
+  Staged& s = *staged_;
+  if (index >= kMaxVmDisks) {
+    return Status::Corruption(fmt::format("epoch {} names disk {}", s.epoch.epoch, index));
+  }
+  if (!s.epoch.full) {
+    s.disk_bytes += bytes.size();
+    if (s.disk_bytes + s.page_bytes > max_bytes_) {
+      return Status::InvalidArgument(fmt::format(
+          "epoch {} carries more than limits.max_epoch_bytes ({})", s.epoch.epoch, max_bytes_));
+    }
+    s.disk_writes.emplace_back(index, offset, std::string(bytes));
+    return Status::Ok();
+  }
+  auto it = s.full_disks.find(index);
+  if (it == s.full_disks.end()) {
+    std::string path = disk_path(index) + ".new";
+    ::unlink(path.c_str());
+    ScopedFd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
+    if (!fd.valid()) return PosixError("create " + path, errno);
+    it = s.full_disks.emplace(index, std::move(fd)).first;
+  }
+  s.disk_bytes += bytes.size();
+  if (::pwrite(it->second.get(), bytes.data(), bytes.size(), static_cast<off_t>(offset)) !=
+      static_cast<ssize_t>(bytes.size())) {
+    return PosixError("write " + disk_path(index) + ".new", errno);
+  }
+  return Status::Ok();
+}
+
+// A full epoch's copies replace the disks; a delta's writes go into them.
+Status Replica::commit_disks() {
+  Staged& s = *staged_;
+  last_disk_bytes_ = s.disk_bytes;
+  if (s.epoch.full) {
+    for (uint32_t i = 0; i < kMaxVmDisks; ++i) {
+      if (!s.full_disks.count(i)) ::unlink(disk_path(i).c_str());  // not part of the VM now
+    }
+    for (auto& [index, fd] : s.full_disks) {
+      fd.reset();
+      std::string path = disk_path(index);
+      if (::rename((path + ".new").c_str(), path.c_str()) != 0)
+        return PosixError("rename " + path + ".new", errno);
+    }
+    s.full_disks.clear();
+    return Status::Ok();
+  }
+  std::map<uint32_t, ScopedFd> open;
+  for (const auto& [index, offset, bytes] : s.disk_writes) {
+    ScopedFd& fd = open[index];
+    if (!fd.valid()) {
+      fd = ScopedFd(::open(disk_path(index).c_str(), O_WRONLY | O_CLOEXEC));
+      if (!fd.valid()) return PosixError("open " + disk_path(index), errno);
+    }
+    if (::pwrite(fd.get(), bytes.data(), bytes.size(), static_cast<off_t>(offset)) !=
+        static_cast<ssize_t>(bytes.size())) {
+      return PosixError("write " + disk_path(index), errno);
+    }
+  }
+  return Status::Ok();
+}
+
+Status Replica::take_disk(uint32_t index, const std::string& path) {
+  if (!committed_) return Status::Aborted("the backup has no committed epoch");
+  std::string from = disk_path(index);
+  if (::access(from.c_str(), F_OK) != 0) {
+    return Status::NotFound(fmt::format("the backup has no copy of disk {} ({})", index, from));
+  }
+  ::unlink(path.c_str());
+  if (::rename(from.c_str(), path.c_str()) != 0) {
+    RELIVE_RETURN_IF_ERROR(copy_tree(from, path));  // another file system
+    ::unlink(from.c_str());
   }
   return Status::Ok();
 }

@@ -9,17 +9,21 @@
 //   pages-<epoch>/    page store (transfer::PageCache) holding every page of the committed epoch
 //   files/            the workload directory as of the committed epoch
 //   staging/          the epoch being received
+//   disk-N.raw        a VM's disk N as of the committed epoch (raw, what the guest sees);
+//                     disk-N.raw.new while a full epoch is received
 //   stage-<epoch>/    the committed epoch materialized ahead of a takeover (images/, files/);
 //                     written as stage-<epoch>.tmp and complete only once renamed into place
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
 #include <tuple>
 #include <vector>
 
+#include "common/scoped_fd.h"
 #include "ha/dir_sync.h"
 #include "relive/result.h"
 #include "security/channel.h"
@@ -30,6 +34,10 @@ namespace relive::ha {
 
 // A VM's RAM travels in page rounds as the pages of this pid, its addresses being RAM offsets.
 inline constexpr pid_t kVmRamPid = 1;
+// A VM's disk N travels in the same page rounds as the pages of pid kVmDiskPidBase + N, its
+// addresses being byte offsets in the disk (above any real PID: pid_max is at most 2^22).
+inline constexpr pid_t kVmDiskPidBase = 1 << 30;
+inline constexpr uint32_t kMaxVmDisks = 64;
 
 class Replica {
  public:
@@ -64,11 +72,20 @@ class Replica {
   // For a VM: the committed epoch's device state into `images_out`, and its RAM (`bytes`, every
   // page of it, or NotFound) into a new `ram_file`.
   Status materialize_vm(const std::string& images_out, const std::string& ram_file, uint64_t bytes);
+  // For a VM: moves the committed copy of disk `index` (a raw image) to `path`, for the VM
+  // restored from the committed epoch to run on. The replica has no copy of it afterwards (a
+  // takeover consumes it; a backup starts over with a full epoch). NotFound when there is none.
+  Status take_disk(uint32_t index, const std::string& path);
+  // Disk bytes the last committed epoch carried.
+  uint64_t last_disk_bytes() const { return last_disk_bytes_; }
 
  private:
   Replica(std::string dir, uint64_t max_bytes) : dir_(std::move(dir)), max_bytes_(max_bytes) {}
   std::string staging() const { return dir_ + "/staging"; }
   std::string stage_dir(uint64_t epoch) const;
+  std::string disk_path(uint32_t index) const;
+  Status stage_disk(uint32_t index, uint64_t offset, std::string_view bytes);
+  Status commit_disks();
   Status build(const std::string& images_out, const std::string& directory_out);
   Status use_stage(const std::string& images_out, const std::string& directory_out);
 
@@ -87,8 +104,12 @@ class Replica {
     std::unique_ptr<transfer::PageCache> full_pages;  // full epochs write here directly
     std::string full_pages_dir;
     std::vector<DirChange> changes;
+    std::map<uint32_t, ScopedFd> full_disks;  // full epochs: disk-N.raw.new, written directly
+    std::vector<std::tuple<uint32_t, uint64_t, std::string>> disk_writes;  // delta epochs
+    uint64_t disk_bytes = 0;
   };
   std::optional<Staged> staged_;
+  uint64_t last_disk_bytes_ = 0;
 };
 
 }  // namespace relive::ha

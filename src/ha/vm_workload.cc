@@ -10,6 +10,8 @@
 #include "common/logging.h"
 #include "drivers/qemu/qemu_process.h"
 #include "drivers/qemu/qmp_client.h"
+#include "drivers/qemu/vm_command_line.h"
+#include "ha/disk_tracker.h"
 #include "ha/ram_tracker.h"
 #include "ha/workload_launch.h"
 
@@ -76,11 +78,12 @@ void drain_events(qemu::QmpClient* qmp) {
 
 class VmWorkload : public ProtectedWorkload {
  public:
-  VmWorkload(pid_t pid, qemu::QmpClient qmp, RamTracker ram, std::string ram_file,
-             std::string work_dir)
+  VmWorkload(pid_t pid, qemu::QmpClient qmp, RamTracker ram, DiskTracker disks,
+             std::string ram_file, std::string work_dir)
       : pid_(pid),
         qmp_(std::move(qmp)),
         ram_(std::move(ram)),
+        disks_(std::move(disks)),
         ram_file_(std::move(ram_file)),
         work_dir_(std::move(work_dir)) {}
 
@@ -96,11 +99,17 @@ class VmWorkload : public ProtectedWorkload {
   Result<CapturedEpoch> capture(uint64_t number, bool full) override {
     // A capture the backup never committed moved the shadow past what the backup has.
     full = full || unsynced_;
+    unsynced_ = true;
+    // The disks' bulk is copied while the guest runs; the cut adds what it wrote meanwhile.
+    if (full) RELIVE_RETURN_IF_ERROR(disks_.copy_all(&qmp_).with_context("copying the disks"));
     auto t0 = Clock::now();
     RELIVE_RETURN_IF_ERROR(qmp_.execute("stop").status());
     std::vector<RamRun> runs = ram_.capture(full);
-    unsynced_ = true;
-    Status saved = qmp_.execute("migrate", {{"uri", "file:" + work_dir_ + "/vmstate"}}).status();
+    Result<std::vector<DiskRun>> disk = disks_.capture(&qmp_, full);
+    Status saved = disk.status().with_context("reading the epoch's disk writes");
+    if (saved.ok()) {
+      saved = qmp_.execute("migrate", {{"uri", "file:" + work_dir_ + "/vmstate"}}).status();
+    }
     if (saved.ok()) saved = wait_migration(&qmp_, "saving the VM's device state");
     Status resumed = resume(&qmp_);
     drain_events(&qmp_);
@@ -117,15 +126,24 @@ class VmWorkload : public ProtectedWorkload {
       e.runs.push_back({kVmRamPid, r.offset, r.pages, ram_.shadow_file(), r.offset});
       e.changed_pages += r.pages;
     }
+    for (const DiskRun& r : *disk) {
+      e.runs.push_back({kVmDiskPidBase + static_cast<pid_t>(r.disk), r.offset, r.bytes / kPage,
+                        r.file, r.file_offset});
+      e.disk_bytes += r.bytes;
+    }
     return e;
   }
-  void committed() override { unsynced_ = false; }
+  void committed() override {
+    unsynced_ = false;
+    disks_.drop_copies();
+  }
   void reset() override { unsynced_ = true; }
 
  private:
   pid_t pid_;
   qemu::QmpClient qmp_;
   RamTracker ram_;
+  DiskTracker disks_;
   std::string ram_file_;
   std::string work_dir_;
   bool unsynced_ = true;
@@ -154,17 +172,23 @@ Result<std::unique_ptr<ProtectedWorkload>> launch(
   }
   RELIVE_ASSIGN_OR_RETURN(RamTracker t,
                           RamTracker::create(ram, ram_path(w, place, "shadow"), w.ram_bytes));
+  RELIVE_ASSIGN_OR_RETURN(DiskTracker d, DiskTracker::create(&*qmp, w.disks, work));
   RELIVE_RETURN_IF_ERROR(q.release());
   return std::unique_ptr<ProtectedWorkload>(
-      new VmWorkload(q.pid(), std::move(*qmp), std::move(t), ram, work));
+      new VmWorkload(q.pid(), std::move(*qmp), std::move(t), std::move(d), ram, work));
 }
 
 }  // namespace
 
-std::vector<std::string> vm_launch_args(const WorkloadConfig& w, const std::string& ram_file,
-                                        const std::string& tap, const std::string& qmp_socket,
-                                        bool incoming) {
+Result<std::vector<std::string>> vm_launch_args(const WorkloadConfig& w,
+                                                const std::string& ram_file, const std::string& tap,
+                                                const std::string& qmp_socket, bool incoming,
+                                                const std::vector<std::string>& disk_files) {
   std::vector<std::string> a = w.command;
+  for (size_t i = 0; i < disk_files.size() && i < w.disks.size(); ++i) {
+    RELIVE_ASSIGN_OR_RETURN(a, qemu::with_drive_file(a, w.disks[i].id, disk_files[i]));
+    RELIVE_ASSIGN_OR_RETURN(a, qemu::with_drive_suboption(a, w.disks[i].id, "format", "raw"));
+  }
   a.insert(a.end(), {"-object",
                      fmt::format("memory-backend-file,id=relive-ram,size={},mem-path={},share=on",
                                  w.ram_bytes, ram_file),
@@ -180,8 +204,9 @@ Result<std::unique_ptr<ProtectedWorkload>> start_vm_workload(const WorkloadConfi
   std::string ram = ram_path(w, place, "ram");
   ::unlink(ram.c_str());  // a stale file would hand the booting guest old memory
   std::string qmp = place.state_dir + "/vm/qmp.sock";
-  return launch(w, place, ram, vm_launch_args(w, ram, place.tap, qmp, false),
-                [](qemu::QmpClient*) { return Status::Ok(); });
+  RELIVE_ASSIGN_OR_RETURN(std::vector<std::string> args,
+                          vm_launch_args(w, ram, place.tap, qmp, false, {}));
+  return launch(w, place, ram, args, [](qemu::QmpClient*) { return Status::Ok(); });
 }
 
 Result<std::unique_ptr<ProtectedWorkload>> restore_vm_workload(const WorkloadConfig& w,
@@ -190,15 +215,23 @@ Result<std::unique_ptr<ProtectedWorkload>> restore_vm_workload(const WorkloadCon
   std::string ram = ram_path(w, place, "ram");
   std::string images = place.state_dir + "/restore-images";
   RELIVE_RETURN_IF_ERROR(replica->materialize_vm(images, ram, w.ram_bytes));
+  // The disks as of the committed epoch: the replica's raw copies, moved to where this VM runs
+  // on them (the primary's images stay where they were, on the primary's host).
+  RELIVE_RETURN_IF_ERROR(make_dirs(place.state_dir + "/vm"));
+  std::vector<std::string> disks;
+  for (size_t i = 0; i < w.disks.size(); ++i) {
+    disks.push_back(fmt::format("{}/vm/disk-{}.raw", place.state_dir, w.disks[i].id));
+    RELIVE_RETURN_IF_ERROR(replica->take_disk(static_cast<uint32_t>(i), disks.back()));
+  }
   std::string qmp = place.state_dir + "/vm/qmp.sock";
-  return launch(
-      w, place, ram, vm_launch_args(w, ram, place.tap, qmp, true),
-      [&](qemu::QmpClient* q) -> Status {
-        RELIVE_RETURN_IF_ERROR(
-            q->execute("migrate-incoming", {{"uri", "file:" + images + "/vmstate"}}).status());
-        RELIVE_RETURN_IF_ERROR(wait_migration(q, "loading the VM's device state"));
-        return resume(q);
-      });
+  RELIVE_ASSIGN_OR_RETURN(std::vector<std::string> args,
+                          vm_launch_args(w, ram, place.tap, qmp, true, disks));
+  return launch(w, place, ram, args, [&](qemu::QmpClient* q) -> Status {
+    RELIVE_RETURN_IF_ERROR(
+        q->execute("migrate-incoming", {{"uri", "file:" + images + "/vmstate"}}).status());
+    RELIVE_RETURN_IF_ERROR(wait_migration(q, "loading the VM's device state"));
+    return resume(q);
+  });
 }
 
 }  // namespace relive::ha

@@ -12,6 +12,13 @@
 // frozen for that long; the shipping happens while it runs. The backup writes the committed RAM
 // into its own RAM file and starts QEMU with `-incoming defer`, then `migrate-incoming` from the
 // device-state file: the VM resumes exactly at the committed epoch.
+//
+// Disks (-drive in workload.command, ha_config.h): QEMU writes the primary's images at once; each
+// epoch also carries the blocks the guest wrote since the last one, read at the cut through
+// QEMU's dirty bitmaps and NBD server (disk_tracker.h), so they are part of the epoch like its
+// RAM: the backup applies them to its raw copies only at commit, and output that depends on a
+// write is released only after that commit. The first epoch after a backup joins carries the
+// whole disks. A VM the backup restores runs on its copies (replica.h take_disk).
 #pragma once
 
 #include <memory>
@@ -40,8 +47,10 @@ Result<std::unique_ptr<ProtectedWorkload>> restore_vm_workload(const WorkloadCon
 
 // The QEMU argv relived runs: workload.command plus the RAM backend on `ram_file`, the tap
 // netdev, relived's QMP monitor, and, when `incoming`, paused waiting for a migration stream.
-std::vector<std::string> vm_launch_args(const WorkloadConfig& w, const std::string& ram_file,
-                                        const std::string& tap, const std::string& qmp_socket,
-                                        bool incoming);
+// `disk_files`, when given, replace the images of w.disks (one each, in order) by raw images.
+Result<std::vector<std::string>> vm_launch_args(const WorkloadConfig& w,
+                                                const std::string& ram_file, const std::string& tap,
+                                                const std::string& qmp_socket, bool incoming,
+                                                const std::vector<std::string>& disk_files);
 
 }  // namespace relive::ha

@@ -236,7 +236,9 @@ TEST(HaConfig, ParsesAVmWorkload) {
 
 TEST(HaConfig, RejectsWhatAVmWorkloadMustNotHave) {
   const std::string nic = ", \"-device\", \"e1000,netdev=relive-net\"";
-  EXPECT_NE(error_of(vm(nic + ", \"-drive\", \"file=disk.img\"")).find("-drive is not allowed"),
+  EXPECT_NE(error_of(vm(nic + ", \"-hda\", \"/disk.img\"")).find("-hda is not supported"),
+            std::string::npos);
+  EXPECT_NE(error_of(vm(nic + ", \"-blockdev\", \"driver=raw\"")).find("give each disk as -drive"),
             std::string::npos);
   EXPECT_NE(error_of(vm(nic + ", \"-qmp\", \"unix:/x\"")).find("-qmp is not allowed"),
             std::string::npos);
@@ -251,6 +253,41 @@ TEST(HaConfig, RejectsWhatAVmWorkloadMustNotHave) {
             "t.toml: workload.command (line 18): not a qemu-system binary: /usr/bin/redis-server");
   EXPECT_EQ(error_of(with("netns = \"rx\"", "netns = \"rx\"\nkind = \"container\"")),
             "t.toml: workload.kind (line 21): must be \"process\" or \"vm\", got 'container'");
+}
+
+TEST(HaConfig, ParsesTheDisksOfAVm) {
+  const std::string nic = ", \"-device\", \"e1000,netdev=relive-net\"";
+  Result<HaConfig> r = parse_ha_config(
+      vm(nic + ", \"-drive\", \"file=/vm/a.raw,format=raw,if=virtio,id=d0\", \"-drive\", "
+               "\"id=d1,format=qcow2,file=/vm/b.qcow2\""),
+      "t.toml");
+  ASSERT_TRUE(r.ok()) << r.status().to_string();
+  ASSERT_EQ(r->workload.disks.size(), 2u);
+  EXPECT_EQ(r->workload.disks[0].id, "d0");
+  EXPECT_EQ(r->workload.disks[0].file, "/vm/a.raw");
+  EXPECT_EQ(r->workload.disks[0].format, "raw");
+  EXPECT_EQ(r->workload.disks[1].id, "d1");
+  EXPECT_EQ(r->workload.disks[1].format, "qcow2");
+}
+
+TEST(HaConfig, RejectsADiskItCannotReplicate) {
+  const std::string nic = ", \"-device\", \"e1000,netdev=relive-net\"";
+  auto drive = [&](const std::string& d) {
+    return error_of(vm(nic + ", \"-drive\", \"" + d + "\""));
+  };
+  EXPECT_NE(drive("file=/a.raw,format=raw").find("needs an id="), std::string::npos);
+  EXPECT_NE(drive("file=/a.raw,format=raw,id=a;b").find("drive id 'a;b'"), std::string::npos);
+  EXPECT_NE(drive("file=a.raw,format=raw,id=d0").find("file= must be an absolute path"),
+            std::string::npos);
+  EXPECT_NE(drive("file=/a.raw,id=d0").find("format= must be raw or qcow2"), std::string::npos);
+  EXPECT_NE(drive("file=/a.vmdk,format=vmdk,id=d0").find("format= must be raw or qcow2"),
+            std::string::npos);
+  EXPECT_NE(drive("file=/a.raw,format=raw,id=d0,snapshot=on").find("snapshot= is not supported"),
+            std::string::npos);
+  EXPECT_NE(error_of(vm(nic + ", \"-drive\", \"file=/a,format=raw,id=d0\", \"-drive\", "
+                              "\"file=/b,format=raw,id=d0\""))
+                .find("duplicate drive id 'd0'"),
+            std::string::npos);
 }
 
 }  // namespace

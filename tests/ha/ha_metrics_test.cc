@@ -25,13 +25,14 @@ TEST(HaMetrics, PrimaryStateAndEpochs) {
     HaMetrics m(&r);
     m.watch([&] { return s; });
     m.epoch_committed(12, 40, 5000);
-    m.epoch_committed(8, 30, 1000);
+    m.epoch_committed(8, 30, 1000, 4096);
     m.took_over();
     std::string t = r.render();
     EXPECT_TRUE(has(t, "relive_ha_role{role=\"primary\"} 1")) << t;
     EXPECT_TRUE(has(t, "relive_ha_role{role=\"backup\"} 0")) << t;
     EXPECT_TRUE(has(t, "relive_ha_epochs_total{side=\"primary\"} 2")) << t;
     EXPECT_TRUE(has(t, "relive_ha_epoch_bytes_shipped_total 6000")) << t;
+    EXPECT_TRUE(has(t, "relive_ha_epoch_disk_bytes_total 4096")) << t;
     EXPECT_TRUE(has(t, "relive_ha_epoch_frozen_seconds_sum 0.02")) << t;
     EXPECT_TRUE(has(t, "relive_ha_epoch_frozen_seconds_count 2")) << t;
     EXPECT_TRUE(has(t, "relive_ha_epoch_duration_seconds_sum 0.07")) << t;

@@ -39,6 +39,23 @@ class ReplicaTest : public ::testing::Test {
     return replica_->commit(n);
   }
   std::string state() const { return read_all(dir_ / "replica/files/state"); }
+  // Epoch `n` of a VM with one disk: RAM page 0 and the disk blocks `blocks` (offset, byte);
+  // committed when `commit`.
+  Status send_vm_epoch(uint64_t n, bool full, const std::vector<std::pair<uint64_t, char>>& blocks,
+                       bool commit = true) {
+    RELIVE_RETURN_IF_ERROR(replica_->begin({n, full, "alpha"}));
+    transfer::testing::MemoryChannel ch;
+    RELIVE_RETURN_IF_ERROR(replica_->receive_images(&ch, {"images", {}}));
+    transfer::PageSender ps(&ch);
+    RELIVE_RETURN_IF_ERROR(ps.add(kVmRamPid, 0, std::string(4096, 'r')));
+    for (const auto& [offset, byte] : blocks)
+      RELIVE_RETURN_IF_ERROR(ps.add(kVmDiskPidBase, offset, std::string(4096, byte)));
+    RELIVE_RETURN_IF_ERROR(ps.finish());
+    RELIVE_RETURN_IF_ERROR(replica_->receive_pages(&ch));
+    RELIVE_RETURN_IF_ERROR(send_dir_changes(&ch, {}));
+    RELIVE_RETURN_IF_ERROR(replica_->receive_dir(&ch, {0, 0}));
+    return commit ? replica_->commit(n) : Status::Ok();
+  }
 
   TempDir dir_;
   std::unique_ptr<Replica> replica_;
@@ -161,6 +178,39 @@ TEST_F(ReplicaStageTest, AHalfWrittenStageIsNeverUsed) {
 TEST_F(ReplicaStageTest, StagingWithoutACommittedEpochIsRefused) {
   EXPECT_FALSE(replica_->stage().ok());
   EXPECT_FALSE(replica_->staged_epoch().has_value());
+}
+
+// A VM's disk: the full epoch's copy, then each delta's blocks, applied only at commit; a takeover
+// moves the committed copy to where the restored VM runs.
+TEST_F(ReplicaTest, AVmDiskChangesOnlyWhenItsEpochCommits) {
+  Status s = send_vm_epoch(1, true, {{0, 'a'}, {4096, 'b'}, {8192, 'c'}});
+  ASSERT_TRUE(s.ok()) << s.to_string();
+  EXPECT_EQ(replica_->last_disk_bytes(), 3u * 4096);
+  ASSERT_TRUE(send_vm_epoch(2, false, {{4096, 'B'}}).ok());
+  // Epoch 3 arrives but never commits (the primary died first).
+  ASSERT_TRUE(send_vm_epoch(3, false, {{8192, 'X'}, {0, 'X'}}, false).ok());
+  std::string disk = read_all(dir_ / "replica/disk-0.raw");
+  EXPECT_EQ(disk, std::string(4096, 'a') + std::string(4096, 'B') + std::string(4096, 'c'));
+  ASSERT_TRUE(replica_->take_disk(0, dir_ / "vm-disk.raw").ok());
+  EXPECT_EQ(read_all(dir_ / "vm-disk.raw"), disk);
+  EXPECT_EQ(replica_->take_disk(0, dir_ / "again.raw").code(), Status::Code::kNotFound);
+}
+
+TEST_F(ReplicaTest, AVmDiskDeltaPastTheEpochLimitIsRefused) {
+  ASSERT_TRUE(send_vm_epoch(1, true, {{0, 'a'}}).ok());
+  std::vector<std::pair<uint64_t, char>> many;
+  for (uint64_t i = 0; i < 300; ++i) many.emplace_back(i * 4096, 'z');  // > 1 MiB
+  EXPECT_EQ(send_vm_epoch(2, false, many).code(), Status::Code::kInvalidArgument);
+  EXPECT_EQ(read_all(dir_ / "replica/disk-0.raw"), std::string(4096, 'a'));
+}
+
+TEST_F(ReplicaTest, ABlockOfADiskBeyondTheLimitIsCorruption) {
+  ASSERT_TRUE(replica_->begin({1, true, "alpha"}).ok());
+  transfer::testing::MemoryChannel ch;
+  transfer::PageSender ps(&ch);
+  ASSERT_TRUE(ps.add(kVmDiskPidBase + kMaxVmDisks, 0, std::string(4096, 'x')).ok());
+  ASSERT_TRUE(ps.finish().ok());
+  EXPECT_EQ(replica_->receive_pages(&ch).code(), Status::Code::kCorruption);
 }
 
 }  // namespace

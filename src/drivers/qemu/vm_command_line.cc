@@ -187,6 +187,51 @@ Result<std::vector<std::string>> with_drive_file(const std::vector<std::string>&
   return Status::NotFound("no -drive with id=" + id + " in the VM's command line");
 }
 
+std::vector<std::string> option_arguments(const std::vector<std::string>& args,
+                                          const std::string& name) {
+  std::vector<std::string> out;
+  if (args.empty()) return out;
+  for (const Word& w : parse({args.begin() + 1, args.end()})) {
+    if (w.option == name && w.has_value) out.push_back(w.value);
+  }
+  return out;
+}
+
+std::string suboption(const std::string& opts, const std::string& key) {
+  return option_value(opts, key);
+}
+
+Result<std::vector<std::string>> with_drive_suboption(const std::vector<std::string>& args,
+                                                      const std::string& id, const std::string& key,
+                                                      const std::string& value) {
+  if (value.find(',') != std::string::npos)
+    return Status::InvalidArgument(key + "=" + value + " has a comma");
+  std::vector<std::string> out = args;
+  for (size_t i = 1; i + 1 < out.size(); ++i) {
+    if (option_name(out[i]) != "drive") continue;
+    std::string& v = out[++i];
+    if (option_value(v, "id") != id) continue;
+    std::string rebuilt;
+    bool replaced = false;
+    size_t pos = 0;
+    while (pos <= v.size()) {
+      size_t end = v.find(',', pos);
+      if (end == std::string::npos) end = v.size();
+      std::string part = v.substr(pos, end - pos);
+      if (part.starts_with(key + "=")) {
+        part = key + "=" + value;
+        replaced = true;
+      }
+      rebuilt += (rebuilt.empty() ? "" : ",") + part;
+      pos = end + 1;
+    }
+    if (!replaced) rebuilt += "," + key + "=" + value;
+    v = rebuilt;
+    return out;
+  }
+  return Status::NotFound("no -drive with id=" + id + " in the VM's command line");
+}
+
 Result<uint64_t> memory_bytes(const std::vector<std::string>& args) {
   std::string size;
   if (!args.empty()) {

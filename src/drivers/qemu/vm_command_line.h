@@ -47,6 +47,20 @@ std::vector<std::string> tap_interfaces(const std::vector<std::string>& args);
 Result<std::vector<std::string>> with_drive_file(const std::vector<std::string>& args,
                                                  const std::string& id, const std::string& file);
 
+// The argument of every `-NAME` in `args` (argv[0] excluded), in order.
+std::vector<std::string> option_arguments(const std::vector<std::string>& args,
+                                          const std::string& name);
+
+// The value of `key=` in an option argument "a,key=value,b=c" ("" when absent).
+std::string suboption(const std::string& opts, const std::string& key);
+
+// `args` with `key=value` set in the argument of `-drive ...,id=ID,...` (replaced where the key
+// is there, appended where not). NotFound when no -drive has that id; InvalidArgument for a
+// value with a comma.
+Result<std::vector<std::string>> with_drive_suboption(const std::vector<std::string>& args,
+                                                      const std::string& id, const std::string& key,
+                                                      const std::string& value);
+
 // The guest's RAM size in bytes from `-m SIZE` / `-m size=SIZE[,...]` (SIZE in MiB unless it
 // ends in K, M, G or T), QEMU's default 128 MiB when there is no -m. InvalidArgument on a size
 // QEMU would not take either.

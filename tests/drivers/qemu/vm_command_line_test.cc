@@ -82,6 +82,26 @@ TEST(VmCommandLine, ReplacesTheImageOfOneDrive) {
   EXPECT_EQ(with_drive_file(in, "d0", "/x,y").status().code(), Status::Code::kInvalidArgument);
 }
 
+TEST(VmCommandLine, ReadsAndSetsDriveSuboptions) {
+  Args in = {
+      "qemu-system-x86_64", "-drive", "file=/a.qcow2,format=qcow2,id=d0", "-m", "64", "-drive",
+      "id=d1,file=/b.raw"};
+  EXPECT_EQ(option_arguments(in, "drive"),
+            (Args{"file=/a.qcow2,format=qcow2,id=d0", "id=d1,file=/b.raw"}));
+  EXPECT_EQ(suboption("file=/a.qcow2,format=qcow2,id=d0", "format"), "qcow2");
+  EXPECT_EQ(suboption("file=/a.qcow2,id=d0", "format"), "");
+  Result<Args> out = with_drive_suboption(in, "d0", "format", "raw");
+  ASSERT_TRUE(out.ok()) << out.status().to_string();
+  EXPECT_EQ((*out)[2], "file=/a.qcow2,format=raw,id=d0");
+  out = with_drive_suboption(in, "d1", "format", "raw");
+  ASSERT_TRUE(out.ok());
+  EXPECT_EQ((*out)[6], "id=d1,file=/b.raw,format=raw");
+  EXPECT_EQ(with_drive_suboption(in, "d9", "format", "raw").status().code(),
+            Status::Code::kNotFound);
+  EXPECT_EQ(with_drive_suboption(in, "d0", "format", "a,b").status().code(),
+            Status::Code::kInvalidArgument);
+}
+
 TEST(VmCommandLine, IsIdempotent) {
   Args in = {"/opt/q/bin/qemu-system-aarch64", "-M", "virt", "-qmp", "unix:x", "-S"};
   Result<Args> once = migratable_args(in);
