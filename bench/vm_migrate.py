@@ -75,6 +75,17 @@ def main():
                  if base and base["downtime_ms"] else "-")
         print(f"| {label} | {r['downtime_ms']:.0f} | {r['total_ms'] / 1000:.1f} "
               f"| {r['bytes_total']} | {ratio} | {phases} | {r.get('rounds', 0)} | {note} |")
+    # Issue 18's two ratios: the disk's cost in downtime (same guest, same strategy, no disk)
+    # and relive's total time against QEMU driven by hand for the same disk.
+    disk = reports.get(DISK_ROWS[0][0])
+    plain = reports.get("VmMigrate.PrecopyCounterCarriesOn")
+    by_hand = reports.get(DISK_ROWS[1][0])
+    if disk and plain and plain["downtime_ms"]:
+        print(f"\ndowntime with a 1 GiB disk / without: {disk['downtime_ms']:.0f} / "
+              f"{plain['downtime_ms']:.0f} ms = {disk['downtime_ms'] / plain['downtime_ms']:.2f}x")
+    if disk and by_hand and by_hand["total_ms"]:
+        print(f"total time, relive / QEMU by hand (1 GiB disk): {disk['total_ms'] / 1000:.1f} / "
+              f"{by_hand['total_ms'] / 1000:.1f} s = {disk['total_ms'] / by_hand['total_ms']:.2f}x")
     if rc != 0 or disk_rc != 0:
         print(f"\n(some migrations failed: exit {rc}, {disk_rc})")
 

@@ -292,6 +292,19 @@ TEST_F(VmDiskMigrate, PostcopyCopiesARawDiskBeingWritten) {
   EXPECT_EQ(report["disks"][0]["mode"], "full");
 }
 
+// auto picks a strategy for memory (its choice is in the report); the disk is copied the same
+// way whichever it picks.
+TEST_F(VmDiskMigrate, AutoCopiesARawDiskBeingWritten) {
+  ASSERT_NO_FATAL_FAILURE(make_raw_disk());
+  start_relived();
+  ASSERT_NO_FATAL_FAILURE(start_vm());
+  nlohmann::json report = migrate_and_check_disk("auto");
+  ASSERT_TRUE(report.is_object());
+  EXPECT_TRUE(report["strategy"] == "precopy" || report["strategy"] == "postcopy")
+      << report.dump();
+  EXPECT_EQ(report["disks"][0]["mode"], "full");
+}
+
 // Only the overlay travels: the destination's overlay sits on the same base (same path, same
 // hash), and what the guest sees there is the whole disk.
 TEST_F(VmDiskMigrate, PrecopyCopiesAQcow2OverlayOnASharedBase) {
