@@ -33,13 +33,13 @@ int main(void) {
   if (child < 0) fail("fork");
   if (child == 0) {
     if (dup2(data[1], 1) != 1) fail("dup2");
-    write_all(1, "child line\n");  /* to the pipe */
-    write_all(go[1], "g");         /* then let the parent write */
+    write_all(1, "child line\n"); /* to the pipe */
+    write_all(go[1], "g");        /* then let the parent write */
     _exit(0);
   }
   char c;
   if (read(go[0], &c, 1) != 1) fail("read go");
-  write_all(1, "parent line\n");  /* to the recording's stdout */
+  write_all(1, "parent line\n"); /* to the recording's stdout */
   char buf[64];
   ssize_t n = read(data[0], buf, sizeof buf - 1);
   if (n <= 0) fail("read data");
