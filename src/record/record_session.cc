@@ -388,6 +388,7 @@ Status RecordSession::on_entry(Thread& t, const Stop& stop) {
     t.forced = true;
     t.forced_result = -EINVAL;
   }
+  if (tracee::changes_fd_table(t.nr)) capture_->fd_table_may_change();
   // The syscall may block (futex, read on a pipe...): let it run in the kernel and give the
   // user-space turn to another thread. Its entry is logged only if another thread's event
   // comes first.

@@ -41,7 +41,11 @@ Result<trace::SyscallEvent> SyscallCapture::capture(const tracee::Task& task, in
   ev.result = result;
   ev.mode =
       policy == Policy::kEmulate ? trace::SyscallMode::kEmulated : trace::SyscallMode::kNative;
-  if (tracee::changes_fd_table(nr)) stream_cache_.clear();
+  // A new thread or process (a reused tid is a new table) or an exec (close-on-exec descriptors
+  // are gone) invalidates what is known, as does any change to a table.
+  if (tracee::changes_fd_table(nr) || policy == Policy::kClone || policy == Policy::kFork ||
+      policy == Policy::kExec)
+    stream_cache_.clear();
   if (policy == Policy::kMmapFile) {
     RELIVE_RETURN_IF_ERROR(capture_mapped_file(task, &ev));
     return ev;
@@ -134,7 +138,7 @@ pid_t SyscallCapture::holder_outside_recording(dev_t dev, ino_t ino) {
 }
 
 trace::Stream SyscallCapture::stream_of(pid_t tid, int fd) {
-  auto it = stream_cache_.find(fd);
+  auto it = stream_cache_.find(cache_key(tid, fd));
   if (it != stream_cache_.end()) return it->second;
   struct stat st {};
   trace::Stream s = trace::Stream::kNone;
@@ -145,7 +149,7 @@ trace::Stream SyscallCapture::stream_of(pid_t tid, int fd) {
     else if (have_stderr_ && st.st_dev == stderr_.st_dev && st.st_ino == stderr_.st_ino)
       s = trace::Stream::kStderr;
   }
-  stream_cache_[fd] = s;
+  stream_cache_[cache_key(tid, fd)] = s;
   return s;
 }
 

@@ -31,6 +31,10 @@ class SyscallCapture {
   // True when `fd` of thread `tid` is the recorder's own stdout or stderr.
   bool is_recorder_output(pid_t tid, int fd) { return stream_of(tid, fd) != trace::Stream::kNone; }
 
+  // A syscall that may change some thread's descriptor table has entered (it may complete in
+  // the kernel before its exit is captured): what is known of descriptors no longer holds.
+  void fd_table_may_change() { stream_cache_.clear(); }
+
  private:
   Status capture_writes(const tracee::Task& task, trace::SyscallEvent* ev);
   Status capture_output(const tracee::Task& task, trace::SyscallEvent* ev);
@@ -42,7 +46,13 @@ class SyscallCapture {
   struct stat stdout_ {};
   struct stat stderr_ {};
   bool have_stdout_ = false, have_stderr_ = false;
-  std::unordered_map<int, trace::Stream> stream_cache_;  // fd -> stream, until the fd table changes
+  // (tid, fd) -> stream, until a descriptor table changes. Per thread, never per descriptor
+  // number alone: the processes of one recording each have their own table (a pipeline's writer
+  // has a pipe as fd 1 where its reader has the recorder's stdout).
+  static uint64_t cache_key(pid_t tid, int fd) {
+    return (static_cast<uint64_t>(static_cast<uint32_t>(tid)) << 32) | static_cast<uint32_t>(fd);
+  }
+  std::unordered_map<uint64_t, trace::Stream> stream_cache_;
 };
 
 }  // namespace relive::record

@@ -43,6 +43,14 @@ int32_t tid_of(const trace::Event& e) {
 
 constexpr size_t kMaxLookahead = 1 << 20;
 
+// The process (thread group) of thread `tid`; 0 if it is gone.
+pid_t tgid_of(pid_t tid) {
+  Result<std::string> status = read_file("/proc/" + std::to_string(tid) + "/status");
+  if (!status.ok()) return 0;
+  size_t at = status->find("\nTgid:");
+  return at == std::string::npos ? 0 : static_cast<pid_t>(std::atol(status->c_str() + at + 6));
+}
+
 }  // namespace
 
 ReplaySession::ReplaySession(Mode mode, trace::TraceReader* reader, Output out)
@@ -121,9 +129,15 @@ Result<int> ReplaySession::run() {
       return Status::Corruption(
           "trace ends without the process's exit (was the recording cut short?)");
     Status st;
-    if (auto* p = std::get_if<trace::ProcessExitEvent>(&*e)) return on_process_exit(*p);
+    if (auto* p = std::get_if<trace::ProcessExitEvent>(&*e)) {
+      RELIVE_ASSIGN_OR_RETURN(int status, on_process_exit(*p));
+      RELIVE_RETURN_IF_ERROR(expect_log_end("the recorded processes' exit"));
+      return status;
+    }
     if (std::holds_alternative<trace::DetachEvent>(*e)) {  // the recording ended here
       if (park_at_detach_) RELIVE_RETURN_IF_ERROR(park_leader());
+      RELIVE_RETURN_IF_ERROR(expect_log_end("the recording's detach"));
+      handed_over_ = true;
       return 0;
     }
     if (auto* s = std::get_if<trace::SyscallEvent>(&*e)) st = on_syscall(*s);
@@ -134,6 +148,21 @@ Result<int> ReplaySession::run() {
     if (auto* s = std::get_if<trace::ThreadExitEvent>(&*e)) st = on_thread_exit(*s);
     RELIVE_RETURN_IF_ERROR(st);
   }
+}
+
+// The replay is over: every event of the log must have been replayed. An event after the end
+// (of a process the replay would otherwise never run to it) is a log this replay cannot honour,
+// never a success. Events still to come in a followed, growing log are not waited for.
+Status ReplaySession::expect_log_end(const char* end) {
+  bool more = !ahead_.empty();
+  if (!more && !wait_for_more_) {
+    Result<std::optional<trace::Event>> e = reader_->next();
+    if (!e.ok()) return e.status();
+    more = e->has_value();
+  }
+  if (!more) return Status::Ok();
+  return Status::Corruption(fmt::format(
+      "the trace has events after {} (event #{}): they were never replayed", end, index_));
 }
 
 Status ReplaySession::resume(Thread& t) {
@@ -444,7 +473,11 @@ Result<std::string> ReplaySession::shared_copy(const trace::SyscallEvent& ev,
   return copy;
 }
 
+// Unless the replay handed its process over (detach), whatever ended it, no replayed process
+// outlives it (a child left stopped, or running on without its tracer).
 ReplaySession::~ReplaySession() {
+  if (!handed_over_)
+    for (const auto& [rec, t] : threads_) ::kill(t.task.tid(), SIGKILL);
   if (shared_dir_.empty()) return;
   std::error_code ec;
   std::filesystem::remove_all(shared_dir_, ec);
@@ -487,16 +520,26 @@ Status ReplaySession::complete_exit(Thread& t, const trace::SyscallEvent& ev) {
   RELIVE_RETURN_IF_ERROR(t.task.cont());
   if (ev.nr == SYS_exit_group) return Status::Ok();  // on_process_exit collects every thread
   if (t.rec_tid == leader_ && threads_.size() > 1) return Status::Ok();  // reported last
-  RELIVE_RETURN_IF_ERROR(wait_gone(t.task));
+  RELIVE_RETURN_IF_ERROR(wait_gone(t.task, t.rec_tid));
   threads_.erase(ev.tid);
   return Status::Ok();
 }
 
-// Lets `task` run its exit to the end, through any stops on the way.
-Status ReplaySession::wait_gone(const tracee::Task& task) {
+// Lets `task` run its exit to the end, through the stops of a dying thread. One that comes to a
+// syscall instead is running on where the log has it gone (resuming it would run the call for
+// real): a divergence, and it is killed.
+Status ReplaySession::wait_gone(const tracee::Task& task, int32_t rec_tid) {
   for (;;) {
     RELIVE_ASSIGN_OR_RETURN(auto got, tracee::wait_stop(task.tid()));
-    if (got.second.kind == Stop::Kind::kExited) return Status::Ok();
+    const Stop& s = got.second;
+    if (s.kind == Stop::Kind::kExited) return Status::Ok();
+    if (s.kind == Stop::Kind::kSeccomp || s.kind == Stop::Kind::kSyscallEntry ||
+        s.kind == Stop::Kind::kClone || s.kind == Stop::Kind::kExec) {
+      ::kill(task.tid(), SIGKILL);
+      return divergence(current_index(), rec_tid, "the thread to be gone",
+                        std::string("stopped at ") + tracee::stop_kind_name(s.kind) +
+                            (s.nr >= 0 ? " of " + format_call(s.nr, s.args) : std::string()));
+    }
     RELIVE_RETURN_IF_ERROR(task.cont());
   }
 }
@@ -504,12 +547,22 @@ Status ReplaySession::wait_gone(const tracee::Task& task) {
 Status ReplaySession::on_thread_exit(const trace::ThreadExitEvent& ev) {
   auto it = threads_.find(ev.tid);
   if (it == threads_.end()) return Status::Ok();  // already reaped at its exit syscall
-  // Killed along with its process, or by a signal it was just given: let that signal go and
-  // wait for the thread to be gone.
-  if (it->second.resume_sig != 0) {
-    RELIVE_RETURN_IF_ERROR(it->second.task.cont(std::exchange(it->second.resume_sig, 0)));
+  // A thread's own exit is its exit syscall (complete_exit), so this one was killed: by a
+  // signal it was just given (let that signal go), or along with its process (exit_group,
+  // another thread's fatal signal, a SIGKILL from anywhere, which leaves no signal stop). The
+  // SIGKILL does at replay what that did at record; a process already dying ignores it.
+  Thread* given = it->second.resume_sig != 0 ? &it->second : nullptr;
+  if (!given) {  // the signal may have been given to another thread of its process
+    pid_t group = tgid_of(it->second.task.tid());
+    for (auto& [rec, t] : threads_)
+      if (t.resume_sig != 0 && group > 0 && tgid_of(t.task.tid()) == group) given = &t;
   }
-  RELIVE_RETURN_IF_ERROR(wait_gone(it->second.task));
+  if (given) {
+    RELIVE_RETURN_IF_ERROR(given->task.cont(std::exchange(given->resume_sig, 0)));
+  } else {
+    ::kill(it->second.task.tid(), SIGKILL);
+  }
+  RELIVE_RETURN_IF_ERROR(wait_gone(it->second.task, it->first));
   threads_.erase(it);
   return Status::Ok();
 }
@@ -602,6 +655,11 @@ Status ReplaySession::on_preempt(const trace::PreemptEvent& ev) {
 }
 
 Result<int> ReplaySession::on_process_exit(const trace::ProcessExitEvent& ev) {
+  // Threads stopped where the replay left them are not resumed: the exit (exit_group, a fatal
+  // signal) kills them, and one resumed could race it to its next syscall.
+  auto resume_any = [&](const tracee::Task& task, int sig) {
+    return mode_ == Mode::kSeccomp ? task.cont(sig) : task.syscall(sig);
+  };
   for (auto& [rec, t] : threads_)
     if (t.resume_sig != 0) (void)t.task.cont(std::exchange(t.resume_sig, 0));  // a fatal signal
   int leader_status = -1;
@@ -609,8 +667,19 @@ Result<int> ReplaySession::on_process_exit(const trace::ProcessExitEvent& ev) {
     RELIVE_ASSIGN_OR_RETURN(auto got, tracee::wait_stop(-1));
     auto it = std::find_if(threads_.begin(), threads_.end(),
                            [&](const auto& kv) { return kv.second.task.tid() == got.first; });
-    if (got.second.kind != Stop::Kind::kExited) {
-      (void)tracee::Task(got.first).cont();
+    const Stop& s = got.second;
+    if (s.kind == Stop::Kind::kSeccomp || s.kind == Stop::Kind::kSyscallEntry ||
+        s.kind == Stop::Kind::kClone || s.kind == Stop::Kind::kExec) {
+      // Still running where the log has every process gone: resuming would run the call for
+      // real. The destructor kills what is left.
+      if (it == threads_.end()) ::kill(got.first, SIGKILL);
+      return divergence(current_index(), it == threads_.end() ? 0 : it->first,
+                        "every process to be gone",
+                        std::string("stopped at ") + tracee::stop_kind_name(s.kind) +
+                            (s.nr >= 0 ? " of " + format_call(s.nr, s.args) : std::string()));
+    }
+    if (s.kind != Stop::Kind::kExited) {
+      (void)resume_any(tracee::Task(got.first), 0);
       continue;
     }
     if (it == threads_.end()) continue;

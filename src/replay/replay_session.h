@@ -93,7 +93,8 @@ class ReplaySession {
   Status complete_native(Thread& t, const trace::SyscallEvent& ev);
   Status complete_map_file(Thread& t, const trace::SyscallEvent& ev);
   Status complete_exit(Thread& t, const trace::SyscallEvent& ev);
-  Status wait_gone(const tracee::Task& task);
+  Status wait_gone(const tracee::Task& task, int32_t rec_tid);
+  Status expect_log_end(const char* end);
   Status adopt_child(Thread& parent, const trace::SyscallEvent& ev, tracee::Policy policy,
                      pid_t new_real);
   Status prepare_exec_image(Thread& t, const trace::SyscallEvent& ev);
@@ -111,6 +112,7 @@ class ReplaySession {
   std::deque<trace::Event> ahead_;     // read ahead of the current event
   std::function<Result<bool>()> wait_for_more_;
   bool park_at_detach_ = false;
+  bool handed_over_ = false;  // ended at a DetachEvent: the process lives on (its caller's)
   std::optional<trace::FileStore> files_;  // the trace's saved files, opened on first use
   std::set<std::string> verified_files_;
   std::string shared_dir_;                            // working copies of shared mappings

@@ -88,6 +88,25 @@ TEST(RecordCli, RelativeTraceDirectoryReplaysFromAnotherDirectory) {
   EXPECT_EQ(rep2.out, rec.out);
 }
 
+// Which writes are the recording's stdout is decided per process: here the child's fd 1 is a
+// pipe and the parent's the recorder's stdout, and the parent writes right after the child with
+// no descriptor opened or closed between the two writes. Deciding by descriptor number alone
+// took the parent's lines for pipe bytes, and the replay left them out yet exited 0 (seen with
+// `sort | head` in a shell under load).
+TEST(RecordCli, StdoutOfEachProcessIsItsOwnDescriptorTable) {
+  TempDir d;
+  std::string trace = d / "t";
+  RunResult rec =
+      run({relive_bin(), "record", "-o", trace, "--", test_bin_dir() + "/subjects/fd_streams"});
+  ASSERT_EQ(rec.exit_code, 0) << rec.err;
+  ASSERT_EQ(rec.out, "parent line\nchild line\n");
+  RunResult dump = run({relive_bin(), "dump", trace});
+  EXPECT_EQ(count_of(dump.out, " to stdout"), 2u) << dump.out;
+  RunResult rep = run({relive_bin(), "replay", trace});
+  EXPECT_EQ(rep.exit_code, 0) << rep.err;
+  EXPECT_EQ(rep.out, rec.out);
+}
+
 // The recorded program writes its pid, then waits for a signal; SIGTERM makes it say so and
 // exit 3.
 const char* kWaiter = R"(

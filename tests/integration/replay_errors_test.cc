@@ -136,6 +136,46 @@ TEST_F(ReplayErrors, DivergenceIsReportedWithEventIndexAndBothCalls) {
   EXPECT_NE(r.err.find("the program called close("), std::string::npos) << r.err;
 }
 
+std::vector<trace::Event> read_events(const std::string& trace) {
+  std::vector<trace::Event> events;
+  auto reader = trace::TraceReader::open(trace);
+  EXPECT_TRUE(reader.ok()) << reader.status().to_string();
+  if (!reader.ok()) return events;
+  for (;;) {
+    auto e = reader->next();
+    EXPECT_TRUE(e.ok()) << e.status().to_string();
+    if (!e.ok() || !*e) break;
+    events.push_back(**e);
+  }
+  return events;
+}
+
+void write_events(const std::string& trace, const std::vector<trace::Event>& events) {
+  auto w = trace::EventLogWriter::create(trace::events_path(trace));
+  ASSERT_TRUE(w.ok());
+  for (const trace::Event& e : events) ASSERT_TRUE(w->append(wire::encode_event(e)).ok());
+  ASSERT_TRUE(w->sync().ok());
+}
+
+// Events the replay never reaches (here the program's last write, logged again after the exit)
+// are a log the replay did not honour: an error, never a success with part of the output.
+TEST_F(ReplayErrors, EventsAfterTheExitAreReportedNotDropped) {
+  std::vector<trace::Event> events = read_events(trace());
+  ASSERT_GE(events.size(), 2u);
+  ASSERT_TRUE(std::holds_alternative<trace::ProcessExitEvent>(events.back()));
+  const trace::SyscallEvent* last_write = nullptr;
+  for (const trace::Event& e : events)
+    if (auto* s = std::get_if<trace::SyscallEvent>(&e); s && s->nr == 1 /*write*/) last_write = s;
+  ASSERT_NE(last_write, nullptr);
+  trace::SyscallEvent extra = *last_write;
+  events.push_back(extra);
+  write_events(trace(), events);
+
+  RunResult r = replay();
+  EXPECT_NE(r.exit_code, 0) << r.out;
+  EXPECT_NE(r.err.find("events after the recorded processes' exit"), std::string::npos) << r.err;
+}
+
 // A shared writable mapping nobody outside the recording holds is recorded (its saved copy) and
 // replayed from a working copy: the replay writes through it without touching the real file.
 TEST(RecordRefuses, NotASharedWritableMappingHeldByNoOneElse) {
