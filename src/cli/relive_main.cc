@@ -2,9 +2,9 @@
 #include <CLI/CLI.hpp>
 
 #include "cli/commands.h"
-#include "common/version.h"
 #include "common/logging.h"
 #include "common/memory_policy.h"
+#include "common/version.h"
 
 int main(int argc, char** argv) {
   relive::init_logging();
