@@ -1,5 +1,6 @@
 #include "migrate/vm_destination.h"
 
+#include <algorithm>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <set>
@@ -136,7 +137,8 @@ Status VmIncoming::run_here() {
   // The source's mirrors ended in sync: no one writes through the exports any more.
   if (disks_->copies()) RELIVE_RETURN_IF_ERROR(VmDiskTargets::stop_exports(qemu_->qmp));
   RELIVE_RETURN_IF_ERROR(qemu_->qmp.execute("cont").status());
-  for (;;) {
+  // The guest is down until it runs here: look again soon, then less often.
+  for (milliseconds pause{1};; pause = std::min(pause * 2, milliseconds(10))) {
     RELIVE_RETURN_IF_ERROR(qemu_->check_alive());
     RELIVE_ASSIGN_OR_RETURN(nlohmann::json st, qemu_->qmp.execute("query-status"));
     if (json_value_or(st, "running", false)) break;
@@ -145,7 +147,7 @@ Status VmIncoming::run_here() {
       return Status::IoError("destination VM is " + status + " instead of running");
     if (Clock::now() - start > kStartTimeout)
       return Status::IoError("destination VM still " + status + " after the commit");
-    std::this_thread::sleep_for(milliseconds(10));
+    std::this_thread::sleep_for(pause);
   }
   vm_.outcome().restore_ms = ms_since(start);
   RELIVE_RETURN_IF_ERROR(qemu_->process.release());

@@ -1,5 +1,6 @@
 #include "migrate/vm_disk_mirror.h"
 
+#include <algorithm>
 #include <thread>
 
 #include "common/clock.h"
@@ -79,13 +80,16 @@ Result<bool> DiskMirrors::all_ready() {
 
 Result<nlohmann::json> DiskMirrors::wait_concluded(const std::string& id, milliseconds timeout) {
   auto deadline = Clock::now() + timeout;
-  for (;;) {
+  for (milliseconds pause{1};;) {
     RELIVE_ASSIGN_OR_RETURN(nlohmann::json j, job(id));
     if (j.is_null() || json_value_or(j, "status", "") == "concluded") return j;
     if (Clock::now() > deadline)
       return Status::IoError("mirror " + id + " did not end within " +
                              std::to_string(timeout.count()) + " ms: " + j.dump());
-    std::this_thread::sleep_for(milliseconds(20));
+    // At the switch-over the VM is stopped and a mirror ends within milliseconds: look again
+    // soon, then less often (each look is one QMP round trip on a local socket).
+    std::this_thread::sleep_for(pause);
+    pause = std::min(pause * 2, milliseconds(20));
   }
 }
 

@@ -81,7 +81,7 @@ class VmSource {
   Status on_info(const nlohmann::json& info, bool* finished);
   Status start_postcopy(const std::string& why);
   Status commit();
-  Status take_events(milliseconds wait);
+  Result<bool> take_events(milliseconds wait);
   void finish_report(const nlohmann::json& info);
   void rollback();
   void cancel_migration();
@@ -228,7 +228,7 @@ Status VmSource::mirror_disks() {
   for (;;) {
     RELIVE_ASSIGN_OR_RETURN(bool ready, mirrors_->all_ready());
     if (ready) break;
-    RELIVE_RETURN_IF_ERROR(take_events(kPoll));
+    RELIVE_RETURN_IF_ERROR(take_events(kPoll).status());
     if (Clock::now() - last_keepalive > kKeepalive) {
       RELIVE_ASSIGN_OR_RETURN(nlohmann::json jobs, vm_.qmp().execute("query-jobs"));
       RELIVE_RETURN_IF_ERROR(vm_.link().call(m::VmProgress{jobs.dump()}).status());
@@ -260,11 +260,12 @@ Status VmSource::start_postcopy(const std::string& why) {
 }
 
 // Consumes the events that arrived (waiting up to `wait` for the first): the source VM's STOP
-// starts the downtime. Events that came in with a command's answer are already queued.
-Status VmSource::take_events(milliseconds wait) {
-  for (;;) {
+// starts the downtime. Events that came in with a command's answer are already queued. True when
+// there was at least one.
+Result<bool> VmSource::take_events(milliseconds wait) {
+  for (bool any = false;; any = true) {
     RELIVE_ASSIGN_OR_RETURN(std::optional<qemu::QmpEvent> ev, vm_.qmp().next_event(wait));
-    if (!ev) return Status::Ok();
+    if (!ev) return any;
     if (ev->name == "STOP" && stop_time_ == 0) stop_time_ = ev->timestamp;
     wait = milliseconds(0);
   }
@@ -273,11 +274,14 @@ Status VmSource::take_events(milliseconds wait) {
 Status VmSource::watch() {
   auto last_keepalive = Clock::now();
   nlohmann::json info;
-  for (bool finished = false; !finished;) {
-    RELIVE_RETURN_IF_ERROR(take_events(kPoll));
+  // Events that came in with an answer (STOP, MIGRATION's next status) may announce a state
+  // newer than the answer: then the next look comes at once, not after waiting for an event
+  // already consumed. The source VM is stopped meanwhile: every millisecond here is downtime.
+  for (bool finished = false, look_now = false; !finished;) {
+    if (!look_now) RELIVE_RETURN_IF_ERROR(take_events(kPoll).status());
     RELIVE_ASSIGN_OR_RETURN(info, vm_.qmp().execute("query-migrate"));
     // The answer may have brought the STOP that precedes the state it reports.
-    RELIVE_RETURN_IF_ERROR(take_events(milliseconds(0)));
+    RELIVE_ASSIGN_OR_RETURN(look_now, take_events(milliseconds(0)));
     RELIVE_RETURN_IF_ERROR(on_info(info, &finished));
     if (!finished && !committed_ && Clock::now() - last_keepalive > kKeepalive) {
       RELIVE_RETURN_IF_ERROR(vm_.link().call(m::VmProgress{info.dump()}).status());
@@ -324,11 +328,15 @@ Status VmSource::on_info(const nlohmann::json& info, bool* finished) {
 // The source VM is stopped (pre-copy completed, or post-copy began): the destination may run.
 // Once migrate.commit is sent and its answer lost, the source stays paused (never two VMs).
 Status VmSource::commit() {
+  // Where the downtime goes: the stop noticed, the disks' last writes, the destination's start.
+  auto since_stop = [this] { return stop_time_ > 0 ? (wall_seconds() - stop_time_) * 1000 : 0.0; };
+  report_.vm["stop_noticed_ms"] = since_stop();
   if (mirrors_) {
     // The source is stopped: the mirrors take the last writes and end, the destination's
     // images now equal the disks (nothing is committed until they do).
     RELIVE_RETURN_IF_ERROR(mirrors_->complete(kMirrorCompleteTimeout));
     report_.disks = mirrors_->reports();
+    report_.vm["disks_done_ms"] = since_stop();
   }
   vm_.progress("vm: commit");
   Status sent = vm_.link().send(m::Commit{});

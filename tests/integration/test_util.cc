@@ -111,4 +111,28 @@ std::string test_guest_dir() {
   return dir;
 }
 
+std::vector<std::string> test_guest_argv(const std::string& guest_dir,
+                                         const std::string& qmp_socket,
+                                         const std::string& kernel_args) {
+  return {"qemu-system-x86_64",
+          "-accel",
+          "tcg",
+          "-m",
+          "256",
+          "-nodefaults",
+          "-no-user-config",
+          "-display",
+          "none",
+          "-kernel",
+          guest_dir + "/vmlinux",
+          "-initrd",
+          guest_dir + "/initramfs.cpio.gz",
+          "-append",
+          "console=ttyS0 quiet " + kernel_args,
+          "-serial",
+          "file:serial.log",
+          "-qmp",
+          "unix:" + qmp_socket + ",server=on,wait=off"};
+}
+
 }  // namespace relive::testing

@@ -25,6 +25,12 @@ std::string test_bin_dir();  // $RELIVE_TEST_BIN
 // The test VM guest (scripts/build-guest.sh): vmlinux and initramfs.cpio.gz, built once under
 // the build directory (or $RELIVE_GUEST_DIR); "" when it cannot be built (no bootstrap).
 std::string test_guest_dir();
+// QEMU (TCG, 256 MiB, nothing but what is asked) booting the test guest in `guest_dir` with
+// `kernel_args` after "console=ttyS0 quiet", its serial port in serial.log of the working
+// directory and its monitor on `qmp_socket`. Callers add disks and network.
+std::vector<std::string> test_guest_argv(const std::string& guest_dir,
+                                         const std::string& qmp_socket,
+                                         const std::string& kernel_args);
 // A fresh empty directory under /tmp, removed by the destructor.
 class TempDir {
  public:

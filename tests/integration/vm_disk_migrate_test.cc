@@ -148,27 +148,11 @@ class VmDiskMigrate : public ::testing::Test {
   }
 
   std::vector<std::string> guest_argv(const std::string& disk, const std::string& qmp_socket) {
-    return {"qemu-system-x86_64",
-            "-accel",
-            "tcg",
-            "-m",
-            "256",
-            "-nodefaults",
-            "-no-user-config",
-            "-display",
-            "none",
-            "-kernel",
-            guest_ + "/vmlinux",
-            "-initrd",
-            guest_ + "/initramfs.cpio.gz",
-            "-append",
-            "console=ttyS0 quiet relive.disk=" + std::to_string(kWrittenBlocks),
-            "-serial",
-            "file:serial.log",
-            "-drive",
-            "file=" + disk + ",format=" + format_ + ",if=virtio,id=disk0",
-            "-qmp",
-            "unix:" + qmp_socket + ",server=on,wait=off"};
+    std::vector<std::string> argv =
+        test_guest_argv(guest_, qmp_socket, "relive.disk=" + std::to_string(kWrittenBlocks));
+    argv.insert(argv.end(),
+                {"-drive", "file=" + disk + ",format=" + format_ + ",if=virtio,id=disk0"});
+    return argv;
   }
 
   std::vector<std::string> migrate_argv(const std::vector<std::string>& extra = {},
@@ -262,6 +246,7 @@ class VmDiskMigrate : public ::testing::Test {
     nlohmann::json report = nlohmann::json::parse(r.out);
     dest_pid_ = report["destination_pid"].get<pid_t>();
     std::fprintf(stderr, "disk-bench report: %s\n", report.dump().c_str());
+    if (std::getenv("RELIVE_BENCH_VERBOSE")) std::fprintf(stderr, "%s", r.err.c_str());
     EXPECT_EQ(report["disks"][0]["virtual_size"], 1ull << 30);
     std::string dest_serial = report["vm_dir"].get<std::string>() + "/serial.log";
     EXPECT_TRUE(eventually([&] { return acknowledged(dest_serial).size() >= 5; }, seconds(180)));

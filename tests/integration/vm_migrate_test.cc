@@ -70,25 +70,7 @@ class VmMigrate : public ::testing::Test {
   // slirp's input would need filter-replay).
   std::vector<std::string> guest_argv(const std::string& qmp_socket, const std::string& append,
                                       bool record) const {
-    std::vector<std::string> argv = {"qemu-system-x86_64",
-                                     "-accel",
-                                     "tcg",
-                                     "-m",
-                                     "256",
-                                     "-nodefaults",
-                                     "-no-user-config",
-                                     "-display",
-                                     "none",
-                                     "-kernel",
-                                     guest_ + "/vmlinux",
-                                     "-initrd",
-                                     guest_ + "/initramfs.cpio.gz",
-                                     "-append",
-                                     "console=ttyS0 quiet " + append,
-                                     "-serial",
-                                     "file:serial.log",
-                                     "-qmp",
-                                     "unix:" + qmp_socket + ",server=on,wait=off"};
+    std::vector<std::string> argv = test_guest_argv(guest_, qmp_socket, append);
     std::vector<std::string> net = {"-netdev",
                                     "user,id=n0,net=198.18.0.0/24,host=198.18.0.2,"
                                     "hostfwd=tcp:127.0.0.1:17007-198.18.0.10:7",

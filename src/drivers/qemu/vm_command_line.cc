@@ -161,30 +161,9 @@ Result<std::vector<std::string>> with_drive_file(const std::vector<std::string>&
                                                  const std::string& id, const std::string& file) {
   if (file.find(',') != std::string::npos)
     return Status::InvalidArgument("image path " + file + " has a comma");
-  std::vector<std::string> out = args;
-  for (size_t i = 1; i + 1 < out.size(); ++i) {
-    if (option_name(out[i]) != "drive") continue;
-    std::string& v = out[++i];
-    if (option_value(v, "id") != id) continue;
-    std::string rebuilt;
-    bool replaced = false;
-    size_t pos = 0;
-    while (pos <= v.size()) {
-      size_t end = v.find(',', pos);
-      if (end == std::string::npos) end = v.size();
-      std::string part = v.substr(pos, end - pos);
-      if (part.starts_with("file=")) {
-        part = "file=" + file;
-        replaced = true;
-      }
-      rebuilt += (rebuilt.empty() ? "" : ",") + part;
-      pos = end + 1;
-    }
-    if (!replaced) rebuilt = "file=" + file + "," + rebuilt;
-    v = rebuilt;
-    return out;
-  }
-  return Status::NotFound("no -drive with id=" + id + " in the VM's command line");
+  // -drive has no implied first key (QEMU parses it without abbreviations): where file= is
+  // missing it may go last like any other key.
+  return with_drive_suboption(args, id, "file", file);
 }
 
 std::vector<std::string> option_arguments(const std::vector<std::string>& args,

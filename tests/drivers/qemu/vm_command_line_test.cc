@@ -80,6 +80,10 @@ TEST(VmCommandLine, ReplacesTheImageOfOneDrive) {
   EXPECT_EQ(*out, want);
   EXPECT_EQ(with_drive_file(in, "d2", "/x").status().code(), Status::Code::kNotFound);
   EXPECT_EQ(with_drive_file(in, "d0", "/x,y").status().code(), Status::Code::kInvalidArgument);
+  // A drive with no image yet (an empty CD-ROM) gets one.
+  Result<Args> empty = with_drive_file({"qemu", "-drive", "if=ide,media=cdrom,id=cd"}, "cd", "/c");
+  ASSERT_TRUE(empty.ok()) << empty.status().to_string();
+  EXPECT_EQ((*empty)[2], "if=ide,media=cdrom,id=cd,file=/c");
 }
 
 TEST(VmCommandLine, ReadsAndSetsDriveSuboptions) {
