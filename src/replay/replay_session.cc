@@ -51,6 +51,17 @@ pid_t tgid_of(pid_t tid) {
   return at == std::string::npos ? 0 : static_cast<pid_t>(std::atol(status->c_str() + at + 6));
 }
 
+// The state letter of /proc/TID/stat ('t': stopped by its tracer), 0 when it is gone.
+char proc_state(pid_t tid) {
+  Result<std::string> stat = read_file("/proc/" + std::to_string(tid) + "/stat");
+  if (!stat.ok()) return 0;
+  size_t paren = stat->rfind(')');
+  return paren == std::string::npos || paren + 2 >= stat->size() ? 0 : (*stat)[paren + 2];
+}
+
+// How long the final exit may go without any stop before the threads left are looked at.
+constexpr std::chrono::milliseconds kExitQuiet{2000};
+
 }  // namespace
 
 ReplaySession::ReplaySession(Mode mode, trace::TraceReader* reader, Output out)
@@ -664,7 +675,20 @@ Result<int> ReplaySession::on_process_exit(const trace::ProcessExitEvent& ev) {
     if (t.resume_sig != 0) (void)t.task.cont(std::exchange(t.resume_sig, 0));  // a fatal signal
   int leader_status = -1;
   while (!threads_.empty()) {
-    RELIVE_ASSIGN_OR_RETURN(auto got, tracee::wait_stop(-1));
+    RELIVE_ASSIGN_OR_RETURN(auto next, tracee::wait_stop_for(-1, kExitQuiet));
+    if (!next) {
+      // Nothing happened for a while. A thread still in a ptrace stop will never go: nothing
+      // resumes it here, and its process is not dying (a SIGKILL would have ended the stop). The
+      // log has every process gone, so it is a divergence, not a wait for ever.
+      for (auto& [rec, t] : threads_) {
+        if (proc_state(t.task.tid()) != 't') continue;
+        return divergence(current_index(), rec, "every process to be gone",
+                          t.parked ? "still waiting at " + format_call(t.nr, t.args)
+                                   : std::string("still stopped"));
+      }
+      continue;  // the rest are still dying (a core dump, a large address space)
+    }
+    auto got = *next;
     auto it = std::find_if(threads_.begin(), threads_.end(),
                            [&](const auto& kv) { return kv.second.task.tid() == got.first; });
     const Stop& s = got.second;

@@ -176,6 +176,35 @@ TEST_F(ReplayErrors, EventsAfterTheExitAreReportedNotDropped) {
   EXPECT_NE(r.err.find("events after the recorded processes' exit"), std::string::npos) << r.err;
 }
 
+// A log whose processes all exit while replayed threads still wait at syscalls it never
+// completes (two threads parked at their logged entries, then the exit): nothing would ever move
+// them, so the replay reports where they stopped instead of waiting for ever.
+TEST(ReplayStuck, ThreadsLeftAtTheirEntriesWhenTheLogEndsAreADivergenceNotAHang) {
+  TempDir d;
+  RunResult r = run({relive_bin(), "record", "-o", d / "t", "--",
+                     test_bin_dir() + "/subjects/threads_counter", "1"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  std::vector<trace::Event> events = read_events(d / "t");
+  ASSERT_TRUE(std::holds_alternative<trace::ProcessExitEvent>(events.back()));
+  trace::Event exit = events.back();
+  // The first two entries in a row of two different threads: both are parked there.
+  size_t cut = 0;
+  for (size_t i = 1; i < events.size() && cut == 0; ++i) {
+    auto* a = std::get_if<trace::SyscallEntryEvent>(&events[i - 1]);
+    auto* b = std::get_if<trace::SyscallEntryEvent>(&events[i]);
+    if (a && b && a->tid != b->tid) cut = i + 1;
+  }
+  ASSERT_NE(cut, 0u) << "no two threads waiting at once in this recording";
+  events.resize(cut);
+  events.push_back(exit);
+  write_events(d / "t", events);
+
+  RunResult rep = run({relive_bin(), "replay", d / "t"}, 90);
+  EXPECT_NE(rep.exit_code, 0) << rep.out;
+  EXPECT_NE(rep.err.find("every process to be gone"), std::string::npos) << rep.err;
+  EXPECT_NE(rep.err.find("futex"), std::string::npos) << "names the call it waits at: " << rep.err;
+}
+
 // A shared writable mapping nobody outside the recording holds is recorded (its saved copy) and
 // replayed from a working copy: the replay writes through it without touching the real file.
 TEST(RecordRefuses, NotASharedWritableMappingHeldByNoOneElse) {
