@@ -23,6 +23,8 @@ MigrationServer::MigrationServer(security::Listener* listener, security::Request
       lines_(out),
       say_(std::move(say)) {
   if (o_.max_pending <= 0) o_.max_pending = 4 * std::max(o_.max_concurrent, 1) + 16;
+  if (o_.max_pending_per_address <= 0)
+    o_.max_pending_per_address = std::max(o_.max_concurrent, 1) + 4;
 }
 
 MigrationServer::~MigrationServer() { reap(/*all=*/true); }
@@ -30,6 +32,22 @@ MigrationServer::~MigrationServer() { reap(/*all=*/true); }
 int MigrationServer::pending() const {
   return static_cast<int>(workers_.size()) - arrivals_.in_progress();
 }
+
+int MigrationServer::pending_from(const std::string& address) const {
+  return static_cast<int>(std::count_if(workers_.begin(), workers_.end(), [&](const Worker& w) {
+    return w.address == address && !w.done && !w.admitted;
+  }));
+}
+
+namespace {
+
+// "IP:PORT" (transport::peer_address, also for IPv6) -> "IP".
+std::string address_of(const std::string& peer) {
+  size_t colon = peer.rfind(':');
+  return colon == std::string::npos ? peer : peer.substr(0, colon);
+}
+
+}  // namespace
 
 Status MigrationServer::run(const std::atomic<bool>& stop) {
   while (!stop && !arrivals_.exhausted()) {
@@ -54,6 +72,13 @@ Status MigrationServer::run(const std::atomic<bool>& stop) {
                       "authenticate or begin",
                       c->peer, pending()));
       continue;  // closed as `c` goes
+    }
+    if (int n = pending_from(address_of(c->peer)); n >= o_.max_pending_per_address) {
+      say_(
+          fmt::format("refused a connection from {}: {} connections from that address are "
+                      "already waiting to authenticate or begin",
+                      c->peer, n));
+      continue;
     }
     start_worker(std::move(*c));
   }
@@ -88,13 +113,14 @@ void MigrationServer::drain() {
 void MigrationServer::start_worker(security::PendingConnection c) {
   Worker& w = workers_.emplace_back();
   std::string peer = c.peer;
+  w.address = address_of(peer);
   // Without it a stop could not cut this link; the migration is served all the same.
   w.cut = ScopedFd(::fcntl(c.fd.get(), F_DUPFD_CLOEXEC, 0));
   try {
     w.thread = std::thread([this, &w, c = std::move(c)]() mutable {
       // Nothing a migration throws may take the daemon (and every other migration) down.
       try {
-        serve_connection(std::move(c));
+        serve_connection(std::move(c), &w.admitted);
       } catch (const std::exception& e) {
         say_(std::string("a migration's worker failed: ") + e.what());
       } catch (...) {
@@ -120,7 +146,7 @@ void MigrationServer::reap(bool all) {
 }
 
 // One connection, start to end, on its own thread.
-void MigrationServer::serve_connection(security::PendingConnection c) {
+void MigrationServer::serve_connection(security::PendingConnection c, std::atomic<bool>* admitted) {
   // Every line logged about this connection, on this thread, carries its id.
   std::string id = fmt::format("m{}-{}", ::getpid(), ++connections_);
   ScopedLogContext log_context("migration", id);
@@ -134,7 +160,11 @@ void MigrationServer::serve_connection(security::PendingConnection c) {
   say_("connection from " + peer);
   transfer::Link link(std::move(*ch));
   migrate::DestinationOptions d = o_.destination;  // this migration's own
-  d.admit = [this](const std::string& name) { return arrivals_.admit(name); };
+  d.admit = [this, admitted](const std::string& name) {
+    Result<std::unique_ptr<migrate::ArrivalClaim>> claim = arrivals_.admit(name);
+    if (claim.ok()) *admitted = true;
+    return claim;
+  };
   Result<migrate::DestinationOutcome> r = migrate::serve_migration(&link, gate_, d);
   if (!r.ok()) {
     say_("migration from " + peer + " failed: " + r.status().to_string());

@@ -46,6 +46,10 @@ struct MigrationServerOptions {
   // migrate.begin): beyond this many, a new connection is closed at once. 0: 4 * max_concurrent
   // + 16.
   int max_pending = 0;
+  // Of those, from one address (the peer's IP): beyond this many, a new connection from there is
+  // closed at once, so that one host that connects and stalls cannot fill max_pending and lock
+  // every other source out. 0: max_concurrent + 4.
+  int max_pending_per_address = 0;
   // How long the accept loop waits for a connection before it looks at the stop flag again.
   std::chrono::milliseconds accept_poll{250};
   // Once stopped, how long the running migrations get to end by themselves. Then their links are
@@ -83,14 +87,19 @@ class MigrationServer {
     // is reaped): shutdown(2) on it cuts the link from the accept thread while the worker owns
     // and may close its own.
     ScopedFd cut;
+    std::string address;  // the peer's IP
+    // Set by the worker once its migration holds a slot (it no longer counts as pending).
+    std::atomic<bool> admitted{false};
   };
-  void serve_connection(security::PendingConnection connection);
+  void serve_connection(security::PendingConnection connection, std::atomic<bool>* admitted);
   void start_worker(security::PendingConnection connection);
   // Joins the workers that have ended (all of them when `all`).
   void reap(bool all);
   // After a stop: waits up to drain_timeout for the workers, then cuts the links of those left.
   void drain();
   int pending() const;
+  // Workers from `address` still in their handshake or before their migrate.begin.
+  int pending_from(const std::string& address) const;
 
   security::Listener* listener_;
   security::RequestGate* gate_;
@@ -98,10 +107,9 @@ class MigrationServer {
   Arrivals arrivals_;
   LineWriter lines_;
   Say say_;
-  std::list<Worker> workers_;  // touched by the accept thread only
-  std::atomic<uint64_t> connections_{0};
-  std::chrono::steady_clock::time_point
-      last_accept_error_{};  // accept thread only  // numbers the migration ids in the logs
+  std::list<Worker> workers_;             // touched by the accept thread only
+  std::atomic<uint64_t> connections_{0};  // numbers the migration ids in the logs
+  std::chrono::steady_clock::time_point last_accept_error_{};  // accept thread only
 };
 
 }  // namespace relive::agent

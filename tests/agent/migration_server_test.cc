@@ -106,9 +106,16 @@ class MigrationServerTest : public ::testing::Test {
     return link->call(b);  // finds CRIU (scripts/bootstrap.sh installs it)
   }
 
-  // A raw TCP connection to the server that has sent `bytes` and nothing else.
-  ScopedFd stalled_peer(const std::string& bytes) {
+  // A raw TCP connection to the server that has sent `bytes` and nothing else, from `from` (a
+  // loopback address other than 127.0.0.1) when given.
+  ScopedFd stalled_peer(const std::string& bytes, const char* from = nullptr) {
     ScopedFd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    if (from != nullptr) {
+      sockaddr_in local{};
+      local.sin_family = AF_INET;
+      EXPECT_EQ(::inet_pton(AF_INET, from, &local.sin_addr), 1);
+      EXPECT_EQ(::bind(fd.get(), reinterpret_cast<sockaddr*>(&local), sizeof local), 0);
+    }
     sockaddr_in a{};
     a.sin_family = AF_INET;
     a.sin_port = htons(listener_->port());
@@ -163,6 +170,25 @@ TEST_F(MigrationServerTest, StalledPeersDoNotDelayAMigration) {
   EXPECT_FALSE(closed_by_server(silent.get(), std::chrono::milliseconds(0)));
   silent.reset();
   half.reset();
+}
+
+// One address that opens connection after connection and never authenticates holds at most
+// max_concurrent + 4 workers: the server-wide cap on waiting connections is not reached, and a
+// source elsewhere is served at once.
+TEST_F(MigrationServerTest, AFloodFromOneAddressDoesNotLockOutOthers) {
+  start(1, seconds(60));  // max_pending 20, per address 5
+  std::vector<ScopedFd> flood;
+  for (int i = 0; i < 25; ++i) flood.push_back(stalled_peer("", "127.0.0.2"));
+  EXPECT_TRUE(eventually([&] { return said("connections from that address are already waiting"); },
+                         seconds(30)));
+  for (size_t i = 5; i < flood.size(); ++i)
+    EXPECT_TRUE(closed_by_server(flood[i].get(), seconds(30))) << "connection " << i;
+  for (size_t i = 0; i < 5; ++i)  // accepted in order: the first five wait for their handshake
+    EXPECT_FALSE(closed_by_server(flood[i].get(), std::chrono::milliseconds(0))) << i;
+  auto a = source();  // from 127.0.0.1
+  ASSERT_TRUE(a);
+  Result<std::string> r = begin(a.get(), "elsewhere");
+  EXPECT_TRUE(r.ok()) << r.status().to_string();
 }
 
 // A stalled peer costs its worker only for the I/O timeout: then it is dropped, reported, and
