@@ -34,7 +34,6 @@ Status RequestGate::decide(const PeerIdentity& peer, const protocol::Message& m,
 }
 
 Status RequestGate::admit(const PeerIdentity& peer, const protocol::Message& m, int64_t now_ns) {
-  std::lock_guard<std::mutex> lock(mu_);
   Status decision = decide(peer, m, now_ns);
   AuditRecord record = describe(peer, m, now_ns);
   record.accepted = decision.ok();
@@ -49,7 +48,6 @@ Status RequestGate::admit(const PeerIdentity& peer, const protocol::Message& m, 
 
 Status RequestGate::refuse(const PeerIdentity& peer, std::string_view command,
                            std::string_view reason, int64_t now_ns) {
-  std::lock_guard<std::mutex> lock(mu_);
   AuditRecord record;
   record.time_ns = now_ns;
   record.peer_subject = peer.subject;

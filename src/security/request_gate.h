@@ -4,7 +4,6 @@
 #pragma once
 
 #include <cstdint>
-#include <mutex>
 #include <string_view>
 
 #include "relive/status.h"
@@ -20,7 +19,9 @@ class RequestGate {
   // `guard` and `log` must outlive the gate.
   RequestGate(ReplayGuard* guard, AuditLog* log) : guard_(guard), log_(log) {}
 
-  // Thread-safe: an HA node admits requests from several connections at once.
+  // Thread-safe without a lock of its own (the guard and the log each lock briefly): an HA node
+  // and relived admit requests from several connections at once, and none waits for another's
+  // audit fsync.
   // Ok when `message` (a Hello or Request) from `peer` is fresh (see ReplayGuard); the
   // decision is audited either way. Aborted with the reason on refusal, also
   // when the audit record could not be written (failing closed).
@@ -37,7 +38,6 @@ class RequestGate {
 
   ReplayGuard* guard_;
   AuditLog* log_;
-  std::mutex mu_;
 };
 
 }  // namespace relive::security

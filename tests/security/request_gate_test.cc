@@ -3,8 +3,11 @@
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 
+#include <atomic>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <sstream>
+#include <thread>
 #include <vector>
 
 #include "security/test_keys.h"
@@ -70,6 +73,35 @@ TEST_F(RequestGateTest, AuditsAcceptedAndReplayedRequest) {
   struct stat st {};
   ASSERT_EQ(::stat(path().c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 0777, 0600u);
+}
+
+// Several connections at once (relived's workers, an HA node's peers), all offering the same 50
+// requests: each is accepted exactly once, every decision is one whole line of the log.
+TEST_F(RequestGateTest, ConcurrentRequestsAreEachAdmittedOnceAndAuditedWhole) {
+  constexpr int kThreads = 8, kRequests = 50;
+  auto nth = [](int i) {
+    protocol::Nonce n;
+    n.bytes.fill(0);
+    n.bytes[0] = static_cast<uint8_t>(i);
+    return protocol::Message{3, protocol::Request{"migrate.start", n, kNow, ""}};
+  };
+  std::atomic<int> accepted{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&] {
+      for (int i = 0; i < kRequests; ++i)
+        if (gate_->admit(beta(), nth(i), kNow).ok()) ++accepted;
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  EXPECT_EQ(accepted, kRequests);
+  std::vector<nlohmann::json> lines = audit_lines(path());  // throws on a torn line
+  ASSERT_EQ(lines.size(), size_t{kThreads * kRequests});
+  std::map<std::string, int> accepted_by_nonce;
+  for (const nlohmann::json& l : lines)
+    if (l["decision"] == "accepted") ++accepted_by_nonce[l["nonce"].get<std::string>()];
+  EXPECT_EQ(accepted_by_nonce.size(), size_t{kRequests});
+  for (const auto& [nonce, n] : accepted_by_nonce) EXPECT_EQ(n, 1) << nonce;
 }
 
 TEST_F(RequestGateTest, AuditsStaleRequestAndRepliesAsRequests) {
