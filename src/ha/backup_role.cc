@@ -46,6 +46,15 @@ void HaNode::backup_tick() {
       }
     }
   }
+  if (suspect) last_suspected_ = Clock::now();
+  if (prepared_network_ && !suspect &&
+      Clock::now() - last_suspected_ > std::chrono::seconds(o_.config.etcd.lease_ttl_s)) {
+    // A false alarm: the primary has been heard again for a whole lease. What was prepared for
+    // its takeover goes (a later suspicion prepares it afresh); a primary that is only slow now
+    // and then does not make the backup build and tear down the network at every hiccup.
+    prepared_network_.reset();
+    RELIVE_LOG_INFO("primary heard again: the workload network prepared for a takeover is down");
+  }
   if (ready && suspect && !prepared_network_ && o_.config.workload.kind == WorkloadKind::kProcess) {
     // Only the namespace and veth: nothing routes the service address here before the lease.
     Result<WorkloadNetwork> net = WorkloadNetwork::prepare(o_.config.workload, o_.name);

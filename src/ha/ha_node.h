@@ -134,6 +134,8 @@ class HaNode {
   // (WorkloadNetwork::prepare), claimed by a takeover; dropped before any other network is set
   // up, since both would own the same names.
   std::unique_ptr<WorkloadNetwork> prepared_network_;
+  // When the backup last suspected the primary (backup tick thread only).
+  std::chrono::steady_clock::time_point last_suspected_{};
   std::unique_ptr<OutputBuffer> output_;
   // Process workloads: held while CRIU reads the sockets (epoch, restore). A VM's sockets are
   // in the guest, saved with its memory: no input is held for it.

@@ -77,6 +77,17 @@ class HaPairFixture : public ::testing::Test {
   // up on a silent backup (and serves unprotected, as Remus does) after max(2 s, 2 x this), so a
   // test that holds the backup silent and expects output held must look within less than that,
   // whatever the load delays its client by.
+  // A named network namespace (ip netns) called `name` exists.
+  static bool netns_exists(const std::string& name) {
+    std::string list = run({"/usr/sbin/ip", "netns", "list"}).out;
+    for (size_t at = list.find(name); at != std::string::npos; at = list.find(name, at + 1)) {
+      bool starts = at == 0 || list[at - 1] == '\n';
+      char after = at + name.size() < list.size() ? list[at + name.size()] : '\n';
+      if (starts && (after == '\n' || after == ' ')) return true;
+    }
+    return false;
+  }
+
   void use_failure_timeout_ms(uint32_t ms) {
     failure_timeout_ms_ = ms;
     write_all_to(dir_ / "pair.toml", config());

@@ -162,11 +162,18 @@ TEST_F(HaPair, PartitionLeavesExactlyOneSideServing) {
   EXPECT_EQ(role(0), "primary");
   EXPECT_EQ(role(1), "backup");
   EXPECT_EQ(serving_count(), 1);
+  // The backup suspected the primary and prepared the workload's network for a takeover that
+  // the fence then refused.
+  std::string prepared = netns_ + "-beta";
+  EXPECT_TRUE(netns_exists(prepared)) << logs();
   // Heal: the primary re-protects with a full epoch, no failover.
   ASSERT_EQ(hosts_.sh_in('a', "iptables -D INPUT -s " + b + " -j DROP && iptables -D OUTPUT -d " +
                                   b + " -j DROP"),
             0);
   ASSERT_TRUE(eventually([&] { return protected_by_backup(0); }, seconds(30))) << logs();
+  // A false alarm: what was prepared on the backup goes once the primary is heard again.
+  EXPECT_TRUE(eventually([&] { return !netns_exists(prepared); }, seconds(30)))
+      << "the network prepared for the takeover is left behind" << logs();
   // Now isolate the primary's host entirely: it cannot renew the lease, so it fences itself
   // (stops its workload) before the lease can expire in etcd; the backup takes over.
   ASSERT_EQ(hosts_.sh_in('a', "ip link set " + hosts_.device('a') + " down"), 0);
