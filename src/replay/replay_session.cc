@@ -14,6 +14,7 @@
 
 #include "common/file_util.h"
 #include "common/hash.h"
+#include "common/process_tree.h"
 #include "common/scoped_fd.h"
 #include "replay/divergence.h"
 #include "trace/trace_dir.h"
@@ -49,14 +50,6 @@ pid_t tgid_of(pid_t tid) {
   if (!status.ok()) return 0;
   size_t at = status->find("\nTgid:");
   return at == std::string::npos ? 0 : static_cast<pid_t>(std::atol(status->c_str() + at + 6));
-}
-
-// The state letter of /proc/TID/stat ('t': stopped by its tracer), 0 when it is gone.
-char proc_state(pid_t tid) {
-  Result<std::string> stat = read_file("/proc/" + std::to_string(tid) + "/stat");
-  if (!stat.ok()) return 0;
-  size_t paren = stat->rfind(')');
-  return paren == std::string::npos || paren + 2 >= stat->size() ? 0 : (*stat)[paren + 2];
 }
 
 // How long the final exit may go without any stop before the threads left are looked at.
@@ -681,7 +674,7 @@ Result<int> ReplaySession::on_process_exit(const trace::ProcessExitEvent& ev) {
       // resumes it here, and its process is not dying (a SIGKILL would have ended the stop). The
       // log has every process gone, so it is a divergence, not a wait for ever.
       for (auto& [rec, t] : threads_) {
-        if (proc_state(t.task.tid()) != 't') continue;
+        if (task_state(t.task.tid()) != 't') continue;  // ptrace stop
         return divergence(current_index(), rec, "every process to be gone",
                           t.parked ? "still waiting at " + format_call(t.nr, t.args)
                                    : std::string("still stopped"));

@@ -73,10 +73,6 @@ class HaPairFixture : public ::testing::Test {
   static constexpr int kLeaseTtl = 2;
   std::string service() const { return "198.18.60.10"; }
 
-  // Before start_pair(): rewrites the pair's config with this failure timeout. The primary gives
-  // up on a silent backup (and serves unprotected, as Remus does) after max(2 s, 2 x this), so a
-  // test that holds the backup silent and expects output held must look within less than that,
-  // whatever the load delays its client by.
   // A named network namespace (ip netns) called `name` exists.
   static bool netns_exists(const std::string& name) {
     std::string list = run({"/usr/sbin/ip", "netns", "list"}).out;
@@ -88,6 +84,10 @@ class HaPairFixture : public ::testing::Test {
     return false;
   }
 
+  // Before start_pair(): rewrites the pair's config with this failure timeout. The primary gives
+  // up on a silent backup (and serves unprotected, as Remus does) after max(2 s, 2 x this), so a
+  // test that holds the backup silent and expects output held must look within less than that,
+  // whatever the load delays its client by.
   void use_failure_timeout_ms(uint32_t ms) {
     failure_timeout_ms_ = ms;
     write_all_to(dir_ / "pair.toml", config());
