@@ -14,13 +14,13 @@
 #include "common/logging.h"
 #include "common/process_tree.h"
 #include "record/signal_boundary.h"
-#include "trace/syscall_names.h"
 #include "tracee/breakpoint.h"
 #include "tracee/fork.h"
 #include "tracee/inject.h"
 #include "tracee/process_setup.h"
 #include "tracee/rdtsc.h"
 #include "tracee/signals.h"
+#include "tracee/syscall_table.h"
 #include "tracee/thread_state.h"
 
 namespace relive::record {
@@ -353,7 +353,7 @@ Status RecordSession::on_entry(Thread& t, const Stop& stop) {
     return freeze(t, /*rewind_entry=*/true);
   switch (d.policy) {
     case Policy::kUnsupported: {
-      const char* name = trace::syscall_name(t.nr);
+      const char* name = tracee::syscall_name(t.nr);
       return Status::Unsupported(
           fmt::format("{} in thread {}: {}", name ? name : "syscall", t.task.tid(), d.why));
     }

@@ -2,14 +2,14 @@
 
 #include <fmt/format.h>
 
-#include "trace/syscall_names.h"
+#include "tracee/syscall_table.h"
 
 namespace relive::replay {
 
 std::string format_call(int nr, const tracee::SyscallArgs& a) {
-  const char* name = trace::syscall_name(nr);
+  const char* name = tracee::syscall_name(nr);
   std::string n = name ? name : fmt::format("syscall_{}", nr);
-  int count = trace::syscall_arg_count(nr);
+  int count = tracee::syscall_arg_count(nr);
   std::string out = n + "(";
   for (int i = 0; i < count && i < 6; ++i) out += fmt::format("{}{:#x}", i ? ", " : "", a[i]);
   return out + ")";

@@ -12,7 +12,7 @@
 #include <vector>
 
 #include "common/shell_quote.h"
-#include "trace/syscall_names.h"
+#include "tracee/syscall_table.h"
 
 namespace relive::trace {
 namespace {
@@ -80,7 +80,7 @@ std::string result_text(int64_t r) {
 }
 
 std::string syscall_label(int nr) {
-  const char* name = syscall_name(nr);
+  const char* name = tracee::syscall_name(nr);
   return name ? name : fmt::format("syscall_{}", nr);
 }
 
@@ -143,7 +143,7 @@ std::string realtime_text(int64_t ns) {
 
 std::string syscall_text(const SyscallEvent& s) {
   std::string args;
-  for (int i = 0; i < syscall_arg_count(s.nr); ++i) {
+  for (int i = 0; i < tracee::syscall_arg_count(s.nr); ++i) {
     args += (i ? ", " : "") + value_text(s.args[i]);
   }
   std::string out = fmt::format("tid {} syscall {}({}) = {} [{}]", s.tid, syscall_label(s.nr), args,

@@ -3,29 +3,20 @@
 #include <fmt/format.h>
 #include <linux/futex.h>
 #include <linux/sockios.h>
-#include <poll.h>
-#include <sys/epoll.h>
 #include <sys/ioctl.h>
-#include <sys/resource.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/statfs.h>
 #include <sys/syscall.h>
-#include <sys/sysinfo.h>
-#include <sys/time.h>
-#include <sys/times.h>
 #include <sys/uio.h>
-#include <sys/utsname.h>
 #include <termios.h>
 
 #include <algorithm>
-#include <csignal>
-#include <ctime>
+
+#include "common/check.h"
 
 namespace relive::tracee {
 namespace {
 
-constexpr uint64_t kStatxSize = 256;
 constexpr uint64_t kMaxIov = 1024;
 
 void add(std::vector<MemRange>& out, uint64_t addr, uint64_t len) {
@@ -123,196 +114,10 @@ Result<std::vector<MemRange>> ioctl_ranges(const SyscallArgs& a) {
   return out;
 }
 
-Result<std::vector<MemRange>> ranges(const Task& t, int nr, const SyscallArgs& a, int64_t r) {
+// The calls whose out-buffers depend on an operation argument (OutRule::kByArguments).
+Result<std::vector<MemRange>> ranges_by_arguments(int nr, const SyscallArgs& a) {
   std::vector<MemRange> out;
-  uint64_t ur = static_cast<uint64_t>(r);
   switch (nr) {
-    case SYS_read:
-    case SYS_pread64:
-    case SYS_getdents:
-    case SYS_getdents64:
-    case SYS_readlink:
-    case SYS_listxattr:
-    case SYS_llistxattr:
-    case SYS_flistxattr:
-      add(out, a[1], ur);
-      break;
-    case SYS_getcwd:
-    case SYS_getrandom:
-      add(out, a[0], ur);
-      break;
-    case SYS_getxattr:
-    case SYS_lgetxattr:
-    case SYS_fgetxattr:
-    case SYS_readlinkat:
-      add(out, a[2], ur);
-      break;
-    case SYS_readv:
-    case SYS_preadv:
-    case SYS_preadv2:
-      RELIVE_RETURN_IF_ERROR(add_iov(t, out, a[1], a[2], ur));
-      break;
-    case SYS_recvfrom:
-      add(out, a[1], ur);
-      RELIVE_RETURN_IF_ERROR(add_sockaddr(t, out, a[4], a[5]));
-      break;
-    case SYS_recvmsg:
-      RELIVE_RETURN_IF_ERROR(add_msghdr(t, out, a[1], ur));
-      break;
-    case SYS_recvmmsg:
-      RELIVE_RETURN_IF_ERROR(add_mmsghdrs(t, out, a[1], r));
-      break;
-    case SYS_accept:
-    case SYS_accept4:
-    case SYS_getsockname:
-    case SYS_getpeername:
-      RELIVE_RETURN_IF_ERROR(add_sockaddr(t, out, a[1], a[2]));
-      break;
-    case SYS_getsockopt:
-      RELIVE_RETURN_IF_ERROR(add_sockaddr(t, out, a[3], a[4], 4096));
-      break;
-    case SYS_stat:
-    case SYS_fstat:
-    case SYS_lstat:
-      add(out, a[1], sizeof(struct stat));
-      break;
-    case SYS_newfstatat:
-      add(out, a[2], sizeof(struct stat));
-      break;
-    case SYS_statx:
-      add(out, a[4], kStatxSize);
-      break;
-    case SYS_statfs:
-    case SYS_fstatfs:
-      add(out, a[1], sizeof(struct statfs));
-      break;
-    case SYS_uname:
-      add(out, a[0], sizeof(utsname));
-      break;
-    case SYS_sysinfo:
-      add(out, a[0], sizeof(struct sysinfo));
-      break;
-    case SYS_times:
-      add(out, a[0], sizeof(tms));
-      break;
-    case SYS_time:
-      add(out, a[0], sizeof(time_t));
-      break;
-    case SYS_gettimeofday:
-      add(out, a[0], sizeof(timeval));
-      add(out, a[1], 8);
-      break;
-    case SYS_clock_gettime:
-    case SYS_clock_getres:
-      add(out, a[1], sizeof(timespec));
-      break;
-    case SYS_nanosleep:
-      add(out, a[1], sizeof(timespec));
-      break;
-    case SYS_clock_nanosleep:
-      add(out, a[3], sizeof(timespec));
-      break;
-    case SYS_getrlimit:
-      add(out, a[1], sizeof(rlimit));
-      break;
-    case SYS_prlimit64:
-      add(out, a[3], sizeof(rlimit));
-      break;
-    case SYS_getrusage:
-      add(out, a[1], sizeof(rusage));
-      break;
-    case SYS_wait4:
-      add(out, a[1], sizeof(int));
-      add(out, a[3], sizeof(rusage));
-      break;
-    case SYS_waitid:
-      add(out, a[2], sizeof(siginfo_t));
-      add(out, a[4], sizeof(rusage));
-      break;
-    case SYS_pipe:
-    case SYS_pipe2:
-    case SYS_socketpair:
-      add(out, nr == SYS_socketpair ? a[3] : a[0], 2 * sizeof(int));
-      break;
-    case SYS_poll:
-    case SYS_ppoll:
-      add(out, a[0], a[1] * sizeof(pollfd));
-      break;
-    case SYS_select:
-    case SYS_pselect6:
-      for (int i = 1; i <= 3; ++i) add(out, a[i], fd_set_bytes(a[0]));
-      if (nr == SYS_select) add(out, a[4], sizeof(timeval));
-      break;
-    case SYS_epoll_wait:
-    case SYS_epoll_pwait:
-    case SYS_epoll_pwait2:
-      add(out, a[1], ur * sizeof(epoll_event));
-      break;
-    case SYS_getgroups:
-      add(out, a[1], ur * sizeof(gid_t));
-      break;
-    case SYS_getresuid:
-    case SYS_getresgid:
-      for (int i = 0; i < 3; ++i) add(out, a[i], sizeof(uid_t));
-      break;
-    case SYS_sched_getaffinity:
-      add(out, a[2], ur);
-      break;
-    case SYS_sched_getparam:
-      add(out, a[1], sizeof(int));
-      break;
-    case SYS_sched_rr_get_interval:
-      add(out, a[1], sizeof(timespec));
-      break;
-    case SYS_getcpu:
-      add(out, a[0], 4);
-      add(out, a[1], 4);
-      break;
-    case SYS_capget:
-      add(out, a[1], 3 * 4 * 2);
-      break;
-    case SYS_rt_sigpending:
-      add(out, a[0], a[1]);
-      break;
-    case SYS_rt_sigtimedwait:
-      add(out, a[1], sizeof(siginfo_t));
-      break;
-    case SYS_getitimer:
-      add(out, a[1], sizeof(itimerval));
-      break;
-    case SYS_setitimer:
-      add(out, a[2], sizeof(itimerval));
-      break;
-    case SYS_timer_create:
-      add(out, a[2], sizeof(int));
-      break;
-    case SYS_timer_settime:
-      add(out, a[3], sizeof(itimerspec));
-      break;
-    case SYS_timer_gettime:
-      add(out, a[1], sizeof(itimerspec));
-      break;
-    case SYS_timerfd_settime:
-      add(out, a[3], sizeof(itimerspec));
-      break;
-    case SYS_timerfd_gettime:
-      add(out, a[1], sizeof(itimerspec));
-      break;
-    case SYS_mincore:
-      add(out, a[2], (a[1] + 4095) / 4096);
-      break;
-    case SYS_get_robust_list:
-      add(out, a[1], 8);
-      add(out, a[2], 8);
-      break;
-    case SYS_get_mempolicy:
-      add(out, a[0], sizeof(int));
-      add(out, a[1], (a[2] + 7) / 8);
-      break;
-    case SYS_prctl:
-      if (a[0] == 16 /*PR_GET_NAME*/) add(out, a[1], 16);
-      if (a[0] == 2 /*PR_GET_PDEATHSIG*/ || a[0] == 26 /*PR_GET_TSC*/) add(out, a[1], 4);
-      break;
     case SYS_ioctl:
       return ioctl_ranges(a);
     case SYS_futex: {
@@ -323,20 +128,63 @@ Result<std::vector<MemRange>> ranges(const Task& t, int nr, const SyscallArgs& a
         add(out, a[0], 4);
       break;
     }
-    case SYS_clone:
-    case SYS_clone3:
-      break;  // handled by the recorder (tid fix-ups)
-    case SYS_splice:
-    case SYS_copy_file_range:
-      add(out, a[1], 8);
-      add(out, a[3], 8);
-      break;  // in/out offsets
-    case SYS_sendfile:
-      add(out, a[2], 8);
+    case SYS_prctl:
+      if (a[0] == PR_GET_NAME) add(out, a[1], 16);
+      if (a[0] == PR_GET_PDEATHSIG || a[0] == PR_GET_TSC) add(out, a[1], 4);
+      break;
+    case SYS_mincore:
+      add(out, a[2], (a[1] + 4095) / 4096);
+      break;
+    case SYS_get_mempolicy:
+      add(out, a[0], sizeof(int));
+      add(out, a[1], (a[2] + 7) / 8);
       break;
     default:
+      RELIVE_CHECK(false, "the syscall table names {} by_arguments() but no rule exists", nr);
+  }
+  return out;
+}
+
+Status add_rule(const Task& t, std::vector<MemRange>& out, const OutRule& rule,
+                const SyscallArgs& a, uint64_t result) {
+  uint64_t addr = a[rule.arg];
+  switch (rule.kind) {
+    case OutRule::kNone:
+    case OutRule::kByArguments:
+      break;
+    case OutRule::kResult:
+      add(out, addr, result);
+      break;
+    case OutRule::kFixed:
+      add(out, addr, rule.size);
+      break;
+    case OutRule::kResultTimes:
+      add(out, addr, result * rule.size);
+      break;
+    case OutRule::kArgTimes:
+      add(out, addr, a[rule.count] * rule.size);
+      break;
+    case OutRule::kIov:
+      return add_iov(t, out, addr, a[rule.count], result);
+    case OutRule::kSockaddr:
+      return add_sockaddr(t, out, addr, a[rule.count], rule.size);
+    case OutRule::kMsghdr:
+      return add_msghdr(t, out, addr, result);
+    case OutRule::kMmsghdrs:
+      return add_mmsghdrs(t, out, addr, static_cast<int64_t>(result));
+    case OutRule::kFdSets:
+      for (int i = 1; i <= 3; ++i) add(out, a[i], fd_set_bytes(a[0]));
       break;
   }
+  return Status::Ok();
+}
+
+Result<std::vector<MemRange>> ranges(const Task& t, int nr, const SyscallArgs& a, int64_t r) {
+  const SyscallSpec& spec = syscall_spec(nr);
+  if (spec.out[0].kind == OutRule::kByArguments) return ranges_by_arguments(nr, a);
+  std::vector<MemRange> out;
+  for (const OutRule& rule : spec.out)
+    RELIVE_RETURN_IF_ERROR(add_rule(t, out, rule, a, static_cast<uint64_t>(r)));
   return out;
 }
 
@@ -346,7 +194,7 @@ Result<std::vector<MemRange>> out_ranges(const Task& task, int nr, const Syscall
                                          int64_t result) {
   // A failed call wrote nothing the program may rely on (rt_sigtimedwait/-EAGAIN included).
   if (result < 0 && result > -4096) {
-    if (nr == SYS_nanosleep || nr == SYS_clock_nanosleep || nr == SYS_select)
+    if (syscall_spec(nr).flags & kWritesOnEintr)
       return ranges(task, nr, args, 0);  // remaining time is written on EINTR
     return std::vector<MemRange>{};
   }
