@@ -2,7 +2,9 @@
 """Record/replay benchmarks, side by side in one run.
 
 For each subject: the native run, `relive record` and `relive replay` are timed in interleaved
-rounds (so machine noise hits all three alike) and compared as ratios of medians. Also reports
+rounds (so machine noise hits all alike) and compared as ratios of medians. Recording and replay
+run both as shipped (tracer and program bound to one CPU) and with `--cpu none` (free to run on
+any CPU, as before the binding), side by side. Also reports
 trace bytes per second of native execution and replay speed relative to recording.
 Prints a Markdown section on stdout.
 """
@@ -25,12 +27,15 @@ def timed(argv, **kw):
 
 def measure(name, argv, rounds):
     native, rec, rep, trace_bytes, events, preempts = [], [], [], 0, 0, 0
+    rec_free, rep_free = [], []
     for _ in range(rounds):
         d = tempfile.mkdtemp(prefix="relive-bench-")
         try:
             native.append(timed(argv))
             rec.append(timed([RELIVE, "record", "-o", d + "/t", "--"] + argv))
             rep.append(timed([RELIVE, "replay", d + "/t"]))
+            rec_free.append(timed([RELIVE, "record", "--cpu", "none", "-o", d + "/u", "--"] + argv))
+            rep_free.append(timed([RELIVE, "replay", "--cpu", "none", d + "/u"]))
             trace_bytes = os.path.getsize(d + "/t/events")
             out = subprocess.run([RELIVE, "dump", d + "/t"], capture_output=True, text=True).stdout
             events = sum(1 for line in out.splitlines() if line.startswith("#"))
@@ -39,7 +44,8 @@ def measure(name, argv, rounds):
             shutil.rmtree(d, ignore_errors=True)
     n, r, p = statistics.median(native), statistics.median(rec), statistics.median(rep)
     return dict(name=name, native=n, record=r, replay=p, bytes=trace_bytes, events=events,
-                preempts=preempts)
+                preempts=preempts, record_free=statistics.median(rec_free),
+                replay_free=statistics.median(rep_free))
 
 
 def main():
@@ -77,6 +83,13 @@ def main():
         print(f"| {r['name']} | {r['native']:.3f} | {r['record']:.3f} | **{r['record']/r['native']:.2f}x** | "
               f"{r['replay']:.3f} | {r['replay']/r['record']:.2f}x | {r['events']} | {r['preempts']} | "
               f"{r['bytes']} | {r['bytes']/1024/r['native']:.1f} |")
+    print("\nOne CPU against none (`--cpu none`), same rounds:\n")
+    print("| program | record --cpu none / native | record / native | record: none / one CPU | replay --cpu none / native | replay / native | replay: none / one CPU |")
+    print("|---|---|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['name']} | {r['record_free']/r['native']:.2f}x | {r['record']/r['native']:.2f}x | "
+              f"**{r['record_free']/r['record']:.2f}x** | {r['replay_free']/r['native']:.2f}x | "
+              f"{r['replay']/r['native']:.2f}x | **{r['replay_free']/r['replay']:.2f}x** |")
     print("\nGoals from the issue (record / native): ", end="")
     for r in rows:
         for key, goal in goals.items():
@@ -91,7 +104,18 @@ def main():
           f"{per_event_rec:.1f} us (two ptrace stops), replay {per_event_rep:.1f} us (one stop). "
           "Compute between syscalls runs at native speed, so the slowdown of a program is roughly "
           "its traced-syscall rate times that cost. rr reaches 1.2-1.4x on syscall-heavy loads "
-          "with an in-process syscall buffer that avoids stops; relive has no such buffer yet.")
+          "with an in-process syscall buffer that avoids stops; relive has no such buffer yet. "
+          f"Free to use any CPU (--cpu none): record {(heavy['record_free'] - heavy['native']) / heavy['events'] * 1e6:.1f} us, "
+          f"replay {(heavy['replay_free'] - heavy['native']) / heavy['events'] * 1e6:.1f} us.")
+    stop = {}
+    for cpus in ("one", "two"):
+        runs = sorted(float(subprocess.run([BUILD + "/bench/ptrace_stop", cpus, "2000"],
+                                           capture_output=True, text=True, check=True).stdout)
+                      for _ in range(3))
+        stop[cpus] = runs[1]
+    print(f"\nThe same two stops without relive (bench/ptrace_stop.c: a tracer and a child whose "
+          f"seccomp filter traces getppid, median of 3 x 5 x 2000 calls): {stop['one']:.1f} us per "
+          f"call with both on one CPU, {stop['two']:.1f} us on two CPUs ({stop['two'] / stop['one']:.1f}x).")
     spins = [r for r in rows if r["preempts"] > 0]
     if spins:
         print("\nPreemption (spin-waits, no branch counters): " + "; ".join(
@@ -99,7 +123,7 @@ def main():
             f"{(r['record'] - r['native']) / r['preempts'] * 1e3:.1f} ms of recording per preemption"
             for r in spins) + ". A preemption waits out a 10 ms slice, then two passes of the loop "
             "under ptrace and two hashes of writable memory.")
-    print(f"\nMedians of {ROUNDS} interleaved rounds (native, record, replay, native, ...). "
+    print(f"\nMedians of {ROUNDS} interleaved rounds (native, record, replay, record --cpu none, replay --cpu none, native, ...). "
           "Times include process start; `relive record` includes copying the program and its "
           "libraries into the trace.")
 

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "relive/cpu_choice.h"
 #include "relive/result.h"
 
 namespace relive {
@@ -24,6 +25,9 @@ struct RecordOptions {
   // preempt replayably (its state changes on every pass), while other threads wait for their
   // turn ends the recording with an "unsupported" error after this long. 0: wait forever.
   uint32_t spin_limit_ms = 5000;
+  // The CPU the tracer and the program are bound to while recording (relive/cpu_choice.h):
+  // kAnyCpu, kNoCpu or a CPU number. An attached process gets its own masks back at the end.
+  int cpu = kAnyCpu;
 };
 
 struct RecordResult {

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <string>
 
+#include "relive/cpu_choice.h"
 #include "relive/result.h"
 
 namespace relive {
@@ -13,6 +14,7 @@ struct ReplayOptions {
   std::string trace_dir;
   int stdout_fd = 1;  // where the program's recorded stdout/stderr output is reproduced
   int stderr_fd = 2;
+  int cpu = kAnyCpu;  // the CPU the replayer and the program are bound to (relive/cpu_choice.h)
 };
 
 struct ReplayResult {

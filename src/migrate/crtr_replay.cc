@@ -11,6 +11,7 @@
 #include "replay/replay_session.h"
 #include "trace/trace_dir.h"
 #include "trace/trace_reader.h"
+#include "tracee/cpu_binding.h"
 #include "tracee/process_setup.h"
 
 namespace relive::migrate {
@@ -52,6 +53,10 @@ void CrtrReplay::replay_main(std::string trace_dir, pid_t pid) {
   if (reader.ok()) {
     // The program's output already went out at the source: the replay's goes nowhere.
     ScopedFd null(::open("/dev/null", O_WRONLY | O_CLOEXEC));
+    // The replay thread and the replayed process on one CPU (tracee/cpu_binding.h); the
+    // process is killed once its pages are taken, so its masks need not come back.
+    Result<tracee::CpuBinding> cpu = tracee::CpuBinding::bind_caller(kAnyCpu);
+    if (cpu.ok()) cpu->bind_process(pid);
     replay::ReplaySession session(replay::ReplaySession::Mode::kAllSyscalls, &*reader,
                                   {null.get(), null.get()});
     session.add_initial_thread(pid, reader->header().initial_tid);

@@ -34,6 +34,7 @@
 #include "trace/file_store.h"
 #include "trace/trace_dir.h"
 #include "trace/trace_writer.h"
+#include "tracee/cpu_binding.h"
 #include "tracee/inject.h"
 #include "tracee/launch.h"
 #include "tracee/process_setup.h"
@@ -246,6 +247,9 @@ Result<RecordResult> record_attached(const RecordOptions& o) {
   RELIVE_RETURN_IF_ERROR(trace::write_header(o.trace_dir, h));
   guard.armed = false;
 
+  // After the checkpoint, whose copy must keep the process's own CPU mask.
+  RELIVE_ASSIGN_OR_RETURN(tracee::CpuBinding cpu, tracee::CpuBinding::bind_caller(o.cpu));
+  cpu.bind_process(pid);
   SyscallCapture capture(&files, pid);
   RecordSession session(RecordSession::Mode::kAllSyscalls, sink.get(), &capture);
   session.set_stop_flag(&g_stop_requested);

@@ -19,6 +19,7 @@
 #include "trace/file_store.h"
 #include "trace/trace_dir.h"
 #include "trace/trace_writer.h"
+#include "tracee/cpu_binding.h"
 #include "tracee/launch.h"
 #include "tracee/process_info.h"
 #include "tracee/process_setup.h"
@@ -90,6 +91,8 @@ Result<RecordResult> record_exec(const RecordOptions& o) {
                           trace::FileStore::open(trace::files_dir(o.trace_dir)));
   RELIVE_ASSIGN_OR_RETURN(trace::TraceHeader h, exec_header(o, files));
   RELIVE_ASSIGN_OR_RETURN(auto sink, record::make_log_writer_sink(trace::events_path(o.trace_dir)));
+  // After the log writer started (it keeps its own CPUs), before the program (it inherits).
+  RELIVE_ASSIGN_OR_RETURN(tracee::CpuBinding cpu, tracee::CpuBinding::bind_caller(o.cpu));
   tracee::LaunchSpec spec{h.program, h.argv, h.env, h.cwd, true, {}, -1};
   RELIVE_ASSIGN_OR_RETURN(pid_t pid, tracee::launch_traced(spec));
   tracee::Task task(pid);

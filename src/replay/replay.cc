@@ -17,6 +17,7 @@
 #include "trace/file_store.h"
 #include "trace/trace_dir.h"
 #include "trace/trace_reader.h"
+#include "tracee/cpu_binding.h"
 #include "tracee/launch.h"
 #include "tracee/process_setup.h"
 
@@ -74,6 +75,7 @@ Status prepare_exec(pid_t pid, const trace::TraceHeader& h) {
 }
 
 Result<ReplayResult> replay_exec(trace::TraceReader& reader, const ReplayOptions& o) {
+  RELIVE_ASSIGN_OR_RETURN(tracee::CpuBinding cpu, tracee::CpuBinding::bind_caller(o.cpu));
   RELIVE_ASSIGN_OR_RETURN(pid_t pid, start_exec(reader));
   Status prepared = prepare_exec(pid, reader.header());
   if (!prepared.ok()) {

@@ -11,6 +11,7 @@
 #include "drivers/criu/criu.h"
 #include "replay/replay_session.h"
 #include "trace/trace_dir.h"
+#include "tracee/cpu_binding.h"
 #include "tracee/launch.h"
 #include "tracee/process_setup.h"
 
@@ -50,6 +51,8 @@ Result<ReplayResult> replay_checkpoint(trace::TraceReader& reader, const ReplayO
     ::kill(pid, SIGKILL);
     return st;
   }
+  RELIVE_ASSIGN_OR_RETURN(tracee::CpuBinding cpu, tracee::CpuBinding::bind_caller(o.cpu));
+  cpu.bind_process(pid);
   ReplaySession session(ReplaySession::Mode::kAllSyscalls, &reader, {o.stdout_fd, o.stderr_fd});
   session.add_initial_thread(pid, h.initial_tid);
   Result<int> status = session.run();

@@ -58,6 +58,14 @@ void wait_recorded_lines(const std::string& trace, const std::string& out, size_
   wait_for_lines(out, lines_of(read_all(out)).size() + more);
 }
 
+// The CPUs `pid` may run on, as /proc lists them ("0-1").
+std::string cpus_allowed(pid_t pid) {
+  std::istringstream in(read_all("/proc/" + std::to_string(pid) + "/status"));
+  for (std::string l; std::getline(in, l);)
+    if (l.rfind("Cpus_allowed_list:", 0) == 0) return l.substr(l.find_first_not_of(" \t", 18));
+  return "";
+}
+
 struct Child {
   pid_t pid;
   ~Child() {
@@ -118,6 +126,8 @@ TEST(Attach, FreezeStopsTheProcessWhereTheLogEnds) {
   int status = 0;
   ::waitpid(rec, &status, 0);
   ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
+  // Recorded on one CPU, frozen with its own CPUs back (what CRIU then dumps).
+  EXPECT_EQ(cpus_allowed(counter.pid), cpus_allowed(::getpid()));
   EXPECT_EQ(sh("grep -q '^State:[[:space:]]*T' /proc/" + std::to_string(counter.pid) + "/status"),
             0)
       << "not stopped";
@@ -134,6 +144,27 @@ TEST(Attach, FreezeStopsTheProcessWhereTheLogEnds) {
   std::vector<std::string> after = lines_of(read_all(out));
   ASSERT_GT(after.size(), frozen);
   EXPECT_EQ(std::stol(after[frozen]), std::stol(after[frozen - 1]) + 1);
+}
+
+// While recorded, the process runs on the recorder's one CPU (tracee/cpu_binding.h); detached,
+// it has its own CPUs back.
+TEST(Attach, TheProcessRunsOnOneCpuWhileRecordedAndGetsItsOwnCpusBack) {
+  if (sh("test $(nproc) -ge 2") != 0) GTEST_SKIP() << "needs two CPUs to tell a binding from none";
+  TempDir d;
+  std::string out = d / "counter.out", trace = d / "trace";
+  Child counter{spawn({test_bin_dir() + "/subjects/counter", "100000"}, out)};
+  wait_for_lines(out, 5);
+  std::string own = cpus_allowed(counter.pid);
+  pid_t rec = spawn({relive_bin(), "record", "-o", trace, "--pid", std::to_string(counter.pid)},
+                    "/dev/null");
+  wait_recorded_lines(trace, out, 3);  // running under the session: bound before it began
+  std::string bound = cpus_allowed(counter.pid);
+  EXPECT_EQ(bound.find_first_of(",-"), std::string::npos) << "not one CPU: " << bound;
+  ::kill(rec, SIGINT);
+  int status = 0;
+  ::waitpid(rec, &status, 0);
+  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
+  EXPECT_EQ(cpus_allowed(counter.pid), own);
 }
 
 // The process's [vdso] bytes, read through /proc/PID/mem.

@@ -71,6 +71,28 @@ TEST(RecordCli, RdtscIsRecordedWhereItTrapsAndReportedWhereItDoesNot) {
   EXPECT_EQ(rep.out, rec.out) << "the replay read other TSC values than the recording";
 }
 
+// The tracer and the program share one CPU unless --cpu says otherwise; the replay reproduces
+// what the recording saw.
+TEST(RecordCli, TheProgramSeesOneCpuUnlessToldOtherwise) {
+  RunResult native = run({"/usr/bin/nproc"});
+  ASSERT_EQ(native.exit_code, 0);
+  if (native.out == "1\n") GTEST_SKIP() << "needs two CPUs to tell a binding from none";
+  TempDir d;
+  RunResult bound = run({relive_bin(), "record", "-o", d / "t1", "--", "/usr/bin/nproc"});
+  ASSERT_EQ(bound.exit_code, 0) << bound.err;
+  EXPECT_EQ(bound.out, "1\n");
+  RunResult rep = run({relive_bin(), "replay", d / "t1"});
+  EXPECT_EQ(rep.exit_code, 0) << rep.err;
+  EXPECT_EQ(rep.out, "1\n");
+  RunResult unbound =
+      run({relive_bin(), "record", "--cpu", "none", "-o", d / "t2", "--", "/usr/bin/nproc"});
+  ASSERT_EQ(unbound.exit_code, 0) << unbound.err;
+  EXPECT_EQ(unbound.out, native.out);
+  RunResult bad = run({relive_bin(), "record", "--cpu", "lots", "-o", d / "t3", "--", "true"});
+  EXPECT_NE(bad.exit_code, 0);
+  EXPECT_NE(bad.err.find("--cpu"), std::string::npos) << bad.err;
+}
+
 // A trace named relative to the recording's working directory replays from anywhere else.
 TEST(RecordCli, RelativeTraceDirectoryReplaysFromAnotherDirectory) {
   TempDir d;
