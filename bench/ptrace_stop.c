@@ -1,8 +1,9 @@
 // The bare cost of a traced system call, without relive: a tracer and a child whose seccomp
 // filter traces getppid, two ptrace stops per call (the seccomp stop, then the syscall-exit
 // stop), as relive's recorder takes them. `ptrace_stop one N` keeps tracer and child on one CPU,
-// `ptrace_stop two N` puts them on two different CPUs. Prints microseconds per call (median of
-// five runs of N calls).
+// `ptrace_stop two N` puts them on two different CPUs. A third argument `tsc` disables the
+// child's rdtsc (PR_SET_TSC, as relive does to its tracees), `tsc-both` the tracer's as well.
+// Prints microseconds per call (median of five runs of N calls).
 #define _GNU_SOURCE
 #include <linux/filter.h>
 #include <linux/seccomp.h>
@@ -39,6 +40,8 @@ static int cmp(const void* a, const void* b) {
 
 int main(int argc, char** argv) {
   int same = argc > 1 && strcmp(argv[1], "one") == 0;
+  int child_tsc = argc > 3 && strncmp(argv[3], "tsc", 3) == 0;
+  int tracer_tsc = argc > 3 && strcmp(argv[3], "tsc-both") == 0;
   long n = argc > 2 ? atol(argv[2]) : 2000;
   int pipefd[2];
   if (pipe(pipefd) != 0) return 2;
@@ -53,6 +56,7 @@ int main(int argc, char** argv) {
         BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
     };
     struct sock_fprog prog = {sizeof f / sizeof f[0], f};
+    if (child_tsc) prctl(PR_SET_TSC, PR_TSC_SIGSEGV, 0, 0, 0);
     ptrace(PTRACE_TRACEME, 0, 0, 0);
     raise(SIGSTOP);
     if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) || prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog))
@@ -67,6 +71,7 @@ int main(int argc, char** argv) {
     (void)!write(pipefd[1], &runs[2], sizeof runs[2]);
     _exit(0);
   }
+  if (tracer_tsc) prctl(PR_SET_TSC, PR_TSC_SIGSEGV, 0, 0, 0);  // no rdtsc here from now on
   int status;
   waitpid(pid, &status, 0);
   ptrace(PTRACE_SETOPTIONS, pid, 0, PTRACE_O_TRACESECCOMP | PTRACE_O_EXITKILL);

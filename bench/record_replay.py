@@ -108,14 +108,17 @@ def main():
           f"Free to use any CPU (--cpu none): record {(heavy['record_free'] - heavy['native']) / heavy['events'] * 1e6:.1f} us, "
           f"replay {(heavy['replay_free'] - heavy['native']) / heavy['events'] * 1e6:.1f} us.")
     stop = {}
-    for cpus in ("one", "two"):
-        runs = sorted(float(subprocess.run([BUILD + "/bench/ptrace_stop", cpus, "2000"],
+    for mode in (("one",), ("two",), ("one", "tsc"), ("one", "tsc-both")):
+        runs = sorted(float(subprocess.run([BUILD + "/bench/ptrace_stop", mode[0], "2000", *mode[1:]],
                                            capture_output=True, text=True, check=True).stdout)
                       for _ in range(3))
-        stop[cpus] = runs[1]
+        stop[" ".join(mode)] = runs[1]
     print(f"\nThe same two stops without relive (bench/ptrace_stop.c: a tracer and a child whose "
           f"seccomp filter traces getppid, median of 3 x 5 x 2000 calls): {stop['one']:.1f} us per "
-          f"call with both on one CPU, {stop['two']:.1f} us on two CPUs ({stop['two'] / stop['one']:.1f}x).")
+          f"call with both on one CPU, {stop['two']:.1f} us on two CPUs ({stop['two'] / stop['one']:.1f}x); "
+          f"on one CPU with the child's rdtsc disabled as relive's tracees have it "
+          f"{stop['one tsc']:.1f} us, and with the tracer's disabled too (relive's tracer thread "
+          f"since tracee/tracer_tsc.h) {stop['one tsc-both']:.1f} us.")
     spins = [r for r in rows if r["preempts"] > 0]
     if spins:
         print("\nPreemption (spin-waits, no branch counters): " + "; ".join(

@@ -23,6 +23,7 @@
 #include "tracee/launch.h"
 #include "tracee/process_info.h"
 #include "tracee/process_setup.h"
+#include "tracee/tracer_tsc.h"
 
 extern char** environ;
 
@@ -93,6 +94,7 @@ Result<RecordResult> record_exec(const RecordOptions& o) {
   RELIVE_ASSIGN_OR_RETURN(auto sink, record::make_log_writer_sink(trace::events_path(o.trace_dir)));
   // After the log writer started (it keeps its own CPUs), before the program (it inherits).
   RELIVE_ASSIGN_OR_RETURN(tracee::CpuBinding cpu, tracee::CpuBinding::bind_caller(o.cpu));
+  tracee::TracerTscGuard tsc;  // the program's rdtsc is trapped: the tracer's too (tracer_tsc.h)
   tracee::LaunchSpec spec{h.program, h.argv, h.env, h.cwd, true, {}, -1};
   RELIVE_ASSIGN_OR_RETURN(pid_t pid, tracee::launch_traced(spec));
   tracee::Task task(pid);

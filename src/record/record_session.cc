@@ -22,6 +22,7 @@
 #include "tracee/signals.h"
 #include "tracee/syscall_table.h"
 #include "tracee/thread_state.h"
+#include "tracee/tracer_tsc.h"
 
 namespace relive::record {
 
@@ -100,7 +101,7 @@ Status RecordSession::freeze(Thread& t, bool rewind_entry) {
 
 Status RecordSession::maybe_flush() {
   if (flush_interval_.count() == 0 || !unflushed_) return Status::Ok();
-  auto now = std::chrono::steady_clock::now();
+  auto now = tracee::kernel_steady_now();
   if (now - last_flush_ < flush_interval_) return Status::Ok();
   last_flush_ = now;
   unflushed_ = false;
@@ -119,7 +120,7 @@ Status RecordSession::step() {
   RELIVE_RETURN_IF_ERROR(maybe_flush());
   if (running_ != -1 && !freezing_ && wants_turn_back(thread(running_))) {
     // Another thread waits for the turn: the running one gets a time slice.
-    auto now = std::chrono::steady_clock::now();
+    auto now = tracee::kernel_steady_now();
     if (now >= next_check_) return on_slice_expired();
     auto left = std::chrono::ceil<std::chrono::milliseconds>(next_check_ - now);
     auto waited = tracee::wait_stop_for(-1, left, stop_flag_);
@@ -179,7 +180,7 @@ void RecordSession::schedule() {
     Status st = resume(pick->second);
     if (!st.ok()) spdlog::warn("resume {}: {}", pick->first, st.to_string());
     last_scheduled_ = pick->first;
-    run_since_ = std::chrono::steady_clock::now();
+    run_since_ = tracee::kernel_steady_now();
     backoff_ = pick->second.slice;
     next_check_ = run_since_ + backoff_;
     return;
@@ -220,7 +221,7 @@ Status RecordSession::continue_thread(const Thread& t) const {
 // The running thread's slice is over while others wait: interrupt it to look at what it does.
 Status RecordSession::on_slice_expired() {
   Thread& t = thread(running_);
-  auto now = std::chrono::steady_clock::now();
+  auto now = tracee::kernel_steady_now();
   next_check_ = now + backoff_;
   // An interrupt whose stop has not come is sent again: one that met the thread at a ptrace
   // stop of another kind (the breakpoint of a spin check) can be absorbed without a stop of its
@@ -298,7 +299,7 @@ Status RecordSession::on_interrupted(Thread& t) {
     RELIVE_RETURN_IF_ERROR(t.task.set_siginfo(info));
     ++stats_.signals;
     RELIVE_RETURN_IF_ERROR(emit_for(tid, trace::SignalEvent{tid, d.signo, info}));
-    run_since_ = std::chrono::steady_clock::now();
+    run_since_ = tracee::kernel_steady_now();
     backoff_ = slice_;
     next_check_ = run_since_ + slice_;
     return mode_ == Mode::kSeccomp ? t.task.cont(d.signo) : t.task.syscall(d.signo);
@@ -312,7 +313,7 @@ Status RecordSession::on_interrupted(Thread& t) {
 // `t` stays the running thread, checked again later. Looping (`why`) past the spin limit with
 // others still waiting, the recording ends: it cannot be preempted at a point replay would find.
 Status RecordSession::keep_running(Thread& t, const char* why) {
-  auto now = std::chrono::steady_clock::now();
+  auto now = tracee::kernel_steady_now();
   // A signal waiting for a compute loop is not a hang (it waits for the next syscall, as it
   // always has); only other threads kept from running are.
   if (why != nullptr && others_ready(t.task.tid()) && spin_limit_.count() > 0 &&

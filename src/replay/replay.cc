@@ -20,6 +20,7 @@
 #include "tracee/cpu_binding.h"
 #include "tracee/launch.h"
 #include "tracee/process_setup.h"
+#include "tracee/tracer_tsc.h"
 
 namespace relive {
 namespace {
@@ -76,6 +77,7 @@ Status prepare_exec(pid_t pid, const trace::TraceHeader& h) {
 
 Result<ReplayResult> replay_exec(trace::TraceReader& reader, const ReplayOptions& o) {
   RELIVE_ASSIGN_OR_RETURN(tracee::CpuBinding cpu, tracee::CpuBinding::bind_caller(o.cpu));
+  tracee::TracerTscGuard tsc;  // the program's rdtsc is trapped: the tracer's too (tracer_tsc.h)
   RELIVE_ASSIGN_OR_RETURN(pid_t pid, start_exec(reader));
   Status prepared = prepare_exec(pid, reader.header());
   if (!prepared.ok()) {

@@ -26,6 +26,7 @@
 #include "tracee/rdtsc.h"
 #include "tracee/signals.h"
 #include "tracee/thread_state.h"
+#include "tracee/tracer_tsc.h"
 
 namespace relive::replay {
 
@@ -621,7 +622,7 @@ Status ReplaySession::on_preempt(const trace::PreemptEvent& ev) {
     return divergence(current_index(), ev.tid, expected, "called " + format_call(t->nr, t->args));
   RELIVE_RETURN_IF_ERROR(start_thread(*t));
   auto how = mode_ == Mode::kSeccomp ? tracee::ResumeHow::kCont : tracee::ResumeHow::kSyscall;
-  auto deadline = std::chrono::steady_clock::now() + kPreemptSearch;
+  auto deadline = tracee::kernel_steady_now() + kPreemptSearch;
   uint64_t passes = 0, register_matches = 0;
   // A signal still to be delivered (resume_sig) must be taken before this state can count.
   for (bool here = t->resume_sig == 0;; here = true) {
@@ -631,7 +632,7 @@ Status ReplaySession::on_preempt(const trace::PreemptEvent& ev) {
       RELIVE_ASSIGN_OR_RETURN(uint64_t h, tracee::state_hash(t->task));
       if (h == ev.state_hash) break;
     }
-    auto left = deadline - std::chrono::steady_clock::now();
+    auto left = deadline - tracee::kernel_steady_now();
     if (left <= decltype(left)::zero())
       return divergence(
           current_index(), ev.tid, expected,

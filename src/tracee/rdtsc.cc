@@ -8,6 +8,8 @@
 
 #include <cerrno>
 
+#include "tracee/tracer_tsc.h"
+
 namespace relive::tracee {
 namespace {
 
@@ -67,13 +69,7 @@ Result<std::optional<TscReading>> emulate_rdtsc_if_trapped(const Task& task) {
   TscReading v;
   RELIVE_ASSIGN_OR_RETURN(int len, tsc_instruction(task, r.rip, &v.rdtscp));
   if (len == 0) return std::optional<TscReading>();
-  if (v.rdtscp) {
-    unsigned aux = 0;
-    v.tsc = __rdtscp(&aux);
-    v.aux = aux;
-  } else {
-    v.tsc = __rdtsc();
-  }
+  v.tsc = v.rdtscp ? tracer_rdtscp(&v.aux) : tracer_rdtsc();
   set_result(task, r, v, len);
   return std::optional<TscReading>(v);
 }

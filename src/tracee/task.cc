@@ -15,6 +15,7 @@
 
 #include "common/check.h"
 #include "common/scoped_fd.h"
+#include "tracee/tracer_tsc.h"
 
 namespace relive::tracee {
 
@@ -134,7 +135,7 @@ Result<std::optional<std::pair<pid_t, Stop>>> wait_stop_for(pid_t tid,
                                                             std::chrono::milliseconds timeout,
                                                             const volatile int* interrupted) {
   using Clock = std::chrono::steady_clock;
-  auto deadline = Clock::now() + timeout;
+  auto deadline = kernel_steady_now() + timeout;
   BlockSigchld blocked;
   sigset_t chld;
   sigemptyset(&chld);
@@ -149,7 +150,7 @@ Result<std::optional<std::pair<pid_t, Stop>>> wait_stop_for(pid_t tid,
         fill_syscall_info(got, &s);
       return std::optional<std::pair<pid_t, Stop>>(std::make_pair(got, s));
     }
-    auto left = deadline - Clock::now();
+    auto left = deadline - kernel_steady_now();
     if (left <= Clock::duration::zero()) return std::optional<std::pair<pid_t, Stop>>();
     auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(left).count();
     timespec ts{static_cast<time_t>(ns / 1000000000), static_cast<long>(ns % 1000000000)};
