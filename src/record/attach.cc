@@ -209,6 +209,8 @@ Result<RecordResult> record_attached(const RecordOptions& o) {
   sa.sa_handler = on_freeze_signal;
   ::sigaction(SIGUSR1, &sa, nullptr);
   RELIVE_RETURN_IF_ERROR(check_single_threaded(pid));
+  // The tracer's CPU now, so that a bad --cpu is refused before the process is touched.
+  RELIVE_ASSIGN_OR_RETURN(tracee::CpuBinding cpu, tracee::CpuBinding::bind_caller(o.cpu));
   std::error_code ec;
   if (std::filesystem::exists(o.trace_dir, ec) && !std::filesystem::is_empty(o.trace_dir, ec))
     return Status::InvalidArgument(o.trace_dir + ": trace directory exists and is not empty");
@@ -248,7 +250,6 @@ Result<RecordResult> record_attached(const RecordOptions& o) {
   guard.armed = false;
 
   // After the checkpoint, whose copy must keep the process's own CPU mask.
-  RELIVE_ASSIGN_OR_RETURN(tracee::CpuBinding cpu, tracee::CpuBinding::bind_caller(o.cpu));
   cpu.bind_process(pid);
   SyscallCapture capture(&files, pid);
   RecordSession session(RecordSession::Mode::kAllSyscalls, sink.get(), &capture);

@@ -34,6 +34,8 @@ Status seize_restored(pid_t pid) {
 
 Result<ReplayResult> replay_checkpoint(trace::TraceReader& reader, const ReplayOptions& o) {
   const trace::TraceHeader& h = reader.header();
+  // Before the restore, so that a bad --cpu leaves nothing behind.
+  RELIVE_ASSIGN_OR_RETURN(tracee::CpuBinding cpu, tracee::CpuBinding::bind_caller(o.cpu));
   criu::RestoreOptions ro;
   // Absolute: CRIU resolves relative paths from inside the images dir.
   ro.images_dir = std::filesystem::absolute(trace::checkpoint_dir(o.trace_dir)).string();
@@ -51,7 +53,6 @@ Result<ReplayResult> replay_checkpoint(trace::TraceReader& reader, const ReplayO
     ::kill(pid, SIGKILL);
     return st;
   }
-  RELIVE_ASSIGN_OR_RETURN(tracee::CpuBinding cpu, tracee::CpuBinding::bind_caller(o.cpu));
   cpu.bind_process(pid);
   ReplaySession session(ReplaySession::Mode::kAllSyscalls, &reader, {o.stdout_fd, o.stderr_fd});
   session.add_initial_thread(pid, h.initial_tid);

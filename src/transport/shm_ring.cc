@@ -21,7 +21,7 @@ namespace {
 // payload, both possibly split at the end of the data area.
 constexpr uint32_t kFlushBit = 1u << 31;
 constexpr size_t kHeaderBytes = sizeof(uint32_t);
-constexpr size_t kControlBytes = 4096;  // the data area starts on its own page
+constexpr size_t kControlBytes = 4096;           // the data area starts on its own page
 constexpr size_t kEagerBytes = size_t{2} << 20;  // populated at creation (see create())
 constexpr size_t kMaxWakeBatch = 64 << 10;
 constexpr int kPollMs = 50;
