@@ -311,7 +311,10 @@ TEST_F(VmDiskHaPair, ReprotectionCopiesTheDiskAndASwitchoverRunsOnTheCopy) {
 // The Remus rule with a disk write: a line the guest writes on its disk while the backup is
 // stopped is on the primary's disk at once, but its "ok" never leaves, and the VM that takes over
 // has neither the line nor the write. The client connects before the backup stops (the
-// handshake's own reply is output too), then sends its line.
+// handshake's own reply is output too), then sends its line. It ends with a reset: the guest's
+// ACKs are output too, so a client that merely closed would leave its kernel retransmitting the
+// unacknowledged line, and the VM that takes over (at the epoch before the line) would rightly
+// accept it as new input and store it, minutes later under load.
 class VmDiskHaPairSlowGiveUp : public VmDiskHaPair {
  protected:
   // The primary gives up on a silent backup (and serves unprotected) after max(2 s, 2 x
@@ -332,14 +335,21 @@ TEST_F(VmDiskHaPairSlowGiveUp, AWriteTheBackupNeverGotIsNeverAcknowledged) {
   pid_t qemu = workload_pid(0);
   ASSERT_GT(qemu, 0);
   std::string go = dir_ / "go";
-  Background client(hosts_.in('c', {"/bin/bash", "-c",
-                                    "exec 3<>/dev/tcp/" + service() +
-                                        "/9 || exit 1; echo connected; "
-                                        "while [ ! -e " +
-                                        go +
-                                        " ]; do sleep 0.05; done; echo unseen >&3; "
-                                        "read -r -t 4 l <&3; echo \"reply:$l\""}),
-                    dir_ / "client.out", dir_ / "client.err");
+  std::string script = fmt::format(
+      "import os, socket, struct, sys, time\n"
+      "s = socket.create_connection(('{svc}', 9), timeout=60)\n"
+      "print('connected', flush=True)\n"
+      "while not os.path.exists('{go}'): time.sleep(0.05)\n"
+      "s.sendall(b'unseen\\n')\n"
+      "s.settimeout(4)\n"
+      "try: reply = s.recv(100)\n"
+      "except (socket.timeout, OSError): reply = b''\n"
+      "print('reply:' + reply.decode(errors='replace').strip(), flush=True)\n"
+      "s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack('ii', 1, 0))\n"
+      "s.close()\n",
+      fmt::arg("svc", service()), fmt::arg("go", go));
+  Background client(hosts_.in('c', {"/usr/bin/python3", "-c", script}), dir_ / "client.out",
+                    dir_ / "client.err");
   ASSERT_TRUE(eventually(
       [&] { return read_all(dir_ / "client.out").find("connected") != std::string::npos; },
       seconds(60)))
