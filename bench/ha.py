@@ -72,8 +72,9 @@ def wait_for(what, fn, timeout=60):
 class Pair:
     """relived alpha (and beta when protected) serving `command` at `epoch_ms`."""
 
-    def __init__(self, work, command, epoch_ms, protected, kind="process"):
+    def __init__(self, work, command, epoch_ms, protected, kind="process", fence_ms=None):
         self.work, self.protected = work, protected
+        fence = "" if fence_ms is None else f"fence_ms = {fence_ms}\n"
         self.cfg = os.path.join(work, "pair.toml")
         self.dir = os.path.join(work, "w")
         os.makedirs(self.dir, exist_ok=True)
@@ -92,7 +93,7 @@ address = "{B}:7411"
 endpoints = ["http://{C}:2379"]
 lease_key = "/relive/bench/{NS}"
 lease_ttl_s = 1
-[workload]
+{fence}[workload]
 kind = "{kind}"
 command = {json.dumps(command)}
 directory = "{self.dir}"
@@ -193,9 +194,10 @@ def spin_config(work, epoch_ms, protected, seconds=8):
         pair.stop()
 
 
-def failover(work, epoch_ms):
+def failover(work, epoch_ms, fence_ms=None):
     pair = Pair(work, ["/usr/bin/redis-server", "--port", str(PORT), "--save", "",
-                       "--appendonly", "yes", "--protected-mode", "no"], epoch_ms, True)
+                       "--appendonly", "yes", "--protected-mode", "no"], epoch_ms, True,
+                fence_ms=fence_ms)
     pair.start()
     acks = os.path.join(work, "acks")
     out = open(acks, "w")
@@ -262,13 +264,19 @@ def main():
                                         epoch_ms, protected)
             spin[label] = spin_config(os.path.join(work, "s" + label[:3].strip()), epoch_ms,
                                       protected)
-        fo = [failover(os.path.join(work, f"f{i}"), 50) for i in range(FAILOVERS)]
+        # Side by side, interleaved: the backup takes over once the primary's key stood still
+        # for fence_ms (its default, half the TTL), and with fence_ms = 0, once etcd expired
+        # the primary's lease.
+        fo, fo_expiry = [], []
+        for i in range(FAILOVERS):
+            fo_expiry.append(failover(os.path.join(work, f"e{i}"), 50, fence_ms=0))
+            fo.append(failover(os.path.join(work, f"f{i}"), 50))
     finally:
         os.killpg(etcd.pid, signal.SIGKILL)
         net_down()
     if configs:
         print_throughput(configs, redis, spin)
-    print_failover(fo)
+    print_failover(fo, fo_expiry)
 
 
 def print_throughput(configs, redis, spin):
@@ -298,22 +306,27 @@ def print_throughput(configs, redis, spin):
     print()
 
 
-def print_failover(fo):
+def print_failover(fo, fo_expiry):
     print(f"Failover (20 Hz, redis with AOF, verifying writer, kill -9 of relived and the workload "
-          f"on the primary), {FAILOVERS} runs:")
+          f"on the primary), {FAILOVERS} runs each, interleaved; lease TTL 1 s, failure timeout "
+          f"300 ms:")
     print()
-    print("| run | client-observed outage ms | acknowledged writes | verification |")
-    print("|---|---|---|---|")
-    for i, (gap, n, verdict, _) in enumerate(fo, 1):
-        print(f"| {i} | {gap} | {n} | {verdict} |")
+    print("| takeover | run | client-observed outage ms | acknowledged writes | verification |")
+    print("|---|---|---|---|---|")
+    for label, runs in (("fence_ms 0 (etcd expiry)", fo_expiry),
+                        ("fence_ms default (500)", fo)):
+        for i, (gap, n, verdict, _) in enumerate(runs, 1):
+            print(f"| {label} | {i} | {gap} | {n} | {verdict} |")
     print()
-    for i, (_, _, _, timeline) in enumerate(fo, 1):
-        for line in timeline:
-            print(f"- run {i}: {line}")
+    for label, runs in (("expiry", fo_expiry), ("fence", fo)):
+        for i, (_, _, _, timeline) in enumerate(runs, 1):
+            for line in timeline:
+                print(f"- {label} run {i}: {line}")
     print()
-    gaps = [g for g, _, _, _ in fo]
-    print(f"Median client-observed outage: {statistics.median(gaps):.0f} ms (lease TTL 1 s, "
-          f"failure timeout 300 ms).")
+    m = statistics.median([g for g, _, _, _ in fo])
+    e = statistics.median([g for g, _, _, _ in fo_expiry])
+    print(f"Median client-observed outage: {m:.0f} ms with the fence, {e:.0f} ms with etcd's "
+          f"expiry ({m / e:.2f}x).")
 
 
 if __name__ == "__main__":

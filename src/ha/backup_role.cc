@@ -46,7 +46,12 @@ void HaNode::backup_tick() {
       }
     }
   }
-  if (suspect) last_suspected_ = Clock::now();
+  if (suspect) {
+    last_suspected_ = Clock::now();
+    if (ready && !planned) watch_fence();
+  } else {
+    sighting_.reset();
+  }
   if (prepared_network_ && !suspect &&
       Clock::now() - last_suspected_ > std::chrono::seconds(o_.config.etcd.lease_ttl_s)) {
     // A false alarm: the primary has been heard again for a whole lease. What was prepared for
@@ -80,12 +85,10 @@ void HaNode::backup_tick() {
     if (!planned && cold) start();
     return;
   }
-  // The fence decides: the lease is free only once the primary's has run out (or it was handed
-  // over). A partitioned backup cannot get it while the primary still renews it.
-  Result<EtcdLease> etcd = EtcdLease::create(o_.config.etcd.endpoints);
-  Result<Lease> lease =
-      etcd.ok() ? etcd->acquire(o_.config.etcd.lease_key, o_.name, o_.config.etcd.lease_ttl_s)
-                : Result<Lease>(etcd.status());
+  // The fence decides: the lease is free only once the primary's has run out, its key stood
+  // still for fence_ms, or it was handed over. A partitioned backup cannot get it while the
+  // primary still renews it.
+  Result<Lease> lease = try_lease();
   if (!lease.ok()) {
     static thread_local std::string said;
     if (said != lease.status().message()) {
@@ -119,6 +122,39 @@ void HaNode::backup_tick() {
       std::chrono::duration_cast<milliseconds>(t.serving - t.lease_won).count(),
       o_.config.failure_timeout_ms, ms(t.lease_won), ms(t.network_up), ms(t.output_ready),
       ms(t.restored), ms(t.serving));
+}
+
+void HaNode::watch_fence() {
+  if (o_.config.etcd.fence_ms == 0) return;
+  Result<EtcdLease> etcd = EtcdLease::create(o_.config.etcd.endpoints);
+  Result<KeyState> k = etcd.ok() ? etcd->observe(o_.config.etcd.lease_key)
+                                 : Result<KeyState>(etcd.status());
+  if (!k.ok()) return;  // etcd unreachable: no sighting, so no early takeover either
+  if (!k->holder || *k->holder == o_.name) {
+    sighting_.reset();  // free (acquire takes it), or ours already
+  } else if (!sighting_ || sighting_->revision != k->mod_revision) {
+    sighting_ = FenceSighting{k->mod_revision, Clock::now()};
+  }
+}
+
+Result<Lease> HaNode::try_lease() {
+  const EtcdConfig& c = o_.config.etcd;
+  milliseconds fence(c.fence_ms);
+  RELIVE_ASSIGN_OR_RETURN(EtcdLease etcd, EtcdLease::create(c.endpoints));
+  Result<Lease> lease = etcd.acquire(c.lease_key, o_.name, c.lease_ttl_s, fence);
+  if (lease.ok() || lease.status().code() != Status::Code::kAborted || !sighting_) return lease;
+  // Held. Its holder counts itself valid until `fence` after sending the renewal that made the
+  // revision seen, which was before it was seen: wait that long by this clock, plus a margin
+  // for the two clocks' rates (10 %) and scheduling.
+  if (Clock::now() < sighting_->seen + fence + fence / 10 + milliseconds(20)) return lease;
+  Result<Lease> taken = etcd.take_over(c.lease_key, o_.name, c.lease_ttl_s, fence,
+                                       sighting_->revision);
+  if (taken.ok()) {
+    RELIVE_LOG_INFO("the primary's fence key stood still for {} ms: taken over",
+                    std::chrono::duration_cast<milliseconds>(Clock::now() - sighting_->seen).count());
+  }
+  sighting_.reset();  // moved on, or taken: a new sighting starts the wait again
+  return taken;
 }
 
 Status HaNode::take_over(TakeoverTimes* t) {

@@ -41,10 +41,41 @@ Result<EtcdLease::Reply> EtcdLease::call(const std::string& path, const std::str
   return Status::IoError("etcd unreachable (" + path + "): " + failures);
 }
 
-Result<Lease> EtcdLease::acquire(const std::string& key, const std::string& holder, int64_t ttl_s) {
+namespace {
+
+// Both ends taken into account; a zero fence leaves the key's end unbounded.
+void settle(Lease* lease) {
+  if (lease->fence.count() == 0) lease->key_until = Clock::time_point::max();
+  lease->valid_until = std::min(lease->lease_until, lease->key_until);
+}
+
+json compare_one(const std::string& k, const char* target, const char* field, int64_t value) {
+  return {{"key", k}, {"target", target}, {field, std::to_string(value)}};
+}
+
+}  // namespace
+
+Result<Lease> EtcdLease::acquire(const std::string& key, const std::string& holder, int64_t ttl_s,
+                                 std::chrono::milliseconds fence) {
+  json compare = json::array({compare_one(base64(key), "CREATE", "create_revision", 0)});
+  return grant_and_put(key, holder, ttl_s, fence, compare.dump());
+}
+
+Result<Lease> EtcdLease::take_over(const std::string& key, const std::string& holder,
+                                   int64_t ttl_s, std::chrono::milliseconds fence,
+                                   int64_t seen_revision) {
+  if (seen_revision <= 0) return Status::InvalidArgument("etcd take_over: no revision seen");
+  json compare = json::array({compare_one(base64(key), "MOD", "mod_revision", seen_revision)});
+  return grant_and_put(key, holder, ttl_s, fence, compare.dump());
+}
+
+Result<Lease> EtcdLease::grant_and_put(const std::string& key, const std::string& holder,
+                                       int64_t ttl_s, std::chrono::milliseconds fence,
+                                       const std::string& compare_json) {
   if (key.empty() || holder.empty())
     return Status::InvalidArgument("etcd acquire: empty key or holder");
-  Lease lease{key, holder, 0, 0, {}};
+  if (fence.count() < 0) return Status::InvalidArgument("etcd acquire: negative fence");
+  Lease lease{key, holder, 0, 0, fence, {}, {}, {}};
   Clock::time_point sent = Clock::now();
   RELIVE_ASSIGN_OR_RETURN(Reply g,
                           call("/v3/lease/grant", json{{"TTL", std::to_string(ttl_s)}}.dump()));
@@ -52,16 +83,17 @@ Result<Lease> EtcdLease::acquire(const std::string& key, const std::string& hold
   RELIVE_ASSIGN_OR_RETURN(EtcdGrant grant, parse_etcd_grant(g.body));
   lease.id = grant.id;
   lease.ttl_s = grant.ttl_s;
-  lease.valid_until = sent + std::chrono::seconds(lease.ttl_s);
+  lease.lease_until = sent + std::chrono::seconds(lease.ttl_s);
 
   std::string k = base64(key);
   json txn = {
-      {"compare", json::array({{{"key", k}, {"target", "CREATE"}, {"create_revision", "0"}}})},
+      {"compare", json::parse(compare_json)},
       {"success",
        json::array(
            {{{"request_put",
               {{"key", k}, {"value", base64(holder)}, {"lease", std::to_string(lease.id)}}}}})},
       {"failure", json::array({{{"request_range", {{"key", k}}}}})}};
+  Clock::time_point put_sent = Clock::now();
   Result<Reply> t = call("/v3/kv/txn", txn.dump());
   Status failed;
   if (!t.ok()) {
@@ -73,10 +105,13 @@ Result<Lease> EtcdLease::acquire(const std::string& key, const std::string& hold
     if (!tx.ok()) {
       failed = tx.status();
     } else if (tx->succeeded || tx->holder_lease == lease.id) {
-      return lease;  // created, or our own earlier attempt landed
+      lease.key_until = put_sent + fence;  // created, or our own earlier attempt landed
+      settle(&lease);
+      return lease;
+    } else if (tx->holder) {
+      failed = Status::Aborted("etcd key " + key + " is held by '" + *tx->holder + "'");
     } else {
-      failed =
-          Status::Aborted("etcd key " + key + " is held by '" + tx->holder.value_or("?") + "'");
+      failed = Status::Aborted("etcd key " + key + " moved on before it could be taken");
     }
   }
   (void)release(&lease);  // best effort: do not leave a granted lease behind
@@ -94,8 +129,41 @@ Status EtcdLease::keepalive(Lease* lease) {
                            " expired");
   }
   lease->ttl_s = ttl;
-  lease->valid_until = sent + std::chrono::seconds(ttl);
+  lease->lease_until = sent + std::chrono::seconds(ttl);
+  settle(lease);
   return Status::Ok();
+}
+
+Status EtcdLease::renew_key(Lease* lease) {
+  std::string k = base64(lease->key);
+  json txn = {
+      {"compare", json::array({compare_one(k, "LEASE", "lease", lease->id)})},
+      {"success", json::array({{{"request_put",
+                                 {{"key", k},
+                                  {"value", base64(lease->holder)},
+                                  {"lease", std::to_string(lease->id)}}}}})},
+      {"failure", json::array({{{"request_range", {{"key", k}}}}})}};
+  Clock::time_point sent = Clock::now();
+  RELIVE_ASSIGN_OR_RETURN(Reply r, call("/v3/kv/txn", txn.dump()));
+  if (r.status != 200) return Status::IoError("etcd txn: " + error_text(r.body));
+  RELIVE_ASSIGN_OR_RETURN(EtcdTxn tx, parse_etcd_txn(r.body));
+  if (!tx.succeeded) {
+    return Status::Aborted("etcd key " + lease->key + " is no longer on lease " +
+                           std::to_string(lease->id) + " (held by '" +
+                           tx.holder.value_or("nobody") + "')");
+  }
+  lease->key_until = sent + lease->fence;
+  settle(lease);
+  return Status::Ok();
+}
+
+Result<KeyState> EtcdLease::observe(const std::string& key) {
+  RELIVE_ASSIGN_OR_RETURN(Reply r, call("/v3/kv/range", json{{"key", base64(key)}}.dump()));
+  if (r.status != 200) return Status::IoError("etcd range: " + error_text(r.body));
+  RELIVE_ASSIGN_OR_RETURN(EtcdKey k, parse_etcd_key(r.body));
+  // etcd's revisions start at 1: a key without one cannot be fenced on.
+  if (k.value && k.mod_revision <= 0) return Status::IoError("etcd range: key without a revision");
+  return KeyState{std::move(k.value), k.mod_revision};
 }
 
 Result<std::optional<std::string>> EtcdLease::holder(const std::string& key) {
@@ -107,7 +175,7 @@ Result<std::optional<std::string>> EtcdLease::holder(const std::string& key) {
 Status EtcdLease::release(Lease* lease) {
   RELIVE_ASSIGN_OR_RETURN(Reply r,
                           call("/v3/lease/revoke", json{{"ID", std::to_string(lease->id)}}.dump()));
-  lease->valid_until = Clock::time_point();
+  lease->valid_until = lease->lease_until = lease->key_until = Clock::time_point();
   if (r.status == 200) return Status::Ok();
   std::string err = error_text(r.body);
   if (err.find("lease not found") != std::string::npos) return Status::Ok();  // expired already

@@ -143,15 +143,26 @@ Result<int64_t> parse_etcd_keepalive(const std::string& body) {
   return etcd_int64(*result, "TTL");
 }
 
-Result<std::optional<std::string>> parse_etcd_range(const std::string& body) {
+Result<EtcdKey> parse_etcd_key(const std::string& body) {
   constexpr std::string_view kWhat = "etcd range";
   RELIVE_ASSIGN_OR_RETURN(json j, parse_body(body, kWhat));
+  EtcdKey k;
   auto kvs = j.find("kvs");
-  if (kvs == j.end() || !kvs->is_array() || kvs->empty()) return std::optional<std::string>();
-  Result<std::string> v = json_field_or((*kvs)[0], "value", std::string(), kWhat);
+  if (kvs == j.end() || !kvs->is_array() || kvs->empty()) return k;
+  const json& kv = (*kvs)[0];
+  if (!kv.is_object()) return Status::IoError("etcd range: a key is not an object");
+  Result<std::string> v = json_field_or(kv, "value", std::string(), kWhat);
   if (!v.ok()) return as_io_error(v.status());
   RELIVE_ASSIGN_OR_RETURN(std::string value, etcd_unbase64(*v));
-  return std::optional<std::string>(std::move(value));
+  k.value = std::move(value);
+  RELIVE_ASSIGN_OR_RETURN(k.mod_revision, etcd_int64(kv, "mod_revision"));
+  RELIVE_ASSIGN_OR_RETURN(k.lease, etcd_int64(kv, "lease"));
+  return k;
+}
+
+Result<std::optional<std::string>> parse_etcd_range(const std::string& body) {
+  RELIVE_ASSIGN_OR_RETURN(EtcdKey k, parse_etcd_key(body));
+  return std::move(k.value);
 }
 
 }  // namespace relive::ha

@@ -49,4 +49,12 @@ Result<int64_t> parse_etcd_keepalive(const std::string& body);
 // /v3/kv/range: the first value, if the key exists.
 Result<std::optional<std::string>> parse_etcd_range(const std::string& body);
 
+// /v3/kv/range, the first key in full.
+struct EtcdKey {
+  std::optional<std::string> value;  // nullopt: no such key
+  int64_t mod_revision = 0;
+  int64_t lease = 0;
+};
+Result<EtcdKey> parse_etcd_key(const std::string& body);
+
 }  // namespace relive::ha

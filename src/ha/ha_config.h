@@ -24,6 +24,9 @@ struct EtcdConfig {
   std::vector<std::string> endpoints;  // "http://HOST:PORT", tried in order
   std::string lease_key;               // absolute, e.g. "/relive/ha/redis/primary"
   uint32_t lease_ttl_s = 5;            // etcd rounds smaller TTLs up to its minimum
+  // A silent primary's key may be taken this long after it was last rewritten, before etcd
+  // expires its lease (etcd_lease.h); 0: only at expiry. Default: half the TTL.
+  uint32_t fence_ms = 2500;
 };
 
 // What relived protects: a process tree (checkpointed by CRIU) or a QEMU virtual machine

@@ -337,7 +337,8 @@ std::string HaNode::status_json() const {
 void HaNode::start() {
   Result<EtcdLease> etcd = EtcdLease::create(o_.config.etcd.endpoints);
   Result<Lease> lease =
-      etcd.ok() ? etcd->acquire(o_.config.etcd.lease_key, o_.name, o_.config.etcd.lease_ttl_s)
+      etcd.ok() ? etcd->acquire(o_.config.etcd.lease_key, o_.name, o_.config.etcd.lease_ttl_s,
+                                std::chrono::milliseconds(o_.config.etcd.fence_ms))
                 : Result<Lease>(etcd.status());
   if (!lease.ok()) {
     RELIVE_LOG_INFO("not primary ({}): starting as backup", lease.status().to_string());

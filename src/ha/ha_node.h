@@ -88,6 +88,10 @@ class HaNode {
   void start();         // kStarting
   void primary_tick();  // primary_role.cc
   void backup_tick();   // backup_role.cc
+  // Backup: reads the fence key while the primary is suspected (sighting_), and takes the lease:
+  // free, or held by a primary whose key has not moved for fence_ms (etcd_lease.h).
+  void watch_fence();
+  Result<Lease> try_lease();
   void fence(const std::string& why);
   Status become_primary_fresh();
   // When each phase of a takeover ended (logged as the failover timeline).
@@ -118,6 +122,13 @@ class HaNode {
   std::vector<std::string> alerts_;
   std::chrono::steady_clock::time_point last_heard_{};  // backup: last message from the primary
   bool takeover_requested_ = false;                     // backup: planned switchover
+  // Backup, main thread only: the fence key's mod_revision while the primary is suspected, and
+  // when this node first saw it there (after the read that showed it).
+  struct FenceSighting {
+    int64_t revision = 0;
+    std::chrono::steady_clock::time_point seen;
+  };
+  std::optional<FenceSighting> sighting_;
   bool joined_ = false;       // has served, or received an epoch: never cold-starts the workload
   int switchover_state_ = 0;  // primary: 0 none, 1 requested, 2 done, 3 failed
   std::string switchover_error_;

@@ -36,21 +36,32 @@ std::chrono::milliseconds LeaseKeeper::remaining() const {
 }
 
 void LeaseKeeper::loop() {
-  // A renewal may take up to a third of the TTL (then the next one is due).
+  using std::chrono::milliseconds;
+  const milliseconds ttl(lease_.ttl_s * 1000), fence = lease_.fence;
+  // The etcd lease is renewed every third of its TTL; the key, with a fence, every fifth of it.
+  // A request may take up to half the interval it must fit in before the next one is due.
+  const milliseconds lease_period = std::max(ttl / 3, milliseconds(100));
+  const milliseconds period = fence.count() > 0 ? std::max(fence / 5, milliseconds(20)) : lease_period;
   Result<EtcdLease> etcd = EtcdLease::create(
-      endpoints_, std::chrono::milliseconds(std::max<int64_t>(lease_.ttl_s * 1000 / 3, 500)));
+      endpoints_, fence.count() > 0 ? std::max(fence / 2, milliseconds(50))
+                                    : std::max(lease_period, milliseconds(500)));
   if (!etcd.ok()) {
     lost_ = true;
     return;
   }
+  auto last_keepalive = std::chrono::steady_clock::now();
   std::unique_lock<std::mutex> l(mu_);
   while (!stop_ && !lost_) {
-    auto period = std::chrono::milliseconds(std::max<int64_t>(lease_.ttl_s * 1000 / 3, 100));
     cv_.wait_for(l, period, [this] { return stop_; });
     if (stop_) break;
     Lease copy = lease_;
     l.unlock();
-    Status s = etcd->keepalive(&copy);
+    Status s = Status::Ok();
+    if (fence.count() == 0 || std::chrono::steady_clock::now() - last_keepalive >= lease_period) {
+      s = etcd->keepalive(&copy);
+      if (s.ok()) last_keepalive = std::chrono::steady_clock::now();
+    }
+    if (s.ok() && fence.count() > 0) s = etcd->renew_key(&copy);
     l.lock();
     if (s.ok()) {
       lease_ = copy;
@@ -59,6 +70,9 @@ void LeaseKeeper::loop() {
       RELIVE_LOG_WARN("lease lost: {}", s.to_string());
       lost_ = true;
     } else {
+      // A keepalive that landed before the key renewal failed still counts.
+      lease_.lease_until = std::max(lease_.lease_until, copy.lease_until);
+      lease_.valid_until = std::min(lease_.lease_until, lease_.key_until);
       RELIVE_LOG_WARN("lease renewal failed (will retry until it runs out): {}", s.to_string());
     }
   }

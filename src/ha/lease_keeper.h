@@ -1,5 +1,6 @@
 // LeaseKeeper: the primary's hold on the fence. A thread renews the etcd lease every third of
-// its TTL; the primary asks may_serve() before it releases output, and stops releasing (and then
+// its TTL and, with a fence interval (etcd_lease.h), rewrites the key every fifth of it; the
+// primary asks may_serve() before it releases output, and stops releasing (and then
 // fences itself) when it returns false: the lease may have expired, so the backup may be
 // serving. valid_until is the conservative local end of the lease (etcd_lease.h), so the two
 // peers never serve at once while the clocks run at the same rate.

@@ -107,6 +107,67 @@ TEST_F(EtcdLeaseTest, KeepaliveHoldsPastTtlAndExpiryHandsOver) {
   EXPECT_NE(s.message().find("expired"), std::string::npos) << s.message();
 }
 
+// The fence: a holder that rewrites its key keeps it; one that stops is taken over once its key
+// stood still for the fence interval, long before etcd would expire its lease, and never while
+// its own validity runs.
+TEST_F(EtcdLeaseTest, AKeyThatStoodStillForTheFenceIsTakenOverAndOnlyThen) {
+  EtcdLease a = client(), b = client();
+  const auto fence = 300ms;
+  Result<Lease> la = a.acquire("/relive/test/primary", "alpha", 30, fence);
+  ASSERT_TRUE(la.ok()) << la.status().to_string();
+  EXPECT_LE(la->valid_until, Clock::now() + fence) << "bounded by the fence, not the 30 s TTL";
+  Result<KeyState> seen = b.observe("/relive/test/primary");
+  ASSERT_TRUE(seen.ok()) << seen.status().to_string();
+  EXPECT_EQ(seen->holder.value_or(""), "alpha");
+  // A renewal moves the key on: a take-over conditioned on the revision seen before fails, and
+  // leaves no lease of b's behind.
+  ASSERT_TRUE(a.renew_key(&*la).ok());
+  Result<KeyState> moved = b.observe("/relive/test/primary");
+  ASSERT_TRUE(moved.ok());
+  EXPECT_GT(moved->mod_revision, seen->mod_revision);
+  Result<Lease> early =
+      b.take_over("/relive/test/primary", "beta", 30, fence, seen->mod_revision);
+  ASSERT_FALSE(early.ok());
+  EXPECT_EQ(early.status().code(), Status::Code::kAborted) << early.status().to_string();
+  EXPECT_EQ(b.holder("/relive/test/primary")->value_or(""), "alpha");
+  // alpha stops. beta waits the fence (plus the margin relived uses) from its sighting.
+  auto sighted = Clock::now();
+  while (Clock::now() < sighted + fence + fence / 10 + 20ms) std::this_thread::sleep_for(10ms);
+  auto taking = Clock::now();
+  Result<Lease> lb = b.take_over("/relive/test/primary", "beta", 30, fence, moved->mod_revision);
+  ASSERT_TRUE(lb.ok()) << lb.status().to_string();
+  EXPECT_EQ(b.holder("/relive/test/primary")->value_or(""), "beta");
+  // Safety: alpha's own validity had ended before beta asked.
+  EXPECT_LE(la->valid_until, taking);
+  // alpha's lease still lives in etcd (30 s), but its key is not on it any more.
+  EXPECT_TRUE(a.keepalive(&*la).ok());
+  Status s = a.renew_key(&*la);
+  EXPECT_EQ(s.code(), Status::Code::kAborted) << s.to_string();
+  EXPECT_NE(s.message().find("beta"), std::string::npos) << s.message();
+  // Revoking alpha's old lease leaves beta's key alone; beta renews it.
+  EXPECT_TRUE(a.release(&*la).ok());
+  EXPECT_EQ(b.holder("/relive/test/primary")->value_or(""), "beta");
+  EXPECT_TRUE(b.renew_key(&*lb).ok());
+  EXPECT_GT(lb->valid_until, Clock::now());
+}
+
+TEST_F(EtcdLeaseTest, WithoutAFenceOnlyTheTtlBoundsTheHolder) {
+  EtcdLease a = client();
+  auto asked = Clock::now();
+  Result<Lease> la = a.acquire("/relive/test/primary", "alpha", 5);
+  ASSERT_TRUE(la.ok()) << la.status().to_string();
+  EXPECT_GT(la->valid_until, asked + 4s);
+  EXPECT_EQ(la->valid_until, la->lease_until);
+  // A take-over of a revision that never was is refused by etcd's compare, not applied.
+  Result<KeyState> k = a.observe("/relive/test/primary");
+  ASSERT_TRUE(k.ok());
+  EXPECT_FALSE(a.take_over("/relive/test/primary", "beta", 5, 0ms, k->mod_revision + 1000).ok());
+  EXPECT_EQ(a.holder("/relive/test/primary")->value_or(""), "alpha");
+  Result<KeyState> none = a.observe("/relive/test/nobody");
+  ASSERT_TRUE(none.ok());
+  EXPECT_FALSE(none->holder.has_value());
+}
+
 TEST_F(EtcdLeaseTest, ReleaseHandsOverAtOnce) {
   EtcdLease a = client(), b = client();
   Result<Lease> la = a.acquire("/relive/test/primary", "alpha", 30);

@@ -90,5 +90,21 @@ TEST(EtcdReplies, Range) {
   EXPECT_EQ(parse_etcd_range("truncated {").status().code(), kIo);
 }
 
+TEST(EtcdReplies, KeyWithItsRevisionAndLease) {
+  Result<EtcdKey> k = parse_etcd_key(
+      R"({"kvs": [{"value": "YQ==", "mod_revision": "42", "lease": "7587"}], "count": "1"})");
+  ASSERT_TRUE(k.ok()) << k.status().to_string();
+  EXPECT_EQ(k->value.value_or(""), "a");
+  EXPECT_EQ(k->mod_revision, 42);
+  EXPECT_EQ(k->lease, 7587);
+  Result<EtcdKey> none = parse_etcd_key(R"({"header": {}})");
+  ASSERT_TRUE(none.ok());
+  EXPECT_FALSE(none->value.has_value());
+  EXPECT_EQ(parse_etcd_key(R"({"kvs": [{"value": "YQ=="}]})")->mod_revision, 0);  // omitted zero
+  EXPECT_EQ(parse_etcd_key(R"({"kvs": [{"value": "YQ==", "mod_revision": "x"}]})").status().code(),
+            kIo);
+  EXPECT_EQ(parse_etcd_key(R"({"kvs": ["YQ=="]})").status().code(), kIo);
+}
+
 }  // namespace
 }  // namespace relive::ha

@@ -66,6 +66,7 @@ TEST(HaConfig, ParsesEveryKey) {
   EXPECT_EQ(c.etcd.endpoints.size(), 2u);
   EXPECT_EQ(c.etcd.lease_key, "/relive/ha/x");
   EXPECT_EQ(c.etcd.lease_ttl_s, 3u);
+  EXPECT_EQ(c.etcd.fence_ms, 1500u) << "half the TTL when not given";
   EXPECT_EQ(c.workload.command.size(), 3u);
   EXPECT_EQ(c.workload.service_address, "198.18.0.10");
   EXPECT_EQ(c.workload.service_prefix_len, 24);
@@ -129,6 +130,13 @@ TEST(HaConfig, RejectsBadNumbers) {
             "t.toml: failure_timeout_ms (line 5): must be at least 2 * heartbeat_ms (40), got 30");
   EXPECT_EQ(error_of(with("lease_ttl_s = 3", "lease_ttl_s = 0")),
             "t.toml: etcd.lease_ttl_s (line 15): must be between 1 and 3600, got 0");
+  EXPECT_EQ(error_of(with("lease_ttl_s = 3", "lease_ttl_s = 3\nfence_ms = 50")),
+            "t.toml: etcd.fence_ms (line 16): must be 0 or at least 100, got 50");
+  EXPECT_EQ(error_of(with("lease_ttl_s = 3", "lease_ttl_s = 3\nfence_ms = 3001")),
+            "t.toml: etcd.fence_ms (line 16): must be between 0 and 3000, got 3001");
+  Result<HaConfig> off = parse_ha_config(with("lease_ttl_s = 3", "lease_ttl_s = 3\nfence_ms = 0"));
+  ASSERT_TRUE(off.ok()) << off.status().to_string();
+  EXPECT_EQ(off->etcd.fence_ms, 0u);
   EXPECT_EQ(error_of(with("output_queue = 7", "output_queue = 70000")),
             "t.toml: workload.output_queue (line 21): must be between 0 and 65534, got 70000");
   EXPECT_EQ(error_of(with("max_held_packets = 100", "max_held_packets = 1")),

@@ -186,6 +186,32 @@ TEST_F(HaPair, PartitionLeavesExactlyOneSideServing) {
   verify_no_acked_write_lost("partition then isolation");
 }
 
+// The fence hands over long before etcd would expire a dead primary's lease (30 s here): the
+// backup takes the key once it stood still for fence_ms, and nothing acknowledged is lost.
+class HaPairLongLease : public HaPair {
+ protected:
+  std::string config() const override {
+    std::string c = HaPair::config();
+    size_t at = c.find("lease_ttl_s = 2\n");
+    EXPECT_NE(at, std::string::npos);
+    return c.replace(at, 16, "lease_ttl_s = 30\nfence_ms = 1000\n");
+  }
+};
+
+TEST_F(HaPairLongLease, ABackupTakesTheKeyOfASilentPrimaryBeforeItsLeaseExpires) {
+  start_pair();
+  start_writer();
+  wait_acks(20);
+  size_t before = acked();
+  kill_host_a();
+  ASSERT_TRUE(eventually([&] { return role(1) == "primary"; }, seconds(60))) << logs();
+  EXPECT_NE(err(1).find("fence key stood still"), std::string::npos)
+      << "the backup did not take over by the fence" << logs();
+  wait_acks(before + 20);
+  verify_no_acked_write_lost("takeover by the fence");
+  EXPECT_EQ(serving_count(), 1) << "exactly one redis serves after the failover";
+}
+
 TEST_F(HaPair, ReprotectionAfterFailoverThenPlannedSwitchover) {
   start_pair();
   start_writer();
