@@ -661,11 +661,19 @@ Status RecordSession::fail(Status why) {
   if (mode_ == Mode::kAllSyscalls) {
     detach_all();
   } else if (leader_ > 0) {
-    ::kill(leader_, SIGKILL);
+    // Every process, not only the leader: a child may have left its process group (timeout,
+    // setsid) or outlived its parent, and a tracee left in a ptrace stop would never exit.
+    for (const auto& [tid, t] : threads_) ::kill(tid, SIGKILL);
     while (!threads_.empty()) {
       auto got = tracee::wait_stop(-1);
-      if (!got.ok()) break;
-      if (got->second.kind == Stop::Kind::kExited) threads_.erase(got->first);
+      if (!got.ok()) break;  // no tracee left
+      if (got->second.kind == Stop::Kind::kExited) {
+        threads_.erase(got->first);
+      } else {
+        // One not known yet (a new child's first stop), or one stopped on its way out.
+        ::kill(got->first, SIGKILL);
+        (void)::ptrace(PTRACE_CONT, got->first, nullptr, nullptr);
+      }
     }
   }
   return why;

@@ -105,18 +105,25 @@ Status ReplaySession::park_leader() {
 
 // Whether the next event of thread `tid` in the log is a signal delivered at its syscall exit.
 Result<bool> ReplaySession::signal_follows(int32_t tid) {
+  RELIVE_ASSIGN_OR_RETURN(int signo, signal_that_follows(tid));
+  return signo != 0;
+}
+
+Result<int> ReplaySession::signal_that_follows(int32_t tid) {
   for (size_t i = 0;; ++i) {
     if (i == ahead_.size()) {
-      if (ahead_.size() >= kMaxLookahead) return false;
+      if (ahead_.size() >= kMaxLookahead) return 0;
       RELIVE_ASSIGN_OR_RETURN(auto e, read_event());
-      if (!e) return false;
+      if (!e) return 0;
       ahead_.push_back(std::move(*e));
     }
     const trace::Event& e = ahead_[i];
     if (std::holds_alternative<trace::ProcessExitEvent>(e) ||
         std::holds_alternative<trace::DetachEvent>(e))
-      return false;
-    if (tid_of(e) == tid) return std::holds_alternative<trace::SignalEvent>(e);
+      return 0;
+    if (tid_of(e) != tid) continue;
+    const auto* sig = std::get_if<trace::SignalEvent>(&e);
+    return sig != nullptr ? sig->signo : 0;
   }
 }
 
@@ -287,6 +294,7 @@ Status ReplaySession::on_syscall(const trace::SyscallEvent& ev) {
     return divergence(current_index(), ev.tid, format_call(ev.nr, ev.args), "executed rdtsc");
   RELIVE_RETURN_IF_ERROR(check_call(current_index(), ev, t->nr, t->args));
   t->parked = false;
+  if (ev.nr == SYS_rt_sigsuspend) return complete_sigsuspend(*t, ev);
   switch (ev.mode) {
     case trace::SyscallMode::kEmulated:
       return complete_emulated(*t, ev);
@@ -330,6 +338,29 @@ Status ReplaySession::complete_emulated(Thread& t, const trace::SyscallEvent& ev
   r.rax = static_cast<uint64_t>(ev.result);  // ...and return what it returned at record
   t.task.set_regs(r);
   return stop_at_exit_if_signal_follows(t, ev);
+}
+
+// rt_sigsuspend installs its own signal mask for the wait, and the kernel puts the thread's mask
+// back after the handler (through the mask it saves in the handler's frame): only the real call
+// does both. The recorded signal is made pending first (blocked by the thread's mask until the
+// call installs its own), so the real call returns at once, as it did when the signal came at
+// record; on_signal then lets that pending signal be taken rather than injecting a second one.
+Status ReplaySession::complete_sigsuspend(Thread& t, const trace::SyscallEvent& ev) {
+  RELIVE_ASSIGN_OR_RETURN(int signo, signal_that_follows(ev.tid));
+  if (signo == 0) return complete_emulated(t, ev);  // the recording ended while it waited
+  if (::syscall(SYS_tkill, t.task.tid(), signo) != 0)
+    return PosixError("tkill " + std::to_string(t.task.tid()), errno);
+  RELIVE_RETURN_IF_ERROR(t.task.syscall());
+  RELIVE_ASSIGN_OR_RETURN(auto got, tracee::wait_stop(t.task.tid()));
+  if (got.second.kind != Stop::Kind::kSyscallExit)
+    return unexpected_stop(t, "did not return from rt_sigsuspend with its signal pending");
+  auto rv = static_cast<int64_t>(t.task.regs().rax);
+  if (rv != ev.result)
+    return divergence(current_index(), ev.tid, format_call(ev.nr, ev.args),
+                      fmt::format("rt_sigsuspend returned {} with signal {} pending", rv, signo));
+  t.at_exit_stop = true;
+  t.queued_sig = signo;
+  return Status::Ok();
 }
 
 // A signal recorded right after this syscall is injected at its exit stop, with the syscall
@@ -584,11 +615,24 @@ Status ReplaySession::on_signal(const trace::SignalEvent& ev) {
     return unexpected_stop(
         *t, fmt::format("was not at a syscall exit where signal {} was delivered", ev.signo));
   t->at_exit_stop = false;
-  RELIVE_RETURN_IF_ERROR(mode_ == Mode::kSeccomp ? t->task.cont(ev.signo)
-                                                 : t->task.syscall(ev.signo));
-  RELIVE_ASSIGN_OR_RETURN(auto got, tracee::wait_stop(t->task.tid()));
-  if (got.second.kind != Stop::Kind::kSignal || got.second.signo != ev.signo)
+  int inject = std::exchange(t->queued_sig, 0) == ev.signo ? 0 : ev.signo;
+  for (;;) {
+    RELIVE_RETURN_IF_ERROR(mode_ == Mode::kSeccomp ? t->task.cont(inject)
+                                                   : t->task.syscall(inject));
+    inject = 0;
+    RELIVE_ASSIGN_OR_RETURN(auto got, tracee::wait_stop(t->task.tid()));
+    const Stop& s = got.second;
+    if (s.kind == Stop::Kind::kSignal && s.signo == ev.signo) break;
+    // A signal of this run's own (a replayed child's SIGCHLD, of a lower number, comes first)
+    // is dropped, as run_to_entry drops it; so is a group-stop notification.
+    if (s.kind == Stop::Kind::kGroupStop) continue;
+    if (s.kind == Stop::Kind::kSignal) {
+      std::string info;
+      RELIVE_RETURN_IF_ERROR(t->task.get_siginfo(&info));
+      if (!tracee::is_synchronous_fault(s.signo, info)) continue;
+    }
     return unexpected_stop(*t, fmt::format("did not take signal {}", ev.signo));
+  }
   RELIVE_RETURN_IF_ERROR(t->task.set_siginfo(ev.siginfo));
   t->resume_sig = ev.signo;
   return Status::Ok();

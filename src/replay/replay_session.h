@@ -66,6 +66,7 @@ class ReplaySession {
     bool at_exit_stop = false;
     bool preempted = false;  // stopped where the recording preempted it (PreemptEvent)
     int resume_sig = 0;      // signal to deliver when next resumed
+    int queued_sig = 0;      // made pending for a native rt_sigsuspend: taken, not injected
     int nr = -1;
     tracee::SyscallArgs args{};
     tracee::Regs entry_regs{};
@@ -75,9 +76,12 @@ class ReplaySession {
   Result<std::optional<trace::Event>> read_event();
   Status park_leader();
   Result<bool> signal_follows(int32_t tid);
+  // The signal of the next event of thread `tid`, when that event is a signal (else 0).
+  Result<int> signal_that_follows(int32_t tid);
   Result<Thread*> thread_of(int32_t rec_tid);
 
   Status on_syscall(const trace::SyscallEvent& ev);
+  Status complete_sigsuspend(Thread& t, const trace::SyscallEvent& ev);
   Status on_entry(const trace::SyscallEntryEvent& ev);
   Status on_signal(const trace::SignalEvent& ev);
   Status on_rdtsc(const trace::RdtscEvent& ev);

@@ -196,7 +196,7 @@ constexpr SyscallSpec kSpecs[] = {
     {SYS_rt_sigpending, "rt_sigpending", 2, P::kEmulate, {arg_times(0, 1, 1)}},
     {SYS_rt_sigtimedwait, "rt_sigtimedwait", 4, P::kEmulate, {fixed(1, sizeof(siginfo_t))}},
     {SYS_rt_sigqueueinfo, "rt_sigqueueinfo", 3, P::kEmulate, {}},
-    {SYS_rt_sigsuspend, "rt_sigsuspend", 2, P::kUnsupported, {}},
+    {SYS_rt_sigsuspend, "rt_sigsuspend", 2, P::kEmulate, {}},  // replay runs it (replay_session)
     {SYS_sigaltstack, "sigaltstack", 2, P::kAllow, {}},
     {SYS_utime, "utime", 2, P::kEmulate, {}},
     {SYS_mknod, "mknod", 3, P::kEmulate, {}},

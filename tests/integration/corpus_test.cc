@@ -174,6 +174,12 @@ std::vector<Case> corpus() {
         "subprocess.run(['false']).returncode)"},
        ""},
       {"python_os_fork_wait", "", {"/usr/bin/python3", "-c", kPyFork}, ""},
+      // coreutils' timeout: its own process group, rt_sigsuspend for SIGALRM/SIGCHLD, then
+      // SIGTERM and SIGCONT to the child and to its own group.
+      {"timeout_kills_its_child",
+       "",
+       {"/bin/bash", "-c", "timeout 0.2 sleep 5; echo $?; timeout -s INT 0.1 sleep 3; echo $?"},
+       ""},
       {"env_python_script",
        "printf '#!/usr/bin/env python3\\nimport random,sys\\nprint(sys.argv[1:], "
        "random.random())\\n' "

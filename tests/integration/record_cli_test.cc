@@ -94,6 +94,28 @@ TEST(RecordCli, TheProgramSeesOneCpuUnlessToldOtherwise) {
 }
 
 // A trace named relative to the recording's working directory replays from anywhere else.
+// A call the recorder refuses, made by a process that left the leader's process group (setsid)
+// while the leader waits: the recording ends with the reason, and every recorded process is
+// gone. Killing the leader alone left the others in ptrace stops and the recorder waiting on
+// them for ever (seen with coreutils' timeout, which leaves the group, before rt_sigsuspend was
+// supported).
+TEST(RecordCli, ARefusedCallEndsTheRecordingOfEveryProcess) {
+  TempDir d;
+  std::string naps = "29." + std::to_string(::getpid());  // sleep's argument marks its processes
+  RunResult rec =
+      run({relive_bin(), "record", "-o", d / "t", "--", "/bin/bash", "-c",
+           "(sleep " + naps + ") & setsid /usr/bin/python3 -c "
+           "'import ctypes, time; time.sleep(0.2); ctypes.CDLL(None).syscall(136, 0, 0)' & "
+           "sleep " + naps + "; wait"},
+          120);
+  EXPECT_NE(rec.exit_code, 0);
+  EXPECT_NE(rec.err.find("ustat"), std::string::npos) << rec.err;
+  EXPECT_NE(rec.err.find("not supported"), std::string::npos) << rec.err;
+  EXPECT_TRUE(eventually([&] { return sh("pgrep -f 'slee[p] " + naps + "' >/dev/null") != 0; },
+                         seconds(10)))
+      << "a recorded process outlived the recording";
+}
+
 TEST(RecordCli, RelativeTraceDirectoryReplaysFromAnotherDirectory) {
   TempDir d;
   std::string work = d / "work";
