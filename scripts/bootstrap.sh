@@ -43,7 +43,7 @@ PACKAGES=(
   # real programs and clients the tests drive
   python3 sqlite3 gawk coreutils findutils procps psmisc netcat-openbsd socat curl
   redis-server redis-tools runc etcd-server etcd-client iperf3 hyperfine busybox-static cpio
-  xz-utils zstd file
+  xz-utils zstd file nodejs
   # the metrics test scrapes relived with a real Prometheus (its own, in a test namespace)
   prometheus
   # packaging: a clean Debian 12 root for the package test, --help text as man pages

@@ -433,6 +433,7 @@ Status ReplaySession::adopt_child(Thread& parent, const trace::SyscallEvent& ev,
     return divergence(current_index(), ev.tid, "a new thread or process",
                       fmt::format("{} created none", format_call(ev.nr, ev.args)));
   Thread child{tracee::Task(new_real)};
+  exiting_groups_.erase(new_real);  // a new process that got an exited one's pid
   child.rec_tid = static_cast<int32_t>(ev.result);
   child.started = false;
   if (policy == tracee::Policy::kFork) {
@@ -553,8 +554,12 @@ Status ReplaySession::complete_map_file(Thread& t, const trace::SyscallEvent& ev
 }
 
 Status ReplaySession::complete_exit(Thread& t, const trace::SyscallEvent& ev) {
+  pid_t group = ev.nr == SYS_exit_group ? tgid_of(t.task.tid()) : 0;
   RELIVE_RETURN_IF_ERROR(t.task.cont());
-  if (ev.nr == SYS_exit_group) return Status::Ok();  // on_process_exit collects every thread
+  if (ev.nr == SYS_exit_group) {
+    if (group > 0) exiting_groups_.insert(group);
+    return Status::Ok();  // on_process_exit collects every thread
+  }
   if (t.rec_tid == leader_ && threads_.size() > 1) return Status::Ok();  // reported last
   RELIVE_RETURN_IF_ERROR(wait_gone(t.task, t.rec_tid));
   threads_.erase(ev.tid);
@@ -588,16 +593,17 @@ Status ReplaySession::on_thread_exit(const trace::ThreadExitEvent& ev) {
   // another thread's fatal signal, a SIGKILL from anywhere, which leaves no signal stop). The
   // SIGKILL does at replay what that did at record; a process already dying ignores it.
   Thread* given = it->second.resume_sig != 0 ? &it->second : nullptr;
+  pid_t group = tgid_of(it->second.task.tid());
   if (!given) {  // the signal may have been given to another thread of its process
-    pid_t group = tgid_of(it->second.task.tid());
     for (auto& [rec, t] : threads_)
       if (t.resume_sig != 0 && group > 0 && tgid_of(t.task.tid()) == group) given = &t;
   }
   if (given) {
     RELIVE_RETURN_IF_ERROR(given->task.cont(std::exchange(given->resume_sig, 0)));
-  } else {
+  } else if (group <= 0 || !exiting_groups_.count(group)) {
     ::kill(it->second.task.tid(), SIGKILL);
-  }
+  }  // else its process's exit_group, resumed just before, kills it: a SIGKILL sent first
+     // would end the process with SIGKILL's status instead of the exit code
   RELIVE_RETURN_IF_ERROR(wait_gone(it->second.task, it->first));
   threads_.erase(it);
   return Status::Ok();

@@ -113,6 +113,7 @@ class ReplaySession {
   trace::TraceReader* reader_;
   Output out_;
   std::map<int32_t, Thread> threads_;  // by recorded tid
+  std::set<pid_t> exiting_groups_;     // this run's processes a thread of which called exit_group
   std::deque<trace::Event> ahead_;     // read ahead of the current event
   std::function<Result<bool>()> wait_for_more_;
   bool park_at_detach_ = false;

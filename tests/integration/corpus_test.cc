@@ -174,6 +174,26 @@ std::vector<Case> corpus() {
         "subprocess.run(['false']).returncode)"},
        ""},
       {"python_os_fork_wait", "", {"/usr/bin/python3", "-c", kPyFork}, ""},
+      // Daemon threads blocked in futex when the main thread calls exit_group: the replay
+      // must let exit_group kill them, not kill them first (the status would be SIGKILL's).
+      {"python_daemon_threads_at_exit",
+       "",
+       {"/usr/bin/python3", "-c",
+        "import threading, time\n"
+        "for i in range(3): threading.Thread(target=threading.Event().wait, "
+        "daemon=True).start()\n"
+        "time.sleep(0.05); print('main exits', time.time())"},
+       ""},
+      // node: libuv's thread pool and V8's threads, timers, randomness, an HTTP server and its
+      // client in one event loop.
+      {"node_http_timers",
+       "",
+       {"/usr/bin/node", "-e",
+        "const h=require('http'); const s=h.createServer((q,r)=>r.end('ok '+Date.now()))"
+        ".listen(0,'127.0.0.1',()=>h.get('http://127.0.0.1:'+s.address().port,(r)=>{let d='';"
+        "r.on('data',x=>d+=x);r.on('end',()=>{console.log(d, Math.random());s.close();"
+        "setTimeout(()=>console.log('t',Date.now()),10)})}))"},
+       ""},
       // coreutils' timeout: its own process group, rt_sigsuspend for SIGALRM/SIGCHLD, then
       // SIGTERM and SIGCONT to the child and to its own group.
       {"timeout_kills_its_child",
