@@ -127,8 +127,8 @@ void HaNode::backup_tick() {
 void HaNode::watch_fence() {
   if (o_.config.etcd.fence_ms == 0) return;
   Result<EtcdLease> etcd = EtcdLease::create(o_.config.etcd.endpoints);
-  Result<KeyState> k = etcd.ok() ? etcd->observe(o_.config.etcd.lease_key)
-                                 : Result<KeyState>(etcd.status());
+  Result<KeyState> k =
+      etcd.ok() ? etcd->observe(o_.config.etcd.lease_key) : Result<KeyState>(etcd.status());
   if (!k.ok()) return;  // etcd unreachable: no sighting, so no early takeover either
   if (!k->holder || *k->holder == o_.name) {
     sighting_.reset();  // free (acquire takes it), or ours already
@@ -147,11 +147,12 @@ Result<Lease> HaNode::try_lease() {
   // revision seen, which was before it was seen: wait that long by this clock, plus a margin
   // for the two clocks' rates (10 %) and scheduling.
   if (Clock::now() < sighting_->seen + fence + fence / 10 + milliseconds(20)) return lease;
-  Result<Lease> taken = etcd.take_over(c.lease_key, o_.name, c.lease_ttl_s, fence,
-                                       sighting_->revision);
+  Result<Lease> taken =
+      etcd.take_over(c.lease_key, o_.name, c.lease_ttl_s, fence, sighting_->revision);
   if (taken.ok()) {
-    RELIVE_LOG_INFO("the primary's fence key stood still for {} ms: taken over",
-                    std::chrono::duration_cast<milliseconds>(Clock::now() - sighting_->seen).count());
+    RELIVE_LOG_INFO(
+        "the primary's fence key stood still for {} ms: taken over",
+        std::chrono::duration_cast<milliseconds>(Clock::now() - sighting_->seen).count());
   }
   sighting_.reset();  // moved on, or taken: a new sighting starts the wait again
   return taken;

@@ -61,9 +61,8 @@ Result<Lease> EtcdLease::acquire(const std::string& key, const std::string& hold
   return grant_and_put(key, holder, ttl_s, fence, compare.dump());
 }
 
-Result<Lease> EtcdLease::take_over(const std::string& key, const std::string& holder,
-                                   int64_t ttl_s, std::chrono::milliseconds fence,
-                                   int64_t seen_revision) {
+Result<Lease> EtcdLease::take_over(const std::string& key, const std::string& holder, int64_t ttl_s,
+                                   std::chrono::milliseconds fence, int64_t seen_revision) {
   if (seen_revision <= 0) return Status::InvalidArgument("etcd take_over: no revision seen");
   json compare = json::array({compare_one(base64(key), "MOD", "mod_revision", seen_revision)});
   return grant_and_put(key, holder, ttl_s, fence, compare.dump());
@@ -136,13 +135,12 @@ Status EtcdLease::keepalive(Lease* lease) {
 
 Status EtcdLease::renew_key(Lease* lease) {
   std::string k = base64(lease->key);
-  json txn = {
-      {"compare", json::array({compare_one(k, "LEASE", "lease", lease->id)})},
-      {"success", json::array({{{"request_put",
-                                 {{"key", k},
-                                  {"value", base64(lease->holder)},
-                                  {"lease", std::to_string(lease->id)}}}}})},
-      {"failure", json::array({{{"request_range", {{"key", k}}}}})}};
+  json txn = {{"compare", json::array({compare_one(k, "LEASE", "lease", lease->id)})},
+              {"success", json::array({{{"request_put",
+                                         {{"key", k},
+                                          {"value", base64(lease->holder)},
+                                          {"lease", std::to_string(lease->id)}}}}})},
+              {"failure", json::array({{{"request_range", {{"key", k}}}}})}};
   Clock::time_point sent = Clock::now();
   RELIVE_ASSIGN_OR_RETURN(Reply r, call("/v3/kv/txn", txn.dump()));
   if (r.status != 200) return Status::IoError("etcd txn: " + error_text(r.body));

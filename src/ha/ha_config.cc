@@ -69,7 +69,8 @@ Status parse_etcd(Section& root, EtcdConfig* e) {
   e->lease_ttl_s = static_cast<uint32_t>(ttl);
   // Half the TTL by default; 0 leaves the hand-over to etcd's expiry alone.
   RELIVE_ASSIGN_OR_RETURN(uint64_t fence, s.integer("fence_ms", ttl * 500, 0, ttl * 1000));
-  if (fence > 0 && fence < 100) return s.error("fence_ms", "must be 0 or at least 100, got " + std::to_string(fence));
+  if (fence > 0 && fence < 100)
+    return s.error("fence_ms", "must be 0 or at least 100, got " + std::to_string(fence));
   e->fence_ms = static_cast<uint32_t>(fence);
   return s.finish();
 }

@@ -41,10 +41,11 @@ void LeaseKeeper::loop() {
   // The etcd lease is renewed every third of its TTL; the key, with a fence, every fifth of it.
   // A request may take up to half the interval it must fit in before the next one is due.
   const milliseconds lease_period = std::max(ttl / 3, milliseconds(100));
-  const milliseconds period = fence.count() > 0 ? std::max(fence / 5, milliseconds(20)) : lease_period;
-  Result<EtcdLease> etcd = EtcdLease::create(
-      endpoints_, fence.count() > 0 ? std::max(fence / 2, milliseconds(50))
-                                    : std::max(lease_period, milliseconds(500)));
+  const milliseconds period =
+      fence.count() > 0 ? std::max(fence / 5, milliseconds(20)) : lease_period;
+  Result<EtcdLease> etcd =
+      EtcdLease::create(endpoints_, fence.count() > 0 ? std::max(fence / 2, milliseconds(50))
+                                                      : std::max(lease_period, milliseconds(500)));
   if (!etcd.ok()) {
     lost_ = true;
     return;

@@ -125,8 +125,7 @@ TEST_F(EtcdLeaseTest, AKeyThatStoodStillForTheFenceIsTakenOverAndOnlyThen) {
   Result<KeyState> moved = b.observe("/relive/test/primary");
   ASSERT_TRUE(moved.ok());
   EXPECT_GT(moved->mod_revision, seen->mod_revision);
-  Result<Lease> early =
-      b.take_over("/relive/test/primary", "beta", 30, fence, seen->mod_revision);
+  Result<Lease> early = b.take_over("/relive/test/primary", "beta", 30, fence, seen->mod_revision);
   ASSERT_FALSE(early.ok());
   EXPECT_EQ(early.status().code(), Status::Code::kAborted) << early.status().to_string();
   EXPECT_EQ(b.holder("/relive/test/primary")->value_or(""), "alpha");

@@ -104,9 +104,11 @@ TEST(RecordCli, ARefusedCallEndsTheRecordingOfEveryProcess) {
   std::string naps = "29." + std::to_string(::getpid());  // sleep's argument marks its processes
   RunResult rec =
       run({relive_bin(), "record", "-o", d / "t", "--", "/bin/bash", "-c",
-           "(sleep " + naps + ") & setsid /usr/bin/python3 -c "
-           "'import ctypes, time; time.sleep(0.2); ctypes.CDLL(None).syscall(136, 0, 0)' & "
-           "sleep " + naps + "; wait"},
+           "(sleep " + naps +
+               ") & setsid /usr/bin/python3 -c "
+               "'import ctypes, time; time.sleep(0.2); ctypes.CDLL(None).syscall(136, 0, 0)' & "
+               "sleep " +
+               naps + "; wait"},
           120);
   EXPECT_NE(rec.exit_code, 0);
   EXPECT_NE(rec.err.find("ustat"), std::string::npos) << rec.err;
