@@ -57,20 +57,18 @@ json compare_one(const std::string& k, const char* target, const char* field, in
 
 Result<Lease> EtcdLease::acquire(const std::string& key, const std::string& holder, int64_t ttl_s,
                                  std::chrono::milliseconds fence) {
-  json compare = json::array({compare_one(base64(key), "CREATE", "create_revision", 0)});
-  return grant_and_put(key, holder, ttl_s, fence, compare.dump());
+  return grant_and_put(key, holder, ttl_s, fence, "CREATE", "create_revision", 0);
 }
 
 Result<Lease> EtcdLease::take_over(const std::string& key, const std::string& holder, int64_t ttl_s,
                                    std::chrono::milliseconds fence, int64_t seen_revision) {
   if (seen_revision <= 0) return Status::InvalidArgument("etcd take_over: no revision seen");
-  json compare = json::array({compare_one(base64(key), "MOD", "mod_revision", seen_revision)});
-  return grant_and_put(key, holder, ttl_s, fence, compare.dump());
+  return grant_and_put(key, holder, ttl_s, fence, "MOD", "mod_revision", seen_revision);
 }
 
 Result<Lease> EtcdLease::grant_and_put(const std::string& key, const std::string& holder,
                                        int64_t ttl_s, std::chrono::milliseconds fence,
-                                       const std::string& compare_json) {
+                                       const char* target, const char* field, int64_t value) {
   if (key.empty() || holder.empty())
     return Status::InvalidArgument("etcd acquire: empty key or holder");
   if (fence.count() < 0) return Status::InvalidArgument("etcd acquire: negative fence");
@@ -86,7 +84,7 @@ Result<Lease> EtcdLease::grant_and_put(const std::string& key, const std::string
 
   std::string k = base64(key);
   json txn = {
-      {"compare", json::parse(compare_json)},
+      {"compare", json::array({compare_one(k, target, field, value)})},
       {"success",
        json::array(
            {{{"request_put",

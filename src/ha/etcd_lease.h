@@ -97,9 +97,11 @@ class EtcdLease {
   };
   // POSTs to the first endpoint that answers (and remembers it); IoError lists each failure.
   Result<Reply> call(const std::string& path, const std::string& json);
-  // Grants a lease and puts `key` on it when `compare` (a txn compare list) holds.
+  // Grants a lease and puts `key` on it when the key's `target` ("CREATE", "MOD") compares equal
+  // to `value` (the gateway's field for it: `field`).
   Result<Lease> grant_and_put(const std::string& key, const std::string& holder, int64_t ttl_s,
-                              std::chrono::milliseconds fence, const std::string& compare_json);
+                              std::chrono::milliseconds fence, const char* target,
+                              const char* field, int64_t value);
 
   std::vector<HttpEndpoint> endpoints_;
   size_t current_ = 0;  // endpoint that answered last

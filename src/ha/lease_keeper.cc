@@ -71,9 +71,8 @@ void LeaseKeeper::loop() {
       RELIVE_LOG_WARN("lease lost: {}", s.to_string());
       lost_ = true;
     } else {
-      // A keepalive that landed before the key renewal failed still counts.
-      lease_.lease_until = std::max(lease_.lease_until, copy.lease_until);
-      lease_.valid_until = std::min(lease_.lease_until, lease_.key_until);
+      // What did land (a keepalive before a failed key renewal) is not counted: the ends kept
+      // are earlier, so still safe, and the next round renews both.
       RELIVE_LOG_WARN("lease renewal failed (will retry until it runs out): {}", s.to_string());
     }
   }

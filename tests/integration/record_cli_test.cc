@@ -102,14 +102,13 @@ TEST(RecordCli, TheProgramSeesOneCpuUnlessToldOtherwise) {
 TEST(RecordCli, ARefusedCallEndsTheRecordingOfEveryProcess) {
   TempDir d;
   std::string naps = "29." + std::to_string(::getpid());  // sleep's argument marks its processes
-  RunResult rec =
-      run({relive_bin(), "record", "-o", d / "t", "--", "/bin/bash", "-c",
-           "(sleep " + naps +
-               ") & setsid /usr/bin/python3 -c "
-               "'import ctypes, time; time.sleep(0.2); ctypes.CDLL(None).syscall(136, 0, 0)' & "
-               "sleep " +
-               naps + "; wait"},
-          120);
+  RunResult rec = run({relive_bin(), "record", "-o", d / "t", "--", "/bin/bash", "-c",
+                       "(sleep " + naps +
+                           ") & setsid /usr/bin/python3 -c "
+                           "'import ctypes; ctypes.CDLL(None).syscall(136, 0, 0)' & "
+                           "sleep " +
+                           naps + "; wait"},
+                      120);
   EXPECT_NE(rec.exit_code, 0);
   EXPECT_NE(rec.err.find("ustat"), std::string::npos) << rec.err;
   EXPECT_NE(rec.err.find("not supported"), std::string::npos) << rec.err;
