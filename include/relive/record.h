@@ -28,6 +28,9 @@ struct RecordOptions {
   // The CPU the tracer and the program are bound to while recording (relive/cpu_choice.h):
   // kAnyCpu, kNoCpu or a CPU number. An attached process gets its own masks back at the end.
   int cpu = kAnyCpu;
+  // From exec: the vDSO's clock calls are logged by the recorded process itself, without a
+  // ptrace stop (the fast path; README "Recording"). Off: every call stops the process.
+  bool syscall_buffer = true;
 };
 
 struct RecordResult {
@@ -37,6 +40,7 @@ struct RecordResult {
   uint64_t signals = 0;
   uint64_t threads = 0;
   uint64_t preemptions = 0;  // threads stopped in a spin-wait so that others could run
+  uint64_t buffered = 0;     // syscalls logged through the fast path (in `syscalls` too)
 };
 
 Result<RecordResult> record_trace(const RecordOptions& options);

@@ -47,6 +47,8 @@ void register_record(CLI::App& app, int* exit_code) {
                   "preempted replayably, while others wait, before recording stops (0: no limit)")
       ->capture_default_str();
   add_cpu_option(cmd, &opts->cpu);
+  cmd->add_flag("!--no-syscall-buffer", opts->syscall_buffer,
+                "Trace every clock call instead of letting the program log them itself");
   cmd->add_option("command", opts->argv, "Program and arguments (after --)");
   cmd->callback([opts, exit_code] {
     if (opts->argv.empty() == (opts->attach_pid == 0)) {

@@ -11,6 +11,7 @@
 #include <filesystem>
 
 #include "common/file_util.h"
+#include "common/logging.h"
 #include "record/attach.h"
 #include "record/event_sink.h"
 #include "record/host_facts.h"
@@ -83,6 +84,7 @@ RecordResult result_of(int status, const record::RecordSession& s, uint64_t even
   r.signals = s.stats().signals;
   r.threads = s.stats().threads;
   r.preemptions = s.stats().preemptions;
+  r.buffered = s.stats().buffered;
   return r;
 }
 
@@ -111,11 +113,17 @@ Result<RecordResult> record_exec(const RecordOptions& o) {
   record::SyscallCapture capture(&files);
   record::RecordSession session(record::RecordSession::Mode::kSeccomp, sink.get(), &capture);
   session.set_spin_limit(std::chrono::milliseconds(o.spin_limit_ms));
+  session.set_syscall_buffer(o.syscall_buffer);
   session.add_initial_thread(pid);
   Result<int> status = session.run();
   Status finished = sink->finish();
   if (!status.ok()) return status.status();
   RELIVE_RETURN_IF_ERROR(finished);
+  const record::RecordStats& st = session.stats();
+  spdlog::debug(
+      "recorded {} syscalls ({} through the syscall buffer), {} signals, {} rdtsc, {} "
+      "threads, {} preemptions",
+      st.syscalls, st.buffered, st.signals, st.rdtsc, st.threads, st.preemptions);
   return result_of(*status, session, sink->events());
 }
 

@@ -20,6 +20,7 @@
 #include "tracee/process_setup.h"
 #include "tracee/rdtsc.h"
 #include "tracee/signals.h"
+#include "tracee/syscall_buffer.h"
 #include "tracee/syscall_table.h"
 #include "tracee/thread_state.h"
 #include "tracee/tracer_tsc.h"
@@ -108,6 +109,44 @@ Status RecordSession::maybe_flush() {
   return sink_->flush();
 }
 
+// Logs the calls the running thread `t` (stopped) made through the fast path since it last
+// stopped. Stopped outside the fast trampolines, it gets an empty buffer, with room again unless
+// it should stop soon; stopped inside one (tracee/syscall_buffer.h), only `logged` moves.
+Status RecordSession::drain_buffer(Thread& t) {
+  tracee::SyscallBufferHeader h;
+  auto calls = tracee::read_syscall_buffer(t.task, &h);
+  if (!calls.ok())
+    return Status::Corruption(fmt::format("the syscall buffer of thread {}: {}", t.task.tid(),
+                                          calls.status().to_string()));
+  pid_t tid = t.task.tid();
+  for (tracee::BufferedCall& c : *calls) {
+    trace::SyscallEvent ev;
+    ev.tid = tid;
+    ev.nr = c.nr;
+    ev.args = c.args;
+    ev.result = c.result;
+    ev.mode = trace::SyscallMode::kEmulated;
+    if (c.write_addr != 0) ev.writes.push_back({c.write_addr, std::move(c.write_data)});
+    ++stats_.syscalls;
+    ++stats_.buffered;
+    RELIVE_RETURN_IF_ERROR(emit_for(tid, ev));
+  }
+  uint64_t room = wants_turn_back(t) ? 0 : tracee::kBufferCapacity;
+  if (h.next == tracee::kFirstEntryAddr && h.logged == tracee::kFirstEntryAddr && h.room == room)
+    return Status::Ok();
+  if (!tracee::in_fast_trampoline(t.task.regs().rip))
+    return tracee::reset_syscall_buffer(t.task, room);
+  if (!calls->empty()) RELIVE_RETURN_IF_ERROR(tracee::mark_syscall_buffer_logged(t.task, h.next));
+  return room == 0 ? tracee::stop_syscall_buffer(t.task) : Status::Ok();
+}
+
+// The fast path of `t`'s process takes no more calls until its next drain: the thread stops at
+// its next clock call (and another thread or a held signal gets its turn there).
+Status RecordSession::hold_buffer(const Thread& t) {
+  if (!buffer_on_) return Status::Ok();
+  return tracee::stop_syscall_buffer(t.task);
+}
+
 Status RecordSession::step() {
   if (freeze_requested() && !freezing_) begin_freeze();
   if (stop_flag_ != nullptr && *stop_flag_ == kDetach && mode_ == Mode::kAllSyscalls) {
@@ -138,6 +177,8 @@ Status RecordSession::step() {
 Status RecordSession::dispatch(pid_t tid, const Stop& stop) {
   if (stop.kind == Stop::Kind::kExited) return on_thread_gone(tid, stop.status);
   Thread& t = thread(tid);
+  // What the running thread's fast path did since it last stopped comes before this stop.
+  if (buffer_on_ && tid == running_) RELIVE_RETURN_IF_ERROR(drain_buffer(t));
   if (stop.kind == Stop::Kind::kGroupStop && t.interrupt_pending) {
     t.interrupt_pending = false;
     if (t.state == State::kRunning && running_ == tid) return on_interrupted(t);
@@ -197,6 +238,7 @@ Status RecordSession::resume(Thread& t) {
     sig = t.injecting.signo;
   }
   t.at_syscall_exit = false;
+  if (wants_turn_back(t)) RELIVE_RETURN_IF_ERROR(hold_buffer(t));
   t.state = State::kRunning;
   running_ = t.task.tid();
   return mode_ == Mode::kSeccomp ? t.task.cont(sig) : t.task.syscall(sig);
@@ -227,6 +269,7 @@ Status RecordSession::on_slice_expired() {
   // stop of another kind (the breakpoint of a spin check) can be absorbed without a stop of its
   // own. A stop too many is harmless (dispatch resumes it).
   if (t.interrupt_pending && now - t.interrupt_sent < kInterruptPatience) return Status::Ok();
+  RELIVE_RETURN_IF_ERROR(hold_buffer(t));  // a clock loop then stops at its next call
   if (::ptrace(PTRACE_INTERRUPT, t.task.tid(), nullptr, nullptr) != 0)
     return PosixError("PTRACE_INTERRUPT", errno);
   t.interrupt_pending = true;
@@ -249,6 +292,8 @@ bool RecordSession::blocked_threads_settled() const {
 Status RecordSession::on_interrupted(Thread& t) {
   pid_t tid = t.task.tid();
   if (!wants_turn_back(t)) return continue_thread(t);
+  // Never inside a fast trampoline: replay takes the traced path there and would not find it.
+  if (buffer_on_ && tracee::in_fast_trampoline(t.task.regs().rip)) return keep_running(t, nullptr);
   tracee::ResumeHow how =
       mode_ == Mode::kSeccomp ? tracee::ResumeHow::kCont : tracee::ResumeHow::kSyscall;
   // One pass of the loop (back to the interrupted instruction) must leave the registers as they

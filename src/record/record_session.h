@@ -27,6 +27,7 @@ struct RecordStats {
   uint64_t rdtsc = 0;
   uint64_t threads = 0;
   uint64_t preemptions = 0;
+  uint64_t buffered = 0;  // syscalls made through the fast path (counted in `syscalls` too)
 };
 
 class RecordSession {
@@ -67,6 +68,9 @@ class RecordSession {
   // preempted replayably: the recording stops with Status::Unsupported naming it.
   // Zero: no limit.
   void set_spin_limit(std::chrono::milliseconds spin_limit) { spin_limit_ = spin_limit; }
+  // Launched mode: the fast path (tracee/syscall_buffer.h) logs the vDSO's clock calls without
+  // a ptrace stop; the tracer reads them at the thread's next stop. Off: every call is traced.
+  void set_syscall_buffer(bool on) { buffer_on_ = on && mode_ == Mode::kSeccomp; }
   // SIGCHLD from the tracer's own checkpoint child is not the program's: drop it.
   void ignore_sigchld_from(pid_t child) { ignored_child_ = child; }
   const RecordStats& stats() const { return stats_; }
@@ -136,6 +140,8 @@ class RecordSession {
   void begin_freeze();
   Status freeze(Thread& t, bool rewind_entry);
   Status maybe_flush();
+  Status drain_buffer(Thread& t);
+  Status hold_buffer(const Thread& t);
   Thread& thread(pid_t tid);
 
   Mode mode_;
@@ -162,6 +168,7 @@ class RecordSession {
   std::chrono::milliseconds backoff_{10};
   static constexpr std::chrono::milliseconds kMinSlice{1};
   static constexpr std::chrono::milliseconds kInterruptPatience{50};
+  bool buffer_on_ = false;
   RecordStats stats_;
 };
 

@@ -4,6 +4,7 @@
 #include <sys/syscall.h>
 
 #include "tracee/inject.h"
+#include "tracee/syscall_buffer.h"
 
 namespace relive::tracee {
 namespace {
@@ -36,7 +37,9 @@ Result<ProcessSetup> setup_process(const Task& task, bool at_exit_stop, bool map
   bool need_scratch = map_scratch && !mapped_at(maps, kScratchAddr);
   // A checkpoint taken by an older relive has the scratch page but no trampoline page.
   bool need_trampolines = !mapped_at(maps, kTrampolineAddr);
-  if (need_scratch || need_trampolines) {
+  // The fast trampolines read the syscall buffer's header: it is there wherever they are.
+  bool need_buffer = !mapped_at(maps, kSyscallBufferAddr);
+  if (need_scratch || need_trampolines || need_buffer) {
     RELIVE_ASSIGN_OR_RETURN(uint64_t insn, find_vdso_syscall_insn(task, out.auxv.at_sysinfo_ehdr));
     Regs saved = task.regs();
     Injector inj(task, at_exit_stop ? Injector::At::kExit : Injector::At::kElsewhere, insn);
@@ -46,6 +49,9 @@ Result<ProcessSetup> setup_process(const Task& task, bool at_exit_stop, bool map
     if (need_trampolines)
       RELIVE_RETURN_IF_ERROR(map_page(inj, kTrampolineAddr, kTrampolineSize, PROT_READ | PROT_EXEC,
                                       "trampoline page"));
+    if (need_buffer)
+      RELIVE_RETURN_IF_ERROR(map_page(inj, kSyscallBufferAddr, kSyscallBufferSize,
+                                      PROT_READ | PROT_WRITE, "syscall buffer"));
     out.held_signals = inj.held_signals();
     task.set_regs(saved);
   }

@@ -11,6 +11,7 @@
 #include <cstddef>
 
 #include "tracee/syscall_policy.h"
+#include "tracee/vdso.h"
 
 namespace relive::tracee {
 namespace {
@@ -22,6 +23,8 @@ sock_filter jump(uint16_t code, uint32_t k, uint8_t jt, uint8_t jf) {
 
 constexpr uint32_t kNrOffset = offsetof(seccomp_data, nr);
 constexpr uint32_t kArchOffset = offsetof(seccomp_data, arch);
+constexpr uint32_t kIpLowOffset = offsetof(seccomp_data, instruction_pointer);
+constexpr uint32_t kIpHighOffset = kIpLowOffset + 4;
 // args[3] (mmap flags), low 32 bits on little-endian x86-64.
 constexpr uint32_t kArg3Offset = offsetof(seccomp_data, args) + 3 * sizeof(uint64_t);
 
@@ -33,6 +36,16 @@ std::vector<sock_filter> build_seccomp_filter() {
   f.push_back(stmt(BPF_LD | BPF_W | BPF_ABS, kArchOffset));
   f.push_back(jump(BPF_JMP | BPF_JEQ | BPF_K, AUDIT_ARCH_X86_64, 1, 0));
   f.push_back(stmt(BPF_RET | BPF_K, SECCOMP_RET_TRACE));
+  // The fast trampolines' calls go through untraced: they log themselves (syscall_buffer.h).
+  constexpr uint64_t kFastStart = kTrampolineAddr + kFastTrampolineOffset;
+  constexpr uint64_t kFastEnd = kTrampolineAddr + kFastTrampolineEnd;
+  static_assert(kFastStart >> 32 == (kFastEnd - 1) >> 32, "fast trampolines straddle 4 GiB");
+  f.push_back(stmt(BPF_LD | BPF_W | BPF_ABS, kIpHighOffset));
+  f.push_back(jump(BPF_JMP | BPF_JEQ | BPF_K, static_cast<uint32_t>(kFastStart >> 32), 0, 4));
+  f.push_back(stmt(BPF_LD | BPF_W | BPF_ABS, kIpLowOffset));
+  f.push_back(jump(BPF_JMP | BPF_JGE | BPF_K, static_cast<uint32_t>(kFastStart), 0, 2));
+  f.push_back(jump(BPF_JMP | BPF_JGE | BPF_K, static_cast<uint32_t>(kFastEnd), 1, 0));
+  f.push_back(stmt(BPF_RET | BPF_K, SECCOMP_RET_ALLOW));
   f.push_back(stmt(BPF_LD | BPF_W | BPF_ABS, kNrOffset));
   for (int nr = 0; nr <= kMaxSyscall; ++nr) {
     if (base_policy(nr) != Policy::kAllow) continue;

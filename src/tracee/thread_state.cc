@@ -15,6 +15,7 @@
 #include "common/hash.h"
 #include "common/scoped_fd.h"
 #include "tracee/inject.h"
+#include "tracee/syscall_buffer.h"
 #include "tracee/vdso.h"
 
 namespace relive::tracee {
@@ -41,7 +42,10 @@ bool all_zero(const char* p) {
   return true;
 }
 
-bool relive_owned(uint64_t start) { return start == kScratchAddr || start == kTrampolineAddr; }
+// The syscall buffer is written only at record (syscall_buffer.h): no part of the state.
+bool relive_owned(uint64_t start) {
+  return start == kScratchAddr || start == kTrampolineAddr || start == kSyscallBufferAddr;
+}
 
 Result<std::vector<Range>> writable_ranges(pid_t tid) {
   std::ifstream maps("/proc/" + std::to_string(tid) + "/maps");

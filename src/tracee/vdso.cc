@@ -4,9 +4,12 @@
 #include <sys/syscall.h>
 
 #include <cstring>
+#include <initializer_list>
 #include <string_view>
 
+#include "common/check.h"
 #include "tracee/process_info.h"
+#include "tracee/syscall_buffer.h"
 
 namespace relive::tracee {
 namespace {
@@ -45,6 +48,125 @@ std::string jump_to(uint64_t target) {
   std::string out(reinterpret_cast<const char*>(code), sizeof code);
   out.append(reinterpret_cast<const char*>(&target), sizeof target);
   return out;
+}
+
+// Just enough of an x86-64 assembler for the fast trampolines. None of the instruction forms
+// touches the flags, and the only registers written are the ones the traced call's `syscall`
+// writes too (rax, rcx, r11): a fast call leaves the thread exactly as the traced one would, so a
+// replay that takes the traced path finds the same registers wherever it compares them.
+class Asm {
+ public:
+  explicit Asm(uint64_t at) : at_(at) {}
+  std::string take() { return std::move(code_); }
+  void bytes(std::initializer_list<int> b) {
+    for (int x : b) code_.push_back(static_cast<char>(x));
+  }
+  void imm32(uint32_t v) { code_.append(reinterpret_cast<const char*>(&v), sizeof v); }
+  void imm64(uint64_t v) { code_.append(reinterpret_cast<const char*>(&v), sizeof v); }
+  void load_rcx(uint64_t addr) {  // mov addr(%rip),%rcx
+    bytes({0x48, 0x8b, 0x0d});
+    rel32(addr);
+  }
+  void store_rcx(uint64_t addr) {  // mov %rcx,addr(%rip)
+    bytes({0x48, 0x89, 0x0d});
+    rel32(addr);
+  }
+  void jmp(uint64_t target) {
+    bytes({0xe9});
+    rel32(target);
+  }
+  // Forward short jumps, resolved by bind() at the label.
+  size_t jrcxz() { return short_jump(0xe3); }
+  size_t jmp8() { return short_jump(0xeb); }
+  void bind(size_t jump) {
+    size_t d = code_.size() - (jump + 1);
+    RELIVE_CHECK(d < 128, "short jump too far");
+    code_[jump] = static_cast<char>(d);
+  }
+
+ private:
+  uint64_t here() const { return at_ + code_.size(); }
+  void rel32(uint64_t target) {
+    int64_t d = static_cast<int64_t>(target - (here() + 4));
+    RELIVE_CHECK(d == static_cast<int32_t>(d), "rip-relative target too far");
+    imm32(static_cast<uint32_t>(d));
+  }
+  size_t short_jump(int op) {
+    bytes({op, 0});
+    return code_.size() - 1;
+  }
+  uint64_t at_;
+  std::string code_;
+};
+
+// The fast path of target `index` (clock_gettime, gettimeofday or time; syscall_buffer.h): when
+// the buffer has room and the call is one it takes, the call is made from here, where the
+// seccomp filter lets it through without a stop, and appended to the buffer; otherwise it jumps
+// to the traced trampoline.
+std::string fast_trampoline(int index) {
+  const int nr = kTargets[index].nr;
+  const uint64_t plain = kTrampolineAddr + static_cast<uint64_t>(index) * kTrampolineStride;
+  Asm a(kTrampolineAddr + kFastTrampolineOffset +
+        static_cast<uint64_t>(index) * kFastTrampolineStride);
+  if (nr == SYS_gettimeofday) {
+    a.bytes({0x48, 0x89, 0xf9});  // mov %rdi,%rcx     no time value wanted: traced
+    size_t no_value = a.jrcxz();
+    a.bytes({0x48, 0x89, 0xf1});  // mov %rsi,%rcx     a time zone wanted: traced
+    size_t no_zone = a.jrcxz();
+    a.bind(no_value);
+    a.jmp(plain);
+    a.bind(no_zone);
+  } else if (nr == SYS_time) {
+    a.bytes({0x48, 0x89, 0xf9});  // mov %rdi,%rcx     time(&t): traced
+    size_t no_pointer = a.jrcxz();
+    a.jmp(plain);
+    a.bind(no_pointer);
+  }
+  a.load_rcx(kRoomAddr);
+  size_t full = a.jrcxz();
+  size_t has_room = a.jmp8();
+  a.bind(full);
+  a.jmp(plain);
+  a.bind(has_room);
+  // Room is taken before the call, from the value just tested: the tracer may lower it to 0
+  // behind the thread's back (syscall_buffer.h), and an update from a second read could then
+  // wrap it below zero.
+  a.bytes({0x48, 0x8d, 0x49, 0xff});  // lea -1(%rcx),%rcx
+  a.store_rcx(kRoomAddr);
+  a.bytes({0xb8});  // mov $nr,%eax; syscall
+  a.imm32(static_cast<uint32_t>(nr));
+  a.bytes({0x0f, 0x05});
+  a.load_rcx(kNextAddr);        // the entry (SyscallBufferEntry): number, arguments, result
+  a.bytes({0x48, 0xc7, 0x01});  // movq $nr,(%rcx)
+  a.imm32(static_cast<uint32_t>(nr));
+  a.bytes({0x48, 0x89, 0x79, 0x08});  // mov %rdi,8(%rcx)
+  a.bytes({0x48, 0x89, 0x71, 0x10});  // mov %rsi,16(%rcx)
+  a.bytes({0x48, 0x89, 0x51, 0x18});  // mov %rdx,24(%rcx)
+  a.bytes({0x4c, 0x89, 0x51, 0x20});  // mov %r10,32(%rcx)
+  a.bytes({0x4c, 0x89, 0x41, 0x28});  // mov %r8,40(%rcx)
+  a.bytes({0x4c, 0x89, 0x49, 0x30});  // mov %r9,48(%rcx)
+  a.bytes({0x48, 0x89, 0x41, 0x38});  // mov %rax,56(%rcx)
+  a.bytes({0x48, 0x91});              // xchg %rax,%rcx   rax: the entry, rcx: the result
+  if (nr != SYS_time) {
+    size_t copy = a.jrcxz();  // success: copy the 16 bytes the kernel wrote
+    size_t done = a.jmp8();
+    a.bind(copy);
+    bool from_rdi = nr == SYS_gettimeofday;
+    a.bytes({0x48, 0x8b, from_rdi ? 0x0f : 0x0e});        // mov (%rdi|%rsi),%rcx
+    a.bytes({0x48, 0x89, 0x48, 0x40});                    // mov %rcx,64(%rax)
+    a.bytes({0x48, 0x8b, from_rdi ? 0x4f : 0x4e, 0x08});  // mov 8(%rdi|%rsi),%rcx
+    a.bytes({0x48, 0x89, 0x48, 0x48});                    // mov %rcx,72(%rax)
+    a.bind(done);
+  }
+  a.bytes({0x48, 0x8d, 0x48, 0x50});  // lea 80(%rax),%rcx  the entry is complete: advance
+  a.store_rcx(kNextAddr);
+  a.bytes({0x48, 0x8b, 0x40, 0x38});  // mov 56(%rax),%rax  the result
+  a.bytes({0x48, 0xb9});  // movabs $plain+7,%rcx  as the traced call's syscall leaves it
+  a.imm64(plain + 7);
+  a.bytes({0xc3});  // ret; r11 holds the flags, as after the traced call's syscall
+  std::string code = a.take();
+  RELIVE_CHECK(code.size() <= kFastTrampolineStride, "fast trampoline too long");
+  return code;
 }
 
 // The index of the target a vDSO symbol names, or -1.
@@ -110,6 +232,11 @@ std::string trampoline_page() {
         kTargets[i].nr >= 0 ? syscall_trampoline(kTargets[i].nr) : enosys_trampoline();
     page.replace(i * kTrampolineStride, code.size(), code);
   }
+  for (size_t i = 0; i < std::size(kTargets); ++i) {
+    if (!fast_path_syscall(kTargets[i].nr)) continue;
+    std::string code = fast_trampoline(static_cast<int>(i));
+    page.replace(kFastTrampolineOffset + i * kFastTrampolineStride, code.size(), code);
+  }
   return page;
 }
 
@@ -128,7 +255,11 @@ Result<VdsoPatch> patch_vdso(const Task& task, uint64_t base) {
     if (seen) continue;
     if (s.size < kJumpSize || s.value + kJumpSize > img.size())
       return Status::Unsupported("vDSO function too small to patch: " + s.name);
-    std::string jump = jump_to(kTrampolineAddr + static_cast<uint64_t>(t) * kTrampolineStride);
+    std::string jump =
+        jump_to(fast_path_syscall(kTargets[t].nr)
+                    ? kTrampolineAddr + kFastTrampolineOffset +
+                          static_cast<uint64_t>(t) * kFastTrampolineStride
+                    : kTrampolineAddr + static_cast<uint64_t>(t) * kTrampolineStride);
     patch.entries.push_back({addr, img.substr(s.value, kJumpSize)});
     RELIVE_RETURN_IF_ERROR(task.write_mem(addr, jump.data(), jump.size()));
   }

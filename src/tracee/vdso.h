@@ -10,6 +10,10 @@
 // replaces the vDSO with the restoring host's own and a detaching recorder puts the original
 // bytes back; either way a thread that was frozen mid-call or whose signal frame returns into a
 // trampoline carries on correctly.
+//
+// clock_gettime, gettimeofday and time jump to fast trampolines (syscall_buffer.h), which fall
+// back to the traced ones whenever the syscall buffer has no room, which is always outside an
+// exec-mode recording.
 #pragma once
 
 #include <cstdint>
@@ -25,6 +29,11 @@ namespace relive::tracee {
 // The trampoline page: right after the scratch page (inject.h), mapped read+exec.
 inline constexpr uint64_t kTrampolineAddr = 0x70000001000ull;
 inline constexpr uint64_t kTrampolineSize = 4096;
+// The fast trampolines (syscall_buffer.h): calls made from these bytes of the trampoline page are
+// let through by the seccomp filter without a stop.
+inline constexpr uint64_t kFastTrampolineOffset = 0x100;
+inline constexpr uint64_t kFastTrampolineStride = 0x100;
+inline constexpr uint64_t kFastTrampolineEnd = kFastTrampolineOffset + 3 * kFastTrampolineStride;
 
 struct VdsoEntry {
   uint64_t addr = 0;     // the entry point in the vDSO

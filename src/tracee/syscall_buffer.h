@@ -1,0 +1,113 @@
+// The syscall buffer: where a recorded process's fast path (the trampolines of vdso.h) leaves the
+// results of the calls it made without a ptrace stop, for the tracer to log at the thread's next
+// stop.
+//
+// It is a fixed private mapping right after the trampoline page, mapped into every recorded and
+// replayed process (so address-space layouts match) but written only while an exec-mode recorder
+// enables it. A header holds two words the trampolines read and write without touching the flags
+// (so that a fast call leaves every register exactly as the traced call would):
+//   next: the address of the next free entry;
+//   room: how many more entries the fast path may append. Zero sends every call down the traced
+//         path: the page is fresh (replay, attach, before the tracer's first look), the buffer is
+//         full, or the tracer wants the thread to stop soon (another thread waits for the turn,
+//         a signal waits for a syscall boundary);
+// and one only the tracer writes:
+//   logged: the entries before it are in the log already.
+//
+// A trampoline takes its room (from the value it tested) before the call and writes its entry
+// completely before it advances `next`, so a tracee that dies half-way leaves nothing torn
+// behind, and a `room` the tracer lowered meanwhile never wraps. A thread can stop anywhere,
+// inside a trampoline too (an interrupt, a signal), for instance after it loaded `next` and
+// before it stored the advanced value. So the tracer empties the buffer (next = logged = the
+// first entry) only when the thread stopped outside the fast trampolines; inside, it only moves
+// `logged` up, and the entry in flight lands behind it. One thread of a recording runs user code
+// at a time, so the process's threads share one buffer: everything in it belongs to the thread
+// that last ran.
+//
+// What the fast path handles (everything else is a traced call, as before): the vDSO's
+// clock_gettime (any clock, any pointer: a bad one is the kernel's EFAULT, logged), gettimeofday
+// with a time value and no time zone, and time(NULL).
+#pragma once
+
+#include <sys/types.h>
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "relive/result.h"
+#include "tracee/task.h"
+#include "tracee/vdso.h"
+
+namespace relive::tracee {
+
+inline constexpr uint64_t kSyscallBufferAddr = 0x70000002000ull;
+inline constexpr uint64_t kSyscallBufferSize = 64 * 1024;
+
+struct SyscallBufferHeader {
+  uint64_t next = 0;
+  uint64_t room = 0;
+  uint64_t logged = 0;
+  uint64_t reserved[5] = {};
+};
+static_assert(sizeof(SyscallBufferHeader) == 64);
+
+// One call, as a trampoline writes it.
+// All six argument registers, as a traced call's entry logs them (replay compares them all).
+struct SyscallBufferEntry {
+  uint64_t nr = 0;
+  uint64_t args[6] = {};
+  int64_t result = 0;
+  unsigned char out[16] = {};  // what the call wrote to the program's memory, when it succeeded
+};
+static_assert(sizeof(SyscallBufferEntry) == 80);
+
+inline constexpr uint64_t kNextAddr = kSyscallBufferAddr + offsetof(SyscallBufferHeader, next);
+inline constexpr uint64_t kRoomAddr = kSyscallBufferAddr + offsetof(SyscallBufferHeader, room);
+inline constexpr uint64_t kFirstEntryAddr = kSyscallBufferAddr + sizeof(SyscallBufferHeader);
+inline constexpr uint64_t kBufferCapacity =
+    (kSyscallBufferSize - sizeof(SyscallBufferHeader)) / sizeof(SyscallBufferEntry);
+
+// A buffered call as the log records it: number, arguments, result and the program memory the
+// call wrote (at most one range for the calls the fast path takes).
+struct BufferedCall {
+  int nr = 0;
+  std::array<uint64_t, 6> args{};
+  int64_t result = 0;
+  uint64_t write_addr = 0;  // 0: the call wrote nothing
+  std::string write_data;
+};
+
+// Whether the fast path handles `nr` at all.
+bool fast_path_syscall(int nr);
+
+// Decodes a buffer: `header` as read from the process and `entries`, the bytes from
+// header.logged up to header.next. A header or entry neither the trampolines nor the tracer
+// could have written (the program scribbled over the page) is Status::Corruption with what is
+// wrong.
+Result<std::vector<BufferedCall>> decode_syscall_buffer(const SyscallBufferHeader& header,
+                                                        std::string_view entries);
+
+// The buffer of the stopped `task`'s process: reads what the fast path appended and the log does
+// not have yet (nothing from a page no recorder enabled).
+Result<std::vector<BufferedCall>> read_syscall_buffer(const Task& task,
+                                                      SyscallBufferHeader* header);
+
+// Whether `ip` lies in the fast trampolines, where the buffer must not be emptied (see above).
+bool in_fast_trampoline(uint64_t ip);
+
+// Empties the buffer and lets the fast path append `room` entries (0: none). Only for a thread
+// stopped outside the fast trampolines.
+Status reset_syscall_buffer(const Task& task, uint64_t room);
+// Marks everything up to `next` as logged, leaving the trampolines' words alone.
+Status mark_syscall_buffer_logged(const Task& task, uint64_t next);
+// Sends the fast path's next calls down the traced path. Safe while the thread runs: a trampoline
+// that tested `room` just before may still store the value it took (one less than it saw), so
+// the hold may be lost for a moment, but `room` never exceeds the free entries. The interrupt
+// that follows a hold stops the thread, and its drain holds the buffer for good.
+Status stop_syscall_buffer(const Task& task);
+
+}  // namespace relive::tracee

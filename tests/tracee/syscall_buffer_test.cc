@@ -1,0 +1,318 @@
+// The fast path's trampolines run here, in the test process itself (the trampoline page and the
+// syscall buffer mapped at their fixed addresses, no seccomp filter), and the buffer they fill is
+// decoded as the recorder decodes it.
+#include "tracee/syscall_buffer.h"
+
+#include <gtest/gtest.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <ctime>
+#include <string>
+
+#include "tracee/out_buffers.h"
+#include "tracee/vdso.h"
+
+namespace {
+
+// Every register after a call, and the flags.
+struct RegDump {
+  uint64_t rax, rbx, rcx, rdx, rsi, rdi, rbp, r8, r9, r10, r11, r12, r13, r14, r15, flags;
+  bool operator==(const RegDump&) const = default;
+};
+
+}  // namespace
+
+// relive_test_call(target, arg0, arg1, out): calls `target` with the two arguments, every other
+// register set to a known value and the flags to a known pattern (CF PF AF ZF SF OF), and stores
+// every register and the flags after the call in *out.
+extern "C" void relive_test_call(uint64_t target, uint64_t arg0, uint64_t arg1, RegDump* out);
+asm(R"(
+  .text
+  .globl relive_test_call
+  .type relive_test_call, @function
+relive_test_call:
+  push %rbx
+  push %rbp
+  push %r12
+  push %r13
+  push %r14
+  push %r15
+  push %rcx
+  push %rdi
+  mov %rsi, %rdi
+  mov %rdx, %rsi
+  movabs $0x0101010101010101, %rax
+  movabs $0x1010101010101010, %rbx
+  movabs $0x2020202020202020, %rbp
+  movabs $0x3030303030303030, %rdx
+  movabs $0x4040404040404040, %r8
+  movabs $0x4141414141414141, %r9
+  movabs $0x4242424242424242, %r10
+  movabs $0x4343434343434343, %r12
+  movabs $0x4444444444444444, %r13
+  movabs $0x4545454545454545, %r14
+  movabs $0x4646464646464646, %r15
+  movabs $0x5050505050505050, %rcx
+  movabs $0x6060606060606060, %r11
+  push $0x8d7
+  popfq
+  call *(%rsp)
+  pushfq
+  xchg %rax, 16(%rsp)
+  mov %rbx, 8(%rax)
+  mov %rcx, 16(%rax)
+  mov %rdx, 24(%rax)
+  mov %rsi, 32(%rax)
+  mov %rdi, 40(%rax)
+  mov %rbp, 48(%rax)
+  mov %r8, 56(%rax)
+  mov %r9, 64(%rax)
+  mov %r10, 72(%rax)
+  mov %r11, 80(%rax)
+  mov %r12, 88(%rax)
+  mov %r13, 96(%rax)
+  mov %r14, 104(%rax)
+  mov %r15, 112(%rax)
+  pop %rcx
+  mov %rcx, 120(%rax)
+  pop %rcx
+  pop %rcx
+  mov %rcx, 0(%rax)
+  pop %r15
+  pop %r14
+  pop %r13
+  pop %r12
+  pop %rbp
+  pop %rbx
+  ret
+  .size relive_test_call, .-relive_test_call
+)");
+
+namespace relive::tracee {
+namespace {
+
+uint64_t addr(const void* p) { return reinterpret_cast<uint64_t>(p); }
+
+// The vDSO's targets (vdso.cc): clock_gettime, gettimeofday and time, in this order.
+uint64_t fast_entry(int index) { return kTrampolineAddr + kFastTrampolineOffset + index * 0x100; }
+uint64_t plain_entry(int index) { return kTrampolineAddr + index * 16; }
+
+SyscallBufferHeader* header() { return reinterpret_cast<SyscallBufferHeader*>(kSyscallBufferAddr); }
+
+class SyscallBufferTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    for (auto [at, len] : {std::pair{kTrampolineAddr, kTrampolineSize},
+                           std::pair{kSyscallBufferAddr, kSyscallBufferSize}}) {
+      void* p = ::mmap(reinterpret_cast<void*>(at), len, PROT_READ | PROT_WRITE | PROT_EXEC,
+                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+      ASSERT_TRUE(p == reinterpret_cast<void*>(at) || errno == EEXIST) << std::strerror(errno);
+    }
+    std::string page = trampoline_page();
+    std::memcpy(reinterpret_cast<void*>(kTrampolineAddr), page.data(), page.size());
+  }
+  void SetUp() override {
+    std::memset(reinterpret_cast<void*>(kSyscallBufferAddr), 0, kSyscallBufferSize);
+  }
+  static void reset(uint64_t room) {
+    header()->next = kFirstEntryAddr;
+    header()->room = room;
+    header()->logged = kFirstEntryAddr;
+  }
+  // What the recorder would log now (it reads the same bytes from the tracee).
+  static std::vector<BufferedCall> drain() {
+    std::string entries(reinterpret_cast<const char*>(header()->logged),
+                        header()->next - header()->logged);
+    auto calls = decode_syscall_buffer(*header(), entries);
+    EXPECT_TRUE(calls.ok()) << calls.status().to_string();
+    return calls.ok() ? *calls : std::vector<BufferedCall>{};
+  }
+};
+
+TEST_F(SyscallBufferTest, AFastCallLeavesEveryRegisterAsTheTracedCallDoes) {
+  timespec ts{};
+  RegDump traced{}, slow{}, fast{};
+  relive_test_call(plain_entry(0), CLOCK_MONOTONIC, addr(&ts), &traced);
+  relive_test_call(fast_entry(0), CLOCK_MONOTONIC, addr(&ts), &slow);  // no room: traced path
+  EXPECT_EQ(header()->room, 0u);
+  reset(10);
+  relive_test_call(fast_entry(0), CLOCK_MONOTONIC, addr(&ts), &fast);
+  EXPECT_EQ(header()->room, 9u);
+  EXPECT_EQ(traced.rax, 0u);
+  EXPECT_EQ(slow, traced);
+  EXPECT_EQ(fast, traced);
+  EXPECT_EQ(fast.rcx, plain_entry(0) + 7);  // where the traced call's syscall returns
+
+  timeval tv{};
+  relive_test_call(plain_entry(1), addr(&tv), 0, &traced);
+  relive_test_call(fast_entry(1), addr(&tv), 0, &fast);
+  EXPECT_EQ(fast, traced);
+  relive_test_call(plain_entry(2), 0, 0, &traced);
+  relive_test_call(fast_entry(2), 0, 0, &fast);
+  fast.rax = traced.rax;  // seconds: a second may have passed
+  EXPECT_EQ(fast, traced);
+  EXPECT_EQ(header()->room, 7u);
+}
+
+TEST_F(SyscallBufferTest, EachFastCallIsLoggedWithWhatItWrote) {
+  reset(100);
+  timespec ts{};
+  timeval tv{};
+  RegDump r{};
+  relive_test_call(fast_entry(0), CLOCK_REALTIME, addr(&ts), &r);
+  relive_test_call(fast_entry(1), addr(&tv), 0, &r);
+  relive_test_call(fast_entry(2), 0, 0, &r);
+  int64_t now = static_cast<int64_t>(r.rax);
+  relive_test_call(fast_entry(0), 12345, addr(&ts), &r);  // no such clock: EINVAL, nothing written
+  EXPECT_EQ(static_cast<int64_t>(r.rax), -EINVAL);
+  std::vector<BufferedCall> calls = drain();
+  ASSERT_EQ(calls.size(), 4u);
+  EXPECT_EQ(calls[0].nr, SYS_clock_gettime);
+  EXPECT_EQ(calls[0].args[0], static_cast<uint64_t>(CLOCK_REALTIME));
+  // rdx, r10, r8, r9 as relive_test_call set them: logged like a traced call's registers.
+  EXPECT_EQ(calls[0].args[2], 0x3030303030303030u);
+  EXPECT_EQ(calls[0].args[3], 0x4242424242424242u);
+  EXPECT_EQ(calls[0].args[4], 0x4040404040404040u);
+  EXPECT_EQ(calls[0].args[5], 0x4141414141414141u);
+  EXPECT_EQ(calls[0].write_addr, addr(&ts));
+  EXPECT_EQ(calls[0].write_data, std::string(reinterpret_cast<const char*>(&ts), sizeof ts));
+  EXPECT_EQ(calls[1].nr, SYS_gettimeofday);
+  EXPECT_EQ(calls[1].write_addr, addr(&tv));
+  EXPECT_EQ(calls[1].write_data, std::string(reinterpret_cast<const char*>(&tv), sizeof tv));
+  EXPECT_EQ(calls[2].nr, SYS_time);
+  EXPECT_EQ(calls[2].result, now);
+  EXPECT_EQ(calls[2].write_addr, 0u);
+  EXPECT_EQ(calls[3].result, -EINVAL);
+  EXPECT_EQ(calls[3].write_addr, 0u);
+  EXPECT_EQ(header()->room, 96u);
+}
+
+// What the buffer says was written is what the syscall table says the call writes.
+TEST_F(SyscallBufferTest, TheWrittenRangeIsTheSyscallTables) {
+  reset(100);
+  timespec ts{};
+  timeval tv{};
+  RegDump r{};
+  relive_test_call(fast_entry(0), CLOCK_MONOTONIC, addr(&ts), &r);
+  relive_test_call(fast_entry(1), addr(&tv), 0, &r);
+  relive_test_call(fast_entry(2), 0, 0, &r);
+  for (const BufferedCall& c : drain()) {
+    auto ranges = out_ranges(Task(::getpid()), c.nr, c.args, c.result);
+    ASSERT_TRUE(ranges.ok());
+    if (c.write_addr == 0) {
+      EXPECT_TRUE(ranges->empty()) << c.nr;
+      continue;
+    }
+    ASSERT_EQ(ranges->size(), 1u) << c.nr;
+    EXPECT_EQ((*ranges)[0].addr, c.write_addr);
+    EXPECT_EQ((*ranges)[0].len, c.write_data.size());
+  }
+}
+
+TEST_F(SyscallBufferTest, CallsTheFastPathDoesNotTakeAreTraced) {
+  reset(100);
+  timeval tv{};
+  struct timezone tz {};
+  time_t t = 0;
+  RegDump r{};
+  relive_test_call(fast_entry(1), addr(&tv), addr(&tz), &r);  // a time zone wanted
+  EXPECT_EQ(r.rax, 0u);
+  relive_test_call(fast_entry(1), 0, 0, &r);         // nothing wanted
+  relive_test_call(fast_entry(2), addr(&t), 0, &r);  // time(&t)
+  EXPECT_EQ(static_cast<time_t>(r.rax), t);
+  EXPECT_EQ(header()->next, kFirstEntryAddr);
+  EXPECT_EQ(header()->room, 100u);
+}
+
+TEST_F(SyscallBufferTest, AFullBufferSendsCallsDownTheTracedPath) {
+  reset(1);
+  timespec ts{};
+  RegDump r{};
+  relive_test_call(fast_entry(0), CLOCK_MONOTONIC, addr(&ts), &r);
+  relive_test_call(fast_entry(0), CLOCK_MONOTONIC, addr(&ts), &r);
+  EXPECT_EQ(r.rax, 0u);
+  EXPECT_EQ(header()->room, 0u);
+  EXPECT_EQ(drain().size(), 1u);
+}
+
+// A thread stopped inside a trampoline keeps its buffer (it may be about to store `next`): the
+// recorder only moves `logged`, and the next drain returns just what came after.
+TEST_F(SyscallBufferTest, WhatIsLoggedIsNotReturnedAgain) {
+  reset(100);
+  timespec ts{};
+  RegDump r{};
+  relive_test_call(fast_entry(0), CLOCK_MONOTONIC, addr(&ts), &r);
+  relive_test_call(fast_entry(0), CLOCK_REALTIME, addr(&ts), &r);
+  EXPECT_EQ(drain().size(), 2u);
+  header()->logged = header()->next;
+  EXPECT_TRUE(drain().empty());
+  relive_test_call(fast_entry(0), CLOCK_BOOTTIME, addr(&ts), &r);
+  std::vector<BufferedCall> calls = drain();
+  ASSERT_EQ(calls.size(), 1u);
+  EXPECT_EQ(calls[0].args[0], static_cast<uint64_t>(CLOCK_BOOTTIME));
+}
+
+TEST(SyscallBufferLayout, OnlyTheFastTrampolinesAreInside) {
+  EXPECT_FALSE(in_fast_trampoline(kTrampolineAddr));  // the traced ones
+  EXPECT_FALSE(in_fast_trampoline(kTrampolineAddr + kFastTrampolineOffset - 1));
+  EXPECT_TRUE(in_fast_trampoline(kTrampolineAddr + kFastTrampolineOffset));
+  EXPECT_TRUE(in_fast_trampoline(kTrampolineAddr + kFastTrampolineEnd - 1));
+  EXPECT_FALSE(in_fast_trampoline(kTrampolineAddr + kFastTrampolineEnd));
+  // Every fast trampoline fits, and the buffer is right after the trampoline page.
+  std::string page = trampoline_page();
+  for (int i = 0; i < 3; ++i) EXPECT_NE(page[kFastTrampolineOffset + i * 0x100], '\xcc');
+  EXPECT_EQ(kSyscallBufferAddr, kTrampolineAddr + kTrampolineSize);
+}
+
+TEST(SyscallBufferDecode, AnEmptyBufferHasNoCalls) {
+  SyscallBufferHeader h{kFirstEntryAddr, kBufferCapacity, kFirstEntryAddr, {}};
+  auto calls = decode_syscall_buffer(h, "");
+  ASSERT_TRUE(calls.ok());
+  EXPECT_TRUE(calls->empty());
+}
+
+TEST(SyscallBufferDecode, AHeaderNoTrampolineWroteIsRefused) {
+  constexpr uint64_t kFirst = kFirstEntryAddr, kEntry = sizeof(SyscallBufferEntry);
+  for (SyscallBufferHeader h :
+       {SyscallBufferHeader{0, 5, kFirst, {}},           // next nowhere
+        SyscallBufferHeader{kFirst + 7, 5, kFirst, {}},  // mid-entry
+        SyscallBufferHeader{kSyscallBufferAddr + kSyscallBufferSize * 2, 0, kFirst, {}},
+        SyscallBufferHeader{kFirst, kBufferCapacity + 1, kFirst, {}},  // too much room
+        SyscallBufferHeader{kFirst, 5, kFirst + kEntry, {}},           // logged past next
+        SyscallBufferHeader{kFirst + 2 * kEntry, 5, kFirst + 3, {}},   // logged mid-entry
+        SyscallBufferHeader{kFirst + kEntry, 5, 0, {}}}) {             // logged nowhere
+    auto calls = decode_syscall_buffer(h, "");
+    ASSERT_FALSE(calls.ok());
+    EXPECT_EQ(calls.status().code(), Status::Code::kCorruption);
+    EXPECT_NE(calls.status().message().find("syscall buffer"), std::string::npos);
+  }
+}
+
+TEST(SyscallBufferDecode, AnEntryNoTrampolineWroteIsRefused) {
+  auto one = [](SyscallBufferEntry e) {
+    SyscallBufferHeader h{kFirstEntryAddr + sizeof e, 0, kFirstEntryAddr, {}};
+    return decode_syscall_buffer(h, std::string(reinterpret_cast<const char*>(&e), sizeof e));
+  };
+  EXPECT_TRUE(one({SYS_clock_gettime, {1, 0x1000}, 0, {}}).ok());
+  EXPECT_FALSE(one({SYS_read, {0, 0x1000, 10}, 5, {}}).ok());           // not a fast-path call
+  EXPECT_FALSE(one({~0ull, {}, 0, {}}).ok());                           // garbage
+  EXPECT_FALSE(one({SYS_clock_gettime, {1, 0x1000}, 16, {}}).ok());     // not 0 or an error
+  EXPECT_FALSE(one({SYS_gettimeofday, {0x1000, 0x2000}, 0, {}}).ok());  // a time zone
+  EXPECT_FALSE(one({SYS_time, {0x1000}, 1700000000, {}}).ok());         // time(&t)
+}
+
+TEST(SyscallBufferDecode, EntriesShorterThanTheHeaderSaysAreRefused) {
+  SyscallBufferEntry e{SYS_clock_gettime, {1, 0x1000}, 0, {}};
+  SyscallBufferHeader h{kFirstEntryAddr + 2 * sizeof e, 0, kFirstEntryAddr, {}};
+  auto calls = decode_syscall_buffer(h, std::string(reinterpret_cast<const char*>(&e), sizeof e));
+  ASSERT_FALSE(calls.ok());
+  EXPECT_EQ(calls.status().code(), Status::Code::kCorruption);
+}
+
+}  // namespace
+}  // namespace relive::tracee
