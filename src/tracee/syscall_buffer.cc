@@ -7,6 +7,8 @@
 #include <cstring>
 #include <iterator>
 
+#include "tracee/vdso.h"
+
 namespace relive::tracee {
 namespace {
 

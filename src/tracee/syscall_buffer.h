@@ -40,7 +40,6 @@
 
 #include "relive/result.h"
 #include "tracee/task.h"
-#include "tracee/vdso.h"
 
 namespace relive::tracee {
 

@@ -99,7 +99,9 @@ namespace {
 uint64_t addr(const void* p) { return reinterpret_cast<uint64_t>(p); }
 
 // The vDSO's targets (vdso.cc): clock_gettime, gettimeofday and time, in this order.
-uint64_t fast_entry(int index) { return kTrampolineAddr + kFastTrampolineOffset + index * 0x100; }
+uint64_t fast_entry(int index) {
+  return kTrampolineAddr + kFastTrampolineOffset + index * kFastTrampolineStride;
+}
 uint64_t plain_entry(int index) { return kTrampolineAddr + index * 16; }
 
 SyscallBufferHeader* header() { return reinterpret_cast<SyscallBufferHeader*>(kSyscallBufferAddr); }
@@ -265,7 +267,8 @@ TEST(SyscallBufferLayout, OnlyTheFastTrampolinesAreInside) {
   EXPECT_FALSE(in_fast_trampoline(kTrampolineAddr + kFastTrampolineEnd));
   // Every fast trampoline fits, and the buffer is right after the trampoline page.
   std::string page = trampoline_page();
-  for (int i = 0; i < 3; ++i) EXPECT_NE(page[kFastTrampolineOffset + i * 0x100], '\xcc');
+  for (int i = 0; i < 3; ++i)
+    EXPECT_NE(page[kFastTrampolineOffset + i * kFastTrampolineStride], '\xcc');
   EXPECT_EQ(kSyscallBufferAddr, kTrampolineAddr + kTrampolineSize);
 }
 
