@@ -70,12 +70,15 @@ void register_replay(CLI::App& app, int* exit_code) {
   auto* cmd = app.add_subcommand("replay", "Re-execute a recorded trace exactly");
   cmd->add_option("trace", opts->trace_dir, "Trace directory")->required();
   add_cpu_option(cmd, &opts->cpu);
+  cmd->add_flag("!--no-syscall-buffer", opts->syscall_buffer,
+                "Replay every clock call through a stop instead of from the program's buffer");
   cmd->callback([opts, exit_code] {
     Result<ReplayResult> r = replay_trace(*opts);
     if (!r.ok()) {
       *exit_code = report_failure(r.status());
       return;
     }
+    spdlog::debug("replayed {} events ({} through the syscall buffer)", r->events, r->buffered);
     *exit_code = exit_code_of(r->wait_status);
   });
 }

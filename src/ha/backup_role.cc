@@ -47,20 +47,24 @@ void HaNode::backup_tick() {
     }
   }
   if (suspect) {
-    last_suspected_ = Clock::now();
     if (ready && !planned) watch_fence();
   } else {
     sighting_.reset();
   }
-  if (prepared_network_ && !suspect &&
-      Clock::now() - last_suspected_ > std::chrono::seconds(o_.config.etcd.lease_ttl_s)) {
+  // The network is prepared only once the primary is declared silent (or a takeover is asked
+  // for), not at two missed heartbeats: a loaded primary misses two now and then, and the lease
+  // wait after the declaration (fence_ms at least) covers the preparation anyway.
+  bool alarm = planned || silent;
+  if (alarm) last_alarm_ = Clock::now();
+  if (prepared_network_ && !alarm &&
+      Clock::now() - last_alarm_ > std::chrono::seconds(o_.config.etcd.lease_ttl_s)) {
     // A false alarm: the primary has been heard again for a whole lease. What was prepared for
-    // its takeover goes (a later suspicion prepares it afresh); a primary that is only slow now
-    // and then does not make the backup build and tear down the network at every hiccup.
+    // its takeover goes (a later alarm prepares it afresh); a primary that is only slow now and
+    // then does not make the backup build and tear down the network at every hiccup.
     prepared_network_.reset();
     RELIVE_LOG_INFO("primary heard again: the workload network prepared for a takeover is down");
   }
-  if (ready && suspect && !prepared_network_ && o_.config.workload.kind == WorkloadKind::kProcess) {
+  if (ready && alarm && !prepared_network_ && o_.config.workload.kind == WorkloadKind::kProcess) {
     // Only the namespace and veth: nothing routes the service address here before the lease.
     Result<WorkloadNetwork> net = WorkloadNetwork::prepare(o_.config.workload, o_.name);
     if (net.ok()) {
@@ -70,7 +74,7 @@ void HaNode::backup_tick() {
       RELIVE_LOG_WARN("preparing the workload network: {}", said);
     }
   }
-  if (!planned && !silent) return;
+  if (!alarm) return;
   // Without a committed epoch there is nothing to restore: a pair that never synced waits for
   // a primary (the lease holder) rather than start a second, empty service.
   if (!ready) {

@@ -141,12 +141,13 @@ class HaNode {
   // Primary state: main thread only, except the counters below (under mu_).
   std::unique_ptr<LeaseKeeper> lease_;
   std::unique_ptr<WorkloadNetwork> network_;
-  // Backup, main thread only: the namespace and veth prepared while the primary is suspected
-  // (WorkloadNetwork::prepare), claimed by a takeover; dropped before any other network is set
-  // up, since both would own the same names.
+  // Backup, main thread only: the namespace and veth prepared once the primary is declared
+  // silent (WorkloadNetwork::prepare), claimed by a takeover; dropped before any other network
+  // is set up, since both would own the same names.
   std::unique_ptr<WorkloadNetwork> prepared_network_;
-  // When the backup last suspected the primary (backup tick thread only).
-  std::chrono::steady_clock::time_point last_suspected_{};
+  // When the backup last declared the primary silent or was asked to take over (backup tick
+  // thread only): a prepared network goes a whole lease after it.
+  std::chrono::steady_clock::time_point last_alarm_{};
   std::unique_ptr<OutputBuffer> output_;
   // Process workloads: held while CRIU reads the sockets (epoch, restore). A VM's sockets are
   // in the guest, saved with its memory: no input is held for it.

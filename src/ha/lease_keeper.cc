@@ -51,6 +51,10 @@ void LeaseKeeper::loop() {
     return;
   }
   auto last_keepalive = std::chrono::steady_clock::now();
+  // Failed renewals come every period while etcd is away: the first of a streak is said at once,
+  // then at most one line a second, and the recovery once.
+  uint64_t failed = 0;
+  auto said_at = std::chrono::steady_clock::time_point{};
   std::unique_lock<std::mutex> l(mu_);
   while (!stop_ && !lost_) {
     cv_.wait_for(l, period, [this] { return stop_; });
@@ -67,13 +71,21 @@ void LeaseKeeper::loop() {
     if (s.ok()) {
       lease_ = copy;
       if (sink_) sink_(lease_.valid_until);
+      if (failed > 0) RELIVE_LOG_INFO("lease renewed again after {} failed renewals", failed);
+      failed = 0;
     } else if (s.code() == Status::Code::kAborted) {
       RELIVE_LOG_WARN("lease lost: {}", s.to_string());
       lost_ = true;
     } else {
       // What did land (a keepalive before a failed key renewal) is not counted: the ends kept
       // are earlier, so still safe, and the next round renews both.
-      RELIVE_LOG_WARN("lease renewal failed (will retry until it runs out): {}", s.to_string());
+      ++failed;
+      auto now = std::chrono::steady_clock::now();
+      if (failed == 1 || now - said_at >= std::chrono::seconds(1)) {
+        RELIVE_LOG_WARN("lease renewal failed ({} in a row; retrying until it runs out): {}",
+                        failed, s.to_string());
+        said_at = now;
+      }
     }
   }
 }

@@ -7,6 +7,7 @@
 #include <filesystem>
 
 #include "common/file_util.h"
+#include "common/logging.h"
 #include "replay/replay_checkpoint.h"
 #include "replay/replay_session.h"
 #include "trace/trace_dir.h"
@@ -65,6 +66,8 @@ void CrtrReplay::replay_main(std::string trace_dir, pid_t pid) {
     Result<int> r = session.run();
     st = r.status();
     events_ = session.events();
+    RELIVE_LOG_DEBUG("replayed {} events ({} through the syscall buffer)", session.events(),
+                     session.buffered());
     replayed_pid_ = session.leader_tid();
   } else {
     st = reader.status();

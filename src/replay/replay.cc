@@ -87,12 +87,13 @@ Result<ReplayResult> replay_exec(trace::TraceReader& reader, const ReplayOptions
   replay::ReplaySession session(replay::ReplaySession::Mode::kSeccomp, &reader,
                                 {o.stdout_fd, o.stderr_fd});
   session.add_initial_thread(pid, reader.header().initial_tid);
+  session.set_syscall_buffer(o.syscall_buffer);
   Result<int> status = session.run();
   if (!status.ok()) {
     ::kill(pid, SIGKILL);
     return status.status();
   }
-  return ReplayResult{*status, session.events()};
+  return ReplayResult{*status, session.events(), session.buffered()};
 }
 
 }  // namespace

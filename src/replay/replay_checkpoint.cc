@@ -56,10 +56,11 @@ Result<ReplayResult> replay_checkpoint(trace::TraceReader& reader, const ReplayO
   cpu.bind_process(pid);
   ReplaySession session(ReplaySession::Mode::kAllSyscalls, &reader, {o.stdout_fd, o.stderr_fd});
   session.add_initial_thread(pid, h.initial_tid);
+  session.set_syscall_buffer(o.syscall_buffer);
   Result<int> status = session.run();
   ::kill(pid, SIGKILL);  // a detached recording leaves the replayed process at its last state
   if (!status.ok()) return status.status();
-  return ReplayResult{*status, session.events()};
+  return ReplayResult{*status, session.events(), session.buffered()};
 }
 
 }  // namespace relive::replay

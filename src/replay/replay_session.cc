@@ -27,6 +27,7 @@
 #include "tracee/signals.h"
 #include "tracee/thread_state.h"
 #include "tracee/tracer_tsc.h"
+#include "tracee/vdso.h"
 
 namespace relive::replay {
 
@@ -79,10 +80,11 @@ Result<std::optional<trace::Event>> ReplaySession::next() {
   return read_event();
 }
 
-Result<std::optional<trace::Event>> ReplaySession::read_event() {
+Result<std::optional<trace::Event>> ReplaySession::read_event(bool wait) {
   for (;;) {
     Result<std::optional<trace::Event>> e = reader_->next();
     bool at_end = e.ok() ? !e->has_value() : reader_->at_partial_segment();
+    if (at_end && !wait && wait_for_more_) return std::optional<trace::Event>();
     if (!at_end || !wait_for_more_) return e;
     RELIVE_ASSIGN_OR_RETURN(bool more, wait_for_more_());
     if (!more) return e;
@@ -220,7 +222,10 @@ Status ReplaySession::run_to_entry(Thread& t) {
           continue;
         }
         t.nr = nr, t.args = args, t.entry_regs = r, t.parked = true;
-        return Status::Ok();
+        RELIVE_ASSIGN_OR_RETURN(bool answered, settle_prefill(t));
+        if (!answered) return Status::Ok();
+        RELIVE_RETURN_IF_ERROR(resume(t));  // on to the rest of the buffer
+        continue;
       }
       case Stop::Kind::kSignal: {
         if (s.signo == SIGSEGV) {
@@ -228,7 +233,7 @@ Status ReplaySession::run_to_entry(Thread& t) {
           unsigned char code[3] = {};
           (void)t.task.read_mem(t.task.regs().rip, code, 3);
           rdtscp = code[0] == 0x0f && (code[1] == 0x31 || (code[1] == 0x01 && code[2] == 0xf9));
-          if (rdtscp) return Status::Ok();  // caller decides whether an rdtsc was expected
+          if (rdtscp) return settle_prefill(t).status();  // the caller: was one expected?
         }
         // A fault of the program's own recurs as recorded and is delivered. Any other signal
         // comes from this run's world (a terminal resize, a replayed child's SIGCHLD): the
@@ -277,6 +282,126 @@ Status ReplaySession::skip_untraced(Thread& t, tracee::Policy p) {
   return t.task.syscall();
 }
 
+namespace {
+
+// The call the fast path would have logged for `ev`, if a trampoline can return it at replay.
+std::optional<tracee::BufferedCall> buffered_call(const trace::SyscallEvent& ev) {
+  if (ev.mode != trace::SyscallMode::kEmulated || !tracee::fast_path_syscall(ev.nr) ||
+      ev.writes.size() > 1 || ev.data_hash != 0)
+    return std::nullopt;
+  tracee::BufferedCall c;
+  c.nr = ev.nr;
+  c.args = ev.args;
+  c.result = ev.result;
+  if (!ev.writes.empty()) c.write_addr = ev.writes[0].addr, c.write_data = ev.writes[0].data;
+  if (!tracee::replayable_from_buffer(c)) return std::nullopt;
+  return c;
+}
+
+// Whether `e` stops thread `tid` wherever it runs: a syscall it enters traced or an rdtsc.
+bool stops_thread(const trace::Event& e, int32_t tid) {
+  if (tid_of(e) != tid) return false;
+  return std::holds_alternative<trace::SyscallEvent>(e) ||
+         std::holds_alternative<trace::SyscallEntryEvent>(e) ||
+         std::holds_alternative<trace::RdtscEvent>(e);
+}
+
+}  // namespace
+
+// Whether ahead_ has an event at `i`, reading on from the log as far as it goes now (a growing
+// log is not waited for).
+Result<bool> ReplaySession::read_ahead(size_t i) {
+  while (ahead_.size() <= i) {
+    RELIVE_ASSIGN_OR_RETURN(auto e, read_event(/*wait=*/false));
+    if (!e) return false;
+    ahead_.push_back(std::move(*e));
+  }
+  return true;
+}
+
+// The fast path at replay (tracee/syscall_buffer.h): when `ev`, the thread's next event, is a
+// clock call a trampoline can return, it and the same calls that follow it in the log go into the
+// buffer, provided the thread then comes to a stop the log has next anyway (its traced syscall or
+// rdtsc): the thread takes them in order when it next runs, and settle_prefill checks at that
+// stop that it took them all. The last call is left to the traced path when what follows would
+// not stop the thread (a signal delivered at its exit, another thread's turn, the end).
+Result<bool> ReplaySession::prefill(Thread& t, const trace::SyscallEvent& ev) {
+  if (!buffer_on_ || !t.started || !t.prefilled.empty()) return false;
+  std::optional<tracee::BufferedCall> first = buffered_call(ev);
+  if (!first) return false;
+  if (t.current_trampolines < 0) {
+    Result<bool> current = tracee::has_current_trampolines(t.task);
+    t.current_trampolines = current.ok() && *current ? 1 : 0;
+  }
+  if (t.current_trampolines == 0) return false;
+  std::vector<tracee::BufferedCall> calls{std::move(*first)};
+  bool stops = false;
+  for (size_t i = 0; calls.size() < tracee::kBufferCapacity; ++i) {
+    RELIVE_ASSIGN_OR_RETURN(bool more, read_ahead(i));
+    if (!more) break;
+    std::optional<tracee::BufferedCall> c;
+    if (tid_of(ahead_[i]) == ev.tid)
+      if (const auto* s = std::get_if<trace::SyscallEvent>(&ahead_[i])) c = buffered_call(*s);
+    if (!c) {
+      stops = stops_thread(ahead_[i], ev.tid);
+      break;
+    }
+    calls.push_back(std::move(*c));
+  }
+  if (calls.size() == tracee::kBufferCapacity) stops = true;  // the next call finds no room
+  if (!stops) calls.pop_back();                               // taken traced, it stops the thread
+  if (calls.empty()) return false;
+  RELIVE_RETURN_IF_ERROR(tracee::prefill_syscall_buffer(t.task, calls));
+  t.prefilled_from = current_index();
+  for (size_t i = 1; i < calls.size(); ++i) {
+    ahead_.pop_front();
+    ++index_;
+  }
+  t.prefilled = std::move(calls);
+  return true;
+}
+
+// At a stop after a prefill: every prefilled call must have been taken, in order. The thread
+// stopped at the next one's very call made without a trampoline (syscall(2): logged at record
+// exactly like the vDSO's) is answered here, as a traced emulated call, and goes on (true). Any
+// other call, or an rdtsc, where the log has the next prefilled call is the divergence at that
+// call's event.
+Result<bool> ReplaySession::settle_prefill(Thread& t) {
+  if (t.prefilled.empty()) return false;
+  std::vector<tracee::BufferedCall> calls = std::move(t.prefilled);
+  t.prefilled.clear();
+  Result<uint64_t> taken = tracee::syscall_buffer_taken(t.task, calls.size());
+  if (!taken.ok())
+    return divergence(t.prefilled_from, t.rec_tid, "the syscall buffer the replay filled",
+                      "changed it: " + taken.status().message());
+  if (*taken == calls.size()) {
+    buffered_ += calls.size() - std::exchange(t.prefill_answered, 0);
+    return false;
+  }
+  const tracee::BufferedCall& c = calls[*taken];
+  if (t.parked && t.nr == c.nr && t.args == c.args) {
+    if (c.write_addr != 0) {
+      Status st = t.task.write_mem(c.write_addr, c.write_data.data(), c.write_data.size());
+      if (!st.ok())
+        return divergence(t.prefilled_from + *taken, t.rec_tid,
+                          fmt::format("16 bytes writable at {:#x}", c.write_addr),
+                          "has no such memory");
+    }
+    tracee::Regs r = t.entry_regs;
+    r.orig_rax = static_cast<uint64_t>(-1);   // skip the call...
+    r.rax = static_cast<uint64_t>(c.result);  // ...and return what it returned at record
+    t.task.set_regs(r);
+    RELIVE_RETURN_IF_ERROR(tracee::pass_syscall_buffer_entry(t.task, *taken, calls.size()));
+    ++t.prefill_answered;
+    t.prefilled = std::move(calls);
+    return true;
+  }
+  t.prefill_answered = 0;
+  return divergence(
+      t.prefilled_from + *taken, t.rec_tid, format_call(c.nr, c.args),
+      t.parked ? "called " + format_call(t.nr, t.args) : std::string("executed rdtsc"));
+}
+
 Status ReplaySession::on_entry(const trace::SyscallEntryEvent& ev) {
   RELIVE_ASSIGN_OR_RETURN(Thread * t, thread_of(ev.tid));
   if (!t->parked) RELIVE_RETURN_IF_ERROR(run_to_entry(*t));
@@ -289,7 +414,11 @@ Status ReplaySession::on_entry(const trace::SyscallEntryEvent& ev) {
 
 Status ReplaySession::on_syscall(const trace::SyscallEvent& ev) {
   RELIVE_ASSIGN_OR_RETURN(Thread * t, thread_of(ev.tid));
-  if (!t->parked) RELIVE_RETURN_IF_ERROR(run_to_entry(*t));
+  if (!t->parked) {
+    RELIVE_ASSIGN_OR_RETURN(bool in_buffer, prefill(*t, ev));
+    if (in_buffer) return Status::Ok();
+    RELIVE_RETURN_IF_ERROR(run_to_entry(*t));
+  }
   if (!t->parked)
     return divergence(current_index(), ev.tid, format_call(ev.nr, ev.args), "executed rdtsc");
   RELIVE_RETURN_IF_ERROR(check_call(current_index(), ev, t->nr, t->args));
@@ -415,7 +544,10 @@ Status ReplaySession::complete_native(Thread& t, const trace::SyscallEvent& ev) 
       return unexpected_stop(t, "stopped inside a native syscall");
     RELIVE_RETURN_IF_ERROR(t.task.syscall());
   }
-  if (policy == tracee::Policy::kExec) RELIVE_RETURN_IF_ERROR(prepare_exec_image(t, ev));
+  if (policy == tracee::Policy::kExec) {
+    RELIVE_RETURN_IF_ERROR(prepare_exec_image(t, ev));
+    t.current_trampolines = -1;  // a new trampoline page
+  }
   if ((policy == tracee::Policy::kClone || policy == tracee::Policy::kFork) && ev.result > 0)
     RELIVE_RETURN_IF_ERROR(adopt_child(t, ev, policy, new_real));
   RELIVE_RETURN_IF_ERROR(apply_writes(t, ev));

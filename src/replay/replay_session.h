@@ -16,6 +16,7 @@
 #include "relive/result.h"
 #include "trace/file_store.h"
 #include "trace/trace_reader.h"
+#include "tracee/syscall_buffer.h"
 #include "tracee/syscall_policy.h"
 #include "tracee/task.h"
 #include "wire/trace_types.h"
@@ -50,8 +51,13 @@ class ReplaySession {
   // point where a frozen recording left the original; see RecordSession::kFreeze) instead of
   // where the last event left it. Its real tid: leader_tid().
   void park_at_detach() { park_at_detach_ = true; }
+  // Off: every clock call replays through a ptrace stop, none from the syscall buffer.
+  void set_syscall_buffer(bool on) { buffer_on_ = on; }
   pid_t leader_tid() const;
   uint64_t events() const { return index_; }
+  // How many of those events the replayed program took from its syscall buffer, without a stop
+  // (tracee/syscall_buffer.h).
+  uint64_t buffered() const { return buffered_; }
 
  private:
   // The index of the event being replayed, as `relive dump` numbers it.
@@ -70,10 +76,17 @@ class ReplaySession {
     int nr = -1;
     tracee::SyscallArgs args{};
     tracee::Regs entry_regs{};
+    // Calls prefilled into the syscall buffer for the thread to take before its next stop, and
+    // the index of the first one's event.
+    std::vector<tracee::BufferedCall> prefilled;
+    uint64_t prefilled_from = 0;
+    uint64_t prefill_answered = 0;  // of them, made without a trampoline and answered at a stop
+    int current_trampolines = -1;   // its process runs this build's trampolines: -1 not known
   };
 
   Result<std::optional<trace::Event>> next();
-  Result<std::optional<trace::Event>> read_event();
+  // The next event from the log; at its end, with `wait`, waits for a growing log to grow.
+  Result<std::optional<trace::Event>> read_event(bool wait = true);
   Status park_leader();
   Result<bool> signal_follows(int32_t tid);
   // The signal of the next event of thread `tid`, when that event is a signal (else 0).
@@ -91,6 +104,9 @@ class ReplaySession {
   Result<int> on_process_exit(const trace::ProcessExitEvent& ev);
 
   Status run_to_entry(Thread& t);
+  Result<bool> prefill(Thread& t, const trace::SyscallEvent& ev);
+  Result<bool> settle_prefill(Thread& t);
+  Result<bool> read_ahead(size_t i);
   Status resume(Thread& t);
   Status skip_untraced(Thread& t, tracee::Policy p);
   Status complete_emulated(Thread& t, const trace::SyscallEvent& ev);
@@ -117,12 +133,14 @@ class ReplaySession {
   std::deque<trace::Event> ahead_;     // read ahead of the current event
   std::function<Result<bool>()> wait_for_more_;
   bool park_at_detach_ = false;
+  bool buffer_on_ = true;
   bool handed_over_ = false;  // ended at a DetachEvent: the process lives on (its caller's)
   std::optional<trace::FileStore> files_;  // the trace's saved files, opened on first use
   std::set<std::string> verified_files_;
   std::string shared_dir_;                            // working copies of shared mappings
   std::map<std::string, std::string> shared_copies_;  // shared_key -> working copy
   uint64_t index_ = 0;                                // index of the event being replayed
+  uint64_t buffered_ = 0;
   int32_t leader_ = 0;
   int exit_status_ = 0;
   bool process_gone_ = false;

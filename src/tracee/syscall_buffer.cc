@@ -7,6 +7,7 @@
 #include <cstring>
 #include <iterator>
 
+#include "common/check.h"
 #include "tracee/vdso.h"
 
 namespace relive::tracee {
@@ -91,7 +92,7 @@ bool in_fast_trampoline(uint64_t ip) {
 }
 
 Status reset_syscall_buffer(const Task& task, uint64_t room) {
-  const uint64_t words[3] = {kFirstEntryAddr, room, kFirstEntryAddr};
+  const uint64_t words[4] = {kFirstEntryAddr, room, kFirstEntryAddr, 0};
   return task.write_mem(kSyscallBufferAddr, words, sizeof words);
 }
 
@@ -103,6 +104,68 @@ Status mark_syscall_buffer_logged(const Task& task, uint64_t next) {
 Status stop_syscall_buffer(const Task& task) {
   const uint64_t zero = 0;
   return task.write_mem(kRoomAddr, &zero, sizeof zero);
+}
+
+bool replayable_from_buffer(const BufferedCall& c) {
+  uint64_t want_write = 0;  // where the fast path writes on success (0: nowhere)
+  switch (c.nr) {
+    case SYS_clock_gettime:
+      want_write = c.args[1];
+      break;
+    case SYS_gettimeofday:
+      if (c.args[0] == 0 || c.args[1] != 0) return false;
+      want_write = c.args[0];
+      break;
+    case SYS_time:
+      if (c.args[0] != 0) return false;
+      return c.write_addr == 0;
+    default:
+      return false;
+  }
+  if (c.result != 0) return c.write_addr == 0 && is_error(c.result);
+  return c.write_addr == want_write && c.write_data.size() == 16;
+}
+
+Status prefill_syscall_buffer(const Task& task, const std::vector<BufferedCall>& calls) {
+  RELIVE_CHECK(calls.size() <= kBufferCapacity, "prefill beyond the buffer's capacity");
+  std::string bytes(sizeof(SyscallBufferHeader) + calls.size() * sizeof(SyscallBufferEntry), '\0');
+  SyscallBufferHeader h;
+  h.next = h.logged = kFirstEntryAddr;
+  h.room = calls.size();
+  h.mode = kReplayMode;
+  std::memcpy(bytes.data(), &h, sizeof h);
+  for (size_t i = 0; i < calls.size(); ++i) {
+    const BufferedCall& c = calls[i];
+    RELIVE_CHECK(replayable_from_buffer(c), "prefill of a call the fast path cannot return");
+    SyscallBufferEntry e;
+    e.nr = -static_cast<uint64_t>(c.nr);  // negated: compared with lea (see the header)
+    for (size_t a = 0; a < 6; ++a) e.args[a] = -c.args[a];
+    e.result = c.result;
+    std::memcpy(e.out, c.write_data.data(), c.write_data.size());
+    std::memcpy(bytes.data() + sizeof h + i * sizeof e, &e, sizeof e);
+  }
+  return task.write_mem(kSyscallBufferAddr, bytes.data(), bytes.size());
+}
+
+Result<uint64_t> syscall_buffer_taken(const Task& task, uint64_t prefilled) {
+  SyscallBufferHeader h;
+  RELIVE_RETURN_IF_ERROR(task.read_mem(kSyscallBufferAddr, &h, sizeof h));
+  uint64_t taken = (h.next - kFirstEntryAddr) / sizeof(SyscallBufferEntry);
+  if (h.mode != kReplayMode || h.next < kFirstEntryAddr ||
+      (h.next - kFirstEntryAddr) % sizeof(SyscallBufferEntry) != 0 || taken > prefilled ||
+      h.room != prefilled - taken)
+    return Status::Corruption(
+        fmt::format("syscall buffer: mode {}, next entry at {:#x}, room {} after {} prefilled "
+                    "calls: not what the replayer or the trampolines left",
+                    h.mode, h.next, h.room, prefilled));
+  return taken;
+}
+
+Status pass_syscall_buffer_entry(const Task& task, uint64_t taken, uint64_t prefilled) {
+  RELIVE_CHECK(taken < prefilled, "no prefilled entry to pass");
+  const uint64_t words[2] = {kFirstEntryAddr + (taken + 1) * sizeof(SyscallBufferEntry),
+                             prefilled - taken - 1};
+  return task.write_mem(kNextAddr, words, sizeof words);
 }
 
 }  // namespace relive::tracee

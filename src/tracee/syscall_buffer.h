@@ -11,8 +11,9 @@
 //         path: the page is fresh (replay, attach, before the tracer's first look), the buffer is
 //         full, or the tracer wants the thread to stop soon (another thread waits for the turn,
 //         a signal waits for a syscall boundary);
-// and one only the tracer writes:
-//   logged: the entries before it are in the log already.
+// and two only the tracer writes:
+//   logged: the entries before it are in the log already;
+//   mode:   0 while recording; kReplayMode while a replayer fills the buffer (below).
 //
 // A trampoline takes its room (from the value it tested) before the call and writes its entry
 // completely before it advances `next`, so a tracee that dies half-way leaves nothing torn
@@ -27,6 +28,17 @@
 // What the fast path handles (everything else is a traced call, as before): the vDSO's
 // clock_gettime (any clock, any pointer: a bad one is the kernel's EFAULT, logged), gettimeofday
 // with a time value and no time zone, and time(NULL).
+//
+// Replay runs the same trampolines the other way round. The replayer, about to resume a thread
+// whose next logged events are such calls and then one that stops it anyway (a traced syscall, an
+// rdtsc), fills the buffer with those calls (prefill_syscall_buffer) and sets `room` to their
+// count. A trampoline then compares the call it is asked to make with the next entry, number and
+// all six argument registers as the traced replay would, and on a match returns the logged result
+// and writes the logged bytes without entering the kernel. Any difference sends the call down the
+// traced path, where the replayer reports the divergence at that event; at the thread's next stop
+// the replayer checks every entry was taken (syscall_buffer_taken). The entries hold the number
+// and arguments negated, so that a lea can compare them without touching the flags; r11 gets the
+// flags (pushf; pop) as the kernel's `syscall` leaves them.
 #pragma once
 
 #include <sys/types.h>
@@ -50,7 +62,8 @@ struct SyscallBufferHeader {
   uint64_t next = 0;
   uint64_t room = 0;
   uint64_t logged = 0;
-  uint64_t reserved[5] = {};
+  uint64_t mode = 0;
+  uint64_t reserved[4] = {};
 };
 static_assert(sizeof(SyscallBufferHeader) == 64);
 
@@ -66,6 +79,8 @@ static_assert(sizeof(SyscallBufferEntry) == 80);
 
 inline constexpr uint64_t kNextAddr = kSyscallBufferAddr + offsetof(SyscallBufferHeader, next);
 inline constexpr uint64_t kRoomAddr = kSyscallBufferAddr + offsetof(SyscallBufferHeader, room);
+inline constexpr uint64_t kModeAddr = kSyscallBufferAddr + offsetof(SyscallBufferHeader, mode);
+inline constexpr uint64_t kReplayMode = 1;
 inline constexpr uint64_t kFirstEntryAddr = kSyscallBufferAddr + sizeof(SyscallBufferHeader);
 inline constexpr uint64_t kBufferCapacity =
     (kSyscallBufferSize - sizeof(SyscallBufferHeader)) / sizeof(SyscallBufferEntry);
@@ -108,5 +123,18 @@ Status mark_syscall_buffer_logged(const Task& task, uint64_t next);
 // the hold may be lost for a moment, but `room` never exceeds the free entries. The interrupt
 // that follows a hold stops the thread, and its drain holds the buffer for good.
 Status stop_syscall_buffer(const Task& task);
+
+// Replay: whether `call` is one a trampoline can take from the buffer (its form and what it
+// wrote are what the fast path's record side would have logged).
+bool replayable_from_buffer(const BufferedCall& call);
+// Replay: fills the buffer of the stopped `task`'s process with `calls` (each
+// replayable_from_buffer, at most kBufferCapacity) for its trampolines to return in order.
+Status prefill_syscall_buffer(const Task& task, const std::vector<BufferedCall>& calls);
+// Replay: how many of the prefilled calls the trampolines have returned; a header the replayer
+// did not leave (the program scribbled over it) is Status::Corruption.
+Result<uint64_t> syscall_buffer_taken(const Task& task, uint64_t prefilled);
+// Replay: passes over the next prefilled entry (the `taken`th of `prefilled`), which the
+// replayer answered itself (the program made that call without a trampoline, with syscall(2)).
+Status pass_syscall_buffer_entry(const Task& task, uint64_t taken, uint64_t prefilled);
 
 }  // namespace relive::tracee

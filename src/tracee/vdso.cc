@@ -75,6 +75,13 @@ class Asm {
     bytes({0xe9});
     rel32(target);
   }
+  void load_r11(uint64_t addr) {  // mov addr(%rip),%r11
+    bytes({0x4c, 0x8b, 0x1d});
+    rel32(addr);
+  }
+  void load_rcx_from_r11(int disp) {  // mov disp(%r11),%rcx
+    bytes({0x49, 0x8b, 0x4b, disp});
+  }
   // Forward short jumps, resolved by bind() at the label.
   size_t jrcxz() { return short_jump(0xe3); }
   size_t jmp8() { return short_jump(0xeb); }
@@ -82,6 +89,29 @@ class Asm {
     size_t d = code_.size() - (jump + 1);
     RELIVE_CHECK(d < 128, "short jump too far");
     code_[jump] = static_cast<char>(d);
+  }
+  // A forward near jump, resolved by bind32() at the label.
+  size_t jmp32() {
+    bytes({0xe9});
+    imm32(0);
+    return code_.size() - 4;
+  }
+  void bind32(size_t jump) {
+    auto d = static_cast<uint32_t>(code_.size() - (jump + 4));
+    std::memcpy(code_.data() + jump, &d, 4);
+  }
+  // Goes on when rcx is zero, else jumps to `target` (jrcxz over a near jmp).
+  void unless_rcx_zero_jmp(uint64_t target) {
+    bytes({0xe3, 0x05});
+    jmp(target);
+  }
+  // Jumps to `target` when rcx is zero, else goes on.
+  void when_rcx_zero_jmp(uint64_t target) {
+    size_t zero = jrcxz();
+    size_t other = jmp8();
+    bind(zero);
+    jmp(target);
+    bind(other);
   }
 
  private:
@@ -98,6 +128,52 @@ class Asm {
   uint64_t at_;
   std::string code_;
 };
+
+// The replay side of a fast trampoline (syscall_buffer.h): the next prefilled entry, when the
+// buffer has one and it is this very call, is returned without entering the kernel; otherwise the
+// call goes down the traced path, where the replayer compares it with the log. Only rax, rcx and
+// r11 are written, as by the traced call's `syscall`.
+void replay_path(Asm& a, int nr, uint64_t plain) {
+  a.load_rcx(kRoomAddr);  // no entry left
+  a.when_rcx_zero_jmp(plain);
+  a.load_r11(kNextAddr);  // the entry: number and arguments negated, so lea compares them
+  a.load_rcx_from_r11(0);
+  a.bytes({0x48, 0x8d, 0x89});  // lea nr(%rcx),%rcx
+  a.imm32(static_cast<uint32_t>(nr));
+  a.unless_rcx_zero_jmp(plain);
+  // lea (%rcx,%reg),%rcx for rdi, rsi, rdx, r10, r8, r9: REX and SIB bytes
+  constexpr int kCompare[6][2] = {{0x48, 0x39}, {0x48, 0x31}, {0x48, 0x11},
+                                  {0x4a, 0x11}, {0x4a, 0x01}, {0x4a, 0x09}};
+  for (int i = 0; i < 6; ++i) {
+    a.load_rcx_from_r11(8 + 8 * i);
+    a.bytes({kCompare[i][0], 0x8d, 0x0c, kCompare[i][1]});
+    a.unless_rcx_zero_jmp(plain);
+  }
+  a.load_rcx(kRoomAddr);  // taken: one room less, the logged bytes written, the entry passed
+  a.bytes({0x48, 0x8d, 0x49, 0xff});  // lea -1(%rcx),%rcx
+  a.store_rcx(kRoomAddr);
+  if (nr != SYS_time) {
+    a.load_rcx_from_r11(56);  // the result: 0 means the call wrote its 16 bytes
+    size_t copy = a.jrcxz();
+    size_t done = a.jmp8();
+    a.bind(copy);
+    bool to_rdi = nr == SYS_gettimeofday;
+    a.bytes({0x49, 0x8b, 0x43, 0x40});                  // mov 64(%r11),%rax
+    a.bytes({0x48, 0x89, to_rdi ? 0x07 : 0x06});        // mov %rax,(%rdi|%rsi)
+    a.bytes({0x49, 0x8b, 0x43, 0x48});                  // mov 72(%r11),%rax
+    a.bytes({0x48, 0x89, to_rdi ? 0x47 : 0x46, 0x08});  // mov %rax,8(%rdi|%rsi)
+    a.bind(done);
+  }
+  a.bytes({0x49, 0x8d, 0x4b, 0x50});  // lea 80(%r11),%rcx
+  a.store_rcx(kNextAddr);
+  a.bytes({0x49, 0x8b, 0x43, 0x38});  // mov 56(%r11),%rax  the result
+  a.bytes({0x48, 0xb9});              // movabs $plain+7,%rcx  as the traced call leaves it
+  a.imm64(plain + 7);
+  // r11: the flags, as `syscall` saves them. The stack below rsp is free: the vDSO function was
+  // entered by a call and jumped here first thing.
+  a.bytes({0x9c, 0x41, 0x5b});  // pushf; pop %r11
+  a.bytes({0xc3});
+}
 
 // The fast path of target `index` (clock_gettime, gettimeofday or time; syscall_buffer.h): when
 // the buffer has room and the call is one it takes, the call is made from here, where the
@@ -122,12 +198,12 @@ std::string fast_trampoline(int index) {
     a.jmp(plain);
     a.bind(no_pointer);
   }
-  a.load_rcx(kRoomAddr);
-  size_t full = a.jrcxz();
-  size_t has_room = a.jmp8();
-  a.bind(full);
-  a.jmp(plain);
-  a.bind(has_room);
+  a.load_rcx(kModeAddr);  // a replayer filled the buffer: the replay path below
+  size_t recording = a.jrcxz();
+  size_t replaying = a.jmp32();
+  a.bind(recording);
+  a.load_rcx(kRoomAddr);  // no room
+  a.when_rcx_zero_jmp(plain);
   // Room is taken before the call, from the value just tested: the tracer may lower it to 0
   // behind the thread's back (syscall_buffer.h), and an update from a second read could then
   // wrap it below zero.
@@ -164,6 +240,8 @@ std::string fast_trampoline(int index) {
   a.bytes({0x48, 0xb9});  // movabs $plain+7,%rcx  as the traced call's syscall leaves it
   a.imm64(plain + 7);
   a.bytes({0xc3});  // ret; r11 holds the flags, as after the traced call's syscall
+  a.bind32(replaying);
+  replay_path(a, nr, plain);
   std::string code = a.take();
   RELIVE_CHECK(code.size() <= kFastTrampolineStride, "fast trampoline too long");
   return code;
@@ -238,6 +316,12 @@ std::string trampoline_page() {
     page.replace(kFastTrampolineOffset + i * kFastTrampolineStride, code.size(), code);
   }
   return page;
+}
+
+Result<bool> has_current_trampolines(const Task& task) {
+  std::string page(kTrampolineSize, '\0');
+  RELIVE_RETURN_IF_ERROR(task.read_mem(kTrampolineAddr, page.data(), page.size()));
+  return page == trampoline_page();
 }
 
 Result<VdsoPatch> patch_vdso(const Task& task, uint64_t base) {

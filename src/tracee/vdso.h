@@ -32,7 +32,7 @@ inline constexpr uint64_t kTrampolineSize = 4096;
 // The fast trampolines (syscall_buffer.h): calls made from these bytes of the trampoline page are
 // let through by the seccomp filter without a stop.
 inline constexpr uint64_t kFastTrampolineOffset = 0x100;
-inline constexpr uint64_t kFastTrampolineStride = 0x100;
+inline constexpr uint64_t kFastTrampolineStride = 0x200;
 inline constexpr uint64_t kFastTrampolineEnd = kFastTrampolineOffset + 3 * kFastTrampolineStride;
 
 struct VdsoEntry {
@@ -48,6 +48,10 @@ struct VdsoPatch {
 
 // The trampoline page's contents: one trampoline per syscall the vDSO answers.
 std::string trampoline_page();
+
+// Whether the (stopped) task's process runs this build's trampoline page, which a replayer's
+// prefilled syscall buffer needs (a process restored from an older build's image may not).
+Result<bool> has_current_trampolines(const Task& task);
 
 // Writes the trampolines into the trampoline page (which must be mapped) and the jumps into the
 // vDSO mapped at `base` in the (stopped) task's process.

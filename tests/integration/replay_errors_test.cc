@@ -1,7 +1,10 @@
 // Bad input gets a clear error and nothing is lost: corrupt, truncated, tampered and
 // future-version traces; a replay that departs from the log; programs relive refuses to record.
+#include <fmt/format.h>
 #include <gtest/gtest.h>
+#include <sys/syscall.h>
 
+#include <ctime>
 #include <filesystem>
 #include <fstream>
 
@@ -241,6 +244,36 @@ TEST(RecordRefuses, ANonEmptyTraceDirectory) {
   RunResult r = run({relive_bin(), "record", "-o", d.path(), "--", "true"});
   EXPECT_EQ(r.exit_code, 125);
   EXPECT_EQ(read_all(d / "keep"), "precious");
+}
+
+// A clock call the replayed program takes from its syscall buffer (tracee/syscall_buffer.h)
+// without a stop is checked as a traced one is: the log here says CLOCK_BOOTTIME where the program
+// asks for CLOCK_MONOTONIC, in the middle of a run of such calls, and the replay stops right at
+// that event with both calls.
+TEST(ReplayDivergence, ACallTakenFromTheSyscallBufferIsCheckedLikeATracedOne) {
+  TempDir d;
+  std::string trace = d / "trace";
+  RunResult rec = run({relive_bin(), "record", "-o", trace, "--",
+                       test_bin_dir() + "/subjects/clock_calls", "loop", "50"});
+  ASSERT_EQ(rec.exit_code, 0) << rec.err;
+  std::vector<trace::Event> events = read_events(trace);
+  size_t at = 0, seen = 0;
+  for (size_t i = 0; i < events.size() && at == 0; ++i) {
+    auto* s = std::get_if<trace::SyscallEvent>(&events[i]);
+    if (s && s->nr == SYS_clock_gettime && s->args[0] == CLOCK_MONOTONIC && ++seen == 40) at = i;
+  }
+  ASSERT_NE(at, 0u);
+  std::get<trace::SyscallEvent>(events[at]).args[0] = CLOCK_BOOTTIME;
+  write_events(trace, events);
+  RunResult r = run({relive_bin(), "replay", trace});
+  EXPECT_EQ(r.exit_code, 126) << r.err;
+  EXPECT_NE(r.err.find(fmt::format("divergence: at event #{} ", at)), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find(fmt::format("expected clock_gettime({:#x}, ", CLOCK_BOOTTIME)),
+            std::string::npos)
+      << r.err;
+  EXPECT_NE(r.err.find(fmt::format("the program called clock_gettime({:#x}, ", CLOCK_MONOTONIC)),
+            std::string::npos)
+      << r.err;
 }
 
 }  // namespace

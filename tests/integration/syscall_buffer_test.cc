@@ -1,8 +1,9 @@
-// The recorder's fast path (tracee/syscall_buffer.h): the vDSO's clock calls of a program
-// recorded from exec are logged by the program itself, and the trace replays exactly as one
-// recorded with every call traced: a clock loop, a timer signal interrupting it, a thread polling
-// the clock until another thread runs, two threads sharing the buffer, and a program that
-// scribbles over the buffer.
+// The fast path (tracee/syscall_buffer.h): the vDSO's clock calls of a program recorded from
+// exec are logged by the program itself, and at replay taken by the program from the buffer the
+// replayer fills, and the trace replays exactly as one recorded with every call traced: a clock
+// loop, a timer signal interrupting it, a thread polling the clock until another thread runs, two
+// threads sharing the buffer, the same calls made without the vDSO, and a program that scribbles
+// over the buffer.
 #include <gtest/gtest.h>
 
 #include <cstdlib>
@@ -15,7 +16,8 @@ namespace {
 
 std::string subject() { return test_bin_dir() + "/subjects/clock_calls"; }
 
-// The count the recorder logs at debug level: "N syscalls (M through the syscall buffer)".
+// The count the recorder and the replayer log at debug level: "N syscalls (M through the syscall
+// buffer)", "N events (M through ...)".
 long buffered_count(const std::string& err) {
   size_t at = err.find(" through the syscall buffer");
   if (at == std::string::npos) return -1;
@@ -26,6 +28,7 @@ long buffered_count(const std::string& err) {
 struct Recorded {
   RunResult rec;
   long buffered = -1;
+  long replay_buffered = -1;  // calls the replayed program took from the buffer
 };
 
 // Records the subject, replays the trace and checks the replay prints what the recording did.
@@ -43,9 +46,10 @@ Recorded record_and_replay(const TempDir& d, const std::vector<std::string>& arg
   EXPECT_EQ(out.rec.exit_code, 0) << out.rec.err;
   EXPECT_FALSE(out.rec.out.empty());
   out.buffered = buffered_count(out.rec.err);
-  RunResult rep = run({relive_bin(), "replay", trace}, 300);
+  RunResult rep = run({"/usr/bin/env", "RELIVE_LOG=debug", relive_bin(), "replay", trace}, 300);
   EXPECT_EQ(rep.exit_code, 0) << rep.err;
   EXPECT_EQ(rep.out, out.rec.out);
+  out.replay_buffered = buffered_count(rep.err);
   return out;
 }
 
@@ -54,14 +58,25 @@ TEST(SyscallBuffer, AClockLoopIsLoggedByTheProgramAndReplaysExactly) {
   Recorded fast = record_and_replay(d, {"loop", "3000"});
   // 4 fast calls a round; the traced forms (every 7th round) and the first calls are not.
   EXPECT_GT(fast.buffered, 3000 * 3) << fast.rec.err;
+  EXPECT_GT(fast.replay_buffered, 3000 * 3);
+  // However it was recorded: a trace of traced clock calls replays through the buffer too.
   Recorded traced = record_and_replay(d, {"loop", "300"}, /*buffer=*/false);
   EXPECT_EQ(traced.buffered, 0) << traced.rec.err;
+  EXPECT_GT(traced.replay_buffered, 300 * 3);
+  // And replayed with every call through a stop, the same trace prints the same.
+  RunResult rep = run({"/usr/bin/env", "RELIVE_LOG=debug", relive_bin(), "replay",
+                       "--no-syscall-buffer", d / "fast"},
+                      300);
+  EXPECT_EQ(rep.exit_code, 0) << rep.err;
+  EXPECT_EQ(rep.out, fast.rec.out);
+  EXPECT_EQ(buffered_count(rep.err), 0) << rep.err;
 }
 
 TEST(SyscallBuffer, TimerSignalsDuringFastCallsAreDeliveredWhereReplayFindsThem) {
   TempDir d;
   Recorded r = record_and_replay(d, {"signals", "30"});
   EXPECT_GT(r.buffered, 0) << r.rec.err;
+  EXPECT_GT(r.replay_buffered, 0);
 }
 
 TEST(SyscallBuffer, AThreadPollingTheClockGivesTheTurnToTheThreadItWaitsFor) {
@@ -69,12 +84,24 @@ TEST(SyscallBuffer, AThreadPollingTheClockGivesTheTurnToTheThreadItWaitsFor) {
   Recorded r = record_and_replay(d, {"wait"});
   EXPECT_NE(r.rec.out.find("wait polled"), std::string::npos) << r.rec.out;
   EXPECT_GT(r.buffered, 0) << r.rec.err;
+  EXPECT_GT(r.replay_buffered, 0);
 }
 
 TEST(SyscallBuffer, ThreadsShareTheBufferOneAtATime) {
   TempDir d;
   Recorded r = record_and_replay(d, {"threads", "2000"});
   EXPECT_GT(r.buffered, 0) << r.rec.err;
+  EXPECT_GT(r.replay_buffered, 0);
+}
+
+// The same clock calls made with syscall(2) are logged exactly like the vDSO's, but no
+// trampoline sees them at replay: the replayer answers them at their stop from the entries it
+// prefilled, and the rest of the buffer is taken as usual.
+TEST(SyscallBuffer, ClockCallsMadeWithoutTheVdsoAmongBufferedOnesReplayExactly) {
+  TempDir d;
+  Recorded fast = record_and_replay(d, {"direct", "2000"});
+  EXPECT_GE(fast.buffered, 2000 * 2 - 2) << fast.rec.err;
+  EXPECT_GT(fast.replay_buffered, 2000 * 2 - 100);  // those at the ends of runs stop
 }
 
 TEST(SyscallBuffer, AProgramThatScribblesOverTheBufferEndsTheRecordingWithAClearError) {

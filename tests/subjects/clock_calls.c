@@ -9,6 +9,8 @@
 //                           the kernel, sets a flag: the poller must give the turn away
 //   clock_calls threads N   two threads each make N clock calls, taking a lock around them
 //   clock_calls scribble    overwrites relive's syscall buffer header, then reads the clock
+//   clock_calls direct N    N rounds of the vDSO's clock_gettime and gettimeofday around the same
+//                           calls made with syscall(2), which no trampoline sees
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -16,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
@@ -154,6 +157,25 @@ static int scribble(void) {
   return 0;
 }
 
+static int direct(long n) {
+  struct timespec ts;
+  struct timeval tv;
+  for (long i = 0; i < n; ++i) {
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    mix_ts(&ts);
+    syscall(SYS_clock_gettime, CLOCK_MONOTONIC, &ts);
+    mix_ts(&ts);
+    if (i % 3 == 0) {
+      syscall(SYS_gettimeofday, &tv, NULL);
+      mix((uint64_t)tv.tv_usec);
+    }
+    gettimeofday(&tv, NULL);
+    mix((uint64_t)tv.tv_usec);
+  }
+  printf("direct %ld digest %016llx\n", n, (unsigned long long)digest);
+  return 0;
+}
+
 int main(int argc, char** argv) {
   if (argc < 2) return 2;
   long n = argc > 2 ? strtol(argv[2], NULL, 10) : 0;
@@ -162,5 +184,6 @@ int main(int argc, char** argv) {
   if (strcmp(argv[1], "wait") == 0) return wait_for_flag();
   if (strcmp(argv[1], "threads") == 0) return threads(n);
   if (strcmp(argv[1], "scribble") == 0) return scribble();
+  if (strcmp(argv[1], "direct") == 0) return direct(n);
   return 2;
 }

@@ -259,6 +259,103 @@ TEST_F(SyscallBufferTest, WhatIsLoggedIsNotReturnedAgain) {
   EXPECT_EQ(calls[0].args[0], static_cast<uint64_t>(CLOCK_BOOTTIME));
 }
 
+// Replay: the calls a recording logged through the fast path, prefilled into the buffer, are
+// returned by the same trampolines without entering the kernel, leaving every register and the
+// memory exactly as the recorded calls left them.
+TEST_F(SyscallBufferTest, PrefilledCallsReplayWithEveryRegisterAsRecorded) {
+  reset(10);
+  timespec ts{};
+  timeval tv{};
+  RegDump rec[4]{}, rep[4]{};
+  relive_test_call(fast_entry(0), CLOCK_REALTIME, addr(&ts), &rec[0]);
+  relive_test_call(fast_entry(1), addr(&tv), 0, &rec[1]);
+  relive_test_call(fast_entry(2), 0, 0, &rec[2]);
+  relive_test_call(fast_entry(0), 12345, addr(&ts), &rec[3]);  // EINVAL: nothing written
+  std::vector<BufferedCall> calls = drain();
+  ASSERT_EQ(calls.size(), 4u);
+  // Values no clock gives now, so that what the replayed calls return can only be the log's.
+  const timespec ts_rec{1000000000, 1};
+  const timeval tv_rec{1000000000, 2};
+  calls[0].write_data.assign(reinterpret_cast<const char*>(&ts_rec), sizeof ts_rec);
+  calls[1].write_data.assign(reinterpret_cast<const char*>(&tv_rec), sizeof tv_rec);
+  calls[2].result = 1000000000;
+  rec[2].rax = 1000000000;
+  for (const BufferedCall& c : calls) EXPECT_TRUE(replayable_from_buffer(c));
+  ASSERT_TRUE(prefill_syscall_buffer(Task(::getpid()), calls).ok());
+  ts = {};
+  tv = {};
+  relive_test_call(fast_entry(0), CLOCK_REALTIME, addr(&ts), &rep[0]);
+  EXPECT_EQ(std::memcmp(&ts, &ts_rec, sizeof ts), 0);
+  relive_test_call(fast_entry(1), addr(&tv), 0, &rep[1]);
+  EXPECT_EQ(std::memcmp(&tv, &tv_rec, sizeof tv), 0);
+  relive_test_call(fast_entry(2), 0, 0, &rep[2]);
+  ts = {};
+  relive_test_call(fast_entry(0), 12345, addr(&ts), &rep[3]);
+  EXPECT_EQ(ts.tv_sec, 0);  // the failed call wrote nothing
+  for (int i = 0; i < 4; ++i) EXPECT_EQ(rep[i], rec[i]) << "call " << i;
+  auto taken = syscall_buffer_taken(Task(::getpid()), 4);
+  ASSERT_TRUE(taken.ok()) << taken.status().to_string();
+  EXPECT_EQ(*taken, 4u);
+  EXPECT_EQ(header()->room, 0u);
+  // All taken: the next call is a real (traced) one.
+  RegDump r{};
+  relive_test_call(fast_entry(0), CLOCK_REALTIME, addr(&ts), &r);
+  EXPECT_EQ(r.rax, 0u);
+  EXPECT_GT(ts.tv_sec, 1000000000);
+}
+
+// A call that is not the next prefilled one (another clock, another number, any other argument
+// register) goes down the traced path and the entry stays, for the replayer to report.
+TEST_F(SyscallBufferTest, APrefilledCallTheProgramDoesNotMakeIsNotTaken) {
+  reset(10);
+  timespec ts{};
+  RegDump r{};
+  relive_test_call(fast_entry(0), CLOCK_MONOTONIC, addr(&ts), &r);
+  std::vector<BufferedCall> calls = drain();
+  ASSERT_EQ(calls.size(), 1u);
+  std::vector<std::vector<BufferedCall>> others(3, calls);
+  others[1][0].args[3] ^= 1;   // r10 differs
+  others[2][0].args[1] += 16;  // another pointer
+  others[2][0].write_addr += 16;
+  for (const auto& prefilled : others) {
+    ASSERT_TRUE(prefill_syscall_buffer(Task(::getpid()), prefilled).ok());
+    ts = {};
+    // others[0]: the same entry, but the program asks for another clock.
+    relive_test_call(fast_entry(0), &prefilled == &others[0] ? CLOCK_REALTIME : CLOCK_MONOTONIC,
+                     addr(&ts), &r);
+    EXPECT_EQ(r.rax, 0u);
+    EXPECT_NE(ts.tv_sec, 0);  // the kernel's answer
+    auto taken = syscall_buffer_taken(Task(::getpid()), 1);
+    ASSERT_TRUE(taken.ok()) << taken.status().to_string();
+    EXPECT_EQ(*taken, 0u) << "case " << &prefilled - &others[0];
+    EXPECT_EQ(header()->room, 1u);
+  }
+  // A gettimeofday where the log has a clock_gettime.
+  ASSERT_TRUE(prefill_syscall_buffer(Task(::getpid()), calls).ok());
+  timeval tv{};
+  relive_test_call(fast_entry(1), addr(&tv), 0, &r);
+  EXPECT_EQ(*syscall_buffer_taken(Task(::getpid()), 1), 0u);
+  // The recorder's own words, or a program that scribbled over them, are no replay buffer.
+  header()->mode = 0;
+  auto taken = syscall_buffer_taken(Task(::getpid()), 1);
+  ASSERT_FALSE(taken.ok());
+  EXPECT_EQ(taken.status().code(), Status::Code::kCorruption);
+}
+
+TEST(SyscallBufferReplay, OnlyCallsInTheFastPathsFormsArePrefilled) {
+  std::string sixteen(16, 'x');
+  EXPECT_TRUE(replayable_from_buffer({SYS_clock_gettime, {1, 0x1000}, 0, 0x1000, sixteen}));
+  EXPECT_TRUE(replayable_from_buffer({SYS_clock_gettime, {99, 0x1000}, -EINVAL, 0, ""}));
+  EXPECT_TRUE(replayable_from_buffer({SYS_gettimeofday, {0x1000, 0}, 0, 0x1000, sixteen}));
+  EXPECT_TRUE(replayable_from_buffer({SYS_time, {0}, 1700000000, 0, ""}));
+  EXPECT_FALSE(replayable_from_buffer({SYS_read, {0, 0x1000, 10}, 0, 0, ""}));
+  EXPECT_FALSE(replayable_from_buffer({SYS_clock_gettime, {1, 0x1000}, 0, 0x2000, sixteen}));
+  EXPECT_FALSE(replayable_from_buffer({SYS_clock_gettime, {1, 0x1000}, 0, 0x1000, "short"}));
+  EXPECT_FALSE(replayable_from_buffer({SYS_clock_gettime, {1, 0x1000}, 5, 0, ""}));
+  EXPECT_FALSE(replayable_from_buffer({SYS_gettimeofday, {0x1000, 0x2000}, 0, 0x1000, sixteen}));
+  EXPECT_FALSE(replayable_from_buffer({SYS_time, {0x1000}, 1700000000, 0x1000, sixteen}));
+}
+
 TEST(SyscallBufferLayout, OnlyTheFastTrampolinesAreInside) {
   EXPECT_FALSE(in_fast_trampoline(kTrampolineAddr));  // the traced ones
   EXPECT_FALSE(in_fast_trampoline(kTrampolineAddr + kFastTrampolineOffset - 1));
