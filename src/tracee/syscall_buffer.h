@@ -1,16 +1,17 @@
 // The syscall buffer: where a recorded process's fast path (the trampolines of vdso.h) leaves the
 // results of the calls it made without a ptrace stop, for the tracer to log at the thread's next
-// stop.
+// stop; and where a replayer leaves the logged results for the same trampolines to return.
 //
 // It is a fixed private mapping right after the trampoline page, mapped into every recorded and
 // replayed process (so address-space layouts match) but written only while an exec-mode recorder
-// enables it. A header holds two words the trampolines read and write without touching the flags
-// (so that a fast call leaves every register exactly as the traced call would):
+// enables it or a replayer fills it (below). A header holds two words the trampolines read and
+// write without touching the flags (so that a fast call leaves every register exactly as the traced
+// call would):
 //   next: the address of the next free entry;
 //   room: how many more entries the fast path may append. Zero sends every call down the traced
-//         path: the page is fresh (replay, attach, before the tracer's first look), the buffer is
-//         full, or the tracer wants the thread to stop soon (another thread waits for the turn,
-//         a signal waits for a syscall boundary);
+//         path: the page is fresh (attach, before the tracer's first look), a replay is
+//         between its prefills, the buffer is full, or the tracer wants the thread to stop soon
+//         (another thread waits for the turn, a signal waits for a syscall boundary);
 // and two only the tracer writes:
 //   logged: the entries before it are in the log already;
 //   mode:   0 while recording; kReplayMode while a replayer fills the buffer (below).
@@ -67,8 +68,8 @@ struct SyscallBufferHeader {
 };
 static_assert(sizeof(SyscallBufferHeader) == 64);
 
-// One call, as a trampoline writes it.
-// All six argument registers, as a traced call's entry logs them (replay compares them all).
+// One call, as a trampoline writes it: all six argument registers, as a traced call's entry logs
+// them (replay compares them all). A replayer's entries hold the number and arguments negated.
 struct SyscallBufferEntry {
   uint64_t nr = 0;
   uint64_t args[6] = {};

@@ -167,11 +167,14 @@ void replay_path(Asm& a, int nr, uint64_t plain) {
   a.bytes({0x49, 0x8d, 0x4b, 0x50});  // lea 80(%r11),%rcx
   a.store_rcx(kNextAddr);
   a.bytes({0x49, 0x8b, 0x43, 0x38});  // mov 56(%r11),%rax  the result
-  a.bytes({0x48, 0xb9});              // movabs $plain+7,%rcx  as the traced call leaves it
+  // r11: the flags, as `syscall` saves them, through the word below rsp (free: the vDSO function
+  // was entered by a call and jumped here first thing), which is then put back as it was, since
+  // a replay compares the stack's bytes at preemption points (tracee/thread_state.h).
+  a.bytes({0x48, 0x8b, 0x4c, 0x24, 0xf8});  // mov -8(%rsp),%rcx
+  a.bytes({0x9c, 0x41, 0x5b});              // pushf; pop %r11
+  a.bytes({0x48, 0x89, 0x4c, 0x24, 0xf8});  // mov %rcx,-8(%rsp)
+  a.bytes({0x48, 0xb9});                    // movabs $plain+7,%rcx  as the traced call leaves it
   a.imm64(plain + 7);
-  // r11: the flags, as `syscall` saves them. The stack below rsp is free: the vDSO function was
-  // entered by a call and jumped here first thing.
-  a.bytes({0x9c, 0x41, 0x5b});  // pushf; pop %r11
   a.bytes({0xc3});
 }
 

@@ -12,8 +12,8 @@
 // trampoline carries on correctly.
 //
 // clock_gettime, gettimeofday and time jump to fast trampolines (syscall_buffer.h), which fall
-// back to the traced ones whenever the syscall buffer has no room, which is always outside an
-// exec-mode recording.
+// back to the traced ones whenever the syscall buffer has no room (or, at replay, no entry for
+// the call), which is always outside an exec-mode recording and a replayer's prefilled runs.
 #pragma once
 
 #include <cstdint>

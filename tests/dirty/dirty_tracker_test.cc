@@ -15,6 +15,7 @@
 #include <thread>
 
 #include "common/file_util.h"
+#include "common/process_tree.h"
 #include "dirty/page_reader.h"
 #include "dirty/subject_process.h"
 
@@ -121,6 +122,14 @@ TEST(DirtyTracker, SecondCollectWithoutWritesIsEmpty) {
   auto t = DirtyTracker::arm(s.pid());
   ASSERT_TRUE(t.ok()) << t.status().to_string();
   expect_exact_round(*t, s, b, {3, 4, 5});
+  // The subject answers before it is back waiting for the next command, and what it writes on
+  // its way there (its stack, stdio) may come after that collect: once it sleeps in its read,
+  // one collect takes those, and the next must find nothing.
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (task_state(s.pid()) != 'S' && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  ASSERT_EQ(task_state(s.pid()), 'S') << "the subject never went back to waiting";
+  ASSERT_TRUE(t->collect().ok());
   auto again = t->collect();
   ASSERT_TRUE(again.ok()) << again.status().to_string();
   EXPECT_TRUE(again->empty()) << page_set(*again).size() << " pages";

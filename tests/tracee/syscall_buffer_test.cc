@@ -19,9 +19,10 @@
 
 namespace {
 
-// Every register after a call, and the flags.
+// Every register after a call, the flags, and the word just below the stack pointer the callee
+// started with (the harness puts r13's value there before the call).
 struct RegDump {
-  uint64_t rax, rbx, rcx, rdx, rsi, rdi, rbp, r8, r9, r10, r11, r12, r13, r14, r15, flags;
+  uint64_t rax, rbx, rcx, rdx, rsi, rdi, rbp, r8, r9, r10, r11, r12, r13, r14, r15, flags, below;
   bool operator==(const RegDump&) const = default;
 };
 
@@ -61,6 +62,7 @@ relive_test_call:
   movabs $0x6060606060606060, %r11
   push $0x8d7
   popfq
+  mov %r13, -16(%rsp)
   call *(%rsp)
   pushfq
   xchg %rax, 16(%rsp)
@@ -78,6 +80,8 @@ relive_test_call:
   mov %r13, 96(%rax)
   mov %r14, 104(%rax)
   mov %r15, 112(%rax)
+  mov -8(%rsp), %rcx
+  mov %rcx, 128(%rax)
   pop %rcx
   mov %rcx, 120(%rax)
   pop %rcx
