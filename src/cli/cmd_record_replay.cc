@@ -41,7 +41,8 @@ void register_record(CLI::App& app, int* exit_code) {
   cmd->add_option("--pid", opts->attach_pid, "Attach to this running process instead");
   cmd->add_flag("--live", opts->live,
                 "With --pid: flush the log every 20 ms; SIGUSR1 stops recording with the process "
-                "frozen at a syscall boundary (used by relive migrate --strategy crtr)");
+                "frozen at a syscall boundary; the trace is not synced to disk at the end (used by "
+                "relive migrate --strategy crtr, which ships it as it grows)");
   cmd->add_option("--spin-limit", opts->spin_limit_ms,
                   "Milliseconds a thread may run without a syscall, in a loop that cannot be "
                   "preempted replayably, while others wait, before recording stops (0: no limit)")

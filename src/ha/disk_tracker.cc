@@ -2,15 +2,16 @@
 
 #include <fcntl.h>
 #include <fmt/format.h>
-#include <libnbd.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <memory>
 #include <thread>
+#include <utility>
 
 #include "common/json_field.h"
 #include "common/scoped_fd.h"
+#include "ha/nbd_library.h"
 
 namespace relive::ha {
 namespace {
@@ -19,28 +20,44 @@ constexpr uint64_t kBlock = 4096;        // bitmap granularity, and the unit run
 constexpr uint64_t kChunk = 4ull << 20;  // one NBD read, one shipped run at most
 constexpr auto kExportGone = std::chrono::seconds(10);
 
-struct NbdCloser {
-  void operator()(nbd_handle* h) const { nbd_close(h); }
-};
-using Nbd = std::unique_ptr<nbd_handle, NbdCloser>;
+// A libnbd handle, closed with it; `lib` is the library that made it.
+class Nbd {
+ public:
+  Nbd(const NbdLibrary* lib, nbd_handle* h) : lib_(lib), h_(h) {}
+  Nbd(Nbd&& o) noexcept : lib_(o.lib_), h_(std::exchange(o.h_, nullptr)) {}
+  Nbd& operator=(Nbd&&) = delete;
+  ~Nbd() { reset(); }
 
-Status nbd_error(const std::string& what) {
-  const char* e = nbd_get_error();
-  return Status::IoError(fmt::format("{}: {}", what, e != nullptr ? e : "libnbd failed"));
-}
+  // Disconnects now (before the export is removed).
+  void reset() {
+    if (h_ != nullptr) lib_->close(std::exchange(h_, nullptr));
+  }
+  const NbdLibrary& lib() const { return *lib_; }
+  nbd_handle* get() const { return h_; }
+
+  Status error(const std::string& what) const {
+    const char* e = lib_->get_error();
+    return Status::IoError(fmt::format("{}: {}", what, e != nullptr ? e : "libnbd failed"));
+  }
+
+ private:
+  const NbdLibrary* lib_;
+  nbd_handle* h_;
+};
 
 // A client of export `name` on `socket`; `bitmap` (if any) as its block status context.
 Result<Nbd> nbd_connect(const std::string& socket, const std::string& name,
                         const std::string& bitmap) {
-  Nbd h(nbd_create());
-  if (!h) return nbd_error("nbd_create");
-  if (nbd_set_export_name(h.get(), name.c_str()) == -1) return nbd_error("nbd export name");
+  RELIVE_ASSIGN_OR_RETURN(const NbdLibrary* lib, nbd_library());
+  Nbd h(lib, lib->create());
+  if (h.get() == nullptr) return h.error("nbd_create");
+  if (lib->set_export_name(h.get(), name.c_str()) == -1) return h.error("nbd export name");
   if (!bitmap.empty() &&
-      nbd_add_meta_context(h.get(), ("qemu:dirty-bitmap:" + bitmap).c_str()) == -1) {
-    return nbd_error("nbd meta context");
+      lib->add_meta_context(h.get(), ("qemu:dirty-bitmap:" + bitmap).c_str()) == -1) {
+    return h.error("nbd meta context");
   }
-  if (nbd_connect_unix(h.get(), socket.c_str()) == -1) {
-    return nbd_error("connecting to QEMU's NBD export " + name);
+  if (lib->connect_unix(h.get(), socket.c_str()) == -1) {
+    return h.error("connecting to QEMU's NBD export " + name);
   }
   return h;
 }
@@ -86,7 +103,7 @@ class Export {
 };
 
 // The dirty extents [offset, offset + length) of the export's bitmap, merged and in order.
-Result<std::vector<std::pair<uint64_t, uint64_t>>> dirty_extents(nbd_handle* h, uint64_t size,
+Result<std::vector<std::pair<uint64_t, uint64_t>>> dirty_extents(const Nbd& h, uint64_t size,
                                                                  const std::string& bitmap) {
   struct Ctx {
     std::string context;
@@ -115,8 +132,9 @@ Result<std::vector<std::pair<uint64_t, uint64_t>>> dirty_extents(nbd_handle* h, 
   while (ctx.at < size) {
     uint64_t from = ctx.at;
     uint64_t count = std::min<uint64_t>(size - from, 1ull << 30);
-    if (nbd_block_status(h, count, from, nbd_extent_callback{cb, &ctx, nullptr}, 0) == -1) {
-      return nbd_error("reading the dirty bitmap " + bitmap);
+    if (h.lib().block_status(h.get(), count, from, nbd_extent_callback{cb, &ctx, nullptr}, 0) ==
+        -1) {
+      return h.error("reading the dirty bitmap " + bitmap);
     }
     if (ctx.at <= from) return Status::IoError("QEMU's NBD block status made no progress");
   }
@@ -124,12 +142,13 @@ Result<std::vector<std::pair<uint64_t, uint64_t>>> dirty_extents(nbd_handle* h, 
   return ctx.out;
 }
 
-Status copy_range(nbd_handle* h, int fd, uint64_t offset, uint64_t bytes, uint64_t file_offset,
+Status copy_range(const Nbd& h, int fd, uint64_t offset, uint64_t bytes, uint64_t file_offset,
                   std::string* buf) {
   for (uint64_t done = 0; done < bytes; done += kChunk) {
     uint64_t n = std::min(kChunk, bytes - done);
     buf->resize(n);
-    if (nbd_pread(h, buf->data(), n, offset + done, 0) == -1) return nbd_error("reading a disk");
+    if (h.lib().pread(h.get(), buf->data(), n, offset + done, 0) == -1)
+      return h.error("reading a disk");
     if (::pwrite(fd, buf->data(), n, static_cast<off_t>(file_offset + done)) !=
         static_cast<ssize_t>(n)) {
       return PosixError("writing a disk's epoch copy", errno);
@@ -210,7 +229,7 @@ Status DiskTracker::copy_all(qemu::QmpClient* qmp) {
     std::string id = fmt::format("relive-copy-{}-{}", generation_, i);
     RELIVE_ASSIGN_OR_RETURN(Export ex, Export::add(qmp, disks_[i].node, id, ""));
     RELIVE_ASSIGN_OR_RETURN(Nbd h, nbd_connect(socket(), id, ""));
-    RELIVE_RETURN_IF_ERROR(copy_range(h.get(), fd.get(), 0, disks_[i].size, 0, &buf));
+    RELIVE_RETURN_IF_ERROR(copy_range(h, fd.get(), 0, disks_[i].size, 0, &buf));
     h.reset();
     RELIVE_RETURN_IF_ERROR(ex.remove());
   }
@@ -254,13 +273,13 @@ Status DiskTracker::read_dirty(qemu::QmpClient* qmp, size_t i, const std::string
   std::string id = fmt::format("relive-cut-{}-{}", generation_, i);
   RELIVE_ASSIGN_OR_RETURN(Export ex, Export::add(qmp, d.node, id, bitmap));
   RELIVE_ASSIGN_OR_RETURN(Nbd h, nbd_connect(socket(), id, bitmap));
-  RELIVE_ASSIGN_OR_RETURN(auto extents, dirty_extents(h.get(), d.size, bitmap));
+  RELIVE_ASSIGN_OR_RETURN(auto extents, dirty_extents(h, d.size, bitmap));
   std::string buf;
   uint64_t packed = 0;
   for (const auto& [offset, bytes] : extents) {
     // Full: over the copy, at the disk's offsets; delta: one after the other.
     uint64_t at = full ? offset : packed;
-    RELIVE_RETURN_IF_ERROR(copy_range(h.get(), fd.get(), offset, bytes, at, &buf));
+    RELIVE_RETURN_IF_ERROR(copy_range(h, fd.get(), offset, bytes, at, &buf));
     if (!full) add_runs(static_cast<uint32_t>(i), offset, bytes, file, at, out);
     packed += bytes;
   }

@@ -264,6 +264,8 @@ Result<RecordResult> record_attached(const RecordOptions& o) {
   Status finished = sink->finish();
   if (!status.ok()) return status.status();
   RELIVE_RETURN_IF_ERROR(finished);
+  // A live trace (CR/TR's source) is shipped as it grows and dropped after: nothing to keep.
+  if (!o.live) RELIVE_RETURN_IF_ERROR(files.sync());
   RecordResult r;
   r.wait_status = *status;
   r.events = sink->events();

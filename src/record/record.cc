@@ -119,6 +119,7 @@ Result<RecordResult> record_exec(const RecordOptions& o) {
   Status finished = sink->finish();
   if (!status.ok()) return status.status();
   RELIVE_RETURN_IF_ERROR(finished);
+  RELIVE_RETURN_IF_ERROR(files.sync());
   const record::RecordStats& st = session.stats();
   spdlog::debug(
       "recorded {} syscalls ({} through the syscall buffer), {} signals, {} rdtsc, {} "

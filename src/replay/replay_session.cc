@@ -380,17 +380,10 @@ Result<bool> ReplaySession::settle_prefill(Thread& t) {
   }
   const tracee::BufferedCall& c = calls[*taken];
   if (t.parked && t.nr == c.nr && t.args == c.args) {
-    if (c.write_addr != 0) {
-      Status st = t.task.write_mem(c.write_addr, c.write_data.data(), c.write_data.size());
-      if (!st.ok())
-        return divergence(t.prefilled_from + *taken, t.rec_tid,
-                          fmt::format("16 bytes writable at {:#x}", c.write_addr),
-                          "has no such memory");
-    }
-    tracee::Regs r = t.entry_regs;
-    r.orig_rax = static_cast<uint64_t>(-1);   // skip the call...
-    r.rax = static_cast<uint64_t>(c.result);  // ...and return what it returned at record
-    t.task.set_regs(r);
+    if (c.write_addr != 0)
+      RELIVE_RETURN_IF_ERROR(
+          write_logged(t, t.prefilled_from + *taken, c.write_addr, c.write_data));
+    answer_parked(t, c.result);
     RELIVE_RETURN_IF_ERROR(tracee::pass_syscall_buffer_entry(t.task, *taken, calls.size()));
     ++t.prefill_answered;
     t.prefilled = std::move(calls);
@@ -436,14 +429,23 @@ Status ReplaySession::on_syscall(const trace::SyscallEvent& ev) {
   return Status::Corruption("unknown syscall mode");
 }
 
+Status ReplaySession::write_logged(const Thread& t, uint64_t index, uint64_t addr,
+                                   std::string_view data) {
+  if (t.task.write_mem(addr, data.data(), data.size()).ok()) return Status::Ok();
+  return divergence(index, t.rec_tid, fmt::format("{} bytes writable at {:#x}", data.size(), addr),
+                    "has no such memory");
+}
+
+void ReplaySession::answer_parked(const Thread& t, int64_t result) {
+  tracee::Regs r = t.entry_regs;
+  r.orig_rax = static_cast<uint64_t>(-1);  // skip the call...
+  r.rax = static_cast<uint64_t>(result);   // ...and return what it returned at record
+  t.task.set_regs(r);
+}
+
 Status ReplaySession::apply_writes(const Thread& t, const trace::SyscallEvent& ev) {
-  for (const trace::MemWrite& w : ev.writes) {
-    Status st = t.task.write_mem(w.addr, w.data.data(), w.data.size());
-    if (!st.ok())
-      return divergence(current_index(), ev.tid,
-                        fmt::format("{} bytes writable at {:#x}", w.data.size(), w.addr),
-                        "has no such memory");
-  }
+  for (const trace::MemWrite& w : ev.writes)
+    RELIVE_RETURN_IF_ERROR(write_logged(t, current_index(), w.addr, w.data));
   return Status::Ok();
 }
 
@@ -462,10 +464,7 @@ Status ReplaySession::reproduce_output(Thread& t, const trace::SyscallEvent& ev)
 Status ReplaySession::complete_emulated(Thread& t, const trace::SyscallEvent& ev) {
   RELIVE_RETURN_IF_ERROR(reproduce_output(t, ev));
   RELIVE_RETURN_IF_ERROR(apply_writes(t, ev));
-  tracee::Regs r = t.entry_regs;
-  r.orig_rax = static_cast<uint64_t>(-1);    // skip the call...
-  r.rax = static_cast<uint64_t>(ev.result);  // ...and return what it returned at record
-  t.task.set_regs(r);
+  answer_parked(t, ev.result);
   return stop_at_exit_if_signal_follows(t, ev);
 }
 

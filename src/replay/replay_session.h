@@ -12,6 +12,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <string_view>
 
 #include "relive/result.h"
 #include "trace/file_store.h"
@@ -121,6 +122,10 @@ class ReplaySession {
   Status stop_at_exit_if_signal_follows(Thread& t, const trace::SyscallEvent& ev);
   Status reproduce_output(Thread& t, const trace::SyscallEvent& ev);
   Status apply_writes(const Thread& t, const trace::SyscallEvent& ev);
+  // Writes logged bytes into the thread's memory, or the divergence at event `index`.
+  Status write_logged(const Thread& t, uint64_t index, uint64_t addr, std::string_view data);
+  // The syscall the thread is parked at is skipped and returns `result`, as logged.
+  void answer_parked(const Thread& t, int64_t result);
   Result<std::string> mapped_file_path(const std::string& name);
   Result<std::string> shared_copy(const trace::SyscallEvent& ev, const std::string& saved);
   Status unexpected_stop(const Thread& t, const std::string& what);

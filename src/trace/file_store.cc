@@ -123,9 +123,9 @@ Result<std::string> FileStore::add_from_fd(int fd, const std::string& path, mode
   return copy_in(fd, path, mode);
 }
 
-// Copies through a temporary file that is renamed to its content name only once complete and
-// synced, so a name in the store always holds whole contents. The name comes from this second
-// read: the file may have changed since it was first hashed.
+// Copies through a temporary file that is renamed to its content name only once complete, so a
+// name in the store always holds whole contents (durable once sync() returns). The name comes
+// from this second read: the file may have changed since it was first hashed.
 Result<std::string> FileStore::copy_in(int fd, const std::string& path, mode_t mode) {
   std::string tmp =
       dir_ + "/.tmp-" + std::to_string(::getpid()) + "-" + std::to_string(tmp_counter_++);
@@ -134,7 +134,8 @@ Result<std::string> FileStore::copy_in(int fd, const std::string& path, mode_t m
   Result<std::string> name = hash_stream(fd, path, out.get());
   Status s = name.ok() ? Status::Ok() : name.status();
   if (s.ok() && ::fchmod(out.get(), copy_mode(mode)) != 0) s = PosixError("fchmod " + tmp, errno);
-  if (s.ok() && ::fdatasync(out.get()) != 0) s = PosixError("fdatasync " + tmp, errno);
+  // Start the writeback now; sync() waits for it. Only a hint: sync() is what must succeed.
+  if (s.ok()) (void)::sync_file_range(out.get(), 0, 0, SYNC_FILE_RANGE_WRITE);
   out.reset();
   if (s.ok() && ::rename(tmp.c_str(), path_of(*name).c_str()) != 0) {
     s = PosixError("rename " + tmp, errno);
@@ -143,7 +144,22 @@ Result<std::string> FileStore::copy_in(int fd, const std::string& path, mode_t m
     ::unlink(tmp.c_str());
     return s;
   }
+  unsynced_.push_back(*name);
   return name;
+}
+
+Status FileStore::sync() {
+  if (unsynced_.empty()) return Status::Ok();
+  for (const std::string& name : unsynced_) {
+    ScopedFd fd(::open(path_of(name).c_str(), O_RDONLY | O_CLOEXEC));
+    if (!fd.valid()) return PosixError("open " + path_of(name), errno);
+    if (::fdatasync(fd.get()) != 0) return PosixError("fdatasync " + path_of(name), errno);
+  }
+  ScopedFd dir(::open(dir_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!dir.valid()) return PosixError("open " + dir_, errno);
+  if (::fsync(dir.get()) != 0) return PosixError("fsync " + dir_, errno);
+  unsynced_.clear();
+  return Status::Ok();
 }
 
 Result<std::string> FileStore::verify(const std::string& name) const {

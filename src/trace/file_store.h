@@ -12,6 +12,7 @@
 #include <map>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "relive/result.h"
 
@@ -33,6 +34,15 @@ class FileStore {
   // shared mapping changes without its timestamps moving) and not remembered.
   enum class Memo { kUse, kReadAgain };
   Result<std::string> add(const std::string& path, Memo memo = Memo::kUse);
+
+  // Makes the copies added so far durable: their data, then the directory holding their names.
+  // A copy is complete under its name as soon as add() returns (it is renamed there whole), but
+  // it is synced here, once per recording, rather than one fdatasync per file as it is added:
+  // the writeback add() starts runs meanwhile, and the syncs then share one journal commit
+  // (a bare `relive record true` stores four files and spent ~9 ms of ~36 ms in their syncs).
+  // A store cut short by a crash before sync() holds names whose contents may be torn;
+  // verify() reports those as Corruption.
+  Status sync();
 
   // Where the copy named `name` lives. Does not check that it exists; see verify().
   std::string path_of(const std::string& name) const { return dir_ + "/" + name; }
@@ -67,6 +77,7 @@ class FileStore {
 
   std::string dir_;
   std::map<FileKey, std::string> known_;  // files added so far -> their names
+  std::vector<std::string> unsynced_;     // names copied since the last sync()
   uint64_t tmp_counter_ = 0;
   uint64_t contents_read_ = 0;
 };

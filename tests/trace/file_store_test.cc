@@ -57,6 +57,29 @@ TEST(FileStore, DedupesIdenticalContents) {
   EXPECT_EQ(count_entries(dir / "files"), 2);
 }
 
+// sync() covers every copy added since the last one: a copy gone before it is an error, not a
+// store reported durable without it; a second sync() has nothing left to do.
+TEST(FileStore, SyncCoversEveryCopyAddedSinceTheLastSync) {
+  TempDir dir;
+  put(dir / "a", "first copy");
+  put(dir / "b", "second copy");
+  auto store = FileStore::open(dir / "files");
+  ASSERT_TRUE(store.ok()) << store.status().to_string();
+  auto a = store->add(dir / "a");
+  ASSERT_TRUE(a.ok()) << a.status().to_string();
+  EXPECT_TRUE(store->sync().ok());
+  auto b = store->add(dir / "b");
+  ASSERT_TRUE(b.ok()) << b.status().to_string();
+  ASSERT_EQ(::unlink(store->path_of(*b).c_str()), 0);
+  Status s = store->sync();
+  EXPECT_FALSE(s.ok());
+  EXPECT_NE(s.to_string().find(*b), std::string::npos) << s.to_string();
+  put(store->path_of(*b), "second copy", 0444);
+  EXPECT_TRUE(store->sync().ok());
+  EXPECT_TRUE(store->sync().ok());
+  EXPECT_EQ(*read_file(store->path_of(*a)), "first copy");
+}
+
 // A file whose timestamps were long settled when it was read (a system program) is trusted
 // from its memo afterwards: one read for many adds.
 TEST(FileStore, RemembersUnchangedSettledFiles) {
