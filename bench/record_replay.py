@@ -155,6 +155,16 @@ def main():
           f"on one CPU with the child's rdtsc disabled as relive's tracees have it "
           f"{stop['one tsc']:.1f} us, and with the tracer's disabled too (relive's tracer thread "
           f"since tracee/tracer_tsc.h) {stop['one tsc-both']:.1f} us.")
+    version = []
+    for _ in range(ROUNDS * 4):
+        version.append(timed([RELIVE, "--version"]))
+    v = statistics.median(version)
+    print(f"\nStart-up floor: `relive --version` (the binary's own start: loading and relocating its "
+          f"shared libraries; median of {ROUNDS * 4}) takes {v * 1e3:.1f} ms; native `true` "
+          f"{start['native'] * 1e3:.1f} ms, `relive record true` {start['record'] * 1e3:.1f} ms, "
+          f"`relive replay` of it {start['replay'] * 1e3:.1f} ms. A recording also starts its log "
+          "writer and the program (two forks), creates the trace directory and copies the program, "
+          "its interpreter and libraries into it.")
     spins = [r for r in rows if r["preempts"] > 0]
     if spins:
         print("\nPreemption (spin-waits, no branch counters): " + "; ".join(
