@@ -18,6 +18,7 @@
 #include "common/process_tree.h"
 #include "dirty/page_reader.h"
 #include "dirty/subject_process.h"
+#include "netns_hosts.h"
 
 namespace relive::dirty {
 namespace {
@@ -125,10 +126,9 @@ TEST(DirtyTracker, SecondCollectWithoutWritesIsEmpty) {
   // The subject answers before it is back waiting for the next command, and what it writes on
   // its way there (its stack, stdio) may come after that collect: once it sleeps in its read,
   // one collect takes those, and the next must find nothing.
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
-  while (task_state(s.pid()) != 'S' && std::chrono::steady_clock::now() < deadline)
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  ASSERT_EQ(task_state(s.pid()), 'S') << "the subject never went back to waiting";
+  ASSERT_TRUE(
+      testing::eventually([&] { return task_state(s.pid()) == 'S'; }, std::chrono::seconds(30)))
+      << "the subject never went back to waiting";
   ASSERT_TRUE(t->collect().ok());
   auto again = t->collect();
   ASSERT_TRUE(again.ok()) << again.status().to_string();
