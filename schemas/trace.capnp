@@ -107,6 +107,8 @@ struct SyscallEvent {
   dataHash @7 :UInt64;
   file @8 :Text;
   sharedKey @9 :Text;  # a shared writable file mapping: the file's identity (dev:inode) at record
+  continued @10 :Bool;  # a write made by the fast path of which only `result` bytes went out
+                        # there; its rest is this thread's next (traced) write
 }
 
 struct RdtscEvent {
@@ -146,6 +148,18 @@ struct PreemptEvent {
   stateHash @2 :UInt64;
 }
 
+# The tracer patched the syscall site at `site` (a `syscall; cmp $-4096,%rax` in the program's
+# code) into a jump to a stub at `stub`, in the stub page at `stubPage` (mapped for it when
+# `newPage`), as thread `tid` was about to run on from that site's syscall exit. Replay makes the
+# same patch at the same point (since format version 2).
+struct SitePatchEvent {
+  tid @0 :Int32;
+  site @1 :UInt64;
+  stub @2 :UInt64;
+  stubPage @3 :UInt64;
+  newPage @4 :Bool;
+}
+
 struct ProcessExitEvent {
   status @0 :Int32;  # wait(2) status
 }
@@ -160,5 +174,6 @@ struct Event {
     syscallEntry @5 :SyscallEntryEvent;
     detach @6 :DetachEvent;
     preempt @7 :PreemptEvent;
+    sitePatch @8 :SitePatchEvent;
   }
 }

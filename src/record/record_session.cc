@@ -37,6 +37,7 @@ void RecordSession::add_initial_thread(pid_t tid) {
   Thread t{tracee::Task(tid)};
   t.state = State::kReady;
   t.at_syscall_exit = true;
+  t.sites = std::make_shared<tracee::SitePatcher>(tracee::kTrampolineSyscallInsn);
   threads_.emplace(tid, std::move(t));
   leader_ = tid;
   stats_.threads = 1;
@@ -120,13 +121,7 @@ Status RecordSession::drain_buffer(Thread& t) {
                                           calls.status().to_string()));
   pid_t tid = t.task.tid();
   for (tracee::BufferedCall& c : *calls) {
-    trace::SyscallEvent ev;
-    ev.tid = tid;
-    ev.nr = c.nr;
-    ev.args = c.args;
-    ev.result = c.result;
-    ev.mode = trace::SyscallMode::kEmulated;
-    if (c.write_addr != 0) ev.writes.push_back({c.write_addr, std::move(c.write_data)});
+    trace::SyscallEvent ev = capture_->from_buffer(tid, std::move(c));
     ++stats_.syscalls;
     ++stats_.buffered;
     RELIVE_RETURN_IF_ERROR(emit_for(tid, ev));
@@ -229,6 +224,7 @@ void RecordSession::schedule() {
 }
 
 Status RecordSession::resume(Thread& t) {
+  if (t.at_syscall_exit && buffer_on_) RELIVE_RETURN_IF_ERROR(leave_syscall_site(t));
   int sig = std::exchange(t.deliver_on_resume, 0);
   if (sig == 0 && t.at_syscall_exit && !t.expect_boundary_signal && !t.deferred.empty()) {
     // Deliver a deferred asynchronous signal here, at a syscall boundary the replay can find.
@@ -242,6 +238,37 @@ Status RecordSession::resume(Thread& t) {
   t.state = State::kRunning;
   running_ = t.task.tid();
   return mode_ == Mode::kSeccomp ? t.task.cont(sig) : t.task.syscall(sig);
+}
+
+// `t`, stopped at a syscall exit, is about to run on from there, the one thread in user space.
+// Right after a patched site's `syscall` is the middle of its jump now: it goes on from the
+// stub's tail instead (the same `cmp`, the same way back), before any signal frame can save that
+// address. A site whose traced byte call this was is patched here (and logged): no thread of the
+// process runs user code, and every other one stopped or blocked at that site comes through
+// here or through on_exit before it does.
+Status RecordSession::leave_syscall_site(Thread& t) {
+  bool candidate = std::exchange(t.site_candidate, false);
+  if (!t.sites || (t.sites->empty() && !candidate)) return Status::Ok();
+  RELIVE_ASSIGN_OR_RETURN(tracee::Regs r, t.task.try_regs());
+  if (std::optional<uint64_t> tail = t.sites->redirect(r.rip)) {
+    r.rip = *tail;
+    t.task.set_regs(r);
+    return Status::Ok();
+  }
+  // Not where a signal is delivered on the way out (the replay expects the thread at that exit
+  // for it, and the kernel's own would be taken by the stub page's injected mmap): the site's
+  // next traced call tries again.
+  if (!candidate || t.expect_boundary_signal || !t.deferred.empty() || t.deliver_on_resume != 0)
+    return Status::Ok();
+  std::vector<int> held;
+  RELIVE_ASSIGN_OR_RETURN(std::optional<tracee::SitePatch> patch,
+                          t.sites->patch_at_exit(t.task, &held));
+  for (int sig : held) t.deferred.push_back({sig, {}});
+  if (!patch) return Status::Ok();
+  ++stats_.sites_patched;
+  pid_t tid = t.task.tid();
+  return emit_for(
+      tid, trace::SitePatchEvent{tid, patch->site, patch->stub, patch->stub_page, patch->new_page});
 }
 
 // Whether the running thread `t` is checked for a spin-wait after its slice: another thread waits
@@ -504,12 +531,16 @@ Status RecordSession::on_exit(Thread& t, const Stop& stop) {
   RELIVE_RETURN_IF_ERROR(emit_for(t.task.tid(), ev));
   if (creates) {
     Thread& child = thread(static_cast<pid_t>(result));
+    // A thread shares its creator's address space; a process starts with a copy of it.
+    child.sites =
+        t.policy == Policy::kClone ? t.sites : std::make_shared<tracee::SitePatcher>(*t.sites);
     child.clone_logged = true;
     maybe_start(child);
   }
   t.state = State::kReady;
   t.at_syscall_exit = true;
   t.last_result = result;
+  t.site_candidate = buffer_on_ && tracee::fast_path_byte_call(t.nr);
   return check_boundary_signal(t);
 }
 
@@ -592,6 +623,7 @@ Status RecordSession::capture_exec(Thread& t, trace::SyscallEvent* ev) {
   }
   RELIVE_ASSIGN_OR_RETURN(tracee::ProcessSetup setup, tracee::setup_process(t.task, true));
   for (int sig : setup.held_signals) t.deferred.push_back({sig, {}});
+  t.sites = std::make_shared<tracee::SitePatcher>(tracee::kTrampolineSyscallInsn);  // a new image
   RELIVE_ASSIGN_OR_RETURN(std::string random, t.task.read_mem(setup.auxv.at_random, 16));
   ev->writes.push_back({setup.auxv.at_random, std::move(random)});
   RELIVE_ASSIGN_OR_RETURN(ev->file,

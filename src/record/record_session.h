@@ -8,6 +8,7 @@
 #include <chrono>
 #include <deque>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -15,6 +16,7 @@
 #include "record/event_sink.h"
 #include "record/syscall_capture.h"
 #include "relive/result.h"
+#include "tracee/site_patcher.h"
 #include "tracee/syscall_policy.h"
 #include "tracee/task.h"
 #include "tracee/vdso.h"
@@ -28,6 +30,7 @@ struct RecordStats {
   uint64_t threads = 0;
   uint64_t preemptions = 0;
   uint64_t buffered = 0;  // syscalls made through the fast path (counted in `syscalls` too)
+  uint64_t sites_patched = 0;
 };
 
 class RecordSession {
@@ -68,8 +71,9 @@ class RecordSession {
   // preempted replayably: the recording stops with Status::Unsupported naming it.
   // Zero: no limit.
   void set_spin_limit(std::chrono::milliseconds spin_limit) { spin_limit_ = spin_limit; }
-  // Launched mode: the fast path (tracee/syscall_buffer.h) logs the vDSO's clock calls without
-  // a ptrace stop; the tracer reads them at the thread's next stop. Off: every call is traced.
+  // Launched mode: the fast path (tracee/syscall_buffer.h) logs the vDSO's clock calls, and the
+  // byte calls of the libc syscall sites it patches (tracee/syscall_sites.h), without a ptrace
+  // stop; the tracer reads them at the thread's next stop. Off: every call is traced.
   void set_syscall_buffer(bool on) { buffer_on_ = on && mode_ == Mode::kSeccomp; }
   // SIGCHLD from the tracer's own checkpoint child is not the program's: drop it.
   void ignore_sigchld_from(pid_t child) { ignored_child_ = child; }
@@ -105,6 +109,9 @@ class RecordSession {
     std::chrono::milliseconds slice{10};
     std::optional<int64_t> restart_result;  // the call returned a restart code; see on_exit
     int deliver_on_resume = 0;              // a logged signal to deliver when next resumed
+    // The syscall sites patched in this thread's address space (shared by its threads).
+    std::shared_ptr<tracee::SitePatcher> sites;
+    bool site_candidate = false;  // stopped at the exit of a traced byte call: patch its site?
   };
 
   Status step();
@@ -118,6 +125,7 @@ class RecordSession {
   Status keep_running(Thread& t, const char* why);
   Status continue_thread(const Thread& t) const;
   Status resume(Thread& t);
+  Status leave_syscall_site(Thread& t);
   Status on_entry(Thread& t, const tracee::Stop& stop);
   bool must_refuse_kernel_copy(Thread& t);
   Status on_exit(Thread& t, const tracee::Stop& stop);

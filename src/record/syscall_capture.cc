@@ -137,6 +137,22 @@ pid_t SyscallCapture::holder_outside_recording(dev_t dev, ino_t ino) {
   return 0;
 }
 
+trace::SyscallEvent SyscallCapture::from_buffer(pid_t tid, tracee::BufferedCall&& c) {
+  trace::SyscallEvent ev;
+  ev.tid = tid;
+  ev.nr = c.nr;
+  ev.args = c.args;
+  ev.result = c.result;
+  ev.mode = trace::SyscallMode::kEmulated;
+  if (c.write_addr != 0) ev.writes.push_back({c.write_addr, std::move(c.write_data)});
+  if (tracee::is_output_write(c.nr) && c.result > 0) {
+    ev.data_hash = hash64(c.written);
+    ev.stream = stream_of(tid, static_cast<int>(c.args[0]));
+  }
+  ev.continued = c.continued;
+  return ev;
+}
+
 trace::Stream SyscallCapture::stream_of(pid_t tid, int fd) {
   auto it = stream_cache_.find(cache_key(tid, fd));
   if (it != stream_cache_.end()) return it->second;

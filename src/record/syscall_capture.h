@@ -8,6 +8,7 @@
 
 #include "relive/result.h"
 #include "trace/file_store.h"
+#include "tracee/syscall_buffer.h"
 #include "tracee/syscall_policy.h"
 #include "tracee/task.h"
 #include "wire/trace_types.h"
@@ -24,6 +25,10 @@ class SyscallCapture {
   Result<trace::SyscallEvent> capture(const tracee::Task& task, int nr,
                                       const tracee::SyscallArgs& args, int64_t result,
                                       tracee::Policy policy);
+
+  // The event of a call the fast path made (tracee/syscall_buffer.h), logged exactly as the
+  // traced call would be: a read's bytes as its out-buffer, a write's hash and stream.
+  trace::SyscallEvent from_buffer(pid_t tid, tracee::BufferedCall&& call);
 
   // Saves a file (e.g. a newly exec'd program) in the trace's file store; returns its name.
   Result<std::string> save_file(const std::string& path) { return files_->add(path); }

@@ -66,6 +66,7 @@ void ReplaySession::add_initial_thread(pid_t tid, int32_t recorded_tid) {
   Thread t{tracee::Task(tid)};
   t.rec_tid = recorded_tid;
   t.at_exit_stop = true;
+  t.sites = std::make_shared<tracee::SitePatcher>(tracee::kTrampolineSyscallInsn);
   threads_.emplace(recorded_tid, std::move(t));
   leader_ = recorded_tid;
 }
@@ -159,6 +160,7 @@ Result<int> ReplaySession::run() {
     if (auto* s = std::get_if<trace::SignalEvent>(&*e)) st = on_signal(*s);
     if (auto* s = std::get_if<trace::RdtscEvent>(&*e)) st = on_rdtsc(*s);
     if (auto* s = std::get_if<trace::PreemptEvent>(&*e)) st = on_preempt(*s);
+    if (auto* s = std::get_if<trace::SitePatchEvent>(&*e)) st = on_site_patch(*s);
     if (auto* s = std::get_if<trace::ThreadExitEvent>(&*e)) st = on_thread_exit(*s);
     RELIVE_RETURN_IF_ERROR(st);
   }
@@ -180,6 +182,15 @@ Status ReplaySession::expect_log_end(const char* end) {
 }
 
 Status ReplaySession::resume(Thread& t) {
+  if (t.sites && !t.sites->empty()) {
+    // Right after a patched site's `syscall` is the middle of its jump: on from the stub's tail
+    // (RecordSession::leave_syscall_site did the same at the same point).
+    RELIVE_ASSIGN_OR_RETURN(tracee::Regs r, t.task.try_regs());
+    if (std::optional<uint64_t> tail = t.sites->redirect(r.rip)) {
+      r.rip = *tail;
+      t.task.set_regs(r);
+    }
+  }
   int sig = t.resume_sig;
   t.resume_sig = 0;
   t.at_exit_stop = false;
@@ -287,14 +298,18 @@ namespace {
 // The call the fast path would have logged for `ev`, if a trampoline can return it at replay.
 std::optional<tracee::BufferedCall> buffered_call(const trace::SyscallEvent& ev) {
   if (ev.mode != trace::SyscallMode::kEmulated || !tracee::fast_path_syscall(ev.nr) ||
-      ev.writes.size() > 1 || ev.data_hash != 0)
+      ev.writes.size() > 1 || !ev.file.empty() || !ev.shared_key.empty())
     return std::nullopt;
+  bool byte_call = tracee::fast_path_byte_call(ev.nr);
+  if (ev.data_hash != 0 && !byte_call) return std::nullopt;
   tracee::BufferedCall c;
   c.nr = ev.nr;
   c.args = ev.args;
   c.result = ev.result;
+  c.continued = ev.continued;
   if (!ev.writes.empty()) c.write_addr = ev.writes[0].addr, c.write_data = ev.writes[0].data;
-  if (!tracee::replayable_from_buffer(c)) return std::nullopt;
+  if (byte_call ? !tracee::replayable_byte_call(c) : !tracee::replayable_from_buffer(c))
+    return std::nullopt;
   return c;
 }
 
@@ -335,21 +350,29 @@ Result<bool> ReplaySession::prefill(Thread& t, const trace::SyscallEvent& ev) {
   }
   if (t.current_trampolines == 0) return false;
   std::vector<tracee::BufferedCall> calls{std::move(*first)};
+  std::vector<WriteCheck> out{WriteCheck{ev.data_hash, ev.stream}};
+  uint64_t slots = tracee::buffer_slots(calls.back());
   bool stops = false;
-  for (size_t i = 0; calls.size() < tracee::kBufferCapacity; ++i) {
+  for (size_t i = 0;; ++i) {
     RELIVE_ASSIGN_OR_RETURN(bool more, read_ahead(i));
     if (!more) break;
     std::optional<tracee::BufferedCall> c;
+    const trace::SyscallEvent* s = nullptr;
     if (tid_of(ahead_[i]) == ev.tid)
-      if (const auto* s = std::get_if<trace::SyscallEvent>(&ahead_[i])) c = buffered_call(*s);
+      if ((s = std::get_if<trace::SyscallEvent>(&ahead_[i])) != nullptr) c = buffered_call(*s);
     if (!c) {
       stops = stops_thread(ahead_[i], ev.tid);
       break;
     }
+    if (slots + tracee::buffer_slots(*c) > tracee::kBufferCapacity) {
+      stops = true;  // the fast path finds no room for it: a traced call, a stop
+      break;
+    }
+    slots += tracee::buffer_slots(*c);
     calls.push_back(std::move(*c));
+    out.push_back(WriteCheck{s->data_hash, s->stream});
   }
-  if (calls.size() == tracee::kBufferCapacity) stops = true;  // the next call finds no room
-  if (!stops) calls.pop_back();                               // taken traced, it stops the thread
+  if (!stops) calls.pop_back(), out.pop_back();  // taken traced, it stops the thread
   if (calls.empty()) return false;
   RELIVE_RETURN_IF_ERROR(tracee::prefill_syscall_buffer(t.task, calls));
   t.prefilled_from = current_index();
@@ -358,6 +381,8 @@ Result<bool> ReplaySession::prefill(Thread& t, const trace::SyscallEvent& ev) {
     ++index_;
   }
   t.prefilled = std::move(calls);
+  t.prefilled_out = std::move(out);
+  t.checked_writes = 0;
   return true;
 }
 
@@ -370,29 +395,65 @@ Result<bool> ReplaySession::settle_prefill(Thread& t) {
   if (t.prefilled.empty()) return false;
   std::vector<tracee::BufferedCall> calls = std::move(t.prefilled);
   t.prefilled.clear();
-  Result<uint64_t> taken = tracee::syscall_buffer_taken(t.task, calls.size());
+  Result<uint64_t> taken = tracee::syscall_buffer_taken(t.task, calls);
   if (!taken.ok())
     return divergence(t.prefilled_from, t.rec_tid, "the syscall buffer the replay filled",
                       "changed it: " + taken.status().message());
+  RELIVE_RETURN_IF_ERROR(check_buffered_writes(t, calls, *taken));
   if (*taken == calls.size()) {
     buffered_ += calls.size() - std::exchange(t.prefill_answered, 0);
+    t.prefilled_out.clear();
     return false;
   }
   const tracee::BufferedCall& c = calls[*taken];
   if (t.parked && t.nr == c.nr && t.args == c.args) {
+    uint64_t index = t.prefilled_from + *taken;
+    const WriteCheck& w = t.prefilled_out[*taken];
+    if (w.data_hash != 0 && c.result > 0) {  // a write made traced: its bytes from the program
+      RELIVE_ASSIGN_OR_RETURN(std::string data,
+                              tracee::written_bytes(t.task, c.nr, c.args, c.result));
+      RELIVE_RETURN_IF_ERROR(put_out(t, index, w, c.args[0], data));
+    }
     if (c.write_addr != 0)
-      RELIVE_RETURN_IF_ERROR(
-          write_logged(t, t.prefilled_from + *taken, c.write_addr, c.write_data));
+      RELIVE_RETURN_IF_ERROR(write_logged(t, index, c.write_addr, c.write_data));
     answer_parked(t, c.result);
-    RELIVE_RETURN_IF_ERROR(tracee::pass_syscall_buffer_entry(t.task, *taken, calls.size()));
+    RELIVE_RETURN_IF_ERROR(tracee::pass_syscall_buffer_entry(t.task, *taken, calls));
+    t.checked_writes = *taken + 1;
     ++t.prefill_answered;
     t.prefilled = std::move(calls);
     return true;
   }
   t.prefill_answered = 0;
+  t.prefilled_out.clear();
   return divergence(
       t.prefilled_from + *taken, t.rec_tid, format_call(c.nr, c.args),
       t.parked ? "called " + format_call(t.nr, t.args) : std::string("executed rdtsc"));
+}
+
+// The writes among the first `taken` prefilled calls that the fast path answered (the ones not
+// answered at a stop before): the bytes the program wrote, which the fast path left in their
+// entries, must be the recorded ones, and the recorder's output is reproduced from them.
+Status ReplaySession::check_buffered_writes(Thread& t,
+                                            const std::vector<tracee::BufferedCall>& calls,
+                                            uint64_t taken) {
+  for (uint64_t i = t.checked_writes; i < taken; ++i) {
+    const WriteCheck& w = t.prefilled_out[i];
+    if (w.data_hash == 0 || calls[i].result <= 0) continue;
+    RELIVE_ASSIGN_OR_RETURN(std::string data, tracee::replayed_write_bytes(t.task, calls, i));
+    RELIVE_RETURN_IF_ERROR(put_out(t, t.prefilled_from + i, w, calls[i].args[0], data));
+  }
+  t.checked_writes = taken;
+  return Status::Ok();
+}
+
+Status ReplaySession::put_out(const Thread& t, uint64_t index, const WriteCheck& w, uint64_t fd,
+                              std::string_view data) {
+  if (hash64(data) != w.data_hash)
+    return divergence(index, t.rec_tid, "the recorded output bytes",
+                      fmt::format("wrote {} different bytes to fd {}", data.size(), fd));
+  if (w.stream == trace::Stream::kStdout) return write_all(out_.stdout_fd, data);
+  if (w.stream == trace::Stream::kStderr) return write_all(out_.stderr_fd, data);
+  return Status::Ok();
 }
 
 Status ReplaySession::on_entry(const trace::SyscallEntryEvent& ev) {
@@ -453,12 +514,7 @@ Status ReplaySession::reproduce_output(Thread& t, const trace::SyscallEvent& ev)
   if (ev.data_hash == 0 || ev.result <= 0) return Status::Ok();
   RELIVE_ASSIGN_OR_RETURN(std::string data,
                           tracee::written_bytes(t.task, ev.nr, ev.args, ev.result));
-  if (hash64(data) != ev.data_hash)
-    return divergence(current_index(), ev.tid, "the recorded output bytes",
-                      fmt::format("wrote {} different bytes to fd {}", data.size(), ev.args[0]));
-  if (ev.stream == trace::Stream::kStdout) return write_all(out_.stdout_fd, data);
-  if (ev.stream == trace::Stream::kStderr) return write_all(out_.stderr_fd, data);
-  return Status::Ok();
+  return put_out(t, current_index(), WriteCheck{ev.data_hash, ev.stream}, ev.args[0], data);
 }
 
 Status ReplaySession::complete_emulated(Thread& t, const trace::SyscallEvent& ev) {
@@ -546,6 +602,7 @@ Status ReplaySession::complete_native(Thread& t, const trace::SyscallEvent& ev) 
   if (policy == tracee::Policy::kExec) {
     RELIVE_RETURN_IF_ERROR(prepare_exec_image(t, ev));
     t.current_trampolines = -1;  // a new trampoline page
+    t.sites = std::make_shared<tracee::SitePatcher>(tracee::kTrampolineSyscallInsn);
   }
   if ((policy == tracee::Policy::kClone || policy == tracee::Policy::kFork) && ev.result > 0)
     RELIVE_RETURN_IF_ERROR(adopt_child(t, ev, policy, new_real));
@@ -567,6 +624,10 @@ Status ReplaySession::adopt_child(Thread& parent, const trace::SyscallEvent& ev,
   exiting_groups_.erase(new_real);  // a new process that got an exited one's pid
   child.rec_tid = static_cast<int32_t>(ev.result);
   child.started = false;
+  // A thread shares its creator's address space; a process starts with a copy of it.
+  child.sites = policy == tracee::Policy::kClone
+                    ? parent.sites
+                    : std::make_shared<tracee::SitePatcher>(*parent.sites);
   if (policy == tracee::Policy::kFork) {
     // The kernel wrote this run's pid into the child's own memory; the program saw the recorded
     // one.
@@ -792,6 +853,28 @@ Status ReplaySession::on_rdtsc(const trace::RdtscEvent& ev) {
 // registers and state hash are the recorded ones. Being an exact match of everything the thread
 // can see, the first such moment is as good as the recorded one. Bounded: a thread that does not
 // get there within kPreemptSearch is a divergence.
+// The recorder patched a syscall site as the thread was about to run on from that site's syscall
+// exit (RecordSession::leave_syscall_site): the thread is stopped at that syscall, replayed.
+Status ReplaySession::on_site_patch(const trace::SitePatchEvent& ev) {
+  RELIVE_ASSIGN_OR_RETURN(Thread * t, thread_of(ev.tid));
+  std::string what = fmt::format("to patch the syscall site at {:#x}", ev.site);
+  if (mode_ != Mode::kSeccomp || t->parked || !t->started || !t->prefilled.empty())
+    return divergence(current_index(), ev.tid, what, "is not stopped after a syscall");
+  tracee::Regs r = t->task.regs();
+  if (r.rip != ev.site + 2)
+    return divergence(current_index(), ev.tid, what,
+                      fmt::format("is stopped after a syscall at {:#x}", r.rip - 2));
+  tracee::SitePatch patch{ev.site, ev.stub, ev.stub_page, ev.new_page};
+  // Signals of this run's own that arrive while a stub page is mapped are dropped, as
+  // run_to_entry drops them.
+  Status st = t->sites->apply(t->task, patch, /*at_entry=*/!t->at_exit_stop, nullptr);
+  if (st.code() == Status::Code::kCorruption)
+    return divergence(current_index(), ev.tid, what, st.message());
+  RELIVE_RETURN_IF_ERROR(st);
+  if (ev.new_page) t->at_exit_stop = true;  // the injected mmap left it at an exit stop
+  return Status::Ok();
+}
+
 Status ReplaySession::on_preempt(const trace::PreemptEvent& ev) {
   constexpr auto kPreemptSearch = std::chrono::seconds(30);
   RELIVE_ASSIGN_OR_RETURN(Thread * t, thread_of(ev.tid));

@@ -9,6 +9,7 @@
 #include <deque>
 #include <functional>
 #include <map>
+#include <memory>
 #include <optional>
 #include <set>
 #include <string>
@@ -17,6 +18,7 @@
 #include "relive/result.h"
 #include "trace/file_store.h"
 #include "trace/trace_reader.h"
+#include "tracee/site_patcher.h"
 #include "tracee/syscall_buffer.h"
 #include "tracee/syscall_policy.h"
 #include "tracee/task.h"
@@ -65,6 +67,11 @@ class ReplaySession {
   uint64_t current_index() const { return index_ - 1; }
 
  private:
+  // What a replayed write must put out: its logged hash and the stream it went to.
+  struct WriteCheck {
+    uint64_t data_hash = 0;
+    trace::Stream stream = trace::Stream::kNone;
+  };
   struct Thread {
     tracee::Task task;
     int32_t rec_tid = 0;
@@ -80,9 +87,13 @@ class ReplaySession {
     // Calls prefilled into the syscall buffer for the thread to take before its next stop, and
     // the index of the first one's event.
     std::vector<tracee::BufferedCall> prefilled;
+    std::vector<WriteCheck> prefilled_out;  // of each: the output a write must reproduce
+    uint64_t checked_writes = 0;            // prefilled calls whose output is checked
     uint64_t prefilled_from = 0;
     uint64_t prefill_answered = 0;  // of them, made without a trampoline and answered at a stop
     int current_trampolines = -1;   // its process runs this build's trampolines: -1 not known
+    // The syscall sites patched in this thread's address space (shared by its threads).
+    std::shared_ptr<tracee::SitePatcher> sites;
   };
 
   Result<std::optional<trace::Event>> next();
@@ -100,6 +111,7 @@ class ReplaySession {
   Status on_signal(const trace::SignalEvent& ev);
   Status on_rdtsc(const trace::RdtscEvent& ev);
   Status on_preempt(const trace::PreemptEvent& ev);
+  Status on_site_patch(const trace::SitePatchEvent& ev);
   Status start_thread(Thread& t);
   Status on_thread_exit(const trace::ThreadExitEvent& ev);
   Result<int> on_process_exit(const trace::ProcessExitEvent& ev);
@@ -107,6 +119,10 @@ class ReplaySession {
   Status run_to_entry(Thread& t);
   Result<bool> prefill(Thread& t, const trace::SyscallEvent& ev);
   Result<bool> settle_prefill(Thread& t);
+  Status check_buffered_writes(Thread& t, const std::vector<tracee::BufferedCall>& calls,
+                               uint64_t taken);
+  Status put_out(const Thread& t, uint64_t index, const WriteCheck& w, uint64_t fd,
+                 std::string_view data);
   Result<bool> read_ahead(size_t i);
   Status resume(Thread& t);
   Status skip_untraced(Thread& t, tracee::Policy p);

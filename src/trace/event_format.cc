@@ -157,6 +157,7 @@ std::string syscall_text(const SyscallEvent& s) {
   if (s.data_hash != 0) out += fmt::format(" hash {:#018x}", s.data_hash);
   if (!s.file.empty()) out += " file " + s.file;
   if (!s.shared_key.empty()) out += " shared " + s.shared_key;
+  if (s.continued) out += " (continued by the next write)";
   return out;
 }
 
@@ -166,7 +167,8 @@ json syscall_json(const SyscallEvent& s) {
   return {{"type", "syscall"},           {"tid", s.tid},     {"nr", s.nr},
           {"name", syscall_label(s.nr)}, {"args", s.args},   {"result", s.result},
           {"mode", mode_name(s.mode)},   {"writes", writes}, {"stream", stream_name(s.stream)},
-          {"data_hash", s.data_hash},    {"file", s.file},   {"shared_key", s.shared_key}};
+          {"data_hash", s.data_hash},    {"file", s.file},   {"shared_key", s.shared_key},
+          {"continued", s.continued}};
 }
 
 json process_exit_json(const ProcessExitEvent& p) {
@@ -270,6 +272,10 @@ std::string event_text(uint64_t index, const Event& e) {
       return fmt::format("tid {} preempted at ip {:#x} (state {:016x})", p.tid, preempt_ip(p),
                          p.state_hash);
     }
+    std::string operator()(const SitePatchEvent& p) const {
+      return fmt::format("tid {} patched syscall site {:#x} -> stub {:#x}{}", p.tid, p.site, p.stub,
+                         p.new_page ? " (new stub page)" : "");
+    }
   };
   return fmt::format("#{} {}", index, std::visit(Visitor{}, e));
 }
@@ -300,6 +306,11 @@ std::string event_json(uint64_t index, const Event& e) {
     json operator()(const PreemptEvent& p) const {
       return {
           {"type", "preempt"}, {"tid", p.tid}, {"ip", preempt_ip(p)}, {"state_hash", p.state_hash}};
+    }
+    json operator()(const SitePatchEvent& p) const {
+      return {{"type", "site_patch"},     {"tid", p.tid},
+              {"site", p.site},           {"stub", p.stub},
+              {"stub_page", p.stub_page}, {"new_page", p.new_page}};
     }
   };
   json j = {{"index", index}};

@@ -3,6 +3,7 @@
 #include <sys/mman.h>
 #include <sys/syscall.h>
 
+#include "tracee/fast_path_blob.h"
 #include "tracee/inject.h"
 #include "tracee/syscall_buffer.h"
 
@@ -39,7 +40,9 @@ Result<ProcessSetup> setup_process(const Task& task, bool at_exit_stop, bool map
   bool need_trampolines = !mapped_at(maps, kTrampolineAddr);
   // The fast trampolines read the syscall buffer's header: it is there wherever they are.
   bool need_buffer = !mapped_at(maps, kSyscallBufferAddr);
-  if (need_scratch || need_trampolines || need_buffer) {
+  // The fast path of patched syscall sites (fast_path_blob.h); a checkpoint carries it.
+  bool need_blob = !mapped_at(maps, kFastPathBlobAddr);
+  if (need_scratch || need_trampolines || need_buffer || need_blob) {
     RELIVE_ASSIGN_OR_RETURN(uint64_t insn, find_vdso_syscall_insn(task, out.auxv.at_sysinfo_ehdr));
     Regs saved = task.regs();
     Injector inj(task, at_exit_stop ? Injector::At::kExit : Injector::At::kElsewhere, insn);
@@ -52,6 +55,12 @@ Result<ProcessSetup> setup_process(const Task& task, bool at_exit_stop, bool map
     if (need_buffer)
       RELIVE_RETURN_IF_ERROR(map_page(inj, kSyscallBufferAddr, kSyscallBufferSize,
                                       PROT_READ | PROT_WRITE, "syscall buffer"));
+    if (need_blob) {
+      RELIVE_RETURN_IF_ERROR(map_page(inj, kFastPathBlobAddr, kFastPathBlobSize,
+                                      PROT_READ | PROT_EXEC, "fast-path blob"));
+      std::string_view blob = fast_path_blob_bytes();
+      RELIVE_RETURN_IF_ERROR(task.write_mem(kFastPathBlobAddr, blob.data(), blob.size()));
+    }
     out.held_signals = inj.held_signals();
     task.set_regs(saved);
   }

@@ -10,6 +10,8 @@
 #include <cerrno>
 #include <cstddef>
 
+#include "common/check.h"
+#include "tracee/fast_path_blob.h"
 #include "tracee/syscall_policy.h"
 #include "tracee/vdso.h"
 
@@ -28,6 +30,17 @@ constexpr uint32_t kIpHighOffset = kIpLowOffset + 4;
 // args[3] (mmap flags), low 32 bits on little-endian x86-64.
 constexpr uint32_t kArg3Offset = offsetof(seccomp_data, args) + 3 * sizeof(uint64_t);
 
+// Lets every syscall made from [start, end) through (a range within one 4 GiB block).
+void allow_calls_from(std::vector<sock_filter>* f, uint64_t start, uint64_t end) {
+  RELIVE_CHECK(start >> 32 == (end - 1) >> 32, "an allowed range straddles 4 GiB");
+  f->push_back(stmt(BPF_LD | BPF_W | BPF_ABS, kIpHighOffset));
+  f->push_back(jump(BPF_JMP | BPF_JEQ | BPF_K, static_cast<uint32_t>(start >> 32), 0, 4));
+  f->push_back(stmt(BPF_LD | BPF_W | BPF_ABS, kIpLowOffset));
+  f->push_back(jump(BPF_JMP | BPF_JGE | BPF_K, static_cast<uint32_t>(start), 0, 2));
+  f->push_back(jump(BPF_JMP | BPF_JGE | BPF_K, static_cast<uint32_t>(end), 1, 0));
+  f->push_back(stmt(BPF_RET | BPF_K, SECCOMP_RET_ALLOW));
+}
+
 }  // namespace
 
 std::vector<sock_filter> build_seccomp_filter() {
@@ -37,15 +50,10 @@ std::vector<sock_filter> build_seccomp_filter() {
   f.push_back(jump(BPF_JMP | BPF_JEQ | BPF_K, AUDIT_ARCH_X86_64, 1, 0));
   f.push_back(stmt(BPF_RET | BPF_K, SECCOMP_RET_TRACE));
   // The fast trampolines' calls go through untraced: they log themselves (syscall_buffer.h).
-  constexpr uint64_t kFastStart = kTrampolineAddr + kFastTrampolineOffset;
-  constexpr uint64_t kFastEnd = kTrampolineAddr + kFastTrampolineEnd;
-  static_assert(kFastStart >> 32 == (kFastEnd - 1) >> 32, "fast trampolines straddle 4 GiB");
-  f.push_back(stmt(BPF_LD | BPF_W | BPF_ABS, kIpHighOffset));
-  f.push_back(jump(BPF_JMP | BPF_JEQ | BPF_K, static_cast<uint32_t>(kFastStart >> 32), 0, 4));
-  f.push_back(stmt(BPF_LD | BPF_W | BPF_ABS, kIpLowOffset));
-  f.push_back(jump(BPF_JMP | BPF_JGE | BPF_K, static_cast<uint32_t>(kFastStart), 0, 2));
-  f.push_back(jump(BPF_JMP | BPF_JGE | BPF_K, static_cast<uint32_t>(kFastEnd), 1, 0));
-  f.push_back(stmt(BPF_RET | BPF_K, SECCOMP_RET_ALLOW));
+  allow_calls_from(&f, kTrampolineAddr + kFastTrampolineOffset,
+                   kTrampolineAddr + kFastTrampolineEnd);
+  // So do the fast path's (fast_path_blob.h), for the byte calls of patched sites.
+  allow_calls_from(&f, kFastPathBlobAddr, kFastPathBlobAddr + kFastPathBlobSize);
   f.push_back(stmt(BPF_LD | BPF_W | BPF_ABS, kNrOffset));
   for (int nr = 0; nr <= kMaxSyscall; ++nr) {
     if (base_policy(nr) != Policy::kAllow) continue;

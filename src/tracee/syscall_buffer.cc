@@ -8,6 +8,8 @@
 #include <iterator>
 
 #include "common/check.h"
+#include "tracee/fast_path_abi.h"
+#include "tracee/fast_path_blob.h"
 #include "tracee/vdso.h"
 
 namespace relive::tracee {
@@ -17,9 +19,43 @@ bool is_error(int64_t result) { return result < 0 && result > -4096; }
 
 }  // namespace
 
-bool fast_path_syscall(int nr) {
-  return nr == SYS_clock_gettime || nr == SYS_gettimeofday || nr == SYS_time;
+bool fast_path_byte_call(int nr) {
+  return nr == SYS_read || nr == SYS_write || nr == SYS_pread64 || nr == SYS_pwrite64;
 }
+
+bool fast_path_syscall(int nr) {
+  return nr == SYS_clock_gettime || nr == SYS_gettimeofday || nr == SYS_time ||
+         fast_path_byte_call(nr);
+}
+
+namespace {
+
+// A byte call's entry after its call words: the length word and the data (fast_path_abi.h). What
+// the fast path itself could not have written is Corruption.
+Status decode_byte_call(uint64_t index, uint64_t len_word, std::string_view data, BufferedCall* c) {
+  uint64_t len = len_word & ~RELIVE_FP_CONTINUED;
+  bool continued = (len_word & RELIVE_FP_CONTINUED) != 0;
+  bool writes = c->nr == SYS_write || c->nr == SYS_pwrite64;
+  uint64_t count = c->args[2];
+  bool ok =
+      len == data.size() && len <= count && len <= RELIVE_FP_MAX_DATA &&
+      (c->result < 0 ? is_error(c->result) && len == 0 : static_cast<uint64_t>(c->result) == len) &&
+      (!continued || (writes && len < count));
+  if (!ok)
+    return Status::Corruption(fmt::format(
+        "syscall buffer: entry {} ({} of {} bytes, result {}{}) is not one the fast path writes",
+        index, len, count, c->result, continued ? ", continued" : ""));
+  if (writes) {
+    c->written.assign(data);
+    c->continued = continued;
+  } else if (len > 0) {
+    c->write_addr = c->args[1];
+    c->write_data.assign(data);
+  }
+  return Status::Ok();
+}
+
+}  // namespace
 
 Result<std::vector<BufferedCall>> decode_syscall_buffer(const SyscallBufferHeader& header,
                                                         std::string_view entries) {
@@ -36,18 +72,37 @@ Result<std::vector<BufferedCall>> decode_syscall_buffer(const SyscallBufferHeade
       (header.logged - kFirstEntryAddr) % sizeof(SyscallBufferEntry) != 0)
     return Status::Corruption(fmt::format("syscall buffer: logged up to {:#x}, next entry at {:#x}",
                                           header.logged, header.next));
-  uint64_t fresh = (header.next - header.logged) / sizeof(SyscallBufferEntry);
-  if (entries.size() != fresh * sizeof(SyscallBufferEntry))
-    return Status::Corruption(
-        fmt::format("syscall buffer: {} bytes of entries for {} entries", entries.size(), fresh));
+  if (entries.size() != header.next - header.logged)
+    return Status::Corruption(fmt::format("syscall buffer: {} bytes of entries for {} bytes",
+                                          entries.size(), header.next - header.logged));
   std::vector<BufferedCall> out;
-  out.reserve(fresh);
-  for (uint64_t i = 0; i < fresh; ++i) {
+  for (uint64_t at = 0, i = 0; at < entries.size(); ++i) {
     SyscallBufferEntry e;
-    std::memcpy(&e, entries.data() + i * sizeof e, sizeof e);
+    std::memcpy(&e, entries.data() + at, sizeof e);
     if (e.nr > 1024 || !fast_path_syscall(static_cast<int>(e.nr)))
       return Status::Corruption(
           fmt::format("syscall buffer: entry {} names syscall {}, not a fast-path call", i, e.nr));
+    if (fast_path_byte_call(static_cast<int>(e.nr))) {
+      BufferedCall c;
+      c.nr = static_cast<int>(e.nr);
+      std::copy(std::begin(e.args), std::end(e.args), c.args.begin());
+      c.result = e.result;
+      uint64_t len_word;
+      std::memcpy(&len_word, entries.data() + at + RELIVE_FP_CALL_BYTES, sizeof len_word);
+      uint64_t len = len_word & ~RELIVE_FP_CONTINUED;
+      uint64_t bytes = len > RELIVE_FP_MAX_DATA
+                           ? UINT64_MAX
+                           : (RELIVE_FP_DATA_OFFSET + len + sizeof e - 1) / sizeof e * sizeof e;
+      if (bytes > entries.size() - at)
+        return Status::Corruption(fmt::format(
+            "syscall buffer: entry {} says {} bytes of data, past the last entry", i, len));
+      RELIVE_RETURN_IF_ERROR(
+          decode_byte_call(i, len_word, entries.substr(at + RELIVE_FP_DATA_OFFSET, len), &c));
+      out.push_back(std::move(c));
+      at += bytes;
+      continue;
+    }
+    at += sizeof e;
     BufferedCall c;
     c.nr = static_cast<int>(e.nr);
     std::copy(std::begin(e.args), std::end(e.args), c.args.begin());
@@ -88,6 +143,7 @@ Result<std::vector<BufferedCall>> read_syscall_buffer(const Task& task,
 }
 
 bool in_fast_trampoline(uint64_t ip) {
+  if (ip >= kFastPathBlobAddr && ip < kFastPathBlobAddr + kFastPathBlobSize) return true;
   return ip >= kTrampolineAddr + kFastTrampolineOffset && ip < kTrampolineAddr + kFastTrampolineEnd;
 }
 
@@ -126,46 +182,104 @@ bool replayable_from_buffer(const BufferedCall& c) {
   return c.write_addr == want_write && c.write_data.size() == 16;
 }
 
+namespace {
+
+constexpr uint64_t kSlot = sizeof(SyscallBufferEntry);
+
+// The bytes a replayed byte call's entry holds: what a read put in the program's memory, or room
+// for what a write takes from it (the same count: its result).
+uint64_t replayed_len(const BufferedCall& c) {
+  return c.result > 0 ? static_cast<uint64_t>(c.result) : 0;
+}
+
+// Slots before each prefilled call, and after the last: at[i] for call i, at[n] in all.
+std::vector<uint64_t> slot_starts(const std::vector<BufferedCall>& calls) {
+  std::vector<uint64_t> at{0};
+  for (const BufferedCall& c : calls) at.push_back(at.back() + buffer_slots(c));
+  return at;
+}
+
+}  // namespace
+
+uint64_t buffer_slots(const BufferedCall& c) {
+  if (!fast_path_byte_call(c.nr)) return 1;
+  return (RELIVE_FP_DATA_OFFSET + replayed_len(c) + kSlot - 1) / kSlot;
+}
+
 Status prefill_syscall_buffer(const Task& task, const std::vector<BufferedCall>& calls) {
-  RELIVE_CHECK(calls.size() <= kBufferCapacity, "prefill beyond the buffer's capacity");
-  std::string bytes(sizeof(SyscallBufferHeader) + calls.size() * sizeof(SyscallBufferEntry), '\0');
+  std::vector<uint64_t> at = slot_starts(calls);
+  RELIVE_CHECK(at.back() <= kBufferCapacity, "prefill beyond the buffer's capacity");
+  std::string bytes(sizeof(SyscallBufferHeader) + at.back() * kSlot, '\0');
   SyscallBufferHeader h;
   h.next = h.logged = kFirstEntryAddr;
-  h.room = calls.size();
+  h.room = at.back();
   h.mode = kReplayMode;
   std::memcpy(bytes.data(), &h, sizeof h);
   for (size_t i = 0; i < calls.size(); ++i) {
     const BufferedCall& c = calls[i];
-    RELIVE_CHECK(replayable_from_buffer(c), "prefill of a call the fast path cannot return");
+    RELIVE_CHECK(replayable_from_buffer(c) || replayable_byte_call(c),
+                 "prefill of a call the fast path cannot return");
     SyscallBufferEntry e;
     e.nr = -static_cast<uint64_t>(c.nr);  // negated: compared with lea (see the header)
     for (size_t a = 0; a < 6; ++a) e.args[a] = -c.args[a];
     e.result = c.result;
+    char* entry = bytes.data() + sizeof h + at[i] * kSlot;
+    if (fast_path_byte_call(c.nr)) {
+      // The call words, the length word, then a read's bytes (a write's space stays zero).
+      uint64_t len_word = replayed_len(c) | (c.continued ? RELIVE_FP_CONTINUED : 0);
+      std::memcpy(entry, &e, RELIVE_FP_CALL_BYTES);
+      std::memcpy(entry + RELIVE_FP_CALL_BYTES, &len_word, sizeof len_word);
+      std::memcpy(entry + RELIVE_FP_DATA_OFFSET, c.write_data.data(), c.write_data.size());
+      continue;
+    }
     std::memcpy(e.out, c.write_data.data(), c.write_data.size());
-    std::memcpy(bytes.data() + sizeof h + i * sizeof e, &e, sizeof e);
+    std::memcpy(entry, &e, sizeof e);
   }
   return task.write_mem(kSyscallBufferAddr, bytes.data(), bytes.size());
 }
 
-Result<uint64_t> syscall_buffer_taken(const Task& task, uint64_t prefilled) {
+bool replayable_byte_call(const BufferedCall& c) {
+  if (!fast_path_byte_call(c.nr)) return false;
+  uint64_t count = c.args[2];
+  if (c.result < 0) return is_error(c.result) && c.write_addr == 0 && !c.continued;
+  auto len = static_cast<uint64_t>(c.result);
+  if (len > count || len > RELIVE_FP_MAX_DATA) return false;
+  bool writes = c.nr == SYS_write || c.nr == SYS_pwrite64;
+  if (writes) return c.write_addr == 0 && (!c.continued || len < count);
+  if (c.continued) return false;
+  return len == 0 ? c.write_addr == 0 : c.write_addr == c.args[1] && c.write_data.size() == len;
+}
+
+Result<uint64_t> syscall_buffer_taken(const Task& task, const std::vector<BufferedCall>& calls) {
   SyscallBufferHeader h;
   RELIVE_RETURN_IF_ERROR(task.read_mem(kSyscallBufferAddr, &h, sizeof h));
-  uint64_t taken = (h.next - kFirstEntryAddr) / sizeof(SyscallBufferEntry);
+  std::vector<uint64_t> at = slot_starts(calls);
+  uint64_t used = (h.next - kFirstEntryAddr) / kSlot;
+  auto it = std::find(at.begin(), at.end(), used);
   if (h.mode != kReplayMode || h.next < kFirstEntryAddr ||
-      (h.next - kFirstEntryAddr) % sizeof(SyscallBufferEntry) != 0 || taken > prefilled ||
-      h.room != prefilled - taken)
+      (h.next - kFirstEntryAddr) % kSlot != 0 || it == at.end() || h.room != at.back() - used)
     return Status::Corruption(
         fmt::format("syscall buffer: mode {}, next entry at {:#x}, room {} after {} prefilled "
                     "calls: not what the replayer or the trampolines left",
-                    h.mode, h.next, h.room, prefilled));
-  return taken;
+                    h.mode, h.next, h.room, calls.size()));
+  return static_cast<uint64_t>(it - at.begin());
 }
 
-Status pass_syscall_buffer_entry(const Task& task, uint64_t taken, uint64_t prefilled) {
-  RELIVE_CHECK(taken < prefilled, "no prefilled entry to pass");
-  const uint64_t words[2] = {kFirstEntryAddr + (taken + 1) * sizeof(SyscallBufferEntry),
-                             prefilled - taken - 1};
+Status pass_syscall_buffer_entry(const Task& task, uint64_t taken,
+                                 const std::vector<BufferedCall>& calls) {
+  RELIVE_CHECK(taken < calls.size(), "no prefilled entry to pass");
+  std::vector<uint64_t> at = slot_starts(calls);
+  const uint64_t words[2] = {kFirstEntryAddr + at[taken + 1] * kSlot, at.back() - at[taken + 1]};
   return task.write_mem(kNextAddr, words, sizeof words);
+}
+
+Result<std::string> replayed_write_bytes(const Task& task, const std::vector<BufferedCall>& calls,
+                                         uint64_t index) {
+  RELIVE_CHECK(index < calls.size() && fast_path_byte_call(calls[index].nr),
+               "no replayed byte call there");
+  std::vector<uint64_t> at = slot_starts(calls);
+  return task.read_mem(kFirstEntryAddr + at[index] * kSlot + RELIVE_FP_DATA_OFFSET,
+                       replayed_len(calls[index]));
 }
 
 }  // namespace relive::tracee

@@ -57,7 +57,7 @@
 namespace relive::tracee {
 
 inline constexpr uint64_t kSyscallBufferAddr = 0x70000002000ull;
-inline constexpr uint64_t kSyscallBufferSize = 64 * 1024;
+inline constexpr uint64_t kSyscallBufferSize = 1024 * 1024;
 
 struct SyscallBufferHeader {
   uint64_t next = 0;
@@ -68,8 +68,10 @@ struct SyscallBufferHeader {
 };
 static_assert(sizeof(SyscallBufferHeader) == 64);
 
-// One call, as a trampoline writes it: all six argument registers, as a traced call's entry logs
-// them (replay compares them all). A replayer's entries hold the number and arguments negated.
+// One clock call, as a trampoline writes it: all six argument registers, as a traced call's entry
+// logs them (replay compares them all). A replayer's entries hold the number and arguments
+// negated. It is one 80-byte slot; a byte call's entry (fast_path_abi.h) takes one or more whole
+// slots, and `room` counts slots.
 struct SyscallBufferEntry {
   uint64_t nr = 0;
   uint64_t args[6] = {};
@@ -94,10 +96,17 @@ struct BufferedCall {
   int64_t result = 0;
   uint64_t write_addr = 0;  // 0: the call wrote nothing
   std::string write_data;
+  // A byte call that wrote from the program's memory (write, pwrite64): the bytes that went out;
+  // `continued`: only these, the rest went out through the traced path right after
+  // (fast_path_abi.h).
+  std::string written;
+  bool continued = false;
 };
 
-// Whether the fast path handles `nr` at all.
+// Whether the fast path handles `nr` at all: the vDSO's clock calls (the trampolines) and the byte
+// calls of patched syscall sites (fast_path.c).
 bool fast_path_syscall(int nr);
+bool fast_path_byte_call(int nr);
 
 // Decodes a buffer: `header` as read from the process and `entries`, the bytes from
 // header.logged up to header.next. A header or entry neither the trampolines nor the tracer
@@ -111,7 +120,8 @@ Result<std::vector<BufferedCall>> decode_syscall_buffer(const SyscallBufferHeade
 Result<std::vector<BufferedCall>> read_syscall_buffer(const Task& task,
                                                       SyscallBufferHeader* header);
 
-// Whether `ip` lies in the fast trampolines, where the buffer must not be emptied (see above).
+// Whether `ip` lies in the fast trampolines or the fast-path blob, where the buffer must not be
+// emptied (see above).
 bool in_fast_trampoline(uint64_t ip);
 
 // Empties the buffer and lets the fast path append `room` entries (0: none). Only for a thread
@@ -128,14 +138,24 @@ Status stop_syscall_buffer(const Task& task);
 // Replay: whether `call` is one a trampoline can take from the buffer (its form and what it
 // wrote are what the fast path's record side would have logged).
 bool replayable_from_buffer(const BufferedCall& call);
-// Replay: fills the buffer of the stopped `task`'s process with `calls` (each
-// replayable_from_buffer, at most kBufferCapacity) for its trampolines to return in order.
+// Replay: whether a logged byte call (read, write, pread64, pwrite64) has a form the fast path
+// (fast_path.c) can answer.
+bool replayable_byte_call(const BufferedCall& call);
+// Replay: the slots `call` (replayable) takes in a prefilled buffer.
+uint64_t buffer_slots(const BufferedCall& call);
+// Replay: fills the buffer of the stopped `task`'s process with `calls` (each replayable, at
+// most kBufferCapacity slots in all) for its trampolines and fast path to return in order.
 Status prefill_syscall_buffer(const Task& task, const std::vector<BufferedCall>& calls);
-// Replay: how many of the prefilled calls the trampolines have returned; a header the replayer
-// did not leave (the program scribbled over it) is Status::Corruption.
-Result<uint64_t> syscall_buffer_taken(const Task& task, uint64_t prefilled);
-// Replay: passes over the next prefilled entry (the `taken`th of `prefilled`), which the
-// replayer answered itself (the program made that call without a trampoline, with syscall(2)).
-Status pass_syscall_buffer_entry(const Task& task, uint64_t taken, uint64_t prefilled);
+// Replay: how many of the prefilled `calls` were returned; a header the replayer did not leave
+// (the program scribbled over it) is Status::Corruption.
+Result<uint64_t> syscall_buffer_taken(const Task& task, const std::vector<BufferedCall>& calls);
+// Replay: passes over the next prefilled entry (the `taken`th of `calls`), which the replayer
+// answered itself (the program made that call without a trampoline, with syscall(2)).
+Status pass_syscall_buffer_entry(const Task& task, uint64_t taken,
+                                 const std::vector<BufferedCall>& calls);
+// Replay: the bytes the replayed write `calls[index]` left in its entry (fast_path.c), for the
+// replayer to check against the log's hash and to reproduce the program's output from.
+Result<std::string> replayed_write_bytes(const Task& task, const std::vector<BufferedCall>& calls,
+                                         uint64_t index);
 
 }  // namespace relive::tracee

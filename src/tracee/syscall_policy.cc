@@ -14,7 +14,7 @@ using P = Policy;
 Decision unsupported(std::string why) { return {P::kUnsupported, std::move(why)}; }
 
 Decision decide_mmap(const SyscallArgs& a) {
-  uint64_t prot = a[2], flags = a[3];
+  uint64_t flags = a[3];
   if (flags & MAP_ANONYMOUS) return {P::kAllow, {}};
   // A shared writable mapping is recorded like any file mapping (the processes of a recording
   // run one at a time, so their writes through it are deterministic); the capture refuses one

@@ -167,6 +167,13 @@ Regs Task::regs() const {
   return r;
 }
 
+Result<Regs> Task::try_regs() const {
+  Regs r{};
+  if (::ptrace(PTRACE_GETREGS, tid_, nullptr, &r) != 0)
+    return PosixError(fmt::format("PTRACE_GETREGS on {}", tid_), errno);
+  return r;
+}
+
 void Task::set_regs(const Regs& r) const {
   long rc = ::ptrace(PTRACE_SETREGS, tid_, nullptr, &r);
   RELIVE_CHECK(rc == 0, "PTRACE_SETREGS on {} failed: errno {}", tid_, errno);

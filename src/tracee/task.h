@@ -60,6 +60,8 @@ class Task {
 
   Regs regs() const;
   void set_regs(const Regs& regs) const;
+  // regs() where the thread may be gone (killed meanwhile): an error, not a bug.
+  Result<Regs> try_regs() const;
 
   // Memory access. Reads of unmapped memory fail with Status::IoError.
   Status read_mem(uint64_t addr, void* buf, size_t len) const;

@@ -10,6 +10,7 @@
 #include "common/check.h"
 #include "tracee/process_info.h"
 #include "tracee/syscall_buffer.h"
+#include "tracee/x86_asm.h"
 
 namespace relive::tracee {
 namespace {
@@ -49,85 +50,6 @@ std::string jump_to(uint64_t target) {
   out.append(reinterpret_cast<const char*>(&target), sizeof target);
   return out;
 }
-
-// Just enough of an x86-64 assembler for the fast trampolines. None of the instruction forms
-// touches the flags, and the only registers written are the ones the traced call's `syscall`
-// writes too (rax, rcx, r11): a fast call leaves the thread exactly as the traced one would, so a
-// replay that takes the traced path finds the same registers wherever it compares them.
-class Asm {
- public:
-  explicit Asm(uint64_t at) : at_(at) {}
-  std::string take() { return std::move(code_); }
-  void bytes(std::initializer_list<int> b) {
-    for (int x : b) code_.push_back(static_cast<char>(x));
-  }
-  void imm32(uint32_t v) { code_.append(reinterpret_cast<const char*>(&v), sizeof v); }
-  void imm64(uint64_t v) { code_.append(reinterpret_cast<const char*>(&v), sizeof v); }
-  void load_rcx(uint64_t addr) {  // mov addr(%rip),%rcx
-    bytes({0x48, 0x8b, 0x0d});
-    rel32(addr);
-  }
-  void store_rcx(uint64_t addr) {  // mov %rcx,addr(%rip)
-    bytes({0x48, 0x89, 0x0d});
-    rel32(addr);
-  }
-  void jmp(uint64_t target) {
-    bytes({0xe9});
-    rel32(target);
-  }
-  void load_r11(uint64_t addr) {  // mov addr(%rip),%r11
-    bytes({0x4c, 0x8b, 0x1d});
-    rel32(addr);
-  }
-  void load_rcx_from_r11(int disp) {  // mov disp(%r11),%rcx
-    bytes({0x49, 0x8b, 0x4b, disp});
-  }
-  // Forward short jumps, resolved by bind() at the label.
-  size_t jrcxz() { return short_jump(0xe3); }
-  size_t jmp8() { return short_jump(0xeb); }
-  void bind(size_t jump) {
-    size_t d = code_.size() - (jump + 1);
-    RELIVE_CHECK(d < 128, "short jump too far");
-    code_[jump] = static_cast<char>(d);
-  }
-  // A forward near jump, resolved by bind32() at the label.
-  size_t jmp32() {
-    bytes({0xe9});
-    imm32(0);
-    return code_.size() - 4;
-  }
-  void bind32(size_t jump) {
-    auto d = static_cast<uint32_t>(code_.size() - (jump + 4));
-    std::memcpy(code_.data() + jump, &d, 4);
-  }
-  // Goes on when rcx is zero, else jumps to `target` (jrcxz over a near jmp).
-  void unless_rcx_zero_jmp(uint64_t target) {
-    bytes({0xe3, 0x05});
-    jmp(target);
-  }
-  // Jumps to `target` when rcx is zero, else goes on.
-  void when_rcx_zero_jmp(uint64_t target) {
-    size_t zero = jrcxz();
-    size_t other = jmp8();
-    bind(zero);
-    jmp(target);
-    bind(other);
-  }
-
- private:
-  uint64_t here() const { return at_ + code_.size(); }
-  void rel32(uint64_t target) {
-    int64_t d = static_cast<int64_t>(target - (here() + 4));
-    RELIVE_CHECK(d == static_cast<int32_t>(d), "rip-relative target too far");
-    imm32(static_cast<uint32_t>(d));
-  }
-  size_t short_jump(int op) {
-    bytes({op, 0});
-    return code_.size() - 1;
-  }
-  uint64_t at_;
-  std::string code_;
-};
 
 // The replay side of a fast trampoline (syscall_buffer.h): the next prefilled entry, when the
 // buffer has one and it is this very call, is returned without entering the kernel; otherwise the
@@ -332,7 +254,7 @@ Result<VdsoPatch> patch_vdso(const Task& task, uint64_t base) {
   RELIVE_ASSIGN_OR_RETURN(std::vector<Symbol> syms, functions(img));
   std::string page = trampoline_page();
   RELIVE_RETURN_IF_ERROR(task.write_mem(kTrampolineAddr, page.data(), page.size()));
-  VdsoPatch patch{base, kTrampolineAddr + 5, {}};  // target 0 is clock_gettime's syscall
+  VdsoPatch patch{base, kTrampolineSyscallInsn, {}};
   for (const Symbol& s : syms) {
     int t = target_for(s.name);
     if (t < 0) continue;

@@ -29,6 +29,9 @@ namespace relive::tracee {
 // The trampoline page: right after the scratch page (inject.h), mapped read+exec.
 inline constexpr uint64_t kTrampolineAddr = 0x70000001000ull;
 inline constexpr uint64_t kTrampolineSize = 4096;
+// A `syscall` instruction in the trampoline page (clock_gettime's traced trampoline), for
+// injecting calls into a thread stopped at a syscall exit.
+inline constexpr uint64_t kTrampolineSyscallInsn = kTrampolineAddr + 5;
 // The fast trampolines (syscall_buffer.h): calls made from these bytes of the trampoline page are
 // let through by the seccomp filter without a stop.
 inline constexpr uint64_t kFastTrampolineOffset = 0x100;

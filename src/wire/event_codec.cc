@@ -32,6 +32,7 @@ void build(const trace::SyscallEvent& s, SyscallEvent::Builder b) {
   b.setDataHash(s.data_hash);
   if (!s.file.empty()) b.setFile(as_text(s.file));
   if (!s.shared_key.empty()) b.setSharedKey(as_text(s.shared_key));
+  if (s.continued) b.setContinued(true);
 }
 
 void build(const trace::RdtscEvent& r, RdtscEvent::Builder b) {
@@ -66,6 +67,13 @@ void build_event(const trace::Event& e, Event::Builder b) {
           p.setTid(v.tid);
           p.setRegs(as_data(v.regs));
           p.setStateHash(v.state_hash);
+        } else if constexpr (std::is_same_v<T, trace::SitePatchEvent>) {
+          auto p = b.initSitePatch();
+          p.setTid(v.tid);
+          p.setSite(v.site);
+          p.setStub(v.stub);
+          p.setStubPage(v.stub_page);
+          p.setNewPage(v.new_page);
         } else if constexpr (std::is_same_v<T, trace::SyscallEntryEvent>) {
           auto entry = b.initSyscallEntry();
           entry.setTid(v.tid);
@@ -122,6 +130,7 @@ Result<trace::Event> decode(SyscallEvent::Reader r) {
   s.data_hash = r.getDataHash();
   s.file = to_string(r.getFile());
   s.shared_key = to_string(r.getSharedKey());
+  s.continued = r.getContinued();
   return trace::Event(std::move(s));
 }
 
@@ -163,6 +172,11 @@ Result<trace::Event> decode_root(Event::Reader e) {
       }
       return trace::Event(
           trace::PreemptEvent{p.getTid(), to_string(p.getRegs()), p.getStateHash()});
+    }
+    case Event::SITE_PATCH: {
+      auto p = e.getSitePatch();
+      return trace::Event(trace::SitePatchEvent{p.getTid(), p.getSite(), p.getStub(),
+                                                p.getStubPage(), p.getNewPage()});
     }
   }
   return Status::Corruption(fmt::format("unknown event kind {}", static_cast<int>(e.which())));

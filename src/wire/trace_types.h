@@ -12,8 +12,9 @@
 
 namespace relive::trace {
 
-// Bump when a reader of the old format would misread the new one.
-inline constexpr uint32_t kFormatVersion = 1;
+// Bump when a reader of the old format would misread the new one. 2: SitePatchEvent (a reader of
+// version 1 would replay a patched process without its patches).
+inline constexpr uint32_t kFormatVersion = 2;
 
 // A span of tracee memory that a syscall wrote (an out-buffer); written back at replay.
 struct MemWrite {
@@ -46,6 +47,9 @@ struct SyscallEvent {
   // kMapFile of a shared writable mapping: the file's identity at record ("dev:inode"). Replay
   // maps every such mapping of one file (in any of the recorded processes) from one working copy.
   std::string shared_key;
+  // A write the fast path made (tracee/fast_path_abi.h) of which only `result` bytes went out;
+  // the rest is this thread's next write, made through the traced path.
+  bool continued = false;
   bool operator==(const SyscallEvent&) const = default;
 };
 
@@ -104,6 +108,17 @@ inline uint64_t preempt_ip(const PreemptEvent& p) {
   return ip;
 }
 
+// The tracer patched a syscall site of thread `tid`'s process (tracee/syscall_sites.h) as the
+// thread was about to run on from that site's syscall exit; replay makes the same patch there.
+struct SitePatchEvent {
+  int32_t tid = 0;
+  uint64_t site = 0;       // the `syscall` instruction's address
+  uint64_t stub = 0;       // where its stub starts
+  uint64_t stub_page = 0;  // the page holding the stub
+  bool new_page = false;   // the page was mapped for this patch
+  bool operator==(const SitePatchEvent&) const = default;
+};
+
 // The last event of a trace: the whole process ended with this wait(2) status.
 struct ProcessExitEvent {
   int32_t status = 0;
@@ -111,7 +126,7 @@ struct ProcessExitEvent {
 };
 
 using Event = std::variant<SyscallEvent, RdtscEvent, SignalEvent, ThreadExitEvent, ProcessExitEvent,
-                           SyscallEntryEvent, DetachEvent, PreemptEvent>;
+                           SyscallEntryEvent, DetachEvent, PreemptEvent, SitePatchEvent>;
 
 // Whether the recording host could trap rdtsc/rdtscp (tracee/rdtsc.h).
 enum class TscTrapping : uint8_t { kUnknown = 0, kTrapped = 1, kUntrapped = 2 };

@@ -78,7 +78,7 @@ TEST(Dump, PrintsHeaderThenOneLinePerEvent) {
   std::vector<std::string> tail(r.lines.end() - expected_events.size(), r.lines.end());
   EXPECT_EQ(tail, expected_events);
   std::vector<std::string> head(r.lines.begin(), r.lines.end() - expected_events.size());
-  EXPECT_EQ(head.front(), "format_version: 1");
+  EXPECT_EQ(head.front(), "format_version: " + std::to_string(trace::kFormatVersion));
   EXPECT_NE(
       std::find(head.begin(), head.end(), "argv: cat -n 'file with spaces' $'\\xff\\xfe\\x00bin'"),
       head.end());

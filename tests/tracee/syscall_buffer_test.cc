@@ -3,6 +3,7 @@
 // decoded as the recorder decodes it.
 #include "tracee/syscall_buffer.h"
 
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
@@ -14,6 +15,7 @@
 #include <ctime>
 #include <string>
 
+#include "tracee/fast_path_abi.h"
 #include "tracee/out_buffers.h"
 #include "tracee/vdso.h"
 
@@ -297,7 +299,7 @@ TEST_F(SyscallBufferTest, PrefilledCallsReplayWithEveryRegisterAsRecorded) {
   relive_test_call(fast_entry(0), 12345, addr(&ts), &rep[3]);
   EXPECT_EQ(ts.tv_sec, 0);  // the failed call wrote nothing
   for (int i = 0; i < 4; ++i) EXPECT_EQ(rep[i], rec[i]) << "call " << i;
-  auto taken = syscall_buffer_taken(Task(::getpid()), 4);
+  auto taken = syscall_buffer_taken(Task(::getpid()), calls);
   ASSERT_TRUE(taken.ok()) << taken.status().to_string();
   EXPECT_EQ(*taken, 4u);
   EXPECT_EQ(header()->room, 0u);
@@ -329,7 +331,7 @@ TEST_F(SyscallBufferTest, APrefilledCallTheProgramDoesNotMakeIsNotTaken) {
                      addr(&ts), &r);
     EXPECT_EQ(r.rax, 0u);
     EXPECT_NE(ts.tv_sec, 0);  // the kernel's answer
-    auto taken = syscall_buffer_taken(Task(::getpid()), 1);
+    auto taken = syscall_buffer_taken(Task(::getpid()), prefilled);
     ASSERT_TRUE(taken.ok()) << taken.status().to_string();
     EXPECT_EQ(*taken, 0u) << "case " << &prefilled - &others[0];
     EXPECT_EQ(header()->room, 1u);
@@ -338,10 +340,10 @@ TEST_F(SyscallBufferTest, APrefilledCallTheProgramDoesNotMakeIsNotTaken) {
   ASSERT_TRUE(prefill_syscall_buffer(Task(::getpid()), calls).ok());
   timeval tv{};
   relive_test_call(fast_entry(1), addr(&tv), 0, &r);
-  EXPECT_EQ(*syscall_buffer_taken(Task(::getpid()), 1), 0u);
+  EXPECT_EQ(*syscall_buffer_taken(Task(::getpid()), calls), 0u);
   // The recorder's own words, or a program that scribbled over them, are no replay buffer.
   header()->mode = 0;
-  auto taken = syscall_buffer_taken(Task(::getpid()), 1);
+  auto taken = syscall_buffer_taken(Task(::getpid()), calls);
   ASSERT_FALSE(taken.ok());
   EXPECT_EQ(taken.status().code(), Status::Code::kCorruption);
 }
@@ -403,7 +405,7 @@ TEST(SyscallBufferDecode, AnEntryNoTrampolineWroteIsRefused) {
     return decode_syscall_buffer(h, std::string(reinterpret_cast<const char*>(&e), sizeof e));
   };
   EXPECT_TRUE(one({SYS_clock_gettime, {1, 0x1000}, 0, {}}).ok());
-  EXPECT_FALSE(one({SYS_read, {0, 0x1000, 10}, 5, {}}).ok());           // not a fast-path call
+  EXPECT_FALSE(one({SYS_read, {0, 0x1000, 10}, 5, {}}).ok());           // 5 read, 0 bytes logged
   EXPECT_FALSE(one({~0ull, {}, 0, {}}).ok());                           // garbage
   EXPECT_FALSE(one({SYS_clock_gettime, {1, 0x1000}, 16, {}}).ok());     // not 0 or an error
   EXPECT_FALSE(one({SYS_gettimeofday, {0x1000, 0x2000}, 0, {}}).ok());  // a time zone
@@ -419,4 +421,136 @@ TEST(SyscallBufferDecode, EntriesShorterThanTheHeaderSaysAreRefused) {
 }
 
 }  // namespace
+// The byte calls of patched sites (fast_path.c, the host build) and the vDSO's clock calls share
+// the buffer; the recorder decodes both, in order, whatever their sizes.
+TEST_F(SyscallBufferTest, ByteCallsAndClockCallsDecodeInOrder) {
+  int fd[2];
+  ASSERT_EQ(::pipe2(fd, O_CLOEXEC), 0);
+  ASSERT_EQ(::write(fd[1], "abc", 3), 3);
+  reset(100);
+  char buf[100] = {};
+  relive_fp_frame r{};
+  r.nr = SYS_read;
+  r.args[0] = fd[0], r.args[1] = addr(buf), r.args[2] = sizeof buf;
+  ASSERT_EQ(relive_fast_path(&r, reinterpret_cast<void*>(kSyscallBufferAddr)), RELIVE_FP_DONE);
+  timespec ts{};
+  RegDump regs{};
+  relive_test_call(fast_entry(0), CLOCK_MONOTONIC, addr(&ts), &regs);
+  std::string text(200, 'w');
+  relive_fp_frame w{};
+  w.nr = SYS_write;
+  w.args[0] = fd[1], w.args[1] = addr(text.data()), w.args[2] = text.size();
+  ASSERT_EQ(relive_fast_path(&w, reinterpret_cast<void*>(kSyscallBufferAddr)), RELIVE_FP_DONE);
+  std::vector<BufferedCall> calls = drain();
+  ASSERT_EQ(calls.size(), 3u);
+  EXPECT_EQ(calls[0].nr, SYS_read);
+  EXPECT_EQ(calls[0].result, 3);
+  EXPECT_EQ(calls[0].write_addr, addr(buf));
+  EXPECT_EQ(calls[0].write_data, "abc");
+  EXPECT_EQ(calls[1].nr, SYS_clock_gettime);
+  EXPECT_EQ(calls[1].write_data.size(), 16u);
+  EXPECT_EQ(calls[2].nr, SYS_write);
+  EXPECT_EQ(calls[2].result, 200);
+  EXPECT_EQ(calls[2].write_addr, 0u);
+  EXPECT_EQ(calls[2].written, text);
+  EXPECT_FALSE(calls[2].continued);
+  // Entries of 1 + 1 + 4 slots (a 200-byte write: 72 + 200 bytes); the read took room for the
+  // 100 bytes it asked for (3 slots) before it knew it would get 3: room until the next drain.
+  EXPECT_EQ(header()->next - kFirstEntryAddr, 6 * sizeof(SyscallBufferEntry));
+  EXPECT_EQ(header()->room, 100u - 8u);
+  ::close(fd[0]);
+  ::close(fd[1]);
+}
+
+TEST(SyscallBufferDecode, AByteCallEntryTheFastPathCouldNotWriteIsRefused) {
+  // One byte-call entry of `len` logged bytes in `slots` slots.
+  auto one = [](uint64_t nr, uint64_t count, int64_t result, uint64_t len_word, uint64_t len,
+                uint64_t slots) {
+    std::string bytes(slots * sizeof(SyscallBufferEntry), 'd');
+    relive_fp_call c{nr, {3, 0x1000, count}, result};
+    std::memcpy(bytes.data(), &c, sizeof c);
+    std::memcpy(bytes.data() + RELIVE_FP_CALL_BYTES, &len_word, sizeof len_word);
+    (void)len;
+    SyscallBufferHeader h{kFirstEntryAddr + bytes.size(), 0, kFirstEntryAddr, {}};
+    return decode_syscall_buffer(h, bytes);
+  };
+  auto ok = one(SYS_read, 100, 8, 8, 8, 1);
+  ASSERT_TRUE(ok.ok()) << ok.status().to_string();
+  EXPECT_EQ((*ok)[0].write_data, "dddddddd");
+  EXPECT_TRUE(one(SYS_write, 100, 40, 40 | RELIVE_FP_CONTINUED, 40, 2).ok());
+  EXPECT_TRUE(one(SYS_read, 100, -EBADF, 0, 0, 1).ok());
+  EXPECT_FALSE(one(SYS_read, 100, 9, 8, 8, 1).ok());  // result is not what was logged
+  EXPECT_FALSE(one(SYS_read, 4, 8, 8, 8, 1).ok());    // more than was asked for
+  EXPECT_FALSE(one(SYS_read, 100, 8, 8 | RELIVE_FP_CONTINUED, 8, 1).ok());     // a continued read
+  EXPECT_FALSE(one(SYS_write, 40, 40, 40 | RELIVE_FP_CONTINUED, 40, 2).ok());  // nothing left
+  EXPECT_FALSE(one(SYS_read, 100, 90, 90, 90, 1).ok());          // data past the last slot
+  EXPECT_FALSE(one(SYS_read, ~0ull, 5, ~0ull >> 1, 0, 1).ok());  // an absurd length
+  EXPECT_FALSE(one(SYS_read, 100, -EBADF, 3, 3, 1).ok());        // bytes with an error
+}
+
+// Replay of byte calls: the replayer prefills a read (with its logged bytes), a clock call and a
+// continued write; the fast path answers them in order; the replayer then finds every call taken
+// and reads back the bytes the write left in its entry.
+TEST_F(SyscallBufferTest, PrefilledByteCallsReplayInOrder) {
+  char buf[32] = {};
+  std::string text = "written by the program";
+  timespec ts_rec{1000000000, 3};
+  std::vector<BufferedCall> calls(3);
+  calls[0] = {SYS_read, {7, addr(buf), sizeof buf}, 5, addr(buf), "bytes"};
+  calls[2] = {SYS_write, {8, addr(text.data()), text.size()}, 7, 0, {}};
+  calls[2].continued = true;
+  // The clock call as the harness makes it (its registers all count), with a logged value no
+  // clock gives now.
+  timespec ts{};
+  RegDump regs{};
+  reset(10);
+  relive_test_call(fast_entry(0), 1, addr(&ts), &regs);
+  std::vector<BufferedCall> recorded = drain();
+  ASSERT_EQ(recorded.size(), 1u);
+  calls[1] = recorded[0];
+  calls[1].write_data.assign(reinterpret_cast<const char*>(&ts_rec), sizeof ts_rec);
+  EXPECT_TRUE(replayable_byte_call(calls[0]));
+  EXPECT_TRUE(replayable_from_buffer(calls[1]));
+  EXPECT_TRUE(replayable_byte_call(calls[2]));
+  ASSERT_TRUE(prefill_syscall_buffer(Task(::getpid()), calls).ok());
+  auto* buffer = reinterpret_cast<void*>(kSyscallBufferAddr);
+  relive_fp_frame r{SYS_read, {7, addr(buf), sizeof buf}, 0, 0};
+  ASSERT_EQ(relive_fast_path(&r, buffer), RELIVE_FP_DONE);
+  EXPECT_EQ(r.result, 5);
+  EXPECT_EQ(std::string(buf, 5), "bytes");
+  EXPECT_EQ(*syscall_buffer_taken(Task(::getpid()), calls), 1u);
+  ts = {};
+  relive_test_call(fast_entry(0), 1, addr(&ts), &regs);
+  EXPECT_EQ(std::memcmp(&ts, &ts_rec, sizeof ts), 0);
+  relive_fp_frame w{SYS_write, {8, addr(text.data()), text.size()}, 0, 0};
+  ASSERT_EQ(relive_fast_path(&w, buffer), RELIVE_FP_CONTINUE);
+  EXPECT_EQ(w.partial, 7u);
+  EXPECT_EQ(*syscall_buffer_taken(Task(::getpid()), calls), 3u);
+  auto bytes = replayed_write_bytes(Task(::getpid()), calls, 2);
+  ASSERT_TRUE(bytes.ok()) << bytes.status().to_string();
+  EXPECT_EQ(*bytes, text.substr(0, 7));
+  // Passing over an entry the replayer answered itself lands on the next one's slots.
+  ASSERT_TRUE(prefill_syscall_buffer(Task(::getpid()), calls).ok());
+  ASSERT_TRUE(pass_syscall_buffer_entry(Task(::getpid()), 0, calls).ok());
+  EXPECT_EQ(*syscall_buffer_taken(Task(::getpid()), calls), 1u);
+  relive_test_call(fast_entry(0), 1, addr(&ts), &regs);
+  EXPECT_EQ(*syscall_buffer_taken(Task(::getpid()), calls), 2u);
+}
+
+TEST(SyscallBufferReplay, ByteCallsTheFastPathCannotAnswerAreNotReplayable) {
+  uint64_t b = 0x1000;
+  EXPECT_TRUE(replayable_byte_call({SYS_read, {3, b, 10}, 4, b, "abcd"}));
+  EXPECT_TRUE(replayable_byte_call({SYS_read, {3, b, 10}, 0, 0, ""}));
+  EXPECT_TRUE(replayable_byte_call({SYS_pwrite64, {3, b, 10, 5}, 10, 0, ""}));
+  EXPECT_TRUE(replayable_byte_call({SYS_read, {3, b, 10}, -EINTR, 0, ""}));
+  EXPECT_FALSE(replayable_byte_call({SYS_read, {3, b, 10}, 4, b, "abc"}));       // bytes != result
+  EXPECT_FALSE(replayable_byte_call({SYS_read, {3, b, 10}, 4, b + 1, "abcd"}));  // elsewhere
+  EXPECT_FALSE(replayable_byte_call({SYS_read, {3, b, 2}, 4, b, "abcd"}));       // more than asked
+  EXPECT_FALSE(replayable_byte_call({SYS_write, {3, b, 10}, 4, b, "abcd"}));  // a write that read
+  EXPECT_FALSE(replayable_byte_call({SYS_getpid, {}, 4, 0, ""}));
+  BufferedCall whole{SYS_write, {3, b, 10}, 10, 0, ""};
+  whole.continued = true;  // continued with nothing left
+  EXPECT_FALSE(replayable_byte_call(whole));
+}
+
 }  // namespace relive::tracee

@@ -29,9 +29,15 @@ TEST(EventCodec, RoundTripsEveryKind) {
 TEST(EventCodec, RoundTripsDefaultsAndLargeWrites) {
   trace::SyscallEvent big;
   big.writes = {{0x1000, std::string(3 << 20, 'x')}, {0, std::string()}};
+  trace::SyscallEvent continued;  // a fast-path write whose rest went out traced
+  continued.nr = 1;
+  continued.result = 96;
+  continued.continued = true;
   for (const trace::Event& e :
-       {trace::Event(trace::SyscallEvent{}), trace::Event(big), trace::Event(trace::SignalEvent{}),
-        trace::Event(trace::ProcessExitEvent{-1})}) {
+       {trace::Event(trace::SyscallEvent{}), trace::Event(big), trace::Event(continued),
+        trace::Event(trace::SignalEvent{}), trace::Event(trace::ProcessExitEvent{-1}),
+        trace::Event(
+            trace::SitePatchEvent{7, 0x7ffff7eca2ab, 0x7ffff8000140, 0x7ffff8000000, true})}) {
     Result<trace::Event> back = decode_event(encode_event(e));
     ASSERT_TRUE(back.ok()) << back.status().to_string();
     EXPECT_EQ(*back, e);

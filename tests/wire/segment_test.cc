@@ -7,6 +7,7 @@
 
 #include "common/hash.h"
 #include "wire/le_bytes.h"
+#include "wire/trace_types.h"
 
 namespace relive::wire {
 namespace {
@@ -74,7 +75,7 @@ TEST(Segment, RoundTripsEmptySegmentAndShortestEvents) {
 TEST(Segment, WritesTheDocumentedHeader) {
   std::string frame = encode_segment(7, sample(3));
   EXPECT_EQ(frame.substr(0, 4), "RLSG");
-  EXPECT_EQ(get_u16(frame, kVersionAt), 1);
+  EXPECT_EQ(get_u16(frame, kVersionAt), relive::trace::kFormatVersion);
   EXPECT_EQ(get_u16(frame, kFlagsAt), 0);
   EXPECT_EQ(get_u64(frame, kSeqAt), 7u);
   EXPECT_EQ(get_u32(frame, kCountAt), 3u);
@@ -170,11 +171,11 @@ TEST(SegmentDecoder, RejectsEveryFlippedBitInHeader) {
 
 TEST(SegmentDecoder, ReportsFutureVersion) {
   std::string frame = encode_segment(0, sample(2));
-  set_le(&frame, kVersionAt, 2, 2);
+  set_le(&frame, kVersionAt, relive::trace::kFormatVersion + 1, 2);
   fix_header_hash(&frame);
   Status s = decode_error(frame);
   ASSERT_EQ(s.code(), Status::Code::kVersionMismatch) << s.to_string();
-  EXPECT_TRUE(contains(s, "2")) << s.message();
+  EXPECT_TRUE(contains(s, std::to_string(relive::trace::kFormatVersion + 1))) << s.message();
 }
 
 TEST(SegmentDecoder, RejectsUnknownFlags) {

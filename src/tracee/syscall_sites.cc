@@ -1,0 +1,113 @@
+#include "tracee/syscall_sites.h"
+
+#include "common/check.h"
+#include "tracee/fast_path_abi.h"
+#include "tracee/x86_asm.h"
+
+namespace relive::tracee {
+namespace {
+
+// The stub's frame on the stack, in 8-byte words: relive_fp_frame (nr, args[6], result,
+// partial), then the six argument registers as the program passed them (the fast path may
+// adjust the frame's copy for a continued write; the program gets its own values back), then
+// a pad to 16 bytes.
+constexpr int kNr = 0, kArgs = 8, kResult = 56, kPartial = 64, kOriginal = 72;
+constexpr int kFrameBytes = 128;
+// The most stack the fast path uses below the frame (its return address included), with room to
+// spare: gcc -fstack-usage gives 112 bytes for relive_fast_path.
+constexpr uint32_t kFastPathStack = 256;
+static_assert(sizeof(relive_fp_frame) == kOriginal);
+
+// The argument registers in the kernel's order: rdi, rsi, rdx, r10, r8, r9.
+// mov %reg,disp8(%rsp) and mov disp8(%rsp),%reg: REX, ModRM (with SIB 0x24 and disp8).
+constexpr int kRex[6] = {0x48, 0x48, 0x48, 0x4c, 0x4c, 0x4c};
+constexpr int kModRm[6] = {0x7c, 0x74, 0x54, 0x54, 0x44, 0x4c};
+
+void store_arg(Asm& a, int i, int disp) { a.bytes({kRex[i], 0x89, kModRm[i], 0x24, disp}); }
+void load_arg(Asm& a, int i, int disp) { a.bytes({kRex[i], 0x8b, kModRm[i], 0x24, disp}); }
+
+}  // namespace
+
+bool is_patchable_site(std::string_view bytes) { return bytes == kSitePattern; }
+
+std::string site_jump(uint64_t site, uint64_t stub) {
+  Asm a(site);
+  a.jmp(stub);
+  a.bytes({0x0f, 0x1f, 0x00});  // nopl (%rax): never executed, the stub returns past it
+  std::string code = a.take();
+  RELIVE_CHECK(code.size() == kSiteBytes, "site jump is not 8 bytes");
+  return code;
+}
+
+SiteStub site_stub(uint64_t site, uint64_t at, uint64_t fast_path, uint64_t buffer) {
+  Asm b(at);
+  b.bytes({0x48, 0x8d, 0x64, 0x24, 0x80});  // lea -128(%rsp),%rsp      past the red zone
+  b.bytes({0x9c});                          // pushf                     r11 at the end
+  b.bytes({0x55});                          // push %rbp
+  b.bytes({0x48, 0x89, 0xe5});              // mov %rsp,%rbp
+  b.bytes({0x48, 0x83, 0xe4, 0xf0});        // and $-16,%rsp            the C call's alignment
+  b.bytes({0x48, 0x81, 0xec});              // sub $kFrameBytes,%rsp
+  b.imm32(kFrameBytes);
+  b.bytes({0x48, 0x89, 0x04, 0x24});  // mov %rax,(%rsp)          frame.nr
+  for (int i = 0; i < 6; ++i) {
+    store_arg(b, i, kArgs + 8 * i);      // frame.args[i]
+    store_arg(b, i, kOriginal + 8 * i);  // the program's own copy
+  }
+  b.bytes({0x48, 0xc7, 0x44, 0x24, kPartial, 0, 0, 0, 0});  // movq $0,frame.partial
+  b.bytes({0x48, 0x89, 0xe7});                              // mov %rsp,%rdi
+  b.bytes({0x48, 0xbe});                                    // movabs $buffer,%rsi
+  b.imm64(buffer);
+  b.bytes({0x49, 0xbb});  // movabs $fast_path,%r11
+  b.imm64(fast_path);
+  b.bytes({0x41, 0xff, 0xd3});  // call *%r11
+  // The fast path's stack below the frame is left zeroed: recording and replay run different
+  // code there, and a preemption compares the thread's memory (thread_state.h), dead stack too.
+  b.bytes({0x41, 0x89, 0xc3});        // mov %eax,%r11d          the action
+  b.bytes({0x48, 0x8d, 0xbc, 0x24});  // lea -kFastPathStack(%rsp),%rdi
+  b.imm32(static_cast<uint32_t>(-kFastPathStack));
+  b.bytes({0xb9});  // mov $kFastPathStack/8,%ecx
+  b.imm32(kFastPathStack / 8);
+  b.bytes({0x31, 0xc0});                    // xor %eax,%eax
+  b.bytes({0xf3, 0x48, 0xab});              // rep stosq
+  b.bytes({0x44, 0x89, 0xd8});              // mov %r11d,%eax
+  b.bytes({0x83, 0xf8, RELIVE_FP_TRACED});  // cmp $TRACED,%eax
+  size_t traced = b.je8();
+  b.bytes({0x83, 0xf8, RELIVE_FP_CONTINUE});  // cmp $CONTINUE,%eax
+  size_t cont = b.je8();
+  b.bytes({0x48, 0x8b, 0x44, 0x24, kResult});  // DONE: mov frame.result,%rax
+  size_t done = b.jmp8();
+  // TRACED and CONTINUE: the call through the traced path, from here, with the frame's
+  // arguments (the rest of a continued write).
+  b.bind(traced);
+  b.bind(cont);  // CONTINUE is told apart by frame.partial, which TRACED leaves 0
+  for (int i = 0; i < 6; ++i) load_arg(b, i, kArgs + 8 * i);
+  b.bytes({0x48, 0x8b, 0x04, 0x24});            // mov frame.nr,%rax
+  b.bytes({0x0f, 0x05});                        // syscall                  (traced: a stop, logged)
+  b.bytes({0x48, 0x8b, 0x4c, 0x24, kPartial});  // mov frame.partial,%rcx
+  size_t whole = b.jrcxz();
+  b.bytes({0x48, 0x3d, 0x00, 0xf0, 0xff, 0xff});  // cmp $-4096,%rax
+  size_t failed = b.ja8();
+  b.bytes({0x48, 0x01, 0xc8});  // add %rcx,%rax              partial + the rest
+  size_t added = b.jmp8();
+  b.bind(failed);
+  b.bytes({0x48, 0x89, 0xc8});  // mov %rcx,%rax              the rest failed: partial
+  b.bind(added);
+  b.bind(whole);
+  b.bind(done);
+  for (int i = 0; i < 6; ++i) load_arg(b, i, kOriginal + 8 * i);  // the program's registers
+  b.bytes({0x48, 0x89, 0xec});                                    // mov %rbp,%rsp
+  b.bytes({0x5d});                                                // pop %rbp
+  b.bytes({0x41, 0x5b});                                          // pop %r11   the flags at entry
+  b.bytes({0x48, 0x8d, 0xa4, 0x24, 0x80, 0x00, 0x00, 0x00});      // lea 128(%rsp),%rsp
+  b.bytes({0x48, 0xb9});  // movabs $site+2,%rcx   as the kernel's syscall leaves it
+  b.imm64(site + 2);
+  SiteStub out;
+  out.tail = b.here();
+  b.bytes({0x48, 0x3d, 0x00, 0xf0, 0xff, 0xff});  // cmp $-4096,%rax   what the site did
+  b.jmp(site + kSiteBytes);
+  out.code = b.take();
+  RELIVE_CHECK(out.code.size() <= kSiteStubStride, "site stub too long");
+  return out;
+}
+
+}  // namespace relive::tracee

@@ -1,0 +1,327 @@
+// fast_path.c built for the host and called directly, on a buffer in this process's memory and
+// real descriptors (a regular file, pipes, /dev/null): what it does at record (which calls it
+// makes itself, which it sends down the traced path, the entries it leaves) and at replay (which
+// prefilled entries it answers).
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "common/file_util.h"
+#include "test_util.h"
+#include "tracee/fast_path_abi.h"
+
+namespace {
+
+// A syscall buffer in the test's memory: the header and `slots` slots.
+struct Buffer {
+  explicit Buffer(uint64_t slots, uint64_t mode = 0)
+      : bytes(sizeof(relive_fp_header) + slots * RELIVE_FP_SLOT, '\0') {
+    header()->next = header()->logged = first();
+    header()->room = slots;
+    header()->mode = mode;
+  }
+  relive_fp_header* header() { return reinterpret_cast<relive_fp_header*>(bytes.data()); }
+  uint64_t first() { return reinterpret_cast<uint64_t>(bytes.data()) + sizeof(relive_fp_header); }
+  uint64_t used_bytes() { return header()->next - first(); }
+  // The entry at `offset` bytes from the first: the call, the length word, the data.
+  relive_fp_call call_at(uint64_t offset) {
+    relive_fp_call c;
+    std::memcpy(&c, bytes.data() + sizeof(relive_fp_header) + offset, sizeof c);
+    return c;
+  }
+  uint64_t len_word_at(uint64_t offset) {
+    uint64_t w;
+    std::memcpy(&w, bytes.data() + sizeof(relive_fp_header) + offset + RELIVE_FP_CALL_BYTES,
+                sizeof w);
+    return w;
+  }
+  std::string data_at(uint64_t offset, uint64_t len) {
+    return bytes.substr(sizeof(relive_fp_header) + offset + RELIVE_FP_DATA_OFFSET, len);
+  }
+  // Replay: appends a prefilled entry as the replayer writes it (number and arguments negated).
+  void prefill(uint64_t nr, std::vector<uint64_t> args, int64_t result, const std::string& data,
+               bool continued = false) {
+    uint64_t at = first() + filled_;
+    unsigned char* e = reinterpret_cast<unsigned char*>(at);
+    relive_fp_call c{};
+    c.nr = -nr;
+    for (size_t i = 0; i < 6; ++i) c.args[i] = -(i < args.size() ? args[i] : 0);
+    c.result = result;
+    uint64_t len = data.size() | (continued ? RELIVE_FP_CONTINUED : 0);
+    std::memcpy(e, &c, sizeof c);
+    std::memcpy(e + RELIVE_FP_CALL_BYTES, &len, sizeof len);
+    std::memcpy(e + RELIVE_FP_DATA_OFFSET, data.data(), data.size());
+    filled_ += slots(data.size()) * RELIVE_FP_SLOT;
+  }
+  static uint64_t slots(uint64_t len) {
+    return (RELIVE_FP_DATA_OFFSET + len + RELIVE_FP_SLOT - 1) / RELIVE_FP_SLOT;
+  }
+  std::string bytes;
+  uint64_t filled_ = 0;
+};
+
+relive_fp_frame frame(uint64_t nr, std::vector<uint64_t> args) {
+  relive_fp_frame f{};
+  f.nr = nr;
+  for (size_t i = 0; i < args.size(); ++i) f.args[i] = args[i];
+  return f;
+}
+
+uint64_t addr(const void* p) { return reinterpret_cast<uint64_t>(p); }
+
+struct Pipe {
+  Pipe() { EXPECT_EQ(::pipe2(fd, O_CLOEXEC), 0); }
+  ~Pipe() {
+    ::close(fd[0]);
+    ::close(fd[1]);
+  }
+  int fd[2];
+};
+
+}  // namespace
+
+TEST(FastPath, RecordsAReadFromARegularFileWithItsBytes) {
+  relive::testing::TempDir dir;
+  std::string path = dir / "f";
+  std::string contents(10000, '\0');
+  for (size_t i = 0; i < contents.size(); ++i) contents[i] = static_cast<char>(i * 7);
+  ASSERT_TRUE(relive::write_file_atomic(path, contents).ok());
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  ASSERT_GE(fd, 0);
+  char buf[4096];
+  Buffer b(1000);
+  relive_fp_frame f = frame(SYS_read, {uint64_t(fd), addr(buf), sizeof buf});
+  ASSERT_EQ(relive_fast_path(&f, b.bytes.data()), RELIVE_FP_DONE);
+  EXPECT_EQ(f.result, 4096);
+  EXPECT_EQ(std::string(buf, 4096), contents.substr(0, 4096));
+  EXPECT_EQ(::lseek(fd, 0, SEEK_CUR), 4096);  // the file's own position moved, as read(2)'s
+  relive_fp_call c = b.call_at(0);
+  EXPECT_EQ(c.nr, uint64_t(SYS_read));
+  EXPECT_EQ(c.args[1], addr(buf));
+  EXPECT_EQ(c.result, 4096);
+  EXPECT_EQ(b.len_word_at(0), 4096u);
+  EXPECT_EQ(b.data_at(0, 4096), contents.substr(0, 4096));
+  EXPECT_EQ(b.used_bytes(), Buffer::slots(4096) * RELIVE_FP_SLOT);
+  EXPECT_EQ(b.header()->room, 1000 - Buffer::slots(4096));
+
+  // pread64 at an offset: the position is not moved; past the end: 0 bytes, a one-slot entry.
+  relive_fp_frame p = frame(SYS_pread64, {uint64_t(fd), addr(buf), 100, 9950});
+  ASSERT_EQ(relive_fast_path(&p, b.bytes.data()), RELIVE_FP_DONE);
+  EXPECT_EQ(p.result, 50);
+  EXPECT_EQ(std::string(buf, 50), contents.substr(9950));
+  EXPECT_EQ(::lseek(fd, 0, SEEK_CUR), 4096);
+  relive_fp_frame end = frame(SYS_pread64, {uint64_t(fd), addr(buf), 100, 20000});
+  ASSERT_EQ(relive_fast_path(&end, b.bytes.data()), RELIVE_FP_DONE);
+  EXPECT_EQ(end.result, 0);
+  EXPECT_EQ(b.used_bytes(), (Buffer::slots(4096) + Buffer::slots(50) + 1) * RELIVE_FP_SLOT);
+  ::close(fd);
+}
+
+// A regular file whose range is only partly cached reads short with RWF_NOWAIT; the program must
+// still get the whole range, as read(2) gives it.
+TEST(FastPath, AReadOfAPartlyCachedFileIsWhole) {
+  relive::testing::TempDir dir;
+  std::string path = dir / "f";
+  std::string contents(64 * 4096, 'x');
+  for (size_t i = 0; i < contents.size(); i += 4096) contents[i] = static_cast<char>('a' + i % 26);
+  ASSERT_TRUE(relive::write_file_atomic(path, contents).ok());
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  ASSERT_GE(fd, 0);
+  ASSERT_EQ(::fdatasync(fd), 0);  // clean pages can be dropped
+  ASSERT_EQ(::posix_fadvise(fd, 4096, 0, POSIX_FADV_DONTNEED), 0);
+  std::string buf(8 * 4096, '\0');
+  Buffer b(1000);
+  relive_fp_frame f = frame(SYS_read, {uint64_t(fd), addr(buf.data()), buf.size()});
+  int action = relive_fast_path(&f, b.bytes.data());
+  if (action == RELIVE_FP_TRACED) {
+    // Not even the first page cached (dropped with the rest): nothing read, nothing logged.
+    EXPECT_EQ(::lseek(fd, 0, SEEK_CUR), 0);
+    EXPECT_EQ(b.used_bytes(), 0u);
+  } else {
+    ASSERT_EQ(action, RELIVE_FP_DONE);
+    EXPECT_EQ(f.result, static_cast<int64_t>(buf.size()));
+    EXPECT_EQ(buf, contents.substr(0, buf.size()));
+    EXPECT_EQ(b.len_word_at(0), buf.size());
+    EXPECT_EQ(b.data_at(0, buf.size()), buf);
+  }
+  ::close(fd);
+}
+
+TEST(FastPath, AReadThatWouldBlockTakesTheTracedPathAndConsumesNothing) {
+  Pipe p;
+  char buf[64];
+  Buffer b(100);
+  relive_fp_frame f = frame(SYS_read, {uint64_t(p.fd[0]), addr(buf), sizeof buf});
+  EXPECT_EQ(relive_fast_path(&f, b.bytes.data()), RELIVE_FP_TRACED);
+  EXPECT_EQ(b.used_bytes(), 0u);
+  // What arrives later is still there for the traced read.
+  ASSERT_EQ(::write(p.fd[1], "hello", 5), 5);
+  EXPECT_EQ(::read(p.fd[0], buf, sizeof buf), 5);
+}
+
+TEST(FastPath, APipeReadReturnsWhatIsThereAsRead2Does) {
+  Pipe p;
+  ASSERT_EQ(::write(p.fd[1], "0123456789", 10), 10);
+  char buf[100];
+  Buffer b(100);
+  relive_fp_frame f = frame(SYS_read, {uint64_t(p.fd[0]), addr(buf), sizeof buf});
+  ASSERT_EQ(relive_fast_path(&f, b.bytes.data()), RELIVE_FP_DONE);
+  EXPECT_EQ(f.result, 10);
+  EXPECT_EQ(b.data_at(0, 10), "0123456789");
+  EXPECT_EQ(b.used_bytes(), Buffer::slots(10) * RELIVE_FP_SLOT);
+}
+
+TEST(FastPath, ErrorsAreLoggedAsTheKernelGaveThem) {
+  char buf[16];
+  Buffer b(100);
+  relive_fp_frame f = frame(SYS_read, {uint64_t(9999), addr(buf), sizeof buf});
+  ASSERT_EQ(relive_fast_path(&f, b.bytes.data()), RELIVE_FP_DONE);
+  EXPECT_EQ(f.result, -EBADF);
+  EXPECT_EQ(b.call_at(0).result, -EBADF);
+  EXPECT_EQ(b.len_word_at(0), 0u);
+}
+
+TEST(FastPath, WhatDoesNotFitOrCannotBeSaidTakesTheTracedPath) {
+  relive::testing::TempDir dir;
+  std::string path = dir / "f";
+  ASSERT_TRUE(relive::write_file_atomic(path, std::string(8192, 'y')).ok());
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  std::string buf(RELIVE_FP_MAX_DATA + 1, '\0');
+  Buffer small(Buffer::slots(4096) - 1);
+  relive_fp_frame f = frame(SYS_read, {uint64_t(fd), addr(buf.data()), 4096});
+  EXPECT_EQ(relive_fast_path(&f, small.bytes.data()), RELIVE_FP_TRACED);  // no room
+  Buffer big(100000);
+  relive_fp_frame huge = frame(SYS_read, {uint64_t(fd), addr(buf.data()), buf.size()});
+  EXPECT_EQ(relive_fast_path(&huge, big.bytes.data()), RELIVE_FP_TRACED);  // over the limit
+  relive_fp_frame neg = frame(SYS_pread64, {uint64_t(fd), addr(buf.data()), 10, uint64_t(-1)});
+  EXPECT_EQ(relive_fast_path(&neg, big.bytes.data()), RELIVE_FP_TRACED);  // pread64's EINVAL
+  relive_fp_frame other = frame(SYS_getpid, {});
+  EXPECT_EQ(relive_fast_path(&other, big.bytes.data()), RELIVE_FP_TRACED);
+  Buffer odd(100, 7);  // a mode neither recorder nor replayer writes
+  relive_fp_frame r = frame(SYS_read, {uint64_t(fd), addr(buf.data()), 10});
+  EXPECT_EQ(relive_fast_path(&r, odd.bytes.data()), RELIVE_FP_TRACED);
+  EXPECT_EQ(::lseek(fd, 0, SEEK_CUR), 0);  // none of them read anything
+  EXPECT_EQ(small.used_bytes() + big.used_bytes() + odd.used_bytes(), 0u);
+  ::close(fd);
+}
+
+TEST(FastPath, RecordsAWriteWithItsBytes) {
+  Pipe p;
+  Buffer b(100);
+  const char msg[] = "a line of output\n";
+  relive_fp_frame f = frame(SYS_write, {uint64_t(p.fd[1]), addr(msg), sizeof msg - 1});
+  ASSERT_EQ(relive_fast_path(&f, b.bytes.data()), RELIVE_FP_DONE);
+  EXPECT_EQ(f.result, static_cast<int64_t>(sizeof msg - 1));
+  EXPECT_EQ(b.data_at(0, sizeof msg - 1), msg);
+  EXPECT_EQ(b.len_word_at(0), sizeof msg - 1);
+  char got[64];
+  EXPECT_EQ(::read(p.fd[0], got, sizeof got), static_cast<ssize_t>(sizeof msg - 1));
+}
+
+// A pipe with less space than the write: the part that fits goes out here, the rest through
+// the traced path (which may block), as one blocking write(2) would have written it all.
+TEST(FastPath, AWriteThatFitsOnlyInPartContinuesOnTheTracedPath) {
+  Pipe p;
+  ASSERT_EQ(::fcntl(p.fd[1], F_SETPIPE_SZ, 4096), 4096);
+  std::string fill(4096 - 100, 'f');
+  ASSERT_EQ(::write(p.fd[1], fill.data(), fill.size()), static_cast<ssize_t>(fill.size()));
+  std::string msg(300, 'm');
+  Buffer b(100);
+  relive_fp_frame f = frame(SYS_write, {uint64_t(p.fd[1]), addr(msg.data()), msg.size()});
+  int action = relive_fast_path(&f, b.bytes.data());
+  if (action == RELIVE_FP_TRACED) {
+    // The kernel took none of it (a pipe write under PIPE_BUF is all or nothing): untouched.
+    EXPECT_EQ(f.args[1], addr(msg.data()));
+    EXPECT_EQ(f.args[2], msg.size());
+    EXPECT_EQ(b.used_bytes(), 0u);
+    return;
+  }
+  ASSERT_EQ(action, RELIVE_FP_CONTINUE);
+  ASSERT_GT(f.partial, 0u);
+  ASSERT_LT(f.partial, msg.size());
+  EXPECT_EQ(f.args[1], addr(msg.data()) + f.partial);
+  EXPECT_EQ(f.args[2], msg.size() - f.partial);
+  EXPECT_EQ(b.len_word_at(0), f.partial | RELIVE_FP_CONTINUED);
+  EXPECT_EQ(b.call_at(0).result, static_cast<int64_t>(f.partial));
+}
+
+TEST(FastPath, AWriteToAFullPipeTakesTheTracedPathAndWritesNothing) {
+  Pipe p;
+  ASSERT_EQ(::fcntl(p.fd[1], F_SETPIPE_SZ, 4096), 4096);
+  std::string fill(4096, 'f');
+  ASSERT_EQ(::write(p.fd[1], fill.data(), fill.size()), 4096);
+  Buffer b(100);
+  relive_fp_frame f = frame(SYS_write, {uint64_t(p.fd[1]), addr("x"), 1});
+  EXPECT_EQ(relive_fast_path(&f, b.bytes.data()), RELIVE_FP_TRACED);
+  EXPECT_EQ(b.used_bytes(), 0u);
+}
+
+TEST(FastPath, ReplayAnswersAPrefilledReadWithItsBytes) {
+  Buffer b(100, RELIVE_FP_REPLAY_MODE);
+  char buf[32] = {};
+  b.prefill(SYS_read, {3, addr(buf), sizeof buf}, 5, "hello");
+  b.prefill(SYS_write, {1, addr("out"), 3}, 3, std::string(3, '\0'));
+  b.header()->room = Buffer::slots(5) + Buffer::slots(3);
+  relive_fp_frame f = frame(SYS_read, {3, addr(buf), sizeof buf});
+  ASSERT_EQ(relive_fast_path(&f, b.bytes.data()), RELIVE_FP_DONE);
+  EXPECT_EQ(f.result, 5);
+  EXPECT_EQ(std::string(buf, 5), "hello");
+  EXPECT_EQ(b.header()->room, Buffer::slots(3));
+  // The write: same bytes, answered; no descriptor 1 is written (the replayer reproduces it).
+  relive_fp_frame w = frame(SYS_write, {1, addr("out"), 3});
+  ASSERT_EQ(relive_fast_path(&w, b.bytes.data()), RELIVE_FP_DONE);
+  EXPECT_EQ(w.result, 3);
+  EXPECT_EQ(b.header()->room, 0u);
+  EXPECT_EQ(b.used_bytes(), (Buffer::slots(5) + Buffer::slots(3)) * RELIVE_FP_SLOT);
+  // Nothing left: the next call takes the traced path.
+  relive_fp_frame again = frame(SYS_read, {3, addr(buf), sizeof buf});
+  EXPECT_EQ(relive_fast_path(&again, b.bytes.data()), RELIVE_FP_TRACED);
+}
+
+TEST(FastPath, ReplaySendsACallThatDiffersDownTheTracedPath) {
+  const char same[] = "same", other[] = "diff";
+  for (int which = 0; which < 4; ++which) {
+    Buffer b(100, RELIVE_FP_REPLAY_MODE);
+    b.prefill(SYS_write, {1, addr(same), 4}, 4, std::string(4, '\0'));
+    b.header()->room = Buffer::slots(4);
+    relive_fp_frame f = frame(SYS_write, {1, addr(same), 4});
+    if (which == 0) f.nr = SYS_read;
+    if (which == 1) f.args[0] = 2;
+    if (which == 2) f.args[5] = 1;  // a register the call ignores still counts, as traced
+    if (which == 3) f.args[1] = addr(other);
+    EXPECT_EQ(relive_fast_path(&f, b.bytes.data()), RELIVE_FP_TRACED) << which;
+    EXPECT_EQ(b.used_bytes(), 0u) << which;
+    EXPECT_EQ(b.header()->room, Buffer::slots(4)) << which;
+  }
+}
+
+// The log keeps a write's hash, not its bytes: the replayed write leaves its bytes in the entry
+// for the replayer to check and to reproduce the output from.
+TEST(FastPath, ReplayOfAWriteLeavesItsBytesForTheReplayer) {
+  char out[4] = {'s', 'a', 'm', 'x'};
+  Buffer b(100, RELIVE_FP_REPLAY_MODE);
+  b.prefill(SYS_write, {1, addr(out), 4}, 4, std::string(4, '\0'));
+  b.header()->room = Buffer::slots(4);
+  relive_fp_frame f = frame(SYS_write, {1, addr(out), 4});
+  ASSERT_EQ(relive_fast_path(&f, b.bytes.data()), RELIVE_FP_DONE);
+  EXPECT_EQ(f.result, 4);
+  EXPECT_EQ(b.data_at(0, 4), "samx");
+}
+
+TEST(FastPath, ReplayOfAContinuedWriteContinuesOnTheTracedPath) {
+  std::string msg(300, 'm');
+  Buffer b(100, RELIVE_FP_REPLAY_MODE);
+  b.prefill(SYS_write, {5, addr(msg.data()), msg.size()}, 96, std::string(96, '\0'), true);
+  b.header()->room = Buffer::slots(96);
+  relive_fp_frame f = frame(SYS_write, {5, addr(msg.data()), msg.size()});
+  ASSERT_EQ(relive_fast_path(&f, b.bytes.data()), RELIVE_FP_CONTINUE);
+  EXPECT_EQ(f.partial, 96u);
+  EXPECT_EQ(f.args[1], addr(msg.data()) + 96);
+  EXPECT_EQ(f.args[2], msg.size() - 96);
+  EXPECT_EQ(b.data_at(0, 96), msg.substr(0, 96));
+}

@@ -1,0 +1,208 @@
+// A patched syscall site run in this process: a stand-in for a libc wrapper (`mov $nr,%eax`, the
+// site's 8 bytes, `ret`) patched to jump to a stub, which calls the fast path (fast_path.c, built
+// for the host) on a buffer in this process's memory. No tracer: a call the fast path sends down
+// the traced path is simply made by the stub's own `syscall`.
+#include "tracee/syscall_sites.h"
+
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <string>
+
+#include "tracee/fast_path_abi.h"
+#include "tracee/fast_path_blob.h"
+
+namespace relive::tracee {
+namespace {
+
+// Two pages: the wrapper at the start of the first, stubs in the second.
+class PatchedWrapper {
+ public:
+  explicit PatchedWrapper(int nr) {
+    mem_ = static_cast<unsigned char*>(::mmap(nullptr, 8192, PROT_READ | PROT_WRITE | PROT_EXEC,
+                                              MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+    EXPECT_NE(mem_, MAP_FAILED);
+    std::string code;
+    code += "\x49\x89\xca";  // mov %rcx,%r10   (the C ABI's fourth argument, the kernel's)
+    code += '\xb8';          // mov $nr,%eax
+    code.append(reinterpret_cast<const char*>(&nr), 4);
+    site_ = reinterpret_cast<uint64_t>(mem_) + code.size();
+    code += kSitePattern;
+    code += '\xc3';  // ret
+    std::memcpy(mem_, code.data(), code.size());
+    buffer_.assign(sizeof(relive_fp_header) + 2000 * RELIVE_FP_SLOT, '\0');
+    header()->next = header()->logged =
+        reinterpret_cast<uint64_t>(buffer_.data()) + sizeof(relive_fp_header);
+    header()->room = 2000;
+  }
+  ~PatchedWrapper() { ::munmap(mem_, 8192); }
+
+  // `fast_path`: the host build's entry point, or the blob's where it is mapped.
+  void patch(uint64_t fast_path = reinterpret_cast<uint64_t>(&relive_fast_path)) {
+    uint64_t stub_at = reinterpret_cast<uint64_t>(mem_) + 4096;
+    SiteStub stub =
+        site_stub(site_, stub_at, fast_path, reinterpret_cast<uint64_t>(buffer_.data()));
+    std::memcpy(mem_ + 4096, stub.code.data(), stub.code.size());
+    std::string jump = site_jump(site_, stub_at);
+    std::memcpy(reinterpret_cast<void*>(site_), jump.data(), jump.size());
+  }
+
+  int64_t call(uint64_t a, uint64_t b, uint64_t c, uint64_t d = 0) {
+    using Fn = int64_t (*)(uint64_t, uint64_t, uint64_t, uint64_t);
+    return reinterpret_cast<Fn>(mem_)(a, b, c, d);
+  }
+  relive_fp_header* header() { return reinterpret_cast<relive_fp_header*>(buffer_.data()); }
+  uint64_t used() {
+    return header()->next - reinterpret_cast<uint64_t>(buffer_.data()) - sizeof(relive_fp_header);
+  }
+  uint64_t site() const { return site_; }
+
+ private:
+  unsigned char* mem_;
+  uint64_t site_ = 0;
+  std::string buffer_;
+};
+
+uint64_t slots(uint64_t len) {
+  return (RELIVE_FP_DATA_OFFSET + len + RELIVE_FP_SLOT - 1) / RELIVE_FP_SLOT;
+}
+
+}  // namespace
+
+TEST(SyscallSites, RecognisesGlibcsSitesOnly) {
+  EXPECT_TRUE(is_patchable_site(kSitePattern));
+  EXPECT_FALSE(is_patchable_site(std::string_view("\x0f\x05\x48\x3d\x01\xf0\xff\xff", 8)));
+  EXPECT_FALSE(is_patchable_site(kSitePattern.substr(0, 7)));
+  std::string jump = site_jump(0x1000, 0x2000);
+  EXPECT_EQ(jump.size(), kSiteBytes);
+  EXPECT_EQ(static_cast<unsigned char>(jump[0]), 0xe9);
+  int32_t rel;
+  std::memcpy(&rel, jump.data() + 1, 4);
+  EXPECT_EQ(0x1000 + 5 + rel, 0x2000);
+}
+
+TEST(SyscallSites, APatchedReadIsMadeByTheFastPathAndLogged) {
+  int fd[2];
+  ASSERT_EQ(::pipe2(fd, O_CLOEXEC), 0);
+  ASSERT_EQ(::write(fd[1], "payload", 7), 7);
+  PatchedWrapper w(SYS_read);
+  char buf[64] = {};
+  w.patch();
+  EXPECT_EQ(w.call(fd[0], reinterpret_cast<uint64_t>(buf), sizeof buf), 7);
+  EXPECT_EQ(std::string(buf, 7), "payload");
+  EXPECT_EQ(w.used(), slots(7) * RELIVE_FP_SLOT);
+  // Nothing left in the pipe, which is non-blocking here: the fast path would block, so the
+  // stub makes the call itself (the traced path) and returns the kernel's answer.
+  ASSERT_EQ(::fcntl(fd[0], F_SETFL, O_NONBLOCK), 0);
+  EXPECT_EQ(w.call(fd[0], reinterpret_cast<uint64_t>(buf), sizeof buf), -EAGAIN);
+  EXPECT_EQ(w.used(), slots(7) * RELIVE_FP_SLOT);
+  ::close(fd[0]);
+  ::close(fd[1]);
+}
+
+TEST(SyscallSites, AnUnpatchedSiteIsAPlainSyscall) {
+  PatchedWrapper w(SYS_getpid);
+  EXPECT_EQ(w.call(0, 0, 0), ::getpid());
+  EXPECT_EQ(w.used(), 0u);
+}
+
+TEST(SyscallSites, ACallTheFastPathDoesNotTakeGoesThroughTheStubUnchanged) {
+  PatchedWrapper w(SYS_getpid);
+  w.patch();
+  EXPECT_EQ(w.call(0, 0, 0), ::getpid());
+  EXPECT_EQ(w.used(), 0u);
+}
+
+// pwrite64 through the stub: the fourth argument (r10) reaches the kernel.
+TEST(SyscallSites, APatchedPwriteKeepsItsOffset) {
+  char path[] = "/tmp/relive-sites-XXXXXX";
+  int fd = ::mkstemp(path);
+  ASSERT_GE(fd, 0);
+  ::unlink(path);
+  PatchedWrapper w(SYS_pwrite64);
+  w.patch();
+  EXPECT_EQ(w.call(fd, reinterpret_cast<uint64_t>("abc"), 3, 10), 3);
+  char got[13] = {};
+  EXPECT_EQ(::pread(fd, got, sizeof got, 0), 13);
+  EXPECT_EQ(std::string(got + 10, 3), "abc");
+  ::close(fd);
+}
+
+// A write that fits only in part: the fast path writes what fits, the stub writes the rest
+// through its own syscall (blocking) and returns the whole count, as write(2) would.
+TEST(SyscallSites, APartWriteIsCompletedThroughTheStubsOwnCall) {
+  int fd[2];
+  ASSERT_EQ(::pipe2(fd, O_CLOEXEC), 0);
+  ASSERT_EQ(::fcntl(fd[1], F_SETPIPE_SZ, 4096), 4096);
+  std::string fill(4096 - 1000, 'f');
+  ASSERT_EQ(::write(fd[1], fill.data(), fill.size()), static_cast<ssize_t>(fill.size()));
+  std::string msg(8000, 'm');
+  PatchedWrapper w(SYS_write);
+  w.patch();
+  std::string drained;
+  pid_t reader = ::fork();
+  if (reader == 0) {
+    std::string all;
+    char buf[4096];
+    while (all.size() < fill.size() + msg.size()) {
+      ssize_t n = ::read(fd[0], buf, sizeof buf);
+      if (n <= 0) ::_exit(2);
+      all.append(buf, static_cast<size_t>(n));
+    }
+    ::_exit(all == fill + msg ? 0 : 3);
+  }
+  EXPECT_EQ(w.call(fd[1], reinterpret_cast<uint64_t>(msg.data()), msg.size()),
+            static_cast<int64_t>(msg.size()));
+  // The fast path took the part that fitted (a pipe write over PIPE_BUF may be split), logged
+  // as continued; or, when the reader had not emptied anything yet and the kernel took nothing,
+  // the whole write went through the stub's own call.
+  if (w.used() != 0) {
+    uint64_t len_word;
+    std::memcpy(
+        &len_word,
+        reinterpret_cast<const char*>(w.header()) + sizeof(relive_fp_header) + RELIVE_FP_CALL_BYTES,
+        sizeof len_word);
+    EXPECT_TRUE(len_word & RELIVE_FP_CONTINUED);
+    EXPECT_GT(len_word & ~RELIVE_FP_CONTINUED, 0u);
+    EXPECT_LT(len_word & ~RELIVE_FP_CONTINUED, msg.size());
+  }
+  int status = 0;
+  ASSERT_EQ(::waitpid(reader, &status, 0), reader);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
+  ::close(fd[0]);
+  ::close(fd[1]);
+}
+
+// The embedded blob itself (what recorders map into traced processes), mapped at its fixed
+// address here: the same read through it.
+TEST(SyscallSites, TheEmbeddedBlobRunsAtItsAddress) {
+  std::string_view blob = fast_path_blob_bytes();
+  ASSERT_GT(blob.size(), 0u);
+  ASSERT_LE(blob.size(), kFastPathBlobSize);
+  void* at =
+      ::mmap(reinterpret_cast<void*>(kFastPathBlobAddr), kFastPathBlobSize, PROT_READ | PROT_WRITE,
+             MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+  ASSERT_EQ(at, reinterpret_cast<void*>(kFastPathBlobAddr)) << std::strerror(errno);
+  std::memcpy(at, blob.data(), blob.size());
+  ASSERT_EQ(::mprotect(at, kFastPathBlobSize, PROT_READ | PROT_EXEC), 0);
+  int fd[2];
+  ASSERT_EQ(::pipe2(fd, O_CLOEXEC), 0);
+  ASSERT_EQ(::write(fd[1], "from the blob", 13), 13);
+  PatchedWrapper w(SYS_read);
+  w.patch(kFastPathBlobAddr);
+  char buf[64] = {};
+  EXPECT_EQ(w.call(fd[0], reinterpret_cast<uint64_t>(buf), sizeof buf), 13);
+  EXPECT_EQ(std::string(buf, 13), "from the blob");
+  EXPECT_EQ(w.used(), slots(13) * RELIVE_FP_SLOT);
+  ::close(fd[0]);
+  ::close(fd[1]);
+  ::munmap(at, kFastPathBlobSize);
+}
+
+}  // namespace relive::tracee
