@@ -436,11 +436,18 @@ Result<bool> ReplaySession::settle_prefill(Thread& t) {
 Status ReplaySession::check_buffered_writes(Thread& t,
                                             const std::vector<tracee::BufferedCall>& calls,
                                             uint64_t taken) {
-  for (uint64_t i = t.checked_writes; i < taken; ++i) {
-    const WriteCheck& w = t.prefilled_out[i];
-    if (w.data_hash == 0 || calls[i].result <= 0) continue;
-    RELIVE_ASSIGN_OR_RETURN(std::string data, tracee::replayed_write_bytes(t.task, calls, i));
-    RELIVE_RETURN_IF_ERROR(put_out(t, t.prefilled_from + i, w, calls[i].args[0], data));
+  uint64_t from = std::min(t.checked_writes, taken);
+  bool any = false;
+  for (uint64_t i = from; i < taken; ++i) any = any || t.prefilled_out[i].data_hash != 0;
+  if (any) {
+    RELIVE_ASSIGN_OR_RETURN(std::vector<std::string> written,
+                            tracee::replayed_write_bytes(t.task, calls, from, taken));
+    for (uint64_t i = from; i < taken; ++i) {
+      const WriteCheck& w = t.prefilled_out[i];
+      if (w.data_hash == 0 || calls[i].result <= 0) continue;
+      RELIVE_RETURN_IF_ERROR(
+          put_out(t, t.prefilled_from + i, w, calls[i].args[0], written[i - from]));
+    }
   }
   t.checked_writes = taken;
   return Status::Ok();

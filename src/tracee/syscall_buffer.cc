@@ -273,13 +273,22 @@ Status pass_syscall_buffer_entry(const Task& task, uint64_t taken,
   return task.write_mem(kNextAddr, words, sizeof words);
 }
 
-Result<std::string> replayed_write_bytes(const Task& task, const std::vector<BufferedCall>& calls,
-                                         uint64_t index) {
-  RELIVE_CHECK(index < calls.size() && fast_path_byte_call(calls[index].nr),
-               "no replayed byte call there");
+Result<std::vector<std::string>> replayed_write_bytes(const Task& task,
+                                                      const std::vector<BufferedCall>& calls,
+                                                      uint64_t from, uint64_t to) {
+  RELIVE_CHECK(from <= to && to <= calls.size(), "no such prefilled calls");
   std::vector<uint64_t> at = slot_starts(calls);
-  return task.read_mem(kFirstEntryAddr + at[index] * kSlot + RELIVE_FP_DATA_OFFSET,
-                       replayed_len(calls[index]));
+  std::vector<std::string> out(to - from);
+  if (from == to) return out;
+  RELIVE_ASSIGN_OR_RETURN(std::string entries, task.read_mem(kFirstEntryAddr + at[from] * kSlot,
+                                                             (at[to] - at[from]) * kSlot));
+  for (uint64_t i = from; i < to; ++i) {
+    const BufferedCall& c = calls[i];
+    if (c.nr != SYS_write && c.nr != SYS_pwrite64) continue;
+    out[i - from] =
+        entries.substr((at[i] - at[from]) * kSlot + RELIVE_FP_DATA_OFFSET, replayed_len(c));
+  }
+  return out;
 }
 
 }  // namespace relive::tracee

@@ -153,9 +153,11 @@ Result<uint64_t> syscall_buffer_taken(const Task& task, const std::vector<Buffer
 // answered itself (the program made that call without a trampoline, with syscall(2)).
 Status pass_syscall_buffer_entry(const Task& task, uint64_t taken,
                                  const std::vector<BufferedCall>& calls);
-// Replay: the bytes the replayed write `calls[index]` left in its entry (fast_path.c), for the
-// replayer to check against the log's hash and to reproduce the program's output from.
-Result<std::string> replayed_write_bytes(const Task& task, const std::vector<BufferedCall>& calls,
-                                         uint64_t index);
+// Replay: the bytes each replayed write among `calls[from, to)` left in its entry (fast_path.c),
+// for the replayer to check against the log's hash and to reproduce the program's output from;
+// an empty string for the other calls. One read of the buffer.
+Result<std::vector<std::string>> replayed_write_bytes(const Task& task,
+                                                      const std::vector<BufferedCall>& calls,
+                                                      uint64_t from, uint64_t to);
 
 }  // namespace relive::tracee
