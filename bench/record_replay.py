@@ -5,7 +5,7 @@ For each subject: the native run, `relive record` and `relive replay` are timed 
 rounds (so machine noise hits all alike) and compared as ratios of medians. Recording and replay
 run both as shipped (tracer and program bound to one CPU) and with `--cpu none` (free to run on
 any CPU, as before the binding), side by side; recording and replay also with `--no-syscall-buffer`
-(every clock call through a ptrace stop, as before the fast path). Also reports
+(every clock call and byte call through a ptrace stop, as before the fast path). Also reports
 trace bytes per second of native execution and replay speed relative to recording.
 Prints a Markdown section on stdout.
 """
@@ -16,6 +16,7 @@ BUILD = os.environ.get("RELIVE_BUILD", os.path.join(ROOT, "build"))
 RELIVE = os.path.join(BUILD, "bin", "relive")
 ROUNDS = int(os.environ.get("RELIVE_BENCH_ROUNDS", "5"))
 CLOCK_READS = 1000000
+BYTE_CALL_LOOPS = 200000  # bench/byte_calls.c: a pread64 and a write each
 
 
 def timed(argv, **kw):
@@ -63,6 +64,8 @@ def main():
          [BUILD + "/bench/syscall_heavy", "/usr/bin/bash", "10"], ROUNDS),
         ("clock-heavy (1M clock_gettime, bench/clock_heavy.c)",
          [BUILD + "/bench/clock_heavy", str(CLOCK_READS)], ROUNDS),
+        ("byte calls (200k x (8-byte pread64 + 8-byte write), bench/byte_calls.c)",
+         [BUILD + "/bench/byte_calls", str(BYTE_CALL_LOOPS)], ROUNDS),
         ("python3 loop of 200k time.time_ns() + time.monotonic()",
          ["/usr/bin/python3", "-c",
           "import time\nfor _ in range(200000): time.time_ns(); time.monotonic()"], ROUNDS),
@@ -124,7 +127,21 @@ def main():
           "no kernel entry); the fast path enters the kernel for each call and appends it to the buffer. "
           f"At replay: from the buffer **{rep_fast_us:.2f} us**, traced {rep_traced_us:.1f} us "
           f"({rep_traced_us / rep_fast_us:.0f}x); the replayer writes the logged calls into the buffer "
-          "(up to 818 a time) and the trampolines return them without entering the kernel.")
+          "(up to 13,106 a time) and the trampolines return them without entering the kernel.")
+    byte = next(r for r in rows if r["name"].startswith("byte calls"))
+    calls = 2 * BYTE_CALL_LOOPS
+
+    def per_call(key):
+        return (byte[key] - byte["native"] - (start[key] - start["native"])) / calls * 1e6
+
+    print(f"\nCost per byte call (byte-calls row, less the `true` row's start-up cost, over {calls} "
+          f"calls): at record, fast path **{per_call('record'):.2f} us**, traced "
+          f"{per_call('record_traced'):.1f} us ({per_call('record_traced') / per_call('record'):.0f}x); "
+          f"at replay, from the buffer **{per_call('replay'):.2f} us**, traced "
+          f"{per_call('replay_traced'):.1f} us. Native: {byte['native'] / calls * 1e9:.0f} ns a call. "
+          "The fast path makes the call without blocking (preadv2/pwritev2 with RWF_NOWAIT) from a "
+          "stub the recorder patched over glibc's `syscall` and copies the bytes into the buffer; "
+          "the tracer logs them at the next stop.")
     print("\nGoals from the issue (record / native): ", end="")
     for r in rows:
         for key, goal in goals.items():
@@ -140,7 +157,8 @@ def main():
           f"{per_event_rec:.1f} us (two ptrace stops), replay {per_event_rep:.1f} us (one stop). "
           "Compute between syscalls runs at native speed, so the slowdown of a program is roughly "
           "its traced-syscall rate times that cost. rr reaches 1.2-1.4x on syscall-heavy loads "
-          "with an in-process syscall buffer that avoids stops; relive's takes only the vDSO's clock calls so far. "
+          "with an in-process syscall buffer that avoids stops; relive's takes the vDSO's clock calls and "
+          "read/write/pread64/pwrite64 from patched glibc sites so far. "
           f"Free to use any CPU (--cpu none): record {(heavy['record_free'] - heavy['native']) / heavy['events'] * 1e6:.1f} us, "
           f"replay {(heavy['replay_free'] - heavy['native']) / heavy['events'] * 1e6:.1f} us.")
     stop = {}

@@ -11,7 +11,8 @@
  * the tracer lowered meanwhile never wraps) and publishes the entry by advancing `next` only once
  * it is whole. Nothing here may block for as long as another recorded thread might take to
  * unblock it (one thread runs at a time): a read or write is tried with RWF_NOWAIT and goes
- * down the traced path, untouched, when it would block or the file cannot say. A read from a
+ * down the traced path, untouched, when it would block or the file cannot say, unless the file is
+ * a regular file, which is then read or written blocking (its disk answers). A read from a
  * regular file that came back short (part of the range not cached) reads the rest blocking:
  * the disk always answers, and a short read from a regular file would be a behaviour the
  * program never sees natively. A write that went out only in part (a pipe or socket filled up)
@@ -109,7 +110,13 @@ static int record_call(struct relive_fp_frame* f, volatile struct relive_fp_head
   h->room = room - slots; /* taken before the call: see syscall_buffer.h */
 
   long r = nowait_io(f->nr, fd, buf, count, pos);
-  if (r == -E_AGAIN || r == -E_OPNOTSUPP) return RELIVE_FP_TRACED; /* slots given back at drain */
+  if (r == -E_AGAIN || r == -E_OPNOTSUPP) {
+    /* A regular file waits for its disk, never for another thread: made blocking, as the program
+     * asked (most file systems take no buffered write, and no uncached read, with RWF_NOWAIT).
+     * Anything else goes traced; its slots come back at the drain. */
+    if (!is_regular_file(fd)) return RELIVE_FP_TRACED;
+    r = fp_syscall((long)f->nr, fd, (long)buf, (long)count, pos, 0, 0);
+  }
   if (is_read_call(f->nr) && r > 0 && (uint64_t)r < count && is_regular_file(fd)) {
     long rest = is_positioned(f->nr)
                     ? fp_syscall(NR_pread64, fd, (long)(buf + r), (long)(count - r), pos + r, 0, 0)

@@ -3,7 +3,10 @@
 // replayer fills, and the trace replays exactly as one recorded with every call traced: a clock
 // loop, a timer signal interrupting it, a thread polling the clock until another thread runs, two
 // threads sharing the buffer, the same calls made without the vDSO, and a program that scribbles
-// over the buffer.
+// over the buffer. And the byte calls (read, write, pread64, pwrite64) of the glibc syscall sites
+// the recorder patches (tracee/syscall_sites.h): on a file, on a pipe a reader blocks on, with a
+// timer signal whose handler writes through the same site, and beside the same calls made with
+// syscall(2).
 #include <gtest/gtest.h>
 
 #include <cstdlib>
@@ -15,6 +18,7 @@ namespace relive::testing {
 namespace {
 
 std::string subject() { return test_bin_dir() + "/subjects/clock_calls"; }
+std::string byte_subject() { return test_bin_dir() + "/subjects/byte_calls"; }
 
 // The count the recorder and the replayer log at debug level: "N syscalls (M through the syscall
 // buffer)", "N events (M through ...)".
@@ -33,13 +37,13 @@ struct Recorded {
 
 // Records the subject, replays the trace and checks the replay prints what the recording did.
 Recorded record_and_replay(const TempDir& d, const std::vector<std::string>& args,
-                           bool buffer = true) {
+                           bool buffer = true, const std::string& program = subject()) {
   std::string trace = d / (buffer ? "fast" : "traced");
   std::vector<std::string> rec = {"/usr/bin/env", "RELIVE_LOG=debug", relive_bin(), "record", "-o",
                                   trace};
   if (!buffer) rec.push_back("--no-syscall-buffer");
   rec.push_back("--");
-  rec.push_back(subject());
+  rec.push_back(program);
   rec.insert(rec.end(), args.begin(), args.end());
   Recorded out;
   out.rec = run(rec, 300);
@@ -110,6 +114,71 @@ TEST(SyscallBuffer, AProgramThatScribblesOverTheBufferEndsTheRecordingWithAClear
   EXPECT_NE(rec.exit_code, 0);
   EXPECT_NE(rec.err.find("syscall buffer"), std::string::npos) << rec.err;
   EXPECT_EQ(rec.out.find("clock read after the scribble"), std::string::npos) << rec.out;
+}
+
+// The sites a trace patched, from `relive dump`.
+size_t patched_sites(const std::string& trace) {
+  RunResult dump = run({relive_bin(), "dump", trace}, 120);
+  EXPECT_EQ(dump.exit_code, 0) << dump.err;
+  size_t n = 0;
+  for (size_t at = 0; (at = dump.out.find("patched syscall site", at)) != std::string::npos; ++at)
+    ++n;
+  return n;
+}
+
+TEST(SyscallBuffer, ByteCallsOfPatchedSitesAreLoggedByTheProgramAndReplayExactly) {
+  TempDir d;
+  RunResult native = run({byte_subject(), "file", "2000"}, 120);
+  ASSERT_EQ(native.exit_code, 0) << native.err;
+  Recorded fast = record_and_replay(d, {"file", "2000"}, true, byte_subject());
+  EXPECT_EQ(fast.rec.out, native.out);
+  EXPECT_GT(patched_sites(d / "fast"), 0u);
+  // Two calls a round after the first few; the 300 KiB write and read go traced.
+  EXPECT_GT(fast.buffered, 2000 * 2 - 100) << fast.rec.err;
+  EXPECT_GT(fast.replay_buffered, 2000 * 2 - 200);
+  // Replayed with every call through a stop, the patched trace prints the same.
+  RunResult rep = run({"/usr/bin/env", "RELIVE_LOG=debug", relive_bin(), "replay",
+                       "--no-syscall-buffer", d / "fast"},
+                      300);
+  EXPECT_EQ(rep.exit_code, 0) << rep.err;
+  EXPECT_EQ(rep.out, native.out);
+  EXPECT_EQ(buffered_count(rep.err), 0) << rep.err;
+  // Recorded without the fast path, nothing is patched, and the replay takes the byte calls from
+  // the buffer only where the program's own sites are patched: none.
+  Recorded traced = record_and_replay(d, {"file", "300"}, /*buffer=*/false, byte_subject());
+  EXPECT_EQ(traced.buffered, 0) << traced.rec.err;
+  EXPECT_EQ(patched_sites(d / "traced"), 0u);
+}
+
+TEST(SyscallBuffer, AReaderBlockedOnAnEmptyPipeGivesTheTurnToItsWriter) {
+  TempDir d;
+  RunResult native = run({byte_subject(), "pipe", "3000"}, 120);
+  ASSERT_EQ(native.exit_code, 0) << native.err;
+  Recorded r = record_and_replay(d, {"pipe", "3000"}, true, byte_subject());
+  EXPECT_EQ(r.rec.out, native.out);
+  EXPECT_GT(r.buffered, 1000) << r.rec.err;
+  EXPECT_GT(r.replay_buffered, 1000);
+}
+
+TEST(SyscallBuffer, TimerSignalsDuringByteCallsAreDeliveredWhereReplayFindsThem) {
+  TempDir d;
+  Recorded r = record_and_replay(d, {"signals", "40"}, true, byte_subject());
+  EXPECT_NE(r.rec.out.find("signals: 40 ticks"), std::string::npos) << r.rec.out;
+  EXPECT_GT(r.buffered, 0) << r.rec.err;
+  EXPECT_GT(r.replay_buffered, 0);
+}
+
+// The same calls made with syscall(2) reach no patched site: traced at record, and at replay
+// answered at their stop among the buffered ones.
+TEST(SyscallBuffer, ByteCallsMadeWithoutGlibcAmongBufferedOnesReplayExactly) {
+  TempDir d;
+  RunResult native = run({byte_subject(), "raw", "2000"}, 120);
+  ASSERT_EQ(native.exit_code, 0) << native.err;
+  Recorded r = record_and_replay(d, {"raw", "2000"}, true, byte_subject());
+  EXPECT_EQ(r.rec.out, native.out);
+  EXPECT_GT(r.buffered, 2000 * 2 - 100) << r.rec.err;
+  EXPECT_LT(r.buffered, 2000 * 3) << r.rec.err;  // the syscall(2) ones stopped
+  EXPECT_GT(r.replay_buffered, 2000 * 2 - 100);
 }
 
 }  // namespace
