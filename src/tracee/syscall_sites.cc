@@ -1,5 +1,7 @@
 #include "tracee/syscall_sites.h"
 
+#include <cstddef>
+
 #include "common/check.h"
 #include "tracee/fast_path_abi.h"
 #include "tracee/x86_asm.h"
@@ -16,6 +18,9 @@ constexpr int kFrameBytes = 128;
 // The most stack the fast path uses below the frame (its return address included), with room to
 // spare: gcc -fstack-usage gives 112 bytes for relive_fast_path.
 constexpr uint32_t kFastPathStack = 256;
+static_assert(offsetof(relive_fp_frame, nr) == kNr && offsetof(relive_fp_frame, args) == kArgs &&
+              offsetof(relive_fp_frame, result) == kResult &&
+              offsetof(relive_fp_frame, partial) == kPartial);
 static_assert(sizeof(relive_fp_frame) == kOriginal);
 
 // The argument registers in the kernel's order: rdi, rsi, rdx, r10, r8, r9.
