@@ -5,7 +5,8 @@ For each subject: the native run, `relive record` and `relive replay` are timed 
 rounds (so machine noise hits all alike) and compared as ratios of medians. Recording and replay
 run both as shipped (tracer and program bound to one CPU) and with `--cpu none` (free to run on
 any CPU, as before the binding), side by side; recording and replay also with `--no-syscall-buffer`
-(every clock call and byte call through a ptrace stop, as before the fast path). Also reports
+(every clock call and every call of glibc's syscall sites through a ptrace stop, as before the
+fast path). And a real server, redis-server under redis-benchmark, natively and recorded. Also reports
 trace bytes per second of native execution and replay speed relative to recording.
 Prints a Markdown section on stdout.
 """
@@ -54,6 +55,90 @@ def measure(name, argv, rounds):
                 replay_free=statistics.median(rep_free),
                 record_traced=statistics.median(rec_traced),
                 replay_traced=statistics.median(rep_traced))
+
+
+REDIS_REQUESTS = int(os.environ.get("RELIVE_BENCH_REDIS_REQUESTS", "20000"))
+REDIS_PORT = 6390
+
+
+def redis_cli(*args):
+    return subprocess.run(["redis-cli", "-p", str(REDIS_PORT), *args], capture_output=True,
+                          text=True, timeout=30)
+
+
+def redis_throughput(prefix, trace):
+    """redis-server started under `prefix` (nothing: natively), redis-benchmark with 50 clients
+    of SET and GET against it; then shut down and, when recorded, the trace replayed. Returns
+    {"SET": req/s, "GET": req/s} and whether the replay exited 0."""
+    argv = prefix + ["redis-server", "--port", str(REDIS_PORT), "--save", "", "--appendonly", "no",
+                     "--bind", "127.0.0.1", "--daemonize", "no"]
+    server = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 60
+        while redis_cli("ping").stdout.strip() != "PONG":
+            if server.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"redis-server did not start: {server.stderr.read().decode()[-400:]}")
+            time.sleep(0.05)
+        bench = subprocess.run(["redis-benchmark", "-p", str(REDIS_PORT), "-c", "50", "-n",
+                                str(REDIS_REQUESTS), "-t", "set,get", "-q"],
+                               capture_output=True, text=True, timeout=600)
+        rates = {}
+        for line in bench.stdout.replace("\r", "\n").splitlines():
+            for op in ("SET", "GET"):
+                if line.startswith(op + ":") and "requests per second" in line:
+                    rates[op] = float(line.split()[1])
+        redis_cli("shutdown", "nosave")
+        if server.wait(timeout=120) != 0:
+            raise RuntimeError(f"redis-server exited {server.returncode}: "
+                               f"{server.stderr.read().decode()[-400:]}")
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait()
+    replayed = None
+    if trace:
+        replayed = subprocess.run([RELIVE, "replay", trace], stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.DEVNULL, timeout=600).returncode == 0
+    return rates, replayed
+
+
+def measure_redis(rounds):
+    """A real server recorded from exec: redis-server's throughput natively, recorded with the
+    fast path and recorded with every call traced, in interleaved rounds."""
+    if shutil.which("redis-server") is None or shutil.which("redis-benchmark") is None:
+        print("\nredis-server or redis-benchmark missing: the server row is skipped.")
+        return
+    runs = {"native": [], "record": [], "traced": []}
+    replays = []
+    for _ in range(rounds):
+        d = tempfile.mkdtemp(prefix="relive-bench-redis-")
+        try:
+            runs["native"].append(redis_throughput([], None)[0])
+            rates, ok = redis_throughput([RELIVE, "record", "-o", d + "/t", "--"], d + "/t")
+            runs["record"].append(rates)
+            replays.append(ok)
+            rates, ok = redis_throughput([RELIVE, "record", "--no-syscall-buffer", "-o", d + "/v",
+                                          "--"], d + "/v")
+            runs["traced"].append(rates)
+            replays.append(ok)
+        finally:
+            shutil.rmtree(d, ignore_errors=True)
+
+    def med(kind, op):
+        return statistics.median(r.get(op, 0.0) for r in runs[kind])
+
+    print(f"\nA server recorded from exec: redis-server under `redis-benchmark -c 50 -n "
+          f"{REDIS_REQUESTS} -t set,get` (medians of {rounds} interleaved rounds, requests per "
+          "second):\n")
+    print("| | native | recorded | recorded / native | every call traced | traced / native |")
+    print("|---|---|---|---|---|---|")
+    for op in ("SET", "GET"):
+        n, r, t = med("native", op), med("record", op), med("traced", op)
+        print(f"| {op} | {n:.0f} | {r:.0f} | **{r / n * 100:.0f} %** | {t:.0f} | {t / n * 100:.0f} % |")
+    kept = min(med("record", op) / med("native", op) for op in ("SET", "GET"))
+    print(f"\nGoal: a recorded redis-server keeps >= 50 % of its throughput: {kept * 100:.0f} % "
+          f"({'met' if kept >= 0.5 else 'NOT met'}). Every recording replayed without divergence: "
+          f"{'yes' if all(replays) else 'NO'} ({sum(1 for r in replays if r)}/{len(replays)}).")
 
 
 def main():
@@ -158,7 +243,7 @@ def main():
           "Compute between syscalls runs at native speed, so the slowdown of a program is roughly "
           "its traced-syscall rate times that cost. rr reaches 1.2-1.4x on syscall-heavy loads "
           "with an in-process syscall buffer that avoids stops; relive's takes the vDSO's clock calls and "
-          "read/write/pread64/pwrite64 from patched glibc sites so far. "
+          "the common calls of patched glibc sites (README, How it works). "
           f"Free to use any CPU (--cpu none): record {(heavy['record_free'] - heavy['native']) / heavy['events'] * 1e6:.1f} us, "
           f"replay {(heavy['replay_free'] - heavy['native']) / heavy['events'] * 1e6:.1f} us.")
     stop = {}
@@ -190,6 +275,7 @@ def main():
             f"{(r['record'] - r['native']) / r['preempts'] * 1e3:.1f} ms of recording per preemption"
             for r in spins) + ". A preemption waits out a 10 ms slice, then two passes of the loop "
             "under ptrace and two hashes of writable memory.")
+    measure_redis(int(os.environ.get("RELIVE_BENCH_REDIS_ROUNDS", "3")))
     print(f"\nMedians of {ROUNDS} interleaved rounds (native, record, replay, record --cpu none, replay --cpu none, record --no-syscall-buffer, replay --no-syscall-buffer, native, ...). "
           "Times include process start; `relive record` includes copying the program and its "
           "libraries into the trace.")

@@ -49,8 +49,9 @@ void register_record(CLI::App& app, int* exit_code) {
       ->capture_default_str();
   add_cpu_option(cmd, &opts->cpu);
   cmd->add_flag("!--no-syscall-buffer", opts->syscall_buffer,
-                "Trace every clock call and read/write/pread64/pwrite64 (no patched libc sites) "
-                "instead of letting the program log them itself");
+                "Trace every clock call and every call of libc's syscall sites (reads, writes, "
+                "socket sends and receives, stat, poll, ...; no patched sites) instead of letting "
+                "the program log them itself");
   cmd->add_option("command", opts->argv, "Program and arguments (after --)");
   cmd->callback([opts, exit_code] {
     if (opts->argv.empty() == (opts->attach_pid == 0)) {
@@ -72,9 +73,11 @@ void register_replay(CLI::App& app, int* exit_code) {
   auto* cmd = app.add_subcommand("replay", "Re-execute a recorded trace exactly");
   cmd->add_option("trace", opts->trace_dir, "Trace directory")->required();
   add_cpu_option(cmd, &opts->cpu);
-  cmd->add_flag("!--no-syscall-buffer", opts->syscall_buffer,
-                "Replay every buffered call (clock and byte calls) through a stop instead of from "
-                "the program's buffer");
+  cmd->add_flag(
+      "!--no-syscall-buffer", opts->syscall_buffer,
+      "Replay every buffered call (clock calls and those of patched libc sites) through a "
+      "stop instead of from "
+      "the program's buffer");
   cmd->callback([opts, exit_code] {
     Result<ReplayResult> r = replay_trace(*opts);
     if (!r.ok()) {

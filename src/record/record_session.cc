@@ -243,8 +243,8 @@ Status RecordSession::resume(Thread& t) {
 // `t`, stopped at a syscall exit, is about to run on from there, the one thread in user space.
 // Right after a patched site's `syscall` is the middle of its jump now: it goes on from the
 // stub's tail instead (the same `cmp`, the same way back), before any signal frame can save that
-// address. A site whose traced byte call this was is patched here (and logged): no thread of the
-// process runs user code, and every other one stopped or blocked at that site comes through
+// address. A site whose traced fast-path call this was is patched here (and logged): no thread of
+// the process runs user code, and every other one stopped or blocked at that site comes through
 // here or through on_exit before it does.
 Status RecordSession::leave_syscall_site(Thread& t) {
   bool candidate = std::exchange(t.site_candidate, false);
@@ -540,7 +540,7 @@ Status RecordSession::on_exit(Thread& t, const Stop& stop) {
   t.state = State::kReady;
   t.at_syscall_exit = true;
   t.last_result = result;
-  t.site_candidate = buffer_on_ && tracee::fast_path_byte_call(t.nr);
+  t.site_candidate = buffer_on_ && tracee::fast_path_site_call(t.nr, t.args);
   return check_boundary_signal(t);
 }
 

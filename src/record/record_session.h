@@ -72,7 +72,7 @@ class RecordSession {
   // Zero: no limit.
   void set_spin_limit(std::chrono::milliseconds spin_limit) { spin_limit_ = spin_limit; }
   // Launched mode: the fast path (tracee/syscall_buffer.h) logs the vDSO's clock calls, and the
-  // byte calls of the libc syscall sites it patches (tracee/syscall_sites.h), without a ptrace
+  // common calls of the libc syscall sites it patches (tracee/syscall_sites.h), without a ptrace
   // stop; the tracer reads them at the thread's next stop. Off: every call is traced.
   void set_syscall_buffer(bool on) { buffer_on_ = on && mode_ == Mode::kSeccomp; }
   // SIGCHLD from the tracer's own checkpoint child is not the program's: drop it.
@@ -111,7 +111,7 @@ class RecordSession {
     int deliver_on_resume = 0;              // a logged signal to deliver when next resumed
     // The syscall sites patched in this thread's address space (shared by its threads).
     std::shared_ptr<tracee::SitePatcher> sites;
-    bool site_candidate = false;  // stopped at the exit of a traced byte call: patch its site?
+    bool site_candidate = false;  // stopped at the exit of a traced fast-path call: patch its site?
   };
 
   Status step();

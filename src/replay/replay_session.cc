@@ -297,18 +297,19 @@ namespace {
 
 // The call the fast path would have logged for `ev`, if a trampoline can return it at replay.
 std::optional<tracee::BufferedCall> buffered_call(const trace::SyscallEvent& ev) {
-  if (ev.mode != trace::SyscallMode::kEmulated || !tracee::fast_path_syscall(ev.nr) ||
-      ev.writes.size() > 1 || !ev.file.empty() || !ev.shared_key.empty())
+  bool clock_call = tracee::fast_path_clock_call(ev.nr);
+  if (ev.mode != trace::SyscallMode::kEmulated ||
+      (!clock_call && !tracee::fast_path_site_call(ev.nr, ev.args)) || ev.writes.size() > 1 ||
+      !ev.file.empty() || !ev.shared_key.empty())
     return std::nullopt;
-  bool byte_call = tracee::fast_path_byte_call(ev.nr);
-  if (ev.data_hash != 0 && !byte_call) return std::nullopt;
+  if (ev.data_hash != 0 && clock_call) return std::nullopt;
   tracee::BufferedCall c;
   c.nr = ev.nr;
   c.args = ev.args;
   c.result = ev.result;
   c.continued = ev.continued;
   if (!ev.writes.empty()) c.write_addr = ev.writes[0].addr, c.write_data = ev.writes[0].data;
-  if (byte_call ? !tracee::replayable_byte_call(c) : !tracee::replayable_from_buffer(c))
+  if (clock_call ? !tracee::replayable_from_buffer(c) : !tracee::replayable_site_call(c))
     return std::nullopt;
   return c;
 }

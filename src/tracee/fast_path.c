@@ -1,45 +1,55 @@
-/* The fast path inside a recorded or replayed process: byte calls (read, write, pread64, pwrite64)
- * made at a patched syscall site without a ptrace stop (fast_path_abi.h has the buffer layout,
- * syscall_buffer.h the protocol around it).
+/* The fast path inside a recorded or replayed process: the calls of patched syscall sites
+ * (fast_path_abi.h's rules: read, write, pread64, pwrite64, recvfrom, sendto, the stat calls,
+ * lseek, getdents64, getrandom, poll and epoll_wait that do not wait, FIONREAD, F_GETFL and the id
+ * calls) made without a ptrace stop (fast_path_abi.h has the buffer layout, syscall_buffer.h the
+ * protocol around it).
  *
- * Freestanding: no libc, no stack protector, general registers only (a fast call must leave the
- * program's vector registers as the kernel's `syscall` does: untouched). Its own system calls
- * go out from this code, whose addresses the recorder's seccomp filter lets through without a
- * stop; everything it does is therefore in the buffer for the tracer to log.
+ * Freestanding: no libc, no stack protector, no red zone, general registers only (a fast call
+ * must leave the program's vector registers as the kernel's `syscall` does: untouched). Its own
+ * system calls go out from this code, whose addresses the recorder's seccomp filter lets through
+ * without a stop; everything it does is therefore in the buffer for the tracer to log.
  *
  * Record. A call takes the slots its largest possible entry needs before it is made (so a room
- * the tracer lowered meanwhile never wraps) and publishes the entry by advancing `next` only once
- * it is whole. Nothing here may block for as long as another recorded thread might take to
- * unblock it (one thread runs at a time): a read or write is tried with RWF_NOWAIT and goes
- * down the traced path, untouched, when it would block or the file cannot say, unless the file is
- * a regular file, which is then read or written blocking (its disk answers). A read from a
- * regular file that came back short (part of the range not cached) reads the rest blocking:
- * the disk always answers, and a short read from a regular file would be a behaviour the
- * program never sees natively. A write that went out only in part (a pipe or socket filled up)
- * sends the rest through the traced path, where it may block.
+ * the tracer lowered meanwhile never wraps), publishes the entry by advancing `next` only once
+ * it is whole, and gives back what it did not use, unless the tracer lowered `room` meanwhile
+ * (a compare-and-swap: the tracer's hold stays). Nothing here may block for as long as another
+ * recorded thread might take to unblock it (one thread runs at a time), so a call that could wait
+ * is made so that it cannot (its rule's wait mode): a read or write with RWF_NOWAIT, recvfrom and
+ * sendto with MSG_DONTWAIT, poll and epoll_wait with a zero timeout, getrandom with
+ * GRND_NONBLOCK. When that would have waited where the program's call would have, the call goes
+ * down the traced path, untouched; where the program asked not to wait (its descriptor is
+ * O_NONBLOCK, its flags say so, its timeout is zero) the answer is the program's own and logged
+ * here. A regular file is read or written blocking when RWF_NOWAIT refuses (its disk answers),
+ * and a read from one that came back short (part of the range not cached) reads the rest: a
+ * short read from a regular file would be a behaviour the program never sees natively. A write
+ * or send that went out only in part (a pipe or socket filled up) sends the rest through the
+ * traced path, where it may block.
  *
  * Replay. The replayer prefills the buffer with the logged calls, number and arguments negated.
- * A call equal to the next entry is answered from it: a read's logged bytes are copied into the
- * program's buffer; a write's bytes are copied into the entry, for the replayer to check against
+ * A call equal to the next entry is answered from it: its logged out-bytes are copied into the
+ * program's memory; a write's bytes are copied into the entry, for the replayer to check against
  * the log's hash (the log keeps a write's hash, not its bytes) and to reproduce stdout and stderr
  * from. Anything else takes the traced path untouched, where the replayer compares the call
  * with the log and reports the divergence.
  */
 #include "tracee/fast_path_abi.h"
 
-#define NR_read 0
-#define NR_write 1
-#define NR_fstat 5
-#define NR_pread64 17
-#define NR_pwrite64 18
+#define NR_fcntl RELIVE_FP_NR_fcntl
+#define NR_fstat RELIVE_FP_NR_fstat
+#define NR_pread64 RELIVE_FP_NR_pread64
 #define NR_preadv2 327
 #define NR_pwritev2 328
 
 #define E_AGAIN 11
 #define E_OPNOTSUPP 95
 #define RWF_NOWAIT_FLAG 0x8
+#define O_NONBLOCK_FLAG 04000
+#define GRND_NONBLOCK_FLAG 0x1
 #define S_IFMT_BITS 0170000
 #define S_IFREG_BITS 0100000
+
+/* The call would have waited where the program's would have: take the traced path. */
+#define WOULD_WAIT (-0x7fffffffffffffffL)
 
 struct fp_iovec {
   uint64_t base;
@@ -63,6 +73,11 @@ static long fp_syscall(long nr, long a, long b, long c, long d, long e, long f) 
   return ret;
 }
 
+static long fp_call(uint64_t nr, const uint64_t* a) {
+  return fp_syscall((long)nr, (long)a[0], (long)a[1], (long)a[2], (long)a[3], (long)a[4],
+                    (long)a[5]);
+}
+
 static void fp_copy(void* dst, const void* src, uint64_t n) {
   __asm__ volatile("rep movsb" : "+D"(dst), "+S"(src), "+c"(n) : : "memory");
 }
@@ -71,10 +86,6 @@ static uint64_t slots_for(uint64_t data_len) {
   return (RELIVE_FP_DATA_OFFSET + data_len + RELIVE_FP_SLOT - 1) / RELIVE_FP_SLOT;
 }
 
-static int is_read_call(uint64_t nr) { return nr == NR_read || nr == NR_pread64; }
-static int is_write_call(uint64_t nr) { return nr == NR_write || nr == NR_pwrite64; }
-static int is_positioned(uint64_t nr) { return nr == NR_pread64 || nr == NR_pwrite64; }
-
 static int is_regular_file(long fd) {
   struct fp_stat st;
   if (fp_syscall(NR_fstat, fd, (long)&st, 0, 0, 0, 0) != 0) return 0;
@@ -82,11 +93,75 @@ static int is_regular_file(long fd) {
   return (mode & S_IFMT_BITS) == S_IFREG_BITS;
 }
 
-/* preadv2/pwritev2 with one vector and RWF_NOWAIT; -1 as the position: the file's own. */
-static long nowait_io(uint64_t nr, long fd, uint64_t buf, uint64_t count, long pos) {
+/* Whether the program made `fd` non-blocking: then "it would block" is its own answer. */
+static int is_nonblocking(long fd) {
+  long fl = fp_syscall(NR_fcntl, fd, RELIVE_FP_F_GETFL, 0, 0, 0, 0);
+  return fl >= 0 && (fl & O_NONBLOCK_FLAG) != 0;
+}
+
+/* read, write, pread64, pwrite64 as preadv2/pwritev2 with one vector and RWF_NOWAIT. */
+static long rwf_call(const struct relive_fp_frame* f, const struct relive_fp_rule* r) {
+  long fd = (long)f->args[0];
+  uint64_t buf = f->args[1], count = f->args[2];
+  long pos = r->positioned ? (long)f->args[3] : -1; /* -1: the file's own position */
   struct fp_iovec iov = {buf, count};
-  long vnr = is_read_call(nr) ? NR_preadv2 : NR_pwritev2;
-  return fp_syscall(vnr, fd, (long)&iov, 1, pos, 0, RWF_NOWAIT_FLAG);
+  long vnr = r->takes_bytes ? NR_pwritev2 : NR_preadv2;
+  long n = fp_syscall(vnr, fd, (long)&iov, 1, pos, 0, RWF_NOWAIT_FLAG);
+  if (n == -E_AGAIN || n == -E_OPNOTSUPP) {
+    /* A regular file waits for its disk, never for another thread: made blocking, as the program
+     * asked (most file systems take no buffered write, and no uncached read, with RWF_NOWAIT). */
+    if (is_regular_file(fd)) {
+      n = fp_call(f->nr, f->args);
+    } else {
+      if (n == -E_AGAIN && is_nonblocking(fd)) return n;
+      return WOULD_WAIT;
+    }
+  }
+  if (!r->takes_bytes && n > 0 && (uint64_t)n < count && is_regular_file(fd)) {
+    long rest = r->positioned
+                    ? fp_syscall(NR_pread64, fd, (long)(buf + n), (long)(count - n), pos + n, 0, 0)
+                    : fp_syscall((long)f->nr, fd, (long)(buf + n), (long)(count - n), 0, 0, 0);
+    if (rest > 0) n += rest;
+  }
+  return n;
+}
+
+/* The call made so that it cannot wait (see the top); WOULD_WAIT where the program's would have. */
+static long nowait_call(const struct relive_fp_frame* f, const struct relive_fp_rule* r) {
+  uint64_t a[6];
+  for (int i = 0; i < 6; ++i) a[i] = f->args[i];
+  long n;
+  switch (r->wait) {
+    case RELIVE_FP_WAIT_RWF:
+      return rwf_call(f, r);
+    case RELIVE_FP_WAIT_MSG:
+      a[3] |= RELIVE_FP_MSG_DONTWAIT;
+      n = fp_call(f->nr, a);
+      if (n == -E_AGAIN && (f->args[3] & RELIVE_FP_MSG_DONTWAIT) == 0 &&
+          !is_nonblocking((long)f->args[0]))
+        return WOULD_WAIT;
+      return n;
+    case RELIVE_FP_WAIT_TIMEOUT:
+      a[r->wait_arg] = 0;
+      n = fp_call(f->nr, a);
+      if (n == 0 && (int32_t)f->args[r->wait_arg] != 0) return WOULD_WAIT;
+      return n;
+    case RELIVE_FP_WAIT_GRND:
+      a[2] |= GRND_NONBLOCK_FLAG;
+      n = fp_call(f->nr, a);
+      if (n == -E_AGAIN && (f->args[2] & GRND_NONBLOCK_FLAG) == 0) return WOULD_WAIT;
+      return n;
+    default:
+      return fp_call(f->nr, a);
+  }
+}
+
+/* Gives back room taken with `took` (what this call stored) unless the tracer changed it since:
+ * a tracer that lowered `room` to hold the buffer (syscall_buffer.h) must find its hold kept. */
+static void give_back(volatile struct relive_fp_header* h, uint64_t took, uint64_t room) {
+  uint64_t expected = took;
+  __atomic_compare_exchange_n((uint64_t*)&h->room, &expected, room, 0, __ATOMIC_SEQ_CST,
+                              __ATOMIC_SEQ_CST);
 }
 
 static void publish(volatile struct relive_fp_header* h, uint64_t slots) {
@@ -94,52 +169,42 @@ static void publish(volatile struct relive_fp_header* h, uint64_t slots) {
   h->next = h->next + slots * RELIVE_FP_SLOT;
 }
 
-static int record_call(struct relive_fp_frame* f, volatile struct relive_fp_header* h) {
-  long fd = (long)f->args[0];
-  uint64_t buf = f->args[1];
-  uint64_t count = f->args[2];
-  long pos = -1;
-  if (is_positioned(f->nr)) {
-    pos = (long)f->args[3];
-    if (pos < 0) return RELIVE_FP_TRACED; /* pread64's EINVAL; -1 would mean "current" here */
-  }
-  if (count > RELIVE_FP_MAX_DATA) return RELIVE_FP_TRACED;
+static int record_call(struct relive_fp_frame* f, const struct relive_fp_rule* rule,
+                       volatile struct relive_fp_header* h) {
+  if (rule->positioned && (int64_t)f->args[3] < 0)
+    return RELIVE_FP_TRACED; /* pread64's EINVAL; -1 would mean "current" to preadv2 */
+  uint64_t max = relive_fp_out_max(rule, f->args);
+  if (max > RELIVE_FP_MAX_DATA) return RELIVE_FP_TRACED;
   uint64_t room = h->room;
-  uint64_t slots = slots_for(count);
+  uint64_t slots = slots_for(max);
   if (slots > room) return RELIVE_FP_TRACED;
   h->room = room - slots; /* taken before the call: see syscall_buffer.h */
 
-  long r = nowait_io(f->nr, fd, buf, count, pos);
-  if (r == -E_AGAIN || r == -E_OPNOTSUPP) {
-    /* A regular file waits for its disk, never for another thread: made blocking, as the program
-     * asked (most file systems take no buffered write, and no uncached read, with RWF_NOWAIT).
-     * Anything else goes traced; its slots come back at the drain. */
-    if (!is_regular_file(fd)) return RELIVE_FP_TRACED;
-    r = fp_syscall((long)f->nr, fd, (long)buf, (long)count, pos, 0, 0);
+  long r = nowait_call(f, rule);
+  if (r == WOULD_WAIT) {
+    give_back(h, room - slots, room); /* nothing was made: the slots go back */
+    return RELIVE_FP_TRACED;
   }
-  if (is_read_call(f->nr) && r > 0 && (uint64_t)r < count && is_regular_file(fd)) {
-    long rest = is_positioned(f->nr)
-                    ? fp_syscall(NR_pread64, fd, (long)(buf + r), (long)(count - r), pos + r, 0, 0)
-                    : fp_syscall(NR_read, fd, (long)(buf + r), (long)(count - r), 0, 0, 0);
-    if (rest > 0) r += rest;
-  }
+  uint64_t len = relive_fp_out_len(rule, f->args, r);
+  if (len > max) len = max; /* a kernel that wrote more than asked: the entry holds what fits */
+  uint64_t count = f->args[rule->count];
+  int continued = rule->takes_bytes && r >= 0 && len < count;
+  uint64_t len_word = len | (continued ? RELIVE_FP_CONTINUED : 0);
 
   unsigned char* e = (unsigned char*)h->next;
   struct relive_fp_call call;
   call.nr = f->nr;
   for (int i = 0; i < 6; ++i) call.args[i] = f->args[i];
   call.result = r;
-  uint64_t len = r > 0 ? (uint64_t)r : 0;
-  int continued = is_write_call(f->nr) && r >= 0 && len < count;
-  uint64_t len_word = len | (continued ? RELIVE_FP_CONTINUED : 0);
   fp_copy(e, &call, sizeof call);
   fp_copy(e + RELIVE_FP_CALL_BYTES, &len_word, sizeof len_word);
-  if (len > 0) fp_copy(e + RELIVE_FP_DATA_OFFSET, (const void*)buf, len);
+  if (len > 0) fp_copy(e + RELIVE_FP_DATA_OFFSET, (const void*)f->args[rule->arg], len);
   publish(h, slots_for(len));
+  give_back(h, room - slots, room - slots_for(len)); /* what the entry did not use */
   if (continued) {
-    f->args[1] = buf + len;
+    f->args[1] += len;
     f->args[2] = count - len;
-    if (is_positioned(f->nr)) f->args[3] = (uint64_t)(pos + (long)len);
+    if (rule->positioned) f->args[3] += len;
     f->partial = len;
     return RELIVE_FP_CONTINUE;
   }
@@ -147,7 +212,8 @@ static int record_call(struct relive_fp_frame* f, volatile struct relive_fp_head
   return RELIVE_FP_DONE;
 }
 
-static int replay_call(struct relive_fp_frame* f, volatile struct relive_fp_header* h) {
+static int replay_call(struct relive_fp_frame* f, const struct relive_fp_rule* rule,
+                       volatile struct relive_fp_header* h) {
   uint64_t room = h->room;
   if (room == 0) return RELIVE_FP_TRACED;
   unsigned char* e = (unsigned char*)h->next;
@@ -162,16 +228,20 @@ static int replay_call(struct relive_fp_frame* f, volatile struct relive_fp_head
   uint64_t slots = slots_for(len);
   if (len > RELIVE_FP_MAX_DATA || slots > room) return RELIVE_FP_TRACED; /* not the replayer's */
   unsigned char* data = (unsigned char*)e + RELIVE_FP_DATA_OFFSET;
-  /* A read gets its logged bytes; a write leaves the bytes it wrote in the entry, where the
-   * replayer checks them against the logged hash and reproduces the program's output. */
-  if (is_read_call(f->nr) && len > 0) fp_copy((void*)f->args[1], data, len);
-  if (is_write_call(f->nr) && len > 0) fp_copy(data, (const void*)f->args[1], len);
+  /* A call that wrote gets its logged bytes; one that takes bytes leaves them in the entry, where
+   * the replayer checks them against the logged hash and reproduces the program's output. */
+  if (len > 0) {
+    if (rule->takes_bytes)
+      fp_copy(data, (const void*)f->args[rule->arg], len);
+    else
+      fp_copy((void*)f->args[rule->arg], data, len);
+  }
   h->room = room - slots;
   publish(h, slots);
   if (len_word & RELIVE_FP_CONTINUED) {
     f->args[1] += len;
     f->args[2] -= len;
-    if (is_positioned(f->nr)) f->args[3] += len;
+    if (rule->positioned) f->args[3] += len;
     f->partial = len;
     return RELIVE_FP_CONTINUE;
   }
@@ -181,8 +251,9 @@ static int replay_call(struct relive_fp_frame* f, volatile struct relive_fp_head
 
 int relive_fast_path(struct relive_fp_frame* frame, void* buffer) {
   volatile struct relive_fp_header* h = (volatile struct relive_fp_header*)buffer;
-  if (!is_read_call(frame->nr) && !is_write_call(frame->nr)) return RELIVE_FP_TRACED;
-  if (h->mode == RELIVE_FP_REPLAY_MODE) return replay_call(frame, h);
+  struct relive_fp_rule rule;
+  if (!relive_fp_rule_of(frame->nr, frame->args, &rule)) return RELIVE_FP_TRACED;
+  if (h->mode == RELIVE_FP_REPLAY_MODE) return replay_call(frame, &rule, h);
   if (h->mode != 0) return RELIVE_FP_TRACED;
-  return record_call(frame, h);
+  return record_call(frame, &rule, h);
 }

@@ -8,10 +8,17 @@
  * or more whole slots, and `room` counts slots. Every entry starts with the call: number, all six
  * argument registers and the result (64 bytes). What follows depends on the number:
  *  - the vDSO clock calls (one slot): the 16 bytes the call wrote, when it succeeded;
- *  - the byte calls (read, write, pread64, pwrite64): a length word and that many bytes, the data
- *    the call read into the program's memory or wrote from it, padded to a whole slot; the
- *    length word's top bit (RELIVE_FP_CONTINUED) marks a write of which only these bytes went out
- *    here and whose rest the program wrote through the traced path, right after.
+ *  - the calls of patched syscall sites (relive_fp_rule_of below): a length word and that many
+ *    bytes, padded to a whole slot: what the call wrote into the program's memory (a read's data,
+ *    a stat buffer, poll's revents), or for a call that takes bytes from it (write, pwrite64,
+ *    sendto) the bytes that went out; the length word's top bit (RELIVE_FP_CONTINUED) marks such
+ *    a call of which only these bytes went out here and whose rest the program sent through the
+ *    traced path, right after.
+ *
+ * The rules (relive_fp_rule_of) say, for each call the fast path takes, where its out-bytes are
+ * and how it is kept from blocking. They are the syscall table's out-buffer rules for these calls
+ * (tracee/syscall_table.h: the same kinds, numbered alike; a unit test holds the two together)
+ * plus what only the fast path needs; the blob and the recorder and replayer read this one copy.
  */
 #ifndef RELIVE_TRACEE_FAST_PATH_ABI_H_
 #define RELIVE_TRACEE_FAST_PATH_ABI_H_
@@ -20,7 +27,7 @@
 
 #define RELIVE_FP_SLOT 80u
 #define RELIVE_FP_CALL_BYTES 64u  /* nr, args[6], result */
-#define RELIVE_FP_DATA_OFFSET 72u /* byte calls: the length word at 64, the bytes from 72 */
+#define RELIVE_FP_DATA_OFFSET 72u /* site calls: the length word at 64, the bytes from 72 */
 #define RELIVE_FP_CONTINUED (1ull << 63)
 #define RELIVE_FP_REPLAY_MODE 1u
 
@@ -57,8 +64,172 @@ enum {
                              partial if it failed */
 };
 
-/* The largest data a byte call may put in one entry. Larger calls take the traced path. */
+/* The largest data one entry may hold. Larger calls take the traced path. */
 #define RELIVE_FP_MAX_DATA (256u * 1024u)
+
+/* Where a call's out-bytes are: OutRule's kinds (tracee/syscall_table.h), same numbers. */
+enum {
+  RELIVE_FP_OUT_NONE = 0,
+  RELIVE_FP_OUT_RESULT = 1,       /* args[arg] gets `result` bytes, at most args[count] */
+  RELIVE_FP_OUT_FIXED = 2,        /* args[arg] gets `size` bytes */
+  RELIVE_FP_OUT_RESULT_TIMES = 3, /* args[arg] gets result * size bytes, at most args[count] */
+  RELIVE_FP_OUT_ARG_TIMES = 4,    /* args[arg] gets args[count] * size bytes */
+};
+
+/* How a call that may wait is made so that it does not (one recorded thread runs at a time). */
+enum {
+  RELIVE_FP_WAIT_NEVER = 0,   /* never waits */
+  RELIVE_FP_WAIT_RWF = 1,     /* read, write, pread64, pwrite64: as preadv2/pwritev2 RWF_NOWAIT */
+  RELIVE_FP_WAIT_MSG = 2,     /* recvfrom, sendto: MSG_DONTWAIT added to args[3] */
+  RELIVE_FP_WAIT_TIMEOUT = 3, /* poll, epoll_wait, epoll_pwait: timeout args[wait_arg] made 0 */
+  RELIVE_FP_WAIT_GRND = 4,    /* getrandom: GRND_NONBLOCK added to args[2] */
+};
+
+struct relive_fp_rule {
+  uint8_t out;         /* RELIVE_FP_OUT_* */
+  uint8_t arg;         /* the out-buffer's (or the taken bytes') argument */
+  uint8_t count;       /* the argument bounding it */
+  uint8_t wait;        /* RELIVE_FP_WAIT_* */
+  uint8_t wait_arg;    /* RELIVE_FP_WAIT_TIMEOUT: the timeout's argument */
+  uint8_t takes_bytes; /* sends args[arg]'s first `result` bytes (write, pwrite64, sendto) */
+  uint8_t positioned;  /* args[3] is a file position (pread64, pwrite64) */
+  uint8_t pad;
+  uint32_t size; /* RELIVE_FP_OUT_FIXED, _TIMES: bytes (of one element) */
+};
+
+/* x86-64 numbers and constants (the blob includes no system header). */
+#define RELIVE_FP_NR_read 0
+#define RELIVE_FP_NR_write 1
+#define RELIVE_FP_NR_fstat 5
+#define RELIVE_FP_NR_poll 7
+#define RELIVE_FP_NR_lseek 8
+#define RELIVE_FP_NR_ioctl 16
+#define RELIVE_FP_NR_pread64 17
+#define RELIVE_FP_NR_pwrite64 18
+#define RELIVE_FP_NR_getpid 39
+#define RELIVE_FP_NR_sendto 44
+#define RELIVE_FP_NR_recvfrom 45
+#define RELIVE_FP_NR_fcntl 72
+#define RELIVE_FP_NR_getuid 102
+#define RELIVE_FP_NR_getgid 104
+#define RELIVE_FP_NR_geteuid 107
+#define RELIVE_FP_NR_getegid 108
+#define RELIVE_FP_NR_getppid 110
+#define RELIVE_FP_NR_gettid 186
+#define RELIVE_FP_NR_getdents64 217
+#define RELIVE_FP_NR_epoll_wait 232
+#define RELIVE_FP_NR_newfstatat 262
+#define RELIVE_FP_NR_epoll_pwait 281
+#define RELIVE_FP_NR_getrandom 318
+#define RELIVE_FP_NR_statx 332
+#define RELIVE_FP_FIONREAD 0x541b
+#define RELIVE_FP_F_GETFD 1
+#define RELIVE_FP_F_GETFL 3
+#define RELIVE_FP_MSG_PEEK 0x2
+#define RELIVE_FP_MSG_TRUNC 0x20
+#define RELIVE_FP_MSG_DONTWAIT 0x40
+#define RELIVE_FP_MSG_WAITALL 0x100
+#define RELIVE_FP_STAT_SIZE 144u
+#define RELIVE_FP_STATX_SIZE 256u
+#define RELIVE_FP_EPOLL_EVENT_SIZE 12u
+#define RELIVE_FP_POLLFD_SIZE 8u
+
+/* Whether the fast path takes `nr` with `args`, and how (*rule). A form it leaves to the traced
+ * path says no: recvfrom that wants the sender's address or waits for all its bytes, an ioctl
+ * other than FIONREAD, fcntl other than F_GETFL and F_GETFD, epoll_pwait with a signal mask. */
+static inline int relive_fp_rule_of(uint64_t nr, const uint64_t* args, struct relive_fp_rule* r) {
+  struct relive_fp_rule z = {0, 0, 0, 0, 0, 0, 0, 0, 0};
+  *r = z;
+  switch (nr) {
+    case RELIVE_FP_NR_pread64:
+      r->positioned = 1;
+      /* fall through */
+    case RELIVE_FP_NR_read:
+      r->out = RELIVE_FP_OUT_RESULT, r->arg = 1, r->count = 2, r->wait = RELIVE_FP_WAIT_RWF;
+      return 1;
+    case RELIVE_FP_NR_pwrite64:
+      r->positioned = 1;
+      /* fall through */
+    case RELIVE_FP_NR_write:
+      r->takes_bytes = 1, r->arg = 1, r->count = 2, r->wait = RELIVE_FP_WAIT_RWF;
+      return 1;
+    case RELIVE_FP_NR_recvfrom:
+      if (args[4] != 0 || (args[3] & (RELIVE_FP_MSG_WAITALL | RELIVE_FP_MSG_TRUNC)) != 0) return 0;
+      r->out = RELIVE_FP_OUT_RESULT, r->arg = 1, r->count = 2, r->wait = RELIVE_FP_WAIT_MSG;
+      return 1;
+    case RELIVE_FP_NR_sendto:
+      r->takes_bytes = 1, r->arg = 1, r->count = 2, r->wait = RELIVE_FP_WAIT_MSG;
+      return 1;
+    case RELIVE_FP_NR_fstat:
+      r->out = RELIVE_FP_OUT_FIXED, r->arg = 1, r->size = RELIVE_FP_STAT_SIZE;
+      return 1;
+    case RELIVE_FP_NR_newfstatat:
+      r->out = RELIVE_FP_OUT_FIXED, r->arg = 2, r->size = RELIVE_FP_STAT_SIZE;
+      return 1;
+    case RELIVE_FP_NR_statx:
+      r->out = RELIVE_FP_OUT_FIXED, r->arg = 4, r->size = RELIVE_FP_STATX_SIZE;
+      return 1;
+    case RELIVE_FP_NR_getdents64:
+      r->out = RELIVE_FP_OUT_RESULT, r->arg = 1, r->count = 2;
+      return 1;
+    case RELIVE_FP_NR_getrandom:
+      r->out = RELIVE_FP_OUT_RESULT, r->arg = 0, r->count = 1, r->wait = RELIVE_FP_WAIT_GRND;
+      return 1;
+    case RELIVE_FP_NR_poll:
+      r->out = RELIVE_FP_OUT_ARG_TIMES, r->arg = 0, r->count = 1, r->size = RELIVE_FP_POLLFD_SIZE;
+      r->wait = RELIVE_FP_WAIT_TIMEOUT, r->wait_arg = 2;
+      return 1;
+    case RELIVE_FP_NR_epoll_pwait:
+      if (args[4] != 0) return 0;
+      /* fall through */
+    case RELIVE_FP_NR_epoll_wait:
+      r->out = RELIVE_FP_OUT_RESULT_TIMES, r->arg = 1, r->count = 2;
+      r->size = RELIVE_FP_EPOLL_EVENT_SIZE;
+      r->wait = RELIVE_FP_WAIT_TIMEOUT, r->wait_arg = 3;
+      return 1;
+    case RELIVE_FP_NR_ioctl:
+      if ((uint32_t)args[1] != RELIVE_FP_FIONREAD) return 0;
+      r->out = RELIVE_FP_OUT_FIXED, r->arg = 2, r->size = 4;
+      return 1;
+    case RELIVE_FP_NR_fcntl:
+      return (uint32_t)args[1] == RELIVE_FP_F_GETFL || (uint32_t)args[1] == RELIVE_FP_F_GETFD;
+    case RELIVE_FP_NR_lseek:
+    case RELIVE_FP_NR_getpid:
+    case RELIVE_FP_NR_gettid:
+    case RELIVE_FP_NR_getppid:
+    case RELIVE_FP_NR_getuid:
+    case RELIVE_FP_NR_getgid:
+    case RELIVE_FP_NR_geteuid:
+    case RELIVE_FP_NR_getegid:
+      return 1;
+    default:
+      return 0;
+  }
+}
+
+/* The most bytes an entry of the call may hold (what it may write, or take), before it is made;
+ * more than RELIVE_FP_MAX_DATA when the arguments ask for more (the caller refuses those). */
+static inline uint64_t relive_fp_out_max(const struct relive_fp_rule* r, const uint64_t* args) {
+  uint64_t n = args[r->count];
+  if (r->takes_bytes || r->out == RELIVE_FP_OUT_RESULT) return n;
+  if (r->out == RELIVE_FP_OUT_FIXED) return r->size;
+  if (r->out == RELIVE_FP_OUT_RESULT_TIMES || r->out == RELIVE_FP_OUT_ARG_TIMES)
+    return n > RELIVE_FP_MAX_DATA ? (uint64_t)RELIVE_FP_MAX_DATA + 1 : n * r->size;
+  return 0;
+}
+
+/* The bytes the entry of a call that returned `result` holds. A failed call wrote nothing the
+ * program may rely on (poll writes revents even then, but only a signal fails a poll that does
+ * not wait, and none is delivered inside the fast path). */
+static inline uint64_t relive_fp_out_len(const struct relive_fp_rule* r, const uint64_t* args,
+                                         int64_t result) {
+  if (result < 0) return 0;
+  if (r->takes_bytes || r->out == RELIVE_FP_OUT_RESULT) return (uint64_t)result;
+  if (r->out == RELIVE_FP_OUT_FIXED) return r->size;
+  if (r->out == RELIVE_FP_OUT_RESULT_TIMES) return (uint64_t)result * r->size;
+  if (r->out == RELIVE_FP_OUT_ARG_TIMES) return args[r->count] * r->size;
+  return 0;
+}
 
 #ifdef __cplusplus
 extern "C" {

@@ -205,7 +205,8 @@ Result<std::string> written_bytes(const Task& task, int nr, const SyscallArgs& a
                                   int64_t result) {
   if (result <= 0) return std::string();
   uint64_t total = static_cast<uint64_t>(result);
-  if (nr == SYS_write) return task.read_mem(args[1], total);
+  if (nr == SYS_write || nr == SYS_pwrite64 || nr == SYS_sendto)
+    return task.read_mem(args[1], total);
   // writev: gather the iovecs up to the number of bytes written.
   if (args[2] > 1024) return Status::InvalidArgument("writev with too many iovecs");
   std::vector<iovec> iov(args[2]);

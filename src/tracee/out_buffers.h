@@ -22,7 +22,7 @@ struct MemRange {
 Result<std::vector<MemRange>> out_ranges(const Task& task, int nr, const SyscallArgs& args,
                                          int64_t result);
 
-// The bytes a write/writev at `args` sent, given its result.
+// The bytes a write, pwrite64, sendto or writev at `args` sent, given its result.
 Result<std::string> written_bytes(const Task& task, int nr, const SyscallArgs& args,
                                   int64_t result);
 

@@ -52,7 +52,7 @@ std::vector<sock_filter> build_seccomp_filter() {
   // The fast trampolines' calls go through untraced: they log themselves (syscall_buffer.h).
   allow_calls_from(&f, kTrampolineAddr + kFastTrampolineOffset,
                    kTrampolineAddr + kFastTrampolineEnd);
-  // So do the fast path's (fast_path_blob.h), for the byte calls of patched sites.
+  // So do the fast path's (fast_path_blob.h), for the calls of patched sites.
   allow_calls_from(&f, kFastPathBlobAddr, kFastPathBlobAddr + kFastPathBlobSize);
   f.push_back(stmt(BPF_LD | BPF_W | BPF_ABS, kNrOffset));
   for (int nr = 0; nr <= kMaxSyscall; ++nr) {

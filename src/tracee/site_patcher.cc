@@ -53,8 +53,8 @@ Result<std::optional<SitePatch>> SitePatcher::patch_at_exit(const Task& task,
   if (sites_.count(site) != 0 || refused_.count(site) != 0) return std::optional<SitePatch>();
   for (const auto& [page, used] : pages_)  // a stub's own traced call
     if (site >= page && site < page + kPage) return std::optional<SitePatch>();
-  RELIVE_ASSIGN_OR_RETURN(std::string bytes, task.read_mem(site, kSiteBytes));
-  if (!is_patchable_site(bytes)) {
+  Result<std::string> bytes = task.read_mem(site, kSiteBytes);
+  if (!bytes.ok() || site_length(*bytes) == 0) {  // unreadable: the end of a mapping
     refused_.insert(site);
     return std::optional<SitePatch>();
   }
@@ -66,7 +66,7 @@ Result<std::optional<SitePatch>> SitePatcher::patch_at_exit(const Task& task,
     return std::optional<SitePatch>();  // only a library's or program's own code
   }
   RELIVE_ASSIGN_OR_RETURN(SitePatch patch, place_stub(task, site));
-  RELIVE_RETURN_IF_ERROR(write_patch(task, patch, /*at_entry=*/false, held));
+  RELIVE_RETURN_IF_ERROR(write_patch(task, patch, *bytes, /*at_entry=*/false, held));
   return std::optional<SitePatch>(patch);
 }
 
@@ -108,21 +108,21 @@ Status SitePatcher::map_stub_page(const Task& task, uint64_t page, bool at_entry
   return Status::Ok();
 }
 
-Status SitePatcher::write_patch(const Task& task, const SitePatch& p, bool at_entry,
-                                std::vector<int>* held) {
+Status SitePatcher::write_patch(const Task& task, const SitePatch& p, std::string_view site_bytes,
+                                bool at_entry, std::vector<int>* held) {
   if (p.new_page) {
     RELIVE_RETURN_IF_ERROR(map_stub_page(task, p.stub_page, at_entry, held));
     pages_[p.stub_page] = 0;
   }
-  SiteStub stub = site_stub(p.site, p.stub, kFastPathBlobAddr, kSyscallBufferAddr);
+  SiteStub stub = site_stub(p.site, site_bytes, p.stub, kFastPathBlobAddr, kSyscallBufferAddr);
   RELIVE_RETURN_IF_ERROR(task.write_mem(p.stub, stub.code.data(), stub.code.size()));
-  std::string jump = site_jump(p.site, p.stub);
+  std::string jump = site_jump(p.site, site_bytes, p.stub);
   RELIVE_RETURN_IF_ERROR(task.write_mem(p.site, jump.data(), jump.size()));
   ++pages_[p.stub_page];
-  sites_[p.site] = Stub{p.stub, stub.tail};
+  sites_[p.site] = Stub{p.stub, stub.tail, site_form(site_bytes)->kept};
   Regs r = task.regs();
-  if (r.rip == p.site + 2) {  // back from the call: on to the stub's `cmp; jmp back`
-    r.rip = stub.tail;
+  if (std::optional<uint64_t> tail = redirect(r.rip)) {  // back from the call: on to the tail
+    r.rip = *tail;
     task.set_regs(r);
   }
   return Status::Ok();
@@ -137,17 +137,22 @@ Status SitePatcher::apply(const Task& task, const SitePatch& patch, bool at_entr
     return Status::Corruption(fmt::format(
         "a site patch at {:#x} (stub {:#x} in page {:#x}) that the recorder could not have made",
         patch.site, patch.stub, patch.stub_page));
-  RELIVE_ASSIGN_OR_RETURN(std::string bytes, task.read_mem(patch.site, kSiteBytes));
-  if (!is_patchable_site(bytes))
+  Result<std::string> bytes = task.read_mem(patch.site, kSiteBytes);
+  if (!bytes.ok() || site_length(*bytes) == 0)
     return Status::Corruption(
         fmt::format("the log patches the site at {:#x}, which holds other code", patch.site));
-  return write_patch(task, patch, at_entry, held);
+  return write_patch(task, patch, *bytes, at_entry, held);
 }
 
 std::optional<uint64_t> SitePatcher::redirect(uint64_t ip) const {
-  auto it = sites_.find(ip - 2);
-  if (it == sites_.end()) return std::nullopt;
-  return it->second.tail;
+  // Right after the `syscall` or, in a site of two instructions after it, after the first (the
+  // stub's tail holds the same instructions, in the same order).
+  auto it = sites_.upper_bound(ip - 2);
+  if (it == sites_.begin()) return std::nullopt;
+  --it;
+  uint64_t into = ip - (it->first + 2);
+  if (into >= it->second.kept) return std::nullopt;
+  return it->second.tail + into;
 }
 
 void SitePatcher::reset() {

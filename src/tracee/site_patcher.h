@@ -16,6 +16,7 @@
 #include <map>
 #include <optional>
 #include <set>
+#include <string_view>
 #include <vector>
 
 #include "relive/result.h"
@@ -49,7 +50,8 @@ class SitePatcher {
   Status apply(const Task& task, const SitePatch& patch, bool at_entry, std::vector<int>* held);
 
   // Where a thread whose next instruction is `ip` must go on instead: the stub's tail when `ip`
-  // is right after a patched site's `syscall` (the middle of its jump now).
+  // is right after a patched site's `syscall` (the middle of its jump now), or the tail's copy
+  // of the instruction `ip` is inside the site.
   std::optional<uint64_t> redirect(uint64_t ip) const;
   bool empty() const { return sites_.empty(); }
 
@@ -60,10 +62,11 @@ class SitePatcher {
   struct Stub {
     uint64_t at = 0;
     uint64_t tail = 0;
+    uint64_t kept = 0;  // the site's bytes after its `syscall` that the stub's tail repeats
   };
   Result<SitePatch> place_stub(const Task& task, uint64_t site);
-  Status write_patch(const Task& task, const SitePatch& patch, bool at_entry,
-                     std::vector<int>* held);
+  Status write_patch(const Task& task, const SitePatch& patch, std::string_view site_bytes,
+                     bool at_entry, std::vector<int>* held);
   Status map_stub_page(const Task& task, uint64_t page, bool at_entry, std::vector<int>* held);
 
   uint64_t syscall_insn_;

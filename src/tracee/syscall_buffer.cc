@@ -19,37 +19,56 @@ bool is_error(int64_t result) { return result < 0 && result > -4096; }
 
 }  // namespace
 
-bool fast_path_byte_call(int nr) {
-  return nr == SYS_read || nr == SYS_write || nr == SYS_pread64 || nr == SYS_pwrite64;
+bool fast_path_clock_call(int nr) {
+  return nr == SYS_clock_gettime || nr == SYS_gettimeofday || nr == SYS_time;
 }
 
-bool fast_path_syscall(int nr) {
-  return nr == SYS_clock_gettime || nr == SYS_gettimeofday || nr == SYS_time ||
-         fast_path_byte_call(nr);
+bool fast_path_site_call(int nr, const SyscallArgs& args) {
+  relive_fp_rule rule;
+  return nr >= 0 && relive_fp_rule_of(static_cast<uint64_t>(nr), args.data(), &rule) != 0;
 }
 
 namespace {
 
-// A byte call's entry after its call words: the length word and the data (fast_path_abi.h). What
+// The rule of a site call (fast_path_site_call is true).
+relive_fp_rule rule_of(const BufferedCall& c) {
+  relive_fp_rule rule;
+  bool known = relive_fp_rule_of(static_cast<uint64_t>(c.nr), c.args.data(), &rule) != 0;
+  RELIVE_CHECK(known, "not a call of the fast path's");
+  return rule;
+}
+
+// Whether a site call's arguments are ones the fast path makes (its size bounds and positions)
+// and `result`, with `len` bytes in its entry and `continued`, is what it would have logged.
+bool site_entry_fits(const relive_fp_rule& rule, const BufferedCall& c, uint64_t len,
+                     bool continued) {
+  uint64_t max = relive_fp_out_max(&rule, c.args.data());
+  if (max > RELIVE_FP_MAX_DATA || len > max) return false;
+  if (rule.positioned && static_cast<int64_t>(c.args[3]) < 0) return false;
+  if (c.result < 0) return is_error(c.result) && len == 0 && !continued;
+  bool bounded = rule.takes_bytes || rule.out == RELIVE_FP_OUT_RESULT ||
+                 rule.out == RELIVE_FP_OUT_RESULT_TIMES;
+  if (bounded && static_cast<uint64_t>(c.result) > c.args[rule.count]) return false;
+  if (len != relive_fp_out_len(&rule, c.args.data(), c.result)) return false;
+  return !continued || (rule.takes_bytes && len < c.args[rule.count]);
+}
+
+// A site call's entry after its call words: the length word and the data (fast_path_abi.h). What
 // the fast path itself could not have written is Corruption.
-Status decode_byte_call(uint64_t index, uint64_t len_word, std::string_view data, BufferedCall* c) {
+Status decode_site_call(uint64_t index, uint64_t len_word, std::string_view data, BufferedCall* c) {
   uint64_t len = len_word & ~RELIVE_FP_CONTINUED;
   bool continued = (len_word & RELIVE_FP_CONTINUED) != 0;
-  bool writes = c->nr == SYS_write || c->nr == SYS_pwrite64;
-  uint64_t count = c->args[2];
-  bool ok =
-      len == data.size() && len <= count && len <= RELIVE_FP_MAX_DATA &&
-      (c->result < 0 ? is_error(c->result) && len == 0 : static_cast<uint64_t>(c->result) == len) &&
-      (!continued || (writes && len < count));
-  if (!ok)
+  relive_fp_rule rule = rule_of(*c);
+  if (len != data.size() || !site_entry_fits(rule, *c, len, continued))
     return Status::Corruption(fmt::format(
-        "syscall buffer: entry {} ({} of {} bytes, result {}{}) is not one the fast path writes",
-        index, len, count, c->result, continued ? ", continued" : ""));
-  if (writes) {
+        "syscall buffer: entry {} ({} {} bytes, result {}{}) is not one the fast path writes",
+        index, syscall_name(c->nr) != nullptr ? syscall_name(c->nr) : "?", len, c->result,
+        continued ? ", continued" : ""));
+  if (rule.takes_bytes) {
     c->written.assign(data);
     c->continued = continued;
   } else if (len > 0) {
-    c->write_addr = c->args[1];
+    c->write_addr = c->args[rule.arg];
     c->write_data.assign(data);
   }
   return Status::Ok();
@@ -79,14 +98,15 @@ Result<std::vector<BufferedCall>> decode_syscall_buffer(const SyscallBufferHeade
   for (uint64_t at = 0, i = 0; at < entries.size(); ++i) {
     SyscallBufferEntry e;
     std::memcpy(&e, entries.data() + at, sizeof e);
-    if (e.nr > 1024 || !fast_path_syscall(static_cast<int>(e.nr)))
-      return Status::Corruption(
-          fmt::format("syscall buffer: entry {} names syscall {}, not a fast-path call", i, e.nr));
-    if (fast_path_byte_call(static_cast<int>(e.nr))) {
-      BufferedCall c;
-      c.nr = static_cast<int>(e.nr);
-      std::copy(std::begin(e.args), std::end(e.args), c.args.begin());
-      c.result = e.result;
+    BufferedCall c;
+    c.nr = e.nr > 1024 ? -1 : static_cast<int>(e.nr);
+    std::copy(std::begin(e.args), std::end(e.args), c.args.begin());
+    c.result = e.result;
+    if (!fast_path_clock_call(c.nr) && !fast_path_site_call(c.nr, c.args))
+      return Status::Corruption(fmt::format(
+          "syscall buffer: entry {} is syscall {} with arguments the fast path does not take", i,
+          e.nr));
+    if (!fast_path_clock_call(c.nr)) {
       uint64_t len_word;
       std::memcpy(&len_word, entries.data() + at + RELIVE_FP_CALL_BYTES, sizeof len_word);
       uint64_t len = len_word & ~RELIVE_FP_CONTINUED;
@@ -97,16 +117,12 @@ Result<std::vector<BufferedCall>> decode_syscall_buffer(const SyscallBufferHeade
         return Status::Corruption(fmt::format(
             "syscall buffer: entry {} says {} bytes of data, past the last entry", i, len));
       RELIVE_RETURN_IF_ERROR(
-          decode_byte_call(i, len_word, entries.substr(at + RELIVE_FP_DATA_OFFSET, len), &c));
+          decode_site_call(i, len_word, entries.substr(at + RELIVE_FP_DATA_OFFSET, len), &c));
       out.push_back(std::move(c));
       at += bytes;
       continue;
     }
     at += sizeof e;
-    BufferedCall c;
-    c.nr = static_cast<int>(e.nr);
-    std::copy(std::begin(e.args), std::end(e.args), c.args.begin());
-    c.result = e.result;
     // The trampolines copy what the kernel wrote only when the call succeeded.
     if (c.nr == SYS_clock_gettime && c.result == 0) c.write_addr = c.args[1];
     if (c.nr == SYS_gettimeofday && c.result == 0) c.write_addr = c.args[0];
@@ -186,10 +202,11 @@ namespace {
 
 constexpr uint64_t kSlot = sizeof(SyscallBufferEntry);
 
-// The bytes a replayed byte call's entry holds: what a read put in the program's memory, or room
-// for what a write takes from it (the same count: its result).
+// The bytes a replayed site call's entry holds: what the call put in the program's memory, or
+// room for what a write takes from it.
 uint64_t replayed_len(const BufferedCall& c) {
-  return c.result > 0 ? static_cast<uint64_t>(c.result) : 0;
+  relive_fp_rule rule = rule_of(c);
+  return relive_fp_out_len(&rule, c.args.data(), c.result);
 }
 
 // Slots before each prefilled call, and after the last: at[i] for call i, at[n] in all.
@@ -202,7 +219,7 @@ std::vector<uint64_t> slot_starts(const std::vector<BufferedCall>& calls) {
 }  // namespace
 
 uint64_t buffer_slots(const BufferedCall& c) {
-  if (!fast_path_byte_call(c.nr)) return 1;
+  if (fast_path_clock_call(c.nr)) return 1;
   return (RELIVE_FP_DATA_OFFSET + replayed_len(c) + kSlot - 1) / kSlot;
 }
 
@@ -217,15 +234,15 @@ Status prefill_syscall_buffer(const Task& task, const std::vector<BufferedCall>&
   std::memcpy(bytes.data(), &h, sizeof h);
   for (size_t i = 0; i < calls.size(); ++i) {
     const BufferedCall& c = calls[i];
-    RELIVE_CHECK(replayable_from_buffer(c) || replayable_byte_call(c),
+    RELIVE_CHECK(replayable_from_buffer(c) || replayable_site_call(c),
                  "prefill of a call the fast path cannot return");
     SyscallBufferEntry e;
     e.nr = -static_cast<uint64_t>(c.nr);  // negated: compared with lea (see the header)
     for (size_t a = 0; a < 6; ++a) e.args[a] = -c.args[a];
     e.result = c.result;
     char* entry = bytes.data() + sizeof h + at[i] * kSlot;
-    if (fast_path_byte_call(c.nr)) {
-      // The call words, the length word, then a read's bytes (a write's space stays zero).
+    if (!fast_path_clock_call(c.nr)) {
+      // The call words, the length word, then what the call wrote (a write's space stays zero).
       uint64_t len_word = replayed_len(c) | (c.continued ? RELIVE_FP_CONTINUED : 0);
       std::memcpy(entry, &e, RELIVE_FP_CALL_BYTES);
       std::memcpy(entry + RELIVE_FP_CALL_BYTES, &len_word, sizeof len_word);
@@ -238,16 +255,13 @@ Status prefill_syscall_buffer(const Task& task, const std::vector<BufferedCall>&
   return task.write_mem(kSyscallBufferAddr, bytes.data(), bytes.size());
 }
 
-bool replayable_byte_call(const BufferedCall& c) {
-  if (!fast_path_byte_call(c.nr)) return false;
-  uint64_t count = c.args[2];
-  if (c.result < 0) return is_error(c.result) && c.write_addr == 0 && !c.continued;
-  auto len = static_cast<uint64_t>(c.result);
-  if (len > count || len > RELIVE_FP_MAX_DATA) return false;
-  bool writes = c.nr == SYS_write || c.nr == SYS_pwrite64;
-  if (writes) return c.write_addr == 0 && (!c.continued || len < count);
-  if (c.continued) return false;
-  return len == 0 ? c.write_addr == 0 : c.write_addr == c.args[1] && c.write_data.size() == len;
+bool replayable_site_call(const BufferedCall& c) {
+  if (fast_path_clock_call(c.nr) || !fast_path_site_call(c.nr, c.args)) return false;
+  relive_fp_rule rule = rule_of(c);
+  uint64_t len = c.result < 0 ? 0 : relive_fp_out_len(&rule, c.args.data(), c.result);
+  if (!site_entry_fits(rule, c, len, c.continued)) return false;
+  if (rule.takes_bytes || len == 0) return c.write_addr == 0 && c.write_data.empty();
+  return c.write_addr == c.args[rule.arg] && c.write_data.size() == len;
 }
 
 Result<uint64_t> syscall_buffer_taken(const Task& task, const std::vector<BufferedCall>& calls) {
@@ -284,7 +298,7 @@ Result<std::vector<std::string>> replayed_write_bytes(const Task& task,
                                                              (at[to] - at[from]) * kSlot));
   for (uint64_t i = from; i < to; ++i) {
     const BufferedCall& c = calls[i];
-    if (c.nr != SYS_write && c.nr != SYS_pwrite64) continue;
+    if (fast_path_clock_call(c.nr) || !rule_of(c).takes_bytes) continue;
     out[i - from] =
         entries.substr((at[i] - at[from]) * kSlot + RELIVE_FP_DATA_OFFSET, replayed_len(c));
   }

@@ -28,7 +28,8 @@
 //
 // What the fast path handles (everything else is a traced call, as before): the vDSO's
 // clock_gettime (any clock, any pointer: a bad one is the kernel's EFAULT, logged), gettimeofday
-// with a time value and no time zone, and time(NULL).
+// with a time value and no time zone, and time(NULL), through the trampolines; and the calls of
+// patched libc syscall sites that fast_path_abi.h's rules take, through the fast-path blob.
 //
 // Replay runs the same trampolines the other way round. The replayer, about to resume a thread
 // whose next logged events are such calls and then one that stops it anyway (a traced syscall, an
@@ -52,6 +53,7 @@
 #include <vector>
 
 #include "relive/result.h"
+#include "tracee/syscall_table.h"
 #include "tracee/task.h"
 
 namespace relive::tracee {
@@ -70,7 +72,7 @@ static_assert(sizeof(SyscallBufferHeader) == 64);
 
 // One clock call, as a trampoline writes it: all six argument registers, as a traced call's entry
 // logs them (replay compares them all). A replayer's entries hold the number and arguments
-// negated. It is one 80-byte slot; a byte call's entry (fast_path_abi.h) takes one or more whole
+// negated. It is one 80-byte slot; a site call's entry (fast_path_abi.h) takes one or more whole
 // slots, and `room` counts slots.
 struct SyscallBufferEntry {
   uint64_t nr = 0;
@@ -96,17 +98,18 @@ struct BufferedCall {
   int64_t result = 0;
   uint64_t write_addr = 0;  // 0: the call wrote nothing
   std::string write_data;
-  // A byte call that wrote from the program's memory (write, pwrite64): the bytes that went out;
+  // A call that took bytes from the program's memory (write, pwrite64, sendto): the bytes that
+  // went out;
   // `continued`: only these, the rest went out through the traced path right after
   // (fast_path_abi.h).
   std::string written;
   bool continued = false;
 };
 
-// Whether the fast path handles `nr` at all: the vDSO's clock calls (the trampolines) and the byte
-// calls of patched syscall sites (fast_path.c).
-bool fast_path_syscall(int nr);
-bool fast_path_byte_call(int nr);
+// Whether the fast path handles a call: the vDSO's clock calls (the trampolines), and the calls
+// of patched syscall sites that fast_path_abi.h's rules take (fast_path.c).
+bool fast_path_clock_call(int nr);
+bool fast_path_site_call(int nr, const SyscallArgs& args);
 
 // Decodes a buffer: `header` as read from the process and `entries`, the bytes from
 // header.logged up to header.next. A header or entry neither the trampolines nor the tracer
@@ -138,9 +141,9 @@ Status stop_syscall_buffer(const Task& task);
 // Replay: whether `call` is one a trampoline can take from the buffer (its form and what it
 // wrote are what the fast path's record side would have logged).
 bool replayable_from_buffer(const BufferedCall& call);
-// Replay: whether a logged byte call (read, write, pread64, pwrite64) has a form the fast path
-// (fast_path.c) can answer.
-bool replayable_byte_call(const BufferedCall& call);
+// Replay: whether a logged site call has a form the fast path (fast_path.c) can answer: its
+// rule's, with the out-bytes the rule says.
+bool replayable_site_call(const BufferedCall& call);
 // Replay: the slots `call` (replayable) takes in a prefilled buffer.
 uint64_t buffer_slots(const BufferedCall& call);
 // Replay: fills the buffer of the stopped `task`'s process with `calls` (each replayable, at

@@ -1,6 +1,7 @@
 #include "tracee/syscall_sites.h"
 
 #include <cstddef>
+#include <vector>
 
 #include "common/check.h"
 #include "tracee/fast_path_abi.h"
@@ -16,8 +17,12 @@ namespace {
 constexpr int kNr = 0, kArgs = 8, kResult = 56, kPartial = 64, kOriginal = 72;
 constexpr int kFrameBytes = 128;
 // The most stack the fast path uses below the frame (its return address included), with room to
-// spare: gcc -fstack-usage gives 112 bytes for relive_fast_path.
-constexpr uint32_t kFastPathStack = 256;
+// spare: gcc -fstack-usage gives 344 bytes for relive_fast_path with everything inlined (the
+// blob is built without a red zone, so nothing lies below its stack pointer).
+constexpr uint32_t kFastPathStack = 512;
+// The calls a stub makes at once, on the program's stack (see the header).
+constexpr uint32_t kStackCalls[] = {15 /* rt_sigreturn */, 56 /* clone */, 57 /* fork */,
+                                    58 /* vfork */, 435 /* clone3 */};
 static_assert(offsetof(relive_fp_frame, nr) == kNr && offsetof(relive_fp_frame, args) == kArgs &&
               offsetof(relive_fp_frame, result) == kResult &&
               offsetof(relive_fp_frame, partial) == kPartial);
@@ -33,19 +38,67 @@ void load_arg(Asm& a, int i, int disp) { a.bytes({kRex[i], 0x8b, kModRm[i], 0x24
 
 }  // namespace
 
-bool is_patchable_site(std::string_view bytes) { return bytes == kSitePattern; }
+namespace {
 
-std::string site_jump(uint64_t site, uint64_t stub) {
+constexpr SiteForm kForms[] = {
+    {kSitePattern, 8, 6, false},         {kSitePatternAsm, 8, 6, false},
+    {kSitePatternInt, 7, 5, false},      {kSitePatternMovInt, 9, 7, false},
+    {kSitePatternRet, 5, 1, true},       {kSitePatternRetNopw, 5, 1, true},
+    {kSitePatternRetCsNopw, 5, 1, true},
+};
+
+}  // namespace
+
+const SiteForm* site_form(std::string_view bytes) {
+  for (const SiteForm& f : kForms)
+    if (bytes.substr(0, f.pattern.size()) == f.pattern) return &f;
+  return nullptr;
+}
+
+size_t site_length(std::string_view bytes) {
+  const SiteForm* f = site_form(bytes);
+  return f == nullptr ? 0 : f->length;
+}
+
+std::string site_jump(uint64_t site, std::string_view site_bytes, uint64_t stub) {
+  const SiteForm* f = site_form(site_bytes);
+  RELIVE_CHECK(f != nullptr, "not a known site");
   Asm a(site);
   a.jmp(stub);
-  a.bytes({0x0f, 0x1f, 0x00});  // nopl (%rax): never executed, the stub returns past it
+  // A nop for the rest: never executed, the stub returns past it.
+  if (f->length == 7) a.bytes({0x66, 0x90});              // xchg %ax,%ax
+  if (f->length == 8) a.bytes({0x0f, 0x1f, 0x00});        // nopl (%rax)
+  if (f->length == 9) a.bytes({0x0f, 0x1f, 0x40, 0x00});  // nopl 0(%rax)
   std::string code = a.take();
-  RELIVE_CHECK(code.size() == kSiteBytes, "site jump is not 8 bytes");
+  RELIVE_CHECK(code.size() == f->length, "site jump is not as long as the site");
   return code;
 }
 
-SiteStub site_stub(uint64_t site, uint64_t at, uint64_t fast_path, uint64_t buffer) {
+SiteStub site_stub(uint64_t site, std::string_view site_bytes, uint64_t at, uint64_t fast_path,
+                   uint64_t buffer) {
+  const SiteForm* form = site_form(site_bytes);
+  RELIVE_CHECK(form != nullptr, "not a known site");
+  std::string_view after =
+      site_bytes.substr(2, form->kept);  // the site's compare (and mov), or ret
+  // The site's own instructions after its `syscall`, and the way back behind it.
+  auto site_end = [&](Asm& a) {
+    for (char c : after) a.bytes({static_cast<unsigned char>(c)});
+    if (!form->returns) a.jmp(site + form->length);
+  };
   Asm b(at);
+  // The stack calls, at once: lea and jrcxz leave the flags alone (r11 gets them at entry), and
+  // rcx is the kernel's to set.
+  std::vector<size_t> stack_call;
+  for (uint32_t nr : kStackCalls) {
+    b.bytes({0x48, 0x8d, 0x88});  // lea -nr(%rax),%rcx
+    b.imm32(static_cast<uint32_t>(-static_cast<int32_t>(nr)));
+    stack_call.push_back(b.jrcxz());
+  }
+  size_t fast = b.jmp8();
+  for (size_t j : stack_call) b.bind(j);
+  b.bytes({0x0f, 0x05});  // syscall
+  site_end(b);
+  b.bind(fast);
   b.bytes({0x48, 0x8d, 0x64, 0x24, 0x80});  // lea -128(%rsp),%rsp      past the red zone
   b.bytes({0x9c});                          // pushf                     r11 at the end
   b.bytes({0x55});                          // push %rbp
@@ -108,8 +161,7 @@ SiteStub site_stub(uint64_t site, uint64_t at, uint64_t fast_path, uint64_t buff
   b.imm64(site + 2);
   SiteStub out;
   out.tail = b.here();
-  b.bytes({0x48, 0x3d, 0x00, 0xf0, 0xff, 0xff});  // cmp $-4096,%rax   what the site did
-  b.jmp(site + kSiteBytes);
+  site_end(b);
   out.code = b.take();
   RELIVE_CHECK(out.code.size() <= kSiteStubStride, "site stub too long");
   return out;

@@ -236,7 +236,7 @@ std::string trampoline_page() {
     page.replace(i * kTrampolineStride, code.size(), code);
   }
   for (size_t i = 0; i < std::size(kTargets); ++i) {
-    if (!fast_path_syscall(kTargets[i].nr)) continue;
+    if (!fast_path_clock_call(kTargets[i].nr)) continue;
     std::string code = fast_trampoline(static_cast<int>(i));
     page.replace(kFastTrampolineOffset + i * kFastTrampolineStride, code.size(), code);
   }
@@ -265,7 +265,7 @@ Result<VdsoPatch> patch_vdso(const Task& task, uint64_t base) {
     if (s.size < kJumpSize || s.value + kJumpSize > img.size())
       return Status::Unsupported("vDSO function too small to patch: " + s.name);
     std::string jump =
-        jump_to(fast_path_syscall(kTargets[t].nr)
+        jump_to(fast_path_clock_call(kTargets[t].nr)
                     ? kTrampolineAddr + kFastTrampolineOffset +
                           static_cast<uint64_t>(t) * kFastTrampolineStride
                     : kTrampolineAddr + static_cast<uint64_t>(t) * kTrampolineStride);

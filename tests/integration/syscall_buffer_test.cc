@@ -3,10 +3,11 @@
 // replayer fills, and the trace replays exactly as one recorded with every call traced: a clock
 // loop, a timer signal interrupting it, a thread polling the clock until another thread runs, two
 // threads sharing the buffer, the same calls made without the vDSO, and a program that scribbles
-// over the buffer. And the byte calls (read, write, pread64, pwrite64) of the glibc syscall sites
-// the recorder patches (tracee/syscall_sites.h): on a file, on a pipe a reader blocks on, with a
-// timer signal whose handler writes through the same site, and beside the same calls made with
-// syscall(2).
+// over the buffer. And the calls of the glibc syscall sites the recorder patches
+// (tracee/syscall_sites.h): reads and writes on a file, on a pipe a reader blocks on, with a timer
+// signal whose handler writes through the same site, beside the same calls made without glibc;
+// the stat, socket, poll, query and id calls; and a thread waiting in poll, epoll_wait and recv
+// while the thread it waits for must run.
 #include <gtest/gtest.h>
 
 #include <cstdlib>
@@ -57,6 +58,16 @@ Recorded record_and_replay(const TempDir& d, const std::vector<std::string>& arg
   return out;
 }
 
+// Replays `trace` with every call through a stop: it must print `out`, with nothing buffered.
+void expect_traced_replay_prints(const std::string& trace, const std::string& out) {
+  RunResult rep = run(
+      {"/usr/bin/env", "RELIVE_LOG=debug", relive_bin(), "replay", "--no-syscall-buffer", trace},
+      300);
+  EXPECT_EQ(rep.exit_code, 0) << rep.err;
+  EXPECT_EQ(rep.out, out);
+  EXPECT_EQ(buffered_count(rep.err), 0) << rep.err;
+}
+
 TEST(SyscallBuffer, AClockLoopIsLoggedByTheProgramAndReplaysExactly) {
   TempDir d;
   Recorded fast = record_and_replay(d, {"loop", "3000"});
@@ -68,12 +79,7 @@ TEST(SyscallBuffer, AClockLoopIsLoggedByTheProgramAndReplaysExactly) {
   EXPECT_EQ(traced.buffered, 0) << traced.rec.err;
   EXPECT_GT(traced.replay_buffered, 300 * 3);
   // And replayed with every call through a stop, the same trace prints the same.
-  RunResult rep = run({"/usr/bin/env", "RELIVE_LOG=debug", relive_bin(), "replay",
-                       "--no-syscall-buffer", d / "fast"},
-                      300);
-  EXPECT_EQ(rep.exit_code, 0) << rep.err;
-  EXPECT_EQ(rep.out, fast.rec.out);
-  EXPECT_EQ(buffered_count(rep.err), 0) << rep.err;
+  expect_traced_replay_prints(d / "fast", fast.rec.out);
 }
 
 TEST(SyscallBuffer, TimerSignalsDuringFastCallsAreDeliveredWhereReplayFindsThem) {
@@ -146,12 +152,7 @@ TEST(SyscallBuffer, ByteCallsOfPatchedSitesAreLoggedByTheProgramAndReplayExactly
   EXPECT_GT(fast.buffered, 2000 * 2 - 100) << fast.rec.err;
   EXPECT_GT(fast.replay_buffered, 2000 * 2 - 200);
   // Replayed with every call through a stop, the patched trace prints the same.
-  RunResult rep = run({"/usr/bin/env", "RELIVE_LOG=debug", relive_bin(), "replay",
-                       "--no-syscall-buffer", d / "fast"},
-                      300);
-  EXPECT_EQ(rep.exit_code, 0) << rep.err;
-  EXPECT_EQ(rep.out, fast.rec.out);
-  EXPECT_EQ(buffered_count(rep.err), 0) << rep.err;
+  expect_traced_replay_prints(d / "fast", fast.rec.out);
   // Recorded without the fast path, nothing is patched.
   Recorded traced = record_and_replay(d, {"file", "300"}, /*buffer=*/false, byte_subject());
   EXPECT_EQ(traced.buffered, 0) << traced.rec.err;
@@ -173,14 +174,41 @@ TEST(SyscallBuffer, TimerSignalsDuringByteCallsAreDeliveredWhereReplayFindsThem)
   EXPECT_GT(r.replay_buffered, 0);
 }
 
-// The same calls made with syscall(2) reach no patched site: traced at record, and at replay
-// answered at their stop among the buffered ones.
+// The same calls made with a `syscall` instruction of the program's own reach no patched site:
+// traced at record, and at replay answered at their stop among the buffered ones.
 TEST(SyscallBuffer, ByteCallsMadeWithoutGlibcAmongBufferedOnesReplayExactly) {
   TempDir d;
   Recorded r = record_like_native(d, {"raw", "2000"});
   EXPECT_GT(r.buffered, 2000 * 2 - 100) << r.rec.err;
-  EXPECT_LT(r.buffered, 2000 * 3) << r.rec.err;  // the syscall(2) ones stopped
+  EXPECT_LT(r.buffered, 2000 * 3) << r.rec.err;  // the program's own ones stopped
   EXPECT_GT(r.replay_buffered, 2000 * 2 - 100);
+}
+
+// The calls beyond reads and writes, each made the same way every round: all but the first of
+// each (which is traced and patches its site) are logged by the program, and the replay gives
+// back what differs from run to run (ids, inode numbers, random bytes) as recorded.
+TEST(SyscallBuffer, TheOtherCallsOfPatchedSitesAreLoggedByTheProgramAndReplayExactly) {
+  TempDir d;
+  RunResult native = run({byte_subject(), "calls", "500"}, 120);
+  ASSERT_EQ(native.exit_code, 0) << native.err;
+  Recorded r = record_and_replay(d, {"calls", "500"}, true, byte_subject());
+  // The first line is the same in every run; the second is the recording's own.
+  EXPECT_EQ(r.rec.out.substr(0, r.rec.out.find('\n')), native.out.substr(0, native.out.find('\n')));
+  EXPECT_GT(patched_sites(d / "fast"), 10u);
+  // 24 calls a round, all through patched sites but the first of each.
+  EXPECT_GT(r.buffered, 500 * 23) << r.rec.err;
+  EXPECT_GT(r.replay_buffered, 500 * 23);
+  expect_traced_replay_prints(d / "fast", r.rec.out);
+}
+
+// A thread waiting in poll, epoll_wait or recv with no timeout: the fast path finds nothing ready
+// and the call goes traced, where it may wait while the main thread gets the turn and writes.
+TEST(SyscallBuffer, AThreadWaitingInPollOrEpollGivesTheTurnToItsWriter) {
+  TempDir d;
+  Recorded r = record_like_native(d, {"waits", "300"});
+  EXPECT_NE(r.rec.out.find("waits: 300 rounds"), std::string::npos) << r.rec.out;
+  EXPECT_GT(r.buffered, 300) << r.rec.err;
+  EXPECT_GT(r.replay_buffered, 300);
 }
 
 }  // namespace

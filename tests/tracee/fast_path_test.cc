@@ -4,6 +4,12 @@
 // prefilled entries it answers).
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <linux/random.h>
+#include <poll.h>
+#include <sys/epoll.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -14,6 +20,7 @@
 #include "common/file_util.h"
 #include "test_util.h"
 #include "tracee/fast_path_abi.h"
+#include "tracee/syscall_table.h"
 
 namespace {
 
@@ -176,15 +183,18 @@ TEST(FastPath, APipeReadReturnsWhatIsThereAsRead2Does) {
   EXPECT_EQ(b.used_bytes(), Buffer::slots(10) * RELIVE_FP_SLOT);
 }
 
-TEST(FastPath, ErrorsAreLoggedAsTheKernelGaveThem) {
+// A read of `fd` that the fast path answers with the kernel's error `err`, logged without bytes.
+void expect_read_logs_error(int fd, int64_t err) {
   char buf[16];
   Buffer b(100);
-  relive_fp_frame f = frame(SYS_read, {uint64_t(9999), addr(buf), sizeof buf});
+  relive_fp_frame f = frame(SYS_read, {uint64_t(fd), addr(buf), sizeof buf});
   ASSERT_EQ(relive_fast_path(&f, b.bytes.data()), RELIVE_FP_DONE);
-  EXPECT_EQ(f.result, -EBADF);
-  EXPECT_EQ(b.call_at(0).result, -EBADF);
+  EXPECT_EQ(f.result, err);
+  EXPECT_EQ(b.call_at(0).result, err);
   EXPECT_EQ(b.len_word_at(0), 0u);
 }
+
+TEST(FastPath, ErrorsAreLoggedAsTheKernelGaveThem) { expect_read_logs_error(9999, -EBADF); }
 
 TEST(FastPath, WhatDoesNotFitOrCannotBeSaidTakesTheTracedPath) {
   relive::testing::TempDir dir;
@@ -200,7 +210,7 @@ TEST(FastPath, WhatDoesNotFitOrCannotBeSaidTakesTheTracedPath) {
   EXPECT_EQ(relive_fast_path(&huge, big.bytes.data()), RELIVE_FP_TRACED);  // over the limit
   relive_fp_frame neg = frame(SYS_pread64, {uint64_t(fd), addr(buf.data()), 10, uint64_t(-1)});
   EXPECT_EQ(relive_fast_path(&neg, big.bytes.data()), RELIVE_FP_TRACED);  // pread64's EINVAL
-  relive_fp_frame other = frame(SYS_getpid, {});
+  relive_fp_frame other = frame(SYS_getpgrp, {});
   EXPECT_EQ(relive_fast_path(&other, big.bytes.data()), RELIVE_FP_TRACED);
   Buffer odd(100, 7);  // a mode neither recorder nor replayer writes
   relive_fp_frame r = frame(SYS_read, {uint64_t(fd), addr(buf.data()), 10});
@@ -324,4 +334,250 @@ TEST(FastPath, ReplayOfAContinuedWriteContinuesOnTheTracedPath) {
   EXPECT_EQ(f.args[1], addr(msg.data()) + 96);
   EXPECT_EQ(f.args[2], msg.size() - 96);
   EXPECT_EQ(b.data_at(0, 96), msg.substr(0, 96));
+}
+
+// The fast path's rules are the syscall table's out-buffer rules for the calls it takes: the
+// same kind, argument and size (tracee/syscall_table.h), and every call it takes is one the
+// recorder emulates; the calls that take bytes are the table's output writes.
+TEST(FastPath, RulesAgreeWithTheSyscallTable) {
+  using relive::tracee::OutRule;
+  using relive::tracee::syscall_spec;
+  int taken = 0;
+  for (int nr = 0; nr <= relive::tracee::kMaxSyscall; ++nr) {
+    uint64_t args[6] = {3, 0x1000, 16, 0, 0, 0};
+    if (nr == SYS_ioctl) args[1] = FIONREAD;
+    if (nr == SYS_fcntl) args[1] = F_GETFL;
+    relive_fp_rule r;
+    if (!relive_fp_rule_of(uint64_t(nr), args, &r)) continue;
+    ++taken;
+    const relive::tracee::SyscallSpec& spec = syscall_spec(nr);
+    SCOPED_TRACE(spec.name);
+    EXPECT_EQ(spec.policy, relive::tracee::Policy::kEmulate);
+    EXPECT_EQ(bool(r.takes_bytes), bool(spec.flags & relive::tracee::kOutputWrite));
+    if (nr == SYS_ioctl) {  // by its arguments in the table: FIONREAD writes an int
+      EXPECT_EQ(spec.out[0].kind, OutRule::kByArguments);
+      EXPECT_EQ(r.out, RELIVE_FP_OUT_FIXED);
+      EXPECT_EQ(r.size, sizeof(int));
+      continue;
+    }
+    EXPECT_EQ(r.out, spec.out[0].kind);
+    if (r.out == RELIVE_FP_OUT_NONE) continue;
+    EXPECT_EQ(r.arg, spec.out[0].arg);
+    if (r.out != RELIVE_FP_OUT_RESULT) EXPECT_EQ(r.size, spec.out[0].size);
+    if (r.out == RELIVE_FP_OUT_ARG_TIMES) EXPECT_EQ(r.count, spec.out[0].count);
+    // Nothing else written (recvfrom's address only when asked for, which the fast path is not).
+    if (nr != SYS_recvfrom) EXPECT_EQ(spec.out[1].kind, OutRule::kNone);
+  }
+  EXPECT_EQ(taken, 24);
+  // The forms it leaves to the traced path.
+  relive_fp_rule r;
+  uint64_t from[6] = {3, 0x1000, 16, 0, 0x2000, 0x3000};
+  EXPECT_FALSE(relive_fp_rule_of(SYS_recvfrom, from, &r));  // wants the sender's address
+  uint64_t waitall[6] = {3, 0x1000, 16, MSG_WAITALL, 0, 0};
+  EXPECT_FALSE(relive_fp_rule_of(SYS_recvfrom, waitall, &r));
+  uint64_t tcgets[6] = {0, 0x5401, 0x1000, 0, 0, 0};
+  EXPECT_FALSE(relive_fp_rule_of(SYS_ioctl, tcgets, &r));
+  uint64_t setfl[6] = {3, F_SETFL, 0, 0, 0, 0};
+  EXPECT_FALSE(relive_fp_rule_of(SYS_fcntl, setfl, &r));
+  uint64_t sigmask[6] = {3, 0x1000, 8, 0, 0x2000, 8};
+  EXPECT_FALSE(relive_fp_rule_of(SYS_epoll_pwait, sigmask, &r));
+}
+
+// Room is taken for the largest entry the call may leave and what it did not use goes back.
+TEST(FastPath, ACallGivesBackTheRoomItsEntryDidNotUse) {
+  Pipe p;
+  ASSERT_EQ(::write(p.fd[1], "0123456789", 10), 10);
+  std::string buf(4096, '\0');
+  Buffer b(1000);
+  relive_fp_frame f = frame(SYS_read, {uint64_t(p.fd[0]), addr(buf.data()), buf.size()});
+  ASSERT_EQ(relive_fast_path(&f, b.bytes.data()), RELIVE_FP_DONE);
+  EXPECT_EQ(f.result, 10);
+  EXPECT_EQ(b.header()->room, 1000 - Buffer::slots(10));
+  // One that would block gives it all back.
+  relive_fp_frame again = frame(SYS_read, {uint64_t(p.fd[0]), addr(buf.data()), buf.size()});
+  EXPECT_EQ(relive_fast_path(&again, b.bytes.data()), RELIVE_FP_TRACED);
+  EXPECT_EQ(b.header()->room, 1000 - Buffer::slots(10));
+}
+
+// A descriptor the program made non-blocking: "it would block" is the program's own answer,
+// logged by the fast path (an event loop reads until EAGAIN).
+TEST(FastPath, EagainOnANonBlockingDescriptorIsLoggedHere) {
+  Pipe p;
+  ASSERT_EQ(::fcntl(p.fd[0], F_SETFL, O_NONBLOCK), 0);
+  expect_read_logs_error(p.fd[0], -EAGAIN);
+}
+
+TEST(FastPath, StatCallsLogTheStructTheKernelWrote) {
+  relive::testing::TempDir dir;
+  std::string path = dir / "f";
+  ASSERT_TRUE(relive::write_file_atomic(path, std::string(1234, 'z')).ok());
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  ASSERT_GE(fd, 0);
+  struct stat want {};
+  ASSERT_EQ(::fstat(fd, &want), 0);
+  Buffer b(100);
+  struct stat got {};
+  relive_fp_frame f = frame(SYS_fstat, {uint64_t(fd), addr(&got)});
+  ASSERT_EQ(relive_fast_path(&f, b.bytes.data()), RELIVE_FP_DONE);
+  EXPECT_EQ(f.result, 0);
+  EXPECT_EQ(got.st_size, 1234);
+  EXPECT_EQ(got.st_ino, want.st_ino);
+  EXPECT_EQ(b.len_word_at(0), sizeof(struct stat));
+  EXPECT_EQ(b.data_at(0, sizeof got), std::string(reinterpret_cast<char*>(&got), sizeof got));
+  uint64_t second = b.used_bytes();
+  struct stat at {};
+  relive_fp_frame s = frame(SYS_newfstatat, {uint64_t(AT_FDCWD), addr(path.c_str()), addr(&at), 0});
+  ASSERT_EQ(relive_fast_path(&s, b.bytes.data()), RELIVE_FP_DONE);
+  EXPECT_EQ(at.st_ino, want.st_ino);
+  EXPECT_EQ(b.data_at(second, sizeof at), std::string(reinterpret_cast<char*>(&at), sizeof at));
+  // A missing file: the error, no bytes.
+  std::string missing = dir / "missing";
+  uint64_t third = b.used_bytes();
+  relive_fp_frame m =
+      frame(SYS_newfstatat, {uint64_t(AT_FDCWD), addr(missing.c_str()), addr(&at), 0});
+  ASSERT_EQ(relive_fast_path(&m, b.bytes.data()), RELIVE_FP_DONE);
+  EXPECT_EQ(m.result, -ENOENT);
+  EXPECT_EQ(b.len_word_at(third), 0u);
+  ::close(fd);
+}
+
+TEST(FastPath, CallsThatWriteNothingLogTheirResult) {
+  relive::testing::TempDir dir;
+  std::string path = dir / "f";
+  ASSERT_TRUE(relive::write_file_atomic(path, std::string(100, 'z')).ok());
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  Buffer b(100);
+  relive_fp_frame seek = frame(SYS_lseek, {uint64_t(fd), 40, SEEK_SET});
+  ASSERT_EQ(relive_fast_path(&seek, b.bytes.data()), RELIVE_FP_DONE);
+  EXPECT_EQ(seek.result, 40);
+  EXPECT_EQ(::lseek(fd, 0, SEEK_CUR), 40);
+  relive_fp_frame fl = frame(SYS_fcntl, {uint64_t(fd), F_GETFL});
+  ASSERT_EQ(relive_fast_path(&fl, b.bytes.data()), RELIVE_FP_DONE);
+  EXPECT_EQ(fl.result, ::fcntl(fd, F_GETFL));
+  relive_fp_frame id = frame(SYS_gettid, {});
+  ASSERT_EQ(relive_fast_path(&id, b.bytes.data()), RELIVE_FP_DONE);
+  EXPECT_EQ(id.result, ::gettid());
+  EXPECT_EQ(b.used_bytes(), 3 * RELIVE_FP_SLOT);  // one slot each
+  for (uint64_t i = 0; i < 3; ++i) EXPECT_EQ(b.len_word_at(i * RELIVE_FP_SLOT), 0u);
+  ::close(fd);
+}
+
+// poll and epoll_wait are made with a zero timeout: what is ready is logged; nothing ready
+// where the program would wait takes the traced path (which waits), consuming nothing.
+TEST(FastPath, PollAndEpollWaitDoNotWait) {
+  Pipe p;
+  Buffer b(100);
+  struct pollfd fds[2] = {{p.fd[0], POLLIN, 0}, {p.fd[1], POLLOUT, 0}};
+  relive_fp_frame waits = frame(SYS_poll, {addr(fds), 1, uint64_t(-1)});
+  EXPECT_EQ(relive_fast_path(&waits, b.bytes.data()), RELIVE_FP_TRACED);
+  EXPECT_EQ(b.used_bytes(), 0u);
+  EXPECT_EQ(b.header()->room, 100u);
+  relive_fp_frame zero = frame(SYS_poll, {addr(fds), 1, 0});
+  ASSERT_EQ(relive_fast_path(&zero, b.bytes.data()), RELIVE_FP_DONE);
+  EXPECT_EQ(zero.result, 0);  // the program's own zero timeout: its answer
+  ASSERT_EQ(::write(p.fd[1], "x", 1), 1);
+  uint64_t at = b.used_bytes();
+  relive_fp_frame ready = frame(SYS_poll, {addr(fds), 2, 5000});
+  ASSERT_EQ(relive_fast_path(&ready, b.bytes.data()), RELIVE_FP_DONE);
+  EXPECT_EQ(ready.result, 2);
+  EXPECT_EQ(fds[0].revents, POLLIN);
+  EXPECT_EQ(b.len_word_at(at), sizeof fds);
+  EXPECT_EQ(b.data_at(at, sizeof fds), std::string(reinterpret_cast<char*>(fds), sizeof fds));
+
+  int ep = ::epoll_create1(EPOLL_CLOEXEC);
+  ASSERT_GE(ep, 0);
+  epoll_event ev{};
+  ev.events = EPOLLIN;
+  ev.data.u64 = 0x1122334455667788ull;
+  ASSERT_EQ(::epoll_ctl(ep, EPOLL_CTL_ADD, p.fd[0], &ev), 0);
+  epoll_event out[8] = {};
+  at = b.used_bytes();
+  relive_fp_frame e = frame(SYS_epoll_wait, {uint64_t(ep), addr(out), 8, uint64_t(-1)});
+  ASSERT_EQ(relive_fast_path(&e, b.bytes.data()), RELIVE_FP_DONE);
+  EXPECT_EQ(e.result, 1);
+  EXPECT_EQ(out[0].data.u64, 0x1122334455667788ull);
+  EXPECT_EQ(b.len_word_at(at), sizeof(epoll_event));
+  char c;
+  ASSERT_EQ(::read(p.fd[0], &c, 1), 1);
+  at = b.used_bytes();
+  relive_fp_frame idle = frame(SYS_epoll_wait, {uint64_t(ep), addr(out), 8, 100});
+  EXPECT_EQ(relive_fast_path(&idle, b.bytes.data()), RELIVE_FP_TRACED);
+  EXPECT_EQ(b.used_bytes(), at);
+  ::close(ep);
+}
+
+TEST(FastPath, SocketSendsAndReceivesDoNotWait) {
+  int sv[2];
+  ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+  Buffer b(100);
+  char buf[32] = {};
+  relive_fp_frame empty = frame(SYS_recvfrom, {uint64_t(sv[0]), addr(buf), sizeof buf, 0, 0, 0});
+  EXPECT_EQ(relive_fast_path(&empty, b.bytes.data()), RELIVE_FP_TRACED);  // would wait
+  relive_fp_frame dontwait =
+      frame(SYS_recvfrom, {uint64_t(sv[0]), addr(buf), sizeof buf, MSG_DONTWAIT, 0, 0});
+  ASSERT_EQ(relive_fast_path(&dontwait, b.bytes.data()), RELIVE_FP_DONE);  // asked not to
+  EXPECT_EQ(dontwait.result, -EAGAIN);
+  uint64_t at = b.used_bytes();
+  relive_fp_frame send = frame(SYS_sendto, {uint64_t(sv[1]), addr("request"), 7, 0, 0, 0});
+  ASSERT_EQ(relive_fast_path(&send, b.bytes.data()), RELIVE_FP_DONE);
+  EXPECT_EQ(send.result, 7);
+  EXPECT_EQ(b.data_at(at, 7), "request");
+  at = b.used_bytes();
+  relive_fp_frame recv = frame(SYS_recvfrom, {uint64_t(sv[0]), addr(buf), sizeof buf, 0, 0, 0});
+  ASSERT_EQ(relive_fast_path(&recv, b.bytes.data()), RELIVE_FP_DONE);
+  EXPECT_EQ(recv.result, 7);
+  EXPECT_EQ(std::string(buf, 7), "request");
+  EXPECT_EQ(b.data_at(at, 7), "request");
+  ::close(sv[0]);
+  ::close(sv[1]);
+}
+
+TEST(FastPath, QueriesLogWhatTheKernelWrote) {
+  Pipe p;
+  ASSERT_EQ(::write(p.fd[1], "12345", 5), 5);
+  Buffer b(100);
+  int avail = -1;
+  relive_fp_frame q = frame(SYS_ioctl, {uint64_t(p.fd[0]), FIONREAD, addr(&avail)});
+  ASSERT_EQ(relive_fast_path(&q, b.bytes.data()), RELIVE_FP_DONE);
+  EXPECT_EQ(avail, 5);
+  EXPECT_EQ(b.data_at(0, 4), std::string(reinterpret_cast<char*>(&avail), 4));
+  uint64_t at = b.used_bytes();
+  char random[32] = {};
+  relive_fp_frame g = frame(SYS_getrandom, {addr(random), sizeof random, 0});
+  ASSERT_EQ(relive_fast_path(&g, b.bytes.data()), RELIVE_FP_DONE);
+  EXPECT_EQ(g.result, 32);
+  EXPECT_EQ(b.data_at(at, 32), std::string(random, 32));
+  relive::testing::TempDir dir;
+  ASSERT_TRUE(relive::write_file_atomic(dir / "entry", "x").ok());
+  int d = ::open(dir.path().c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  ASSERT_GE(d, 0);
+  char dents[4096];
+  at = b.used_bytes();
+  relive_fp_frame gd = frame(SYS_getdents64, {uint64_t(d), addr(dents), sizeof dents});
+  ASSERT_EQ(relive_fast_path(&gd, b.bytes.data()), RELIVE_FP_DONE);
+  ASSERT_GT(gd.result, 0);
+  EXPECT_EQ(b.len_word_at(at), uint64_t(gd.result));
+  EXPECT_EQ(b.data_at(at, uint64_t(gd.result)), std::string(dents, uint64_t(gd.result)));
+  ::close(d);
+}
+
+TEST(FastPath, ReplayWritesAPrefilledCallsLoggedBytesWhereItsRuleSays) {
+  Buffer b(100, RELIVE_FP_REPLAY_MODE);
+  struct stat st {};
+  std::string logged(sizeof st, 'S');
+  b.prefill(SYS_fstat, {4, addr(&st)}, 0, logged);
+  epoll_event events[4] = {};
+  std::string two(2 * sizeof(epoll_event), 'E');
+  b.prefill(SYS_epoll_wait, {5, addr(events), 4, uint64_t(-1)}, 2, two);
+  b.header()->room = Buffer::slots(logged.size()) + Buffer::slots(two.size());
+  relive_fp_frame f = frame(SYS_fstat, {4, addr(&st)});
+  ASSERT_EQ(relive_fast_path(&f, b.bytes.data()), RELIVE_FP_DONE);
+  EXPECT_EQ(f.result, 0);
+  EXPECT_EQ(std::string(reinterpret_cast<char*>(&st), sizeof st), logged);
+  // A replayed epoll_wait does not wait, whatever its timeout: the log says what was ready.
+  relive_fp_frame e = frame(SYS_epoll_wait, {5, addr(events), 4, uint64_t(-1)});
+  ASSERT_EQ(relive_fast_path(&e, b.bytes.data()), RELIVE_FP_DONE);
+  EXPECT_EQ(e.result, 2);
+  EXPECT_EQ(std::string(reinterpret_cast<char*>(events), two.size()), two);
+  EXPECT_EQ(b.header()->room, 0u);
 }

@@ -455,9 +455,10 @@ TEST_F(SyscallBufferTest, ByteCallsAndClockCallsDecodeInOrder) {
   EXPECT_EQ(calls[2].written, text);
   EXPECT_FALSE(calls[2].continued);
   // Entries of 1 + 1 + 4 slots (a 200-byte write: 72 + 200 bytes); the read took room for the
-  // 100 bytes it asked for (3 slots) before it knew it would get 3: room until the next drain.
+  // 100 bytes it asked for (3 slots) before it knew it would get 3, and gave back what its entry
+  // did not use.
   EXPECT_EQ(header()->next - kFirstEntryAddr, 6 * sizeof(SyscallBufferEntry));
-  EXPECT_EQ(header()->room, 100u - 8u);
+  EXPECT_EQ(header()->room, 100u - 6u);
   ::close(fd[0]);
   ::close(fd[1]);
 }
@@ -509,9 +510,9 @@ TEST_F(SyscallBufferTest, PrefilledByteCallsReplayInOrder) {
   ASSERT_EQ(recorded.size(), 1u);
   calls[1] = recorded[0];
   calls[1].write_data.assign(reinterpret_cast<const char*>(&ts_rec), sizeof ts_rec);
-  EXPECT_TRUE(replayable_byte_call(calls[0]));
+  EXPECT_TRUE(replayable_site_call(calls[0]));
   EXPECT_TRUE(replayable_from_buffer(calls[1]));
-  EXPECT_TRUE(replayable_byte_call(calls[2]));
+  EXPECT_TRUE(replayable_site_call(calls[2]));
   ASSERT_TRUE(prefill_syscall_buffer(Task(::getpid()), calls).ok());
   auto* buffer = reinterpret_cast<void*>(kSyscallBufferAddr);
   relive_fp_frame r{SYS_read, {7, addr(buf), sizeof buf}, 0, 0};
@@ -540,20 +541,32 @@ TEST_F(SyscallBufferTest, PrefilledByteCallsReplayInOrder) {
   EXPECT_EQ(*syscall_buffer_taken(Task(::getpid()), calls), 2u);
 }
 
-TEST(SyscallBufferReplay, ByteCallsTheFastPathCannotAnswerAreNotReplayable) {
+TEST(SyscallBufferReplay, SiteCallsTheFastPathCannotAnswerAreNotReplayable) {
   uint64_t b = 0x1000;
-  EXPECT_TRUE(replayable_byte_call({SYS_read, {3, b, 10}, 4, b, "abcd"}));
-  EXPECT_TRUE(replayable_byte_call({SYS_read, {3, b, 10}, 0, 0, ""}));
-  EXPECT_TRUE(replayable_byte_call({SYS_pwrite64, {3, b, 10, 5}, 10, 0, ""}));
-  EXPECT_TRUE(replayable_byte_call({SYS_read, {3, b, 10}, -EINTR, 0, ""}));
-  EXPECT_FALSE(replayable_byte_call({SYS_read, {3, b, 10}, 4, b, "abc"}));       // bytes != result
-  EXPECT_FALSE(replayable_byte_call({SYS_read, {3, b, 10}, 4, b + 1, "abcd"}));  // elsewhere
-  EXPECT_FALSE(replayable_byte_call({SYS_read, {3, b, 2}, 4, b, "abcd"}));       // more than asked
-  EXPECT_FALSE(replayable_byte_call({SYS_write, {3, b, 10}, 4, b, "abcd"}));  // a write that read
-  EXPECT_FALSE(replayable_byte_call({SYS_getpid, {}, 4, 0, ""}));
+  EXPECT_TRUE(replayable_site_call({SYS_read, {3, b, 10}, 4, b, "abcd"}));
+  EXPECT_TRUE(replayable_site_call({SYS_read, {3, b, 10}, 0, 0, ""}));
+  EXPECT_TRUE(replayable_site_call({SYS_pwrite64, {3, b, 10, 5}, 10, 0, ""}));
+  EXPECT_TRUE(replayable_site_call({SYS_read, {3, b, 10}, -EINTR, 0, ""}));
+  EXPECT_FALSE(replayable_site_call({SYS_read, {3, b, 10}, 4, b, "abc"}));       // bytes != result
+  EXPECT_FALSE(replayable_site_call({SYS_read, {3, b, 10}, 4, b + 1, "abcd"}));  // elsewhere
+  EXPECT_FALSE(replayable_site_call({SYS_read, {3, b, 2}, 4, b, "abcd"}));       // more than asked
+  EXPECT_FALSE(replayable_site_call({SYS_write, {3, b, 10}, 4, b, "abcd"}));  // a write that read
+  EXPECT_TRUE(replayable_site_call({SYS_getpid, {}, 4, 0, ""}));
+  EXPECT_FALSE(replayable_site_call({SYS_getpid, {}, 4, b, "abcd"}));  // a getpid that wrote
+  EXPECT_FALSE(replayable_site_call({SYS_getpgrp, {}, 4, 0, ""}));     // not the fast path's
+  std::string stat_bytes(144, 's');
+  EXPECT_TRUE(replayable_site_call({SYS_fstat, {3, b}, 0, b, stat_bytes}));
+  EXPECT_FALSE(replayable_site_call({SYS_fstat, {3, b}, 0, b, "short"}));
+  EXPECT_TRUE(replayable_site_call({SYS_fstat, {3, b}, -EBADF, 0, ""}));
+  EXPECT_TRUE(replayable_site_call({SYS_epoll_wait, {3, b, 8, 0}, 2, b, std::string(24, 'e')}));
+  EXPECT_FALSE(replayable_site_call({SYS_epoll_wait, {3, b, 1, 0}, 2, b, std::string(24, 'e')}));
+  EXPECT_TRUE(replayable_site_call({SYS_poll, {b, 2, 0}, 1, b, std::string(16, 'p')}));
+  EXPECT_FALSE(replayable_site_call({SYS_recvfrom, {3, b, 10, 0, b, b}, 4, b, "abcd"}));
+  EXPECT_TRUE(replayable_site_call({SYS_sendto, {3, b, 10, 0, 0, 0}, 10, 0, ""}));
+  EXPECT_FALSE(replayable_site_call({SYS_ioctl, {3, 0x5401, b}, 0, b, "abcd"}));  // TCGETS
   BufferedCall whole{SYS_write, {3, b, 10}, 10, 0, ""};
   whole.continued = true;  // continued with nothing left
-  EXPECT_FALSE(replayable_byte_call(whole));
+  EXPECT_FALSE(replayable_site_call(whole));
 }
 
 }  // namespace relive::tracee

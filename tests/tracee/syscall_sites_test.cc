@@ -1,5 +1,5 @@
 // A patched syscall site run in this process: a stand-in for a libc wrapper (`mov $nr,%eax`, the
-// site's 8 bytes, `ret`) patched to jump to a stub, which calls the fast path (fast_path.c, built
+// site's bytes, `ret`) patched to jump to a stub, which calls the fast path (fast_path.c, built
 // for the host) on a buffer in this process's memory. No tracer: a call the fast path sends down
 // the traced path is simply made by the stub's own `syscall`.
 #include "tracee/syscall_sites.h"
@@ -24,7 +24,7 @@ namespace {
 // Two pages: the wrapper at the start of the first, stubs in the second.
 class PatchedWrapper {
  public:
-  explicit PatchedWrapper(int nr) {
+  explicit PatchedWrapper(int nr, std::string_view site = kSitePattern) : site_bytes_(site) {
     mem_ = static_cast<unsigned char*>(::mmap(nullptr, 8192, PROT_READ | PROT_WRITE | PROT_EXEC,
                                               MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
     EXPECT_NE(mem_, MAP_FAILED);
@@ -33,7 +33,7 @@ class PatchedWrapper {
     code += '\xb8';          // mov $nr,%eax
     code.append(reinterpret_cast<const char*>(&nr), 4);
     site_ = reinterpret_cast<uint64_t>(mem_) + code.size();
-    code += kSitePattern;
+    code += site;
     code += '\xc3';  // ret
     std::memcpy(mem_, code.data(), code.size());
     buffer_.assign(sizeof(relive_fp_header) + 2000 * RELIVE_FP_SLOT, '\0');
@@ -46,10 +46,10 @@ class PatchedWrapper {
   // `fast_path`: the host build's entry point, or the blob's where it is mapped.
   void patch(uint64_t fast_path = reinterpret_cast<uint64_t>(&relive_fast_path)) {
     uint64_t stub_at = reinterpret_cast<uint64_t>(mem_) + 4096;
-    SiteStub stub =
-        site_stub(site_, stub_at, fast_path, reinterpret_cast<uint64_t>(buffer_.data()));
+    SiteStub stub = site_stub(site_, site_bytes_, stub_at, fast_path,
+                              reinterpret_cast<uint64_t>(buffer_.data()));
     std::memcpy(mem_ + 4096, stub.code.data(), stub.code.size());
-    std::string jump = site_jump(site_, stub_at);
+    std::string jump = site_jump(site_, site_bytes_, stub_at);
     std::memcpy(reinterpret_cast<void*>(site_), jump.data(), jump.size());
   }
 
@@ -64,10 +64,15 @@ class PatchedWrapper {
   uint64_t site() const { return site_; }
 
  private:
+  std::string site_bytes_;
   unsigned char* mem_;
   uint64_t site_ = 0;
   std::string buffer_;
 };
+
+constexpr std::string_view kAllForms[] = {
+    kSitePattern,    kSitePatternAsm,     kSitePatternInt,      kSitePatternMovInt,
+    kSitePatternRet, kSitePatternRetNopw, kSitePatternRetCsNopw};
 
 uint64_t slots(uint64_t len) {
   return (RELIVE_FP_DATA_OFFSET + len + RELIVE_FP_SLOT - 1) / RELIVE_FP_SLOT;
@@ -76,15 +81,52 @@ uint64_t slots(uint64_t len) {
 }  // namespace
 
 TEST(SyscallSites, RecognisesGlibcsSitesOnly) {
-  EXPECT_TRUE(is_patchable_site(kSitePattern));
-  EXPECT_FALSE(is_patchable_site(std::string_view("\x0f\x05\x48\x3d\x01\xf0\xff\xff", 8)));
-  EXPECT_FALSE(is_patchable_site(kSitePattern.substr(0, 7)));
-  std::string jump = site_jump(0x1000, 0x2000);
-  EXPECT_EQ(jump.size(), kSiteBytes);
-  EXPECT_EQ(static_cast<unsigned char>(jump[0]), 0xe9);
-  int32_t rel;
-  std::memcpy(&rel, jump.data() + 1, 4);
-  EXPECT_EQ(0x1000 + 5 + rel, 0x2000);
+  // Read as the recorder reads a site: kSiteBytes, whatever follows the pattern.
+  auto padded = [](std::string_view p) { return std::string(p) + std::string(9 - p.size(), 'x'); };
+  EXPECT_EQ(site_length(padded(kSitePattern)), 8u);
+  EXPECT_EQ(site_length(padded(kSitePatternAsm)), 8u);
+  EXPECT_EQ(site_length(padded(kSitePatternInt)), 7u);
+  EXPECT_EQ(site_length(kSitePatternMovInt), 9u);
+  EXPECT_EQ(site_length(std::string_view("\x0f\x05\x48\x3d\x02\xf0\xff\xff\x90", 9)), 0u);
+  EXPECT_EQ(site_length(std::string_view("\x0f\x05\x89\xc2\xf7\xda\x3d\x00\xf0", 9)), 0u);
+  EXPECT_EQ(site_length(kSitePattern.substr(0, 7)), 0u);  // cut short: the end of a mapping
+  EXPECT_EQ(site_length(padded(kSitePatternRet)), 5u);
+  EXPECT_EQ(site_length(padded(kSitePatternRetNopw)), 5u);
+  EXPECT_EQ(site_length(padded(kSitePatternRetCsNopw)), 5u);
+  EXPECT_EQ(site_length(padded(std::string_view("\x0f\x05\xc3\x48\x89", 5))), 0u);  // code
+  for (std::string_view p : kAllForms) {
+    std::string jump = site_jump(0x1000, padded(p), 0x2000);
+    EXPECT_EQ(jump.size(), site_length(padded(p)));
+    EXPECT_EQ(static_cast<unsigned char>(jump[0]), 0xe9);
+    int32_t rel;
+    std::memcpy(&rel, jump.data() + 1, 4);
+    EXPECT_EQ(0x1000 + 5 + rel, 0x2000);
+  }
+}
+
+// Every site form, patched: the call goes through the fast path, and the wrapper returns what the
+// site's own instructions after the `syscall` make of the result.
+TEST(SyscallSites, EverySiteFormReturnsThroughItsOwnInstructions) {
+  for (std::string_view p : kAllForms) {
+    PatchedWrapper w(SYS_getpid, std::string(p) + "\x90\x90\x90\x90");
+    w.patch();
+    EXPECT_EQ(static_cast<int32_t>(w.call(0, 0, 0)), ::getpid()) << p.size();
+    EXPECT_EQ(w.used(), RELIVE_FP_SLOT) << p.size();  // logged by the fast path
+  }
+}
+
+// fork through a patched site (syscall(2)'s, which takes any call): made at once by the stub on
+// the program's own stack; parent and child both come back through the site's instructions.
+TEST(SyscallSites, AStackCallIsMadeAtOnceOnTheProgramsStack) {
+  PatchedWrapper w(SYS_fork, kSitePatternAsm);
+  w.patch();
+  int64_t pid = w.call(0, 0, 0);
+  if (pid == 0) ::_exit(7);
+  ASSERT_GT(pid, 0);
+  int status = 0;
+  ASSERT_EQ(::waitpid(static_cast<pid_t>(pid), &status, 0), pid);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 7) << status;
+  EXPECT_EQ(w.used(), 0u);
 }
 
 TEST(SyscallSites, APatchedReadIsMadeByTheFastPathAndLogged) {
@@ -97,11 +139,11 @@ TEST(SyscallSites, APatchedReadIsMadeByTheFastPathAndLogged) {
   EXPECT_EQ(w.call(fd[0], reinterpret_cast<uint64_t>(buf), sizeof buf), 7);
   EXPECT_EQ(std::string(buf, 7), "payload");
   EXPECT_EQ(w.used(), slots(7) * RELIVE_FP_SLOT);
-  // Nothing left in the pipe, which is non-blocking here: the fast path would block, so the
-  // stub makes the call itself (the traced path) and returns the kernel's answer.
+  // Nothing left in the pipe, which is non-blocking here: the program's own answer, EAGAIN,
+  // logged by the fast path.
   ASSERT_EQ(::fcntl(fd[0], F_SETFL, O_NONBLOCK), 0);
   EXPECT_EQ(w.call(fd[0], reinterpret_cast<uint64_t>(buf), sizeof buf), -EAGAIN);
-  EXPECT_EQ(w.used(), slots(7) * RELIVE_FP_SLOT);
+  EXPECT_EQ(w.used(), (slots(7) + 1) * RELIVE_FP_SLOT);
   ::close(fd[0]);
   ::close(fd[1]);
 }
@@ -113,9 +155,9 @@ TEST(SyscallSites, AnUnpatchedSiteIsAPlainSyscall) {
 }
 
 TEST(SyscallSites, ACallTheFastPathDoesNotTakeGoesThroughTheStubUnchanged) {
-  PatchedWrapper w(SYS_getpid);
+  PatchedWrapper w(SYS_getpgrp);
   w.patch();
-  EXPECT_EQ(w.call(0, 0, 0), ::getpid());
+  EXPECT_EQ(w.call(0, 0, 0), ::getpgrp());
   EXPECT_EQ(w.used(), 0u);
 }
 
