@@ -2,6 +2,7 @@
 // shared-memory ring drained by a separate log-writer process; tests use an in-memory sink.
 #pragma once
 
+#include <cstddef>
 #include <memory>
 #include <string>
 #include <vector>
@@ -24,6 +25,11 @@ class EventSink {
 
 // Starts the log-writer process writing `events_path`.
 Result<std::unique_ptr<EventSink>> make_log_writer_sink(const std::string& events_path);
+
+// The LZ4 acceleration the log writer uses with `queued` of its ring's `capacity` bytes waiting:
+// its best compression while it keeps up, faster (and larger) the further the tracer gets ahead,
+// since a full ring stops the tracer and the recording then runs at the writer's pace.
+int compression_acceleration(size_t queued, size_t capacity);
 
 class MemorySink : public EventSink {
  public:

@@ -57,7 +57,8 @@ Status EventLogWriter::append(std::string_view encoded_event) {
 Status EventLogWriter::flush() {
   if (!error_.ok()) return error_;
   if (buffered_events_ == 0) return Status::Ok();
-  std::string frame = wire::encode_segment_payload(segments_written_, buffered_events_, raw_);
+  std::string frame =
+      wire::encode_segment_payload(segments_written_, buffered_events_, raw_, acceleration_);
   Status s = write_all(fd_.get(), frame);
   if (!s.ok()) {
     // Leave only whole segments behind, so that readers of the log see a clean end.

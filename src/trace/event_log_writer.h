@@ -37,6 +37,10 @@ class EventLogWriter {
   Status flush();
   // flush() and then fdatasync(2): the events appended so far survive a crash.
   Status sync();
+  // How hard the next segments are compressed: LZ4's acceleration (1, the default, compresses
+  // best; higher is faster and larger). Every value reads back alike.
+  void set_acceleration(int acceleration) { acceleration_ = acceleration; }
+  int acceleration() const { return acceleration_; }
 
   uint64_t bytes_written() const { return bytes_written_; }
   // Events in segments already written; events_buffered() more are waiting for the next one.
@@ -55,6 +59,7 @@ class EventLogWriter {
   uint64_t bytes_written_ = 0;
   uint64_t events_written_ = 0;
   uint64_t segments_written_ = 0;
+  int acceleration_ = 1;
   Status error_;  // sticky: the first write failure
 };
 

@@ -36,7 +36,10 @@
 
 #define NR_fcntl RELIVE_FP_NR_fcntl
 #define NR_fstat RELIVE_FP_NR_fstat
+#define NR_getpid RELIVE_FP_NR_getpid
 #define NR_pread64 RELIVE_FP_NR_pread64
+#define NR_writev RELIVE_FP_NR_writev
+#define NR_process_vm_readv 310
 #define NR_preadv2 327
 #define NR_pwritev2 328
 
@@ -126,6 +129,65 @@ static long rwf_call(const struct relive_fp_frame* f, const struct relive_fp_rul
   return n;
 }
 
+/* writev: the program's iovecs, copied into f->rest (as the kernel reads them: a bad address is
+ * a failure here, not a fault in the fast path); their total, or -1. */
+static long copy_iovecs(struct relive_fp_frame* f) {
+  uint64_t n = f->args[2];
+  if (n == 0) return 0;
+  struct fp_iovec local = {(uint64_t)f->rest, n * sizeof f->rest[0]};
+  struct fp_iovec remote = {f->args[1], n * sizeof f->rest[0]};
+  long pid = fp_syscall(NR_getpid, 0, 0, 0, 0, 0, 0);
+  long got = fp_syscall(NR_process_vm_readv, pid, (long)&local, 1, (long)&remote, 1, 0);
+  if (got != (long)local.len) return -1;
+  uint64_t total = 0;
+  for (uint64_t i = 0; i < n; ++i) {
+    if (f->rest[i].len > RELIVE_FP_MAX_DATA) return -1;
+    total += f->rest[i].len;
+  }
+  return (long)total;
+}
+
+/* Copies the first `len` bytes the iovecs in f->rest take from the program to `to`. */
+static void gather(const struct relive_fp_frame* f, uint64_t len, unsigned char* to) {
+  for (uint64_t i = 0; i < f->args[2] && len > 0; ++i) {
+    uint64_t n = f->rest[i].len < len ? f->rest[i].len : len;
+    fp_copy(to, (const void*)f->rest[i].base, n);
+    to += n;
+    len -= n;
+  }
+}
+
+/* A writev of which `done` bytes went out: f->rest becomes the iovecs of the rest (in place) and
+ * the frame's arguments point at them, for the traced call. */
+static void continue_vector(struct relive_fp_frame* f, uint64_t done) {
+  uint64_t k = 0;
+  for (uint64_t i = 0; i < f->args[2]; ++i) {
+    if (done >= f->rest[i].len) {
+      done -= f->rest[i].len;
+      continue;
+    }
+    f->rest[k].base = f->rest[i].base + done;
+    f->rest[k].len = f->rest[i].len - done;
+    done = 0;
+    ++k;
+  }
+  f->args[1] = (uint64_t)f->rest;
+  f->args[2] = k;
+}
+
+/* writev as pwritev2 RWF_NOWAIT on the copied iovecs (f->rest), as rwf_call. */
+static long rwf_vector_call(const struct relive_fp_frame* f) {
+  long fd = (long)f->args[0];
+  long n = fp_syscall(NR_pwritev2, fd, (long)f->rest, (long)f->args[2], -1, 0, RWF_NOWAIT_FLAG);
+  if (n == -E_AGAIN || n == -E_OPNOTSUPP) {
+    if (is_regular_file(fd))
+      return fp_syscall(NR_writev, fd, (long)f->rest, (long)f->args[2], 0, 0, 0);
+    if (n == -E_AGAIN && is_nonblocking(fd)) return n;
+    return WOULD_WAIT;
+  }
+  return n;
+}
+
 /* The call made so that it cannot wait (see the top); WOULD_WAIT where the program's would have. */
 static long nowait_call(const struct relive_fp_frame* f, const struct relive_fp_rule* r) {
   uint64_t a[6];
@@ -133,7 +195,7 @@ static long nowait_call(const struct relive_fp_frame* f, const struct relive_fp_
   long n;
   switch (r->wait) {
     case RELIVE_FP_WAIT_RWF:
-      return rwf_call(f, r);
+      return r->vector ? rwf_vector_call(f) : rwf_call(f, r);
     case RELIVE_FP_WAIT_MSG:
       a[3] |= RELIVE_FP_MSG_DONTWAIT;
       n = fp_call(f->nr, a);
@@ -174,6 +236,11 @@ static int record_call(struct relive_fp_frame* f, const struct relive_fp_rule* r
   if (rule->positioned && (int64_t)f->args[3] < 0)
     return RELIVE_FP_TRACED; /* pread64's EINVAL; -1 would mean "current" to preadv2 */
   uint64_t max = relive_fp_out_max(rule, f->args);
+  if (rule->vector) {
+    long total = copy_iovecs(f);
+    if (total < 0) return RELIVE_FP_TRACED; /* the kernel's EFAULT, or too much: traced */
+    max = (uint64_t)total;
+  }
   if (max > RELIVE_FP_MAX_DATA) return RELIVE_FP_TRACED;
   uint64_t room = h->room;
   uint64_t slots = slots_for(max);
@@ -187,7 +254,7 @@ static int record_call(struct relive_fp_frame* f, const struct relive_fp_rule* r
   }
   uint64_t len = relive_fp_out_len(rule, f->args, r);
   if (len > max) len = max; /* a kernel that wrote more than asked: the entry holds what fits */
-  uint64_t count = f->args[rule->count];
+  uint64_t count = rule->vector ? max : f->args[rule->count];
   int continued = rule->takes_bytes && r >= 0 && len < count;
   uint64_t len_word = len | (continued ? RELIVE_FP_CONTINUED : 0);
 
@@ -198,9 +265,17 @@ static int record_call(struct relive_fp_frame* f, const struct relive_fp_rule* r
   call.result = r;
   fp_copy(e, &call, sizeof call);
   fp_copy(e + RELIVE_FP_CALL_BYTES, &len_word, sizeof len_word);
-  if (len > 0) fp_copy(e + RELIVE_FP_DATA_OFFSET, (const void*)f->args[rule->arg], len);
+  if (len > 0 && rule->vector)
+    gather(f, len, e + RELIVE_FP_DATA_OFFSET);
+  else if (len > 0)
+    fp_copy(e + RELIVE_FP_DATA_OFFSET, (const void*)f->args[rule->arg], len);
   publish(h, slots_for(len));
   give_back(h, room - slots, room - slots_for(len)); /* what the entry did not use */
+  if (continued && rule->vector) {
+    continue_vector(f, len);
+    f->partial = len;
+    return RELIVE_FP_CONTINUE;
+  }
   if (continued) {
     f->args[1] += len;
     f->args[2] = count - len;
@@ -230,14 +305,22 @@ static int replay_call(struct relive_fp_frame* f, const struct relive_fp_rule* r
   unsigned char* data = (unsigned char*)e + RELIVE_FP_DATA_OFFSET;
   /* A call that wrote gets its logged bytes; one that takes bytes leaves them in the entry, where
    * the replayer checks them against the logged hash and reproduces the program's output. */
+  if (rule->vector && copy_iovecs(f) < 0) return RELIVE_FP_TRACED; /* as the record refused */
   if (len > 0) {
-    if (rule->takes_bytes)
+    if (rule->vector)
+      gather(f, len, data);
+    else if (rule->takes_bytes)
       fp_copy(data, (const void*)f->args[rule->arg], len);
     else
       fp_copy((void*)f->args[rule->arg], data, len);
   }
   h->room = room - slots;
   publish(h, slots);
+  if ((len_word & RELIVE_FP_CONTINUED) && rule->vector) {
+    continue_vector(f, len);
+    f->partial = len;
+    return RELIVE_FP_CONTINUE;
+  }
   if (len_word & RELIVE_FP_CONTINUED) {
     f->args[1] += len;
     f->args[2] -= len;

@@ -47,12 +47,24 @@ struct relive_fp_call {
 };
 
 /* What a stub hands over: the registers of the call (rax, then rdi, rsi, rdx, r10, r8, r9), and
- * what the fast path hands back besides its action. */
+ * what the fast path hands back besides its action; the frame lives on the program's stack, past
+ * its red zone, for the length of one call. */
+/* The most iovecs a writev the fast path takes may have. */
+#define RELIVE_FP_MAX_IOV 16u
+
+struct relive_fp_iovec {
+  uint64_t base;
+  uint64_t len;
+};
+
 struct relive_fp_frame {
   uint64_t nr;
   uint64_t args[6];
   int64_t result;   /* RELIVE_FP_DONE: the call's result */
   uint64_t partial; /* RELIVE_FP_CONTINUE: bytes already written, added to the traced rest */
+  uint64_t program_args[6]; /* the stub's: the argument registers as the program passed them */
+  /* RELIVE_FP_CONTINUE of a writev: the iovecs of the rest, which args[1] then points at */
+  struct relive_fp_iovec rest[RELIVE_FP_MAX_IOV];
 };
 
 /* The fast path's answer to a stub. */
@@ -93,8 +105,8 @@ struct relive_fp_rule {
   uint8_t wait_arg;    /* RELIVE_FP_WAIT_TIMEOUT: the timeout's argument */
   uint8_t takes_bytes; /* sends args[arg]'s first `result` bytes (write, pwrite64, sendto) */
   uint8_t positioned;  /* args[3] is a file position (pread64, pwrite64) */
-  uint8_t pad;
-  uint32_t size; /* RELIVE_FP_OUT_FIXED, _TIMES: bytes (of one element) */
+  uint8_t vector;      /* args[arg] is an iovec array of args[count] entries (writev) */
+  uint32_t size;       /* RELIVE_FP_OUT_FIXED, _TIMES: bytes (of one element) */
 };
 
 /* x86-64 numbers and constants (the blob includes no system header). */
@@ -106,6 +118,7 @@ struct relive_fp_rule {
 #define RELIVE_FP_NR_ioctl 16
 #define RELIVE_FP_NR_pread64 17
 #define RELIVE_FP_NR_pwrite64 18
+#define RELIVE_FP_NR_writev 20
 #define RELIVE_FP_NR_getpid 39
 #define RELIVE_FP_NR_sendto 44
 #define RELIVE_FP_NR_recvfrom 45
@@ -152,6 +165,10 @@ static inline int relive_fp_rule_of(uint64_t nr, const uint64_t* args, struct re
       /* fall through */
     case RELIVE_FP_NR_write:
       r->takes_bytes = 1, r->arg = 1, r->count = 2, r->wait = RELIVE_FP_WAIT_RWF;
+      return 1;
+    case RELIVE_FP_NR_writev:
+      if (args[2] > RELIVE_FP_MAX_IOV) return 0;
+      r->takes_bytes = 1, r->vector = 1, r->arg = 1, r->count = 2, r->wait = RELIVE_FP_WAIT_RWF;
       return 1;
     case RELIVE_FP_NR_recvfrom:
       if (args[4] != 0 || (args[3] & (RELIVE_FP_MSG_WAITALL | RELIVE_FP_MSG_TRUNC)) != 0) return 0;
@@ -211,6 +228,7 @@ static inline int relive_fp_rule_of(uint64_t nr, const uint64_t* args, struct re
  * more than RELIVE_FP_MAX_DATA when the arguments ask for more (the caller refuses those). */
 static inline uint64_t relive_fp_out_max(const struct relive_fp_rule* r, const uint64_t* args) {
   uint64_t n = args[r->count];
+  if (r->vector) return RELIVE_FP_MAX_DATA; /* the iovecs say: the fast path checks their sum */
   if (r->takes_bytes || r->out == RELIVE_FP_OUT_RESULT) return n;
   if (r->out == RELIVE_FP_OUT_FIXED) return r->size;
   if (r->out == RELIVE_FP_OUT_RESULT_TIMES || r->out == RELIVE_FP_OUT_ARG_TIMES)

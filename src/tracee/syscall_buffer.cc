@@ -46,11 +46,12 @@ bool site_entry_fits(const relive_fp_rule& rule, const BufferedCall& c, uint64_t
   if (max > RELIVE_FP_MAX_DATA || len > max) return false;
   if (rule.positioned && static_cast<int64_t>(c.args[3]) < 0) return false;
   if (c.result < 0) return is_error(c.result) && len == 0 && !continued;
-  bool bounded = rule.takes_bytes || rule.out == RELIVE_FP_OUT_RESULT ||
-                 rule.out == RELIVE_FP_OUT_RESULT_TIMES;
+  // A writev's total is its iovecs' (in the program's memory): bounded by the entry's limit only.
+  bool bounded = !rule.vector && (rule.takes_bytes || rule.out == RELIVE_FP_OUT_RESULT ||
+                                  rule.out == RELIVE_FP_OUT_RESULT_TIMES);
   if (bounded && static_cast<uint64_t>(c.result) > c.args[rule.count]) return false;
   if (len != relive_fp_out_len(&rule, c.args.data(), c.result)) return false;
-  return !continued || (rule.takes_bytes && len < c.args[rule.count]);
+  return !continued || (rule.takes_bytes && (rule.vector || len < c.args[rule.count]));
 }
 
 // A site call's entry after its call words: the length word and the data (fast_path_abi.h). What

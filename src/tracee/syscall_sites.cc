@@ -10,14 +10,14 @@
 namespace relive::tracee {
 namespace {
 
-// The stub's frame on the stack, in 8-byte words: relive_fp_frame (nr, args[6], result,
-// partial), then the six argument registers as the program passed them (the fast path may
-// adjust the frame's copy for a continued write; the program gets its own values back), then
-// a pad to 16 bytes.
+// The stub's frame on the stack: relive_fp_frame (nr, args[6], result, partial, the six argument
+// registers as the program passed them: the fast path may adjust the frame's args for a
+// continued write, and the program gets its own values back; a writev's rest), then a pad to 16
+// bytes. Every word the stub itself touches is within a disp8 of the stack pointer.
 constexpr int kNr = 0, kArgs = 8, kResult = 56, kPartial = 64, kOriginal = 72;
-constexpr int kFrameBytes = 128;
+constexpr int kFrameBytes = (sizeof(relive_fp_frame) + 15) / 16 * 16;
 // The most stack the fast path uses below the frame (its return address included), with room to
-// spare: gcc -fstack-usage gives 344 bytes for relive_fast_path with everything inlined (the
+// spare: gcc -fstack-usage gives 384 bytes for relive_fast_path with everything inlined (the
 // blob is built without a red zone, so nothing lies below its stack pointer).
 constexpr uint32_t kFastPathStack = 512;
 // The calls a stub makes at once, on the program's stack (see the header).
@@ -26,7 +26,7 @@ constexpr uint32_t kStackCalls[] = {15 /* rt_sigreturn */, 56 /* clone */, 57 /*
 static_assert(offsetof(relive_fp_frame, nr) == kNr && offsetof(relive_fp_frame, args) == kArgs &&
               offsetof(relive_fp_frame, result) == kResult &&
               offsetof(relive_fp_frame, partial) == kPartial);
-static_assert(sizeof(relive_fp_frame) == kOriginal);
+static_assert(offsetof(relive_fp_frame, program_args) == kOriginal && kOriginal + 48 <= 127);
 
 // The argument registers in the kernel's order: rdi, rsi, rdx, r10, r8, r9.
 // mov %reg,disp8(%rsp) and mov disp8(%rsp),%reg: REX, ModRM (with SIB 0x24 and disp8).

@@ -42,6 +42,7 @@ int drain(ShmRing& ring, PidWatch parent, const LogWriterProcess::SinkFactory& m
   if (!sink.ok()) return fail(ring, sink.status().with_context("open the log sink"));
   ShmRing::Record rec;
   while (ring.pop_into(rec)) {
+    (*sink)->backlog(ring.queued_bytes(), ring.capacity());
     if (Status st = handle(ring, **sink, rec); !st.ok()) return fail(ring, st);
   }
   if (ring.producer_lost()) {

@@ -24,6 +24,12 @@ class RecordSink {
   virtual Status flush() = 0;
   // Called once after the producer closed the ring and every record was appended.
   virtual Status finish() = 0;
+  // Before records are appended: `queued` of the ring's `capacity` bytes wait behind them. A
+  // sink that can trade work for speed (compression) spends less when the producer gets ahead.
+  virtual void backlog(size_t queued, size_t capacity) {
+    (void)queued;
+    (void)capacity;
+  }
 };
 
 // Owns the forked log-writer child. The child builds its sink with `make_sink` (called in the

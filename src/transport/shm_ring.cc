@@ -286,6 +286,11 @@ void ShmRing::ack_flush() {
   wake(ctl_->producer_parked, ctl_->producer_wake);
 }
 
+size_t ShmRing::queued_bytes() const {
+  uint64_t tail = ctl_->tail.load(std::memory_order_relaxed);
+  return static_cast<size_t>(ctl_->head.load(std::memory_order_acquire) - tail);
+}
+
 void ShmRing::set_consumer_error(std::string_view message) {
   size_t n = std::min(message.size(), sizeof(ctl_->error));
   std::memcpy(ctl_->error, message.data(), n);

@@ -78,6 +78,8 @@ class ShmRing {
   bool pop_into(Record& out);
   // Acknowledges the kFlush record most recently returned by pop() or pop_into().
   void ack_flush();
+  // Bytes pushed and not popped yet (records and their framing): how far the producer is ahead.
+  size_t queued_bytes() const;
   // True when pop() ended because the producer died rather than because it called close().
   bool producer_lost() const { return producer_lost_; }
   // Leaves a short message (truncated to ~500 bytes) for the producer to read after the consumer

@@ -42,14 +42,15 @@ void append_event_to_payload(std::string* raw, std::string_view encoded_event) {
   raw->append(encoded_event);
 }
 
-std::string encode_segment_payload(uint64_t seq, uint32_t count, std::string_view raw) {
+std::string encode_segment_payload(uint64_t seq, uint32_t count, std::string_view raw,
+                                   int acceleration) {
   RELIVE_CHECK(raw.size() <= kMaxSegmentRawBytes, "segment payload of {} bytes", raw.size());
   RELIVE_CHECK(count <= raw.size() / kMinEventFrameBytes, "{} events in {} bytes", count,
                raw.size());
   std::string compressed(max_compressed_length(static_cast<uint32_t>(raw.size())), '\0');
-  int n = LZ4_compress_default(raw.data(), compressed.data(), static_cast<int>(raw.size()),
-                               static_cast<int>(compressed.size()));
-  RELIVE_CHECK(n > 0, "LZ4_compress_default failed on {} bytes", raw.size());
+  int n = LZ4_compress_fast(raw.data(), compressed.data(), static_cast<int>(raw.size()),
+                            static_cast<int>(compressed.size()), acceleration);
+  RELIVE_CHECK(n > 0, "LZ4_compress_fast failed on {} bytes", raw.size());
   compressed.resize(static_cast<size_t>(n));
 
   std::string out;

@@ -34,7 +34,9 @@ void append_event_to_payload(std::string* raw, std::string_view encoded_event);
 
 // One frame: header plus LZ4 block of `raw`, which holds `count` length-prefixed events (see
 // append_event_to_payload). raw.size() <= kMaxSegmentRawBytes is the caller's contract.
-std::string encode_segment_payload(uint64_t seq, uint32_t count, std::string_view raw);
+// `acceleration` is LZ4's (1: its default; higher: faster, larger); any value decodes alike.
+std::string encode_segment_payload(uint64_t seq, uint32_t count, std::string_view raw,
+                                   int acceleration = 1);
 
 // One frame holding `encoded_events`; each within [kMinEventBytes, kMaxEventBytes] and their
 // total size plus 4 bytes each at most kMaxSegmentRawBytes (a bug otherwise).

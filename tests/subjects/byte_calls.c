@@ -4,12 +4,13 @@
 // replay that returns anything else prints something else.
 //   byte_calls pipe N      a reader thread blocks on an empty pipe (the fast path cannot take
 //                          that read) while the writer thread, which must get the turn, writes N
-//                          messages of varying length into it
+//                          messages of varying length into it (every third with writev)
 //   byte_calls signals N   a 1 ms interval timer interrupts a loop of file reads and writes N
 //                          times; its handler writes to a pipe through the same glibc write
 //   byte_calls raw N       N rounds of the calls made through glibc and the same calls made with
 //                          an inline `syscall` instruction, which no patched site sees
-//   byte_calls calls N     N rounds of the other calls: stat, fstat, statx, lseek, getdents64,
+//   byte_calls calls N     N rounds of the other calls: writev, stat, fstat, statx, lseek,
+//   getdents64,
 //                          getrandom, poll and epoll_wait with a zero timeout, FIONREAD, F_GETFL,
 //                          send and recv on a socket pair, the id calls; a second line digests
 //                          what differs from run to run (ids, inode numbers, random bytes)
@@ -34,6 +35,7 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/time.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 static uint64_t digest = 1469598103934665603ull;
@@ -64,7 +66,12 @@ static void* writer(void* arg) {
   for (long i = 0; i < messages; ++i) {
     size_t len = 1 + (size_t)(i * 37 % 250);
     memset(msg, 'a' + (int)(i % 26), len);
-    if (write(pipe_fds[1], msg, len) != (ssize_t)len) return (void*)1;
+    if (i % 3 == 0) {  // a header and a body, as servers send them
+      struct iovec iov[2] = {{msg, len / 3}, {msg + len / 3, len - len / 3}};
+      if (writev(pipe_fds[1], iov, 2) != (ssize_t)len) return (void*)1;
+    } else if (write(pipe_fds[1], msg, len) != (ssize_t)len) {
+      return (void*)1;
+    }
     if (i % 64 == 0) usleep(200);  // the reader empties the pipe and blocks in read
   }
   close(pipe_fds[1]);
@@ -227,7 +234,8 @@ static int calls_mode(long n) {
     unsigned char r[16];
     mix(getrandom(r, sizeof r, 0));
     mix_nd(r, sizeof r);
-    mix(write(p[1], "x", 1));
+    struct iovec two[2] = {{(void*)"x", 1}, {(void*)"yz", 2}};
+    mix(writev(p[1], two, 2));
     struct pollfd pfd = {p[0], POLLIN, 0};
     mix(poll(&pfd, 1, 0));
     mix(pfd.revents);

@@ -11,6 +11,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <cstring>
@@ -368,7 +369,7 @@ TEST(FastPath, RulesAgreeWithTheSyscallTable) {
     // Nothing else written (recvfrom's address only when asked for, which the fast path is not).
     if (nr != SYS_recvfrom) EXPECT_EQ(spec.out[1].kind, OutRule::kNone);
   }
-  EXPECT_EQ(taken, 24);
+  EXPECT_EQ(taken, 25);
   // The forms it leaves to the traced path.
   relive_fp_rule r;
   uint64_t from[6] = {3, 0x1000, 16, 0, 0x2000, 0x3000};
@@ -580,4 +581,53 @@ TEST(FastPath, ReplayWritesAPrefilledCallsLoggedBytesWhereItsRuleSays) {
   EXPECT_EQ(e.result, 2);
   EXPECT_EQ(std::string(reinterpret_cast<char*>(events), two.size()), two);
   EXPECT_EQ(b.header()->room, 0u);
+}
+
+// writev: the iovecs are copied (a bad array is the traced call's EFAULT), the bytes that went
+// out are gathered into the entry, and a part write continues with the iovecs of the rest.
+TEST(FastPath, WritevGathersWhatWentOutAndContinuesWithTheRest) {
+  Pipe p;
+  Buffer b(100);
+  char head[] = "head:", body[] = "the body";
+  iovec iov[2] = {{head, 5}, {body, 8}};
+  relive_fp_frame f = frame(SYS_writev, {uint64_t(p.fd[1]), addr(iov), 2});
+  ASSERT_EQ(relive_fast_path(&f, b.bytes.data()), RELIVE_FP_DONE);
+  EXPECT_EQ(f.result, 13);
+  EXPECT_EQ(b.data_at(0, 13), "head:the body");
+  char got[32];
+  EXPECT_EQ(::read(p.fd[0], got, sizeof got), 13);
+  relive_fp_frame bad = frame(SYS_writev, {uint64_t(p.fd[1]), 16, 2});  // an unmapped array
+  EXPECT_EQ(relive_fast_path(&bad, b.bytes.data()), RELIVE_FP_TRACED);
+  relive_fp_frame many = frame(SYS_writev, {uint64_t(p.fd[1]), addr(iov), RELIVE_FP_MAX_IOV + 1});
+  EXPECT_EQ(relive_fast_path(&many, b.bytes.data()), RELIVE_FP_TRACED);
+
+  ASSERT_EQ(::fcntl(p.fd[1], F_SETPIPE_SZ, 4096), 4096);
+  std::string fill(4096 - 100, 'f');
+  ASSERT_EQ(::write(p.fd[1], fill.data(), fill.size()), static_cast<ssize_t>(fill.size()));
+  std::string a(50, 'a'), c(250, 'c');
+  iovec big[2] = {{a.data(), a.size()}, {c.data(), c.size()}};
+  uint64_t at = b.used_bytes();
+  relive_fp_frame part = frame(SYS_writev, {uint64_t(p.fd[1]), addr(big), 2});
+  int action = relive_fast_path(&part, b.bytes.data());
+  if (action == RELIVE_FP_TRACED) return;  // the kernel took none of it: untouched
+  ASSERT_EQ(action, RELIVE_FP_CONTINUE);
+  ASSERT_GT(part.partial, 50u);  // past the first iovec: the rest starts inside the second
+  ASSERT_LT(part.partial, 300u);
+  EXPECT_EQ(b.len_word_at(at), part.partial | RELIVE_FP_CONTINUED);
+  EXPECT_EQ(part.args[1], addr(part.rest));
+  EXPECT_EQ(part.args[2], 1u);
+  EXPECT_EQ(part.rest[0].base, addr(c.data()) + (part.partial - 50));
+  EXPECT_EQ(part.rest[0].len, 300 - part.partial);
+}
+
+TEST(FastPath, ReplayOfAWritevLeavesTheGatheredBytesForTheReplayer) {
+  char one[] = "ab", two[] = "cdef";
+  iovec iov[2] = {{one, 2}, {two, 4}};
+  Buffer b(100, RELIVE_FP_REPLAY_MODE);
+  b.prefill(SYS_writev, {7, addr(iov), 2}, 6, std::string(6, '\0'));
+  b.header()->room = Buffer::slots(6);
+  relive_fp_frame f = frame(SYS_writev, {7, addr(iov), 2});
+  ASSERT_EQ(relive_fast_path(&f, b.bytes.data()), RELIVE_FP_DONE);
+  EXPECT_EQ(f.result, 6);
+  EXPECT_EQ(b.data_at(0, 6), "abcdef");
 }

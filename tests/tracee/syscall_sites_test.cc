@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -176,18 +177,19 @@ TEST(SyscallSites, APatchedPwriteKeepsItsOffset) {
   ::close(fd);
 }
 
-// A write that fits only in part: the fast path writes what fits, the stub writes the rest
-// through its own syscall (blocking) and returns the whole count, as write(2) would.
-TEST(SyscallSites, APartWriteIsCompletedThroughTheStubsOwnCall) {
+// A write (or writev) that fits only in part: the fast path writes what fits, the stub writes the
+// rest through its own syscall (blocking) and returns the whole count, as write(2) would.
+void expect_part_write_completed(int nr) {
   int fd[2];
   ASSERT_EQ(::pipe2(fd, O_CLOEXEC), 0);
   ASSERT_EQ(::fcntl(fd[1], F_SETPIPE_SZ, 4096), 4096);
   std::string fill(4096 - 1000, 'f');
   ASSERT_EQ(::write(fd[1], fill.data(), fill.size()), static_cast<ssize_t>(fill.size()));
   std::string msg(8000, 'm');
-  PatchedWrapper w(SYS_write);
+  for (size_t i = 0; i < msg.size(); i += 7) msg[i] = static_cast<char>('a' + i % 26);
+  iovec iov[3] = {{msg.data(), 700}, {msg.data() + 700, 2000}, {msg.data() + 2700, 5300}};
+  PatchedWrapper w(nr);
   w.patch();
-  std::string drained;
   pid_t reader = ::fork();
   if (reader == 0) {
     std::string all;
@@ -199,8 +201,10 @@ TEST(SyscallSites, APartWriteIsCompletedThroughTheStubsOwnCall) {
     }
     ::_exit(all == fill + msg ? 0 : 3);
   }
-  EXPECT_EQ(w.call(fd[1], reinterpret_cast<uint64_t>(msg.data()), msg.size()),
-            static_cast<int64_t>(msg.size()));
+  int64_t wrote = nr == SYS_writev
+                      ? w.call(fd[1], reinterpret_cast<uint64_t>(iov), 3)
+                      : w.call(fd[1], reinterpret_cast<uint64_t>(msg.data()), msg.size());
+  EXPECT_EQ(wrote, static_cast<int64_t>(msg.size()));
   // The fast path took the part that fitted (a pipe write over PIPE_BUF may be split), logged
   // as continued; or, when the reader had not emptied anything yet and the kernel took nothing,
   // the whole write went through the stub's own call.
@@ -219,6 +223,15 @@ TEST(SyscallSites, APartWriteIsCompletedThroughTheStubsOwnCall) {
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
   ::close(fd[0]);
   ::close(fd[1]);
+}
+
+TEST(SyscallSites, APartWriteIsCompletedThroughTheStubsOwnCall) {
+  expect_part_write_completed(SYS_write);
+}
+
+// writev's rest is a new iovec array in the stub's frame; the program's own is left alone.
+TEST(SyscallSites, APartWritevIsCompletedThroughTheStubsOwnCall) {
+  expect_part_write_completed(SYS_writev);
 }
 
 // The embedded blob itself (what recorders map into traced processes), mapped at its fixed

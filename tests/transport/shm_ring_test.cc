@@ -72,6 +72,20 @@ TEST(ShmRing, PreservesOrderAndContentAcrossWrapAround) {
   }
 }
 
+TEST(ShmRing, QueuedBytesSayHowFarTheProducerIsAhead) {
+  ShmRing ring = make_ring(4096);
+  EXPECT_EQ(ring.queued_bytes(), 0u);
+  ASSERT_TRUE(ring.push(std::string(100, 'a')).ok());
+  size_t one = ring.queued_bytes();
+  EXPECT_GE(one, 100u);  // the record and its framing
+  ASSERT_TRUE(ring.push(std::string(100, 'b')).ok());
+  EXPECT_EQ(ring.queued_bytes(), 2 * one);
+  ASSERT_TRUE(ring.pop().has_value());
+  EXPECT_EQ(ring.queued_bytes(), one);
+  ASSERT_TRUE(ring.pop().has_value());
+  EXPECT_EQ(ring.queued_bytes(), 0u);
+}
+
 TEST(ShmRing, CarriesEveryRecordSizeUpToHalfTheCapacity) {
   ShmRing ring = make_ring(1024);
   for (size_t len = 0; len <= ring.max_record_size(); ++len) {
