@@ -276,5 +276,72 @@ TEST(ReplayDivergence, ACallTakenFromTheSyscallBufferIsCheckedLikeATracedOne) {
       << r.err;
 }
 
+// Records the byte_calls subject in `mode` (through patched sites) and returns the trace's events.
+std::vector<trace::Event> record_site_calls(const std::string& trace, const std::string& mode) {
+  RunResult rec = run({relive_bin(), "record", "-o", trace, "--",
+                       test_bin_dir() + "/subjects/byte_calls", mode, "50"});
+  EXPECT_EQ(rec.exit_code, 0) << rec.err;
+  return read_events(trace);
+}
+
+// The index of the `nth` (from 1) syscall event numbered `nr`; 0 when there is none.
+size_t nth_call(const std::vector<trace::Event>& events, int nr, int nth) {
+  for (size_t i = 0; i < events.size(); ++i) {
+    auto* s = std::get_if<trace::SyscallEvent>(&events[i]);
+    if (s && s->nr == nr && --nth == 0) return i;
+  }
+  return 0;
+}
+
+// A call of a patched site, replayed from the buffer, is compared with the log as a traced one:
+// number, every argument, and the bytes a write sent.
+TEST(ReplayDivergence, ACallOfAPatchedSiteIsCheckedLikeATracedOne) {
+  TempDir d;
+  std::vector<trace::Event> events = record_site_calls(d / "args", "calls");
+  size_t at = nth_call(events, SYS_lseek, 30);
+  ASSERT_NE(at, 0u);
+  std::get<trace::SyscallEvent>(events[at]).args[1] += 100;  // another offset
+  write_events(d / "args", events);
+  RunResult r = run({relive_bin(), "replay", d / "args"});
+  EXPECT_EQ(r.exit_code, 126) << r.err;
+  EXPECT_NE(r.err.find(fmt::format("divergence: at event #{} ", at)), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("expected lseek("), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("the program called lseek("), std::string::npos) << r.err;
+
+  events = record_site_calls(d / "bytes", "calls");
+  at = nth_call(events, SYS_writev, 30);
+  ASSERT_NE(at, 0u);
+  std::get<trace::SyscallEvent>(events[at]).data_hash ^= 1;  // other bytes went out
+  write_events(d / "bytes", events);
+  r = run({relive_bin(), "replay", d / "bytes"});
+  EXPECT_EQ(r.exit_code, 126) << r.err;
+  EXPECT_NE(r.err.find(fmt::format("divergence: at event #{} ", at)), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("the recorded output bytes"), std::string::npos) << r.err;
+}
+
+// A site patch the recorder could not have made (another address, a stub elsewhere) is refused
+// with a clear error; the replay does not write code the recording never ran.
+TEST(ReplayErrorsSitePatch, APatchTheRecorderCouldNotHaveMadeIsRefused) {
+  TempDir d;
+  for (int how = 0; how < 2; ++how) {
+    std::string trace = d / ("t" + std::to_string(how));
+    std::vector<trace::Event> events = record_site_calls(trace, "file");
+    bool changed = false;
+    for (trace::Event& e : events) {
+      auto* p = std::get_if<trace::SitePatchEvent>(&e);
+      if (p == nullptr || changed) continue;
+      if (how == 0) p->site += 1;         // not a syscall site
+      if (how == 1) p->stub += 4096 * 3;  // not where the recorder puts stubs
+      changed = true;
+    }
+    ASSERT_TRUE(changed);
+    write_events(trace, events);
+    RunResult r = run({relive_bin(), "replay", trace});
+    EXPECT_NE(r.exit_code, 0) << how;
+    EXPECT_NE(r.err.find("site"), std::string::npos) << how << ": " << r.err;
+    EXPECT_EQ(r.err.find("Segmentation"), std::string::npos) << r.err;
+  }
+}
+
 }  // namespace
 }  // namespace relive::testing
