@@ -129,6 +129,7 @@ struct relive_fp_rule {
 #define RELIVE_FP_NR_getegid 108
 #define RELIVE_FP_NR_getppid 110
 #define RELIVE_FP_NR_gettid 186
+#define RELIVE_FP_NR_futex 202
 #define RELIVE_FP_NR_getdents64 217
 #define RELIVE_FP_NR_epoll_wait 232
 #define RELIVE_FP_NR_newfstatat 262
@@ -136,6 +137,9 @@ struct relive_fp_rule {
 #define RELIVE_FP_NR_getrandom 318
 #define RELIVE_FP_NR_statx 332
 #define RELIVE_FP_FIONREAD 0x541b
+#define RELIVE_FP_FUTEX_WAKE 1
+#define RELIVE_FP_FUTEX_WAKE_BITSET 10
+#define RELIVE_FP_FUTEX_CMD_MASK (~(128 | 256)) /* without PRIVATE_FLAG and CLOCK_REALTIME */
 #define RELIVE_FP_F_GETFD 1
 #define RELIVE_FP_F_GETFL 3
 #define RELIVE_FP_MSG_PEEK 0x2
@@ -149,7 +153,8 @@ struct relive_fp_rule {
 
 /* Whether the fast path takes `nr` with `args`, and how (*rule). A form it leaves to the traced
  * path says no: recvfrom that wants the sender's address or waits for all its bytes, an ioctl
- * other than FIONREAD, fcntl other than F_GETFL and F_GETFD, epoll_pwait with a signal mask. */
+ * other than FIONREAD, fcntl other than F_GETFL and F_GETFD, epoll_pwait with a signal mask, a
+ * futex operation other than a wake (a wait waits; the others write memory or requeue). */
 static inline int relive_fp_rule_of(uint64_t nr, const uint64_t* args, struct relive_fp_rule* r) {
   struct relive_fp_rule z = {0, 0, 0, 0, 0, 0, 0, 0, 0};
   *r = z;
@@ -210,6 +215,10 @@ static inline int relive_fp_rule_of(uint64_t nr, const uint64_t* args, struct re
       return 1;
     case RELIVE_FP_NR_fcntl:
       return (uint32_t)args[1] == RELIVE_FP_F_GETFL || (uint32_t)args[1] == RELIVE_FP_F_GETFD;
+    case RELIVE_FP_NR_futex: {
+      int32_t op = (int32_t)args[1] & RELIVE_FP_FUTEX_CMD_MASK;
+      return op == RELIVE_FP_FUTEX_WAKE || op == RELIVE_FP_FUTEX_WAKE_BITSET;
+    }
     case RELIVE_FP_NR_lseek:
     case RELIVE_FP_NR_getpid:
     case RELIVE_FP_NR_gettid:
