@@ -120,8 +120,8 @@ Status RecordSession::drain_buffer(Thread& t) {
     return Status::Corruption(fmt::format("the syscall buffer of thread {}: {}", t.task.tid(),
                                           calls.status().to_string()));
   pid_t tid = t.task.tid();
-  for (tracee::BufferedCall& c : *calls) {
-    trace::SyscallEvent ev = capture_->from_buffer(tid, std::move(c));
+  bool none = calls->empty();
+  for (const trace::SyscallEvent& ev : capture_->from_buffer(tid, std::move(*calls))) {
     ++stats_.syscalls;
     ++stats_.buffered;
     RELIVE_RETURN_IF_ERROR(emit_for(tid, ev));
@@ -131,7 +131,7 @@ Status RecordSession::drain_buffer(Thread& t) {
     return Status::Ok();
   if (!tracee::in_fast_trampoline(t.task.regs().rip))
     return tracee::reset_syscall_buffer(t.task, room);
-  if (!calls->empty()) RELIVE_RETURN_IF_ERROR(tracee::mark_syscall_buffer_logged(t.task, h.next));
+  if (!none) RELIVE_RETURN_IF_ERROR(tracee::mark_syscall_buffer_logged(t.task, h.next));
   return room == 0 ? tracee::stop_syscall_buffer(t.task) : Status::Ok();
 }
 

@@ -11,7 +11,11 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <string>
+#include <unordered_map>
+#include <utility>
+#include <vector>
 
 #include "common/hash.h"
 #include "tracee/out_buffers.h"
@@ -137,20 +141,53 @@ pid_t SyscallCapture::holder_outside_recording(dev_t dev, ino_t ino) {
   return 0;
 }
 
-trace::SyscallEvent SyscallCapture::from_buffer(pid_t tid, tracee::BufferedCall&& c) {
-  trace::SyscallEvent ev;
-  ev.tid = tid;
-  ev.nr = c.nr;
-  ev.args = c.args;
-  ev.result = c.result;
-  ev.mode = trace::SyscallMode::kEmulated;
-  if (c.write_addr != 0) ev.writes.push_back({c.write_addr, std::move(c.write_data)});
-  if (tracee::is_output_write(c.nr) && c.result > 0) {
-    ev.data_hash = hash64(c.written);
-    ev.stream = stream_of(tid, static_cast<int>(c.args[0]));
+std::vector<trace::SyscallEvent> SyscallCapture::from_buffer(
+    pid_t tid, std::vector<tracee::BufferedCall>&& calls) {
+  using FileId = std::pair<uint64_t, uint64_t>;
+  // A descriptor the batch has not opened or closed yet is what it was when the batch began: what
+  // its first close in the batch says it was, else what it is now (the cache, /proc).
+  std::unordered_map<int, FileId> first_close;
+  for (const tracee::BufferedCall& c : calls)
+    if (c.nr == SYS_close && c.result == 0)
+      first_close.emplace(static_cast<int>(c.args[0]), FileId{c.file_dev, c.file_ino});
+  std::unordered_map<int, std::optional<FileId>> changed;  // nullopt: closed
+  std::vector<trace::SyscallEvent> out;
+  out.reserve(calls.size());
+  for (tracee::BufferedCall& c : calls) {
+    trace::SyscallEvent ev;
+    ev.tid = tid;
+    ev.nr = c.nr;
+    ev.args = c.args;
+    ev.result = c.result;
+    ev.mode = trace::SyscallMode::kEmulated;
+    if (c.write_addr != 0) ev.writes.push_back({c.write_addr, std::move(c.write_data)});
+    int fd = static_cast<int>(c.args[0]);
+    if (tracee::is_output_write(c.nr) && c.result > 0) {
+      ev.data_hash = hash64(c.written);
+      auto now = changed.find(fd);
+      auto closed = first_close.find(fd);
+      if (now != changed.end())
+        ev.stream = now->second ? stream_of_file(now->second->first, now->second->second)
+                                : trace::Stream::kNone;
+      else if (closed != first_close.end())
+        ev.stream = stream_of_file(closed->second.first, closed->second.second);
+      else
+        ev.stream = stream_of(tid, fd);
+    }
+    if (c.nr == SYS_openat && c.result >= 0)
+      changed[static_cast<int>(c.result)] = FileId{c.file_dev, c.file_ino};
+    if (c.nr == SYS_close && c.result == 0) changed[fd] = std::nullopt;
+    ev.continued = c.continued;
+    out.push_back(std::move(ev));
   }
-  ev.continued = c.continued;
-  return ev;
+  if (!changed.empty()) stream_cache_.clear();
+  return out;
+}
+
+trace::Stream SyscallCapture::stream_of_file(uint64_t dev, uint64_t ino) const {
+  if (have_stdout_ && dev == stdout_.st_dev && ino == stdout_.st_ino) return trace::Stream::kStdout;
+  if (have_stderr_ && dev == stderr_.st_dev && ino == stderr_.st_ino) return trace::Stream::kStderr;
+  return trace::Stream::kNone;
 }
 
 trace::Stream SyscallCapture::stream_of(pid_t tid, int fd) {
@@ -159,12 +196,7 @@ trace::Stream SyscallCapture::stream_of(pid_t tid, int fd) {
   struct stat st {};
   trace::Stream s = trace::Stream::kNone;
   std::string path = "/proc/" + std::to_string(tid) + "/fd/" + std::to_string(fd);
-  if (::stat(path.c_str(), &st) == 0) {
-    if (have_stdout_ && st.st_dev == stdout_.st_dev && st.st_ino == stdout_.st_ino)
-      s = trace::Stream::kStdout;
-    else if (have_stderr_ && st.st_dev == stderr_.st_dev && st.st_ino == stderr_.st_ino)
-      s = trace::Stream::kStderr;
-  }
+  if (::stat(path.c_str(), &st) == 0) s = stream_of_file(st.st_dev, st.st_ino);
   stream_cache_[cache_key(tid, fd)] = s;
   return s;
 }

@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 
 #include <unordered_map>
+#include <vector>
 
 #include "relive/result.h"
 #include "trace/file_store.h"
@@ -26,9 +27,12 @@ class SyscallCapture {
                                       const tracee::SyscallArgs& args, int64_t result,
                                       tracee::Policy policy);
 
-  // The event of a call the fast path made (tracee/syscall_buffer.h), logged exactly as the
-  // traced call would be: a read's bytes as its out-buffer, a write's hash and stream.
-  trace::SyscallEvent from_buffer(pid_t tid, tracee::BufferedCall&& call);
+  // The events of the calls the fast path made (tracee/syscall_buffer.h), in order, logged
+  // exactly as the traced calls would be: a read's bytes as its out-buffer, a write's hash and
+  // stream. A write's stream is its descriptor's as of the write: the descriptors the calls open
+  // and close are known by the identity of their files, which the fast path logs with them.
+  std::vector<trace::SyscallEvent> from_buffer(pid_t tid,
+                                               std::vector<tracee::BufferedCall>&& calls);
 
   // Saves a file (e.g. a newly exec'd program) in the trace's file store; returns its name.
   Result<std::string> save_file(const std::string& path) { return files_->add(path); }
@@ -45,6 +49,7 @@ class SyscallCapture {
   Status capture_output(const tracee::Task& task, trace::SyscallEvent* ev);
   Status capture_mapped_file(const tracee::Task& task, trace::SyscallEvent* ev);
   trace::Stream stream_of(pid_t tid, int fd);
+  trace::Stream stream_of_file(uint64_t dev, uint64_t ino) const;
   static pid_t holder_outside_recording(dev_t dev, ino_t ino);
 
   trace::FileStore* files_;

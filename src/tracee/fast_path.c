@@ -34,7 +34,9 @@
  */
 #include "tracee/fast_path_abi.h"
 
+#define NR_close RELIVE_FP_NR_close
 #define NR_fcntl RELIVE_FP_NR_fcntl
+#define NR_openat RELIVE_FP_NR_openat
 #define NR_fstat RELIVE_FP_NR_fstat
 #define NR_getpid RELIVE_FP_NR_getpid
 #define NR_pread64 RELIVE_FP_NR_pread64
@@ -43,6 +45,7 @@
 #define NR_preadv2 327
 #define NR_pwritev2 328
 
+#define E_NOENT 2
 #define E_AGAIN 11
 #define E_OPNOTSUPP 95
 #define RWF_NOWAIT_FLAG 0x8
@@ -50,6 +53,12 @@
 #define GRND_NONBLOCK_FLAG 0x1
 #define S_IFMT_BITS 0170000
 #define S_IFREG_BITS 0100000
+#define S_IFDIR_BITS 0040000
+#define S_IFSOCK_BITS 0140000
+#define O_CREAT_FLAG 0100
+#define O_NOFOLLOW_FLAG 0400000
+#define O_CLOEXEC_FLAG 02000000
+#define O_PATH_FLAG 010000000
 
 /* The call would have waited where the program's would have: take the traced path. */
 #define WOULD_WAIT (-0x7fffffffffffffffL)
@@ -89,11 +98,45 @@ static uint64_t slots_for(uint64_t data_len) {
   return (RELIVE_FP_DATA_OFFSET + data_len + RELIVE_FP_SLOT - 1) / RELIVE_FP_SLOT;
 }
 
-static int is_regular_file(long fd) {
+/* The file type bits of `fd` (S_IFMT), 0 when fstat fails; its identity in id[0..1] (st_dev,
+ * st_ino) when `id` is given (zeros when fstat fails). */
+static uint32_t file_type(long fd, uint64_t* id) {
   struct fp_stat st;
-  if (fp_syscall(NR_fstat, fd, (long)&st, 0, 0, 0, 0) != 0) return 0;
-  uint32_t mode = (uint32_t)(st.words[3] & 0xffffffffu);
-  return (mode & S_IFMT_BITS) == S_IFREG_BITS;
+  long s = fp_syscall(NR_fstat, fd, (long)&st, 0, 0, 0, 0);
+  if (id != 0) id[0] = s == 0 ? st.words[0] : 0, id[1] = s == 0 ? st.words[1] : 0;
+  if (s != 0) return 0;
+  return (uint32_t)(st.words[3] & 0xffffffffu) & S_IFMT_BITS;
+}
+
+static int is_regular_file(long fd) { return file_type(fd, 0) == S_IFREG_BITS; }
+
+/* openat, where it cannot wait: a FIFO's open waits for its other end, a device's may do
+ * anything, so the path is first opened O_PATH (no I/O, no waiting) and opened for real only when
+ * that finds a regular file or a directory, or nothing and the program creates it (a regular
+ * file). The identity of what was opened goes to id. */
+static long open_call(const struct relive_fp_frame* f, uint64_t* id) {
+  long flags = (long)f->args[2];
+  long probe = fp_syscall(NR_openat, (long)f->args[0], (long)f->args[1],
+                          O_PATH_FLAG | O_CLOEXEC_FLAG | (flags & O_NOFOLLOW_FLAG), 0, 0, 0);
+  if (probe >= 0) {
+    uint32_t type = file_type(probe, 0);
+    fp_syscall(NR_close, probe, 0, 0, 0, 0, 0);
+    if (type != S_IFREG_BITS && type != S_IFDIR_BITS) return WOULD_WAIT;
+  } else if (!(flags & O_CREAT_FLAG)) {
+    /* Nothing there to open (or not to be seen): the program's call fails alike, or the path
+     * came into being since, which the probe cannot tell from a race: traced. */
+    if (probe != -E_NOENT) return WOULD_WAIT;
+  }
+  long fd = fp_call(f->nr, f->args);
+  if (fd >= 0) (void)file_type(fd, id);
+  return fd;
+}
+
+/* close, where it cannot wait: not a socket, whose close SO_LINGER may hold. The identity of what
+ * was closed goes to id (zeros for a descriptor that was not open). */
+static long close_call(const struct relive_fp_frame* f, uint64_t* id) {
+  if (file_type((long)f->args[0], id) == S_IFSOCK_BITS) return WOULD_WAIT;
+  return fp_call(f->nr, f->args);
 }
 
 /* Whether the program made `fd` non-blocking: then "it would block" is its own answer. */
@@ -188,8 +231,10 @@ static long rwf_vector_call(const struct relive_fp_frame* f) {
   return n;
 }
 
-/* The call made so that it cannot wait (see the top); WOULD_WAIT where the program's would have. */
-static long nowait_call(const struct relive_fp_frame* f, const struct relive_fp_rule* r) {
+/* The call made so that it cannot wait (see the top); WOULD_WAIT where the program's would have.
+ * `id`: where openat and close leave the identity of their file. */
+static long nowait_call(const struct relive_fp_frame* f, const struct relive_fp_rule* r,
+                        uint64_t* id) {
   uint64_t a[6];
   for (int i = 0; i < 6; ++i) a[i] = f->args[i];
   long n;
@@ -208,6 +253,10 @@ static long nowait_call(const struct relive_fp_frame* f, const struct relive_fp_
       n = fp_call(f->nr, a);
       if (n == 0 && (int32_t)f->args[r->wait_arg] != 0) return WOULD_WAIT;
       return n;
+    case RELIVE_FP_WAIT_OPEN:
+      return open_call(f, id);
+    case RELIVE_FP_WAIT_CLOSE:
+      return close_call(f, id);
     case RELIVE_FP_WAIT_GRND:
       a[2] |= GRND_NONBLOCK_FLAG;
       n = fp_call(f->nr, a);
@@ -247,7 +296,8 @@ static int record_call(struct relive_fp_frame* f, const struct relive_fp_rule* r
   if (slots > room) return RELIVE_FP_TRACED;
   h->room = room - slots; /* taken before the call: see syscall_buffer.h */
 
-  long r = nowait_call(f, rule);
+  uint64_t id[2] = {0, 0};
+  long r = nowait_call(f, rule, id);
   if (r == WOULD_WAIT) {
     give_back(h, room - slots, room); /* nothing was made: the slots go back */
     return RELIVE_FP_TRACED;
@@ -267,6 +317,8 @@ static int record_call(struct relive_fp_frame* f, const struct relive_fp_rule* r
   fp_copy(e + RELIVE_FP_CALL_BYTES, &len_word, sizeof len_word);
   if (len > 0 && rule->vector)
     gather(f, len, e + RELIVE_FP_DATA_OFFSET);
+  else if (len > 0 && rule->out == RELIVE_FP_OUT_FILE_ID)
+    fp_copy(e + RELIVE_FP_DATA_OFFSET, id, len);
   else if (len > 0)
     fp_copy(e + RELIVE_FP_DATA_OFFSET, (const void*)f->args[rule->arg], len);
   publish(h, slots_for(len));
@@ -306,7 +358,7 @@ static int replay_call(struct relive_fp_frame* f, const struct relive_fp_rule* r
   /* A call that wrote gets its logged bytes; one that takes bytes leaves them in the entry, where
    * the replayer checks them against the logged hash and reproduces the program's output. */
   if (rule->vector && copy_iovecs(f) < 0) return RELIVE_FP_TRACED; /* as the record refused */
-  if (len > 0) {
+  if (len > 0 && rule->out != RELIVE_FP_OUT_FILE_ID) { /* a file's identity is the recorder's */
     if (rule->vector)
       gather(f, len, data);
     else if (rule->takes_bytes)

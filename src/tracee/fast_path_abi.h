@@ -79,6 +79,13 @@ enum {
 /* The largest data one entry may hold. Larger calls take the traced path. */
 #define RELIVE_FP_MAX_DATA (256u * 1024u)
 
+/* The most stack the fast path uses below its caller's stack pointer (its return address
+ * included), with room to spare: the stub clears this much after every call, since recording
+ * and replay run different code there and a preemption compares the thread's memory, dead stack
+ * too (thread_state.h). gcc -fstack-usage gives about 560 bytes for the deepest path; the blob is
+ * built without a red zone, so nothing lies below its stack pointer. A unit test measures it. */
+#define RELIVE_FP_STACK_BYTES 1024u
+
 /* Where a call's out-bytes are: OutRule's kinds (tracee/syscall_table.h), same numbers. */
 enum {
   RELIVE_FP_OUT_NONE = 0,
@@ -86,7 +93,11 @@ enum {
   RELIVE_FP_OUT_FIXED = 2,        /* args[arg] gets `size` bytes */
   RELIVE_FP_OUT_RESULT_TIMES = 3, /* args[arg] gets result * size bytes, at most args[count] */
   RELIVE_FP_OUT_ARG_TIMES = 4,    /* args[arg] gets args[count] * size bytes */
+  /* Not an out-buffer: the entry holds the identity (st_dev, st_ino) of the file the call opened
+   * or closed, for the recorder to tell which descriptors are its own stdout and stderr. */
+  RELIVE_FP_OUT_FILE_ID = 5,
 };
+#define RELIVE_FP_FILE_ID_BYTES 16u
 
 /* How a call that may wait is made so that it does not (one recorded thread runs at a time). */
 enum {
@@ -95,6 +106,8 @@ enum {
   RELIVE_FP_WAIT_MSG = 2,     /* recvfrom, sendto: MSG_DONTWAIT added to args[3] */
   RELIVE_FP_WAIT_TIMEOUT = 3, /* poll, epoll_wait, epoll_pwait: timeout args[wait_arg] made 0 */
   RELIVE_FP_WAIT_GRND = 4,    /* getrandom: GRND_NONBLOCK added to args[2] */
+  RELIVE_FP_WAIT_OPEN = 5,    /* openat: only what an O_PATH probe finds a file or directory */
+  RELIVE_FP_WAIT_CLOSE = 6,   /* close: not a socket (SO_LINGER may hold its close) */
 };
 
 struct relive_fp_rule {
@@ -112,6 +125,7 @@ struct relive_fp_rule {
 /* x86-64 numbers and constants (the blob includes no system header). */
 #define RELIVE_FP_NR_read 0
 #define RELIVE_FP_NR_write 1
+#define RELIVE_FP_NR_close 3
 #define RELIVE_FP_NR_fstat 5
 #define RELIVE_FP_NR_poll 7
 #define RELIVE_FP_NR_lseek 8
@@ -129,17 +143,14 @@ struct relive_fp_rule {
 #define RELIVE_FP_NR_getegid 108
 #define RELIVE_FP_NR_getppid 110
 #define RELIVE_FP_NR_gettid 186
-#define RELIVE_FP_NR_futex 202
 #define RELIVE_FP_NR_getdents64 217
 #define RELIVE_FP_NR_epoll_wait 232
 #define RELIVE_FP_NR_newfstatat 262
 #define RELIVE_FP_NR_epoll_pwait 281
 #define RELIVE_FP_NR_getrandom 318
+#define RELIVE_FP_NR_openat 257
 #define RELIVE_FP_NR_statx 332
 #define RELIVE_FP_FIONREAD 0x541b
-#define RELIVE_FP_FUTEX_WAKE 1
-#define RELIVE_FP_FUTEX_WAKE_BITSET 10
-#define RELIVE_FP_FUTEX_CMD_MASK (~(128 | 256)) /* without PRIVATE_FLAG and CLOCK_REALTIME */
 #define RELIVE_FP_F_GETFD 1
 #define RELIVE_FP_F_GETFL 3
 #define RELIVE_FP_MSG_PEEK 0x2
@@ -153,8 +164,7 @@ struct relive_fp_rule {
 
 /* Whether the fast path takes `nr` with `args`, and how (*rule). A form it leaves to the traced
  * path says no: recvfrom that wants the sender's address or waits for all its bytes, an ioctl
- * other than FIONREAD, fcntl other than F_GETFL and F_GETFD, epoll_pwait with a signal mask, a
- * futex operation other than a wake (a wait waits; the others write memory or requeue). */
+ * other than FIONREAD, fcntl other than F_GETFL and F_GETFD, epoll_pwait with a signal mask. */
 static inline int relive_fp_rule_of(uint64_t nr, const uint64_t* args, struct relive_fp_rule* r) {
   struct relive_fp_rule z = {0, 0, 0, 0, 0, 0, 0, 0, 0};
   *r = z;
@@ -215,10 +225,14 @@ static inline int relive_fp_rule_of(uint64_t nr, const uint64_t* args, struct re
       return 1;
     case RELIVE_FP_NR_fcntl:
       return (uint32_t)args[1] == RELIVE_FP_F_GETFL || (uint32_t)args[1] == RELIVE_FP_F_GETFD;
-    case RELIVE_FP_NR_futex: {
-      int32_t op = (int32_t)args[1] & RELIVE_FP_FUTEX_CMD_MASK;
-      return op == RELIVE_FP_FUTEX_WAKE || op == RELIVE_FP_FUTEX_WAKE_BITSET;
-    }
+    case RELIVE_FP_NR_openat:
+      r->out = RELIVE_FP_OUT_FILE_ID, r->size = RELIVE_FP_FILE_ID_BYTES;
+      r->wait = RELIVE_FP_WAIT_OPEN;
+      return 1;
+    case RELIVE_FP_NR_close:
+      r->out = RELIVE_FP_OUT_FILE_ID, r->size = RELIVE_FP_FILE_ID_BYTES;
+      r->wait = RELIVE_FP_WAIT_CLOSE;
+      return 1;
     case RELIVE_FP_NR_lseek:
     case RELIVE_FP_NR_getpid:
     case RELIVE_FP_NR_gettid:
@@ -239,7 +253,7 @@ static inline uint64_t relive_fp_out_max(const struct relive_fp_rule* r, const u
   uint64_t n = args[r->count];
   if (r->vector) return RELIVE_FP_MAX_DATA; /* the iovecs say: the fast path checks their sum */
   if (r->takes_bytes || r->out == RELIVE_FP_OUT_RESULT) return n;
-  if (r->out == RELIVE_FP_OUT_FIXED) return r->size;
+  if (r->out == RELIVE_FP_OUT_FIXED || r->out == RELIVE_FP_OUT_FILE_ID) return r->size;
   if (r->out == RELIVE_FP_OUT_RESULT_TIMES || r->out == RELIVE_FP_OUT_ARG_TIMES)
     return n > RELIVE_FP_MAX_DATA ? (uint64_t)RELIVE_FP_MAX_DATA + 1 : n * r->size;
   return 0;
@@ -252,7 +266,7 @@ static inline uint64_t relive_fp_out_len(const struct relive_fp_rule* r, const u
                                          int64_t result) {
   if (result < 0) return 0;
   if (r->takes_bytes || r->out == RELIVE_FP_OUT_RESULT) return (uint64_t)result;
-  if (r->out == RELIVE_FP_OUT_FIXED) return r->size;
+  if (r->out == RELIVE_FP_OUT_FIXED || r->out == RELIVE_FP_OUT_FILE_ID) return r->size;
   if (r->out == RELIVE_FP_OUT_RESULT_TIMES) return (uint64_t)result * r->size;
   if (r->out == RELIVE_FP_OUT_ARG_TIMES) return args[r->count] * r->size;
   return 0;

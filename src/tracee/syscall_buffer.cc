@@ -68,6 +68,9 @@ Status decode_site_call(uint64_t index, uint64_t len_word, std::string_view data
   if (rule.takes_bytes) {
     c->written.assign(data);
     c->continued = continued;
+  } else if (rule.out == RELIVE_FP_OUT_FILE_ID && len > 0) {
+    std::memcpy(&c->file_dev, data.data(), sizeof c->file_dev);
+    std::memcpy(&c->file_ino, data.data() + sizeof c->file_dev, sizeof c->file_ino);
   } else if (len > 0) {
     c->write_addr = c->args[rule.arg];
     c->write_data.assign(data);
@@ -261,7 +264,8 @@ bool replayable_site_call(const BufferedCall& c) {
   relive_fp_rule rule = rule_of(c);
   uint64_t len = c.result < 0 ? 0 : relive_fp_out_len(&rule, c.args.data(), c.result);
   if (!site_entry_fits(rule, c, len, c.continued)) return false;
-  if (rule.takes_bytes || len == 0) return c.write_addr == 0 && c.write_data.empty();
+  if (rule.takes_bytes || len == 0 || rule.out == RELIVE_FP_OUT_FILE_ID)
+    return c.write_addr == 0 && c.write_data.empty();
   return c.write_addr == c.args[rule.arg] && c.write_data.size() == len;
 }
 

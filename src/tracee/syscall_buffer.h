@@ -104,6 +104,10 @@ struct BufferedCall {
   // (fast_path_abi.h).
   std::string written;
   bool continued = false;
+  // openat and close: the identity (st_dev, st_ino) of the file opened or closed (zeros where
+  // there was none), which tells the recorder where the program's writes went.
+  uint64_t file_dev = 0;
+  uint64_t file_ino = 0;
 };
 
 // Whether the fast path handles a call: the vDSO's clock calls (the trampolines), and the calls

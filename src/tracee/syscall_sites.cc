@@ -14,19 +14,18 @@ namespace {
 // registers as the program passed them: the fast path may adjust the frame's args for a
 // continued write, and the program gets its own values back; a writev's rest), then a pad to 16
 // bytes. Every word the stub itself touches is within a disp8 of the stack pointer.
-constexpr int kNr = 0, kArgs = 8, kResult = 56, kPartial = 64, kOriginal = 72;
+constexpr int kNr = 0, kArgs = 8, kResult = 56, kPartial = 64, kOriginal = 72, kAfterArgs = 120;
 constexpr int kFrameBytes = (sizeof(relive_fp_frame) + 15) / 16 * 16;
-// The most stack the fast path uses below the frame (its return address included), with room to
-// spare: gcc -fstack-usage gives 384 bytes for relive_fast_path with everything inlined (the
-// blob is built without a red zone, so nothing lies below its stack pointer).
-constexpr uint32_t kFastPathStack = 512;
+constexpr uint32_t kFastPathStack = RELIVE_FP_STACK_BYTES;
 // The calls a stub makes at once, on the program's stack (see the header).
 constexpr uint32_t kStackCalls[] = {15 /* rt_sigreturn */, 56 /* clone */, 57 /* fork */,
                                     58 /* vfork */, 435 /* clone3 */};
 static_assert(offsetof(relive_fp_frame, nr) == kNr && offsetof(relive_fp_frame, args) == kArgs &&
               offsetof(relive_fp_frame, result) == kResult &&
               offsetof(relive_fp_frame, partial) == kPartial);
-static_assert(offsetof(relive_fp_frame, program_args) == kOriginal && kOriginal + 48 <= 127);
+static_assert(offsetof(relive_fp_frame, program_args) == kOriginal &&
+              kAfterArgs == kOriginal + 48 && kAfterArgs <= 127 &&
+              (kFrameBytes - kAfterArgs) % 8 == 0);
 
 // The argument registers in the kernel's order: rdi, rsi, rdx, r10, r8, r9.
 // mov %reg,disp8(%rsp) and mov disp8(%rsp),%reg: REX, ModRM (with SIB 0x24 and disp8).
@@ -117,17 +116,7 @@ SiteStub site_stub(uint64_t site, std::string_view site_bytes, uint64_t at, uint
   b.imm64(buffer);
   b.bytes({0x49, 0xbb});  // movabs $fast_path,%r11
   b.imm64(fast_path);
-  b.bytes({0x41, 0xff, 0xd3});  // call *%r11
-  // The fast path's stack below the frame is left zeroed: recording and replay run different
-  // code there, and a preemption compares the thread's memory (thread_state.h), dead stack too.
-  b.bytes({0x41, 0x89, 0xc3});        // mov %eax,%r11d          the action
-  b.bytes({0x48, 0x8d, 0xbc, 0x24});  // lea -kFastPathStack(%rsp),%rdi
-  b.imm32(static_cast<uint32_t>(-kFastPathStack));
-  b.bytes({0xb9});  // mov $kFastPathStack/8,%ecx
-  b.imm32(kFastPathStack / 8);
-  b.bytes({0x31, 0xc0});                    // xor %eax,%eax
-  b.bytes({0xf3, 0x48, 0xab});              // rep stosq
-  b.bytes({0x44, 0x89, 0xd8});              // mov %r11d,%eax
+  b.bytes({0x41, 0xff, 0xd3});              // call *%r11
   b.bytes({0x83, 0xf8, RELIVE_FP_TRACED});  // cmp $TRACED,%eax
   size_t traced = b.je8();
   b.bytes({0x83, 0xf8, RELIVE_FP_CONTINUE});  // cmp $CONTINUE,%eax
@@ -152,6 +141,22 @@ SiteStub site_stub(uint64_t site, std::string_view site_bytes, uint64_t at, uint
   b.bind(added);
   b.bind(whole);
   b.bind(done);
+  // The fast path's stack and the frame are left zeroed, but for the program's own arguments:
+  // a call the recording made here and the replay answers from the buffer (or the other way
+  // round) runs different code and leaves different words there, and a preemption compares the
+  // thread's memory (thread_state.h), dead stack too.
+  b.bytes({0x49, 0x89, 0xc3});        // mov %rax,%r11            the result
+  b.bytes({0x48, 0x8d, 0xbc, 0x24});  // lea -kFastPathStack(%rsp),%rdi
+  b.imm32(static_cast<uint32_t>(-kFastPathStack));
+  b.bytes({0xb9});  // mov $(kFastPathStack + kOriginal)/8,%ecx
+  b.imm32((kFastPathStack + kOriginal) / 8);
+  b.bytes({0x31, 0xc0});                          // xor %eax,%eax
+  b.bytes({0xf3, 0x48, 0xab});                    // rep stosq
+  b.bytes({0x48, 0x8d, 0x7c, 0x24, kAfterArgs});  // lea kAfterArgs(%rsp),%rdi
+  b.bytes({0xb9});                                // mov $(kFrameBytes - kAfterArgs)/8,%ecx
+  b.imm32((kFrameBytes - kAfterArgs) / 8);
+  b.bytes({0xf3, 0x48, 0xab});                                    // rep stosq
+  b.bytes({0x4c, 0x89, 0xd8});                                    // mov %r11,%rax
   for (int i = 0; i < 6; ++i) load_arg(b, i, kOriginal + 8 * i);  // the program's registers
   b.bytes({0x48, 0x89, 0xec});                                    // mov %rbp,%rsp
   b.bytes({0x5d});                                                // pop %rbp

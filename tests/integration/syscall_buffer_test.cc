@@ -6,8 +6,8 @@
 // over the buffer. And the calls of the glibc syscall sites the recorder patches
 // (tracee/syscall_sites.h): reads and writes on a file, on a pipe a reader blocks on, with a timer
 // signal whose handler writes through the same site, beside the same calls made without glibc;
-// the stat, socket, poll, query and id calls; and a thread waiting in poll, epoll_wait and recv
-// while the thread it waits for must run.
+// the stat, socket, poll, query and id calls; a thread waiting in poll, epoll_wait and recv
+// while the thread it waits for must run; and writes told apart across a close and an open.
 #include <gtest/gtest.h>
 
 #include <cstdlib>
@@ -209,6 +209,17 @@ TEST(SyscallBuffer, AThreadWaitingInPollOrEpollGivesTheTurnToItsWriter) {
   EXPECT_NE(r.rec.out.find("waits: 300 rounds"), std::string::npos) << r.rec.out;
   EXPECT_GT(r.buffered, 300) << r.rec.err;
   EXPECT_GT(r.replay_buffered, 300);
+}
+
+// A descriptor closed and opened again through the fast path between two of its writes: the
+// recorder tells which write went to its stdout by the files the fast path logged with the close
+// and the open, so the replay prints exactly the lines the program printed.
+TEST(SyscallBuffer, WritesAreToldApartWhenTheirDescriptorIsClosedAndOpenedInBetween) {
+  TempDir d;
+  Recorded r = record_like_native(d, {"streams", "300"});
+  EXPECT_NE(r.rec.out.find("to stdout 299\n"), std::string::npos) << r.rec.out;
+  EXPECT_EQ(r.rec.out.find("to the file"), std::string::npos) << r.rec.out;
+  EXPECT_GT(r.buffered, 300 * 3) << r.rec.err;  // the writes, the closes, the opens
 }
 
 }  // namespace

@@ -16,6 +16,8 @@
 //                          what differs from run to run (ids, inode numbers, random bytes)
 //   byte_calls waits N     a thread waits N times each in poll, epoll_wait and recv (no timeout)
 //                          until the main thread, which must get the turn, writes
+//   byte_calls streams N   N rounds of: a line to a dup of stdout, which is closed, and a line to
+//                          a file opened on the same descriptor number: stdout gets N lines
 //   byte_calls file N      N rounds of pwrite64, pread64, write and read on a temporary file,
 //                          with reads longer than what is left and a write larger than the buffer
 #define _GNU_SOURCE
@@ -249,6 +251,12 @@ static int calls_mode(long n) {
     mix(read(p[0], buf, sizeof buf));
     mix(poll(&pfd, 1, 0));  // nothing left: 0 at once
     mix(fcntl(fd, F_GETFL) & O_ACCMODE);
+    int again = open(path, O_RDONLY);
+    mix(again >= 0);
+    mix(read(again, buf, 3));
+    mix_bytes(buf, 3);
+    mix(close(again));
+    mix(close(-1));  // EBADF
     mix(send(sv[0], "ping", 4, 0));
     mix(recv(sv[1], buf, sizeof buf, 0));
     mix_bytes(buf, 4);
@@ -308,6 +316,24 @@ static int waits_mode(long n) {
   return failed;
 }
 
+static int streams_mode(long n) {
+  char path[] = "/tmp/relive-streams-XXXXXX";
+  int tmp = mkstemp(path);
+  if (tmp < 0) return 1;
+  close(tmp);
+  for (long i = 0; i < n; ++i) {
+    int out = dup(1);  // the same file as stdout
+    char line[64];
+    int len = snprintf(line, sizeof line, "to stdout %ld\n", i);
+    if (out < 0 || write(out, line, (size_t)len) != len || close(out) != 0) return 1;
+    int file = open(path, O_WRONLY | O_TRUNC);  // the same descriptor number, another file
+    len = snprintf(line, sizeof line, "to the file %ld\n", i);
+    if (file != out || write(file, line, (size_t)len) != len || close(file) != 0) return 1;
+  }
+  unlink(path);
+  return 0;
+}
+
 int main(int argc, char** argv) {
   if (argc < 2) return 2;
   long n = argc > 2 ? atol(argv[2]) : 1000;
@@ -317,5 +343,6 @@ int main(int argc, char** argv) {
   if (strcmp(argv[1], "file") == 0) return file_mode(n);
   if (strcmp(argv[1], "calls") == 0) return calls_mode(n);
   if (strcmp(argv[1], "waits") == 0) return waits_mode(n);
+  if (strcmp(argv[1], "streams") == 0) return streams_mode(n);
   return 2;
 }
