@@ -134,6 +134,7 @@ struct relive_fp_rule {
 #define RELIVE_FP_NR_pwrite64 18
 #define RELIVE_FP_NR_writev 20
 #define RELIVE_FP_NR_getpid 39
+#define RELIVE_FP_NR_readlink 89
 #define RELIVE_FP_NR_sendto 44
 #define RELIVE_FP_NR_recvfrom 45
 #define RELIVE_FP_NR_fcntl 72
@@ -143,6 +144,9 @@ struct relive_fp_rule {
 #define RELIVE_FP_NR_getegid 108
 #define RELIVE_FP_NR_getppid 110
 #define RELIVE_FP_NR_gettid 186
+#define RELIVE_FP_NR_getxattr 191
+#define RELIVE_FP_NR_lgetxattr 192
+#define RELIVE_FP_NR_fgetxattr 193
 #define RELIVE_FP_NR_getdents64 217
 #define RELIVE_FP_NR_epoll_wait 232
 #define RELIVE_FP_NR_newfstatat 262
@@ -203,6 +207,15 @@ static inline int relive_fp_rule_of(uint64_t nr, const uint64_t* args, struct re
       return 1;
     case RELIVE_FP_NR_getdents64:
       r->out = RELIVE_FP_OUT_RESULT, r->arg = 1, r->count = 2;
+      return 1;
+    case RELIVE_FP_NR_readlink:
+      r->out = RELIVE_FP_OUT_RESULT, r->arg = 1, r->count = 2;
+      return 1;
+    case RELIVE_FP_NR_getxattr:
+    case RELIVE_FP_NR_lgetxattr:
+    case RELIVE_FP_NR_fgetxattr:
+      /* With no buffer (size 0) the call says how large the value is and writes nothing. */
+      if (args[3] != 0) r->out = RELIVE_FP_OUT_RESULT, r->arg = 2, r->count = 3;
       return 1;
     case RELIVE_FP_NR_getrandom:
       r->out = RELIVE_FP_OUT_RESULT, r->arg = 0, r->count = 1, r->wait = RELIVE_FP_WAIT_GRND;

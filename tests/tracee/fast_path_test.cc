@@ -14,6 +14,7 @@
 #include <sys/syscall.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
+#include <sys/xattr.h>
 #include <ucontext.h>
 #include <unistd.h>
 
@@ -351,6 +352,7 @@ TEST(FastPath, RulesAgreeWithTheSyscallTable) {
     uint64_t args[6] = {3, 0x1000, 16, 0, 0, 0};
     if (nr == SYS_ioctl) args[1] = FIONREAD;
     if (nr == SYS_fcntl) args[1] = F_GETFL;
+    if (nr == SYS_getxattr || nr == SYS_lgetxattr || nr == SYS_fgetxattr) args[3] = 16;
     relive_fp_rule r;
     if (!relive_fp_rule_of(uint64_t(nr), args, &r)) continue;
     ++taken;
@@ -377,7 +379,7 @@ TEST(FastPath, RulesAgreeWithTheSyscallTable) {
     // Nothing else written (recvfrom's address only when asked for, which the fast path is not).
     if (nr != SYS_recvfrom) EXPECT_EQ(spec.out[1].kind, OutRule::kNone);
   }
-  EXPECT_EQ(taken, 27);
+  EXPECT_EQ(taken, 31);
   // The forms it leaves to the traced path.
   relive_fp_rule r;
   uint64_t from[6] = {3, 0x1000, 16, 0, 0x2000, 0x3000};
@@ -759,4 +761,23 @@ TEST(FastPath, NeverUsesMoreStackThanTheStubClears) {
   ASSERT_GT(stack_depth::call_sp, deepest);
   uint64_t used = stack_depth::call_sp - deepest;
   EXPECT_LE(used, RELIVE_FP_STACK_BYTES - 64) << used << " bytes below the caller";
+}
+
+// readlink and the xattr reads write what the result says; an xattr size query (no buffer)
+// writes nothing.
+TEST(FastPath, LinksAndAttributesLogWhatTheyRead) {
+  relive::testing::TempDir dir;
+  std::string link = dir / "link";
+  ASSERT_EQ(::symlink("the/target", link.c_str()), 0);
+  char buf[64] = {};
+  Buffer b(100);
+  relive_fp_frame r = frame(SYS_readlink, {addr(link.c_str()), addr(buf), sizeof buf});
+  ASSERT_EQ(relive_fast_path(&r, b.bytes.data()), RELIVE_FP_DONE);
+  EXPECT_EQ(r.result, 10);
+  EXPECT_EQ(b.data_at(0, 10), "the/target");
+  uint64_t at = b.used_bytes();
+  relive_fp_frame q = frame(SYS_lgetxattr, {addr(link.c_str()), addr("user.none"), 0, 0});
+  ASSERT_EQ(relive_fast_path(&q, b.bytes.data()), RELIVE_FP_DONE);
+  EXPECT_LT(q.result, 0);  // no such attribute (or none supported): an error, nothing written
+  EXPECT_EQ(b.len_word_at(at), 0u);
 }
