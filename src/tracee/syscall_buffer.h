@@ -18,7 +18,10 @@
 //
 // A trampoline takes its room (from the value it tested) before the call and writes its entry
 // completely before it advances `next`, so a tracee that dies half-way leaves nothing torn
-// behind, and a `room` the tracer lowered meanwhile never wraps. A thread can stop anywhere,
+// behind, and a `room` the tracer lowered meanwhile never wraps. (The fast path of patched
+// sites takes room for the largest entry a call may leave and gives back what it did not use
+// with a compare-and-swap, which fails, keeping the tracer's hold, if the tracer wrote `room`
+// meanwhile.) A thread can stop anywhere,
 // inside a trampoline too (an interrupt, a signal), for instance after it loaded `next` and
 // before it stored the advanced value. So the tracer empties the buffer (next = logged = the
 // first entry) only when the thread stopped outside the fast trampolines; inside, it only moves
