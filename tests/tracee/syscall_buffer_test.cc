@@ -463,6 +463,39 @@ TEST_F(SyscallBufferTest, ByteCallsAndClockCallsDecodeInOrder) {
   ::close(fd[1]);
 }
 
+// The entries of the other site calls are held to their rules as strictly: a stat that logged
+// other than 144 bytes, an epoll_wait with more events than it asked for, an openat whose file
+// identity is not 16 bytes, a writev over the entry limit, a call the fast path never takes.
+TEST(SyscallBufferDecode, SiteCallEntriesAreHeldToTheirRules) {
+  auto one = [](uint64_t nr, std::array<uint64_t, 6> args, int64_t result, uint64_t len) {
+    uint64_t slots = (RELIVE_FP_DATA_OFFSET + (len > 4096 ? 0 : len) + 79) / 80;
+    std::string bytes(slots * sizeof(SyscallBufferEntry), 'd');
+    relive_fp_call c{nr, {}, result};
+    std::copy(args.begin(), args.end(), c.args);
+    std::memcpy(bytes.data(), &c, sizeof c);
+    std::memcpy(bytes.data() + RELIVE_FP_CALL_BYTES, &len, sizeof len);
+    SyscallBufferHeader h{kFirstEntryAddr + bytes.size(), 0, kFirstEntryAddr, {}};
+    return decode_syscall_buffer(h, bytes);
+  };
+  auto stat = one(SYS_fstat, {3, 0x1000}, 0, 144);
+  ASSERT_TRUE(stat.ok()) << stat.status().to_string();
+  EXPECT_EQ((*stat)[0].write_addr, 0x1000u);
+  EXPECT_EQ((*stat)[0].write_data.size(), 144u);
+  auto opened = one(SYS_openat, {uint64_t(AT_FDCWD), 0x1000, 0}, 5, 16);
+  ASSERT_TRUE(opened.ok()) << opened.status().to_string();
+  EXPECT_EQ((*opened)[0].write_addr, 0u);  // an identity, not the program's memory
+  EXPECT_EQ((*opened)[0].file_dev, 0x6464646464646464u);
+  for (auto bad : {one(SYS_fstat, {3, 0x1000}, 0, 100),                     // not a struct stat
+                   one(SYS_epoll_wait, {3, 0x1000, 1, 0}, 2, 24),           // 2 of 1 events
+                   one(SYS_openat, {uint64_t(AT_FDCWD), 0x1000, 0}, 5, 8),  // half an identity
+                   one(SYS_writev, {3, 0x1000, 2}, 1 << 20, 1 << 20),       // over the entry limit
+                   one(SYS_getpgrp, {}, 7, 0)}) {                           // not the fast path's
+    ASSERT_FALSE(bad.ok());
+    EXPECT_EQ(bad.status().code(), Status::Code::kCorruption);
+    EXPECT_NE(bad.status().message().find("syscall buffer"), std::string::npos);
+  }
+}
+
 TEST(SyscallBufferDecode, AByteCallEntryTheFastPathCouldNotWriteIsRefused) {
   // One byte-call entry of `len` logged bytes in `slots` slots.
   auto one = [](uint64_t nr, uint64_t count, int64_t result, uint64_t len_word, uint64_t len,
