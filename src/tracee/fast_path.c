@@ -388,7 +388,19 @@ int relive_fast_path(struct relive_fp_frame* frame, void* buffer) {
   volatile struct relive_fp_header* h = (volatile struct relive_fp_header*)buffer;
   struct relive_fp_rule rule;
   if (!relive_fp_rule_of(frame->nr, frame->args, &rule)) return RELIVE_FP_TRACED;
-  if (h->mode == RELIVE_FP_REPLAY_MODE) return replay_call(frame, &rule, h);
-  if (h->mode != 0) return RELIVE_FP_TRACED;
-  return record_call(frame, &rule, h);
+  int answer = RELIVE_FP_TRACED;
+  if (h->mode == RELIVE_FP_REPLAY_MODE)
+    answer = replay_call(frame, &rule, h);
+  else if (h->mode == 0)
+    answer = record_call(frame, &rule, h);
+  /* The frame words a TRACED answer may have left (a writev's copied iovecs) are cleared: the
+   * thread may stay stopped in its traced call while another is preempted and the memory
+   * compared, and a recording and its replay come to TRACED after different work. */
+  if (answer == RELIVE_FP_TRACED) {
+    uint64_t* words = (uint64_t*)frame->rest;
+    uint64_t n = sizeof frame->rest / 8;
+    frame->result = 0;
+    __asm__ volatile("rep stosq" : "+D"(words), "+c"(n) : "a"(0) : "memory");
+  }
+  return answer;
 }

@@ -127,6 +127,16 @@ SiteStub site_stub(uint64_t site, std::string_view site_bytes, uint64_t at, uint
   // arguments (the rest of a continued write).
   b.bind(traced);
   b.bind(cont);  // CONTINUE is told apart by frame.partial, which TRACED leaves 0
+  // The traced call may stop this thread here for long (its turn, a blocking call) while
+  // another thread is preempted and the whole memory compared: the fast path's dead stack is
+  // cleared first (a recording and its replay decide TRACED by different code, after different
+  // work; the frame words the fast path wrote for a TRACED answer it clears itself).
+  b.bytes({0x48, 0x8d, 0xbc, 0x24});  // lea -kFastPathStack(%rsp),%rdi
+  b.imm32(static_cast<uint32_t>(-kFastPathStack));
+  b.bytes({0xb9});  // mov $kFastPathStack/8,%ecx
+  b.imm32(kFastPathStack / 8);
+  b.bytes({0x31, 0xc0});        // xor %eax,%eax
+  b.bytes({0xf3, 0x48, 0xab});  // rep stosq
   for (int i = 0; i < 6; ++i) load_arg(b, i, kArgs + 8 * i);
   b.bytes({0x48, 0x8b, 0x04, 0x24});            // mov frame.nr,%rax
   b.bytes({0x0f, 0x05});                        // syscall                  (traced: a stop, logged)

@@ -6,15 +6,21 @@
 
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <pthread.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <array>
+#include <atomic>
 #include <cerrno>
 #include <cstring>
+#include <fstream>
+#include <functional>
 #include <string>
+#include <vector>
 
 #include "tracee/fast_path_abi.h"
 #include "tracee/fast_path_blob.h"
@@ -258,6 +264,121 @@ TEST(SyscallSites, TheEmbeddedBlobRunsAtItsAddress) {
   ::close(fd[0]);
   ::close(fd[1]);
   ::munmap(at, kFastPathBlobSize);
+}
+
+namespace blocked {
+
+// A thread that makes one call through a patched wrapper on a stack of our own, painted first.
+struct Caller {
+  PatchedWrapper* wrapper = nullptr;
+  uint64_t args[3] = {};
+  std::vector<unsigned char>* stack = nullptr;
+  std::atomic<pid_t> tid{0};
+  std::atomic<uint64_t> below{0};  // where the calling function's own frame ends
+  int64_t result = 0;
+};
+
+void* run(void* arg) {
+  auto* c = static_cast<Caller*>(arg);
+  volatile char mark = 0;
+  c->below = reinterpret_cast<uint64_t>(&mark);
+  c->tid = static_cast<pid_t>(::syscall(SYS_gettid));
+  c->result = c->wrapper->call(c->args[0], c->args[1], c->args[2]);
+  return nullptr;
+}
+
+// The first number of /proc/self/task/<tid>/syscall: the call the thread is blocked in.
+long blocked_in(pid_t tid) {
+  std::ifstream in("/proc/self/task/" + std::to_string(tid) + "/syscall");
+  long nr = -2;
+  in >> nr;
+  return nr;
+}
+
+// Makes the call (which blocks) on a freshly painted stack with `room` in the buffer (a
+// replayer's when `replay`); while the
+// thread is blocked in the stub's own syscall, copies its stack below the calling function's
+// frame; then `release` unblocks it.
+std::string stack_while_blocked(PatchedWrapper& w, bool replay, uint64_t room, int nr,
+                                std::array<uint64_t, 3> args,
+                                const std::function<void()>& release) {
+  std::vector<unsigned char> stack(256 << 10, 0xa5);
+  w.header()->room = room;
+  w.header()->mode = replay ? RELIVE_FP_REPLAY_MODE : 0;
+  Caller c;
+  c.wrapper = &w;
+  std::copy(args.begin(), args.end(), c.args);
+  c.stack = &stack;
+  pthread_attr_t attr;
+  pthread_attr_init(&attr);
+  pthread_attr_setstack(&attr, stack.data(), stack.size());
+  pthread_t t;
+  EXPECT_EQ(::pthread_create(&t, &attr, run, &c), 0);
+  pthread_attr_destroy(&attr);
+  for (int i = 0; i < 20000 && (c.tid == 0 || blocked_in(c.tid) != nr); ++i) ::usleep(1000);
+  EXPECT_EQ(blocked_in(c.tid), nr);
+  size_t used = c.below - reinterpret_cast<uint64_t>(stack.data());
+  std::string snapshot(reinterpret_cast<const char*>(stack.data()), used);
+  release();
+  ::pthread_join(t, nullptr);
+  EXPECT_GE(c.result, 0);
+  return snapshot;
+}
+
+}  // namespace blocked
+
+// A call the recording's fast path sends down the traced path after trying it (a read that would
+// wait, a writev whose iovecs it copied first) and the same call in its replay, which the fast
+// path sends there at once (the logged call was traced), leave the same stack and frame while the
+// thread is blocked in the stub's own call: another thread preempted meanwhile compares this
+// thread's memory too (thread_state.h).
+TEST(SyscallSites, ATracedCallLeavesTheSameStackWhetherTheFastPathTriedItOrNot) {
+  int fd[2];
+  ASSERT_EQ(::pipe2(fd, O_CLOEXEC), 0);
+  ASSERT_EQ(::fcntl(fd[1], F_SETPIPE_SZ, 4096), 4096);
+  char buf[64] = {};
+  {
+    PatchedWrapper w(SYS_read);
+    w.patch();
+    auto release = [&] { ASSERT_EQ(::write(fd[1], "x", 1), 1); };
+    std::array<uint64_t, 3> args = {static_cast<uint64_t>(fd[0]), reinterpret_cast<uint64_t>(buf),
+                                    sizeof buf};
+    // Once first: the thread's first calls through lazily bound symbols leave the dynamic
+    // linker's deep frames behind.
+    blocked::stack_while_blocked(w, true, 0, SYS_read, args, release);
+    std::string at_once = blocked::stack_while_blocked(w, true, 0, SYS_read, args, release);
+    EXPECT_EQ(w.used(), 0u);
+    std::string tried = blocked::stack_while_blocked(w, false, 2000, SYS_read, args, release);
+    EXPECT_EQ(w.used(), 0u);  // it would have waited: nothing logged
+    EXPECT_TRUE(at_once == tried) << "the fast path's work is left on the stack";
+  }
+  {
+    std::string fill(4096, 'f');
+    iovec iov[2] = {{buf, 10}, {buf + 10, 20}};
+    PatchedWrapper w(SYS_writev);
+    w.patch();
+    auto full = [&] {
+      ASSERT_EQ(::write(fd[1], fill.data(), fill.size()), static_cast<ssize_t>(fill.size()));
+    };
+    auto release = [&] {
+      char drain[8192];
+      ASSERT_GT(::read(fd[0], drain, sizeof drain), 0);
+    };
+    std::array<uint64_t, 3> args = {static_cast<uint64_t>(fd[1]), reinterpret_cast<uint64_t>(iov),
+                                    2};
+    full();
+    std::string at_once = blocked::stack_while_blocked(w, true, 0, SYS_writev, args, release);
+    char drain[8192];
+    while (::fcntl(fd[0], F_SETFL, O_NONBLOCK) == 0 && ::read(fd[0], drain, sizeof drain) > 0) {
+    }
+    ASSERT_EQ(::fcntl(fd[0], F_SETFL, 0), 0);
+    full();
+    std::string tried = blocked::stack_while_blocked(w, false, 2000, SYS_writev, args, release);
+    EXPECT_EQ(w.used(), 0u);
+    EXPECT_TRUE(at_once == tried) << "the fast path's work is left on the stack or in the frame";
+  }
+  ::close(fd[0]);
+  ::close(fd[1]);
 }
 
 }  // namespace relive::tracee
