@@ -1,7 +1,7 @@
 /* The fast path inside a recorded or replayed process: the calls of patched syscall sites
- * (fast_path_abi.h's rules: read, write, pread64, pwrite64, recvfrom, sendto, the stat calls,
- * lseek, getdents64, getrandom, poll and epoll_wait that do not wait, FIONREAD, F_GETFL and the id
- * calls) made without a ptrace stop (fast_path_abi.h has the buffer layout, syscall_buffer.h the
+ * (fast_path_abi.h's rules: read, write, pread64, pwrite64, writev, recvfrom, sendto, the stat
+ * calls, lseek, getdents64, getrandom, poll and epoll_wait that do not wait, FIONREAD, F_GETFL,
+ * readlink, the xattr reads, openat, close, futex wakes and the id calls) made without a ptrace stop (fast_path_abi.h has the buffer layout, syscall_buffer.h the
  * protocol around it).
  *
  * Freestanding: no libc, no stack protector, no red zone, general registers only (a fast call

@@ -147,6 +147,7 @@ struct relive_fp_rule {
 #define RELIVE_FP_NR_getxattr 191
 #define RELIVE_FP_NR_lgetxattr 192
 #define RELIVE_FP_NR_fgetxattr 193
+#define RELIVE_FP_NR_futex 202
 #define RELIVE_FP_NR_getdents64 217
 #define RELIVE_FP_NR_epoll_wait 232
 #define RELIVE_FP_NR_newfstatat 262
@@ -155,6 +156,9 @@ struct relive_fp_rule {
 #define RELIVE_FP_NR_openat 257
 #define RELIVE_FP_NR_statx 332
 #define RELIVE_FP_FIONREAD 0x541b
+#define RELIVE_FP_FUTEX_WAKE 1
+#define RELIVE_FP_FUTEX_WAKE_BITSET 10
+#define RELIVE_FP_FUTEX_CMD_MASK (~(128 | 256)) /* without PRIVATE_FLAG and CLOCK_REALTIME */
 #define RELIVE_FP_F_GETFD 1
 #define RELIVE_FP_F_GETFL 3
 #define RELIVE_FP_MSG_PEEK 0x2
@@ -168,7 +172,8 @@ struct relive_fp_rule {
 
 /* Whether the fast path takes `nr` with `args`, and how (*rule). A form it leaves to the traced
  * path says no: recvfrom that wants the sender's address or waits for all its bytes, an ioctl
- * other than FIONREAD, fcntl other than F_GETFL and F_GETFD, epoll_pwait with a signal mask. */
+ * other than FIONREAD, fcntl other than F_GETFL and F_GETFD, epoll_pwait with a signal mask, a
+ * futex operation other than a wake (a wait waits; the others write memory or requeue). */
 static inline int relive_fp_rule_of(uint64_t nr, const uint64_t* args, struct relive_fp_rule* r) {
   struct relive_fp_rule z = {0, 0, 0, 0, 0, 0, 0, 0, 0};
   *r = z;
@@ -246,6 +251,10 @@ static inline int relive_fp_rule_of(uint64_t nr, const uint64_t* args, struct re
       r->out = RELIVE_FP_OUT_FILE_ID, r->size = RELIVE_FP_FILE_ID_BYTES;
       r->wait = RELIVE_FP_WAIT_CLOSE;
       return 1;
+    case RELIVE_FP_NR_futex: {
+      int32_t op = (int32_t)args[1] & RELIVE_FP_FUTEX_CMD_MASK;
+      return op == RELIVE_FP_FUTEX_WAKE || op == RELIVE_FP_FUTEX_WAKE_BITSET;
+    }
     case RELIVE_FP_NR_lseek:
     case RELIVE_FP_NR_getpid:
     case RELIVE_FP_NR_gettid:

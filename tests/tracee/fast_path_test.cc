@@ -353,6 +353,7 @@ TEST(FastPath, RulesAgreeWithTheSyscallTable) {
     if (nr == SYS_ioctl) args[1] = FIONREAD;
     if (nr == SYS_fcntl) args[1] = F_GETFL;
     if (nr == SYS_getxattr || nr == SYS_lgetxattr || nr == SYS_fgetxattr) args[3] = 16;
+    if (nr == SYS_futex) args[1] = FUTEX_WAKE_PRIVATE;
     relive_fp_rule r;
     if (!relive_fp_rule_of(uint64_t(nr), args, &r)) continue;
     ++taken;
@@ -363,6 +364,11 @@ TEST(FastPath, RulesAgreeWithTheSyscallTable) {
     if (r.out == RELIVE_FP_OUT_FILE_ID) {  // openat, close: nothing of the program's written
       EXPECT_EQ(spec.out[0].kind, OutRule::kNone);
       EXPECT_TRUE(spec.flags & relive::tracee::kFdTable);
+      continue;
+    }
+    if (nr == SYS_futex) {  // by its arguments in the table: a wake writes nothing
+      EXPECT_EQ(spec.out[0].kind, OutRule::kByArguments);
+      EXPECT_EQ(r.out, RELIVE_FP_OUT_NONE);
       continue;
     }
     if (nr == SYS_ioctl) {  // by its arguments in the table: FIONREAD writes an int
@@ -379,7 +385,7 @@ TEST(FastPath, RulesAgreeWithTheSyscallTable) {
     // Nothing else written (recvfrom's address only when asked for, which the fast path is not).
     if (nr != SYS_recvfrom) EXPECT_EQ(spec.out[1].kind, OutRule::kNone);
   }
-  EXPECT_EQ(taken, 31);
+  EXPECT_EQ(taken, 32);
   // The forms it leaves to the traced path.
   relive_fp_rule r;
   uint64_t from[6] = {3, 0x1000, 16, 0, 0x2000, 0x3000};
@@ -392,9 +398,12 @@ TEST(FastPath, RulesAgreeWithTheSyscallTable) {
   EXPECT_FALSE(relive_fp_rule_of(SYS_fcntl, setfl, &r));
   uint64_t sigmask[6] = {3, 0x1000, 8, 0, 0x2000, 8};
   EXPECT_FALSE(relive_fp_rule_of(SYS_epoll_pwait, sigmask, &r));
-  // futex stays traced, wakes included: see README "What stays on the slow path".
-  uint64_t wake[6] = {0x1000, FUTEX_WAKE_PRIVATE, 1, 0, 0, 0};
-  EXPECT_FALSE(relive_fp_rule_of(SYS_futex, wake, &r));
+  uint64_t futex_wait[6] = {0x1000, FUTEX_WAIT_PRIVATE, 0, 0, 0, 0};
+  EXPECT_FALSE(relive_fp_rule_of(SYS_futex, futex_wait, &r));
+  uint64_t wake_op[6] = {0x1000, FUTEX_WAKE_OP, 1, 1, 0x2000, 0};
+  EXPECT_FALSE(relive_fp_rule_of(SYS_futex, wake_op, &r));
+  uint64_t wake[6] = {0x1000, FUTEX_WAKE | FUTEX_CLOCK_REALTIME, 1, 0, 0, 0};
+  EXPECT_TRUE(relive_fp_rule_of(SYS_futex, wake, &r));
 }
 
 // Room is taken for the largest entry the call may leave and what it did not use goes back.
@@ -780,4 +789,17 @@ TEST(FastPath, LinksAndAttributesLogWhatTheyRead) {
   ASSERT_EQ(relive_fast_path(&q, b.bytes.data()), RELIVE_FP_DONE);
   EXPECT_LT(q.result, 0);  // no such attribute (or none supported): an error, nothing written
   EXPECT_EQ(b.len_word_at(at), 0u);
+}
+
+// A futex wake never waits: made here, its count logged (a wake of nobody is 0).
+TEST(FastPath, AFutexWakeIsMadeHere) {
+  uint32_t word = 0;
+  Buffer b(100);
+  relive_fp_frame f = frame(SYS_futex, {addr(&word), FUTEX_WAKE_PRIVATE, 1});
+  ASSERT_EQ(relive_fast_path(&f, b.bytes.data()), RELIVE_FP_DONE);
+  EXPECT_EQ(f.result, 0);
+  EXPECT_EQ(b.call_at(0).nr, uint64_t(SYS_futex));
+  EXPECT_EQ(b.used_bytes(), RELIVE_FP_SLOT);
+  relive_fp_frame w = frame(SYS_futex, {addr(&word), FUTEX_WAIT_PRIVATE, 0});
+  EXPECT_EQ(relive_fast_path(&w, b.bytes.data()), RELIVE_FP_TRACED);
 }
