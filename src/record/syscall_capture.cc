@@ -161,6 +161,7 @@ std::vector<trace::SyscallEvent> SyscallCapture::from_buffer(
     ev.result = c.result;
     ev.mode = trace::SyscallMode::kEmulated;
     if (c.write_addr != 0) ev.writes.push_back({c.write_addr, std::move(c.write_data)});
+    for (auto& [addr, bytes] : c.scattered) ev.writes.push_back({addr, std::move(bytes)});
     int fd = static_cast<int>(c.args[0]);
     if (tracee::is_output_write(c.nr) && c.result > 0) {
       ev.data_hash = hash64(c.written);

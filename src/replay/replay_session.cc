@@ -299,8 +299,8 @@ namespace {
 std::optional<tracee::BufferedCall> buffered_call(const trace::SyscallEvent& ev) {
   bool clock_call = tracee::fast_path_clock_call(ev.nr);
   if (ev.mode != trace::SyscallMode::kEmulated ||
-      (!clock_call && !tracee::fast_path_site_call(ev.nr, ev.args)) || ev.writes.size() > 1 ||
-      !ev.file.empty() || !ev.shared_key.empty())
+      (!clock_call && !tracee::fast_path_site_call(ev.nr, ev.args)) ||
+      (ev.writes.size() > 1 && ev.nr != SYS_readv) || !ev.file.empty() || !ev.shared_key.empty())
     return std::nullopt;
   if (ev.data_hash != 0 && clock_call) return std::nullopt;
   tracee::BufferedCall c;
@@ -308,7 +308,10 @@ std::optional<tracee::BufferedCall> buffered_call(const trace::SyscallEvent& ev)
   c.args = ev.args;
   c.result = ev.result;
   c.continued = ev.continued;
-  if (!ev.writes.empty()) c.write_addr = ev.writes[0].addr, c.write_data = ev.writes[0].data;
+  if (ev.nr == SYS_readv)  // its parts, as the fast path scatters them
+    for (const auto& w : ev.writes) c.scattered.emplace_back(w.addr, w.data);
+  else if (!ev.writes.empty())
+    c.write_addr = ev.writes[0].addr, c.write_data = ev.writes[0].data;
   if (clock_call ? !tracee::replayable_from_buffer(c) : !tracee::replayable_site_call(c))
     return std::nullopt;
   return c;
@@ -417,6 +420,8 @@ Result<bool> ReplaySession::settle_prefill(Thread& t) {
     }
     if (c.write_addr != 0)
       RELIVE_RETURN_IF_ERROR(write_logged(t, index, c.write_addr, c.write_data));
+    for (const auto& [addr, bytes] : c.scattered)
+      RELIVE_RETURN_IF_ERROR(write_logged(t, index, addr, bytes));
     answer_parked(t, c.result);
     RELIVE_RETURN_IF_ERROR(tracee::pass_syscall_buffer_entry(t.task, *taken, calls));
     t.checked_writes = *taken + 1;

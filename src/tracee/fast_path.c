@@ -1,8 +1,8 @@
 /* The fast path inside a recorded or replayed process: the calls of patched syscall sites
- * (fast_path_abi.h's rules: read, write, pread64, pwrite64, writev, recvfrom, sendto, the stat
- * calls, lseek, getdents64, getrandom, poll and epoll_wait that do not wait, FIONREAD, F_GETFL,
- * readlink, the xattr reads, openat, close, futex wakes and the id calls) made without a ptrace stop (fast_path_abi.h has the buffer layout, syscall_buffer.h the
- * protocol around it).
+ * (fast_path_abi.h's rules: read, write, pread64, pwrite64, readv, writev, recvfrom, sendto, the
+ * stat calls, lseek, getdents64, getrandom, poll and epoll_wait that do not wait, FIONREAD,
+ * F_GETFL, readlink, the xattr reads, openat, close, futex wakes and the id calls) made without a
+ * ptrace stop (fast_path_abi.h has the buffer layout, syscall_buffer.h the protocol around it).
  *
  * Freestanding: no libc, no stack protector, no red zone, general registers only (a fast call
  * must leave the program's vector registers as the kernel's `syscall` does: untouched). Its own
@@ -41,6 +41,7 @@
 #define NR_getpid RELIVE_FP_NR_getpid
 #define NR_pread64 RELIVE_FP_NR_pread64
 #define NR_writev RELIVE_FP_NR_writev
+#define NR_read RELIVE_FP_NR_read
 #define NR_process_vm_readv 310
 #define NR_preadv2 327
 #define NR_pwritev2 328
@@ -218,29 +219,75 @@ static void continue_vector(struct relive_fp_frame* f, uint64_t done) {
   f->args[2] = k;
 }
 
-/* writev as pwritev2 RWF_NOWAIT on the copied iovecs (f->rest), as rwf_call. */
-static long rwf_vector_call(const struct relive_fp_frame* f) {
-  long fd = (long)f->args[0];
-  long n = fp_syscall(NR_pwritev2, fd, (long)f->rest, (long)f->args[2], -1, 0, RWF_NOWAIT_FLAG);
-  if (n == -E_AGAIN || n == -E_OPNOTSUPP) {
-    if (is_regular_file(fd))
-      return fp_syscall(NR_writev, fd, (long)f->rest, (long)f->args[2], 0, 0, 0);
-    if (n == -E_AGAIN && is_nonblocking(fd)) return n;
-    return WOULD_WAIT;
+/* A readv from a regular file that came back short after `done` bytes (part of the range not
+ * cached): the rest, iovec by iovec, up to the first short read (the end of the file). */
+static long read_rest(const struct relive_fp_frame* f, long fd, uint64_t done) {
+  long n = (long)done;
+  for (uint64_t i = 0; i < f->args[2]; ++i) {
+    uint64_t len = f->rest[i].len;
+    if (done >= len) {
+      done -= len;
+      continue;
+    }
+    long got = fp_syscall(NR_read, fd, (long)(f->rest[i].base + done), (long)(len - done), 0, 0, 0);
+    if (got <= 0) break;
+    n += got;
+    if ((uint64_t)got < len - done) break;
+    done = 0;
   }
   return n;
 }
 
+/* writev and readv as pwritev2/preadv2 RWF_NOWAIT on the copied iovecs (f->rest), as rwf_call;
+ * `total`: the iovecs' sum. */
+static long rwf_vector_call(const struct relive_fp_frame* f, const struct relive_fp_rule* r,
+                            uint64_t total) {
+  long fd = (long)f->args[0];
+  long vnr = r->takes_bytes ? NR_pwritev2 : NR_preadv2;
+  long n = fp_syscall(vnr, fd, (long)f->rest, (long)f->args[2], -1, 0, RWF_NOWAIT_FLAG);
+  if (n == -E_AGAIN || n == -E_OPNOTSUPP) {
+    if (is_regular_file(fd))
+      return fp_syscall((long)f->nr, fd, (long)f->rest, (long)f->args[2], 0, 0, 0);
+    if (n == -E_AGAIN && is_nonblocking(fd)) return n;
+    return WOULD_WAIT;
+  }
+  if (!r->takes_bytes && n > 0 && (uint64_t)n < total && is_regular_file(fd))
+    return read_rest(f, fd, (uint64_t)n);
+  return n;
+}
+
+/* A readv's entry head: the part of each iovec in f->rest the first `len` bytes filled. */
+static void filled_parts(const struct relive_fp_frame* f, uint64_t len, unsigned char* to) {
+  for (uint64_t i = 0; i < f->args[2]; ++i) {
+    uint64_t n = f->rest[i].len < len ? f->rest[i].len : len;
+    struct fp_iovec part = {f->rest[i].base, n};
+    fp_copy(to + i * RELIVE_FP_IOV_PAIR_BYTES, &part, sizeof part);
+    len -= n;
+  }
+}
+
+/* Replay of a readv: the entry's bytes to the parts its head names. */
+static void scatter(const unsigned char* entry_data, uint64_t parts) {
+  const unsigned char* from = entry_data + parts * RELIVE_FP_IOV_PAIR_BYTES;
+  for (uint64_t i = 0; i < parts; ++i) {
+    struct fp_iovec part;
+    fp_copy(&part, entry_data + i * RELIVE_FP_IOV_PAIR_BYTES, sizeof part);
+    fp_copy((void*)part.base, from, part.len);
+    from += part.len;
+  }
+}
+
 /* The call made so that it cannot wait (see the top); WOULD_WAIT where the program's would have.
- * `id`: where openat and close leave the identity of their file. */
+ * `total`: a vector call's sum of its iovecs. `id`: where openat and close leave the identity of
+ * their file. */
 static long nowait_call(const struct relive_fp_frame* f, const struct relive_fp_rule* r,
-                        uint64_t* id) {
+                        uint64_t total, uint64_t* id) {
   uint64_t a[6];
   for (int i = 0; i < 6; ++i) a[i] = f->args[i];
   long n;
   switch (r->wait) {
     case RELIVE_FP_WAIT_RWF:
-      return r->vector ? rwf_vector_call(f) : rwf_call(f, r);
+      return r->vector ? rwf_vector_call(f, r, total) : rwf_call(f, r);
     case RELIVE_FP_WAIT_MSG:
       a[3] |= RELIVE_FP_MSG_DONTWAIT;
       n = fp_call(f->nr, a);
@@ -285,19 +332,22 @@ static int record_call(struct relive_fp_frame* f, const struct relive_fp_rule* r
   if (rule->positioned && (int64_t)f->args[3] < 0)
     return RELIVE_FP_TRACED; /* pread64's EINVAL; -1 would mean "current" to preadv2 */
   uint64_t max = relive_fp_out_max(rule, f->args);
+  uint64_t head = relive_fp_head(rule, f->args); /* a readv's filled parts */
+  uint64_t total = 0;
   if (rule->vector) {
-    long total = copy_iovecs(f);
-    if (total < 0) return RELIVE_FP_TRACED; /* the kernel's EFAULT, or too much: traced */
-    max = (uint64_t)total;
+    long sum = copy_iovecs(f);
+    if (sum < 0) return RELIVE_FP_TRACED; /* the kernel's EFAULT, or too much: traced */
+    total = (uint64_t)sum;
+    max = total + head;
   }
-  if (max > RELIVE_FP_MAX_DATA) return RELIVE_FP_TRACED;
+  if (max > RELIVE_FP_MAX_DATA + head) return RELIVE_FP_TRACED;
   uint64_t room = h->room;
   uint64_t slots = slots_for(max);
   if (slots > room) return RELIVE_FP_TRACED;
   h->room = room - slots; /* taken before the call: see syscall_buffer.h */
 
   uint64_t id[2] = {0, 0};
-  long r = nowait_call(f, rule, id);
+  long r = nowait_call(f, rule, total, id);
   if (r == WOULD_WAIT) {
     give_back(h, room - slots, room); /* nothing was made: the slots go back */
     return RELIVE_FP_TRACED;
@@ -315,7 +365,10 @@ static int record_call(struct relive_fp_frame* f, const struct relive_fp_rule* r
   call.result = r;
   fp_copy(e, &call, sizeof call);
   fp_copy(e + RELIVE_FP_CALL_BYTES, &len_word, sizeof len_word);
-  if (len > 0 && rule->vector)
+  if (len > 0 && rule->out == RELIVE_FP_OUT_IOV) {
+    filled_parts(f, len - head, e + RELIVE_FP_DATA_OFFSET);
+    gather(f, len - head, e + RELIVE_FP_DATA_OFFSET + head);
+  } else if (len > 0 && rule->vector)
     gather(f, len, e + RELIVE_FP_DATA_OFFSET);
   else if (len > 0 && rule->out == RELIVE_FP_OUT_FILE_ID)
     fp_copy(e + RELIVE_FP_DATA_OFFSET, id, len);
@@ -353,13 +406,18 @@ static int replay_call(struct relive_fp_frame* f, const struct relive_fp_rule* r
     if (-call.args[i] != f->args[i]) return RELIVE_FP_TRACED;
   uint64_t len = len_word & ~RELIVE_FP_CONTINUED;
   uint64_t slots = slots_for(len);
-  if (len > RELIVE_FP_MAX_DATA || slots > room) return RELIVE_FP_TRACED; /* not the replayer's */
+  uint64_t head = relive_fp_head(rule, f->args);
+  if (len > RELIVE_FP_MAX_DATA + head || slots > room) /* not the replayer's */
+    return RELIVE_FP_TRACED;
   unsigned char* data = (unsigned char*)e + RELIVE_FP_DATA_OFFSET;
   /* A call that wrote gets its logged bytes; one that takes bytes leaves them in the entry, where
    * the replayer checks them against the logged hash and reproduces the program's output. */
-  if (rule->vector && copy_iovecs(f) < 0) return RELIVE_FP_TRACED; /* as the record refused */
+  if (rule->takes_bytes && rule->vector && copy_iovecs(f) < 0)
+    return RELIVE_FP_TRACED;                           /* as the record refused */
   if (len > 0 && rule->out != RELIVE_FP_OUT_FILE_ID) { /* a file's identity is the recorder's */
-    if (rule->vector)
+    if (rule->out == RELIVE_FP_OUT_IOV)
+      scatter(data, f->args[2]);
+    else if (rule->vector)
       gather(f, len, data);
     else if (rule->takes_bytes)
       fp_copy(data, (const void*)f->args[rule->arg], len);

@@ -93,9 +93,14 @@ enum {
   RELIVE_FP_OUT_FIXED = 2,        /* args[arg] gets `size` bytes */
   RELIVE_FP_OUT_RESULT_TIMES = 3, /* args[arg] gets result * size bytes, at most args[count] */
   RELIVE_FP_OUT_ARG_TIMES = 4,    /* args[arg] gets args[count] * size bytes */
+  /* The first `result` bytes of the iovec array args[arg] of args[count] entries (readv). The
+   * entry holds, before those bytes, the part of each iovec they filled (RELIVE_FP_IOV_HEAD):
+   * the log records a scattered read at the addresses it went to, which the program may reuse
+   * for its next call before the tracer reads the buffer. */
+  RELIVE_FP_OUT_IOV = 5,
   /* Not an out-buffer: the entry holds the identity (st_dev, st_ino) of the file the call opened
    * or closed, for the recorder to tell which descriptors are its own stdout and stderr. */
-  RELIVE_FP_OUT_FILE_ID = 5,
+  RELIVE_FP_OUT_FILE_ID = 64,
 };
 #define RELIVE_FP_FILE_ID_BYTES 16u
 
@@ -118,7 +123,7 @@ struct relive_fp_rule {
   uint8_t wait_arg;    /* RELIVE_FP_WAIT_TIMEOUT: the timeout's argument */
   uint8_t takes_bytes; /* sends args[arg]'s first `result` bytes (write, pwrite64, sendto) */
   uint8_t positioned;  /* args[3] is a file position (pread64, pwrite64) */
-  uint8_t vector;      /* args[arg] is an iovec array of args[count] entries (writev) */
+  uint8_t vector;      /* args[arg] is an iovec array of args[count] entries (writev, readv) */
   uint32_t size;       /* RELIVE_FP_OUT_FIXED, _TIMES: bytes (of one element) */
 };
 
@@ -132,6 +137,7 @@ struct relive_fp_rule {
 #define RELIVE_FP_NR_ioctl 16
 #define RELIVE_FP_NR_pread64 17
 #define RELIVE_FP_NR_pwrite64 18
+#define RELIVE_FP_NR_readv 19
 #define RELIVE_FP_NR_writev 20
 #define RELIVE_FP_NR_getpid 39
 #define RELIVE_FP_NR_readlink 89
@@ -189,6 +195,11 @@ static inline int relive_fp_rule_of(uint64_t nr, const uint64_t* args, struct re
       /* fall through */
     case RELIVE_FP_NR_write:
       r->takes_bytes = 1, r->arg = 1, r->count = 2, r->wait = RELIVE_FP_WAIT_RWF;
+      return 1;
+    case RELIVE_FP_NR_readv:
+      if (args[2] > RELIVE_FP_MAX_IOV) return 0;
+      r->out = RELIVE_FP_OUT_IOV, r->vector = 1, r->arg = 1, r->count = 2;
+      r->wait = RELIVE_FP_WAIT_RWF;
       return 1;
     case RELIVE_FP_NR_writev:
       if (args[2] > RELIVE_FP_MAX_IOV) return 0;
@@ -269,11 +280,22 @@ static inline int relive_fp_rule_of(uint64_t nr, const uint64_t* args, struct re
   }
 }
 
+/* A readv's entry: before its bytes, one (address, length) pair per iovec, the part of it the
+ * bytes filled (a zero length past the end of the bytes). */
+#define RELIVE_FP_IOV_PAIR_BYTES 16u
+
+/* The bytes of an entry before the call's own (a readv's filled parts), 0 for other calls. */
+static inline uint64_t relive_fp_head(const struct relive_fp_rule* r, const uint64_t* args) {
+  return r->out == RELIVE_FP_OUT_IOV ? args[r->count] * RELIVE_FP_IOV_PAIR_BYTES : 0;
+}
+
 /* The most bytes an entry of the call may hold (what it may write, or take), before it is made;
- * more than RELIVE_FP_MAX_DATA when the arguments ask for more (the caller refuses those). */
+ * more than RELIVE_FP_MAX_DATA (and the head) when the arguments ask for more (the caller refuses
+ * those). */
 static inline uint64_t relive_fp_out_max(const struct relive_fp_rule* r, const uint64_t* args) {
   uint64_t n = args[r->count];
-  if (r->vector) return RELIVE_FP_MAX_DATA; /* the iovecs say: the fast path checks their sum */
+  /* The iovecs say: the fast path checks their sum. */
+  if (r->vector) return RELIVE_FP_MAX_DATA + relive_fp_head(r, args);
   if (r->takes_bytes || r->out == RELIVE_FP_OUT_RESULT) return n;
   if (r->out == RELIVE_FP_OUT_FIXED || r->out == RELIVE_FP_OUT_FILE_ID) return r->size;
   if (r->out == RELIVE_FP_OUT_RESULT_TIMES || r->out == RELIVE_FP_OUT_ARG_TIMES)
@@ -288,6 +310,7 @@ static inline uint64_t relive_fp_out_len(const struct relive_fp_rule* r, const u
                                          int64_t result) {
   if (result < 0) return 0;
   if (r->takes_bytes || r->out == RELIVE_FP_OUT_RESULT) return (uint64_t)result;
+  if (r->out == RELIVE_FP_OUT_IOV) return relive_fp_head(r, args) + (uint64_t)result;
   if (r->out == RELIVE_FP_OUT_FIXED || r->out == RELIVE_FP_OUT_FILE_ID) return r->size;
   if (r->out == RELIVE_FP_OUT_RESULT_TIMES) return (uint64_t)result * r->size;
   if (r->out == RELIVE_FP_OUT_ARG_TIMES) return args[r->count] * r->size;

@@ -43,7 +43,7 @@ relive_fp_rule rule_of(const BufferedCall& c) {
 bool site_entry_fits(const relive_fp_rule& rule, const BufferedCall& c, uint64_t len,
                      bool continued) {
   uint64_t max = relive_fp_out_max(&rule, c.args.data());
-  if (max > RELIVE_FP_MAX_DATA || len > max) return false;
+  if (max > RELIVE_FP_MAX_DATA + relive_fp_head(&rule, c.args.data()) || len > max) return false;
   if (rule.positioned && static_cast<int64_t>(c.args[3]) < 0) return false;
   if (c.result < 0) return is_error(c.result) && len == 0 && !continued;
   // A writev's total is its iovecs' (in the program's memory): bounded by the entry's limit only.
@@ -68,6 +68,26 @@ Status decode_site_call(uint64_t index, uint64_t len_word, std::string_view data
   if (rule.takes_bytes) {
     c->written.assign(data);
     c->continued = continued;
+  } else if (rule.out == RELIVE_FP_OUT_IOV && len > 0) {
+    // The filled parts, then their bytes: every part's length adds up to the result.
+    uint64_t parts = c->args[rule.count];
+    uint64_t at = parts * RELIVE_FP_IOV_PAIR_BYTES, left = static_cast<uint64_t>(c->result);
+    for (uint64_t i = 0; i < parts; ++i) {
+      uint64_t pair[2];
+      std::memcpy(pair, data.data() + i * RELIVE_FP_IOV_PAIR_BYTES, sizeof pair);
+      if (pair[1] > left || (pair[1] > 0 && pair[0] == 0))
+        return Status::Corruption(fmt::format(
+            "syscall buffer: entry {} (readv of {} bytes) names a part of {} bytes at {:#x} past "
+            "its bytes",
+            index, c->result, pair[1], pair[0]));
+      if (pair[1] > 0) c->scattered.emplace_back(pair[0], std::string(data.substr(at, pair[1])));
+      at += pair[1];
+      left -= pair[1];
+    }
+    if (left != 0)
+      return Status::Corruption(
+          fmt::format("syscall buffer: entry {} (readv of {} bytes) names parts of only {} bytes",
+                      index, c->result, static_cast<uint64_t>(c->result) - left));
   } else if (rule.out == RELIVE_FP_OUT_FILE_ID && len > 0) {
     std::memcpy(&c->file_dev, data.data(), sizeof c->file_dev);
     std::memcpy(&c->file_ino, data.data() + sizeof c->file_dev, sizeof c->file_ino);
@@ -114,7 +134,7 @@ Result<std::vector<BufferedCall>> decode_syscall_buffer(const SyscallBufferHeade
       uint64_t len_word;
       std::memcpy(&len_word, entries.data() + at + RELIVE_FP_CALL_BYTES, sizeof len_word);
       uint64_t len = len_word & ~RELIVE_FP_CONTINUED;
-      uint64_t bytes = len > RELIVE_FP_MAX_DATA
+      uint64_t bytes = len > RELIVE_FP_MAX_DATA + RELIVE_FP_MAX_IOV * RELIVE_FP_IOV_PAIR_BYTES
                            ? UINT64_MAX
                            : (RELIVE_FP_DATA_OFFSET + len + sizeof e - 1) / sizeof e * sizeof e;
       if (bytes > entries.size() - at)
@@ -250,7 +270,18 @@ Status prefill_syscall_buffer(const Task& task, const std::vector<BufferedCall>&
       uint64_t len_word = replayed_len(c) | (c.continued ? RELIVE_FP_CONTINUED : 0);
       std::memcpy(entry, &e, RELIVE_FP_CALL_BYTES);
       std::memcpy(entry + RELIVE_FP_CALL_BYTES, &len_word, sizeof len_word);
-      std::memcpy(entry + RELIVE_FP_DATA_OFFSET, c.write_data.data(), c.write_data.size());
+      char* data = entry + RELIVE_FP_DATA_OFFSET;
+      if (!c.scattered.empty()) {  // a readv: its parts (the rest zero), then their bytes
+        char* bytes_at = data + c.args[2] * RELIVE_FP_IOV_PAIR_BYTES;
+        for (size_t p = 0; p < c.scattered.size(); ++p) {
+          const uint64_t pair[2] = {c.scattered[p].first, c.scattered[p].second.size()};
+          std::memcpy(data + p * RELIVE_FP_IOV_PAIR_BYTES, pair, sizeof pair);
+          std::memcpy(bytes_at, c.scattered[p].second.data(), c.scattered[p].second.size());
+          bytes_at += c.scattered[p].second.size();
+        }
+        continue;
+      }
+      std::memcpy(data, c.write_data.data(), c.write_data.size());
       continue;
     }
     std::memcpy(e.out, c.write_data.data(), c.write_data.size());
@@ -264,6 +295,16 @@ bool replayable_site_call(const BufferedCall& c) {
   relive_fp_rule rule = rule_of(c);
   uint64_t len = c.result < 0 ? 0 : relive_fp_out_len(&rule, c.args.data(), c.result);
   if (!site_entry_fits(rule, c, len, c.continued)) return false;
+  if (rule.out == RELIVE_FP_OUT_IOV) {  // its parts, no more than its iovecs, adding up
+    uint64_t sum = 0;
+    for (const auto& [addr, bytes] : c.scattered) {
+      if (addr == 0 || bytes.empty()) return false;
+      sum += bytes.size();
+    }
+    return c.write_addr == 0 && c.write_data.empty() && c.scattered.size() <= c.args[rule.count] &&
+           sum == static_cast<uint64_t>(std::max<int64_t>(c.result, 0));
+  }
+  if (!c.scattered.empty()) return false;
   if (rule.takes_bytes || len == 0 || rule.out == RELIVE_FP_OUT_FILE_ID)
     return c.write_addr == 0 && c.write_data.empty();
   return c.write_addr == c.args[rule.arg] && c.write_data.size() == len;

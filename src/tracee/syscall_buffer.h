@@ -53,6 +53,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "relive/result.h"
@@ -94,13 +95,15 @@ inline constexpr uint64_t kBufferCapacity =
     (kSyscallBufferSize - sizeof(SyscallBufferHeader)) / sizeof(SyscallBufferEntry);
 
 // A buffered call as the log records it: number, arguments, result and the program memory the
-// call wrote (at most one range for the calls the fast path takes).
+// call wrote (one range for the calls the fast path takes, but a readv's).
 struct BufferedCall {
   int nr = 0;
   std::array<uint64_t, 6> args{};
   int64_t result = 0;
   uint64_t write_addr = 0;  // 0: the call wrote nothing
   std::string write_data;
+  // A readv: the parts of its iovecs it filled, in order (write_addr stays 0).
+  std::vector<std::pair<uint64_t, std::string>> scattered;
   // A call that took bytes from the program's memory (write, pwrite64, sendto): the bytes that
   // went out;
   // `continued`: only these, the rest went out through the traced path right after

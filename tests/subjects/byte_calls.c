@@ -9,7 +9,7 @@
 //                          times; its handler writes to a pipe through the same glibc write
 //   byte_calls raw N       N rounds of the calls made through glibc and the same calls made with
 //                          an inline `syscall` instruction, which no patched site sees
-//   byte_calls calls N     N rounds of the other calls: writev, stat, fstat, statx, lseek,
+//   byte_calls calls N     N rounds of the other calls: writev, readv, stat, fstat, statx, lseek,
 //   getdents64,
 //                          getrandom, poll and epoll_wait with a zero timeout, FIONREAD, F_GETFL,
 //                          send and recv on a socket pair, the id calls; a second line digests
@@ -249,6 +249,14 @@ static int calls_mode(long n) {
     mix(ioctl(p[0], FIONREAD, &avail));
     mix(avail);
     mix(read(p[0], buf, sizeof buf));
+    mix(writev(p[1], two, 2));
+    char head[2], tail[8];
+    struct iovec in[2] = {{head, sizeof head}, {tail, sizeof tail}};
+    mix(readv(p[0], in, 2));  // "xyz" scattered: "xy" and "z"
+    mix_bytes(head, sizeof head), mix_bytes(tail, 1);
+    mix(lseek(fd, 3, SEEK_SET));
+    mix(readv(fd, in, 2));  // 10 bytes of the file
+    mix_bytes(head, sizeof head), mix_bytes(tail, sizeof tail);
     mix(poll(&pfd, 1, 0));  // nothing left: 0 at once
     mix(fcntl(fd, F_GETFL) & O_ACCMODE);
     int again = open(path, O_RDONLY);

@@ -385,7 +385,7 @@ TEST(FastPath, RulesAgreeWithTheSyscallTable) {
     // Nothing else written (recvfrom's address only when asked for, which the fast path is not).
     if (nr != SYS_recvfrom) EXPECT_EQ(spec.out[1].kind, OutRule::kNone);
   }
-  EXPECT_EQ(taken, 32);
+  EXPECT_EQ(taken, 33);
   // The forms it leaves to the traced path.
   relive_fp_rule r;
   uint64_t from[6] = {3, 0x1000, 16, 0, 0x2000, 0x3000};
@@ -742,6 +742,7 @@ void run_calls() {
   call(3, SYS_writev, fd, addr(iov), 2);
   call(4, SYS_write, fd, addr(data), 8);
   call(5, SYS_fstat, fd, addr(&stat_out), 0);
+  call(7, SYS_readv, fd, addr(iov), 2);
   call(6, SYS_close, fd, 0, 0);
 }
 
@@ -763,7 +764,7 @@ TEST(FastPath, NeverUsesMoreStackThanTheStubClears) {
   ::makecontext(&stack_depth::calls_ctx, stack_depth::run_calls, 0);
   ASSERT_EQ(::swapcontext(&stack_depth::main_ctx, &stack_depth::calls_ctx), 0);
   EXPECT_GE(stack_depth::frames[0].result, 0);  // the calls ran
-  for (int i = 1; i < 7; ++i) EXPECT_GE(stack_depth::frames[i].result, 0) << i;
+  for (int i = 1; i < 8; ++i) EXPECT_GE(stack_depth::frames[i].result, 0) << i;
   size_t lowest = 0;
   while (lowest < stack.size() && stack[lowest] == 0xa5) ++lowest;
   uint64_t deepest = reinterpret_cast<uint64_t>(stack.data()) + lowest;
@@ -802,4 +803,69 @@ TEST(FastPath, AFutexWakeIsMadeHere) {
   EXPECT_EQ(b.used_bytes(), RELIVE_FP_SLOT);
   relive_fp_frame w = frame(SYS_futex, {addr(&word), FUTEX_WAIT_PRIVATE, 0});
   EXPECT_EQ(relive_fast_path(&w, b.bytes.data()), RELIVE_FP_TRACED);
+}
+
+// readv: the bytes, after the part of each iovec they filled (the log records a scattered read
+// where it went); from a pipe it returns what is there, a read that would wait takes the traced
+// path, and a regular file is read whole.
+TEST(FastPath, ReadvLogsThePartsItFilledAndTheirBytes) {
+  Pipe p;
+  Buffer b(100);
+  ASSERT_EQ(::write(p.fd[1], "abcdefgh", 8), 8);
+  char one[3], two[4], three[16];
+  iovec iov[3] = {{one, 3}, {two, 4}, {three, 16}};
+  relive_fp_frame f = frame(SYS_readv, {uint64_t(p.fd[0]), addr(iov), 3});
+  ASSERT_EQ(relive_fast_path(&f, b.bytes.data()), RELIVE_FP_DONE);
+  EXPECT_EQ(f.result, 8);
+  EXPECT_EQ(std::string(one, 3) + std::string(two, 4) + three[0], "abcdefgh");
+  uint64_t head = 3 * RELIVE_FP_IOV_PAIR_BYTES;
+  ASSERT_EQ(b.len_word_at(0), head + 8);
+  uint64_t parts[6];
+  std::memcpy(parts, b.data_at(0, head).data(), head);
+  EXPECT_EQ(parts[0], addr(one));
+  EXPECT_EQ(parts[1], 3u);
+  EXPECT_EQ(parts[2], addr(two));
+  EXPECT_EQ(parts[3], 4u);
+  EXPECT_EQ(parts[4], addr(three));
+  EXPECT_EQ(parts[5], 1u);
+  EXPECT_EQ(b.data_at(head, 8), "abcdefgh");
+  uint64_t at = b.used_bytes();
+  relive_fp_frame empty = frame(SYS_readv, {uint64_t(p.fd[0]), addr(iov), 3});
+  EXPECT_EQ(relive_fast_path(&empty, b.bytes.data()), RELIVE_FP_TRACED);  // it would wait
+  EXPECT_EQ(b.used_bytes(), at);
+
+  relive::testing::TempDir dir;
+  std::string file = dir / "f";
+  std::string content(20000, 'x');
+  for (size_t i = 0; i < content.size(); i += 11) content[i] = static_cast<char>('a' + i % 26);
+  ASSERT_TRUE(relive::write_file_atomic(file, content).ok());
+  int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
+  ASSERT_GE(fd, 0);
+  std::string x(7000, '\0'), y(30000, '\0');
+  iovec whole[2] = {{x.data(), x.size()}, {y.data(), y.size()}};
+  Buffer large(1000);  // room for the 37,000 bytes it asks for
+  relive_fp_frame r = frame(SYS_readv, {uint64_t(fd), addr(whole), 2});
+  ASSERT_EQ(relive_fast_path(&r, large.bytes.data()), RELIVE_FP_DONE);
+  EXPECT_EQ(r.result, 20000);
+  EXPECT_EQ(x + y.substr(0, 13000), content);
+  EXPECT_EQ(large.data_at(2 * RELIVE_FP_IOV_PAIR_BYTES, 20000), content);
+  ::close(fd);
+}
+
+// Replay of a readv: the logged bytes go to the logged parts.
+TEST(FastPath, ReplayOfAReadvScattersItsBytesToItsParts) {
+  char one[2] = {}, two[8] = {};
+  iovec iov[2] = {{one, 2}, {two, 8}};
+  uint64_t parts[4] = {addr(one), 2, addr(two), 3};
+  std::string data(reinterpret_cast<const char*>(parts), sizeof parts);
+  data += "hello";
+  Buffer b(100, RELIVE_FP_REPLAY_MODE);
+  b.prefill(SYS_readv, {5, addr(iov), 2}, 5, data);
+  b.header()->room = Buffer::slots(data.size());
+  relive_fp_frame f = frame(SYS_readv, {5, addr(iov), 2});
+  ASSERT_EQ(relive_fast_path(&f, b.bytes.data()), RELIVE_FP_DONE);
+  EXPECT_EQ(f.result, 5);
+  EXPECT_EQ(std::string(one, 2), "he");
+  EXPECT_EQ(std::string(two, 3), "llo");
+  EXPECT_EQ(two[3], '\0');
 }

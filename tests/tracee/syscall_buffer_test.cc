@@ -602,4 +602,42 @@ TEST(SyscallBufferReplay, SiteCallsTheFastPathCannotAnswerAreNotReplayable) {
   EXPECT_FALSE(replayable_site_call(whole));
 }
 
+// A readv's entry: the parts of its iovecs it filled, then their bytes. Parts that do not add up
+// to its result, or that name no address, are not the fast path's.
+TEST(SyscallBufferDecode, AReadvEntryGivesThePartsItFilled) {
+  auto one = [](std::vector<uint64_t> parts, int64_t result, const std::string& bytes) {
+    uint64_t count = parts.size() / 2;
+    std::string data(reinterpret_cast<const char*>(parts.data()), parts.size() * 8);
+    data += bytes;
+    uint64_t len = data.size();
+    std::string entry(((RELIVE_FP_DATA_OFFSET + len + 79) / 80) * 80, '\0');
+    relive_fp_call c{SYS_readv, {3, 0x1000, count}, result};
+    std::memcpy(entry.data(), &c, sizeof c);
+    std::memcpy(entry.data() + RELIVE_FP_CALL_BYTES, &len, sizeof len);
+    std::memcpy(entry.data() + RELIVE_FP_DATA_OFFSET, data.data(), data.size());
+    SyscallBufferHeader h{kFirstEntryAddr + entry.size(), 0, kFirstEntryAddr, {}};
+    return decode_syscall_buffer(h, entry);
+  };
+  auto ok = one({0x2000, 3, 0x3000, 2, 0x4000, 0}, 5, "abcde");
+  ASSERT_TRUE(ok.ok()) << ok.status().to_string();
+  ASSERT_EQ((*ok)[0].scattered.size(), 2u);
+  EXPECT_EQ((*ok)[0].scattered[0], std::make_pair(uint64_t{0x2000}, std::string("abc")));
+  EXPECT_EQ((*ok)[0].scattered[1], std::make_pair(uint64_t{0x3000}, std::string("de")));
+  EXPECT_EQ((*ok)[0].write_addr, 0u);
+  for (auto bad : {one({0x2000, 3, 0x3000, 3}, 5, "abcde"),     // parts past its bytes
+                   one({0x2000, 3, 0x3000, 1}, 5, "abcde"),     // parts short of them
+                   one({0, 3, 0x3000, 2}, 5, "abcde"),          // a part at no address
+                   one({0x2000, 3, 0x3000, 2}, 6, "abcde")}) {  // a result not logged
+    ASSERT_FALSE(bad.ok());
+    EXPECT_EQ(bad.status().code(), Status::Code::kCorruption);
+  }
+  BufferedCall c{SYS_readv, {3, 0x1000, 2}, 5};
+  c.scattered = {{0x2000, "abc"}, {0x3000, "de"}};
+  EXPECT_TRUE(replayable_site_call(c));
+  c.scattered[1].second = "d";  // parts that do not add up to the result
+  EXPECT_FALSE(replayable_site_call(c));
+  c.scattered = {{0x2000, "a"}, {0x2001, "b"}, {0x2002, "cde"}};  // more parts than iovecs
+  EXPECT_FALSE(replayable_site_call(c));
+}
+
 }  // namespace relive::tracee
