@@ -300,7 +300,8 @@ std::optional<tracee::BufferedCall> buffered_call(const trace::SyscallEvent& ev)
   bool clock_call = tracee::fast_path_clock_call(ev.nr);
   if (ev.mode != trace::SyscallMode::kEmulated ||
       (!clock_call && !tracee::fast_path_site_call(ev.nr, ev.args)) ||
-      (ev.writes.size() > 1 && ev.nr != SYS_readv) || !ev.file.empty() || !ev.shared_key.empty())
+      (ev.writes.size() > 1 && !tracee::fast_path_scattered_call(ev.nr, ev.args)) ||
+      !ev.file.empty() || !ev.shared_key.empty())
     return std::nullopt;
   if (ev.data_hash != 0 && clock_call) return std::nullopt;
   tracee::BufferedCall c;
@@ -308,7 +309,7 @@ std::optional<tracee::BufferedCall> buffered_call(const trace::SyscallEvent& ev)
   c.args = ev.args;
   c.result = ev.result;
   c.continued = ev.continued;
-  if (ev.nr == SYS_readv)  // its parts, as the fast path scatters them
+  if (tracee::fast_path_scattered_call(ev.nr, ev.args))  // its parts, as the fast path writes them
     for (const auto& w : ev.writes) c.scattered.emplace_back(w.addr, w.data);
   else if (!ev.writes.empty())
     c.write_addr = ev.writes[0].addr, c.write_data = ev.writes[0].data;

@@ -173,16 +173,30 @@ static long rwf_call(const struct relive_fp_frame* f, const struct relive_fp_rul
   return n;
 }
 
-/* writev: the program's iovecs, copied into f->rest (as the kernel reads them: a bad address is
- * a failure here, not a fault in the fast path); their total, or -1. */
-static long copy_iovecs(struct relive_fp_frame* f) {
-  uint64_t n = f->args[2];
-  if (n == 0) return 0;
-  struct fp_iovec local = {(uint64_t)f->rest, n * sizeof f->rest[0]};
-  struct fp_iovec remote = {f->args[1], n * sizeof f->rest[0]};
+/* `len` bytes of the program's memory at `from` copied to `to` as the kernel reads them: a bad
+ * address is a failure here (0), not a fault in the fast path. */
+static int copy_in(void* to, uint64_t from, uint64_t len) {
+  struct fp_iovec local = {(uint64_t)to, len};
+  struct fp_iovec remote = {from, len};
   long pid = fp_syscall(NR_getpid, 0, 0, 0, 0, 0, 0);
   long got = fp_syscall(NR_process_vm_readv, pid, (long)&local, 1, (long)&remote, 1, 0);
-  if (got != (long)local.len) return -1;
+  return got == (long)len;
+}
+
+/* A vector call's iovecs (writev, readv; sendmsg and recvmsg through their msghdr, copied into
+ * f->msg, whose control data sends the call down the traced path), copied into f->rest; their
+ * total, or -1. */
+static long copy_iovecs(struct relive_fp_frame* f, const struct relive_fp_rule* r) {
+  uint64_t at = f->args[1], n = f->args[2];
+  if (r->msg) {
+    if (!copy_in(&f->msg, f->args[1], sizeof f->msg)) return -1;
+    if (f->msg.controllen != 0 || f->msg.iovlen > RELIVE_FP_MAX_IOV) return -1;
+    if (f->msg.name != 0 && f->msg.namelen > RELIVE_FP_MAX_NAME) return -1;
+    at = f->msg.iov, n = f->msg.iovlen;
+  }
+  f->iovs = n;
+  if (n == 0) return 0;
+  if (!copy_in(f->rest, at, n * sizeof f->rest[0])) return -1;
   uint64_t total = 0;
   for (uint64_t i = 0; i < n; ++i) {
     if (f->rest[i].len > RELIVE_FP_MAX_DATA) return -1;
@@ -193,7 +207,7 @@ static long copy_iovecs(struct relive_fp_frame* f) {
 
 /* Copies the first `len` bytes the iovecs in f->rest take from the program to `to`. */
 static void gather(const struct relive_fp_frame* f, uint64_t len, unsigned char* to) {
-  for (uint64_t i = 0; i < f->args[2] && len > 0; ++i) {
+  for (uint64_t i = 0; i < f->iovs && len > 0; ++i) {
     uint64_t n = f->rest[i].len < len ? f->rest[i].len : len;
     fp_copy(to, (const void*)f->rest[i].base, n);
     to += n;
@@ -201,11 +215,13 @@ static void gather(const struct relive_fp_frame* f, uint64_t len, unsigned char*
   }
 }
 
-/* A writev of which `done` bytes went out: f->rest becomes the iovecs of the rest (in place) and
- * the frame's arguments point at them, for the traced call. */
-static void continue_vector(struct relive_fp_frame* f, uint64_t done) {
+/* A writev or sendmsg of which `done` bytes went out: f->rest becomes the iovecs of the rest (in
+ * place) and the frame's arguments point at them (a sendmsg's at its msghdr's copy, which names
+ * them), for the traced call. */
+static void continue_vector(struct relive_fp_frame* f, const struct relive_fp_rule* r,
+                            uint64_t done) {
   uint64_t k = 0;
-  for (uint64_t i = 0; i < f->args[2]; ++i) {
+  for (uint64_t i = 0; i < f->iovs; ++i) {
     if (done >= f->rest[i].len) {
       done -= f->rest[i].len;
       continue;
@@ -215,6 +231,13 @@ static void continue_vector(struct relive_fp_frame* f, uint64_t done) {
     done = 0;
     ++k;
   }
+  f->iovs = k;
+  if (r->msg) {
+    f->msg.iov = (uint64_t)f->rest;
+    f->msg.iovlen = k;
+    f->args[1] = (uint64_t)&f->msg;
+    return;
+  }
   f->args[1] = (uint64_t)f->rest;
   f->args[2] = k;
 }
@@ -223,7 +246,7 @@ static void continue_vector(struct relive_fp_frame* f, uint64_t done) {
  * cached): the rest, iovec by iovec, up to the first short read (the end of the file). */
 static long read_rest(const struct relive_fp_frame* f, long fd, uint64_t done) {
   long n = (long)done;
-  for (uint64_t i = 0; i < f->args[2]; ++i) {
+  for (uint64_t i = 0; i < f->iovs; ++i) {
     uint64_t len = f->rest[i].len;
     if (done >= len) {
       done -= len;
@@ -244,10 +267,10 @@ static long rwf_vector_call(const struct relive_fp_frame* f, const struct relive
                             uint64_t total) {
   long fd = (long)f->args[0];
   long vnr = r->takes_bytes ? NR_pwritev2 : NR_preadv2;
-  long n = fp_syscall(vnr, fd, (long)f->rest, (long)f->args[2], -1, 0, RWF_NOWAIT_FLAG);
+  long n = fp_syscall(vnr, fd, (long)f->rest, (long)f->iovs, -1, 0, RWF_NOWAIT_FLAG);
   if (n == -E_AGAIN || n == -E_OPNOTSUPP) {
     if (is_regular_file(fd))
-      return fp_syscall((long)f->nr, fd, (long)f->rest, (long)f->args[2], 0, 0, 0);
+      return fp_syscall((long)f->nr, fd, (long)f->rest, (long)f->iovs, 0, 0, 0);
     if (n == -E_AGAIN && is_nonblocking(fd)) return n;
     return WOULD_WAIT;
   }
@@ -256,14 +279,46 @@ static long rwf_vector_call(const struct relive_fp_frame* f, const struct relive
   return n;
 }
 
-/* A readv's entry head: the part of each iovec in f->rest the first `len` bytes filled. */
+/* The head of a readv's or recvmsg's entry: the part of each iovec in f->rest the first `len`
+ * bytes filled. */
 static void filled_parts(const struct relive_fp_frame* f, uint64_t len, unsigned char* to) {
-  for (uint64_t i = 0; i < f->args[2]; ++i) {
+  for (uint64_t i = 0; i < f->iovs; ++i) {
     uint64_t n = f->rest[i].len < len ? f->rest[i].len : len;
     struct fp_iovec part = {f->rest[i].base, n};
     fp_copy(to + i * RELIVE_FP_IOV_PAIR_BYTES, &part, sizeof part);
     len -= n;
   }
+}
+
+/* A recvmsg that returned `r` (>= 0): the msghdr as the kernel left it, in f->msg; the size of its
+ * entry: the pairs, the msghdr, the sender's address (what fits in the program's buffer of
+ * `name_room` bytes) and the bytes. */
+static uint64_t msg_len(struct relive_fp_frame* f, long r, uint32_t name_room) {
+  uint64_t name = 0;
+  if (copy_in(&f->msg, f->args[1], sizeof f->msg) && f->msg.name != 0)
+    name = f->msg.namelen < name_room ? f->msg.namelen : name_room;
+  else
+    f->msg.name = 0;
+  f->msg.namelen = (uint32_t)name; /* the copy's: the address part's length, below */
+  return RELIVE_FP_MSG_PARTS * RELIVE_FP_IOV_PAIR_BYTES + RELIVE_FP_MSGHDR_BYTES + name +
+         (uint64_t)r;
+}
+
+/* A recvmsg's entry data (after msg_len): its pairs (the msghdr, the address, each iovec's
+ * filled part, the rest zero), then the program's msghdr, the address and the bytes. */
+static void msg_parts(const struct relive_fp_frame* f, long r, unsigned char* to) {
+  struct fp_iovec pairs[2] = {{f->args[1], RELIVE_FP_MSGHDR_BYTES},
+                              {f->msg.name, f->msg.name != 0 ? f->msg.namelen : 0}};
+  fp_copy(to, pairs, sizeof pairs);
+  unsigned char* past = to + (2 + f->iovs) * RELIVE_FP_IOV_PAIR_BYTES;
+  uint64_t unused = (RELIVE_FP_MAX_IOV - f->iovs) * RELIVE_FP_IOV_PAIR_BYTES;
+  __asm__ volatile("rep stosb" : "+D"(past), "+c"(unused) : "a"(0) : "memory");
+  filled_parts(f, (uint64_t)r, to + 2 * RELIVE_FP_IOV_PAIR_BYTES);
+  unsigned char* bytes = to + RELIVE_FP_MSG_PARTS * RELIVE_FP_IOV_PAIR_BYTES;
+  fp_copy(bytes, (const void*)f->args[1], RELIVE_FP_MSGHDR_BYTES);
+  bytes += RELIVE_FP_MSGHDR_BYTES;
+  fp_copy(bytes, (const void*)pairs[1].base, pairs[1].len);
+  gather(f, (uint64_t)r, bytes + pairs[1].len);
 }
 
 /* Replay of a readv: the entry's bytes to the parts its head names. */
@@ -289,9 +344,9 @@ static long nowait_call(const struct relive_fp_frame* f, const struct relive_fp_
     case RELIVE_FP_WAIT_RWF:
       return r->vector ? rwf_vector_call(f, r, total) : rwf_call(f, r);
     case RELIVE_FP_WAIT_MSG:
-      a[3] |= RELIVE_FP_MSG_DONTWAIT;
+      a[r->wait_arg] |= RELIVE_FP_MSG_DONTWAIT;
       n = fp_call(f->nr, a);
-      if (n == -E_AGAIN && (f->args[3] & RELIVE_FP_MSG_DONTWAIT) == 0 &&
+      if (n == -E_AGAIN && (f->args[r->wait_arg] & RELIVE_FP_MSG_DONTWAIT) == 0 &&
           !is_nonblocking((long)f->args[0]))
         return WOULD_WAIT;
       return n;
@@ -332,15 +387,19 @@ static int record_call(struct relive_fp_frame* f, const struct relive_fp_rule* r
   if (rule->positioned && (int64_t)f->args[3] < 0)
     return RELIVE_FP_TRACED; /* pread64's EINVAL; -1 would mean "current" to preadv2 */
   uint64_t max = relive_fp_out_max(rule, f->args);
-  uint64_t head = relive_fp_head(rule, f->args); /* a readv's filled parts */
+  uint64_t head = relive_fp_head(rule, f->args); /* the pairs of a readv's or recvmsg's parts */
   uint64_t total = 0;
   if (rule->vector) {
-    long sum = copy_iovecs(f);
-    if (sum < 0) return RELIVE_FP_TRACED; /* the kernel's EFAULT, or too much: traced */
+    long sum = copy_iovecs(f, rule);
+    /* The kernel's EFAULT, control data, too many iovecs or too much: traced. */
+    if (sum < 0 || (uint64_t)sum > RELIVE_FP_MAX_DATA) return RELIVE_FP_TRACED;
     total = (uint64_t)sum;
-    max = total + head;
+    max = head + total +
+          (rule->out == RELIVE_FP_OUT_MSG ? RELIVE_FP_MSGHDR_BYTES + RELIVE_FP_MAX_NAME : 0);
+  } else if (max > RELIVE_FP_MAX_DATA) {
+    return RELIVE_FP_TRACED;
   }
-  if (max > RELIVE_FP_MAX_DATA + head) return RELIVE_FP_TRACED;
+  uint32_t name_room = rule->msg ? f->msg.namelen : 0; /* a recvmsg's address buffer */
   uint64_t room = h->room;
   uint64_t slots = slots_for(max);
   if (slots > room) return RELIVE_FP_TRACED;
@@ -353,6 +412,7 @@ static int record_call(struct relive_fp_frame* f, const struct relive_fp_rule* r
     return RELIVE_FP_TRACED;
   }
   uint64_t len = relive_fp_out_len(rule, f->args, r);
+  if (rule->out == RELIVE_FP_OUT_MSG && r >= 0) len = msg_len(f, r, name_room);
   if (len > max) len = max; /* a kernel that wrote more than asked: the entry holds what fits */
   uint64_t count = rule->vector ? max : f->args[rule->count];
   int continued = rule->takes_bytes && r >= 0 && len < count;
@@ -365,7 +425,9 @@ static int record_call(struct relive_fp_frame* f, const struct relive_fp_rule* r
   call.result = r;
   fp_copy(e, &call, sizeof call);
   fp_copy(e + RELIVE_FP_CALL_BYTES, &len_word, sizeof len_word);
-  if (len > 0 && rule->out == RELIVE_FP_OUT_IOV) {
+  if (len > 0 && rule->out == RELIVE_FP_OUT_MSG) {
+    msg_parts(f, r, e + RELIVE_FP_DATA_OFFSET);
+  } else if (len > 0 && rule->out == RELIVE_FP_OUT_IOV) {
     filled_parts(f, len - head, e + RELIVE_FP_DATA_OFFSET);
     gather(f, len - head, e + RELIVE_FP_DATA_OFFSET + head);
   } else if (len > 0 && rule->vector)
@@ -377,7 +439,7 @@ static int record_call(struct relive_fp_frame* f, const struct relive_fp_rule* r
   publish(h, slots_for(len));
   give_back(h, room - slots, room - slots_for(len)); /* what the entry did not use */
   if (continued && rule->vector) {
-    continue_vector(f, len);
+    continue_vector(f, rule, len);
     f->partial = len;
     return RELIVE_FP_CONTINUE;
   }
@@ -406,17 +468,16 @@ static int replay_call(struct relive_fp_frame* f, const struct relive_fp_rule* r
     if (-call.args[i] != f->args[i]) return RELIVE_FP_TRACED;
   uint64_t len = len_word & ~RELIVE_FP_CONTINUED;
   uint64_t slots = slots_for(len);
-  uint64_t head = relive_fp_head(rule, f->args);
-  if (len > RELIVE_FP_MAX_DATA + head || slots > room) /* not the replayer's */
+  if (len > RELIVE_FP_MAX_ENTRY_DATA || slots > room) /* not the replayer's */
     return RELIVE_FP_TRACED;
   unsigned char* data = (unsigned char*)e + RELIVE_FP_DATA_OFFSET;
   /* A call that wrote gets its logged bytes; one that takes bytes leaves them in the entry, where
    * the replayer checks them against the logged hash and reproduces the program's output. */
-  if (rule->takes_bytes && rule->vector && copy_iovecs(f) < 0)
+  if (rule->takes_bytes && rule->vector && copy_iovecs(f, rule) < 0)
     return RELIVE_FP_TRACED;                           /* as the record refused */
   if (len > 0 && rule->out != RELIVE_FP_OUT_FILE_ID) { /* a file's identity is the recorder's */
-    if (rule->out == RELIVE_FP_OUT_IOV)
-      scatter(data, f->args[2]);
+    if (relive_fp_parts(rule))
+      scatter(data, relive_fp_head(rule, f->args) / RELIVE_FP_IOV_PAIR_BYTES);
     else if (rule->vector)
       gather(f, len, data);
     else if (rule->takes_bytes)
@@ -427,7 +488,7 @@ static int replay_call(struct relive_fp_frame* f, const struct relive_fp_rule* r
   h->room = room - slots;
   publish(h, slots);
   if ((len_word & RELIVE_FP_CONTINUED) && rule->vector) {
-    continue_vector(f, len);
+    continue_vector(f, rule, len);
     f->partial = len;
     return RELIVE_FP_CONTINUE;
   }
@@ -456,7 +517,7 @@ int relive_fast_path(struct relive_fp_frame* frame, void* buffer) {
    * compared, and a recording and its replay come to TRACED after different work. */
   if (answer == RELIVE_FP_TRACED) {
     uint64_t* words = (uint64_t*)frame->rest;
-    uint64_t n = sizeof frame->rest / 8;
+    uint64_t n = (uint64_t)((unsigned char*)(frame + 1) - (unsigned char*)frame->rest) / 8;
     frame->result = 0;
     __asm__ volatile("rep stosq" : "+D"(words), "+c"(n) : "a"(0) : "memory");
   }

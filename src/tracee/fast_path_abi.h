@@ -49,7 +49,7 @@ struct relive_fp_call {
 /* What a stub hands over: the registers of the call (rax, then rdi, rsi, rdx, r10, r8, r9), and
  * what the fast path hands back besides its action; the frame lives on the program's stack, past
  * its red zone, for the length of one call. */
-/* The most iovecs a writev the fast path takes may have. */
+/* The most iovecs a readv, writev, sendmsg or recvmsg the fast path takes may have. */
 #define RELIVE_FP_MAX_IOV 16u
 
 struct relive_fp_iovec {
@@ -57,14 +57,34 @@ struct relive_fp_iovec {
   uint64_t len;
 };
 
+/* struct msghdr on x86-64. */
+struct relive_fp_msghdr {
+  uint64_t name;
+  uint32_t namelen;
+  uint32_t pad;
+  uint64_t iov;
+  uint64_t iovlen;
+  uint64_t control;
+  uint64_t controllen;
+  int32_t flags;
+  uint32_t pad2;
+};
+#define RELIVE_FP_MSGHDR_BYTES 56u
+/* The most of a recvmsg's sender address the fast path logs (sizeof struct sockaddr_storage). */
+#define RELIVE_FP_MAX_NAME 128u
+
 struct relive_fp_frame {
   uint64_t nr;
   uint64_t args[6];
   int64_t result;   /* RELIVE_FP_DONE: the call's result */
   uint64_t partial; /* RELIVE_FP_CONTINUE: bytes already written, added to the traced rest */
   uint64_t program_args[6]; /* the stub's: the argument registers as the program passed them */
-  /* RELIVE_FP_CONTINUE of a writev: the iovecs of the rest, which args[1] then points at */
+  /* A vector call's iovecs as the fast path copied them (`iovs` of them); after a
+   * RELIVE_FP_CONTINUE of a writev or sendmsg, the iovecs of the rest, which args[1] (writev) or
+   * `msg` (sendmsg, whose copy args[1] then points at) name */
   struct relive_fp_iovec rest[RELIVE_FP_MAX_IOV];
+  uint64_t iovs;
+  struct relive_fp_msghdr msg; /* sendmsg and recvmsg: the program's msghdr, copied */
 };
 
 /* The fast path's answer to a stub. */
@@ -94,10 +114,14 @@ enum {
   RELIVE_FP_OUT_RESULT_TIMES = 3, /* args[arg] gets result * size bytes, at most args[count] */
   RELIVE_FP_OUT_ARG_TIMES = 4,    /* args[arg] gets args[count] * size bytes */
   /* The first `result` bytes of the iovec array args[arg] of args[count] entries (readv). The
-   * entry holds, before those bytes, the part of each iovec they filled (RELIVE_FP_IOV_HEAD):
-   * the log records a scattered read at the addresses it went to, which the program may reuse
-   * for its next call before the tracer reads the buffer. */
+   * entry holds, before those bytes, the part of each iovec they filled (its head, of
+   * (address, length) pairs): the log records a scattered read at the addresses it went to,
+   * which the program may reuse for its next call before the tracer reads the buffer. */
   RELIVE_FP_OUT_IOV = 5,
+  /* recvmsg: the msghdr at args[arg] (its lengths and flags are outputs), the sender's address
+   * and the first `result` bytes of its iovecs; the entry's head has a pair for each, in that
+   * order (RELIVE_FP_MSG_PARTS in all, unused ones zero). */
+  RELIVE_FP_OUT_MSG = 7,
   /* Not an out-buffer: the entry holds the identity (st_dev, st_ino) of the file the call opened
    * or closed, for the recorder to tell which descriptors are its own stdout and stderr. */
   RELIVE_FP_OUT_FILE_ID = 64,
@@ -106,9 +130,10 @@ enum {
 
 /* How a call that may wait is made so that it does not (one recorded thread runs at a time). */
 enum {
-  RELIVE_FP_WAIT_NEVER = 0,   /* never waits */
-  RELIVE_FP_WAIT_RWF = 1,     /* read, write, pread64, pwrite64: as preadv2/pwritev2 RWF_NOWAIT */
-  RELIVE_FP_WAIT_MSG = 2,     /* recvfrom, sendto: MSG_DONTWAIT added to args[3] */
+  RELIVE_FP_WAIT_NEVER = 0, /* never waits */
+  RELIVE_FP_WAIT_RWF = 1,   /* read, write, pread64, pwrite64: as preadv2/pwritev2 RWF_NOWAIT */
+  RELIVE_FP_WAIT_MSG = 2,   /* recvfrom, sendto, recvmsg, sendmsg: MSG_DONTWAIT added to the flags,
+                               args[wait_arg] */
   RELIVE_FP_WAIT_TIMEOUT = 3, /* poll, epoll_wait, epoll_pwait: timeout args[wait_arg] made 0 */
   RELIVE_FP_WAIT_GRND = 4,    /* getrandom: GRND_NONBLOCK added to args[2] */
   RELIVE_FP_WAIT_OPEN = 5,    /* openat: only what an O_PATH probe finds a file or directory */
@@ -120,10 +145,12 @@ struct relive_fp_rule {
   uint8_t arg;         /* the out-buffer's (or the taken bytes') argument */
   uint8_t count;       /* the argument bounding it */
   uint8_t wait;        /* RELIVE_FP_WAIT_* */
-  uint8_t wait_arg;    /* RELIVE_FP_WAIT_TIMEOUT: the timeout's argument */
+  uint8_t wait_arg;    /* RELIVE_FP_WAIT_TIMEOUT: the timeout's argument; _MSG: the flags' */
   uint8_t takes_bytes; /* sends args[arg]'s first `result` bytes (write, pwrite64, sendto) */
   uint8_t positioned;  /* args[3] is a file position (pread64, pwrite64) */
-  uint8_t vector;      /* args[arg] is an iovec array of args[count] entries (writev, readv) */
+  uint8_t vector;      /* args[arg] is an iovec array of args[count] entries (writev, readv), or
+                          a msghdr with one (`msg`) */
+  uint8_t msg;         /* args[arg] is a msghdr (sendmsg, recvmsg) */
   uint32_t size;       /* RELIVE_FP_OUT_FIXED, _TIMES: bytes (of one element) */
 };
 
@@ -138,6 +165,8 @@ struct relive_fp_rule {
 #define RELIVE_FP_NR_pread64 17
 #define RELIVE_FP_NR_pwrite64 18
 #define RELIVE_FP_NR_readv 19
+#define RELIVE_FP_NR_sendmsg 46
+#define RELIVE_FP_NR_recvmsg 47
 #define RELIVE_FP_NR_writev 20
 #define RELIVE_FP_NR_getpid 39
 #define RELIVE_FP_NR_readlink 89
@@ -171,6 +200,7 @@ struct relive_fp_rule {
 #define RELIVE_FP_MSG_TRUNC 0x20
 #define RELIVE_FP_MSG_DONTWAIT 0x40
 #define RELIVE_FP_MSG_WAITALL 0x100
+#define RELIVE_FP_MSG_ERRQUEUE 0x2000
 #define RELIVE_FP_STAT_SIZE 144u
 #define RELIVE_FP_STATX_SIZE 256u
 #define RELIVE_FP_EPOLL_EVENT_SIZE 12u
@@ -181,7 +211,7 @@ struct relive_fp_rule {
  * other than FIONREAD, fcntl other than F_GETFL and F_GETFD, epoll_pwait with a signal mask, a
  * futex operation other than a wake (a wait waits; the others write memory or requeue). */
 static inline int relive_fp_rule_of(uint64_t nr, const uint64_t* args, struct relive_fp_rule* r) {
-  struct relive_fp_rule z = {0, 0, 0, 0, 0, 0, 0, 0, 0};
+  struct relive_fp_rule z = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0};
   *r = z;
   switch (nr) {
     case RELIVE_FP_NR_pread64:
@@ -208,9 +238,22 @@ static inline int relive_fp_rule_of(uint64_t nr, const uint64_t* args, struct re
     case RELIVE_FP_NR_recvfrom:
       if (args[4] != 0 || (args[3] & (RELIVE_FP_MSG_WAITALL | RELIVE_FP_MSG_TRUNC)) != 0) return 0;
       r->out = RELIVE_FP_OUT_RESULT, r->arg = 1, r->count = 2, r->wait = RELIVE_FP_WAIT_MSG;
+      r->wait_arg = 3;
       return 1;
     case RELIVE_FP_NR_sendto:
-      r->takes_bytes = 1, r->arg = 1, r->count = 2, r->wait = RELIVE_FP_WAIT_MSG;
+      r->takes_bytes = 1, r->arg = 1, r->count = 2, r->wait = RELIVE_FP_WAIT_MSG, r->wait_arg = 3;
+      return 1;
+    /* The msghdr's control data (descriptors, credentials) and iovec count are checked by the
+     * fast path itself, in the program's memory: a call with either takes the traced path. */
+    case RELIVE_FP_NR_sendmsg:
+      r->takes_bytes = 1, r->vector = 1, r->msg = 1, r->arg = 1;
+      r->wait = RELIVE_FP_WAIT_MSG, r->wait_arg = 2;
+      return 1;
+    case RELIVE_FP_NR_recvmsg:
+      if ((args[2] & (RELIVE_FP_MSG_WAITALL | RELIVE_FP_MSG_TRUNC | RELIVE_FP_MSG_ERRQUEUE)) != 0)
+        return 0;
+      r->out = RELIVE_FP_OUT_MSG, r->vector = 1, r->msg = 1, r->arg = 1;
+      r->wait = RELIVE_FP_WAIT_MSG, r->wait_arg = 2;
       return 1;
     case RELIVE_FP_NR_fstat:
       r->out = RELIVE_FP_OUT_FIXED, r->arg = 1, r->size = RELIVE_FP_STAT_SIZE;
@@ -284,9 +327,24 @@ static inline int relive_fp_rule_of(uint64_t nr, const uint64_t* args, struct re
  * bytes filled (a zero length past the end of the bytes). */
 #define RELIVE_FP_IOV_PAIR_BYTES 16u
 
-/* The bytes of an entry before the call's own (a readv's filled parts), 0 for other calls. */
+/* A recvmsg's entry: pairs for its msghdr, its sender's address and each of its iovecs. */
+#define RELIVE_FP_MSG_PARTS (2u + RELIVE_FP_MAX_IOV)
+
+/* The most bytes any entry holds after its length word. */
+#define RELIVE_FP_MAX_ENTRY_DATA                                                                  \
+  (RELIVE_FP_MAX_DATA + RELIVE_FP_MSG_PARTS * RELIVE_FP_IOV_PAIR_BYTES + RELIVE_FP_MSGHDR_BYTES + \
+   RELIVE_FP_MAX_NAME)
+
+/* Whether a call's entry is parts: a head of (address, length) pairs, then their bytes. */
+static inline int relive_fp_parts(const struct relive_fp_rule* r) {
+  return r->out == RELIVE_FP_OUT_IOV || r->out == RELIVE_FP_OUT_MSG;
+}
+
+/* The bytes of an entry before the call's own (its parts' pairs), 0 for other calls. */
 static inline uint64_t relive_fp_head(const struct relive_fp_rule* r, const uint64_t* args) {
-  return r->out == RELIVE_FP_OUT_IOV ? args[r->count] * RELIVE_FP_IOV_PAIR_BYTES : 0;
+  if (r->out == RELIVE_FP_OUT_IOV) return args[r->count] * RELIVE_FP_IOV_PAIR_BYTES;
+  if (r->out == RELIVE_FP_OUT_MSG) return RELIVE_FP_MSG_PARTS * RELIVE_FP_IOV_PAIR_BYTES;
+  return 0;
 }
 
 /* The most bytes an entry of the call may hold (what it may write, or take), before it is made;
@@ -295,6 +353,9 @@ static inline uint64_t relive_fp_head(const struct relive_fp_rule* r, const uint
 static inline uint64_t relive_fp_out_max(const struct relive_fp_rule* r, const uint64_t* args) {
   uint64_t n = args[r->count];
   /* The iovecs say: the fast path checks their sum. */
+  if (r->out == RELIVE_FP_OUT_MSG)
+    return RELIVE_FP_MAX_DATA + relive_fp_head(r, args) + RELIVE_FP_MSGHDR_BYTES +
+           RELIVE_FP_MAX_NAME;
   if (r->vector) return RELIVE_FP_MAX_DATA + relive_fp_head(r, args);
   if (r->takes_bytes || r->out == RELIVE_FP_OUT_RESULT) return n;
   if (r->out == RELIVE_FP_OUT_FIXED || r->out == RELIVE_FP_OUT_FILE_ID) return r->size;
@@ -311,6 +372,7 @@ static inline uint64_t relive_fp_out_len(const struct relive_fp_rule* r, const u
   if (result < 0) return 0;
   if (r->takes_bytes || r->out == RELIVE_FP_OUT_RESULT) return (uint64_t)result;
   if (r->out == RELIVE_FP_OUT_IOV) return relive_fp_head(r, args) + (uint64_t)result;
+  /* A recvmsg's parts depend on the address the kernel gave: its entry says (the head). */
   if (r->out == RELIVE_FP_OUT_FIXED || r->out == RELIVE_FP_OUT_FILE_ID) return r->size;
   if (r->out == RELIVE_FP_OUT_RESULT_TIMES) return (uint64_t)result * r->size;
   if (r->out == RELIVE_FP_OUT_ARG_TIMES) return args[r->count] * r->size;

@@ -207,10 +207,16 @@ Result<std::string> written_bytes(const Task& task, int nr, const SyscallArgs& a
   uint64_t total = static_cast<uint64_t>(result);
   if (nr == SYS_write || nr == SYS_pwrite64 || nr == SYS_sendto)
     return task.read_mem(args[1], total);
-  // writev: gather the iovecs up to the number of bytes written.
-  if (args[2] > 1024) return Status::InvalidArgument("writev with too many iovecs");
-  std::vector<iovec> iov(args[2]);
-  RELIVE_RETURN_IF_ERROR(task.read_mem(args[1], iov.data(), iov.size() * sizeof(iovec)));
+  // writev and sendmsg: gather the iovecs up to the number of bytes written.
+  uint64_t iov_addr = args[1], iovcnt = args[2];
+  if (nr == SYS_sendmsg) {
+    msghdr m{};
+    RELIVE_RETURN_IF_ERROR(task.read_mem(args[1], &m, sizeof m));
+    iov_addr = reinterpret_cast<uint64_t>(m.msg_iov), iovcnt = m.msg_iovlen;
+  }
+  if (iovcnt > kMaxIov) return Status::InvalidArgument("an output write with too many iovecs");
+  std::vector<iovec> iov(iovcnt);
+  RELIVE_RETURN_IF_ERROR(task.read_mem(iov_addr, iov.data(), iov.size() * sizeof(iovec)));
   std::string out;
   for (const iovec& v : iov) {
     if (total == 0) break;

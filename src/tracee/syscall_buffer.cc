@@ -28,6 +28,12 @@ bool fast_path_site_call(int nr, const SyscallArgs& args) {
   return nr >= 0 && relive_fp_rule_of(static_cast<uint64_t>(nr), args.data(), &rule) != 0;
 }
 
+bool fast_path_scattered_call(int nr, const SyscallArgs& args) {
+  relive_fp_rule rule;
+  return nr >= 0 && relive_fp_rule_of(static_cast<uint64_t>(nr), args.data(), &rule) != 0 &&
+         relive_fp_parts(&rule);
+}
+
 namespace {
 
 // The rule of a site call (fast_path_site_call is true).
@@ -43,15 +49,66 @@ relive_fp_rule rule_of(const BufferedCall& c) {
 bool site_entry_fits(const relive_fp_rule& rule, const BufferedCall& c, uint64_t len,
                      bool continued) {
   uint64_t max = relive_fp_out_max(&rule, c.args.data());
-  if (max > RELIVE_FP_MAX_DATA + relive_fp_head(&rule, c.args.data()) || len > max) return false;
+  if ((!rule.vector && max > RELIVE_FP_MAX_DATA) || len > max) return false;
   if (rule.positioned && static_cast<int64_t>(c.args[3]) < 0) return false;
   if (c.result < 0) return is_error(c.result) && len == 0 && !continued;
   // A writev's total is its iovecs' (in the program's memory): bounded by the entry's limit only.
   bool bounded = !rule.vector && (rule.takes_bytes || rule.out == RELIVE_FP_OUT_RESULT ||
                                   rule.out == RELIVE_FP_OUT_RESULT_TIMES);
   if (bounded && static_cast<uint64_t>(c.result) > c.args[rule.count]) return false;
+  // Parts: their pairs say what follows (held to the result where they are read).
+  if (relive_fp_parts(&rule)) return !continued && len >= relive_fp_head(&rule, c.args.data());
   if (len != relive_fp_out_len(&rule, c.args.data(), c.result)) return false;
   return !continued || (rule.takes_bytes && (rule.vector || len < c.args[rule.count]));
+}
+
+// Whether the parts of a readv or recvmsg (in order, as they are logged) are what the call wrote:
+// a readv's add up to its result, in no more parts than iovecs; a recvmsg's are its msghdr (at
+// args[1]) and then at most the sender's address and one part per iovec, which add up to the
+// result and the address.
+bool parts_fit(const relive_fp_rule& rule, const BufferedCall& c,
+               const std::vector<std::pair<uint64_t, std::string>>& parts) {
+  uint64_t sum = 0;
+  for (const auto& [addr, bytes] : parts) {
+    if (addr == 0 || bytes.empty()) return false;
+    sum += bytes.size();
+  }
+  uint64_t result = static_cast<uint64_t>(std::max<int64_t>(c.result, 0));
+  if (rule.out == RELIVE_FP_OUT_IOV) return parts.size() <= c.args[rule.count] && sum == result;
+  if (parts.empty()) return c.result < 0;
+  return parts.size() <= RELIVE_FP_MSG_PARTS && parts[0].first == c.args[rule.arg] &&
+         parts[0].second.size() == RELIVE_FP_MSGHDR_BYTES &&
+         sum >= RELIVE_FP_MSGHDR_BYTES + result &&
+         sum <= RELIVE_FP_MSGHDR_BYTES + RELIVE_FP_MAX_NAME + result;
+}
+
+// A readv's or recvmsg's entry data: its (address, length) pairs, then their bytes. Pairs of
+// zero length are unused; pairs that name more bytes than follow, or parts that are not what the
+// call wrote, are Corruption.
+Result<std::vector<std::pair<uint64_t, std::string>>> decode_parts(uint64_t index,
+                                                                   const relive_fp_rule& rule,
+                                                                   const BufferedCall& c,
+                                                                   std::string_view data) {
+  uint64_t pairs = relive_fp_head(&rule, c.args.data()) / RELIVE_FP_IOV_PAIR_BYTES;
+  std::string_view bytes = data.substr(pairs * RELIVE_FP_IOV_PAIR_BYTES);
+  std::vector<std::pair<uint64_t, std::string>> parts;
+  for (uint64_t i = 0; i < pairs; ++i) {
+    uint64_t pair[2];
+    std::memcpy(pair, data.data() + i * RELIVE_FP_IOV_PAIR_BYTES, sizeof pair);
+    if (pair[1] == 0) continue;
+    if (pair[1] > bytes.size())
+      return Status::Corruption(fmt::format(
+          "syscall buffer: entry {} ({} returning {}) names a part of {} bytes at {:#x} past "
+          "its bytes",
+          index, syscall_name(c.nr), c.result, pair[1], pair[0]));
+    parts.emplace_back(pair[0], std::string(bytes.substr(0, pair[1])));
+    bytes.remove_prefix(pair[1]);
+  }
+  if (!bytes.empty() || !parts_fit(rule, c, parts))
+    return Status::Corruption(fmt::format(
+        "syscall buffer: entry {} ({} returning {}) has parts that are not what it wrote", index,
+        syscall_name(c.nr), c.result));
+  return parts;
 }
 
 // A site call's entry after its call words: the length word and the data (fast_path_abi.h). What
@@ -68,26 +125,8 @@ Status decode_site_call(uint64_t index, uint64_t len_word, std::string_view data
   if (rule.takes_bytes) {
     c->written.assign(data);
     c->continued = continued;
-  } else if (rule.out == RELIVE_FP_OUT_IOV && len > 0) {
-    // The filled parts, then their bytes: every part's length adds up to the result.
-    uint64_t parts = c->args[rule.count];
-    uint64_t at = parts * RELIVE_FP_IOV_PAIR_BYTES, left = static_cast<uint64_t>(c->result);
-    for (uint64_t i = 0; i < parts; ++i) {
-      uint64_t pair[2];
-      std::memcpy(pair, data.data() + i * RELIVE_FP_IOV_PAIR_BYTES, sizeof pair);
-      if (pair[1] > left || (pair[1] > 0 && pair[0] == 0))
-        return Status::Corruption(fmt::format(
-            "syscall buffer: entry {} (readv of {} bytes) names a part of {} bytes at {:#x} past "
-            "its bytes",
-            index, c->result, pair[1], pair[0]));
-      if (pair[1] > 0) c->scattered.emplace_back(pair[0], std::string(data.substr(at, pair[1])));
-      at += pair[1];
-      left -= pair[1];
-    }
-    if (left != 0)
-      return Status::Corruption(
-          fmt::format("syscall buffer: entry {} (readv of {} bytes) names parts of only {} bytes",
-                      index, c->result, static_cast<uint64_t>(c->result) - left));
+  } else if (relive_fp_parts(&rule) && len > 0) {
+    RELIVE_ASSIGN_OR_RETURN(c->scattered, decode_parts(index, rule, *c, data));
   } else if (rule.out == RELIVE_FP_OUT_FILE_ID && len > 0) {
     std::memcpy(&c->file_dev, data.data(), sizeof c->file_dev);
     std::memcpy(&c->file_ino, data.data() + sizeof c->file_dev, sizeof c->file_ino);
@@ -134,7 +173,7 @@ Result<std::vector<BufferedCall>> decode_syscall_buffer(const SyscallBufferHeade
       uint64_t len_word;
       std::memcpy(&len_word, entries.data() + at + RELIVE_FP_CALL_BYTES, sizeof len_word);
       uint64_t len = len_word & ~RELIVE_FP_CONTINUED;
-      uint64_t bytes = len > RELIVE_FP_MAX_DATA + RELIVE_FP_MAX_IOV * RELIVE_FP_IOV_PAIR_BYTES
+      uint64_t bytes = len > RELIVE_FP_MAX_ENTRY_DATA
                            ? UINT64_MAX
                            : (RELIVE_FP_DATA_OFFSET + len + sizeof e - 1) / sizeof e * sizeof e;
       if (bytes > entries.size() - at)
@@ -230,6 +269,11 @@ constexpr uint64_t kSlot = sizeof(SyscallBufferEntry);
 // room for what a write takes from it.
 uint64_t replayed_len(const BufferedCall& c) {
   relive_fp_rule rule = rule_of(c);
+  if (relive_fp_parts(&rule) && c.result >= 0) {  // the pairs, then the parts' bytes
+    uint64_t len = relive_fp_head(&rule, c.args.data());
+    for (const auto& part : c.scattered) len += part.second.size();
+    return len;
+  }
   return relive_fp_out_len(&rule, c.args.data(), c.result);
 }
 
@@ -271,8 +315,9 @@ Status prefill_syscall_buffer(const Task& task, const std::vector<BufferedCall>&
       std::memcpy(entry, &e, RELIVE_FP_CALL_BYTES);
       std::memcpy(entry + RELIVE_FP_CALL_BYTES, &len_word, sizeof len_word);
       char* data = entry + RELIVE_FP_DATA_OFFSET;
-      if (!c.scattered.empty()) {  // a readv: its parts (the rest zero), then their bytes
-        char* bytes_at = data + c.args[2] * RELIVE_FP_IOV_PAIR_BYTES;
+      if (!c.scattered.empty()) {  // its parts' pairs (the rest zero), then their bytes
+        relive_fp_rule rule = rule_of(c);
+        char* bytes_at = data + relive_fp_head(&rule, c.args.data());
         for (size_t p = 0; p < c.scattered.size(); ++p) {
           const uint64_t pair[2] = {c.scattered[p].first, c.scattered[p].second.size()};
           std::memcpy(data + p * RELIVE_FP_IOV_PAIR_BYTES, pair, sizeof pair);
@@ -293,17 +338,10 @@ Status prefill_syscall_buffer(const Task& task, const std::vector<BufferedCall>&
 bool replayable_site_call(const BufferedCall& c) {
   if (fast_path_clock_call(c.nr) || !fast_path_site_call(c.nr, c.args)) return false;
   relive_fp_rule rule = rule_of(c);
-  uint64_t len = c.result < 0 ? 0 : relive_fp_out_len(&rule, c.args.data(), c.result);
+  uint64_t len = c.result < 0 ? 0 : replayed_len(c);
   if (!site_entry_fits(rule, c, len, c.continued)) return false;
-  if (rule.out == RELIVE_FP_OUT_IOV) {  // its parts, no more than its iovecs, adding up
-    uint64_t sum = 0;
-    for (const auto& [addr, bytes] : c.scattered) {
-      if (addr == 0 || bytes.empty()) return false;
-      sum += bytes.size();
-    }
-    return c.write_addr == 0 && c.write_data.empty() && c.scattered.size() <= c.args[rule.count] &&
-           sum == static_cast<uint64_t>(std::max<int64_t>(c.result, 0));
-  }
+  if (relive_fp_parts(&rule))
+    return c.write_addr == 0 && c.write_data.empty() && parts_fit(rule, c, c.scattered);
   if (!c.scattered.empty()) return false;
   if (rule.takes_bytes || len == 0 || rule.out == RELIVE_FP_OUT_FILE_ID)
     return c.write_addr == 0 && c.write_data.empty();

@@ -102,7 +102,8 @@ struct BufferedCall {
   int64_t result = 0;
   uint64_t write_addr = 0;  // 0: the call wrote nothing
   std::string write_data;
-  // A readv: the parts of its iovecs it filled, in order (write_addr stays 0).
+  // A readv or recvmsg: the parts of the program's memory it wrote, in order (write_addr stays
+  // 0): a recvmsg's msghdr, the sender's address, then the filled part of each iovec.
   std::vector<std::pair<uint64_t, std::string>> scattered;
   // A call that took bytes from the program's memory (write, pwrite64, sendto): the bytes that
   // went out;
@@ -120,6 +121,8 @@ struct BufferedCall {
 // of patched syscall sites that fast_path_abi.h's rules take (fast_path.c).
 bool fast_path_clock_call(int nr);
 bool fast_path_site_call(int nr, const SyscallArgs& args);
+// Whether a site call's entry is parts (readv, recvmsg): its writes are BufferedCall::scattered.
+bool fast_path_scattered_call(int nr, const SyscallArgs& args);
 
 // Decodes a buffer: `header` as read from the process and `entries`, the bytes from
 // header.logged up to header.next. A header or entry neither the trampolines nor the tracer

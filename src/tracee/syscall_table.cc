@@ -104,7 +104,7 @@ constexpr SyscallSpec kSpecs[] = {
     {SYS_accept, "accept", 3, P::kEmulate, {sock_address(1, 2)}, kFdTable},
     {SYS_sendto, "sendto", 6, P::kEmulate, {}, kOutputWrite},
     {SYS_recvfrom, "recvfrom", 6, P::kEmulate, {res(1), sock_address(4, 5)}},
-    {SYS_sendmsg, "sendmsg", 3, P::kEmulate, {}},
+    {SYS_sendmsg, "sendmsg", 3, P::kEmulate, {}, kOutputWrite},
     {SYS_recvmsg, "recvmsg", 3, P::kEmulate, {msg_header(1)}, kFdTable},
     {SYS_shutdown, "shutdown", 2, P::kEmulate, {}},
     {SYS_bind, "bind", 3, P::kEmulate, {}},

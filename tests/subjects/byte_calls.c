@@ -9,10 +9,10 @@
 //                          times; its handler writes to a pipe through the same glibc write
 //   byte_calls raw N       N rounds of the calls made through glibc and the same calls made with
 //                          an inline `syscall` instruction, which no patched site sees
-//   byte_calls calls N     N rounds of the other calls: writev, readv, stat, fstat, statx, lseek,
-//   getdents64,
-//                          getrandom, poll and epoll_wait with a zero timeout, FIONREAD, F_GETFL,
-//                          send and recv on a socket pair, the id calls; a second line digests
+//   byte_calls calls N     N rounds of the other calls: writev, readv, sendmsg, recvmsg, stat,
+//                          fstat, statx, lseek, getdents64, getrandom, poll and epoll_wait with
+//                          a zero timeout, FIONREAD, F_GETFL, send and recv on a socket pair,
+//                          the id calls; a second line digests
 //                          what differs from run to run (ids, inode numbers, random bytes)
 //   byte_calls waits N     a thread waits N times each in poll, epoll_wait and recv (no timeout)
 //                          until the main thread, which must get the turn, writes
@@ -269,6 +269,14 @@ static int calls_mode(long n) {
     mix(recv(sv[1], buf, sizeof buf, 0));
     mix_bytes(buf, 4);
     mix(recv(sv[1], buf, sizeof buf, MSG_DONTWAIT));  // nothing: EAGAIN, the program's answer
+    struct iovec parts[2] = {{(void*)"ms", 2}, {(void*)"g", 1}};
+    struct msghdr sent = {.msg_iov = parts, .msg_iovlen = 2};
+    mix(sendmsg(sv[0], &sent, 0));
+    char m1[2], m2[8];
+    struct iovec into[2] = {{m1, sizeof m1}, {m2, sizeof m2}};
+    struct msghdr got = {.msg_iov = into, .msg_iovlen = 2};
+    mix(recvmsg(sv[1], &got, 0));  // "msg" scattered: "ms" and "g"
+    mix_bytes(m1, sizeof m1), mix_bytes(m2, 1), mix(got.msg_flags);
     pid_t ids[3] = {getpid(), getppid(), (pid_t)syscall(SYS_gettid)};
     mix_nd(ids, sizeof ids);
     uid_t uids[4] = {getuid(), geteuid(), getgid(), getegid()};

@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <sys/xattr.h>
 #include <ucontext.h>
@@ -385,7 +386,7 @@ TEST(FastPath, RulesAgreeWithTheSyscallTable) {
     // Nothing else written (recvfrom's address only when asked for, which the fast path is not).
     if (nr != SYS_recvfrom) EXPECT_EQ(spec.out[1].kind, OutRule::kNone);
   }
-  EXPECT_EQ(taken, 33);
+  EXPECT_EQ(taken, 35);
   // The forms it leaves to the traced path.
   relive_fp_rule r;
   uint64_t from[6] = {3, 0x1000, 16, 0, 0x2000, 0x3000};
@@ -398,6 +399,10 @@ TEST(FastPath, RulesAgreeWithTheSyscallTable) {
   EXPECT_FALSE(relive_fp_rule_of(SYS_fcntl, setfl, &r));
   uint64_t sigmask[6] = {3, 0x1000, 8, 0, 0x2000, 8};
   EXPECT_FALSE(relive_fp_rule_of(SYS_epoll_pwait, sigmask, &r));
+  uint64_t msg_waitall[6] = {3, 0x1000, MSG_WAITALL, 0, 0, 0};
+  EXPECT_FALSE(relive_fp_rule_of(SYS_recvmsg, msg_waitall, &r));
+  uint64_t errqueue[6] = {3, 0x1000, MSG_ERRQUEUE, 0, 0, 0};
+  EXPECT_FALSE(relive_fp_rule_of(SYS_recvmsg, errqueue, &r));
   uint64_t futex_wait[6] = {0x1000, FUTEX_WAIT_PRIVATE, 0, 0, 0, 0};
   EXPECT_FALSE(relive_fp_rule_of(SYS_futex, futex_wait, &r));
   uint64_t wake_op[6] = {0x1000, FUTEX_WAKE_OP, 1, 1, 0x2000, 0};
@@ -717,10 +722,13 @@ namespace stack_depth {
 ucontext_t main_ctx, calls_ctx;
 uint64_t call_sp = 0;
 Buffer* buffer = nullptr;
-relive_fp_frame frames[8];
+relive_fp_frame frames[10];
 char path[64], data[64];
 iovec iov[2];
 struct stat stat_out;
+int sockets[2];
+msghdr message;
+sockaddr_un sender;
 
 // Fills frames[i] in place (no frame on run_calls' own stack) and makes the call.
 __attribute__((noinline)) void call(int i, uint64_t nr, uint64_t a0, uint64_t a1, uint64_t a2,
@@ -744,6 +752,12 @@ void run_calls() {
   call(5, SYS_fstat, fd, addr(&stat_out), 0);
   call(7, SYS_readv, fd, addr(iov), 2);
   call(6, SYS_close, fd, 0, 0);
+  message.msg_iov = iov;
+  message.msg_iovlen = 2;
+  call(8, SYS_sendmsg, uint64_t(sockets[1]), addr(&message), 0);
+  message.msg_name = &sender;
+  message.msg_namelen = sizeof sender;
+  call(9, SYS_recvmsg, uint64_t(sockets[0]), addr(&message), 0);
 }
 
 }  // namespace stack_depth
@@ -756,6 +770,7 @@ TEST(FastPath, NeverUsesMoreStackThanTheStubClears) {
   std::strcpy(stack_depth::path, file.c_str());
   Buffer b(1000);
   stack_depth::buffer = &b;
+  ASSERT_EQ(::socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, stack_depth::sockets), 0);
   std::vector<unsigned char> stack(64 << 10, 0xa5);
   ASSERT_EQ(::getcontext(&stack_depth::calls_ctx), 0);
   stack_depth::calls_ctx.uc_stack.ss_sp = stack.data();
@@ -764,7 +779,10 @@ TEST(FastPath, NeverUsesMoreStackThanTheStubClears) {
   ::makecontext(&stack_depth::calls_ctx, stack_depth::run_calls, 0);
   ASSERT_EQ(::swapcontext(&stack_depth::main_ctx, &stack_depth::calls_ctx), 0);
   EXPECT_GE(stack_depth::frames[0].result, 0);  // the calls ran
-  for (int i = 1; i < 8; ++i) EXPECT_GE(stack_depth::frames[i].result, 0) << i;
+  for (int i = 1; i < 10; ++i) EXPECT_GE(stack_depth::frames[i].result, 0) << i;
+  EXPECT_EQ(stack_depth::frames[9].result, 8);  // the message the sendmsg sent
+  ::close(stack_depth::sockets[0]);
+  ::close(stack_depth::sockets[1]);
   size_t lowest = 0;
   while (lowest < stack.size() && stack[lowest] == 0xa5) ++lowest;
   uint64_t deepest = reinterpret_cast<uint64_t>(stack.data()) + lowest;
@@ -868,4 +886,127 @@ TEST(FastPath, ReplayOfAReadvScattersItsBytesToItsParts) {
   EXPECT_EQ(std::string(one, 2), "he");
   EXPECT_EQ(std::string(two, 3), "llo");
   EXPECT_EQ(two[3], '\0');
+}
+
+// sendmsg and recvmsg without control data: a send takes its iovecs' bytes; a receive logs its
+// msghdr (lengths and flags are the kernel's), the sender's address and its bytes, as parts. With
+// control data (descriptors, credentials) or with nothing to receive, the traced path.
+TEST(FastPath, MessagesWithoutControlDataAreSentAndReceivedHere) {
+  int sv[2];
+  ASSERT_EQ(::socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, sv), 0);
+  Buffer b(100);
+  char head[] = "mes", body[] = "sage!";
+  iovec out_iov[2] = {{head, 3}, {body, 5}};
+  msghdr out{};
+  out.msg_iov = out_iov;
+  out.msg_iovlen = 2;
+  relive_fp_frame send = frame(SYS_sendmsg, {uint64_t(sv[1]), addr(&out), 0});
+  ASSERT_EQ(relive_fast_path(&send, b.bytes.data()), RELIVE_FP_DONE);
+  EXPECT_EQ(send.result, 8);
+  EXPECT_EQ(b.data_at(0, 8), "message!");
+
+  char one[4] = {}, two[16] = {};
+  iovec in_iov[2] = {{one, 4}, {two, 16}};
+  sockaddr_un from{};
+  msghdr in{};
+  in.msg_name = &from;
+  in.msg_namelen = sizeof from;
+  in.msg_iov = in_iov;
+  in.msg_iovlen = 2;
+  uint64_t at = b.used_bytes();
+  relive_fp_frame recv = frame(SYS_recvmsg, {uint64_t(sv[0]), addr(&in), 0});
+  ASSERT_EQ(relive_fast_path(&recv, b.bytes.data()), RELIVE_FP_DONE);
+  EXPECT_EQ(recv.result, 8);
+  EXPECT_EQ(std::string(one, 4) + std::string(two, 4), "message!");
+  uint64_t head_bytes = RELIVE_FP_MSG_PARTS * RELIVE_FP_IOV_PAIR_BYTES;
+  uint64_t pairs[2 * RELIVE_FP_MSG_PARTS];
+  std::memcpy(pairs, b.data_at(at, head_bytes).data(), head_bytes);
+  EXPECT_EQ(pairs[0], addr(&in));  // the msghdr, as the kernel left it
+  EXPECT_EQ(pairs[1], sizeof(msghdr));
+  EXPECT_EQ(pairs[2], addr(&from));
+  EXPECT_EQ(pairs[3], in.msg_namelen);  // the sender's address (an unnamed socket's: short)
+  EXPECT_EQ(pairs[4], addr(one));
+  EXPECT_EQ(pairs[5], 4u);
+  EXPECT_EQ(pairs[6], addr(two));
+  EXPECT_EQ(pairs[7], 4u);
+  for (size_t i = 8; i < 2 * RELIVE_FP_MSG_PARTS; ++i) EXPECT_EQ(pairs[i], 0u) << i;
+  EXPECT_EQ(b.len_word_at(at), head_bytes + sizeof(msghdr) + in.msg_namelen + 8);
+  std::string logged_hdr = b.data_at(at + head_bytes, sizeof(msghdr));
+  EXPECT_EQ(std::memcmp(logged_hdr.data(), &in, sizeof in), 0);
+  EXPECT_EQ(b.data_at(at + head_bytes + sizeof(msghdr) + in.msg_namelen, 8), "message!");
+
+  relive_fp_frame empty = frame(SYS_recvmsg, {uint64_t(sv[0]), addr(&in), 0});
+  EXPECT_EQ(relive_fast_path(&empty, b.bytes.data()), RELIVE_FP_TRACED);  // it would wait
+  char control[64];
+  in.msg_control = control;
+  in.msg_controllen = sizeof control;
+  relive_fp_frame with_control = frame(SYS_recvmsg, {uint64_t(sv[0]), addr(&in), MSG_DONTWAIT});
+  EXPECT_EQ(relive_fast_path(&with_control, b.bytes.data()), RELIVE_FP_TRACED);
+  out.msg_control = control;
+  out.msg_controllen = sizeof control;
+  relive_fp_frame send_control = frame(SYS_sendmsg, {uint64_t(sv[1]), addr(&out), 0});
+  EXPECT_EQ(relive_fast_path(&send_control, b.bytes.data()), RELIVE_FP_TRACED);
+  ::close(sv[0]);
+  ::close(sv[1]);
+}
+
+// A sendmsg on a stream that takes only part: the rest goes on through the traced path, named by
+// the frame's copy of the msghdr.
+TEST(FastPath, ASendmsgThatFitsOnlyInPartContinuesOnTheTracedPath) {
+  int sv[2];
+  ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+  int small = 4096;
+  ASSERT_EQ(::setsockopt(sv[1], SOL_SOCKET, SO_SNDBUF, &small, sizeof small), 0);
+  std::string big(200 << 10, 'b');  // within the largest entry, over the socket's room
+  iovec iov[1] = {{big.data(), big.size()}};
+  msghdr m{};
+  m.msg_iov = iov;
+  m.msg_iovlen = 1;
+  Buffer b(20000);
+  relive_fp_frame f = frame(SYS_sendmsg, {uint64_t(sv[1]), addr(&m), 0});
+  ASSERT_EQ(relive_fast_path(&f, b.bytes.data()), RELIVE_FP_CONTINUE);
+  EXPECT_GT(f.partial, 0u);
+  EXPECT_LT(f.partial, big.size());
+  EXPECT_EQ(f.args[1], addr(&f.msg));
+  EXPECT_EQ(f.msg.iov, addr(f.rest));
+  EXPECT_EQ(f.msg.iovlen, 1u);
+  EXPECT_EQ(f.rest[0].base, addr(big.data()) + f.partial);
+  EXPECT_EQ(f.rest[0].len, big.size() - f.partial);
+  ::close(sv[0]);
+  ::close(sv[1]);
+}
+
+// Replay: a recvmsg's logged parts are written where they were; a sendmsg's bytes are gathered
+// for the replayer to check.
+TEST(FastPath, ReplayOfMessagesWritesTheirPartsAndGathersWhatWentOut) {
+  char one[4] = {}, two[16] = {};
+  iovec in_iov[2] = {{one, 4}, {two, 16}};
+  msghdr in{};
+  in.msg_iov = in_iov;
+  in.msg_iovlen = 2;
+  msghdr logged = in;
+  logged.msg_flags = MSG_EOR;
+  uint64_t pairs[2 * RELIVE_FP_MSG_PARTS] = {addr(&in), sizeof(msghdr), 0, 0, addr(one),
+                                             4,         addr(two),      2};
+  std::string data(reinterpret_cast<const char*>(pairs), sizeof pairs);
+  data.append(reinterpret_cast<const char*>(&logged), sizeof logged);
+  data += "abcdef";
+  char text[] = "hi there";
+  iovec out_iov[1] = {{text, 8}};
+  msghdr out{};
+  out.msg_iov = out_iov;
+  out.msg_iovlen = 1;
+  Buffer b(100, RELIVE_FP_REPLAY_MODE);
+  b.prefill(SYS_recvmsg, {5, addr(&in), 0}, 6, data);
+  b.prefill(SYS_sendmsg, {5, addr(&out), 0}, 8, std::string(8, '\0'));
+  b.header()->room = Buffer::slots(data.size()) + Buffer::slots(8);
+  relive_fp_frame r = frame(SYS_recvmsg, {5, addr(&in), 0});
+  ASSERT_EQ(relive_fast_path(&r, b.bytes.data()), RELIVE_FP_DONE);
+  EXPECT_EQ(r.result, 6);
+  EXPECT_EQ(std::string(one, 4) + std::string(two, 2), "abcdef");
+  EXPECT_EQ(in.msg_flags, MSG_EOR);
+  relive_fp_frame s = frame(SYS_sendmsg, {5, addr(&out), 0});
+  ASSERT_EQ(relive_fast_path(&s, b.bytes.data()), RELIVE_FP_DONE);
+  EXPECT_EQ(s.result, 8);
+  EXPECT_EQ(b.data_at(Buffer::slots(data.size()) * RELIVE_FP_SLOT, 8), "hi there");
 }

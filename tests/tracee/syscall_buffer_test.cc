@@ -640,4 +640,37 @@ TEST(SyscallBufferDecode, AReadvEntryGivesThePartsItFilled) {
   EXPECT_FALSE(replayable_site_call(c));
 }
 
+// A recvmsg's entry: its msghdr first, then the sender's address and the filled iovecs.
+TEST(SyscallBufferDecode, ARecvmsgEntryGivesItsMsghdrAddressAndBytes) {
+  auto one = [](std::vector<uint64_t> parts, int64_t result, const std::string& bytes) {
+    parts.resize(2 * RELIVE_FP_MSG_PARTS, 0);
+    std::string data(reinterpret_cast<const char*>(parts.data()), parts.size() * 8);
+    data += bytes;
+    uint64_t len = data.size();
+    std::string entry(((RELIVE_FP_DATA_OFFSET + len + 79) / 80) * 80, '\0');
+    relive_fp_call c{SYS_recvmsg, {3, 0x1000, 0}, result};
+    std::memcpy(entry.data(), &c, sizeof c);
+    std::memcpy(entry.data() + RELIVE_FP_CALL_BYTES, &len, sizeof len);
+    std::memcpy(entry.data() + RELIVE_FP_DATA_OFFSET, data.data(), data.size());
+    SyscallBufferHeader h{kFirstEntryAddr + entry.size(), 0, kFirstEntryAddr, {}};
+    return decode_syscall_buffer(h, entry);
+  };
+  std::string hdr(56, 'h');
+  auto ok = one({0x1000, 56, 0x5000, 2, 0x2000, 4}, 4, hdr + "nm" + "data");
+  ASSERT_TRUE(ok.ok()) << ok.status().to_string();
+  ASSERT_EQ((*ok)[0].scattered.size(), 3u);
+  EXPECT_EQ((*ok)[0].scattered[0], std::make_pair(uint64_t{0x1000}, hdr));
+  EXPECT_EQ((*ok)[0].scattered[1], std::make_pair(uint64_t{0x5000}, std::string("nm")));
+  EXPECT_EQ((*ok)[0].scattered[2], std::make_pair(uint64_t{0x2000}, std::string("data")));
+  EXPECT_TRUE(replayable_site_call((*ok)[0]));
+  for (auto bad : {one({0x1800, 56, 0x2000, 4}, 4, hdr + "data"),  // not its msghdr
+                   one({0x1000, 50, 0x2000, 4}, 4, std::string(50, 'h') + "data"),
+                   one({0x1000, 56, 0x2000, 4}, 9, hdr + "data"),  // bytes short of the result
+                   one({0x1000, 56, 0x5000, 200, 0x2000, 4}, 4,    // an address over 128 bytes
+                       hdr + std::string(200, 'n') + "data")}) {
+    ASSERT_FALSE(bad.ok());
+    EXPECT_EQ(bad.status().code(), Status::Code::kCorruption);
+  }
+}
+
 }  // namespace relive::tracee
