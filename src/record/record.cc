@@ -122,9 +122,10 @@ Result<RecordResult> record_exec(const RecordOptions& o) {
   RELIVE_RETURN_IF_ERROR(files.sync());
   const record::RecordStats& st = session.stats();
   spdlog::debug(
-      "recorded {} syscalls ({} through the syscall buffer), {} signals, {} rdtsc, {} "
-      "threads, {} preemptions",
-      st.syscalls, st.buffered, st.signals, st.rdtsc, st.threads, st.preemptions);
+      "recorded {} syscalls ({} through the syscall buffer), {} signals ({} more merged into "
+      "one pending), {} rdtsc, {} threads, {} preemptions",
+      st.syscalls, st.buffered, st.signals, st.signals_merged, st.rdtsc, st.threads,
+      st.preemptions);
   return result_of(*status, session, sink->events());
 }
 

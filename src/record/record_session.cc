@@ -608,7 +608,15 @@ Status RecordSession::on_signal(Thread& t, int signo) {
     return mode_ == Mode::kSeccomp ? t.task.cont(signo) : t.task.syscall(signo);
   }
   // Arrived in the middle of user code, a place replay cannot find without branch counters:
-  // hold it and deliver it at this thread's next syscall exit.
+  // hold it and deliver it at this thread's next syscall exit. A standard signal already held is
+  // one pending signal, as the kernel keeps it while a signal is blocked: a compute loop that
+  // held a 1 ms timer's signals for a second gets one, not a burst of a thousand no native run
+  // could see (real-time signals queue, and are all delivered).
+  if (signo < SIGRTMIN && std::any_of(t.deferred.begin(), t.deferred.end(),
+                                      [signo](const Deferred& d) { return d.signo == signo; })) {
+    ++stats_.signals_merged;
+    return resume(t);
+  }
   t.deferred.push_back({signo, info});
   return resume(t);
 }

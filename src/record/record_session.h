@@ -26,6 +26,7 @@ namespace relive::record {
 struct RecordStats {
   uint64_t syscalls = 0;
   uint64_t signals = 0;
+  uint64_t signals_merged = 0;  // standard signals that arrived while one was held (pending)
   uint64_t rdtsc = 0;
   uint64_t threads = 0;
   uint64_t preemptions = 0;

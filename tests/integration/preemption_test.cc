@@ -97,6 +97,14 @@ TEST(Preemption, AThreadSpinningOnAFlagItsSignalHandlerSets) {
   EXPECT_GT(n, 0u) << "the alarm is delivered at a preemption point";
 }
 
+// A timer's signals arriving while a loop makes no system call are held for the next one; a
+// standard signal held is one pending signal (as the kernel keeps it), so the program never sees
+// a burst of handler runs with no progress in between, which no native run shows.
+TEST(Preemption, TimerSignalsHeldOverAComputeLoopArriveAsOnePendingSignal) {
+  TempDir d;
+  record_and_replay(d, {subject("signal_burst"), "100000000"}, "ticks: some, bursts: 0\n");
+}
+
 TEST(Preemption, ASpinlockProtectedCounterAndALockFreeQueue) {
   TempDir d;
   size_t n = record_and_replay(d, {subject("spin_lock"), "3", "20000", "300"},
