@@ -8,6 +8,15 @@
 #include "common/check.h"
 
 namespace relive::tracee {
+namespace {
+
+constexpr int kMaxRestarts = 100;
+
+// ERESTARTSYS, ERESTARTNOINTR, ERESTARTNOHAND: the call did nothing and is made again as it was
+// (ERESTART_RESTARTBLOCK would need restart_syscall; no injected call sleeps that way).
+bool is_restartable(int64_t result) { return result == -512 || result == -513 || result == -514; }
+
+}  // namespace
 
 pid_t sigchld_sender(const Task& task) {
   std::string raw;
@@ -40,7 +49,22 @@ Result<int64_t> Injector::call(int nr, std::initializer_list<uint64_t> args) {
   task_.set_regs(r);
   RELIVE_RETURN_IF_ERROR(run_to_exit());
   at_ = At::kExit;
-  return static_cast<int64_t>(task_.regs().rax);
+  int64_t result = static_cast<int64_t>(task_.regs().rax);
+  // A signal came in the way (a fork with a signal pending, a wait a signal interrupted): made
+  // again from the same instruction, as the kernel restarts it, once the signal is held (it is
+  // taken at the stop on the way back in, see run_to_exit). Bounded: a signal that keeps coming
+  // faster than the call completes is the caller's error to report.
+  for (int again = 0; again < kMaxRestarts && is_restartable(result); ++again) {
+    Regs x = task_.regs();
+    x.rip -= 2;  // the `syscall` just made
+    x.rax = static_cast<uint64_t>(nr);
+    x.orig_rax = static_cast<uint64_t>(-1);
+    x.rdi = a[0], x.rsi = a[1], x.rdx = a[2], x.r10 = a[3], x.r8 = a[4], x.r9 = a[5];
+    task_.set_regs(x);
+    RELIVE_RETURN_IF_ERROR(run_to_exit());
+    result = static_cast<int64_t>(task_.regs().rax);
+  }
+  return result;
 }
 
 Status Injector::run_to_exit() {

@@ -29,7 +29,8 @@ class Injector {
   Injector(const Task& task, At at, uint64_t syscall_insn);
 
   // Runs syscall `nr` and returns its raw result (-errno on failure). Afterwards the task is at
-  // a syscall-exit stop.
+  // a syscall-exit stop. A call a signal interrupted before it did anything (a fork with a signal
+  // pending) is made again, the signal held (below).
   Result<int64_t> call(int nr, std::initializer_list<uint64_t> args);
 
   // SIGCHLD from `child` (the tracer's own checkpoint fork stopping or dying) is swallowed
