@@ -1,8 +1,9 @@
 /* The fast path inside a recorded or replayed process: the calls of patched syscall sites
- * (fast_path_abi.h's rules: read, write, pread64, pwrite64, readv, writev, recvfrom, sendto, the
- * stat calls, lseek, getdents64, getrandom, poll and epoll_wait that do not wait, FIONREAD,
- * F_GETFL, readlink, the xattr reads, openat, close, futex wakes and the id calls) made without a
- * ptrace stop (fast_path_abi.h has the buffer layout, syscall_buffer.h the protocol around it).
+ * (fast_path_abi.h's rules: read, write, pread64, pwrite64, readv, writev, recvfrom, sendto,
+ * sendmsg and recvmsg without control data, the stat calls, lseek, getdents64, getrandom, poll and
+ * epoll_wait that do not wait, FIONREAD, F_GETFL, readlink, the xattr reads, openat, close, futex
+ * wakes and the id calls) made without a ptrace stop (fast_path_abi.h has the buffer layout,
+ * syscall_buffer.h the protocol around it).
  *
  * Freestanding: no libc, no stack protector, no red zone, general registers only (a fast call
  * must leave the program's vector registers as the kernel's `syscall` does: untouched). Its own
