@@ -5,6 +5,7 @@
 #include <signal.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -945,6 +946,12 @@ Result<int> ReplaySession::on_process_exit(const trace::ProcessExitEvent& ev) {
   };
   for (auto& [rec, t] : threads_)
     if (t.resume_sig != 0) (void)t.task.cont(std::exchange(t.resume_sig, 0));  // a fatal signal
+  if (WIFSIGNALED(ev.status) && WTERMSIG(ev.status) == SIGKILL) {
+    // Killed from outside (a SIGKILL never stops at the tracer, so the log has no event for
+    // it): the replay has come to where the recording ended and ends the same way. What the
+    // program did after its last stop (fast-path calls still in its buffer) died with it.
+    for (auto& [rec, t] : threads_) ::kill(t.task.tid(), SIGKILL);
+  }
   int leader_status = -1;
   while (!threads_.empty()) {
     RELIVE_ASSIGN_OR_RETURN(auto next, tracee::wait_stop_for(-1, kExitQuiet));

@@ -207,6 +207,22 @@ TEST_F(RecordSignals, SigtermToReliveReachesTheProgramAndTheTraceReplays) {
   EXPECT_EQ(rep.out, "up\nterminated\n");
 }
 
+// A SIGKILL of the recorded program itself (the OOM killer, an operator): relive ends with the
+// program's status, and the trace replays to the point where the recording ended and ends there
+// the same way (the calls the program made after its last stop died with it).
+TEST_F(RecordSignals, SigkillOfTheProgramEndsTheRecordingAndItsReplayTheSameWay) {
+  start();
+  ASSERT_EQ(::kill(program_, SIGKILL), 0);
+  EXPECT_EQ(rec_->wait_exit(std::chrono::seconds(60)), 128 + SIGKILL) << read_all(d_ / "err");
+  RunResult dump = run({relive_bin(), "dump", d_ / "t"});
+  EXPECT_NE(dump.out.find("killed by SIGKILL"), std::string::npos) << dump.out.substr(0, 2000);
+  ASSERT_EQ(sh("rm -f " + d_ / "pid"), 0);
+  RunResult rep = run({relive_bin(), "replay", d_ / "t"});
+  EXPECT_EQ(rep.exit_code, 128 + SIGKILL) << rep.err;
+  EXPECT_EQ(rep.out, "up\n");
+  EXPECT_EQ(rep.err.find("divergence"), std::string::npos) << rep.err;
+}
+
 TEST_F(RecordSignals, SigkillOfReliveLeavesNothingRunning) {
   start();
   ASSERT_EQ(::kill(rec_->pid(), SIGKILL), 0);
