@@ -272,7 +272,6 @@ namespace blocked {
 struct Caller {
   PatchedWrapper* wrapper = nullptr;
   uint64_t args[3] = {};
-  std::vector<unsigned char>* stack = nullptr;
   std::atomic<pid_t> tid{0};
   std::atomic<uint64_t> below{0};  // where the calling function's own frame ends
   int64_t result = 0;
@@ -308,7 +307,6 @@ std::string stack_while_blocked(PatchedWrapper& w, bool replay, uint64_t room, i
   Caller c;
   c.wrapper = &w;
   std::copy(args.begin(), args.end(), c.args);
-  c.stack = &stack;
   pthread_attr_t attr;
   pthread_attr_init(&attr);
   pthread_attr_setstack(&attr, stack.data(), stack.size());
