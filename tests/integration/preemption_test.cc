@@ -102,7 +102,8 @@ TEST(Preemption, AThreadSpinningOnAFlagItsSignalHandlerSets) {
 // a burst of handler runs with no progress in between, which no native run shows.
 TEST(Preemption, TimerSignalsHeldOverAComputeLoopArriveAsOnePendingSignal) {
   TempDir d;
-  record_and_replay(d, {subject("signal_burst"), "100000000"}, "ticks: some, bursts: 0\n");
+  record_and_replay(d, {subject("signal_burst"), "100000000"},
+                    "ticks: some, bursts no tick explains: 0\n");
 }
 
 TEST(Preemption, ASpinlockProtectedCounterAndALockFreeQueue) {
