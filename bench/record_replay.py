@@ -141,7 +141,75 @@ def measure_redis(rounds):
           f"{'yes' if all(replays) else 'NO'} ({sum(1 for r in replays if r)}/{len(replays)}).")
 
 
+ATTACH_LOOPS = 100000  # bench/byte_calls.c --on-input: a pread64 and a write each
+
+
+def attached_loop_ns(extra):
+    """Starts bench/byte_calls waiting for input; with `extra` (relive record flags) attaches
+    `relive record --pid` to it first (waiting for its checkpoint); then lets it run its loop and
+    returns the loop's own time in ns (the process's monotonic clock) and the trace's events."""
+    d = tempfile.mkdtemp(prefix="relive-bench-attach-")
+    prog = subprocess.Popen([BUILD + "/bench/byte_calls", str(ATTACH_LOOPS), "--on-input"],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    rec = None
+    try:
+        if extra is not None:
+            rec = subprocess.Popen([RELIVE, "record", "-o", d + "/t"] + extra +
+                                   ["--pid", str(prog.pid)],
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            deadline = time.time() + 120
+            while not os.path.exists(d + "/t/header"):
+                if time.time() > deadline or rec.poll() is not None:
+                    raise RuntimeError("relive record --pid did not checkpoint: "
+                                       + rec.stderr.read().decode()[-400:])
+                time.sleep(0.01)
+        prog.stdin.write(b"x")
+        prog.stdin.flush()
+        out = prog.stdout.readline().split()
+        if prog.wait(timeout=600) != 0 or len(out) != 2:
+            raise RuntimeError(f"byte_calls failed: {out}")
+        events = 0
+        if rec is not None:
+            if rec.wait(timeout=120) != 0:
+                raise RuntimeError("relive record --pid: " + rec.stderr.read().decode()[-400:])
+            dump = subprocess.run([RELIVE, "dump", d + "/t"], capture_output=True, text=True).stdout
+            events = sum(1 for line in dump.splitlines() if line.startswith("#"))
+        return int(out[0]), events
+    finally:
+        if prog.poll() is None:
+            prog.kill()
+        if rec is not None and rec.poll() is None:
+            rec.kill()
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def measure_attached(rounds):
+    """A running process recorded through `relive record --pid` (what CR/TR's source runs):
+    syscall user dispatch and the fast path against every call stopped (--no-syscall-buffer)."""
+    native, fast, traced, events = [], [], [], 0
+    for _ in range(rounds):
+        native.append(attached_loop_ns(None)[0])
+        ns, events = attached_loop_ns([])
+        fast.append(ns)
+        traced.append(attached_loop_ns(["--no-syscall-buffer"])[0])
+    calls = 2 * ATTACH_LOOPS
+    n, f, t = (statistics.median(x) for x in (native, fast, traced))
+    print(f"\nAttached (`relive record --pid`, CR/TR's source): bench/byte_calls.c, {ATTACH_LOOPS // 1000}k x "
+          f"(8-byte pread64 + 8-byte write), timed by the program itself from when it is already "
+          f"attached; medians of {rounds} rounds:\n")
+    print("| | loop ms | per call µs | / native |")
+    print("|---|---|---|---|")
+    print(f"| native | {n / 1e6:.1f} | {n / calls / 1e3:.2f} | 1.00x |")
+    print(f"| attached, fast path (syscall user dispatch) | {f / 1e6:.1f} | {f / calls / 1e3:.2f} | **{f / n:.2f}x** |")
+    print(f"| attached, every call stopped (`--no-syscall-buffer`) | {t / 1e6:.1f} | {t / calls / 1e3:.2f} | {t / n:.2f}x |")
+    print(f"\nCost per call of the attached fast path: {(f - n) / calls / 1e3:.2f} µs "
+          f"(every call stopped: {(t - n) / calls / 1e3:.2f} µs); {events} events in the trace.")
+
+
 def main():
+    if sys.argv[1:] == ["attach"]:  # only this section
+        measure_attached(ROUNDS)
+        return 0
     subjects = [
         ("startup only (`true`)", ["true"], ROUNDS),
         ("CPU-bound (hash + qsort, bench/cpu_bound.c)", [BUILD + "/bench/cpu_bound", "200"], ROUNDS),
@@ -276,6 +344,7 @@ def main():
             for r in spins) + ". A preemption waits out a 10 ms slice, then two passes of the loop "
             "under ptrace and two hashes of writable memory.")
     measure_redis(int(os.environ.get("RELIVE_BENCH_REDIS_ROUNDS", "3")))
+    measure_attached(ROUNDS)
     print(f"\nMedians of {ROUNDS} interleaved rounds (native, record, replay, record --cpu none, replay --cpu none, record --no-syscall-buffer, replay --no-syscall-buffer, native, ...). "
           "Times include process start; `relive record` includes copying the program and its "
           "libraries into the trace.")

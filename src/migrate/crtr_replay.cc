@@ -58,8 +58,10 @@ void CrtrReplay::replay_main(std::string trace_dir, pid_t pid) {
     // process is killed once its pages are taken, so its masks need not come back.
     Result<tracee::CpuBinding> cpu = tracee::CpuBinding::bind_caller(kAnyCpu);
     if (cpu.ok()) cpu->bind_process(pid);
-    replay::ReplaySession session(replay::ReplaySession::Mode::kAllSyscalls, &*reader,
-                                  {null.get(), null.get()});
+    replay::ReplaySession::Mode mode = replay::dispatch_available(task)
+                                           ? replay::ReplaySession::Mode::kDispatch
+                                           : replay::ReplaySession::Mode::kAllSyscalls;
+    replay::ReplaySession session(mode, &*reader, {null.get(), null.get()});
     session.add_initial_thread(pid, reader->header().initial_tid);
     session.follow([this] { return wait_for_more(); });
     session.park_at_detach();

@@ -14,6 +14,7 @@
 
 #include <fmt/format.h>
 #include <signal.h>
+#include <spdlog/spdlog.h>
 #include <sys/ptrace.h>
 #include <sys/syscall.h>
 #include <sys/utsname.h>
@@ -40,6 +41,7 @@
 #include "tracee/process_setup.h"
 #include "tracee/signals.h"
 #include "tracee/single_step.h"
+#include "tracee/syscall_dispatch.h"
 #include "tracee/vdso.h"
 
 namespace relive::record {
@@ -251,8 +253,33 @@ Result<RecordResult> record_attached(const RecordOptions& o) {
 
   // After the checkpoint, whose copy must keep the process's own CPU mask.
   cpu.bind_process(pid);
+  // The fast path needs its calls let through and every other call stopped: syscall user
+  // dispatch, which (unlike a seccomp filter) comes off again at detach. Without it (a kernel
+  // older than 5.11), every call stops.
+  RecordSession::Mode mode = RecordSession::Mode::kAllSyscalls;
+  if (o.syscall_buffer) {
+    Status on = tracee::enable_syscall_dispatch(task, tracee::Injector::At::kExit,
+                                                setup.vdso.syscall_insn, &held);
+    // Should relive die while dispatch is on, the process carries on (fast_path.c).
+    if (on.ok())
+      on = tracee::install_dispatch_safety_net(task, tracee::Injector::At::kExit,
+                                               setup.vdso.syscall_insn, &held)
+               .status();
+    task.set_regs(r0);
+    if (on.ok())
+      mode = RecordSession::Mode::kDispatch;
+    else
+      spdlog::warn("no fast path for process {} ({}): every syscall stops", pid, on.to_string());
+    if (!on.ok()) {
+      std::vector<int> ignored;  // none: the process is stopped
+      (void)tracee::disable_syscall_dispatch(task, tracee::Injector::At::kExit,
+                                             setup.vdso.syscall_insn, &ignored);
+      task.set_regs(r0);
+    }
+  }
   SyscallCapture capture(&files, pid);
-  RecordSession session(RecordSession::Mode::kAllSyscalls, sink.get(), &capture);
+  RecordSession session(mode, sink.get(), &capture);
+  session.set_syscall_buffer(o.syscall_buffer);
   session.set_stop_flag(&g_stop_requested);
   if (o.live) session.set_flush_interval(std::chrono::milliseconds(20));
   session.ignore_sigchld_from(child);
@@ -262,6 +289,10 @@ Result<RecordResult> record_attached(const RecordOptions& o) {
   for (int sig : held) ::kill(pid, sig);  // arrived mid-injection: now they are recorded
   Result<int> status = session.run();
   Status finished = sink->finish();
+  const RecordStats& st = session.stats();
+  spdlog::debug(
+      "recorded {} syscalls ({} through the syscall buffer, {} sites patched), {} signals",
+      st.syscalls, st.buffered, st.sites_patched, st.signals);
   if (!status.ok()) return status.status();
   RELIVE_RETURN_IF_ERROR(finished);
   // A live trace (CR/TR's source) is shipped as it grows and dropped after: nothing to keep.

@@ -21,6 +21,7 @@
 #include "tracee/rdtsc.h"
 #include "tracee/signals.h"
 #include "tracee/syscall_buffer.h"
+#include "tracee/syscall_dispatch.h"
 #include "tracee/syscall_table.h"
 #include "tracee/thread_state.h"
 #include "tracee/tracer_tsc.h"
@@ -37,6 +38,7 @@ void RecordSession::add_initial_thread(pid_t tid) {
   Thread t{tracee::Task(tid)};
   t.state = State::kReady;
   t.at_syscall_exit = true;
+  t.dispatch_on = mode_ == Mode::kDispatch;
   t.sites = std::make_shared<tracee::SitePatcher>(tracee::kTrampolineSyscallInsn);
   threads_.emplace(tid, std::move(t));
   leader_ = tid;
@@ -61,7 +63,7 @@ Result<int> RecordSession::run() {
 }
 
 bool RecordSession::freeze_requested() const {
-  return stop_flag_ != nullptr && *stop_flag_ == kFreeze && mode_ == Mode::kAllSyscalls;
+  return stop_flag_ != nullptr && *stop_flag_ == kFreeze && attached();
 }
 
 // Threads blocked in the kernel are interrupted: each comes back with a result (recorded as
@@ -80,7 +82,10 @@ void RecordSession::begin_freeze() {
 // the same once the SIGSTOP is delivered.
 Status RecordSession::freeze(Thread& t, bool rewind_entry) {
   RELIVE_RETURN_IF_ERROR(emit_for(0, trace::DetachEvent{}));
-  if (rewind_entry) {
+  // Lifting dispatch at an entry stop rewinds the thread onto its call as well.
+  bool lifted = t.dispatch_on;
+  disable_dispatch(t, rewind_entry ? tracee::Injector::At::kEntry : tracee::Injector::At::kExit);
+  if (rewind_entry && !lifted) {
     tracee::Regs r = t.task.regs();
     r.rax = r.orig_rax;
     r.orig_rax = static_cast<uint64_t>(-1);
@@ -144,7 +149,10 @@ Status RecordSession::hold_buffer(const Thread& t) {
 
 Status RecordSession::step() {
   if (freeze_requested() && !freezing_) begin_freeze();
-  if (stop_flag_ != nullptr && *stop_flag_ == kDetach && mode_ == Mode::kAllSyscalls) {
+  if (stop_flag_ != nullptr && *stop_flag_ == kDetach && attached()) {
+    // What the running thread's fast path did before the interrupt stopped it is in the log.
+    stop_all();
+    if (buffer_on_ && running_ != -1) RELIVE_RETURN_IF_ERROR(drain_buffer(thread(running_)));
     RELIVE_RETURN_IF_ERROR(emit_for(0, trace::DetachEvent{}));
     detach_all();
     done_ = true;
@@ -174,6 +182,8 @@ Status RecordSession::dispatch(pid_t tid, const Stop& stop) {
   Thread& t = thread(tid);
   // What the running thread's fast path did since it last stopped comes before this stop.
   if (buffer_on_ && tid == running_) RELIVE_RETURN_IF_ERROR(drain_buffer(t));
+  if (mode_ == Mode::kDispatch && (t.reissuing || stop.kind == Stop::Kind::kSignal))
+    if (std::optional<Status> done = on_dispatched(t, stop)) return *done;
   if (stop.kind == Stop::Kind::kGroupStop && t.interrupt_pending) {
     t.interrupt_pending = false;
     if (t.state == State::kRunning && running_ == tid) return on_interrupted(t);
@@ -191,6 +201,9 @@ Status RecordSession::dispatch(pid_t tid, const Stop& stop) {
       return on_clone_event(t);
     case Stop::Kind::kGroupStop:
       if (t.state == State::kNew) {
+        // Dispatch is not inherited: a new thread or process gets it before it runs.
+        if (mode_ == Mode::kDispatch && !t.dispatch_on)
+          RELIVE_RETURN_IF_ERROR(enable_dispatch(t, tracee::Injector::At::kElsewhere));
         t.initial_stop_seen = true;
         maybe_start(t);
         return Status::Ok();
@@ -237,7 +250,7 @@ Status RecordSession::resume(Thread& t) {
   if (wants_turn_back(t)) RELIVE_RETURN_IF_ERROR(hold_buffer(t));
   t.state = State::kRunning;
   running_ = t.task.tid();
-  return mode_ == Mode::kSeccomp ? t.task.cont(sig) : t.task.syscall(sig);
+  return continue_thread(t, sig);
 }
 
 // `t`, stopped at a syscall exit, is about to run on from there, the one thread in user space.
@@ -283,8 +296,70 @@ bool RecordSession::others_ready(pid_t tid) const {
   });
 }
 
-Status RecordSession::continue_thread(const Thread& t) const {
-  return mode_ == Mode::kSeccomp ? t.task.cont() : t.task.syscall();
+// Dispatch mode: a signal stop that is a call dispatch stopped (SIGSYS, SYS_USER_DISPATCH) is
+// that call's entry: it is made again from its own instruction, let through, to its entry stop
+// (three stops a traced call instead of two). Until that entry stop the thread must not run user
+// code (the selector lets every call through): an interrupt is absorbed, another signal held.
+// Nothing: a stop to handle as usual.
+std::optional<Status> RecordSession::on_dispatched(Thread& t, const Stop& stop) {
+  if (t.reissuing) {
+    switch (stop.kind) {
+      case Stop::Kind::kSyscallEntry:
+        t.reissuing = false;
+        RELIVE_RETURN_IF_ERROR(tracee::block_dispatched_syscalls(t.task));
+        return on_entry(t, stop);
+      case Stop::Kind::kGroupStop:
+        t.interrupt_pending = false;
+        return t.task.syscall();
+      case Stop::Kind::kSignal: {
+        std::string info;
+        RELIVE_RETURN_IF_ERROR(t.task.get_siginfo(&info));
+        hold_signal(t, stop.signo, std::move(info));
+        return t.task.syscall();
+      }
+      default:
+        t.reissuing = false;  // killed on the way (an exit event)
+        return std::nullopt;
+    }
+  }
+  if (stop.signo == SIGSYS) {
+    std::string info;
+    RELIVE_RETURN_IF_ERROR(t.task.get_siginfo(&info));
+    if (tracee::is_dispatched_syscall(info)) {
+      RELIVE_RETURN_IF_ERROR(tracee::reissue_dispatched_syscall(t.task));
+      t.reissuing = true;
+      return t.task.syscall();
+    }
+  }
+  return std::nullopt;
+}
+
+Status RecordSession::enable_dispatch(Thread& t, tracee::Injector::At at) {
+  std::vector<int> held;
+  RELIVE_RETURN_IF_ERROR(
+      tracee::enable_syscall_dispatch(t.task, at, tracee::kTrampolineSyscallInsn, &held));
+  t.dispatch_on = true;
+  RELIVE_RETURN_IF_ERROR(
+      tracee::install_dispatch_safety_net(t.task, at, tracee::kTrampolineSyscallInsn, &held)
+          .status());
+  for (int sig : held) hold_signal(t, sig, {});
+  return Status::Ok();
+}
+
+// Best effort (the process is being let go): a thread that cannot take the prctl still has its
+// selector set to "allow", so its calls go through.
+void RecordSession::disable_dispatch(Thread& t, tracee::Injector::At at) {
+  if (!t.dispatch_on) return;
+  t.dispatch_on = false;
+  std::vector<int> held;
+  Status s = tracee::disable_syscall_dispatch(t.task, at, tracee::kTrampolineSyscallInsn, &held);
+  if (!s.ok())
+    spdlog::warn("turning syscall user dispatch off in {}: {}", t.task.tid(), s.to_string());
+  for (int sig : held) t.deferred.push_back({sig, {}});
+}
+
+Status RecordSession::continue_thread(const Thread& t, int sig) const {
+  return mode_ == Mode::kAllSyscalls ? t.task.syscall(sig) : t.task.cont(sig);
 }
 
 // The running thread's slice is over while others wait: interrupt it to look at what it does.
@@ -322,7 +397,7 @@ Status RecordSession::on_interrupted(Thread& t) {
   // Never inside a fast trampoline: replay takes the traced path there and would not find it.
   if (buffer_on_ && tracee::in_fast_trampoline(t.task.regs().rip)) return keep_running(t, nullptr);
   tracee::ResumeHow how =
-      mode_ == Mode::kSeccomp ? tracee::ResumeHow::kCont : tracee::ResumeHow::kSyscall;
+      mode_ == Mode::kAllSyscalls ? tracee::ResumeHow::kSyscall : tracee::ResumeHow::kCont;
   // One pass of the loop (back to the interrupted instruction) must leave the registers as they
   // were; only then is the memory compared, over a second pass.
   tracee::Regs before = t.task.regs();
@@ -374,7 +449,7 @@ Status RecordSession::on_interrupted(Thread& t) {
     run_since_ = tracee::kernel_steady_now();
     backoff_ = slice_;
     next_check_ = run_since_ + slice_;
-    return mode_ == Mode::kSeccomp ? t.task.cont(d.signo) : t.task.syscall(d.signo);
+    return continue_thread(t, d.signo);
   }
   t.state = State::kReady;
   t.at_syscall_exit = false;
@@ -502,7 +577,7 @@ Status RecordSession::on_exit(Thread& t, const Stop& stop) {
       t.task.set_regs(r);
     }
     t.state = State::kRunning;
-    return t.task.syscall();
+    return continue_thread(t);
   }
   int64_t result = stop.rval;
   if (freezing_ && !t.forced && tracee::is_restart_code(result)) {
@@ -589,7 +664,7 @@ Status RecordSession::on_signal(Thread& t, int signo) {
     }
   }
   if (signo == SIGCHLD && ignored_child_ != 0 && tracee::sigchld_sender(t.task) == ignored_child_)
-    return mode_ == Mode::kSeccomp ? t.task.cont() : t.task.syscall();
+    return continue_thread(t);
   std::string info;
   RELIVE_RETURN_IF_ERROR(t.task.get_siginfo(&info));
   if (t.expect_boundary_signal) {
@@ -601,24 +676,28 @@ Status RecordSession::on_signal(Thread& t, int signo) {
     t.injecting = {0, {}};
     ++stats_.signals;
     RELIVE_RETURN_IF_ERROR(emit_for(t.task.tid(), trace::SignalEvent{t.task.tid(), signo, info}));
-    return mode_ == Mode::kSeccomp ? t.task.cont(signo) : t.task.syscall(signo);
+    return continue_thread(t, signo);
   }
   if (tracee::is_synchronous_fault(signo, info)) {
     // A fault the program's own instructions raise: it recurs by itself at replay.
-    return mode_ == Mode::kSeccomp ? t.task.cont(signo) : t.task.syscall(signo);
+    return continue_thread(t, signo);
   }
   // Arrived in the middle of user code, a place replay cannot find without branch counters:
   // hold it and deliver it at this thread's next syscall exit. A standard signal already held is
   // one pending signal, as the kernel keeps it while a signal is blocked: a compute loop that
   // held a 1 ms timer's signals for a second gets one, not a burst of a thousand no native run
   // could see (real-time signals queue, and are all delivered).
+  hold_signal(t, signo, std::move(info));
+  return resume(t);
+}
+
+void RecordSession::hold_signal(Thread& t, int signo, std::string siginfo) {
   if (signo < SIGRTMIN && std::any_of(t.deferred.begin(), t.deferred.end(),
                                       [signo](const Deferred& d) { return d.signo == signo; })) {
     ++stats_.signals_merged;
-    return resume(t);
+    return;
   }
-  t.deferred.push_back({signo, info});
-  return resume(t);
+  t.deferred.push_back({signo, std::move(siginfo)});
 }
 
 // After a successful execve the thread runs a new program: it gets the same preparation as a
@@ -631,6 +710,10 @@ Status RecordSession::capture_exec(Thread& t, trace::SyscallEvent* ev) {
   }
   RELIVE_ASSIGN_OR_RETURN(tracee::ProcessSetup setup, tracee::setup_process(t.task, true));
   for (int sig : setup.held_signals) t.deferred.push_back({sig, {}});
+  // execve turned dispatch off; the new image gets it again before it runs.
+  t.dispatch_on = false;
+  if (mode_ == Mode::kDispatch)
+    RELIVE_RETURN_IF_ERROR(enable_dispatch(t, tracee::Injector::At::kExit));
   t.sites = std::make_shared<tracee::SitePatcher>(tracee::kTrampolineSyscallInsn);  // a new image
   RELIVE_ASSIGN_OR_RETURN(std::string random, t.task.read_mem(setup.auxv.at_random, 16));
   ev->writes.push_back({setup.auxv.at_random, std::move(random)});
@@ -743,7 +826,7 @@ Status RecordSession::emit_for(pid_t tid, const trace::Event& ev) {
 }
 
 Status RecordSession::fail(Status why) {
-  if (mode_ == Mode::kAllSyscalls) {
+  if (attached()) {
     detach_all();
   } else if (leader_ > 0) {
     // Every process, not only the leader: a child may have left its process group (timeout,
@@ -770,7 +853,8 @@ void RecordSession::stop_all() {
     if (t.state == State::kRunning || t.state == State::kInSyscall ||
         t.state == State::kInUntracedSyscall) {
       ::ptrace(PTRACE_INTERRUPT, tid, nullptr, nullptr);
-      (void)tracee::wait_stop(tid);
+      auto got = tracee::wait_stop(tid);
+      t.stopped_at_entry = got.ok() && got->second.kind == Stop::Kind::kSyscallEntry;
       t.state = State::kReady;
     }
   }
@@ -786,6 +870,12 @@ void RecordSession::unpatch_vdso() {
 
 void RecordSession::detach_all() {
   stop_all();
+  // The fast path takes no more calls: patched sites make their calls themselves from now on.
+  for (auto& [tid, t] : threads_)
+    if (buffer_on_) (void)tracee::stop_syscall_buffer(t.task);
+  for (auto& [tid, t] : threads_)
+    disable_dispatch(
+        t, t.stopped_at_entry ? tracee::Injector::At::kEntry : tracee::Injector::At::kElsewhere);
   unpatch_vdso();
   for (auto& [tid, t] : threads_) ::ptrace(PTRACE_DETACH, tid, nullptr, nullptr);
   threads_.clear();

@@ -16,6 +16,7 @@
 #include "record/event_sink.h"
 #include "record/syscall_capture.h"
 #include "relive/result.h"
+#include "tracee/inject.h"
 #include "tracee/site_patcher.h"
 #include "tracee/syscall_policy.h"
 #include "tracee/task.h"
@@ -39,11 +40,15 @@ class RecordSession {
   enum class Mode {
     kSeccomp,      // launched by us: a seccomp filter stops only the syscalls that matter
     kAllSyscalls,  // attached: PTRACE_SYSCALL stops at every syscall; detachable at any time
+    // Attached, with the fast path: syscall user dispatch (tracee/syscall_dispatch.h) stops every
+    // syscall but the fast path's, and is taken off again at detach. Threads run on PTRACE_CONT.
+    kDispatch,
   };
   // `sink` and `capture` must outlive the session.
   RecordSession(Mode mode, EventSink* sink, SyscallCapture* capture);
 
-  // Adopts the first thread, stopped at a syscall-exit stop.
+  // Adopts the first thread, stopped at a syscall-exit stop (in dispatch mode, with dispatch
+  // turned on by the caller: tracee::enable_syscall_dispatch).
   void add_initial_thread(pid_t tid);
 
   // Runs until the process exits; returns its wait status. On an unsupported operation the
@@ -72,10 +77,11 @@ class RecordSession {
   // preempted replayably: the recording stops with Status::Unsupported naming it.
   // Zero: no limit.
   void set_spin_limit(std::chrono::milliseconds spin_limit) { spin_limit_ = spin_limit; }
-  // Launched mode: the fast path (tracee/syscall_buffer.h) logs the vDSO's clock calls, and the
-  // common calls of the libc syscall sites it patches (tracee/syscall_sites.h), without a ptrace
-  // stop; the tracer reads them at the thread's next stop. Off: every call is traced.
-  void set_syscall_buffer(bool on) { buffer_on_ = on && mode_ == Mode::kSeccomp; }
+  // Launched or dispatch mode: the fast path (tracee/syscall_buffer.h) logs the vDSO's clock
+  // calls, and the common calls of the libc syscall sites it patches (tracee/syscall_sites.h),
+  // without a ptrace stop; the tracer reads them at the thread's next stop. Off: every call is
+  // traced.
+  void set_syscall_buffer(bool on) { buffer_on_ = on && mode_ != Mode::kAllSyscalls; }
   // SIGCHLD from the tracer's own checkpoint child is not the program's: drop it.
   void ignore_sigchld_from(pid_t child) { ignored_child_ = child; }
   const RecordStats& stats() const { return stats_; }
@@ -113,6 +119,11 @@ class RecordSession {
     // The syscall sites patched in this thread's address space (shared by its threads).
     std::shared_ptr<tracee::SitePatcher> sites;
     bool site_candidate = false;  // stopped at the exit of a traced fast-path call: patch its site?
+    // Dispatch mode: a call dispatch stopped is being made again (selector "allow") and has not
+    // reached its entry stop yet; the thread must not run user code before it does.
+    bool reissuing = false;
+    bool dispatch_on = false;       // dispatch mode: turned on in this thread
+    bool stopped_at_entry = false;  // stop_all found it at a syscall-entry stop
   };
 
   Status step();
@@ -124,13 +135,18 @@ class RecordSession {
   Status on_slice_expired();
   Status on_interrupted(Thread& t);
   Status keep_running(Thread& t, const char* why);
-  Status continue_thread(const Thread& t) const;
+  Status continue_thread(const Thread& t, int sig = 0) const;
+  bool attached() const { return mode_ != Mode::kSeccomp; }
+  std::optional<Status> on_dispatched(Thread& t, const tracee::Stop& stop);
+  Status enable_dispatch(Thread& t, tracee::Injector::At at);
+  void disable_dispatch(Thread& t, tracee::Injector::At at);
   Status resume(Thread& t);
   Status leave_syscall_site(Thread& t);
   Status on_entry(Thread& t, const tracee::Stop& stop);
   bool must_refuse_kernel_copy(Thread& t);
   Status on_exit(Thread& t, const tracee::Stop& stop);
   Status on_signal(Thread& t, int signo);
+  void hold_signal(Thread& t, int signo, std::string siginfo);
   Status on_signal_after_restart_code(Thread& t, int signo);
   Status on_clone_event(Thread& t);
   Status on_thread_gone(pid_t tid, int status);

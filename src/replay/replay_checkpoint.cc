@@ -4,6 +4,7 @@
 #include "replay/replay_checkpoint.h"
 
 #include <signal.h>
+#include <spdlog/spdlog.h>
 #include <sys/ptrace.h>
 
 #include <filesystem>
@@ -14,6 +15,7 @@
 #include "tracee/cpu_binding.h"
 #include "tracee/launch.h"
 #include "tracee/process_setup.h"
+#include "tracee/syscall_dispatch.h"
 
 namespace relive::replay {
 
@@ -30,6 +32,20 @@ Status seize_restored(pid_t pid) {
     if (got.second.kind == Stop::Kind::kGroupStop) return Status::Ok();
     RELIVE_RETURN_IF_ERROR(tracee::Task(pid).cont());
   }
+}
+
+// Patched syscall sites and the fast path then replay as recorded; without it every call stops.
+bool dispatch_available(const tracee::Task& task) {
+  std::vector<int> held;  // this run's own signals: dropped
+  Status on = tracee::enable_syscall_dispatch(task, tracee::Injector::At::kElsewhere,
+                                              tracee::kTrampolineSyscallInsn, &held);
+  // The recorder's SIGSYS handler, as the recorded process had it from the same point.
+  if (on.ok())
+    on = tracee::install_dispatch_safety_net(task, tracee::Injector::At::kExit,
+                                             tracee::kTrampolineSyscallInsn, &held)
+             .status();
+  if (!on.ok()) spdlog::warn("replaying with a stop at every syscall: {}", on.to_string());
+  return on.ok();
 }
 
 Result<ReplayResult> replay_checkpoint(trace::TraceReader& reader, const ReplayOptions& o) {
@@ -49,12 +65,14 @@ Result<ReplayResult> replay_checkpoint(trace::TraceReader& reader, const ReplayO
     auto setup = tracee::setup_process(task, false, /*map_scratch=*/false);
     st = setup.status();
   }
+  ReplaySession::Mode mode = ReplaySession::Mode::kAllSyscalls;
+  if (st.ok() && dispatch_available(task)) mode = ReplaySession::Mode::kDispatch;
   if (!st.ok()) {
     ::kill(pid, SIGKILL);
     return st;
   }
   cpu.bind_process(pid);
-  ReplaySession session(ReplaySession::Mode::kAllSyscalls, &reader, {o.stdout_fd, o.stderr_fd});
+  ReplaySession session(mode, &reader, {o.stdout_fd, o.stderr_fd});
   session.add_initial_thread(pid, h.initial_tid);
   session.set_syscall_buffer(o.syscall_buffer);
   Result<int> status = session.run();

@@ -26,6 +26,7 @@
 #include "tracee/process_setup.h"
 #include "tracee/rdtsc.h"
 #include "tracee/signals.h"
+#include "tracee/syscall_dispatch.h"
 #include "tracee/thread_state.h"
 #include "tracee/tracer_tsc.h"
 #include "tracee/vdso.h"
@@ -182,6 +183,52 @@ Status ReplaySession::expect_log_end(const char* end) {
       "the trace has events after {} (event #{}): they were never replayed", end, index_));
 }
 
+Status ReplaySession::go_on(const tracee::Task& task, int sig) const {
+  return mode_ == Mode::kAllSyscalls ? task.syscall(sig) : task.cont(sig);
+}
+
+// Until the entry stop of a call made again the thread must not run user code (its selector lets
+// every call through): this run's own signals and interrupts are dropped on the way.
+Result<std::pair<pid_t, Stop>> ReplaySession::wait_for(Thread& t) {
+  for (;;) {
+    RELIVE_ASSIGN_OR_RETURN(auto got, tracee::wait_stop(t.task.tid()));
+    if (mode_ != Mode::kDispatch) return got;
+    const Stop& s = got.second;
+    if (t.reissuing) {
+      if (s.kind == Stop::Kind::kSignal || s.kind == Stop::Kind::kGroupStop) {
+        RELIVE_RETURN_IF_ERROR(t.task.syscall());
+        continue;
+      }
+      t.reissuing = false;
+      if (s.kind == Stop::Kind::kSyscallEntry)
+        RELIVE_RETURN_IF_ERROR(tracee::block_dispatched_syscalls(t.task));
+      return got;
+    }
+    if (s.kind == Stop::Kind::kSignal && s.signo == SIGSYS) {
+      std::string info;
+      RELIVE_RETURN_IF_ERROR(t.task.get_siginfo(&info));
+      if (tracee::is_dispatched_syscall(info)) {
+        RELIVE_RETURN_IF_ERROR(tracee::reissue_dispatched_syscall(t.task));
+        t.reissuing = true;
+        RELIVE_RETURN_IF_ERROR(t.task.syscall());
+        continue;
+      }
+    }
+    return got;
+  }
+}
+
+// With the recorder's SIGSYS handler too, which the program could have asked for. This run's own
+// signals that arrive meanwhile are dropped (as run_to_entry drops them).
+Status ReplaySession::enable_dispatch(Thread& t, tracee::Injector::At at) {
+  std::vector<int> held;
+  RELIVE_RETURN_IF_ERROR(
+      tracee::enable_syscall_dispatch(t.task, at, tracee::kTrampolineSyscallInsn, &held));
+  return tracee::install_dispatch_safety_net(t.task, tracee::Injector::At::kExit,
+                                             tracee::kTrampolineSyscallInsn, &held)
+      .status();
+}
+
 Status ReplaySession::resume(Thread& t) {
   if (t.sites && !t.sites->empty()) {
     // Right after a patched site's `syscall` is the middle of its jump: on from the stub's tail
@@ -197,7 +244,7 @@ Status ReplaySession::resume(Thread& t) {
   t.at_exit_stop = false;
   t.parked = false;
   t.preempted = false;
-  return mode_ == Mode::kSeccomp ? t.task.cont(sig) : t.task.syscall(sig);
+  return go_on(t.task, sig);
 }
 
 Status ReplaySession::unexpected_stop(const Thread& t, const std::string& what) {
@@ -208,9 +255,12 @@ Status ReplaySession::unexpected_stop(const Thread& t, const std::string& what) 
 // A new thread's first stop is consumed before it is run anywhere.
 Status ReplaySession::start_thread(Thread& t) {
   if (t.started) return Status::Ok();
-  RELIVE_ASSIGN_OR_RETURN(auto first, tracee::wait_stop(t.task.tid()));
+  RELIVE_ASSIGN_OR_RETURN(auto first, wait_for(t));
   if (first.second.kind == Stop::Kind::kExited) return unexpected_stop(t, "exited at birth");
   t.started = true;
+  // Dispatch is not inherited: a new thread or process gets it before it runs.
+  if (mode_ == Mode::kDispatch)
+    RELIVE_RETURN_IF_ERROR(enable_dispatch(t, tracee::Injector::At::kElsewhere));
   return Status::Ok();
 }
 
@@ -219,7 +269,7 @@ Status ReplaySession::run_to_entry(Thread& t) {
   RELIVE_RETURN_IF_ERROR(start_thread(t));
   RELIVE_RETURN_IF_ERROR(resume(t));
   for (;;) {
-    RELIVE_ASSIGN_OR_RETURN(auto got, tracee::wait_stop(t.task.tid()));
+    RELIVE_ASSIGN_OR_RETURN(auto got, wait_for(t));
     const Stop& s = got.second;
     switch (s.kind) {
       case Stop::Kind::kSeccomp:
@@ -228,7 +278,7 @@ Status ReplaySession::run_to_entry(Thread& t) {
         int nr = static_cast<int>(r.orig_rax);
         tracee::SyscallArgs args{r.rdi, r.rsi, r.rdx, r.r10, r.r8, r.r9};
         tracee::Policy p = tracee::decide(nr, args).policy;
-        if (mode_ == Mode::kAllSyscalls &&
+        if (mode_ != Mode::kSeccomp &&
             (p == tracee::Policy::kAllow || p == tracee::Policy::kDenyNosys)) {
           RELIVE_RETURN_IF_ERROR(skip_untraced(t, p));
           continue;
@@ -253,12 +303,11 @@ Status ReplaySession::run_to_entry(Thread& t) {
         std::string info;
         RELIVE_RETURN_IF_ERROR(t.task.get_siginfo(&info));
         int deliver = tracee::is_synchronous_fault(s.signo, info) ? s.signo : 0;
-        RELIVE_RETURN_IF_ERROR(mode_ == Mode::kSeccomp ? t.task.cont(deliver)
-                                                       : t.task.syscall(deliver));
+        RELIVE_RETURN_IF_ERROR(go_on(t.task, deliver));
         continue;
       }
       case Stop::Kind::kGroupStop:
-        RELIVE_RETURN_IF_ERROR(mode_ == Mode::kSeccomp ? t.task.cont() : t.task.syscall());
+        RELIVE_RETURN_IF_ERROR(go_on(t.task));
         continue;
       case Stop::Kind::kSyscallExit:
         // Stopping at every syscall, a skipped (emulated) syscall still reports its exit; the
@@ -283,7 +332,7 @@ Status ReplaySession::skip_untraced(Thread& t, tracee::Policy p) {
     t.task.set_regs(r);
   }
   RELIVE_RETURN_IF_ERROR(t.task.syscall());
-  RELIVE_ASSIGN_OR_RETURN(auto got, tracee::wait_stop(t.task.tid()));
+  RELIVE_ASSIGN_OR_RETURN(auto got, wait_for(t));
   if (got.second.kind != Stop::Kind::kSyscallExit)
     return unexpected_stop(t, "did not complete a deterministic syscall");
   if (p == tracee::Policy::kDenyNosys) {
@@ -291,7 +340,7 @@ Status ReplaySession::skip_untraced(Thread& t, tracee::Policy p) {
     r.rax = static_cast<uint64_t>(-ENOSYS);
     t.task.set_regs(r);
   }
-  return t.task.syscall();
+  return go_on(t.task);
 }
 
 namespace {
@@ -550,7 +599,7 @@ Status ReplaySession::complete_sigsuspend(Thread& t, const trace::SyscallEvent& 
   if (::syscall(SYS_tkill, t.task.tid(), signo) != 0)
     return PosixError("tkill " + std::to_string(t.task.tid()), errno);
   RELIVE_RETURN_IF_ERROR(t.task.syscall());
-  RELIVE_ASSIGN_OR_RETURN(auto got, tracee::wait_stop(t.task.tid()));
+  RELIVE_ASSIGN_OR_RETURN(auto got, wait_for(t));
   if (got.second.kind != Stop::Kind::kSyscallExit)
     return unexpected_stop(t, "did not return from rt_sigsuspend with its signal pending");
   auto rv = static_cast<int64_t>(t.task.regs().rax);
@@ -569,7 +618,7 @@ Status ReplaySession::stop_at_exit_if_signal_follows(Thread& t, const trace::Sys
   RELIVE_ASSIGN_OR_RETURN(bool follows, signal_follows(ev.tid));
   if (!follows) return Status::Ok();
   RELIVE_RETURN_IF_ERROR(t.task.syscall());
-  RELIVE_ASSIGN_OR_RETURN(auto got, tracee::wait_stop(t.task.tid()));
+  RELIVE_ASSIGN_OR_RETURN(auto got, wait_for(t));
   if (got.second.kind != Stop::Kind::kSyscallExit)
     return unexpected_stop(t, "did not stop at the syscall exit before a signal");
   tracee::Regs r = t.task.regs();
@@ -593,7 +642,7 @@ Status ReplaySession::complete_native(Thread& t, const trace::SyscallEvent& ev) 
   pid_t new_real = 0;
   bool restarting = false;
   for (;;) {
-    RELIVE_ASSIGN_OR_RETURN(auto got, tracee::wait_stop(t.task.tid()));
+    RELIVE_ASSIGN_OR_RETURN(auto got, wait_for(t));
     const Stop& s = got.second;
     if (s.kind == Stop::Kind::kSyscallExit) {
       // A signal of this run's own (a replayed child's SIGCHLD) made the call return a restart
@@ -616,6 +665,9 @@ Status ReplaySession::complete_native(Thread& t, const trace::SyscallEvent& ev) 
   }
   if (policy == tracee::Policy::kExec) {
     RELIVE_RETURN_IF_ERROR(prepare_exec_image(t, ev));
+    // execve turned dispatch off; the new image gets it again before it runs.
+    if (mode_ == Mode::kDispatch)
+      RELIVE_RETURN_IF_ERROR(enable_dispatch(t, tracee::Injector::At::kExit));
     t.current_trampolines = -1;  // a new trampoline page
     t.sites = std::make_shared<tracee::SitePatcher>(tracee::kTrampolineSyscallInsn);
   }
@@ -830,10 +882,9 @@ Status ReplaySession::on_signal(const trace::SignalEvent& ev) {
   t->at_exit_stop = false;
   int inject = std::exchange(t->queued_sig, 0) == ev.signo ? 0 : ev.signo;
   for (;;) {
-    RELIVE_RETURN_IF_ERROR(mode_ == Mode::kSeccomp ? t->task.cont(inject)
-                                                   : t->task.syscall(inject));
+    RELIVE_RETURN_IF_ERROR(go_on(t->task, inject));
     inject = 0;
-    RELIVE_ASSIGN_OR_RETURN(auto got, tracee::wait_stop(t->task.tid()));
+    RELIVE_ASSIGN_OR_RETURN(auto got, wait_for(*t));
     const Stop& s = got.second;
     if (s.kind == Stop::Kind::kSignal && s.signo == ev.signo) break;
     // A signal of this run's own (a replayed child's SIGCHLD, of a lower number, comes first)
@@ -873,7 +924,7 @@ Status ReplaySession::on_rdtsc(const trace::RdtscEvent& ev) {
 Status ReplaySession::on_site_patch(const trace::SitePatchEvent& ev) {
   RELIVE_ASSIGN_OR_RETURN(Thread * t, thread_of(ev.tid));
   std::string what = fmt::format("to patch the syscall site at {:#x}", ev.site);
-  if (mode_ != Mode::kSeccomp || t->parked || !t->started || !t->prefilled.empty())
+  if (mode_ == Mode::kAllSyscalls || t->parked || !t->started || !t->prefilled.empty())
     return divergence(current_index(), ev.tid, what, "is not stopped after a syscall");
   tracee::Regs r = t->task.regs();
   if (r.rip != ev.site + 2)
@@ -900,7 +951,7 @@ Status ReplaySession::on_preempt(const trace::PreemptEvent& ev) {
   if (t->parked)
     return divergence(current_index(), ev.tid, expected, "called " + format_call(t->nr, t->args));
   RELIVE_RETURN_IF_ERROR(start_thread(*t));
-  auto how = mode_ == Mode::kSeccomp ? tracee::ResumeHow::kCont : tracee::ResumeHow::kSyscall;
+  auto how = mode_ == Mode::kAllSyscalls ? tracee::ResumeHow::kSyscall : tracee::ResumeHow::kCont;
   auto deadline = tracee::kernel_steady_now() + kPreemptSearch;
   uint64_t passes = 0, register_matches = 0;
   // A signal still to be delivered (resume_sig) must be taken before this state can count.
@@ -941,9 +992,7 @@ Status ReplaySession::on_preempt(const trace::PreemptEvent& ev) {
 Result<int> ReplaySession::on_process_exit(const trace::ProcessExitEvent& ev) {
   // Threads stopped where the replay left them are not resumed: the exit (exit_group, a fatal
   // signal) kills them, and one resumed could race it to its next syscall.
-  auto resume_any = [&](const tracee::Task& task, int sig) {
-    return mode_ == Mode::kSeccomp ? task.cont(sig) : task.syscall(sig);
-  };
+  auto resume_any = [&](const tracee::Task& task, int sig) { return go_on(task, sig); };
   for (auto& [rec, t] : threads_)
     if (t.resume_sig != 0) (void)t.task.cont(std::exchange(t.resume_sig, 0));  // a fatal signal
   if (WIFSIGNALED(ev.status) && WTERMSIG(ev.status) == SIGKILL) {
@@ -971,8 +1020,12 @@ Result<int> ReplaySession::on_process_exit(const trace::ProcessExitEvent& ev) {
     auto it = std::find_if(threads_.begin(), threads_.end(),
                            [&](const auto& kv) { return kv.second.task.tid() == got.first; });
     const Stop& s = got.second;
+    std::string info;
+    bool dispatched = mode_ == Mode::kDispatch && s.kind == Stop::Kind::kSignal &&
+                      s.signo == SIGSYS && tracee::Task(got.first).get_siginfo(&info).ok() &&
+                      tracee::is_dispatched_syscall(info);
     if (s.kind == Stop::Kind::kSeccomp || s.kind == Stop::Kind::kSyscallEntry ||
-        s.kind == Stop::Kind::kClone || s.kind == Stop::Kind::kExec) {
+        s.kind == Stop::Kind::kClone || s.kind == Stop::Kind::kExec || dispatched) {
       // Still running where the log has every process gone: resuming would run the call for
       // real. The destructor kills what is left.
       if (it == threads_.end()) ::kill(got.first, SIGKILL);

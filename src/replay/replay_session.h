@@ -18,6 +18,7 @@
 #include "relive/result.h"
 #include "trace/file_store.h"
 #include "trace/trace_reader.h"
+#include "tracee/inject.h"
 #include "tracee/site_patcher.h"
 #include "tracee/syscall_buffer.h"
 #include "tracee/syscall_policy.h"
@@ -28,7 +29,13 @@ namespace relive::replay {
 
 class ReplaySession {
  public:
-  enum class Mode { kSeccomp, kAllSyscalls };
+  enum class Mode {
+    kSeccomp,      // launched: a seccomp filter stops the calls that are replayed
+    kAllSyscalls,  // restored from a checkpoint: PTRACE_SYSCALL stops at every call
+    // Restored from a checkpoint, with the fast path: syscall user dispatch (the caller turns it
+    // on in the first thread: tracee/syscall_dispatch.h) stops every call but the fast path's.
+    kDispatch,
+  };
   struct Output {
     int stdout_fd = 1;
     int stderr_fd = 2;
@@ -94,9 +101,15 @@ class ReplaySession {
     int current_trampolines = -1;   // its process runs this build's trampolines: -1 not known
     // The syscall sites patched in this thread's address space (shared by its threads).
     std::shared_ptr<tracee::SitePatcher> sites;
+    bool reissuing = false;  // dispatch mode: a dispatched call made again, before its entry
   };
 
   Result<std::optional<trace::Event>> next();
+  // tracee::wait_stop for `t`; in dispatch mode a call dispatch stopped is made again and its
+  // entry stop returned instead.
+  Result<std::pair<pid_t, tracee::Stop>> wait_for(Thread& t);
+  Status go_on(const tracee::Task& task, int sig = 0) const;
+  Status enable_dispatch(Thread& t, tracee::Injector::At at);
   // The next event from the log; at its end, with `wait`, waits for a growing log to grow.
   Result<std::optional<trace::Event>> read_event(bool wait = true);
   Status park_leader();

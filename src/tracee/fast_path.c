@@ -35,6 +35,9 @@
  */
 #include "tracee/fast_path_abi.h"
 
+#define FP_STR2(x) #x
+#define FP_STR(x) FP_STR2(x)
+
 #define NR_close RELIVE_FP_NR_close
 #define NR_fcntl RELIVE_FP_NR_fcntl
 #define NR_openat RELIVE_FP_NR_openat
@@ -523,4 +526,46 @@ int relive_fast_path(struct relive_fp_frame* frame, void* buffer) {
     __asm__ volatile("rep stosq" : "+D"(words), "+c"(n) : "a"(0) : "memory");
   }
   return answer;
+}
+
+/* Syscall user dispatch's safety net (syscall_dispatch.h). A recorder that attached to a running
+ * process stops its calls with dispatch, which a SIGSYS delivers when no tracer takes it: if the
+ * recorder dies (SIGKILL, a crash) the process would die at its next call. This handler, which
+ * the recorder installs where the program had none, lets every call through from then on
+ * (selector "allow") and makes the call that raised it again. A tracer never lets it run (it takes
+ * the SIGSYS of a dispatched call at its signal stop). Any other SIGSYS (the program's own seccomp
+ * filter, a kill) gets the default action, as it would have without the handler. */
+struct fp_siginfo_sys {
+  int32_t signo, err, code, pad;
+  uint64_t call_addr;
+  int32_t syscall_nr;
+  uint32_t arch;
+};
+#define FP_SYS_USER_DISPATCH 2
+#define FP_UC_GREGS 40 /* ucontext_t: uc_flags, uc_link, uc_stack (24), then the gregs */
+#define FP_REG_RAX 13
+#define FP_REG_RIP 16
+
+__asm__(".pushsection .text.relive_sigsys_restorer,\"ax\",@progbits\n"
+        "relive_sigsys_restorer:\n"
+        "  mov $" FP_STR(RELIVE_FP_NR_rt_sigreturn) ", %eax\n"
+        "  syscall\n"
+        "  .popsection\n");
+
+__attribute__((section(".text.relive_sigsys"), used)) void relive_sigsys(int sig,
+                                                                         struct fp_siginfo_sys* si,
+                                                                         void* ucontext) {
+  uint64_t* gregs = (uint64_t*)((char*)ucontext + FP_UC_GREGS);
+  (void)sig;
+  if (si->code == FP_SYS_USER_DISPATCH) {
+    *(volatile uint8_t*)RELIVE_FP_DISPATCH_SELECTOR = 0; /* allow */
+    gregs[FP_REG_RIP] -= 2;                              /* the `syscall` not made */
+    gregs[FP_REG_RAX] = (uint64_t)(int64_t)si->syscall_nr;
+    return;
+  }
+  uint64_t dfl[4] = {0, 0, 0, 0}; /* SIG_DFL; pending until this handler returns (masked) */
+  fp_syscall(RELIVE_FP_NR_rt_sigaction, RELIVE_FP_SIGSYS, (long)dfl, 0, 8, 0, 0);
+  long pid = fp_syscall(RELIVE_FP_NR_getpid, 0, 0, 0, 0, 0, 0);
+  long tid = fp_syscall(RELIVE_FP_NR_gettid, 0, 0, 0, 0, 0, 0);
+  fp_syscall(RELIVE_FP_NR_tgkill, pid, tid, RELIVE_FP_SIGSYS, 0, 0, 0);
 }

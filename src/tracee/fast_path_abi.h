@@ -190,6 +190,10 @@ struct relive_fp_rule {
 #define RELIVE_FP_NR_getrandom 318
 #define RELIVE_FP_NR_openat 257
 #define RELIVE_FP_NR_statx 332
+#define RELIVE_FP_NR_rt_sigaction 13
+#define RELIVE_FP_NR_rt_sigreturn 15
+#define RELIVE_FP_NR_tgkill 234
+#define RELIVE_FP_SIGSYS 31
 #define RELIVE_FP_FIONREAD 0x541b
 #define RELIVE_FP_FUTEX_WAKE 1
 #define RELIVE_FP_FUTEX_WAKE_BITSET 10
@@ -378,6 +382,13 @@ static inline uint64_t relive_fp_out_len(const struct relive_fp_rule* r, const u
   if (r->out == RELIVE_FP_OUT_ARG_TIMES) return args[r->count] * r->size;
   return 0;
 }
+
+/* Syscall user dispatch (syscall_dispatch.h): the process's selector byte, and where the blob
+ * keeps its SIGSYS handler and that handler's sa_restorer (offsets from the blob's start; fixed by
+ * fast_path_blob.ld). */
+#define RELIVE_FP_DISPATCH_SELECTOR 0x70000101ff8ull
+#define RELIVE_FP_SIGSYS_RESTORER_OFFSET 0x1000
+#define RELIVE_FP_SIGSYS_HANDLER_OFFSET 0x1040
 
 #ifdef __cplusplus
 extern "C" {

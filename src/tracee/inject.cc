@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "common/check.h"
+#include "tracee/syscall_dispatch.h"
 
 namespace relive::tracee {
 namespace {
@@ -30,6 +31,10 @@ Injector::Injector(const Task& task, At at, uint64_t syscall_insn)
     : task_(task), at_(at), syscall_insn_(syscall_insn) {
   // At an entry stop the instruction just executed is a `syscall` (2 bytes); reuse it.
   if (at == At::kEntry) syscall_insn_ = task.regs().rip - 2;
+}
+
+Injector::~Injector() {
+  if (lifted_dispatch_) (void)block_dispatched_syscalls(task_);
 }
 
 Result<int64_t> Injector::call(int nr, std::initializer_list<uint64_t> args) {
@@ -78,13 +83,23 @@ Status Injector::run_to_exit() {
       case Stop::Kind::kSyscallEntry:
       case Stop::Kind::kSeccomp:
       case Stop::Kind::kClone:  // an injected fork reports its child first
+      case Stop::Kind::kGroupStop:  // a stopped process (CRIU's restore) reports it again
         RELIVE_RETURN_IF_ERROR(task_.syscall());
         break;
-      case Stop::Kind::kSignal:
+      case Stop::Kind::kSignal: {
+        std::string info;
+        if (s.signo == SIGSYS && task_.get_siginfo(&info).ok() && is_dispatched_syscall(info)) {
+          // The process has syscall user dispatch on: the call is made again, let through.
+          RELIVE_RETURN_IF_ERROR(reissue_dispatched_syscall(task_));
+          lifted_dispatch_ = true;
+          RELIVE_RETURN_IF_ERROR(task_.syscall());
+          break;
+        }
         if (!(s.signo == SIGCHLD && swallow_child_ != 0 && sigchld_sender(task_) == swallow_child_))
           held_.push_back(s.signo);
         RELIVE_RETURN_IF_ERROR(task_.syscall());
         break;
+      }
       case Stop::Kind::kExited:
         return Status::Aborted("thread " + std::to_string(task_.tid()) +
                                " exited during an injected system call");

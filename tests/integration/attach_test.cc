@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "test_util.h"
+#include "tracee/syscall_dispatch.h"
 
 namespace relive::testing {
 namespace {
@@ -24,12 +25,15 @@ std::vector<std::string> lines_of(const std::string& s) {
   return out;
 }
 
-// Starts `argv` detached from the test's stdio, stdout into `out_path`.
-pid_t spawn(const std::vector<std::string>& argv, const std::string& out_path) {
+// Starts `argv` detached from the test's stdio, stdout into `out_path` (and stderr into
+// `err_path`, if given).
+pid_t spawn(const std::vector<std::string>& argv, const std::string& out_path,
+            const std::string& err_path = "") {
   pid_t pid = ::fork();
   if (pid == 0) {
     ::setsid();
     FILE* f = std::freopen(out_path.c_str(), "w", stdout);
+    if (!err_path.empty()) f = std::freopen(err_path.c_str(), "w", stderr);
     (void)f;
     std::freopen("/dev/null", "r", stdin);
     std::vector<char*> args;
@@ -74,6 +78,29 @@ struct Child {
   }
 };
 
+// `relive record --pid` attached to `pid` (stderr into `err`, if given).
+pid_t record_attached(const std::string& trace, pid_t pid, const std::string& err = "") {
+  return spawn({"/usr/bin/env", "RELIVE_LOG=debug", relive_bin(), "record", "-o", trace, "--pid",
+                std::to_string(pid)},
+               "/dev/null", err);
+}
+
+// Every line the replay printed is the line the original printed at that count.
+void expect_replayed_lines(const RunResult& replayed, const std::string& out) {
+  ASSERT_EQ(replayed.exit_code, 0) << replayed.err;
+  std::vector<std::string> got = lines_of(replayed.out), original = lines_of(read_all(out));
+  ASSERT_GE(got.size(), 10u) << "too few lines recorded";
+  for (const std::string& line : got) {
+    long n = std::stol(line.substr(0, line.find(' ')));
+    ASSERT_GE(n, 1);
+    ASSERT_LE(static_cast<size_t>(n), original.size());
+    EXPECT_EQ(original[n - 1], line) << "replayed state differs at counter " << n;
+  }
+  long first = std::stol(got.front()), last = std::stol(got.back());
+  EXPECT_EQ(last - first + 1, static_cast<long>(got.size()))
+      << "replayed lines are not consecutive";
+}
+
 TEST(Attach, ReplayFromCheckpointEndsInTheRecordedState) {
   TempDir d;
   std::string out = d / "counter.out", trace = d / "trace";
@@ -95,19 +122,75 @@ TEST(Attach, ReplayFromCheckpointEndsInTheRecordedState) {
   ASSERT_EQ(::kill(counter.pid, 0), 0);
   ASSERT_GT(lines_of(read_all(out)).size(), before);
 
-  RunResult replayed = run({relive_bin(), "replay", trace});
-  ASSERT_EQ(replayed.exit_code, 0) << replayed.err;
-  std::vector<std::string> got = lines_of(replayed.out), original = lines_of(read_all(out));
-  ASSERT_GE(got.size(), 10u) << "too few lines recorded";
-  for (const std::string& line : got) {
-    long n = std::stol(line.substr(0, line.find(' ')));
-    ASSERT_GE(n, 1);
-    ASSERT_LE(static_cast<size_t>(n), original.size());
-    EXPECT_EQ(original[n - 1], line) << "replayed state differs at counter " << n;
-  }
-  long first = std::stol(got.front()), last = std::stol(got.back());
-  EXPECT_EQ(last - first + 1, static_cast<long>(got.size()))
-      << "replayed lines are not consecutive";
+  expect_replayed_lines(run({relive_bin(), "replay", trace}), out);
+}
+
+// Whether `pid` has a handler for SIGSYS (its SigCgt mask in /proc).
+bool catches_sigsys(pid_t pid) {
+  std::istringstream in(read_all("/proc/" + std::to_string(pid) + "/status"));
+  for (std::string l; std::getline(in, l);)
+    if (l.rfind("SigCgt:", 0) == 0)
+      return (std::stoull(l.substr(7), nullptr, 16) >> (SIGSYS - 1)) & 1;
+  return false;
+}
+
+// Attached, the process's common calls go through the fast path (syscall user dispatch stops
+// the rest); let go, it has neither dispatch nor relive's SIGSYS handler left: with its selector
+// set to "block" behind its back, its calls still go through.
+TEST(Attach, CallsTakeTheFastPathAndDetachLeavesNoDispatchBehind) {
+  TempDir d;
+  std::string out = d / "counter.out", trace = d / "trace", err = d / "relive.err";
+  Child counter{spawn({test_bin_dir() + "/subjects/counter", "100000"}, out)};
+  wait_for_lines(out, 5);
+  ASSERT_FALSE(catches_sigsys(counter.pid));
+  pid_t rec = record_attached(trace, counter.pid, err);
+  wait_recorded_lines(trace, out, 12);
+  EXPECT_TRUE(catches_sigsys(counter.pid)) << "no safety net while recorded";
+  ::kill(rec, SIGINT);
+  int status = 0;
+  ::waitpid(rec, &status, 0);
+  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << read_all(err);
+  std::string log = read_all(err);
+  size_t at = log.find(" through the syscall buffer");
+  ASSERT_NE(at, std::string::npos) << log;
+  size_t open = log.rfind('(', at);
+  EXPECT_GT(std::stol(log.substr(open + 1)), 0) << log;
+  EXPECT_NE(run({relive_bin(), "dump", trace}).out.find("patched syscall site"), std::string::npos);
+
+  EXPECT_FALSE(catches_sigsys(counter.pid)) << "relive's SIGSYS handler left behind";
+  std::string mem = "/proc/" + std::to_string(counter.pid) + "/mem";
+  FILE* f = std::fopen(mem.c_str(), "r+b");
+  ASSERT_NE(f, nullptr);
+  const unsigned char block = tracee::kSelectorBlock;
+  ASSERT_EQ(std::fseek(f, static_cast<long>(tracee::kDispatchSelectorAddr), SEEK_SET), 0);
+  ASSERT_EQ(std::fwrite(&block, 1, 1, f), 1u);
+  std::fclose(f);
+  size_t before = lines_of(read_all(out)).size();
+  wait_for_lines(out, before + 3);
+  EXPECT_EQ(::kill(counter.pid, 0), 0);
+  EXPECT_GT(lines_of(read_all(out)).size(), before) << "dispatch was left on";
+
+  expect_replayed_lines(run({relive_bin(), "replay", trace}), out);
+}
+
+// A recorder killed outright (SIGKILL, a crash) cannot take dispatch off: the SIGSYS handler it
+// left lets every call through, and the process carries on untraced.
+TEST(Attach, AKilledRecorderLeavesTheProcessRunning) {
+  TempDir d;
+  std::string out = d / "counter.out", trace = d / "trace";
+  Child counter{spawn({test_bin_dir() + "/subjects/counter", "100000"}, out)};
+  wait_for_lines(out, 5);
+  pid_t rec = record_attached(trace, counter.pid);
+  wait_recorded_lines(trace, out, 5);
+  ::kill(rec, SIGKILL);
+  ::waitpid(rec, nullptr, 0);
+  size_t before = lines_of(read_all(out)).size();
+  wait_for_lines(out, before + 5);
+  ASSERT_EQ(::kill(counter.pid, 0), 0);
+  EXPECT_EQ(
+      sh("grep -q '^State:[[:space:]]*[SR]' /proc/" + std::to_string(counter.pid) + "/status"), 0)
+      << "not running";
+  EXPECT_GE(lines_of(read_all(out)).size(), before + 5) << "stopped counting";
 }
 
 // --live and SIGUSR1 (what relive migrate --strategy crtr does): recording ends with the process

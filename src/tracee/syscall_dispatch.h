@@ -1,0 +1,78 @@
+// Syscall User Dispatch (prctl PR_SET_SYSCALL_USER_DISPATCH): how an attached process's system
+// calls reach the tracer without a seccomp filter, which could never be taken off again.
+//
+// With dispatch on and the process's selector byte set to "block", a system call made from
+// anywhere but relive's own pages (the fast trampolines, the syscall buffer, the fast-path blob:
+// one range) is not made: the kernel raises SIGSYS (si_code SYS_USER_DISPATCH), which the tracer
+// sees as a signal stop with the call's number in orig_rax and rip just past its `syscall`. The
+// tracer makes the call again from that same instruction with the selector set to "allow" and
+// stops it at its entry (PTRACE_SYSCALL); the selector goes back to "block" there, before any
+// user code runs. Calls made from the range (the fast path's) never stop.
+//
+// Dispatch belongs to one thread and is not inherited (a new thread or process starts without
+// it, execve clears it), so the tracer turns it on in each one. It is taken off by setting the
+// selector to "allow" and turning it off per thread: a process a recorder detaches from, or a
+// replayed one that goes live, carries on as if it had never been traced.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "relive/result.h"
+#include "tracee/fast_path_abi.h"
+#include "tracee/fast_path_blob.h"
+#include "tracee/inject.h"
+#include "tracee/syscall_buffer.h"
+#include "tracee/task.h"
+#include "tracee/vdso.h"
+
+namespace relive::tracee {
+
+// Calls made from [start, end) go through; the range holds the fast trampolines, the syscall
+// buffer (data only) and the fast-path blob, and nothing else that is executable.
+inline constexpr uint64_t kDispatchAllowedStart = kTrampolineAddr + kFastTrampolineOffset;
+inline constexpr uint64_t kDispatchAllowedEnd = kFastPathBlobAddr + kFastPathBlobSize;
+// The process's selector, shared by its threads (the recording runs one thread at a time): the
+// syscall buffer's last word, past its last slot, which neither the fast path nor a replayer's
+// prefill ever writes.
+inline constexpr uint64_t kDispatchSelectorAddr = kSyscallBufferAddr + kSyscallBufferSize - 8;
+static_assert(sizeof(SyscallBufferHeader) + kBufferCapacity * sizeof(SyscallBufferEntry) <=
+              kSyscallBufferSize - 8);
+static_assert(kDispatchSelectorAddr == RELIVE_FP_DISPATCH_SELECTOR);
+inline constexpr unsigned char kSelectorAllow = 0;  // SYSCALL_DISPATCH_FILTER_ALLOW
+inline constexpr unsigned char kSelectorBlock = 1;  // SYSCALL_DISPATCH_FILTER_BLOCK
+
+// Turns dispatch on in `task` (stopped where Injector `at` says, `syscall_insn` a `syscall`
+// instruction to inject from) and sets the selector to "block". Signals that arrived
+// meanwhile are appended to `held` (Injector::held_signals). The registers are left as they were.
+Status enable_syscall_dispatch(const Task& task, Injector::At at, uint64_t syscall_insn,
+                               std::vector<int>* held);
+
+// Sets the selector to "allow", turns dispatch off in `task` and removes the safety net below
+// (stopped as above; at an entry stop the call being entered is made again when the thread
+// resumes). The registers are left as they were (but for that rewind).
+Status disable_syscall_dispatch(const Task& task, Injector::At at, uint64_t syscall_insn,
+                                std::vector<int>* held);
+
+// Whether a SIGSYS stop's siginfo is a call dispatch stopped.
+bool is_dispatched_syscall(const std::string& siginfo);
+
+// `task` is at the SIGSYS stop of a dispatched call: rewinds it to make the call again from its
+// own instruction with the selector set to "allow". The caller resumes it with PTRACE_SYSCALL,
+// without the signal, and calls block_dispatched_syscalls at the entry stop that follows.
+Status reissue_dispatched_syscall(const Task& task);
+
+// The safety net for a tracer that dies while dispatch is on (fast_path.c, relive_sigsys): the
+// blob's SIGSYS handler lets every call through from then on. Installed in `task`'s process only
+// where the program's SIGSYS action is the default one (returns whether it was); removed (the
+// default put back) only where it is still the blob's. Uses the scratch page.
+Result<bool> install_dispatch_safety_net(const Task& task, Injector::At at, uint64_t syscall_insn,
+                                         std::vector<int>* held);
+Status remove_dispatch_safety_net(const Task& task, Injector::At at, uint64_t syscall_insn,
+                                  std::vector<int>* held);
+
+Status block_dispatched_syscalls(const Task& task);
+Status allow_dispatched_syscalls(const Task& task);
+
+}  // namespace relive::tracee
