@@ -546,15 +546,15 @@ struct fp_siginfo_sys {
 #define FP_REG_RAX 13
 #define FP_REG_RIP 16
 
-__asm__(".pushsection .text.relive_sigsys_restorer,\"ax\",@progbits\n"
+__asm__(".pushsection .relive_sigsys_restorer,\"ax\",@progbits\n"
         "relive_sigsys_restorer:\n"
         "  mov $" FP_STR(RELIVE_FP_NR_rt_sigreturn) ", %eax\n"
         "  syscall\n"
         "  .popsection\n");
 
-__attribute__((section(".text.relive_sigsys"), used)) void relive_sigsys(int sig,
-                                                                         struct fp_siginfo_sys* si,
-                                                                         void* ucontext) {
+__attribute__((section(".relive_sigsys"), used)) void relive_sigsys(int sig,
+                                                                    struct fp_siginfo_sys* si,
+                                                                    void* ucontext) {
   uint64_t* gregs = (uint64_t*)((char*)ucontext + FP_UC_GREGS);
   (void)sig;
   if (si->code == FP_SYS_USER_DISPATCH) {

@@ -387,8 +387,8 @@ static inline uint64_t relive_fp_out_len(const struct relive_fp_rule* r, const u
  * keeps its SIGSYS handler and that handler's sa_restorer (offsets from the blob's start; fixed by
  * fast_path_blob.ld). */
 #define RELIVE_FP_DISPATCH_SELECTOR 0x70000101ff8ull
-#define RELIVE_FP_SIGSYS_RESTORER_OFFSET 0x1000
-#define RELIVE_FP_SIGSYS_HANDLER_OFFSET 0x1040
+#define RELIVE_FP_SIGSYS_RESTORER_OFFSET 0xc000
+#define RELIVE_FP_SIGSYS_HANDLER_OFFSET 0xc040
 
 #ifdef __cplusplus
 extern "C" {
