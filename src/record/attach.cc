@@ -260,21 +260,12 @@ Result<RecordResult> record_attached(const RecordOptions& o) {
   if (o.syscall_buffer) {
     Status on = tracee::enable_syscall_dispatch(task, tracee::Injector::At::kExit,
                                                 setup.vdso.syscall_insn, &held);
-    // Should relive die while dispatch is on, the process carries on (fast_path.c).
-    if (on.ok())
-      on = tracee::install_dispatch_safety_net(task, tracee::Injector::At::kExit,
-                                               setup.vdso.syscall_insn, &held)
-               .status();
-    task.set_regs(r0);
-    if (on.ok())
+    if (on.ok()) {
       mode = RecordSession::Mode::kDispatch;
-    else
+    } else {
       spdlog::warn("no fast path for process {} ({}): every syscall stops", pid, on.to_string());
-    if (!on.ok()) {
-      std::vector<int> ignored;  // none: the process is stopped
       (void)tracee::disable_syscall_dispatch(task, tracee::Injector::At::kExit,
-                                             setup.vdso.syscall_insn, &ignored);
-      task.set_regs(r0);
+                                             setup.vdso.syscall_insn, &held);
     }
   }
   SyscallCapture capture(&files, pid);

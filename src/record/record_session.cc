@@ -339,9 +339,6 @@ Status RecordSession::enable_dispatch(Thread& t, tracee::Injector::At at) {
   RELIVE_RETURN_IF_ERROR(
       tracee::enable_syscall_dispatch(t.task, at, tracee::kTrampolineSyscallInsn, &held));
   t.dispatch_on = true;
-  RELIVE_RETURN_IF_ERROR(
-      tracee::install_dispatch_safety_net(t.task, at, tracee::kTrampolineSyscallInsn, &held)
-          .status());
   for (int sig : held) hold_signal(t, sig, {});
   return Status::Ok();
 }

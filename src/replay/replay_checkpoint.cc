@@ -39,11 +39,6 @@ bool dispatch_available(const tracee::Task& task) {
   std::vector<int> held;  // this run's own signals: dropped
   Status on = tracee::enable_syscall_dispatch(task, tracee::Injector::At::kElsewhere,
                                               tracee::kTrampolineSyscallInsn, &held);
-  // The recorder's SIGSYS handler, as the recorded process had it from the same point.
-  if (on.ok())
-    on = tracee::install_dispatch_safety_net(task, tracee::Injector::At::kExit,
-                                             tracee::kTrampolineSyscallInsn, &held)
-             .status();
   if (!on.ok()) spdlog::warn("replaying with a stop at every syscall: {}", on.to_string());
   return on.ok();
 }

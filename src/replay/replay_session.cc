@@ -218,15 +218,11 @@ Result<std::pair<pid_t, Stop>> ReplaySession::wait_for(Thread& t) {
   }
 }
 
-// With the recorder's SIGSYS handler too, which the program could have asked for. This run's own
-// signals that arrive meanwhile are dropped (as run_to_entry drops them).
+// With the recorder's SIGSYS handler, as the recorded process had it (the program could ask for
+// it). This run's own signals that arrive meanwhile are dropped (as run_to_entry drops them).
 Status ReplaySession::enable_dispatch(Thread& t, tracee::Injector::At at) {
   std::vector<int> held;
-  RELIVE_RETURN_IF_ERROR(
-      tracee::enable_syscall_dispatch(t.task, at, tracee::kTrampolineSyscallInsn, &held));
-  return tracee::install_dispatch_safety_net(t.task, tracee::Injector::At::kExit,
-                                             tracee::kTrampolineSyscallInsn, &held)
-      .status();
+  return tracee::enable_syscall_dispatch(t.task, at, tracee::kTrampolineSyscallInsn, &held);
 }
 
 Status ReplaySession::resume(Thread& t) {

@@ -82,7 +82,7 @@ Status Injector::run_to_exit() {
         return Status::Ok();
       case Stop::Kind::kSyscallEntry:
       case Stop::Kind::kSeccomp:
-      case Stop::Kind::kClone:  // an injected fork reports its child first
+      case Stop::Kind::kClone:      // an injected fork reports its child first
       case Stop::Kind::kGroupStop:  // a stopped process (CRIU's restore) reports it again
         RELIVE_RETURN_IF_ERROR(task_.syscall());
         break;

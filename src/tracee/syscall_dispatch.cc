@@ -44,18 +44,6 @@ Status dispatch_prctl(const Task& task, Injector::At at, uint64_t syscall_insn, 
   return Status::Ok();
 }
 
-}  // namespace
-
-Status enable_syscall_dispatch(const Task& task, Injector::At at, uint64_t syscall_insn,
-                               std::vector<int>* held) {
-  RELIVE_CHECK(at != Injector::At::kEntry, "dispatch turned on from an entry stop");
-  RELIVE_RETURN_IF_ERROR(set_selector(task, kSelectorAllow));
-  RELIVE_RETURN_IF_ERROR(dispatch_prctl(task, at, syscall_insn, true, held));
-  return set_selector(task, kSelectorBlock);
-}
-
-namespace {
-
 // The kernel's struct sigaction on x86-64.
 struct KernelSigaction {
   uint64_t handler = 0;
@@ -86,8 +74,10 @@ Result<KernelSigaction> sigsys_action(const Task& task, Injector::At at, uint64_
   return old;
 }
 
-}  // namespace
-
+// The safety net for a tracer that dies while dispatch is on (fast_path.c, relive_sigsys): the
+// blob's SIGSYS handler lets every call through from then on. Installed only where the program's
+// SIGSYS action is the default one (returns whether the blob's is in place); removed only where it
+// is still the blob's. Uses the scratch page.
 Result<bool> install_dispatch_safety_net(const Task& task, Injector::At at, uint64_t syscall_insn,
                                          std::vector<int>* held) {
   RELIVE_ASSIGN_OR_RETURN(KernelSigaction old,
@@ -109,6 +99,18 @@ Status remove_dispatch_safety_net(const Task& task, Injector::At at, uint64_t sy
   if (now.handler != kBlobHandler) return Status::Ok();  // the program put its own
   KernelSigaction dfl;
   return sigsys_action(task, at, syscall_insn, &dfl, held).status();
+}
+
+}  // namespace
+
+Status enable_syscall_dispatch(const Task& task, Injector::At at, uint64_t syscall_insn,
+                               std::vector<int>* held) {
+  RELIVE_CHECK(at != Injector::At::kEntry, "dispatch turned on from an entry stop");
+  RELIVE_RETURN_IF_ERROR(set_selector(task, kSelectorAllow));
+  RELIVE_RETURN_IF_ERROR(dispatch_prctl(task, at, syscall_insn, true, held));
+  RELIVE_RETURN_IF_ERROR(set_selector(task, kSelectorBlock));
+  // After an injected call the thread is at that call's exit stop, wherever it was before.
+  return install_dispatch_safety_net(task, Injector::At::kExit, syscall_insn, held).status();
 }
 
 Status disable_syscall_dispatch(const Task& task, Injector::At at, uint64_t syscall_insn,
@@ -144,6 +146,5 @@ Status reissue_dispatched_syscall(const Task& task) {
 }
 
 Status block_dispatched_syscalls(const Task& task) { return set_selector(task, kSelectorBlock); }
-Status allow_dispatched_syscalls(const Task& task) { return set_selector(task, kSelectorAllow); }
 
 }  // namespace relive::tracee

@@ -44,12 +44,15 @@ inline constexpr unsigned char kSelectorAllow = 0;  // SYSCALL_DISPATCH_FILTER_A
 inline constexpr unsigned char kSelectorBlock = 1;  // SYSCALL_DISPATCH_FILTER_BLOCK
 
 // Turns dispatch on in `task` (stopped where Injector `at` says, `syscall_insn` a `syscall`
-// instruction to inject from) and sets the selector to "block". Signals that arrived
-// meanwhile are appended to `held` (Injector::held_signals). The registers are left as they were.
+// instruction to inject from) and sets the selector to "block". Should the tracer die while
+// dispatch is on, the process carries on: where the program has no SIGSYS action of its own, the
+// blob's handler (fast_path.c, relive_sigsys) is installed, which lets every call through from
+// then on (disable_syscall_dispatch removes it). Signals that arrived meanwhile are appended to
+// `held` (Injector::held_signals). The registers are left as they were.
 Status enable_syscall_dispatch(const Task& task, Injector::At at, uint64_t syscall_insn,
                                std::vector<int>* held);
 
-// Sets the selector to "allow", turns dispatch off in `task` and removes the safety net below
+// Sets the selector to "allow", turns dispatch off in `task` and removes the SIGSYS handler
 // (stopped as above; at an entry stop the call being entered is made again when the thread
 // resumes). The registers are left as they were (but for that rewind).
 Status disable_syscall_dispatch(const Task& task, Injector::At at, uint64_t syscall_insn,
@@ -63,16 +66,6 @@ bool is_dispatched_syscall(const std::string& siginfo);
 // without the signal, and calls block_dispatched_syscalls at the entry stop that follows.
 Status reissue_dispatched_syscall(const Task& task);
 
-// The safety net for a tracer that dies while dispatch is on (fast_path.c, relive_sigsys): the
-// blob's SIGSYS handler lets every call through from then on. Installed in `task`'s process only
-// where the program's SIGSYS action is the default one (returns whether it was); removed (the
-// default put back) only where it is still the blob's. Uses the scratch page.
-Result<bool> install_dispatch_safety_net(const Task& task, Injector::At at, uint64_t syscall_insn,
-                                         std::vector<int>* held);
-Status remove_dispatch_safety_net(const Task& task, Injector::At at, uint64_t syscall_insn,
-                                  std::vector<int>* held);
-
 Status block_dispatched_syscalls(const Task& task);
-Status allow_dispatched_syscalls(const Task& task);
 
 }  // namespace relive::tracee
