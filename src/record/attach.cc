@@ -260,13 +260,10 @@ Result<RecordResult> record_attached(const RecordOptions& o) {
   if (o.syscall_buffer) {
     Status on = tracee::enable_syscall_dispatch(task, tracee::Injector::At::kExit,
                                                 setup.vdso.syscall_insn, &held);
-    if (on.ok()) {
+    if (on.ok())
       mode = RecordSession::Mode::kDispatch;
-    } else {
+    else
       spdlog::warn("no fast path for process {} ({}): every syscall stops", pid, on.to_string());
-      (void)tracee::disable_syscall_dispatch(task, tracee::Injector::At::kExit,
-                                             setup.vdso.syscall_insn, &held);
-    }
   }
   SyscallCapture capture(&files, pid);
   RecordSession session(mode, sink.get(), &capture);

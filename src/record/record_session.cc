@@ -494,10 +494,19 @@ Status RecordSession::on_entry(Thread& t, const Stop& stop) {
   if (t.nr == SYS_clone3) RELIVE_RETURN_IF_ERROR(t.task.read_mem(t.args[0], &clone3_flags, 8));
   tracee::Decision d = tracee::decide(t.nr, t.args, clone3_flags);
   t.policy = d.policy;
+  if (mode_ == Mode::kDispatch && tracee::sets_syscall_dispatch(t.nr, t.args)) {
+    d.policy = Policy::kUnsupported;
+    d.why =
+        "PR_SET_SYSCALL_USER_DISPATCH: the program sets up syscall user dispatch of its "
+        "own, which would replace the one this attached recording stops its calls with";
+  }
   if (freezing_ && d.policy != Policy::kAllow && d.policy != Policy::kDenyNosys)
     return freeze(t, /*rewind_entry=*/true);
   switch (d.policy) {
     case Policy::kUnsupported: {
+      // Stopped at this entry: let go (attached), it makes the call when it runs on.
+      t.state = State::kReady;
+      t.stopped_at_entry = true;
       const char* name = tracee::syscall_name(t.nr);
       return Status::Unsupported(
           fmt::format("{} in thread {}: {}", name ? name : "syscall", t.task.tid(), d.why));

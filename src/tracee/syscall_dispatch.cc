@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 #include <signal.h>
 #include <sys/prctl.h>
+#include <sys/ptrace.h>
 #include <sys/syscall.h>
 
 #include <cstring>
@@ -14,6 +15,14 @@
 #define PR_SYS_DISPATCH_OFF 0
 #define PR_SYS_DISPATCH_ON 1
 #endif
+// PTRACE_GET_SYSCALL_USER_DISPATCH_CONFIG (Linux 6.4; newer than Debian 12's headers).
+constexpr auto kPtraceGetDispatchConfig = static_cast<__ptrace_request>(0x4211);
+struct DispatchConfig {
+  uint64_t mode = 0;
+  uint64_t selector = 0;
+  uint64_t offset = 0;
+  uint64_t len = 0;
+};
 #ifndef SYS_USER_DISPATCH
 #define SYS_USER_DISPATCH 2
 #endif
@@ -106,11 +115,21 @@ Status remove_dispatch_safety_net(const Task& task, Injector::At at, uint64_t sy
 Status enable_syscall_dispatch(const Task& task, Injector::At at, uint64_t syscall_insn,
                                std::vector<int>* held) {
   RELIVE_CHECK(at != Injector::At::kEntry, "dispatch turned on from an entry stop");
+  // A process that uses dispatch itself (an emulator, Wine) keeps its own: relive's would
+  // replace it. (A kernel too old to say is one whose programs hardly use it.)
+  DispatchConfig own;
+  if (::ptrace(kPtraceGetDispatchConfig, task.tid(), sizeof own, &own) == 0 &&
+      own.mode != PR_SYS_DISPATCH_OFF)
+    return Status::Unsupported(
+        fmt::format("thread {} uses syscall user dispatch itself (selector at {:#x})", task.tid(),
+                    own.selector));
   RELIVE_RETURN_IF_ERROR(set_selector(task, kSelectorAllow));
   RELIVE_RETURN_IF_ERROR(dispatch_prctl(task, at, syscall_insn, true, held));
   RELIVE_RETURN_IF_ERROR(set_selector(task, kSelectorBlock));
   // After an injected call the thread is at that call's exit stop, wherever it was before.
-  return install_dispatch_safety_net(task, Injector::At::kExit, syscall_insn, held).status();
+  Status net = install_dispatch_safety_net(task, Injector::At::kExit, syscall_insn, held).status();
+  if (!net.ok()) (void)disable_syscall_dispatch(task, Injector::At::kExit, syscall_insn, held);
+  return net;
 }
 
 Status disable_syscall_dispatch(const Task& task, Injector::At at, uint64_t syscall_insn,
@@ -128,6 +147,10 @@ Status disable_syscall_dispatch(const Task& task, Injector::At at, uint64_t sysc
   }
   task.set_regs(saved);
   return s;
+}
+
+bool sets_syscall_dispatch(int nr, const SyscallArgs& args) {
+  return nr == SYS_prctl && args[0] == PR_SET_SYSCALL_USER_DISPATCH;
 }
 
 bool is_dispatched_syscall(const std::string& siginfo) {

@@ -48,7 +48,8 @@ inline constexpr unsigned char kSelectorBlock = 1;  // SYSCALL_DISPATCH_FILTER_B
 // dispatch is on, the process carries on: where the program has no SIGSYS action of its own, the
 // blob's handler (fast_path.c, relive_sigsys) is installed, which lets every call through from
 // then on (disable_syscall_dispatch removes it). Signals that arrived meanwhile are appended to
-// `held` (Injector::held_signals). The registers are left as they were.
+// `held` (Injector::held_signals). The registers are left as they were; a failure leaves no
+// dispatch behind (a process that uses dispatch itself is refused, its own left alone).
 Status enable_syscall_dispatch(const Task& task, Injector::At at, uint64_t syscall_insn,
                                std::vector<int>* held);
 
@@ -57,6 +58,10 @@ Status enable_syscall_dispatch(const Task& task, Injector::At at, uint64_t sysca
 // resumes). The registers are left as they were (but for that rewind).
 Status disable_syscall_dispatch(const Task& task, Injector::At at, uint64_t syscall_insn,
                                 std::vector<int>* held);
+
+// Whether the call is the program's own prctl(PR_SET_SYSCALL_USER_DISPATCH), which would replace
+// (or turn off) the dispatch a tracer set up.
+bool sets_syscall_dispatch(int nr, const SyscallArgs& args);
 
 // Whether a SIGSYS stop's siginfo is a call dispatch stopped.
 bool is_dispatched_syscall(const std::string& siginfo);

@@ -4,11 +4,13 @@
 // randomness), so it ended in the same state; the original must run on unharmed.
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <sys/ptrace.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
 #include <cstdio>
+#include <optional>
 #include <sstream>
 #include <thread>
 
@@ -191,6 +193,72 @@ TEST(Attach, AKilledRecorderLeavesTheProcessRunning) {
       sh("grep -q '^State:[[:space:]]*[SR]' /proc/" + std::to_string(counter.pid) + "/status"), 0)
       << "not running";
   EXPECT_GE(lines_of(read_all(out)).size(), before + 5) << "stopped counting";
+}
+
+// The process's own syscall user dispatch configuration, read through ptrace (Linux 6.4+):
+// nullopt when it cannot be read.
+struct DispatchConfig {
+  uint64_t mode = 0, selector = 0, offset = 0, len = 0;
+};
+std::optional<DispatchConfig> dispatch_config(pid_t pid) {
+  if (::ptrace(PTRACE_SEIZE, pid, nullptr, nullptr) != 0) return std::nullopt;
+  ::ptrace(PTRACE_INTERRUPT, pid, nullptr, nullptr);
+  ::waitpid(pid, nullptr, __WALL);
+  DispatchConfig c;
+  long got = ::ptrace(static_cast<__ptrace_request>(0x4211), pid, sizeof c, &c);
+  ::ptrace(PTRACE_DETACH, pid, nullptr, nullptr);
+  if (got != 0) return std::nullopt;
+  return c;
+}
+
+// A process that uses syscall user dispatch itself keeps it: relive records it with every call
+// stopped instead, and the recording replays.
+TEST(Attach, AProcessUsingDispatchItselfKeepsItAndIsRecordedWithEveryCallStopped) {
+  TempDir d;
+  std::string out = d / "own.out", trace = d / "trace", err = d / "relive.err";
+  Child own{spawn({test_bin_dir() + "/subjects/counter", "100000", "dispatch-before"}, out)};
+  wait_for_lines(out, 5);
+  std::optional<DispatchConfig> before = dispatch_config(own.pid);
+  if (!before) GTEST_SKIP() << "this kernel cannot report a process's dispatch configuration";
+  ASSERT_EQ(before->mode, 1u);
+  pid_t rec = record_attached(trace, own.pid, err);
+  wait_recorded_lines(trace, out, 12);
+  ::kill(rec, SIGINT);
+  int status = 0;
+  ::waitpid(rec, &status, 0);
+  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << read_all(err);
+  EXPECT_NE(read_all(err).find("uses syscall user dispatch itself"), std::string::npos)
+      << read_all(err);
+  std::optional<DispatchConfig> after = dispatch_config(own.pid);
+  ASSERT_TRUE(after.has_value());
+  EXPECT_EQ(after->mode, 1u);
+  EXPECT_EQ(after->selector, before->selector) << "relive's dispatch replaced the process's own";
+  EXPECT_EQ(after->offset, before->offset);
+  expect_replayed_lines(run({relive_bin(), "replay", trace}), out);
+}
+
+// A process that turns dispatch on while recorded would replace relive's, and the calls it
+// stops with would go unrecorded: the recording ends there with a clear refusal, and the process
+// carries on with its own dispatch.
+TEST(Attach, TurningDispatchOnWhileRecordedEndsTheRecordingAndLeavesTheProcessRunning) {
+  TempDir d;
+  std::string out = d / "own.out", trace = d / "trace", err = d / "relive.err";
+  Child own{spawn({test_bin_dir() + "/subjects/counter", "100000", "dispatch-later"}, out)};
+  wait_for_lines(out, 3);
+  pid_t rec = record_attached(trace, own.pid, err);
+  int status = 0;
+  ::waitpid(rec, &status, 0);  // the program turns dispatch on at its 41st line
+  ASSERT_TRUE(WIFEXITED(status)) << status;
+  EXPECT_EQ(WEXITSTATUS(status), 125) << read_all(err);
+  EXPECT_NE(read_all(err).find("PR_SET_SYSCALL_USER_DISPATCH"), std::string::npos) << read_all(err);
+  size_t lines = lines_of(read_all(out)).size();
+  wait_for_lines(out, lines + 5);
+  EXPECT_GE(lines_of(read_all(out)).size(), lines + 5) << "the process stopped";
+  std::optional<DispatchConfig> after = dispatch_config(own.pid);
+  if (after) {
+    EXPECT_EQ(after->mode, 1u);
+    EXPECT_EQ(after->offset, 0u) << "not the process's own dispatch";
+  }
 }
 
 // --live and SIGUSR1 (what relive migrate --strategy crtr does): recording ends with the process
