@@ -58,7 +58,7 @@ void CrtrReplay::replay_main(std::string trace_dir, pid_t pid) {
     // process is killed once its pages are taken, so its masks need not come back.
     Result<tracee::CpuBinding> cpu = tracee::CpuBinding::bind_caller(kAnyCpu);
     if (cpu.ok()) cpu->bind_process(pid);
-    replay::ReplaySession::Mode mode = replay::dispatch_available(task)
+    replay::ReplaySession::Mode mode = replay::turn_on_dispatch(task)
                                            ? replay::ReplaySession::Mode::kDispatch
                                            : replay::ReplaySession::Mode::kAllSyscalls;
     replay::ReplaySession session(mode, &*reader, {null.get(), null.get()});

@@ -35,7 +35,7 @@ Status seize_restored(pid_t pid) {
 }
 
 // Patched syscall sites and the fast path then replay as recorded; without it every call stops.
-bool dispatch_available(const tracee::Task& task) {
+bool turn_on_dispatch(const tracee::Task& task) {
   std::vector<int> held;  // this run's own signals: dropped
   Status on = tracee::enable_syscall_dispatch(task, tracee::Injector::At::kElsewhere,
                                               tracee::kTrampolineSyscallInsn, &held);
@@ -61,7 +61,7 @@ Result<ReplayResult> replay_checkpoint(trace::TraceReader& reader, const ReplayO
     st = setup.status();
   }
   ReplaySession::Mode mode = ReplaySession::Mode::kAllSyscalls;
-  if (st.ok() && dispatch_available(task)) mode = ReplaySession::Mode::kDispatch;
+  if (st.ok() && turn_on_dispatch(task)) mode = ReplaySession::Mode::kDispatch;
   if (!st.ok()) {
     ::kill(pid, SIGKILL);
     return st;

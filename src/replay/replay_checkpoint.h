@@ -13,7 +13,7 @@ Status seize_restored(pid_t pid);
 
 // Turns syscall user dispatch on in a seized, restored process (tracee/syscall_dispatch.h), for
 // ReplaySession::Mode::kDispatch; false (with a warning) on a kernel without it.
-bool dispatch_available(const tracee::Task& task);
+bool turn_on_dispatch(const tracee::Task& task);
 
 Result<ReplayResult> replay_checkpoint(trace::TraceReader& reader, const ReplayOptions& options);
 
