@@ -2,7 +2,7 @@
 # Builds the libFuzzer targets with clang (and AddressSanitizer) in build-fuzz/ and runs each for
 # a bounded share of the time, starting from its checked-in seeds. Every parser of untrusted
 # bytes has a target: the trace reader, the container archive reader, the protocol reader, the
-# migration commands and bulk segments.
+# migration commands and bulk segments, and the CRIU core and pagemap images.
 #   RELIVE_FUZZ_SECONDS  total run time in seconds, split between the targets (default 60)
 #   RELIVE_FUZZ_JOBS     ninja parallelism (default 1)
 # New inputs go to build-fuzz/corpus-<target>/; crashes to build-fuzz/artifacts/.
@@ -13,7 +13,8 @@ build="$root/build-fuzz"
 seconds="${RELIVE_FUZZ_SECONDS:-60}"
 jobs="${RELIVE_FUZZ_JOBS:-1}"
 # target:seed directory (relative to tests/data, empty for none)
-targets=(trace_reader_fuzz:fuzz_seeds archive_reader_fuzz:fuzz_seeds_archive protocol_reader_fuzz: migration_command_fuzz:)
+targets=(trace_reader_fuzz:fuzz_seeds archive_reader_fuzz:fuzz_seeds_archive protocol_reader_fuzz: migration_command_fuzz:
+         criu_image_fuzz:fuzz_seeds_criu)
 
 CC=clang CXX=clang++ cmake -S "$root" -B "$build" -G Ninja \
   -DCMAKE_BUILD_TYPE=RelWithDebInfo -DRELIVE_BUILD_FUZZERS=ON >/dev/null

@@ -6,10 +6,13 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <iterator>
 
+#include "common/check.h"
 #include "common/file_util.h"
 #include "common/scoped_fd.h"
 #include "drivers/criu/pb_reader.h"
+#include "drivers/criu/pb_writer.h"
 
 namespace relive::criu {
 namespace {
@@ -39,7 +42,8 @@ Status parse_entry(std::string_view m, PagemapEntry* e) {
       },
       no_nested);
   if (!ok || !has_vaddr || !has_nr) return Status::Corruption("pagemap entry does not decode");
-  if (e->vaddr % kImagePageSize != 0 || e->nr_pages > kMaxPages ||
+  // nr_pages is a uint32 field: CRIU would read a larger value truncated.
+  if (e->vaddr % kImagePageSize != 0 || e->nr_pages > UINT32_MAX ||
       e->vaddr > UINT64_MAX - e->nr_pages * kImagePageSize)
     return Status::Corruption(
         fmt::format("pagemap entry {:#x} +{} pages is not a valid range", e->vaddr, e->nr_pages));
@@ -57,21 +61,20 @@ Result<size_t> skip_magic(std::string_view image) {
 
 // Splits the rest of the image into its length-prefixed objects.
 Status next_object(std::string_view* rest, std::string_view* object) {
-  if (rest->size() < 4) return Status::Corruption("pagemap image ends inside an object length");
-  uint32_t len = pb::le32(*rest, 0);
-  if (len > rest->size() - 4) return Status::Corruption("pagemap object runs past the end");
-  *object = rest->substr(4, len);
-  rest->remove_prefix(4 + size_t{len});
+  if (!pb::next_object(rest, object))
+    return Status::Corruption("pagemap image ends inside an object");
   return Status::Ok();
 }
 
-std::vector<VaddrRange> normalize(std::vector<VaddrRange> ranges) {
+// Sorts `ranges` and merges the overlapping ones, and the adjacent ones if `join_adjacent`.
+std::vector<VaddrRange> normalize(std::vector<VaddrRange> ranges, bool join_adjacent = true) {
   std::sort(ranges.begin(), ranges.end(),
             [](const VaddrRange& a, const VaddrRange& b) { return a.start < b.start; });
   std::vector<VaddrRange> out;
   for (const VaddrRange& r : ranges) {
     if (r.pages == 0) continue;
-    if (!out.empty() && r.start <= out.back().end())
+    if (!out.empty() &&
+        (r.start < out.back().end() || (join_adjacent && r.start == out.back().end())))
       out.back().pages = (std::max(out.back().end(), r.end()) - out.back().start) / kImagePageSize;
     else
       out.push_back(r);
@@ -115,6 +118,33 @@ Status read_span(int fd, const std::string& path, uint64_t offset, uint64_t len,
   return Status::Ok();
 }
 
+bool valid_range(const VaddrRange& r) {
+  return r.start % kImagePageSize == 0 && r.pages <= kMaxPages &&
+         r.start <= UINT64_MAX - r.pages * kImagePageSize;
+}
+
+PagemapEntry present_entry(const VaddrRange& r) {
+  return {.vaddr = r.start, .nr_pages = r.pages, .has_flags = true, .flags = kPePresent};
+}
+
+// The entries of `image` as ranges sorted by address, overlapping ones merged; Unsupported when
+// an entry's pages are not in this dump's pages image.
+Result<std::vector<VaddrRange>> present_only_ranges(const PagemapImage& image) {
+  std::vector<VaddrRange> ranges;
+  for (const PagemapEntry& e : image.entries) {
+    if (!e.present() || e.in_parent || (e.flags & kPeParent) != 0)
+      return Status::Unsupported(
+          fmt::format("pagemap entry {:#x} +{} pages is not present (flags {:#x}, in_parent {})",
+                      e.vaddr, e.nr_pages, e.flags, e.in_parent));
+    VaddrRange r{e.vaddr, e.nr_pages};
+    if (!valid_range(r))
+      return Status::InvalidArgument(
+          fmt::format("pagemap entry {:#x} +{} pages is not a valid range", r.start, r.pages));
+    ranges.push_back(r);
+  }
+  return normalize(std::move(ranges), /*join_adjacent=*/false);
+}
+
 }  // namespace
 
 Result<PagemapImage> decode_pagemap_image(std::string_view image) {
@@ -138,6 +168,45 @@ Result<PagemapImage> decode_pagemap_image(std::string_view image) {
     pages += e.nr_pages;
     if (pages > kMaxPages) return Status::Corruption("pagemap lists too many pages");
     out.entries.push_back(e);
+  }
+  return out;
+}
+
+std::string encode_pagemap_image(const PagemapImage& image) {
+  std::string out, message;
+  pb::put_le32(&out, kImgCommonMagic);
+  pb::put_le32(&out, kPagemapMagic);
+  pb::put_uint(&message, kHeadPagesId, image.pages_id);
+  pb::put_object(&out, message);
+  for (const PagemapEntry& e : image.entries) {
+    RELIVE_CHECK(e.nr_pages <= UINT32_MAX, "entry {:#x} has {} pages", e.vaddr, e.nr_pages);
+    message.clear();
+    pb::put_uint(&message, kEntryVaddr, e.vaddr);
+    pb::put_uint(&message, kEntryNrPages, e.nr_pages);
+    if (e.in_parent) pb::put_uint(&message, kEntryInParent, 1);
+    if (e.has_flags) pb::put_uint(&message, kEntryFlags, e.flags);
+    pb::put_object(&out, message);
+  }
+  return out;
+}
+
+Result<PagemapImage> with_present_pages(const PagemapImage& base,
+                                        const std::vector<VaddrRange>& extra) {
+  RELIVE_ASSIGN_OR_RETURN(std::vector<VaddrRange> held, present_only_ranges(base));
+  for (const VaddrRange& r : extra)
+    if (!valid_range(r))
+      return Status::InvalidArgument(
+          fmt::format("{:#x} +{} pages is not a valid range", r.start, r.pages));
+  std::vector<VaddrRange> added = subtract(extra, held);
+  std::vector<VaddrRange> all;
+  std::merge(held.begin(), held.end(), added.begin(), added.end(), std::back_inserter(all),
+             [](const VaddrRange& a, const VaddrRange& b) { return a.start < b.start; });
+  PagemapImage out{base.pages_id, {}};
+  for (VaddrRange r : all) {
+    for (; r.pages > UINT32_MAX;
+         r.start += uint64_t{UINT32_MAX} * kImagePageSize, r.pages -= UINT32_MAX)
+      out.entries.push_back(present_entry({r.start, UINT32_MAX}));
+    out.entries.push_back(present_entry(r));
   }
   return out;
 }

@@ -1,6 +1,7 @@
 // CRIU's memory images, decoded and rebuilt: the bridge between CRIU dumps and relive's own page
 // transfer (pre-copy migration ships memory ahead of the dump; the dump's pages image is then
-// rebuilt from what the destination already holds plus the pages still to ship).
+// rebuilt from what the destination already holds plus the pages still to ship; HA's per-epoch
+// capture extends a base dump's pagemap with the pages written since).
 //
 // A dump holds, per process, pagemap-<pid>.img (u32 IMG_COMMON_MAGIC, u32 PAGEMAP_MAGIC, then
 // length-prefixed protobufs: one PagemapHead{pages_id = 1}, then PagemapEntry{vaddr = 1,
@@ -37,11 +38,13 @@ struct PagemapEntry {
   // Whether the pages are in this dump's pages image (as CRIU reads old images too).
   bool present() const { return has_flags ? (flags & kPePresent) != 0 : !in_parent; }
   uint64_t end() const { return vaddr + nr_pages * kImagePageSize; }
+  bool operator==(const PagemapEntry&) const = default;
 };
 
 struct PagemapImage {
   uint32_t pages_id = 0;  // the pages file is pages-<pages_id>.img
   std::vector<PagemapEntry> entries;
+  bool operator==(const PagemapImage&) const = default;
 };
 
 // Decodes a whole pagemap image. Corruption on a bad magic, a truncated or undecodable object,
@@ -55,6 +58,21 @@ struct VaddrRange {
   uint64_t end() const { return start + pages * kImagePageSize; }
   bool operator==(const VaddrRange&) const = default;
 };
+
+// The image decode_pagemap_image decodes back to `image`: optional fields are written only when
+// set (in_parent when true, flags when has_flags), as CRIU writes them. Every entry's nr_pages
+// must fit in 32 bits.
+std::string encode_pagemap_image(const PagemapImage& image);
+
+// The pagemap of a dump holding the pages of `base` and the `extra` pages (page-aligned ranges):
+// `base`'s entries, overlapping ones merged, then a new entry for each run of extra pages `base`
+// does not hold, all sorted by address and with flags = kPePresent (CRIU marks the anonymous
+// pages of a dump kPePresent | kPeLazy; without the lazy flag a lazy-pages restore restores them
+// eagerly, as any restore without --lazy-pages does). Unsupported when an entry of `base` is not
+// in its pages image (in the parent images, or left to the lazy-pages daemon); InvalidArgument on
+// a misaligned or overflowing range.
+Result<PagemapImage> with_present_pages(const PagemapImage& base,
+                                        const std::vector<VaddrRange>& extra);
 
 // The present pages of `image`, sorted and merged.
 std::vector<VaddrRange> present_ranges(const PagemapImage& image);

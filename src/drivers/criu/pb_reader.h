@@ -1,5 +1,5 @@
 // Just enough protobuf wire-format decoding for the few CRIU images relive reads (stats,
-// pagemap), so that relive does not depend on protobuf. Internal to the CRIU driver.
+// pagemap, core), so that relive does not depend on protobuf. Internal to the CRIU driver.
 #pragma once
 
 #include <cstdint>
@@ -87,6 +87,15 @@ inline uint32_t le32(std::string_view s, size_t at) {
   uint32_t v;
   std::memcpy(&v, s.data() + at, sizeof v);
   return v;
+}
+
+// Splits the next image object (u32 length, then the message) off the front of `*rest`; false
+// when the image ends inside it.
+inline bool next_object(std::string_view* rest, std::string_view* object) {
+  if (rest->size() < 4 || le32(*rest, 0) > rest->size() - 4) return false;
+  *object = rest->substr(4, le32(*rest, 0));
+  rest->remove_prefix(4 + object->size());
+  return true;
 }
 
 }  // namespace relive::criu::pb

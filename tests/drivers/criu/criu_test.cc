@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -17,8 +18,10 @@
 #include <thread>
 
 #include "common/file_util.h"
+#include "drivers/criu/core_image.h"
 #include "drivers/criu/criu_binary.h"
 #include "drivers/criu/image_check.h"
+#include "drivers/criu/page_image.h"
 
 namespace relive::criu {
 namespace {
@@ -44,6 +47,29 @@ constexpr size_t kCountWidth = 20;
     if (::pwrite(out, buf, kCountWidth, 0) != static_cast<ssize_t>(kCountWidth)) ::_exit(3);
     ::usleep(2000);
   }
+}
+
+void on_signal(int) {}
+
+// The test subject for the core image, run in a forked child: arms ITIMER_REAL (5 s, repeating)
+// and handles SIGALRM and SIGUSR1 (blocking SIGUSR2 meanwhile), writes a byte to `ready`, closes
+// every fd (so the parent reads EOF once nothing is left for CRIU to dump but the process), then
+// waits.
+[[noreturn]] void timer_main(int ready) {
+  ::setsid();
+  struct sigaction sa = {};
+  sa.sa_handler = on_signal;
+  sigemptyset(&sa.sa_mask);
+  sigaddset(&sa.sa_mask, SIGUSR2);
+  if (::sigaction(SIGALRM, &sa, nullptr) != 0 || ::sigaction(SIGUSR1, &sa, nullptr) != 0)
+    ::_exit(2);
+  itimerval five_s{{5, 0}, {5, 0}};
+  if (::setitimer(ITIMER_REAL, &five_s, nullptr) != 0) ::_exit(3);
+  int null = ::open("/dev/null", O_RDWR);
+  for (int fd = 0; fd < 3; ++fd) ::dup2(null, fd);
+  if (::write(ready, "r", 1) != 1) ::_exit(4);
+  ::close_range(3, ~0u, 0);
+  for (;;) ::pause();
 }
 
 // Kills and reaps a child of ours on scope exit, whatever the test did.
@@ -209,6 +235,57 @@ TEST_F(CriuTest, PagemapAccountsForEveryDumpedPage) {
       summary->present_pages * static_cast<uint64_t>(::sysconf(_SC_PAGESIZE)),
       std::filesystem::file_size(images_ + "/pages-" + std::to_string(summary->pages_id) + ".img"));
   EXPECT_TRUE(check_pages_complete(images_).ok());
+  // Re-encoding CRIU's pagemap gives back its bytes; a dump without a parent is all present.
+  auto decoded = decode_pagemap_image(*image);
+  ASSERT_TRUE(decoded.ok()) << decoded.status().to_string();
+  EXPECT_EQ(encode_pagemap_image(*decoded), *image);
+  auto same = with_present_pages(*decoded, {});
+  ASSERT_TRUE(same.ok()) << same.status().to_string();
+  EXPECT_EQ(present_ranges(*same), present_ranges(*decoded));
+}
+
+TEST_F(CriuTest, CoreImageHoldsItimersAndSignalActions) {
+  int ready[2];
+  ASSERT_EQ(::pipe2(ready, O_CLOEXEC), 0);
+  ChildGuard child{::fork()};
+  if (child.pid == 0) timer_main(ready[1]);
+  ::close(ready[1]);
+  char buf[2];
+  EXPECT_EQ(::read(ready[0], buf, 2), 1);
+  EXPECT_EQ(::read(ready[0], buf, 2), 0);  // the subject holds no fd now
+  ::close(ready[0]);
+  DumpOptions options = dump_options(child.pid, images_);
+  options.leave_running = true;
+  auto st = dump(options);
+  ASSERT_TRUE(st.ok()) << st.status().to_string();
+
+  auto image = read_file(images_ + "/core-" + std::to_string(child.pid) + ".img");
+  ASSERT_TRUE(image.ok()) << image.status().to_string();
+  auto core = decode_task_core(*image);
+  ASSERT_TRUE(core.ok()) << core.status().to_string();
+  EXPECT_EQ(core->real.interval_us, 5000000u);
+  EXPECT_GT(core->real.value_us, 0u);
+  EXPECT_LE(core->real.value_us, 5000000u);
+  EXPECT_EQ(core->virt, ITimer{});
+  EXPECT_EQ(core->prof, ITimer{});
+  ASSERT_EQ(core->sigactions.size(), 62u);
+  auto action = [&](int signo) {
+    for (const SigAction& sa : core->sigactions)
+      if (sa.signo == signo) return sa;
+    ADD_FAILURE() << "no sigaction for signal " << signo;
+    return SigAction{};
+  };
+  SigAction usr1 = action(SIGUSR1);
+  EXPECT_EQ(usr1.handler, reinterpret_cast<uint64_t>(&on_signal));
+  EXPECT_EQ(usr1.mask, uint64_t{1} << (SIGUSR2 - 1));
+  constexpr uint64_t kSaRestorer = 0x04000000;  // <asm/signal-defs.h>; glibc sets it
+  EXPECT_NE(usr1.flags & kSaRestorer, 0u);
+  EXPECT_NE(usr1.restorer, 0u);
+  EXPECT_FALSE(usr1.compat);
+  EXPECT_EQ(action(SIGALRM).handler, usr1.handler);
+  EXPECT_EQ(action(SIGUSR2).handler, uint64_t{0});  // SIG_DFL
+  EXPECT_EQ(action(SIGKILL + 1).signo, SIGKILL + 1);
+  EXPECT_EQ(action(SIGSTOP + 1).signo, SIGSTOP + 1);
 }
 
 // CRIU 4.1.1 itself would spin forever on this (see image_check.h); the driver refuses first.
