@@ -12,7 +12,8 @@ Measured per configuration:
                requests pipelined): requests/s and latency, relative to unprotected
   compute      bench/ha_spin.c (a hashing loop that reports its work every 100 ms): work/s
                relative to unprotected -- the analogue of Remus's kernel-compile figure
-  epochs       achieved epochs/s, CRIU's frozen time per epoch (avg, max), bytes per epoch
+  epochs       achieved epochs/s, frozen time per epoch (p50, p99, max over the last 5 s), bytes
+               per epoch, and how many epochs were fast ones (pages and registers only, no CRIU)
   failover     kill -9 of relived and the workload on alpha under a verifying writer
                (tests/subjects/redis_writer.c): the longest gap between two acknowledged writes
                is the outage the client saw; every acknowledged write is then checked
@@ -160,6 +161,18 @@ def redis_bench(pipeline):
     return rows
 
 
+def epoch_figures(s):
+    """The primary's epoch figures from `relive ha status --json`."""
+    return {"epochs_per_s": s.get("epochs_per_s", 0), "frozen_avg": s.get("frozen_ms_avg"),
+            "frozen_p50": s.get("frozen_ms_p50"), "frozen_p99": s.get("frozen_ms_p99"),
+            "frozen_max": s.get("frozen_ms_max"), "fast": s.get("fast_epochs", 0),
+            "epochs": s.get("epochs", 0)}
+
+
+def fast_share(r):
+    return f"{r['fast']}/{r['epochs']}" if r.get("epochs") else "-"
+
+
 def redis_config(work, label, epoch_ms, protected):
     pair = Pair(work, ["/usr/bin/redis-server", "--port", str(PORT), "--save", "",
                        "--appendonly", "no", "--protected-mode", "no"], epoch_ms, protected)
@@ -167,9 +180,7 @@ def redis_config(work, label, epoch_ms, protected):
     try:
         result = {"single": redis_bench(1), "pipelined": redis_bench(16)}
         s = pair.status()[0]
-        result["epochs_per_s"] = s.get("epochs_per_s", 0)
-        result["frozen_avg"] = s.get("frozen_ms_avg")
-        result["frozen_max"] = s.get("frozen_ms_max")
+        result.update(epoch_figures(s))
         result["epoch_bytes"] = s.get("epoch_bytes_avg")
         return result
     finally:
@@ -188,8 +199,7 @@ def spin_config(work, epoch_ms, protected, seconds=8):
         time.sleep(seconds)
         t1, u1 = time.time(), read()
         s = pair.status()[0]
-        return {"rate": (u1 - u0) / (t1 - t0), "epochs_per_s": s.get("epochs_per_s", 0),
-                "frozen_avg": s.get("frozen_ms_avg"), "frozen_max": s.get("frozen_ms_max")}
+        return {"rate": (u1 - u0) / (t1 - t0), **epoch_figures(s)}
     finally:
         pair.stop()
 
@@ -281,10 +291,11 @@ def main():
 
 def print_throughput(configs, redis, spin):
     base = redis["unprotected"]
-    print("| configuration | epochs/s achieved | frozen per epoch avg / max ms | bytes per epoch "
+    print("| configuration | epochs/s achieved | fast epochs | frozen per epoch p50 / p99 / max ms "
+          "| bytes per epoch "
           "| SET rps (vs unprot.) | GET rps | SET avg / p95 ms | pipelined SET rps (vs unprot.) "
           "| compute work/s (vs unprot.) |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for label, _, _ in configs:
         r, s = redis[label], spin[label]
         set1, get1 = r["single"].get("SET", (0, 0, 0)), r["single"].get("GET", (0, 0, 0))
@@ -294,15 +305,17 @@ def print_throughput(configs, redis, spin):
         bs = spin["unprotected"]["rate"] or 1
         protected = label != "unprotected"
         print(f"| {label} | {fmt(r['epochs_per_s']) if protected else '-'} "
-              f"| {fmt(r['frozen_avg'])} / {fmt(r['frozen_max'])} "
+              f"| {fast_share(r) if protected else '-'} "
+              f"| {fmt(r['frozen_p50'])} / {fmt(r['frozen_p99'])} / {fmt(r['frozen_max'])} "
               f"| {fmt(r['epoch_bytes'], '.0f') if protected else '-'} "
               f"| {set1[0]:.0f} ({set1[0] / b1:.3f}) | {get1[0]:.0f} "
               f"| {set1[1]:.1f} / {set1[2]:.1f} | {setp[0]:.0f} ({setp[0] / bp:.3f}) "
               f"| {s['rate']:.0f} ({s['rate'] / bs:.3f}) |")
     print()
     print("Compute workload under protection: "
-          + ", ".join(f"{l}: {fmt(spin[l]['epochs_per_s'])} epochs/s, frozen "
-                      f"{fmt(spin[l]['frozen_avg'])} ms avg" for l, _, _ in configs[1:]))
+          + ", ".join(f"{l}: {fmt(spin[l]['epochs_per_s'])} epochs/s ({fast_share(spin[l])} "
+                      f"fast), frozen {fmt(spin[l]['frozen_p50'])} ms p50 / "
+                      f"{fmt(spin[l]['frozen_p99'])} p99" for l, _, _ in configs[1:]))
     print()
 
 

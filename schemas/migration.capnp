@@ -126,6 +126,7 @@ struct HaEpoch {
   epoch @0 :UInt64;
   full @1 :Bool;      # a full sync: the backup starts over from this epoch alone
   primary @2 :Text;   # the sender's peer name
+  patch @3 :Bool;     # a fast epoch: its images replace only the committed files they name
 }
 
 struct HaDir {

@@ -14,7 +14,7 @@ seconds="${RELIVE_FUZZ_SECONDS:-60}"
 jobs="${RELIVE_FUZZ_JOBS:-1}"
 # target:seed directory (relative to tests/data, empty for none)
 targets=(trace_reader_fuzz:fuzz_seeds archive_reader_fuzz:fuzz_seeds_archive protocol_reader_fuzz: migration_command_fuzz:
-         criu_image_fuzz:fuzz_seeds_criu)
+         criu_image_fuzz:fuzz_seeds_criu tcp_stream_image_fuzz:)
 
 CC=clang CXX=clang++ cmake -S "$root" -B "$build" -G Ninja \
   -DCMAKE_BUILD_TYPE=RelWithDebInfo -DRELIVE_BUILD_FUZZERS=ON >/dev/null

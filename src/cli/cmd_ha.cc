@@ -91,9 +91,15 @@ void status(const HaArgs& a, int* exit_code) {
                   json_value_or(j, "last_commit_ms_ago", -1ll));
       if (j.contains("protection")) std::printf("  %s", json_value_or(j, "protection", "").c_str());
       if (j.contains("frozen_ms_avg")) {
-        std::printf("  frozen %.1f ms avg %.1f p99  %.0f bytes/epoch",
-                    json_value_or(j, "frozen_ms_avg", 0.0), json_value_or(j, "frozen_ms_p99", 0.0),
+        std::printf("  frozen %.1f ms avg %.1f p50 %.1f p99  %.0f bytes/epoch",
+                    json_value_or(j, "frozen_ms_avg", 0.0), json_value_or(j, "frozen_ms_p50", 0.0),
+                    json_value_or(j, "frozen_ms_p99", 0.0),
                     json_value_or(j, "epoch_bytes_avg", 0.0));
+      }
+      if (j.contains("fast_epochs")) {
+        std::printf("  %llu fast of %llu epochs",
+                    static_cast<unsigned long long>(json_value_or(j, "fast_epochs", 0ull)),
+                    static_cast<unsigned long long>(json_value_or(j, "epochs", 0ull)));
       }
       if (j.contains("disk_bytes_avg"))
         std::printf("  disk %.0f bytes/epoch", json_value_or(j, "disk_bytes_avg", 0.0));

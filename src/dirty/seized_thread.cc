@@ -133,11 +133,18 @@ Result<SeizedThread> SeizedThread::seize(pid_t pid) {
   RELIVE_RETURN_IF_ERROR(check_untraced(pid));
   RELIVE_ASSIGN_OR_RETURN(pid_t tid, live_thread(pid));
   RELIVE_ASSIGN_OR_RETURN(uint64_t insn, find_syscall_insn(pid));
+  Result<SeizedThread> t = seize_thread(pid, tid, insn);
+  if (!t.ok() && t.status().code() == Status::Code::kNotFound)
+    return Status::NotFound(fmt::format("no process {}", pid));
+  return t;
+}
+
+Result<SeizedThread> SeizedThread::seize_thread(pid_t pid, pid_t tid, uint64_t syscall_insn) {
   if (::ptrace(PTRACE_SEIZE, tid, nullptr, PTRACE_O_TRACESYSGOOD) != 0) {
     int e = errno;
-    if (e == ESRCH) return Status::NotFound(fmt::format("no process {}", pid));
+    if (e == ESRCH) return Status::NotFound(fmt::format("no thread {} in process {}", tid, pid));
     if (e == EPERM) RELIVE_RETURN_IF_ERROR(check_untraced(pid));  // lost a race to a tracer
-    return PosixError(fmt::format("PTRACE_SEIZE of process {}", pid), e);
+    return PosixError(fmt::format("PTRACE_SEIZE of thread {} of process {}", tid, pid), e);
   }
   auto task = std::make_unique<tracee::Task>(tid);
   Status stopped = already_trapped(tid) ? Status::Ok()
@@ -150,7 +157,7 @@ Result<SeizedThread> SeizedThread::seize(pid_t pid) {
   }
   // The stop is clean from here on: what release() restores is the rewound state.
   task->set_regs(rewind_interrupted(task->regs()));
-  return SeizedThread(pid, std::move(task), tracee::Injector::At::kElsewhere, insn, true);
+  return SeizedThread(pid, std::move(task), tracee::Injector::At::kElsewhere, syscall_insn, true);
 }
 
 Result<SeizedThread> SeizedThread::adopt(const tracee::Task& task, tracee::Injector::At at) {

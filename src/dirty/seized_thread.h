@@ -25,6 +25,10 @@ class SeizedThread {
   // restart_syscall) after release. Works on a process in a SIGSTOP group-stop, which stays
   // stopped. NotFound when there is no such process; Unsupported when another tracer holds it.
   static Result<SeizedThread> seize(pid_t pid);
+  // Seizes thread `tid` of process `pid` in particular, injecting (if at all) through the
+  // `syscall` instruction at `syscall_insn` (find_syscall_insn): how a whole process is frozen
+  // one thread after another. NotFound when the thread is gone.
+  static Result<SeizedThread> seize_thread(pid_t pid, pid_t tid, uint64_t syscall_insn);
 
   // Takes a thread the caller already holds in a ptrace stop other than a syscall-entry stop
   // (`at`: kExit or kElsewhere). release() then restores the registers (an interrupted syscall
@@ -42,6 +46,11 @@ class SeizedThread {
   Result<int64_t> call_ok(const char* what, int nr, std::initializer_list<uint64_t> args);
 
   const tracee::Task& task() const { return *task_; }
+  // The registers the thread resumes with at release(): as found, an interrupted syscall
+  // rewound the way the kernel's own restart would (orig_rax -1).
+  const tracee::Regs& resume_regs() const { return saved_; }
+  // Makes release() resume the thread with `regs` instead (orig_rax should be -1).
+  void set_resume_regs(const tracee::Regs& regs) { saved_ = regs; }
   pid_t pid() const { return pid_; }
 
   // Restores the registers, detaches (if seize() attached) and re-sends the signals that arrived

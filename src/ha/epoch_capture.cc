@@ -19,6 +19,7 @@
 #include "drivers/criu/criu_binary.h"
 #include "drivers/criu/criu_compat.h"
 #include "drivers/criu/page_image.h"
+#include "ha/fast_capture.h"
 
 namespace relive::ha {
 namespace {
@@ -54,6 +55,10 @@ std::string drain(int fd) {
 }
 
 }  // namespace
+
+EpochCapture::EpochCapture(CaptureOptions o) : o_(std::move(o)), dir_(o_.directory) {}
+EpochCapture::EpochCapture(EpochCapture&&) noexcept = default;
+EpochCapture::~EpochCapture() = default;
 
 Result<EpochCapture> EpochCapture::create(const CaptureOptions& options) {
   EpochCapture c(options);
@@ -92,9 +97,64 @@ Status EpochCapture::write_hook() {
 }
 
 Result<CapturedEpoch> EpochCapture::capture(uint64_t number, bool full) {
+  last_fast_ = false;
+  std::string slow_reason = full ? "" : no_fast_;
+  if (!full && fast_ != nullptr && fast_->ready()) {
+    CapturedEpoch e;
+    e.number = number;
+    e.images_dir = o_.work_dir + "/fast";
+    RELIVE_RETURN_IF_ERROR(remove_tree(e.images_dir));
+    RELIVE_RETURN_IF_ERROR(make_dirs(e.images_dir));
+    auto scan = [this](const std::vector<pid_t>& tree) { return dir_.scan(tree); };
+    Status s = fast_->capture(&e, scan);
+    if (s.ok()) s = hash_fast_pages(e);
+    if (s.ok()) {
+      last_fast_ = true;
+      return e;
+    }
+    slow_reason = s.message();
+  } else if (!full && fast_ != nullptr && slow_reason.empty()) {
+    slow_reason = "the last fast capture could not be completed";
+  }
+  return criu_epoch(number, full, std::move(slow_reason));
+}
+
+Status EpochCapture::hash_fast_pages(const CapturedEpoch& e) {
+  fast_hashes_.clear();
+  ScopedFd fd;
+  std::string open_file, buf;
+  for (const PageRun& r : e.runs) {
+    if (r.file != open_file) {
+      fd = ScopedFd(::open(r.file.c_str(), O_RDONLY | O_CLOEXEC));
+      if (!fd.valid()) return PosixError("open " + r.file, errno);
+      open_file = r.file;
+    }
+    buf.resize(r.pages * kPage);
+    if (::pread(fd.get(), buf.data(), buf.size(), static_cast<off_t>(r.offset)) !=
+        static_cast<ssize_t>(buf.size())) {
+      return PosixError("read " + r.file, errno);
+    }
+    auto& h = fast_hashes_[r.pid];
+    for (uint64_t i = 0; i < r.pages; ++i)
+      h[r.vaddr + i * kPage] = hash64(std::string_view(buf.data() + i * kPage, kPage));
+  }
+  return Status::Ok();
+}
+
+Result<CapturedEpoch> EpochCapture::criu_epoch(uint64_t number, bool full,
+                                               std::string slow_reason) {
   CapturedEpoch e;
   e.number = number;
   e.full = full;
+  e.slow_reason = std::move(slow_reason);
+  // Tracking starts before the dump, so that no write after its cut goes unseen.
+  fast_.reset();
+  no_fast_.clear();
+  if (Result<std::unique_ptr<FastCapture>> f = FastCapture::arm(o_.pid); f.ok()) {
+    fast_ = std::move(*f);
+  } else {
+    no_fast_ = "fast epochs unavailable: " + f.status().to_string();
+  }
   e.images_dir = o_.work_dir + "/epoch";
   RELIVE_RETURN_IF_ERROR(remove_tree(e.images_dir));
   RELIVE_RETURN_IF_ERROR(make_dirs(e.images_dir));
@@ -115,6 +175,12 @@ Result<CapturedEpoch> EpochCapture::capture(uint64_t number, bool full) {
           dir_.scan(tree.ok() ? *tree : std::vector<pid_t>{o_.pid});
       scan = changes.status();
       if (changes.ok()) e.dir = std::move(*changes);
+      if (fast_ != nullptr) {
+        if (Status cut = fast_->note_cut(); !cut.ok()) {
+          no_fast_ = "fast epochs unavailable: " + cut.to_string();
+          fast_.reset();
+        }
+      }
       const char* answer = scan.ok() ? "ok\n" : "fail\n";
       (void)!::write(hook_rep_.get(), answer, std::strlen(answer));
       return;
@@ -163,6 +229,12 @@ Result<CapturedEpoch> EpochCapture::capture(uint64_t number, bool full) {
     if (!starts_with(n, "pages-") && !ends_with(n, ".log")) e.image_files.push_back(n);
   }
   RELIVE_RETURN_IF_ERROR(diff_pages(&e, full));
+  if (fast_ != nullptr) {
+    if (Status base = fast_->note_images(e.images_dir); !base.ok()) {
+      no_fast_ = "fast epochs unavailable: " + base.message();
+      fast_.reset();
+    }
+  }
   return e;
 }
 
@@ -213,7 +285,17 @@ Status EpochCapture::diff_pages(CapturedEpoch* e, bool full) {
 }
 
 void EpochCapture::committed() {
-  base_ = std::move(pending_);
+  if (last_fast_) {
+    for (auto& [pid, pages] : fast_hashes_) {
+      auto& b = base_[pid];
+      for (const auto& [vaddr, h] : pages) b[vaddr] = h;
+    }
+    fast_hashes_.clear();
+    fast_->fast_committed();
+  } else {
+    base_ = std::move(pending_);
+    if (fast_ != nullptr) fast_->base_committed();
+  }
   pending_.clear();
   dir_.commit();
 }
@@ -221,6 +303,8 @@ void EpochCapture::committed() {
 void EpochCapture::reset() {
   base_.clear();
   pending_.clear();
+  fast_hashes_.clear();
+  if (fast_ != nullptr) fast_->forget_base();
   dir_.reset();
 }
 

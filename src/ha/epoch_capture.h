@@ -1,11 +1,14 @@
-// One epoch's checkpoint of the protected workload, at the primary. CRIU dumps the running
+// One epoch's checkpoint of the protected workload, at the primary. Most epochs are fast ones
+// (fast_capture.h: the tree frozen with ptrace, the pages written since the last epoch and the
+// threads' registers copied, the base dump patched at the backup). The first epoch, and any epoch
+// the fast capture cannot express, is a CRIU dump, described here: CRIU dumps the running
 // workload (--leave-running, --tcp-established) into a scratch images directory; while CRIU
 // still holds the workload frozen, its post-dump action script asks relived to scan the
 // workload directory (dir_sync.h), so files, memory and descriptors are one consistent cut. Then
 // the pages CRIU wrote are compared page by page (64-bit hashes) with those the backup already
 // has, and only the pages that changed, the small non-memory images and the directory changes
 // travel. This kernel has no soft-dirty bits, so CRIU cannot dump only dirty memory itself; the
-// cost of an epoch therefore grows with the workload's resident memory (see the README).
+// cost of a CRIU epoch therefore grows with the workload's resident memory (see the README).
 #pragma once
 
 #include <sys/types.h>
@@ -13,6 +16,7 @@
 #include <chrono>
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -44,6 +48,10 @@ struct CapturedEpoch {
   uint64_t disk_bytes = 0;             // VMs: disk blocks among `runs` (vm_workload.h)
   std::chrono::nanoseconds frozen{0};  // CRIU's frozen time for this dump
   std::chrono::nanoseconds dump{0};    // the whole dump, CRIU start to exit
+  // A fast epoch (fast_capture.h): image_files replace only their namesakes at the backup.
+  bool patch = false;
+  // Why this epoch was not a fast one (empty for fast epochs).
+  std::string slow_reason;
 };
 
 struct CaptureOptions {
@@ -54,10 +62,13 @@ struct CaptureOptions {
   std::chrono::seconds criu_timeout{60};
 };
 
+class FastCapture;
+
 class EpochCapture {
  public:
   static Result<EpochCapture> create(const CaptureOptions& options);
-  EpochCapture(EpochCapture&&) = default;
+  EpochCapture(EpochCapture&&) noexcept;
+  ~EpochCapture();
 
   // Dumps the workload and works out what the backup lacks (everything when `full`). On
   // failure the workload runs on (CRIU resumes it) and the Status quotes CRIU.
@@ -70,9 +81,11 @@ class EpochCapture {
   pid_t pid() const { return o_.pid; }
 
  private:
-  explicit EpochCapture(CaptureOptions o) : o_(std::move(o)), dir_(o_.directory) {}
+  explicit EpochCapture(CaptureOptions o);
   Status write_hook();
   Status diff_pages(CapturedEpoch* e, bool full);
+  Result<CapturedEpoch> criu_epoch(uint64_t number, bool full, std::string slow_reason);
+  Status hash_fast_pages(const CapturedEpoch& e);
 
   CaptureOptions o_;
   std::string criu_;  // the wrapper that runs CRIU in the workload's namespace
@@ -82,6 +95,12 @@ class EpochCapture {
   using Hashes = std::map<pid_t, std::unordered_map<uint64_t, uint64_t>>;  // pid -> vaddr -> hash
   Hashes base_;
   Hashes pending_;
+  // Fast epochs: the capture armed before the last CRIU dump (null when it could not be), why
+  // there is none, and whether the epoch in flight was a fast one (its page hashes update base_).
+  std::unique_ptr<FastCapture> fast_;
+  std::string no_fast_;
+  bool last_fast_ = false;
+  Hashes fast_hashes_;
 };
 
 }  // namespace relive::ha

@@ -41,7 +41,7 @@ Result<uint64_t> send_pages(transfer::Link* link, const CapturedEpoch& e) {
 Result<ShippedEpoch> ship_epoch(transfer::Link* link, const CapturedEpoch& e,
                                 const std::string& primary) {
   ShippedEpoch out;
-  RELIVE_RETURN_IF_ERROR(link->call(m::HaEpoch{e.number, e.full, primary}).status());
+  RELIVE_RETURN_IF_ERROR(link->call(m::HaEpoch{e.number, e.full, primary, e.patch}).status());
   RELIVE_ASSIGN_OR_RETURN(uint64_t image_bytes,
                           transfer::send_files(link, "images", e.images_dir, e.image_files));
   RELIVE_ASSIGN_OR_RETURN(uint64_t page_bytes, send_pages(link, e));

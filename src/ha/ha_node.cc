@@ -276,6 +276,7 @@ std::string HaNode::status_json() const {
   j["role"] = role_name(role_);
   j["committed_epoch"] = committed_;
   j["epochs"] = epochs_total_;
+  j["fast_epochs"] = fast_epochs_total_;
   double rate = 0, frozen = 0, frozen_max = 0, epoch_ms = 0;
   uint64_t bytes = 0, disk_bytes = 0;
   size_t n = 0;
@@ -296,8 +297,9 @@ std::string HaNode::status_json() const {
     j["frozen_ms_avg"] = frozen / static_cast<double>(n);
     j["frozen_ms_max"] = frozen_max;
     std::sort(frozen_all.begin(), frozen_all.end());
+    j["frozen_ms_p50"] = frozen_all[frozen_all.size() / 2];
     j["frozen_ms_p99"] = frozen_all[std::min(frozen_all.size() - 1, frozen_all.size() * 99 / 100)];
-    while (slow.size() > 5) slow.erase(slow.begin());  // the latest few of the kept epochs
+    while (slow.size() > 10) slow.erase(slow.begin());  // the latest few of the kept epochs
     j["slow_path_epochs"] = slow;
     j["epoch_ms_avg"] = epoch_ms / static_cast<double>(n);
     j["epoch_bytes_avg"] = bytes / n;

@@ -176,8 +176,9 @@ class HaNode {
   uint64_t committed_ = 0;        // under mu_: last epoch the backup acknowledged / applied
   std::chrono::steady_clock::time_point last_commit_{};
   uint64_t epochs_total_ = 0;
-  bool protected_ = false;  // under mu_: a backup has every epoch up to committed_
-  pid_t workload_pid_ = 0;  // under mu_
+  uint64_t fast_epochs_total_ = 0;  // epochs that were fast captures (fast_capture.h)
+  bool protected_ = false;          // under mu_: a backup has every epoch up to committed_
+  pid_t workload_pid_ = 0;          // under mu_
 
   std::vector<std::thread> connections_;
   std::unique_ptr<criu::KdatCache> kdat_;

@@ -179,6 +179,9 @@ void HaNode::epoch() {
     return;
   }
   failing_since_ = {};
+  if (!need_full_ && !e->patch) {
+    slow_path = e->slow_reason.empty() ? "CRIU dump" : "CRIU dump: " + e->slow_reason;
+  }
   ++next_epoch_;
   Result<ShippedEpoch> shipped = ship_epoch(backup_link_.get(), *e, o_.name);
   if (!shipped.ok()) {
@@ -197,6 +200,7 @@ void HaNode::epoch() {
   committed_ = n;
   last_commit_ = Clock::now();
   ++epochs_total_;
+  if (e->patch) ++fast_epochs_total_;
   recent_.push_back({last_commit_, ms(e->frozen), ms(last_commit_ - t0), shipped->wire_bytes, n,
                      std::move(slow_path), e->disk_bytes});
   while (recent_.size() > 400) recent_.pop_front();

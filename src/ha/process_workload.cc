@@ -1,9 +1,16 @@
 #include "ha/process_workload.h"
 
+#include <fmt/format.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include "common/file_util.h"
 #include "common/logging.h"
+#include "common/process_tree.h"
 #include "drivers/criu/criu.h"
 #include "drivers/criu/criu_binary.h"
 #include "drivers/criu/criu_compat.h"
+#include "ha/thread_state.h"
 #include "ha/workload_launch.h"
 
 namespace relive::ha {
@@ -70,13 +77,37 @@ Result<std::unique_ptr<ProtectedWorkload>> restore_process_workload(const Worklo
   ro.tcp_established = true;
   ro.run.criu = wrapper;
   ro.run.timeout = std::chrono::seconds(60);
+  // After fast epochs the images are the base dump with the latest pages: CRIU leaves the tree
+  // stopped and every thread then gets the state of the last epoch before it runs again.
+  std::string threads_image = images + "/" + kThreadsImage;
+  bool patch = ::access(threads_image.c_str(), F_OK) == 0;
+  FastState fast;
+  if (patch) {
+    RELIVE_ASSIGN_OR_RETURN(std::string raw, read_file(threads_image));
+    RELIVE_ASSIGN_OR_RETURN(fast, decode_fast_state(raw));
+    ro.leave_stopped = true;
+  }
   Clock::time_point t2 = Clock::now();
   Result<pid_t> pid = criu::restore(ro);
+  if (pid.ok() && patch) {
+    Status applied = apply_fast_state(*pid, fast);
+    Result<std::vector<pid_t>> tree = process_tree(*pid);
+    if (applied.ok() && !tree.ok()) applied = tree.status();
+    if (!applied.ok()) {
+      kill_workload(*pid);
+      pid = applied.with_context("giving the restored threads the last epoch's state");
+    } else {
+      signal_all(*tree, SIGCONT);
+    }
+  }
   (void)input->set_pass_through(true);
   if (!pid.ok()) return pid.status();
-  RELIVE_LOG_INFO("restore: images {} in {} ms, CRIU prepared in {} ms, criu restore {} ms",
-                  warm ? "moved from the stage" : "materialized", ms(t0, t1), ms(t1, t2),
-                  ms(t2, Clock::now()));
+  RELIVE_LOG_INFO(
+      "restore: images {} in {} ms, CRIU prepared in {} ms, criu restore {} ms{}",
+      warm ? "moved from the stage" : "materialized", ms(t0, t1), ms(t1, t2), ms(t2, Clock::now()),
+      patch
+          ? fmt::format(" (base dump, {} threads set to the last fast epoch)", fast.threads.size())
+          : "");
   Result<std::unique_ptr<ProtectedWorkload>> p = protect(*pid, w, netns_path, state_dir);
   if (!p.ok()) kill_workload(*pid);
   return p;

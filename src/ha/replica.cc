@@ -45,6 +45,9 @@ Status Replica::begin(const m::HaEpoch& e) {
     return Status::Aborted(
         fmt::format("epoch {} is a delta, but this backup has no epoch yet", e.epoch));
   }
+  if (e.patch && e.full) {
+    return Status::Corruption(fmt::format("epoch {} is both full and a patch", e.epoch));
+  }
   if (!e.full && e.epoch <= *committed_) {
     return Status::Aborted(
         fmt::format("epoch {} is not newer than the committed {}", e.epoch, *committed_));
@@ -119,6 +122,19 @@ Status Replica::commit(uint64_t epoch) {
   }
   RELIVE_RETURN_IF_ERROR(commit_disks());
   RELIVE_RETURN_IF_ERROR(apply_dir_changes(files, s.changes));
+  if (s.epoch.patch) {
+    // A fast epoch: the base dump's images stay; the files it carries (the threads' states, the
+    // pagemaps) replace their namesakes.
+    std::error_code ec;
+    for (const auto& f : std::filesystem::directory_iterator(staging(), ec)) {
+      std::string to = dir_ + "/committed/" + f.path().filename().string();
+      if (::rename(f.path().c_str(), to.c_str()) != 0) return PosixError("rename " + to, errno);
+    }
+    if (ec) return Status::IoError("listing " + staging() + ": " + ec.message());
+    committed_ = epoch;
+    staged_.reset();
+    return Status::Ok();
+  }
   std::string committed = dir_ + "/committed", old = dir_ + "/committed.old";
   RELIVE_RETURN_IF_ERROR(remove_tree(old));
   if (::rename(committed.c_str(), old.c_str()) != 0 && errno != ENOENT) {

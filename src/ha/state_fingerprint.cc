@@ -421,6 +421,16 @@ void put_fd(int proc, int pidfd, int fd, Items* items) {
     size_t nl = info.find('\n');
     (*items)["fdpos/" + n] = std::string(info.substr(0, nl));
     info.remove_prefix(nl == std::string_view::npos ? info.size() : nl + 1);
+    // CRIU's restore refuses a regular file whose size differs from the dumped one unless it is
+    // open O_WRONLY | O_APPEND (files-reg.c, should_check_size): the size is part of the state.
+    size_t f = info.find("flags:");
+    long flags = f == std::string_view::npos ? -1 : std::strtol(info.data() + f + 6, nullptr, 8);
+    if (flags < 0 || (flags & O_ACCMODE) != O_WRONLY || (flags & O_APPEND) == 0) {
+      struct stat st {};
+      (*items)["fdsize/" + n] = ::fstatat(proc, link.c_str(), &st, 0) == 0
+                                    ? std::to_string(st.st_size)
+                                    : unreadable(errno);
+    }
   }
   (*items)[link] = value + std::string(info);
   if (kind == FdKind::kPipe || kind == FdKind::kSocket || kind == FdKind::kTerminal)
@@ -450,6 +460,7 @@ std::string describe(const std::string& key) {
   if (key == "timers") return "posix timers";
   auto rest = [&](size_t prefix) { return key.substr(prefix); };
   if (key.starts_with("fdpos/")) return "fd " + rest(6) + " offset";
+  if (key.starts_with("fdsize/")) return "fd " + rest(7) + " file size";
   if (key.starts_with("fdq/")) return "fd " + rest(4) + " queued data";
   if (key.starts_with("fd/")) return "fd " + rest(3);
   std::string words = key;

@@ -46,7 +46,8 @@ struct FingerprintOptions {
 // "oom_score_adj", "loginuid", "cgroup", "auxv", "ns/<name>"; "threads" (the thread ids),
 // "thread/<tid>/stat" (comm and scheduling), "thread/<tid>/status", "thread/<tid>/robust_list";
 // "fds" (the open descriptor numbers), "fd/<n>" (link target, kind, fdinfo without the offset of
-// a regular file), "fdpos/<n>" (the offset of a regular file), "fdq/<n>" (queued data and
+// a regular file), "fdpos/<n>" (the offset of a regular file), "fdsize/<n>" (its size, unless
+// it is open O_WRONLY | O_APPEND: CRIU checks it at restore), "fdq/<n>" (queued data and
 // buffers of a pipe, FIFO or socket; window and sequence progress of a TCP socket; termios of a
 // terminal).
 struct ProcessFingerprint {

@@ -149,6 +149,7 @@ void build(const m::Command& c, MigrationCommand::Builder o) {
                    b.setEpoch(e.epoch);
                    b.setFull(e.full);
                    b.setPrimary(as_text(e.primary));
+                   b.setPatch(e.patch);
                  },
                  [&](const m::HaDir& d) {
                    auto b = o.initHaDir();
@@ -230,7 +231,8 @@ Result<m::Command> read(MigrationCommand::Reader r) {
       return m::Command(m::Verify{});
     case MigrationCommand::HA_EPOCH: {
       auto e = r.getHaEpoch();
-      return m::Command(m::HaEpoch{e.getEpoch(), e.getFull(), to_string(e.getPrimary())});
+      return m::Command(
+          m::HaEpoch{e.getEpoch(), e.getFull(), to_string(e.getPrimary()), e.getPatch()});
     }
     case MigrationCommand::HA_DIR:
       return m::Command(m::HaDir{r.getHaDir().getChanges(), r.getHaDir().getBytes()});

@@ -108,6 +108,7 @@ struct HaEpoch {
   uint64_t epoch = 0;
   bool full = false;
   std::string primary;
+  bool patch = false;  // a fast epoch: its images replace only the committed files they name
   bool operator==(const HaEpoch&) const = default;
 };
 

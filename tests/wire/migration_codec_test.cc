@@ -62,7 +62,7 @@ std::vector<m::Command> samples() {
       m::Commit{},
       m::Abort{"source ran out of patience"},
       m::Verify{},
-      m::HaEpoch{1ull << 33, true, "alpha"},
+      m::HaEpoch{1ull << 33, true, "alpha", true},
       m::HaDir{17, 1ull << 35},
       m::HaCommit{99},
       m::HaHeartbeat{98},
