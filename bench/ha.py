@@ -286,7 +286,8 @@ def main():
         net_down()
     if configs:
         print_throughput(configs, redis, spin)
-    print_failover(fo, fo_expiry)
+    if fo:
+        print_failover(fo, fo_expiry)
 
 
 def print_throughput(configs, redis, spin):

@@ -10,11 +10,14 @@
 #include <chrono>
 
 #include "common/file_util.h"
+#include "common/logging.h"
 #include "common/process_tree.h"
 #include "common/scoped_fd.h"
 #include "dirty/page_reader.h"
 #include "dirty/seized_thread.h"
 #include "dirty/uffd_install.h"
+#include "ha/patch_bundle.h"
+#include "ha/tcp_stream_capture.h"
 #include "ha/thread_state.h"
 #include "tracee/process_info.h"
 
@@ -81,6 +84,71 @@ Result<uint64_t> scratch_below_stack(const dirty::SeizedThread& t,
   return Status::Aborted("no room below a thread's stack pointer for the timer and handler checks");
 }
 
+// The fd number of a "fd/N", "fdpos/N" or "fdq/N" key; -1 for other keys.
+int fd_of(const std::string& key, std::string_view prefix) {
+  if (!key.starts_with(prefix)) return -1;
+  return std::atoi(key.c_str() + prefix.size());
+}
+
+// Whether a socket's "fdq" text is an established-like TCP connection's (not a listener's).
+bool is_tcp_stream(const std::string& fdq) {
+  return fdq.find(" tcp_state=") != std::string::npos &&
+         fdq.find(" tcp_state=10 ") == std::string::npos;
+}
+
+// What a tcp-stream patch cannot change: the "fdq" text of a TCP socket without the counters
+// that its sequence numbers, queues and windows move, and without the buffer sizes (autotuned
+// as the connection runs; the base's values are restored).
+std::string tcp_identity(const std::string& fdq) {
+  std::string out;
+  size_t at = 0;
+  while (at < fdq.size()) {
+    size_t end = fdq.find(' ', at);
+    if (end == std::string::npos) end = fdq.size();
+    std::string_view token(fdq.data() + at, end - at);
+    bool moving = false;
+    for (std::string_view p :
+         {"inq=", "outq=", "rcvbuf=", "sndbuf=", "acked=", "received=", "snd_wnd=", "unsent="}) {
+      moving = moving || token.starts_with(p);
+    }
+    if (!moving) {
+      out.append(token);
+      out += ' ';
+    }
+    at = end + 1;
+  }
+  return out;
+}
+
+// The socket's inode from a "fd/N" item ("-> socket:[12345]\n..."); 0 if it is not a socket.
+uint64_t socket_inode(const std::string& fd_item) {
+  size_t at = fd_item.find("socket:[");
+  return at == std::string::npos ? 0 : std::strtoull(fd_item.c_str() + at + 8, nullptr, 10);
+}
+
+// The peer of a TCP connection is in the workload's own host (loopback, or its own address):
+// its segments are not held with the workload's input.
+bool local_peer(const std::string& fdq) {
+  auto field = [&](const char* name) {
+    size_t at = fdq.find(name);
+    if (at == std::string::npos) return std::string();
+    at += std::strlen(name);
+    return fdq.substr(at, fdq.find(' ', at) - at);
+  };
+  std::string name = field(" name="), peer = field(" peer=");
+  // Hex of a sockaddr: family (2 bytes), port (2), then an IPv4 address (4) or, for IPv6,
+  // flowinfo (4) and the address (16).
+  if (peer.size() < 16 || name.size() < 16) return true;
+  bool v4 = peer.compare(0, 4, "0200") == 0;
+  std::string peer_addr = v4 ? peer.substr(8, 8) : peer.substr(16, 32);
+  std::string name_addr = v4 ? name.substr(8, 8) : name.substr(16, 32);
+  if (peer_addr == name_addr) return true;
+  if (v4) return peer_addr.compare(0, 2, "7f") == 0;
+  return peer_addr == "00000000000000000000000000000001" ||
+         (peer_addr.compare(0, 24, "00000000000000000000ffff") == 0 &&
+          peer_addr.compare(24, 2, "7f") == 0);
+}
+
 }  // namespace
 
 Result<std::unique_ptr<FastCapture>> FastCapture::arm(pid_t root) {
@@ -134,6 +202,16 @@ Status FastCapture::note_images(const std::string& images_dir) {
     }
     p.extra.clear();
     p.pending_extra.clear();
+    p.tcp_base.clear();
+    p.tcp_patched.clear();
+    for (const auto& [key, value] : p.fp.items) {
+      int fd = fd_of(key, "fdq/");
+      if (fd < 0 || !is_tcp_stream(value)) continue;
+      uint64_t ino = socket_inode(p.fp.items[fmt::format("fd/{}", fd)]);
+      std::string name = fmt::format("tcp-stream-{:x}.img", ino);
+      Result<std::string> image = read_file(images_dir + "/" + name);
+      if (ino != 0 && image.ok()) p.tcp_base[fd] = {name, std::move(*image)};
+    }
   }
   noted_ = true;
   return Status::Ok();
@@ -142,7 +220,10 @@ Status FastCapture::note_images(const std::string& images_dir) {
 void FastCapture::base_committed() { ready_ = noted_; }
 
 void FastCapture::fast_committed() {
-  for (Proc& p : procs_) p.extra = p.pending_extra;
+  for (Proc& p : procs_) {
+    p.extra = p.pending_extra;
+    p.tcp_patched = p.pending_tcp;
+  }
 }
 
 Status FastCapture::check_kernel_state(Proc& p, dirty::SeizedThread& leader) {
@@ -181,6 +262,52 @@ Status FastCapture::check_kernel_state(Proc& p, dirty::SeizedThread& leader) {
           fmt::format("process {} changed its handler of signal {}", p.ns_pid, a.signo));
     }
   }
+  return Status::Ok();
+}
+
+Status FastCapture::capture_changes(Proc& p, const ProcessFingerprint& now, FastState* state,
+                                    Files* files) {
+  ProcessFingerprint base = p.fp, rest = now;
+  std::set<int> streams = p.tcp_patched;
+  for (const auto& [key, value] : now.items) {
+    auto b = base.items.find(key);
+    if (b == base.items.end() || b->second == value) continue;
+    if (int fd = fd_of(key, "fdpos/"); fd >= 0) {
+      size_t digits = value.find_first_of("0123456789");
+      if (digits == std::string::npos) continue;  // left in: reported below
+      state->offsets.push_back(
+          {p.ns_pid, fd, static_cast<int64_t>(std::strtoll(value.c_str() + digits, nullptr, 10))});
+    } else if (int q = fd_of(key, "fdq/");
+               q >= 0 && p.tcp_base.count(q) && tcp_identity(b->second) == tcp_identity(value)) {
+      if (local_peer(value)) {
+        return Status::Aborted(fmt::format(
+            "process {}: fd {} is a TCP connection within the workload's host", p.ns_pid, q));
+      }
+      streams.insert(q);
+    } else {
+      continue;
+    }
+    base.items.erase(key);
+    rest.items.erase(key);
+  }
+  if (std::optional<std::string> d = first_difference(base, rest)) {
+    return Status::Aborted(fmt::format("process {}: {}", p.ns_pid, *d));
+  }
+  for (int fd : streams) {
+    Result<criu::TcpStreamState> tcp = read_tcp_stream(p.pid, fd);
+    if (!tcp.ok()) {
+      return Status::Aborted(
+          fmt::format("process {}: fd {}: {}", p.ns_pid, fd, tcp.status().to_string()));
+    }
+    const auto& [name, image] = p.tcp_base.at(fd);
+    Result<std::string> patched = criu::patch_tcp_stream_image(image, *tcp);
+    if (!patched.ok()) {
+      return Status::Aborted(
+          fmt::format("process {}: fd {}: {}", p.ns_pid, fd, patched.status().to_string()));
+    }
+    files->emplace_back(name, std::move(*patched));
+  }
+  p.pending_tcp = std::move(streams);
   return Status::Ok();
 }
 
@@ -233,44 +360,38 @@ Status FastCapture::capture(CapturedEpoch* e, const DirScan& scan) {
   if (sorted(tree) != armed) return Status::Aborted("the process tree changed");
 
   // Everything CRIU dumped besides memory and registers must be as at the base.
+  auto t_frozen = Clock::now();
+  std::chrono::nanoseconds t_fp{0}, t_changes{0}, t_kernel{0};
   FastState state;
+  Files files;  // written out once the threads run again
   for (size_t i = 0; i < procs_.size(); ++i) {
     Proc& p = procs_[i];
+    auto t = Clock::now();
     RELIVE_ASSIGN_OR_RETURN(ProcessFingerprint now, fingerprint_process(p.pid));
-    if (std::optional<std::string> d = first_difference(p.fp, now)) {
-      // Offsets of regular files are put back at the backup; anything else takes a CRIU dump.
-      std::optional<std::vector<int>> moved = offset_only_changes(p.fp, now);
-      if (!moved) return Status::Aborted(fmt::format("process {}: {}", p.ns_pid, *d));
-      for (int fd : *moved) {
-        const std::string& pos = now.items.at(fmt::format("fdpos/{}", fd));
-        size_t digits = pos.find_first_of("0123456789");
-        if (digits == std::string::npos) {
-          return Status::Aborted(fmt::format("process {}: fd {} has no offset", p.ns_pid, fd));
-        }
-        state.offsets.push_back(
-            {p.ns_pid, fd, static_cast<int64_t>(std::strtoll(pos.c_str() + digits, nullptr, 10))});
-      }
-    }
+    t_fp += Clock::now() - t;
+    t = Clock::now();
+    RELIVE_RETURN_IF_ERROR(capture_changes(p, now, &state, &files));
+    t_changes += Clock::now() - t;
+    t = Clock::now();
     if (now.has_posix_timers) {
       return Status::Aborted(fmt::format(
           "process {} has POSIX timers (their time left is not captured by fast epochs)",
           p.ns_pid));
     }
     RELIVE_RETURN_IF_ERROR(check_kernel_state(p, held[leader_of[i]]));
+    t_kernel += Clock::now() - t;
   }
+  auto t_pages = Clock::now();
 
   // Memory: from here on the trackers have been reset, so a failure makes the next base.
   ready_ = false;
   std::string pages_file = e->images_dir + "/fast-pages";
-  ScopedFd out(::open(pages_file.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
-  if (!out.valid()) return PosixError("create " + pages_file, errno);
-  uint64_t offset = 0;
+  std::string pages;  // written out once the threads run again
   for (Proc& p : procs_) {
     RELIVE_ASSIGN_OR_RETURN(std::vector<dirty::PageRange> dirty, p.tracker->collect());
     auto sink = [&](uint64_t vaddr, std::string_view bytes) -> Status {
-      RELIVE_RETURN_IF_ERROR(write_all(out.get(), bytes));
-      e->runs.push_back({p.ns_pid, vaddr, bytes.size() / kPage, pages_file, offset});
-      offset += bytes.size();
+      e->runs.push_back({p.ns_pid, vaddr, bytes.size() / kPage, pages_file, pages.size()});
+      pages.append(bytes);
       e->changed_pages += bytes.size() / kPage;
       return Status::Ok();
     };
@@ -286,22 +407,36 @@ Status FastCapture::capture(CapturedEpoch* e, const DirScan& scan) {
                             capture_thread(held[k], p.ns_pid, p.ns_tid.at(held_of[k].second)));
     state.threads.push_back(std::move(s));
   }
+  auto t_scan = Clock::now();
   RELIVE_ASSIGN_OR_RETURN(e->dir, scan(tree));
+  auto t_release = Clock::now();
   for (dirty::SeizedThread& t : held) RELIVE_RETURN_IF_ERROR(t.release());
   e->frozen = Clock::now() - t0;
+  auto us = [](std::chrono::nanoseconds d) { return d.count() / 1000; };
+  RELIVE_LOG_DEBUG(
+      "fast capture: {} threads seized in {} us, fingerprints {} us, changes ({} offsets, {} TCP "
+      "streams) {} us, timers and handlers {} us, {} pages and registers {} us, directory {} us, "
+      "release {} us",
+      held.size(), us(t_frozen - t0), us(t_fp), state.offsets.size(), files.size(), us(t_changes),
+      us(t_kernel), e->changed_pages, us(t_scan - t_pages), us(t_release - t_scan),
+      us(Clock::now() - t_release));
 
-  // The files the backup's copy of the base takes from this epoch.
-  RELIVE_RETURN_IF_ERROR(
-      write_file_atomic(e->images_dir + "/" + kThreadsImage, encode_fast_state(state)));
-  e->image_files.push_back(kThreadsImage);
+  // The files the backup's copy of the base takes from this epoch, in one bundle.
+  files.emplace_back(kThreadsImage, encode_fast_state(state));
   for (Proc& p : procs_) {
     RELIVE_ASSIGN_OR_RETURN(criu::PagemapImage map,
                             criu::with_present_pages(p.base_map, p.pending_extra));
-    std::string name = fmt::format("pagemap-{}.img", p.ns_pid);
-    RELIVE_RETURN_IF_ERROR(
-        write_file_atomic(e->images_dir + "/" + name, criu::encode_pagemap_image(map)));
-    e->image_files.push_back(name);
+    files.emplace_back(fmt::format("pagemap-{}.img", p.ns_pid), criu::encode_pagemap_image(map));
   }
+  // Scratch files, rewritten every epoch: no fsync.
+  auto write = [](const std::string& path, std::string_view bytes) -> Status {
+    ScopedFd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
+    if (!fd.valid()) return PosixError("create " + path, errno);
+    return write_all(fd.get(), bytes);
+  };
+  RELIVE_RETURN_IF_ERROR(write(e->images_dir + "/" + kPatchBundle, encode_patch_bundle(files)));
+  e->image_files.push_back(kPatchBundle);
+  RELIVE_RETURN_IF_ERROR(write(pages_file, pages));
   e->patch = true;
   ready_ = true;
   return Status::Ok();

@@ -4,10 +4,14 @@
 // mask (thread_state.h), and checks that nothing else CRIU dumped has changed since the base: the
 // process and thread sets, a fingerprint of each process's kernel state (state_fingerprint.h),
 // its interval timers and signal handlers (read by injected calls, compared with the base's core
-// image), and that every private writable mapping is tracked. When all holds, the backup restores
-// the base dump with the latest pages (the pagemaps are rewritten to include pages the base did
-// not hold) and then gives every thread its captured state. When anything does not, capture()
-// says what, and the caller takes a CRIU dump instead: the slow path, which is also the next base.
+// image), and that every private writable mapping is tracked. Two changes are captured rather
+// than refused: offsets of regular files, and the sequence numbers, queues and windows of
+// established TCP connections (read in repair mode, tcp_stream_capture.h, and written into the
+// base's tcp-stream images; the caller holds the workload's input meanwhile). When all holds, the
+// backup restores the base dump with the latest pages (the pagemaps are rewritten to include
+// pages the base did not hold) and TCP streams, and then gives every thread its captured state.
+// When anything does not, capture() says what, and the caller takes a CRIU dump instead: the slow
+// path, which is also the next base.
 //
 // The tracker is armed before the base dump, so every write after the dump's cut is reported
 // (writes between arming and the cut are reported too, and shipped again: harmless).
@@ -28,6 +32,7 @@
 #include "drivers/criu/page_image.h"
 #include "ha/epoch_capture.h"
 #include "ha/state_fingerprint.h"
+#include "ha/thread_state.h"
 #include "relive/result.h"
 
 namespace relive::ha {
@@ -75,7 +80,15 @@ class FastCapture {
     // Pages written since the base that the base's pagemap lacks: committed, and with the
     // epoch in flight.
     std::vector<criu::VaddrRange> extra, pending_extra;
+    // The base's tcp-stream image of each established TCP socket, by fd, and its file name.
+    std::map<int, std::pair<std::string, std::string>> tcp_base;
+    std::set<int> tcp_patched, pending_tcp;  // fds whose patched image the backup holds / will
   };
+  // Image files of the epoch: name, content.
+  using Files = std::vector<std::pair<std::string, std::string>>;
+  // Fills `state` and `files` with what moved since the base that the backup can be told
+  // (offsets, TCP streams); Aborted with the reason when something else moved.
+  Status capture_changes(Proc& p, const ProcessFingerprint& now, FastState* state, Files* files);
   explicit FastCapture(pid_t root) : root_(root) {}
   Status check_kernel_state(Proc& p, dirty::SeizedThread& leader);
 

@@ -10,6 +10,7 @@
 #include "common/file_util.h"
 #include "common/scoped_fd.h"
 #include "common/subprocess.h"
+#include "ha/patch_bundle.h"
 #include "transfer/file_transfer.h"
 
 namespace relive::ha {
@@ -123,8 +124,8 @@ Status Replica::commit(uint64_t epoch) {
   RELIVE_RETURN_IF_ERROR(commit_disks());
   RELIVE_RETURN_IF_ERROR(apply_dir_changes(files, s.changes));
   if (s.epoch.patch) {
-    // A fast epoch: the base dump's images stay; the files it carries (the threads' states, the
-    // pagemaps) replace their namesakes.
+    // A fast epoch: the base dump's images stay; the patch bundle it carries replaces the last
+    // one (build() unpacks it over the base).
     std::error_code ec;
     for (const auto& f : std::filesystem::directory_iterator(staging(), ec)) {
       std::string to = dir_ + "/committed/" + f.path().filename().string();
@@ -173,6 +174,8 @@ Status Replica::build(const std::string& images_out, const std::string& director
   // cp -a keeps modes, times and sparse files; the copies are local, small next to the restore.
   RELIVE_RETURN_IF_ERROR(copy_tree(dir_ + "/committed", images_out));
   RELIVE_RETURN_IF_ERROR(replace_directory(dir_ + "/files", directory_out));
+  // After fast epochs: their files (pagemaps among them) over the base's images.
+  RELIVE_RETURN_IF_ERROR(unpack_patch_bundle(images_out));
   return pages_->rebuild_pages_images(images_out);
 }
 
