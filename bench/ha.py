@@ -166,7 +166,16 @@ def epoch_figures(s):
     return {"epochs_per_s": s.get("epochs_per_s", 0), "frozen_avg": s.get("frozen_ms_avg"),
             "frozen_p50": s.get("frozen_ms_p50"), "frozen_p99": s.get("frozen_ms_p99"),
             "frozen_max": s.get("frozen_ms_max"), "fast": s.get("fast_epochs", 0),
-            "epochs": s.get("epochs", 0)}
+            "epochs": s.get("epochs", 0), "slow": s.get("slow_path_epochs", [])}
+
+
+def slow_reason(line):
+    """'epoch 12: CRIU dump: process 1: fd set changed' -> 'CRIU dump: process 1: fd set changed'
+    without addresses, so that the same reason reads the same."""
+    import re
+    reason = line.split(": ", 1)[-1]
+    return re.sub(r"\(7f[0-9a-f-]+ .*?\)|fd \d+", lambda m: "fd N" if m.group(0).startswith("fd")
+                  else "(...)", reason)
 
 
 def fast_share(r):
@@ -312,6 +321,10 @@ def print_throughput(configs, redis, spin):
               f"| {set1[0]:.0f} ({set1[0] / b1:.3f}) | {get1[0]:.0f} "
               f"| {set1[1]:.1f} / {set1[2]:.1f} | {setp[0]:.0f} ({setp[0] / bp:.3f}) "
               f"| {s['rate']:.0f} ({s['rate'] / bs:.3f}) |")
+    print()
+    for label, _, _ in configs[1:]:
+        reasons = sorted({slow_reason(x) for x in redis[label].get("slow", [])})
+        print(f"redis at {label}, the last CRIU epochs' reasons: " + ("; ".join(reasons) or "-"))
     print()
     print("Compute workload under protection: "
           + ", ".join(f"{l}: {fmt(spin[l]['epochs_per_s'])} epochs/s ({fast_share(spin[l])} "

@@ -151,6 +151,21 @@ bool local_peer(const std::string& fdq) {
 
 }  // namespace
 
+std::optional<std::string> shared_memory_written(const std::vector<tracee::Mapping>& maps) {
+  for (const tracee::Mapping& m : maps) {
+    if (m.perms.size() < 4 || m.perms[1] != 'w' || m.perms[3] != 's') continue;
+    const std::string& p = m.path;
+    bool saved = p.empty() || p.starts_with("/dev/zero") || p.starts_with("/SYSV") ||
+                 p.starts_with("/memfd:") || p.starts_with("/dev/shm/") || p.starts_with("[") ||
+                 p.ends_with(" (deleted)");
+    if (saved) {
+      return fmt::format("shared memory at {:#x}-{:#x} ({})", m.start, m.end,
+                         p.empty() ? "anonymous" : p);
+    }
+  }
+  return std::nullopt;
+}
+
 Result<std::unique_ptr<FastCapture>> FastCapture::arm(pid_t root) {
   std::unique_ptr<FastCapture> f(new FastCapture(root));
   RELIVE_ASSIGN_OR_RETURN(std::vector<pid_t> tree, process_tree(root));
@@ -229,6 +244,9 @@ void FastCapture::fast_committed() {
 Status FastCapture::check_kernel_state(Proc& p, dirty::SeizedThread& leader) {
   // Interval timers: none was armed at the base (note_images); one armed since is a change.
   RELIVE_ASSIGN_OR_RETURN(auto maps, tracee::read_maps(p.pid));
+  if (std::optional<std::string> shm = shared_memory_written(maps)) {
+    return Status::Aborted(fmt::format("process {} has writable {}", p.ns_pid, *shm));
+  }
   if (!covered(dirty::trackable_ranges(maps), p.tracker->tracked())) {
     return Status::Aborted(
         fmt::format("process {} has a writable mapping the tracker does not cover", p.ns_pid));

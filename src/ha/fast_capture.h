@@ -22,6 +22,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -34,8 +35,14 @@
 #include "ha/state_fingerprint.h"
 #include "ha/thread_state.h"
 #include "relive/result.h"
+#include "tracee/process_info.h"
 
 namespace relive::ha {
+
+// The first writable shared mapping among `maps` whose contents CRIU saves in the dump (anonymous
+// shared memory, SysV shm, memfd, tmpfs files, deleted files), described; nullopt when there is
+// none. The tracker sees only private memory, so a process with one takes CRIU dumps.
+std::optional<std::string> shared_memory_written(const std::vector<tracee::Mapping>& maps);
 
 class FastCapture {
  public:

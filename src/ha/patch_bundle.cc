@@ -6,6 +6,9 @@
 #include <cstring>
 
 #include "common/file_util.h"
+#include "drivers/criu/page_image.h"
+#include "drivers/criu/tcp_stream_image.h"
+#include "ha/thread_state.h"
 
 namespace relive::ha {
 namespace {
@@ -68,6 +71,26 @@ Result<BundleFiles> decode_patch_bundle(std::string_view in) {
   }
   if (!in.empty()) return bad("trailing bytes");
   return out;
+}
+
+Status check_patch_bundle(const BundleFiles& files) {
+  bool threads = false;
+  for (const auto& [name, bytes] : files) {
+    Status s = Status::Ok();
+    if (name == kThreadsImage) {
+      threads = true;
+      s = decode_fast_state(bytes).status();
+    } else if (name.starts_with("pagemap-")) {
+      s = criu::decode_pagemap_image(bytes).status();
+    } else if (name.starts_with("tcp-stream-")) {
+      s = criu::decode_tcp_stream_image(bytes).status();
+    } else {
+      s = Status::Corruption("a fast epoch does not carry " + name);
+    }
+    if (!s.ok()) return s.with_context("patch bundle: " + name);
+  }
+  if (!threads) return Status::Corruption(std::string("patch bundle without ") + kThreadsImage);
+  return Status::Ok();
 }
 
 Status unpack_patch_bundle(const std::string& images_dir) {

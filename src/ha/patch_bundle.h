@@ -23,6 +23,11 @@ std::string encode_patch_bundle(const BundleFiles& files);
 // Corruption when `bundle` is not well formed or names something other than a plain file name.
 Result<BundleFiles> decode_patch_bundle(std::string_view bundle);
 
+// Checks that every file of the bundle is one a fast epoch carries and decodes: the threads'
+// states, pagemaps, tcp-stream images. Corruption otherwise; the backup refuses such an epoch
+// rather than find out at a takeover.
+Status check_patch_bundle(const BundleFiles& files);
+
 // If `images_dir` holds a patch bundle, writes its files there (replacing their namesakes) and
 // removes it.
 Status unpack_patch_bundle(const std::string& images_dir);

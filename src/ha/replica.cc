@@ -109,6 +109,7 @@ Status Replica::commit(uint64_t epoch) {
   if (!s.images || !s.pages || !s.dir) {
     return Status::Aborted(fmt::format("epoch {} is incomplete", epoch));
   }
+  if (s.epoch.patch) RELIVE_RETURN_IF_ERROR(check_staged_patch());
   // Everything has arrived and been checked; from here on, only local writes.
   std::string files = dir_ + "/files";
   if (s.epoch.full) {
@@ -126,12 +127,9 @@ Status Replica::commit(uint64_t epoch) {
   if (s.epoch.patch) {
     // A fast epoch: the base dump's images stay; the patch bundle it carries replaces the last
     // one (build() unpacks it over the base).
-    std::error_code ec;
-    for (const auto& f : std::filesystem::directory_iterator(staging(), ec)) {
-      std::string to = dir_ + "/committed/" + f.path().filename().string();
-      if (::rename(f.path().c_str(), to.c_str()) != 0) return PosixError("rename " + to, errno);
-    }
-    if (ec) return Status::IoError("listing " + staging() + ": " + ec.message());
+    std::string bundle = staging() + "/" + kPatchBundle;
+    std::string to = dir_ + "/committed/" + kPatchBundle;
+    if (::rename(bundle.c_str(), to.c_str()) != 0) return PosixError("rename " + to, errno);
     committed_ = epoch;
     staged_.reset();
     return Status::Ok();
@@ -148,6 +146,20 @@ Status Replica::commit(uint64_t epoch) {
   committed_ = epoch;
   staged_.reset();
   return Status::Ok();
+}
+
+// A fast epoch carries one file, the patch bundle, and every file in it must decode.
+Status Replica::check_staged_patch() const {
+  std::error_code ec;
+  for (const auto& f : std::filesystem::directory_iterator(staging(), ec)) {
+    if (f.path().filename() != kPatchBundle) {
+      return Status::Corruption("a fast epoch carries " + f.path().filename().string());
+    }
+  }
+  if (ec) return Status::IoError("listing " + staging() + ": " + ec.message());
+  RELIVE_ASSIGN_OR_RETURN(std::string raw, read_file(staging() + "/" + kPatchBundle));
+  RELIVE_ASSIGN_OR_RETURN(BundleFiles files, decode_patch_bundle(raw));
+  return check_patch_bundle(files);
 }
 
 Status Replica::materialize(const std::string& images_out, const std::string& directory_out) {

@@ -88,6 +88,7 @@ class Replica {
   Status commit_disks();
   Status build(const std::string& images_out, const std::string& directory_out);
   Status use_stage(const std::string& images_out, const std::string& directory_out);
+  Status check_staged_patch() const;
 
   std::string dir_;
   uint64_t max_bytes_;

@@ -5,6 +5,8 @@
 #include <filesystem>
 
 #include "common/file_util.h"
+#include "ha/patch_bundle.h"
+#include "ha/thread_state.h"
 #include "test_util.h"
 #include "transfer/page_cache.h"
 #include "transfer/test_channel.h"
@@ -14,6 +16,7 @@ namespace {
 
 namespace m = relive::migration;
 using relive::testing::read_all;
+using relive::testing::write_all_to;
 using relive::testing::TempDir;
 
 class ReplicaTest : public ::testing::Test {
@@ -39,6 +42,21 @@ class ReplicaTest : public ::testing::Test {
     return replica_->commit(n);
   }
   std::string state() const { return read_all(dir_ / "replica/files/state"); }
+  // A fast epoch `n`: page 0x10000 of process 1 and `bundle` as its one image file (put into the
+  // staging area where received images land).
+  Status send_patch_epoch(uint64_t n, const std::string& bundle) {
+    RELIVE_RETURN_IF_ERROR(replica_->begin({n, false, "alpha", true}));
+    transfer::testing::MemoryChannel ch;
+    RELIVE_RETURN_IF_ERROR(replica_->receive_images(&ch, {"images", {}}));
+    write_all_to(dir_ / ("replica/staging/" + std::string(kPatchBundle)), bundle);
+    transfer::PageSender ps(&ch);
+    RELIVE_RETURN_IF_ERROR(ps.add(1, 0x10000, std::string(4096, 'f')));
+    RELIVE_RETURN_IF_ERROR(ps.finish());
+    RELIVE_RETURN_IF_ERROR(replica_->receive_pages(&ch));
+    RELIVE_RETURN_IF_ERROR(send_dir_changes(&ch, {}));
+    RELIVE_RETURN_IF_ERROR(replica_->receive_dir(&ch, {0, 0}));
+    return replica_->commit(n);
+  }
   // Epoch `n` of a VM with one disk: RAM page 0 and the disk blocks `blocks` (offset, byte);
   // committed when `commit`.
   Status send_vm_epoch(uint64_t n, bool full, const std::vector<std::pair<uint64_t, char>>& blocks,
@@ -60,6 +78,33 @@ class ReplicaTest : public ::testing::Test {
   TempDir dir_;
   std::unique_ptr<Replica> replica_;
 };
+
+// A fast epoch's bundle is checked before anything is applied: a corrupt one is refused and the
+// committed epoch (pages included) stays; a good one commits and is unpacked over the base's
+// images when they are built.
+TEST_F(ReplicaTest, AFastEpochWithACorruptBundleIsRefusedAndAGoodOneCommits) {
+  ASSERT_TRUE(send_epoch(1, true, "one").ok());
+  FastState fs;
+  ThreadState t;
+  t.pid = t.tid = 1;
+  t.xstate = std::string(576, 'x');
+  fs.threads.push_back(t);
+  std::string good = encode_patch_bundle({{kThreadsImage, encode_fast_state(fs)}});
+  std::string torn = good.substr(0, good.size() - 9);
+  std::string bad_threads = encode_patch_bundle({{kThreadsImage, "RLVTHRD1garbage"}});
+  std::string stranger =
+      encode_patch_bundle({{kThreadsImage, encode_fast_state(fs)}, {"inventory.img", "x"}});
+  for (const std::string& b : {torn, bad_threads, stranger}) {
+    EXPECT_FALSE(send_patch_epoch(2, b).ok());
+    EXPECT_EQ(replica_->committed_epoch(), 1u);
+  }
+  Status s = send_patch_epoch(2, good);
+  ASSERT_TRUE(s.ok()) << s.to_string();
+  EXPECT_EQ(replica_->committed_epoch(), 2u);
+  ASSERT_TRUE(replica_->materialize(dir_ / "images", dir_ / "files").ok());
+  EXPECT_EQ(read_all(dir_ / ("images/" + std::string(kThreadsImage))), encode_fast_state(fs));
+  EXPECT_NE(::access((dir_ / ("images/" + std::string(kPatchBundle))).c_str(), F_OK), 0);
+}
 
 TEST_F(ReplicaTest, FullThenDeltaEpochsCommit) {
   Status s = send_epoch(1, true, "one");
