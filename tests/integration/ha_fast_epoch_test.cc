@@ -130,14 +130,13 @@ class HaFastEpochRedis : public HaPairFixture {
   void kill_leftovers() override {
     sh("pkill -9 -f 'redis-server \\*:" + std::to_string(kPort) + "' 2>/dev/null; true");
   }
-  std::string writer_bin() const { return test_bin_dir() + "/subjects/redis_writer"; }
 };
 
 TEST_F(HaFastEpochRedis, ConnectionsCarriedByFastEpochsSurviveATakeover) {
   start_pair();
   auto writer = std::make_unique<Background>(
-      hosts_.in('c', {writer_bin(), "write", service(), std::to_string(kPort), "k"}), dir_ / "acks",
-      dir_ / "writer.err");
+      hosts_.in('c', {redis_writer_bin(), "write", service(), std::to_string(kPort), "k"}),
+      dir_ / "acks", dir_ / "writer.err");
   ASSERT_TRUE(eventually([&] { return acks_in(dir_ / "acks").size() >= 50; }, seconds(60)))
       << logs();
   // With one steady connection nothing but its TCP state moves: the epochs are fast ones.
@@ -155,11 +154,7 @@ TEST_F(HaFastEpochRedis, ConnectionsCarriedByFastEpochsSurviveATakeover) {
       << read_all(dir_ / "writer.err") << logs();
   writer.reset();
   write_all_to(dir_ / "acks.done", read_all(dir_ / "acks"));
-  RunResult v =
-      run(hosts_.in('c', {"/bin/sh", "-c",
-                          writer_bin() + " verify " + service() + " " + std::to_string(kPort) +
-                              " k < " + std::string(dir_ / "acks.done")}),
-          120);
+  RunResult v = verify_redis_acks(kPort, dir_ / "acks.done");
   EXPECT_EQ(v.exit_code, 0) << v.out;
   EXPECT_NE(err(1).find("set to the last fast epoch"), std::string::npos)
       << "the takeover did not restore a fast epoch" << logs();

@@ -108,6 +108,16 @@ netns = "{ns}"
                        fmt::arg("dir", std::string(dir_ / "w")), fmt::arg("svc", service()));
   }
 
+  static std::string redis_writer_bin() { return test_bin_dir() + "/subjects/redis_writer"; }
+  // redis_writer's check, from host c, of the acknowledged writes listed in `acks` (key prefix
+  // "k") against the service on `port`: exit code 0 when every one is there.
+  RunResult verify_redis_acks(int port, const std::string& acks) const {
+    return run(hosts_.in('c', {"/bin/sh", "-c",
+                               redis_writer_bin() + " verify " + service() + " " +
+                                   std::to_string(port) + " k < " + acks}),
+               120);
+  }
+
   virtual std::string config() const {
     return fmt::format(R"(tls_dir = "{keys}"
 epoch_ms = 50

@@ -20,8 +20,6 @@ using std::chrono::milliseconds;
 using std::chrono::seconds;
 using Clock = std::chrono::steady_clock;
 
-std::string writer_bin() { return test_bin_dir() + "/subjects/redis_writer"; }
-
 class HaPair : public HaPairFixture {
  protected:
   void SetUp() override {
@@ -52,7 +50,7 @@ class HaPair : public HaPairFixture {
 
   void start_writer() {
     writer_ = std::make_unique<Background>(
-        hosts_.in('c', {writer_bin(), "write", service(), std::to_string(kPort), "k"}),
+        hosts_.in('c', {redis_writer_bin(), "write", service(), std::to_string(kPort), "k"}),
         dir_ / "acks", dir_ / "writer.err");
   }
   size_t acked() const { return acks_in(dir_ / "acks").size(); }
@@ -64,11 +62,7 @@ class HaPair : public HaPairFixture {
   void verify_no_acked_write_lost(const std::string& what) {
     writer_.reset();
     write_all_to(dir_ / "acks.done", read_all(dir_ / "acks"));
-    RunResult v =
-        run(hosts_.in('c', {"/bin/sh", "-c",
-                            writer_bin() + " verify " + service() + " " + std::to_string(kPort) +
-                                " k < " + std::string(dir_ / "acks.done")}),
-            120);
+    RunResult v = verify_redis_acks(kPort, dir_ / "acks.done");
     EXPECT_EQ(v.exit_code, 0) << what << ": " << v.out;
     std::vector<Ack> acks = acks_in(dir_ / "acks.done");
     std::printf("[measure] %s: %zu acknowledged writes, none lost; longest client gap %ld ms\n",

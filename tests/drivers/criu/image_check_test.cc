@@ -7,17 +7,14 @@
 #include <string>
 
 #include "common/file_util.h"
+#include "drivers/criu/pb_writer.h"
 
 namespace relive::criu {
 namespace {
 
 std::string varint(uint64_t v) {
   std::string out;
-  do {
-    uint8_t b = v & 0x7f;
-    v >>= 7;
-    out.push_back(static_cast<char>(v != 0 ? b | 0x80 : b));
-  } while (v != 0);
+  pb::put_varint(&out, v);
   return out;
 }
 std::string field(uint32_t number, uint64_t value) { return varint(number << 3) + varint(value); }

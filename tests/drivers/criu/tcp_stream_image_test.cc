@@ -7,16 +7,14 @@
 #include <random>
 #include <string>
 
+#include "drivers/criu/pb_writer.h"
+
 namespace relive::criu {
 namespace {
 
 std::string varint(uint64_t v) {
   std::string out;
-  do {
-    uint8_t b = v & 0x7f;
-    v >>= 7;
-    out.push_back(static_cast<char>(v != 0 ? b | 0x80 : b));
-  } while (v != 0);
+  pb::put_varint(&out, v);
   return out;
 }
 std::string key(uint32_t number, uint32_t type) { return varint(uint64_t{number} << 3 | type); }
