@@ -12,6 +12,8 @@ Measured per configuration:
                requests pipelined): requests/s and latency, relative to unprotected
   compute      bench/ha_spin.c (a hashing loop that reports its work every 100 ms): work/s
                relative to unprotected -- the analogue of Remus's kernel-compile figure
+  1 GiB        the same loop holding 1 GiB and rewriting 5 % of it per second, unprotected and at
+               the highest rate (RELIVE_BENCH_HA_BIG_MIB sets the size; 0 leaves it out)
   epochs       achieved epochs/s, frozen time per epoch (p50, p99, max over the last 5 s), bytes
                per epoch, and how many epochs were fast ones (pages and registers only, no CRIU)
   failover     kill -9 of relived and the workload on alpha under a verifying writer
@@ -37,6 +39,7 @@ PIPELINED_REQUESTS = int(os.environ.get("RELIVE_BENCH_HA_PIPELINED_REQUESTS", "2
 FAILOVERS = int(os.environ.get("RELIVE_BENCH_HA_FAILOVERS", "3"))
 # RELIVE_BENCH_HA_ONLY=failover runs the failover runs alone (no throughput configurations).
 ONLY = os.environ.get("RELIVE_BENCH_HA_ONLY", "")
+BIG_MIB = int(os.environ.get("RELIVE_BENCH_HA_BIG_MIB", "1024"))
 NS = f"rlha{os.getpid() % 100000}"
 A, B, C = "198.18.70.1", "198.18.70.2", "198.18.70.3"
 SERVICE, PORT = "198.18.70.10", 16579
@@ -196,8 +199,8 @@ def redis_config(work, label, epoch_ms, protected):
         pair.stop()
 
 
-def spin_config(work, epoch_ms, protected, seconds=8):
-    pair = Pair(work, [SPIN], epoch_ms, protected)
+def spin_config(work, epoch_ms, protected, seconds=8, args=()):
+    pair = Pair(work, [SPIN, *args], epoch_ms, protected)
     pair.start()
     try:
         prog = os.path.join(pair.dir, "progress")
@@ -283,6 +286,11 @@ def main():
                                         epoch_ms, protected)
             spin[label] = spin_config(os.path.join(work, "s" + label[:3].strip()), epoch_ms,
                                       protected)
+        big = {}
+        if configs and BIG_MIB > 0:
+            for label, epoch_ms, protected in [configs[0], configs[-1]]:
+                big[label] = spin_config(os.path.join(work, "m" + label[:3].strip()), epoch_ms,
+                                         protected, seconds=10, args=(str(BIG_MIB), "5"))
         # Side by side, interleaved: the backup takes over once the primary's key stood still
         # for fence_ms (its default, half the TTL), and with fence_ms = 0, once etcd expired
         # the primary's lease.
@@ -295,6 +303,8 @@ def main():
         net_down()
     if configs:
         print_throughput(configs, redis, spin)
+    if big:
+        print_big(big)
     if fo:
         print_failover(fo, fo_expiry)
 
@@ -330,6 +340,22 @@ def print_throughput(configs, redis, spin):
           + ", ".join(f"{l}: {fmt(spin[l]['epochs_per_s'])} epochs/s ({fast_share(spin[l])} "
                       f"fast), frozen {fmt(spin[l]['frozen_p50'])} ms p50 / "
                       f"{fmt(spin[l]['frozen_p99'])} p99" for l, _, _ in configs[1:]))
+    print()
+
+
+def print_big(big):
+    print(f"The compute loop holding {BIG_MIB} MiB and rewriting 5 % of it per second:")
+    print()
+    print("| configuration | work/s (vs unprot.) | epochs/s | fast epochs "
+          "| frozen p50 / p99 / max ms |")
+    print("|---|---|---|---|---|")
+    base = big[next(iter(big))]["rate"] or 1
+    for label, r in big.items():
+        protected = label != "unprotected"
+        print(f"| {label} | {r['rate']:.0f} ({r['rate'] / base:.3f}) "
+              f"| {fmt(r['epochs_per_s']) if protected else '-'} "
+              f"| {fast_share(r) if protected else '-'} "
+              f"| {fmt(r['frozen_p50'])} / {fmt(r['frozen_p99'])} / {fmt(r['frozen_max'])} |")
     print()
 
 
