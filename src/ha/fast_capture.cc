@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <thread>
 
 #include "common/file_util.h"
 #include "common/logging.h"
@@ -311,19 +312,27 @@ Status FastCapture::capture_changes(Proc& p, const ProcessFingerprint& now, Fast
   if (std::optional<std::string> d = first_difference(base, rest)) {
     return Status::Aborted(fmt::format("process {}: {}", p.ns_pid, *d));
   }
-  for (int fd : streams) {
-    Result<criu::TcpStreamState> tcp = read_tcp_stream(p.pid, fd);
-    if (!tcp.ok()) {
-      return Status::Aborted(
-          fmt::format("process {}: fd {}: {}", p.ns_pid, fd, tcp.status().to_string()));
+  // Each stream is read and patched on its own; many are split between two threads.
+  std::vector<int> order(streams.begin(), streams.end());
+  std::vector<Result<std::string>> patched(order.size(), Status::Aborted("not read"));
+  auto patch = [&](size_t from, size_t to) {
+    for (size_t i = from; i < to; ++i) {
+      Result<criu::TcpStreamState> tcp = read_tcp_stream(p.pid, order[i]);
+      patched[i] = tcp.ok() ? criu::patch_tcp_stream_image(p.tcp_base.at(order[i]).second, *tcp)
+                            : Result<std::string>(tcp.status());
     }
-    const auto& [name, image] = p.tcp_base.at(fd);
-    Result<std::string> patched = criu::patch_tcp_stream_image(image, *tcp);
-    if (!patched.ok()) {
-      return Status::Aborted(
-          fmt::format("process {}: fd {}: {}", p.ns_pid, fd, patched.status().to_string()));
+  };
+  size_t half = order.size() >= 8 ? order.size() / 2 : order.size();
+  std::thread other;
+  if (half < order.size()) other = std::thread(patch, half, order.size());
+  patch(0, half);
+  if (other.joinable()) other.join();
+  for (size_t i = 0; i < order.size(); ++i) {
+    if (!patched[i].ok()) {
+      return Status::Aborted(fmt::format("process {}: fd {}: {}", p.ns_pid, order[i],
+                                         patched[i].status().to_string()));
     }
-    files->emplace_back(name, std::move(*patched));
+    files->emplace_back(p.tcp_base.at(order[i]).first, std::move(*patched[i]));
   }
   p.pending_tcp = std::move(streams);
   return Status::Ok();
