@@ -104,6 +104,8 @@ void status(const HaArgs& a, int* exit_code) {
       if (j.contains("disk_bytes_avg"))
         std::printf("  disk %.0f bytes/epoch", json_value_or(j, "disk_bytes_avg", 0.0));
       if (j.contains("lag_epochs")) std::printf("  lag %lld", json_value_or(j, "lag_epochs", 0ll));
+      if (j.contains("epochs_in_flight"))
+        std::printf("  %lld in flight", json_value_or(j, "epochs_in_flight", 0ll));
       std::printf("\n");
       for (const auto& slow : json_value_or(j, "slow_path_epochs", nlohmann::json::array())) {
         if (slow.is_string())

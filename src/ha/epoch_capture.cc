@@ -39,6 +39,17 @@ Result<std::vector<std::string>> list_dir(const std::string& dir) {
 }
 
 bool starts_with(const std::string& s, const char* p) { return s.rfind(p, 0) == 0; }
+
+Result<std::vector<std::string>> list_subdirs(const std::string& dir) {
+  DIR* d = ::opendir(dir.c_str());
+  if (d == nullptr) return PosixError("open " + dir, errno);
+  std::vector<std::string> out;
+  while (dirent* e = ::readdir(d)) {
+    if (e->d_type == DT_DIR && e->d_name[0] != '.') out.emplace_back(e->d_name);
+  }
+  ::closedir(d);
+  return out;
+}
 bool ends_with(const std::string& s, const std::string& x) {
   return s.size() >= x.size() && s.compare(s.size() - x.size(), x.size(), x) == 0;
 }
@@ -63,6 +74,11 @@ EpochCapture::~EpochCapture() = default;
 Result<EpochCapture> EpochCapture::create(const CaptureOptions& options) {
   EpochCapture c(options);
   RELIVE_RETURN_IF_ERROR(make_dirs(options.work_dir));
+  // Epochs a previous run left (relived restarted): nothing ships them now.
+  RELIVE_ASSIGN_OR_RETURN(std::vector<std::string> old, list_subdirs(options.work_dir));
+  for (const std::string& d : old) {
+    if (starts_with(d, "epoch-")) (void)remove_tree(options.work_dir + "/" + d);
+  }
   RELIVE_ASSIGN_OR_RETURN(std::string criu, criu::find_criu());
   RELIVE_ASSIGN_OR_RETURN(c.criu_,
                           criu::criu_with_compat(options.work_dir, criu, options.netns_path));
@@ -102,7 +118,8 @@ Result<CapturedEpoch> EpochCapture::capture(uint64_t number, bool full) {
   if (!full && fast_ != nullptr && fast_->ready()) {
     CapturedEpoch e;
     e.number = number;
-    e.images_dir = o_.work_dir + "/fast";
+    e.images_dir = images_dir(number);
+    e.own_dir = true;
     RELIVE_RETURN_IF_ERROR(remove_tree(e.images_dir));
     RELIVE_RETURN_IF_ERROR(make_dirs(e.images_dir));
     auto scan = [this](const std::vector<pid_t>& tree) { return dir_.scan(tree); };
@@ -116,7 +133,14 @@ Result<CapturedEpoch> EpochCapture::capture(uint64_t number, bool full) {
   } else if (!full && fast_ != nullptr && slow_reason.empty()) {
     slow_reason = "the last fast capture could not be completed";
   }
-  return criu_epoch(number, full, std::move(slow_reason));
+  Result<CapturedEpoch> e = criu_epoch(number, full, std::move(slow_reason));
+  if (!e.ok()) (void)remove_tree(images_dir(number));
+  return e;
+}
+
+// Each epoch in a directory of its own: the last one may still be shipping (epoch_pipeline.h).
+std::string EpochCapture::images_dir(uint64_t number) const {
+  return fmt::format("{}/epoch-{}", o_.work_dir, number);
 }
 
 Status EpochCapture::hash_fast_pages(const CapturedEpoch& e) {
@@ -155,7 +179,8 @@ Result<CapturedEpoch> EpochCapture::criu_epoch(uint64_t number, bool full,
   } else {
     no_fast_ = "fast epochs unavailable: " + f.status().to_string();
   }
-  e.images_dir = o_.work_dir + "/epoch";
+  e.images_dir = images_dir(number);
+  e.own_dir = true;
   RELIVE_RETURN_IF_ERROR(remove_tree(e.images_dir));
   RELIVE_RETURN_IF_ERROR(make_dirs(e.images_dir));
   if (full) dir_.reset();

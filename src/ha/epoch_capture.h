@@ -50,6 +50,8 @@ struct CapturedEpoch {
   std::chrono::nanoseconds dump{0};    // the whole dump, CRIU start to exit
   // A fast epoch (fast_capture.h): image_files replace only their namesakes at the backup.
   bool patch = false;
+  // images_dir belongs to this epoch alone: removed once it has been shipped.
+  bool own_dir = false;
   // Why this epoch was not a fast one (empty for fast epochs).
   std::string slow_reason;
 };
@@ -86,6 +88,7 @@ class EpochCapture {
   Status diff_pages(CapturedEpoch* e, bool full);
   Result<CapturedEpoch> criu_epoch(uint64_t number, bool full, std::string slow_reason);
   Status hash_fast_pages(const CapturedEpoch& e);
+  std::string images_dir(uint64_t number) const;
 
   CaptureOptions o_;
   std::string criu_;  // the wrapper that runs CRIU in the workload's namespace

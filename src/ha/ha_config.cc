@@ -190,6 +190,9 @@ Status parse_limits(Section& root, LimitsConfig* l) {
   RELIVE_ASSIGN_OR_RETURN(uint64_t p,
                           s.integer("max_held_packets", l->max_held_packets, 16, 1 << 20));
   l->max_held_packets = static_cast<uint32_t>(p);
+  RELIVE_ASSIGN_OR_RETURN(uint64_t f,
+                          s.integer("max_epochs_in_flight", l->max_epochs_in_flight, 1, 16));
+  l->max_epochs_in_flight = static_cast<uint32_t>(f);
   return s.finish();
 }
 

@@ -60,6 +60,9 @@ struct WorkloadConfig {
 struct LimitsConfig {
   uint64_t max_epoch_bytes = 256ull << 20;  // one epoch's dirty state, before it is refused
   uint32_t max_held_packets = 65536;        // output packets held while an epoch is in flight
+  // Process workloads: epochs captured and not yet acknowledged by the backup (the next epoch
+  // is captured while the last one travels); 1 ships each before the next is captured.
+  uint32_t max_epochs_in_flight = 2;
 };
 
 struct HaConfig {

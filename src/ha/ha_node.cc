@@ -277,6 +277,7 @@ std::string HaNode::status_json() const {
   j["committed_epoch"] = committed_;
   j["epochs"] = epochs_total_;
   j["fast_epochs"] = fast_epochs_total_;
+  if (role_ == Role::kPrimary) j["epochs_in_flight"] = in_flight_;
   double rate = 0, frozen = 0, frozen_max = 0, epoch_ms = 0;
   uint64_t bytes = 0, disk_bytes = 0;
   size_t n = 0;
@@ -382,7 +383,7 @@ void HaNode::fence(const std::string& why) {
   if (output_) (void)output_->drop_all();
   if (workload_) workload_->kill();
   workload_.reset();
-  backup_link_.reset();
+  EpochPipeline::abandon(std::move(pipeline_));
   if (network_) network_->down();
   network_.reset();
   if (lease_) (void)lease_->release();

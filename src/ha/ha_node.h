@@ -28,6 +28,7 @@
 
 #include "common/metrics.h"
 #include "drivers/criu/kdat_cache.h"
+#include "ha/epoch_pipeline.h"
 #include "ha/ha_config.h"
 #include "ha/ha_metrics.h"
 #include "ha/lease_keeper.h"
@@ -107,6 +108,7 @@ class HaNode {
   Result<std::unique_ptr<ProtectedWorkload>> launch_workload(Replica* replica);
   void connect_backup();
   void epoch();
+  void collect_commits();
   void lose_backup(const Status& why);
   void finish_switchover();
   void set_role(Role r);
@@ -153,13 +155,16 @@ class HaNode {
   // in the guest, saved with its memory: no input is held for it.
   std::unique_ptr<OutputBuffer> input_;
   std::unique_ptr<ProtectedWorkload> workload_;
-  std::unique_ptr<transfer::Link> backup_link_;
+  // The link to the backup and its shipper (null: no backup); pipeline_event_ (under mu_) says
+  // that it has news for collect_commits().
+  std::unique_ptr<EpochPipeline> pipeline_;
+  bool pipeline_event_ = false;
+  size_t in_flight_ = 0;  // under mu_: epochs submitted, not yet collected as committed
   bool need_full_ = true;
   std::string full_reason_ = "protection starts";  // why need_full_ was set
   uint64_t next_epoch_ = 1;
   std::chrono::steady_clock::time_point next_epoch_at_{};
   std::chrono::steady_clock::time_point next_dial_at_{};
-  std::chrono::steady_clock::time_point last_sent_{};
   // Since when every checkpoint has failed (epoch()); the epoch of no failure: none failing.
   std::chrono::steady_clock::time_point failing_since_{};
 

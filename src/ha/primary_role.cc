@@ -5,7 +5,7 @@
 #include <thread>
 
 #include "common/logging.h"
-#include "ha/epoch_shipper.h"
+#include "ha/epoch_pipeline.h"
 #include "ha/ha_node.h"
 #include "security/listener.h"
 #include "security/replay_guard.h"
@@ -75,6 +75,7 @@ Status HaNode::begin_serving(std::unique_ptr<ProtectedWorkload> workload) {
 }
 
 void HaNode::primary_tick() {
+  collect_commits();
   if (!lease_->may_serve()) {
     // Hold everything from now on; once etcd confirms the loss, or the lease can no longer be
     // ours, the other side may be serving: stop.
@@ -83,7 +84,7 @@ void HaNode::primary_tick() {
       fence("lost the lease");
       return;
     }
-  } else if (backup_link_ == nullptr) {
+  } else if (pipeline_ == nullptr) {
     // Unprotected, and the lease is ours again after a slow renewal: let output pass again.
     (void)output_->set_pass_through(true);
   }
@@ -96,35 +97,62 @@ void HaNode::primary_tick() {
     std::lock_guard<std::mutex> l(mu_);
     sw = switchover_state_;
   }
-  if (backup_link_ == nullptr && Clock::now() >= next_dial_at_) connect_backup();
-  if (backup_link_ != nullptr && Clock::now() >= next_epoch_at_) {
-    next_epoch_at_ += milliseconds(o_.config.epoch_ms);
-    if (next_epoch_at_ < Clock::now()) next_epoch_at_ = Clock::now();
-    epoch();
-    if (sw == 1 && backup_link_ != nullptr && !need_full_) {
+  if (pipeline_ == nullptr && Clock::now() >= next_dial_at_) connect_backup();
+  if (pipeline_ != nullptr && Clock::now() >= next_epoch_at_) {
+    if (pipeline_->has_room()) {
+      next_epoch_at_ += milliseconds(o_.config.epoch_ms);
+      if (next_epoch_at_ < Clock::now()) next_epoch_at_ = Clock::now();
+      epoch();
+    }
+    // Else the backup is behind: no epoch until one of those in flight commits (the workload
+    // runs on; its output waits).
+    if (sw == 1 && pipeline_ != nullptr && !need_full_) {
       finish_switchover();
       return;
     }
   }
-  if (sw == 1 && backup_link_ == nullptr) {
+  if (sw == 1 && pipeline_ == nullptr) {
     std::lock_guard<std::mutex> l(mu_);
     switchover_error_ = "no backup is connected";
     switchover_state_ = 3;
     cv_.notify_all();
   }
-  if (backup_link_ != nullptr &&
-      Clock::now() - last_sent_ >= milliseconds(o_.config.heartbeat_ms)) {
-    if (Status s = backup_link_->call(m::HaHeartbeat{committed_}).status(); !s.ok()) {
-      lose_backup(s);
-    } else {
-      last_sent_ = Clock::now();
-    }
-  }
-  auto wake = backup_link_ != nullptr
-                  ? std::min(next_epoch_at_, last_sent_ + milliseconds(o_.config.heartbeat_ms))
-                  : Clock::now() + milliseconds(o_.config.heartbeat_ms);
+  auto wake =
+      pipeline_ != nullptr ? next_epoch_at_ : Clock::now() + milliseconds(o_.config.heartbeat_ms);
   std::unique_lock<std::mutex> l(mu_);
-  cv_.wait_until(l, wake, [this] { return switchover_state_ == 1 && backup_link_ != nullptr; });
+  cv_.wait_until(l, wake,
+                 [this] { return pipeline_event_ || (switchover_state_ == 1 && protected_); });
+  pipeline_event_ = false;
+}
+
+// The epochs the backup acknowledged since the last look: their output goes (if the lease is
+// certainly ours), their figures are recorded. A failed pipeline is a lost backup.
+void HaNode::collect_commits() {
+  if (pipeline_ == nullptr) return;
+  bool pipelined = o_.config.workload.kind == WorkloadKind::kProcess;
+  for (EpochPipeline::Committed& c : pipeline_->take_committed()) {
+    const CapturedEpoch& e = c.epoch;
+    // A VM's capture keeps state (its disks' copies) until the backup has the epoch.
+    if (!pipelined) workload_->committed();
+    if (lease_->may_serve()) (void)output_->release_through(e.number);
+    metrics_.epoch_committed(ms(e.frozen), ms(c.committed - c.started), c.shipped.wire_bytes,
+                             e.disk_bytes);
+    std::lock_guard<std::mutex> l(mu_);
+    protected_ = true;
+    committed_ = e.number;
+    last_commit_ = c.committed;
+    ++epochs_total_;
+    if (e.patch) ++fast_epochs_total_;
+    recent_.push_back({last_commit_, ms(e.frozen), ms(c.committed - c.started),
+                       c.shipped.wire_bytes, e.number, e.slow_reason, e.disk_bytes});
+    while (recent_.size() > 400) recent_.pop_front();
+  }
+  size_t in_flight = pipeline_->in_flight();
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    in_flight_ = in_flight;
+  }
+  if (std::optional<Status> f = pipeline_->failure()) lose_backup(*f);
 }
 
 void HaNode::connect_backup() {
@@ -141,7 +169,18 @@ void HaNode::connect_backup() {
   workload_->reset();
   need_full_ = true;
   full_reason_ = "backup connected";
-  backup_link_ = std::move(link);
+  EpochPipeline::Options po;
+  po.primary = o_.name;
+  // A VM's epochs go one at a time (its capture keeps its disks' copies until the commit).
+  po.max_in_flight =
+      o_.config.workload.kind == WorkloadKind::kProcess ? o_.config.limits.max_epochs_in_flight : 1;
+  po.heartbeat = milliseconds(o_.config.heartbeat_ms);
+  po.wake = [this] {
+    std::lock_guard<std::mutex> l(mu_);
+    pipeline_event_ = true;
+    cv_.notify_all();
+  };
+  pipeline_ = std::make_unique<EpochPipeline>(std::move(link), std::move(po));
   next_epoch_at_ = Clock::now();
 }
 
@@ -183,38 +222,24 @@ void HaNode::epoch() {
     slow_path = e->slow_reason.empty() ? "CRIU dump" : "CRIU dump: " + e->slow_reason;
   }
   ++next_epoch_;
-  Result<ShippedEpoch> shipped = ship_epoch(backup_link_.get(), *e, o_.name);
-  if (!shipped.ok()) {
-    lose_backup(shipped.status());
-    return;
-  }
-  last_sent_ = Clock::now();
-  workload_->committed();
+  // The next epoch is a delta against this one, shipped after it: a failure to ship anything
+  // in flight loses the backup, and the next epoch is full again.
+  if (o_.config.workload.kind == WorkloadKind::kProcess) workload_->committed();
   need_full_ = false;
-  // Release only while the lease is certainly ours: a primary in doubt holds.
-  if (lease_->may_serve()) (void)output_->release_through(n);
-  metrics_.epoch_committed(ms(e->frozen), ms(Clock::now() - t0), shipped->wire_bytes,
-                           e->disk_bytes);
-  std::lock_guard<std::mutex> l(mu_);
-  protected_ = true;
-  committed_ = n;
-  last_commit_ = Clock::now();
-  ++epochs_total_;
-  if (e->patch) ++fast_epochs_total_;
-  recent_.push_back({last_commit_, ms(e->frozen), ms(last_commit_ - t0), shipped->wire_bytes, n,
-                     std::move(slow_path), e->disk_bytes});
-  while (recent_.size() > 400) recent_.pop_front();
+  e->slow_reason = std::move(slow_path);  // from here on: what `relive ha status` shows
+  pipeline_->submit(std::move(*e), t0);
 }
 
 void HaNode::lose_backup(const Status& why) {
   RELIVE_LOG_WARN("ALERT: backup lost, serving unprotected: {}", why.to_string());
-  backup_link_.reset();
+  EpochPipeline::abandon(std::move(pipeline_));
   workload_->reset();
   need_full_ = true;
   full_reason_ = "backup lost";
   if (lease_->may_serve()) (void)output_->set_pass_through(true);
   std::lock_guard<std::mutex> l(mu_);
   protected_ = false;
+  in_flight_ = 0;
   alerts_.push_back("backup lost: " + why.to_string());
   if (alerts_.size() > 20) alerts_.erase(alerts_.begin());
 }
@@ -223,18 +248,30 @@ void HaNode::lose_backup(const Status& why) {
 // workload is stopped (what it did since is never released), the lease handed back, and the
 // backup told to take over.
 void HaNode::finish_switchover() {
+  // Every epoch in flight first: the last one holds everything any client has been sent.
+  Result<std::unique_ptr<transfer::Link>> link = pipeline_->drain();
+  if (!link.ok()) {
+    lose_backup(link.status());
+    std::lock_guard<std::mutex> l(mu_);
+    switchover_error_ = "the backup was lost: " + link.status().to_string();
+    switchover_state_ = 3;
+    cv_.notify_all();
+    return;
+  }
+  collect_commits();
+  pipeline_.reset();
   RELIVE_LOG_INFO("switchover: handing over to {} at epoch {}", other().name, committed_);
   workload_->kill();
   workload_.reset();
   (void)output_->drop_all();
-  Status told = backup_link_->call(m::HaSwitchover{}).status();
+  Status told = (*link)->call(m::HaSwitchover{}).status();
   lease_->on_valid_until(nullptr);  // the buffer it feeds goes now
   {
     std::lock_guard<std::mutex> l(mu_);
     output_.reset();
   }
   input_.reset();
-  backup_link_.reset();
+  link->reset();
   network_.reset();  // its destructor takes the route and the namespace down
   Status released = lease_->release();
   {

@@ -93,6 +93,12 @@ class HaPairFixture : public ::testing::Test {
     write_all_to(dir_ / "pair.toml", config());
   }
   uint32_t failure_timeout_ms_ = 300;
+  // Before start_pair(): how many epochs the primary may have shipped and not yet acknowledged.
+  void use_max_epochs_in_flight(uint32_t n) {
+    max_epochs_in_flight_ = n;
+    write_all_to(dir_ / "pair.toml", config());
+  }
+  uint32_t max_epochs_in_flight_ = 2;
 
   // A [workload] of redis-server on `port` with AOF (every acknowledged write in the HA state),
   // working in dir_/w, holding service() in the pair's netns.
@@ -133,11 +139,14 @@ address = "{b}:7411"
 endpoints = ["http://{c}:2379"]
 lease_key = "/relive/ha/{ns}/primary"
 lease_ttl_s = {ttl}
+[limits]
+max_epochs_in_flight = {mif}
 )",
                        fmt::arg("keys", std::string(dir_ / "keys")),
                        fmt::arg("a", hosts_.address('a')), fmt::arg("b", hosts_.address('b')),
                        fmt::arg("c", hosts_.address('c')), fmt::arg("ns", netns_),
-                       fmt::arg("ttl", kLeaseTtl), fmt::arg("ft", failure_timeout_ms_)) +
+                       fmt::arg("ttl", kLeaseTtl), fmt::arg("ft", failure_timeout_ms_),
+                       fmt::arg("mif", max_epochs_in_flight_)) +
            workload_toml();
   }
 

@@ -48,6 +48,8 @@ class LinkPair {
   }
 
   Link& source() { return *source_; }
+  // The source end for an owner of its own (after hello()); source() is then invalid.
+  std::unique_ptr<Link> take_source() { return std::move(source_); }
   Link& destination() { return *destination_; }
   security::RequestGate* gate() { return &*gate_; }
 
