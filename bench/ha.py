@@ -21,7 +21,7 @@ Measured per configuration:
                is the outage the client saw; every acknowledged write is then checked
 Prints Markdown.
 """
-import json, os, signal, statistics, subprocess, sys, tempfile, time
+import json, os, shutil, signal, statistics, subprocess, sys, tempfile, time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import netns_hosts  # noqa: E402
@@ -250,12 +250,16 @@ def failover(work, epoch_ms, fence_ms=None):
 def start_etcd(work):
     """etcd on host c with 1 s leases, and the pair's keys (KEYS); returns etcd's process."""
     global KEYS
-    etcd = spawn(ns("c") + ["etcd", "--name", "b", "--data-dir", os.path.join(work, "etcd"),
+    # etcd's data in memory: its WAL fsyncs must not queue behind the checkpoints' writeback on
+    # this one disk (in production etcd runs on hosts of its own).
+    data = tempfile.mkdtemp(prefix="relive-bench-ha-etcd-", dir="/dev/shm")
+    etcd = spawn(ns("c") + ["etcd", "--name", "b", "--data-dir", data,
                             "--listen-client-urls", f"http://{C}:2379", "--advertise-client-urls",
                             f"http://{C}:2379", "--listen-peer-urls", "http://127.0.0.1:2380",
                             "--initial-advertise-peer-urls", "http://127.0.0.1:2380",
                             "--initial-cluster", "b=http://127.0.0.1:2380",
                             "--heartbeat-interval", "10", "--election-timeout", "100"])
+    etcd.data_dir = data
     KEYS = os.path.join(work, "keys")
     try:
         sh(RELIVE, "keys", "init", KEYS, "--hosts", "alpha,beta")
@@ -300,6 +304,8 @@ def main():
             fo.append(failover(os.path.join(work, f"f{i}"), 50))
     finally:
         os.killpg(etcd.pid, signal.SIGKILL)
+        etcd.wait()
+        shutil.rmtree(etcd.data_dir, ignore_errors=True)
         net_down()
     if configs:
         print_throughput(configs, redis, spin)

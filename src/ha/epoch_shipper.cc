@@ -3,6 +3,8 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
+
 #include "common/scoped_fd.h"
 #include "transfer/file_transfer.h"
 #include "transfer/page_cache.h"
@@ -24,12 +26,18 @@ Result<uint64_t> send_pages(transfer::Link* link, const CapturedEpoch& e) {
       if (!fd.valid()) return PosixError("open " + r.file, errno);
       open_file = r.file;
     }
-    buf.resize(r.pages * 4096);
-    if (::pread(fd.get(), buf.data(), buf.size(), static_cast<off_t>(r.offset)) !=
-        static_cast<ssize_t>(buf.size())) {
-      return PosixError("read " + r.file, errno);
+    // A run can be all of a large mapping (a full epoch): read and send it a slice at a time,
+    // so that the backup hears from us steadily and no run is held in memory whole.
+    constexpr uint64_t kSlicePages = 256;
+    for (uint64_t done = 0; done < r.pages; done += kSlicePages) {
+      uint64_t n = std::min<uint64_t>(kSlicePages, r.pages - done);
+      buf.resize(n * 4096);
+      off_t at = static_cast<off_t>(r.offset + done * 4096);
+      if (::pread(fd.get(), buf.data(), buf.size(), at) != static_cast<ssize_t>(buf.size())) {
+        return PosixError("read " + r.file, errno);
+      }
+      RELIVE_RETURN_IF_ERROR(out.add(r.pid, r.vaddr + done * 4096, buf));
     }
-    RELIVE_RETURN_IF_ERROR(out.add(r.pid, r.vaddr, buf));
   }
   RELIVE_RETURN_IF_ERROR(out.finish());
   RELIVE_RETURN_IF_ERROR(link->wait_ack().status());

@@ -25,6 +25,9 @@
 namespace relive::ha {
 namespace {
 
+// The fingerprint read while the workload is frozen: the mappings' flags are read after.
+constexpr FingerprintOptions kWhileFrozen{.vma_flags = false};
+
 using Clock = std::chrono::steady_clock;
 constexpr uint64_t kPage = criu::kImagePageSize;
 
@@ -189,7 +192,8 @@ Status FastCapture::note_cut() {
   for (const Proc& p : procs_) armed.push_back(p.pid);
   if (sorted(tree) != armed) return Status::Aborted("the process tree changed while arming");
   for (Proc& p : procs_) {
-    RELIVE_ASSIGN_OR_RETURN(p.fp, fingerprint_process(p.pid));
+    RELIVE_ASSIGN_OR_RETURN(p.fp, fingerprint_process(p.pid, kWhileFrozen));
+    RELIVE_ASSIGN_OR_RETURN(p.base_vma_flags, read_vma_flags(p.pid));
     p.ns_tid.clear();
     RELIVE_ASSIGN_OR_RETURN(std::vector<pid_t> tids, tasks_of(p.pid));
     for (pid_t tid : tids) {
@@ -394,7 +398,7 @@ Status FastCapture::capture(CapturedEpoch* e, const DirScan& scan) {
   for (size_t i = 0; i < procs_.size(); ++i) {
     Proc& p = procs_[i];
     auto t = Clock::now();
-    RELIVE_ASSIGN_OR_RETURN(ProcessFingerprint now, fingerprint_process(p.pid));
+    RELIVE_ASSIGN_OR_RETURN(ProcessFingerprint now, fingerprint_process(p.pid, kWhileFrozen));
     t_fp += Clock::now() - t;
     t = Clock::now();
     RELIVE_RETURN_IF_ERROR(capture_changes(p, now, &state, &files));
@@ -413,9 +417,19 @@ Status FastCapture::capture(CapturedEpoch* e, const DirScan& scan) {
   // Memory: from here on the trackers have been reset, so a failure makes the next base.
   ready_ = false;
   std::string pages_file = e->images_dir + "/fast-pages";
-  std::string pages;  // written out once the threads run again
-  for (Proc& p : procs_) {
-    RELIVE_ASSIGN_OR_RETURN(std::vector<dirty::PageRange> dirty, p.tracker->collect());
+  std::vector<std::vector<dirty::PageRange>> dirty_of(procs_.size());
+  uint64_t dirty_bytes = 0;
+  for (size_t i = 0; i < procs_.size(); ++i) {
+    RELIVE_ASSIGN_OR_RETURN(dirty_of[i], procs_[i].tracker->collect());
+    for (const dirty::PageRange& r : dirty_of[i]) dirty_bytes += r.pages * kPage;
+  }
+  std::string& pages = pages_;  // written out once the threads run again
+  if (pages.capacity() > 4 * dirty_bytes + (64u << 20)) std::string().swap(pages);
+  pages.clear();
+  pages.reserve(dirty_bytes);
+  for (size_t i = 0; i < procs_.size(); ++i) {
+    Proc& p = procs_[i];
+    const std::vector<dirty::PageRange>& dirty = dirty_of[i];
     auto sink = [&](uint64_t vaddr, std::string_view bytes) -> Status {
       e->runs.push_back({p.ns_pid, vaddr, bytes.size() / kPage, pages_file, pages.size()});
       pages.append(bytes);
@@ -464,8 +478,33 @@ Status FastCapture::capture(CapturedEpoch* e, const DirScan& scan) {
   RELIVE_RETURN_IF_ERROR(write(e->images_dir + "/" + kPatchBundle, encode_patch_bundle(files)));
   e->image_files.push_back(kPatchBundle);
   RELIVE_RETURN_IF_ERROR(write(pages_file, pages));
+  // The mappings' flags (madvise, mlock on a whole mapping change nothing else /proc shows) are
+  // read now that the workload runs again: smaps costs ~30 ms per resident GiB, too long to
+  // hold it frozen, and at most a tenth of relived's time is spent on it (a large process's are
+  // read every few epochs). Changed since the base: this epoch is dropped and a CRIU epoch
+  // taken in its place (its flags at the cut are then unknown). The epochs since the last read
+  // may carry the base's flags; changed and changed back between two reads goes unseen.
+  auto t_flags = Clock::now();
+  if (t_flags >= next_flags_check_) {
+    RELIVE_RETURN_IF_ERROR(check_vma_flags());
+    auto took = Clock::now() - t_flags;
+    next_flags_check_ = Clock::now() + 9 * took;
+    RELIVE_LOG_DEBUG("fast capture: mapping flags read in {} us after the release", us(took));
+  }
   e->patch = true;
   ready_ = true;
+  return Status::Ok();
+}
+
+Status FastCapture::check_vma_flags() {
+  for (Proc& p : procs_) {
+    RELIVE_ASSIGN_OR_RETURN(std::string flags, read_vma_flags(p.pid));
+    if (flags != p.base_vma_flags) {
+      return Status::Aborted(fmt::format(
+          "memory mapping flags changed in process {} (madvise or mlock of a whole mapping)",
+          p.ns_pid));
+    }
+  }
   return Status::Ok();
 }
 

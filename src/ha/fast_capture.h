@@ -19,6 +19,7 @@
 
 #include <sys/types.h>
 
+#include <chrono>
 #include <functional>
 #include <map>
 #include <memory>
@@ -80,7 +81,8 @@ class FastCapture {
     uint64_t syscall_insn = 0;
     std::unique_ptr<dirty::DirtyTracker> tracker;
     std::map<pid_t, pid_t> ns_tid;  // global tid -> tid in the namespace, at the cut
-    ProcessFingerprint fp;          // at the base's cut
+    ProcessFingerprint fp;          // at the base's cut, without the mappings' flags
+    std::string base_vma_flags;     // the mappings' flags at the base's cut (read_vma_flags)
     criu::PagemapImage base_map;
     std::vector<criu::VaddrRange> base_present;
     criu::TaskCoreState core;
@@ -98,11 +100,18 @@ class FastCapture {
   Status capture_changes(Proc& p, const ProcessFingerprint& now, FastState* state, Files* files);
   explicit FastCapture(pid_t root) : root_(root) {}
   Status check_kernel_state(Proc& p, dirty::SeizedThread& leader);
+  // Aborted when a process's mappings' flags differ from the base's.
+  Status check_vma_flags();
 
   pid_t root_;
   std::vector<Proc> procs_;
   bool noted_ = false;  // note_cut() and note_images() succeeded
   bool ready_ = false;
+  // The epoch's pages, copied while frozen and written out after: kept between epochs so that
+  // a copy does not fault in fresh memory for every page (shrunk when far larger than needed).
+  std::string pages_;
+  // When the mappings' flags may be read again (capture()).
+  std::chrono::steady_clock::time_point next_flags_check_{};
 };
 
 }  // namespace relive::ha

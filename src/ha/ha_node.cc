@@ -211,7 +211,7 @@ Result<std::string> HaNode::replicate(transfer::Link* link, const m::Command& c)
     committed_ = k->epoch;
     last_commit_ = Clock::now();
     ++epochs_total_;
-    recent_.push_back({last_commit_, 0, 0, 0});
+    recent_.push_back({last_commit_, 0, 0, 0, k->epoch, "", 0});
     while (recent_.size() > 200) recent_.pop_front();
   } else if (std::holds_alternative<m::HaHeartbeat>(c)) {
     // last_heard_ is all it is for

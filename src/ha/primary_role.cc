@@ -4,7 +4,9 @@
 
 #include <thread>
 
+#include "common/file_util.h"
 #include "common/logging.h"
+#include "ha/dir_sync.h"
 #include "ha/epoch_pipeline.h"
 #include "ha/ha_node.h"
 #include "security/listener.h"
@@ -196,6 +198,17 @@ void HaNode::epoch() {
   std::string slow_path = need_full_ ? "full epoch: " + full_reason_ : "";
   Result<CapturedEpoch> e = workload_->capture(n, need_full_);
   if (input_) (void)input_->set_pass_through(true);
+  // The backup holds an epoch's directory changes in memory until the commit, up to
+  // limits.max_epoch_bytes (pages beyond it wait on its disk).
+  const uint64_t limit = o_.config.limits.max_epoch_bytes;
+  uint64_t dir_bytes = e.ok() ? dir_change_bytes(e->dir) : 0;
+  if (e.ok() && e->full && dir_bytes > limit) {
+    if (e->own_dir) (void)remove_tree(e->images_dir);
+    e =
+        Status::Unsupported(fmt::format("the workload directory's {} MiB of files are more than "
+                                        "limits.max_epoch_bytes ({} MiB) allows in one epoch",
+                                        dir_bytes >> 20, limit >> 20));
+  }
   if (!e.ok()) {
     // The workload runs on; the backup is still at the last committed epoch, and output waits
     // for the next one. A failure that lasts (CRIU cannot dump this workload, it keeps a
@@ -218,9 +231,23 @@ void HaNode::epoch() {
     return;
   }
   failing_since_ = {};
+  if (!e->full && dir_bytes > limit) {
+    // The backup would refuse it: a full epoch takes its place (the whole directory, which may
+    // be smaller than what was written to it). This epoch's output waits for that one.
+    full_reason_ = fmt::format(
+        "epoch {} wrote {} MiB to the workload directory, more than limits.max_epoch_bytes", n,
+        dir_bytes >> 20);
+    RELIVE_LOG_INFO("{}: a full epoch instead", full_reason_);
+    if (e->own_dir) (void)remove_tree(e->images_dir);
+    ++next_epoch_;
+    need_full_ = true;
+    workload_->reset();
+    return;
+  }
   if (!need_full_ && !e->patch) {
     slow_path = e->slow_reason.empty() ? "CRIU dump" : "CRIU dump: " + e->slow_reason;
   }
+  if (!slow_path.empty()) RELIVE_LOG_DEBUG("epoch {}: {}", n, slow_path);
   ++next_epoch_;
   // The next epoch is a delta against this one, shipped after it: a failure to ship anything
   // in flight loses the backup, and the next epoch is full again.

@@ -8,6 +8,7 @@
 #include <filesystem>
 
 #include "common/file_util.h"
+#include "common/logging.h"
 #include "common/scoped_fd.h"
 #include "common/subprocess.h"
 #include "ha/patch_bundle.h"
@@ -40,6 +41,7 @@ Status Replica::begin(const m::HaEpoch& e) {
       ::unlink((disk_path(index) + ".new").c_str());
   }
   staged_.reset();
+  ::unlink(spill_path().c_str());
   RELIVE_RETURN_IF_ERROR(remove_tree(staging()));
   RELIVE_RETURN_IF_ERROR(make_dirs(staging()));
   if (!e.full && !committed_) {
@@ -82,14 +84,31 @@ Status Replica::receive_pages(security::Channel* channel) {
           return stage_disk(static_cast<uint32_t>(pid - kVmDiskPidBase), vaddr, pages);
         }
         if (s.full_pages) return s.full_pages->put(pid, vaddr, pages);
-        s.page_bytes += pages.size();
-        if (s.page_bytes > max_bytes_) {
-          return Status::InvalidArgument(fmt::format(
-              "epoch {} carries more than limits.max_epoch_bytes ({})", s.epoch.epoch, max_bytes_));
+        if (s.page_bytes + pages.size() <= max_bytes_ && !s.spill.valid()) {
+          s.page_bytes += pages.size();
+          s.page_runs.emplace_back(pid, vaddr, std::string(pages));
+          return Status::Ok();
         }
-        s.page_runs.emplace_back(pid, vaddr, std::string(pages));
+        // More than limits.max_epoch_bytes: the rest waits on disk (a failure to write it,
+        // a full disk, refuses the epoch and keeps the last one).
+        if (!s.spill.valid()) {
+          s.spill.reset(::open(spill_path().c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
+          if (!s.spill.valid()) return PosixError("create " + spill_path(), errno);
+        }
+        if (::pwrite(s.spill.get(), pages.data(), pages.size(),
+                     static_cast<off_t>(s.spilled_bytes)) != static_cast<ssize_t>(pages.size())) {
+          return PosixError("write " + spill_path(), errno == 0 ? ENOSPC : errno);
+        }
+        s.spilled.emplace_back(pid, vaddr, s.spilled_bytes, pages.size());
+        s.spilled_bytes += pages.size();
         return Status::Ok();
       }));
+  if (s.spill.valid()) {
+    RELIVE_LOG_INFO(
+        "epoch {}: {} MiB of its pages wait on disk (more than "
+        "limits.max_epoch_bytes in memory)",
+        s.epoch.epoch, s.spilled_bytes >> 20);
+  }
   s.pages = true;
   return Status::Ok();
 }
@@ -120,6 +139,19 @@ Status Replica::commit(uint64_t epoch) {
   } else {
     for (const auto& [pid, vaddr, bytes] : s.page_runs) {
       RELIVE_RETURN_IF_ERROR(pages_->put(pid, vaddr, bytes));
+    }
+    std::string buf;
+    for (const auto& [pid, vaddr, at, len] : s.spilled) {
+      buf.resize(len);
+      if (::pread(s.spill.get(), buf.data(), len, static_cast<off_t>(at)) !=
+          static_cast<ssize_t>(len)) {
+        return PosixError("read " + spill_path(), errno == 0 ? EIO : errno);
+      }
+      RELIVE_RETURN_IF_ERROR(pages_->put(pid, vaddr, buf));
+    }
+    if (s.spill.valid()) {
+      s.spill.reset();
+      ::unlink(spill_path().c_str());
     }
   }
   RELIVE_RETURN_IF_ERROR(commit_disks());

@@ -82,6 +82,7 @@ class Replica {
  private:
   Replica(std::string dir, uint64_t max_bytes) : dir_(std::move(dir)), max_bytes_(max_bytes) {}
   std::string staging() const { return dir_ + "/staging"; }
+  std::string spill_path() const { return dir_ + "/pages.spill"; }
   std::string stage_dir(uint64_t epoch) const;
   std::string disk_path(uint32_t index) const;
   Status stage_disk(uint32_t index, uint64_t offset, std::string_view bytes);
@@ -100,8 +101,13 @@ class Replica {
   struct Staged {
     migration::HaEpoch epoch;
     bool images = false, pages = false, dir = false;
-    std::vector<std::tuple<pid_t, uint64_t, std::string>> page_runs;  // delta epochs
+    // A delta epoch's pages: in memory up to max_epoch_bytes, the rest in the spill file
+    // (pid, vaddr, offset in it, length) until the commit copies them into the page store.
+    std::vector<std::tuple<pid_t, uint64_t, std::string>> page_runs;
     uint64_t page_bytes = 0;
+    ScopedFd spill;
+    std::vector<std::tuple<pid_t, uint64_t, uint64_t, uint64_t>> spilled;
+    uint64_t spilled_bytes = 0;
     std::unique_ptr<transfer::PageCache> full_pages;  // full epochs write here directly
     std::string full_pages_dir;
     std::vector<DirChange> changes;

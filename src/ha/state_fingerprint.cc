@@ -224,21 +224,25 @@ Status put_threads(int proc, Items* items) {
   return Status::Ok();
 }
 
-// The VmFlags lines of smaps, one per mapping (the mappings themselves are in "maps").
-void put_vma_flags(int proc, Items* items) {
+// The VmFlags lines of smaps, one per mapping (the mappings themselves are in "maps"); 0 or
+// the errno.
+int vma_flags_at(int proc, std::string* out) {
   std::string_view text;
   int err = read_at(proc, "smaps", Records::kMany, &text);
-  if (err != 0) {
-    (*items)["vmflags"] = unreadable(err);
-    return;
-  }
-  std::string out;
+  if (err != 0) return err;
+  out->clear();
   for (size_t at = text.find("VmFlags:"); at != std::string_view::npos;
        at = text.find("VmFlags:", at + 1)) {
     size_t nl = text.find('\n', at);
-    out += text.substr(at + 8, (nl == std::string_view::npos ? text.size() : nl + 1) - at - 8);
+    *out += text.substr(at + 8, (nl == std::string_view::npos ? text.size() : nl + 1) - at - 8);
   }
-  (*items)["vmflags"] = std::move(out);
+  return 0;
+}
+
+void put_vma_flags(int proc, Items* items) {
+  std::string out;
+  int err = vma_flags_at(proc, &out);
+  (*items)["vmflags"] = err != 0 ? unreadable(err) : std::move(out);
 }
 
 // Process-wide items other than threads and descriptors.
@@ -522,6 +526,19 @@ Result<ProcessFingerprint> fingerprint_process(pid_t pid, const FingerprintOptio
   if (::faccessat(proc.get(), "stat", R_OK, 0) != 0 && (errno == ENOENT || errno == ESRCH))
     return Status::NotFound("process " + std::to_string(pid) + " exited");
   return fp;
+}
+
+Result<std::string> read_vma_flags(pid_t pid) {
+  const std::string dir = "/proc/" + std::to_string(pid);
+  ScopedFd proc(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!proc.valid() && errno == ENOENT) return Status::NotFound("no process " + dir);
+  if (!proc.valid()) return PosixError("open " + dir, errno);
+  std::string out;
+  if (int err = vma_flags_at(proc.get(), &out); err != 0) {
+    if (err == ENOENT || err == ESRCH) return Status::NotFound("process " + dir + " exited");
+    return PosixError("read " + dir + "/smaps", err);
+  }
+  return out;
 }
 
 std::optional<std::string> first_difference(const ProcessFingerprint& base,

@@ -60,6 +60,10 @@ struct ProcessFingerprint {
 // NotFound when the process does not exist (or exits while being read).
 Result<ProcessFingerprint> fingerprint_process(pid_t pid, const FingerprintOptions& options = {});
 
+// The VmFlags of every mapping of `pid`, one line per mapping (the "vmflags" item). The kernel
+// walks the page tables to print them: ~30 ms per GiB resident.
+Result<std::string> read_vma_flags(pid_t pid);
+
 // The first difference in words ("thread set changed", "fd 5 offset changed", "memory map
 // changed", "thread 812 status changed (SigIgn)", ...); nullopt when the two are equal. Thread and
 // descriptor sets and the memory map are compared first.

@@ -16,8 +16,8 @@ namespace {
 
 namespace m = relive::migration;
 using relive::testing::read_all;
-using relive::testing::write_all_to;
 using relive::testing::TempDir;
+using relive::testing::write_all_to;
 
 class ReplicaTest : public ::testing::Test {
  protected:
@@ -154,17 +154,55 @@ TEST_F(ReplicaTest, ACorruptPageStreamLeavesTheCommittedEpoch) {
   EXPECT_EQ(state(), "one");
 }
 
-TEST_F(ReplicaTest, AnEpochLargerThanTheLimitIsRefused) {
+// A delta epoch's pages past limits.max_epoch_bytes (1 MiB here) wait on disk, and the epoch
+// commits whole: the page store holds every page of it, in order.
+TEST_F(ReplicaTest, ADeltaEpochLargerThanTheLimitWaitsOnDiskAndCommits) {
+  auto pages_epoch = [&](uint64_t n, bool full,
+                         const std::vector<std::pair<uint64_t, std::string>>& runs) -> Status {
+    RELIVE_RETURN_IF_ERROR(replica_->begin({n, full, "alpha"}));
+    transfer::testing::MemoryChannel ch;
+    RELIVE_RETURN_IF_ERROR(replica_->receive_images(&ch, {"images", {}}));
+    transfer::PageSender ps(&ch);
+    for (const auto& [vaddr, bytes] : runs) RELIVE_RETURN_IF_ERROR(ps.add(1, vaddr, bytes));
+    RELIVE_RETURN_IF_ERROR(ps.finish());
+    RELIVE_RETURN_IF_ERROR(replica_->receive_pages(&ch));
+    RELIVE_RETURN_IF_ERROR(send_dir_changes(&ch, {}));
+    RELIVE_RETURN_IF_ERROR(replica_->receive_dir(&ch, {0, 0}));
+    return replica_->commit(n);
+  };
+  const uint64_t mib = 1 << 20;
+  ASSERT_TRUE(pages_epoch(1, true, {{0, std::string(3 * mib, 'a')}}).ok());
+  // 512 KiB in memory, then 2 MiB past the limit, the last page of it written twice.
+  Status s = pages_epoch(2, false,
+                         {{0, std::string(mib / 2, 'b')},
+                          {mib / 2, std::string(2 * mib, 'c')},
+                          {mib / 2 + 2 * mib - 4096, std::string(4096, 'd')}});
+  ASSERT_TRUE(s.ok()) << s.to_string();
+  EXPECT_EQ(replica_->committed_epoch(), 2u);
+  EXPECT_NE(::access((dir_ / "replica/pages.spill").c_str(), F_OK), 0) << "the spill file stays";
+  ASSERT_TRUE(replica_->materialize_vm(dir_ / "images", dir_ / "ram", 3 * mib).ok());
+  std::string ram = read_all(dir_ / "ram");
+  ASSERT_EQ(ram.size(), 3 * mib);
+  EXPECT_EQ(ram.substr(0, mib / 2), std::string(mib / 2, 'b'));
+  EXPECT_EQ(ram.substr(mib / 2, 2 * mib - 4096), std::string(2 * mib - 4096, 'c'));
+  EXPECT_EQ(ram.substr(mib / 2 + 2 * mib - 4096, 4096), std::string(4096, 'd'));
+  EXPECT_EQ(ram.substr(mib / 2 + 2 * mib), std::string(mib / 2, 'a'));
+}
+
+// A half-received delta that spilled to disk is discarded by the next epoch, never applied.
+TEST_F(ReplicaTest, AHalfReceivedSpilledEpochIsDiscarded) {
   ASSERT_TRUE(send_epoch(1, true, "one").ok());
   ASSERT_TRUE(replica_->begin({2, false, "alpha"}).ok());
   transfer::testing::MemoryChannel ch;
   transfer::PageSender ps(&ch);
   ASSERT_TRUE(ps.add(1, 0x10000, std::string(2 << 20, 'x')).ok());  // limit is 1 MiB
   ASSERT_TRUE(ps.finish().ok());
-  Status s = replica_->receive_pages(&ch);
-  EXPECT_FALSE(s.ok());
-  EXPECT_NE(s.message().find("max_epoch_bytes"), std::string::npos) << s.to_string();
-  EXPECT_EQ(replica_->committed_epoch(), 1u);
+  ASSERT_TRUE(replica_->receive_pages(&ch).ok());
+  EXPECT_FALSE(replica_->commit(2).ok()) << "an incomplete epoch committed";
+  ASSERT_TRUE(send_epoch(3, false, "three").ok());
+  EXPECT_EQ(replica_->committed_epoch(), 3u);
+  EXPECT_EQ(state(), "three");
+  EXPECT_NE(::access((dir_ / "replica/pages.spill").c_str(), F_OK), 0);
 }
 
 // Warm images (Replica::stage): used only when complete and of the committed epoch.

@@ -65,6 +65,8 @@ int listen_tcp(int* port) {
   return s;
 }
 
+void* g_region = nullptr;
+
 // Runs one command in the subject; the reply is its result (an fd, a port, 0 or -1).
 int act(const Command& c) {
   switch (c.op) {
@@ -77,6 +79,14 @@ int act(const Command& c) {
     case 'm':
       return ::mmap(nullptr, 4096, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0) == MAP_FAILED ? -1
                                                                                                 : 0;
+    case 'M': {  // a mapping of its own for 'f'
+      static void* const region =
+          ::mmap(nullptr, 4 * 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+      g_region = region;
+      return region == MAP_FAILED ? -1 : 0;
+    }
+    case 'f':  // the whole of that mapping MADV_DONTFORK: /proc/PID/maps stays the same
+      return ::madvise(g_region, 4 * 4096, MADV_DONTFORK);
     case 't': {
       pthread_t t;
       return ::pthread_create(&t, nullptr, park, nullptr);
@@ -265,6 +275,26 @@ TEST_F(StateFingerprintTest, SeekingARegularFileChangesOnlyItsOffset) {
 }
 
 TEST_F(StateFingerprintTest, MappingMemoryChangesTheMap) { expect_change('m', 0, "memory map"); }
+
+// madvise of a whole mapping shows only in the mappings' flags: read with the fingerprint by
+// default, or alone (read_vma_flags) when the fingerprint leaves them out.
+TEST_F(StateFingerprintTest, MadviseOfAWholeMappingChangesOnlyItsFlags) {
+  ASSERT_EQ(subject_.ask('M'), 0);
+  Result<ProcessFingerprint> without = fingerprint_process(subject_.pid(), {.vma_flags = false});
+  ASSERT_TRUE(without.ok());
+  EXPECT_FALSE(without->items.contains("vmflags"));
+  Result<std::string> flags = read_vma_flags(subject_.pid());
+  ASSERT_TRUE(flags.ok()) << flags.status().to_string();
+  expect_change('f', 0, "memory mapping flags");
+  Result<ProcessFingerprint> after = fingerprint_process(subject_.pid(), {.vma_flags = false});
+  ASSERT_TRUE(after.ok());
+  EXPECT_EQ(first_difference(*without, *after), std::nullopt);
+  Result<std::string> flags_after = read_vma_flags(subject_.pid());
+  ASSERT_TRUE(flags_after.ok());
+  EXPECT_NE(*flags, *flags_after);
+  EXPECT_NE(flags_after->find(" dc"), std::string::npos) << *flags_after;
+  EXPECT_FALSE(read_vma_flags(0x3fffffff).ok());
+}
 
 TEST_F(StateFingerprintTest, StartingAThreadChangesTheThreadSet) {
   expect_change('t', 0, "thread set changed");

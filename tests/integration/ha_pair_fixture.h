@@ -99,6 +99,12 @@ class HaPairFixture : public ::testing::Test {
     write_all_to(dir_ / "pair.toml", config());
   }
   uint32_t max_epochs_in_flight_ = 2;
+  // Before start_pair(): the largest delta epoch the backup accepts.
+  void use_max_epoch_bytes(uint64_t n) {
+    max_epoch_bytes_ = n;
+    write_all_to(dir_ / "pair.toml", config());
+  }
+  uint64_t max_epoch_bytes_ = 256ull << 20;
 
   // A [workload] of redis-server on `port` with AOF (every acknowledged write in the HA state),
   // working in dir_/w, holding service() in the pair's netns.
@@ -141,12 +147,13 @@ lease_key = "/relive/ha/{ns}/primary"
 lease_ttl_s = {ttl}
 [limits]
 max_epochs_in_flight = {mif}
+max_epoch_bytes = {meb}
 )",
                        fmt::arg("keys", std::string(dir_ / "keys")),
                        fmt::arg("a", hosts_.address('a')), fmt::arg("b", hosts_.address('b')),
                        fmt::arg("c", hosts_.address('c')), fmt::arg("ns", netns_),
                        fmt::arg("ttl", kLeaseTtl), fmt::arg("ft", failure_timeout_ms_),
-                       fmt::arg("mif", max_epochs_in_flight_)) +
+                       fmt::arg("mif", max_epochs_in_flight_), fmt::arg("meb", max_epoch_bytes_)) +
            workload_toml();
   }
 

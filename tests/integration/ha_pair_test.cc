@@ -135,6 +135,34 @@ TEST_F(HaPair, OutputOfAnUncommittedEpochNeverEscapes) {
   EXPECT_EQ(g.out, "0\n") << "the write the client never saw acknowledged survived" << logs();
 }
 
+// A write larger than the backup keeps in memory for one epoch (limits.max_epoch_bytes, 12 MiB
+// here; an 8 MiB value dirties its copy in memory, redis's query and AOF buffers and 8 MiB of the
+// AOF file at once): the pages past the limit wait on the backup's disk, the backup is kept, the
+// client is answered once that epoch is on the backup, and the value survives a failover.
+TEST_F(HaPair, AnEpochLargerThanTheLimitWaitsOnTheBackupsDisk) {
+  use_max_epoch_bytes(12 << 20);
+  start_pair();
+  std::string value;
+  for (int i = 0; value.size() < (8u << 20); ++i) value += fmt::format("{:08x}", i * 2654435761u);
+  write_all_to(dir_ / "big", value);
+  RunResult w =
+      run(hosts_.in('c', {"/bin/sh", "-c",
+                          "/usr/bin/redis-cli -h " + service() + " -p " + std::to_string(kPort) +
+                              " -x SET big < " + std::string(dir_ / "big")}),
+          60);
+  ASSERT_EQ(w.out, "OK\n") << w.err << logs();
+  EXPECT_NE(err(1).find("wait on disk"), std::string::npos) << logs();
+  EXPECT_EQ(err(0).find("backup lost"), std::string::npos) << logs();
+  pid_t workload = workload_pid(0);
+  ASSERT_GT(workload, 0);
+  kill_host_a(workload);
+  ASSERT_TRUE(eventually([&] { return role(1) == "primary"; }, seconds(60))) << logs();
+  RunResult g = run(hosts_.in('c', {"/usr/bin/redis-cli", "-h", service(), "-p",
+                                    std::to_string(kPort), "STRLEN", "big"}),
+                    10);
+  EXPECT_EQ(g.out, std::to_string(value.size()) + "\n") << logs();
+}
+
 TEST_F(HaPair, PartitionLeavesExactlyOneSideServing) {
   start_pair();
   start_writer();

@@ -7,9 +7,10 @@
 //                            whose sum it keeps, a floating-point value held in a register and
 //                            mirrored in memory), and every 200 ms moves to the next phase of a
 //                            cycle that opens and closes a file, starts and joins a thread, maps
-//                            and unmaps memory, blocks and unblocks SIGUSR2 and appends to a log
-//                            file in its working directory. "quiet" stops the cycle but for the
-//                            log file's appends (answers "ok").
+//                            and unmaps memory, blocks and unblocks SIGUSR2, appends to a log
+//                            file in its working directory and marks the whole mapped region
+//                            MADV_DONTFORK and back (no change to /proc/PID/maps). "quiet" stops
+//                            the cycle but for the log file's appends (answers "ok").
 //   ha_stateful ask HOST PORT REQUEST   prints the answer; exit 1 when there is none.
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -42,6 +43,7 @@ static int extra_running;
 static int open_fd = -1;
 static unsigned char* region;
 static unsigned char region_stamp;
+static int region_dontfork;
 static int usr2_blocked;
 static int log_fd = -1;
 static uint64_t logged;
@@ -76,6 +78,29 @@ static void fail(const char* what) {
   if (bad[0] == '\0') snprintf(bad, sizeof bad, "%s", what);
 }
 
+// Whether smaps lists `flag` among the VmFlags of the mapping that holds `region`.
+static int region_has_flag(const char* flag) {
+  FILE* f = fopen("/proc/self/smaps", "r");
+  if (f == NULL) return -1;
+  char line[512];
+  int in_region = 0, found = 0;
+  while (fgets(line, sizeof line, f) != NULL) {
+    unsigned long start, end;
+    if (sscanf(line, "%lx-%lx ", &start, &end) == 2 && strchr(line, '-') < strchr(line, ' ')) {
+      in_region = start <= (unsigned long)region && (unsigned long)region < end;
+    } else if (in_region && strncmp(line, "VmFlags:", 8) == 0) {
+      char padded[512];
+      snprintf(padded, sizeof padded, "%s ", line + 8);
+      char want[8];
+      snprintf(want, sizeof want, " %s ", flag);
+      found = strstr(padded, want) != NULL;
+      break;
+    }
+  }
+  fclose(f);
+  return found;
+}
+
 // What the process knows of itself against what the kernel says.
 static void self_check(void) {
   uint64_t sum = 0;
@@ -92,12 +117,13 @@ static void self_check(void) {
   if (region != NULL) {
     for (int i = 0; i < kMapBytes; i += 4096)
       if (region[i] != region_stamp) fail("mapped region");
+    if (region_has_flag("dc") != region_dontfork) fail("mapped region's MADV_DONTFORK");
   }
   if (open_fd >= 0 && fcntl(open_fd, F_GETFD) < 0) fail("open file");
 }
 
 static void next_phase(unsigned phase) {
-  switch (phase % 5) {
+  switch (phase % 6) {
     case 0:
       if (open_fd >= 0) {
         close(open_fd);
@@ -127,6 +153,7 @@ static void next_phase(unsigned phase) {
           break;
         }
         region_stamp = (unsigned char)(phase | 1);
+        region_dontfork = 0;
         for (int i = 0; i < kMapBytes; i += 4096) region[i] = region_stamp;
       }
       break;
@@ -140,11 +167,16 @@ static void next_phase(unsigned phase) {
     }
     case 4: {
       char line[64];
-      int n = snprintf(line, sizeof line, "phase %u total %llu\n", phase,
-                       (unsigned long long)total);
+      int n =
+          snprintf(line, sizeof line, "phase %u total %llu\n", phase, (unsigned long long)total);
       if (write(log_fd, line, (size_t)n) == n) logged += (uint64_t)n;
       break;
     }
+    case 5:
+      if (region != NULL &&
+          madvise(region, kMapBytes, region_dontfork ? MADV_DOFORK : MADV_DONTFORK) == 0)
+        region_dontfork = !region_dontfork;
+      break;
   }
 }
 
