@@ -30,14 +30,7 @@ namespace {
 namespace m = relive::migration;
 using std::chrono::seconds;
 
-bool eventually(const std::function<bool()>& cond, std::chrono::milliseconds limit) {
-  auto deadline = std::chrono::steady_clock::now() + limit;
-  while (!cond()) {
-    if (std::chrono::steady_clock::now() > deadline) return false;
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  return true;
-}
+using relive::testing::eventually;
 
 class MigrationServerTest : public ::testing::Test {
  protected:

@@ -3,9 +3,10 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <condition_variable>
 #include <filesystem>
-#include <functional>
 #include <future>
+#include <mutex>
 #include <thread>
 
 #include "common/file_util.h"
@@ -17,18 +18,10 @@ namespace relive::ha {
 namespace {
 
 namespace m = relive::migration;
+using relive::testing::eventually;
 using relive::testing::TempDir;
 using std::chrono::milliseconds;
 using std::chrono::seconds;
-
-bool eventually(const std::function<bool()>& cond, std::chrono::milliseconds limit) {
-  auto end = std::chrono::steady_clock::now() + limit;
-  while (!cond()) {
-    if (std::chrono::steady_clock::now() > end) return false;
-    std::this_thread::sleep_for(milliseconds(2));
-  }
-  return true;
-}
 
 // A primary's pipeline against a backup thread applying epochs to a Replica, as relived's
 // backup does; the backup can be held (it stops reading) to fall behind.
@@ -43,7 +36,7 @@ class EpochPipelineTest : public ::testing::Test {
     backup_ = std::thread([this] { serve(); });
   }
   void TearDown() override {
-    held_ = false;
+    hold(false);
     pipeline_.reset();
     links_.destination().close();
     if (backup_.joinable()) backup_.join();
@@ -53,7 +46,10 @@ class EpochPipelineTest : public ::testing::Test {
     for (;;) {
       Result<m::Command> c = link.next_command(links_.gate());
       if (!c.ok()) return;
-      while (held_) std::this_thread::sleep_for(milliseconds(1));
+      {
+        std::unique_lock<std::mutex> l(hold_mu_);
+        hold_cv_.wait(l, [this] { return !held_; });
+      }
       Status s = Status::Ok();
       if (const auto* e = std::get_if<m::HaEpoch>(&*c)) {
         s = replica_->begin(*e);
@@ -99,7 +95,17 @@ class EpochPipelineTest : public ::testing::Test {
   transfer::testing::LinkPair links_{dir_ / "audit.log"};
   std::unique_ptr<Replica> replica_;
   std::thread backup_;
-  std::atomic<bool> held_{false};
+  // While held, the backup reads a command and then waits before acting on it.
+  void hold(bool on) {
+    {
+      std::lock_guard<std::mutex> l(hold_mu_);
+      held_ = on;
+    }
+    hold_cv_.notify_all();
+  }
+  std::mutex hold_mu_;
+  std::condition_variable hold_cv_;
+  bool held_ = false;
   std::vector<uint64_t> applied_;
   std::atomic<int> heartbeats_{0}, wakes_{0};
   std::unique_ptr<EpochPipeline> pipeline_;
@@ -107,7 +113,7 @@ class EpochPipelineTest : public ::testing::Test {
 
 TEST_F(EpochPipelineTest, EpochsCommitInOrderAndABackupBehindStopsNewEpochs) {
   start(2);
-  held_ = true;  // the backup falls behind: nothing commits
+  hold(true);  // the backup falls behind: nothing commits
   ASSERT_TRUE(pipeline_->has_room());
   pipeline_->submit(epoch(1, true), EpochPipeline::Clock::now());
   ASSERT_TRUE(pipeline_->has_room());
@@ -115,7 +121,7 @@ TEST_F(EpochPipelineTest, EpochsCommitInOrderAndABackupBehindStopsNewEpochs) {
   EXPECT_FALSE(pipeline_->has_room()) << "a third epoch in flight past max_in_flight 2";
   EXPECT_EQ(pipeline_->in_flight(), 2u);
   EXPECT_TRUE(pipeline_->take_committed().empty()) << "committed without the backup's ack";
-  held_ = false;
+  hold(false);
   std::vector<uint64_t> seen;
   ASSERT_TRUE(eventually(
       [&] {

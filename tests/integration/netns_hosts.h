@@ -124,13 +124,4 @@ class Background {
   pid_t pid_ = -1;
 };
 
-inline bool eventually(const std::function<bool()>& cond, std::chrono::milliseconds limit) {
-  auto deadline = std::chrono::steady_clock::now() + limit;
-  while (!cond()) {
-    if (std::chrono::steady_clock::now() > deadline) return false;
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  return true;
-}
-
 }  // namespace relive::testing

@@ -1,7 +1,10 @@
 // Helpers for integration tests that drive the real relive binary and real programs.
 #pragma once
 
+#include <chrono>
+#include <functional>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace relive::testing {
@@ -47,5 +50,15 @@ class TempDir {
 
 std::string read_all(const std::string& path);
 void write_all_to(const std::string& path, const std::string& data);
+
+// Polls `cond` every 20 ms until it holds (true) or `limit` has passed (false).
+inline bool eventually(const std::function<bool()>& cond, std::chrono::milliseconds limit) {
+  auto deadline = std::chrono::steady_clock::now() + limit;
+  while (!cond()) {
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return true;
+}
 
 }  // namespace relive::testing
