@@ -199,15 +199,19 @@ void HaNode::epoch() {
   Result<CapturedEpoch> e = workload_->capture(n, need_full_);
   if (input_) (void)input_->set_pass_through(true);
   // The backup holds an epoch's directory changes in memory until the commit, up to
-  // limits.max_epoch_bytes (pages beyond it wait on its disk).
-  const uint64_t limit = o_.config.limits.max_epoch_bytes;
-  uint64_t dir_bytes = e.ok() ? dir_change_bytes(e->dir) : 0;
-  if (e.ok() && e->full && dir_bytes > limit) {
+  // limits.max_epoch_bytes (pages beyond it wait on its disk). A delta carries at most what a
+  // full epoch would (the changed blocks of the files as they are), so a full one does not help.
+  const uint64_t max_bytes = o_.config.limits.max_epoch_bytes;
+  if (uint64_t dir_bytes = e.ok() ? dir_change_bytes(e->dir) : 0; dir_bytes > max_bytes) {
+    // Dropped after its capture moved the workload's trackers on: start over from a full one.
     if (e->own_dir) (void)remove_tree(e->images_dir);
-    e =
-        Status::Unsupported(fmt::format("the workload directory's {} MiB of files are more than "
-                                        "limits.max_epoch_bytes ({} MiB) allows in one epoch",
-                                        dir_bytes >> 20, limit >> 20));
+    workload_->reset();
+    need_full_ = true;
+    full_reason_ = "an epoch was dropped";
+    e = Status::Unsupported(
+        fmt::format("{} MiB written to the workload directory in one epoch, more than "
+                    "limits.max_epoch_bytes ({} MiB) allows",
+                    dir_bytes >> 20, max_bytes >> 20));
   }
   if (!e.ok()) {
     // The workload runs on; the backup is still at the last committed epoch, and output waits
@@ -231,19 +235,6 @@ void HaNode::epoch() {
     return;
   }
   failing_since_ = {};
-  if (!e->full && dir_bytes > limit) {
-    // The backup would refuse it: a full epoch takes its place (the whole directory, which may
-    // be smaller than what was written to it). This epoch's output waits for that one.
-    full_reason_ = fmt::format(
-        "epoch {} wrote {} MiB to the workload directory, more than limits.max_epoch_bytes", n,
-        dir_bytes >> 20);
-    RELIVE_LOG_INFO("{}: a full epoch instead", full_reason_);
-    if (e->own_dir) (void)remove_tree(e->images_dir);
-    ++next_epoch_;
-    need_full_ = true;
-    workload_->reset();
-    return;
-  }
   if (!need_full_ && !e->patch) {
     slow_path = e->slow_reason.empty() ? "CRIU dump" : "CRIU dump: " + e->slow_reason;
   }

@@ -163,6 +163,33 @@ TEST_F(HaPair, AnEpochLargerThanTheLimitWaitsOnTheBackupsDisk) {
   EXPECT_EQ(g.out, std::to_string(value.size()) + "\n") << logs();
 }
 
+// An epoch that writes more to the workload directory than the backup takes
+// (limits.max_epoch_bytes, 1 MiB; the 8 MiB value goes to redis's AOF file) is dropped with that
+// reason, never sent to be refused; while it lasts the primary gives up on protection and serves
+// unprotected, the workload running on with the write.
+TEST_F(HaPair, DirectoryWritesPastTheLimitFailTheEpochAndTheWorkloadRunsOn) {
+  use_max_epoch_bytes(1 << 20);
+  start_pair();
+  write_all_to(dir_ / "big", std::string(8u << 20, 'v'));
+  RunResult w =
+      run(hosts_.in('c', {"/bin/sh", "-c",
+                          "/usr/bin/redis-cli -h " + service() + " -p " + std::to_string(kPort) +
+                              " -x SET big < " + std::string(dir_ / "big")}),
+          60);
+  EXPECT_EQ(w.out, "OK\n") << "answered once the primary serves unprotected" << w.err << logs();
+  EXPECT_NE(err(0).find("written to the workload directory in one epoch"), std::string::npos)
+      << logs();
+  EXPECT_EQ(err(1).find("directory changes exceed"), std::string::npos)
+      << "an epoch the backup had to refuse was sent" << logs();
+  ASSERT_TRUE(
+      eventually([&] { return status()[0].value("protection", "") == "unprotected"; }, seconds(60)))
+      << status().dump() << logs();
+  RunResult g = run(hosts_.in('c', {"/usr/bin/redis-cli", "-h", service(), "-p",
+                                    std::to_string(kPort), "STRLEN", "big"}),
+                    10);
+  EXPECT_EQ(g.out, std::to_string(8u << 20) + "\n") << logs();
+}
+
 TEST_F(HaPair, PartitionLeavesExactlyOneSideServing) {
   start_pair();
   start_writer();
