@@ -58,6 +58,12 @@ SRC, DST, CLIENT = "198.18.0.1", "198.18.0.2", "198.18.0.3"
 SERVICE = "198.18.0.100"
 PORT = 7070
 METHODS = ["plain CRIU", "stop-copy", "precopy", "postcopy", "crtr", "auto"]
+# A subset, e.g. RELIVE_BENCH_MIGRATE_METHODS="precopy crtr" (the ratio columns need precopy).
+if os.environ.get("RELIVE_BENCH_MIGRATE_METHODS"):
+    METHODS = [m for m in METHODS
+               if m.replace(" ", "-") in os.environ["RELIVE_BENCH_MIGRATE_METHODS"].split()]
+# RELIVE_BENCH_MIGRATE_VERBOSE=1: each relive migration's progress lines on stderr.
+VERBOSE = bool(os.environ.get("RELIVE_BENCH_MIGRATE_VERBOSE"))
 # Bandwidth caps (bytes/s) to run besides no cap: `--max-bandwidth B/s` on the command line
 # (repeatable) or RELIVE_BENCH_MIGRATE_CAPS.
 CAPS = [0] + [int(c) for c in os.environ.get("RELIVE_BENCH_MIGRATE_CAPS", "").split()]
@@ -211,6 +217,8 @@ def relive_migrate(workload, strategy, pid, cap=0):
     r = sh(*ns("a"), RELIVE, *cmd, "--pid", str(pid), "--to", f"{DST}:{PORT}", "--strategy",
            strategy, "--tls-dir", KEYS, "--name", "a", "--peer-name", "b", "--json",
            *flags, check=False, env=ENV, timeout=900)
+    if VERBOSE:
+        print(r.stderr, file=sys.stderr)
     if r.returncode != 0:
         raise RuntimeError(f"relive migrate --strategy {strategy}: {r.stderr.strip()[-400:]}")
     report = json.loads(r.stdout)

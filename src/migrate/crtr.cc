@@ -2,11 +2,18 @@
 // recorder's --pid attach), ship the checkpoint, then ship its log of nondeterministic input in
 // rounds while the destination replays it; when a round's log is small, freeze the process at a
 // syscall boundary, ship the last of the log, and switch over. What travels after the
-// checkpoint is the log, not the memory the process dirtied; the final dump's memory is rebuilt
-// at the destination from the replay and checked page by page against hashes.
+// checkpoint is the log, not the memory the process dirtied.
+//
+// The switch-over copies no memory: the final dump is lazy (`criu dump --lazy-pages`, whose page
+// server is closed at once), so its images hold the kernel state and the few pages that cannot
+// be lazy, while the anonymous memory stays in the stopped process. The source hashes that
+// memory; the destination checks its replayed process against the hashes, takes the pages that
+// differ from the source, and restores with CRIU's lazy-pages daemon fed from the replayed
+// process (drivers/criu/page_server.h).
 #include <fcntl.h>
 #include <fmt/format.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -19,7 +26,10 @@
 #include "common/file_util.h"
 #include "common/process_tree.h"
 #include "common/subprocess.h"
+#include "dirty/page_reader.h"
+#include "drivers/criu/criu_process.h"
 #include "drivers/criu/page_image.h"
+#include "drivers/criu/page_server.h"
 #include "migrate/peer_replies.h"
 #include "migrate/source.h"
 #include "transfer/file_transfer.h"
@@ -158,15 +168,41 @@ Status freeze_recorded(Source* s, Recorder* rec) {
   return stopped(s->options().pid) ? Status::Ok() : Status::IoError("the process did not stop");
 }
 
-// Pages of the dump the replay did not reproduce, from the dump itself.
+// The final dump without its memory: `criu dump --lazy-pages` on a socket pair, whose page
+// server is closed as soon as the images are written. CRIU then leaves the tree stopped (`d`
+// says leave_stopped) with its memory where it was.
+Status dump_without_memory(const criu::DumpOptions& d, criu::PageServerLayout layout) {
+  int sv[2];
+  if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0)
+    return PosixError("socketpair", errno);
+  ScopedFd ours(sv[0]), theirs(sv[1]);
+  criu::LazyDumpOptions lo;
+  lo.dump = d;
+  lo.ps_socket = theirs.get();
+  RELIVE_ASSIGN_OR_RETURN(criu::CriuProcess dump, criu::start_lazy_dump(lo));
+  theirs.reset();  // CRIU's exit is then a hang-up here
+  std::chrono::milliseconds limit =
+      d.run.timeout.count() > 0 ? d.run.timeout : std::chrono::hours(24);  // zero: no limit
+  RELIVE_RETURN_IF_ERROR(dump.wait_ready(limit));
+  Status closed = criu::close_page_server(ours.get(), layout);
+  Status ended = dump.wait(limit);
+  RELIVE_RETURN_IF_ERROR(ended);
+  return closed;
+}
+
+// Pages the replay did not reproduce, from the stopped process.
 Status ship_differing(Source* s, const m::Reply& verdict) {
   RELIVE_ASSIGN_OR_RETURN(VerifyReply reply, verify_reply(verdict));
-  const std::vector<criu::VaddrRange>& ranges = reply.differing;
+  std::vector<dirty::PageRange> ranges;
+  for (const criu::VaddrRange& r : reply.differing) ranges.push_back({r.start, r.pages});
   RELIVE_RETURN_IF_ERROR(s->link().send(m::PageRound{0, 0}));
   transfer::PageSender out(&s->link().channel());
   pid_t pid = s->options().pid;
   auto sink = [&](uint64_t vaddr, std::string_view bytes) { return out.add(pid, vaddr, bytes); };
-  RELIVE_RETURN_IF_ERROR(criu::extract_pages(s->images_dir(), pid, ranges, sink));
+  RELIVE_ASSIGN_OR_RETURN(dirty::ReadReport read, dirty::read_pages(pid, ranges, sink));
+  if (!read.missing.empty())
+    return Status::IoError(fmt::format("{} differing pages are no longer mapped in process {}",
+                                       read.missing.size(), pid));
   RELIVE_RETURN_IF_ERROR(out.finish());
   RELIVE_RETURN_IF_ERROR(s->link().wait_ack().status());
   s->add_bytes("differing_pages", out.wire_bytes());
@@ -197,6 +233,7 @@ Status run_crtr(Source* s) {
   // Before the freeze: finding CRIU runs `criu --version`, which would add to the downtime.
   RELIVE_ASSIGN_OR_RETURN(criu::DumpOptions d, base_dump_options(*s));
   d.leave_stopped = true;
+  RELIVE_ASSIGN_OR_RETURN(criu::CriuVersion version, criu::criu_version(d.run.criu));
   RELIVE_RETURN_IF_ERROR(s->freeze_begins());
   RELIVE_RETURN_IF_ERROR(freeze_recorded(s, &rec));
   s->tree_left_stopped();
@@ -205,14 +242,14 @@ Status run_crtr(Source* s) {
                           ship_log_round(s, trace + "/events", &offset,
                                          static_cast<uint32_t>(s->report().rounds), true));
   s->progress(fmt::format("phase=frozen final_log_bytes={}", last));
-  RELIVE_RETURN_IF_ERROR(criu::dump(d).status());
+  RELIVE_RETURN_IF_ERROR(dump_without_memory(d, criu::page_server_layout(version)));
   s->progress("phase=dumped");
   RELIVE_RETURN_IF_ERROR(s->release_address());
-  RELIVE_RETURN_IF_ERROR(transfer::write_page_hashes(s->images_dir()));
+  pid_t pid = s->options().pid;
+  RELIVE_RETURN_IF_ERROR(transfer::write_lazy_page_hashes(s->images_dir(), pid, pid));
   s->progress("phase=hashed");
   RELIVE_ASSIGN_OR_RETURN(auto files, image_files(s->images_dir()));
-  std::erase_if(files, [](const std::string& f) { return f.starts_with("pages-"); });
-  files.push_back(transfer::page_hashes_name(s->options().pid));
+  files.push_back(transfer::page_hashes_name(pid));
   RELIVE_ASSIGN_OR_RETURN(uint64_t bytes,
                           transfer::send_files(&s->link(), "images", s->images_dir(), files));
   s->add_bytes("images", bytes);

@@ -4,7 +4,9 @@
 #include <signal.h>
 
 #include <algorithm>
+#include <cstring>
 #include <filesystem>
+#include <future>
 #include <nlohmann/json.hpp>
 #include <optional>
 
@@ -14,10 +16,12 @@
 #include "common/process_tree.h"
 #include "common/work_dir.h"
 #include "container/pid_namespace.h"
+#include "dirty/page_reader.h"
 #include "drivers/criu/criu_binary.h"
 #include "drivers/criu/criu_compat.h"
 #include "drivers/criu/criu_process.h"
 #include "drivers/criu/page_image.h"
+#include "drivers/criu/page_server.h"
 #include "migrate/criu_tls.h"
 #include "migrate/crtr_replay.h"
 #include "migrate/destination_phase.h"
@@ -93,7 +97,8 @@ class Session {
   Status receive_trace(const m::FileBatch& f);
   Status receive_log(const m::LogRound& l);
   Result<m::Reply> verify();
-  Status rebuild_from_replay(const std::string& images);
+  Status read_replayed_pages(uint64_t image_pid, uint64_t vaddr, uint64_t pages, char* out);
+  Status serve_pages_from_replay(criu::LazyPagesOptions* lo);
   m::Reply default_reply() const;
   void undo();
   void end_work();
@@ -115,8 +120,15 @@ class Session {
   std::optional<RuncIncoming> runc_;
   std::optional<transfer::PageCache> cache_;
   std::unique_ptr<CrtrReplay> crtr_;
+  // CR/TR: the replayed process's pages hashed while the source dumps (after crtr_: it ends
+  // first, and it waits for the replay, which undo() aborts).
+  std::future<Result<transfer::PageHashTable>> ahead_;
   pid_t dumped_pid_ = 0;                     // CR/TR: the source's pid in its final dump
   std::vector<criu::VaddrRange> differing_;  // CR/TR: pages the replay did not reproduce
+  // CR/TR: feeds the lazy-pages daemon from the replayed process (and cache_ for differing_);
+  // declared after both, so it stops before they go.
+  std::unique_ptr<criu::LocalPageServer> replay_pages_;
+  criu::PageServerLayout page_server_layout_ = criu::PageServerLayout::kCriu42;
   container::NamespaceRestore ns_{};
   bool committed_ = false;
   DestinationPhase phase_{DestinationFlow::kProcess};
@@ -131,8 +143,9 @@ void Session::undo() {
   if (committed_) return;
   if (ns_.init_pid > 0) ::kill(ns_.init_pid, SIGKILL);  // the namespace and the tree in it
   ns_ = {};
-  if (crtr_) crtr_->abort();
   if (lazy_) lazy_->kill();
+  replay_pages_.reset();
+  if (crtr_) crtr_->abort();
   runc_.reset();  // kills and deletes a restored container, removes its bundle
   if (address_added_) (void)net::remove_address(*svc_, svc_dev_);
   address_added_ = false;
@@ -174,6 +187,7 @@ Status Session::begin(const m::Begin& b) {
   work_.emplace(std::move(w));
   RELIVE_ASSIGN_OR_RETURN(std::string criu, criu::find_criu());
   RELIVE_ASSIGN_OR_RETURN(criu_, criu::criu_with_compat(work_->path(), criu));
+
   RELIVE_RETURN_IF_ERROR(make_dirs(work_->path() + "/images"));
   RELIVE_RETURN_IF_ERROR(make_dirs(work_->path() + "/trace"));
   RELIVE_RETURN_IF_ERROR(make_dirs(work_->path() + "/bundle"));
@@ -196,22 +210,23 @@ Status Session::restore_tree(const m::Restore& r) {
     if (!cache_) return Status::Corruption("pre-copy restore without any pre-copied pages");
     RELIVE_RETURN_IF_ERROR(cache_->rebuild_pages_images(images));
   }
-  if (r.pages_from_replay) {
-    RELIVE_RETURN_IF_ERROR(rebuild_from_replay(images));
-    crtr_->release();  // its memory is in the images now
-  }
   if (r.lazy_pages_port != 0 && crtr_) {
-    crtr_->abort();  // the source switched from CR/TR to post-copy
+    crtr_->abort();                     // the source switched from CR/TR to post-copy
+    if (ahead_.valid()) ahead_.wait();  // it reads the replay
+    ahead_ = {};
     crtr_.reset();
   }
   // Memory already here (every strategy but post-copy) is restored lazily from the local
   // images: the workload runs while its pages stream in from this host's own copy, so the
-  // freeze does not grow with the memory size. Post-copy pulls them from the source instead.
+  // freeze does not grow with the memory size. Post-copy pulls them from the source instead,
+  // CR/TR from the replayed process.
   bool local_lazy = r.lazy_pages_port == 0 && o_.lazy_local;
-  if (r.lazy_pages_port != 0 || local_lazy) {
+  if (r.lazy_pages_port != 0 || local_lazy || r.pages_from_replay) {
     criu::LazyPagesOptions lo;
     lo.images_dir = images;
-    if (r.lazy_pages_port != 0) {
+    if (r.pages_from_replay) {
+      RELIVE_RETURN_IF_ERROR(serve_pages_from_replay(&lo));
+    } else if (r.lazy_pages_port != 0) {
       lo.address = r.lazy_pages_address.empty() ? peer_ip(link_->channel().peer().address)
                                                 : r.lazy_pages_address;
       lo.port = r.lazy_pages_port;
@@ -220,6 +235,7 @@ Status Session::restore_tree(const m::Restore& r) {
     lo.run.criu = criu_;
     RELIVE_ASSIGN_OR_RETURN(criu::CriuProcess p, criu::start_lazy_pages(lo));
     lazy_.emplace(std::move(p));
+    if (replay_pages_) replay_pages_->close_criu_end();
     RELIVE_RETURN_IF_ERROR(lazy_->wait_ready(std::chrono::seconds(30)));
     ro.extra_args.push_back("--lazy-pages");
   }
@@ -319,6 +335,9 @@ Status Session::receive_trace(const m::FileBatch& f) {
   std::string trace = work_->path() + "/trace";
   RELIVE_RETURN_IF_ERROR(transfer::receive_files(&link_->channel(), f, trace));
   if (crtr_ || !std::filesystem::exists(trace + "/header")) return Status::Ok();
+  // CR/TR's restore speaks CRIU's page-server protocol, whose layout follows CRIU's version.
+  RELIVE_ASSIGN_OR_RETURN(criu::CriuVersion v, criu::criu_version(criu_));
+  page_server_layout_ = criu::page_server_layout(v);
   crtr_ = std::make_unique<CrtrReplay>();
   return crtr_->start(trace, criu_);
 }
@@ -337,7 +356,17 @@ Status Session::receive_log(const m::LogRound& l) {
       remaining -= data.size();
     }
   }
-  return crtr_->append_log(log, l.final);
+  RELIVE_RETURN_IF_ERROR(crtr_->append_log(log, l.final));
+  if (l.final && !ahead_.valid()) {
+    // The source now dumps and hashes its memory: hash the replayed process meanwhile, once the
+    // replay has caught up, so that verify() has mostly lookups left.
+    CrtrReplay* replay = crtr_.get();
+    ahead_ = std::async(std::launch::async, [replay]() -> Result<transfer::PageHashTable> {
+      RELIVE_RETURN_IF_ERROR(replay->finish());
+      return transfer::PageHashTable::of_anonymous_memory(replay->pid());
+    });
+  }
+  return Status::Ok();
 }
 
 // Waits for the replay to reach the source's freeze point and lists the pages of the source's
@@ -354,8 +383,17 @@ Result<m::Reply> Session::verify() {
   }
   if (dumped.size() != 1) return Status::Unsupported("CR/TR migrates one process");
   dumped_pid_ = dumped[0];
-  RELIVE_ASSIGN_OR_RETURN(differing_,
-                          transfer::build_pages_from_process(images, dumped_pid_, crtr_->pid()));
+  std::optional<transfer::PageHashTable> ahead;
+  if (ahead_.valid()) {
+    Result<transfer::PageHashTable> got = ahead_.get();
+    if (got.ok())
+      ahead.emplace(std::move(*got));
+    else
+      RELIVE_LOG_DEBUG("replayed memory not hashed ahead: {}", got.status().to_string());
+  }
+  RELIVE_ASSIGN_OR_RETURN(
+      differing_,
+      transfer::compare_lazy_pages(images, dumped_pid_, crtr_->pid(), ahead ? &*ahead : nullptr));
   const auto& differ = differing_;
   m::VerifyReply reply;
   for (const auto& r : differ) reply.differing.push_back({r.start, r.pages});
@@ -363,16 +401,49 @@ Result<m::Reply> Session::verify() {
   return m::Reply{std::move(reply)};
 }
 
-// The final dump's pages image was written from the replayed process by verify(); the pages
-// that differed have come from the source since: patch them in.
-Status Session::rebuild_from_replay(const std::string& images) {
-  if (!crtr_ || dumped_pid_ == 0) return Status::Corruption("restore from a replay never verified");
-  if (differing_.empty()) return Status::Ok();
-  if (!cache_) return Status::Corruption("the differing pages never arrived");
-  auto lookup = [&](uint64_t vaddr, std::span<char> page) {
-    return cache_->read_page(dumped_pid_, vaddr, page.data());
+// The restore's lazy pages: the replayed process's memory, with the pages it did not reproduce
+// as the source sent them after verify().
+Status Session::read_replayed_pages(uint64_t image_pid, uint64_t vaddr, uint64_t pages, char* out) {
+  if (image_pid != static_cast<uint64_t>(dumped_pid_))
+    return Status::NotFound(fmt::format("no process {} in this migration", image_pid));
+  std::vector<dirty::PageRange> want{{vaddr, pages}};
+  auto sink = [&](uint64_t at, std::string_view bytes) {
+    std::memcpy(out + (at - vaddr), bytes.data(), bytes.size());
+    return Status::Ok();
   };
-  return transfer::patch_pages_image(images, dumped_pid_, differing_, lookup);
+  RELIVE_ASSIGN_OR_RETURN(dirty::ReadReport read, dirty::read_pages(crtr_->pid(), want, sink));
+  uint64_t end = vaddr + pages * criu::kImagePageSize;
+  auto patched = [&](uint64_t page) {
+    for (const criu::VaddrRange& d : differing_)
+      if (page >= d.start && page < d.end()) return true;
+    return false;
+  };
+  for (const criu::VaddrRange& d : differing_) {
+    for (uint64_t v = std::max(d.start, vaddr); v < std::min(d.end(), end);
+         v += criu::kImagePageSize) {
+      if (!cache_) return Status::Corruption("the differing pages never arrived");
+      RELIVE_RETURN_IF_ERROR(cache_->read_page(dumped_pid_, v, out + (v - vaddr)));
+    }
+  }
+  for (const dirty::PageRange& m : read.missing)
+    for (uint64_t v = m.start; v < m.end(); v += criu::kImagePageSize)
+      if (!patched(v))
+        return Status::Corruption(fmt::format("page {:#x} is neither replayed nor shipped", v));
+  return Status::Ok();
+}
+
+// The lazy-pages daemon's page server: the replayed process, which stays (stopped) until the
+// daemon has copied every page into the restored one.
+Status Session::serve_pages_from_replay(criu::LazyPagesOptions* lo) {
+  if (!crtr_ || dumped_pid_ == 0) return Status::Corruption("restore from a replay never verified");
+  RELIVE_ASSIGN_OR_RETURN(replay_pages_,
+                          criu::LocalPageServer::start(
+                              [this](uint64_t id, uint64_t vaddr, uint64_t pages, char* out) {
+                                return read_replayed_pages(id, vaddr, pages, out);
+                              },
+                              page_server_layout_));
+  lo->ps_socket = replay_pages_->criu_end();
+  return Status::Ok();
 }
 
 // Every command passes the phase first: one out of order is refused (and audited) before it
@@ -465,11 +536,19 @@ Result<DestinationOutcome> Session::run() {
       link_->serve(gate_, [this](const m::Command& c, bool* done) { return dispatch(c, done); }));
   record_.succeeded();  // committed: what follows (post-copy's last pages) is the workload's
   if (lazy_) {
-    // Post-copy: the tree runs; the daemon finishes copying its memory in the background.
+    // The tree runs; the daemon finishes copying its memory in the background (from the source
+    // with post-copy, from the replayed process with CR/TR, from the local images otherwise).
     Status s = lazy_->wait(std::chrono::minutes(30));
-    if (!s.ok()) RELIVE_LOG_WARN("post-copy page transfer: {}", s.to_string());
+    if (!s.ok()) RELIVE_LOG_WARN("lazy page transfer: {}", s.to_string());
   }
-  end_work();  // the lazy-pages daemon, the last reader of the images, is done
+  if (replay_pages_) {
+    Status s = replay_pages_->wait(std::chrono::seconds(10));
+    if (!s.ok()) RELIVE_LOG_WARN("pages from the replay: {}", s.to_string());
+    RELIVE_LOG_DEBUG("{} pages served from the replayed process", replay_pages_->pages_served());
+    replay_pages_.reset();
+  }
+  if (crtr_) crtr_->release();  // its memory is in the restored process now
+  end_work();                   // the lazy-pages daemon, the last reader of the images, is done
   return outcome_;
 }
 

@@ -4,13 +4,16 @@
 #include <fmt/format.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 #include <filesystem>
+#include <thread>
 
 #include "common/file_util.h"
 #include "common/hash.h"
 #include "common/scoped_fd.h"
 #include "dirty/page_reader.h"
+#include "tracee/process_info.h"
 
 namespace relive::transfer {
 namespace {
@@ -26,31 +29,15 @@ Result<criu::PagemapImage> load_pagemap(const std::string& dir, pid_t pid) {
 
 std::string page_hashes_name(pid_t pid) { return fmt::format("page-hashes-{}", pid); }
 
-Status write_page_hashes(const std::string& dir) {
-  std::error_code ec;
-  for (const auto& e : std::filesystem::directory_iterator(dir, ec)) {
-    std::string name = e.path().filename().string();
-    if (!name.starts_with("pagemap-") || name.starts_with("pagemap-shmem")) continue;
-    pid_t pid = std::atoi(name.c_str() + 8);
-    RELIVE_ASSIGN_OR_RETURN(criu::PagemapImage image, load_pagemap(dir, pid));
-    std::string hashes;
-    auto sink = [&](uint64_t, std::string_view bytes) {
-      for (size_t at = 0; at < bytes.size(); at += kPage) {
-        uint64_t h = hash64(bytes.substr(at, kPage));
-        hashes.append(reinterpret_cast<const char*>(&h), 8);
-      }
-      return Status::Ok();
-    };
-    RELIVE_RETURN_IF_ERROR(criu::extract_pages(dir, pid, criu::present_ranges(image), sink));
-    RELIVE_RETURN_IF_ERROR(write_file_atomic(dir + "/" + page_hashes_name(pid), hashes));
-  }
-  if (ec) return Status::IoError("list " + dir + ": " + ec.message());
-  return Status::Ok();
+std::vector<criu::VaddrRange> lazy_ranges(const criu::PagemapImage& image) {
+  std::vector<criu::VaddrRange> out;
+  for (const criu::PagemapEntry& e : image.entries)
+    if (!e.present() && e.has_flags && (e.flags & criu::kPeLazy) != 0)
+      out.push_back({e.vaddr, e.nr_pages});
+  return out;
 }
 
 namespace {
-
-constexpr uint64_t kBatchPages = 16384;  // 64 MiB read at a time
 
 void add_page(std::vector<criu::VaddrRange>* ranges, uint64_t vaddr) {
   if (!ranges->empty() && ranges->back().end() == vaddr)
@@ -59,76 +46,153 @@ void add_page(std::vector<criu::VaddrRange>* ranges, uint64_t vaddr) {
     ranges->push_back({vaddr, 1});
 }
 
-// Reads [vaddr, vaddr + pages) of `pid` into `buf` (zeros where unreadable) and marks what came.
-Status read_span(pid_t pid, uint64_t vaddr, uint64_t pages, std::string* buf,
-                 std::vector<bool>* got) {
-  buf->assign(pages * kPage, '\0');
-  got->assign(pages, false);
-  auto sink = [&](uint64_t at, std::string_view bytes) {
-    std::memcpy(buf->data() + (at - vaddr), bytes.data(), bytes.size());
-    for (uint64_t i = 0; i < bytes.size() / kPage; ++i) (*got)[(at - vaddr) / kPage + i] = true;
-    return Status::Ok();
+// The hash of every page of `ranges` (in order) in `pid`'s memory; `unread[i]` is set for each
+// page that could not be read. Hashed where the reader put the pages (no copy), split between
+// two threads: a frozen process leaves the machine's cores to its migration.
+struct PageHashes {
+  std::vector<uint64_t> hashes;
+  std::vector<bool> unread;
+};
+
+Result<PageHashes> hash_process_pages(pid_t pid, const std::vector<criu::VaddrRange>& ranges) {
+  PageHashes out;
+  uint64_t total = 0;
+  std::vector<uint64_t> first;  // index of each range's first page
+  for (const criu::VaddrRange& r : ranges) first.push_back(total), total += r.pages;
+  out.hashes.assign(total, 0);
+  out.unread.assign(total, true);
+  auto part = [&](size_t from, size_t to, std::vector<bool>* seen) -> Status {
+    std::vector<dirty::PageRange> want;
+    for (size_t i = from; i < to; ++i) want.push_back({ranges[i].start, ranges[i].pages});
+    size_t cur = from;
+    auto sink = [&](uint64_t vaddr, std::string_view bytes) {
+      for (size_t at = 0; at < bytes.size(); at += kPage) {
+        uint64_t v = vaddr + at;
+        while (cur < to && v >= ranges[cur].end()) ++cur;  // the reader goes in address order
+        if (cur == to || v < ranges[cur].start) {
+          cur = from;  // a range out of order: look it up from the start
+          while (cur < to && !(v >= ranges[cur].start && v < ranges[cur].end())) ++cur;
+          if (cur == to) return Status::Corruption(fmt::format("page {:#x} was not asked for", v));
+        }
+        uint64_t index = first[cur] + (v - ranges[cur].start) / kPage;
+        out.hashes[index] = hash64(bytes.substr(at, kPage));
+        (*seen)[index] = true;
+      }
+      return Status::Ok();
+    };
+    return dirty::read_pages(pid, want, sink).status();
   };
-  return dirty::read_pages(pid, {{vaddr, pages}}, sink).status();
+  // Two halves by page count; vector<bool> packs bits, so each thread marks its own vector.
+  size_t split = 0;
+  for (uint64_t pages = 0; split < ranges.size() && pages * 2 < total; ++split)
+    pages += ranges[split].pages;
+  std::vector<bool> seen_a(total, false), seen_b(total, false);
+  Status second = Status::Ok();
+  std::thread helper;
+  if (split < ranges.size() && total >= 4096)
+    helper = std::thread([&] { second = part(split, ranges.size(), &seen_b); });
+  else
+    split = ranges.size();
+  Status first_half = part(0, split, &seen_a);
+  if (helper.joinable()) helper.join();
+  RELIVE_RETURN_IF_ERROR(first_half);
+  RELIVE_RETURN_IF_ERROR(second);
+  for (uint64_t i = 0; i < total; ++i) out.unread[i] = !(seen_a[i] || seen_b[i]);
+  return out;
+}
+
+std::vector<uint64_t> page_addresses(const std::vector<criu::VaddrRange>& ranges) {
+  std::vector<uint64_t> out;
+  for (const criu::VaddrRange& r : ranges)
+    for (uint64_t i = 0; i < r.pages; ++i) out.push_back(r.start + i * kPage);
+  return out;
 }
 
 }  // namespace
 
-Result<std::vector<criu::VaddrRange>> build_pages_from_process(const std::string& dir,
-                                                               pid_t dumped_pid, pid_t live_pid) {
-  RELIVE_ASSIGN_OR_RETURN(criu::PagemapImage image, load_pagemap(dir, dumped_pid));
-  RELIVE_ASSIGN_OR_RETURN(std::string hashes, read_file(dir + "/" + page_hashes_name(dumped_pid)));
-  std::string path = fmt::format("{}/pages-{}.img", dir, image.pages_id);
-  ScopedFd out(::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
-  if (!out.valid()) return PosixError("create " + path, errno);
-  std::vector<criu::VaddrRange> differ;
-  std::string buf;
-  std::vector<bool> got;
-  size_t index = 0;
-  for (const criu::PagemapEntry& e : image.entries) {
-    if (!e.present()) continue;
-    for (uint64_t done = 0; done < e.nr_pages; done += kBatchPages) {
-      uint64_t n = std::min(kBatchPages, e.nr_pages - done), base = e.vaddr + done * kPage;
-      RELIVE_RETURN_IF_ERROR(read_span(live_pid, base, n, &buf, &got));
-      for (uint64_t i = 0; i < n; ++i, ++index) {
-        if ((index + 1) * 8 > hashes.size())
-          return Status::Corruption("page hashes are shorter than the pagemap");
-        uint64_t want;
-        std::memcpy(&want, hashes.data() + index * 8, 8);
-        if (!got[i] || hash64(std::string_view(buf).substr(i * kPage, kPage)) != want)
-          add_page(&differ, base + i * kPage);
-      }
-      RELIVE_RETURN_IF_ERROR(write_all(out.get(), buf));
-    }
-  }
-  if (index * 8 != hashes.size()) return Status::Corruption("page hashes do not fit the pagemap");
-  return differ;
+Status write_lazy_page_hashes(const std::string& dir, pid_t image_pid, pid_t live_pid) {
+  RELIVE_ASSIGN_OR_RETURN(criu::PagemapImage image, load_pagemap(dir, image_pid));
+  std::vector<criu::VaddrRange> ranges = lazy_ranges(image);
+  RELIVE_ASSIGN_OR_RETURN(PageHashes h, hash_process_pages(live_pid, ranges));
+  for (size_t i = 0; i < h.unread.size(); ++i)
+    if (h.unread[i])
+      return Status::IoError(fmt::format("page {:#x} of process {} cannot be read",
+                                         page_addresses(ranges)[i], live_pid));
+  std::string bytes(h.hashes.size() * 8, '\0');
+  if (!h.hashes.empty()) std::memcpy(bytes.data(), h.hashes.data(), bytes.size());
+  return write_file_atomic(dir + "/" + page_hashes_name(image_pid), bytes);
 }
 
-Status patch_pages_image(const std::string& dir, pid_t dumped_pid,
-                         const std::vector<criu::VaddrRange>& ranges,
-                         const criu::PageLookup& lookup) {
-  if (ranges.empty()) return Status::Ok();
-  RELIVE_ASSIGN_OR_RETURN(criu::PagemapImage image, load_pagemap(dir, dumped_pid));
-  std::string path = fmt::format("{}/pages-{}.img", dir, image.pages_id);
-  ScopedFd fd(::open(path.c_str(), O_WRONLY | O_CLOEXEC));
-  if (!fd.valid()) return PosixError("open " + path, errno);
-  std::string page(kPage, '\0');
-  uint64_t offset = 0;  // of the entry's first page in the pages image
-  for (const criu::PagemapEntry& e : image.entries) {
-    if (!e.present()) continue;
-    for (const criu::VaddrRange& r : ranges) {
-      uint64_t from = std::max(r.start, e.vaddr), to = std::min(r.end(), e.end());
-      for (uint64_t v = from; v < to; v += kPage) {
-        RELIVE_RETURN_IF_ERROR(lookup(v, std::span<char>(page.data(), kPage)));
-        off_t at = static_cast<off_t>(offset + (v - e.vaddr));
-        if (::pwrite(fd.get(), page.data(), kPage, at) != static_cast<ssize_t>(kPage))
-          return PosixError("patch " + path, errno);
-      }
-    }
-    offset += e.nr_pages * kPage;
+Result<PageHashTable> PageHashTable::of_anonymous_memory(pid_t pid) {
+  RELIVE_ASSIGN_OR_RETURN(std::vector<tracee::Mapping> maps, tracee::read_maps(pid));
+  PageHashTable t;
+  for (const tracee::Mapping& m : maps) {
+    bool anonymous =
+        m.path.empty() || m.path == "[heap]" || m.path == "[stack]" || m.path.starts_with("[anon:");
+    if (m.perms.size() < 4 || m.perms[3] != 'p' || !anonymous || m.end <= m.start) continue;
+    t.ranges_.push_back({m.start, (m.end - m.start) / kPage});
   }
-  return Status::Ok();
+  std::sort(t.ranges_.begin(), t.ranges_.end(),
+            [](const auto& a, const auto& b) { return a.start < b.start; });
+  uint64_t total = 0;
+  for (const criu::VaddrRange& r : t.ranges_) t.first_.push_back(total), total += r.pages;
+  RELIVE_ASSIGN_OR_RETURN(PageHashes h, hash_process_pages(pid, t.ranges_));
+  t.hashes_ = std::move(h.hashes);
+  t.unread_ = std::move(h.unread);
+  return t;
+}
+
+std::optional<uint64_t> PageHashTable::find(uint64_t vaddr) const {
+  auto it = std::upper_bound(ranges_.begin(), ranges_.end(), vaddr,
+                             [](uint64_t v, const criu::VaddrRange& r) { return v < r.start; });
+  if (it == ranges_.begin()) return std::nullopt;
+  --it;
+  if (vaddr >= it->end()) return std::nullopt;
+  size_t index = first_[it - ranges_.begin()] + (vaddr - it->start) / kPage;
+  if (unread_[index]) return std::nullopt;
+  return hashes_[index];
+}
+
+Result<std::vector<criu::VaddrRange>> compare_lazy_pages(const std::string& dir, pid_t dumped_pid,
+                                                         pid_t live_pid,
+                                                         const PageHashTable* ahead) {
+  RELIVE_ASSIGN_OR_RETURN(criu::PagemapImage image, load_pagemap(dir, dumped_pid));
+  RELIVE_ASSIGN_OR_RETURN(std::string want, read_file(dir + "/" + page_hashes_name(dumped_pid)));
+  std::vector<criu::VaddrRange> ranges = lazy_ranges(image);
+  uint64_t total = 0;
+  for (const criu::VaddrRange& r : ranges) total += r.pages;
+  if (want.size() != total * 8)
+    return Status::Corruption(
+        fmt::format("{} page hashes for {} lazy pages", want.size() / 8, total));
+  // Each page's hash: from `ahead` where it has one, the rest read now.
+  std::vector<std::optional<uint64_t>> have(total);
+  std::vector<criu::VaddrRange> missing;
+  size_t index = 0;
+  for (const criu::VaddrRange& r : ranges)
+    for (uint64_t i = 0; i < r.pages; ++i, ++index) {
+      uint64_t v = r.start + i * kPage;
+      if (ahead != nullptr) have[index] = ahead->find(v);
+      if (!have[index]) add_page(&missing, v);
+    }
+  if (!missing.empty()) {
+    RELIVE_ASSIGN_OR_RETURN(PageHashes h, hash_process_pages(live_pid, missing));
+    size_t k = 0;  // `missing` lists the empty slots of `have` in order
+    for (size_t j = 0; j < total; ++j) {
+      if (have[j]) continue;
+      if (!h.unread[k]) have[j] = h.hashes[k];
+      ++k;
+    }
+  }
+  std::vector<criu::VaddrRange> differ;
+  index = 0;
+  for (const criu::VaddrRange& r : ranges) {
+    for (uint64_t i = 0; i < r.pages; ++i, ++index) {
+      uint64_t expected;
+      std::memcpy(&expected, want.data() + index * 8, 8);
+      if (!have[index] || *have[index] != expected) add_page(&differ, r.start + i * kPage);
+    }
+  }
+  return differ;
 }
 
 }  // namespace relive::transfer

@@ -1,6 +1,7 @@
-// CR/TR-Motion's integrity check: the source hashes every page its final dump holds
-// (page-hashes-<pid>: one little-endian XXH3-64 per present page, in pagemap order) and the
-// destination compares the replayed process's memory against them. Pages that differ (a
+// CR/TR-Motion's integrity check: the source's final dump is lazy (its pages stay in the stopped
+// process), the source hashes those pages (page-hashes-<pid>: one little-endian XXH3-64 per
+// lazy page, in pagemap order) and the destination compares the replayed process's memory
+// against them. Pages that differ (a
 // nondeterminism the log did not capture: on these machines, rdtsc) are the only memory that
 // travels, so the migrated process is always the source's, byte for byte.
 #pragma once
@@ -8,6 +9,7 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -19,18 +21,37 @@ namespace relive::transfer {
 
 std::string page_hashes_name(pid_t pid);
 
-// Writes page-hashes-<pid> next to pagemap-<pid>.img for every process dumped in `images_dir`.
-Status write_page_hashes(const std::string& images_dir);
+// The pages a lazy dump (`criu dump --lazy-pages`) left out of its pages image: the entries
+// flagged lazy and not present, in pagemap order. A lazy-pages daemon fetches them at restore.
+std::vector<criu::VaddrRange> lazy_ranges(const criu::PagemapImage& image);
 
-// Writes the pages image of `dumped_pid`'s dump in `images_dir` from process `live_pid`'s memory
-// (read in large batches), checking every page against the hashes as it goes; returns the pages
-// that differ (or could not be read), which the image then holds wrongly until patched.
-Result<std::vector<criu::VaddrRange>> build_pages_from_process(const std::string& images_dir,
-                                                               pid_t dumped_pid, pid_t live_pid);
+// Writes page-hashes-<image_pid> next to pagemap-<image_pid>.img in `images_dir`: one hash per
+// lazy page of that dump (lazy_ranges order), read from process `live_pid`'s memory (the dumped
+// process itself, left stopped). IoError if a page cannot be read.
+Status write_lazy_page_hashes(const std::string& images_dir, pid_t image_pid, pid_t live_pid);
 
-// Overwrites the given pages of `dumped_pid`'s pages image with what `lookup` returns.
-Status patch_pages_image(const std::string& images_dir, pid_t dumped_pid,
-                         const std::vector<criu::VaddrRange>& ranges,
-                         const criu::PageLookup& lookup);
+// Hashes of a process's pages taken ahead of the check: CR/TR's destination hashes its replayed
+// process while the source is still dumping and hashing, so that its check is mostly lookups.
+class PageHashTable {
+ public:
+  // Every page of `pid`'s private anonymous mappings (what a lazy dump leaves out).
+  static Result<PageHashTable> of_anonymous_memory(pid_t pid);
+  // The page's hash; nullopt when it was not hashed or could not be read.
+  std::optional<uint64_t> find(uint64_t vaddr) const;
+  uint64_t pages() const { return hashes_.size(); }
+
+ private:
+  std::vector<criu::VaddrRange> ranges_;  // sorted, disjoint
+  std::vector<uint64_t> first_;           // index of each range's first page
+  std::vector<uint64_t> hashes_;
+  std::vector<bool> unread_;
+};
+
+// Checks the lazy pages of `dumped_pid`'s dump in `images_dir` in process `live_pid`'s memory
+// against page-hashes-<dumped_pid>; returns the pages that differ or could not be read. Pages
+// `ahead` holds are taken from it (it must describe live_pid as it is now), the rest are read.
+Result<std::vector<criu::VaddrRange>> compare_lazy_pages(const std::string& images_dir,
+                                                         pid_t dumped_pid, pid_t live_pid,
+                                                         const PageHashTable* ahead = nullptr);
 
 }  // namespace relive::transfer

@@ -25,12 +25,12 @@ class CriuProcess {
   // environment (CRIU_FAULT, see criu.h) plus `env` ("NAME=value"), the status pipe on fd 3
   // and, when append_status_fd, "--status-fd 3" appended (a wrapper such as runc that takes it
   // before a positional argument gets it from the caller). `log` is CRIU's -o log, quoted in
-  // errors.
+  // errors. `ps_socket` >= 0: that socket becomes CRIU's fd 4, passed as --ps-socket 4.
   static Result<CriuProcess> start(std::vector<std::string> argv, const CriuRunOptions& run,
                                    const std::string& output_file, const std::string& log,
                                    const std::string& what,
                                    const std::vector<std::string>& env = {},
-                                   bool append_status_fd = true);
+                                   bool append_status_fd = true, int ps_socket = -1);
   CriuProcess(CriuProcess&& o) noexcept = default;
   CriuProcess& operator=(CriuProcess&&) = delete;
 
@@ -62,15 +62,20 @@ struct LazyDumpOptions {
   std::string address = "0.0.0.0";  // where its page server listens
   uint16_t port = 0;
   std::vector<std::string> tls_args;  // --tls ... or empty
+  // >= 0: serve on this connected socket (--ps-socket) instead of listening on address:port.
+  int ps_socket = -1;
 };
 // `criu dump --lazy-pages`: ready once the images are written and the page server listens; it
-// exits after the destination has fetched every page, killing the dumped tree.
+// exits after the destination has fetched every page (or the page server was told to close:
+// page_server.h), leaving the dumped tree as DumpOptions says (killed, or stopped).
 Result<CriuProcess> start_lazy_dump(const LazyDumpOptions& options);
 
 struct LazyPagesOptions {
   std::string images_dir;
   std::string address;  // the source's page server
   uint16_t port = 0;    // 0: no page server; the pages come from images_dir itself
+  // >= 0: the page server is at the other end of this connected socket (LocalPageServer).
+  int ps_socket = -1;
   std::vector<std::string> tls_args;
   CriuRunOptions run;
 };
