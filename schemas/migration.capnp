@@ -182,6 +182,7 @@ struct LogRoundReply {  # VM log shipping: where the replay stands
   replayMs @1 :Float64; # the last round: the final replay, savevm and loadvm times
   savevmMs @2 :Float64;
   loadMs @3 :Float64;
+  logBytesBehind @4 :UInt64;  # a process's CR/TR round: log bytes its replay has not caught up on
 }
 
 struct MigrationReply {

@@ -14,17 +14,20 @@
 #include <fmt/format.h>
 #include <signal.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
+#include <future>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <thread>
 
 #include "common/file_util.h"
 #include "common/process_tree.h"
+#include "common/scoped_fd.h"
 #include "common/subprocess.h"
 #include "dirty/page_reader.h"
 #include "drivers/criu/criu_process.h"
@@ -94,13 +97,36 @@ Status ship_new_trace_files(Source* s, const std::string& trace, std::set<std::s
   return Status::Ok();
 }
 
-// Ships the whole segments appended to the log since `*offset`; returns how many log bytes.
-Result<uint64_t> ship_log_round(Source* s, const std::string& events, uint64_t* offset,
-                                uint32_t round, bool final) {
-  RELIVE_ASSIGN_OR_RETURN(std::string all, read_file(events));
-  if (all.size() < *offset) return Status::Corruption("the trace's log shrank");
-  std::string_view fresh = std::string_view(all).substr(*offset);
-  fresh = fresh.substr(0, wire::whole_segments_prefix(fresh));
+struct LogRoundResult {
+  uint64_t bytes = 0;    // log bytes shipped
+  uint64_t pending = 0;  // log bytes there were to ship (whole segments or not)
+  uint64_t size = 0;     // the log's size when the round read it
+  uint64_t behind = 0;   // the destination's replay: log bytes it may not have reached yet
+};
+
+// Ships the whole segments appended to the log since `*offset`, at most `limit` bytes of them
+// (but always the first whole segment); 0: no limit.
+Result<LogRoundResult> ship_log_round(Source* s, const std::string& events, uint64_t* offset,
+                                      uint32_t round, bool final, uint64_t limit = 0) {
+  ScopedFd fd(::open(events.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd.valid()) return PosixError("open " + events, errno);
+  struct stat st {};
+  if (::fstat(fd.get(), &st) != 0) return PosixError("stat " + events, errno);
+  uint64_t size = static_cast<uint64_t>(st.st_size);
+  if (size < *offset) return Status::Corruption("the trace's log shrank");
+  std::string fresh_bytes(size - *offset, '\0');
+  for (size_t got = 0; got < fresh_bytes.size();) {
+    ssize_t n = ::pread(fd.get(), fresh_bytes.data() + got, fresh_bytes.size() - got,
+                        static_cast<off_t>(*offset + got));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return PosixError("read " + events, errno);
+    if (n == 0) break;  // a writer's truncation is caught on the next round
+    got += static_cast<size_t>(n);
+  }
+  std::string_view fresh = fresh_bytes;
+  size_t whole = limit > 0 ? wire::whole_segments_prefix(fresh.substr(0, limit)) : 0;
+  if (whole == 0) whole = wire::whole_segments_prefix(fresh);
+  fresh = fresh.substr(0, whole);
   RELIVE_RETURN_IF_ERROR(s->link().send(m::LogRound{round, fresh.size(), final}));
   transfer::BulkSender out(&s->link().channel());
   for (size_t at = 0; at < fresh.size(); at += 1u << 20) {
@@ -109,10 +135,15 @@ Result<uint64_t> ship_log_round(Source* s, const std::string& events, uint64_t* 
     RELIVE_RETURN_IF_ERROR(out.add(ev));
   }
   RELIVE_RETURN_IF_ERROR(out.flush());
-  RELIVE_RETURN_IF_ERROR(s->link().wait_ack().status());
+  RELIVE_ASSIGN_OR_RETURN(m::Reply reply, s->link().wait_reply());
   s->add_bytes("log", out.wire_bytes());
   *offset += fresh.size();
-  return fresh.size();
+  LogRoundResult r;
+  r.bytes = fresh.size();
+  r.pending = fresh_bytes.size();
+  r.size = size;
+  if (const auto* l = std::get_if<m::LogRoundReply>(&reply)) r.behind = l->log_bytes_behind;
+  return r;
 }
 
 Status wait_for_checkpoint(Recorder& rec, const std::string& trace, const std::string& log) {
@@ -130,27 +161,74 @@ Status wait_for_checkpoint(Recorder& rec, const std::string& trace, const std::s
 
 bool stopped(pid_t pid) { return task_state(pid) == 'T'; }
 
-// Rounds of log while the process runs. Returns true when a round was below the threshold,
-// false when rounds or time ran out first.
-Result<bool> log_rounds(Source* s, const std::string& trace, std::set<std::string>* shipped,
-                        uint64_t* offset) {
+// How the rounds of log ended.
+struct Rounds {
+  bool converged = false;  // a round had less than the threshold to ship: freeze
+  std::string leave;       // auto: CR/TR cannot win here, and why (with the figures)
+  double log_rate = 0;     // how fast the log grew during the last round, bytes/s
+  uint64_t behind = 0;     // the replay, at the last round
+};
+
+// Rounds of log while the process runs, from the first (what was logged while the checkpoint
+// travelled) until one has less than the threshold to ship, or rounds or time run out. A round
+// ships at most a quarter second of the link's rate (`link_rate` bytes/s; 0 when unknown), so
+// that a log growing faster than the link is seen within a few rounds: under `auto` the rounds
+// then end with `leave` set, as they do when the destination's replay falls behind, each three
+// rounds in a row.
+Result<Rounds> log_rounds(Source* s, const std::string& trace, std::set<std::string>* shipped,
+                          uint64_t* offset, double link_rate) {
   const MigrateOptions& o = s->options();
-  auto start = Clock::now();
-  for (int round = 1; round < o.max_rounds; ++round) {
-    std::this_thread::sleep_for(milliseconds(100));
+  constexpr int kStrikes = 3;
+  const uint64_t lag_limit = std::max<uint64_t>(4 * o.log_threshold, 1u << 20);
+  const uint64_t limit =
+      link_rate > 0 ? std::max<uint64_t>(static_cast<uint64_t>(link_rate / 4), 1u << 20) : 0;
+  auto start = Clock::now(), last_read = start;
+  uint64_t last_size = 0;
+  int over_link = 0, falling_behind = 0;
+  Rounds r;
+  for (int round = 0; round < o.max_rounds; ++round) {
+    if (round > 0) std::this_thread::sleep_for(milliseconds(100));
     auto t0 = Clock::now();
     RELIVE_RETURN_IF_ERROR(ship_new_trace_files(s, trace, shipped));
-    RELIVE_ASSIGN_OR_RETURN(uint64_t n, ship_log_round(s, trace + "/events", offset,
-                                                       static_cast<uint32_t>(round), false));
+    RELIVE_ASSIGN_OR_RETURN(
+        LogRoundResult got,
+        ship_log_round(s, trace + "/events", offset, static_cast<uint32_t>(round), false, limit));
     double secs = std::chrono::duration<double>(Clock::now() - t0).count();
+    double since = std::chrono::duration<double>(t0 - last_read).count();
+    // The first round's log grew while the checkpoint travelled: no rate from it.
+    r.log_rate = round > 0 && since > 0 ? (got.size - last_size) / since : 0.0;
+    last_read = t0;
+    last_size = got.size;
+    uint64_t was_behind = r.behind;
+    r.behind = got.behind;
     s->report().rounds = round + 1;
-    s->progress(
-        fmt::format("phase=log round={} log_bytes={} log_rate={:.0f}B/s link_rate={:.0f}B/s", round,
-                    n, n / 0.1, secs > 0 ? n / secs : 0.0));
-    if (n < o.log_threshold) return true;
-    if (Clock::now() - start > o.max_time) return false;
+    if (round > 0)
+      s->progress(fmt::format(
+          "phase=log round={} log_bytes={} backlog={} log_rate={:.0f}B/s link_rate={:.0f}B/s "
+          "replay_behind={}",
+          round, got.bytes, got.pending - got.bytes, r.log_rate, secs > 0 ? got.bytes / secs : 0.0,
+          got.behind));
+    if (round > 0 && got.pending < o.log_threshold) {
+      r.converged = true;
+      return r;
+    }
+    if (round > 0) {
+      over_link = link_rate > 0 && r.log_rate > 0.8 * link_rate ? over_link + 1 : 0;
+      falling_behind = got.behind > lag_limit && got.behind > was_behind ? falling_behind + 1 : 0;
+    }
+    if (o.strategy == "auto" && over_link >= kStrikes) {
+      r.leave = fmt::format("the log ({:.1f} MB/s) outgrew the link ({:.1f} MB/s)",
+                            r.log_rate / 1e6, link_rate / 1e6);
+      return r;
+    }
+    if (o.strategy == "auto" && falling_behind >= kStrikes) {
+      r.leave = fmt::format("the destination's replay fell behind ({} log bytes and growing)",
+                            got.behind);
+      return r;
+    }
+    if (Clock::now() - start > o.max_time) return r;
   }
-  return false;
+  return r;
 }
 
 // Freezes the process where the log ends (RecordSession::kFreeze).
@@ -219,16 +297,31 @@ Status run_crtr(Source* s) {
   RELIVE_ASSIGN_OR_RETURN(Recorder rec, Recorder::start(s->options().pid, trace, log));
   RELIVE_RETURN_IF_ERROR(wait_for_checkpoint(rec, trace, log));
   std::set<std::string> shipped;
+  auto t0 = Clock::now();
   RELIVE_RETURN_IF_ERROR(ship_new_trace_files(s, trace, &shipped));
+  // The link's rate: the cap when there is one, else what the checkpoint (the largest transfer)
+  // achieved.
+  uint64_t checkpoint = s->report().bytes_total;
+  double secs = std::chrono::duration<double>(Clock::now() - t0).count();
+  double link_rate = s->options().max_bandwidth > 0
+                         ? static_cast<double>(s->options().max_bandwidth)
+                     : secs > 0.05 ? checkpoint / secs
+                                   : 0.0;
   uint64_t offset = 0;
-  RELIVE_RETURN_IF_ERROR(ship_log_round(s, trace + "/events", &offset, 0, false).status());
-  RELIVE_ASSIGN_OR_RETURN(bool converged, log_rounds(s, trace, &shipped, &offset));
-  if (!converged && s->options().strategy == "auto") {
+  RELIVE_ASSIGN_OR_RETURN(Rounds rounds, log_rounds(s, trace, &shipped, &offset, link_rate));
+  if (!rounds.converged && s->options().strategy == "auto") {
     rec.signal(SIGINT);  // recording ends; the process runs on untraced
     if (rec.wait(milliseconds(5000)) != 0) return Status::IoError("the recorder did not let go");
-    s->switch_strategy("postcopy", "the log did not shrink below the threshold");
+    s->switch_strategy("postcopy", rounds.leave.empty()
+                                       ? "the log did not shrink below the threshold"
+                                       : rounds.leave);
     return run_postcopy(s);
   }
+  if (s->options().strategy == "auto")
+    s->report().reason += fmt::format(
+        "; CR/TR kept: the log at {:.1f} MB/s against a link of {:.1f} MB/s, the replay {} "
+        "bytes behind",
+        rounds.log_rate / 1e6, link_rate / 1e6, rounds.behind);
 
   // Before the freeze: finding CRIU runs `criu --version`, which would add to the downtime.
   RELIVE_ASSIGN_OR_RETURN(criu::DumpOptions d, base_dump_options(*s));
@@ -237,16 +330,22 @@ Status run_crtr(Source* s) {
   RELIVE_RETURN_IF_ERROR(s->freeze_begins());
   RELIVE_RETURN_IF_ERROR(freeze_recorded(s, &rec));
   s->tree_left_stopped();
+  // Its memory no longer changes: hash it while the last log travels and CRIU dumps the rest
+  // (whatever CRIU's parasite touches meanwhile only makes a page travel that need not have).
+  pid_t pid = s->options().pid;
+  auto ahead = std::async(std::launch::async,
+                          [pid] { return transfer::PageHashTable::of_anonymous_memory(pid); });
   RELIVE_RETURN_IF_ERROR(ship_new_trace_files(s, trace, &shipped));
-  RELIVE_ASSIGN_OR_RETURN(uint64_t last,
+  RELIVE_ASSIGN_OR_RETURN(LogRoundResult last,
                           ship_log_round(s, trace + "/events", &offset,
                                          static_cast<uint32_t>(s->report().rounds), true));
-  s->progress(fmt::format("phase=frozen final_log_bytes={}", last));
+  s->progress(fmt::format("phase=frozen final_log_bytes={}", last.bytes));
   RELIVE_RETURN_IF_ERROR(dump_without_memory(d, criu::page_server_layout(version)));
   s->progress("phase=dumped");
   RELIVE_RETURN_IF_ERROR(s->release_address());
-  pid_t pid = s->options().pid;
-  RELIVE_RETURN_IF_ERROR(transfer::write_lazy_page_hashes(s->images_dir(), pid, pid));
+  Result<transfer::PageHashTable> table = ahead.get();
+  RELIVE_RETURN_IF_ERROR(
+      transfer::write_lazy_page_hashes(s->images_dir(), pid, pid, table.ok() ? &*table : nullptr));
   s->progress("phase=hashed");
   RELIVE_ASSIGN_OR_RETURN(auto files, image_files(s->images_dir()));
   files.push_back(transfer::page_hashes_name(pid));

@@ -36,6 +36,7 @@ Status CrtrReplay::start(const std::string& trace_dir, const std::string& criu) 
 
 Result<bool> CrtrReplay::wait_for_more() {
   std::unique_lock<std::mutex> lock(mu_);
+  caught_up_ = appended_;  // everything written to the log so far has been read
   cv_.wait(lock, [&] { return generation_ != seen_ || final_ || aborted_; });
   if (aborted_) return Status::Aborted("the migration was aborted");
   if (generation_ != seen_) {
@@ -87,9 +88,15 @@ Status CrtrReplay::append_log(std::string_view bytes, bool final) {
   if (!bytes.empty()) RELIVE_RETURN_IF_ERROR(write_all(events_fd_.get(), bytes));
   std::lock_guard<std::mutex> lock(mu_);
   ++generation_;
+  appended_ += bytes.size();
   final_ = final_ || final;
   cv_.notify_all();
   return Status::Ok();
+}
+
+uint64_t CrtrReplay::bytes_behind() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return appended_ - caught_up_;
 }
 
 Status CrtrReplay::finish() {

@@ -44,6 +44,9 @@ class CrtrReplay {
   // The replayed process (stopped at the source's freeze point) while finish() succeeded and
   // release() was not called.
   pid_t pid() const { return replayed_pid_; }
+  // The log bytes appended since the replay last ran out of log: how far behind the source it
+  // may be (0 when it is waiting for more).
+  uint64_t bytes_behind();
   uint64_t events() const { return events_; }
   // Kills the replayed process and its namespace.
   void release();
@@ -60,6 +63,8 @@ class CrtrReplay {
   std::condition_variable cv_;
   uint64_t generation_ = 0;  // bumped on every append (guarded by mu_)
   uint64_t seen_ = 0;        // the generation the replay last read up to (replay thread)
+  uint64_t appended_ = 0;    // log bytes appended (guarded by mu_)
+  uint64_t caught_up_ = 0;   // appended_ when the replay last ran out of log (guarded by mu_)
   bool final_ = false;
   bool aborted_ = false;
   bool done_ = false;      // the replay thread reached the end (or failed)

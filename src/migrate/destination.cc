@@ -98,7 +98,7 @@ class Session {
   Status receive_log(const m::LogRound& l);
   Result<m::Reply> verify();
   Status read_replayed_pages(uint64_t image_pid, uint64_t vaddr, uint64_t pages, char* out);
-  Status serve_pages_from_replay(criu::LazyPagesOptions* lo);
+  Status start_lazy_pages_from_replay();
   m::Reply default_reply() const;
   void undo();
   void end_work();
@@ -221,12 +221,14 @@ Status Session::restore_tree(const m::Restore& r) {
   // freeze does not grow with the memory size. Post-copy pulls them from the source instead,
   // CR/TR from the replayed process.
   bool local_lazy = r.lazy_pages_port == 0 && o_.lazy_local;
-  if (r.lazy_pages_port != 0 || local_lazy || r.pages_from_replay) {
+  if (r.pages_from_replay) {
+    // The daemon was started by verify(), fed from the replayed process.
+    if (!lazy_ || !replay_pages_) return Status::Corruption("restore from a replay never verified");
+    ro.extra_args.push_back("--lazy-pages");
+  } else if (r.lazy_pages_port != 0 || local_lazy) {
     criu::LazyPagesOptions lo;
     lo.images_dir = images;
-    if (r.pages_from_replay) {
-      RELIVE_RETURN_IF_ERROR(serve_pages_from_replay(&lo));
-    } else if (r.lazy_pages_port != 0) {
+    if (r.lazy_pages_port != 0) {
       lo.address = r.lazy_pages_address.empty() ? peer_ip(link_->channel().peer().address)
                                                 : r.lazy_pages_address;
       lo.port = r.lazy_pages_port;
@@ -235,7 +237,6 @@ Status Session::restore_tree(const m::Restore& r) {
     lo.run.criu = criu_;
     RELIVE_ASSIGN_OR_RETURN(criu::CriuProcess p, criu::start_lazy_pages(lo));
     lazy_.emplace(std::move(p));
-    if (replay_pages_) replay_pages_->close_criu_end();
     RELIVE_RETURN_IF_ERROR(lazy_->wait_ready(std::chrono::seconds(30)));
     ro.extra_args.push_back("--lazy-pages");
   }
@@ -394,6 +395,7 @@ Result<m::Reply> Session::verify() {
   RELIVE_ASSIGN_OR_RETURN(
       differing_,
       transfer::compare_lazy_pages(images, dumped_pid_, crtr_->pid(), ahead ? &*ahead : nullptr));
+  RELIVE_RETURN_IF_ERROR(start_lazy_pages_from_replay());
   const auto& differ = differing_;
   m::VerifyReply reply;
   for (const auto& r : differ) reply.differing.push_back({r.start, r.pages});
@@ -432,18 +434,25 @@ Status Session::read_replayed_pages(uint64_t image_pid, uint64_t vaddr, uint64_t
   return Status::Ok();
 }
 
-// The lazy-pages daemon's page server: the replayed process, which stays (stopped) until the
-// daemon has copied every page into the restored one.
-Status Session::serve_pages_from_replay(criu::LazyPagesOptions* lo) {
-  if (!crtr_ || dumped_pid_ == 0) return Status::Corruption("restore from a replay never verified");
+// The restore's lazy-pages daemon, started as soon as verify() knows which pages the replay
+// got wrong (they arrive before the restore; the daemon reads nothing until the restore runs):
+// its page server is the replayed process, which stays (stopped) until the daemon has copied
+// every page into the restored one.
+Status Session::start_lazy_pages_from_replay() {
   RELIVE_ASSIGN_OR_RETURN(replay_pages_,
                           criu::LocalPageServer::start(
                               [this](uint64_t id, uint64_t vaddr, uint64_t pages, char* out) {
                                 return read_replayed_pages(id, vaddr, pages, out);
                               },
                               page_server_layout_));
-  lo->ps_socket = replay_pages_->criu_end();
-  return Status::Ok();
+  criu::LazyPagesOptions lo;
+  lo.images_dir = work_->path() + "/images";
+  lo.ps_socket = replay_pages_->criu_end();
+  lo.run.criu = criu_;
+  RELIVE_ASSIGN_OR_RETURN(criu::CriuProcess p, criu::start_lazy_pages(lo));
+  lazy_.emplace(std::move(p));
+  replay_pages_->close_criu_end();
+  return lazy_->wait_ready(std::chrono::seconds(30));
 }
 
 // Every command passes the phase first: one out of order is refused (and audited) before it
@@ -482,7 +491,8 @@ Result<m::Reply> Session::act(const m::Command& c, bool* done) {
   if (const auto* l = std::get_if<m::LogRound>(&c)) {
     RELIVE_RETURN_IF_ERROR(receive_log(*l));
     record_.add_bytes(l->bytes);
-    return default_reply();
+    // Where the replay stands: the source's `auto` leaves CR/TR when the replay falls behind.
+    return m::Reply{m::LogRoundReply{.log_bytes_behind = crtr_->bytes_behind()}};
   }
   if (std::holds_alternative<m::Verify>(c)) return verify();
   if (const auto* r = std::get_if<m::Restore>(&c)) {

@@ -101,27 +101,7 @@ Result<PageHashes> hash_process_pages(pid_t pid, const std::vector<criu::VaddrRa
   return out;
 }
 
-std::vector<uint64_t> page_addresses(const std::vector<criu::VaddrRange>& ranges) {
-  std::vector<uint64_t> out;
-  for (const criu::VaddrRange& r : ranges)
-    for (uint64_t i = 0; i < r.pages; ++i) out.push_back(r.start + i * kPage);
-  return out;
-}
-
 }  // namespace
-
-Status write_lazy_page_hashes(const std::string& dir, pid_t image_pid, pid_t live_pid) {
-  RELIVE_ASSIGN_OR_RETURN(criu::PagemapImage image, load_pagemap(dir, image_pid));
-  std::vector<criu::VaddrRange> ranges = lazy_ranges(image);
-  RELIVE_ASSIGN_OR_RETURN(PageHashes h, hash_process_pages(live_pid, ranges));
-  for (size_t i = 0; i < h.unread.size(); ++i)
-    if (h.unread[i])
-      return Status::IoError(fmt::format("page {:#x} of process {} cannot be read",
-                                         page_addresses(ranges)[i], live_pid));
-  std::string bytes(h.hashes.size() * 8, '\0');
-  if (!h.hashes.empty()) std::memcpy(bytes.data(), h.hashes.data(), bytes.size());
-  return write_file_atomic(dir + "/" + page_hashes_name(image_pid), bytes);
-}
 
 Result<PageHashTable> PageHashTable::of_anonymous_memory(pid_t pid) {
   RELIVE_ASSIGN_OR_RETURN(std::vector<tracee::Mapping> maps, tracee::read_maps(pid));
@@ -153,6 +133,56 @@ std::optional<uint64_t> PageHashTable::find(uint64_t vaddr) const {
   return hashes_[index];
 }
 
+namespace {
+
+// The hash of each page of `ranges` (in order): from `ahead` where it has one, the rest read
+// from `pid` now; empty for a page that could not be read.
+Result<std::vector<std::optional<uint64_t>>> hashes_of(pid_t pid,
+                                                       const std::vector<criu::VaddrRange>& ranges,
+                                                       const PageHashTable* ahead) {
+  uint64_t total = 0;
+  for (const criu::VaddrRange& r : ranges) total += r.pages;
+  std::vector<std::optional<uint64_t>> have(total);
+  std::vector<criu::VaddrRange> missing;
+  size_t index = 0;
+  for (const criu::VaddrRange& r : ranges)
+    for (uint64_t i = 0; i < r.pages; ++i, ++index) {
+      uint64_t v = r.start + i * kPage;
+      if (ahead != nullptr) have[index] = ahead->find(v);
+      if (!have[index]) add_page(&missing, v);
+    }
+  if (!missing.empty()) {
+    RELIVE_ASSIGN_OR_RETURN(PageHashes h, hash_process_pages(pid, missing));
+    size_t k = 0;  // `missing` lists the empty slots of `have` in order
+    for (size_t j = 0; j < total; ++j) {
+      if (have[j]) continue;
+      if (!h.unread[k]) have[j] = h.hashes[k];
+      ++k;
+    }
+  }
+  return have;
+}
+
+}  // namespace
+
+Status write_lazy_page_hashes(const std::string& dir, pid_t image_pid, pid_t live_pid,
+                              const PageHashTable* ahead) {
+  RELIVE_ASSIGN_OR_RETURN(criu::PagemapImage image, load_pagemap(dir, image_pid));
+  std::vector<criu::VaddrRange> ranges = lazy_ranges(image);
+  RELIVE_ASSIGN_OR_RETURN(auto have, hashes_of(live_pid, ranges, ahead));
+  std::string bytes;
+  bytes.reserve(have.size() * 8);
+  size_t index = 0;
+  for (const criu::VaddrRange& r : ranges)
+    for (uint64_t i = 0; i < r.pages; ++i, ++index) {
+      if (!have[index])
+        return Status::IoError(
+            fmt::format("page {:#x} of process {} cannot be read", r.start + i * kPage, live_pid));
+      bytes.append(reinterpret_cast<const char*>(&*have[index]), 8);
+    }
+  return write_file_atomic(dir + "/" + page_hashes_name(image_pid), bytes);
+}
+
 Result<std::vector<criu::VaddrRange>> compare_lazy_pages(const std::string& dir, pid_t dumped_pid,
                                                          pid_t live_pid,
                                                          const PageHashTable* ahead) {
@@ -164,27 +194,9 @@ Result<std::vector<criu::VaddrRange>> compare_lazy_pages(const std::string& dir,
   if (want.size() != total * 8)
     return Status::Corruption(
         fmt::format("{} page hashes for {} lazy pages", want.size() / 8, total));
-  // Each page's hash: from `ahead` where it has one, the rest read now.
-  std::vector<std::optional<uint64_t>> have(total);
-  std::vector<criu::VaddrRange> missing;
-  size_t index = 0;
-  for (const criu::VaddrRange& r : ranges)
-    for (uint64_t i = 0; i < r.pages; ++i, ++index) {
-      uint64_t v = r.start + i * kPage;
-      if (ahead != nullptr) have[index] = ahead->find(v);
-      if (!have[index]) add_page(&missing, v);
-    }
-  if (!missing.empty()) {
-    RELIVE_ASSIGN_OR_RETURN(PageHashes h, hash_process_pages(live_pid, missing));
-    size_t k = 0;  // `missing` lists the empty slots of `have` in order
-    for (size_t j = 0; j < total; ++j) {
-      if (have[j]) continue;
-      if (!h.unread[k]) have[j] = h.hashes[k];
-      ++k;
-    }
-  }
+  RELIVE_ASSIGN_OR_RETURN(auto have, hashes_of(live_pid, ranges, ahead));
   std::vector<criu::VaddrRange> differ;
-  index = 0;
+  size_t index = 0;
   for (const criu::VaddrRange& r : ranges) {
     for (uint64_t i = 0; i < r.pages; ++i, ++index) {
       uint64_t expected;

@@ -25,11 +25,6 @@ std::string page_hashes_name(pid_t pid);
 // flagged lazy and not present, in pagemap order. A lazy-pages daemon fetches them at restore.
 std::vector<criu::VaddrRange> lazy_ranges(const criu::PagemapImage& image);
 
-// Writes page-hashes-<image_pid> next to pagemap-<image_pid>.img in `images_dir`: one hash per
-// lazy page of that dump (lazy_ranges order), read from process `live_pid`'s memory (the dumped
-// process itself, left stopped). IoError if a page cannot be read.
-Status write_lazy_page_hashes(const std::string& images_dir, pid_t image_pid, pid_t live_pid);
-
 // Hashes of a process's pages taken ahead of the check: CR/TR's destination hashes its replayed
 // process while the source is still dumping and hashing, so that its check is mostly lookups.
 class PageHashTable {
@@ -46,6 +41,13 @@ class PageHashTable {
   std::vector<uint64_t> hashes_;
   std::vector<bool> unread_;
 };
+
+// Writes page-hashes-<image_pid> next to pagemap-<image_pid>.img in `images_dir`: one hash per
+// lazy page of that dump (lazy_ranges order), read from process `live_pid`'s memory (the dumped
+// process itself, left stopped), or taken from `ahead` where it has them. IoError if a page
+// cannot be read.
+Status write_lazy_page_hashes(const std::string& images_dir, pid_t image_pid, pid_t live_pid,
+                              const PageHashTable* ahead = nullptr);
 
 // Checks the lazy pages of `dumped_pid`'s dump in `images_dir` in process `live_pid`'s memory
 // against page-hashes-<dumped_pid>; returns the pages that differ or could not be read. Pages

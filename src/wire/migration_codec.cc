@@ -291,6 +291,7 @@ void build_reply(const m::Reply& reply, MigrationReply::Builder o) {
                    b.setReplayMs(r.replay_ms);
                    b.setSavevmMs(r.savevm_ms);
                    b.setLoadMs(r.load_ms);
+                   b.setLogBytesBehind(r.log_bytes_behind);
                  },
              },
              reply);
@@ -319,8 +320,8 @@ Result<m::Reply> read_reply(MigrationReply::Reader r) {
     }
     case MigrationReply::LOG_ROUND: {
       auto l = r.getLogRound();
-      return m::Reply{
-          m::LogRoundReply{l.getIcount(), l.getReplayMs(), l.getSavevmMs(), l.getLoadMs()}};
+      return m::Reply{m::LogRoundReply{l.getIcount(), l.getReplayMs(), l.getSavevmMs(),
+                                       l.getLoadMs(), l.getLogBytesBehind()}};
     }
   }
   return Status::Corruption(

@@ -169,11 +169,14 @@ struct VmBeginReply {  // a VM destination's begin
   bool operator==(const VmBeginReply&) const = default;
 };
 
-struct LogRoundReply {  // VM log shipping
+struct LogRoundReply {  // VM log shipping; a process's CR/TR round
   uint64_t icount = 0;
   double replay_ms = 0;
   double savevm_ms = 0;
   double load_ms = 0;
+  // CR/TR of a process: the log bytes appended since the destination's replay last ran out of
+  // log (an upper bound on how far behind it is).
+  uint64_t log_bytes_behind = 0;
   bool operator==(const LogRoundReply&) const = default;
 };
 

@@ -78,6 +78,46 @@ TEST_P(MigrateBandwidth, HonoursTheCapAndReportsIt) {
   EXPECT_EQ(result(), "OK\n") << r.err;
 }
 
+// `auto` picks CR/TR for a process that dirties its memory faster than pre-copy could chase;
+// two seconds after it is ready its input rises to ~16 MB/s, twice the 8 MB/s cap: the log
+// outgrows the link, and auto leaves CR/TR for post-copy by itself. The migration succeeds and
+// the process arrives whole (it was never lost: the source ran on while CR/TR was abandoned).
+TEST_F(MigrateBandwidth, AutoLeavesCrtrWhenTheLogOutgrowsTheCap) {
+  relive::testing::start_relived(
+      hosts_, dir_, {"--work-dir", dir_ / "stateb", "--tls-dir", dir_ / "keys", "--name", "hostb"},
+      &relived_);
+  // 40 MiB rewriting 64 pages per 10 ms; 160 KiB of getrandom per 10 ms after 2 s.
+  Background src(hosts_.in('a', {test_bin_dir() + "/subjects/mig_random", dir_ / "result", "40",
+                                 "64", "160", "2000"}),
+                 "/dev/null");
+  ASSERT_TRUE(eventually([&] { return result().starts_with("READY"); }, seconds(60))) << result();
+  pid_t source = std::atoi(result().c_str() + 6);
+  ASSERT_GT(source, 0);
+  RunResult r = run(hosts_.in('a', {relive_bin(), "migrate", "--pid", std::to_string(source),
+                                    "--to", relived_address(hosts_), "--strategy", "auto",
+                                    "--max-bandwidth", "8000000", "--json", "--tls-dir",
+                                    dir_ / "keys", "--name", "hosta", "--peer-name", "hostb"}),
+                    300);
+  ASSERT_EQ(r.exit_code, 0) << r.err << read_all(dir_ / "relived.err");
+  auto report = nlohmann::json::parse(r.out, nullptr, false);
+  ASSERT_TRUE(report.is_object()) << r.out;
+  std::printf("auto report: %s\n", r.out.c_str());
+  std::string reason = report.value("reason", "");
+  EXPECT_EQ(report.value("strategy", ""), "postcopy") << reason;
+  EXPECT_NE(reason.find("CR/TR ships the input"), std::string::npos) << reason;  // chose CR/TR
+  EXPECT_NE(reason.find("outgrew the link"), std::string::npos) << reason;       // then left it
+  EXPECT_NE(r.err.find("auto: switching from crtr to postcopy"), std::string::npos) << r.err;
+
+  pid_t dest = report.value("destination_pid", 0);
+  ASSERT_GT(dest, 0) << r.out;
+  EXPECT_TRUE(eventually([&] { return !src.running(); }, seconds(30)))
+      << "the source must end after the switch-over";
+  ::kill(dest, SIGUSR1);
+  EXPECT_TRUE(eventually([&] { return result().starts_with("OK") || result().starts_with("FAIL"); },
+                         seconds(120)));
+  EXPECT_EQ(result(), "OK\n") << r.err;
+}
+
 // A cap so low that one bulk segment could not cross within the I/O timeout is refused before
 // anything is touched (the destination would time out mid-segment).
 TEST(MigrateBandwidthOption, RefusesACapTooLowForTheIoTimeout) {
