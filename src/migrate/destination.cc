@@ -183,6 +183,9 @@ Status Session::begin(const m::Begin& b) {
     RELIVE_ASSIGN_OR_RETURN(svc_dev_, net::interface_for(a));
     svc_ = a;
   }
+  // What a relived that was killed mid-migration left (as large as the workload, in memory).
+  if (int n = WorkDir::remove_abandoned(default_image_root(o_.work_root), "incoming"); n > 0)
+    RELIVE_LOG_INFO("removed {} work directories left by migrations that did not end", n);
   RELIVE_ASSIGN_OR_RETURN(WorkDir w, WorkDir::create(default_image_root(o_.work_root), "incoming"));
   work_.emplace(std::move(w));
   RELIVE_ASSIGN_OR_RETURN(std::string criu, criu::find_criu());

@@ -59,6 +59,9 @@ Status Source::open(m::Strategy strategy) {
     RELIVE_ASSIGN_OR_RETURN(svc_dev_, net::interface_for(a));
     svc_ = a;
   }
+  // Images a killed relive left behind (they may be as large as its workload, in memory).
+  if (int n = WorkDir::remove_abandoned(default_image_root(o_.work_dir), "migrate"); n > 0)
+    RELIVE_LOG_INFO("removed {} work directories left by migrations that did not end", n);
   RELIVE_ASSIGN_OR_RETURN(WorkDir w, WorkDir::create(default_image_root(o_.work_dir), "migrate"));
   work_.emplace(std::move(w));
   images_ = work_->path() + "/images";
