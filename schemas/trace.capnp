@@ -70,6 +70,14 @@ struct TraceHeader {
   kernel @13 :Text;
   startRealtimeNs @14 :Int64;
   rdtsc @15 :TscTrapping;    # whether rdtsc/rdtscp trapped on the recording host
+  otherThreads @16 :List(ThreadMapping);  # checkpoint: the threads besides the first
+}
+
+# A thread of a process checkpointed with several: its tid in the recording (the original
+# process) and in the checkpoint (the copy CRIU dumped, where it was recreated).
+struct ThreadMapping {
+  recordedTid @0 :Int32;
+  checkpointTid @1 :Int32;
 }
 
 enum TscTrapping {
@@ -136,6 +144,7 @@ struct SyscallEntryEvent {
 
 # Recording of an attached process stopped here; the process went on untraced.
 struct DetachEvent {
+  parkedTid @0 :Int32;  # a freeze: the thread left at the entry of its next syscall (0: none said)
 }
 
 # A thread that ran in user space without a syscall while others waited for their turn was

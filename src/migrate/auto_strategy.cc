@@ -57,9 +57,9 @@ Result<double> dirty_rate(const std::vector<pid_t>& pids, std::chrono::milliseco
 
 // The policy, from what was measured:
 //  - little memory: stop-copy (any other freeze is as long, and nothing runs twice);
-//  - a single-threaded process that dirties memory faster than pre-copy can chase (more than
+//  - a single process that dirties memory faster than pre-copy can chase (more than
 //    kChasePages per second, i.e. tens of MB/s): CR/TR, whose rounds carry its input, not its
-//    memory;
+//    memory (and which leaves for post-copy by itself when it cannot win: crtr.cc);
 //  - otherwise pre-copy when it converges (few dirty pages), post-copy when it would not.
 Result<StrategyChoice> choose_strategy(const MigrateOptions& o) {
   RELIVE_ASSIGN_OR_RETURN(auto tree, process_tree(o.pid));
@@ -74,14 +74,15 @@ Result<StrategyChoice> choose_strategy(const MigrateOptions& o) {
   }
   RELIVE_ASSIGN_OR_RETURN(double rate, dirty_rate(tree, std::chrono::milliseconds(300)));
   constexpr double kChasePages = 4096;  // 16 MiB/s
-  bool one_thread = tree.size() == 1 && threads_of(o.pid) == 1;
-  std::string facts = fmt::format("{} MiB resident, {:.0f} dirty pages/s", anon >> 20, rate);
-  if (rate > kChasePages && one_thread) {
+  bool one_process = tree.size() == 1;
+  std::string facts = fmt::format("{} MiB resident, {} threads, {:.0f} dirty pages/s", anon >> 20,
+                                  threads_of(o.pid), rate);
+  if (rate > kChasePages && one_process) {
     c.strategy = Strategy::kCrtr;
     c.reason = facts + ": pre-copy would chase the writes; CR/TR ships the input instead";
   } else if (rate > kChasePages) {
     c.strategy = Strategy::kPostcopy;
-    c.reason = facts + ": pre-copy would not converge and CR/TR needs one thread; post-copy";
+    c.reason = facts + ": pre-copy would not converge and CR/TR moves one process; post-copy";
   } else {
     c.strategy = Strategy::kPrecopy;
     c.reason = facts + ": pre-copy converges";

@@ -52,6 +52,14 @@ void CrtrReplay::replay_main(std::string trace_dir, pid_t pid) {
   if (st.ok()) st = tracee::setup_process(task, false, /*map_scratch=*/false).status();
   Result<trace::TraceReader> reader =
       st.ok() ? trace::TraceReader::open(trace_dir) : Result<trace::TraceReader>(st);
+  std::vector<std::pair<pid_t, int32_t>> others;
+  if (reader.ok()) {
+    auto seized = replay::seize_restored_threads(pid, reader->header());
+    if (seized.ok())
+      others = std::move(*seized);
+    else
+      reader = seized.status();
+  }
   if (reader.ok()) {
     // The program's output already went out at the source: the replay's goes nowhere.
     ScopedFd null(::open("/dev/null", O_WRONLY | O_CLOEXEC));
@@ -59,11 +67,10 @@ void CrtrReplay::replay_main(std::string trace_dir, pid_t pid) {
     // process is killed once its pages are taken, so its masks need not come back.
     Result<tracee::CpuBinding> cpu = tracee::CpuBinding::bind_caller(kAnyCpu);
     if (cpu.ok()) cpu->bind_process(pid);
-    replay::ReplaySession::Mode mode = replay::turn_on_dispatch(task)
-                                           ? replay::ReplaySession::Mode::kDispatch
-                                           : replay::ReplaySession::Mode::kAllSyscalls;
+    replay::ReplaySession::Mode mode = replay::turn_on_dispatch_everywhere(pid, others);
     replay::ReplaySession session(mode, &*reader, {null.get(), null.get()});
     session.add_initial_thread(pid, reader->header().initial_tid);
+    for (const auto& [tid, rec] : others) session.add_initial_thread(tid, rec, /*leader=*/false);
     session.follow([this] { return wait_for_more(); });
     session.park_at_detach();
     Result<int> r = session.run();

@@ -1,26 +1,35 @@
-// relive record --pid: attach to a running, single-threaded process without harming it.
+// relive record --pid: attach to a running process without harming it.
 //
-// 1. Seize and interrupt it; if it was inside a syscall, rewind it to re-issue that syscall
-//    (state R0, a clean syscall boundary).
-//    If it stopped inside the vDSO, step it out first: the patch rewrites vDSO entry points.
-// 2. Patch its vDSO and map the scratch and trampoline pages (as a launched process gets).
-// 3. Inject a fork (exit signal 0, so the program's own wait() never sees it). The child is a
-//    copy-on-write image of R0: its descriptors are closed, its registers set to R0, and it is
-//    left stopped for CRIU to dump into the trace's checkpoint/ directory.
-// 4. Reap the dumped child from inside the original, restore R0, and record it from there,
-//    stopping at every syscall so that recording can end with a clean detach, which puts the
-//    vDSO's original entry points back.
+// 1. Seize and interrupt every thread (threads created meanwhile too); a thread that was inside
+//    a syscall is rewound to re-issue it (state R0, a clean syscall boundary). A thread that
+//    stopped inside the vDSO is stepped out first: the patch rewrites vDSO entry points.
+// 2. Patch the vDSO and map the scratch and trampoline pages (as a launched process gets).
+// 3. Inject a fork into the first thread (exit signal 0, so the program's own wait() never sees
+//    it). The child is a copy-on-write image of R0 with one thread: its descriptors are closed,
+//    its registers set to R0, and every other thread is recreated in it (an injected clone
+//    given that thread's registers, FPU state, signal mask, clear-tid address, robust futex
+//    list, alternate signal stack, rseq area and name). It is left stopped for CRIU to dump
+//    into the trace's checkpoint/ directory; the header maps each thread's tid in the copy to
+//    the original's.
+// 4. Reap the dumped child from inside the original, restore R0, and record every thread from
+//    there, stopping at every syscall so that recording can end with a clean detach, which puts
+//    the vDSO's original entry points back.
 #include "record/attach.h"
 
+#include <elf.h>
 #include <fmt/format.h>
+#include <sched.h>
 #include <signal.h>
 #include <spdlog/spdlog.h>
+#include <sys/prctl.h>
 #include <sys/ptrace.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
 #include <sys/utsname.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <csignal>
 #include <filesystem>
@@ -51,19 +60,6 @@ using tracee::Regs;
 using tracee::Stop;
 
 volatile std::sig_atomic_t g_stop_requested = 0;
-
-Status check_single_threaded(pid_t pid) {
-  std::error_code ec;
-  auto tasks = std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/task", ec);
-  if (ec) return Status::NotFound("no process " + std::to_string(pid));
-  size_t n = std::distance(begin(tasks), end(tasks));
-  if (n != 1)
-    return Status::Unsupported(
-        fmt::format("process {} has {} threads; --pid attaches to single-threaded processes (the "
-                    "checkpoint fork copies only one thread)",
-                    pid, n));
-  return Status::Ok();
-}
 
 // No PTRACE_O_EXITKILL: if relive dies, the process it attached to must carry on.
 long attach_options() { return tracee::trace_options(false) & ~PTRACE_O_EXITKILL; }
@@ -112,9 +108,128 @@ Result<Regs> step_out_of_vdso(pid_t pid, std::vector<int>* held) {
   return task.regs();
 }
 
-// Forks the checkpoint child from inside the stopped original. Returns the child, stopped.
+Status reap_child(const tracee::Task& task, uint64_t syscall_insn, pid_t child,
+                  std::vector<int>* held);
+
+// Every thread of `pid`: the process itself first.
+Result<std::vector<pid_t>> threads_of(pid_t pid) {
+  std::error_code ec;
+  std::vector<pid_t> out{pid};
+  for (const auto& e :
+       std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/task", ec)) {
+    pid_t tid = std::atoi(e.path().filename().c_str());
+    if (tid > 0 && tid != pid) out.push_back(tid);
+  }
+  if (ec) return Status::NotFound("no process " + std::to_string(pid));
+  return out;
+}
+
+// A thread held at R0 and what the checkpoint copy needs to recreate it.
+struct HeldThread {
+  pid_t tid = 0;
+  Regs r0{};
+  std::string xstate;  // PTRACE_GETREGSET NT_X86_XSTATE
+  uint64_t sigmask = 0;
+  uint64_t clear_tid = 0;  // set_tid_address / CLONE_CHILD_CLEARTID
+  uint64_t robust_head = 0, robust_len = 0;
+  stack_t altstack{};
+  bool has_rseq = false;
+  __ptrace_rseq_configuration rseq{};
+  std::string comm;
+};
+
+// What a seized thread's copy needs that its registers do not say. Injects prctl and
+// sigaltstack into it (their answers land on the scratch page); its registers are R0 after.
+Status read_thread_extras(HeldThread* t, uint64_t syscall_insn, std::vector<int>* held) {
+  tracee::Task task(t->tid);
+  std::string xs(1u << 16, '\0');
+  iovec iov{xs.data(), xs.size()};
+  if (::ptrace(PTRACE_GETREGSET, t->tid, NT_X86_XSTATE, &iov) != 0)
+    return PosixError(fmt::format("xstate of thread {}", t->tid), errno);
+  t->xstate = xs.substr(0, iov.iov_len);
+  if (::ptrace(PTRACE_GETSIGMASK, t->tid, sizeof t->sigmask, &t->sigmask) != 0)
+    return PosixError(fmt::format("signal mask of thread {}", t->tid), errno);
+  if (::syscall(SYS_get_robust_list, t->tid, &t->robust_head, &t->robust_len) != 0)
+    return PosixError(fmt::format("robust list of thread {}", t->tid), errno);
+  t->has_rseq = ::ptrace(PTRACE_GET_RSEQ_CONFIGURATION, t->tid, sizeof t->rseq, &t->rseq) > 0 &&
+                t->rseq.rseq_abi_pointer != 0;
+  auto comm = read_file(fmt::format("/proc/{}/comm", t->tid));
+  t->comm = comm.ok() ? comm->substr(0, comm->find('\n')) : "";
+  {
+    tracee::Injector inj(task, tracee::Injector::At::kElsewhere, syscall_insn);
+    RELIVE_ASSIGN_OR_RETURN(int64_t got,
+                            inj.call(SYS_prctl, {PR_GET_TID_ADDRESS, tracee::kScratchAddr}));
+    if (got != 0) return Status::IoError(fmt::format("PR_GET_TID_ADDRESS: error {}", -got));
+    RELIVE_RETURN_IF_ERROR(task.read_mem(tracee::kScratchAddr, &t->clear_tid, 8));
+    RELIVE_ASSIGN_OR_RETURN(got, inj.call(SYS_sigaltstack, {0, tracee::kScratchAddr + 64}));
+    if (got != 0) return Status::IoError(fmt::format("sigaltstack: error {}", -got));
+    RELIVE_RETURN_IF_ERROR(
+        task.read_mem(tracee::kScratchAddr + 64, &t->altstack, sizeof t->altstack));
+    held->insert(held->end(), inj.held_signals().begin(), inj.held_signals().end());
+  }
+  task.set_regs(t->r0);
+  return Status::Ok();
+}
+
+// Recreates thread `t` in the checkpoint copy whose first thread is `c` (stopped, traced):
+// an injected clone, then the thread's own state. Returns the new thread's tid, left traced.
+Result<pid_t> recreate_thread(const tracee::Task& c, uint64_t syscall_insn, const HeldThread& t,
+                              std::vector<int>* held) {
+  constexpr uint64_t kFlags =
+      CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_SIGHAND | CLONE_THREAD | CLONE_SYSVSEM;
+  int64_t tid;
+  {
+    Regs before = c.regs();
+    tracee::Injector inj(c, tracee::Injector::At::kElsewhere, syscall_insn);
+    RELIVE_ASSIGN_OR_RETURN(tid, inj.call(SYS_clone, {kFlags, 0, 0, 0, 0}));
+    held->insert(held->end(), inj.held_signals().begin(), inj.held_signals().end());
+    c.set_regs(before);
+  }
+  if (tid <= 0) return Status::IoError(fmt::format("recreating thread {}: error {}", t.tid, -tid));
+  tracee::Task n(static_cast<pid_t>(tid));
+  RELIVE_ASSIGN_OR_RETURN(auto first, tracee::wait_stop(n.tid()));
+  if (first.second.kind == Stop::Kind::kExited) return Status::IoError("recreated thread died");
+  {
+    // Its per-thread kernel state, set from inside it (the scratch page carries the arguments).
+    tracee::Injector inj(n, tracee::Injector::At::kElsewhere, syscall_insn);
+    auto must = [&](int nr, std::initializer_list<uint64_t> args, const char* what) -> Status {
+      RELIVE_ASSIGN_OR_RETURN(int64_t got, inj.call(nr, args));
+      if (got < 0)
+        return Status::IoError(fmt::format("{} of thread {}: error {}", what, t.tid, -got));
+      return Status::Ok();
+    };
+    RELIVE_RETURN_IF_ERROR(must(SYS_set_tid_address, {t.clear_tid}, "set_tid_address"));
+    if (t.robust_head != 0)
+      RELIVE_RETURN_IF_ERROR(
+          must(SYS_set_robust_list, {t.robust_head, t.robust_len}, "set_robust_list"));
+    RELIVE_RETURN_IF_ERROR(n.write_mem(tracee::kScratchAddr, &t.altstack, sizeof t.altstack));
+    if (!(t.altstack.ss_flags & SS_DISABLE))
+      RELIVE_RETURN_IF_ERROR(must(SYS_sigaltstack, {tracee::kScratchAddr, 0}, "sigaltstack"));
+    if (t.has_rseq)
+      RELIVE_RETURN_IF_ERROR(must(
+          SYS_rseq, {t.rseq.rseq_abi_pointer, t.rseq.rseq_abi_size, 0, t.rseq.signature}, "rseq"));
+    std::string comm = t.comm.substr(0, 15);
+    comm.push_back('\0');
+    RELIVE_RETURN_IF_ERROR(n.write_mem(tracee::kScratchAddr + 256, comm.data(), comm.size()));
+    RELIVE_RETURN_IF_ERROR(must(SYS_prctl, {PR_SET_NAME, tracee::kScratchAddr + 256}, "name"));
+    held->insert(held->end(), inj.held_signals().begin(), inj.held_signals().end());
+  }
+  n.set_regs(t.r0);
+  std::string xs = t.xstate;
+  iovec iov{xs.data(), xs.size()};
+  if (::ptrace(PTRACE_SETREGSET, n.tid(), NT_X86_XSTATE, &iov) != 0)
+    return PosixError(fmt::format("xstate of recreated thread {}", t.tid), errno);
+  uint64_t mask = t.sigmask;
+  if (::ptrace(PTRACE_SETSIGMASK, n.tid(), sizeof mask, &mask) != 0)
+    return PosixError(fmt::format("signal mask of recreated thread {}", t.tid), errno);
+  return n.tid();
+}
+
+// Forks the checkpoint child from inside the stopped original and recreates `others` in it.
+// Returns the child, stopped, and the tids of the recreated threads (in `others`' order).
 Result<pid_t> fork_checkpoint_child(const tracee::Task& task, uint64_t syscall_insn, const Regs& r0,
-                                    std::vector<int>* held) {
+                                    const std::vector<HeldThread>& others,
+                                    std::vector<pid_t>* recreated, std::vector<int>* held) {
   task.set_regs(r0);
   tracee::Injector inj(task, tracee::Injector::At::kElsewhere, syscall_insn);
   // Plain clone with exit signal 0: a fork whose end no wait() of the program observes.
@@ -128,9 +243,25 @@ Result<pid_t> fork_checkpoint_child(const tracee::Task& task, uint64_t syscall_i
   // The replay never touches a descriptor for real; CRIU then has nothing external to save.
   RELIVE_ASSIGN_OR_RETURN(int64_t closed, cinj.call(SYS_close_range, {0, ~0u, 0}));
   (void)closed;
+  auto abandon = [&](Status why) -> Status {
+    ::kill(static_cast<pid_t>(child), SIGKILL);
+    for (pid_t tid : *recreated) ::ptrace(PTRACE_DETACH, tid, nullptr, nullptr);
+    ::ptrace(PTRACE_DETACH, c.tid(), nullptr, nullptr);
+    (void)reap_child(task, syscall_insn, static_cast<pid_t>(child), held);
+    return why;
+  };
+  for (const HeldThread& t : others) {
+    Result<pid_t> n = recreate_thread(c, syscall_insn, t, held);
+    if (!n.ok()) return abandon(n.status());
+    recreated->push_back(*n);
+  }
   c.set_regs(r0);
+  // Every thread leaves with a SIGSTOP: the copy sits in a group stop for CRIU.
+  for (pid_t tid : *recreated)
+    if (::ptrace(PTRACE_DETACH, tid, nullptr, SIGSTOP) != 0)
+      return abandon(PosixError("detach recreated thread", errno));
   if (::ptrace(PTRACE_DETACH, c.tid(), nullptr, SIGSTOP) != 0)
-    return PosixError("detach child", errno);
+    return abandon(PosixError("detach child", errno));
   return static_cast<pid_t>(child);
 }
 
@@ -181,19 +312,42 @@ Result<trace::TraceHeader> attach_header(pid_t pid) {
 struct AttachGuard {
   pid_t pid = 0;
   bool armed = true;
-  Regs r0{};
-  bool have_r0 = false;
+  std::vector<pid_t> seized;      // every thread seized so far
+  std::vector<HeldThread> at_r0;  // those whose R0 is known
   std::optional<tracee::VdsoPatch> vdso;
   const std::vector<int>* held = nullptr;  // signals relive held back: the process's own
   ~AttachGuard() {
     if (!armed) return;
     if (vdso) (void)tracee::unpatch_vdso(tracee::Task(pid), *vdso);
-    if (have_r0) tracee::Task(pid).set_regs(r0);
-    ::ptrace(PTRACE_DETACH, pid, nullptr, nullptr);
+    for (const HeldThread& t : at_r0) tracee::Task(t.tid).set_regs(t.r0);
+    for (pid_t tid : seized) ::ptrace(PTRACE_DETACH, tid, nullptr, nullptr);
     if (held != nullptr)
       for (int sig : *held) ::kill(pid, sig);
   }
 };
+
+// Seizes every thread of `pid` at R0 (threads that appear meanwhile too, until none does),
+// stepping each out of the vDSO. The process's own thread first.
+Status seize_all(pid_t pid, AttachGuard* guard, std::vector<int>* held) {
+  for (bool more = true; more;) {
+    more = false;
+    RELIVE_ASSIGN_OR_RETURN(std::vector<pid_t> tids, threads_of(pid));
+    for (pid_t tid : tids) {
+      if (std::find(guard->seized.begin(), guard->seized.end(), tid) != guard->seized.end())
+        continue;
+      more = true;
+      Result<Regs> got = seize(tid);
+      if (!got.ok() && tid != pid && got.status().code() == Status::Code::kNotFound) continue;
+      guard->seized.push_back(tid);
+      RELIVE_RETURN_IF_ERROR(got.status());
+      HeldThread t;
+      t.tid = tid;
+      RELIVE_ASSIGN_OR_RETURN(t.r0, step_out_of_vdso(tid, held));
+      guard->at_r0.push_back(t);
+    }
+  }
+  return Status::Ok();
+}
 
 void on_stop_signal(int) { g_stop_requested = RecordSession::kDetach; }
 void on_freeze_signal(int) { g_stop_requested = RecordSession::kFreeze; }
@@ -210,7 +364,9 @@ Result<RecordResult> record_attached(const RecordOptions& o) {
   for (int sig : {SIGINT, SIGTERM, SIGHUP}) ::sigaction(sig, &sa, nullptr);
   sa.sa_handler = on_freeze_signal;
   ::sigaction(SIGUSR1, &sa, nullptr);
-  RELIVE_RETURN_IF_ERROR(check_single_threaded(pid));
+  std::error_code exists_ec;
+  if (pid <= 0 || !std::filesystem::exists("/proc/" + std::to_string(pid) + "/task", exists_ec))
+    return Status::NotFound("no process " + std::to_string(pid));
   // The tracer's CPU now, so that a bad --cpu is refused before the process is touched.
   RELIVE_ASSIGN_OR_RETURN(tracee::CpuBinding cpu, tracee::CpuBinding::bind_caller(o.cpu));
   std::error_code ec;
@@ -226,15 +382,25 @@ Result<RecordResult> record_attached(const RecordOptions& o) {
   AttachGuard guard;
   guard.pid = pid;
   guard.held = &held;
-  RELIVE_RETURN_IF_ERROR(seize(pid).status());
-  RELIVE_ASSIGN_OR_RETURN(Regs r0, step_out_of_vdso(pid, &held));
-  guard.r0 = r0, guard.have_r0 = true;
+  RELIVE_RETURN_IF_ERROR(seize_all(pid, &guard, &held));
+  const Regs r0 = guard.at_r0.front().r0;
   tracee::Task task(pid);
   RELIVE_ASSIGN_OR_RETURN(tracee::ProcessSetup setup, tracee::setup_process(task, false));
   guard.vdso = setup.vdso;
   held.insert(held.end(), setup.held_signals.begin(), setup.held_signals.end());
-  RELIVE_ASSIGN_OR_RETURN(pid_t child,
-                          fork_checkpoint_child(task, setup.vdso.syscall_insn, r0, &held));
+  const uint64_t insn = setup.vdso.syscall_insn;
+  std::vector<HeldThread> others(guard.at_r0.begin() + 1, guard.at_r0.end());
+  for (HeldThread& t : others) RELIVE_RETURN_IF_ERROR(read_thread_extras(&t, insn, &held));
+  task.set_regs(r0);
+  std::vector<pid_t> recreated;
+  Result<pid_t> forked = fork_checkpoint_child(task, insn, r0, others, &recreated, &held);
+  if (!forked.ok()) {
+    task.set_regs(r0);
+    return forked.status().with_context("checkpoint of process " + std::to_string(pid));
+  }
+  pid_t child = *forked;
+  for (size_t i = 0; i < others.size(); ++i)
+    h.other_threads.emplace_back(others[i].tid, recreated[i]);
   criu::DumpOptions dump;
   dump.pid = child;
   dump.images_dir = trace::checkpoint_dir(o.trace_dir);
@@ -249,6 +415,17 @@ Result<RecordResult> record_attached(const RecordOptions& o) {
     return dumped.status().with_context("checkpoint of process " + std::to_string(pid));
   RELIVE_RETURN_IF_ERROR(reaped);
   RELIVE_RETURN_IF_ERROR(trace::write_header(o.trace_dir, h));
+  // The other threads at a syscall-exit stop (a harmless call injected), where recording starts
+  // them as it starts the first.
+  for (const HeldThread& t : others) {
+    tracee::Task tt(t.tid);
+    {
+      tracee::Injector inj(tt, tracee::Injector::At::kElsewhere, insn);
+      RELIVE_RETURN_IF_ERROR(inj.call(SYS_getpid, {}).status());
+      held.insert(held.end(), inj.held_signals().begin(), inj.held_signals().end());
+    }
+    tt.set_regs(t.r0);
+  }
   guard.armed = false;
 
   // After the checkpoint, whose copy must keep the process's own CPU mask.
@@ -258,12 +435,22 @@ Result<RecordResult> record_attached(const RecordOptions& o) {
   // older than 5.11), every call stops.
   RecordSession::Mode mode = RecordSession::Mode::kAllSyscalls;
   if (o.syscall_buffer) {
-    Status on = tracee::enable_syscall_dispatch(task, tracee::Injector::At::kExit,
-                                                setup.vdso.syscall_insn, &held);
-    if (on.ok())
+    // Per thread (it is a per-thread setting): in every one, or in none.
+    std::vector<pid_t> all{pid};
+    for (const HeldThread& t : others) all.push_back(t.tid);
+    Status on = Status::Ok();
+    size_t enabled = 0;
+    for (; enabled < all.size() && on.ok(); ++enabled)
+      on = tracee::enable_syscall_dispatch(tracee::Task(all[enabled]), tracee::Injector::At::kExit,
+                                           insn, &held);
+    if (on.ok()) {
       mode = RecordSession::Mode::kDispatch;
-    else
+    } else {
+      for (size_t i = 0; i + 1 < enabled; ++i)
+        (void)tracee::disable_syscall_dispatch(tracee::Task(all[i]), tracee::Injector::At::kExit,
+                                               insn, &held);
       spdlog::warn("no fast path for process {} ({}): every syscall stops", pid, on.to_string());
+    }
   }
   SyscallCapture capture(&files, pid);
   RecordSession session(mode, sink.get(), &capture);
@@ -274,6 +461,7 @@ Result<RecordResult> record_attached(const RecordOptions& o) {
   session.set_vdso_patch(setup.vdso);
   session.set_spin_limit(std::chrono::milliseconds(o.spin_limit_ms));
   session.add_initial_thread(pid);
+  for (const HeldThread& t : others) session.add_initial_thread(t.tid, /*leader=*/false);
   for (int sig : held) ::kill(pid, sig);  // arrived mid-injection: now they are recorded
   Result<int> status = session.run();
   Status finished = sink->finish();

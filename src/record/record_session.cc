@@ -34,15 +34,19 @@ using tracee::Stop;
 RecordSession::RecordSession(Mode mode, EventSink* sink, SyscallCapture* capture)
     : mode_(mode), sink_(sink), capture_(capture) {}
 
-void RecordSession::add_initial_thread(pid_t tid) {
+void RecordSession::add_initial_thread(pid_t tid, bool leader) {
   Thread t{tracee::Task(tid)};
   t.state = State::kReady;
   t.at_syscall_exit = true;
   t.dispatch_on = mode_ == Mode::kDispatch;
-  t.sites = std::make_shared<tracee::SitePatcher>(tracee::kTrampolineSyscallInsn);
+  // The threads of one process share its patched syscall sites.
+  auto first = threads_.find(leader_);
+  t.sites = !leader && first != threads_.end()
+                ? first->second.sites
+                : std::make_shared<tracee::SitePatcher>(tracee::kTrampolineSyscallInsn);
   threads_.emplace(tid, std::move(t));
-  leader_ = tid;
-  stats_.threads = 1;
+  if (leader) leader_ = tid;
+  stats_.threads = threads_.size();
 }
 
 RecordSession::Thread& RecordSession::thread(pid_t tid) {
@@ -81,7 +85,9 @@ void RecordSession::begin_freeze() {
 // the call anew when continued; at the exit of an interrupted call the kernel's own restart does
 // the same once the SIGSTOP is delivered.
 Status RecordSession::freeze(Thread& t, bool rewind_entry) {
-  RELIVE_RETURN_IF_ERROR(emit_for(0, trace::DetachEvent{}));
+  trace::DetachEvent detach;
+  if (rewind_entry) detach.parked_tid = t.task.tid();
+  RELIVE_RETURN_IF_ERROR(emit_for(0, detach));
   // Lifting dispatch at an entry stop rewinds the thread onto its call as well.
   bool lifted = t.dispatch_on;
   disable_dispatch(t, rewind_entry ? tracee::Injector::At::kEntry : tracee::Injector::At::kExit);
@@ -493,6 +499,11 @@ Status RecordSession::on_entry(Thread& t, const Stop& stop) {
   uint64_t clone3_flags = 0;
   if (t.nr == SYS_clone3) RELIVE_RETURN_IF_ERROR(t.task.read_mem(t.args[0], &clone3_flags, 8));
   tracee::Decision d = tracee::decide(t.nr, t.args, clone3_flags);
+  // A process attached to registered rseq before it was traced: glibc aborts a new thread whose
+  // registration fails, so in an attached process rseq runs (and runs again at replay).
+  if (t.nr == SYS_rseq && attached()) d.policy = Policy::kAllow;
+  // Where the kernel puts a new mapping of a restored process is its own choice: logged.
+  if (attached() && tracee::kernel_places(t.nr, t.args)) d.policy = Policy::kNative;
   t.policy = d.policy;
   if (mode_ == Mode::kDispatch && tracee::sets_syscall_dispatch(t.nr, t.args)) {
     d.policy = Policy::kUnsupported;

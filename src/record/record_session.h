@@ -47,9 +47,10 @@ class RecordSession {
   // `sink` and `capture` must outlive the session.
   RecordSession(Mode mode, EventSink* sink, SyscallCapture* capture);
 
-  // Adopts the first thread, stopped at a syscall-exit stop (in dispatch mode, with dispatch
-  // turned on by the caller: tracee::enable_syscall_dispatch).
-  void add_initial_thread(pid_t tid);
+  // Adopts a thread that exists when recording starts, stopped at a syscall-exit stop (in
+  // dispatch mode, with dispatch turned on by the caller: tracee::enable_syscall_dispatch): the
+  // process's own first (its leader), then, attached to a multi-threaded process, the others.
+  void add_initial_thread(pid_t tid, bool leader = true);
 
   // Runs until the process exits; returns its wait status. On an unsupported operation the
   // process is killed (launched) or detached unharmed (attached) and the Status says why.

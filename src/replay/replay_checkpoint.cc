@@ -3,12 +3,15 @@
 // syscall from the log, stopping at each one (the image carries no seccomp filter).
 #include "replay/replay_checkpoint.h"
 
+#include <fmt/format.h>
 #include <signal.h>
 #include <spdlog/spdlog.h>
 #include <sys/ptrace.h>
 
+#include <algorithm>
 #include <filesystem>
 
+#include "common/file_util.h"
 #include "drivers/criu/criu.h"
 #include "replay/replay_session.h"
 #include "trace/trace_dir.h"
@@ -32,6 +35,60 @@ Status seize_restored(pid_t pid) {
     if (got.second.kind == Stop::Kind::kGroupStop) return Status::Ok();
     RELIVE_RETURN_IF_ERROR(tracee::Task(pid).cont());
   }
+}
+
+namespace {
+
+// The thread's id in its own PID namespace (the last NSpid entry of its status).
+Result<pid_t> tid_in_namespace(pid_t tid) {
+  RELIVE_ASSIGN_OR_RETURN(std::string status, read_file(fmt::format("/proc/{}/status", tid)));
+  size_t at = status.find("\nNSpid:");
+  if (at == std::string::npos) return static_cast<pid_t>(tid);
+  size_t end = status.find('\n', at + 1);
+  std::string line = status.substr(at + 7, end - at - 7);
+  size_t last = line.find_last_of(" \t");
+  return static_cast<pid_t>(std::atoi(line.c_str() + (last == std::string::npos ? 0 : last + 1)));
+}
+
+}  // namespace
+
+Result<std::vector<std::pair<pid_t, int32_t>>> seize_restored_threads(pid_t pid,
+                                                                      const trace::TraceHeader& h) {
+  std::vector<std::pair<pid_t, int32_t>> out;
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator(fmt::format("/proc/{}/task", pid), ec)) {
+    pid_t tid = std::atoi(e.path().filename().c_str());
+    if (tid <= 0 || tid == pid) continue;
+    RELIVE_ASSIGN_OR_RETURN(pid_t ns_tid, tid_in_namespace(tid));
+    auto it = std::find_if(h.other_threads.begin(), h.other_threads.end(),
+                           [&](const auto& m) { return m.second == ns_tid; });
+    if (it == h.other_threads.end())
+      return Status::Corruption(
+          fmt::format("restored thread {} is not one the trace's header names", ns_tid));
+    RELIVE_RETURN_IF_ERROR(seize_restored(tid));
+    out.emplace_back(tid, it->first);
+  }
+  if (ec) return PosixError(fmt::format("threads of {}", pid), ec.value());
+  if (out.size() != h.other_threads.size())
+    return Status::Corruption(fmt::format("the checkpoint restored {} threads, its header names {}",
+                                          out.size() + 1, h.other_threads.size() + 1));
+  return out;
+}
+
+ReplaySession::Mode turn_on_dispatch_everywhere(
+    pid_t pid, const std::vector<std::pair<pid_t, int32_t>>& others) {
+  if (!turn_on_dispatch(tracee::Task(pid))) return ReplaySession::Mode::kAllSyscalls;
+  for (size_t i = 0; i < others.size(); ++i) {
+    if (turn_on_dispatch(tracee::Task(others[i].first))) continue;
+    std::vector<int> held;
+    for (size_t j = 0; j <= i; ++j) {
+      pid_t tid = j == 0 ? pid : others[j - 1].first;
+      (void)tracee::disable_syscall_dispatch(tracee::Task(tid), tracee::Injector::At::kElsewhere,
+                                             tracee::kTrampolineSyscallInsn, &held);
+    }
+    return ReplaySession::Mode::kAllSyscalls;
+  }
+  return ReplaySession::Mode::kDispatch;
 }
 
 // Patched syscall sites and the fast path then replay as recorded; without it every call stops.
@@ -60,15 +117,23 @@ Result<ReplayResult> replay_checkpoint(trace::TraceReader& reader, const ReplayO
     auto setup = tracee::setup_process(task, false, /*map_scratch=*/false);
     st = setup.status();
   }
-  ReplaySession::Mode mode = ReplaySession::Mode::kAllSyscalls;
-  if (st.ok() && turn_on_dispatch(task)) mode = ReplaySession::Mode::kDispatch;
+  std::vector<std::pair<pid_t, int32_t>> others;
+  if (st.ok()) {
+    auto seized = seize_restored_threads(pid, h);
+    if (seized.ok())
+      others = std::move(*seized);
+    else
+      st = seized.status();
+  }
   if (!st.ok()) {
     ::kill(pid, SIGKILL);
     return st;
   }
+  ReplaySession::Mode mode = turn_on_dispatch_everywhere(pid, others);
   cpu.bind_process(pid);
   ReplaySession session(mode, &reader, {o.stdout_fd, o.stderr_fd});
   session.add_initial_thread(pid, h.initial_tid);
+  for (const auto& [tid, rec] : others) session.add_initial_thread(tid, rec, /*leader=*/false);
   session.set_syscall_buffer(o.syscall_buffer);
   Result<int> status = session.run();
   ::kill(pid, SIGKILL);  // a detached recording leaves the replayed process at its last state

@@ -64,13 +64,16 @@ constexpr std::chrono::milliseconds kExitQuiet{2000};
 ReplaySession::ReplaySession(Mode mode, trace::TraceReader* reader, Output out)
     : mode_(mode), reader_(reader), out_(out) {}
 
-void ReplaySession::add_initial_thread(pid_t tid, int32_t recorded_tid) {
+void ReplaySession::add_initial_thread(pid_t tid, int32_t recorded_tid, bool leader) {
   Thread t{tracee::Task(tid)};
   t.rec_tid = recorded_tid;
   t.at_exit_stop = true;
-  t.sites = std::make_shared<tracee::SitePatcher>(tracee::kTrampolineSyscallInsn);
+  auto first = threads_.find(leader_);
+  t.sites = !leader && first != threads_.end()
+                ? first->second.sites
+                : std::make_shared<tracee::SitePatcher>(tracee::kTrampolineSyscallInsn);
   threads_.emplace(recorded_tid, std::move(t));
-  leader_ = recorded_tid;
+  if (leader) leader_ = recorded_tid;
 }
 
 Result<std::optional<trace::Event>> ReplaySession::next() {
@@ -99,11 +102,13 @@ pid_t ReplaySession::leader_tid() const {
   return it == threads_.end() ? 0 : it->second.task.tid();
 }
 
-Status ReplaySession::park_leader() {
-  auto it = threads_.find(leader_);
-  if (it == threads_.end()) return Status::NotFound("the replayed process has no thread left");
-  if (threads_.size() != 1)
-    return Status::Unsupported("parking a multi-threaded replay at its next syscall");
+Status ReplaySession::park(const trace::DetachEvent& d) {
+  // The thread the recording left at its next syscall; a trace that does not say had one.
+  int32_t who = d.parked_tid != 0 ? d.parked_tid : threads_.size() == 1 ? leader_ : 0;
+  if (who == 0) return Status::Ok();  // no thread ran past its last event
+  auto it = threads_.find(who);
+  if (it == threads_.end())
+    return Status::NotFound(fmt::format("the replay has no thread {} to park", who));
   Thread& t = it->second;
   return t.parked ? Status::Ok() : run_to_entry(t);
 }
@@ -151,8 +156,8 @@ Result<int> ReplaySession::run() {
       RELIVE_RETURN_IF_ERROR(expect_log_end("the recorded processes' exit"));
       return status;
     }
-    if (std::holds_alternative<trace::DetachEvent>(*e)) {  // the recording ended here
-      if (park_at_detach_) RELIVE_RETURN_IF_ERROR(park_leader());
+    if (const auto* d = std::get_if<trace::DetachEvent>(&*e)) {  // the recording ended here
+      if (park_at_detach_) RELIVE_RETURN_IF_ERROR(park(*d));
       RELIVE_RETURN_IF_ERROR(expect_log_end("the recording's detach"));
       handed_over_ = true;
       return 0;
@@ -274,6 +279,12 @@ Status ReplaySession::run_to_entry(Thread& t) {
         int nr = static_cast<int>(r.orig_rax);
         tracee::SyscallArgs args{r.rdi, r.rsi, r.rdx, r.r10, r.r8, r.r9};
         tracee::Policy p = tracee::decide(nr, args).policy;
+        // As recorded from a checkpoint (an attached process): rseq runs, and the mappings
+        // the kernel places are in the log (RecordSession::on_entry).
+        if (reader_->header().start == trace::StartKind::kCheckpoint) {
+          if (nr == SYS_rseq) p = tracee::Policy::kAllow;
+          if (tracee::kernel_places(nr, args)) p = tracee::Policy::kNative;
+        }
         if (mode_ != Mode::kSeccomp &&
             (p == tracee::Policy::kAllow || p == tracee::Policy::kDenyNosys)) {
           RELIVE_RETURN_IF_ERROR(skip_untraced(t, p));
@@ -634,6 +645,13 @@ Status ReplaySession::complete_native(Thread& t, const trace::SyscallEvent& ev) 
     RELIVE_RETURN_IF_ERROR(tracee::convert_vfork_to_fork(t.task, &r));
     t.task.set_regs(r);
   }
+  // A mapping an attached recording let the kernel place (tracee::kernel_places): here too.
+  bool pinned = false;
+  if (ev.result > 0 && tracee::kernel_places(ev.nr, t.args)) {
+    tracee::Regs r = t.task.regs();
+    if ((pinned = tracee::pin_placement(ev.nr, static_cast<uint64_t>(ev.result), &r)))
+      t.task.set_regs(r);
+  }
   RELIVE_RETURN_IF_ERROR(t.task.syscall());
   pid_t new_real = 0;
   bool restarting = false;
@@ -671,6 +689,10 @@ Status ReplaySession::complete_native(Thread& t, const trace::SyscallEvent& ev) 
     RELIVE_RETURN_IF_ERROR(adopt_child(t, ev, policy, new_real));
   RELIVE_RETURN_IF_ERROR(apply_writes(t, ev));
   tracee::Regs r = t.task.regs();
+  if (pinned && static_cast<int64_t>(r.rax) != ev.result)
+    return divergence(current_index(), ev.tid, format_call(ev.nr, ev.args),
+                      fmt::format("could not map at the recorded address (result {})",
+                                  static_cast<int64_t>(r.rax)));
   r.rax = static_cast<uint64_t>(ev.result);  // e.g. the recorded tid, not this run's
   t.task.set_regs(r);
   t.at_exit_stop = true;

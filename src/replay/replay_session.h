@@ -47,7 +47,9 @@ class ReplaySession {
   ReplaySession& operator=(const ReplaySession&) = delete;
 
   // The first thread (real tid), stopped at a syscall-exit stop, known as `recorded_tid`.
-  void add_initial_thread(pid_t tid, int32_t recorded_tid);
+  // `leader`: the process's first thread; a checkpoint of a multi-threaded process adds the
+  // others after it.
+  void add_initial_thread(pid_t tid, int32_t recorded_tid, bool leader = true);
   // Replays every event; returns the process's wait status (the recorded one).
   Result<int> run();
 
@@ -112,7 +114,7 @@ class ReplaySession {
   Status enable_dispatch(Thread& t, tracee::Injector::At at);
   // The next event from the log; at its end, with `wait`, waits for a growing log to grow.
   Result<std::optional<trace::Event>> read_event(bool wait = true);
-  Status park_leader();
+  Status park(const trace::DetachEvent& detach);
   Result<bool> signal_follows(int32_t tid);
   // The signal of the next event of thread `tid`, when that event is a signal (else 0).
   Result<int> signal_that_follows(int32_t tid);

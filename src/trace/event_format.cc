@@ -267,7 +267,11 @@ std::string event_text(uint64_t index, const Event& e) {
     std::string operator()(const SyscallEntryEvent& s) const {
       return fmt::format("tid {} syscall-entry {}", s.tid, syscall_label(s.nr));
     }
-    std::string operator()(const DetachEvent&) const { return "detach"; }
+    std::string operator()(const DetachEvent& d) const {
+      return d.parked_tid != 0
+                 ? fmt::format("detach (thread {} parked at its next syscall)", d.parked_tid)
+                 : "detach";
+    }
     std::string operator()(const PreemptEvent& p) const {
       return fmt::format("tid {} preempted at ip {:#x} (state {:016x})", p.tid, preempt_ip(p),
                          p.state_hash);
@@ -302,7 +306,9 @@ std::string event_json(uint64_t index, const Event& e) {
       return {
           {"type", "syscall_entry"}, {"tid", s.tid}, {"nr", s.nr}, {"name", syscall_label(s.nr)}};
     }
-    json operator()(const DetachEvent&) const { return {{"type", "detach"}}; }
+    json operator()(const DetachEvent& d) const {
+      return {{"type", "detach"}, {"parked_tid", d.parked_tid}};
+    }
     json operator()(const PreemptEvent& p) const {
       return {
           {"type", "preempt"}, {"tid", p.tid}, {"ip", preempt_ip(p)}, {"state_hash", p.state_hash}};

@@ -55,6 +55,27 @@ Decision decide_futex(const SyscallArgs& a) {
 
 }  // namespace
 
+bool kernel_places(int nr, const SyscallArgs& a) {
+  if (nr == SYS_mmap)
+    return (a[3] & MAP_ANONYMOUS) != 0 && (a[3] & (MAP_FIXED | MAP_FIXED_NOREPLACE)) == 0;
+  if (nr == SYS_mremap) return (a[3] & MREMAP_MAYMOVE) != 0 && (a[3] & MREMAP_FIXED) == 0;
+  return false;
+}
+
+bool pin_placement(int nr, uint64_t recorded, Regs* r) {
+  if (nr == SYS_mmap) {
+    r->rdi = recorded;
+    r->r10 |= MAP_FIXED_NOREPLACE;
+    return true;
+  }
+  if (nr == SYS_mremap && recorded != r->rdi) {
+    r->r10 |= MREMAP_FIXED;
+    r->r8 = recorded;
+    return true;
+  }
+  return false;
+}
+
 Decision decide(int nr, const SyscallArgs& args, uint64_t clone3_flags) {
   const SyscallSpec& spec = syscall_spec(nr);
   switch (nr) {

@@ -61,7 +61,7 @@ void build_event(const trace::Event& e, Event::Builder b) {
         } else if constexpr (std::is_same_v<T, trace::ThreadExitEvent>) {
           b.initThreadExit().setTid(v.tid);
         } else if constexpr (std::is_same_v<T, trace::DetachEvent>) {
-          b.initDetach();
+          b.initDetach().setParkedTid(v.parked_tid);
         } else if constexpr (std::is_same_v<T, trace::PreemptEvent>) {
           auto p = b.initPreempt();
           p.setTid(v.tid);
@@ -163,7 +163,7 @@ Result<trace::Event> decode_root(Event::Reader e) {
       return trace::Event(trace::SyscallEntryEvent{entry.getTid(), entry.getNr()});
     }
     case Event::DETACH:
-      return trace::Event(trace::DetachEvent{});
+      return trace::Event(trace::DetachEvent{e.getDetach().getParkedTid()});
     case Event::PREEMPT: {
       auto p = e.getPreempt();
       if (p.getRegs().size() != trace::kPreemptRegsBytes) {

@@ -40,6 +40,11 @@ void build(const trace::TraceHeader& h, TraceHeader::Builder b) {
   b.setKernel(as_text(h.kernel));
   b.setStartRealtimeNs(h.start_realtime_ns);
   b.setRdtsc(static_cast<TscTrapping>(h.rdtsc));
+  auto others = b.initOtherThreads(static_cast<unsigned>(h.other_threads.size()));
+  for (size_t i = 0; i < h.other_threads.size(); ++i) {
+    others[i].setRecordedTid(h.other_threads[i].first);
+    others[i].setCheckpointTid(h.other_threads[i].second);
+  }
 }
 
 Result<trace::StartKind> decode_start(StartKind s) {
@@ -81,6 +86,8 @@ Result<trace::TraceHeader> decode_root(TraceHeader::Reader r, uint32_t version) 
       h.rdtsc = trace::TscTrapping::kUnknown;
       break;
   }
+  for (auto t : r.getOtherThreads())
+    h.other_threads.emplace_back(t.getRecordedTid(), t.getCheckpointTid());
   return h;
 }
 

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <cstring>
 #include <string>
+#include <utility>
 #include <variant>
 #include <vector>
 
@@ -88,6 +89,10 @@ struct SyscallEntryEvent {
 // Recording of an attached process ended here (relive was asked to stop); the process went on
 // untraced. A replay ends after this event with the process in the state it had here.
 struct DetachEvent {
+  // A freeze (live migration): the thread the recording left at the entry of its next traced
+  // syscall, having run user code since its last event; 0 when none did (or a trace from before
+  // this was said: its only thread).
+  int32_t parked_tid = 0;
   bool operator==(const DetachEvent&) const = default;
 };
 
@@ -151,6 +156,9 @@ struct TraceHeader {
   std::string at_random;        // kExec: their recorded value
   std::string checkpoint;       // kCheckpoint: directory of the CRIU images, relative to the trace
   int32_t initial_tid = 0;      // the recorded tid of the first (or attached) thread
+  // kCheckpoint of a multi-threaded process: every other thread, {recorded tid, its tid in the
+  // checkpoint} (the checkpoint's first thread is its process, recorded as initial_tid).
+  std::vector<std::pair<int32_t, int32_t>> other_threads;
   std::string hostname;
   std::string kernel;
   int64_t start_realtime_ns = 0;

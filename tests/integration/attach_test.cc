@@ -10,6 +10,7 @@
 
 #include <chrono>
 #include <cstdio>
+#include <filesystem>
 #include <optional>
 #include <sstream>
 #include <thread>
@@ -372,18 +373,41 @@ TEST(Attach, TightVdsoLoopRunsOnAfterDetachWithItsOwnVdso) {
   EXPECT_EQ(read_all(result), "OK\n");
 }
 
-TEST(Attach, MultiThreadedProcessIsRefusedAndLeftRunning) {
+// A multi-threaded process: its threads blocked in a futex and in epoll_wait, one in a compute
+// loop, and threads created and joined while it is recorded. Every thread is checkpointed (the
+// copy-on-write child gets each one recreated) and recorded; the replay prints what the
+// original printed, and the original runs on with all its threads after the detach.
+TEST(Attach, MultiThreadedProcessIsRecordedWithEveryThreadAndReplays) {
   TempDir d;
-  Child sleeper{spawn({"/usr/bin/python3", "-c",
-                       "import threading,time\n"
-                       "threading.Thread(target=time.sleep,args=(60,),daemon=True).start()\n"
-                       "print('up',flush=True); time.sleep(60)"},
-                      d / "out")};
-  wait_for_lines(d / "out", 1);
-  RunResult r = run({relive_bin(), "record", "-o", d / "t", "--pid", std::to_string(sleeper.pid)});
-  EXPECT_EQ(r.exit_code, 125);
-  EXPECT_NE(r.err.find("threads"), std::string::npos) << r.err;
-  EXPECT_EQ(::kill(sleeper.pid, 0), 0);
+  std::string out = d / "counter.out", trace = d / "trace";
+  Child counter{spawn({test_bin_dir() + "/subjects/threads_counter_attach", "100000"}, out)};
+  wait_for_lines(out, 5);
+  auto threads = [&] {
+    std::error_code ec;
+    auto it =
+        std::filesystem::directory_iterator("/proc/" + std::to_string(counter.pid) + "/task", ec);
+    return ec ? 0 : std::distance(begin(it), end(it));
+  };
+  ASSERT_EQ(threads(), 4);
+
+  pid_t rec = spawn({relive_bin(), "record", "-o", trace, "--pid", std::to_string(counter.pid)},
+                    "/dev/null", d / "record.err");
+  wait_recorded_lines(trace, out, 60);  // past two helper threads
+  ::kill(rec, SIGINT);
+  int status = 0;
+  ::waitpid(rec, &status, 0);
+  ASSERT_TRUE(WIFEXITED(status)) << "relive record died of signal " << WTERMSIG(status);
+  ASSERT_EQ(WEXITSTATUS(status), 0) << read_all(d / "record.err");
+
+  size_t before = lines_of(read_all(out)).size();
+  wait_for_lines(out, before + 3);
+  ASSERT_EQ(::kill(counter.pid, 0), 0);
+  ASSERT_GT(lines_of(read_all(out)).size(), before);
+  EXPECT_EQ(threads(), 4) << "the original lost threads";
+
+  RunResult dumped = run({relive_bin(), "dump", trace});
+  EXPECT_NE(dumped.out.find("clone"), std::string::npos) << "no thread was created while recorded";
+  expect_replayed_lines(run({relive_bin(), "replay", trace}), out);
 }
 
 TEST(Attach, FailedCheckpointLeavesTheProcessRunningUntraced) {

@@ -36,6 +36,32 @@ while True:
         c.sendall(b"%d %s\n" % (n, line))
 )";
 
+// The same service from a multi-threaded server: a thread per client (the main thread blocked in
+// accept), and a ticker thread that wakes every 20 ms.
+const char* kThreadedEchoServer = R"(
+import socket, sys, threading, time
+ticks = 0
+def ticker():
+    global ticks
+    while True:
+        time.sleep(0.02); ticks += 1
+def serve(c):
+    n = 0; buf = b""
+    while True:
+        d = c.recv(4096)
+        if not d: break
+        buf += d
+        while b"\n" in buf:
+            line, buf = buf.split(b"\n", 1); n += 1
+            c.sendall(b"%d %s\n" % (n, line))
+threading.Thread(target=ticker, daemon=True).start()
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind((sys.argv[1], 9000)); s.listen(4)
+while True:
+    c, _ = s.accept()
+    threading.Thread(target=serve, args=(c,), daemon=True).start()
+)";
+
 // Sends numbered lines for `duration` seconds and checks each reply: the server's count must
 // equal ours (nothing lost or duplicated) and echo our line. Exit 0 and prints the count.
 const char* kEchoClient = R"(
@@ -58,6 +84,7 @@ class Migrate : public ::testing::Test {
     ASSERT_NO_FATAL_FAILURE(make_two_hosts(hosts_, dir_));
     write_all_to(dir_ / "counter.py", kCounter);
     write_all_to(dir_ / "server.py", kEchoServer);
+    write_all_to(dir_ / "threaded_server.py", kThreadedEchoServer);
     write_all_to(dir_ / "client.py", kEchoClient);
   }
   // Whatever a test left behind (a migrated-in counter is relived's child, and relived waits
@@ -177,10 +204,11 @@ TEST_F(Migrate, CrtrCounterCarriesOn) { migrate_counter("crtr"); }
 // The service address moves with the server; the client connected before the migration keeps
 // its connection, and every reply is the right one (nothing lost, nothing repeated).
 void client_keeps_connection(Migrate* t, NetnsHosts& hosts, TempDir& dir,
-                             const std::function<RunResult(pid_t)>& do_migrate) {
+                             const std::function<RunResult(pid_t)>& do_migrate,
+                             const std::string& script = "server.py") {
   std::string svc = "198.18.0.100";
   ASSERT_EQ(hosts.sh_in('a', "ip addr add " + svc + "/24 dev va"), 0);
-  Background server(hosts.in('a', {"/usr/bin/python3", dir / "server.py", svc}), dir / "server.out",
+  Background server(hosts.in('a', {"/usr/bin/python3", dir / script, svc}), dir / "server.out",
                     dir / "server.err");
   ASSERT_TRUE(
       eventually([&] { return hosts.sh_in('a', "ss -ltn | grep -q 9000") == 0; }, seconds(10)));
@@ -200,6 +228,30 @@ void client_keeps_connection(Migrate* t, NetnsHosts& hosts, TempDir& dir,
   auto report = nlohmann::json::parse(r.out);
   ::kill(report["destination_pid"].get<pid_t>(), SIGKILL);
   (void)t;
+}
+
+// CR/TR of a multi-threaded server (main thread in accept, a thread per client in recv, a
+// ticker): every thread is checkpointed and recorded, the client keeps its connection and
+// every reply.
+TEST_F(Migrate, CrtrMultiThreadedServerKeepsItsConnectedClient) {
+  start_relived();
+  client_keeps_connection(
+      this, hosts_, dir_,
+      [&](pid_t pid) {
+        std::error_code ec;
+        auto tasks =
+            std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/task", ec);
+        EXPECT_GE(std::distance(begin(tasks), end(tasks)), 3) << "the server is not threaded";
+        RunResult r =
+            migrate(pid, "crtr", {"--service-address", "198.18.0.100/24", "--tcp-established"});
+        if (r.exit_code == 0) {
+          auto report = nlohmann::json::parse(r.out);
+          EXPECT_EQ(report.value("strategy", ""), "crtr") << r.out;
+          EXPECT_GT(report["bytes_by_phase"]["log"].get<uint64_t>(), 0u) << r.out;
+        }
+        return r;
+      },
+      "threaded_server.py");
 }
 
 TEST_F(Migrate, PrecopyServerKeepsItsConnectedClient) {

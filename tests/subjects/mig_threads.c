@@ -1,6 +1,6 @@
 /* Migration subject: four worker threads increment a shared counter under a mutex and their own
  * counters; the shared one must equal the sum of the others, and every thread must still run
- * after the move. CR/TR refuses this subject (it records one thread).
+ * after the move.
  * Usage: mig_threads RESULT_FILE */
 #define _GNU_SOURCE
 #include <pthread.h>

@@ -66,5 +66,34 @@ TEST(SyscallPolicy, FdTableChanges) {
   EXPECT_FALSE(is_output_write(SYS_recvfrom));
 }
 
+// An attached recording logs the mappings the kernel places and pins their replay there.
+TEST(SyscallPolicy, KernelPlacedMappingsArePinnedToTheRecordedAddress) {
+  SyscallArgs anon{0, 8192, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, ~0ull, 0};
+  EXPECT_TRUE(kernel_places(SYS_mmap, anon));
+  SyscallArgs fixed = anon;
+  fixed[3] |= MAP_FIXED;
+  EXPECT_FALSE(kernel_places(SYS_mmap, fixed));
+  SyscallArgs file{0, 8192, PROT_READ, MAP_PRIVATE, 3, 0};
+  EXPECT_FALSE(kernel_places(SYS_mmap, file));  // saved and mapped by the replay itself
+  EXPECT_TRUE(kernel_places(SYS_mremap, {0x1000, 4096, 8192, MREMAP_MAYMOVE, 0, 0}));
+  EXPECT_FALSE(kernel_places(SYS_mremap, {0x1000, 4096, 8192, 0, 0, 0}));
+  EXPECT_FALSE(
+      kernel_places(SYS_mremap, {0x1000, 4096, 8192, MREMAP_MAYMOVE | MREMAP_FIXED, 0x9000, 0}));
+
+  Regs r{};
+  r.r10 = MAP_PRIVATE | MAP_ANONYMOUS;
+  ASSERT_TRUE(pin_placement(SYS_mmap, 0x7f0000000000, &r));
+  EXPECT_EQ(r.rdi, 0x7f0000000000u);
+  EXPECT_EQ(r.r10, static_cast<uint64_t>(MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE));
+  Regs m{};
+  m.rdi = 0x1000, m.r10 = MREMAP_MAYMOVE;
+  ASSERT_TRUE(pin_placement(SYS_mremap, 0x7f0000100000, &m));
+  EXPECT_EQ(m.r8, 0x7f0000100000u);
+  EXPECT_EQ(m.r10, static_cast<uint64_t>(MREMAP_MAYMOVE | MREMAP_FIXED));
+  Regs in_place{};
+  in_place.rdi = 0x1000, in_place.r10 = MREMAP_MAYMOVE;
+  EXPECT_FALSE(pin_placement(SYS_mremap, 0x1000, &in_place));  // it grew where it was
+}
+
 }  // namespace
 }  // namespace relive::tracee

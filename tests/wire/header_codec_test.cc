@@ -41,6 +41,17 @@ TEST(HeaderCodec, RoundTripsCheckpointStartAndEmptyFields) {
   EXPECT_EQ(*back, h);
 }
 
+TEST(HeaderCodec, RoundTripsTheThreadsOfAMultiThreadedCheckpoint) {
+  trace::TraceHeader h;
+  h.start = trace::StartKind::kCheckpoint;
+  h.checkpoint = "checkpoint";
+  h.initial_tid = 4000;
+  h.other_threads = {{4001, 5101}, {4007, 5102}, {4100, 5103}};
+  Result<trace::TraceHeader> back = decode_header(encode_header(h));
+  ASSERT_TRUE(back.ok()) << back.status().to_string();
+  EXPECT_EQ(*back, h);
+}
+
 TEST(HeaderCodec, TextFieldsWithEmbeddedNulRoundTrip) {
   trace::TraceHeader h;
   h.hostname = std::string("host\0name", 9);
