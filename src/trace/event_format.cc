@@ -221,6 +221,13 @@ std::string header_text(const TraceHeader& h) {
   line("at_random", hex_bytes(h.at_random));
   line("checkpoint", h.checkpoint);
   line("initial_tid", std::to_string(h.initial_tid));
+  if (!h.other_threads.empty()) {
+    std::string threads;
+    for (const auto& [recorded, in_checkpoint] : h.other_threads)
+      threads +=
+          fmt::format("{}{} (checkpoint {})", threads.empty() ? "" : " ", recorded, in_checkpoint);
+    line("other_threads", threads);
+  }
   line("hostname", h.hostname);
   line("kernel", h.kernel);
   line("start_realtime_ns", realtime_text(h.start_realtime_ns));
@@ -246,6 +253,12 @@ std::string header_json(const TraceHeader& h) {
             {"kernel", h.kernel},
             {"start_realtime_ns", h.start_realtime_ns},
             {"rdtsc", tsc_name(h.rdtsc)}};
+  if (!h.other_threads.empty()) {
+    json threads = json::array();
+    for (const auto& [recorded, in_checkpoint] : h.other_threads)
+      threads.push_back({{"recorded_tid", recorded}, {"checkpoint_tid", in_checkpoint}});
+    j["other_threads"] = threads;
+  }
   return dump_json({{"header", j}});
 }
 

@@ -31,6 +31,19 @@ class MigrateBandwidth : public ::testing::TestWithParam<std::string> {
 
   std::string result() const { return read_all(dir_ / "result"); }
 
+  // After a successful migration: the source is gone, and the subject at the destination,
+  // asked to check itself, finds every page whole.
+  void expect_arrived_whole(Background& src, const nlohmann::json& report, const RunResult& r) {
+    pid_t dest = report.value("destination_pid", 0);
+    ASSERT_GT(dest, 0) << r.out;
+    EXPECT_TRUE(eventually([&] { return !src.running(); }, seconds(30)))
+        << "the source must end after the switch-over";
+    ::kill(dest, SIGUSR1);
+    EXPECT_TRUE(eventually(
+        [&] { return result().starts_with("OK") || result().starts_with("FAIL"); }, seconds(120)));
+    EXPECT_EQ(result(), "OK\n") << r.err;
+  }
+
   NetnsHosts hosts_{"rlbw" + std::to_string(::getpid() % 10000), 0};
   TempDir dir_;
   std::unique_ptr<Background> relived_;
@@ -68,14 +81,7 @@ TEST_P(MigrateBandwidth, HonoursTheCapAndReportsIt) {
   if (strategy == "postcopy")  // CRIU's page server behind relive's metering relay
     EXPECT_NE(r.err.find("phase=page-server relay"), std::string::npos) << r.err;
 
-  pid_t dest = report.value("destination_pid", 0);
-  ASSERT_GT(dest, 0) << r.out;
-  EXPECT_TRUE(eventually([&] { return !src.running(); }, seconds(30)))
-      << "the source must end after the switch-over";
-  ::kill(dest, SIGUSR1);
-  EXPECT_TRUE(eventually([&] { return result().starts_with("OK") || result().starts_with("FAIL"); },
-                         seconds(120)));
-  EXPECT_EQ(result(), "OK\n") << r.err;
+  expect_arrived_whole(src, report, r);
 }
 
 // `auto` picks CR/TR for a process that dirties its memory faster than pre-copy could chase;
@@ -108,14 +114,7 @@ TEST_F(MigrateBandwidth, AutoLeavesCrtrWhenTheLogOutgrowsTheCap) {
   EXPECT_NE(reason.find("outgrew the link"), std::string::npos) << reason;       // then left it
   EXPECT_NE(r.err.find("auto: switching from crtr to postcopy"), std::string::npos) << r.err;
 
-  pid_t dest = report.value("destination_pid", 0);
-  ASSERT_GT(dest, 0) << r.out;
-  EXPECT_TRUE(eventually([&] { return !src.running(); }, seconds(30)))
-      << "the source must end after the switch-over";
-  ::kill(dest, SIGUSR1);
-  EXPECT_TRUE(eventually([&] { return result().starts_with("OK") || result().starts_with("FAIL"); },
-                         seconds(120)));
-  EXPECT_EQ(result(), "OK\n") << r.err;
+  expect_arrived_whole(src, report, r);
 }
 
 // A cap so low that one bulk segment could not cross within the I/O timeout is refused before

@@ -143,6 +143,20 @@ TEST(Dump, MissingTraceIsNotFoundAndPrintsNothing) {
   EXPECT_TRUE(r.lines.empty());
 }
 
+TEST(EventFormat, AMultiThreadedCheckpointsThreadsAreShown) {
+  TraceHeader h;
+  h.start = StartKind::kCheckpoint;
+  h.initial_tid = 100;
+  h.other_threads = {{101, 201}, {105, 202}};
+  EXPECT_NE(header_text(h).find("other_threads: 101 (checkpoint 201) 105 (checkpoint 202)"),
+            std::string::npos)
+      << header_text(h);
+  auto j = nlohmann::json::parse(header_json(h));
+  EXPECT_EQ(j["header"]["other_threads"][1]["recorded_tid"], 105);
+  EXPECT_EQ(j["header"]["other_threads"][1]["checkpoint_tid"], 202);
+  EXPECT_FALSE(header_text(TraceHeader{}).contains("other_threads"));
+}
+
 TEST(EventFormat, UnknownSyscallShowsItsNumberAndAllArguments) {
   SyscallEvent s;
   s.tid = 1;
