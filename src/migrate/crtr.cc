@@ -174,7 +174,10 @@ struct Rounds {
 // ships at most a quarter second of the link's rate (`link_rate` bytes/s; 0 when unknown), so
 // that a log growing faster than the link is seen within a few rounds: under `auto` the rounds
 // then end with `leave` set, as they do when the destination's replay falls behind, each three
-// rounds in a row.
+// rounds in a row. Under `auto` a server's log, which never falls below the threshold while it
+// serves, counts as converged once it stays well below the link (a quarter of it) with the
+// replay keeping up (no more than the last round behind), three rounds in a row: the freeze then
+// ships less than a few milliseconds of log.
 Result<Rounds> log_rounds(Source* s, const std::string& trace, std::set<std::string>* shipped,
                           uint64_t* offset, double link_rate) {
   const MigrateOptions& o = s->options();
@@ -184,7 +187,7 @@ Result<Rounds> log_rounds(Source* s, const std::string& trace, std::set<std::str
       link_rate > 0 ? std::max<uint64_t>(static_cast<uint64_t>(link_rate / 4), 1u << 20) : 0;
   auto start = Clock::now(), last_read = start;
   uint64_t last_size = 0;
-  int over_link = 0, falling_behind = 0;
+  int over_link = 0, falling_behind = 0, steady = 0;
   Rounds r;
   for (int round = 0; round < o.max_rounds; ++round) {
     if (round > 0) std::this_thread::sleep_for(milliseconds(100));
@@ -215,6 +218,12 @@ Result<Rounds> log_rounds(Source* s, const std::string& trace, std::set<std::str
     if (round > 0) {
       over_link = link_rate > 0 && r.log_rate > 0.8 * link_rate ? over_link + 1 : 0;
       falling_behind = got.behind > lag_limit && got.behind > was_behind ? falling_behind + 1 : 0;
+      bool keeps_up = got.behind <= 2 * got.bytes + o.log_threshold;
+      steady = link_rate > 0 && r.log_rate < 0.25 * link_rate && keeps_up ? steady + 1 : 0;
+    }
+    if (o.strategy == "auto" && steady >= kStrikes) {
+      r.converged = true;
+      return r;
     }
     if (o.strategy == "auto" && over_link >= kStrikes) {
       r.leave = fmt::format("the log ({:.1f} MB/s) outgrew the link ({:.1f} MB/s)",
