@@ -51,7 +51,7 @@ WORKLOADS = os.environ.get("RELIVE_BENCH_MIGRATE_WORKLOADS", "write read redis")
 ENV = dict(os.environ, CRIU_FAULT="130")  # hardware breakpoints never fire on these VMs
 # CRIU 4.1.1 cannot dump inet sockets on kernels >= 6.16 without relive's sockopt shim
 # (src/container/criu_sockopt_shim.c); plain CRIU gets it too, or it could not move redis at all.
-SHIM = os.path.join(BUILD, "lib", "librelive_criu_sockopt_shim.so")
+SHIM = os.path.join(BUILD, "lib", "relive", "librelive_criu_sockopt_shim.so")
 CRIU_ENV = dict(ENV, LD_PRELOAD=SHIM) if os.path.exists(SHIM) else ENV
 # Images in flight live in memory for every method (relive's default is /dev/shm too).
 IMAGE_ROOT = "/dev/shm" if os.path.isdir("/dev/shm") else None
