@@ -154,7 +154,7 @@ TEST(EventFormat, AMultiThreadedCheckpointsThreadsAreShown) {
   auto j = nlohmann::json::parse(header_json(h));
   EXPECT_EQ(j["header"]["other_threads"][1]["recorded_tid"], 105);
   EXPECT_EQ(j["header"]["other_threads"][1]["checkpoint_tid"], 202);
-  EXPECT_FALSE(header_text(TraceHeader{}).contains("other_threads"));
+  EXPECT_EQ(header_text(TraceHeader{}).find("other_threads"), std::string::npos);
 }
 
 TEST(EventFormat, UnknownSyscallShowsItsNumberAndAllArguments) {
