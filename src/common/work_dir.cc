@@ -27,9 +27,11 @@ std::string base_of(const std::string& parent) {
 Result<WorkDir> WorkDir::create(const std::string& parent, const std::string& tag) {
   std::string tmpl = base_of(parent) + "/relive-" + tag + "-XXXXXX";
   if (::mkdtemp(tmpl.data()) == nullptr) return PosixError("mkdtemp " + tmpl, errno);
-  std::string owner = tmpl + kOwner;
-  ScopedFd lock(::open(owner.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
-  if (!lock.valid() || ::flock(lock.get(), LOCK_EX | LOCK_NB) != 0) {
+  // Locked before it gets its name: a sweep never sees an .owner that is not held yet.
+  std::string owner = tmpl + kOwner, fresh = owner + ".new";
+  ScopedFd lock(::open(fresh.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
+  if (!lock.valid() || ::flock(lock.get(), LOCK_EX | LOCK_NB) != 0 ||
+      ::rename(fresh.c_str(), owner.c_str()) != 0) {
     int err = errno;
     (void)remove_tree(tmpl);
     return PosixError("lock " + owner, err);

@@ -1,5 +1,7 @@
 // A private temporary directory (mode 0700) removed with everything in it when its owner goes.
-// Its owner holds an flock on <dir>/.owner for as long as the directory is in use: a directory
+// Its owner holds an flock on <dir>/.owner (taken before the file gets that name, so that a
+// sweep never finds it unlocked while its owner lives) for as long as the directory is in use: a
+// directory
 // whose owner died without removing it (killed, crashed; its images can be as large as the
 // workload, in /dev/shm) is recognised by the free lock and swept by the next owner of its kind.
 #pragma once

@@ -7,8 +7,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <filesystem>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "common/file_util.h"
 
@@ -83,6 +86,27 @@ TEST_F(WorkDirTest, TheSweepRemovesOnlyDirectoriesWhoseOwnerDied) {
   EXPECT_TRUE(fs::exists(parent_ + "/relive-migrate-legacy"));
   EXPECT_EQ(WorkDir::remove_abandoned(parent_, "migrate"), 0);
   EXPECT_EQ(WorkDir::remove_abandoned(parent_ + "/missing", "migrate"), 0);
+}
+
+// Owners that create and sweep at the same time (concurrent migrations into one relived) never
+// lose a live directory: its .owner is locked before it has that name.
+TEST_F(WorkDirTest, ConcurrentCreatorsAndSweepersNeverRemoveALiveDirectory) {
+  std::atomic<int> lost{0};
+  std::vector<std::thread> owners;
+  for (int t = 0; t < 6; ++t)
+    owners.emplace_back([&] {
+      for (int i = 0; i < 60; ++i) {
+        auto w = WorkDir::create(parent_, "incoming");
+        if (!w.ok()) {
+          ++lost;
+          continue;
+        }
+        WorkDir::remove_abandoned(parent_, "incoming");
+        if (!fs::exists(w->path() + "/.owner")) ++lost;
+      }
+    });
+  for (auto& o : owners) o.join();
+  EXPECT_EQ(lost.load(), 0);
 }
 
 }  // namespace
