@@ -3,6 +3,8 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <charconv>
 #include <filesystem>
 #include <fstream>
 #include <string>
@@ -60,6 +62,22 @@ std::vector<pid_t> namespace_members(pid_t init_pid) {
     pid_t pid = std::stoi(name);
     if (ns_of(pid) == ns) out.push_back(pid);
   }
+  return out;
+}
+
+std::vector<pid_t> threads_of(pid_t pid) {
+  std::vector<pid_t> out;
+  std::error_code ec;
+  for (const auto& e :
+       std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/task", ec)) {
+    std::string name = e.path().filename().string();
+    pid_t tid = 0;
+    auto [p, err] = std::from_chars(name.data(), name.data() + name.size(), tid);
+    if (err != std::errc() || p != name.data() + name.size()) continue;
+    out.push_back(tid);
+  }
+  auto self = std::find(out.begin(), out.end(), pid);
+  if (self != out.end()) std::rotate(out.begin(), self, self + 1);
   return out;
 }
 

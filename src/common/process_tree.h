@@ -15,6 +15,10 @@ namespace relive {
 // NotFound when `root` does not exist.
 Result<std::vector<pid_t>> process_tree(pid_t root);
 
+// The threads of process `pid` (/proc/PID/task), the process itself first; empty when it is
+// gone.
+std::vector<pid_t> threads_of(pid_t pid);
+
 // The state letter of task (process or thread) `tid` in /proc/TID/stat: 'R', 'S', 'D', 'T' (job
 // stop), 't' (ptrace stop), 'Z'...; '\0' when the task is gone or its stat cannot be read.
 char task_state(pid_t tid);

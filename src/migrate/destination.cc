@@ -190,7 +190,6 @@ Status Session::begin(const m::Begin& b) {
   work_.emplace(std::move(w));
   RELIVE_ASSIGN_OR_RETURN(std::string criu, criu::find_criu());
   RELIVE_ASSIGN_OR_RETURN(criu_, criu::criu_with_compat(work_->path(), criu));
-
   RELIVE_RETURN_IF_ERROR(make_dirs(work_->path() + "/images"));
   RELIVE_RETURN_IF_ERROR(make_dirs(work_->path() + "/trace"));
   RELIVE_RETURN_IF_ERROR(make_dirs(work_->path() + "/bundle"));

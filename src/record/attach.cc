@@ -36,6 +36,7 @@
 #include <optional>
 
 #include "common/file_util.h"
+#include "common/process_tree.h"
 #include "drivers/criu/criu.h"
 #include "record/event_sink.h"
 #include "record/host_facts.h"
@@ -110,19 +111,6 @@ Result<Regs> step_out_of_vdso(pid_t pid, std::vector<int>* held) {
 
 Status reap_child(const tracee::Task& task, uint64_t syscall_insn, pid_t child,
                   std::vector<int>* held);
-
-// Every thread of `pid`: the process itself first.
-Result<std::vector<pid_t>> threads_of(pid_t pid) {
-  std::error_code ec;
-  std::vector<pid_t> out{pid};
-  for (const auto& e :
-       std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/task", ec)) {
-    pid_t tid = std::atoi(e.path().filename().c_str());
-    if (tid > 0 && tid != pid) out.push_back(tid);
-  }
-  if (ec) return Status::NotFound("no process " + std::to_string(pid));
-  return out;
-}
 
 // A thread held at R0 and what the checkpoint copy needs to recreate it.
 struct HeldThread {
@@ -331,7 +319,8 @@ struct AttachGuard {
 Status seize_all(pid_t pid, AttachGuard* guard, std::vector<int>* held) {
   for (bool more = true; more;) {
     more = false;
-    RELIVE_ASSIGN_OR_RETURN(std::vector<pid_t> tids, threads_of(pid));
+    std::vector<pid_t> tids = threads_of(pid);
+    if (tids.empty()) return Status::NotFound("no process " + std::to_string(pid));
     for (pid_t tid : tids) {
       if (std::find(guard->seized.begin(), guard->seized.end(), tid) != guard->seized.end())
         continue;

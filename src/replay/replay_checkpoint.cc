@@ -12,6 +12,7 @@
 #include <filesystem>
 
 #include "common/file_util.h"
+#include "common/process_tree.h"
 #include "drivers/criu/criu.h"
 #include "replay/replay_session.h"
 #include "trace/trace_dir.h"
@@ -55,10 +56,8 @@ Result<pid_t> tid_in_namespace(pid_t tid) {
 Result<std::vector<std::pair<pid_t, int32_t>>> seize_restored_threads(pid_t pid,
                                                                       const trace::TraceHeader& h) {
   std::vector<std::pair<pid_t, int32_t>> out;
-  std::error_code ec;
-  for (const auto& e : std::filesystem::directory_iterator(fmt::format("/proc/{}/task", pid), ec)) {
-    pid_t tid = std::atoi(e.path().filename().c_str());
-    if (tid <= 0 || tid == pid) continue;
+  for (pid_t tid : threads_of(pid)) {
+    if (tid == pid) continue;
     RELIVE_ASSIGN_OR_RETURN(pid_t ns_tid, tid_in_namespace(tid));
     auto it = std::find_if(h.other_threads.begin(), h.other_threads.end(),
                            [&](const auto& m) { return m.second == ns_tid; });
@@ -68,7 +67,6 @@ Result<std::vector<std::pair<pid_t, int32_t>>> seize_restored_threads(pid_t pid,
     RELIVE_RETURN_IF_ERROR(seize_restored(tid));
     out.emplace_back(tid, it->first);
   }
-  if (ec) return PosixError(fmt::format("threads of {}", pid), ec.value());
   if (out.size() != h.other_threads.size())
     return Status::Corruption(fmt::format("the checkpoint restored {} threads, its header names {}",
                                           out.size() + 1, h.other_threads.size() + 1));

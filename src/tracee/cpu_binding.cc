@@ -10,21 +10,10 @@
 #include <utility>
 #include <vector>
 
+#include "common/process_tree.h"
+
 namespace relive::tracee {
 namespace {
-
-std::vector<pid_t> threads_of(pid_t pid) {
-  std::vector<pid_t> out;
-  std::error_code ec;
-  for (const auto& e :
-       std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/task", ec)) {
-    std::string name = e.path().filename().string();
-    pid_t tid = 0;
-    auto [p, err] = std::from_chars(name.data(), name.data() + name.size(), tid);
-    if (err == std::errc() && p == name.data() + name.size()) out.push_back(tid);
-  }
-  return out;
-}
 
 cpu_set_t only(int cpu) {
   cpu_set_t set;

@@ -27,15 +27,6 @@ using Clock = std::chrono::steady_clock;
 constexpr long kWatchOptions = PTRACE_O_TRACESYSGOOD | PTRACE_O_TRACECLONE | PTRACE_O_TRACEFORK |
                                PTRACE_O_TRACEVFORK | PTRACE_O_TRACEEXEC;
 
-std::vector<pid_t> threads_of(pid_t pid) {
-  std::vector<pid_t> out;
-  std::error_code ec;
-  for (const auto& e :
-       std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/task", ec))
-    out.push_back(static_cast<pid_t>(std::atoi(e.path().filename().c_str())));
-  return out;
-}
-
 // The process exists and is not a zombie.
 bool alive(pid_t pid) {
   char s = task_state(pid);
