@@ -183,6 +183,7 @@ struct LogRoundReply {  # VM log shipping: where the replay stands
   savevmMs @2 :Float64;
   loadMs @3 :Float64;
   logBytesBehind @4 :UInt64;  # a process's CR/TR round: log bytes its replay has not caught up on
+  hashingBehind @5 :Bool;     # ... and its replayed memory not hashed once yet (freeze would wait)
 }
 
 struct MigrationReply {

@@ -6,10 +6,12 @@
 //
 // The switch-over copies no memory: the final dump is lazy (`criu dump --lazy-pages`, whose page
 // server is closed at once), so its images hold the kernel state and the few pages that cannot
-// be lazy, while the anonymous memory stays in the stopped process. The source hashes that
-// memory; the destination checks its replayed process against the hashes, takes the pages that
-// differ from the source, and restores with CRIU's lazy-pages daemon fed from the replayed
-// process (drivers/criu/page_server.h).
+// be lazy, while the anonymous memory stays in the stopped process. The source sends the hashes
+// of that memory; the destination checks its replayed process against them, takes the pages
+// that differ from the source, and restores with CRIU's lazy-pages daemon fed from the replayed
+// process (drivers/criu/page_server.h). Both sides keep their hashes current while the process
+// runs (transfer/hash_keeper.h), so the freeze hashes only what the last moments wrote, and the
+// rounds go on until the destination's replay and hashes have caught up.
 #include <fcntl.h>
 #include <fmt/format.h>
 #include <signal.h>
@@ -26,6 +28,7 @@
 #include <thread>
 
 #include "common/file_util.h"
+#include "common/logging.h"
 #include "common/process_tree.h"
 #include "common/scoped_fd.h"
 #include "common/subprocess.h"
@@ -36,6 +39,7 @@
 #include "migrate/peer_replies.h"
 #include "migrate/source.h"
 #include "transfer/file_transfer.h"
+#include "transfer/hash_keeper.h"
 #include "transfer/page_cache.h"
 #include "transfer/page_hashes.h"
 #include "wire/segment.h"
@@ -45,6 +49,9 @@ namespace {
 
 namespace m = relive::migration;
 using std::chrono::milliseconds;
+
+// How often the memory's hashes catch up with what the process wrote (transfer/hash_keeper.h).
+constexpr milliseconds kHashPeriod{50};
 
 // `relive record --pid PID --live` as a child: it attaches, checkpoints and records until told
 // to freeze (SIGUSR1) or to let go (SIGINT, the process runs on untraced).
@@ -102,6 +109,7 @@ struct LogRoundResult {
   uint64_t pending = 0;  // log bytes there were to ship (whole segments or not)
   uint64_t size = 0;     // the log's size when the round read it
   uint64_t behind = 0;   // the destination's replay: log bytes it may not have reached yet
+  bool hashing = false;  // the destination has not hashed its replayed memory once yet
 };
 
 // Ships the whole segments appended to the log since `*offset`, at most `limit` bytes of them
@@ -142,7 +150,10 @@ Result<LogRoundResult> ship_log_round(Source* s, const std::string& events, uint
   r.bytes = fresh.size();
   r.pending = fresh_bytes.size();
   r.size = size;
-  if (const auto* l = std::get_if<m::LogRoundReply>(&reply)) r.behind = l->log_bytes_behind;
+  if (const auto* l = std::get_if<m::LogRoundReply>(&reply)) {
+    r.behind = l->log_bytes_behind;
+    r.hashing = l->hashing_behind;
+  }
   return r;
 }
 
@@ -208,20 +219,24 @@ Result<Rounds> log_rounds(Source* s, const std::string& trace, std::set<std::str
     if (round > 0)
       s->progress(fmt::format(
           "phase=log round={} log_bytes={} backlog={} log_rate={:.0f}B/s link_rate={:.0f}B/s "
-          "replay_behind={}",
+          "replay_behind={}{}",
           round, got.bytes, got.pending - got.bytes, r.log_rate, secs > 0 ? got.bytes / secs : 0.0,
-          got.behind));
-    if (round > 0 && got.pending < o.log_threshold) {
+          got.behind, got.hashing ? " hashing=first_pass" : ""));
+    // The freeze waits for the destination's replay to reach it and for the replayed memory's
+    // hashes: while the replay is more than this round behind, or the destination is still on its
+    // first pass over the memory, another round costs less than freezing now would.
+    bool keeps_up = got.behind <= got.bytes + o.log_threshold;
+    if (round > 0 && got.pending < o.log_threshold && keeps_up && !got.hashing) {
       r.converged = true;
       return r;
     }
     if (round > 0) {
       over_link = link_rate > 0 && r.log_rate > 0.8 * link_rate ? over_link + 1 : 0;
       falling_behind = got.behind > lag_limit && got.behind > was_behind ? falling_behind + 1 : 0;
-      bool keeps_up = got.behind <= 2 * got.bytes + o.log_threshold;
-      steady = link_rate > 0 && r.log_rate < 0.25 * link_rate && keeps_up ? steady + 1 : 0;
+      bool close_behind = got.behind <= 2 * got.bytes + o.log_threshold;
+      steady = link_rate > 0 && r.log_rate < 0.25 * link_rate && close_behind ? steady + 1 : 0;
     }
-    if (o.strategy == "auto" && steady >= kStrikes) {
+    if (o.strategy == "auto" && steady >= kStrikes && !got.hashing) {
       r.converged = true;
       return r;
     }
@@ -303,7 +318,15 @@ Status ship_differing(Source* s, const m::Reply& verdict) {
 Status run_crtr(Source* s) {
   std::string work = std::filesystem::path(s->images_dir()).parent_path().string();
   std::string trace = work + "/trace", log = work + "/recorder.log";
-  RELIVE_ASSIGN_OR_RETURN(Recorder rec, Recorder::start(s->options().pid, trace, log));
+  pid_t pid = s->options().pid;
+  // The memory's hashes, kept current while the process runs so that the freeze hashes only
+  // what the last moments wrote. Armed before the recorder holds the process (it seizes it).
+  std::unique_ptr<transfer::HashKeeper> keeper;
+  if (auto k = transfer::HashKeeper::start(pid, kHashPeriod); k.ok())
+    keeper = std::move(*k);
+  else
+    RELIVE_LOG_DEBUG("memory hashed at the freeze: {}", k.status().to_string());
+  RELIVE_ASSIGN_OR_RETURN(Recorder rec, Recorder::start(pid, trace, log));
   RELIVE_RETURN_IF_ERROR(wait_for_checkpoint(rec, trace, log));
   std::set<std::string> shipped;
   auto t0 = Clock::now();
@@ -319,6 +342,7 @@ Status run_crtr(Source* s) {
   uint64_t offset = 0;
   RELIVE_ASSIGN_OR_RETURN(Rounds rounds, log_rounds(s, trace, &shipped, &offset, link_rate));
   if (!rounds.converged && s->options().strategy == "auto") {
+    keeper.reset();      // post-copy tracks nothing, but the process owes nobody a userfaultfd
     rec.signal(SIGINT);  // recording ends; the process runs on untraced
     if (rec.wait(milliseconds(5000)) != 0) return Status::IoError("the recorder did not let go");
     s->switch_strategy("postcopy", rounds.leave.empty()
@@ -336,14 +360,26 @@ Status run_crtr(Source* s) {
   RELIVE_ASSIGN_OR_RETURN(criu::DumpOptions d, base_dump_options(*s));
   d.leave_stopped = true;
   RELIVE_ASSIGN_OR_RETURN(criu::CriuVersion version, criu::criu_version(d.run.criu));
+  if (keeper && !keeper->refresh().ok()) keeper.reset();
   RELIVE_RETURN_IF_ERROR(s->freeze_begins());
   RELIVE_RETURN_IF_ERROR(freeze_recorded(s, &rec));
   s->tree_left_stopped();
-  // Its memory no longer changes: hash it while the last log travels and CRIU dumps the rest
-  // (whatever CRIU's parasite touches meanwhile only makes a page travel that need not have).
-  pid_t pid = s->options().pid;
+  // Its memory no longer changes: the keeper's last look, then it lets go of the process (before
+  // CRIU sees it), and the pages written since its previous look are hashed while the last log
+  // travels and CRIU dumps the rest (whatever CRIU's parasite touches meanwhile only makes a page
+  // travel that need not have). Without a keeper, all of the memory is hashed.
+  if (keeper && !keeper->freeze().ok()) keeper.reset();
+  uint64_t at_freeze = 0;  // pages the table hashed after the freeze
   auto ahead = std::async(std::launch::async,
-                          [pid] { return transfer::PageHashTable::of_anonymous_memory(pid); });
+                          [pid, &keeper, &at_freeze]() -> Result<transfer::PageHashTable> {
+                            if (keeper) {
+                              at_freeze = keeper->pages_at_freeze();
+                              return keeper->table();
+                            }
+                            auto t = transfer::PageHashTable::of_anonymous_memory(pid);
+                            if (t.ok()) at_freeze = t->pages();
+                            return t;
+                          });
   RELIVE_RETURN_IF_ERROR(ship_new_trace_files(s, trace, &shipped));
   RELIVE_ASSIGN_OR_RETURN(LogRoundResult last,
                           ship_log_round(s, trace + "/events", &offset,
@@ -353,9 +389,13 @@ Status run_crtr(Source* s) {
   s->progress("phase=dumped");
   RELIVE_RETURN_IF_ERROR(s->release_address());
   Result<transfer::PageHashTable> table = ahead.get();
-  RELIVE_RETURN_IF_ERROR(
+  if (!table.ok()) RELIVE_LOG_DEBUG("memory hashed whole: {}", table.status().to_string());
+  RELIVE_ASSIGN_OR_RETURN(
+      transfer::LazyHashes hashed,
       transfer::write_lazy_page_hashes(s->images_dir(), pid, pid, table.ok() ? &*table : nullptr));
-  s->progress("phase=hashed");
+  // hashed_at_freeze: what the freeze had to hash (all of it without a keeper).
+  s->progress(fmt::format("phase=hashed lazy_pages={} hashed_at_freeze={}", hashed.pages,
+                          hashed.read_now + (table.ok() ? at_freeze : 0)));
   RELIVE_ASSIGN_OR_RETURN(auto files, image_files(s->images_dir()));
   files.push_back(transfer::page_hashes_name(pid));
   RELIVE_ASSIGN_OR_RETURN(uint64_t bytes,

@@ -46,7 +46,17 @@ Result<bool> CrtrReplay::wait_for_more() {
   return false;  // final, and nothing new since the last read
 }
 
+// How often the replayed memory's hashes catch up with what the replay wrote.
+constexpr std::chrono::milliseconds kHashPeriod{50};
+
 void CrtrReplay::replay_main(std::string trace_dir, pid_t pid) {
+  // Armed while the restored process is still stopped and untraced (arming seizes it).
+  if (auto k = transfer::HashKeeper::start(pid, kHashPeriod); k.ok()) {
+    std::lock_guard<std::mutex> lock(mu_);
+    keeper_ = std::move(*k);
+  } else {
+    RELIVE_LOG_DEBUG("replayed memory hashed at the end: {}", k.status().to_string());
+  }
   Status st = replay::seize_restored(pid);
   tracee::Task task(pid);
   if (st.ok()) st = tracee::setup_process(task, false, /*map_scratch=*/false).status();
@@ -106,6 +116,26 @@ uint64_t CrtrReplay::bytes_behind() {
   return appended_ - caught_up_;
 }
 
+Result<transfer::PageHashTable> CrtrReplay::hashes() {
+  RELIVE_RETURN_IF_ERROR(finish());
+  transfer::HashKeeper* keeper = nullptr;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    keeper = keeper_.get();  // kept (armed) until release(): disarming a live process is slow
+  }
+  if (keeper != nullptr && keeper->pid() == replayed_pid_) {
+    Status frozen = keeper->freeze();
+    if (frozen.ok()) return keeper->table();
+    RELIVE_LOG_DEBUG("replayed memory hashed whole: {}", frozen.to_string());
+  }
+  return transfer::PageHashTable::of_anonymous_memory(replayed_pid_);
+}
+
+bool CrtrReplay::hashed_once() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return keeper_ == nullptr || keeper_->hashed_once();
+}
+
 Status CrtrReplay::finish() {
   std::unique_lock<std::mutex> lock(mu_);
   cv_.wait(lock, [&] { return done_; });
@@ -124,6 +154,7 @@ void CrtrReplay::release() {
   if (ns_.init_pid > 0) ::kill(ns_.init_pid, SIGKILL);
   ns_ = {};
   replayed_pid_ = 0;
+  keeper_.reset();  // its process is gone: nothing left to unprotect
 }
 
 void CrtrReplay::abort() {

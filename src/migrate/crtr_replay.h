@@ -13,6 +13,7 @@
 
 #include <condition_variable>
 #include <cstdint>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -21,6 +22,8 @@
 #include "common/scoped_fd.h"
 #include "container/pid_namespace.h"
 #include "relive/result.h"
+#include "transfer/hash_keeper.h"
+#include "transfer/page_hashes.h"
 
 namespace relive::migrate {
 
@@ -44,6 +47,13 @@ class CrtrReplay {
   // The replayed process (stopped at the source's freeze point) while finish() succeeded and
   // release() was not called.
   pid_t pid() const { return replayed_pid_; }
+  // The hashes of the replayed process's anonymous memory once finish() succeeded: kept
+  // current while it replayed (transfer/hash_keeper.h), so that only the last moments' pages
+  // are hashed now; all of them where the kernel could not track writes. Once.
+  Result<transfer::PageHashTable> hashes();
+  // Whether hashes() is left with only what the replay wrote lately: the keeper's first pass is
+  // done (true without a keeper: there is nothing to wait for).
+  bool hashed_once();
   // The log bytes appended since the replay last ran out of log: how far behind the source it
   // may be (0 when it is waiting for more).
   uint64_t bytes_behind();
@@ -72,6 +82,9 @@ class CrtrReplay {
   Status result_;
   pid_t replayed_pid_ = 0;
   uint64_t events_ = 0;
+  // Armed by the replay thread on the restored process before it seizes it; used by hashes()
+  // once the replay is done (guarded by mu_ until then).
+  std::unique_ptr<transfer::HashKeeper> keeper_;
 };
 
 }  // namespace relive::migrate

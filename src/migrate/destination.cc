@@ -361,13 +361,10 @@ Status Session::receive_log(const m::LogRound& l) {
   }
   RELIVE_RETURN_IF_ERROR(crtr_->append_log(log, l.final));
   if (l.final && !ahead_.valid()) {
-    // The source now dumps and hashes its memory: hash the replayed process meanwhile, once the
-    // replay has caught up, so that verify() has mostly lookups left.
+    // The source now dumps and hashes its memory: finish the replayed process's hashes
+    // meanwhile, once the replay has caught up, so that verify() has mostly lookups left.
     CrtrReplay* replay = crtr_.get();
-    ahead_ = std::async(std::launch::async, [replay]() -> Result<transfer::PageHashTable> {
-      RELIVE_RETURN_IF_ERROR(replay->finish());
-      return transfer::PageHashTable::of_anonymous_memory(replay->pid());
-    });
+    ahead_ = std::async(std::launch::async, [replay] { return replay->hashes(); });
   }
   return Status::Ok();
 }
@@ -494,7 +491,8 @@ Result<m::Reply> Session::act(const m::Command& c, bool* done) {
     RELIVE_RETURN_IF_ERROR(receive_log(*l));
     record_.add_bytes(l->bytes);
     // Where the replay stands: the source's `auto` leaves CR/TR when the replay falls behind.
-    return m::Reply{m::LogRoundReply{.log_bytes_behind = crtr_->bytes_behind()}};
+    return m::Reply{m::LogRoundReply{.log_bytes_behind = crtr_->bytes_behind(),
+                                     .hashing_behind = !crtr_->hashed_once()}};
   }
   if (std::holds_alternative<m::Verify>(c)) return verify();
   if (const auto* r = std::get_if<m::Restore>(&c)) {

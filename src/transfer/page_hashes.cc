@@ -122,35 +122,91 @@ Result<PageHashTable> PageHashTable::of_anonymous_memory(pid_t pid) {
   return t;
 }
 
-std::optional<uint64_t> PageHashTable::find(uint64_t vaddr) const {
-  auto it = std::upper_bound(ranges_.begin(), ranges_.end(), vaddr,
-                             [](uint64_t v, const criu::VaddrRange& r) { return v < r.start; });
-  if (it == ranges_.begin()) return std::nullopt;
-  --it;
-  if (vaddr >= it->end()) return std::nullopt;
-  size_t index = first_[it - ranges_.begin()] + (vaddr - it->start) / kPage;
-  if (unread_[index]) return std::nullopt;
-  return hashes_[index];
+std::optional<size_t> PageHashTable::index_of(uint64_t vaddr, size_t* hint) const {
+  size_t r = ranges_.size();
+  if (hint != nullptr && *hint < ranges_.size()) {
+    // In address order the page is mostly in the hinted range or the next one.
+    for (size_t i = *hint; i < ranges_.size() && i < *hint + 2 && ranges_[i].start <= vaddr; ++i)
+      if (vaddr < ranges_[i].end()) r = i;
+  }
+  if (r == ranges_.size()) {
+    auto it = std::upper_bound(ranges_.begin(), ranges_.end(), vaddr,
+                               [](uint64_t v, const criu::VaddrRange& x) { return v < x.start; });
+    if (it == ranges_.begin()) return std::nullopt;
+    --it;
+    if (vaddr >= it->end()) return std::nullopt;
+    r = static_cast<size_t>(it - ranges_.begin());
+  }
+  if (hint != nullptr) *hint = r;
+  return first_[r] + (vaddr - ranges_[r].start) / kPage;
+}
+
+std::optional<uint64_t> PageHashTable::find(uint64_t vaddr, size_t* hint) const {
+  std::optional<size_t> index = index_of(vaddr, hint);
+  if (!index || unread_[*index]) return std::nullopt;
+  return hashes_[*index];
+}
+
+uint64_t PageHashTable::hashed_pages() const {
+  return static_cast<uint64_t>(std::count(unread_.begin(), unread_.end(), false));
+}
+
+Status PageHashTable::rehash(pid_t pid, const std::vector<dirty::PageRange>& pages) {
+  // The parts of `pages` the table covers, as ranges in address order.
+  std::vector<criu::VaddrRange> want;
+  for (const dirty::PageRange& p : pages) {
+    uint64_t lo = p.start, hi = p.end();
+    auto it = std::upper_bound(ranges_.begin(), ranges_.end(), lo,
+                               [](uint64_t v, const criu::VaddrRange& r) { return v < r.start; });
+    if (it != ranges_.begin()) --it;
+    for (; it != ranges_.end() && it->start < hi; ++it) {
+      uint64_t from = std::max(lo, it->start), to = std::min(hi, it->end());
+      if (from < to) want.push_back({from, (to - from) / kPage});
+    }
+  }
+  if (want.empty()) return Status::Ok();
+  RELIVE_ASSIGN_OR_RETURN(PageHashes h, hash_process_pages(pid, want));
+  size_t k = 0, hint = 0;
+  for (const criu::VaddrRange& r : want)
+    for (uint64_t i = 0; i < r.pages; ++i, ++k) {
+      size_t index = *index_of(r.start + i * kPage, &hint);
+      hashes_[index] = h.hashes[k];
+      unread_[index] = h.unread[k];
+    }
+  return Status::Ok();
+}
+
+void PageHashTable::keep_only(const std::vector<dirty::PageRange>& vouched) {
+  size_t v = 0;
+  for (size_t r = 0; r < ranges_.size(); ++r)
+    for (uint64_t i = 0; i < ranges_[r].pages; ++i) {
+      uint64_t page = ranges_[r].start + i * kPage;
+      while (v < vouched.size() && vouched[v].end() <= page) ++v;
+      if (v == vouched.size() || page < vouched[v].start) unread_[first_[r] + i] = true;
+    }
 }
 
 namespace {
 
 // The hash of each page of `ranges` (in order): from `ahead` where it has one, the rest read
-// from `pid` now; empty for a page that could not be read.
+// from `pid` now (counted in `*read_now` when given); empty for a page that could not be read.
 Result<std::vector<std::optional<uint64_t>>> hashes_of(pid_t pid,
                                                        const std::vector<criu::VaddrRange>& ranges,
-                                                       const PageHashTable* ahead) {
+                                                       const PageHashTable* ahead,
+                                                       uint64_t* read_now = nullptr) {
   uint64_t total = 0;
   for (const criu::VaddrRange& r : ranges) total += r.pages;
   std::vector<std::optional<uint64_t>> have(total);
   std::vector<criu::VaddrRange> missing;
-  size_t index = 0;
+  size_t index = 0, hint = 0;
   for (const criu::VaddrRange& r : ranges)
     for (uint64_t i = 0; i < r.pages; ++i, ++index) {
       uint64_t v = r.start + i * kPage;
-      if (ahead != nullptr) have[index] = ahead->find(v);
+      if (ahead != nullptr) have[index] = ahead->find(v, &hint);
       if (!have[index]) add_page(&missing, v);
     }
+  if (read_now != nullptr)
+    for (const criu::VaddrRange& r : missing) *read_now += r.pages;
   if (!missing.empty()) {
     RELIVE_ASSIGN_OR_RETURN(PageHashes h, hash_process_pages(pid, missing));
     size_t k = 0;  // `missing` lists the empty slots of `have` in order
@@ -165,11 +221,13 @@ Result<std::vector<std::optional<uint64_t>>> hashes_of(pid_t pid,
 
 }  // namespace
 
-Status write_lazy_page_hashes(const std::string& dir, pid_t image_pid, pid_t live_pid,
-                              const PageHashTable* ahead) {
+Result<LazyHashes> write_lazy_page_hashes(const std::string& dir, pid_t image_pid, pid_t live_pid,
+                                          const PageHashTable* ahead) {
   RELIVE_ASSIGN_OR_RETURN(criu::PagemapImage image, load_pagemap(dir, image_pid));
   std::vector<criu::VaddrRange> ranges = lazy_ranges(image);
-  RELIVE_ASSIGN_OR_RETURN(auto have, hashes_of(live_pid, ranges, ahead));
+  LazyHashes stats;
+  RELIVE_ASSIGN_OR_RETURN(auto have, hashes_of(live_pid, ranges, ahead, &stats.read_now));
+  stats.pages = have.size();
   std::string bytes;
   bytes.reserve(have.size() * 8);
   size_t index = 0;
@@ -180,7 +238,8 @@ Status write_lazy_page_hashes(const std::string& dir, pid_t image_pid, pid_t liv
             fmt::format("page {:#x} of process {} cannot be read", r.start + i * kPage, live_pid));
       bytes.append(reinterpret_cast<const char*>(&*have[index]), 8);
     }
-  return write_file_atomic(dir + "/" + page_hashes_name(image_pid), bytes);
+  RELIVE_RETURN_IF_ERROR(write_file_atomic(dir + "/" + page_hashes_name(image_pid), bytes));
+  return stats;
 }
 
 Result<std::vector<criu::VaddrRange>> compare_lazy_pages(const std::string& dir, pid_t dumped_pid,

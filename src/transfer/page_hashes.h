@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "common/scoped_fd.h"
+#include "dirty/page_range.h"
 #include "drivers/criu/page_image.h"
 #include "relive/result.h"
 
@@ -31,23 +32,44 @@ class PageHashTable {
  public:
   // Every page of `pid`'s private anonymous mappings (what a lazy dump leaves out).
   static Result<PageHashTable> of_anonymous_memory(pid_t pid);
-  // The page's hash; nullopt when it was not hashed or could not be read.
-  std::optional<uint64_t> find(uint64_t vaddr) const;
+  // The page's hash; nullopt when it was not hashed or could not be read. `hint` (a range
+  // index the previous call left there) makes lookups in address order cheap.
+  std::optional<uint64_t> find(uint64_t vaddr, size_t* hint = nullptr) const;
   uint64_t pages() const { return hashes_.size(); }
+  // Pages of the table that hold a hash.
+  uint64_t hashed_pages() const;
+
+  // Hashes again the pages of `pages` that the table covers, read from `pid` now (a page that
+  // can no longer be read loses its hash). Keeps the table current for a process whose written
+  // pages a dirty tracker reports (transfer/hash_keeper.h).
+  Status rehash(pid_t pid, const std::vector<dirty::PageRange>& pages);
+  // Drops the hash of every page outside `vouched` (sorted, disjoint): pages nobody watched
+  // since they were hashed.
+  void keep_only(const std::vector<dirty::PageRange>& vouched);
 
  private:
+  // The index of the page at `vaddr`; nullopt when the table does not cover it. `hint`: as for
+  // find().
+  std::optional<size_t> index_of(uint64_t vaddr, size_t* hint = nullptr) const;
+
   std::vector<criu::VaddrRange> ranges_;  // sorted, disjoint
   std::vector<uint64_t> first_;           // index of each range's first page
   std::vector<uint64_t> hashes_;
   std::vector<bool> unread_;
 };
 
+// What write_lazy_page_hashes() hashed.
+struct LazyHashes {
+  uint64_t pages = 0;     // lazy pages in the dump
+  uint64_t read_now = 0;  // of which `ahead` lacked a hash: read and hashed by the call
+};
+
 // Writes page-hashes-<image_pid> next to pagemap-<image_pid>.img in `images_dir`: one hash per
 // lazy page of that dump (lazy_ranges order), read from process `live_pid`'s memory (the dumped
 // process itself, left stopped), or taken from `ahead` where it has them. IoError if a page
 // cannot be read.
-Status write_lazy_page_hashes(const std::string& images_dir, pid_t image_pid, pid_t live_pid,
-                              const PageHashTable* ahead = nullptr);
+Result<LazyHashes> write_lazy_page_hashes(const std::string& images_dir, pid_t image_pid,
+                                          pid_t live_pid, const PageHashTable* ahead = nullptr);
 
 // Checks the lazy pages of `dumped_pid`'s dump in `images_dir` in process `live_pid`'s memory
 // against page-hashes-<dumped_pid>; returns the pages that differ or could not be read. Pages

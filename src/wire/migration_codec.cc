@@ -292,6 +292,7 @@ void build_reply(const m::Reply& reply, MigrationReply::Builder o) {
                    b.setSavevmMs(r.savevm_ms);
                    b.setLoadMs(r.load_ms);
                    b.setLogBytesBehind(r.log_bytes_behind);
+                   b.setHashingBehind(r.hashing_behind);
                  },
              },
              reply);
@@ -321,7 +322,7 @@ Result<m::Reply> read_reply(MigrationReply::Reader r) {
     case MigrationReply::LOG_ROUND: {
       auto l = r.getLogRound();
       return m::Reply{m::LogRoundReply{l.getIcount(), l.getReplayMs(), l.getSavevmMs(),
-                                       l.getLoadMs(), l.getLogBytesBehind()}};
+                                       l.getLoadMs(), l.getLogBytesBehind(), l.getHashingBehind()}};
     }
   }
   return Status::Corruption(

@@ -177,6 +177,8 @@ struct LogRoundReply {  // VM log shipping; a process's CR/TR round
   // CR/TR of a process: the log bytes appended since the destination's replay last ran out of
   // log (an upper bound on how far behind it is).
   uint64_t log_bytes_behind = 0;
+  // ... and the replayed memory has not been hashed once yet: a freeze now would wait for it.
+  bool hashing_behind = false;
   bool operator==(const LogRoundReply&) const = default;
 };
 

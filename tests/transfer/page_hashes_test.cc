@@ -91,7 +91,7 @@ TEST_F(PageHashesTest, UnmappedPagesCannotBeHashedAndDifferWhenCompared) {
   auto differ = compare_lazy_pages(dir_, pid_, pid_);
   ASSERT_TRUE(differ.ok()) << differ.status().to_string();
   EXPECT_EQ(*differ, (std::vector<criu::VaddrRange>{{base_ + 10 * kPage, 2}}));
-  Status s = write_lazy_page_hashes(dir_, pid_, pid_);
+  Status s = write_lazy_page_hashes(dir_, pid_, pid_).status();
   EXPECT_EQ(s.code(), Status::Code::kIoError) << s.to_string();
 }
 
@@ -118,9 +118,42 @@ TEST_F(PageHashesTest, HashesTakenAheadGiveTheSameVerdict) {
   EXPECT_FALSE(table->find(0x1000).has_value());  // never mapped
   auto with = compare_lazy_pages(dir_, pid_, pid_, &*table);
   auto without = compare_lazy_pages(dir_, pid_, pid_);
+  auto alone = write_lazy_page_hashes(dir_, pid_, pid_);
+  auto helped = write_lazy_page_hashes(dir_, pid_, pid_, &*table);
+  ASSERT_TRUE(alone.ok() && helped.ok());
+  EXPECT_EQ(alone->pages, kPages);
+  EXPECT_EQ(alone->read_now, kPages);
+  EXPECT_EQ(helped->pages, kPages);
+  EXPECT_EQ(helped->read_now, 0u);
   ASSERT_TRUE(with.ok() && without.ok());
   EXPECT_EQ(*with, (std::vector<criu::VaddrRange>{{base_ + 7 * kPage, 1}}));
   EXPECT_EQ(*with, *without);
+}
+
+TEST_F(PageHashesTest, RehashedPagesAreCurrentAndUnvouchedOnesLoseTheirHash) {
+  auto table = PageHashTable::of_anonymous_memory(pid_);
+  ASSERT_TRUE(table.ok()) << table.status().to_string();
+  std::optional<uint64_t> before = table->find(base_ + 9 * kPage);
+  ASSERT_TRUE(before.has_value());
+  mem_[9 * kPage] ^= 1;
+  mem_[10 * kPage] ^= 1;
+  // Pages the table does not cover are left alone; a range across a covered one is clipped.
+  ASSERT_TRUE(table->rehash(pid_, {{0x1000, 1}, {base_ + 9 * kPage, 1}}).ok());
+  auto fresh = PageHashTable::of_anonymous_memory(pid_);
+  ASSERT_TRUE(fresh.ok());
+  EXPECT_NE(table->find(base_ + 9 * kPage), before);
+  EXPECT_EQ(table->find(base_ + 9 * kPage), fresh->find(base_ + 9 * kPage));
+  EXPECT_NE(table->find(base_ + 10 * kPage), fresh->find(base_ + 10 * kPage));  // not rehashed
+  uint64_t held = table->hashed_pages();
+  table->keep_only({{base_, 9}, {base_ + 11 * kPage, kPages - 11}});
+  EXPECT_FALSE(table->find(base_ + 9 * kPage).has_value());
+  EXPECT_FALSE(table->find(base_ + 10 * kPage).has_value());
+  EXPECT_TRUE(table->find(base_ + 8 * kPage).has_value());
+  EXPECT_TRUE(table->find(base_ + 11 * kPage).has_value());
+  EXPECT_LT(table->hashed_pages(), held - 2);  // everything outside the buffer went too
+  size_t hint = 0;
+  for (uint64_t i = 0; i < kPages; ++i)  // in-order lookups with a hint find what find() does
+    ASSERT_EQ(table->find(base_ + i * kPage, &hint), table->find(base_ + i * kPage)) << i;
 }
 
 }  // namespace

@@ -243,6 +243,7 @@ std::vector<m::Reply> reply_samples() {
       m::Reply{m::VmBeginReply{4444, 777, "/var/lib/relive/vm-1", 10809}},
       m::Reply{m::LogRoundReply{1688768500, 1.5, 2.5, 3.5}},
       m::Reply{m::LogRoundReply{.log_bytes_behind = 123456789}},
+      m::Reply{m::LogRoundReply{.log_bytes_behind = 7, .hashing_behind = true}},
   };
 }
 
