@@ -11,7 +11,6 @@
 #include <cstdio>
 #include <filesystem>
 #include <set>
-#include <sstream>
 #include <thread>
 
 #include "common/file_util.h"
@@ -25,18 +24,7 @@ namespace {
 
 using testing::SubjectProcess;
 
-struct Buffer {
-  uint64_t addr = 0;
-  uint64_t pages = 0;
-};
-
-Buffer buffer_of(SubjectProcess& s) {
-  std::istringstream in(s.cmd("addr"));
-  std::string ok;
-  Buffer b;
-  in >> ok >> std::hex >> b.addr >> std::dec >> b.pages;
-  return b;
-}
+using Buffer = testing::WriterBuffer;
 
 std::string write_cmd(const std::set<uint64_t>& pages) {
   std::string cmd = "w";
@@ -100,7 +88,7 @@ size_t expect_exact_round(DirtyTracker& t, SubjectProcess& s, const Buffer& b,
 
 TEST(DirtyTracker, CollectReturnsExactlyTheWrittenPages) {
   SubjectProcess s("dirty_writer", {"16"});
-  Buffer b = buffer_of(s);
+  Buffer b = testing::writer_buffer(s);
   ASSERT_EQ(b.pages, 4096u);
   auto t = DirtyTracker::arm(s.pid());
   ASSERT_TRUE(t.ok()) << t.status().to_string();
@@ -119,7 +107,7 @@ TEST(DirtyTracker, CollectReturnsExactlyTheWrittenPages) {
 
 TEST(DirtyTracker, SecondCollectWithoutWritesIsEmpty) {
   SubjectProcess s("dirty_writer", {"4"});
-  Buffer b = buffer_of(s);
+  Buffer b = testing::writer_buffer(s);
   auto t = DirtyTracker::arm(s.pid());
   ASSERT_TRUE(t.ok()) << t.status().to_string();
   expect_exact_round(*t, s, b, {3, 4, 5});
@@ -137,7 +125,7 @@ TEST(DirtyTracker, SecondCollectWithoutWritesIsEmpty) {
 
 TEST(DirtyTracker, MultiThreadedTarget) {
   SubjectProcess s("dirty_writer", {"16", "4"});
-  Buffer b = buffer_of(s);
+  Buffer b = testing::writer_buffer(s);
   auto t = DirtyTracker::arm(s.pid());
   ASSERT_TRUE(t.ok()) << t.status().to_string();
   size_t fp = 0;
@@ -152,7 +140,7 @@ TEST(DirtyTracker, MultiThreadedTarget) {
 
 TEST(DirtyTracker, DroppedPagesAreReportedOnce) {
   SubjectProcess s("dirty_writer", {"4"});
-  Buffer b = buffer_of(s);
+  Buffer b = testing::writer_buffer(s);
   auto t = DirtyTracker::arm(s.pid());
   ASSERT_TRUE(t.ok()) << t.status().to_string();
   ASSERT_EQ(s.cmd("d 10 5"), "ok");  // zero-filled without a write
@@ -180,7 +168,7 @@ TEST(DirtyTracker, NewMappingIsOutsideTracked) {
 
 TEST(DirtyTracker, RemappedRangeLeavesTracked) {
   SubjectProcess s("dirty_writer", {"4"});
-  Buffer b = buffer_of(s);
+  Buffer b = testing::writer_buffer(s);
   auto t = DirtyTracker::arm(s.pid());
   ASSERT_TRUE(t.ok()) << t.status().to_string();
   ASSERT_EQ(s.cmd("w 1 2"), "ok");
@@ -233,7 +221,7 @@ bool stopped_again(pid_t pid) {
 
 TEST(DirtyTracker, GroupStoppedProcessStaysStopped) {
   SubjectProcess s("dirty_writer", {"4"});
-  Buffer b = buffer_of(s);
+  Buffer b = testing::writer_buffer(s);
   ASSERT_EQ(::kill(s.pid(), SIGSTOP), 0);
   for (int i = 0; i < 6000 && state_of(s.pid()) != 'T'; ++i)
     std::this_thread::sleep_for(std::chrono::milliseconds(5));

@@ -8,7 +8,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cstdint>
 #include <cstdio>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -74,5 +76,19 @@ class SubjectProcess {
   FILE* from_ = nullptr;
   std::string hello_;
 };
+
+// dirty_writer's buffer, from its answer to "addr" ("ok ADDR PAGES").
+struct WriterBuffer {
+  uint64_t addr = 0;
+  uint64_t pages = 0;
+};
+
+inline WriterBuffer writer_buffer(SubjectProcess& s) {
+  std::istringstream in(s.cmd("addr"));
+  std::string ok;
+  WriterBuffer b;
+  in >> ok >> std::hex >> b.addr >> std::dec >> b.pages;
+  return b;
+}
 
 }  // namespace relive::testing

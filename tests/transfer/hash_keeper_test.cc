@@ -7,7 +7,6 @@
 #include <signal.h>
 
 #include <chrono>
-#include <sstream>
 #include <thread>
 
 #include "common/process_tree.h"
@@ -20,18 +19,7 @@ using std::chrono::milliseconds;
 using testing::SubjectProcess;
 constexpr uint64_t kPage = 4096;
 
-struct Buffer {
-  uint64_t addr = 0;
-  uint64_t pages = 0;
-};
-
-Buffer buffer_of(SubjectProcess& s) {
-  std::istringstream in(s.cmd("addr"));
-  std::string ok;
-  Buffer b;
-  in >> ok >> std::hex >> b.addr >> std::dec >> b.pages;
-  return b;
-}
+using Buffer = testing::WriterBuffer;
 
 bool stop(pid_t pid) {
   if (::kill(pid, SIGSTOP) != 0) return false;
@@ -55,7 +43,7 @@ uint64_t expect_agrees(const PageHashTable& kept, const PageHashTable& fresh, co
 
 TEST(HashKeeper, KeptHashesAgreeWithFreshOnesAfterWritesAndDrops) {
   SubjectProcess s("dirty_writer", {"8"});
-  Buffer b = buffer_of(s);
+  Buffer b = testing::writer_buffer(s);
   ASSERT_GT(b.pages, 1000u);
   // No period of its own within the test: only refresh() and freeze() catch up.
   auto k = HashKeeper::start(s.pid(), std::chrono::hours(1));
@@ -81,7 +69,7 @@ TEST(HashKeeper, KeptHashesAgreeWithFreshOnesAfterWritesAndDrops) {
 
 TEST(HashKeeper, ReplacedPagesLoseTheirHashInsteadOfKeepingAStaleOne) {
   SubjectProcess s("dirty_writer", {"8"});
-  Buffer b = buffer_of(s);
+  Buffer b = testing::writer_buffer(s);
   auto k = HashKeeper::start(s.pid(), milliseconds(20));
   ASSERT_TRUE(k.ok()) << k.status().to_string();
   ASSERT_TRUE((*k)->refresh().ok());
