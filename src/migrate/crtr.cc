@@ -365,10 +365,11 @@ Status run_crtr(Source* s) {
   RELIVE_RETURN_IF_ERROR(freeze_recorded(s, &rec));
   s->tree_left_stopped();
   // Its memory no longer changes: the keeper's last look (it stays armed until this function
-  // returns: CRIU dumps a tracked process as HA's epochs do, and disarming walks every page),
-  // and the pages written since its previous look are hashed while the last log travels and
-  // CRIU dumps the rest (whatever CRIU's parasite touches meanwhile only makes a page travel that
-  // need not have). Without a keeper, all of the memory is hashed.
+  // returns: the tracker leaves no descriptor in the process for CRIU to see, and disarming
+  // walks every page table entry), and the pages written since its previous look are hashed
+  // while the last log travels and CRIU dumps the rest (whatever CRIU's parasite touches
+  // meanwhile only makes a page travel that need not have). Without a keeper, all of the memory
+  // is hashed.
   if (keeper && !keeper->freeze().ok()) keeper.reset();
   uint64_t at_freeze = 0;  // pages the table hashed after the freeze
   auto ahead = std::async(std::launch::async,
