@@ -50,9 +50,6 @@ namespace {
 namespace m = relive::migration;
 using std::chrono::milliseconds;
 
-// How often the memory's hashes catch up with what the process wrote (transfer/hash_keeper.h).
-constexpr milliseconds kHashPeriod{50};
-
 // `relive record --pid PID --live` as a child: it attaches, checkpoints and records until told
 // to freeze (SIGUSR1) or to let go (SIGINT, the process runs on untraced).
 class Recorder {
@@ -322,7 +319,7 @@ Status run_crtr(Source* s) {
   // The memory's hashes, kept current while the process runs so that the freeze hashes only
   // what the last moments wrote. Armed before the recorder holds the process (it seizes it).
   std::unique_ptr<transfer::HashKeeper> keeper;
-  if (auto k = transfer::HashKeeper::start(pid, kHashPeriod); k.ok())
+  if (auto k = transfer::HashKeeper::start(pid, transfer::kHashKeeperPeriod); k.ok())
     keeper = std::move(*k);
   else
     RELIVE_LOG_DEBUG("memory hashed at the freeze: {}", k.status().to_string());

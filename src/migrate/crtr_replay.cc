@@ -46,12 +46,9 @@ Result<bool> CrtrReplay::wait_for_more() {
   return false;  // final, and nothing new since the last read
 }
 
-// How often the replayed memory's hashes catch up with what the replay wrote.
-constexpr std::chrono::milliseconds kHashPeriod{50};
-
 void CrtrReplay::replay_main(std::string trace_dir, pid_t pid) {
   // Armed while the restored process is still stopped and untraced (arming seizes it).
-  if (auto k = transfer::HashKeeper::start(pid, kHashPeriod); k.ok()) {
+  if (auto k = transfer::HashKeeper::start(pid, transfer::kHashKeeperPeriod); k.ok()) {
     std::lock_guard<std::mutex> lock(mu_);
     keeper_ = std::move(*k);
   } else {

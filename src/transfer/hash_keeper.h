@@ -29,6 +29,9 @@
 
 namespace relive::transfer {
 
+// How often CR/TR's keepers catch up with what their process wrote, at both ends.
+inline constexpr std::chrono::milliseconds kHashKeeperPeriod{50};
+
 class HashKeeper {
  public:
   // Arms dirty tracking of `pid` (it seizes the process for a moment: call it before another

@@ -7,7 +7,6 @@
 #include <signal.h>
 
 #include <chrono>
-#include <thread>
 
 #include "common/process_tree.h"
 #include "dirty/subject_process.h"
@@ -23,9 +22,7 @@ using Buffer = testing::WriterBuffer;
 
 bool stop(pid_t pid) {
   if (::kill(pid, SIGSTOP) != 0) return false;
-  for (int i = 0; i < 6000 && task_state(pid) != 'T'; ++i)
-    std::this_thread::sleep_for(milliseconds(5));
-  return task_state(pid) == 'T';
+  return testing::eventually([&] { return task_state(pid) == 'T'; }, std::chrono::seconds(30));
 }
 
 // Every hash `kept` holds is the page's hash now; returns how many it holds in [addr, +pages).
