@@ -186,9 +186,12 @@ Status SeizedThread::release() {
   if (!std::exchange(held_, false)) return Status::Ok();
   task_->set_regs(saved_);
   if (!owns_ptrace_) return Status::Ok();
+  // Signals held back go back before the detach: the thread takes them on its way out of the
+  // ptrace stop, before any user code. Sent after, a held SIGSTOP (a restored process's own,
+  // still queued when it was seized) would let the thread run its program in between.
+  for (int sig : injector_->held_signals()) ::kill(pid_, sig);
   if (::ptrace(PTRACE_DETACH, task_->tid(), nullptr, nullptr) != 0)
     return PosixError(fmt::format("PTRACE_DETACH from process {}", pid_), errno);
-  for (int sig : injector_->held_signals()) ::kill(pid_, sig);
   return Status::Ok();
 }
 

@@ -34,6 +34,7 @@
 #include <csignal>
 #include <filesystem>
 #include <optional>
+#include <thread>
 
 #include "common/file_util.h"
 #include "common/process_tree.h"
@@ -213,6 +214,55 @@ Result<pid_t> recreate_thread(const tracee::Task& c, uint64_t syscall_insn, cons
   return n.tid();
 }
 
+// Runs traced thread `tid` until its next stop of `kind`, dropping any other signal (nobody but
+// relive knows the checkpoint copy: a signal to it is not the program's).
+Status run_to(pid_t tid, Stop::Kind kind, int deliver) {
+  for (;;) {
+    if (::ptrace(PTRACE_CONT, tid, nullptr, deliver) != 0)
+      return PosixError(fmt::format("resuming thread {} of the checkpoint copy", tid), errno);
+    RELIVE_ASSIGN_OR_RETURN(auto got, tracee::wait_stop(tid));
+    const Stop& s = got.second;
+    if (s.kind == kind && (kind != Stop::Kind::kSignal || s.signo == SIGSTOP)) return Status::Ok();
+    if (s.kind == Stop::Kind::kExited || s.kind == Stop::Kind::kExitEvent)
+      return Status::IoError(fmt::format("thread {} of the checkpoint copy died", tid));
+    deliver = 0;
+  }
+}
+
+// Leaves the checkpoint copy (first thread `c`, other threads `others`, all at a ptrace stop) in
+// a group stop for CRIU, detached, every thread in TASK_STOPPED and no stop signal queued. CRIU
+// (compel) resumes a seized task once for each stop signal it counts, the queued ones and the
+// stop it finds it in, expecting a trap each time: a thread still on its way into the stop when
+// CRIU seizes it, or a SIGSTOP still queued, makes it resume once too often, and the copy runs
+// its program (and dies of closed descriptors). PTRACE_DETACH with SIGSTOP leaves both open.
+// So the copy stops while traced: a SIGSTOP to the first thread, delivered from its signal stop,
+// starts the group stop; each other thread, resumed, takes it before any user code runs; each
+// detaches from its group stop and stays in it.
+Status stop_for_criu(const tracee::Task& c, const std::vector<pid_t>& others) {
+  if (::syscall(SYS_tgkill, c.tid(), c.tid(), SIGSTOP) != 0)
+    return PosixError("stopping the checkpoint copy", errno);
+  RELIVE_RETURN_IF_ERROR(run_to(c.tid(), Stop::Kind::kSignal, 0));
+  RELIVE_RETURN_IF_ERROR(run_to(c.tid(), Stop::Kind::kGroupStop, SIGSTOP));
+  for (pid_t tid : others) RELIVE_RETURN_IF_ERROR(run_to(tid, Stop::Kind::kGroupStop, 0));
+  for (pid_t tid : others)
+    if (::ptrace(PTRACE_DETACH, tid, nullptr, 0) != 0)
+      return PosixError("detach recreated thread", errno);
+  if (::ptrace(PTRACE_DETACH, c.tid(), nullptr, 0) != 0) return PosixError("detach child", errno);
+  // Detached from a group stop, a thread wakes and re-enters it: wait until each has.
+  auto all_stopped = [&] {
+    for (pid_t tid : threads_of(c.tid()))
+      if (task_state(tid) != 'T') return false;
+    return true;
+  };
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (!all_stopped()) {
+    if (std::chrono::steady_clock::now() > deadline)
+      return Status::IoError("the checkpoint copy did not stop");
+    std::this_thread::sleep_for(std::chrono::microseconds(200));
+  }
+  return Status::Ok();
+}
+
 // Forks the checkpoint child from inside the stopped original and recreates `others` in it.
 // Returns the child, stopped, and the tids of the recreated threads (in `others`' order).
 Result<pid_t> fork_checkpoint_child(const tracee::Task& task, uint64_t syscall_insn, const Regs& r0,
@@ -244,12 +294,8 @@ Result<pid_t> fork_checkpoint_child(const tracee::Task& task, uint64_t syscall_i
     recreated->push_back(*n);
   }
   c.set_regs(r0);
-  // Every thread leaves with a SIGSTOP: the copy sits in a group stop for CRIU.
-  for (pid_t tid : *recreated)
-    if (::ptrace(PTRACE_DETACH, tid, nullptr, SIGSTOP) != 0)
-      return abandon(PosixError("detach recreated thread", errno));
-  if (::ptrace(PTRACE_DETACH, c.tid(), nullptr, SIGSTOP) != 0)
-    return abandon(PosixError("detach child", errno));
+  Status stopped = stop_for_criu(c, *recreated);
+  if (!stopped.ok()) return abandon(stopped);
   return static_cast<pid_t>(child);
 }
 
@@ -308,9 +354,10 @@ struct AttachGuard {
     if (!armed) return;
     if (vdso) (void)tracee::unpatch_vdso(tracee::Task(pid), *vdso);
     for (const HeldThread& t : at_r0) tracee::Task(t.tid).set_regs(t.r0);
-    for (pid_t tid : seized) ::ptrace(PTRACE_DETACH, tid, nullptr, nullptr);
+    // Held signals first: each thread takes them before it runs user code again.
     if (held != nullptr)
       for (int sig : *held) ::kill(pid, sig);
+    for (pid_t tid : seized) ::ptrace(PTRACE_DETACH, tid, nullptr, nullptr);
   }
 };
 
