@@ -303,16 +303,17 @@ bool RecordSession::others_ready(pid_t tid) const {
 }
 
 // Dispatch mode: a signal stop that is a call dispatch stopped (SIGSYS, SYS_USER_DISPATCH) is
-// that call's entry: it is made again from its own instruction, let through, to its entry stop
-// (three stops a traced call instead of two). Until that entry stop the thread must not run user
-// code (the selector lets every call through): an interrupt is absorbed, another signal held.
+// that call's entry: it is made again from an instruction dispatch lets through, to its entry
+// stop (three stops a traced call instead of two), where it is set to return to the program.
+// Until that entry stop the thread must not run user code (it stands on relive's instruction): an
+// interrupt is absorbed, another signal held.
 // Nothing: a stop to handle as usual.
 std::optional<Status> RecordSession::on_dispatched(Thread& t, const Stop& stop) {
   if (t.reissuing) {
     switch (stop.kind) {
       case Stop::Kind::kSyscallEntry:
         t.reissuing = false;
-        RELIVE_RETURN_IF_ERROR(tracee::block_dispatched_syscalls(t.task));
+        RELIVE_RETURN_IF_ERROR(tracee::return_reissued_syscall(t.task, t.reissue_return));
         return on_entry(t, stop);
       case Stop::Kind::kGroupStop:
         t.interrupt_pending = false;
@@ -332,7 +333,7 @@ std::optional<Status> RecordSession::on_dispatched(Thread& t, const Stop& stop) 
     std::string info;
     RELIVE_RETURN_IF_ERROR(t.task.get_siginfo(&info));
     if (tracee::is_dispatched_syscall(info)) {
-      RELIVE_RETURN_IF_ERROR(tracee::reissue_dispatched_syscall(t.task));
+      RELIVE_ASSIGN_OR_RETURN(t.reissue_return, tracee::reissue_dispatched_syscall(t.task));
       t.reissuing = true;
       return t.task.syscall();
     }
@@ -872,6 +873,15 @@ void RecordSession::stop_all() {
       ::ptrace(PTRACE_INTERRUPT, tid, nullptr, nullptr);
       auto got = tracee::wait_stop(tid);
       t.stopped_at_entry = got.ok() && got->second.kind == Stop::Kind::kSyscallEntry;
+      if (std::exchange(t.reissuing, false) && got.ok() &&
+          got->second.kind != Stop::Kind::kExited) {
+        // A call made again from relive's instruction returns where the program made it, or,
+        // not entered yet, is made again from the program's own when the thread runs on.
+        Status back = t.stopped_at_entry
+                          ? tracee::return_reissued_syscall(t.task, t.reissue_return)
+                          : tracee::cancel_reissued_syscall(t.task, t.reissue_return);
+        if (!back.ok()) spdlog::warn("thread {}: {}", tid, back.to_string());
+      }
       t.state = State::kReady;
     }
   }

@@ -123,6 +123,7 @@ class RecordSession {
     // Dispatch mode: a call dispatch stopped is being made again (selector "allow") and has not
     // reached its entry stop yet; the thread must not run user code before it does.
     bool reissuing = false;
+    uint64_t reissue_return = 0;    // where the reissued call returns (syscall_dispatch.h)
     bool dispatch_on = false;       // dispatch mode: turned on in this thread
     bool stopped_at_entry = false;  // stop_all found it at a syscall-entry stop
   };

@@ -192,8 +192,9 @@ Status ReplaySession::go_on(const tracee::Task& task, int sig) const {
   return mode_ == Mode::kAllSyscalls ? task.syscall(sig) : task.cont(sig);
 }
 
-// Until the entry stop of a call made again the thread must not run user code (its selector lets
-// every call through): this run's own signals and interrupts are dropped on the way.
+// Until the entry stop of a call made again the thread must not run user code (it stands on
+// relive's instruction, syscall_dispatch.h): this run's own signals and interrupts are dropped on
+// the way.
 Result<std::pair<pid_t, Stop>> ReplaySession::wait_for(Thread& t) {
   for (;;) {
     RELIVE_ASSIGN_OR_RETURN(auto got, tracee::wait_stop(t.task.tid()));
@@ -206,14 +207,14 @@ Result<std::pair<pid_t, Stop>> ReplaySession::wait_for(Thread& t) {
       }
       t.reissuing = false;
       if (s.kind == Stop::Kind::kSyscallEntry)
-        RELIVE_RETURN_IF_ERROR(tracee::block_dispatched_syscalls(t.task));
+        RELIVE_RETURN_IF_ERROR(tracee::return_reissued_syscall(t.task, t.reissue_return));
       return got;
     }
     if (s.kind == Stop::Kind::kSignal && s.signo == SIGSYS) {
       std::string info;
       RELIVE_RETURN_IF_ERROR(t.task.get_siginfo(&info));
       if (tracee::is_dispatched_syscall(info)) {
-        RELIVE_RETURN_IF_ERROR(tracee::reissue_dispatched_syscall(t.task));
+        RELIVE_ASSIGN_OR_RETURN(t.reissue_return, tracee::reissue_dispatched_syscall(t.task));
         t.reissuing = true;
         RELIVE_RETURN_IF_ERROR(t.task.syscall());
         continue;

@@ -103,7 +103,8 @@ class ReplaySession {
     int current_trampolines = -1;   // its process runs this build's trampolines: -1 not known
     // The syscall sites patched in this thread's address space (shared by its threads).
     std::shared_ptr<tracee::SitePatcher> sites;
-    bool reissuing = false;  // dispatch mode: a dispatched call made again, before its entry
+    bool reissuing = false;       // dispatch mode: a dispatched call made again, before its entry
+    uint64_t reissue_return = 0;  // where it returns (syscall_dispatch.h)
   };
 
   Result<std::optional<trace::Event>> next();

@@ -33,10 +33,6 @@ Injector::Injector(const Task& task, At at, uint64_t syscall_insn)
   if (at == At::kEntry) syscall_insn_ = task.regs().rip - 2;
 }
 
-Injector::~Injector() {
-  if (lifted_dispatch_) (void)block_dispatched_syscalls(task_);
-}
-
 Result<int64_t> Injector::call(int nr, std::initializer_list<uint64_t> args) {
   RELIVE_CHECK(args.size() <= 6);
   Regs r = task_.regs();
@@ -89,9 +85,9 @@ Status Injector::run_to_exit() {
       case Stop::Kind::kSignal: {
         std::string info;
         if (s.signo == SIGSYS && task_.get_siginfo(&info).ok() && is_dispatched_syscall(info)) {
-          // The process has syscall user dispatch on: the call is made again, let through.
-          RELIVE_RETURN_IF_ERROR(reissue_dispatched_syscall(task_));
-          lifted_dispatch_ = true;
+          // The process has syscall user dispatch on: the call is made again from an instruction
+          // dispatch lets through (the registers are the caller's to restore).
+          RELIVE_RETURN_IF_ERROR(reissue_dispatched_syscall(task_).status());
           RELIVE_RETURN_IF_ERROR(task_.syscall());
           break;
         }

@@ -27,8 +27,7 @@ class Injector {
   // other ptrace stop; `syscall_insn` is the address of a `syscall` instruction to run from
   // (ignored at an entry stop, where the current syscall is replaced).
   Injector(const Task& task, At at, uint64_t syscall_insn);
-  // Puts the dispatch selector back (syscall_dispatch.h) if an injected call needed it lifted.
-  ~Injector();
+  ~Injector() = default;
   Injector(const Injector&) = delete;
   Injector& operator=(const Injector&) = delete;
 
@@ -52,7 +51,6 @@ class Injector {
   uint64_t syscall_insn_;
   pid_t swallow_child_ = 0;
   std::vector<int> held_;
-  bool lifted_dispatch_ = false;
 };
 
 }  // namespace relive::tracee

@@ -7,6 +7,8 @@
 #include <sys/syscall.h>
 
 #include <cstring>
+#include <string_view>
+#include <utility>
 
 #include "common/check.h"
 
@@ -159,15 +161,51 @@ bool is_dispatched_syscall(const std::string& siginfo) {
   return si.si_signo == SIGSYS && si.si_code == SYS_USER_DISPATCH;
 }
 
-Status reissue_dispatched_syscall(const Task& task) {
+namespace {
+
+// A `syscall` instruction where dispatch lets calls through: among the fast trampolines, else in
+// the fast-path blob. Found in the process's own pages: a process restored from an image carries
+// those of the build that made it.
+Result<uint64_t> let_through_syscall_insn(const Task& task) {
+  constexpr std::pair<uint64_t, uint64_t> kCode[] = {
+      {kTrampolineAddr + kFastTrampolineOffset, kTrampolineAddr + kFastTrampolineEnd},
+      {kFastPathBlobAddr, kFastPathBlobAddr + kFastPathBlobSize}};
+  for (auto [from, to] : kCode) {
+    RELIVE_CHECK(from >= kDispatchAllowedStart && to <= kDispatchAllowedEnd);
+    Result<std::string> code = task.read_mem(from, to - from);
+    if (!code.ok()) continue;
+    size_t at = code->find(std::string_view("\x0f\x05", 2));
+    if (at != std::string::npos) return from + at;
+  }
+  return Status::Corruption("relive's pages in the process hold no syscall instruction");
+}
+
+}  // namespace
+
+Result<uint64_t> reissue_dispatched_syscall(const Task& task) {
+  RELIVE_ASSIGN_OR_RETURN(uint64_t insn, let_through_syscall_insn(task));
   RELIVE_ASSIGN_OR_RETURN(Regs r, task.try_regs());
-  r.rip -= 2;  // the `syscall` the kernel did not make
+  uint64_t return_to = r.rip;  // just past the `syscall` the kernel did not make
+  r.rip = insn;
   r.rax = r.orig_rax;
   r.orig_rax = static_cast<uint64_t>(-1);
   task.set_regs(r);
-  return set_selector(task, kSelectorAllow);
+  return return_to;
 }
 
-Status block_dispatched_syscalls(const Task& task) { return set_selector(task, kSelectorBlock); }
+Status return_reissued_syscall(const Task& task, uint64_t return_to) {
+  RELIVE_ASSIGN_OR_RETURN(Regs r, task.try_regs());
+  r.rip = return_to;
+  r.rcx = return_to;  // as `syscall` leaves it
+  task.set_regs(r);
+  return Status::Ok();
+}
+
+Status cancel_reissued_syscall(const Task& task, uint64_t return_to) {
+  RELIVE_ASSIGN_OR_RETURN(Regs r, task.try_regs());
+  r.rip = return_to - 2;  // rax still holds the call's number
+  task.set_regs(r);
+  return Status::Ok();
+}
 
 }  // namespace relive::tracee

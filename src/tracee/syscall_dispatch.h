@@ -5,9 +5,11 @@
 // anywhere but relive's own pages (the fast trampolines, the syscall buffer, the fast-path blob:
 // one range) is not made: the kernel raises SIGSYS (si_code SYS_USER_DISPATCH), which the tracer
 // sees as a signal stop with the call's number in orig_rax and rip just past its `syscall`. The
-// tracer makes the call again from that same instruction with the selector set to "allow" and
-// stops it at its entry (PTRACE_SYSCALL); the selector goes back to "block" there, before any
-// user code runs. Calls made from the range (the fast path's) never stop.
+// tracer makes the call again, same registers, from a `syscall` inside the range and stops it at
+// its entry (PTRACE_SYSCALL), where it sets the call to return to the program's own instruction.
+// The selector stays at "block" throughout: it is the whole process's, and lifting it for one
+// thread's call would let another's through untraced. Calls made from the range (the fast
+// path's) never stop unless the tracer asked for syscall stops.
 //
 // Dispatch belongs to one thread and is not inherited (a new thread or process starts without
 // it, execve clears it), so the tracer turns it on in each one. It is taken off by setting the
@@ -66,11 +68,22 @@ bool sets_syscall_dispatch(int nr, const SyscallArgs& args);
 // Whether a SIGSYS stop's siginfo is a call dispatch stopped.
 bool is_dispatched_syscall(const std::string& siginfo);
 
-// `task` is at the SIGSYS stop of a dispatched call: rewinds it to make the call again from its
-// own instruction with the selector set to "allow". The caller resumes it with PTRACE_SYSCALL,
-// without the signal, and calls block_dispatched_syscalls at the entry stop that follows.
-Status reissue_dispatched_syscall(const Task& task);
+// `task` is at the SIGSYS stop of a dispatched call: sets it to make the call again, with the
+// same registers, from a `syscall` instruction among the fast trampolines, which dispatch lets
+// through. The selector, which every thread of the process shares, stays at "block": lifting it
+// would let another thread's call through untraced (one restarted by the kernel, one the program
+// makes meanwhile) and that thread run on unrecorded. Returns the address the call returns to
+// (just past the program's own `syscall`). The caller resumes the thread with PTRACE_SYSCALL,
+// without the signal, holding any other signal until the entry stop that follows, and there
+// calls return_reissued_syscall; until then the thread must not run user code.
+Result<uint64_t> reissue_dispatched_syscall(const Task& task);
 
-Status block_dispatched_syscalls(const Task& task);
+// At the entry stop of a reissued call: it returns to `return_to`, rcx as the program's own
+// `syscall` left it.
+Status return_reissued_syscall(const Task& task, uint64_t return_to);
+
+// A reissued call stopped before its entry (an interrupt): the thread goes back to the program's
+// own `syscall`, which it makes when it runs on.
+Status cancel_reissued_syscall(const Task& task, uint64_t return_to);
 
 }  // namespace relive::tracee

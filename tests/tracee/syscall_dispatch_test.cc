@@ -124,16 +124,26 @@ TEST(SyscallDispatch, CallsStopAndAreMadeAgainLetThroughAndRunFreeOnceItIsOff) {
     ASSERT_TRUE(task.get_siginfo(&info).ok());
     ASSERT_TRUE(is_dispatched_syscall(info));
     EXPECT_EQ(task.regs().orig_rax, static_cast<uint64_t>(SYS_getppid));
-    ASSERT_TRUE(reissue_dispatched_syscall(task).ok());
+    const uint64_t past_call = task.regs().rip;
+    Result<uint64_t> return_to = reissue_dispatched_syscall(task);
+    ASSERT_TRUE(return_to.ok()) << return_to.status().to_string();
+    EXPECT_EQ(*return_to, past_call);
+    uint64_t rip = task.regs().rip;
+    EXPECT_TRUE(rip >= kDispatchAllowedStart && rip < kDispatchAllowedEnd) << std::hex << rip;
+    unsigned char selector = 0;
+    ASSERT_TRUE(task.read_mem(kDispatchSelectorAddr, &selector, 1).ok());
+    EXPECT_EQ(selector, kSelectorBlock) << "the selector every thread shares was lifted";
     ASSERT_EQ(::ptrace(PTRACE_SYSCALL, f.child, nullptr, nullptr), 0);  // the SIGSYS dropped
     status = wait_status(f.child);
     ASSERT_TRUE(WIFSTOPPED(status) && WSTOPSIG(status) == (SIGTRAP | 0x80)) << std::hex << status;
     EXPECT_EQ(task.regs().orig_rax, static_cast<uint64_t>(SYS_getppid));  // its entry
-    ASSERT_TRUE(block_dispatched_syscalls(task).ok());
+    ASSERT_TRUE(return_reissued_syscall(task, *return_to).ok());
     ASSERT_EQ(::ptrace(PTRACE_SYSCALL, f.child, nullptr, nullptr), 0);
     status = wait_status(f.child);
     ASSERT_TRUE(WIFSTOPPED(status) && WSTOPSIG(status) == (SIGTRAP | 0x80)) << std::hex << status;
     EXPECT_EQ(task.regs().rax, static_cast<uint64_t>(::getpid())) << "getppid was not made";
+    EXPECT_EQ(task.regs().rip, past_call) << "the call does not return to the program";
+    EXPECT_EQ(task.regs().rcx, past_call) << "rcx is not as the program's syscall leaves it";
   }
 
   // At the last call's exit: off, and the selector set to "block" behind its back changes
@@ -142,7 +152,7 @@ TEST(SyscallDispatch, CallsStopAndAreMadeAgainLetThroughAndRunFreeOnceItIsOff) {
   ASSERT_TRUE(off.ok()) << off.to_string();
   EXPECT_TRUE(held.empty());
   EXPECT_FALSE(catches_sigsys(f.child)) << "the SIGSYS handler was left behind";
-  ASSERT_TRUE(block_dispatched_syscalls(task).ok());
+  ASSERT_TRUE(task.write_mem(kDispatchSelectorAddr, &kSelectorBlock, 1).ok());
   ASSERT_EQ(::ptrace(PTRACE_DETACH, f.child, nullptr, nullptr), 0);
   EXPECT_TRUE(counts_on(f.count)) << "the child stopped counting";
   EXPECT_EQ(::waitpid(f.child, nullptr, WNOHANG | __WALL), 0) << "the child died";
