@@ -15,10 +15,12 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <string>
 #include <thread>
+#include <utility>
 
 #include "common/scoped_fd.h"
 
@@ -153,6 +155,18 @@ int act(const Command& c) {
   ::_exit(0);
 }
 
+// Closes every descriptor above 2 but `a` and `b`.
+void keep_only_stdio_and(int a, int b) {
+  if (a > b) std::swap(a, b);
+  auto close_between = [](int first, int last) {
+    if (first <= last)
+      ::syscall(SYS_close_range, static_cast<unsigned>(first), static_cast<unsigned>(last), 0);
+  };
+  close_between(3, a - 1);
+  close_between(a + 1, b - 1);
+  close_between(b + 1, INT32_MAX);
+}
+
 class Subject {
  public:
   explicit Subject(bool spinning = false) {
@@ -162,10 +176,12 @@ class Subject {
     if (pid_ == 0) {
       ::close(c[1]);
       ::close(r[0]);
-      // Not the test's stdio, which the test writes to meanwhile.
+      // Not the test's stdio, which the test writes to meanwhile, nor any other descriptor it
+      // inherited (ctest's own log file is one: its offset moves as ctest writes).
       int null = ::open("/dev/null", O_RDWR);
       for (int fd : {0, 1, 2}) ::dup2(null, fd);
       ::close(null);
+      keep_only_stdio_and(c[0], r[1]);
       if (spinning) spin(r[1]);
       serve(c[0], r[1]);
     }
